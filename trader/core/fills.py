@@ -1,0 +1,79 @@
+"""Applying order fills to ``CoinState`` as deltas, and deciding where recovery leads.
+
+An order's fill may be seen more than once (the wait activity, then a cancel, then a
+reconciliation after a crash). Fills are applied as the difference to what was already
+counted for the current order, so nothing is ever counted twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from trader.core.market import MarketInfo, Order, OrderSide, OrderStatus
+from trader.core.phases import Trigger
+from trader.core.sizing import is_dust
+from trader.core.state import CoinState
+
+
+def apply_fill(state: CoinState, order: Order) -> Decimal:
+    """Add the part of ``order``'s fill not yet counted; return the newly counted amount."""
+    delta = order.filled - state.order_filled_applied
+    if delta <= 0:
+        return Decimal(0)
+    cost_delta = order.cost - state.order_cost_applied
+    fee_delta = order.fee - state.order_fee_applied
+    state.order_filled_applied = order.filled
+    state.order_cost_applied = order.cost
+    state.order_fee_applied = order.fee
+    if order.side is OrderSide.BUY:
+        state.amount += delta
+        state.entry_cost += cost_delta
+        state.entry_fee += fee_delta
+        state.entry_price = state.entry_cost / state.amount
+        state.entry_fee_per_unit = state.entry_fee / state.amount
+    else:
+        state.sold_amount += delta
+        state.exit_proceeds += cost_delta
+        state.exit_fee += fee_delta
+    return delta
+
+
+def start_order(state: CoinState, *, client_order_id: str, side: OrderSide, amount: Decimal,
+                now: float) -> None:
+    """Record a new order before it is placed (its fills start from zero)."""
+    state.client_order_id = client_order_id
+    state.order_id = None
+    state.order_side = side
+    state.order_amount = amount
+    state.order_placed_ts = now
+    state.order_filled_applied = Decimal(0)
+    state.order_cost_applied = Decimal(0)
+    state.order_fee_applied = Decimal(0)
+
+
+def sell_done(state: CoinState, market: MarketInfo, price: Decimal, threshold: Decimal) -> bool:
+    """The exit is complete: at least ``threshold`` sold, or what is left is unsellable dust."""
+    if state.amount <= 0:
+        return True
+    return state.sold_amount >= state.amount * threshold or is_dust(state.remaining, price, market)
+
+
+def recovery_trigger(
+    state: CoinState, order: Order | None, market: MarketInfo, price: Decimal,
+    threshold: Decimal,
+) -> Trigger:
+    """Where ERROR goes after reconciling with the exchange (never forgets a position).
+
+    ``order`` is the exchange's view of the symbol's last order (None: never reached it).
+    Applies the order's fill to ``state`` as a side effect (as a delta, see module doc).
+    """
+    if order is not None:
+        if order.status is OrderStatus.OPEN:
+            return (Trigger.RECOVERED_BUY_OPEN if order.side is OrderSide.BUY
+                    else Trigger.RECOVERED_SELL_OPEN)
+        apply_fill(state, order)
+    if state.amount <= 0 or is_dust(state.amount, price, market) and state.sold_amount == 0:
+        return Trigger.RECOVERED_FLAT
+    if state.sold_amount > 0 and sell_done(state, market, price, threshold):
+        return Trigger.RECOVERED_SOLD
+    return Trigger.RECOVERED_POSITION

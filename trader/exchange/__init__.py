@@ -1,0 +1,1 @@
+"""Exchange port and its implementations (paper simulator now; ccxt next)."""

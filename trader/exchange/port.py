@@ -1,0 +1,72 @@
+"""The ``Exchange`` port: what the activities need from any exchange.
+
+Implementations: ``PaperExchange`` (an in-process simulator persisted in SQLite) and, later,
+the ccxt adapter. Implementations raise only ``trader.core.errors`` exceptions.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from trader.core.market import Candle, MarketInfo, Order, OrderRequest, Ticker
+
+
+class Exchange(Protocol):
+    """An exchange account, seen through unified symbols (``BTC/USDT``)."""
+
+    name: str
+    simulated: bool
+    """True when orders never reach a real exchange (paper, dry-run)."""
+
+    async def load_markets(self) -> dict[str, MarketInfo]:
+        """All markets with precision and minimums (cached by implementations)."""
+        ...
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        """Top of book for many symbols in one request.
+
+        Raises:
+            BadSymbol: a symbol does not exist.
+        """
+        ...
+
+    async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
+        """Candles (1 minute) from ``since_ms``, oldest first, at most ``limit``."""
+        ...
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        """Place an order.
+
+        Raises:
+            DuplicateClientOrderId: an order with this client order id exists already.
+            InsufficientFunds, InvalidOrder: the order was refused.
+            RetryableExchangeError: outcome unknown; look the client id up before retrying.
+        """
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        """The order with this client order id.
+
+        Raises:
+            OrderNotFound: no such order.
+        """
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
+        """Cancel if still open; return the order's final state either way.
+
+        Raises:
+            OrderNotFound: no such order.
+        """
+        ...
+
+    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+        ...
+
+    async def fetch_balance(self) -> dict[str, Decimal]:
+        """Total balance per currency (values are ``Decimal``)."""
+        ...
+
+    async def close(self) -> None:
+        ...
