@@ -1,0 +1,107 @@
+"""durable-trader command line: launch the watchlist and operate it.
+
+    python starter.py                      start (embedded Temporal + worker + watchlist)
+    python starter.py force-exit BTC/USDT  sell a symbol's position now
+    python starter.py status --once        one table of every symbol's phase
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from trader.config import Settings, load_settings
+from trader.core.errors import ConfigError, TraderError
+from trader.runtime import commands
+from trader.runtime.client import connect, ensure_search_attributes
+from trader.runtime.devserver import start_dev_server
+from trader.runtime.exchange import build_exchange
+from trader.runtime.launch import start_watchlist, validate_watchlist
+from trader.runtime.worker import run_worker
+
+log = logging.getLogger("durable_trader")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="TOML config file (see config.example.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    start = sub.add_parser("start", help="start the watchlist (the default command)")
+    start.add_argument("--no-worker", action="store_true",
+                       help="only start the workflows; run `python worker.py` separately")
+    fx = sub.add_parser("force-exit", help="sell a symbol's position now")
+    fx.add_argument("symbol", help="e.g. BTC/USDT")
+    fx.add_argument("--reason", default="manual", help="recorded in the history and ledger")
+    for name, text in (("pause", "stop new entries (open trades continue)"),
+                       ("resume", "allow new entries again")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("symbols", nargs="*", help="default: the whole watchlist")
+    stop = sub.add_parser("stop", help="stop every symbol at its next quiet phase")
+    stop.add_argument("--close-positions", action="store_true",
+                      help="sell held positions first (default: keep them; resumed on start)")
+    status = sub.add_parser("status", help="table of every symbol's phase (from visibility)")
+    status.add_argument("--once", action="store_true", help="print one table and exit")
+    args = parser.parse_args(argv)
+    args.command = args.command or "start"
+    return args
+
+
+async def _client(settings: Settings):  # noqa: ANN202
+    address = settings.temporal_address
+    if address is None:  # embedded default: a local dev server (reused if already up)
+        start_dev_server(data_dir=settings.data_dir / "temporal", port=settings.temporal_port,
+                         ui_port=settings.temporal_ui_port)
+        address = f"127.0.0.1:{settings.temporal_port}"
+    client = await connect(address, settings.temporal_namespace)
+    await ensure_search_attributes(client)
+    return client
+
+
+async def main(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client = await _client(settings)
+    if args.command == "start":
+        exchange = build_exchange(settings)
+        try:
+            await validate_watchlist(exchange, settings.watchlist)
+        finally:
+            await exchange.close()
+        ids_ = await start_watchlist(client, settings)
+        ui = f"http://localhost:{settings.temporal_ui_port}/namespaces/{client.namespace}/workflows"
+        print(f"{len(ids_)} symbols running: {', '.join(ids_)}\nWeb UI: {ui}", flush=True)
+        if args.no_worker:
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, client, stop=stop)
+    elif args.command == "force-exit":
+        print(await commands.force_exit(client, settings, args.symbol, args.reason))
+    elif args.command in ("pause", "resume"):
+        done = await commands.signal_all(client, settings, f"{args.command}_entries",
+                                         symbols=args.symbols or None)
+        print(f"{args.command}d: {', '.join(done)}")
+    elif args.command == "stop":
+        done = await commands.stop(client, settings, close_positions=args.close_positions)
+        print(f"stopping: {', '.join(done)}")
+    elif args.command == "status":
+        from rich.console import Console
+
+        commands.render_status(await commands.status_rows(client), Console())
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(asyncio.run(main(parse_args())))
+    except (ConfigError, TraderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,212 @@
+"""Every type that crosses the Temporal boundary: workflow, activity, signal, update and
+query inputs and results, and the activity names.
+
+Workflows call activities by these names (not by importing activity code), so workflow code
+never pulls I/O modules into the sandbox and tests can replace activities by name.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
+from trader.core.params import TraderParams
+from trader.core.state import CoinState
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- activity names ------------------------------------------------------------------------
+WARMUP = "warmup"
+WATCH_ENTRY = "watch_entry"
+WATCH_EXIT = "watch_exit"
+PLACE_ORDER = "place_order"
+WAIT_ORDER = "wait_order"
+CANCEL_ORDER = "cancel_order"
+RECONCILE = "reconcile"
+ACQUIRE_SLOT = "acquire_slot"
+RECORD_TRADE = "record_trade"
+RECORD_DUST = "record_dust"
+NOTIFY = "notify"
+
+
+# --- workflows -----------------------------------------------------------------------------
+class TraderInput(_Msg):
+    symbol: str
+    params: TraderParams
+    portfolio_id: str
+    watch_task_queue: str
+    state: CoinState | None = None
+    """Set by continue-as-new (and by the starter when resuming a stopped symbol)."""
+
+
+class PortfolioInput(_Msg):
+    max_trades: int
+    slots: dict[str, str] = {}
+    """decision id -> symbol of every granted slot."""
+
+
+class SlotRequest(_Msg):
+    decision_id: str
+    symbol: str
+
+
+class SlotGrant(_Msg):
+    granted: bool
+    in_use: int
+    max_trades: int
+
+
+class ForceExitRequest(_Msg):
+    reason: str = "manual"
+
+
+class ForceExitResult(_Msg):
+    accepted: bool
+    phase: str
+    detail: str
+
+
+class ShutdownRequest(_Msg):
+    close_position: bool = False
+
+
+class AcquireSlotInput(_Msg):
+    portfolio_id: str
+    max_trades: int
+    request: SlotRequest
+
+
+# --- market watching -------------------------------------------------------------------------
+class WarmupInput(_Msg):
+    symbol: str
+    backfill_minutes: int
+
+
+class WarmupResult(_Msg):
+    market: MarketInfo
+    ticker: Ticker
+    backfill_high: Decimal | None
+    """Highest price of the backfill window (None when backfill is off or empty)."""
+    simulated: bool
+
+
+class WatchEntryInput(_Msg):
+    symbol: str
+    params: TraderParams
+    anchor: Decimal
+    window: list[tuple[int, Decimal]] = []
+    """Carried rolling-window candidates (ts_ms, price) for the WINDOW anchor mode."""
+
+
+class WatchEntryResult(_Msg):
+    fired: bool
+    ticker: Ticker
+    anchor: Decimal
+    trigger_price: Decimal
+    drop_pct: Decimal
+    window: list[tuple[int, Decimal]] = []
+    sma: Decimal | None = None
+    ticks: int = 0
+
+
+class WatchExitInput(_Msg):
+    symbol: str
+    params: TraderParams
+    entry_price: Decimal
+    entry_ts: float
+    peak: Decimal
+    trailing_trigger: Decimal
+
+
+class WatchExitResult(_Msg):
+    fired: bool
+    reason: str | None
+    detail: str
+    ticker: Ticker
+    peak: Decimal
+    trailing_trigger: Decimal
+    ticks: int = 0
+
+
+# --- orders ----------------------------------------------------------------------------------
+class PlaceOrderInput(_Msg):
+    """An order whose limit price the activity sets from the live book.
+
+    ``limit_offset_bps`` None means a market order; otherwise buys are priced that far
+    above the ask and sells that far below the bid. The price actually sent is in the
+    result, so the history holds it.
+    """
+
+    symbol: str
+    side: OrderSide
+    amount: Decimal
+    client_order_id: str
+    type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.IOC
+    limit_offset_bps: Decimal | None = Decimal(0)
+
+
+class OrderRef(_Msg):
+    symbol: str
+    client_order_id: str
+    poll_interval_s: float = 0.5
+
+
+class ReconcileInput(_Msg):
+    symbol: str
+    client_order_id: str | None
+    base: str
+
+
+class ReconcileResult(_Msg):
+    order: Order | None
+    base_balance: Decimal
+    ticker: Ticker
+
+
+# --- ledger and notifications ------------------------------------------------------------------
+class TradeRecord(_Msg):
+    trade_id: str
+    """The decision id: the ledger's idempotency key."""
+    symbol: str
+    exchange: str
+    exit_reason: str
+    bought_amount: Decimal
+    sold_amount: Decimal
+    entry_price: Decimal
+    entry_cost: Decimal
+    entry_fee: Decimal
+    exit_proceeds: Decimal
+    exit_fee: Decimal
+    net_pnl: Decimal
+    pnl_pct: Decimal
+    opened_ts: float
+    closed_ts: float
+    simulated: bool
+
+
+class DustRecord(_Msg):
+    dust_id: str
+    symbol: str
+    exchange: str
+    amount: Decimal
+    price: Decimal
+    reason: str
+    ts: float
+
+
+class RecordResult(_Msg):
+    inserted: bool
+    """False when the record already existed (a retried or re-run activity)."""
+
+
+class Notification(_Msg):
+    symbol: str
+    kind: str
+    """entry | exit | error | notice"""
+    text: str

@@ -1,0 +1,93 @@
+"""Launching the watchlist: one SymbolTrader per symbol plus the Portfolio, idempotently."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError
+
+from trader import contracts as c
+from trader.config import Settings
+from trader.core import ids
+from trader.core.errors import BadSymbol, ConfigError
+from trader.core.phases import Phase
+from trader.core.state import CoinState
+from trader.exchange.port import Exchange
+from trader.runtime import search as sa
+
+log = logging.getLogger(__name__)
+
+
+async def validate_watchlist(exchange: Exchange, symbols: list[str]) -> None:
+    """Refuse to start with a symbol the exchange does not list (before anything runs)."""
+    markets = await exchange.load_markets()
+    unknown = [s for s in symbols if s not in markets]
+    if unknown:
+        known = ", ".join(sorted(markets)[:20])
+        raise BadSymbol(f"unknown symbol(s) {', '.join(unknown)} on {exchange.name}; "
+                        f"available: {known}")
+
+
+async def resumable_state(handle: WorkflowHandle) -> CoinState | None:
+    """The final state of a symbol's last run when it stopped holding something.
+
+    A symbol shut down without closing its position ends with that position in its
+    result; the next start hands it back so the position is never forgotten.
+    """
+    try:
+        desc = await handle.describe()
+    except RPCError:
+        return None
+    if desc.status != WorkflowExecutionStatus.COMPLETED:
+        return None
+    state = await handle.result(result_type=CoinState)
+    if state.phase is Phase.IDLE and not state.holds_position:
+        return None
+    return state.model_copy(update={"shutdown_requested": False, "close_on_shutdown": False})
+
+
+async def start_watchlist(client: Client, settings: Settings) -> list[str]:
+    """Start (or find running) one workflow per symbol; returns the workflow ids."""
+    if settings.effective_mode != "fsm":
+        raise ConfigError(
+            f"FSM_MODE={settings.effective_mode!r} is not available yet: this version runs "
+            "the Temporal workflows only (set FSM_ENABLED=true and FSM_MODE=fsm)")
+    params = settings.trader_params()
+    portfolio_id = ids.portfolio_id_for(settings.exchange)
+    portfolio = await client.start_workflow(
+        "Portfolio", c.PortfolioInput(max_trades=params.max_trades), id=portfolio_id,
+        task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Trade slots on {settings.exchange}",
+    )
+    await portfolio.signal("set_max_trades", params.max_trades)
+    started = []
+    for symbol in settings.watchlist:
+        wf_id = ids.workflow_id_for(settings.exchange, symbol)
+        state = await resumable_state(client.get_workflow_handle(wf_id))
+        await client.start_workflow(
+            "SymbolTrader",
+            c.TraderInput(symbol=symbol, params=params, portfolio_id=portfolio_id,
+                          watch_task_queue=settings.watch_task_queue, state=state),
+            id=wf_id, task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                sa.TRADING_SYMBOL.value_set(symbol),
+                sa.TRADING_EXCHANGE.value_set(settings.exchange),
+                sa.TRADING_PHASE.value_set((state.phase if state else Phase.WARMUP).value),
+                sa.PHASE_SINCE.value_set(datetime.now(UTC)),
+            ]),
+            static_summary=f"{symbol} on {settings.exchange}: drop {params.drop_trigger_pct}% "
+                           f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
+        )
+        started.append(wf_id)
+        if state is not None:
+            log.info("%s resumed from its last run in %s", symbol, state.phase.value)
+    return started

@@ -1,0 +1,60 @@
+"""Build and run a worker: the exchange, the market-data hub, the ledger, the activities
+and two Temporal workers (workflows + short activities, and watch activities apart)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.exchange import ExchangeActivities
+from activities.ledger import LedgerActivities
+from activities.market import MarketActivities
+from activities.notify import LogNotifier, NotifyActivities
+from activities.portfolio import PortfolioActivities
+from trader.config import Settings
+from trader.hub import MarketHub
+from trader.ledger import LedgerStore
+from trader.runtime.exchange import build_exchange
+from workflows.portfolio import Portfolio
+from workflows.symbol_trader import SymbolTrader
+
+log = logging.getLogger(__name__)
+
+# A watch holds its slot for as long as a symbol idles or holds: give every symbol room.
+_MAX_WATCHES = 2000
+
+
+async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set; then finish in-flight tasks and close resources."""
+    exchange = build_exchange(settings)
+    hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
+    store = LedgerStore(settings.ledger_path)
+    ex_acts = ExchangeActivities(exchange, hub)
+    market_acts = MarketActivities(hub, exchange)
+    activities = [
+        ex_acts.warmup, ex_acts.place_order, ex_acts.wait_order, ex_acts.cancel_order,
+        ex_acts.reconcile,
+        PortfolioActivities(client, task_queue=settings.task_queue).acquire_slot,
+        LedgerActivities(store).record_trade, LedgerActivities(store).record_dust,
+        NotifyActivities(LogNotifier()).notify,
+    ]
+    main = Worker(
+        client, task_queue=settings.task_queue, workflows=[SymbolTrader, Portfolio],
+        activities=activities, max_cached_workflows=max(1000, 2 * len(settings.watchlist)),
+    )
+    watch = Worker(
+        client, task_queue=settings.watch_task_queue,
+        activities=[market_acts.watch_entry, market_acts.watch_exit],
+        max_concurrent_activities=_MAX_WATCHES,
+    )
+    log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
+    try:
+        async with main, watch:
+            await stop.wait()
+    finally:
+        await hub.stop()
+        await exchange.close()
+        store.close()

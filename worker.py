@@ -1,0 +1,46 @@
+"""Run a durable-trader worker against the configured Temporal server.
+
+    python worker.py [--config FILE]
+
+Run as many as you like on one task queue: nothing assumes a single worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from trader.config import load_settings
+from trader.core.errors import TraderError
+from trader.runtime.client import connect, ensure_search_attributes
+from trader.runtime.worker import run_worker
+
+
+async def main(config: Path | None) -> int:
+    settings = load_settings(config)
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    client = await connect(address, settings.temporal_namespace)
+    await ensure_search_attributes(client)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, client, stop=stop)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="TOML config file")
+    try:
+        sys.exit(asyncio.run(main(parser.parse_args().config)))
+    except TraderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

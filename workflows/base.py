@@ -1,0 +1,211 @@
+"""Shared machinery of the SymbolTrader: activity options, racing an activity against
+signals and timers, transitions that publish to the Web UI, and background notifications."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
+    from trader.core.errors import NON_RETRYABLE_TYPES
+    from trader.core.market import Order
+    from trader.core.phases import Trigger
+    from trader.core.state import CoinState
+    from trader.runtime import search as sa
+    from workflows.details import render_details
+
+T = TypeVar("T")
+
+
+def error_type(err: BaseException) -> str | None:
+    """The ApplicationError type behind an activity failure (what the workflow branches on)."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def error_message(err: BaseException) -> str:
+    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    return str(cause) or type(cause).__name__
+
+
+class TraderBase:
+    """State and helpers; the phase handlers live in the mixins.
+
+    Attributes other than ``state`` are transient: rebuilt by replay, never needed across
+    continue-as-new (which only happens in quiet phases).
+    """
+
+    inp: c.TraderInput
+    state: CoinState
+    _background: list[Any]
+    _entry: c.WatchEntryResult | None
+    _last_order: Order | None
+    _window: list[tuple[int, Decimal]]
+    _simulated: bool
+    _max_hold_due: bool
+
+    @property
+    def _is_simulated(self) -> bool:
+        return self._simulated or not self.inp.params.global_trading
+
+    # --- activity options ------------------------------------------------------------
+    @property
+    def _exchange_retry(self) -> RetryPolicy:
+        p = self.inp.params
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=max(1.0, p.fsm_backoff_base_seconds)),
+            maximum_attempts=p.fsm_max_retries,
+            non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+        )
+
+    async def _exchange_call(self, name: str, arg: Any, result_type: type[T], *,
+                             summary: str | None = None) -> T:
+        """An exchange activity with the configured retries (FSM_MAX_RETRIES)."""
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=self.inp.params.order_activity_timeout_seconds),
+            retry_policy=self._exchange_retry, summary=summary,
+        )
+
+    async def _ledger_call(self, name: str, arg: Any) -> c.RecordResult:
+        """A ledger write: retried until it succeeds (it is idempotent on its id), because
+        a realized trade must never be lost."""
+        return await workflow.execute_activity(
+            name, arg, result_type=c.RecordResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=60)),
+            summary=f"{name} {self.state.symbol}",
+        )
+
+    def _start_order_wait(self, ref: c.OrderRef) -> Any:
+        """Poll an order until final; bounded by the phase's workflow timer, not by itself."""
+        return workflow.start_activity(
+            c.WAIT_ORDER, ref, result_type=Order,
+            start_to_close_timeout=timedelta(hours=24),
+            heartbeat_timeout=timedelta(seconds=self.inp.params.watch_heartbeat_timeout_seconds),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            summary=f"wait_order {ref.symbol} {ref.client_order_id}",
+        )
+
+    def _start_watch(self, name: str, arg: Any, result_type: type[T]) -> Any:
+        """A long-running watch on the watch task queue; retried forever (read-only)."""
+        p = self.inp.params
+        return workflow.start_activity(
+            name, arg, result_type=result_type, task_queue=self.inp.watch_task_queue,
+            start_to_close_timeout=timedelta(seconds=p.watch_checkpoint_seconds * 3 + 60),
+            heartbeat_timeout=timedelta(seconds=p.watch_heartbeat_timeout_seconds),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
+                                     maximum_interval=timedelta(seconds=30)),
+            summary=f"{name} {self.state.symbol}",
+        )
+
+    async def _race(self, main: Any, *, until: Callable[[], bool] | None = None,
+                    timeout: float | None = None) -> tuple[str, Any]:
+        """Wait for ``main`` (an activity handle), a condition, or a timer, whichever is first.
+
+        Returns ("done", result), ("interrupted", None) or ("timeout", None); on the latter
+        two ``main`` is cancelled. An activity failure propagates as ActivityError.
+        """
+        waiters: list[asyncio.Future[Any]] = [main]
+        if until is not None or timeout is not None:
+            waiters.append(asyncio.ensure_future(
+                workflow.wait_condition(until or (lambda: False), timeout=timeout)))
+        await workflow.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if main.done():
+            outcome = "done"
+        else:
+            guard = waiters[1]
+            outcome = "timeout" if isinstance(guard.exception(), asyncio.TimeoutError) \
+                else "interrupted"
+        for w in waiters:
+            if not w.done():
+                w.cancel()
+        for w in waiters[1:]:
+            try:
+                await w
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                pass
+        if outcome == "done":
+            return outcome, main.result()
+        try:
+            await main
+        except (asyncio.CancelledError, ActivityError):
+            pass
+        return outcome, None
+
+    # --- transitions -----------------------------------------------------------------
+    def _transition(self, trigger: Trigger, note: str = "") -> None:
+        """Apply a transition from the table and publish it (search attributes, details)."""
+        self.state.apply_transition(
+            trigger, now=workflow.time(), note=note,
+            history_limit=self.inp.params.phase_history_limit,
+        )
+        self._publish_phase()
+
+    def _publish_phase(self) -> None:
+        s = self.state
+        workflow.upsert_search_attributes([
+            sa.TRADING_PHASE.value_set(s.phase.value),
+            sa.PHASE_SINCE.value_set(datetime.fromtimestamp(s.phase_since, UTC)),
+        ])
+        self._publish_details()
+
+    def _publish_details(self) -> None:
+        # Current details cost no history events: refreshed on every checkpoint too.
+        workflow.set_current_details(
+            render_details(self.state, simulated=self._is_simulated)
+        )
+
+    # --- side effects that must never block trading --------------------------------------
+    def _notify(self, kind: str, text: str) -> None:
+        """Send a notification in the background; failures are logged, never raised."""
+        handle = workflow.start_activity(
+            c.NOTIFY, c.Notification(symbol=self.state.symbol, kind=kind, text=text),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=3), summary=f"notify {kind}",
+        )
+        self._background.append(handle)
+
+    async def _drain_background(self) -> None:
+        """Wait for background side effects (before continue-as-new or completion)."""
+        for task in self._background:
+            try:
+                await task
+            except Exception as err:  # a failed notification or release never fails a trade
+                workflow.logger.warning("background side effect failed: %s", error_message(err))
+        self._background.clear()
+
+    def _reap_background(self) -> None:
+        """Forget finished background tasks (logging failures) without waiting."""
+        pending = []
+        for task in self._background:
+            if not task.done():
+                pending.append(task)
+            elif task.exception() is not None:
+                workflow.logger.warning(
+                    "background side effect failed: %s", error_message(task.exception()))
+        self._background = pending
+
+    def _release_slot(self) -> None:
+        """Give the trade slot back (a signal: durable, idempotent on the decision id)."""
+        if self.state.decision_id:
+            self._background.append(
+                workflow.get_external_workflow_handle(self.inp.portfolio_id).signal(
+                    "release", self.state.decision_id)
+            )
+
+    async def _record_dust(self, amount: Decimal, price: Decimal, reason: str) -> None:
+        s = self.state
+        await self._ledger_call(c.RECORD_DUST, c.DustRecord(
+            dust_id=f"{s.decision_id}:{s.order_seq}", symbol=s.symbol, exchange=s.exchange,
+            amount=amount, price=price, reason=reason, ts=workflow.time()))
+

@@ -1,0 +1,187 @@
+"""Entry side of the phase machine: WARMUP, IDLE, ENTRY_EVAL, PLACE_BUY, WAIT_FILL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
+    from trader.core import ids
+    from trader.core.fills import apply_fill, start_order
+    from trader.core.market import Order, OrderSide, OrderType, TimeInForce
+    from trader.core.messages import format_entry
+    from trader.core.params import BuyOrderMode
+    from trader.core.phases import Trigger
+    from trader.core.rules import check_guards, exit_levels
+    from trader.core.sizing import is_dust, size_buy
+    from workflows.base import TraderBase, error_message, error_type
+
+REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
+
+
+class EntryPhases(TraderBase):
+
+    async def _warmup(self) -> None:
+        p = self.inp.params
+        try:
+            res = await self._exchange_call(
+                c.WARMUP, c.WarmupInput(symbol=self.state.symbol,
+                                        backfill_minutes=p.backfill_minutes),
+                c.WarmupResult, summary=f"warmup {self.state.symbol}")
+        except ActivityError as err:
+            if error_type(err) == "BadSymbol":
+                # Nothing is held yet: a wrong symbol is a configuration error, fail loudly.
+                raise workflow_failure(err) from err
+            self.state.last_error = error_message(err)
+            self._transition(Trigger.FAILED, f"warmup failed: {self.state.last_error}")
+            return
+        s = self.state
+        s.market = res.market
+        s.current_price = res.ticker.last
+        self._simulated = res.simulated
+        if not (p.use_drop_anchor and s.anchor_price > 0):
+            s.anchor_price = max(res.backfill_high or res.ticker.last, res.ticker.last)
+            s.anchor_ts = str(res.ticker.ts_ms)
+        self._transition(Trigger.WARMED_UP, f"anchor {s.anchor_price}")
+
+    def _idle_blocked(self) -> bool:
+        return self.state.entries_paused or self.state.shutdown_requested
+
+    async def _idle(self) -> None:
+        s, p = self.state, self.inp.params
+        if s.entries_paused:
+            await workflow.wait_condition(
+                lambda: not s.entries_paused or s.shutdown_requested)
+            return
+        if s.anchor_price <= 0:
+            s.anchor_price = s.current_price
+        watch = self._start_watch(c.WATCH_ENTRY, c.WatchEntryInput(
+            symbol=s.symbol, params=p, anchor=s.anchor_price, window=self._window,
+        ), c.WatchEntryResult)
+        outcome, res = await self._race(watch, until=self._idle_blocked)
+        if outcome != "done":
+            return
+        s.anchor_price, s.current_price = res.anchor, res.ticker.last
+        s.anchor_ts = str(res.ticker.ts_ms)
+        self._window = res.window
+        s.retry_count = 0
+        if not res.fired:
+            self._publish_details()  # checkpoint: no transition, no extra history
+            return
+        s.decision_seq += 1
+        s.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)
+        s.signal = "drop_trigger"
+        self._entry = res
+        self._transition(Trigger.SIGNAL, f"price {res.ticker.last} is {res.drop_pct:.2f}% below "
+                                          f"anchor {res.anchor}")
+
+    async def _entry_eval(self) -> None:
+        s, p, res = self.state, self.inp.params, self._entry
+        if res is None:  # only after a restart mid-evaluation: re-watch rather than guess
+            self._abandon_entry(Trigger.GUARDS_BLOCKED, "entry snapshot lost; re-evaluating")
+            return
+        guards = check_guards(res.ticker, p, sma=res.sma)
+        if not guards.passed:
+            self._abandon_entry(Trigger.GUARDS_BLOCKED, guards.detail)
+            return
+        grant = await self._exchange_call(
+            c.ACQUIRE_SLOT, c.AcquireSlotInput(
+                portfolio_id=self.inp.portfolio_id, max_trades=p.max_trades,
+                request=c.SlotRequest(decision_id=s.decision_id or "", symbol=s.symbol)),
+            c.SlotGrant, summary="acquire trade slot")
+        if not grant.granted:
+            self._abandon_entry(Trigger.NO_SLOT, f"all {grant.max_trades} trade slots in use",
+                                release=False)
+            return
+        self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
+
+    def _abandon_entry(self, trigger: Trigger, note: str, *, release: bool = True) -> None:
+        if release:
+            self._release_slot()
+        self.state.clear_trade()
+        self._entry = None
+        self._transition(trigger, note)
+
+    async def _place_buy(self) -> None:
+        s, p, market = self.state, self.inp.params, self.state.market
+        assert market is not None and self._entry is not None
+        ask = self._entry.ticker.ask
+        sizing = size_buy(p.trade_budget, ask, market)
+        if not sizing.ok:
+            self._abandon_entry(Trigger.ORDER_REJECTED, sizing.reason)
+            return
+        s.order_seq += 1
+        coid = ids.client_order_id(workflow.info().workflow_id, s.lineage, s.order_seq)
+        start_order(s, client_order_id=coid, side=OrderSide.BUY, amount=sizing.amount,
+                    now=workflow.time())
+        market_order = p.buy_order_mode is BuyOrderMode.MARKET
+        order_input = c.PlaceOrderInput(
+            symbol=s.symbol, side=OrderSide.BUY, amount=sizing.amount, client_order_id=coid,
+            type=OrderType.MARKET if market_order else OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC if p.buy_order_mode is BuyOrderMode.GTC
+            else TimeInForce.IOC,
+            limit_offset_bps=None if market_order else p.buy_limit_offset_bps,
+        )
+        try:
+            order = await self._exchange_call(
+                c.PLACE_ORDER, order_input, Order,
+                summary=f"place_buy {s.symbol} {sizing.amount} {p.buy_order_mode.value}")
+        except ActivityError as err:
+            s.last_error = error_message(err)
+            if error_type(err) in REJECTIONS:
+                self._abandon_entry(Trigger.ORDER_REJECTED, f"buy rejected: {s.last_error}")
+            else:  # outcome unknown: ERROR reconciles by the client order id
+                self._transition(Trigger.FAILED, f"buy failed: {s.last_error}")
+            return
+        s.order_id = order.id
+        self._last_order = order
+        self._transition(Trigger.ORDER_PLACED, f"buy {order.amount} @ {order.price or 'market'}")
+
+    async def _wait_fill(self) -> None:
+        s, p = self.state, self.inp.params
+        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.client_order_id or "")
+        order = self._last_order if self._last_order and self._last_order.is_final else None
+        self._last_order = None
+        if order is None:
+            remaining = s.order_placed_ts + p.buy_order_timeout_seconds - workflow.time()
+            outcome, order = await self._race(
+                self._start_order_wait(ref), until=lambda: s.force_exit_reason is not None,
+                timeout=max(remaining, 0.001))
+            if outcome != "done":
+                order = await self._exchange_call(c.CANCEL_ORDER, ref, Order,
+                                                  summary=f"cancel_buy {s.symbol}")
+        apply_fill(s, order)
+        assert s.market is not None
+        dust = s.amount > 0 and is_dust(s.amount, order.average or s.current_price, s.market)
+        if s.force_exit_reason is not None and s.amount > 0 and not dust:
+            s.exit_reason = "force_exit"
+            self._transition(Trigger.FORCE_EXIT, f"force exit during buy: {s.force_exit_reason}")
+        elif s.amount > 0 and not dust:
+            self._enter_position(order)
+        else:
+            if dust:
+                await self._record_dust(s.amount, order.average or s.current_price, "buy dust")
+            trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
+            self._abandon_entry(trigger, "buy not filled" if not dust
+                                else f"buy filled only dust {s.amount}")
+
+    def _enter_position(self, order: Order) -> None:
+        s, p = self.state, self.inp.params
+        s.entry_ts = workflow.time()
+        s.peak_price = s.entry_price
+        s.trailing_trigger = Decimal(0)
+        s.tp_px, s.sl_px = exit_levels(s.entry_price, p)
+        s.current_price = s.entry_price
+        trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
+        self._transition(trigger, f"bought {s.amount} @ {s.entry_price}")
+        self._notify("entry", format_entry(symbol=s.symbol, amount=s.amount, price=s.entry_price,
+                                           cost=s.entry_cost, simulated=self._is_simulated))
+
+
+def workflow_failure(err: ActivityError) -> Exception:
+    return ApplicationError(f"cannot trade: {error_message(err)}", type="BadSymbol",
+                            non_retryable=True)
+

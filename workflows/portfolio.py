@@ -1,0 +1,47 @@
+"""The Portfolio workflow: the global MAX_TRADES slot limit, durable across workers.
+
+SymbolTraders acquire a slot by Update (through the ``acquire_slot`` activity) before
+placing a buy and release it by signal when the trade is over. Both are idempotent on the
+decision id, so retries and replays never take or free a slot twice.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from trader.contracts import PortfolioInput, SlotGrant, SlotRequest
+
+
+@workflow.defn(name="Portfolio")
+class Portfolio:
+    @workflow.init
+    def __init__(self, inp: PortfolioInput) -> None:
+        self.max_trades = inp.max_trades
+        self.slots: dict[str, str] = dict(inp.slots)
+
+    @workflow.run
+    async def run(self, inp: PortfolioInput) -> None:
+        await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested())
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(PortfolioInput(max_trades=self.max_trades, slots=self.slots))
+
+    @workflow.update
+    def acquire(self, req: SlotRequest) -> SlotGrant:
+        granted = req.decision_id in self.slots or len(self.slots) < self.max_trades
+        if granted:
+            self.slots[req.decision_id] = req.symbol
+        return SlotGrant(granted=granted, in_use=len(self.slots), max_trades=self.max_trades)
+
+    @workflow.signal
+    def release(self, decision_id: str) -> None:
+        self.slots.pop(decision_id, None)
+
+    @workflow.signal
+    def set_max_trades(self, max_trades: int) -> None:
+        # Lowering the limit never revokes granted slots; it only stops new grants.
+        self.max_trades = max(0, max_trades)
+
+    @workflow.query
+    def current_slots(self) -> dict[str, str]:
+        return dict(self.slots)

@@ -1,0 +1,138 @@
+"""SymbolTrader: one durable workflow per symbol, running the 12-phase machine.
+
+Each loop iteration runs the handler of the current phase; handlers change the phase only
+through the transition table. Timers (fill timeouts, max hold, cooldown, ERROR backoff) are
+workflow timers and exchange calls are activities, so a worker can die at any instant and
+the symbol resumes exactly where it was. The run continues-as-new (carrying ``CoinState``)
+in a quiet phase when the history grows large.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
+    from trader.core.phases import HOLDING_PHASES, QUIET_PHASES, Phase
+    from trader.core.state import CoinState, PhaseRecord
+    from workflows.entry_phases import EntryPhases
+    from workflows.exit_phases import ExitPhases
+    from workflows.recovery import RecoveryPhases
+
+# Phases in which a force exit is honoured (PLACE_BUY: as soon as the buy is known).
+_FORCE_EXIT_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION,
+                                Phase.EXIT_EVAL})
+
+
+@workflow.defn(name="SymbolTrader")
+class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
+    @workflow.init
+    def __init__(self, inp: c.TraderInput) -> None:
+        # State is built here, not in run(): a signal may be handled before run() starts.
+        self.inp = inp
+        self.state = inp.state.model_copy(deep=True) if inp.state else CoinState(
+            symbol=inp.symbol, exchange=inp.params.exchange)
+        self._background = []
+        self._entry = None
+        self._last_order = None
+        self._window = []
+        self._simulated = False
+        self._max_hold_due = False
+
+    @workflow.run
+    async def run(self, inp: c.TraderInput) -> CoinState:
+        s = self.state
+        if not s.lineage:
+            s.lineage = format(int(workflow.info().start_time.timestamp() * 1000), "x")
+        if not s.phase_since:
+            s.phase_since = workflow.time()
+        s.transitions = 0
+        self._simulated = bool(s.market) and not inp.params.global_trading
+        self._publish_phase()
+        handlers = {
+            Phase.WARMUP: self._warmup, Phase.IDLE: self._idle,
+            Phase.ENTRY_EVAL: self._entry_eval, Phase.PLACE_BUY: self._place_buy,
+            Phase.WAIT_FILL: self._wait_fill, Phase.POSITION: self._position,
+            Phase.EXIT_EVAL: self._exit_eval, Phase.PLACE_SELL: self._place_sell,
+            Phase.WAIT_SELL_FILL: self._wait_sell_fill, Phase.POST_TRADE: self._post_trade,
+            Phase.COOLDOWN: self._cooldown, Phase.ERROR: self._error,
+        }
+        while True:
+            self._reap_background()
+            if s.phase in QUIET_PHASES:
+                if self._should_stop():
+                    await self._drain_background()
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    return s
+                if self._should_continue_as_new():
+                    await self._drain_background()
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(inp.model_copy(update={"state": s}))
+            await handlers[s.phase]()
+
+    def _should_stop(self) -> bool:
+        s = self.state
+        if not s.shutdown_requested:
+            return False
+        # With close_position, a held position is sold first (POSITION -> PLACE_SELL ...).
+        return not (s.close_on_shutdown and s.phase is Phase.POSITION)
+
+    def _should_continue_as_new(self) -> bool:
+        return (workflow.info().is_continue_as_new_suggested()
+                or self.state.transitions >= self.inp.params.continue_as_new_after_transitions)
+
+    # --- signals ---------------------------------------------------------------------
+    @workflow.signal
+    def force_exit(self, req: c.ForceExitRequest) -> None:
+        """Sell now (from POSITION/EXIT_EVAL); from WAIT_FILL cancel the buy and sell what
+        filled. Elsewhere it is recorded in the note (and the history) and ignored."""
+        s = self.state
+        if s.phase in _FORCE_EXIT_PHASES:
+            s.force_exit_reason = req.reason or "manual"
+        elif s.phase in HOLDING_PHASES:
+            s.note = f"force_exit ({req.reason}) ignored: already selling"
+        else:
+            s.note = f"force_exit ({req.reason}) ignored in {s.phase.value}: no position"
+        self._publish_details()
+
+    @workflow.update
+    def request_exit(self, req: c.ForceExitRequest) -> c.ForceExitResult:
+        """Like the signal, but the caller learns whether it was accepted."""
+        self.force_exit(req)
+        return c.ForceExitResult(accepted=True, phase=self.state.phase.value,
+                                 detail=f"exiting: {req.reason}")
+
+    @request_exit.validator
+    def _validate_request_exit(self, req: c.ForceExitRequest) -> None:
+        # A rejected update leaves no trace in history (0 events).
+        if self.state.phase not in _FORCE_EXIT_PHASES:
+            raise ValueError(
+                f"cannot force exit {self.state.symbol} in phase {self.state.phase.value}: "
+                + ("already selling" if self.state.phase in HOLDING_PHASES else "no position"))
+
+    @workflow.signal
+    def pause_entries(self) -> None:
+        self.state.entries_paused = True
+        self._publish_details()
+
+    @workflow.signal
+    def resume_entries(self) -> None:
+        self.state.entries_paused = False
+        self._publish_details()
+
+    @workflow.signal
+    def shutdown(self, req: c.ShutdownRequest) -> None:
+        """Stop at the next quiet phase; with ``close_position``, sell a held position first.
+        Without it a position is kept: the final state carries it and the starter resumes
+        it on the next start."""
+        self.state.shutdown_requested = True
+        self.state.close_on_shutdown = req.close_position
+
+    # --- queries ---------------------------------------------------------------------
+    @workflow.query(name="state")
+    def state_query(self) -> CoinState:
+        return self.state
+
+    @workflow.query(name="phase_history")
+    def phase_history(self) -> list[PhaseRecord]:
+        return list(self.state.phase_history)
