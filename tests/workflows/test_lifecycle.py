@@ -1,0 +1,74 @@
+"""SymbolTrader on the time-skipping test server: the phase flow, end to end through the
+real activities and a real PaperExchange, with prices set by the test."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+import pytest
+
+from tests.workflows.harness import bench, path_of
+from trader.core.phases import Phase
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_full_lifecycle_warmup_to_cooldown_to_idle(ts_env, tmp_path):
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start()
+        s = await b.wait_phase(h, Phase.IDLE)
+        assert s.anchor_price == D("100")
+        b.set_price("BTC/USDT", "97.90")  # 2.1 % below the anchor
+        s = await b.wait_phase(h, Phase.POSITION)
+        assert s.amount > 0 and s.entry_price > 0
+        assert s.tp_px == s.entry_price * D("1.03")
+        b.set_price("BTC/USDT", "101.50")  # above take-profit
+        s = await b.wait_phase(h, Phase.COOLDOWN)
+        await ts_env.sleep(15 * 60 + 1)  # cooldown is a workflow timer: skipped
+        s = await b.wait_phase(h, Phase.IDLE)
+        assert path_of(s) == [
+            "warmup", "idle", "entry_eval", "place_buy", "wait_fill", "position", "exit_eval",
+            "place_sell", "wait_sell_fill", "post_trade", "cooldown", "idle"]
+        [trade] = b.ledger.trades()
+        assert trade.trade_id.startswith("BTC-USDT:") and trade.exit_reason == "take_profit"
+        assert trade.net_pnl > 0 and trade.net_pnl == s.realized_pnl_total
+        assert trade.net_pnl == trade.exit_proceeds - trade.entry_cost - trade.entry_fee \
+            - trade.exit_fee
+        orders = b.exchange.all_orders()
+        assert [o.side.value for o in orders] == ["buy", "sell"]
+        assert s.trades_closed == 1 and s.amount == 0
+        assert any("entry" in t or "BUY" in t.upper() for t in b.notifier.sent)
+
+
+@pytest.mark.parametrize(
+    ("moves", "reason"),
+    [
+        (["95.00"], "stop_loss"),
+        (["101.50"], "take_profit"),
+        (["99.60", "99.00"], "trailing_stop"),  # arms above +1 %, falls 0.5 % from the peak
+    ],
+)
+async def test_exit_rules(ts_env, tmp_path, moves, reason):
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        for price in moves:
+            b.set_price("BTC/USDT", price)
+            await asyncio.sleep(0.5)  # let the watch see each tick
+        await b.wait_phase(h, Phase.COOLDOWN)
+        [trade] = b.ledger.trades()
+        assert trade.exit_reason == reason
+
+
+async def test_max_hold_exit_is_a_workflow_timer(ts_env, tmp_path):
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start(max_hold_minutes=D("0.05"))  # 3 s
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        [trade] = b.ledger.trades()
+        assert trade.exit_reason == "max_hold"
