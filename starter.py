@@ -66,13 +66,14 @@ async def main(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    client = await _client(settings)
-    if args.command == "start":
+    if args.command == "start":  # refuse unknown symbols before anything starts
         exchange = build_exchange(settings)
         try:
             await validate_watchlist(exchange, settings.watchlist)
         finally:
             await exchange.close()
+    client = await _client(settings)
+    if args.command == "start":
         ids_ = await start_watchlist(client, settings)
         ui = f"http://localhost:{settings.temporal_ui_port}/namespaces/{client.namespace}/workflows"
         print(f"{len(ids_)} symbols running: {', '.join(ids_)}\nWeb UI: {ui}", flush=True)

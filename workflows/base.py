@@ -198,10 +198,9 @@ class TraderBase:
     def _release_slot(self) -> None:
         """Give the trade slot back (a signal: durable, idempotent on the decision id)."""
         if self.state.decision_id:
+            handle = workflow.get_external_workflow_handle(self.inp.portfolio_id)
             self._background.append(
-                workflow.get_external_workflow_handle(self.inp.portfolio_id).signal(
-                    "release", self.state.decision_id)
-            )
+                asyncio.ensure_future(handle.signal("release", self.state.decision_id)))
 
     async def _record_dust(self, amount: Decimal, price: Decimal, reason: str) -> None:
         s = self.state

@@ -99,9 +99,14 @@ class EntryPhases(TraderBase):
         self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
 
     def _abandon_entry(self, trigger: Trigger, note: str, *, release: bool = True) -> None:
+        """Back to IDLE without a trade. The anchor restarts at the current price, so the
+        next entry needs a fresh drop: the same drop never re-fires a rejected, blocked or
+        unfilled entry in a loop."""
         if release:
             self._release_slot()
         self.state.clear_trade()
+        self.state.anchor_price = self.state.current_price
+        self._window = []
         self._entry = None
         self._transition(trigger, note)
 

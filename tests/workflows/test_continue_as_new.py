@@ -10,8 +10,8 @@ from trader.core.phases import Phase
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_continue_as_new_after_a_trade_preserves_state(ts_env, tmp_path):
-    async with bench(ts_env.client, tmp_path) as b:
+async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_path):
+    async with bench(fresh_ts_env.client, tmp_path) as b:
         # A full trade is exactly 10 transitions: the run continues-as-new in COOLDOWN.
         h = await b.start(continue_as_new_after_transitions=10)
         first_run = (await h.describe()).run_id
@@ -20,7 +20,7 @@ async def test_continue_as_new_after_a_trade_preserves_state(ts_env, tmp_path):
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.POSITION)
         b.set_price("BTC/USDT", "101.50")
-        latest = ts_env.client.get_workflow_handle(h.id)
+        latest = fresh_ts_env.client.get_workflow_handle(h.id)
         s = await b.wait_for(latest, lambda s: s.phase is Phase.COOLDOWN and s.transitions == 0,
                              what="new run in cooldown")
         desc = await latest.describe()
@@ -29,7 +29,7 @@ async def test_continue_as_new_after_a_trade_preserves_state(ts_env, tmp_path):
         [trade] = b.ledger.trades()
         assert s.realized_pnl_total == trade.net_pnl
         assert s.phase_history[-1].dst is Phase.COOLDOWN  # bounded history carried over
-        await ts_env.sleep(15 * 60 + 1)
+        await fresh_ts_env.sleep(15 * 60 + 1)
         await b.wait_phase(latest, Phase.IDLE)
         # The next decision continues the sequence: ids never repeat across runs.
         b.set_price("BTC/USDT", "97.00")  # 4.4 % below the fresh anchor (101.50)

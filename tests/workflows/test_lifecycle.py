@@ -14,8 +14,8 @@ from trader.core.phases import Phase
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_full_lifecycle_warmup_to_cooldown_to_idle(ts_env, tmp_path):
-    async with bench(ts_env.client, tmp_path) as b:
+async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path):
+    async with bench(fresh_ts_env.client, tmp_path) as b:
         h = await b.start()
         s = await b.wait_phase(h, Phase.IDLE)
         assert s.anchor_price == D("100")
@@ -25,7 +25,7 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(ts_env, tmp_path):
         assert s.tp_px == s.entry_price * D("1.03")
         b.set_price("BTC/USDT", "101.50")  # above take-profit
         s = await b.wait_phase(h, Phase.COOLDOWN)
-        await ts_env.sleep(15 * 60 + 1)  # cooldown is a workflow timer: skipped
+        await fresh_ts_env.sleep(15 * 60 + 1)  # cooldown is a workflow timer: skipped
         s = await b.wait_phase(h, Phase.IDLE)
         assert path_of(s) == [
             "warmup", "idle", "entry_eval", "place_buy", "wait_fill", "position", "exit_eval",

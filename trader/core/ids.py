@@ -41,8 +41,9 @@ def workflow_id_for(exchange: str, symbol: str) -> str:
     return f"trader:{exchange}:{symbol_slug(symbol)}"
 
 
-def portfolio_id_for(exchange: str) -> str:
-    return f"portfolio:{exchange}"
+def portfolio_id_for(exchange: str, task_queue: str) -> str:
+    """One Portfolio (trade-slot limit) per exchange account and deployment (task queue)."""
+    return f"portfolio:{exchange}:{task_queue}"
 
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")

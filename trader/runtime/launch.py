@@ -60,7 +60,7 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
             f"FSM_MODE={settings.effective_mode!r} is not available yet: this version runs "
             "the Temporal workflows only (set FSM_ENABLED=true and FSM_MODE=fsm)")
     params = settings.trader_params()
-    portfolio_id = ids.portfolio_id_for(settings.exchange)
+    portfolio_id = ids.portfolio_id_for(settings.exchange, settings.task_queue)
     portfolio = await client.start_workflow(
         "Portfolio", c.PortfolioInput(max_trades=params.max_trades), id=portfolio_id,
         task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -1,0 +1,118 @@
+"""Kill the worker with SIGKILL at the worst moments; a new worker carries on with exactly
+one order per decision at the (SQLite-persisted) paper exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from tests.e2e.helpers import kill, run, spawn, wait_until, write_config
+from trader.config import load_settings
+from trader.core import ids
+from trader.core.phases import Phase
+from trader.core.state import CoinState
+from trader.ledger import LedgerStore
+from trader.runtime.exchange import build_exchange
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+SYMBOL = "SOL/USDT"
+
+
+async def _orders(cfg):
+    exchange = build_exchange(load_settings(cfg))
+    try:
+        return exchange.all_orders()
+    finally:
+        await exchange.close()
+
+
+async def _state(client, wf_id) -> CoinState:
+    return await client.get_workflow_handle(wf_id).query("state", result_type=CoinState)
+
+
+async def _wait_state(client, wf_id, predicate, *, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = await _state(client, wf_id)
+            if predicate(state):
+                return state
+        except Exception:  # no worker yet to answer the query
+            pass
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    queue = f"crash-{uuid.uuid4().hex[:6]}"
+    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
+                       queue=queue, watchlist=(SYMBOL,))
+    wf_id = ids.workflow_id_for("paper", SYMBOL)
+    started = run("starter.py", "--config", str(cfg), "start", "--no-worker")
+    assert started.returncode == 0, started.stderr
+    log = tmp_path / "workers.log"
+    # Worker 1: the paper exchange accepts the buy, then "loses the response" for 60 s.
+    w1 = spawn("worker.py", "--config", str(cfg), log=log,
+               env={"PAPER__ACCEPT_THEN_HANG_S": "60"})
+    workers = [w1]
+    try:
+        buys = []
+        for _ in range(240):
+            buys = [o for o in await _orders(cfg) if o.side.value == "buy"]
+            if buys:
+                break
+            await asyncio.sleep(0.5)
+        assert buys, "no buy reached the exchange"
+        kill(w1)  # the order is accepted, the activity never returned
+        w2 = spawn("worker.py", "--config", str(cfg), log=log)
+        workers.append(w2)
+        state = await _wait_state(client, wf_id, lambda s: s.phase is Phase.POSITION,
+                                  timeout=90, what="POSITION after the crash")
+        orders = await _orders(cfg)
+        assert len([o for o in orders if o.side.value == "buy"]) == 1
+        assert orders[0].client_order_id == state.client_order_id
+        assert state.amount == orders[0].filled
+
+        # Second crash: while holding the position.
+        kill(w2)
+        w3 = spawn("worker.py", "--config", str(cfg), log=log)
+        workers.append(w3)
+        ledger_path = tmp_path / "data" / "ledger.sqlite"
+        trades = wait_until(lambda: ledger_path.exists() and LedgerStore(ledger_path).trades(),
+                            timeout=120, what="the trade to complete after the second crash")
+        [trade] = [t for t in trades if t.trade_id == state.decision_id]
+        orders = await _orders(cfg)
+        decision_orders = [o for o in orders if o.client_order_id
+                           in _client_ids_in_history(await client.get_workflow_handle(wf_id)
+                                                     .fetch_history())]
+        # Every order at the exchange was decided in the history, and each only once.
+        assert len(decision_orders) == len(orders)
+        assert len({o.client_order_id for o in orders}) == len(orders)
+        sells = [o for o in orders if o.side.value == "sell"]
+        assert trade.sold_amount == sum((o.filled for o in sells), Decimal(0))
+        assert trade.bought_amount == orders[0].filled
+    finally:
+        for w in workers:
+            kill(w)
+        async for wf in client.list_workflows(f'TaskQueue = "{queue}"'):
+            await client.get_workflow_handle(wf.id).terminate("test over")
+
+
+def _client_ids_in_history(history) -> set[str]:
+    """Client order ids the workflow scheduled place_order with (its decisions)."""
+    found = set()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "place_order":
+                payload = json.loads(attrs.input.payloads[0].data)
+                found.add(payload["client_order_id"])
+    return found

@@ -1,0 +1,78 @@
+"""End to end on a real Temporal dev server: starter.py launches a watchlist on the paper
+exchange in its own process, trades complete, and the CLI operates it."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import pytest
+
+from tests.e2e.helpers import kill, run, spawn, wait_until, write_config
+from trader.core.phases import Phase
+from trader.ledger import LedgerStore
+from trader.runtime.commands import RUNNING_TRADERS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path):
+    address = dev_env.client.service_client.config.target_host
+    queue = f"e2e-{uuid.uuid4().hex[:6]}"
+    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
+                       queue=queue)
+    proc = spawn("starter.py", "--config", str(cfg), log=tmp_path / "starter.log")
+    try:
+        wait_until(lambda: (tmp_path / "data" / "ledger.sqlite").exists(), timeout=60,
+                   what="the worker to open the ledger")
+        ledger = LedgerStore(tmp_path / "data" / "ledger.sqlite")
+        trades = wait_until(ledger.trades, timeout=240, what="a completed trade")
+        assert trades[0].simulated and trades[0].exit_reason
+
+        # Starting again does not duplicate anything.
+        again = run("starter.py", "--config", str(cfg), "start", "--no-worker")
+        assert again.returncode == 0, again.stderr
+        running = [wf async for wf in dev_env.client.list_workflows(
+            f'{RUNNING_TRADERS} AND TaskQueue = "{queue}"')]
+        assert len(running) == 2
+
+        status = run("starter.py", "--config", str(cfg), "status", "--once")
+        assert status.returncode == 0, status.stderr
+        assert "BTC/USDT" in status.stdout and "ETH/USDT" in status.stdout
+        phases = {p.value for p in Phase}
+        assert any(p in status.stdout for p in phases)
+
+        fx = run("starter.py", "--config", str(cfg), "force-exit", "BTC/USDT", "--reason", "e2e")
+        assert fx.returncode == 0, fx.stderr
+        assert "accepted" in fx.stdout or "rejected" in fx.stdout
+
+        stop = run("starter.py", "--config", str(cfg), "stop", "--close-positions")
+        assert stop.returncode == 0 and "stopping" in stop.stdout
+    finally:
+        kill(proc, signal.SIGTERM)
+        async for wf in dev_env.client.list_workflows(f'TaskQueue = "{queue}"'):
+            await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
+    log = (tmp_path / "starter.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_bad_config_fails_with_a_clear_message(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('drop_trigger_pct = "abc"\n')
+    res = run("starter.py", "--config", str(cfg), "status", "--once")
+    assert res.returncode == 2
+    assert "drop_trigger_pct" in res.stderr.lower() and "Traceback" not in res.stderr
+
+
+def test_unknown_symbol_is_refused_before_anything_starts(tmp_path):
+    cfg = write_config(tmp_path / "cfg.toml", address="127.0.0.1:1", data_dir=tmp_path,
+                       queue="q", watchlist=("BTC/USDT", "NOPE/USDT"))
+    res = run("starter.py", "--config", str(cfg), "start", "--no-worker")
+    assert res.returncode == 2
+    assert "NOPE/USDT" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_every_subcommand_has_help():
+    for sub in ("start", "force-exit", "pause", "resume", "stop", "status"):
+        res = run("starter.py", sub, "--help")
+        assert res.returncode == 0 and "usage:" in res.stdout

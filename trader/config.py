@@ -1,0 +1,240 @@
+"""Settings: read once at the edge from a TOML file plus environment variables.
+
+Precedence: explicit overrides > environment > TOML file > defaults. Env names are the
+upper-case field names (the seed's names, e.g. ``BUY_ORDER_TIMEOUT_SECONDS``); TOML keys are
+the lower-case names. Secrets are ``SecretStr`` and never reach workflow parameters.
+
+    python -m trader.config --markdown   # the field table of docs/configuration.md
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from trader.config_paper import PaperSettings
+from trader.core.errors import ConfigError
+from trader.core.ids import is_valid_symbol
+from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
+
+_P = TraderParams()  # trading defaults live in one place: the parameter model
+_RUN_TS = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+
+
+def _f(default: Any, doc: str, **kw: Any) -> Any:
+    return Field(default=default, description=doc, **kw)
+
+
+class Settings(BaseSettings):
+    """Every setting of durable-trader (see docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_nested_delimiter="__", case_sensitive=False,
+    )
+
+    # --- mode and observability ----------------------------------------------------------
+    fsm_enabled: bool = _f(True, "False = legacy engine (as in the seed); True = FSM_MODE.")
+    fsm_mode: Literal["legacy", "fsm", "both"] = _f("fsm", "legacy, fsm or both (hybrid).")
+    phase_log_file: Path | None = _f(None, "JSONL phase log; default "
+                                     "<data_dir>/logs/phase_events_<run timestamp>.jsonl.")
+    phase_log_buffer_size: int = _f(8192, "Phase log write buffer, bytes.", gt=0)
+    enable_rich_table: bool = _f(False, "Show the live status table in the worker.")
+    rich_table_refresh_hz: float = _f(2.0, "Status table refreshes per second.", gt=0)
+    rich_table_show_idle: bool = _f(False, "Show IDLE/WARMUP symbols in the status table.")
+    enable_prometheus: bool = _f(False, "Serve Prometheus metrics from the worker.")
+    prometheus_port: int = _f(8000, "Prometheus metrics port.", ge=1, le=65535)
+    hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", gt=0)
+    hybrid_log_divergences: bool = _f(True, "Log legacy/FSM divergences.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "Log level.")
+
+    # --- what to trade where -------------------------------------------------------------
+    watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"],
+                              "Symbols to trade, BASE/QUOTE.")
+    exchange: str = _f("paper", "Exchange id: paper (simulator).")
+    global_trading: bool = _f(True, "False = dry-run: orders are simulated (marked so).")
+    data_dir: Path = _f(Path("data"), "Folder for the dev server, ledger and paper exchange.")
+    ledger_url: str = _f("", "Ledger database; empty = SQLite file <data_dir>/ledger.sqlite.")
+    trade_budget: Decimal = _f(_P.trade_budget, "Quote currency spent per entry.", gt=0)
+    max_trades: int = _f(_P.max_trades, "Open trades at once, across all symbols/workers.",
+                         ge=1)
+
+    # --- entry ---------------------------------------------------------------------------
+    drop_trigger_pct: Decimal = _f(_P.drop_trigger_pct, "Buy this many % below the anchor.",
+                                   gt=0, lt=100)
+    use_drop_anchor: bool = _f(_P.use_drop_anchor, "Keep the anchor across trades/restarts.")
+    anchor_mode: AnchorMode = _f(_P.anchor_mode, "peak, fixed or window.")
+    drop_lookback_seconds: int = _f(_P.drop_lookback_seconds, "Window of the window anchor.",
+                                    gt=0)
+    backfill_minutes: int = _f(_P.backfill_minutes, "History read at warm-up for the anchor.",
+                               ge=0)
+
+    # --- guards --------------------------------------------------------------------------
+    max_spread_bps: Decimal = _f(_P.max_spread_bps, "Skip entries above this spread, bps.",
+                                 gt=0)
+    min_quote_volume: Decimal = _f(_P.min_quote_volume, "Skip entries below this 24 h "
+                                   "quote volume.", ge=0)
+    sma_guard_period: int = _f(_P.sma_guard_period, "Require price above the SMA of this many "
+                               "1-minute closes; 0 = off.", ge=0)
+
+    # --- exits ---------------------------------------------------------------------------
+    take_profit_pct: Decimal = _f(_P.take_profit_pct, "Take profit at +%; 0 = off.", ge=0)
+    stop_loss_pct: Decimal = _f(_P.stop_loss_pct, "Stop loss at -%; 0 = off.", ge=0, lt=100)
+    trailing_enabled: bool = _f(_P.trailing_enabled, "Use a trailing stop.")
+    trailing_activation_pct: Decimal = _f(_P.trailing_activation_pct, "Arm the trailing stop "
+                                          "at +% from entry.", ge=0)
+    trailing_distance_pct: Decimal = _f(_P.trailing_distance_pct, "Trailing stop distance "
+                                        "below the peak, %.", gt=0, lt=100)
+    max_position_hold_minutes: Decimal = _f(_P.max_hold_minutes, "Sell after holding this "
+                                            "long; 0 = off.", ge=0)
+
+    # --- orders and timeouts -------------------------------------------------------------
+    buy_order_mode: BuyOrderMode = _f(_P.buy_order_mode, "ioc, gtc or market.")
+    buy_limit_offset_bps: Decimal = _f(_P.buy_limit_offset_bps, "Limit buys this far above "
+                                       "the ask, bps.", ge=0)
+    sell_ladder_bps: tuple[Decimal, ...] = _f(_P.sell_ladder_bps, "IOC sell steps below the "
+                                              "bid, bps; then a market order.")
+    sell_fill_threshold: Decimal = _f(_P.sell_fill_threshold, "Sold fraction that closes "
+                                      "the trade.", gt=0, le=1)
+    buy_order_timeout_seconds: float = _f(_P.buy_order_timeout_seconds, "Max time in "
+                                          "WAIT_FILL.", gt=0)
+    sell_order_timeout_seconds: float = _f(_P.sell_order_timeout_seconds, "Max time in "
+                                           "WAIT_SELL_FILL.", gt=0)
+    cooldown_minutes: Decimal = _f(_P.cooldown_minutes, "Pause after a trade.", ge=0)
+
+    # --- errors and retries --------------------------------------------------------------
+    fsm_max_retries: int = _f(_P.fsm_max_retries, "Attempts of an exchange call before the "
+                              "phase gives up (ERROR).", ge=1)
+    fsm_backoff_base_seconds: float = _f(_P.fsm_backoff_base_seconds, "ERROR backoff start "
+                                         "(doubles).", gt=0)
+    fsm_backoff_max_seconds: float = _f(_P.fsm_backoff_max_seconds, "ERROR backoff cap.", gt=0)
+    order_activity_timeout_seconds: float = _f(_P.order_activity_timeout_seconds, "Timeout "
+                                               "of one exchange call attempt.", gt=0)
+
+    # --- watching and history ------------------------------------------------------------
+    watch_checkpoint_seconds: float = _f(_P.watch_checkpoint_seconds, "A watch returns to "
+                                         "the workflow at least this often.", gt=0)
+    watch_heartbeat_timeout_seconds: float = _f(_P.watch_heartbeat_timeout_seconds, "A silent "
+                                                "watch is retried (elsewhere) after this.",
+                                                gt=0)
+    phase_history_limit: int = _f(_P.phase_history_limit, "Transitions kept in CoinState.",
+                                  ge=1)
+    continue_as_new_after_transitions: int = _f(_P.continue_as_new_after_transitions,
+                                                "Continue-as-new after this many.", ge=10)
+    market_poll_interval_s: float = _f(0.5, "Market-data hub poll period, seconds.", gt=0)
+
+    # --- Temporal ------------------------------------------------------------------------
+    temporal_address: str | None = _f(None, "host:port of Temporal; unset = embedded dev "
+                                      "server.")
+    temporal_namespace: str = _f("default", "Temporal namespace.")
+    temporal_port: int = _f(7233, "Embedded dev server gRPC port.", ge=1, le=65535)
+    temporal_ui_port: int = _f(8233, "Embedded dev server Web UI port.", ge=1, le=65535)
+    task_queue: str = _f("durable-trader", "Task queue of workflows and order activities.")
+    watch_task_queue: str = _f("durable-trader-watch", "Task queue of watch activities.")
+
+    # --- paper exchange and secrets ------------------------------------------------------
+    paper: PaperSettings = _f(PaperSettings(), "The [paper] table.")
+    exchange_api_key: SecretStr | None = _f(None, "Exchange API key (env only, never logged).")
+    exchange_api_secret: SecretStr | None = _f(None, "Exchange API secret.")
+    telegram_token: SecretStr | None = _f(None, "Telegram bot token.")
+
+    @field_validator("watchlist")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not is_valid_symbol(s)]
+        if bad:
+            raise ValueError(f"symbols must look like BTC/USDT (capitals and digits), got {bad}")
+        if not value:
+            raise ValueError("the watchlist is empty")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def effective_mode(self) -> str:
+        return self.fsm_mode if self.fsm_enabled else "legacy"
+
+    @property
+    def ledger_path(self) -> Path:
+        return Path(self.ledger_url) if self.ledger_url else self.data_dir / "ledger.sqlite"
+
+    def phase_log_path(self) -> Path:
+        return self.phase_log_file or self.data_dir / "logs" / f"phase_events_{_RUN_TS}.jsonl"
+
+    def trader_params(self) -> TraderParams:
+        """The per-workflow parameters (plain values, no secrets)."""
+        names = set(TraderParams.model_fields) - {"max_hold_minutes"}
+        return TraderParams(max_hold_minutes=self.max_position_hold_minutes,
+                            **{n: getattr(self, n) for n in names})
+
+    def redacted(self) -> dict[str, Any]:
+        """For logging: secrets are shown as '***'."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate; raises ConfigError naming every bad field and what it expects."""
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        settings = _FromFile(**overrides) if path else Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    except ValueError as exc:  # e.g. TOML syntax
+        raise ConfigError(f"config error in {path}: {exc}") from None
+    return settings
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        env = "__".join(p.upper() for p in loc)
+        got = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {key!r} (not a field; see config.example.toml)")
+        else:
+            lines.append(f"{env} ({key}): {err['msg']}; got {got!r}")
+    where = f" in {path}" if path else ""
+    return f"config error{where}:\n  " + "\n  ".join(lines)
+
+
+def markdown_table() -> str:
+    rows = ["| TOML key | env | default | meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "" if name == "paper" else repr(field.default)
+        rows.append(f"| `{name}` | `{name.upper()}` | `{default}` | {field.description} |")
+    for name, field in PaperSettings.model_fields.items():
+        doc = " ".join((field.description or "").split())
+        rows.append(f"| `paper.{name}` | `PAPER__{name.upper()}` | `{field.default!r}` | "
+                    f"{doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__" and "--markdown" in sys.argv:
+    print(markdown_table())

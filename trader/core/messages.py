@@ -1,0 +1,44 @@
+"""Notification texts, built in the pure core (the notifier only sends them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from trader.core.pnl import TradePnL
+
+_SIM = "[SIMULATED] "
+
+
+def fmt(value: Decimal, places: int | None = None) -> str:
+    """A Decimal without exponent notation (prices can be as small as 0.000053)."""
+    if places is not None:
+        value = value.quantize(Decimal(1).scaleb(-places))
+    text = format(value, "f")
+    if "." in text and places is None:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _prefix(simulated: bool) -> str:
+    return _SIM if simulated else ""
+
+
+def format_entry(*, symbol: str, amount: Decimal, price: Decimal, cost: Decimal,
+                 simulated: bool) -> str:
+    return f"{_prefix(simulated)}BUY {symbol}: {fmt(amount)} @ {fmt(price)} (cost {fmt(cost)})"
+
+
+def format_exit(*, symbol: str, pnl: TradePnL, reason: str, simulated: bool) -> str:
+    return (
+        f"{_prefix(simulated)}SELL {symbol} ({reason}): {fmt(pnl.sold_amount)} for "
+        f"{fmt(pnl.exit_proceeds)}; net PnL {fmt(pnl.net, 8)} ({fmt(pnl.pct, 2)} %), "
+        f"fees {fmt(pnl.fees, 8)}"
+    )
+
+
+def format_error(*, symbol: str, phase: str, error: str) -> str:
+    return f"ERROR {symbol} in {phase}: {error}"
+
+
+def format_notice(*, symbol: str, text: str, simulated: bool) -> str:
+    return f"{_prefix(simulated)}{symbol}: {text}"

@@ -1,0 +1,214 @@
+"""Trading rules as pure functions returning decisions with an enumerated reason.
+
+Entry: a drop trigger relative to an anchor (peak / fixed / rolling-window high).
+Guards: max spread, min volume, price above SMA. Exits: stop-loss, take-profit, trailing
+stop (activation + distance, never lowered) and max hold. Nothing here mutates its inputs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict
+
+from trader.core.market import Ticker
+from trader.core.params import AnchorMode, TraderParams
+
+_HUNDRED = Decimal(100)
+_BPS = Decimal(10_000)
+ZERO = Decimal(0)
+
+
+class _Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- entry -------------------------------------------------------------------------------
+class EntryReason(str, Enum):
+    DROP_TRIGGER = "drop_trigger"
+
+
+class EntrySignal(_Decision):
+    triggered: bool
+    reason: EntryReason | None
+    price: Decimal
+    anchor: Decimal
+    trigger_price: Decimal
+    drop_pct: Decimal
+    """How far the price is below the anchor, in percent (negative when above)."""
+
+
+def drop_trigger_price(anchor: Decimal, drop_trigger_pct: Decimal) -> Decimal:
+    return anchor * (1 - drop_trigger_pct / _HUNDRED)
+
+
+def evaluate_entry(price: Decimal, anchor: Decimal, params: TraderParams) -> EntrySignal:
+    """Buy signal when the price is ``drop_trigger_pct`` or more below the anchor."""
+    trigger = drop_trigger_price(anchor, params.drop_trigger_pct)
+    drop = (1 - price / anchor) * _HUNDRED if anchor > 0 else ZERO
+    fired = anchor > 0 and price <= trigger
+    return EntrySignal(
+        triggered=fired, reason=EntryReason.DROP_TRIGGER if fired else None, price=price,
+        anchor=anchor, trigger_price=trigger, drop_pct=drop,
+    )
+
+
+def next_anchor(
+    anchor: Decimal, price: Decimal, mode: AnchorMode, *, window_high: Decimal | None = None
+) -> Decimal:
+    """The anchor after seeing ``price`` (0 means unset)."""
+    if mode is AnchorMode.FIXED:
+        return anchor if anchor > 0 else price
+    if mode is AnchorMode.WINDOW and window_high is not None:
+        return window_high
+    return max(anchor, price)
+
+
+class RollingHigh:
+    """Highest price of the last ``lookback_ms`` (monotonic deque: amortized O(1))."""
+
+    def __init__(self, lookback_ms: int) -> None:
+        self.lookback_ms = lookback_ms
+        self._items: deque[tuple[int, Decimal]] = deque()
+
+    def add(self, ts_ms: int, price: Decimal) -> None:
+        while self._items and self._items[-1][1] <= price:
+            self._items.pop()  # can never be the high again
+        self._items.append((ts_ms, price))
+        while self._items and self._items[0][0] < ts_ms - self.lookback_ms:
+            self._items.popleft()
+
+    def high(self) -> Decimal | None:
+        return self._items[0][1] if self._items else None
+
+    def items(self) -> list[tuple[int, Decimal]]:
+        """The candidates (decreasing prices), enough to resume the window elsewhere."""
+        return list(self._items)
+
+
+class SmaWindow:
+    """Simple moving average of the last ``period`` prices, O(1) per price."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._items: deque[Decimal] = deque()
+        self._sum = ZERO
+
+    def add(self, price: Decimal) -> None:
+        self._items.append(price)
+        self._sum += price
+        if len(self._items) > self.period:
+            self._sum -= self._items.popleft()
+
+    def value(self) -> Decimal | None:
+        if self.period <= 0 or len(self._items) < self.period:
+            return None
+        return self._sum / self.period
+
+
+# --- guards ------------------------------------------------------------------------------
+class GuardReason(str, Enum):
+    SPREAD_TOO_WIDE = "spread_too_wide"
+    VOLUME_TOO_LOW = "volume_too_low"
+    BELOW_SMA = "below_sma"
+    SMA_NOT_READY = "sma_not_ready"
+
+
+class GuardDecision(_Decision):
+    passed: bool
+    reason: GuardReason | None
+    detail: str
+
+
+def check_guards(ticker: Ticker, params: TraderParams, *, sma: Decimal | None) -> GuardDecision:
+    """Market guards in order: spread, 24 h volume, price above SMA. First failure wins."""
+    mid = ticker.mid
+    spread = (ticker.ask - ticker.bid) / mid * _BPS if mid > 0 else Decimal("Infinity")
+    if spread > params.max_spread_bps:
+        return GuardDecision(passed=False, reason=GuardReason.SPREAD_TOO_WIDE,
+                             detail=f"spread {spread:.1f} bps > max {params.max_spread_bps} bps")
+    if ticker.quote_volume < params.min_quote_volume:
+        return GuardDecision(
+            passed=False, reason=GuardReason.VOLUME_TOO_LOW,
+            detail=f"24h volume {ticker.quote_volume} < min {params.min_quote_volume}")
+    if params.sma_guard_period > 0:
+        if sma is None:
+            return GuardDecision(passed=False, reason=GuardReason.SMA_NOT_READY,
+                                 detail=f"SMA({params.sma_guard_period}) not available yet")
+        if ticker.last <= sma:
+            return GuardDecision(passed=False, reason=GuardReason.BELOW_SMA,
+                                 detail=f"price {ticker.last} <= SMA {sma}")
+    return GuardDecision(passed=True, reason=None, detail=f"guards passed (spread {spread:.1f} bps)")
+
+
+# --- exits -------------------------------------------------------------------------------
+class ExitReason(str, Enum):
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
+    TRAILING_STOP = "trailing_stop"
+    MAX_HOLD = "max_hold"
+    FORCE_EXIT = "force_exit"
+    SHUTDOWN = "shutdown"
+
+
+class TrailingState(_Decision):
+    peak: Decimal
+    trigger: Decimal
+    """0 while the trailing stop is not armed."""
+
+
+def update_trailing(
+    state: TrailingState, price: Decimal, entry_price: Decimal, params: TraderParams
+) -> TrailingState:
+    """Raise the peak; arm past the activation; the trigger only ever moves up."""
+    peak = max(state.peak, price)
+    if not params.trailing_enabled:
+        return TrailingState(peak=peak, trigger=state.trigger)
+    trigger = state.trigger
+    if peak >= entry_price * (1 + params.trailing_activation_pct / _HUNDRED):
+        trigger = max(trigger, peak * (1 - params.trailing_distance_pct / _HUNDRED))
+    return TrailingState(peak=peak, trigger=trigger)
+
+
+def exit_levels(entry_price: Decimal, params: TraderParams) -> tuple[Decimal, Decimal]:
+    """(take-profit price, stop-loss price); 0 where the level is disabled."""
+    tp = entry_price * (1 + params.take_profit_pct / _HUNDRED) if params.take_profit_pct else ZERO
+    sl = entry_price * (1 - params.stop_loss_pct / _HUNDRED) if params.stop_loss_pct else ZERO
+    return tp, sl
+
+
+class ExitDecision(_Decision):
+    exit: bool
+    reason: ExitReason | None
+    price: Decimal
+    detail: str
+
+
+def evaluate_exit(
+    *,
+    price: Decimal,
+    entry_price: Decimal,
+    trailing: TrailingState,
+    entry_ts: float,
+    now: float,
+    params: TraderParams,
+) -> ExitDecision:
+    """Exit check in priority order: stop-loss, take-profit, trailing stop, max hold."""
+    tp, sl = exit_levels(entry_price, params)
+
+    def decide(reason: ExitReason, detail: str) -> ExitDecision:
+        return ExitDecision(exit=True, reason=reason, price=price, detail=detail)
+
+    if sl > 0 and price <= sl:
+        return decide(ExitReason.STOP_LOSS, f"price {price} <= stop-loss {sl}")
+    if tp > 0 and price >= tp:
+        return decide(ExitReason.TAKE_PROFIT, f"price {price} >= take-profit {tp}")
+    if trailing.trigger > 0 and price <= trailing.trigger:
+        return decide(ExitReason.TRAILING_STOP,
+                      f"price {price} <= trailing stop {trailing.trigger} (peak {trailing.peak})")
+    # Time is not money: float seconds are fine here.
+    if params.max_hold_minutes > 0 and now - entry_ts >= float(params.max_hold_minutes) * 60:
+        return decide(ExitReason.MAX_HOLD, f"held {now - entry_ts:.0f}s >= max hold")
+    return ExitDecision(exit=False, reason=None, price=price, detail=f"holding at {price}")

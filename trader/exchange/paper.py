@@ -1,0 +1,253 @@
+"""The paper exchange: an exchange simulator behind the ``Exchange`` port.
+
+The book is derived from the feed's mid price (spread, a few levels of fixed quote
+liquidity); limit IOC/GTC and market orders match against it with partial fills and
+taker fees; GTC remainders rest and are matched again whenever the order is looked at.
+Orders and balances persist in SQLite (see ``paper_store``). Duplicate client order ids
+are rejected as a real exchange does. Faults can be injected for tests and drills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from trader.core import errors
+from trader.core.market import (
+    Candle, MarketInfo, Order, OrderRequest, OrderSide, OrderStatus, OrderType, Ticker,
+    TimeInForce,
+)
+from trader.core.sizing import round_down, round_up
+from trader.exchange.feed import PriceFeed
+from trader.exchange.paper_store import PaperStore
+
+_BPS = Decimal(10_000)
+
+
+class PaperFaults(BaseModel):
+    """Fault injection (all off by default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    create_latency_s: float = 0
+    """Sleep before accepting an order."""
+    accept_then_hang_s: float = 0
+    """Commit the order, then sleep before answering: "accepted, response lost"."""
+    fail_creates: int = 0
+    """The first N creates in this process fail (retryable) before reaching the book."""
+    max_fill_ratio: Decimal | None = None
+    """Cap on the filled fraction of every order (forces partial fills; 0: nothing fills)."""
+    reject_creates_with: str | None = None
+    """"InsufficientFunds" or "InvalidOrder": every create is refused so."""
+
+
+class PaperExchange:
+    """A simulated exchange account (``simulated = True``)."""
+
+    simulated = True
+
+    def __init__(
+        self, feed: PriceFeed, *, db_path: Path, quote_balances: dict[str, Decimal] | None = None,
+        spread_bps: Decimal = Decimal(10), depth_levels: int = 5,
+        level_liquidity_quote: Decimal = Decimal(50_000), fee_rate: Decimal | None = None,
+        faults: PaperFaults | None = None, clock: Callable[[], int] | None = None,
+        name: str = "paper",
+    ) -> None:
+        self.feed = feed
+        self.name = name
+        self.spread_bps = spread_bps
+        self.depth_levels = depth_levels
+        self.level_liquidity_quote = level_liquidity_quote
+        self.fee_rate = fee_rate
+        self.faults = faults
+        self._clock = clock or (lambda: int(time.time() * 1000))
+        self._store = PaperStore(db_path)
+        self._creates = 0
+        if quote_balances:
+            self._store.init_balances(quote_balances)
+
+    @staticmethod
+    def origin_ms_for(db_path: Path, default_ms: int) -> int:
+        """The generated market's origin, fixed by whichever process opened the file first."""
+        store = PaperStore(db_path)
+        try:
+            return int(store.meta_default("origin_ms", str(default_ms)))
+        finally:
+            store.close()
+
+    # --- market data -------------------------------------------------------------------
+    async def load_markets(self) -> dict[str, MarketInfo]:
+        return {s: self.feed.market(s) for s in self.feed.symbols}
+
+    def _book_top(self, symbol: str, now: int) -> tuple[MarketInfo, Decimal, Decimal]:
+        market = self.feed.market(symbol)
+        mid = self.feed.mid(symbol, now)
+        half = mid * self.spread_bps / _BPS / 2
+        bid = max(round_down(mid - half, market.price_tick), market.price_tick)
+        ask = max(round_up(mid + half, market.price_tick), bid + market.price_tick)
+        return market, bid, ask
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        now = self._clock()
+        out = {}
+        for symbol in symbols:
+            _, bid, ask = self._book_top(symbol, now)
+            out[symbol] = Ticker(symbol=symbol, ts_ms=now, bid=bid, ask=ask,
+                                 last=self.feed.mid(symbol, now),
+                                 quote_volume=self.feed.quote_volume(symbol, now))
+        return out
+
+    async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
+        return self.feed.candles(symbol, since_ms=since_ms, until_ms=self._clock(), limit=limit)
+
+    # --- orders -------------------------------------------------------------------------
+    async def create_order(self, request: OrderRequest) -> Order:
+        f = self.faults
+        if f and f.create_latency_s:
+            await asyncio.sleep(f.create_latency_s)
+        if f and self._creates < f.fail_creates:
+            self._creates += 1
+            raise errors.RetryableExchangeError("paper: injected create failure")
+        if f and f.reject_creates_with:
+            cls = getattr(errors, f.reject_creates_with)
+            raise cls(f"paper: injected rejection ({f.reject_creates_with})")
+        order = self._validate(request)
+        with self._store.transaction() as db:
+            if PaperStore.get_order(db, request.client_order_id) is not None:
+                raise errors.DuplicateClientOrderId(
+                    f"duplicate client order id {request.client_order_id}")
+            self._check_funds(db, request, order)
+            order = order.model_copy(update={"id": PaperStore.next_id(db)})
+            PaperStore.insert_order(db, order)
+            order = self._match(db, order)
+        if f and f.accept_then_hang_s:
+            await asyncio.sleep(f.accept_then_hang_s)
+        return order
+
+    def _validate(self, r: OrderRequest) -> Order:
+        market = self.feed.market(r.symbol)
+        if r.amount <= 0 or round_down(r.amount, market.amount_step) != r.amount:
+            raise errors.InvalidOrder(f"amount {r.amount} is not a positive multiple of "
+                                      f"{market.amount_step}")
+        if r.amount < market.min_amount:
+            raise errors.InvalidOrder(f"amount {r.amount} below minimum {market.min_amount}")
+        if r.type is OrderType.LIMIT:
+            if r.price is None or r.price <= 0 or round_down(r.price, market.price_tick) != r.price:
+                raise errors.InvalidOrder(f"limit price {r.price} is not a positive multiple "
+                                          f"of {market.price_tick}")
+        _, bid, ask = self._book_top(r.symbol, self._clock())
+        ref = r.price if r.price is not None else (ask if r.side is OrderSide.BUY else bid)
+        if r.amount * ref < market.min_cost:
+            raise errors.InvalidOrder(f"order value {r.amount * ref} below minimum cost "
+                                      f"{market.min_cost}")
+        return Order(id="", client_order_id=r.client_order_id, symbol=r.symbol, side=r.side,
+                     type=r.type, time_in_force=r.time_in_force, amount=r.amount, price=r.price,
+                     status=OrderStatus.OPEN, ts_ms=self._clock())
+
+    def _check_funds(self, db: sqlite3.Connection, r: OrderRequest, order: Order) -> None:
+        market = self.feed.market(r.symbol)
+        if r.side is OrderSide.BUY:
+            _, _, ask = self._book_top(r.symbol, self._clock())
+            need = r.amount * (r.price or ask) * (1 + self._fee(market))
+            have = PaperStore.balance(db, market.quote)
+            currency = market.quote
+        else:
+            need, have, currency = r.amount, PaperStore.balance(db, market.base), market.base
+        if have < need:
+            raise errors.InsufficientFunds(f"need {need} {currency}, have {have}")
+
+    def _fee(self, market: MarketInfo) -> Decimal:
+        return self.fee_rate if self.fee_rate is not None else market.taker_fee
+
+    def _levels(self, market: MarketInfo, side: OrderSide, now: int) -> list[tuple[Decimal, Decimal]]:
+        _, bid, ask = self._book_top(market.symbol, now)
+        step = max(round_up(ask * 2 / _BPS, market.price_tick), market.price_tick)
+        levels = []
+        for i in range(self.depth_levels):
+            price = ask + step * i if side is OrderSide.BUY else max(bid - step * i, market.price_tick)
+            levels.append((price, round_down(self.level_liquidity_quote / price,
+                                             market.amount_step)))
+        return levels
+
+    def _match(self, db: sqlite3.Connection, order: Order) -> Order:
+        """Take what crosses from the current book; settle balances; final state for IOC."""
+        market = self.feed.market(order.symbol)
+        remaining = order.amount - order.filled
+        cap = self.faults.max_fill_ratio if self.faults else None
+        if cap is not None:
+            remaining = min(remaining, round_down(order.amount * cap, market.amount_step)
+                            - order.filled)
+        qty_total, cost_total = Decimal(0), Decimal(0)
+        for price, qty in self._levels(market, order.side, self._clock()):
+            if remaining <= 0:
+                break
+            crosses = order.type is OrderType.MARKET or (
+                price <= order.price if order.side is OrderSide.BUY else price >= order.price)
+            if not crosses:
+                break
+            take = min(qty, remaining)
+            qty_total += take
+            cost_total += take * price
+            remaining -= take
+        if qty_total > 0:
+            fee = cost_total * self._fee(market)
+            if order.side is OrderSide.BUY:
+                PaperStore.add_balance(db, market.quote, -(cost_total + fee))
+                PaperStore.add_balance(db, market.base, qty_total)
+            else:
+                PaperStore.add_balance(db, market.base, -qty_total)
+                PaperStore.add_balance(db, market.quote, cost_total - fee)
+            filled = order.filled + qty_total
+            old_cost = (order.average or Decimal(0)) * order.filled
+            order = order.model_copy(update={
+                "filled": filled, "average": (old_cost + cost_total) / filled,
+                "fee": order.fee + fee})
+        if order.filled >= order.amount:
+            order = order.model_copy(update={"status": OrderStatus.CLOSED})
+        elif order.type is OrderType.MARKET or order.time_in_force is TimeInForce.IOC:
+            order = order.model_copy(update={"status": OrderStatus.CANCELED})
+        PaperStore.save_order(db, order)
+        return order
+
+    def _refresh(self, symbol: str, client_order_id: str) -> Order:
+        with self._store.transaction() as db:
+            order = PaperStore.get_order(db, client_order_id)
+            if order is None or order.symbol != symbol:
+                raise errors.OrderNotFound(f"no order {client_order_id} on {symbol}")
+            if order.status is OrderStatus.OPEN:
+                order = self._match(db, order)
+            return order
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        return self._refresh(symbol, client_order_id)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
+        order = self._refresh(symbol, client_order_id)
+        if order.status is not OrderStatus.OPEN:
+            return order
+        with self._store.transaction() as db:
+            order = order.model_copy(update={"status": OrderStatus.CANCELED})
+            PaperStore.save_order(db, order)
+        return order
+
+    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+        open_ids = [o.client_order_id for o in self._store.orders(symbol)
+                    if o.status is OrderStatus.OPEN]
+        return [o for o in (self._refresh(symbol, i) for i in open_ids)
+                if o.status is OrderStatus.OPEN]
+
+    async def fetch_balance(self) -> dict[str, Decimal]:
+        return self._store.balances()
+
+    def all_orders(self) -> list[Order]:
+        """Every order ever placed, oldest first (inspection and tests)."""
+        return self._store.orders()
+
+    async def close(self) -> None:
+        self._store.close()

@@ -1,0 +1,117 @@
+"""SQLite persistence of the paper exchange: orders, balances and the market origin.
+
+Shared by every process that opens the same file (a killed worker and its replacement see
+the same orders). Uniqueness of client order ids is a database constraint, checked inside
+one ``BEGIN IMMEDIATE`` transaction, so two processes can never both create the same id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from trader.core.market import Order
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS balances (currency TEXT PRIMARY KEY, amount TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_order_id TEXT NOT NULL UNIQUE,
+    symbol TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+
+class PaperStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic read-modify-write across processes."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def meta_default(self, key: str, default: str) -> str:
+        """The stored value, storing ``default`` first if there is none."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default))
+            return str(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+    def init_balances(self, balances: dict[str, Decimal]) -> None:
+        """Set starting balances once: a file that has any balance keeps its own."""
+        with self.transaction() as db:
+            if db.execute("SELECT COUNT(*) FROM balances").fetchone()[0] == 0:
+                db.executemany("INSERT INTO balances VALUES (?, ?)",
+                               [(k, str(v)) for k, v in balances.items()])
+
+    @staticmethod
+    def balance(db: sqlite3.Connection, currency: str) -> Decimal:
+        row = db.execute("SELECT amount FROM balances WHERE currency = ?", (currency,)).fetchone()
+        return Decimal(row[0]) if row else Decimal(0)
+
+    @staticmethod
+    def add_balance(db: sqlite3.Connection, currency: str, delta: Decimal) -> None:
+        new = PaperStore.balance(db, currency) + delta
+        db.execute("INSERT INTO balances VALUES (?, ?) ON CONFLICT(currency) DO UPDATE "
+                   "SET amount = excluded.amount", (currency, str(new)))
+
+    def balances(self) -> dict[str, Decimal]:
+        with self._lock:
+            rows = self._conn.execute("SELECT currency, amount FROM balances").fetchall()
+        return {c: Decimal(a) for c, a in rows}
+
+    @staticmethod
+    def insert_order(db: sqlite3.Connection, order: Order) -> bool:
+        """False when the client order id exists already."""
+        cur = db.execute(
+            "INSERT OR IGNORE INTO orders (client_order_id, symbol, body) VALUES (?, ?, ?)",
+            (order.client_order_id, order.symbol, order.model_dump_json()))
+        return cur.rowcount == 1
+
+    @staticmethod
+    def next_id(db: sqlite3.Connection) -> str:
+        row = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM orders").fetchone()
+        return str(row[0])
+
+    @staticmethod
+    def save_order(db: sqlite3.Connection, order: Order) -> None:
+        db.execute("UPDATE orders SET body = ? WHERE client_order_id = ?",
+                   (order.model_dump_json(), order.client_order_id))
+
+    @staticmethod
+    def get_order(db: sqlite3.Connection, client_order_id: str) -> Order | None:
+        row = db.execute("SELECT body FROM orders WHERE client_order_id = ?",
+                         (client_order_id,)).fetchone()
+        return Order.model_validate_json(row[0]) if row else None
+
+    def orders(self, symbol: str | None = None) -> list[Order]:
+        with self._lock:
+            if symbol is None:
+                rows = self._conn.execute("SELECT body FROM orders ORDER BY seq").fetchall()
+            else:
+                rows = self._conn.execute("SELECT body FROM orders WHERE symbol = ? ORDER BY seq",
+                                          (symbol,)).fetchall()
+        return [Order.model_validate_json(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
