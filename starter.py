@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="sell held positions first (default: keep them; resumed on start)")
     status = sub.add_parser("status", help="table of every symbol's phase (from visibility)")
     status.add_argument("--once", action="store_true", help="print one table and exit")
+    parser.set_defaults(no_worker=False)
     args = parser.parse_args(argv)
     args.command = args.command or "start"
     return args

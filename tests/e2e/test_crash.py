@@ -19,7 +19,7 @@ from trader.core.state import CoinState
 from trader.ledger import LedgerStore
 from trader.runtime.exchange import build_exchange
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.e2e
 
 SYMBOL = "SOL/USDT"
 
@@ -80,6 +80,8 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         assert len([o for o in orders if o.side.value == "buy"]) == 1
         assert orders[0].client_order_id == state.client_order_id
         assert state.amount == orders[0].filled
+        history = await client.get_workflow_handle(wf_id).fetch_history()
+        assert _place_order_attempts(history)[0] >= 2  # the retry found the order by its id
 
         # Second crash: while holding the position.
         kill(w2)
@@ -102,8 +104,24 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
     finally:
         for w in workers:
             kill(w)
-        async for wf in client.list_workflows(f'TaskQueue = "{queue}"'):
+        async for wf in client.list_workflows(
+                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
             await client.get_workflow_handle(wf.id).terminate("test over")
+
+
+def _place_order_attempts(history) -> list[int]:
+    """Attempt number of each completed place_order activity, in order."""
+    scheduled = {}
+    attempts = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes \
+                .activity_type.name
+        elif event.HasField("activity_task_started_event_attributes"):
+            attrs = event.activity_task_started_event_attributes
+            if scheduled.get(attrs.scheduled_event_id) == "place_order":
+                attempts.append(attrs.attempt)
+    return attempts
 
 
 def _client_ids_in_history(history) -> set[str]:

@@ -13,7 +13,7 @@ from trader.core.phases import Phase
 from trader.ledger import LedgerStore
 from trader.runtime.commands import RUNNING_TRADERS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.e2e
 
 
 async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path):
@@ -50,7 +50,8 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
         assert stop.returncode == 0 and "stopping" in stop.stdout
     finally:
         kill(proc, signal.SIGTERM)
-        async for wf in dev_env.client.list_workflows(f'TaskQueue = "{queue}"'):
+        async for wf in dev_env.client.list_workflows(
+                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
             await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
     log = (tmp_path / "starter.log").read_text()
     assert "Traceback" not in log, log[-3000:]

@@ -7,7 +7,6 @@ import pytest
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_path):

@@ -11,7 +11,6 @@ import pytest
 from tests.workflows.harness import bench, path_of
 from trader.core.phases import Phase
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path):

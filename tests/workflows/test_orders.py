@@ -15,7 +15,6 @@ from trader.core.params import BuyOrderMode
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def _to_position(b, h):

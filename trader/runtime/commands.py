@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from trader import contracts as c
 from trader.config import Settings
@@ -31,18 +32,26 @@ async def force_exit(client: Client, settings: Settings, symbol: str, reason: st
             "request_exit", c.ForceExitRequest(reason=reason), result_type=c.ForceExitResult)
     except WorkflowUpdateFailedError as err:
         return f"{symbol}: rejected: {err.cause}"
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        return f"{symbol}: not running"
     return f"{symbol}: accepted in {result.phase}: {result.detail}"
 
 
 async def signal_all(client: Client, settings: Settings, signal: str, arg: object = None,
                      symbols: list[str] | None = None) -> list[str]:
+    """Signal each symbol; returns one line per symbol (sent, or why not)."""
     done = []
     for symbol in symbols or settings.watchlist:
         handle = _handle(client, settings, symbol)
-        if arg is None:
-            await handle.signal(signal)
-        else:
-            await handle.signal(signal, arg)
+        try:
+            await (handle.signal(signal) if arg is None else handle.signal(signal, arg))
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            done.append(f"{symbol} (not running)")
+            continue
         done.append(symbol)
     return done
 

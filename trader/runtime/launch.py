@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -79,10 +80,11 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes([
-                sa.TRADING_SYMBOL.value_set(symbol),
-                sa.TRADING_EXCHANGE.value_set(settings.exchange),
-                sa.TRADING_PHASE.value_set((state.phase if state else Phase.WARMUP).value),
-                sa.PHASE_SINCE.value_set(datetime.now(UTC)),
+                SearchAttributePair(sa.TRADING_SYMBOL, symbol),
+                SearchAttributePair(sa.TRADING_EXCHANGE, settings.exchange),
+                SearchAttributePair(sa.TRADING_PHASE,
+                                    (state.phase if state else Phase.WARMUP).value),
+                SearchAttributePair(sa.PHASE_SINCE, datetime.now(UTC)),
             ]),
             static_summary=f"{symbol} on {settings.exchange}: drop {params.drop_trigger_pct}% "
                            f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
