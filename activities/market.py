@@ -16,6 +16,7 @@ from decimal import Decimal
 from temporalio import activity
 
 from trader import contracts as c
+from trader.core.params import AnchorMode
 from trader.core.rules import (
     RollingHigh,
     SmaWindow,
@@ -25,7 +26,6 @@ from trader.core.rules import (
     next_anchor,
     update_trailing,
 )
-from trader.core.params import AnchorMode
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 

@@ -73,7 +73,8 @@ class MarketHub:
         while True:
             async with self._changed:
                 await self._changed.wait_for(
-                    lambda: (t := self._latest.get(symbol)) is not None and t.ts_ms > last_ts
+                    lambda seen=last_ts: (t := self._latest.get(symbol)) is not None
+                    and t.ts_ms > seen
                 )
                 ticker = self._latest[symbol]
             last_ts = ticker.ts_ms

@@ -4,6 +4,7 @@ signals and timers, transitions that publish to the Web UI, and background notif
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -130,16 +131,12 @@ class TraderBase:
             if not w.done():
                 w.cancel()
         for w in waiters[1:]:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await w
-            except (asyncio.CancelledError, asyncio.TimeoutError):
-                pass
         if outcome == "done":
             return outcome, main.result()
-        try:
-            await main
-        except (asyncio.CancelledError, ActivityError):
-            pass
+        with contextlib.suppress(asyncio.CancelledError, ActivityError):
+            await main  # cancelled: collect it so nothing is left unobserved
         return outcome, None
 
     # --- transitions -----------------------------------------------------------------

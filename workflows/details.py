@@ -25,7 +25,8 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
             f"position {_fmt(s.remaining)} @ {_fmt(s.entry_price)} · last "
             f"{_fmt(s.current_price)} · unrealized {pnl:+.2f} %"
         )
-        lines.append(f"TP {_fmt(s.tp_px)} · SL {_fmt(s.sl_px)} · trailing {_fmt(s.trailing_trigger)}")
+        lines.append(
+            f"TP {_fmt(s.tp_px)} · SL {_fmt(s.sl_px)} · trailing {_fmt(s.trailing_trigger)}")
     else:
         lines.append(f"last {_fmt(s.current_price)} · anchor {_fmt(s.anchor_price)}")
     lines.append(f"closed trades {s.trades_closed} · realized net {_fmt(s.realized_pnl_total)}")

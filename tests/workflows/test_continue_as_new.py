@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
-
 
 
 async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_path):

@@ -12,7 +12,6 @@ from tests.workflows.harness import bench, path_of
 from trader.core.phases import Phase
 
 
-
 async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path):
     async with bench(fresh_ts_env.client, tmp_path) as b:
         h = await b.start()

@@ -16,7 +16,6 @@ from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
 
 
-
 async def _to_position(b, h):
     await b.wait_phase(h, Phase.IDLE)
     b.set_price("BTC/USDT", "97.90")
@@ -107,7 +106,7 @@ async def test_force_exit_from_wait_fill_cancels_and_sells_what_filled(ts_env, t
         assert buy.status.value == "canceled" and buy.filled > 0
         [trade] = b.ledger.trades()
         assert trade.bought_amount == buy.filled and trade.exit_reason == "force_exit"
-        assert ["wait_fill", "place_sell"] == path_of(s)[4:6]
+        assert path_of(s)[4:6] == ["wait_fill", "place_sell"]
 
 
 async def test_rejected_buy_goes_idle_without_retry_storm(ts_env, tmp_path):

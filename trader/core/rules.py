@@ -140,7 +140,8 @@ def check_guards(ticker: Ticker, params: TraderParams, *, sma: Decimal | None) -
         if ticker.last <= sma:
             return GuardDecision(passed=False, reason=GuardReason.BELOW_SMA,
                                  detail=f"price {ticker.last} <= SMA {sma}")
-    return GuardDecision(passed=True, reason=None, detail=f"guards passed (spread {spread:.1f} bps)")
+    return GuardDecision(passed=True, reason=None,
+                         detail=f"guards passed (spread {spread:.1f} bps)")
 
 
 # --- exits -------------------------------------------------------------------------------

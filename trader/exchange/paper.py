@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict
 
 from trader.core import errors
 from trader.core.market import (
-    Candle, MarketInfo, Order, OrderRequest, OrderSide, OrderStatus, OrderType, Ticker,
+    Candle,
+    MarketInfo,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Ticker,
     TimeInForce,
 )
 from trader.core.sizing import round_down, round_up
@@ -137,10 +144,11 @@ class PaperExchange:
                                       f"{market.amount_step}")
         if r.amount < market.min_amount:
             raise errors.InvalidOrder(f"amount {r.amount} below minimum {market.min_amount}")
-        if r.type is OrderType.LIMIT:
-            if r.price is None or r.price <= 0 or round_down(r.price, market.price_tick) != r.price:
-                raise errors.InvalidOrder(f"limit price {r.price} is not a positive multiple "
-                                          f"of {market.price_tick}")
+        if r.type is OrderType.LIMIT and (
+                r.price is None or r.price <= 0
+                or round_down(r.price, market.price_tick) != r.price):
+            raise errors.InvalidOrder(f"limit price {r.price} is not a positive multiple "
+                                      f"of {market.price_tick}")
         _, bid, ask = self._book_top(r.symbol, self._clock())
         ref = r.price if r.price is not None else (ask if r.side is OrderSide.BUY else bid)
         if r.amount * ref < market.min_cost:
@@ -165,12 +173,15 @@ class PaperExchange:
     def _fee(self, market: MarketInfo) -> Decimal:
         return self.fee_rate if self.fee_rate is not None else market.taker_fee
 
-    def _levels(self, market: MarketInfo, side: OrderSide, now: int) -> list[tuple[Decimal, Decimal]]:
+    def _levels(self, market: MarketInfo, side: OrderSide, now: int
+                ) -> list[tuple[Decimal, Decimal]]:
+        """(price, base amount) per level, best first; levels ~2 bps apart."""
         _, bid, ask = self._book_top(market.symbol, now)
         step = max(round_up(ask * 2 / _BPS, market.price_tick), market.price_tick)
         levels = []
         for i in range(self.depth_levels):
-            price = ask + step * i if side is OrderSide.BUY else max(bid - step * i, market.price_tick)
+            price = (ask + step * i if side is OrderSide.BUY
+                     else max(bid - step * i, market.price_tick))
             levels.append((price, round_down(self.level_liquidity_quote / price,
                                              market.amount_step)))
         return levels

@@ -68,7 +68,8 @@ def start_dev_server(
     while not is_listening(host, port):
         if proc.poll() is not None:
             raise RuntimeError(
-                f"temporal dev server exited with {proc.returncode}; see {data_dir / 'temporal.log'}"
+                f"temporal dev server exited with {proc.returncode}; "
+                f"see {data_dir / 'temporal.log'}"
             )
         if time.monotonic() > deadline:
             proc.kill()
