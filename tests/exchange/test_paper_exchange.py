@@ -1,0 +1,164 @@
+"""The paper exchange: matching, partial fills, fees and balances, duplicate client ids,
+persistence across processes, and fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+import pytest
+
+from trader.core import errors
+from trader.core.market import MarketInfo, OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.exchange.feed import StaticFeed
+from trader.exchange.paper import PaperExchange, PaperFaults
+
+BTC = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
+                 amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5"))
+
+
+def make(tmp_path, *, price="100", faults=None, clock=None, liquidity="50000"):
+    feed = StaticFeed({"BTC/USDT": BTC})
+    feed.set_price("BTC/USDT", D(price))
+    ex = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
+                       quote_balances={"USDT": D("10000")}, spread_bps=D(10),
+                       level_liquidity_quote=D(liquidity), fee_rate=D("0.001"), faults=faults,
+                       clock=clock or (lambda: 1_000))
+    return ex, feed
+
+
+def req(cid, side=OrderSide.BUY, amount="1", price="100.10", tif=TimeInForce.IOC,
+        type_=OrderType.LIMIT):
+    return OrderRequest(symbol="BTC/USDT", side=side, type=type_, amount=D(amount),
+                        price=D(price) if price else None, time_in_force=tif,
+                        client_order_id=cid)
+
+
+async def test_book_is_derived_from_the_feed(tmp_path):
+    ex, _ = make(tmp_path)
+    t = (await ex.fetch_tickers(["BTC/USDT"]))["BTC/USDT"]
+    assert (t.bid, t.ask, t.last) == (D("99.95"), D("100.05"), D("100"))
+
+
+async def test_ioc_buy_fills_and_moves_balances_with_fees(tmp_path):
+    ex, _ = make(tmp_path)
+    order = await ex.create_order(req("c1"))
+    assert order.status.value == "closed" and order.filled == D(1)
+    assert order.average == D("100.05") and order.fee == D("0.10005")
+    balances = await ex.fetch_balance()
+    assert balances["USDT"] == D("10000") - D("100.05") - D("0.10005")
+    assert balances["BTC"] == D(1)
+    sell = await ex.create_order(req("c2", OrderSide.SELL, price="99.95"))
+    assert sell.filled == D(1) and sell.average == D("99.95")
+    assert (await ex.fetch_balance())["BTC"] == 0
+
+
+async def test_limited_liquidity_walks_the_book_then_ioc_cancels_the_rest(tmp_path):
+    ex, _ = make(tmp_path, liquidity="200")  # ~2 BTC per level
+    order = await ex.create_order(req("c1", amount="5", price="100.09"))  # crosses 3 levels
+    assert order.status.value == "canceled" and D(0) < order.filled < D(5)
+    assert order.average > D("100.05")  # paid up through the levels
+
+
+async def test_max_fill_ratio_forces_partial_fills(tmp_path):
+    ex, _ = make(tmp_path, faults=PaperFaults(max_fill_ratio=D("0.5")))
+    order = await ex.create_order(req("c1", amount="1"))
+    assert order.status.value == "canceled" and order.filled == D("0.5")
+
+
+async def test_gtc_rests_then_fills_when_the_price_comes(tmp_path):
+    ex, feed = make(tmp_path)
+    order = await ex.create_order(req("g1", price="99.00", tif=TimeInForce.GTC))
+    assert order.status.value == "open" and order.filled == 0
+    assert [o.client_order_id for o in await ex.fetch_open_orders("BTC/USDT")] == ["g1"]
+    feed.set_price("BTC/USDT", D("98.90"))  # ask 98.95 <= limit 99
+    filled = await ex.fetch_order("BTC/USDT", "g1")
+    assert filled.status.value == "closed" and filled.average == D("98.95")
+    assert await ex.fetch_open_orders("BTC/USDT") == []
+
+
+async def test_cancel_keeps_a_partial_fill(tmp_path):
+    ex, _ = make(tmp_path, faults=PaperFaults(max_fill_ratio=D("0.3")))
+    await ex.create_order(req("g1", amount="1", tif=TimeInForce.GTC))
+    cancelled = await ex.cancel_order("BTC/USDT", "g1")
+    assert cancelled.status.value == "canceled" and cancelled.filled == D("0.3")
+    again = await ex.cancel_order("BTC/USDT", "g1")  # idempotent
+    assert again == cancelled
+
+
+async def test_market_order(tmp_path):
+    ex, _ = make(tmp_path)
+    order = await ex.create_order(req("m1", price=None, type_=OrderType.MARKET))
+    assert order.filled == D(1) and order.average == D("100.05")
+
+
+async def test_duplicate_client_id_is_rejected_even_from_another_process(tmp_path):
+    ex, _ = make(tmp_path)
+    await ex.create_order(req("dup"))
+    other, _ = make(tmp_path)  # a second instance on the same file: another worker
+    with pytest.raises(errors.DuplicateClientOrderId):
+        await other.create_order(req("dup"))
+    assert len(other.all_orders()) == 1
+    found = await other.fetch_order("BTC/USDT", "dup")
+    assert found.filled == D(1)
+
+
+async def test_concurrent_creates_of_one_id_yield_one_order(tmp_path):
+    exchanges = [make(tmp_path)[0] for _ in range(4)]
+    results = await asyncio.gather(*(e.create_order(req("same")) for e in exchanges),
+                                   return_exceptions=True)
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, errors.DuplicateClientOrderId) for r in results
+               if isinstance(r, Exception))
+
+
+async def test_state_and_balances_survive_reopening(tmp_path):
+    ex, _ = make(tmp_path)
+    await ex.create_order(req("c1"))
+    await ex.close()
+    reopened, _ = make(tmp_path)
+    assert (await reopened.fetch_balance())["BTC"] == D(1)  # starting balances not re-applied
+    assert [o.client_order_id for o in reopened.all_orders()] == ["c1"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "error"),
+    [
+        (req("a", amount="0.00005"), errors.InvalidOrder),  # below min amount / step
+        (req("b", amount="0.04"), errors.InvalidOrder),  # 4 USDT < min cost 5
+        (req("c", price="100.001"), errors.InvalidOrder),  # off tick
+        (req("d", amount="200"), errors.InsufficientFunds),
+        (req("e", OrderSide.SELL), errors.InsufficientFunds),
+    ],
+)
+async def test_rejections(tmp_path, request_, error):
+    ex, _ = make(tmp_path)
+    with pytest.raises(error):
+        await ex.create_order(request_)
+    assert ex.all_orders() == []
+
+
+async def test_unknown_symbol_and_unknown_order(tmp_path):
+    ex, _ = make(tmp_path)
+    with pytest.raises(errors.BadSymbol):
+        await ex.fetch_tickers(["NOPE/USDT"])
+    with pytest.raises(errors.OrderNotFound):
+        await ex.fetch_order("BTC/USDT", "missing")
+
+
+async def test_fault_injection(tmp_path):
+    ex, _ = make(tmp_path, faults=PaperFaults(fail_creates=2))
+    for _ in range(2):
+        with pytest.raises(errors.RetryableExchangeError):
+            await ex.create_order(req("f1"))
+    assert (await ex.create_order(req("f1"))).filled == D(1)
+
+    ex2, _ = make(tmp_path / "x", faults=PaperFaults(reject_creates_with="InvalidOrder"))
+    with pytest.raises(errors.InvalidOrder):
+        await ex2.create_order(req("r1"))
+
+    ex3, _ = make(tmp_path / "y", faults=PaperFaults(accept_then_hang_s=5))
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(ex3.create_order(req("h1")), timeout=0.5)
+    # The response was lost, but the order exists: a lookup finds it.
+    assert (await ex3.fetch_order("BTC/USDT", "h1")).filled == D(1)
