@@ -4,12 +4,12 @@ Precedence: explicit overrides > environment > TOML file > defaults. Env names a
 upper-case field names (the seed's names, e.g. ``BUY_ORDER_TIMEOUT_SECONDS``); TOML keys are
 the lower-case names. Secrets are ``SecretStr`` and never reach workflow parameters.
 
-    python -m trader.config --markdown   # the field table of docs/configuration.md
+``trader.config_docs`` renders docs/configuration.md's table and config.example.toml from
+these fields, so the docs cannot drift from the code.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -222,19 +222,3 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
             lines.append(f"{env} ({key}): {err['msg']}; got {got!r}")
     where = f" in {path}" if path else ""
     return f"config error{where}:\n  " + "\n  ".join(lines)
-
-
-def markdown_table() -> str:
-    rows = ["| TOML key | env | default | meaning |", "|---|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = "" if name == "paper" else repr(field.default)
-        rows.append(f"| `{name}` | `{name.upper()}` | `{default}` | {field.description} |")
-    for name, field in PaperSettings.model_fields.items():
-        doc = " ".join((field.description or "").split())
-        rows.append(f"| `paper.{name}` | `PAPER__{name.upper()}` | `{field.default!r}` | "
-                    f"{doc} |")
-    return "\n".join(rows)
-
-
-if __name__ == "__main__" and "--markdown" in sys.argv:
-    print(markdown_table())

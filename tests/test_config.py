@@ -1,0 +1,116 @@
+"""Settings: TOML + env, precedence, validation messages, secrets kept out of params."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from trader.config import Settings, load_settings
+from trader.config_docs import example_toml, markdown
+from trader.core.errors import ConfigError
+from trader.core.params import TraderParams
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_NAMES = [
+    "FSM_ENABLED", "FSM_MODE", "PHASE_LOG_FILE", "PHASE_LOG_BUFFER_SIZE", "ENABLE_RICH_TABLE",
+    "RICH_TABLE_REFRESH_HZ", "RICH_TABLE_SHOW_IDLE", "ENABLE_PROMETHEUS", "PROMETHEUS_PORT",
+    "BUY_ORDER_TIMEOUT_SECONDS", "SELL_ORDER_TIMEOUT_SECONDS", "MAX_POSITION_HOLD_MINUTES",
+    "FSM_MAX_RETRIES", "FSM_BACKOFF_BASE_SECONDS", "HYBRID_VALIDATION_INTERVAL_S",
+    "HYBRID_LOG_DIVERGENCES", "MAX_TRADES", "GLOBAL_TRADING", "BACKFILL_MINUTES",
+    "USE_DROP_ANCHOR",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in list(Settings.model_fields) + ["PAPER__SEED"]:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_defaults_are_the_seed_values():
+    s = load_settings()
+    assert (s.buy_order_timeout_seconds, s.sell_order_timeout_seconds) == (30, 20)
+    assert s.max_position_hold_minutes == 60 and s.cooldown_minutes == 15
+    assert (s.fsm_max_retries, s.fsm_backoff_base_seconds, s.fsm_backoff_max_seconds) == (5, 10,
+                                                                                           300)
+    assert s.phase_log_buffer_size == 8192 and s.rich_table_refresh_hz == 2.0
+    assert s.prometheus_port == 8000 and s.hybrid_validation_interval_s == 60
+
+
+def test_every_seed_setting_is_a_field():
+    for name in SEED_NAMES:
+        assert name.lower() in Settings.model_fields, name
+
+
+def test_toml_then_env_override(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('drop_trigger_pct = "0.7"\nmax_trades = 2\n[paper]\nseed = 3\n'
+                   'volatility_bps = "12"\n')
+    s = load_settings(cfg)
+    assert s.drop_trigger_pct == D("0.7") and s.max_trades == 2 and s.paper.seed == 3
+    monkeypatch.setenv("MAX_TRADES", "4")
+    monkeypatch.setenv("PAPER__SEED", "9")
+    s = load_settings(cfg)
+    assert s.max_trades == 4 and s.paper.seed == 9 and s.paper.volatility_bps == D(12)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('drop_trigger_pct = "abc"', "DROP_TRIGGER_PCT (drop_trigger_pct)"),
+        ("buy_order_timeout_seconds = -1", "BUY_ORDER_TIMEOUT_SECONDS"),
+        ('fsm_mode = "turbo"', "FSM_MODE (fsm_mode)"),
+        ('watchlist = ["btc-usdt"]', "WATCHLIST (watchlist)"),
+        ("prometheus_port = 70000", "PROMETHEUS_PORT"),
+        ("drop_triger_pct = 1", "unknown setting 'drop_triger_pct'"),
+        ("[paper]\nseed = \"x\"", "PAPER__SEED (paper.seed)"),
+        ("x = [", "config error in"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, toml, expected):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert expected in str(err.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_secrets_stay_out_of_params_logs_and_repr(monkeypatch):
+    monkeypatch.setenv("EXCHANGE_API_KEY", "key-SECRET-123")
+    monkeypatch.setenv("TELEGRAM_TOKEN", "tok-SECRET-456")
+    s = load_settings()
+    assert s.exchange_api_key.get_secret_value() == "key-SECRET-123"
+    for text in (s.trader_params().model_dump_json(), str(s.redacted()), repr(s), str(s)):
+        assert "SECRET" not in text
+
+
+def test_trader_params_carry_every_trading_field():
+    s = load_settings(trade_budget=D("42"), max_position_hold_minutes=D("7"),
+                      anchor_mode="window")
+    params = s.trader_params()
+    assert params.trade_budget == D("42") and params.max_hold_minutes == D("7")
+    for name in TraderParams.model_fields:
+        if name != "max_hold_minutes":
+            assert getattr(params, name) == getattr(s, name), name
+
+
+def test_legacy_mode_from_the_master_switch():
+    assert load_settings(fsm_enabled=False, fsm_mode="fsm").effective_mode == "legacy"
+    assert load_settings(fsm_mode="both").effective_mode == "both"
+
+
+@pytest.mark.parametrize("name", ["config.example.toml", "config/demo.toml"])
+def test_shipped_configs_load(name):
+    load_settings(ROOT / name)
+
+
+def test_docs_and_example_are_generated_from_the_model():
+    assert (ROOT / "config.example.toml").read_text() == example_toml()
+    assert markdown() in (ROOT / "docs" / "configuration.md").read_text()
