@@ -77,7 +77,7 @@ def test_error_recovers_to_every_phase_a_symbol_can_be_in_with_exposure():
 
 
 def test_quiet_phases_wait_on_nothing_in_flight():
-    assert QUIET_PHASES == {Phase.IDLE, Phase.POSITION, Phase.COOLDOWN}
+    assert {Phase.IDLE, Phase.POSITION, Phase.COOLDOWN} == QUIET_PHASES
 
 
 def test_generated_diagram_in_docs_matches_the_table():

@@ -123,13 +123,14 @@ def path_of(state: CoinState) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
-                prices: dict[str, str] | None = None) -> AsyncIterator[Bench]:
+                prices: dict[str, str] | None = None, poll_interval_s: float = 0.05,
+                ) -> AsyncIterator[Bench]:
     feed = StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
     exchange = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
                              quote_balances={"USDT": D("10000")}, faults=faults)
-    hub = MarketHub(exchange, poll_interval_s=0.05)
+    hub = MarketHub(exchange, poll_interval_s=poll_interval_s)
     ledger = LedgerStore(tmp_path / "ledger.sqlite")
     notifier = LogNotifier()
     run = uuid.uuid4().hex[:8]

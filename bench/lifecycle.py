@@ -1,0 +1,115 @@
+"""Measure, on a real local Temporal dev server with real workers and the paper exchange:
+
+1. trigger -> order latency: from the moment the price crosses the drop trigger (set on a
+   StaticFeed) to the buy order reaching the paper exchange (its accept timestamp);
+2. history events of one complete trade lifecycle (WARMUP ... COOLDOWN -> IDLE), read from
+   the real history;
+3. history events per idle watch checkpoint, and so per idle symbol-hour.
+
+    python -m bench.lifecycle [--triggers 60] [--poll 0.5] [--idle-seconds 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal as D
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflows.harness import bench
+from trader.core.phases import Phase
+from trader.runtime.converter import DATA_CONVERTER
+from trader.runtime.search import ALL_KEYS
+
+
+def _phase_upserts(history) -> list[tuple[int, str]]:
+    out = []
+    for e in history.events:
+        if e.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = e.upsert_workflow_search_attributes_event_attributes \
+                .search_attributes.indexed_fields
+            if "TradingPhase" in fields:
+                out.append((e.event_id, json.loads(fields["TradingPhase"].data)))
+    return out
+
+
+async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
+    samples = []
+    async with bench(env.client, tmp, poll_interval_s=poll) as b:
+        h = await b.start(cooldown_minutes=D(0), trailing_enabled=False, take_profit_pct=D(1),
+                          stop_loss_pct=D(50), watch_checkpoint_seconds=60)
+        await b.wait_phase(h, Phase.IDLE)
+        price = D(100)
+        for _ in range(triggers):
+            seen = len(b.exchange.all_orders())
+            price = price * D("0.97")  # 3 % below the anchor (the last price): fires
+            t0 = time.time()
+            b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
+            while len(b.exchange.all_orders()) == seen:
+                await asyncio.sleep(0.002)
+            buy = b.exchange.all_orders()[seen]
+            samples.append(buy.ts_ms / 1000 - t0)
+            await b.wait_phase(h, Phase.POSITION)
+            price = price * D("1.02")  # take profit
+            b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
+            await b.wait_for(h, lambda s, n=len(samples): s.trades_closed == n
+                             and s.phase is Phase.IDLE, what="back to idle", timeout=30)
+        history = await h.fetch_history()
+    ups = _phase_upserts(history)
+    idles = [eid for eid, phase in ups if phase == "idle"]
+    samples.sort()
+    return {
+        "triggers": len(samples), "poll_interval_s": poll,
+        "latency_median_s": round(statistics.median(samples), 4),
+        "latency_p99_s": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 4),
+        "latency_max_s": round(samples[-1], 4),
+        "events_start_to_first_idle": idles[0],
+        "events_one_trade_idle_to_idle": idles[1] - idles[0],
+    }
+
+
+async def idle_cost(env, tmp: Path, seconds: float) -> dict:
+    checkpoint = 10.0
+    async with bench(env.client, tmp) as b:
+        h = await b.start(watch_checkpoint_seconds=checkpoint)
+        await b.wait_phase(h, Phase.IDLE)
+        start = len((await h.fetch_history()).events)
+        await asyncio.sleep(seconds)
+        end = len((await h.fetch_history()).events)
+    per_checkpoint = (end - start) / (seconds / checkpoint)
+    return {
+        "idle_seconds_measured": seconds, "checkpoint_s_measured": checkpoint,
+        "events_per_idle_checkpoint": round(per_checkpoint, 2),
+        "events_per_idle_hour_at_60s_checkpoint": round(per_checkpoint * 60),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--triggers", type=int, default=60)
+    parser.add_argument("--poll", type=float, default=0.5)
+    parser.add_argument("--idle-seconds", type=float, default=120)
+    args = parser.parse_args()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=DATA_CONVERTER, search_attributes=ALL_KEYS)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "a").mkdir()
+            (Path(tmp) / "b").mkdir()
+            result = await latency(env, Path(tmp) / "a", args.triggers, args.poll)
+            result |= await idle_cost(env, Path(tmp) / "b", args.idle_seconds)
+    finally:
+        await env.shutdown()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
