@@ -59,7 +59,8 @@ async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
             await b.wait_phase(h, Phase.POSITION)
             price = price * D("1.02")  # take profit
             b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
-            await b.wait_for(h, lambda s, n=len(samples): s.trades_closed == n
+            closed = len(samples)
+            await b.wait_for(h, lambda s, n=closed: s.trades_closed == n
                              and s.phase is Phase.IDLE, what="back to idle", timeout=30)
         history = await h.fetch_history()
     ups = _phase_upserts(history)
