@@ -10,11 +10,13 @@ in a quiet phase when the history grows large.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
-    from trader.core.phases import HOLDING_PHASES, QUIET_PHASES, Phase
+    from trader.core.phases import HOLDING_PHASES, QUIET_PHASES, Phase, Trigger
     from trader.core.state import CoinState, PhaseRecord
+    from workflows.base import error_message
     from workflows.entry_phases import EntryPhases
     from workflows.exit_phases import ExitPhases
     from workflows.recovery import RecoveryPhases
@@ -68,7 +70,14 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
                     await self._drain_background()
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     workflow.continue_as_new(inp.model_copy(update={"state": s}))
-            await handlers[s.phase]()
+            try:
+                await handlers[s.phase]()
+            except ActivityError as err:
+                # An exchange call gave up (retries exhausted, or a rejection the phase does
+                # not handle). Without this the workflow task would fail on every replay:
+                # ERROR backs off and reconciles instead.
+                s.last_error = error_message(err)
+                self._transition(Trigger.FAILED, f"{s.phase.value} failed: {s.last_error}")
 
     def _should_stop(self) -> bool:
         s = self.state

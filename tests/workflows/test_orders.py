@@ -148,6 +148,28 @@ async def test_error_backoff_then_reconciles_back_to_position(fresh_ts_env, tmp_
         assert trade.bought_amount == held and trade.exit_reason == "stop_loss"
 
 
+async def test_exchange_call_giving_up_mid_phase_goes_to_error_not_a_stuck_task(
+        fresh_ts_env, tmp_path):
+    faults = PaperFaults(max_fill_ratio=D(0))
+    async with bench(fresh_ts_env.client, tmp_path, faults=faults) as b:
+        h = await b.start(buy_order_mode=BuyOrderMode.GTC, buy_order_timeout_seconds=3)
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.WAIT_FILL)
+        # The buy rests; polling and cancelling it now fail until retries are exhausted.
+        b.exchange.faults = PaperFaults(max_fill_ratio=D(0), fail_lookups=10**6)
+        s = await b.wait_phase(h, Phase.ERROR, timeout=30)
+        assert "wait_fill failed" in s.note
+        b.exchange.faults = PaperFaults(max_fill_ratio=D(0))
+        await fresh_ts_env.sleep(11)
+        s = await b.wait_for(h, lambda s: s.phase is Phase.IDLE and s.decision_id is None,
+                             what="reconciled back to idle", timeout=30)
+        triggers = [r.trigger.value for r in s.phase_history]
+        assert "recovered_buy_open" in triggers  # the open buy was found, then cancelled
+        [order] = b.exchange.all_orders()
+        assert order.status.value == "canceled" and s.amount == 0
+
+
 async def test_global_slot_limit_across_workflows(ts_env, tmp_path):
     async with bench(ts_env.client, tmp_path) as b:
         btc = await b.start("BTC/USDT", max_trades=1)

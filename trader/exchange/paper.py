@@ -52,6 +52,8 @@ class PaperFaults(BaseModel):
     """Cap on the filled fraction of every order (forces partial fills; 0: nothing fills)."""
     reject_creates_with: str | None = None
     """"InsufficientFunds" or "InvalidOrder": every create is refused so."""
+    fail_lookups: int = 0
+    """The first N order lookups/cancels in this process fail (retryable)."""
 
 
 class PaperExchange:
@@ -76,6 +78,7 @@ class PaperExchange:
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._store = PaperStore(db_path)
         self._creates = 0
+        self._lookups = 0
         if quote_balances:
             self._store.init_balances(quote_balances)
 
@@ -227,6 +230,9 @@ class PaperExchange:
         return order
 
     def _refresh(self, symbol: str, client_order_id: str) -> Order:
+        if self.faults and self._lookups < self.faults.fail_lookups:
+            self._lookups += 1
+            raise errors.RetryableExchangeError("paper: injected lookup failure")
         with self._store.transaction() as db:
             order = PaperStore.get_order(db, client_order_id)
             if order is None or order.symbol != symbol:
