@@ -87,6 +87,24 @@ class TraderBase:
             summary=f"{name} {self.state.symbol}",
         )
 
+    async def _settle_order(self, timeout_s: float, *,
+                            until: Callable[[], bool] | None = None) -> Order:
+        """The current order in a final state: wait for it until the phase timeout (a
+        workflow timer from when it was placed) or ``until``, then cancel what is left."""
+        s = self.state
+        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.client_order_id or "")
+        order, self._last_order = self._last_order, None
+        if order is not None and order.is_final:  # IOC/market: final when placed
+            return order
+        remaining = s.order_placed_ts + timeout_s - workflow.time()
+        outcome, order = await self._race(self._start_order_wait(ref), until=until,
+                                          timeout=max(remaining, 0.001))
+        if outcome == "done":
+            return order
+        side = s.order_side.value if s.order_side else "order"
+        return await self._exchange_call(c.CANCEL_ORDER, ref, Order,
+                                         summary=f"cancel_{side} {s.symbol}")
+
     def _start_order_wait(self, ref: c.OrderRef) -> Any:
         """Poll an order until final; bounded by the phase's workflow timer, not by itself."""
         return workflow.start_activity(

@@ -146,18 +146,9 @@ class EntryPhases(TraderBase):
         self._transition(Trigger.ORDER_PLACED, f"buy {order.amount} @ {order.price or 'market'}")
 
     async def _wait_fill(self) -> None:
-        s, p = self.state, self.inp.params
-        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.client_order_id or "")
-        order = self._last_order if self._last_order and self._last_order.is_final else None
-        self._last_order = None
-        if order is None:
-            remaining = s.order_placed_ts + p.buy_order_timeout_seconds - workflow.time()
-            outcome, order = await self._race(
-                self._start_order_wait(ref), until=lambda: s.force_exit_reason is not None,
-                timeout=max(remaining, 0.001))
-            if outcome != "done":
-                order = await self._exchange_call(c.CANCEL_ORDER, ref, Order,
-                                                  summary=f"cancel_buy {s.symbol}")
+        s = self.state
+        order = await self._settle_order(self.inp.params.buy_order_timeout_seconds,
+                                         until=lambda: s.force_exit_reason is not None)
         apply_fill(s, order)
         assert s.market is not None
         dust = s.amount > 0 and is_dust(s.amount, order.average or s.current_price, s.market)

@@ -124,16 +124,7 @@ class ExitPhases(TraderBase):
     async def _wait_sell_fill(self) -> None:
         s, p = self.state, self.inp.params
         assert s.market is not None
-        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.client_order_id or "")
-        order = self._last_order if self._last_order and self._last_order.is_final else None
-        self._last_order = None
-        if order is None:
-            remaining = s.order_placed_ts + p.sell_order_timeout_seconds - workflow.time()
-            outcome, order = await self._race(self._start_order_wait(ref),
-                                              timeout=max(remaining, 0.001))
-            if outcome != "done":
-                order = await self._exchange_call(c.CANCEL_ORDER, ref, Order,
-                                                  summary=f"cancel_sell {s.symbol}")
+        order = await self._settle_order(p.sell_order_timeout_seconds)
         filled = apply_fill(s, order)
         price = order.average or s.current_price
         if sell_done(s, s.market, price, p.sell_fill_threshold):
