@@ -50,12 +50,11 @@ class TraderBase:
     _entry: c.WatchEntryResult | None
     _last_order: Order | None
     _window: list[tuple[int, Decimal]]
-    _simulated: bool
     _max_hold_due: bool
 
     @property
     def _is_simulated(self) -> bool:
-        return self._simulated or not self.inp.params.global_trading
+        return self.state.simulated or not self.inp.params.global_trading
 
     # --- activity options ------------------------------------------------------------
     @property

@@ -41,7 +41,7 @@ class EntryPhases(TraderBase):
         s = self.state
         s.market = res.market
         s.current_price = res.ticker.last
-        self._simulated = res.simulated
+        s.simulated = res.simulated or not p.global_trading
         if not (p.use_drop_anchor and s.anchor_price > 0):
             s.anchor_price = max(res.backfill_high or res.ticker.last, res.ticker.last)
             s.anchor_ts = str(res.ticker.ts_ms)

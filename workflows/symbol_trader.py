@@ -38,7 +38,6 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         self._entry = None
         self._last_order = None
         self._window = []
-        self._simulated = False
         self._max_hold_due = False
 
     @workflow.run
@@ -49,7 +48,6 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         if not s.phase_since:
             s.phase_since = workflow.time()
         s.transitions = 0
-        self._simulated = bool(s.market) and not inp.params.global_trading
         self._publish_phase()
         handlers = {
             Phase.WARMUP: self._warmup, Phase.IDLE: self._idle,

@@ -212,3 +212,13 @@ async def test_shutdown_keeps_position_and_resume_continues_it(ts_env, tmp_path)
         final2 = await resumed.result()
         assert final2.phase is Phase.COOLDOWN and final2.trades_closed == 1
         assert len(b.exchange.all_orders()) == 2  # one buy, one sell: nothing doubled
+
+
+async def test_unknown_symbol_fails_the_workflow_with_a_clear_error(ts_env, tmp_path):
+    from temporalio.client import WorkflowFailureError
+
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start("NOPE/USDT")  # the starter refuses this; a workflow must too
+        with pytest.raises(WorkflowFailureError) as err:
+            await h.result()
+        assert "NOPE/USDT" in str(err.value.cause) and b.exchange.all_orders() == []

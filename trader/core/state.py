@@ -114,6 +114,8 @@ class CoinState(BaseModel):
     """Transitions in the current run (reset by continue-as-new)."""
 
     market: MarketInfo | None = None
+    simulated: bool = False
+    """The exchange never executes real orders (paper, dry-run): marked in UI and messages."""
     phase_history: list[PhaseRecord] = []
     """The last N transitions; the full history is the workflow history."""
 
