@@ -21,6 +21,7 @@ from trader.runtime.client import connect, ensure_search_attributes
 from trader.runtime.devserver import start_dev_server
 from trader.runtime.exchange import build_exchange
 from trader.runtime.launch import start_watchlist, validate_watchlist
+from trader.runtime.process import hard_exit
 from trader.runtime.worker import run_worker
 
 log = logging.getLogger("durable_trader")
@@ -103,7 +104,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(asyncio.run(main(parse_args())))
+        hard_exit(asyncio.run(main(parse_args())))
     except (ConfigError, TraderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        hard_exit(2)

@@ -17,6 +17,7 @@ from pathlib import Path
 from trader.config import load_settings
 from trader.core.errors import TraderError
 from trader.runtime.client import connect, ensure_search_attributes
+from trader.runtime.process import hard_exit
 from trader.runtime.worker import run_worker
 
 
@@ -40,7 +41,7 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="TOML config file")
     try:
-        sys.exit(asyncio.run(main(parser.parse_args().config)))
+        hard_exit(asyncio.run(main(parser.parse_args().config)))
     except TraderError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        hard_exit(2)
