@@ -156,6 +156,7 @@ class ExitPhases(TraderBase):
         self._notify("exit", format_exit(symbol=s.symbol, pnl=pnl, reason=s.exit_reason,
                                          simulated=self._is_simulated))
         s.realized_pnl_total += pnl.net
+        s.fees_total += pnl.fees
         s.last_trade_pnl = pnl.net
         s.trades_closed += 1
         s.cooldown_until = now + float(p.cooldown_minutes) * 60

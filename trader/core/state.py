@@ -109,6 +109,8 @@ class CoinState(BaseModel):
     # --- totals ----------------------------------------------------------------------
     trades_closed: int = 0
     realized_pnl_total: Decimal = ZERO
+    fees_total: Decimal = ZERO
+    """Fees of closed trades."""
     last_trade_pnl: Decimal | None = None
     transitions: int = 0
     """Transitions in the current run (reset by continue-as-new)."""

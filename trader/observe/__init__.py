@@ -1,0 +1,1 @@
+"""Observability: phase events (JSONL), Prometheus metrics, status rendering."""
