@@ -88,3 +88,37 @@ def test_recovery_never_forgets_a_position(state_kw, exchange_order, expected):
     for key, value in state_kw.items():
         setattr(s, key, value)
     assert recovery_trigger(s, exchange_order, MARKET, D("1000"), D("0.95")) is expected
+
+
+def test_buy_fee_withheld_in_base_reduces_the_position_and_is_counted_once():
+    # Binance without BNB: a buy's commission is taken from the base asset received.
+    s = fresh()
+    partial = order(OrderSide.BUY, filled="0.004", avg="100", fee="0.0004",
+                    status=OrderStatus.OPEN).model_copy(update={"fee_base": D("0.000004")})
+    full = order(OrderSide.BUY, filled="0.01", avg="100", fee="0.001").model_copy(
+        update={"fee_base": D("0.00001")})
+    apply_fill(s, partial)
+    apply_fill(s, full)
+    apply_fill(s, full)  # seen again: nothing changes
+    assert s.amount == D("0.00999")  # what the account really holds
+    assert s.entry_fee == D("0.001")
+    # Units held cost the order price; the withheld units are the fee, not the basis.
+    assert s.entry_price == D("100")
+    assert s.entry_cost + s.entry_fee == D("1.000")  # the quote that left the account
+
+
+def test_pnl_of_a_base_fee_buy_counts_the_fee_once():
+    from trader.core.pnl import realized_pnl
+
+    s = fresh()
+    apply_fill(s, order(OrderSide.BUY, filled="0.01", avg="100", fee="0.001").model_copy(
+        update={"fee_base": D("0.00001")}))
+    start_order(s, client_order_id="c2", side=OrderSide.SELL, amount=s.amount, now=2.0)
+    sell = order(OrderSide.SELL, amount="0.00999", filled="0.00999", avg="110",
+                 fee="0.0010989")
+    apply_fill(s, sell)
+    pnl = realized_pnl(bought_amount=s.amount, entry_cost=s.entry_cost,
+                       entry_fee=s.entry_fee, sold_amount=s.sold_amount,
+                       exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee)
+    # Quote in: 0.00999 * 110 - 0.0010989; quote out: 1.000 (cost incl. the withheld fee).
+    assert pnl.net == D("0.00999") * 110 - D("0.0010989") - D("1.000")

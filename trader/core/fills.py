@@ -22,12 +22,18 @@ def apply_fill(state: CoinState, order: Order) -> Decimal:
         return Decimal(0)
     cost_delta = order.cost - state.order_cost_applied
     fee_delta = order.fee - state.order_fee_applied
+    # A fee withheld in base: the units never reach the account, and their cost is the fee
+    # (already in ``fee``), so it leaves both the amount held and its cost basis.
+    withheld = order.fee_base - state.order_fee_base_applied
+    withheld_value = order.fee_base_value - state.order_fee_base_value_applied
     state.order_filled_applied = order.filled
     state.order_cost_applied = order.cost
     state.order_fee_applied = order.fee
+    state.order_fee_base_applied = order.fee_base
+    state.order_fee_base_value_applied = order.fee_base_value
     if order.side is OrderSide.BUY:
-        state.amount += delta
-        state.entry_cost += cost_delta
+        state.amount += delta - withheld
+        state.entry_cost += cost_delta - withheld_value
         state.entry_fee += fee_delta
         state.entry_price = state.entry_cost / state.amount
         state.entry_fee_per_unit = state.entry_fee / state.amount
@@ -49,6 +55,8 @@ def start_order(state: CoinState, *, client_order_id: str, side: OrderSide, amou
     state.order_filled_applied = Decimal(0)
     state.order_cost_applied = Decimal(0)
     state.order_fee_applied = Decimal(0)
+    state.order_fee_base_applied = Decimal(0)
+    state.order_fee_base_value_applied = Decimal(0)
 
 
 def sell_done(state: CoinState, market: MarketInfo, price: Decimal, threshold: Decimal) -> bool:

@@ -107,7 +107,11 @@ class Order(_Value):
     average: Decimal | None = None
     """Average fill price, when anything filled."""
     fee: Decimal = Decimal(0)
-    """Fees paid, in quote currency."""
+    """All fees of the order, valued in quote currency (for PnL)."""
+    fee_base: Decimal = Decimal(0)
+    """Part of the fee withheld from the base amount received: exchanges such as Binance
+    charge a buy's commission in the asset bought, so the account holds ``filled -
+    fee_base``. Its quote value (``fee_base * average``) is included in ``fee``."""
     status: OrderStatus
     ts_ms: int = 0
 
@@ -119,3 +123,8 @@ class Order(_Value):
     def cost(self) -> Decimal:
         """Quote value of what filled."""
         return (self.average or Decimal(0)) * self.filled
+
+    @property
+    def fee_base_value(self) -> Decimal:
+        """Quote value of the fee withheld in base currency."""
+        return (self.average or Decimal(0)) * self.fee_base

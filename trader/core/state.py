@@ -56,6 +56,8 @@ class CoinState(BaseModel):
     so a fill seen twice, e.g. again during recovery, is never counted twice)."""
     order_cost_applied: Decimal = ZERO
     order_fee_applied: Decimal = ZERO
+    order_fee_base_applied: Decimal = ZERO
+    order_fee_base_value_applied: Decimal = ZERO
 
     # --- timestamps (epoch seconds) ----------------------------------------------------
     ts_ms: int = 0
@@ -65,10 +67,12 @@ class CoinState(BaseModel):
 
     # --- position --------------------------------------------------------------------
     amount: Decimal = ZERO
-    """Base currency held by this symbol's open trade."""
+    """Base currency held by this symbol's open trade (net of fees withheld in base)."""
     entry_price: Decimal = ZERO
     entry_cost: Decimal = ZERO
+    """Quote cost of ``amount`` (what was paid for the units held, fees excluded)."""
     entry_fee: Decimal = ZERO
+    """Quote value of the buy fees, including any withheld in base."""
     current_price: Decimal = ZERO
     entry_fee_per_unit: Decimal = ZERO
 
@@ -165,7 +169,7 @@ class CoinState(BaseModel):
             "amount", "entry_price", "entry_cost", "entry_fee", "entry_fee_per_unit",
             "sold_amount", "exit_proceeds", "exit_fee", "peak_price", "trailing_trigger",
             "sl_px", "tp_px", "order_amount", "order_filled_applied", "order_cost_applied",
-            "order_fee_applied",
+            "order_fee_applied", "order_fee_base_applied", "order_fee_base_value_applied",
         ):
             setattr(self, name, ZERO)
         self.sell_attempt = 0
