@@ -5,14 +5,20 @@ Hierarchy and what happens next::
     TraderError
     ├── ExchangeError                  something the exchange said or failed to say
     │   ├── RetryableExchangeError     network, timeout, 5xx, rate limit: retried by Temporal
-    │   │                              (``retry_after`` becomes the next retry delay)
+    │   │   │                          (``retry_after`` becomes the next retry delay)
+    │   │   └── OrderStatusUnknown     a create failed in transit: it may have reached the
+    │   │                              exchange; the retry looks the client id up first
     │   ├── OrderRejected              non-retryable: the phase handles it (PLACE_BUY -> IDLE)
     │   │   ├── InsufficientFunds
     │   │   ├── InvalidOrder           bad amount/price, below minimum, ...
     │   │   └── DuplicateClientOrderId an order with this client id exists: look it up
     │   ├── OrderNotFound              lookup/cancel of an order the exchange does not know
     │   ├── BadSymbol                  the market does not exist: a configuration error
-    │   └── AuthenticationError        keys wrong or missing: fatal until fixed
+    │   ├── AuthenticationError        keys wrong or missing: fatal until fixed
+    │   │   ├── PermissionDenied       the key may not do this (trading disabled, region, ...)
+    │   │   └── AccountSuspended       the account is locked
+    │   └── FatalExchangeError         the adapter asked for something the exchange cannot do
+    │                                  (unsupported call, bad setup): a bug or setup error
     └── ConfigError                    bad settings: the process refuses to start
 
 ``InvalidTransition`` (in ``phases``) is a programming error and deliberately not a
@@ -48,6 +54,11 @@ class RetryableExchangeError(ExchangeError):
         self.retry_after = retry_after
 
 
+class OrderStatusUnknown(RetryableExchangeError):
+    """A create failed in transit (timeout, connection, 5xx): the order may exist. Never a
+    rejection: the retried activity looks the client order id up before placing again."""
+
+
 class OrderRejected(ExchangeError):
     """The exchange refused the order; repeating the same request cannot help."""
 
@@ -76,8 +87,22 @@ class AuthenticationError(ExchangeError):
     """Credentials are missing or wrong."""
 
 
+class PermissionDenied(AuthenticationError):
+    """The credentials are valid but may not do this (trading disabled, restricted)."""
+
+
+class AccountSuspended(AuthenticationError):
+    """The account is suspended or locked."""
+
+
+class FatalExchangeError(ExchangeError):
+    """Not the exchange saying no, but a call that can never work as made (unsupported
+    method, missing argument, bad proxy settings): fails the phase (ERROR) for a human."""
+
+
 #: Error type names the workflow treats as "the exchange said no" (never retried).
 NON_RETRYABLE_TYPES: tuple[str, ...] = (
     "InsufficientFunds", "InvalidOrder", "OrderRejected", "BadSymbol",
-    "AuthenticationError", "OrderNotFound",
+    "AuthenticationError", "PermissionDenied", "AccountSuspended", "OrderNotFound",
+    "FatalExchangeError",
 )
