@@ -10,6 +10,7 @@ these fields, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -61,8 +62,16 @@ class Settings(BaseSettings):
     # --- what to trade where -------------------------------------------------------------
     watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"],
                               "Symbols to trade, BASE/QUOTE.")
-    exchange: str = _f("paper", "Exchange id: paper (simulator).")
-    global_trading: bool = _f(True, "False = dry-run: orders are simulated (marked so).")
+    exchange: str = _f("paper", "Exchange id: paper (the simulator) or any ccxt exchange id "
+                       "(binance, kraken, okx, ...).")
+    global_trading: bool = _f(True, "False = dry-run: real market data, orders simulated by "
+                              "the paper exchange (marked so).")
+    exchange_sandbox: bool = _f(False, "Use the exchange's testnet (ccxt sandbox mode).")
+    exchange_api_url: str | None = _f(None, "Base URL replacing the exchange's API host "
+                                      "(testnet, proxy, local test server); unset = ccxt's.")
+    exchange_timeout_seconds: float = _f(10.0, "HTTP timeout of one exchange request.", gt=0)
+    tickers_chunk_size: int = _f(100, "Symbols per batched ticker request (the exchange's "
+                                 "limit).", gt=0)
     data_dir: Path = _f(Path("data"), "Folder for the dev server, ledger and paper exchange.")
     ledger_url: str = _f("", "Ledger database; empty = SQLite file <data_dir>/ledger.sqlite.")
     trade_budget: Decimal = _f(_P.trade_budget, "Quote currency spent per entry.", gt=0)
@@ -158,6 +167,16 @@ class Settings(BaseSettings):
             raise ValueError("the watchlist is empty")
         return value
 
+    @field_validator("exchange")
+    @classmethod
+    def _exchange(cls, value: str) -> str:
+        import ccxt  # the edge: only here does the config know ccxt's ids
+
+        if value != "paper" and value not in ccxt.exchanges:
+            raise ValueError(f"{value!r} is neither 'paper' nor a ccxt exchange id "
+                             "(e.g. binance, kraken, okx)")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -196,6 +215,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Load and validate; raises ConfigError naming every bad field and what it expects."""
     if path is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path is not None:
+        _refuse_file_secrets(path)
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=path)
@@ -207,6 +228,21 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     except ValueError as exc:  # e.g. TOML syntax
         raise ConfigError(f"config error in {path}: {exc}") from None
     return settings
+
+
+_SECRET_FIELDS = ("exchange_api_key", "exchange_api_secret", "telegram_token")
+
+
+def _refuse_file_secrets(path: Path) -> None:
+    """Credentials come from the environment only: a file is copied, committed, shared."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return  # reported by the settings source with its own message
+    found = [k for k in data if k.lower() in _SECRET_FIELDS]
+    if found:
+        raise ConfigError(f"config error in {path}: {', '.join(found)} must be set in the "
+                          f"environment ({', '.join(k.upper() for k in found)}), never in a file")
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

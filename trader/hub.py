@@ -1,9 +1,10 @@
 """The per-worker market-data hub.
 
 One background loop per worker fetches the tickers of every subscribed symbol in one
-batched ``fetch_tickers`` call per cycle and fans them out to the watch activities. The
-number of exchange requests per cycle does not grow with the watchlist, and watch
-activities never call the exchange themselves.
+batched ``fetch_tickers`` call per cycle (the adapter chunks it by the exchange's limit)
+and fans them out to the watch activities. The number of exchange requests per cycle does
+not grow with the watchlist, and watch activities never call the exchange themselves. A
+rate limit's ``Retry-After`` delays the next cycle; ccxt's throttler paces the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 
-from trader.core.errors import BadSymbol, TraderError
+from trader.core.errors import BadSymbol, RetryableExchangeError, TraderError
 from trader.core.market import Ticker
 from trader.exchange.port import Exchange
 
@@ -83,16 +84,21 @@ class MarketHub:
     async def _run(self) -> None:
         while True:
             symbols = sorted(self._subscribers)
+            delay = self.poll_interval_s
             if symbols:
                 try:
                     tickers = await self.exchange.fetch_tickers(symbols)
                 except TraderError as exc:  # transient: the next cycle tries again
                     self.last_error = str(exc)
                     log.warning("market hub fetch failed: %s", exc)
+                    # Rate limited: the exchange said when to come back; hammering it
+                    # earlier only extends the ban (Binance 429 -> 418).
+                    if isinstance(exc, RetryableExchangeError) and exc.retry_after:
+                        delay = max(delay, exc.retry_after)
                 else:
                     self.last_error = None
                     self.cycles += 1
                     async with self._changed:
                         self._latest.update(tickers)
                         self._changed.notify_all()
-            await asyncio.sleep(self.poll_interval_s)
+            await asyncio.sleep(delay)

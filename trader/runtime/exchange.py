@@ -1,20 +1,52 @@
-"""Build the configured exchange (the paper simulator on a generated market, for now)."""
+"""Build the configured exchange: the paper simulator, a real exchange through ccxt, or
+dry-run (real market data, simulated orders) when ``GLOBAL_TRADING=false``."""
 
 from __future__ import annotations
 
 import time
 
 from trader.config import Settings
-from trader.core.errors import ConfigError
+from trader.exchange.ccxt_adapter import CcxtExchange
+from trader.exchange.dry_run import DryRunExchange, LiveTickerFeed
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig
 from trader.exchange.paper import PaperExchange, PaperFaults
+from trader.exchange.port import Exchange
 
 
-def build_exchange(settings: Settings) -> PaperExchange:
-    if settings.exchange != "paper":
-        raise ConfigError(
-            f"EXCHANGE={settings.exchange!r}: only the paper exchange is available in this "
-            "version (real exchanges through ccxt come next)")
+def build_exchange(settings: Settings) -> Exchange:
+    """One exchange per process: activities and the market-data hub share it.
+
+    Raises:
+        ConfigError: an unknown exchange id or an unusable sandbox/URL setting.
+    """
+    if settings.exchange == "paper":
+        return build_paper(settings)
+    live = CcxtExchange(
+        settings.exchange, api_key=settings.exchange_api_key,
+        api_secret=settings.exchange_api_secret, sandbox=settings.exchange_sandbox,
+        api_url=settings.exchange_api_url, tickers_chunk_size=settings.tickers_chunk_size,
+        timeout_s=settings.exchange_timeout_seconds,
+    )
+    if settings.global_trading:
+        return live
+    return build_dry_run(settings, live)
+
+
+def build_dry_run(settings: Settings, live: CcxtExchange) -> DryRunExchange:
+    """Orders go to a paper account (its own SQLite file) priced from the live tickers."""
+    paper = settings.paper
+    feed = LiveTickerFeed()
+    quotes = {s.split("/")[1] for s in settings.watchlist}
+    simulator = PaperExchange(
+        feed, db_path=settings.data_dir / f"dryrun-{settings.exchange}.sqlite",
+        quote_balances={q: paper.quote_balance for q in quotes}, spread_bps=paper.spread_bps,
+        depth_levels=paper.depth_levels, level_liquidity_quote=paper.level_liquidity_quote,
+        fee_rate=paper.fee_rate, name=settings.exchange,
+    )
+    return DryRunExchange(live, simulator, feed)
+
+
+def build_paper(settings: Settings) -> PaperExchange:
     paper = settings.paper
     db_path = settings.data_dir / "paper.sqlite"
     # Every process must see the same generated prices: the origin is fixed in the database.

@@ -1,0 +1,245 @@
+"""The ``Exchange`` port over any ccxt exchange (``ccxt.async_support``).
+
+One instance per worker process, shared by the activities and the market-data hub: markets
+are loaded once (behind a lock), ccxt's throttler sees every request, and one HTTP session
+is reused. Every ccxt exception is translated at this boundary (``ccxt_errors``); credentials
+live only inside the ccxt client and are blanked from every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.async_support as ccxt_async
+from pydantic import SecretStr
+
+from trader.core.errors import BadSymbol, ConfigError, InvalidOrder, OrderNotFound, OrderRejected
+from trader.core.market import (
+    Candle,
+    MarketInfo,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    Ticker,
+)
+from trader.core.sizing import round_down, round_up
+from trader.exchange import ccxt_convert as cv
+from trader.exchange.ccxt_errors import translate
+from trader.exchange.ccxt_setup import client_id_rules, configure
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class CcxtExchange:
+    """A real exchange account through ccxt (``simulated = False``)."""
+
+    simulated = False
+
+    def __init__(
+        self, exchange_id: str, *, api_key: SecretStr | None = None,
+        api_secret: SecretStr | None = None, sandbox: bool = False, api_url: str | None = None,
+        tickers_chunk_size: int = 100, timeout_s: float = 10.0,
+    ) -> None:
+        """Build the ccxt client (no request is made until first use).
+
+        Args:
+            exchange_id: any id in ``ccxt.exchanges`` (``binance``, ``kraken``, ...).
+            api_key, api_secret: from the environment (Settings); never logged.
+            sandbox: use the exchange's testnet (``set_sandbox_mode``).
+            api_url: base URL replacing the host of every API endpoint (testnet, proxy or
+                the local Binance-compatible server), e.g. ``http://127.0.0.1:8765``.
+            tickers_chunk_size: symbols per ``fetch_tickers`` request.
+            timeout_s: HTTP timeout of one request.
+
+        Raises:
+            ConfigError: unknown exchange id, or no sandbox for this exchange.
+        """
+        if exchange_id not in ccxt_async.exchanges:
+            raise ConfigError(f"EXCHANGE={exchange_id!r} is neither 'paper' nor a ccxt exchange "
+                              f"id (e.g. binance, kraken, okx; {len(ccxt_async.exchanges)} known)")
+        self.name = exchange_id
+        self.api_url = api_url
+        self.tickers_chunk_size = max(1, tickers_chunk_size)
+        self._secrets = [s.get_secret_value() for s in (api_key, api_secret) if s]
+        self._ex: Any = configure(exchange_id, api_key=api_key, api_secret=api_secret,
+                                  sandbox=sandbox, api_url=api_url, timeout_s=timeout_s)
+        self._create_param, self._lookup_param, self._id_pattern = client_id_rules(exchange_id)
+        self._markets: dict[str, MarketInfo] | None = None
+        self._markets_lock = asyncio.Lock()
+        self._last: dict[str, Ticker] = {}
+        self._fees: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # order id -> filled, fees
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"CcxtExchange({self.name!r}, api_url={self.api_url!r})"
+
+    async def _call(self, call: Awaitable[T], *, creating: bool = False) -> T:
+        try:
+            return await call
+        except ccxt.BaseError as exc:
+            # Read the failed response's headers now: no other request ran since it raised.
+            headers = getattr(self._ex, "last_response_headers", None)
+            raise translate(exc, creating=creating, headers=headers,
+                            secrets=self._secrets) from None
+
+    # --- market data -------------------------------------------------------------------
+    async def load_markets(self) -> dict[str, MarketInfo]:
+        """Spot markets, loaded from the exchange once per process and shared."""
+        async with self._markets_lock:
+            if self._markets is None:
+                raw = await self._call(self._ex.load_markets())
+                mode = int(self._ex.precisionMode)
+                infos = (cv.market_info(m, mode) for m in raw.values())
+                self._markets = {m.symbol: m for m in infos if m is not None}
+                log.info("%s: %d spot markets loaded", self.name, len(self._markets))
+            return self._markets
+
+    async def _market(self, symbol: str) -> MarketInfo:
+        markets = await self.load_markets()
+        if symbol not in markets:
+            raise BadSymbol(f"unknown symbol {symbol!r} on {self.name}")
+        return markets[symbol]
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        """One request per ``tickers_chunk_size`` symbols (per symbol only for exchanges
+        without a batch endpoint)."""
+        for symbol in symbols:
+            await self._market(symbol)
+        raw: dict[str, Any] = {}
+        if self._ex.has.get("fetchTickers"):
+            for i in range(0, len(symbols), self.tickers_chunk_size):
+                raw.update(await self._call(
+                    self._ex.fetch_tickers(symbols[i:i + self.tickers_chunk_size])))
+        else:
+            for symbol in symbols:
+                raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
+        now = int(time.time() * 1000)
+        out = {}
+        for symbol in symbols:
+            t = cv.ticker(symbol, raw[symbol], now) if symbol in raw else None
+            if t is not None:
+                out[symbol] = self._last[symbol] = t
+        return out
+
+    def last_ticker(self, symbol: str) -> Ticker | None:
+        """The latest ticker this process saw for the symbol (no request)."""
+        return self._last.get(symbol)
+
+    async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
+        await self._market(symbol)
+        rows = await self._call(self._ex.fetch_ohlcv(symbol, "1m", since_ms, limit))
+        d = cv.exact
+        return [Candle(ts_ms=int(r[0]), open=d(r[1]), high=d(r[2]), low=d(r[3]), close=d(r[4]),
+                       volume=d(r[5] or 0)) for r in rows]
+
+    # --- orders -------------------------------------------------------------------------
+    def _checked(self, r: OrderRequest, m: MarketInfo) -> tuple[Decimal, Decimal | None]:
+        """Amount and price on the market's steps; InvalidOrder (nothing sent) when the order
+        is below the market's minimums or the client id does not fit the exchange."""
+        if not self._id_pattern.fullmatch(r.client_order_id):
+            raise InvalidOrder(f"client order id {r.client_order_id!r} does not fit "
+                               f"{self.name}'s rule {self._id_pattern.pattern} (not sent)")
+        amount = round_down(r.amount, m.amount_step)
+        price = None
+        if r.type is OrderType.LIMIT:
+            if r.price is None or r.price <= 0:
+                raise InvalidOrder(f"limit order without a price on {r.symbol} (not sent)")
+            # Never worse than asked: buys round down, sells up.
+            price = (round_down if r.side is OrderSide.BUY else round_up)(r.price, m.price_tick)
+        if amount <= 0 or amount < m.min_amount:
+            raise InvalidOrder(f"amount {r.amount} of {r.symbol} is below the market minimum "
+                               f"{m.min_amount} (step {m.amount_step}); not sent")
+        last = self._last.get(r.symbol)
+        ref = price or (last and (last.ask if r.side is OrderSide.BUY else last.bid))
+        if ref and m.min_cost and amount * ref < m.min_cost:
+            raise InvalidOrder(f"order value {amount * ref} {m.quote} of {r.symbol} is below "
+                               f"the market minimum {m.min_cost} {m.quote}; not sent")
+        return amount, price
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        m = await self._market(request.symbol)
+        amount, price = self._checked(request, m)
+        params: dict[str, Any] = {self._create_param: request.client_order_id}
+        if request.type is OrderType.LIMIT:
+            params["timeInForce"] = request.time_in_force.value
+        raw = await self._call(self._ex.create_order(
+            request.symbol, request.type.value, request.side.value, format(amount, "f"),
+            format(price, "f") if price is not None else None, params), creating=True)
+        return await self._order(raw, m, request.client_order_id)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        m = await self._market(symbol)
+        raw = await self._call(self._ex.fetch_order(
+            None, symbol, {self._lookup_param: client_order_id}))
+        return await self._order(raw, m, client_order_id)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
+        order = await self.fetch_order(symbol, client_order_id)
+        if order.is_final:
+            return order
+        # It may fill or expire in between (then the cancel is refused): the lookup below
+        # says how it ended either way.
+        with contextlib.suppress(OrderNotFound, OrderRejected):
+            await self._call(self._ex.cancel_order(
+                None, symbol, {self._lookup_param: client_order_id}))
+        order = await self.fetch_order(symbol, client_order_id)
+        if not order.is_final:
+            raise OrderRejected(f"cancel of {client_order_id} on {symbol} did not take effect")
+        return order
+
+    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+        m = await self._market(symbol)
+        rows = await self._call(self._ex.fetch_open_orders(symbol))
+        return [await self._order(raw, m, str(raw.get("clientOrderId") or "")) for raw in rows]
+
+    async def _order(self, raw: dict[str, Any], m: MarketInfo, client_order_id: str) -> Order:
+        """The domain order, with fees normalised to quote (see ``ccxt_convert.split_fees``)."""
+        filled = cv.dec(raw.get("filled"), Decimal(0)) or Decimal(0)
+        fees = cv.fee_items(raw)
+        order_id = str(raw.get("id") or "")
+        cached = self._fees.get(order_id)
+        if cached is not None and cached[0] == filled:
+            fee, fee_base = cached[1], cached[2]
+        else:
+            if filled > 0 and not fees:  # e.g. Binance GET order: fees are on the trades
+                fees = cv.fee_items(await self._order_trades(order_id, m.symbol))
+            average = cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0),
+                               client_order_id=client_order_id).average
+            rates = await self._rates({c for c, _ in fees} - {m.base, m.quote}, m.quote)
+            fee, fee_base = cv.split_fees(fees, base=m.base, quote=m.quote, average=average,
+                                          rates=rates)
+            if order_id:
+                self._fees[order_id] = (filled, fee, fee_base)
+        return cv.order(raw, m, fee=fee, fee_base=fee_base, client_order_id=client_order_id)
+
+    async def _order_trades(self, order_id: str, symbol: str) -> list[dict[str, Any]]:
+        if self._ex.has.get("fetchOrderTrades"):
+            return list(await self._call(self._ex.fetch_order_trades(order_id, symbol)))
+        return list(await self._call(
+            self._ex.fetch_my_trades(symbol, None, None, {"orderId": order_id})))
+
+    async def _rates(self, currencies: set[str], quote: str) -> dict[str, Decimal]:
+        """Price in ``quote`` of each fee currency that is neither base nor quote (BNB)."""
+        markets = await self.load_markets()
+        pairs = {c: f"{c}/{quote}" for c in currencies if f"{c}/{quote}" in markets}
+        if not pairs:
+            return {}
+        tickers = await self.fetch_tickers(sorted(pairs.values()))
+        return {c: tickers[s].last for c, s in pairs.items() if s in tickers}
+
+    async def fetch_balance(self) -> dict[str, Decimal]:
+        raw = await self._call(self._ex.fetch_balance())
+        totals = raw.get("total") or {}
+        return {c: v for c, x in totals.items() if (v := cv.dec(x)) is not None}
+
+    async def close(self) -> None:
+        await self._ex.close()
+

@@ -1,0 +1,79 @@
+"""Building a ccxt client for the adapter: options, sandbox, API base URL, client id rules."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+from pydantic import SecretStr
+
+from trader.core.errors import ConfigError
+
+# Where each exchange takes our client order id (create, then lookup/cancel) and what it
+# accepts. ccxt puts a given id into the request unchanged (it generates a broker-prefixed
+# one only when none is given). trader.core.ids builds 36 characters of [A-Za-z0-9].
+_BINANCE = ("newClientOrderId", "origClientOrderId", r"[.A-Z:/a-z0-9_-]{1,36}")
+_CLIENT_ID_RULES: dict[str, tuple[str, str, str]] = {
+    "binance": _BINANCE,
+    "binanceus": _BINANCE,
+    "okx": ("clientOrderId", "clientOrderId", r"[A-Za-z0-9]{1,32}"),
+}
+_DEFAULT_RULE = ("clientOrderId", "clientOrderId", r"[.A-Z:/a-z0-9_-]{1,36}")
+
+
+def client_id_rules(exchange_id: str) -> tuple[str, str, re.Pattern[str]]:
+    """(create parameter, lookup/cancel parameter, allowed pattern) for the exchange."""
+    create, lookup, pattern = _CLIENT_ID_RULES.get(exchange_id, _DEFAULT_RULE)
+    return create, lookup, re.compile(pattern)
+
+
+def rebase(urls: Any, base: str) -> Any:
+    """Every URL in ccxt's ``urls['api']`` (a string or nested dicts) moved onto ``base``,
+    keeping its path: ``https://api.binance.com/api/v3`` -> ``<base>/api/v3``."""
+    if isinstance(urls, str):
+        parts = urlsplit(urls)
+        return base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+    if isinstance(urls, dict):
+        return {key: rebase(value, base) for key, value in urls.items()}
+    return urls
+
+
+def configure(exchange_id: str, *, api_key: SecretStr | None, api_secret: SecretStr | None,
+              sandbox: bool, api_url: str | None, timeout_s: float) -> Any:
+    """A ccxt async client for spot trading, throttled by ccxt's own rate limiter."""
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
+    if api_key is not None:
+        config["apiKey"] = api_key.get_secret_value()
+    if api_secret is not None:
+        config["secret"] = api_secret.get_secret_value()
+    ex = getattr(ccxt_async, exchange_id)(config)
+    # Spot only: load_markets must not call the futures, margin or (signed) currency
+    # endpoints; one exchangeInfo request is all the trader needs.
+    options = ex.options
+    fetch_markets = options.get("fetchMarkets")
+    if isinstance(fetch_markets, dict):
+        options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+    elif isinstance(fetch_markets, list):
+        options["fetchMarkets"] = ["spot"]
+    for key in ("fetchCurrencies", "fetchMargins"):
+        if key in options:
+            options[key] = False
+    if sandbox:
+        try:
+            ex.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            raise ConfigError(f"EXCHANGE_SANDBOX=true: {exchange_id} has no sandbox in ccxt; "
+                              "use EXCHANGE_API_URL for a testnet instead") from None
+    if api_url:
+        if not urlsplit(api_url).scheme.startswith("http"):
+            raise ConfigError(f"EXCHANGE_API_URL must be an http(s) URL, got {api_url!r}")
+        ex.urls["api"] = rebase(ex.urls["api"], api_url)
+    # ccxt logs every request's headers (with the API key) at DEBUG: never let that through.
+    # (Its own level, not inherited: a DEBUG root logger must not switch it on.)
+    ccxt_log = logging.getLogger("ccxt")
+    ccxt_log.setLevel(max(ccxt_log.level, logging.INFO))
+    return ex

@@ -1,0 +1,112 @@
+"""Dry-run (``GLOBAL_TRADING=false``): real market data, simulated orders.
+
+``DryRunExchange`` reads markets, tickers and candles from the real exchange (a
+``CcxtExchange``) and sends every order to a ``PaperExchange`` whose book is derived from
+those live tickers (``LiveTickerFeed``). No order, cancel or balance request ever reaches
+the real exchange; ``simulated = True`` marks everything it does as simulated (Web UI
+details, logs, notifications).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from trader.core.errors import BadSymbol
+from trader.core.market import Candle, MarketInfo, Order, OrderRequest, Ticker
+from trader.exchange.ccxt_adapter import CcxtExchange
+from trader.exchange.paper import PaperExchange
+
+
+class LiveTickerFeed:
+    """A ``PriceFeed`` whose prices are the latest real tickers (updated on every fetch)."""
+
+    def __init__(self) -> None:
+        self._markets: dict[str, MarketInfo] = {}
+        self._tickers: dict[str, Ticker] = {}
+
+    def set_markets(self, markets: dict[str, MarketInfo]) -> None:
+        self._markets = dict(markets)
+
+    def update(self, tickers: dict[str, Ticker]) -> None:
+        self._tickers.update(tickers)
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._markets)
+
+    def market(self, symbol: str) -> MarketInfo:
+        try:
+            return self._markets[symbol]
+        except KeyError:
+            raise BadSymbol(f"unknown symbol {symbol!r}") from None
+
+    def _ticker(self, symbol: str) -> Ticker:
+        self.market(symbol)
+        try:
+            return self._tickers[symbol]
+        except KeyError:  # the dry-run exchange always fetches one before matching
+            raise BadSymbol(f"no live ticker for {symbol} yet") from None
+
+    def mid(self, symbol: str, ts_ms: int) -> Decimal:
+        return self._ticker(symbol).mid
+
+    def quote_volume(self, symbol: str, ts_ms: int) -> Decimal:
+        return self._ticker(symbol).quote_volume
+
+    def candles(self, symbol: str, *, since_ms: int, until_ms: int, limit: int) -> list[Candle]:
+        raise NotImplementedError("DryRunExchange reads candles from the real exchange")
+
+
+class DryRunExchange:
+    """Market data from ``live``; orders matched by ``paper`` against the live prices."""
+
+    simulated = True
+
+    def __init__(self, live: CcxtExchange, paper: PaperExchange, feed: LiveTickerFeed) -> None:
+        self.live, self.paper, self.feed = live, paper, feed
+        self.name = live.name
+
+    def __repr__(self) -> str:
+        return f"DryRunExchange({self.live!r})"
+
+    async def load_markets(self) -> dict[str, MarketInfo]:
+        markets = await self.live.load_markets()
+        self.feed.set_markets(markets)
+        return markets
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        await self.load_markets()
+        tickers = await self.live.fetch_tickers(symbols)
+        self.feed.update(tickers)
+        return tickers
+
+    async def _refresh(self, symbol: str) -> None:
+        """Take a fresh real ticker before the paper book matches anything."""
+        await self.fetch_tickers([symbol])
+
+    async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
+        return await self.live.fetch_ohlcv(symbol, since_ms=since_ms, limit=limit)
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        await self._refresh(request.symbol)
+        return await self.paper.create_order(request)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+        await self._refresh(symbol)
+        return await self.paper.fetch_order(symbol, client_order_id)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
+        await self._refresh(symbol)
+        return await self.paper.cancel_order(symbol, client_order_id)
+
+    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+        await self._refresh(symbol)
+        return await self.paper.fetch_open_orders(symbol)
+
+    async def fetch_balance(self) -> dict[str, Decimal]:
+        return await self.paper.fetch_balance()
+
+    async def close(self) -> None:
+        await self.live.close()
+        await self.paper.close()
+
