@@ -218,8 +218,9 @@ class PaperExchange:
         for price, qty in self._levels(market, order.side, now):
             if remaining <= 0:
                 break
-            crosses = order.type is OrderType.MARKET or (
-                price <= order.price if order.side is OrderSide.BUY else price >= order.price)
+            limit = order.price
+            crosses = order.type is OrderType.MARKET or limit is None or (
+                price <= limit if order.side is OrderSide.BUY else price >= limit)
             if not crosses:
                 break
             take = min(qty, remaining)
@@ -267,6 +268,11 @@ class PaperExchange:
                 order = self._match(db, order)
             return order
 
+    def lookup(self, client_order_id: str) -> Order | None:
+        """The order as stored (not re-matched), any symbol; None if there is none."""
+        with self._store.transaction() as db:
+            return PaperStore.get_order(db, client_order_id)
+
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         return self._refresh(symbol, client_order_id)
 
@@ -284,6 +290,11 @@ class PaperExchange:
                     if o.status is OrderStatus.OPEN]
         return [o for o in (self._refresh(symbol, i) for i in open_ids)
                 if o.status is OrderStatus.OPEN]
+
+    def set_balance(self, currency: str, amount: Decimal) -> None:
+        """Set one balance (a test or a drill topping the account up)."""
+        with self._store.transaction() as db:
+            PaperStore.add_balance(db, currency, amount - PaperStore.balance(db, currency))
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         return self._store.balances()
