@@ -57,7 +57,7 @@ class BinanceApi:
         body = await request.text() if request.can_read_body else ""
         params = dict(request.query)
         params.update(parse_qsl(body, keep_blank_values=True))
-        auth.check(headers=request.headers, query=request.query_string, body=body,
+        auth.check(headers=request.headers, query=request.rel_url.raw_query_string, body=body,
                    params=params, api_key=self.config.api_key, secret=self.config.api_secret,
                    now_ms=self.clock(), default_recv_window=self.config.recv_window_ms)
         return params
