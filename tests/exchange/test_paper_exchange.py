@@ -162,3 +162,59 @@ async def test_fault_injection(tmp_path):
         await asyncio.wait_for(ex3.create_order(req("h1")), timeout=0.5)
     # The response was lost, but the order exists: a lookup finds it.
     assert (await ex3.fetch_order("BTC/USDT", "h1")).filled == D(1)
+
+
+def make_binance_fees(tmp_path, *, liquidity="50000"):
+    feed = StaticFeed({"BTC/USDT": BTC})
+    feed.set_price("BTC/USDT", D("100"))
+    ex = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
+                       quote_balances={"USDT": D("10000")}, spread_bps=D(10),
+                       level_liquidity_quote=D(liquidity), fee_rate=D("0.001"),
+                       clock=lambda: 1_000, fee_in_received_asset=True)
+    return ex, feed
+
+
+async def test_fee_in_received_asset_withholds_base_on_buys_and_quote_on_sells(tmp_path):
+    ex, _ = make_binance_fees(tmp_path)
+    buy = await ex.create_order(req("b1"))
+    assert buy.filled == D(1) and buy.fee_base == D("0.001")
+    assert buy.fee == D("0.001") * D("100.05")  # its quote value, for PnL
+    balances = await ex.fetch_balance()
+    assert balances["BTC"] == D("0.999")
+    assert balances["USDT"] == D("10000") - D("100.05")  # the quote pays the cost only
+    [fill] = ex.fills()
+    assert (fill.amount, fill.fee, fill.fee_currency) == (D(1), D("0.001"), "BTC")
+    sell = await ex.create_order(req("s1", OrderSide.SELL, amount="0.999", price="99.95"))
+    assert sell.fee_base == 0 and sell.fee == D("0.999") * D("99.95") * D("0.001")
+    assert ex.fills()[-1].fee_currency == "USDT"
+    assert (await ex.fetch_balance())["BTC"] == 0
+
+
+async def test_fee_in_received_asset_needs_no_quote_for_the_fee(tmp_path):
+    ex, _ = make_binance_fees(tmp_path)
+    # 99.9 BTC at a limit of 100.10 needs 9999.99 USDT, 10009.99 with a fee in quote.
+    order = await ex.create_order(req("all-in", amount="99.9", price="100.10"))
+    assert order.filled == D("99.9")
+    plain, _ = make(tmp_path / "plain")
+    with pytest.raises(errors.InsufficientFunds):
+        await plain.create_order(req("all-in", amount="99.9", price="100.10"))
+
+
+async def test_one_fill_per_book_level_with_its_own_commission(tmp_path):
+    ex, _ = make_binance_fees(tmp_path, liquidity="200")  # ~2 BTC per level
+    order = await ex.create_order(req("w1", amount="5", price="100.09"))
+    fills = ex.fills("BTC/USDT")
+    assert len(fills) >= 2 and len({f.price for f in fills}) == len(fills)
+    assert sum(f.amount for f in fills) == order.filled
+    assert sum(f.fee for f in fills) == order.fee_base
+    assert sum(f.amount * f.price for f in fills) == order.cost
+    assert {f.client_order_id for f in fills} == {"w1"}
+
+
+async def test_refresh_open_orders_fills_gtc_orders_of_every_symbol(tmp_path):
+    ex, feed = make(tmp_path)
+    await ex.create_order(req("g1", price="99.00", tif=TimeInForce.GTC))
+    assert [o.client_order_id for o in await ex.refresh_open_orders()] == ["g1"]
+    feed.set_price("BTC/USDT", D("98.90"))
+    assert await ex.refresh_open_orders() == []
+    assert (await ex.fetch_order("BTC/USDT", "g1")).status.value == "closed"

@@ -32,7 +32,7 @@ from trader.core.market import (
 )
 from trader.core.sizing import round_down, round_up
 from trader.exchange.feed import PriceFeed
-from trader.exchange.paper_store import PaperStore
+from trader.exchange.paper_store import PaperFill, PaperStore
 
 _BPS = Decimal(10_000)
 
@@ -66,8 +66,11 @@ class PaperExchange:
         spread_bps: Decimal = Decimal(10), depth_levels: int = 5,
         level_liquidity_quote: Decimal = Decimal(50_000), fee_rate: Decimal | None = None,
         faults: PaperFaults | None = None, clock: Callable[[], int] | None = None,
-        name: str = "paper",
+        name: str = "paper", fee_in_received_asset: bool = False,
     ) -> None:
+        """``fee_in_received_asset``: charge a buy's commission in the base bought, as
+        Binance does (the account receives ``filled - fee_base``); sells always pay in quote.
+        Off by default: the paper mode's own accounting charges every fee in quote."""
         self.feed = feed
         self.name = name
         self.spread_bps = spread_bps
@@ -75,6 +78,7 @@ class PaperExchange:
         self.level_liquidity_quote = level_liquidity_quote
         self.fee_rate = fee_rate
         self.faults = faults
+        self.fee_in_received_asset = fee_in_received_asset
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._store = PaperStore(db_path)
         self._creates = 0
@@ -102,6 +106,15 @@ class PaperExchange:
         bid = max(round_down(mid - half, market.price_tick), market.price_tick)
         ask = max(round_up(mid + half, market.price_tick), bid + market.price_tick)
         return market, bid, ask
+
+    def top_of_book(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """(bid, ask) now."""
+        _, bid, ask = self._book_top(symbol, self._clock())
+        return bid, ask
+
+    def book_levels(self, symbol: str, side: OrderSide) -> list[tuple[Decimal, Decimal]]:
+        """(price, base amount) a taker on ``side`` would meet, best first (asks for a buy)."""
+        return self._levels(self.feed.market(symbol), side, self._clock())
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         now = self._clock()
@@ -165,7 +178,8 @@ class PaperExchange:
         market = self.feed.market(r.symbol)
         if r.side is OrderSide.BUY:
             _, _, ask = self._book_top(r.symbol, self._clock())
-            need = r.amount * (r.price or ask) * (1 + self._fee(market))
+            fee_part = 0 if self.fee_in_received_asset else self._fee(market)
+            need = r.amount * (r.price or ask) * (1 + fee_part)
             have = PaperStore.balance(db, market.quote)
             currency = market.quote
         else:
@@ -198,30 +212,43 @@ class PaperExchange:
             remaining = min(remaining, round_down(order.amount * cap, market.amount_step)
                             - order.filled)
         qty_total, cost_total = Decimal(0), Decimal(0)
-        for price, qty in self._levels(market, order.side, self._clock()):
+        rate, now = self._fee(market), self._clock()
+        in_base = self.fee_in_received_asset and order.side is OrderSide.BUY
+        fee_quote, fee_base = Decimal(0), Decimal(0)
+        for price, qty in self._levels(market, order.side, now):
             if remaining <= 0:
                 break
-            crosses = order.type is OrderType.MARKET or (
-                price <= order.price if order.side is OrderSide.BUY else price >= order.price)
+            limit = order.price
+            crosses = order.type is OrderType.MARKET or limit is None or (
+                price <= limit if order.side is OrderSide.BUY else price >= limit)
             if not crosses:
                 break
             take = min(qty, remaining)
             qty_total += take
             cost_total += take * price
             remaining -= take
+            # One fill per book level taken, each with its own commission (Binance "fills").
+            fill_fee = take * rate if in_base else take * price * rate
+            fee_base += fill_fee if in_base else 0
+            fee_quote += fill_fee * price if in_base else fill_fee
+            PaperStore.insert_fill(db, PaperFill(
+                order_id=order.id, client_order_id=order.client_order_id, symbol=order.symbol,
+                side=order.side, price=price, amount=take, fee=fill_fee,
+                fee_currency=market.base if in_base else market.quote, ts_ms=now))
         if qty_total > 0:
-            fee = cost_total * self._fee(market)
             if order.side is OrderSide.BUY:
-                PaperStore.add_balance(db, market.quote, -(cost_total + fee))
-                PaperStore.add_balance(db, market.base, qty_total)
+                # With the fee in base, the quote pays the cost only and less base arrives.
+                PaperStore.add_balance(db, market.quote,
+                                       -(cost_total + (0 if in_base else fee_quote)))
+                PaperStore.add_balance(db, market.base, qty_total - fee_base)
             else:
                 PaperStore.add_balance(db, market.base, -qty_total)
-                PaperStore.add_balance(db, market.quote, cost_total - fee)
+                PaperStore.add_balance(db, market.quote, cost_total - fee_quote)
             filled = order.filled + qty_total
             old_cost = (order.average or Decimal(0)) * order.filled
             order = order.model_copy(update={
                 "filled": filled, "average": (old_cost + cost_total) / filled,
-                "fee": order.fee + fee})
+                "fee": order.fee + fee_quote, "fee_base": order.fee_base + fee_base})
         if order.filled >= order.amount:
             order = order.model_copy(update={"status": OrderStatus.CLOSED})
         elif order.type is OrderType.MARKET or order.time_in_force is TimeInForce.IOC:
@@ -241,6 +268,11 @@ class PaperExchange:
                 order = self._match(db, order)
             return order
 
+    def lookup(self, client_order_id: str) -> Order | None:
+        """The order as stored (not re-matched), any symbol; None if there is none."""
+        with self._store.transaction() as db:
+            return PaperStore.get_order(db, client_order_id)
+
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         return self._refresh(symbol, client_order_id)
 
@@ -259,8 +291,24 @@ class PaperExchange:
         return [o for o in (self._refresh(symbol, i) for i in open_ids)
                 if o.status is OrderStatus.OPEN]
 
+    def set_balance(self, currency: str, amount: Decimal) -> None:
+        """Set one balance (a test or a drill topping the account up)."""
+        with self._store.transaction() as db:
+            PaperStore.add_balance(db, currency, amount - PaperStore.balance(db, currency))
+
     async def fetch_balance(self) -> dict[str, Decimal]:
         return self._store.balances()
+
+    async def refresh_open_orders(self) -> list[Order]:
+        """Match every open order (all symbols) against the current book; the still-open ones."""
+        out: list[Order] = []
+        for symbol in self._store.open_order_symbols():
+            out += await self.fetch_open_orders(symbol)
+        return out
+
+    def fills(self, symbol: str | None = None) -> list[PaperFill]:
+        """Every fill (of one symbol), oldest first."""
+        return self._store.fills(symbol)
 
     def all_orders(self) -> list[Order]:
         """Every order ever placed, oldest first (inspection and tests)."""

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from trader.core.market import Order
+from pydantic import BaseModel, ConfigDict
+
+from trader.core.market import Order, OrderSide
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,7 +27,32 @@ CREATE TABLE IF NOT EXISTS orders (
     symbol TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_order_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 """
+
+
+class PaperFill(BaseModel):
+    """One execution of an order against one book level (a Binance "trade")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int = 0
+    """Trade id, assigned by the store."""
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    """Commission in ``fee_currency`` (base for buys that pay in the asset received)."""
+    fee_currency: str
+    ts_ms: int
 
 
 class PaperStore:
@@ -111,6 +138,31 @@ class PaperStore:
                 rows = self._conn.execute("SELECT body FROM orders WHERE symbol = ? ORDER BY seq",
                                           (symbol,)).fetchall()
         return [Order.model_validate_json(r[0]) for r in rows]
+
+    def open_order_symbols(self) -> list[str]:
+        """Symbols with an open order (cheap: the server re-matches these every tick)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT symbol FROM orders WHERE json_extract(body, '$.status') = 'open'"
+                " ORDER BY symbol").fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def insert_fill(db: sqlite3.Connection, fill: PaperFill) -> None:
+        cur = db.execute("INSERT INTO fills (client_order_id, symbol, body) VALUES (?, ?, '')",
+                         (fill.client_order_id, fill.symbol))
+        fill = fill.model_copy(update={"id": cur.lastrowid})
+        db.execute("UPDATE fills SET body = ? WHERE id = ?", (fill.model_dump_json(), fill.id))
+
+    def fills(self, symbol: str | None = None) -> list[PaperFill]:
+        """Every fill (of one symbol), oldest first."""
+        with self._lock:
+            if symbol is None:
+                rows = self._conn.execute("SELECT body FROM fills ORDER BY id").fetchall()
+            else:
+                rows = self._conn.execute("SELECT body FROM fills WHERE symbol = ? ORDER BY id",
+                                          (symbol,)).fetchall()
+        return [PaperFill.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

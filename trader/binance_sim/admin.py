@@ -1,0 +1,97 @@
+"""The admin API under ``/_sim/`` (JSON): faults, counters, orders, prices, balances.
+
+Decimals travel as strings. ``SimControl`` (``control.py``) is the client of these routes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from trader.binance_sim import shapes
+from trader.binance_sim.errors import BinanceError
+from trader.binance_sim.faults import FaultRule
+
+if TYPE_CHECKING:
+    from trader.binance_sim.server import SimServer
+
+
+def _bad(msg: str) -> web.Response:
+    return web.json_response({"error": msg}, status=400)
+
+
+def routes(srv: SimServer) -> list[web.RouteDef]:
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response({"requests": dict(srv.stats), "total": sum(srv.stats.values())})
+
+    async def stats_reset(_: web.Request) -> web.Response:
+        srv.stats.clear()
+        return web.json_response({})
+
+    async def faults_get(_: web.Request) -> web.Response:
+        return web.json_response({"armed": [r.model_dump() for r in srv.faults.armed()],
+                                  "fired": [list(f) for f in srv.faults.fired]})
+
+    async def faults_add(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            rules = [FaultRule.model_validate(r) for r in (body if isinstance(body, list)
+                                                            else [body])]
+        except ValidationError as exc:
+            return _bad(str(exc))
+        for rule in rules:
+            srv.faults.add(rule)
+        return await faults_get(request)
+
+    async def faults_clear(_: web.Request) -> web.Response:
+        srv.faults.clear()
+        return web.json_response({})
+
+    async def orders(_: web.Request) -> web.Response:
+        await srv.engine.rematch()
+        return web.json_response([_order(srv, o) for o in srv.engine.orders()])
+
+    async def price(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            event = srv.set_price(str(body["symbol"]), Decimal(str(body["price"])))
+        except (KeyError, InvalidOperation, TypeError, BinanceError) as exc:
+            return _bad(f"price: {exc!r}")
+        return web.json_response(event)
+
+    async def events(_: web.Request) -> web.Response:
+        return web.json_response({"prices": srv.price_events})
+
+    async def balances(_: web.Request) -> web.Response:
+        out = await srv.engine.free_balances()
+        return web.json_response({a: {"free": str(f), "locked": str(lk), "total": str(f + lk)}
+                                  for a, (f, lk) in out.items()})
+
+    async def balances_set(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            for asset, amount in dict(body).items():
+                srv.exchange.set_balance(str(asset), Decimal(str(amount)))
+        except (InvalidOperation, TypeError, ValueError) as exc:
+            return _bad(f"balances: {exc!r}")
+        return await balances(request)
+
+    s = "/_sim/"
+    return [web.get(s + "stats", stats), web.post(s + "stats/reset", stats_reset),
+            web.get(s + "faults", faults_get), web.post(s + "faults", faults_add),
+            web.delete(s + "faults", faults_clear), web.get(s + "orders", orders),
+            web.post(s + "price", price), web.get(s + "events", events),
+            web.get(s + "balances", balances), web.post(s + "balances", balances_set)]
+
+
+def _order(srv: SimServer, o: Any) -> dict[str, Any]:
+    return {"client_order_id": o.client_order_id, "order_id": int(o.id), "symbol": o.symbol,
+            "side": o.side.value, "type": o.type.value, "time_in_force": o.time_in_force.value,
+            "status": shapes.status(o), "amount": str(o.amount), "filled": str(o.filled),
+            "price": None if o.price is None else str(o.price),
+            "average": None if o.average is None else str(o.average),
+            "fee": str(o.fee), "fee_base": str(o.fee_base), "accepted_ms": o.ts_ms,
+            "arrived_us": srv.api.arrivals.get(o.client_order_id)}

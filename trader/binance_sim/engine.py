@@ -1,0 +1,211 @@
+"""The exchange behind the HTTP layer: Binance request parameters in, paper orders out.
+
+Matching, fees, balances and persistence are the ``PaperExchange``'s (one engine, not two);
+this module adds what Binance has and the paper exchange does not: symbol ids, Binance's
+filter checks and error codes, funds locked by resting orders, and order/trade queries.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+
+from trader.binance_sim import errors as e
+from trader.binance_sim.shapes import market_id
+from trader.core import errors
+from trader.core.market import (
+    MarketInfo,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+from trader.core.sizing import round_down
+from trader.exchange.feed import PriceFeed
+from trader.exchange.paper import PaperExchange
+from trader.exchange.paper_store import PaperFill
+
+_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+
+
+def decimal_param(params: Mapping[str, str], name: str) -> Decimal | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise e.bad_param(name) from None
+    if not value.is_finite():
+        raise e.bad_param(name)
+    return value
+
+
+def int_param(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise e.bad_param(name) from None
+
+
+class SimEngine:
+    def __init__(self, feed: PriceFeed, exchange: PaperExchange, clock: Callable[[], int]
+                 ) -> None:
+        self.feed = feed
+        self.exchange = exchange
+        self.clock = clock
+        self._ids = {market_id(s): s for s in feed.symbols}
+
+    # --- symbols ---------------------------------------------------------------------
+    def symbol(self, raw: str | None) -> str:
+        """The unified symbol of a Binance id (``BTCUSDT``); a unified one is accepted too."""
+        if not raw:
+            raise e.mandatory("symbol")
+        if raw in self._ids:
+            return self._ids[raw]
+        if raw in self._ids.values():
+            return raw
+        raise e.invalid_symbol()
+
+    def markets(self) -> list[MarketInfo]:
+        return [self.feed.market(s) for s in self.feed.symbols]
+
+    # --- orders ------------------------------------------------------------------------
+    async def place(self, p: Mapping[str, str]) -> tuple[Order, list[PaperFill]]:
+        symbol = self.symbol(p.get("symbol"))
+        market = self.feed.market(symbol)
+        side = {"BUY": OrderSide.BUY, "SELL": OrderSide.SELL}.get(p.get("side", ""))
+        if side is None:
+            raise e.bad_value("Invalid side.", -1117) if p.get("side") else e.mandatory("side")
+        type_ = {"LIMIT": OrderType.LIMIT, "MARKET": OrderType.MARKET}.get(p.get("type", ""))
+        if type_ is None:
+            raise e.bad_value("Invalid orderType.", -1116) if p.get("type") \
+                else e.mandatory("type")
+        tif = TimeInForce.IOC
+        if type_ is OrderType.LIMIT:
+            tif_raw = p.get("timeInForce") or ""
+            if not tif_raw:
+                raise e.mandatory("timeInForce")
+            if tif_raw not in ("GTC", "IOC"):  # FOK is not simulated
+                raise e.bad_value("Invalid timeInForce.", -1115)
+            tif = TimeInForce(tif_raw)
+        price = decimal_param(p, "price") if type_ is OrderType.LIMIT else None
+        if type_ is OrderType.LIMIT and price is None:
+            raise e.mandatory("price")
+        cid = p.get("newClientOrderId") or f"sim{uuid.uuid4().hex[:22]}"
+        if not _CLIENT_ID.match(cid):
+            raise e.bad_param("newClientOrderId")
+        bid, ask = self.exchange.top_of_book(symbol)
+        touch = ask if side is OrderSide.BUY else bid
+        amount = decimal_param(p, "quantity")
+        quote_qty = decimal_param(p, "quoteOrderQty")
+        if amount is None and quote_qty is not None and type_ is OrderType.MARKET:
+            # Spend (or receive) about quoteOrderQty at the touch, in whole lot steps.
+            amount = round_down(quote_qty / touch, market.amount_step)
+        if amount is None:
+            raise e.mandatory("quantity")
+        self._check_filters(market, amount, price, touch)
+        if self.exchange.lookup(cid) is not None:  # before funds: a retry must hear "duplicate"
+            raise e.duplicate_order()
+        await self._check_free(market, side, amount, price or touch)
+        request = OrderRequest(symbol=symbol, side=side, type=type_, amount=amount,
+                               price=price, time_in_force=tif, client_order_id=cid)
+        try:
+            order = await self.exchange.create_order(request)
+        except errors.DuplicateClientOrderId:
+            raise e.duplicate_order() from None
+        except errors.InsufficientFunds:
+            raise e.insufficient_balance() from None
+        except errors.InvalidOrder as exc:
+            raise e.bad_value(f"Filter failure: {exc}", -1013) from None
+        return order, self.fills(symbol, order_id=order.id)
+
+    @staticmethod
+    def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
+                       touch: Decimal) -> None:
+        if price is not None and (price < m.price_tick or price % m.price_tick != 0):
+            raise e.filter_failure("PRICE_FILTER")
+        if amount < max(m.min_amount, m.amount_step) or amount % m.amount_step != 0:
+            raise e.filter_failure("LOT_SIZE")
+        if amount * (price if price is not None else touch) < m.min_cost:
+            raise e.filter_failure("NOTIONAL")
+
+    async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal, price: Decimal
+                    ) -> None:
+        """Funds held by resting orders are not available (the paper engine holds none)."""
+        fee = 0 if self.exchange.fee_in_received_asset else self._fee(m)
+        need = amount * price * (1 + fee) if side is OrderSide.BUY else amount
+        asset = m.quote if side is OrderSide.BUY else m.base
+        if need > (await self.free_balances()).get(asset, (Decimal(0), Decimal(0)))[0]:
+            raise e.insufficient_balance()
+
+    def _fee(self, m: MarketInfo) -> Decimal:
+        rate = self.exchange.fee_rate
+        return rate if rate is not None else m.taker_fee
+
+    async def find(self, symbol: str, p: Mapping[str, str], *, for_cancel: bool = False) -> Order:
+        """The order named by ``orderId`` or ``origClientOrderId``, re-matched first."""
+        order_id = int_param(p, "orderId")
+        cid = p.get("origClientOrderId")
+        if order_id is None and not cid:
+            raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be "
+                                        "sent, but both were empty/null!")
+        missing = e.unknown_order() if for_cancel else e.order_missing()
+        found = None
+        if cid:
+            found = self.exchange.lookup(cid)
+        else:
+            found = next((o for o in self.exchange.all_orders() if int(o.id) == order_id), None)
+        if found is None or found.symbol != symbol or (
+                order_id is not None and int(found.id) != order_id):
+            raise missing
+        return await self.exchange.fetch_order(symbol, found.client_order_id)
+
+    async def cancel(self, symbol: str, p: Mapping[str, str]) -> Order:
+        order = await self.find(symbol, p, for_cancel=True)
+        if order.is_final:  # Binance: a filled or cancelled order is unknown to cancel
+            raise e.unknown_order()
+        return await self.exchange.cancel_order(symbol, order.client_order_id)
+
+    async def rematch(self) -> list[Order]:
+        """Match resting orders against the current price; the ones still open."""
+        return await self.exchange.refresh_open_orders()
+
+    def orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.exchange.all_orders() if symbol is None or o.symbol == symbol]
+
+    def fills(self, symbol: str | None = None, *, order_id: str | None = None
+              ) -> list[PaperFill]:
+        return [f for f in self.exchange.fills(symbol)
+                if order_id is None or f.order_id == order_id]
+
+    def update_time(self, order: Order) -> int:
+        times = [f.ts_ms for f in self.fills(order.symbol, order_id=order.id)]
+        return max([order.ts_ms, *times])
+
+    # --- balances ------------------------------------------------------------------------
+    async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """asset -> (free, locked); locked is what resting orders may still spend."""
+        locked: dict[str, Decimal] = {}
+        for o in self.orders():
+            if o.status is not OrderStatus.OPEN:
+                continue
+            m = self.feed.market(o.symbol)
+            left = o.amount - o.filled
+            if o.side is OrderSide.BUY:
+                fee = 0 if self.exchange.fee_in_received_asset else self._fee(m)
+                locked[m.quote] = locked.get(m.quote, Decimal(0)) + left * (o.price or 0) * (
+                    1 + fee)
+            else:
+                locked[m.base] = locked.get(m.base, Decimal(0)) + left
+        totals = await self.exchange.fetch_balance()
+        return {a: (totals.get(a, Decimal(0)) - locked.get(a, Decimal(0)),
+                    locked.get(a, Decimal(0)))
+                for a in sorted(set(totals) | set(locked))}
