@@ -12,31 +12,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_FAST = {
+    "market_poll_interval_s": "0.2", "backfill_minutes": "0", "drop_trigger_pct": '"0.15"',
+    "anchor_mode": '"peak"', "take_profit_pct": '"0.15"', "stop_loss_pct": '"0.3"',
+    "trailing_enabled": "false", "max_position_hold_minutes": '"0.5"',
+    "cooldown_minutes": '"0.05"', "buy_order_timeout_seconds": "10",
+    "sell_order_timeout_seconds": "5", "order_activity_timeout_seconds": "5",
+    "watch_checkpoint_seconds": "10", "watch_heartbeat_timeout_seconds": "5", "max_trades": "5",
+}
+
+
 def write_config(path: Path, *, address: str, data_dir: Path, queue: str,
-                 watchlist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), extra: str = "") -> Path:
-    """A fast-trading config: small drop trigger, quick exits, short cooldown."""
+                 watchlist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), extra: str = "",
+                 **settings: str) -> Path:
+    """A fast-trading config: small drop trigger, quick exits, short cooldown.
+
+    ``settings`` override those defaults (TOML literals: ``stop_loss_pct='"5"'``);
+    ``extra`` is appended as raw lines (keys not set otherwise).
+    """
     symbols = ", ".join(f'"{s}"' for s in watchlist)
+    lines = "\n".join(f"{k} = {v}" for k, v in (_FAST | settings).items())
     path.write_text(f"""
 temporal_address = "{address}"
 data_dir = "{data_dir}"
 task_queue = "{queue}"
 watch_task_queue = "{queue}-watch"
 watchlist = [{symbols}]
-market_poll_interval_s = 0.2
-backfill_minutes = 0
-drop_trigger_pct = "0.15"
-anchor_mode = "peak"
-take_profit_pct = "0.15"
-stop_loss_pct = "0.3"
-trailing_enabled = false
-max_position_hold_minutes = "0.5"
-cooldown_minutes = "0.05"
-buy_order_timeout_seconds = 10
-sell_order_timeout_seconds = 5
-order_activity_timeout_seconds = 5
-watch_checkpoint_seconds = 10
-watch_heartbeat_timeout_seconds = 5
-max_trades = 5
+{lines}
 {extra}
 
 [paper]
@@ -73,3 +75,29 @@ def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.25):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+SIM_KEYS = {"EXCHANGE_API_KEY": "sim-key", "EXCHANGE_API_SECRET": "sim-secret"}
+"""Credentials of the local Binance server, given to workers through the environment only."""
+
+
+def start_sim(tmp: Path, *args: str, name: str = "sim") -> tuple[subprocess.Popen[bytes], str]:
+    """The local Binance-compatible server as a process of its own (it outlives workers
+    that the test kills); returns the process and its base URL."""
+    ready = tmp / f"{name}.url"
+    proc = spawn("-m", "trader.binance_sim", "--port", "0", "--ready-file", str(ready),
+                 "--data-dir", str(tmp / name), *args, log=tmp / f"{name}.log")
+    try:
+        wait_until(lambda: ready.exists() or proc.poll() is not None, timeout=30,
+                   what="the local Binance server to listen")
+    except AssertionError:
+        kill(proc)
+        raise
+    if proc.poll() is not None:
+        raise AssertionError(f"sim exited: {(tmp / f'{name}.log').read_text()[-2000:]}")
+    return proc, ready.read_text().strip()
+
+
+def binance_config(url: str) -> str:
+    """Config lines pointing the ccxt adapter at the local server."""
+    return f'exchange = "binance"\nexchange_api_url = "{url}"\n'
