@@ -143,11 +143,15 @@ class BinanceApi:
         limit = min(int_param(q, "limit") or 500, 1000)
         end = min(int_param(q, "endTime") or self.clock(), self.clock())
         start = int_param(q, "startTime")
-        if start is None:
+        if start is None:  # the latest ``limit`` klines up to ``end``
             start = end - end % step - (limit - 1) * step
-        start -= start % 60_000
+        elif start % step:  # Binance: the first kline opening at or after startTime
+            start += step - start % step
+        end = min(end, start + limit * step - 1)
+        if end < start:
+            return _json([])
         ones = self.engine.feed.candles(symbol, since_ms=start, until_ms=end,
-                                        limit=limit * minutes + minutes)
+                                        limit=limit * minutes)
         return _json([shapes.kline(c, step) for c in _aggregate(ones, step)[:limit]])
 
     # --- orders and account --------------------------------------------------------------
