@@ -22,6 +22,7 @@ from tests.e2e.helpers import (
     wait_until,
     write_config,
 )
+from tests.e2e.test_crash import _place_order_attempts
 from trader.binance_sim.control import SimControl
 from trader.core import ids
 from trader.core.phases import Phase
@@ -141,6 +142,9 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             sells = [o for o in orders if o["side"] == "sell"]
             assert trade.sold_amount == sum(Decimal(o["filled"]) for o in sells)
             assert trade.bought_amount == Decimal(buy["filled"]) - Decimal(buy["fee_base"])
+            attempts = _place_order_attempts(history)
+            assert attempts[0] >= 2  # the buy's retry found the accepted order by its id
+            assert attempts[1] >= 2  # so did the sell's, on the replacement worker
             assert all(r.dst is not Phase.ERROR
                        for r in (await _state(client, wf_id)).phase_history)
             print(f"\nexactly-once: decisions={len(set(decided))} accepted orders="
