@@ -14,6 +14,7 @@ from tests.exchange.sim_fixtures import KEY, MARKETS, SECRET, sim_and_adapter
 from trader.core import errors as e
 from trader.core.market import OrderRequest, OrderSide, OrderStatus, OrderType, TimeInForce
 from trader.exchange.ccxt_adapter import CcxtExchange
+from trader.runtime.launch import validate_watchlist
 
 ORDER = "POST /api/v3/order"
 TICKERS = "GET /api/v3/ticker/24hr"
@@ -159,3 +160,32 @@ async def test_credentials_never_in_logs_reprs_or_errors(tmp_path, caplog):
 def server_orders(srv):  # noqa: ANN201
     """The server's own order list (in-process: its paper engine)."""
     return srv.exchange.all_orders()
+
+
+async def test_market_orders_and_candles(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await ex.fetch_tickers(["BTC/USDT"])  # the last ask prices the minimum-cost check
+        bought = await ex.create_order(_req("dtmkt1", price=None, amount="0.5"))
+        assert bought.type is OrderType.MARKET and bought.filled == D("0.5")
+        assert bought.average is not None and bought.average >= srv.exchange.top_of_book(
+            "BTC/USDT")[1]
+        sold = await ex.create_order(_req("dtmkt2", side=OrderSide.SELL, price=None,
+                                          amount="0.4"))
+        assert sold.filled == D("0.4") and sold.fee_base == 0 and sold.fee > 0
+        with pytest.raises(e.InvalidOrder, match="minimum 5"):  # 0.01 BTC at ~100 = 1 USDT
+            await ex.create_order(_req("dtmkt3", price=None, amount="0.01"))
+        assert srv.stats[ORDER] == 2  # the third was refused before sending
+        now = ex.last_ticker("BTC/USDT")
+        assert now is not None
+        candles = await ex.fetch_ohlcv("BTC/USDT", since_ms=now.ts_ms - 5 * 60_000, limit=6)
+        assert candles and all(isinstance(c.close, D) for c in candles)
+        assert candles[-1].close == D("100")
+
+
+async def test_starter_refuses_unknown_symbols_through_ccxt(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await validate_watchlist(ex, ["BTC/USDT", "ADA/BTC"])
+        with pytest.raises(e.BadSymbol) as err:
+            await validate_watchlist(ex, ["BTC/USDT", "NOPE/USDT"])
+        assert "NOPE/USDT" in str(err.value) and "binance" in str(err.value)
+        assert "BTC/USDT" in str(err.value)  # the available markets are listed
