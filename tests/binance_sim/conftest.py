@@ -32,13 +32,15 @@ def ccxt_client(url: str, *, key: str = "sim-key", secret: str = "sim-secret"
     ex = ccxt.binance({"apiKey": key, "secret": secret, "enableRateLimit": False,
                        "options": {"fetchMarkets": {"types": ["spot"]},
                                    "fetchCurrencies": False, "fetchMargins": False}})
-    ex.urls["api"] = {name: f"{url}/api/{name_version}"
-                      for name, name_version in _API_PATHS.items()}
+    # Every base URL ccxt knows is replaced: a call that strays from /api/v3 gets a 404
+    # from the simulator instead of reaching the real Binance.
+    ex.urls["api"] = {name: f"{url}/{_API_PATHS.get(name, 'unsupported/' + name)}"
+                      for name in ex.urls["api"]}
     return ex
 
 
-_API_PATHS = {"public": "v3", "private": "v3", "v1": "v1", "sapi": "v1", "sapiV2": "v2",
-              "sapiV3": "v3", "sapiV4": "v4"}
+_API_PATHS = {"public": "api/v3", "private": "api/v3", "v1": "api/v1", "sapi": "sapi/v1",
+              "sapiV2": "sapi/v2", "sapiV3": "sapi/v3", "sapiV4": "sapi/v4"}
 
 
 @pytest.fixture
