@@ -59,7 +59,8 @@ async def client(server: SimServer) -> AsyncIterator[ccxt.binance]:
 
 
 async def signed(url: str, method: str, path: str, params: dict[str, str], *,
-                 secret: str = "sim-secret", key: str = "sim-key") -> tuple[int, object]:
+                 secret: str = "sim-secret", key: str = "sim-key", shift_ms: int = 0,
+                 ) -> tuple[int, object]:
     """A signed request made by hand, as Binance's docs describe (no ccxt in between)."""
     import hashlib
     import hmac
@@ -68,7 +69,7 @@ async def signed(url: str, method: str, path: str, params: dict[str, str], *,
 
     import aiohttp
 
-    query = urlencode({**params, "timestamp": str(int(time.time() * 1000))})
+    query = urlencode({**params, "timestamp": str(int(time.time() * 1000) + shift_ms)})
     sig = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     async with aiohttp.ClientSession() as s, s.request(
             method, f"{url}{path}?{query}&signature={sig}",
