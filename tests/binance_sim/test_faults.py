@@ -122,6 +122,12 @@ async def test_admin_api_stats_prices_events_and_balances(server, client):
         assert balances["USDT"]["total"] == D(10000)
         with pytest.raises(RuntimeError, match="400"):
             await sim.add_fault({"endpoint": ORDER, "kind": "explode"})
+        # "price crossed at the server -> order arrived at the server", on one clock:
+        await buy(client, "after-event")
+        [order] = await sim.orders()
+        assert order["arrived_us"] >= event["ts_us"]
+        clock = await sim.clock()
+        assert clock["replay_ms"] is None and abs(clock["server_ms"] - time.time() * 1000) < 5e3
         await sim.add_fault(FaultRule(kind="drop", count=3))
         await sim.clear_faults()
         assert (await sim.faults())["armed"] == []
