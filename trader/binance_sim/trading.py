@@ -54,9 +54,8 @@ class TradingApi:
     async def new_order(self, request: web.Request) -> web.Response:
         arrived = ARRIVED_US.get()
         p = await self._signed(request)
-        if p.get("newClientOrderId"):
-            self.arrivals.setdefault(p["newClientOrderId"], arrived)
         order, fills = await self.engine.place(p)
+        self.arrivals.setdefault(order.client_order_id, arrived)  # a duplicate keeps the first
         return json_response(shapes.new_order(order, fills, p.get("newOrderRespType") or "FULL"))
 
     async def get_order(self, request: web.Request) -> web.Response:
