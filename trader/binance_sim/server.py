@@ -96,9 +96,7 @@ class SimServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
         await site.start()
-        server = site._server
-        assert server is not None and isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])  # the port the OS chose for port 0
         self._rematcher = asyncio.create_task(self._rematch_loop())
         return self.url
 

@@ -55,7 +55,7 @@ class TradingApi:
         arrived = ARRIVED_US.get()
         p = await self._signed(request)
         order, fills = await self.engine.place(p)
-        self.arrivals.setdefault(order.client_order_id, arrived)  # a duplicate keeps the first
+        self.arrivals.setdefault(order.client_order_id, arrived)
         return json_response(shapes.new_order(order, fills, p.get("newOrderRespType") or "FULL"))
 
     async def get_order(self, request: web.Request) -> web.Response:
