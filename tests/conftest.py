@@ -7,6 +7,7 @@ Both are session-scoped and use the project's data converter; nothing is downloa
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,21 @@ from trader.runtime.converter import DATA_CONVERTER
 from trader.runtime.search import ALL_KEYS
 
 BIN = Path(sys.executable).parent
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """``$DURABLE_TRADER_SHARED_DATA``, else ``shared/data`` beside the checkout (CI), else
+    beside the main checkout when this one is a git worktree (``/work/wt/<name>``)."""
+    if os.environ.get("DURABLE_TRADER_SHARED_DATA"):
+        return Path(os.environ["DURABLE_TRADER_SHARED_DATA"])
+    repo = Path(__file__).resolve().parents[1]
+    for candidate in (repo.parent / "shared" / "data", repo.parent.parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return repo.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ from trader.core.market import (
     Order,
     OrderRequest,
     OrderSide,
-    OrderStatus,
     OrderType,
     TimeInForce,
 )
@@ -102,6 +101,10 @@ class SimEngine:
         cid = p.get("newClientOrderId") or f"sim{uuid.uuid4().hex[:22]}"
         if not _CLIENT_ID.match(cid):
             raise e.bad_param("newClientOrderId")
+        # Before filters and funds: the retry of an accepted order (whose price check may
+        # now differ and whose cost is already spent) must hear "duplicate", then look it up.
+        if self.exchange.lookup(cid) is not None:
+            raise e.duplicate_order()
         bid, ask = self.exchange.top_of_book(symbol)
         touch = ask if side is OrderSide.BUY else bid
         amount = decimal_param(p, "quantity")
@@ -112,8 +115,6 @@ class SimEngine:
         if amount is None:
             raise e.mandatory("quantity")
         self._check_filters(market, amount, price, touch)
-        if self.exchange.lookup(cid) is not None:  # before funds: a retry must hear "duplicate"
-            raise e.duplicate_order()
         await self._check_free(market, side, amount, price or touch)
         request = OrderRequest(symbol=symbol, side=side, type=type_, amount=amount,
                                price=price, time_in_force=tif, client_order_id=cid)
@@ -125,7 +126,7 @@ class SimEngine:
             raise e.insufficient_balance() from None
         except errors.InvalidOrder as exc:
             raise e.bad_value(f"Filter failure: {exc}", -1013) from None
-        return order, self.fills(symbol, order_id=order.id)
+        return order, self.exchange.fills(symbol, client_order_id=order.client_order_id)
 
     @staticmethod
     def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
@@ -181,22 +182,19 @@ class SimEngine:
     def orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.exchange.all_orders() if symbol is None or o.symbol == symbol]
 
-    def fills(self, symbol: str | None = None, *, order_id: str | None = None
-              ) -> list[PaperFill]:
-        return [f for f in self.exchange.fills(symbol)
-                if order_id is None or f.order_id == order_id]
+    def fills(self, symbol: str | None = None) -> list[PaperFill]:
+        return self.exchange.fills(symbol)
 
     def update_time(self, order: Order) -> int:
-        times = [f.ts_ms for f in self.fills(order.symbol, order_id=order.id)]
-        return max([order.ts_ms, *times])
+        """When the order last changed: its last fill, or its creation."""
+        fills = self.exchange.fills(order.symbol, client_order_id=order.client_order_id)
+        return max([order.ts_ms, *(f.ts_ms for f in fills)])
 
     # --- balances ------------------------------------------------------------------------
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         """asset -> (free, locked); locked is what resting orders may still spend."""
         locked: dict[str, Decimal] = {}
-        for o in self.orders():
-            if o.status is not OrderStatus.OPEN:
-                continue
+        for o in await self.exchange.refresh_open_orders():
             m = self.feed.market(o.symbol)
             left = o.amount - o.filled
             if o.side is OrderSide.BUY:

@@ -286,8 +286,7 @@ class PaperExchange:
         return order
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
-        open_ids = [o.client_order_id for o in self._store.orders(symbol)
-                    if o.status is OrderStatus.OPEN]
+        open_ids = [o.client_order_id for o in self._store.open_orders(symbol)]
         return [o for o in (self._refresh(symbol, i) for i in open_ids)
                 if o.status is OrderStatus.OPEN]
 
@@ -301,14 +300,16 @@ class PaperExchange:
 
     async def refresh_open_orders(self) -> list[Order]:
         """Match every open order (all symbols) against the current book; the still-open ones."""
+        symbols = sorted({o.symbol for o in self._store.open_orders()})
         out: list[Order] = []
-        for symbol in self._store.open_order_symbols():
+        for symbol in symbols:
             out += await self.fetch_open_orders(symbol)
         return out
 
-    def fills(self, symbol: str | None = None) -> list[PaperFill]:
-        """Every fill (of one symbol), oldest first."""
-        return self._store.fills(symbol)
+    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None
+              ) -> list[PaperFill]:
+        """Every fill (of one symbol, of one order), oldest first."""
+        return self._store.fills(symbol, client_order_id=client_order_id)
 
     def all_orders(self) -> list[Order]:
         """Every order ever placed, oldest first (inspection and tests)."""

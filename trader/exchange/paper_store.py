@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS fills (
     symbol TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS fills_by_order ON fills (client_order_id);
 """
 
 
@@ -139,13 +140,19 @@ class PaperStore:
                                           (symbol,)).fetchall()
         return [Order.model_validate_json(r[0]) for r in rows]
 
-    def open_order_symbols(self) -> list[str]:
-        """Symbols with an open order (cheap: the server re-matches these every tick)."""
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Orders stored as open, oldest first, without reading the closed ones (the
+        Binance simulator re-matches these several times a second)."""
+        where = "json_extract(body, '$.status') = 'open'"
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT DISTINCT symbol FROM orders WHERE json_extract(body, '$.status') = 'open'"
-                " ORDER BY symbol").fetchall()
-        return [r[0] for r in rows]
+            if symbol is None:
+                rows = self._conn.execute(
+                    f"SELECT body FROM orders WHERE {where} ORDER BY seq").fetchall()
+            else:
+                rows = self._conn.execute(
+                    f"SELECT body FROM orders WHERE symbol = ? AND {where} ORDER BY seq",
+                    (symbol,)).fetchall()
+        return [Order.model_validate_json(r[0]) for r in rows]
 
     @staticmethod
     def insert_fill(db: sqlite3.Connection, fill: PaperFill) -> None:
@@ -154,14 +161,16 @@ class PaperStore:
         fill = fill.model_copy(update={"id": cur.lastrowid})
         db.execute("UPDATE fills SET body = ? WHERE id = ?", (fill.model_dump_json(), fill.id))
 
-    def fills(self, symbol: str | None = None) -> list[PaperFill]:
-        """Every fill (of one symbol), oldest first."""
+    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None
+              ) -> list[PaperFill]:
+        """Every fill (of one symbol, of one order), oldest first."""
+        sql, args = "SELECT body FROM fills WHERE 1 = 1", list[str]()
+        if symbol is not None:
+            sql, args = sql + " AND symbol = ?", [*args, symbol]
+        if client_order_id is not None:
+            sql, args = sql + " AND client_order_id = ?", [*args, client_order_id]
         with self._lock:
-            if symbol is None:
-                rows = self._conn.execute("SELECT body FROM fills ORDER BY id").fetchall()
-            else:
-                rows = self._conn.execute("SELECT body FROM fills WHERE symbol = ? ORDER BY id",
-                                          (symbol,)).fetchall()
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return [PaperFill.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
