@@ -32,13 +32,15 @@ def ccxt_client(url: str, *, key: str = "sim-key", secret: str = "sim-secret"
     ex = ccxt.binance({"apiKey": key, "secret": secret, "enableRateLimit": False,
                        "options": {"fetchMarkets": {"types": ["spot"]},
                                    "fetchCurrencies": False, "fetchMargins": False}})
-    ex.urls["api"] = {name: f"{url}/api/{name_version}"
-                      for name, name_version in _API_PATHS.items()}
+    # Every base URL ccxt knows is replaced: a call that strays from /api/v3 gets a 404
+    # from the simulator instead of reaching the real Binance.
+    ex.urls["api"] = {name: f"{url}/{_API_PATHS.get(name, 'unsupported/' + name)}"
+                      for name in ex.urls["api"]}
     return ex
 
 
-_API_PATHS = {"public": "v3", "private": "v3", "v1": "v1", "sapi": "v1", "sapiV2": "v2",
-              "sapiV3": "v3", "sapiV4": "v4"}
+_API_PATHS = {"public": "api/v3", "private": "api/v3", "v1": "api/v1", "sapi": "sapi/v1",
+              "sapiV2": "sapi/v2", "sapiV3": "sapi/v3", "sapiV4": "sapi/v4"}
 
 
 @pytest.fixture
@@ -57,7 +59,8 @@ async def client(server: SimServer) -> AsyncIterator[ccxt.binance]:
 
 
 async def signed(url: str, method: str, path: str, params: dict[str, str], *,
-                 secret: str = "sim-secret", key: str = "sim-key") -> tuple[int, object]:
+                 secret: str = "sim-secret", key: str = "sim-key", shift_ms: int = 0,
+                 ) -> tuple[int, object]:
     """A signed request made by hand, as Binance's docs describe (no ccxt in between)."""
     import hashlib
     import hmac
@@ -66,7 +69,7 @@ async def signed(url: str, method: str, path: str, params: dict[str, str], *,
 
     import aiohttp
 
-    query = urlencode({**params, "timestamp": str(int(time.time() * 1000))})
+    query = urlencode({**params, "timestamp": str(int(time.time() * 1000) + shift_ms)})
     sig = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     async with aiohttp.ClientSession() as s, s.request(
             method, f"{url}{path}?{query}&signature={sig}",

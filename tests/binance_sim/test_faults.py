@@ -11,7 +11,7 @@ import pytest
 from trader.binance_sim import FaultRule
 from trader.binance_sim.control import SimControl
 
-from .conftest import ccxt_client
+from .conftest import ccxt_client, signed
 
 ORDER = "POST /api/v3/order"
 
@@ -122,6 +122,30 @@ async def test_admin_api_stats_prices_events_and_balances(server, client):
         assert balances["USDT"]["total"] == D(10000)
         with pytest.raises(RuntimeError, match="400"):
             await sim.add_fault({"endpoint": ORDER, "kind": "explode"})
+        # "price crossed at the server -> order arrived at the server", on one clock:
+        await buy(client, "after-event")
+        [order] = await sim.orders()
+        assert order["arrived_us"] >= event["ts_us"]
+        clock = await sim.clock()
+        assert clock["replay_ms"] is None and abs(clock["server_ms"] - time.time() * 1000) < 5e3
         await sim.add_fault(FaultRule(kind="drop", count=3))
         await sim.clear_faults()
         assert (await sim.faults())["armed"] == []
+
+
+async def test_auth_errors_are_binance_codes_and_statuses(server):
+    params = {"symbol": "BTCUSDT"}
+    path = "/api/v3/openOrders"
+    assert await signed(server.url, "GET", path, params, key="") == (
+        401, {"code": -2014, "msg": "API-key format invalid."})
+    assert await signed(server.url, "GET", path, params, key="other") == (
+        401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+    assert await signed(server.url, "GET", path, params, secret="other") == (
+        400, {"code": -1022, "msg": "Signature for this request is not valid."})
+    stale = await signed(server.url, "GET", path, params, shift_ms=-6_000)  # > recvWindow
+    ahead = await signed(server.url, "GET", path, params, shift_ms=2_000)  # > 1 s ahead
+    wide = await signed(server.url, "GET", path, {**params, "recvWindow": "60000"},
+                        shift_ms=-6_000)
+    assert stale == ahead == (400, {"code": -1021, "msg": "Timestamp for this request is "
+                                                          "outside of the recvWindow."})
+    assert wide == (200, [])

@@ -172,3 +172,17 @@ async def test_all_orders_lists_every_order_of_the_symbol(server, client):
     orders = await client.fetch_orders("BTC/USDT")
     assert [o["clientOrderId"] for o in orders] == ["c0", "c1", "c2"]
     assert {o["status"] for o in orders} == {"closed"}
+
+
+async def test_cancel_all_open_orders_of_a_symbol(server, client):
+    for i in range(2):
+        await client.create_order("BTC/USDT", "limit", "buy", 0.01, 60000 + i,
+                                  {"timeInForce": "GTC", "newClientOrderId": f"g{i}"})
+    cancelled = await client.cancel_all_orders("BTC/USDT")
+    # As on Binance, clientOrderId is the cancel request's own id; the order's is "orig".
+    assert sorted(o["info"]["origClientOrderId"] for o in cancelled) == ["g0", "g1"]
+    assert {o["status"] for o in cancelled} == {"canceled"}
+    assert await client.fetch_open_orders("BTC/USDT") == []
+    assert (await client.fetch_balance())["USDT"]["used"] == 0
+    with pytest.raises(ccxt.OrderNotFound):  # nothing left to cancel
+        await client.cancel_all_orders("BTC/USDT")

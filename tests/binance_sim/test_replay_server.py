@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import SHARED_DATA
 from trader.binance_sim import SimConfig, SimServer
+from trader.binance_sim.control import SimControl
 from trader.exchange.replay import ReplayFeed
 
 from .conftest import ccxt_client
@@ -51,6 +52,10 @@ async def test_replayed_markets_prices_klines_and_a_trade(tmp_path):
             assert [c[0] for c in candles[:-1]] == [c.ts_ms for c in expected]
             assert [D(str(c[3])) for c in candles[:-1]] == [c.low for c in expected]
 
+            async with SimControl(srv.url) as sim:
+                clock = await sim.clock()
+            assert clock["replay_ms"] == feed.replay_ms(clock["server_ms"])
+            assert clock["replay_ms"] > int(datetime(2018, 1, 16, tzinfo=UTC).timestamp() * 1e3)
             price = D(ticker["info"]["askPrice"]) * 2  # a marketable limit, tick-aligned
             order = await client.create_order("ADA/BTC", "limit", "buy", 100, float(price),
                                               {"timeInForce": "IOC",

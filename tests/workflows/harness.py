@@ -124,12 +124,16 @@ def path_of(state: CoinState) -> list[str]:
 @contextlib.asynccontextmanager
 async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
                 prices: dict[str, str] | None = None, poll_interval_s: float = 0.05,
+                exchange: Any = None, feed: StaticFeed | None = None,
                 ) -> AsyncIterator[Bench]:
-    feed = StaticFeed(dict(MARKETS))
+    """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
+    adapter talking to the local Binance server) whose prices ``feed`` sets."""
+    feed = feed or StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
-    exchange = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
-                             quote_balances={"USDT": D("10000")}, faults=faults)
+    if exchange is None:
+        exchange = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
+                                 quote_balances={"USDT": D("10000")}, faults=faults)
     hub = MarketHub(exchange, poll_interval_s=poll_interval_s)
     ledger = LedgerStore(tmp_path / "ledger.sqlite")
     notifier = LogNotifier()

@@ -25,6 +25,7 @@ from trader.binance_sim.config import SimConfig
 from trader.binance_sim.server import SimServer
 from trader.exchange.feed import PriceFeed, StaticFeed
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig, market_for
+from trader.exchange.paper import PaperExchange
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, Decimal]:
@@ -85,8 +86,16 @@ def build_feed(args: argparse.Namespace, origin_ms: int) -> PriceFeed:
     return feed
 
 
+def origin_ms(args: argparse.Namespace, now_ms: int) -> int:
+    """When the market "started": a generated market keeps the origin stored in its data
+    file, so a restarted server continues the same price path (as the paper mode does)."""
+    if args.generated and args.data_dir:
+        return PaperExchange.origin_ms_for(args.data_dir / "orders.sqlite", now_ms)
+    return now_ms
+
+
 async def serve(args: argparse.Namespace) -> None:
-    feed = build_feed(args, int(time.time() * 1000))
+    feed = build_feed(args, origin_ms(args, int(time.time() * 1000)))
     config = SimConfig(feed=feed, data_dir=args.data_dir, port=args.port,
                        api_key=args.api_key, api_secret=args.api_secret,
                        fee_rate=args.fee_rate, balances=_pairs(args.balance, "--balance"),

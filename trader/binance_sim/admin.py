@@ -5,6 +5,7 @@ Decimals travel as strings. ``SimControl`` (``control.py``) is the client of the
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +15,14 @@ from pydantic import ValidationError
 from trader.binance_sim import shapes
 from trader.binance_sim.errors import BinanceError
 from trader.binance_sim.faults import FaultRule
+from trader.exchange.replay import ReplayFeed
 
 if TYPE_CHECKING:
     from trader.binance_sim.server import SimServer
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _bad(msg: str) -> web.Response:
@@ -79,12 +85,18 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
             return _bad(f"balances: {exc!r}")
         return await balances(request)
 
+    async def clock(_: web.Request) -> web.Response:
+        now = now_ms()
+        replay_ms = srv.feed.replay_ms(now) if isinstance(srv.feed, ReplayFeed) else None
+        return web.json_response({"server_ms": now, "replay_ms": replay_ms})
+
     s = "/_sim/"
     return [web.get(s + "stats", stats), web.post(s + "stats/reset", stats_reset),
             web.get(s + "faults", faults_get), web.post(s + "faults", faults_add),
             web.delete(s + "faults", faults_clear), web.get(s + "orders", orders),
             web.post(s + "price", price), web.get(s + "events", events),
-            web.get(s + "balances", balances), web.post(s + "balances", balances_set)]
+            web.get(s + "balances", balances), web.post(s + "balances", balances_set),
+            web.get(s + "clock", clock)]
 
 
 def _order(srv: SimServer, o: Any) -> dict[str, Any]:

@@ -76,3 +76,8 @@ class SimControl:
 
     async def set_balances(self, balances: dict[str, Decimal | str]) -> None:
         await self._call("POST", "balances", {a: str(v) for a, v in balances.items()})
+
+    async def clock(self) -> dict[str, int | None]:
+        """``{"server_ms": ..., "replay_ms": ...}`` (replay_ms: the data instant shown now,
+        for a ReplayFeed; else None)."""
+        return dict(await self._call("GET", "clock"))

@@ -101,6 +101,10 @@ class SimEngine:
         cid = p.get("newClientOrderId") or f"sim{uuid.uuid4().hex[:22]}"
         if not _CLIENT_ID.match(cid):
             raise e.bad_param("newClientOrderId")
+        # Before filters and funds: the retry of an accepted order (whose price check may
+        # now differ and whose cost is already spent) must hear "duplicate", then look it up.
+        if self.exchange.lookup(cid) is not None:
+            raise e.duplicate_order()
         bid, ask = self.exchange.top_of_book(symbol)
         touch = ask if side is OrderSide.BUY else bid
         amount = decimal_param(p, "quantity")
@@ -111,8 +115,6 @@ class SimEngine:
         if amount is None:
             raise e.mandatory("quantity")
         self._check_filters(market, amount, price, touch)
-        if self.exchange.lookup(cid) is not None:  # before funds: a retry must hear "duplicate"
-            raise e.duplicate_order()
         await self._check_free(market, side, amount, price or touch)
         request = OrderRequest(symbol=symbol, side=side, type=type_, amount=amount,
                                price=price, time_in_force=tif, client_order_id=cid)

@@ -27,11 +27,12 @@ from typing import Any
 from aiohttp import web
 
 from trader.binance_sim import admin
-from trader.binance_sim.app import ARRIVED_US, BinanceApi
 from trader.binance_sim.config import SimConfig
 from trader.binance_sim.engine import SimEngine
 from trader.binance_sim.errors import BinanceError
 from trader.binance_sim.faults import FaultBook
+from trader.binance_sim.market import MarketApi
+from trader.binance_sim.trading import ARRIVED_US, TradingApi
 from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange
 
@@ -64,7 +65,8 @@ class SimServer:
             clock=now_ms, name="binance_sim",
             fee_in_received_asset=config.fee_in_received_asset)
         self.engine = SimEngine(config.feed, self.exchange, now_ms)
-        self.api = BinanceApi(self.engine, config, now_ms)
+        self.market_api = MarketApi(self.engine, now_ms)
+        self.api = TradingApi(self.engine, config, now_ms)
         self._runner: web.AppRunner | None = None
         self._rematcher: asyncio.Task[None] | None = None
         self.port = 0
@@ -87,15 +89,14 @@ class SimServer:
 
     async def start(self) -> str:
         app = web.Application(middlewares=[self._middleware])
+        app.add_routes(self.market_api.routes())
         app.add_routes(self.api.routes())
         app.add_routes(admin.routes(self))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
         await site.start()
-        server = site._server
-        assert server is not None and isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])  # the port the OS chose for port 0
         self._rematcher = asyncio.create_task(self._rematch_loop())
         return self.url
 

@@ -60,7 +60,7 @@ def symbol_info(m: MarketInfo) -> Json:
 
 def exchange_info(markets: list[MarketInfo], server_time: int) -> Json:
     return {"timezone": "UTC", "serverTime": server_time, "rateLimits": [],
-            "exchangeFilters": [], "symbols": [symbol_info(m) for m in markets]}
+            "exchangeFilters": [], "symbols": [symbol_info(m) for m in markets], "sors": []}
 
 
 def status(order: Order) -> str:

@@ -136,17 +136,24 @@ def translate(exc: ccxt.BaseError, *, creating: bool = False,
             right where ccxt raised, before any other request can overwrite them.
         secrets: API key and secret, blanked from the message.
     """
-    message = scrub(f"{type(exc).__name__}: {exc}", secrets)
+    detail = scrub(str(exc), secrets)
+    origin = type(exc).__name__
     kind = kind_of(exc)
-    if isinstance(exc, ccxt.InvalidOrder) and _DUPLICATE_TEXT in str(exc):
-        return e.DuplicateClientOrderId(message)
+    if isinstance(exc, ccxt.InvalidOrder) and _DUPLICATE_TEXT in detail:
+        return e.DuplicateClientOrderId(_named(detail, origin, e.DuplicateClientOrderId))
     if kind == RETRY:
         after = retry_after_s(headers) if isinstance(exc, _RATE_LIMITED) else None
         if creating:
-            return e.OrderStatusUnknown(f"order create outcome unknown ({message})",
+            return e.OrderStatusUnknown(f"order create outcome unknown: {detail} ({origin})",
                                         retry_after=after)
-        return e.RetryableExchangeError(message, retry_after=after)
-    if kind == FATAL:
-        return e.FatalExchangeError(message)
-    assert not isinstance(kind, str)
-    return kind(message)
+        return e.RetryableExchangeError(f"{detail} ({origin})", retry_after=after)
+    cls = e.FatalExchangeError if kind == FATAL else kind
+    assert not isinstance(cls, str)
+    return cls(_named(detail, origin, cls))
+
+
+def _named(detail: str, origin: str, cls: type[e.ExchangeError]) -> str:
+    # ccxt's class name only when it says more than the domain class (which the workflow's
+    # notes already show): "... (ccxt BadRequest)" for an InvalidOrder, nothing for
+    # InsufficientFunds.
+    return detail if origin == cls.__name__ else f"{detail} (ccxt {origin})"

@@ -1,7 +1,8 @@
 """The ``Exchange`` port: what the activities need from any exchange.
 
-Implementations: ``PaperExchange`` (an in-process simulator persisted in SQLite) and, later,
-the ccxt adapter. Implementations raise only ``trader.core.errors`` exceptions.
+Implementations: ``PaperExchange`` (an in-process simulator persisted in SQLite),
+``CcxtExchange`` (any ccxt exchange) and ``DryRunExchange`` (live market data, paper orders).
+Implementations raise only ``trader.core.errors`` exceptions.
 """
 
 from __future__ import annotations

@@ -1,0 +1,191 @@
+"""The ccxt adapter through the real ccxt client over HTTP against the local Binance server:
+markets, tickers, orders, lookups, cancels, fees in base, partial fills, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal as D
+
+import pytest
+from pydantic import SecretStr
+
+from tests.exchange.sim_fixtures import KEY, MARKETS, SECRET, sim_and_adapter
+from trader.core import errors as e
+from trader.core.market import OrderRequest, OrderSide, OrderStatus, OrderType, TimeInForce
+from trader.exchange.ccxt_adapter import CcxtExchange
+from trader.runtime.launch import validate_watchlist
+
+ORDER = "POST /api/v3/order"
+TICKERS = "GET /api/v3/ticker/24hr"
+
+
+def _req(coid: str, *, symbol: str = "BTC/USDT", side: OrderSide = OrderSide.BUY,
+         amount: str = "1", price: str | None = "101", tif: TimeInForce = TimeInForce.IOC,
+         ) -> OrderRequest:
+    return OrderRequest(symbol=symbol, side=side,
+                        type=OrderType.LIMIT if price else OrderType.MARKET,
+                        amount=D(amount), price=D(price) if price else None,
+                        time_in_force=tif, client_order_id=coid)
+
+
+async def test_markets_loaded_once_with_exact_precision_and_minimums(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        results = await asyncio.gather(*(ex.load_markets() for _ in range(5)))
+        assert all(r is results[0] for r in results)
+        for symbol, expected in MARKETS.items():
+            got = results[0][symbol]
+            assert (got.price_tick, got.amount_step, got.min_amount, got.min_cost) == (
+                expected.price_tick, expected.amount_step, expected.min_amount,
+                expected.min_cost), symbol
+        assert results[0]["ADA/BTC"].price_tick == D("0.00000001")
+        assert srv.stats["GET /api/v3/exchangeInfo"] == 1
+        assert sum(srv.stats.values()) == 1  # spot only: no futures, margin or currencies
+
+
+async def test_tickers_batched_per_chunk_and_exact(tmp_path):
+    async with sim_and_adapter(tmp_path, tickers_chunk_size=2) as (srv, ex):
+        tickers = await ex.fetch_tickers(["BTC/USDT", "ETH/USDT", "ADA/BTC"])
+        assert srv.stats[TICKERS] == 2  # chunks of 2: [BTC, ETH], [ADA]
+        bid, ask = srv.exchange.top_of_book("ADA/BTC")
+        assert (tickers["ADA/BTC"].bid, tickers["ADA/BTC"].ask) == (bid, ask)
+        assert tickers["ADA/BTC"].last == D("0.000053")
+        with pytest.raises(e.BadSymbol):
+            await ex.fetch_tickers(["NOPE/USDT"])
+
+
+async def test_buy_fee_in_base_from_fills_then_from_trades_on_lookup(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        created = await ex.create_order(_req("dtbuy1"))
+        assert created.status is OrderStatus.CLOSED and created.filled == D("1")
+        fills = srv.exchange.fills("BTC/USDT")
+        fee_base = sum(f.fee for f in fills)
+        assert all(f.fee_currency == "BTC" for f in fills) and fee_base > 0
+        assert created.fee_base == fee_base
+        assert created.fee == fee_base * created.average
+        assert created.cost == sum(f.price * f.amount for f in fills)
+        [server_order] = server_orders(srv)
+        assert server_order.client_order_id == "dtbuy1"  # ours, no broker prefix
+        assert await ex.fetch_order("BTC/USDT", "dtbuy1") == created  # fees remembered
+        assert srv.stats["GET /api/v3/myTrades"] == 0
+        # Another process (a restarted worker) only has GET order, which carries no fills:
+        # it reads the order's trades, once.
+        other = CcxtExchange("binance", api_key=SecretStr(KEY), api_secret=SecretStr(SECRET),
+                             api_url=srv.url)
+        try:
+            looked_up = await other.fetch_order("BTC/USDT", "dtbuy1")
+            assert await other.fetch_order("BTC/USDT", "dtbuy1") == looked_up
+        finally:
+            await other.close()
+        assert (looked_up.fee, looked_up.fee_base, looked_up.filled, looked_up.average) == (
+            created.fee, created.fee_base, created.filled, created.average)
+        assert srv.stats["GET /api/v3/myTrades"] == 1
+        balance = await ex.fetch_balance()
+        assert balance["BTC"] == D("1") + created.filled - fee_base
+
+
+async def test_sell_on_a_btc_quoted_market_pays_fee_in_quote(tmp_path):
+    async with sim_and_adapter(tmp_path, balances={"BTC": D("1"), "ADA": D("5000")}) as (
+            srv, ex):
+        sold = await ex.create_order(_req("dtsell1", symbol="ADA/BTC", side=OrderSide.SELL,
+                                          amount="3000", price="0.00005200"))
+        fills = srv.exchange.fills("ADA/BTC")
+        assert sold.filled == D("3000") and sold.fee_base == 0
+        assert sold.fee == sum(f.fee for f in fills) and all(
+            f.fee_currency == "BTC" for f in fills)
+        assert sold.price == D("0.000052")
+
+
+async def test_resting_order_cancel_and_lookups(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        rest = await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
+        assert rest.status is OrderStatus.OPEN and rest.filled == 0
+        assert [o.client_order_id for o in await ex.fetch_open_orders("BTC/USDT")] == ["dtgtc1"]
+        cancelled = await ex.cancel_order("BTC/USDT", "dtgtc1")
+        assert cancelled.status is OrderStatus.CANCELED
+        assert await ex.cancel_order("BTC/USDT", "dtgtc1") == cancelled  # final: no error
+        with pytest.raises(e.OrderNotFound):
+            await ex.fetch_order("BTC/USDT", "dtnever")
+        with pytest.raises(e.DuplicateClientOrderId):
+            await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
+
+
+async def test_partial_fill_of_an_ioc_buy(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        srv.exchange.level_liquidity_quote = D("50")  # thin book: ~0.5 BTC per level
+        srv.exchange.depth_levels = 2
+        order = await ex.create_order(_req("dtpart1", amount="3", price="101"))
+        assert order.status is OrderStatus.CANCELED and 0 < order.filled < order.amount
+        assert order.filled == sum(f.amount for f in srv.exchange.fills("BTC/USDT"))
+
+
+async def test_below_minimum_is_refused_before_sending(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await ex.load_markets()
+        with pytest.raises(e.InvalidOrder, match="below the market minimum"):
+            await ex.create_order(_req("dtmin1", amount="0.00005"))  # < min amount
+        with pytest.raises(e.InvalidOrder, match="minimum 5"):
+            await ex.create_order(_req("dtmin2", amount="0.01", price="100"))  # 1 USDT < 5
+        with pytest.raises(e.InvalidOrder, match="minimum 0.0001"):
+            await ex.create_order(_req("dtmin3", symbol="ADA/BTC", amount="1",
+                                       price="0.000053"))
+        with pytest.raises(e.InvalidOrder, match="client order id"):
+            await ex.create_order(_req("x" * 37))
+        assert srv.stats[ORDER] == 0
+
+
+async def test_insufficient_funds_is_a_rejection(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        with pytest.raises(e.InsufficientFunds):
+            await ex.create_order(_req("dtpoor1", amount="500", price="101"))
+        assert srv.stats[ORDER] == 1 and server_orders(srv) == []
+
+
+async def test_credentials_never_in_logs_reprs_or_errors(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await ex.create_order(_req("dtlog1"))
+        await ex.fetch_order("BTC/USDT", "dtlog1")
+        await ex.fetch_balance()
+        texts = [caplog.text, repr(ex)]
+        ex._ex.secret = "WRONG" + SECRET  # a bad secret: the server refuses the signature
+        with pytest.raises(e.AuthenticationError) as err:
+            await ex.fetch_balance()
+        texts.append(str(err.value))
+    assert "spot markets loaded" in caplog.text  # the capture saw the adapter's logs
+    for text in texts:
+        assert KEY not in text and SECRET not in text
+
+
+def server_orders(srv):  # noqa: ANN201
+    """The server's own order list (in-process: its paper engine)."""
+    return srv.exchange.all_orders()
+
+
+async def test_market_orders_and_candles(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await ex.fetch_tickers(["BTC/USDT"])  # the last ask prices the minimum-cost check
+        bought = await ex.create_order(_req("dtmkt1", price=None, amount="0.5"))
+        assert bought.type is OrderType.MARKET and bought.filled == D("0.5")
+        assert bought.average is not None and bought.average >= srv.exchange.top_of_book(
+            "BTC/USDT")[1]
+        sold = await ex.create_order(_req("dtmkt2", side=OrderSide.SELL, price=None,
+                                          amount="0.4"))
+        assert sold.filled == D("0.4") and sold.fee_base == 0 and sold.fee > 0
+        with pytest.raises(e.InvalidOrder, match="minimum 5"):  # 0.01 BTC at ~100 = 1 USDT
+            await ex.create_order(_req("dtmkt3", price=None, amount="0.01"))
+        assert srv.stats[ORDER] == 2  # the third was refused before sending
+        now = ex.last_ticker("BTC/USDT")
+        assert now is not None
+        candles = await ex.fetch_ohlcv("BTC/USDT", since_ms=now.ts_ms - 5 * 60_000, limit=6)
+        assert candles and all(isinstance(c.close, D) for c in candles)
+        assert candles[-1].close == D("100")
+
+
+async def test_starter_refuses_unknown_symbols_through_ccxt(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await validate_watchlist(ex, ["BTC/USDT", "ADA/BTC"])
+        with pytest.raises(e.BadSymbol) as err:
+            await validate_watchlist(ex, ["BTC/USDT", "NOPE/USDT"])
+        assert "NOPE/USDT" in str(err.value) and "binance" in str(err.value)
+        assert "BTC/USDT" in str(err.value)  # the available markets are listed
