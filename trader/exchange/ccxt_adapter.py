@@ -20,7 +20,14 @@ import ccxt
 import ccxt.async_support as ccxt_async
 from pydantic import SecretStr
 
-from trader.core.errors import BadSymbol, ConfigError, InvalidOrder, OrderNotFound, OrderRejected
+from trader.core.errors import (
+    BadSymbol,
+    ConfigError,
+    InvalidOrder,
+    OrderNotFound,
+    OrderRejected,
+    RetryableExchangeError,
+)
 from trader.core.market import (
     Candle,
     MarketInfo,
@@ -193,8 +200,9 @@ class CcxtExchange:
             await self._call(self._ex.cancel_order(
                 None, symbol, {self._lookup_param: client_order_id}))
         order = await self.fetch_order(symbol, client_order_id)
-        if not order.is_final:
-            raise OrderRejected(f"cancel of {client_order_id} on {symbol} did not take effect")
+        if not order.is_final:  # e.g. still pending cancel: the activity's retry asks again
+            raise RetryableExchangeError(
+                f"cancel of {client_order_id} on {symbol} has not taken effect yet")
         return order
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
