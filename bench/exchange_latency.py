@@ -1,0 +1,79 @@
+"""Trigger -> order latency through the real ccxt path, measured at the exchange.
+
+A SymbolTrader runs on a real Temporal dev server with real workers; its exchange is the
+ccxt adapter talking HTTP to the local Binance-compatible server. The server records when
+the price was set below the drop trigger and when the buy request arrived, both on its own
+clock, so the figure covers hub poll + watch activity + workflow + order activity + ccxt.
+
+    python -m bench.exchange_latency [--triggers 60] [--poll 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+from decimal import Decimal as D
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.exchange.sim_fixtures import sim_and_adapter
+from tests.workflows.harness import bench
+from trader.core.phases import Phase
+from trader.runtime.converter import DATA_CONVERTER
+from trader.runtime.search import ALL_KEYS
+
+SYMBOL = "BTC/USDT"
+
+
+async def latency(env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float) -> dict:
+    samples: list[float] = []
+    async with sim_and_adapter(tmp, balances={"USDT": D("1000000")}) as (srv, ex), \
+            bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b:
+        h = await b.start(cooldown_minutes=D(0), trailing_enabled=False, take_profit_pct=D(1),
+                          stop_loss_pct=D(50), watch_checkpoint_seconds=60)
+        await b.wait_phase(h, Phase.IDLE, timeout=60)
+        price = D(100)
+        for n in range(triggers):
+            seen = len(srv.exchange.all_orders())
+            price = (price * D("0.97")).quantize(D("0.01"))  # 3 % below the anchor: fires
+            event = srv.set_price(SYMBOL, price)
+            while len(srv.exchange.all_orders()) == seen:
+                await asyncio.sleep(0.002)
+            buy = srv.exchange.all_orders()[seen]
+            samples.append((srv.api.arrivals[buy.client_order_id] - event["ts_us"]) / 1e6)
+            await b.wait_phase(h, Phase.POSITION, timeout=30)
+            price = (price * D("1.02")).quantize(D("0.01"))  # take profit
+            srv.set_price(SYMBOL, price)
+            await b.wait_for(h, lambda s, k=n + 1: s.trades_closed == k and s.phase is Phase.IDLE,
+                             what="back to idle", timeout=30)
+    samples.sort()
+    return {
+        "triggers": len(samples), "poll_interval_s": poll,
+        "latency_median_s": round(statistics.median(samples), 4),
+        "latency_p99_s": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 4),
+        "latency_max_s": round(samples[-1], 4),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--triggers", type=int, default=60)
+    parser.add_argument("--poll", type=float, default=0.5)
+    args = parser.parse_args()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=DATA_CONVERTER, search_attributes=ALL_KEYS)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+            print(json.dumps(await latency(env, Path(tmp), args.triggers, args.poll), indent=2))
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
