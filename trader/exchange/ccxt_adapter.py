@@ -123,8 +123,13 @@ class CcxtExchange:
         # 2 against 80 for a symbols list) and ccxt's throttler lets through sooner.
         if len(symbols) > 1 and self._ex.has.get("fetchTickers"):
             for i in range(0, len(symbols), self.tickers_chunk_size):
-                raw.update(await self._call(
-                    self._ex.fetch_tickers(symbols[i:i + self.tickers_chunk_size])))
+                chunk = symbols[i:i + self.tickers_chunk_size]
+                try:
+                    raw.update(await self._call(self._ex.fetch_tickers(chunk)))
+                except BadSymbol:  # delisted since load_markets: must not starve the others
+                    for symbol in chunk:
+                        with contextlib.suppress(BadSymbol):
+                            raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
         else:
             for symbol in symbols:
                 raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
