@@ -114,8 +114,8 @@ class CcxtExchange:
         return markets[symbol]
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        """One request per ``tickers_chunk_size`` symbols (per symbol only for exchanges
-        without a batch endpoint)."""
+        """One request per ``tickers_chunk_size`` symbols; the single-ticker request for one
+        symbol, or per symbol on exchanges without a batch endpoint."""
         for symbol in symbols:
             await self._market(symbol)
         raw: dict[str, Any] = {}
