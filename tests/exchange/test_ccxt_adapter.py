@@ -52,6 +52,11 @@ async def test_tickers_batched_per_chunk_and_exact(tmp_path):
         assert tickers["ADA/BTC"].last == D("0.000053")
         with pytest.raises(e.BadSymbol):
             await ex.fetch_tickers(["NOPE/USDT"])
+        # ETH/USDT delisted at the exchange after the markets were loaded: the batch is
+        # refused (-1121), the other symbols still get their tickers.
+        del srv.engine._ids["ETHUSDT"]
+        tickers = await ex.fetch_tickers(["BTC/USDT", "ETH/USDT", "ADA/BTC"])
+        assert sorted(tickers) == ["ADA/BTC", "BTC/USDT"]
 
 
 async def test_buy_fee_in_base_from_fills_then_from_trades_on_lookup(tmp_path):

@@ -5,6 +5,7 @@ rejections without a retry storm, and dry-run (live prices, no order at the exch
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal as D
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -84,6 +85,23 @@ async def test_lost_create_response_places_exactly_one_order(ts_env, tmp_path):
         attempts = [ev.activity_task_started_event_attributes.attempt for ev in history.events
                     if ev.HasField("activity_task_started_event_attributes")]
         assert 2 in attempts  # the lost response was retried, and resolved by lookup
+
+
+async def test_rate_limited_create_waits_for_retry_after(dev_env, tmp_path):
+    # A real-time server: the time-skipping one would skip the retry delay being measured.
+    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
+            bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+        srv.faults.add(FaultRule(endpoint=ORDER, kind="rate_limit", seconds=3))
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.PLACE_BUY)
+        started = time.monotonic()
+        s = await b.wait_phase(h, Phase.POSITION, timeout=30)
+        # Temporal's own first retry would come after 1 s; Retry-After said 3.
+        assert time.monotonic() - started >= 2.9
+        assert srv.stats[ORDER] == 2 and len(srv.exchange.all_orders()) == 1
+        assert s.amount > 0
 
 
 async def test_insufficient_funds_goes_idle_with_one_create(ts_env, tmp_path):

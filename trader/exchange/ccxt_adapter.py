@@ -23,7 +23,6 @@ from pydantic import SecretStr
 from trader.core.errors import (
     BadSymbol,
     ConfigError,
-    InvalidOrder,
     OrderNotFound,
     OrderRejected,
     RetryableExchangeError,
@@ -33,17 +32,16 @@ from trader.core.market import (
     MarketInfo,
     Order,
     OrderRequest,
-    OrderSide,
     OrderType,
     Ticker,
 )
-from trader.core.sizing import round_down, round_up
 from trader.exchange import ccxt_convert as cv
 from trader.exchange.ccxt_errors import translate
 from trader.exchange.ccxt_setup import client_id_rules, configure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_FEE_CACHE = 4096
 
 
 class CcxtExchange:
@@ -116,8 +114,8 @@ class CcxtExchange:
         return markets[symbol]
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        """One request per ``tickers_chunk_size`` symbols (per symbol only for exchanges
-        without a batch endpoint)."""
+        """One request per ``tickers_chunk_size`` symbols; the single-ticker request for one
+        symbol, or per symbol on exchanges without a batch endpoint."""
         for symbol in symbols:
             await self._market(symbol)
         raw: dict[str, Any] = {}
@@ -125,8 +123,13 @@ class CcxtExchange:
         # 2 against 80 for a symbols list) and ccxt's throttler lets through sooner.
         if len(symbols) > 1 and self._ex.has.get("fetchTickers"):
             for i in range(0, len(symbols), self.tickers_chunk_size):
-                raw.update(await self._call(
-                    self._ex.fetch_tickers(symbols[i:i + self.tickers_chunk_size])))
+                chunk = symbols[i:i + self.tickers_chunk_size]
+                try:
+                    raw.update(await self._call(self._ex.fetch_tickers(chunk)))
+                except BadSymbol:  # delisted since load_markets: must not starve the others
+                    for symbol in chunk:
+                        with contextlib.suppress(BadSymbol):
+                            raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
         else:
             for symbol in symbols:
                 raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
@@ -150,32 +153,10 @@ class CcxtExchange:
                        volume=d(r[5] or 0)) for r in rows]
 
     # --- orders -------------------------------------------------------------------------
-    def _checked(self, r: OrderRequest, m: MarketInfo) -> tuple[Decimal, Decimal | None]:
-        """Amount and price on the market's steps; InvalidOrder (nothing sent) when the order
-        is below the market's minimums or the client id does not fit the exchange."""
-        if not self._id_pattern.fullmatch(r.client_order_id):
-            raise InvalidOrder(f"client order id {r.client_order_id!r} does not fit "
-                               f"{self.name}'s rule {self._id_pattern.pattern} (not sent)")
-        amount = round_down(r.amount, m.amount_step)
-        price = None
-        if r.type is OrderType.LIMIT:
-            if r.price is None or r.price <= 0:
-                raise InvalidOrder(f"limit order without a price on {r.symbol} (not sent)")
-            # Never worse than asked: buys round down, sells up.
-            price = (round_down if r.side is OrderSide.BUY else round_up)(r.price, m.price_tick)
-        if amount <= 0 or amount < m.min_amount:
-            raise InvalidOrder(f"amount {r.amount} of {r.symbol} is below the market minimum "
-                               f"{m.min_amount} (step {m.amount_step}); not sent")
-        last = self._last.get(r.symbol)
-        ref = price or (last and (last.ask if r.side is OrderSide.BUY else last.bid))
-        if ref and m.min_cost and amount * ref < m.min_cost:
-            raise InvalidOrder(f"order value {amount * ref} {m.quote} of {r.symbol} is below "
-                               f"the market minimum {m.min_cost} {m.quote}; not sent")
-        return amount, price
-
     async def create_order(self, request: OrderRequest) -> Order:
         m = await self._market(request.symbol)
-        amount, price = self._checked(request, m)
+        amount, price = cv.checked(request, m, last=self._last.get(request.symbol),
+                                   id_pattern=self._id_pattern, exchange=self.name)
         params: dict[str, Any] = {self._create_param: request.client_order_id}
         if request.type is OrderType.LIMIT:
             params["timeInForce"] = request.time_in_force.value
@@ -228,6 +209,8 @@ class CcxtExchange:
                                           rates=rates)
             if order_id:
                 self._fees[order_id] = (filled, fee, fee_base)
+                if len(self._fees) > _FEE_CACHE:  # only recent orders are asked about again
+                    del self._fees[next(iter(self._fees))]
         return cv.order(raw, m, fee=fee, fee_base=fee_base, client_order_id=client_order_id)
 
     async def _order_trades(self, order_id: str, symbol: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Pure conversions from ccxt's unified structures to the domain's Decimal value types.
+"""Pure conversions from ccxt's unified structures to the domain's Decimal value types, and
+the order checks made before anything is sent.
 
 ccxt hands out numbers as floats, but it computes them from the exchange's decimal strings
 and a float's ``repr`` is the shortest string that reads back to it, so ``Decimal(str(x))``
@@ -9,19 +10,23 @@ amount an exchange sends). No arithmetic is ever done on the floats themselves.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from trader.core.errors import InvalidOrder
 from trader.core.market import (
     MarketInfo,
     Order,
+    OrderRequest,
     OrderSide,
     OrderStatus,
     OrderType,
     Ticker,
     TimeInForce,
 )
+from trader.core.sizing import round_down, round_up
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +149,28 @@ def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base:
         fee_base=fee_base, status=_STATUS.get(str(raw.get("status")), OrderStatus.OPEN),
         ts_ms=int(raw.get("timestamp") or 0),
     )
+
+
+def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, id_pattern: re.Pattern[str],
+            exchange: str) -> tuple[Decimal, Decimal | None]:
+    """Amount and price on the market's steps, or InvalidOrder (so nothing is sent) when the
+    order is below the market's minimums or the client id does not fit the exchange. A market
+    order's value is estimated from ``last`` (the latest ticker seen), when there is one."""
+    if not id_pattern.fullmatch(r.client_order_id):
+        raise InvalidOrder(f"client order id {r.client_order_id!r} does not fit "
+                           f"{exchange}'s rule {id_pattern.pattern} (not sent)")
+    amount = round_down(r.amount, m.amount_step)
+    price = None
+    if r.type is OrderType.LIMIT:
+        if r.price is None or r.price <= 0:
+            raise InvalidOrder(f"limit order without a price on {r.symbol} (not sent)")
+        # Never worse than asked: buys round down, sells up.
+        price = (round_down if r.side is OrderSide.BUY else round_up)(r.price, m.price_tick)
+    if amount <= 0 or amount < m.min_amount:
+        raise InvalidOrder(f"amount {r.amount} of {r.symbol} is below the market minimum "
+                           f"{m.min_amount} (step {m.amount_step}); not sent")
+    ref = price or (last and (last.ask if r.side is OrderSide.BUY else last.bid))
+    if ref and m.min_cost and amount * ref < m.min_cost:
+        raise InvalidOrder(f"order value {amount * ref} {m.quote} of {r.symbol} is below "
+                           f"the market minimum {m.min_cost} {m.quote}; not sent")
+    return amount, price

@@ -3,6 +3,7 @@ dry-run (real market data, simulated orders) when ``GLOBAL_TRADING=false``."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from trader.config import Settings
@@ -11,6 +12,8 @@ from trader.exchange.dry_run import DryRunExchange, LiveTickerFeed
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig
 from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.exchange.port import Exchange
+
+log = logging.getLogger(__name__)
 
 
 def build_exchange(settings: Settings) -> Exchange:
@@ -28,7 +31,10 @@ def build_exchange(settings: Settings) -> Exchange:
         timeout_s=settings.exchange_timeout_seconds,
     )
     if settings.global_trading:
+        log.info("%s: LIVE trading (orders go to the exchange)", live.name)
         return live
+    log.warning("%s: DRY-RUN (GLOBAL_TRADING=false): live market data, orders SIMULATED by "
+                "the paper exchange; nothing is sent to the exchange", live.name)
     return build_dry_run(settings, live)
 
 
