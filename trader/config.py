@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     exchange_api_url: str | None = _f(None, "Base URL replacing the exchange's API host "
                                       "(testnet, proxy, local test server); unset = ccxt's.")
     exchange_timeout_seconds: float = _f(10.0, "HTTP timeout of one exchange request.", gt=0)
+    exchange_rate_limit_ms: float | None = _f(
+        None, "Request pacing, ms per unit of request weight; unset = ccxt's model of the "
+        "exchange (Binance: 50, i.e. 1200 weight/min). Half of it goes to market data, half "
+        "to orders.", gt=0)
     tickers_chunk_size: int = _f(100, "Symbols per batched ticker request (the exchange's "
                                  "limit).", gt=0)
     data_dir: Path = _f(Path("data"), "Folder for the dev server, ledger and paper exchange.")

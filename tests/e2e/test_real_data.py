@@ -40,7 +40,8 @@ async def test_starter_trades_the_real_2018_pairs_through_ccxt(dev_env, tmp_path
         anchor_mode='"window"', drop_lookback_seconds="20", backfill_minutes="1",
         take_profit_pct='"1.5"', stop_loss_pct='"3"', trailing_enabled="true",
         trailing_activation_pct='"1"', trailing_distance_pct='"0.5"',
-        max_position_hold_minutes='"0.5"', cooldown_minutes='"0.1"')
+        max_position_hold_minutes='"0.5"', cooldown_minutes='"0.1"',
+        order_activity_timeout_seconds="15")
     log = tmp_path / "starter.log"
     starter = spawn("starter.py", "--config", str(cfg), log=log, env=SIM_KEYS)
     ledger = tmp_path / "data" / "ledger.sqlite"

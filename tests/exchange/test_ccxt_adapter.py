@@ -194,3 +194,20 @@ async def test_starter_refuses_unknown_symbols_through_ccxt(tmp_path):
             await validate_watchlist(ex, ["BTC/USDT", "NOPE/USDT"])
         assert "NOPE/USDT" in str(err.value) and "binance" in str(err.value)
         assert "BTC/USDT" in str(err.value)  # the available markets are listed
+
+
+async def test_an_order_never_waits_behind_a_batched_ticker_poll(tmp_path):
+    # 200 ms per unit of weight: ccxt charges Binance's symbols-list ticker request 16
+    # units, so on one shared throttler the next request would wait 3.2 s (6.4 s on the
+    # market-data client, which takes half the budget). The order path has its own.
+    async with sim_and_adapter(tmp_path, rate_limit_ms=200) as (srv, ex):
+        await ex.load_markets()
+        await asyncio.sleep(1)  # let both clients' buckets settle
+        await ex.fetch_tickers(["BTC/USDT", "ETH/USDT", "ADA/BTC"])
+        await ex.fetch_tickers(["BTC/USDT", "ETH/USDT", "ADA/BTC"])  # paid the first's debt
+        assert srv.stats[TICKERS] == 2
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        order = await ex.create_order(_req("split-1", price=None))
+        assert order.status is OrderStatus.CLOSED
+        assert loop.time() - t0 < 2.0  # a shared throttler would hold it >= 3.2 s

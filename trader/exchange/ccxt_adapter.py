@@ -37,11 +37,14 @@ from trader.core.market import (
 )
 from trader.exchange import ccxt_convert as cv
 from trader.exchange.ccxt_errors import translate
-from trader.exchange.ccxt_setup import client_id_rules, configure
+from trader.exchange.ccxt_setup import client_id_rules, configure, default_rate_limit_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _FEE_CACHE = 4096
+MARKET_DATA_SHARE = 0.5
+"""Share of the exchange's request budget the market-data client may use; orders, lookups
+and balances have the rest to themselves."""
 
 
 class CcxtExchange:
@@ -53,8 +56,16 @@ class CcxtExchange:
         self, exchange_id: str, *, api_key: SecretStr | None = None,
         api_secret: SecretStr | None = None, sandbox: bool = False, api_url: str | None = None,
         tickers_chunk_size: int = 100, timeout_s: float = 10.0,
+        rate_limit_ms: float | None = None,
     ) -> None:
-        """Build the ccxt client (no request is made until first use).
+        """Build the ccxt clients (no request is made until first use).
+
+        Two clients split the exchange's request budget: batched market data (the hub's
+        ticker polls, candles) on one, everything on the order path on the other. ccxt's
+        throttler is one FIFO token bucket per client, and a batched ticker request weighs
+        16-80 units on Binance: on a shared client every order placed right after a hub
+        poll would wait behind that debt (seconds). Split, an order never waits for
+        market data, and the two together stay within the exchange's limit.
 
         Args:
             exchange_id: any id in ``ccxt.exchanges`` (``binance``, ``kraken``, ...).
@@ -64,6 +75,8 @@ class CcxtExchange:
                 the local Binance-compatible server), e.g. ``http://127.0.0.1:8765``.
             tickers_chunk_size: symbols per ``fetch_tickers`` request.
             timeout_s: HTTP timeout of one request.
+            rate_limit_ms: the exchange's pacing in ms per unit of request weight (None:
+                ccxt's model of the exchange); split between the two clients.
 
         Raises:
             ConfigError: unknown exchange id, or no sandbox for this exchange.
@@ -75,8 +88,15 @@ class CcxtExchange:
         self.api_url = api_url
         self.tickers_chunk_size = max(1, tickers_chunk_size)
         self._secrets = [s.get_secret_value() for s in (api_key, api_secret) if s]
+        base_ms = rate_limit_ms if rate_limit_ms is not None \
+            else default_rate_limit_ms(exchange_id)
         self._ex: Any = configure(exchange_id, api_key=api_key, api_secret=api_secret,
-                                  sandbox=sandbox, api_url=api_url, timeout_s=timeout_s)
+                                  sandbox=sandbox, api_url=api_url, timeout_s=timeout_s,
+                                  rate_limit_ms=base_ms / (1 - MARKET_DATA_SHARE))
+        # Public data needs no credentials: the market-data client never holds them.
+        self._md: Any = configure(exchange_id, api_key=None, api_secret=None,
+                                  sandbox=sandbox, api_url=api_url, timeout_s=timeout_s,
+                                  rate_limit_ms=base_ms / MARKET_DATA_SHARE)
         self._create_param, self._lookup_param, self._id_pattern = client_id_rules(exchange_id)
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_lock = asyncio.Lock()
@@ -86,12 +106,13 @@ class CcxtExchange:
     def __repr__(self) -> str:  # never the credentials
         return f"CcxtExchange({self.name!r}, api_url={self.api_url!r})"
 
-    async def _call(self, call: Awaitable[T], *, creating: bool = False) -> T:
+    async def _call(self, call: Awaitable[T], *, creating: bool = False,
+                    client: Any = None) -> T:
         try:
             return await call
         except ccxt.BaseError as exc:
             # Read the failed response's headers now: no other request ran since it raised.
-            headers = getattr(self._ex, "last_response_headers", None)
+            headers = getattr(client or self._ex, "last_response_headers", None)
             raise translate(exc, creating=creating, headers=headers,
                             secrets=self._secrets) from None
 
@@ -101,6 +122,7 @@ class CcxtExchange:
         async with self._markets_lock:
             if self._markets is None:
                 raw = await self._call(self._ex.load_markets())
+                self._md.set_markets(self._ex.markets, self._ex.currencies)
                 mode = int(self._ex.precisionMode)
                 infos = (cv.market_info(m, mode) for m in raw.values())
                 self._markets = {m.symbol: m for m in infos if m is not None}
@@ -125,7 +147,8 @@ class CcxtExchange:
             for i in range(0, len(symbols), self.tickers_chunk_size):
                 chunk = symbols[i:i + self.tickers_chunk_size]
                 try:
-                    raw.update(await self._call(self._ex.fetch_tickers(chunk)))
+                    raw.update(await self._call(self._md.fetch_tickers(chunk),
+                                                client=self._md))
                 except BadSymbol:  # delisted since load_markets: must not starve the others
                     for symbol in chunk:
                         with contextlib.suppress(BadSymbol):
@@ -147,7 +170,8 @@ class CcxtExchange:
 
     async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
         await self._market(symbol)
-        rows = await self._call(self._ex.fetch_ohlcv(symbol, "1m", since_ms, limit))
+        rows = await self._call(self._md.fetch_ohlcv(symbol, "1m", since_ms, limit),
+                                client=self._md)
         d = cv.exact
         return [Candle(ts_ms=int(r[0]), open=d(r[1]), high=d(r[2]), low=d(r[3]), close=d(r[4]),
                        volume=d(r[5] or 0)) for r in rows]
@@ -235,4 +259,5 @@ class CcxtExchange:
 
     async def close(self) -> None:
         await self._ex.close()
+        await self._md.close()
 

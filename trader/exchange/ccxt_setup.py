@@ -42,10 +42,19 @@ def rebase(urls: Any, base: str) -> Any:
     return urls
 
 
+def default_rate_limit_ms(exchange_id: str) -> float:
+    """ccxt's pacing for the exchange: milliseconds per unit of request weight."""
+    return float(getattr(ccxt_async, exchange_id)().describe()["rateLimit"])
+
+
 def configure(exchange_id: str, *, api_key: SecretStr | None, api_secret: SecretStr | None,
-              sandbox: bool, api_url: str | None, timeout_s: float) -> Any:
-    """A ccxt async client for spot trading, throttled by ccxt's own rate limiter."""
+              sandbox: bool, api_url: str | None, timeout_s: float,
+              rate_limit_ms: float | None = None) -> Any:
+    """A ccxt async client for spot trading, throttled by ccxt's own rate limiter
+    (``rate_limit_ms`` per unit of weight; None: ccxt's default for the exchange)."""
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
+    if rate_limit_ms is not None:
+        config["rateLimit"] = rate_limit_ms
     if api_key is not None:
         config["apiKey"] = api_key.get_secret_value()
     if api_secret is not None:

@@ -29,6 +29,7 @@ def build_exchange(settings: Settings) -> Exchange:
         api_secret=settings.exchange_api_secret, sandbox=settings.exchange_sandbox,
         api_url=settings.exchange_api_url, tickers_chunk_size=settings.tickers_chunk_size,
         timeout_s=settings.exchange_timeout_seconds,
+        rate_limit_ms=settings.exchange_rate_limit_ms,
     )
     if settings.global_trading:
         log.info("%s: LIVE trading (orders go to the exchange)", live.name)
