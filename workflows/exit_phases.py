@@ -57,8 +57,9 @@ class ExitPhases(TraderBase):
             s.retry_count = 0
             if res.fired:
                 self._transition(Trigger.EXIT_CHECK, res.detail)
-            else:
+            else:  # checkpoint: keep price and PnL fresh in `status` while holding
                 self._publish_details()
+                self._publish_memo()
 
     async def _exit_eval(self) -> None:
         s, p = self.state, self.inp.params
