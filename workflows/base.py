@@ -118,7 +118,8 @@ class TraderBase:
             summary=f"wait_order {ref.symbol} {ref.client_order_id}",
         )
 
-    def _start_watch(self, name: str, arg: Any, result_type: type[T]) -> Any:
+    def _start_watch(self, name: str, arg: Any, result_type: type[T], *,
+                     summary: str = "") -> Any:
         """A long-running watch on the watch task queue; retried forever (read-only)."""
         p = self.inp.params
         return workflow.start_activity(
@@ -127,7 +128,7 @@ class TraderBase:
             heartbeat_timeout=timedelta(seconds=p.watch_heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
                                      maximum_interval=timedelta(seconds=30)),
-            summary=f"{name} {self.state.symbol}",
+            summary=f"{name} {self.state.symbol}{': ' + summary if summary else ''}",
         )
 
     async def _race(self, main: Any, *, until: Callable[[], bool] | None = None,

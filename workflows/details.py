@@ -14,9 +14,9 @@ from trader.core.state import CoinState
 _MEMO_NOTE_LIMIT = 160
 
 
-def _fmt(value: Decimal) -> str:
-    text = format(value.normalize(), "f") if value else "0"
-    return text
+def fmt_decimal(value: Decimal) -> str:
+    """A Decimal for display (no exponent, no trailing zeros)."""
+    return format(value.normalize(), "f") if value else "0"
 
 
 def render_details(s: CoinState, *, simulated: bool) -> str:
@@ -27,14 +27,17 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     if s.phase in HOLDING_PHASES and s.amount > 0:
         pnl = unrealized_pnl_pct(s.current_price, s.entry_price)
         lines.append(
-            f"position {_fmt(s.remaining)} @ {_fmt(s.entry_price)} · last "
-            f"{_fmt(s.current_price)} · unrealized {pnl:+.2f} %"
+            f"position {fmt_decimal(s.remaining)} @ {fmt_decimal(s.entry_price)} · last "
+            f"{fmt_decimal(s.current_price)} · unrealized {pnl:+.2f} %"
         )
         lines.append(
-            f"TP {_fmt(s.tp_px)} · SL {_fmt(s.sl_px)} · trailing {_fmt(s.trailing_trigger)}")
+            f"TP {fmt_decimal(s.tp_px)} · SL {fmt_decimal(s.sl_px)} · "
+            f"trailing {fmt_decimal(s.trailing_trigger)}")
     else:
-        lines.append(f"last {_fmt(s.current_price)} · anchor {_fmt(s.anchor_price)}")
-    lines.append(f"closed trades {s.trades_closed} · realized net {_fmt(s.realized_pnl_total)}")
+        lines.append(
+            f"last {fmt_decimal(s.current_price)} · anchor {fmt_decimal(s.anchor_price)}")
+    lines.append(f"closed trades {s.trades_closed} · "
+                 f"realized net {fmt_decimal(s.realized_pnl_total)}")
     if s.entries_paused:
         lines.append("entries paused")
     if s.last_error and s.phase is Phase.ERROR:

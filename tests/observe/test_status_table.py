@@ -7,11 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal as D
 
-import pytest
 from rich.console import Console
 from temporalio.client import (
     Client,
@@ -21,53 +18,15 @@ from temporalio.client import (
     QueryWorkflowInput,
     WorkflowExecutionAsyncIterator,
 )
-from temporalio.client import WorkflowHandle as Handle
 
 from tests.e2e.helpers import run, write_config
-from tests.workflows.harness import Bench, bench
+from tests.observe.scene import HELD_PRICE, Scene
 from trader.core.phases import Phase
-from trader.exchange.paper import PaperFaults
 from trader.observe.status_live import live_status
-from trader.observe.status_table import StatusRow, build_table, status_rows, traders_query
+from trader.observe.status_table import StatusRow, build_table, status_rows
 from trader.runtime.converter import DATA_CONVERTER
 
-HELD_PRICE = "98.50"  # inside TP/SL of a 97.90 entry: only a checkpoint reports it
 ANSI = re.compile(r"\x1b\[([0-9;]*)m")
-
-
-@dataclass
-class Scene:
-    bench: Bench
-    failing: Handle
-    holder: Handle
-    idle: Handle
-
-    @property
-    def query(self) -> str:
-        return traders_query(self.bench.task_queue)
-
-
-@pytest.fixture(scope="module")
-async def scene(dev_env, tmp_path_factory) -> AsyncIterator[Scene]:
-    async with bench(dev_env.client, tmp_path_factory.mktemp("status")) as b:
-        failing = await b.start("ETH/USDT", fsm_backoff_base_seconds=600)  # stays in ERROR
-        holder = await b.start("BTC/USDT")
-        await b.wait_phase(failing, Phase.IDLE)
-        await b.wait_phase(holder, Phase.IDLE)
-        b.set_price("ETH/USDT", "1950")
-        b.set_price("BTC/USDT", "97.90")
-        await b.wait_phase(failing, Phase.POSITION)
-        await b.wait_phase(holder, Phase.POSITION)
-        b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
-        b.set_price("ETH/USDT", "2100")  # take profit; the sell is refused: ERROR
-        await b.wait_phase(failing, Phase.ERROR)
-        b.exchange.faults = None
-        idle = await b.start("BTC/USDT")
-        await b.wait_phase(idle, Phase.IDLE)
-        b.set_price("BTC/USDT", HELD_PRICE)
-        await b.wait_for(holder, lambda s: s.current_price == D(HELD_PRICE), timeout=30,
-                         what="a POSITION checkpoint")
-        yield Scene(b, failing, holder, idle)
 
 
 async def _rows(scene: Scene, client: Client | None = None) -> dict[str, StatusRow]:

@@ -1,0 +1,53 @@
+"""A scene shared by the observability tests: real SymbolTrader workflows on the dev
+server (real visibility), one in ERROR, one holding a position, one idle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal as D
+
+import pytest
+from temporalio.client import WorkflowHandle as Handle
+
+from tests.workflows.harness import Bench, bench
+from trader.core.phases import Phase
+from trader.exchange.paper import PaperFaults
+from trader.observe.status_table import traders_query
+
+HELD_PRICE = "98.50"  # inside TP/SL of a 97.90 entry: only a checkpoint reports it
+
+
+@dataclass
+class Scene:
+    bench: Bench
+    failing: Handle
+    holder: Handle
+    idle: Handle
+
+    @property
+    def query(self) -> str:
+        return traders_query(self.bench.task_queue)
+
+
+@pytest.fixture(scope="package")
+async def scene(dev_env, tmp_path_factory) -> AsyncIterator[Scene]:
+    async with bench(dev_env.client, tmp_path_factory.mktemp("status")) as b:
+        failing = await b.start("ETH/USDT", fsm_backoff_base_seconds=600)  # stays in ERROR
+        holder = await b.start("BTC/USDT")
+        await b.wait_phase(failing, Phase.IDLE)
+        await b.wait_phase(holder, Phase.IDLE)
+        b.set_price("ETH/USDT", "1950")
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(failing, Phase.POSITION)
+        await b.wait_phase(holder, Phase.POSITION)
+        b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
+        b.set_price("ETH/USDT", "2100")  # take profit; the sell is refused: ERROR
+        await b.wait_phase(failing, Phase.ERROR)
+        b.exchange.faults = None
+        idle = await b.start("BTC/USDT")
+        await b.wait_phase(idle, Phase.IDLE)
+        b.set_price("BTC/USDT", HELD_PRICE)
+        await b.wait_for(holder, lambda s: s.current_price == D(HELD_PRICE), timeout=30,
+                         what="a POSITION checkpoint")
+        yield Scene(b, failing, holder, idle)
