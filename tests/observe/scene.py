@@ -3,17 +3,20 @@ server (real visibility), one in ERROR, one holding a position, one idle."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal as D
 
 import pytest
+from temporalio.client import Client
 from temporalio.client import WorkflowHandle as Handle
 
 from tests.workflows.harness import Bench, bench
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
-from trader.observe.status_table import traders_query
+from trader.observe.status_table import StatusRow, status_rows, traders_query
 
 HELD_PRICE = "98.50"  # inside TP/SL of a 97.90 entry: only a checkpoint reports it
 
@@ -51,3 +54,17 @@ async def scene(dev_env, tmp_path_factory) -> AsyncIterator[Scene]:
         await b.wait_for(holder, lambda s: s.current_price == D(HELD_PRICE), timeout=30,
                          what="a POSITION checkpoint")
         yield Scene(b, failing, holder, idle)
+
+
+async def visible_rows(scene: Scene, client: Client | None = None) -> dict[str, StatusRow]:
+    """Rows by workflow id, once visibility shows the scene as the workflows report it."""
+    client = client or scene.bench.client
+    deadline = time.monotonic() + 30
+    while True:
+        rows = {r.workflow_id: r for r in await status_rows(client, scene.query)}
+        held, failed = rows.get(scene.holder.id), rows.get(scene.failing.id)
+        if (held and held.memo and held.memo.price == D(HELD_PRICE)
+                and failed and failed.phase == "error" and scene.idle.id in rows):
+            return rows
+        assert time.monotonic() < deadline, f"visibility never caught up: {rows}"
+        await asyncio.sleep(0.2)

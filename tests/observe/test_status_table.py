@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from decimal import Decimal as D
 
 from rich.console import Console
 from temporalio.client import (
@@ -20,27 +19,13 @@ from temporalio.client import (
 )
 
 from tests.e2e.helpers import run, write_config
-from tests.observe.scene import HELD_PRICE, Scene
+from tests.observe.scene import visible_rows
 from trader.core.phases import Phase
 from trader.observe.status_live import live_status
 from trader.observe.status_table import StatusRow, build_table, status_rows
 from trader.runtime.converter import DATA_CONVERTER
 
 ANSI = re.compile(r"\x1b\[([0-9;]*)m")
-
-
-async def _rows(scene: Scene, client: Client | None = None) -> dict[str, StatusRow]:
-    """Rows by workflow id, once visibility shows the scene as the workflows report it."""
-    client = client or scene.bench.client
-    deadline = time.monotonic() + 30
-    while True:
-        rows = {r.workflow_id: r for r in await status_rows(client, scene.query)}
-        held, failed = rows.get(scene.holder.id), rows.get(scene.failing.id)
-        if (held and held.memo and held.memo.price == D(HELD_PRICE)
-                and failed and failed.phase == "error" and scene.idle.id in rows):
-            return rows
-        assert time.monotonic() < deadline, f"visibility never caught up: {rows}"
-        await asyncio.sleep(0.2)
 
 
 def _frame(rows: list[StatusRow], *, show_idle: bool) -> tuple[list[str], list[str]]:
@@ -64,7 +49,7 @@ def _sgr_before(styled_line: str, word: str) -> set[str]:
 
 
 async def test_frame_rows_order_colours_and_values(scene):
-    rows_by_id = await _rows(scene)
+    rows_by_id = await visible_rows(scene)
     rows = [r for r in await status_rows(scene.bench.client, scene.query)
             if r.workflow_id in rows_by_id]
     held = await scene.bench.state(scene.holder)
@@ -123,7 +108,7 @@ async def test_live_table_makes_one_list_call_per_refresh(scene, dev_env):
     counter = _CountCalls()
     client = Client(dev_env.client.service_client, namespace=dev_env.client.namespace,
                     data_converter=DATA_CONVERTER, interceptors=[counter])
-    await _rows(scene, client)
+    await visible_rows(scene, client)
     counter.lists = 0
     console = Console(record=True, width=220, force_terminal=True, color_system="standard")
     stop = asyncio.Event()
@@ -140,7 +125,7 @@ async def test_live_table_makes_one_list_call_per_refresh(scene, dev_env):
 
 
 async def test_starter_status_once_prints_the_table(scene, dev_env, tmp_path):
-    await _rows(scene)
+    await visible_rows(scene)
     cfg = write_config(tmp_path / "cfg.toml", address=dev_env.client.service_client.config
                        .target_host, data_dir=tmp_path / "data", queue=scene.bench.task_queue)
     res = await asyncio.to_thread(run, "starter.py", "--config", str(cfg), "status", "--once")
