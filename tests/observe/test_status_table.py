@@ -5,6 +5,7 @@ recording console and checked against what the workflows themselves report."""
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import time
 
@@ -30,7 +31,8 @@ ANSI = re.compile(r"\x1b\[([0-9;]*)m")
 
 def _frame(rows: list[StatusRow], *, show_idle: bool) -> tuple[list[str], list[str]]:
     """(plain lines, styled lines) of one frame as a terminal would show it."""
-    console = Console(record=True, width=220, force_terminal=True, color_system="standard")
+    console = Console(record=True, width=220, force_terminal=True, color_system="standard",
+                      file=io.StringIO())
     console.print(build_table(rows, show_idle=show_idle))
     plain = console.export_text(clear=False).splitlines()
     return plain, console.export_text(styles=True).splitlines()
@@ -110,7 +112,8 @@ async def test_live_table_makes_one_list_call_per_refresh(scene, dev_env):
                     data_converter=DATA_CONVERTER, interceptors=[counter])
     await visible_rows(scene, client)
     counter.lists = 0
-    console = Console(record=True, width=220, force_terminal=True, color_system="standard")
+    console = Console(record=True, width=220, force_terminal=True, color_system="standard",
+                      file=io.StringIO())
     stop = asyncio.Event()
     hz, seconds = 5.0, 2.0
     asyncio.get_running_loop().call_later(seconds, stop.set)
