@@ -59,7 +59,7 @@ async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event)
             await stop.wait()
     finally:
         if table is not None:
-            await _stop_status_table(table)
+            await _stop_status_table(table, stopped=stop.is_set())
         await hub.stop()
         await exchange.close()
         store.close()
@@ -74,11 +74,12 @@ def _start_status_table(settings: Settings, client: Client,
         stop=stop), name="status-table")
 
 
-async def _stop_status_table(task: asyncio.Task[int]) -> None:
-    # On a normal shutdown ``stop`` is set and the loop ends after its current frame;
-    # cancel it if that frame hangs (server gone) or on an error exit. A failed table
-    # never fails the worker.
-    await asyncio.wait({task}, timeout=5)
+async def _stop_status_table(task: asyncio.Task[int], *, stopped: bool) -> None:
+    # On a normal shutdown (``stopped``) the loop ends after its current frame; cancel it
+    # if that frame hangs (server gone) or at once on an error exit. A failed table never
+    # fails the worker.
+    if stopped:
+        await asyncio.wait({task}, timeout=5)
     task.cancel()
     try:
         await task
