@@ -45,8 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     stop = sub.add_parser("stop", help="stop every symbol at its next quiet phase")
     stop.add_argument("--close-positions", action="store_true",
                       help="sell held positions first (default: keep them; resumed on start)")
-    status = sub.add_parser("status", help="table of every symbol's phase (from visibility)")
+    status = sub.add_parser("status", help="live table of every symbol (from visibility)")
     status.add_argument("--once", action="store_true", help="print one table and exit")
+    status.add_argument("--show-idle", action="store_true",
+                        help="also show IDLE/WARMUP symbols (RICH_TABLE_SHOW_IDLE)")
     parser.set_defaults(no_worker=False)
     args = parser.parse_args(argv)
     args.command = args.command or "start"
@@ -96,9 +98,11 @@ async def main(args: argparse.Namespace) -> int:
         done = await commands.stop(client, settings, close_positions=args.close_positions)
         print(f"stopping: {', '.join(done)}")
     elif args.command == "status":
-        from rich.console import Console
-
-        commands.render_status(await commands.status_rows(client), Console())
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C ends the live table cleanly
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await commands.status(client, settings, once=args.once, show_idle=args.show_idle,
+                              stop_event=stop)
     return 0
 
 

@@ -3,6 +3,9 @@ and a change that alters the workflow's commands is caught (unless behind a patc
 
 from __future__ import annotations
 
+import base64
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from trader.runtime.converter import DATA_CONVERTER
+from workflows.base import STATUS_MEMO_PATCH, TraderBase
 from workflows.entry_phases import EntryPhases
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
@@ -29,7 +33,34 @@ def _replayer() -> Replayer:
 
 def test_histories_are_committed():
     names = {p.stem for p in HISTORIES}
-    assert {"lifecycle_take_profit", "partial_sell_ladder", "error_recovery"} <= names
+    assert {"lifecycle_take_profit", "partial_sell_ladder", "error_recovery",
+            "lifecycle_take_profit_memo"} <= names
+
+
+def _event_types(name: str) -> Counter[str]:
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
+    return Counter(e["eventType"] for e in events["events"])
+
+
+def test_memo_history_was_recorded_with_the_patch_and_old_ones_without():
+    memo = "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED"
+    for old in ("lifecycle_take_profit", "partial_sell_ladder", "error_recovery"):
+        types = _event_types(old)
+        assert types[memo] == 0 and types["EVENT_TYPE_MARKER_RECORDED"] == 0
+    new = _event_types("lifecycle_take_profit_memo")
+    assert new["EVENT_TYPE_MARKER_RECORDED"] == 1  # the patch marker, once per run
+    # A memo upsert with every search-attribute upsert of a transition, and more (the
+    # POSITION checkpoint); the patch itself adds one search-attribute upsert.
+    assert new[memo] >= new["EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] - 1 > 0
+    assert _patch_ids("lifecycle_take_profit_memo") == [STATUS_MEMO_PATCH]
+
+
+def _patch_ids(name: str) -> list[str]:
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
+    return [json.loads(base64.b64decode(
+                e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"][0]["data"]
+            ))["id"]
+            for e in events["events"] if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -61,3 +92,12 @@ async def test_same_change_behind_patched_replays_cleanly(monkeypatch):
     monkeypatch.setattr(EntryPhases, "_warmup", warmup_patched)
     result = await _replayer().replay_workflow(_history(HISTORIES[0]))
     assert result.replay_failure is None
+
+
+async def test_memo_history_needs_the_memo_upserts(monkeypatch):
+    """Without the memo upserts the patched history no longer replays: the replay above
+    really exercises the patched code path."""
+    monkeypatch.setattr(TraderBase, "_publish_memo", lambda self: None)
+    path = next(p for p in HISTORIES if p.stem == "lifecycle_take_profit_memo")
+    with pytest.raises(NondeterminismError):
+        await _replayer().replay_workflow(_history(path))

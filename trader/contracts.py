@@ -210,3 +210,30 @@ class Notification(_Msg):
     kind: str
     """entry | exit | error | notice"""
     text: str
+
+
+# --- workflow memo ---------------------------------------------------------------------------
+STATUS_MEMO_KEY = "status"
+
+
+class StatusMemo(BaseModel):
+    """What ``starter.py status`` shows beyond the search attributes, kept in the workflow's
+    memo under ``STATUS_MEMO_KEY``: one ``list_workflows`` call returns it for every symbol.
+    Prices and PnL live here, not in search attributes, because a payload codec encrypts the
+    memo but leaves search attributes in plaintext."""
+
+    # Unknown fields are ignored (not forbidden): an older `status` must still read the memo
+    # of a newer workflow.
+    model_config = ConfigDict(frozen=True)
+
+    price: Decimal = Decimal(0)
+    """Last price the workflow saw."""
+    entry: Decimal = Decimal(0)
+    """Entry price of the open trade (0 when flat)."""
+    pnl_pct: Decimal | None = None
+    """Unrealized PnL of the open trade in percent (None when flat)."""
+    trailing: Decimal = Decimal(0)
+    """Trailing-stop trigger price (0 when not active)."""
+    note: str = ""
+    """The last transition's reason."""
+    simulated: bool = False

@@ -21,9 +21,13 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.phases import Trigger
     from trader.core.state import CoinState
     from trader.runtime import search as sa
-    from workflows.details import render_details
+    from workflows.details import render_details, status_memo
 
 T = TypeVar("T")
+
+# Upserting the memo adds a command (a WorkflowPropertiesModified event) that histories
+# recorded before it existed do not have: it only runs behind this patch.
+STATUS_MEMO_PATCH = "status-memo"
 
 
 def error_type(err: BaseException) -> str | None:
@@ -114,7 +118,8 @@ class TraderBase:
             summary=f"wait_order {ref.symbol} {ref.client_order_id}",
         )
 
-    def _start_watch(self, name: str, arg: Any, result_type: type[T]) -> Any:
+    def _start_watch(self, name: str, arg: Any, result_type: type[T], *,
+                     summary: str = "") -> Any:
         """A long-running watch on the watch task queue; retried forever (read-only)."""
         p = self.inp.params
         return workflow.start_activity(
@@ -123,7 +128,7 @@ class TraderBase:
             heartbeat_timeout=timedelta(seconds=p.watch_heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
                                      maximum_interval=timedelta(seconds=30)),
-            summary=f"{name} {self.state.symbol}",
+            summary=f"{name} {self.state.symbol}{': ' + summary if summary else ''}",
         )
 
     async def _race(self, main: Any, *, until: Callable[[], bool] | None = None,
@@ -172,6 +177,22 @@ class TraderBase:
             sa.PHASE_SINCE.value_set(datetime.fromtimestamp(s.phase_since, UTC)),
         ])
         self._publish_details()
+        self._publish_memo()
+
+    def _publish_memo(self) -> None:
+        """Prices, PnL and the last reason for ``starter.py status`` (one history event).
+
+        Called on every transition (in the same workflow task as the search attributes), at
+        the start of every run (memo does not survive continue-as-new) and on POSITION
+        checkpoints, never on IDLE checkpoints: those would cost an event each for nothing.
+        ``workflow.patched`` memoizes its answer per run, and its first call is always the
+        one in ``run()``'s initial ``_publish_phase``: a run recorded without the patch
+        replays without memo commands throughout, a new run records one marker and then
+        upserts freely.
+        """
+        if workflow.patched(STATUS_MEMO_PATCH):
+            workflow.upsert_memo({c.STATUS_MEMO_KEY: status_memo(
+                self.state, simulated=self._is_simulated)})
 
     def _publish_details(self) -> None:
         # Current details cost no history events: refreshed on every checkpoint too.

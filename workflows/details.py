@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trader.core.phases import HOLDING_PHASES
+from trader.contracts import StatusMemo
+from trader.core.phases import HOLDING_PHASES, Phase
+from trader.core.pnl import unrealized_pnl_pct
 from trader.core.state import CoinState
 
+# The memo is stored in history on every upsert: a long note is cut to keep events small.
+_MEMO_NOTE_LIMIT = 160
 
-def _fmt(value: Decimal) -> str:
-    text = format(value.normalize(), "f") if value else "0"
-    return text
+
+def fmt_decimal(value: Decimal) -> str:
+    """A Decimal for display (no exponent, no trailing zeros)."""
+    return format(value.normalize(), "f") if value else "0"
 
 
 def render_details(s: CoinState, *, simulated: bool) -> str:
@@ -20,18 +25,39 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     if simulated:
         lines[0] += " · SIMULATED"
     if s.phase in HOLDING_PHASES and s.amount > 0:
-        pnl = (s.current_price / s.entry_price - 1) * 100 if s.entry_price else Decimal(0)
+        pnl = unrealized_pnl_pct(s.current_price, s.entry_price)
         lines.append(
-            f"position {_fmt(s.remaining)} @ {_fmt(s.entry_price)} · last "
-            f"{_fmt(s.current_price)} · unrealized {pnl:+.2f} %"
+            f"position {fmt_decimal(s.remaining)} @ {fmt_decimal(s.entry_price)} · last "
+            f"{fmt_decimal(s.current_price)} · unrealized {pnl:+.2f} %"
         )
         lines.append(
-            f"TP {_fmt(s.tp_px)} · SL {_fmt(s.sl_px)} · trailing {_fmt(s.trailing_trigger)}")
+            f"TP {fmt_decimal(s.tp_px)} · SL {fmt_decimal(s.sl_px)} · "
+            f"trailing {fmt_decimal(s.trailing_trigger)}")
     else:
-        lines.append(f"last {_fmt(s.current_price)} · anchor {_fmt(s.anchor_price)}")
-    lines.append(f"closed trades {s.trades_closed} · realized net {_fmt(s.realized_pnl_total)}")
+        lines.append(
+            f"last {fmt_decimal(s.current_price)} · anchor {fmt_decimal(s.anchor_price)}")
+    lines.append(f"closed trades {s.trades_closed} · "
+                 f"realized net {fmt_decimal(s.realized_pnl_total)}")
     if s.entries_paused:
         lines.append("entries paused")
-    if s.note:
+    if s.last_error and s.phase is Phase.ERROR:
+        lines.append(f"last error: {s.last_error}")
+    if s.phase_history:
+        last = s.phase_history[-1]
+        lines.append(f"last transition: {last.src.value} → {last.dst.value} "
+                     f"({last.trigger.value}){': ' + last.note if last.note else ''}")
+    if s.note and (not s.phase_history or s.note != s.phase_history[-1].note):
         lines.append(f"note: {s.note}")
     return "\n".join(lines)
+
+
+def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
+    """The memo ``starter.py status`` reads (prices and PnL: never in search attributes)."""
+    holding = s.phase in HOLDING_PHASES and s.amount > 0
+    return StatusMemo(
+        price=s.current_price,
+        entry=s.entry_price if holding else Decimal(0),
+        pnl_pct=unrealized_pnl_pct(s.current_price, s.entry_price) if holding else None,
+        trailing=s.trailing_trigger if holding else Decimal(0),
+        note=s.note[:_MEMO_NOTE_LIMIT], simulated=simulated,
+    )

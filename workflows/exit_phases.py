@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.rules import ExitReason, TrailingState, evaluate_exit
     from trader.core.sizing import is_dust, sellable_amount
     from workflows.base import TraderBase, error_message, error_type
+    from workflows.details import fmt_decimal
 
 
 class ExitPhases(TraderBase):
@@ -44,7 +45,9 @@ class ExitPhases(TraderBase):
         watch = self._start_watch(c.WATCH_EXIT, c.WatchExitInput(
             symbol=s.symbol, params=p, entry_price=s.entry_price, entry_ts=s.entry_ts,
             peak=s.peak_price, trailing_trigger=s.trailing_trigger,
-        ), c.WatchExitResult)
+        ), c.WatchExitResult, summary=f"holding {fmt_decimal(s.remaining)} from "
+                                      f"{fmt_decimal(s.entry_price)}, TP {fmt_decimal(s.tp_px)}"
+                                      f" / SL {fmt_decimal(s.sl_px)}")
         outcome, res = await self._race(
             watch, until=lambda: self._exit_requested() or s.shutdown_requested,
             timeout=hold_left)
@@ -57,8 +60,9 @@ class ExitPhases(TraderBase):
             s.retry_count = 0
             if res.fired:
                 self._transition(Trigger.EXIT_CHECK, res.detail)
-            else:
+            else:  # checkpoint: keep price and PnL fresh in `status` while holding
                 self._publish_details()
+                self._publish_memo()
 
     async def _exit_eval(self) -> None:
         s, p = self.state, self.inp.params
@@ -107,7 +111,8 @@ class ExitPhases(TraderBase):
         try:
             order = await self._exchange_call(
                 c.PLACE_ORDER, order_input, Order,
-                summary=f"place_sell {s.symbol} {amount} {step} ({s.exit_reason})")
+                summary=f"place_sell {s.symbol} {fmt_decimal(amount)} @ "
+                        f"~{fmt_decimal(s.current_price)} {step} ({s.exit_reason})")
         except ActivityError as err:
             s.last_error = error_message(err)
             s.retry_count += 1

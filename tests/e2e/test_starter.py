@@ -3,6 +3,7 @@ exchange in its own process, trades complete, and the CLI operates it."""
 
 from __future__ import annotations
 
+import re
 import signal
 import uuid
 
@@ -19,8 +20,11 @@ pytestmark = pytest.mark.e2e
 async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path):
     address = dev_env.client.service_client.config.target_host
     queue = f"e2e-{uuid.uuid4().hex[:6]}"
+    # The worker also runs the live status table (ENABLE_RICH_TABLE): piped into the log,
+    # Rich writes its last frame when the worker stops.
     cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
-                       queue=queue)
+                       queue=queue, extra="enable_rich_table = true\n"
+                                         "rich_table_show_idle = true")
     proc = spawn("starter.py", "--config", str(cfg), log=tmp_path / "starter.log")
     try:
         wait_until(lambda: (tmp_path / "data" / "ledger.sqlite").exists(), timeout=60,
@@ -36,7 +40,7 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
             f'{RUNNING_TRADERS} AND TaskQueue = "{queue}"')]
         assert len(running) == 2
 
-        status = run("starter.py", "--config", str(cfg), "status", "--once")
+        status = run("starter.py", "--config", str(cfg), "status", "--once", "--show-idle")
         assert status.returncode == 0, status.stderr
         assert "BTC/USDT" in status.stdout and "ETH/USDT" in status.stdout
         phases = {p.value for p in Phase}
@@ -55,6 +59,9 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
             await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
     log = (tmp_path / "starter.log").read_text()
     assert "Traceback" not in log, log[-3000:]
+    # The worker's table, last frame (the symbols may have stopped by then).
+    frame = log[log.rindex("durable-trader"):]
+    assert "PnL %" in frame and re.search(r"\d+ symbols · \d\d:\d\d:\d\d UTC", frame), frame
 
 
 def test_bad_config_fails_with_a_clear_message(tmp_path):

@@ -1,13 +1,17 @@
 """Record the committed replay histories from real runs on the time-skipping server.
 
-    python -m tests.histories.record
+    python -m tests.histories.record              # record the histories not yet committed
+    python -m tests.histories.record NAME --force # re-record one on purpose
 
-Re-record only when a workflow change is *meant* to be incompatible (and then keep the old
-files for as long as old histories may still run).
+An existing file is never overwritten without ``--force``: a committed history is what
+proves that workflows recorded by older code still replay. When a change adds commands
+behind ``workflow.patched``, record a history under a *new* name instead (e.g.
+``lifecycle_take_profit_memo``, recorded with the "status-memo" patch active).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
@@ -47,6 +51,24 @@ async def lifecycle(env, tmp: Path) -> None:
         await _finish(b, h, "lifecycle_take_profit")
 
 
+async def lifecycle_take_profit_memo(env, tmp: Path) -> None:
+    """The take-profit lifecycle with the "status-memo" patch active, including a POSITION
+    checkpoint (a watch returning without a decision), which upserts the memo too."""
+    async with bench(env.client, tmp) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        b.set_price("BTC/USDT", "98.50")  # inside TP/SL: only a checkpoint can report it
+        await b.wait_for(h, lambda s: s.current_price == D("98.50"), timeout=30,
+                         what="a POSITION checkpoint")
+        b.set_price("BTC/USDT", "101.50")
+        await b.wait_phase(h, Phase.COOLDOWN)
+        await env.sleep(15 * 60 + 1)
+        await b.wait_phase(h, Phase.IDLE)
+        await _finish(b, h, "lifecycle_take_profit_memo")
+
+
 async def partial_sells(env, tmp: Path) -> None:
     async with bench(env.client, tmp) as b:
         h = await b.start()
@@ -74,19 +96,37 @@ async def error_recovery(env, tmp: Path) -> None:
         await _finish(b, h, "error_recovery")
 
 
-async def main() -> None:
+RECORDINGS = {
+    "lifecycle_take_profit": lifecycle, "partial_sell_ladder": partial_sells,
+    "error_recovery": error_recovery, "lifecycle_take_profit_memo": lifecycle_take_profit_memo,
+}
+
+
+async def main(names: list[str], *, force: bool) -> None:
+    todo = [n for n in names or RECORDINGS if force or not (OUT / f"{n}.json").exists()]
+    if not todo:
+        print("every history is recorded already (use NAME --force to re-record one)")
+        return
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
         data_converter=DATA_CONVERTER)
     await ensure_search_attributes(env.client)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for record in (lifecycle, partial_sells, error_recovery):
-                (Path(tmp) / record.__name__).mkdir()
-                await record(env, Path(tmp) / record.__name__)
+            for name in todo:
+                (Path(tmp) / name).mkdir()
+                await RECORDINGS[name](env, Path(tmp) / name)
     finally:
         await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"one of {', '.join(RECORDINGS)} (default: the missing ones)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    args = parser.parse_args()
+    if unknown := set(args.names) - set(RECORDINGS):
+        parser.error(f"unknown history {', '.join(sorted(unknown))}")
+    asyncio.run(main(args.names, force=args.force))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
 from activities.exchange import ExchangeActivities
@@ -31,6 +32,7 @@ from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
+from trader.runtime import search as sa
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -77,6 +79,11 @@ class Bench:
                           state=state),
             id=f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
+            # As the launcher sets them: the status table and Web UI read these.
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.TRADING_SYMBOL, symbol),
+                SearchAttributePair(sa.TRADING_EXCHANGE, "paper"),
+            ]),
         )
         self.handles.append(handle)
         return handle

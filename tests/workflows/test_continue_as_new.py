@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import EventType
+
 from tests.workflows.harness import bench
+from trader import contracts as c
 from trader.core.phases import Phase
 
 
@@ -21,6 +24,14 @@ async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_p
                              what="new run in cooldown")
         desc = await latest.describe()
         assert desc.run_id != first_run
+        # Memo does not survive continue-as-new: the new run upserts it again at its start
+        # (behind the status-memo patch), so `starter.py status` keeps its prices.
+        history = await latest.fetch_history()
+        memo_events = [e for e in history.events
+                       if e.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED]
+        assert memo_events and memo_events[0].event_id < 10  # in the run's first task
+        memo = await desc.memo_value(c.STATUS_MEMO_KEY, type_hint=c.StatusMemo)
+        assert memo.note == s.note and memo.price == s.current_price
         assert s.trades_closed == 1 and s.lineage == lineage
         [trade] = b.ledger.trades()
         assert s.realized_pnl_total == trade.net_pnl

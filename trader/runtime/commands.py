@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import asyncio
 
-from rich.console import Console
-from rich.table import Table
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -14,9 +11,10 @@ from trader import contracts as c
 from trader.config import Settings
 from trader.core import ids
 from trader.core.errors import ConfigError
-from trader.runtime import search as sa
+from trader.observe.status_live import live_status, print_once, status_console
+from trader.observe.status_table import RUNNING_TRADERS, traders_query
 
-RUNNING_TRADERS = 'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running"'
+__all__ = ["RUNNING_TRADERS", "force_exit", "signal_all", "status", "stop"]
 
 
 def _handle(client: Client, settings: Settings, symbol: str):  # noqa: ANN202
@@ -61,34 +59,13 @@ async def stop(client: Client, settings: Settings, *, close_positions: bool) -> 
                             c.ShutdownRequest(close_position=close_positions))
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    symbol: str
-    phase: str
-    since: datetime | None
-    workflow_id: str
-
-
-async def status_rows(client: Client) -> list[StatusRow]:
-    """One visibility list call for all symbols (no query per symbol)."""
-    rows = []
-    async for wf in client.list_workflows(RUNNING_TRADERS):
-        attrs = wf.typed_search_attributes
-        rows.append(StatusRow(
-            symbol=attrs.get(sa.TRADING_SYMBOL) or wf.id,
-            phase=attrs.get(sa.TRADING_PHASE) or "?",
-            since=attrs.get(sa.PHASE_SINCE), workflow_id=wf.id,
-        ))
-    order = {"error": 0}
-    return sorted(rows, key=lambda r: (order.get(r.phase, 1), r.symbol))
-
-
-def render_status(rows: list[StatusRow], console: Console) -> None:
-    table = Table(title="durable-trader")
-    for col in ("symbol", "phase", "in phase", "workflow id"):
-        table.add_column(col)
-    now = datetime.now(UTC)
-    for r in rows:
-        age = f"{(now - r.since).total_seconds():.0f}s" if r.since else "?"
-        table.add_row(r.symbol, r.phase, age, r.workflow_id)
-    console.print(table)
+async def status(client: Client, settings: Settings, *, once: bool, show_idle: bool,
+                 stop_event: asyncio.Event | None = None) -> None:
+    """The status table of this deployment's symbols (its task queue), live or once."""
+    query, console = traders_query(settings.task_queue), status_console()
+    show_idle = show_idle or settings.rich_table_show_idle
+    if once:
+        await print_once(client, query, console=console, show_idle=show_idle)
+        return
+    await live_status(client, query, console=console, refresh_hz=settings.rich_table_refresh_hz,
+                      show_idle=show_idle, stop=stop_event or asyncio.Event())

@@ -18,6 +18,7 @@ from trader import contracts as c
 from trader.config import Settings
 from trader.core import ids
 from trader.core.errors import BadSymbol, ConfigError
+from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.core.state import CoinState
 from trader.exchange.port import Exchange
@@ -54,6 +55,23 @@ async def resumable_state(handle: WorkflowHandle) -> CoinState | None:
     return state.model_copy(update={"shutdown_requested": False, "close_on_shutdown": False})
 
 
+def static_details(symbol: str, p: TraderParams) -> str:
+    """The parameters a symbol was started with, for the Web UI (markdown; no secrets:
+    TraderParams holds none). Set once at start; the current state is in the details."""
+    trailing = (f"trailing {p.trailing_activation_pct}% / {p.trailing_distance_pct}%"
+                if p.trailing_enabled else "no trailing stop")
+    ladder = ", ".join(str(b) for b in p.sell_ladder_bps)
+    return "\n".join([
+        f"**{symbol}** on {p.exchange}" + ("" if p.global_trading else " · SIMULATED orders"),
+        f"entry: {p.drop_trigger_pct}% drop from the {p.anchor_mode.value} anchor, "
+        f"{p.trade_budget} per trade, {p.buy_order_mode.value.upper()} buy "
+        f"+{p.buy_limit_offset_bps} bps, at most {p.max_trades} trades at once",
+        f"exit: TP {p.take_profit_pct}% · SL {p.stop_loss_pct}% · {trailing} · "
+        f"max hold {p.max_hold_minutes} min · IOC sell ladder {ladder} bps, then market",
+        f"cooldown {p.cooldown_minutes} min · list filter `TradingSymbol = \"{symbol}\"`",
+    ])
+
+
 async def start_watchlist(client: Client, settings: Settings) -> list[str]:
     """Start (or find running) one workflow per symbol; returns the workflow ids."""
     if settings.effective_mode != "fsm":
@@ -88,6 +106,7 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
             ]),
             static_summary=f"{symbol} on {settings.exchange}: drop {params.drop_trigger_pct}% "
                            f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
+            static_details=static_details(symbol, params),
         )
         started.append(wf_id)
         if state is not None:

@@ -17,6 +17,8 @@ from activities.portfolio import PortfolioActivities
 from trader.config import Settings
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
+from trader.observe.status_live import live_status, status_console
+from trader.observe.status_table import traders_query
 from trader.runtime.exchange import build_exchange
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
@@ -51,10 +53,37 @@ async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event)
         max_concurrent_activities=_MAX_WATCHES,
     )
     log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
+    table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
         async with main, watch:
             await stop.wait()
     finally:
+        if table is not None:
+            await _stop_status_table(table, stopped=stop.is_set())
         await hub.stop()
         await exchange.close()
         store.close()
+
+
+def _start_status_table(settings: Settings, client: Client,
+                        stop: asyncio.Event) -> asyncio.Task[int]:
+    """ENABLE_RICH_TABLE: the live status table as a background task of this worker."""
+    return asyncio.create_task(live_status(
+        client, traders_query(settings.task_queue), console=status_console(),
+        refresh_hz=settings.rich_table_refresh_hz, show_idle=settings.rich_table_show_idle,
+        stop=stop), name="status-table")
+
+
+async def _stop_status_table(task: asyncio.Task[int], *, stopped: bool) -> None:
+    # On a normal shutdown (``stopped``) the loop ends after its current frame; cancel it
+    # if that frame hangs (server gone) or at once on an error exit. A failed table never
+    # fails the worker.
+    if stopped:
+        await asyncio.wait({task}, timeout=5)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("status table failed")

@@ -1,0 +1,134 @@
+"""The status table: one row per symbol, read from Temporal visibility.
+
+One ``list_workflows`` call returns every symbol's search attributes (phase, symbol,
+PhaseSince) and memo (price, entry, PnL, trailing trigger, last reason: see
+``trader.contracts.StatusMemo``), so a refresh costs one visibility request however many
+symbols run, and never a query (which would wake each workflow on a worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from rich.table import Table
+from rich.text import Text
+from temporalio.client import Client
+
+from trader.contracts import STATUS_MEMO_KEY, StatusMemo
+from trader.core.phases import HOLDING_PHASES, Phase
+from trader.runtime import search as sa
+
+RUNNING_TRADERS = 'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running"'
+
+#: Shown only with --show-idle / RICH_TABLE_SHOW_IDLE: usually most of the watchlist.
+QUIET_BY_DEFAULT = frozenset({Phase.IDLE.value, Phase.WARMUP.value})
+
+#: Colour of the phase cell: what needs a look stands out.
+PHASE_STYLES: dict[str, str] = {
+    Phase.ERROR.value: "bold red",
+    Phase.ENTRY_EVAL.value: "yellow", Phase.PLACE_BUY.value: "yellow",
+    Phase.WAIT_FILL.value: "yellow", Phase.EXIT_EVAL.value: "yellow",
+    Phase.PLACE_SELL.value: "yellow", Phase.WAIT_SELL_FILL.value: "yellow",
+    Phase.POSITION.value: "bold green",
+    Phase.POST_TRADE.value: "cyan",
+    Phase.COOLDOWN.value: "dim",
+    Phase.WARMUP.value: "blue",
+    Phase.IDLE.value: "",
+}
+
+_HOLDING = frozenset(p.value for p in HOLDING_PHASES)
+
+
+def traders_query(task_queue: str | None = None) -> str:
+    """The visibility query for running symbols (of one deployment's task queue)."""
+    return RUNNING_TRADERS + (f' AND TaskQueue = "{task_queue}"' if task_queue else "")
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    symbol: str
+    phase: str
+    since: datetime | None
+    workflow_id: str
+    memo: StatusMemo | None
+    """None for a workflow that has not published one yet (or predates the memo)."""
+
+    @property
+    def rank(self) -> int:
+        """Errors first, then open trades, then the rest."""
+        return 0 if self.phase == Phase.ERROR.value else 1 if self.phase in _HOLDING else 2
+
+
+async def status_rows(client: Client, query: str = RUNNING_TRADERS) -> list[StatusRow]:
+    """Every running symbol, sorted for display; one visibility list call."""
+    rows = []
+    async for wf in client.list_workflows(query):
+        attrs = wf.typed_search_attributes
+        memo = await wf.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
+        rows.append(StatusRow(
+            symbol=attrs.get(sa.TRADING_SYMBOL) or wf.id,
+            phase=attrs.get(sa.TRADING_PHASE) or "?",
+            since=attrs.get(sa.PHASE_SINCE), workflow_id=wf.id, memo=memo,
+        ))
+    return sort_rows(rows)
+
+
+def sort_rows(rows: Iterable[StatusRow]) -> list[StatusRow]:
+    return sorted(rows, key=lambda r: (r.rank, r.symbol, r.workflow_id))
+
+
+def build_table(rows: list[StatusRow], *, now: datetime | None = None,
+                show_idle: bool = False) -> Table:
+    """The table for one frame; IDLE/WARMUP rows are counted in the footer unless shown."""
+    now = now or datetime.now(UTC)
+    shown = [r for r in rows if show_idle or r.phase not in QUIET_BY_DEFAULT]
+    hidden = len(rows) - len(shown)
+    footer = f"{len(rows)} symbols · {now:%H:%M:%S} UTC"
+    if hidden:
+        footer += f" · {hidden} idle/warmup hidden (--show-idle)"
+    table = Table(title="durable-trader", caption=footer, caption_justify="left")
+    table.add_column("symbol", no_wrap=True)
+    table.add_column("phase", no_wrap=True)
+    table.add_column("in phase", justify="right", no_wrap=True)
+    for name in ("last", "entry", "PnL %", "trailing"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=60)
+    for r in shown:
+        m = r.memo or StatusMemo()
+        table.add_row(
+            r.symbol + (" (sim)" if m.simulated else ""),
+            Text(r.phase, style=PHASE_STYLES.get(r.phase, "magenta")),
+            _age(now, r.since), _price(m.price), _price(m.entry), _pnl(m.pnl_pct),
+            _price(m.trailing), m.note,
+        )
+    return table
+
+
+def format_pnl_pct(value: Decimal) -> str:
+    """How a PnL percentage is displayed (two decimals, signed)."""
+    return f"{value:+.2f}"
+
+
+def _pnl(value: Decimal | None) -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    return Text(format_pnl_pct(value), style="green" if value >= 0 else "red")
+
+
+def _price(value: Decimal) -> str:
+    # Display only: money stays Decimal everywhere else.
+    return format(value.normalize(), "f") if value else "-"
+
+
+def _age(now: datetime, since: datetime | None) -> str:
+    if since is None:
+        return "?"
+    seconds = max(int((now - since).total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
