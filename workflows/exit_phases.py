@@ -163,7 +163,8 @@ class ExitPhases(TraderBase):
         reason = s.exit_reason
         s.clear_trade()
         s.retry_count = 0
-        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)")
+        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
+                         trade=pnl)
 
     async def _cooldown(self) -> None:
         s = self.state
