@@ -28,14 +28,27 @@ from trader.core.rules import (
 )
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
+from trader.observe.metrics import TraderMetrics
 
 _MAX_WINDOW_CARRY = 64
 
 
 class MarketActivities:
-    def __init__(self, hub: MarketHub, exchange: Exchange) -> None:
+    def __init__(self, hub: MarketHub, exchange: Exchange, *,
+                 metrics: TraderMetrics | None = None) -> None:
         self.hub = hub
         self.exchange = exchange
+        self.metrics = metrics
+
+    def _observe(self, symbol: str, kind: str, ts_ms: int, *, returning: bool) -> None:
+        # Lag = how old the price a rule just judged is; the checkpoint timestamp shows a
+        # watch that stopped returning to its workflow (alert: docs/metrics.md).
+        if self.metrics is None:
+            return
+        now = time.time()
+        self.metrics.watch_tick(symbol, kind, max(now - ts_ms / 1000, 0.0))
+        if returning:
+            self.metrics.watch_returned(symbol, kind, now)
 
     @activity.defn(name=c.WATCH_ENTRY)
     async def watch_entry(self, inp: c.WatchEntryInput) -> c.WatchEntryResult:
@@ -59,7 +72,9 @@ class MarketActivities:
                 anchor = next_anchor(anchor, price, p.anchor_mode, window_high=high)
                 signal = evaluate_entry(price, anchor, p)
                 carry = window.items()[-_MAX_WINDOW_CARRY:]
-                if signal.triggered or time.monotonic() >= deadline:
+                returning = signal.triggered or time.monotonic() >= deadline
+                self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
+                if returning:
                     sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms) \
                         if signal.triggered else None
                     return c.WatchEntryResult(
@@ -100,7 +115,9 @@ class MarketActivities:
                     price=price, entry_price=inp.entry_price, trailing=trailing,
                     entry_ts=inp.entry_ts, now=ticker.ts_ms / 1000, params=p,
                 )
-                if decision.exit or time.monotonic() >= deadline:
+                returning = decision.exit or time.monotonic() >= deadline
+                self._observe(inp.symbol, "exit", ticker.ts_ms, returning=returning)
+                if returning:
                     return c.WatchExitResult(
                         fired=decision.exit,
                         reason=decision.reason.value if decision.reason else None,
