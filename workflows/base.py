@@ -160,7 +160,7 @@ class TraderBase:
 
     # --- transitions -----------------------------------------------------------------
     def _transition(self, trigger: Trigger, note: str = "", *,
-                    trade: TradePnL | None = None) -> None:
+                    trade: tuple[str, TradePnL] | None = None) -> None:
         """Apply a transition from the table and publish it (search attributes, details,
         and a phase event for the JSONL log and the metrics)."""
         src_since = self.state.phase_since
@@ -175,15 +175,17 @@ class TraderBase:
             self._publish_event(record, src_since, trade)
 
     def _publish_event(self, record: PhaseRecord, src_since: float,
-                       trade: TradePnL | None) -> None:
+                       trade: tuple[str, TradePnL] | None) -> None:
         s, info = self.state, workflow.info()
+        trade_id, pnl = trade if trade else (None, None)
         SINK.publish(PhaseEvent(
             ts=record.ts, symbol=s.symbol, exchange=s.exchange, src=record.src.value,
             dst=record.dst.value, trigger=record.trigger.value, reason=record.note,
             decision_id=record.decision_id, client_order_id=s.client_order_id,
             order_id=s.order_id, price=s.current_price, position=s.remaining,
             realized_pnl_total=s.realized_pnl_total, fees_total=s.fees_total,
-            trade_pnl=trade.net if trade else None, trade_fees=trade.fees if trade else None,
+            trade_id=trade_id, trade_pnl=pnl.net if pnl else None,
+            trade_fees=pnl.fees if pnl else None,
             simulated=self._is_simulated, workflow_id=info.workflow_id, run_id=info.run_id,
             seq=s.transitions, src_since=src_since,
         ))

@@ -47,8 +47,11 @@ class PhaseEvent(BaseModel):
     realized_pnl_total: Decimal
     """The symbol's realized net PnL so far (carried through continue-as-new)."""
     fees_total: Decimal
+    trade_id: str | None = None
+    """The ledger id of the trade this transition closed (POST_TRADE -> COOLDOWN only:
+    ``decision_id`` is already cleared then)."""
     trade_pnl: Decimal | None = None
-    """Net PnL of the trade this transition closed (POST_TRADE -> COOLDOWN only)."""
+    """Net PnL of that trade."""
     trade_fees: Decimal | None = None
     simulated: bool
     workflow_id: str
