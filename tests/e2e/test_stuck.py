@@ -79,6 +79,10 @@ async def test_unfilled_buy_is_listed_idle_symbol_is_not(dev_env, tmp_path):
                     "trader_stuck_symbols", {"worker": "w-test"}) != 1:
                 assert time.monotonic() < deadline, "gauge never reached 1"
                 await asyncio.sleep(0.1)
+            # ... and so do the symbols per phase (this bench's task queue only).
+            by_phase = {p.value: metrics.registry.get_sample_value(
+                "trader_symbols", {"phase": p.value, "worker": "w-test"}) for p in Phase}
+            assert by_phase == {**dict.fromkeys(by_phase, 0.0), "wait_fill": 1.0, "idle": 1.0}
         finally:
             stop.set()
             await task

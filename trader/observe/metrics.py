@@ -4,7 +4,7 @@ Three feeds, none of which can count twice on replay:
 - phase events from the sink (published only when not replaying, deduplicated): phases,
   transitions, time in phase, orders, fills, trades, PnL, fees, position, exposure;
 - the activities (activities never replay): exchange errors, watch lag and checkpoints;
-- the visibility query of the stuck check: stuck symbols.
+- visibility, polled by the worker: stuck symbols and symbols per phase.
 
 Every series carries a ``worker`` label (the Temporal client identity, ``pid@host``), so
 several workers add up: ``sum without (worker)`` for counters and histograms; for the
@@ -96,6 +96,8 @@ class TraderMetrics:
         self.stuck = Gauge("trader_stuck_symbols",
                            "Symbols in a working phase longer than the stuck timeout",
                            w, registry=r)
+        self.symbols = Gauge("trader_symbols", "Running symbols per phase (from visibility)",
+                             ["phase", *w], registry=r)
         self._phases: dict[str, str] = {}
         self._server: WSGIServer | None = None
 
@@ -141,6 +143,10 @@ class TraderMetrics:
 
     def set_stuck(self, count: int) -> None:
         self.stuck.labels(self.worker).set(count)
+
+    def set_phase_counts(self, counts: dict[str, int]) -> None:
+        for phase, n in counts.items():
+            self.symbols.labels(phase, self.worker).set(n)
 
     # --- HTTP -----------------------------------------------------------------------------
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:

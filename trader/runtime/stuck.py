@@ -72,14 +72,31 @@ def format_stuck(rows: list[StuckSymbol], *, now: datetime | None = None) -> str
     return "\n".join(lines)
 
 
+async def phase_counts(client: Client, *, task_queue: str) -> dict[str, int]:
+    """Running symbols per phase, from visibility (every phase present, 0 when empty)."""
+    counts = dict.fromkeys((p.value for p in Phase), 0)
+    query = (f'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running" '
+             f'AND TaskQueue = "{task_queue}"')
+    async for wf in client.list_workflows(query):
+        phase = wf.typed_search_attributes.get(sa.TRADING_PHASE)
+        if phase in counts:
+            counts[phase] += 1
+    return counts
+
+
 async def report_stuck(client: Client, metrics: TraderMetrics, *, timeout_s: float,
                        interval_s: float, task_queue: str, stop: asyncio.Event) -> None:
-    """Keep ``trader_stuck_symbols`` current until ``stop`` (every worker reports the
-    same cluster-wide number: aggregate with max)."""
+    """Keep ``trader_stuck_symbols`` and ``trader_symbols`` current until ``stop``.
+
+    Both are cluster-wide numbers read from visibility, the same on every worker (aggregate
+    with max) and right from a worker's start, unlike the event-fed ``trader_phase``, which
+    knows a symbol only once this worker made one of its transitions.
+    """
     while not stop.is_set():
         try:
             rows = await stuck_symbols(client, timeout_s=timeout_s, task_queue=task_queue)
             metrics.set_stuck(len(rows))
+            metrics.set_phase_counts(await phase_counts(client, task_queue=task_queue))
         except Exception as exc:  # visibility down: keep the last value, try again
             log.warning("stuck check failed: %s", exc)
         with contextlib.suppress(TimeoutError):
