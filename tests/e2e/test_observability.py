@@ -170,3 +170,23 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
     assert (resumed is None) == (final.phase.value == "idle" and not final.holds_position)
     log_text = out.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
+
+
+@pytest.mark.parametrize("setting", ["PROMETHEUS_PORT", "TEMPORAL_METRICS_PORT",
+                                     "PHASE_LOG_FILE"])
+def test_unusable_port_or_log_file_is_a_clear_error(dev_env, tmp_path, setting):
+    address = dev_env.client.service_client.config.target_host
+    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
+                       queue=f"bad-{uuid.uuid4().hex[:6]}")
+    (tmp_path / "a-file").write_text("")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {"ENABLE_PROMETHEUS": "true", "PROMETHEUS_PORT": str(free_port()),
+               "TEMPORAL_METRICS_PORT": "0", "PHASE_LOG_FILE": str(tmp_path / "ok.jsonl")}
+        env[setting] = str(tmp_path / "a-file" / "x.jsonl") if setting == "PHASE_LOG_FILE" \
+            else str(taken.getsockname()[1])
+        result = run("worker.py", "--config", str(cfg), env=env, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"\nerror: {setting}:" in "\n" + result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

@@ -19,6 +19,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
 
 # (phase the transition leaves, trigger) -> (order side, outcome). Only the order phases
@@ -151,7 +152,11 @@ class TraderMetrics:
     # --- HTTP -----------------------------------------------------------------------------
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on a daemon thread until ``close``."""
-        self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        try:
+            self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:  # e.g. the port is taken: say which setting to change
+            raise ConfigError(f"PROMETHEUS_PORT: cannot serve metrics on {addr}:{port}: {exc} "
+                              "(another worker on this host? give each its own port)") from None
 
     def close(self) -> None:
         if self._server is not None:

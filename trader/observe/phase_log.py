@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
 
 
@@ -19,9 +20,12 @@ class PhaseLog:
 
     def __init__(self, path: Path, *, buffer_size: int = 8192, flush_interval_s: float = 1.0
                  ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = path.open("a", encoding="utf-8", buffering=buffer_size)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8", buffering=buffer_size)
+        except OSError as exc:
+            raise ConfigError(f"PHASE_LOG_FILE: cannot append to {path}: {exc}") from None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,),

@@ -17,6 +17,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from trader.config import Settings
+from trader.core.errors import ConfigError
 from trader.runtime.converter import DATA_CONVERTER
 from trader.runtime.search import ALL_KEYS
 
@@ -37,11 +38,16 @@ def sdk_metrics_runtime(settings: Settings, identity: str) -> Runtime | None:
     if not (settings.enable_prometheus and settings.temporal_metrics_port):
         return None
     bind = f"{settings.prometheus_bind_address}:{settings.temporal_metrics_port}"
-    return Runtime(telemetry=TelemetryConfig(
-        metrics=PrometheusConfig(bind_address=bind, counters_total_suffix=True,
-                                 durations_as_seconds=True),
-        global_tags={"worker": identity},
-    ))
+    try:
+        return Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=bind, counters_total_suffix=True,
+                                     durations_as_seconds=True),
+            global_tags={"worker": identity},
+        ))
+    except ValueError as exc:  # e.g. the port is taken
+        raise ConfigError(f"TEMPORAL_METRICS_PORT: cannot serve SDK metrics on {bind}: {exc} "
+                          "(another worker on this host? give each its own port, or 0 = off)"
+                          ) from None
 
 
 async def connect(address: str, namespace: str = "default", *, runtime: Runtime | None = None,

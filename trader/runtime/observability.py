@@ -36,8 +36,9 @@ async def observability(settings: Settings, client: Client
     stuck_task: asyncio.Task[None] | None = None
     try:
         if settings.enable_prometheus:
-            metrics = TraderMetrics(client.identity)
-            metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            serving = TraderMetrics(client.identity)
+            serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            metrics = serving  # only now: the finally below unsubscribes and closes it
             SINK.subscribe(metrics)
             log.info("metrics on http://%s:%d/metrics", settings.prometheus_bind_address,
                      settings.prometheus_port)
