@@ -6,12 +6,15 @@ histories: test_replay_events.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 
 import pytest
 
 from tests.workflows.harness import bench, path_of
 from trader.core.phases import Phase
+from trader.exchange.paper import PaperFaults
 from trader.observe.events import SINK
 from trader.observe.metrics import TraderMetrics
 from trader.observe.phase_log import PhaseLog, read_events
@@ -86,3 +89,31 @@ async def test_log_matches_phase_history_across_continue_as_new(fresh_ts_env, tm
     assert value("trader_phase", symbol="BTC/USDT", phase="wait_fill") == 0
     assert value("trader_phase_duration_seconds_count", phase="cooldown") == 1
     assert value("trader_fill_latency_seconds_count", side="buy") == 2
+    assert value("trader_orders_total", symbol="BTC/USDT", side="buy", outcome="filled") == 2
+    assert value("trader_orders_total", symbol="BTC/USDT", side="sell", outcome="filled") == 1
+
+
+async def test_activities_count_exchange_errors_and_watch_progress(ts_env, tmp_path):
+    """The activity-fed metrics: a failed create attempt is one exchange error of its type
+    (the retry that succeeds is not), and the watches report tick lag and checkpoints."""
+    metrics = TraderMetrics("w2")
+    async with bench(ts_env.client, tmp_path, faults=PaperFaults(fail_creates=1),
+                     metrics=metrics) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        before = time.time()
+        b.set_price("BTC/USDT", "97.90")
+        state = await b.wait_phase(h, Phase.POSITION)
+        await asyncio.sleep(0.3)  # the exit watch has seen a few ticks
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {**labels, "worker": "w2"})
+
+    assert value("trader_exchange_errors_total", call="place_order",
+                 type="RetryableExchangeError") == 1
+    assert len(b.exchange.all_orders()) == 1 and state.amount > 0
+    entry_seen = value("trader_watch_checkpoint_timestamp_seconds", symbol="BTC/USDT",
+                       kind="entry")
+    assert entry_seen is not None and entry_seen >= before  # returned when the drop fired
+    lag = value("trader_watch_tick_lag_seconds", symbol="BTC/USDT", kind="exit")
+    assert lag is not None and 0 <= lag < 5

@@ -31,6 +31,7 @@ from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
+from trader.observe.metrics import TraderMetrics
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -124,7 +125,7 @@ def path_of(state: CoinState) -> list[str]:
 @contextlib.asynccontextmanager
 async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
                 prices: dict[str, str] | None = None, poll_interval_s: float = 0.05,
-                ) -> AsyncIterator[Bench]:
+                metrics: TraderMetrics | None = None) -> AsyncIterator[Bench]:
     feed = StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
@@ -135,7 +136,8 @@ async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = 
     notifier = LogNotifier()
     run = uuid.uuid4().hex[:8]
     tq, wq = f"tq-{run}", f"watch-{run}"
-    ex, mk = ExchangeActivities(exchange, hub), MarketActivities(hub, exchange)
+    ex = ExchangeActivities(exchange, hub, metrics=metrics)
+    mk = MarketActivities(hub, exchange, metrics=metrics)
     lg = LedgerActivities(ledger)
     b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
     main = Worker(client, task_queue=tq, workflows=[SymbolTrader, Portfolio], activities=[
