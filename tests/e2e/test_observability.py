@@ -2,8 +2,9 @@
 a real lifecycle on the dev server, /metrics scraped over HTTP, the JSONL log read back.
 
 Worker 1 trades, is stopped (SIGTERM), worker 2 replays the history and carries on: the two
-logs together are exactly the workflow's phase_history (nothing lost, nothing twice), and
-worker 2's counters hold only what worker 2 did (the replayed part is not counted again).
+logs together are exactly the workflow's phase_history (nothing lost, nothing twice),
+worker 2's counters hold only what worker 2 did (the replayed part is not counted again),
+and both workers' counters summed over the ``worker`` label are the whole history.
 """
 
 from __future__ import annotations
@@ -95,12 +96,21 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         sdk = scrape(s1)
         assert any(name.startswith("temporal_") and dict(labels).get("worker")
                    for name, labels in sdk)
+        # Quiesce (paused entries, back in IDLE: no transition until resumed) so worker 1's
+        # counters can be read exactly before it goes.
+        paused = run("starter.py", "--config", str(cfg), "pause")
+        assert paused.returncode == 0, paused.stderr
+        await _wait(client, wf_id, lambda s: s.entries_paused and s.phase.value == "idle",
+                    timeout=120, what="paused in IDLE")
+        metrics1 = scrape(p1)
         kill(w1, signal.SIGTERM)  # graceful: finishes its tasks and flushes its log
         seen_by_w1 = len(read_events(log1))
         assert seen_by_w1 >= 10
 
         w2 = spawn("worker.py", "--config", str(cfg), env=worker_env(p2, s2, log2), log=out)
         workers.append(w2)
+        resumed = run("starter.py", "--config", str(cfg), "resume")
+        assert resumed.returncode == 0, resumed.stderr
         await _wait(client, wf_id, lambda s: len(s.phase_history) >= seen_by_w1 + 3,
                     timeout=240, what="worker 2 to make transitions")
         stop = run("starter.py", "--config", str(cfg), "stop")
@@ -133,6 +143,17 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
                       worker=worker2) == n
     assert sum(v for (name, _), v in metrics.items()
                if name == "trader_transitions_total") == len(second) < len(final.phase_history)
+    # Summed over the workers (sum without (worker)), the counters are the whole history.
+    total = Counter()
+    for samples in (metrics1, metrics):
+        for (name, labels), v in samples.items():
+            if name == "trader_transitions_total":
+                lab = dict(labels)
+                total[(lab["src"], lab["dst"], lab["trigger"])] += int(v)
+    assert total == Counter((r.src.value, r.dst.value, r.trigger.value)
+                            for r in final.phase_history)
+    assert {dict(labels)["worker"] for name, labels in metrics1
+            if name == "trader_transitions_total"} != {worker2}
 
     # Orders: both workers' "placed" together are the orders at the exchange.
     exchange = build_exchange(load_settings(cfg))

@@ -71,6 +71,8 @@ class EventSink:
     def __init__(self, *, remember: int = 100_000) -> None:
         self._listeners: list[Listener] = []
         # (run_id, seq) -> (src, dst, trigger): insertion-ordered, oldest forgotten first.
+        # 100k keys (~17 MB) cover hours of transitions even for hundreds of symbols: far
+        # longer than a failed workflow task takes to be retried on this worker.
         self._seen: dict[tuple[str, int], tuple[str, str, str]] = {}
         self._remember = remember
         self._lock = threading.Lock()
