@@ -10,10 +10,14 @@ heartbeat).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from trader import contracts as c
 from trader.core.params import AnchorMode
@@ -31,6 +35,24 @@ from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
 
 _MAX_WINDOW_CARRY = 64
+
+
+@contextlib.contextmanager
+def _routine_cancel() -> Iterator[None]:
+    """A watch cancelled because its workflow is gone or its worker is stopping is routine
+    (it is read-only; a live workflow gets it retried elsewhere at once). The SDK would log
+    such a cancel as a warning with a traceback: report it as a benign failure instead,
+    which it logs at debug level. A cancel the workflow asked for is left as it is."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        details = activity.cancellation_details()
+        if details is None or details.cancel_requested or not (
+                details.not_found or details.worker_shutdown):
+            raise
+        why = "workflow gone" if details.not_found else "worker shutting down"
+        raise ApplicationError(f"watch stopped: {why}",
+                               category=ApplicationErrorCategory.BENIGN) from None
 
 
 class MarketActivities:
@@ -62,7 +84,12 @@ class MarketActivities:
         for ts, price in window_items:
             window.add(ts, price)
         deadline = time.monotonic() + p.watch_checkpoint_seconds
-        ticks = 0
+        with _routine_cancel():
+            return await self._watch_entry(inp, anchor, window, deadline)
+
+    async def _watch_entry(self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh,
+                           deadline: float) -> c.WatchEntryResult:
+        p, ticks = inp.params, 0
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
@@ -105,7 +132,12 @@ class MarketActivities:
         if details:
             trailing = TrailingState(peak=Decimal(details[0]), trigger=Decimal(details[1]))
         deadline = time.monotonic() + p.watch_checkpoint_seconds
-        ticks = 0
+        with _routine_cancel():
+            return await self._watch_exit(inp, trailing, deadline)
+
+    async def _watch_exit(self, inp: c.WatchExitInput, trailing: TrailingState,
+                          deadline: float) -> c.WatchExitResult:
+        p, ticks = inp.params, 0
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1

@@ -211,3 +211,38 @@ def test_unusable_port_or_log_file_is_a_clear_error(dev_env, tmp_path, setting):
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"\nerror: {setting}:" in "\n" + result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+async def test_routine_watch_cancellations_log_no_traceback(dev_env, tmp_path):
+    """A watch cancelled because its workflow is gone (terminated, or stopped while the
+    watch ran) or because its worker is stopping is routine: the log must not fill with
+    tracebacks that would hide real failures."""
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    queue = f"term-{uuid.uuid4().hex[:6]}"
+    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
+                       queue=queue, watchlist=("XRP/USDT",))
+    # A 50 % drop never comes: the symbol idles with its watch running.
+    started = run("starter.py", "--config", str(cfg), "start", "--no-worker",
+                  env={"DROP_TRIGGER_PCT": "50"})
+    assert started.returncode == 0, started.stderr
+    out = tmp_path / "worker.log"
+    worker = spawn("worker.py", "--config", str(cfg), log=out)
+    try:
+        wf_id = ids.workflow_id_for("paper", "XRP/USDT")
+        await _wait(client, wf_id, lambda s: s.phase.value == "idle", timeout=60,
+                    what="IDLE (watch running)")
+        await asyncio.sleep(1)
+        await client.get_workflow_handle(wf_id).terminate("operator")
+        # The watch learns at its next heartbeat (throttled to 0.8 x 5 s) that it is gone.
+        await asyncio.sleep(6)
+        kill(worker, signal.SIGTERM)
+        assert worker.returncode == 0
+    finally:
+        kill(worker)
+        async for wf in client.list_workflows(
+                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
+            await client.get_workflow_handle(wf.id).terminate("test over")
+    text = out.read_text()
+    assert "Beginning worker shutdown" in text  # (before the fix: a warning + traceback)
+    assert "Traceback" not in text, text[-3000:]
