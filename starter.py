@@ -3,6 +3,7 @@
     python starter.py                      start (embedded Temporal + worker + watchlist)
     python starter.py force-exit BTC/USDT  sell a symbol's position now
     python starter.py status --once        one table of every symbol's phase
+    python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from pathlib import Path
 from trader.config import Settings, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.runtime import commands
-from trader.runtime.client import connect, ensure_search_attributes
+from trader.runtime.client import (
+    connect,
+    default_identity,
+    ensure_search_attributes,
+    sdk_metrics_runtime,
+)
 from trader.runtime.devserver import start_dev_server
 from trader.runtime.exchange import build_exchange
 from trader.runtime.launch import start_watchlist, validate_watchlist
 from trader.runtime.process import hard_exit
+from trader.runtime.stuck import format_stuck, stuck_symbols
 from trader.runtime.worker import run_worker
 
 log = logging.getLogger("durable_trader")
@@ -49,19 +56,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     status.add_argument("--once", action="store_true", help="print one table and exit")
     status.add_argument("--show-idle", action="store_true",
                         help="also show IDLE/WARMUP symbols (RICH_TABLE_SHOW_IDLE)")
+    stuck = sub.add_parser("stuck", help="list symbols stuck in a working phase; exit "
+                                          "code 1 when there are any (for cron and alerts)")
+    stuck.add_argument("--timeout", type=float, default=60.0,
+                       help="seconds in the same working phase that count as stuck "
+                            "(default 60)")
     parser.set_defaults(no_worker=False)
     args = parser.parse_args(argv)
     args.command = args.command or "start"
     return args
 
 
-async def _client(settings: Settings):  # noqa: ANN202
+async def _client(settings: Settings, *, runs_worker: bool = False):  # noqa: ANN202
     address = settings.temporal_address
     if address is None:  # embedded default: a local dev server (reused if already up)
         start_dev_server(data_dir=settings.data_dir / "temporal", port=settings.temporal_port,
                          ui_port=settings.temporal_ui_port)
         address = f"127.0.0.1:{settings.temporal_port}"
-    client = await connect(address, settings.temporal_namespace)
+    identity = default_identity()
+    # Only the process that runs the worker exports the SDK's metrics (one port each).
+    runtime = sdk_metrics_runtime(settings, identity) if runs_worker else None
+    client = await connect(address, settings.temporal_namespace, identity=identity,
+                           runtime=runtime)
     await ensure_search_attributes(client)
     return client
 
@@ -76,7 +92,8 @@ async def main(args: argparse.Namespace) -> int:
             await validate_watchlist(exchange, settings.watchlist)
         finally:
             await exchange.close()
-    client = await _client(settings)
+    client = await _client(settings,
+                           runs_worker=args.command == "start" and not args.no_worker)
     if args.command == "start":
         ids_ = await start_watchlist(client, settings)
         ui = f"http://localhost:{settings.temporal_ui_port}/namespaces/{client.namespace}/workflows"
@@ -103,6 +120,17 @@ async def main(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await commands.status(client, settings, once=args.once, show_idle=args.show_idle,
                               stop_event=stop)
+    elif args.command == "stuck":
+        if args.timeout < 0:
+            raise ConfigError(f"--timeout must be >= 0 seconds, got {args.timeout}")
+        rows = await stuck_symbols(client, timeout_s=args.timeout,
+                                   task_queue=settings.task_queue)
+        if not rows:
+            print(f"no symbol stuck for more than {args.timeout:g}s")
+            return 0
+        print(f"{len(rows)} symbol(s) stuck for more than {args.timeout:g}s:")
+        print(format_stuck(rows))
+        return 1
     return 0
 
 

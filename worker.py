@@ -16,7 +16,12 @@ from pathlib import Path
 
 from trader.config import load_settings
 from trader.core.errors import TraderError
-from trader.runtime.client import connect, ensure_search_attributes
+from trader.runtime.client import (
+    connect,
+    default_identity,
+    ensure_search_attributes,
+    sdk_metrics_runtime,
+)
 from trader.runtime.process import hard_exit
 from trader.runtime.worker import run_worker
 
@@ -26,7 +31,9 @@ async def main(config: Path | None) -> int:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
-    client = await connect(address, settings.temporal_namespace)
+    identity = default_identity()
+    client = await connect(address, settings.temporal_namespace, identity=identity,
+                           runtime=sdk_metrics_runtime(settings, identity))
     await ensure_search_attributes(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

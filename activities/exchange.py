@@ -7,6 +7,7 @@ import asyncio
 from decimal import Decimal
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import to_application_error
 from trader import contracts as c
@@ -15,6 +16,7 @@ from trader.core.market import Order, OrderRequest, OrderSide, OrderType
 from trader.core.sizing import buy_limit_price, round_down
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
+from trader.observe.metrics import TraderMetrics
 
 _BPS = Decimal(10_000)
 
@@ -22,9 +24,19 @@ _BPS = Decimal(10_000)
 class ExchangeActivities:
     """Activities that talk to one exchange account."""
 
-    def __init__(self, exchange: Exchange, hub: MarketHub) -> None:
+    def __init__(self, exchange: Exchange, hub: MarketHub, *,
+                 metrics: TraderMetrics | None = None) -> None:
         self.exchange = exchange
         self.hub = hub
+        self.metrics = metrics
+
+    def _failed(self, exc: ExchangeError) -> ApplicationError:
+        """Translate, and count the failed attempt (activities never replay: counted once
+        per attempt that really failed)."""
+        err = to_application_error(exc)
+        if self.metrics is not None:
+            self.metrics.exchange_error(activity.info().activity_type, err.type or "unknown")
+        return err
 
     @activity.defn(name=c.WARMUP)
     async def warmup(self, inp: c.WarmupInput) -> c.WarmupResult:
@@ -42,7 +54,7 @@ class ExchangeActivities:
                 )
                 high = max((k.high for k in candles), default=None)
         except ExchangeError as exc:
-            raise to_application_error(exc) from exc
+            raise self._failed(exc) from exc
         return c.WarmupResult(
             market=markets[inp.symbol], ticker=ticker, backfill_high=high,
             simulated=self.exchange.simulated,
@@ -67,7 +79,7 @@ class ExchangeActivities:
                 # Raced with an earlier attempt that did reach the exchange.
                 return await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
         except ExchangeError as exc:
-            raise to_application_error(exc) from exc
+            raise self._failed(exc) from exc
 
     async def _request(self, inp: c.PlaceOrderInput) -> OrderRequest:
         if inp.type is OrderType.MARKET or inp.limit_offset_bps is None:
@@ -96,7 +108,7 @@ class ExchangeActivities:
             try:
                 order = await self.exchange.fetch_order(ref.symbol, ref.client_order_id)
             except ExchangeError as exc:
-                raise to_application_error(exc) from exc
+                raise self._failed(exc) from exc
             if order.is_final:
                 return order
             activity.heartbeat(str(order.filled))
@@ -108,7 +120,7 @@ class ExchangeActivities:
         try:
             return await self.exchange.cancel_order(ref.symbol, ref.client_order_id)
         except ExchangeError as exc:
-            raise to_application_error(exc) from exc
+            raise self._failed(exc) from exc
 
     @activity.defn(name=c.RECONCILE)
     async def reconcile(self, inp: c.ReconcileInput) -> c.ReconcileResult:
@@ -123,6 +135,6 @@ class ExchangeActivities:
             balance = (await self.exchange.fetch_balance()).get(inp.base, Decimal(0))
             ticker = await self.hub.ticker(inp.symbol)
         except ExchangeError as exc:
-            raise to_application_error(exc) from exc
+            raise self._failed(exc) from exc
         return c.ReconcileResult(order=order, base_balance=balance, ticker=ticker)
 

@@ -10,10 +10,14 @@ heartbeat).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from trader import contracts as c
 from trader.core.params import AnchorMode
@@ -28,14 +32,45 @@ from trader.core.rules import (
 )
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
+from trader.observe.metrics import TraderMetrics
 
 _MAX_WINDOW_CARRY = 64
 
 
+@contextlib.contextmanager
+def _routine_cancel() -> Iterator[None]:
+    """A watch cancelled because its workflow is gone or its worker is stopping is routine
+    (it is read-only; a live workflow gets it retried elsewhere at once). The SDK would log
+    such a cancel as a warning with a traceback: report it as a benign failure instead,
+    which it logs at debug level. A cancel the workflow asked for is left as it is."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        details = activity.cancellation_details()
+        if details is None or details.cancel_requested or not (
+                details.not_found or details.worker_shutdown):
+            raise
+        why = "workflow gone" if details.not_found else "worker shutting down"
+        raise ApplicationError(f"watch stopped: {why}",
+                               category=ApplicationErrorCategory.BENIGN) from None
+
+
 class MarketActivities:
-    def __init__(self, hub: MarketHub, exchange: Exchange) -> None:
+    def __init__(self, hub: MarketHub, exchange: Exchange, *,
+                 metrics: TraderMetrics | None = None) -> None:
         self.hub = hub
         self.exchange = exchange
+        self.metrics = metrics
+
+    def _observe(self, symbol: str, kind: str, ts_ms: int, *, returning: bool) -> None:
+        # Lag = how old the price a rule just judged is; the checkpoint timestamp shows a
+        # watch that stopped returning to its workflow (alert: docs/metrics.md).
+        if self.metrics is None:
+            return
+        now = time.time()
+        self.metrics.watch_tick(symbol, kind, max(now - ts_ms / 1000, 0.0))
+        if returning:
+            self.metrics.watch_returned(symbol, kind, now)
 
     @activity.defn(name=c.WATCH_ENTRY)
     async def watch_entry(self, inp: c.WatchEntryInput) -> c.WatchEntryResult:
@@ -49,7 +84,12 @@ class MarketActivities:
         for ts, price in window_items:
             window.add(ts, price)
         deadline = time.monotonic() + p.watch_checkpoint_seconds
-        ticks = 0
+        with _routine_cancel():
+            return await self._watch_entry(inp, anchor, window, deadline)
+
+    async def _watch_entry(self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh,
+                           deadline: float) -> c.WatchEntryResult:
+        p, ticks = inp.params, 0
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
@@ -59,7 +99,9 @@ class MarketActivities:
                 anchor = next_anchor(anchor, price, p.anchor_mode, window_high=high)
                 signal = evaluate_entry(price, anchor, p)
                 carry = window.items()[-_MAX_WINDOW_CARRY:]
-                if signal.triggered or time.monotonic() >= deadline:
+                returning = signal.triggered or time.monotonic() >= deadline
+                self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
+                if returning:
                     sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms) \
                         if signal.triggered else None
                     return c.WatchEntryResult(
@@ -90,7 +132,12 @@ class MarketActivities:
         if details:
             trailing = TrailingState(peak=Decimal(details[0]), trigger=Decimal(details[1]))
         deadline = time.monotonic() + p.watch_checkpoint_seconds
-        ticks = 0
+        with _routine_cancel():
+            return await self._watch_exit(inp, trailing, deadline)
+
+    async def _watch_exit(self, inp: c.WatchExitInput, trailing: TrailingState,
+                          deadline: float) -> c.WatchExitResult:
+        p, ticks = inp.params, 0
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
@@ -100,7 +147,9 @@ class MarketActivities:
                     price=price, entry_price=inp.entry_price, trailing=trailing,
                     entry_ts=inp.entry_ts, now=ticker.ts_ms / 1000, params=p,
                 )
-                if decision.exit or time.monotonic() >= deadline:
+                returning = decision.exit or time.monotonic() >= deadline
+                self._observe(inp.symbol, "exit", ticker.ts_ms, returning=returning)
+                if returning:
                     return c.WatchExitResult(
                         fired=decision.exit,
                         reason=decision.reason.value if decision.reason else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -50,9 +52,61 @@ def test_search_attributes_registered_match_the_code():
         assert f"--name {key.name} --type {key.indexed_value_type.name.capitalize()}" in command
 
 
-def test_prometheus_scrapes_the_worker():
-    config = ROOT / SERVICES["prometheus"]["volumes"][0].split(":")[0]
-    scrape = yaml.safe_load(config.read_text())["scrape_configs"]
-    targets = [t for job in scrape for sc in job.get("static_configs", [])
-               for t in sc["targets"]]
-    assert "worker:8000" in targets
+def _mounts(service: str) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts (the host path must exist)."""
+    out = {}
+    for volume in SERVICES[service].get("volumes", []):
+        host, container = volume.split(":")[:2]
+        if host.startswith("./"):
+            out[container] = ROOT / host
+    return out
+
+
+def test_prometheus_scrapes_every_worker_once():
+    config = yaml.safe_load(_mounts("prometheus")["/etc/prometheus/prometheus.yml"].read_text())
+    scrape = config["scrape_configs"]
+    env = SERVICES["worker"]["environment"]
+    ports = sorted(sd["port"] for job in scrape for sd in job.get("dns_sd_configs", [])
+                   if sd["names"] == ["worker"])
+    # Trader metrics and SDK metrics, each exactly once: a second job on the same target
+    # would double every sum().
+    assert ports == sorted([int(env["PROMETHEUS_PORT"]), int(env["TEMPORAL_METRICS_PORT"])])
+    assert not any(job.get("static_configs") for job in scrape)
+    assert env["PROMETHEUS_BIND_ADDRESS"] == "0.0.0.0"
+    assert {str(p) for p in ports} <= set(SERVICES["worker"]["expose"])
+
+
+def test_alert_rules_are_loaded_valid_and_use_real_metrics():
+    mounts = _mounts("prometheus")
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    [rule_file] = config["rule_files"]
+    rules = yaml.safe_load(mounts[rule_file].read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    assert {"TraderSymbolStuck", "TraderErrorsRepeating", "TraderWorkerDown"} <= \
+        {a["alert"] for a in alerts}
+    from trader.observe.metrics import TraderMetrics
+
+    names = {m.name for m in TraderMetrics("w").registry.collect()}
+    for alert in alerts:
+        assert alert["expr"].strip() and alert["annotations"]["summary"], alert["alert"]
+        used = re.findall(r"\b(trader_[a-z_]+?)(?:_bucket|_total)?\b", alert["expr"])
+        assert all(name in names for name in used), (alert["alert"], used)
+
+
+def test_grafana_provisions_the_dashboard():
+    mounts = _mounts("grafana")
+    provisioning, dashboards = mounts["/etc/grafana/provisioning"], \
+        mounts["/var/lib/grafana/dashboards"]
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "durable-trader.yml")
+                                .read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboard = json.loads((dashboards / "durable-trader.json").read_text())
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("phase", "pnl", "orders", "errors", "stuck"):
+        assert topic in titles, topic
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+        assert all(t["expr"] for t in panel["targets"]), panel["title"]

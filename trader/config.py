@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     rich_table_show_idle: bool = _f(False, "Show IDLE/WARMUP symbols in the status table.")
     enable_prometheus: bool = _f(False, "Serve Prometheus metrics from the worker.")
     prometheus_port: int = _f(8000, "Prometheus metrics port.", ge=1, le=65535)
+    prometheus_bind_address: str = _f("127.0.0.1", "Address the metrics endpoints bind "
+                                      "to; 0.0.0.0 in containers.")
+    temporal_metrics_port: int = _f(8001, "Port of the Temporal SDK's own Prometheus "
+                                    "metrics (with ENABLE_PROMETHEUS); 0 = off.",
+                                    ge=0, le=65535)
+    stuck_timeout_seconds: float = _f(60.0, "A symbol this long in a working phase is "
+                                      "stuck (trader_stuck_symbols).", gt=0)
+    stuck_check_interval_seconds: float = _f(30.0, "How often the worker recounts stuck "
+                                             "symbols.", gt=0)
     hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", gt=0)
     hybrid_log_divergences: bool = _f(True, "Log legacy/FSM divergences.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "Log level.")

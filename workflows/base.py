@@ -19,7 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.errors import NON_RETRYABLE_TYPES
     from trader.core.market import Order
     from trader.core.phases import Trigger
-    from trader.core.state import CoinState
+    from trader.core.pnl import TradePnL
+    from trader.core.state import CoinState, PhaseRecord
+    from trader.observe.events import SINK, PhaseEvent
     from trader.runtime import search as sa
     from workflows.details import render_details, status_memo
 
@@ -162,13 +164,36 @@ class TraderBase:
         return outcome, None
 
     # --- transitions -----------------------------------------------------------------
-    def _transition(self, trigger: Trigger, note: str = "") -> None:
-        """Apply a transition from the table and publish it (search attributes, details)."""
-        self.state.apply_transition(
+    def _transition(self, trigger: Trigger, note: str = "", *,
+                    trade: tuple[str, TradePnL] | None = None) -> None:
+        """Apply a transition from the table and publish it (search attributes, details,
+        and a phase event for the JSONL log and the metrics)."""
+        src_since = self.state.phase_since
+        record = self.state.apply_transition(
             trigger, now=workflow.time(), note=note,
             history_limit=self.inp.params.phase_history_limit,
         )
         self._publish_phase()
+        # Replay re-runs this code for transitions already published: skip them. The event
+        # issues no command, so histories recorded before it existed still replay.
+        if not workflow.unsafe.is_replaying():
+            self._publish_event(record, src_since, trade)
+
+    def _publish_event(self, record: PhaseRecord, src_since: float,
+                       trade: tuple[str, TradePnL] | None) -> None:
+        s, info = self.state, workflow.info()
+        trade_id, pnl = trade if trade else (None, None)
+        SINK.publish(PhaseEvent(
+            ts=record.ts, symbol=s.symbol, exchange=s.exchange, src=record.src.value,
+            dst=record.dst.value, trigger=record.trigger.value, reason=record.note,
+            decision_id=record.decision_id, client_order_id=s.client_order_id,
+            order_id=s.order_id, price=s.current_price, position=s.remaining,
+            realized_pnl_total=s.realized_pnl_total, fees_total=s.fees_total,
+            trade_id=trade_id, trade_pnl=pnl.net if pnl else None,
+            trade_fees=pnl.fees if pnl else None,
+            simulated=self._is_simulated, workflow_id=info.workflow_id, run_id=info.run_id,
+            seq=s.transitions, src_since=src_since,
+        ))
 
     def _publish_phase(self) -> None:
         s = self.state

@@ -148,8 +148,9 @@ class ExitPhases(TraderBase):
             bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
             sold_amount=s.sold_amount, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee)
         now = workflow.time()
+        trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
         await self._ledger_call(c.RECORD_TRADE, c.TradeRecord(
-            trade_id=s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}",
+            trade_id=trade_id,
             symbol=s.symbol, exchange=s.exchange, exit_reason=s.exit_reason or "unknown",
             bought_amount=s.amount, sold_amount=s.sold_amount, entry_price=s.entry_price,
             entry_cost=s.entry_cost, entry_fee=s.entry_fee, exit_proceeds=s.exit_proceeds,
@@ -168,7 +169,8 @@ class ExitPhases(TraderBase):
         reason = s.exit_reason
         s.clear_trade()
         s.retry_count = 0
-        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)")
+        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
+                         trade=(trade_id, pnl))
 
     async def _cooldown(self) -> None:
         s = self.state

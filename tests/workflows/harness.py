@@ -32,6 +32,7 @@ from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
+from trader.observe.metrics import TraderMetrics
 from trader.runtime import search as sa
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
@@ -132,7 +133,7 @@ def path_of(state: CoinState) -> list[str]:
 async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
                 prices: dict[str, str] | None = None, poll_interval_s: float = 0.05,
                 exchange: Any = None, feed: StaticFeed | None = None,
-                ) -> AsyncIterator[Bench]:
+                metrics: TraderMetrics | None = None) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets."""
     feed = feed or StaticFeed(dict(MARKETS))
@@ -146,7 +147,8 @@ async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = 
     notifier = LogNotifier()
     run = uuid.uuid4().hex[:8]
     tq, wq = f"tq-{run}", f"watch-{run}"
-    ex, mk = ExchangeActivities(exchange, hub), MarketActivities(hub, exchange)
+    ex = ExchangeActivities(exchange, hub, metrics=metrics)
+    mk = MarketActivities(hub, exchange, metrics=metrics)
     lg = LedgerActivities(ledger)
     b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
     main = Worker(client, task_queue=tq, workflows=[SymbolTrader, Portfolio], activities=[

@@ -1,67 +1,108 @@
-"""Prometheus metrics of the worker.
+"""Prometheus metrics of one worker (docs/metrics.md lists every series).
 
-Phase metrics are fed by the event sink (never on replay, never twice); order and watch
-metrics by the activities (which never replay). Every series carries a ``worker`` label so
-several workers add up: sum over ``worker`` for counters, and take the series with the
-newest ``trader_phase_entered_timestamp_seconds`` for a symbol's current phase.
+Three feeds, none of which can count twice on replay:
+- phase events from the sink (published only when not replaying, deduplicated): phases,
+  transitions, time in phase, orders, fills, trades, PnL, fees, position, exposure;
+- the activities (activities never replay): exchange errors, watch lag and checkpoints;
+- visibility, polled by the worker: stuck symbols and symbols per phase.
+
+Every series carries a ``worker`` label (the Temporal client identity, ``pid@host``), so
+several workers add up: ``sum without (worker)`` for counters and histograms; for the
+per-symbol gauges take the worker that saw the symbol's newest transition (docs).
+Money is Decimal everywhere else: it becomes float only here, at the Prometheus boundary.
 """
 
 from __future__ import annotations
 
-import socket
+from decimal import Decimal
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
 
-_ORDER_OUTCOMES = {"order_placed": "placed", "filled": "filled", "partial_fill": "filled",
-                   "partial_timeout": "filled", "order_rejected": "rejected",
-                   "timeout": "cancelled", "cancelled": "cancelled"}
+# (phase the transition leaves, trigger) -> (order side, outcome). Only the order phases
+# count; ERROR's reconciliation resumes orders already counted.
+ORDER_OUTCOMES: dict[tuple[str, str], tuple[str, str]] = {
+    ("place_buy", "order_placed"): ("buy", "placed"),
+    ("place_buy", "order_rejected"): ("buy", "rejected"),
+    ("wait_fill", "filled"): ("buy", "filled"),
+    ("wait_fill", "partial_timeout"): ("buy", "partial"),
+    ("wait_fill", "force_exit"): ("buy", "partial"),  # cancelled after a partial fill
+    ("wait_fill", "timeout"): ("buy", "cancelled"),
+    ("wait_fill", "cancelled"): ("buy", "cancelled"),
+    ("place_sell", "order_placed"): ("sell", "placed"),
+    ("place_sell", "order_rejected"): ("sell", "rejected"),
+    ("wait_sell_fill", "filled"): ("sell", "filled"),
+    ("wait_sell_fill", "partial_fill"): ("sell", "partial"),
+    ("wait_sell_fill", "timeout"): ("sell", "cancelled"),
+    ("wait_sell_fill", "cancelled"): ("sell", "cancelled"),
+}
+_PHASE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 14400, 86400)
+_FILL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 
 class TraderMetrics:
-    def __init__(self, *, worker: str | None = None,
-                 registry: CollectorRegistry | None = None) -> None:
-        self.worker = worker or socket.gethostname()
-        self.registry = registry or CollectorRegistry()
-        r, w = self.registry, ["worker"]
-        self.phase = Gauge("trader_phase", "1 for the phase a symbol is in (per worker)",
+    """The worker's registry; call it with a ``PhaseEvent`` (it is a sink listener)."""
+
+    def __init__(self, worker: str, *, registry: CollectorRegistry | None = None) -> None:
+        self.worker = worker
+        self.registry = r = registry or CollectorRegistry()
+        w = ["worker"]
+        self.phase = Gauge("trader_phase", "1 for the phase the symbol is in",
                            ["symbol", "phase", *w], registry=r)
         self.phase_entered = Gauge("trader_phase_entered_timestamp_seconds",
                                    "When the symbol entered its current phase",
                                    ["symbol", *w], registry=r)
         self.transitions = Counter("trader_transitions_total", "Accepted transitions",
                                    ["src", "dst", "trigger", *w], registry=r)
-        self.time_in_phase = Histogram(
-            "trader_phase_duration_seconds", "Time spent in a phase", ["phase", *w],
-            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 14400),
-            registry=r)
+        self.phase_duration = Histogram("trader_phase_duration_seconds",
+                                        "Time spent in a phase, observed when it is left",
+                                        ["phase", *w], buckets=_PHASE_BUCKETS, registry=r)
         self.orders = Counter("trader_orders_total", "Order outcomes seen by the phase machine",
                               ["symbol", "side", "outcome", *w], registry=r)
-        self.fill_latency = Histogram(
-            "trader_fill_latency_seconds", "Order placed to (partly) filled", ["side", *w],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
-        self.realized_pnl = Gauge("trader_realized_pnl", "Realized net PnL, quote currency",
-                                  ["symbol", *w], registry=r)
-        self.fees = Gauge("trader_fees_paid", "Fees of closed trades, quote currency",
-                          ["symbol", *w], registry=r)
+        self.fill_latency = Histogram("trader_fill_latency_seconds",
+                                      "Order placed to filled, as seen by the workflow",
+                                      ["side", *w], buckets=_FILL_BUCKETS, registry=r)
         self.trades = Counter("trader_trades_closed_total", "Closed trades",
                               ["symbol", *w], registry=r)
-        self.open_position = Gauge("trader_open_position_amount", "Base amount held",
-                                   ["symbol", *w], registry=r)
-        self.exposure = Gauge("trader_exposure", "Held amount x last price, quote currency",
+        self.profit = Counter("trader_realized_profit_quote_total",
+                              "Sum of winning trades' net PnL, quote currency",
                               ["symbol", *w], registry=r)
-        self.errors = Counter("trader_errors_total", "Transitions into ERROR",
-                              ["symbol", "phase", *w], registry=r)
+        self.loss = Counter("trader_realized_loss_quote_total",
+                            "Sum of losing trades' net loss (positive), quote currency",
+                            ["symbol", *w], registry=r)
+        self.fees = Counter("trader_fees_quote_total", "Fees of closed trades, quote currency",
+                            ["symbol", *w], registry=r)
+        self.pnl_total = Gauge("trader_realized_pnl_quote",
+                               "The symbol's lifetime realized net PnL (from its state)",
+                               ["symbol", *w], registry=r)
+        self.position = Gauge("trader_position_amount", "Base amount held",
+                              ["symbol", *w], registry=r)
+        self.exposure = Gauge("trader_exposure_quote", "Held amount x last price",
+                              ["symbol", *w], registry=r)
+        self.phase_errors = Counter("trader_phase_errors_total",
+                                    "Transitions into ERROR, by the phase that failed",
+                                    ["symbol", "phase", *w], registry=r)
+        self.exchange_errors = Counter("trader_exchange_errors_total",
+                                       "Failed exchange call attempts, by error type",
+                                       ["call", "type", *w], registry=r)
         self.watch_lag = Gauge("trader_watch_tick_lag_seconds",
-                               "Age of the newest ticker a watch evaluated", ["symbol", *w],
-                               registry=r)
-        self.stuck = Gauge("trader_stuck_symbols", "Symbols stuck in a working phase",
-                           [*w], registry=r)
+                               "Age of the newest ticker a watch evaluated",
+                               ["symbol", "kind", *w], registry=r)
+        self.watch_checkpoint = Gauge("trader_watch_checkpoint_timestamp_seconds",
+                                      "When a watch last returned to its workflow",
+                                      ["symbol", "kind", *w], registry=r)
+        self.stuck = Gauge("trader_stuck_symbols",
+                           "Symbols in a working phase longer than the stuck timeout",
+                           w, registry=r)
+        self.symbols = Gauge("trader_symbols", "Running symbols per phase (from visibility)",
+                             ["phase", *w], registry=r)
         self._phases: dict[str, str] = {}
+        self._server: WSGIServer | None = None
 
     def __call__(self, e: PhaseEvent) -> None:
-        """Listener for the event sink."""
         w = self.worker
         previous = self._phases.get(e.symbol)
         if previous is not None:
@@ -70,23 +111,55 @@ class TraderMetrics:
         self._phases[e.symbol] = e.dst
         self.phase_entered.labels(e.symbol, w).set(e.ts)
         self.transitions.labels(e.src, e.dst, e.trigger, w).inc()
-        if e.src_since:
-            self.time_in_phase.labels(e.src, w).observe(max(e.ts - e.src_since, 0))
-        side = "sell" if e.src in ("place_sell", "wait_sell_fill") else "buy"
-        if e.src in ("place_buy", "wait_fill", "place_sell", "wait_sell_fill"):
-            outcome = _ORDER_OUTCOMES.get(e.trigger)
-            if outcome:
-                self.orders.labels(e.symbol, side, outcome, w).inc()
-            if e.src in ("wait_fill", "wait_sell_fill") and outcome == "filled":
-                self.fill_latency.labels(side, w).observe(max(e.ts - e.src_since, 0))
-        if e.trigger == "failed":
-            self.errors.labels(e.symbol, e.src, w).inc()
-        if e.trigger == "recorded":
+        in_phase = max(e.ts - e.src_since, 0.0)
+        self.phase_duration.labels(e.src, w).observe(in_phase)
+        order = ORDER_OUTCOMES.get((e.src, e.trigger))
+        if order is not None:
+            side, outcome = order
+            self.orders.labels(e.symbol, side, outcome, w).inc()
+            if outcome in ("filled", "partial") and e.src.startswith("wait_"):
+                self.fill_latency.labels(side, w).observe(in_phase)
+        if e.dst == "error":
+            self.phase_errors.labels(e.symbol, e.src, w).inc()
+        if e.trade_pnl is not None:
             self.trades.labels(e.symbol, w).inc()
-        self.realized_pnl.labels(e.symbol, w).set(float(e.realized_pnl_total))
-        self.fees.labels(e.symbol, w).set(float(e.fees_total))
-        self.open_position.labels(e.symbol, w).set(float(e.amount))
-        self.exposure.labels(e.symbol, w).set(float(e.amount * e.price))
+            if e.trade_pnl >= 0:
+                self.profit.labels(e.symbol, w).inc(float(e.trade_pnl))
+            else:
+                self.loss.labels(e.symbol, w).inc(float(-e.trade_pnl))
+            self.fees.labels(e.symbol, w).inc(float(e.trade_fees or Decimal(0)))
+        self.pnl_total.labels(e.symbol, w).set(float(e.realized_pnl_total))
+        self.position.labels(e.symbol, w).set(float(e.position))
+        self.exposure.labels(e.symbol, w).set(float(e.position * e.price))
 
+    # --- activity and visibility feeds ----------------------------------------------------
+    def exchange_error(self, call: str, error_type: str) -> None:
+        self.exchange_errors.labels(call, error_type, self.worker).inc()
+
+    def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
+        self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)
+
+    def watch_returned(self, symbol: str, kind: str, ts: float) -> None:
+        self.watch_checkpoint.labels(symbol, kind, self.worker).set(ts)
+
+    def set_stuck(self, count: int) -> None:
+        self.stuck.labels(self.worker).set(count)
+
+    def set_phase_counts(self, counts: dict[str, int]) -> None:
+        for phase, n in counts.items():
+            self.symbols.labels(phase, self.worker).set(n)
+
+    # --- HTTP -----------------------------------------------------------------------------
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=addr, registry=self.registry)
+        """Serve ``/metrics`` on a daemon thread until ``close``."""
+        try:
+            self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:  # e.g. the port is taken: say which setting to change
+            raise ConfigError(f"PROMETHEUS_PORT: cannot serve metrics on {addr}:{port}: {exc} "
+                              "(another worker on this host? give each its own port)") from None
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

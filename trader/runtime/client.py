@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -11,16 +13,47 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from trader.config import Settings
+from trader.core.errors import ConfigError
 from trader.runtime.converter import DATA_CONVERTER
 from trader.runtime.search import ALL_KEYS
 
 log = logging.getLogger(__name__)
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+def default_identity() -> str:
+    """The SDK's default client identity (``pid@host``), also the ``worker`` metric label."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def sdk_metrics_runtime(settings: Settings, identity: str) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's own metrics (task latencies, slots, polls)
+    on TEMPORAL_METRICS_PORT, or None when ENABLE_PROMETHEUS is off or the port is 0.
+
+    Only a process that runs a worker should build one: the port binds once per process.
+    """
+    if not (settings.enable_prometheus and settings.temporal_metrics_port):
+        return None
+    bind = f"{settings.prometheus_bind_address}:{settings.temporal_metrics_port}"
+    try:
+        return Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=bind, counters_total_suffix=True,
+                                     durations_as_seconds=True),
+            global_tags={"worker": identity},
+        ))
+    except ValueError as exc:  # e.g. the port is taken
+        raise ConfigError(f"TEMPORAL_METRICS_PORT: cannot serve SDK metrics on {bind}: {exc} "
+                          "(another worker on this host? give each its own port, or 0 = off)"
+                          ) from None
+
+
+async def connect(address: str, namespace: str = "default", *, runtime: Runtime | None = None,
+                  identity: str | None = None) -> Client:
+    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER,
+                                runtime=runtime, identity=identity or default_identity())
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
@@ -37,8 +38,10 @@ async def validate_watchlist(exchange: Exchange, symbols: list[str]) -> None:
                         f"available: {known}")
 
 
-async def resumable_state(handle: WorkflowHandle) -> CoinState | None:
+async def resumable_state(handle: WorkflowHandle[Any, CoinState]) -> CoinState | None:
     """The final state of a symbol's last run when it stopped holding something.
+
+    ``handle`` must carry ``result_type=CoinState`` (``WorkflowHandle.result`` takes none).
 
     A symbol shut down without closing its position ends with that position in its
     result; the next start hands it back so the position is never forgotten.
@@ -49,7 +52,7 @@ async def resumable_state(handle: WorkflowHandle) -> CoinState | None:
         return None
     if desc.status != WorkflowExecutionStatus.COMPLETED:
         return None
-    state = await handle.result(result_type=CoinState)
+    state = await handle.result()
     if state.phase is Phase.IDLE and not state.holds_position:
         return None
     return state.model_copy(update={"shutdown_requested": False, "close_on_shutdown": False})
@@ -89,7 +92,8 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
     started = []
     for symbol in settings.watchlist:
         wf_id = ids.workflow_id_for(settings.exchange, symbol)
-        state = await resumable_state(client.get_workflow_handle(wf_id))
+        state = await resumable_state(
+            client.get_workflow_handle(wf_id, result_type=CoinState))
         await client.start_workflow(
             "SymbolTrader",
             c.TraderInput(symbol=symbol, params=params, portfolio_id=portfolio_id,

@@ -17,9 +17,11 @@ from activities.portfolio import PortfolioActivities
 from trader.config import Settings
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
+from trader.observe.metrics import TraderMetrics
 from trader.observe.status_live import live_status, status_console
 from trader.observe.status_table import traders_query
 from trader.runtime.exchange import build_exchange
+from trader.runtime.observability import observability
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -31,11 +33,17 @@ _MAX_WATCHES = 2000
 
 async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then finish in-flight tasks and close resources."""
+    async with observability(settings, client) as metrics:
+        await _run(settings, client, stop, metrics)
+
+
+async def _run(settings: Settings, client: Client, stop: asyncio.Event,
+               metrics: TraderMetrics | None) -> None:
     exchange = build_exchange(settings)
     hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
     store = LedgerStore(settings.ledger_path)
-    ex_acts = ExchangeActivities(exchange, hub)
-    market_acts = MarketActivities(hub, exchange)
+    ex_acts = ExchangeActivities(exchange, hub, metrics=metrics)
+    market_acts = MarketActivities(hub, exchange, metrics=metrics)
     activities = [
         ex_acts.warmup, ex_acts.place_order, ex_acts.wait_order, ex_acts.cancel_order,
         ex_acts.reconcile,

@@ -1,0 +1,58 @@
+"""The worker's observability, started and stopped in one place: the JSONL phase log, the
+Prometheus registry and its HTTP endpoint, both subscribed to the phase-event sink, and the
+periodic stuck-symbol count."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from temporalio.client import Client
+
+from trader.config import Settings
+from trader.observe.events import SINK
+from trader.observe.metrics import TraderMetrics
+from trader.observe.phase_log import PhaseLog
+from trader.runtime.stuck import report_stuck
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def observability(settings: Settings, client: Client
+                        ) -> AsyncIterator[TraderMetrics | None]:
+    """Yield the metrics (None unless ENABLE_PROMETHEUS) for the activities to feed.
+
+    On exit the listeners leave the sink first, then the log is flushed and closed, so
+    no event is written to a closed file and none buffered is lost.
+    """
+    phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
+    SINK.subscribe(phase_log)
+    log.info("phase events -> %s", phase_log.path)
+    metrics: TraderMetrics | None = None
+    stop = asyncio.Event()
+    stuck_task: asyncio.Task[None] | None = None
+    try:
+        if settings.enable_prometheus:
+            serving = TraderMetrics(client.identity)
+            serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            metrics = serving  # only now: the finally below unsubscribes and closes it
+            SINK.subscribe(metrics)
+            log.info("metrics on http://%s:%d/metrics", settings.prometheus_bind_address,
+                     settings.prometheus_port)
+            stuck_task = asyncio.create_task(report_stuck(
+                client, metrics, timeout_s=settings.stuck_timeout_seconds,
+                interval_s=settings.stuck_check_interval_seconds,
+                task_queue=settings.task_queue, stop=stop))
+        yield metrics
+    finally:
+        stop.set()
+        if stuck_task is not None:
+            await stuck_task
+        if metrics is not None:
+            SINK.unsubscribe(metrics)
+            metrics.close()
+        SINK.unsubscribe(phase_log)
+        phase_log.close()
