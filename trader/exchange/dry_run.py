@@ -14,11 +14,14 @@ from decimal import Decimal
 from trader.core.errors import BadSymbol
 from trader.core.market import Candle, MarketInfo, Order, OrderRequest, Ticker
 from trader.exchange.ccxt_adapter import CcxtExchange
+from trader.exchange.feed import MarketTable
 from trader.exchange.paper import PaperExchange
 
 
-class LiveTickerFeed:
+class LiveTickerFeed(MarketTable):
     """A ``PriceFeed`` whose prices are the latest real tickers (updated on every fetch)."""
+
+    _source = "the live exchange"
 
     def __init__(self) -> None:
         self._markets: dict[str, MarketInfo] = {}
@@ -29,16 +32,6 @@ class LiveTickerFeed:
 
     def update(self, tickers: dict[str, Ticker]) -> None:
         self._tickers.update(tickers)
-
-    @property
-    def symbols(self) -> list[str]:
-        return sorted(self._markets)
-
-    def market(self, symbol: str) -> MarketInfo:
-        try:
-            return self._markets[symbol]
-        except KeyError:
-            raise BadSymbol(f"unknown symbol {symbol!r}") from None
 
     def _ticker(self, symbol: str) -> Ticker:
         self.market(symbol)

@@ -28,7 +28,27 @@ class PriceFeed(Protocol):
         ...
 
 
-class StaticFeed:
+class MarketTable:
+    """The markets a feed lists, and the lookup every feed shares."""
+
+    _markets: dict[str, MarketInfo]
+    _source = "this feed"
+    """Named in the error for an unknown symbol."""
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._markets)
+
+    def market(self, symbol: str) -> MarketInfo:
+        """Raises BadSymbol (naming the markets there are) for an unknown symbol."""
+        try:
+            return self._markets[symbol]
+        except KeyError:
+            raise BadSymbol(f"unknown symbol {symbol!r} on {self._source}; available: "
+                            f"{', '.join(self.symbols[:20]) or 'none'}") from None
+
+
+class StaticFeed(MarketTable):
     """Prices set by hand (tests, demos): the price is whatever was set last."""
 
     def __init__(self, markets: dict[str, MarketInfo], *,
@@ -36,16 +56,6 @@ class StaticFeed:
         self._markets = dict(markets)
         self._prices: dict[str, Decimal] = {}
         self._volume = quote_volume
-
-    @property
-    def symbols(self) -> list[str]:
-        return sorted(self._markets)
-
-    def market(self, symbol: str) -> MarketInfo:
-        try:
-            return self._markets[symbol]
-        except KeyError:
-            raise BadSymbol(f"unknown symbol {symbol!r}") from None
 
     def set_price(self, symbol: str, price: Decimal) -> None:
         self.market(symbol)

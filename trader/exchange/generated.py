@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from trader.core.errors import BadSymbol
 from trader.core.market import Candle, MarketInfo
+from trader.exchange.feed import MarketTable
 
 
 class GeneratedMarketConfig(BaseModel):
@@ -48,24 +48,15 @@ def market_for(symbol: str, price: Decimal) -> MarketInfo:
                       amount_step=amount_step, min_amount=amount_step, min_cost=min_cost)
 
 
-class GeneratedMarket:
+class GeneratedMarket(MarketTable):
+    _source = "the generated market"
+
     def __init__(self, config: GeneratedMarketConfig, *, origin_ms: int) -> None:
         self.config = config
         self.origin_ms = origin_ms
         self._markets = {s: market_for(s, p) for s, p in config.start_prices.items()}
         self._walks: dict[str, array[int]] = {}
         self._rngs: dict[str, random.Random] = {}
-
-    @property
-    def symbols(self) -> list[str]:
-        return sorted(self._markets)
-
-    def market(self, symbol: str) -> MarketInfo:
-        try:
-            return self._markets[symbol]
-        except KeyError:
-            raise BadSymbol(f"unknown symbol {symbol!r} on the generated market; "
-                            f"available: {', '.join(self.symbols)}") from None
 
     def _ticks_at(self, symbol: str, step: int) -> int:
         walk = self._walks.get(symbol)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from trader.core.errors import BadSymbol
 from trader.core.market import Candle, MarketInfo
+from trader.exchange.feed import MarketTable
 from trader.exchange.generated import market_for
 
 _FILE = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-(\d+)([mhd])\.csv$")
@@ -83,8 +84,10 @@ def _load(path: Path, step_ms: int, symbol: str) -> tuple[MarketInfo, _Series]:
     return market, _Series(times, prices, starts, vols, quotes)
 
 
-class ReplayFeed:
+class ReplayFeed(MarketTable):
     """A ``PriceFeed`` over CSV candles; see the module docstring for the time axis."""
+
+    _source = "the replay"
 
     def __init__(self, files: dict[str, tuple[Path, int]], *, speed: Decimal | int = 60,
                  start_ms: int | None = None, origin_ms: int) -> None:
@@ -125,17 +128,6 @@ class ReplayFeed:
     def replay_ms(self, ts_ms: int) -> int:
         """The data instant shown at server time ``ts_ms``."""
         return self.start_ms + int((ts_ms - self.origin_ms) * self.speed)
-
-    @property
-    def symbols(self) -> list[str]:
-        return sorted(self._markets)
-
-    def market(self, symbol: str) -> MarketInfo:
-        try:
-            return self._markets[symbol]
-        except KeyError:
-            raise BadSymbol(f"unknown symbol {symbol!r} in the replay; available: "
-                            f"{', '.join(self.symbols)}") from None
 
     def _at(self, symbol: str, r: int) -> Decimal:
         s, tick = self._series[symbol], self.market(symbol).price_tick
