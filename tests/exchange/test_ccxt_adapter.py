@@ -7,6 +7,7 @@ import asyncio
 import logging
 from decimal import Decimal as D
 
+import ccxt
 import pytest
 from pydantic import SecretStr
 
@@ -211,3 +212,47 @@ async def test_an_order_never_waits_behind_a_batched_ticker_poll(tmp_path):
         order = await ex.create_order(_req("split-1", price=None))
         assert order.status is OrderStatus.CLOSED
         assert loop.time() - t0 < 2.0  # a shared throttler would hold it >= 3.2 s
+
+
+def _no_fills_in_create_response(ex: CcxtExchange) -> None:
+    # Like exchanges (or Binance's RESULT answer) whose create response has no fees: the
+    # adapter then reads the order's trades.
+    ex._ex.options["newOrderRespType"] = {"limit": "RESULT", "market": "RESULT"}
+
+
+async def test_a_placed_order_whose_trades_cannot_be_read_is_unknown_not_failed(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        _no_fills_in_create_response(ex)
+        real = ex._ex.fetch_order_trades
+
+        async def refused(*_: object, **__: object) -> object:
+            raise ccxt.OrderNotFound("binance {\"code\":-2013,\"msg\":\"Order does not exist.\"}")
+
+        ex._ex.fetch_order_trades = refused
+        with pytest.raises(e.OrderStatusUnknown):  # retried: the retry looks the id up
+            await ex.create_order(_req("dtplaced1"))
+        assert len(server_orders(srv)) == 1
+        ex._ex.fetch_order_trades = real
+        found = await ex.fetch_order("BTC/USDT", "dtplaced1")
+        assert found.filled == D("1") and found.fee_base > 0
+
+
+async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        srv.exchange.level_liquidity_quote = D("50")  # thin book: several fills
+        _no_fills_in_create_response(ex)
+        real = ex._ex.fetch_order_trades
+
+        async def lagging(*args: object, **kwargs: object) -> object:
+            return (await real(*args, **kwargs))[:1]  # the exchange has not listed them all
+
+        ex._ex.fetch_order_trades = lagging
+        with pytest.raises(e.OrderStatusUnknown):
+            await ex.create_order(_req("dtlag1", amount="1", price="101"))
+        with pytest.raises(e.RetryableExchangeError, match="cover"):
+            await ex.fetch_order("BTC/USDT", "dtlag1")
+        ex._ex.fetch_order_trades = real
+        order = await ex.fetch_order("BTC/USDT", "dtlag1")  # nothing wrong was remembered
+        fills = srv.exchange.fills("BTC/USDT")
+        assert len(fills) > 1 and order.filled == sum(f.amount for f in fills)
+        assert order.fee_base == sum(f.fee for f in fills)

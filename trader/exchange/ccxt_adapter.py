@@ -23,8 +23,10 @@ from pydantic import SecretStr
 from trader.core.errors import (
     BadSymbol,
     ConfigError,
+    ExchangeError,
     OrderNotFound,
     OrderRejected,
+    OrderStatusUnknown,
     RetryableExchangeError,
 )
 from trader.core.market import (
@@ -187,7 +189,12 @@ class CcxtExchange:
         raw = await self._call(self._ex.create_order(
             request.symbol, request.type.value, request.side.value, format(amount, "f"),
             format(price, "f") if price is not None else None, params), creating=True)
-        return await self._order(raw, m, request.client_order_id)
+        try:
+            return await self._order(raw, m, request.client_order_id)
+        except ExchangeError as exc:  # it is placed: never report that as a failure
+            raise OrderStatusUnknown(
+                f"order {request.client_order_id} placed, but reading its fills failed: {exc}",
+                retry_after=getattr(exc, "retry_after", None)) from None
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         m = await self._market(symbol)
@@ -225,7 +232,7 @@ class CcxtExchange:
             fee, fee_base = cached[1], cached[2]
         else:
             if filled > 0 and not fees:  # e.g. Binance GET order: fees are on the trades
-                fees = cv.fee_items(await self._order_trades(order_id, m.symbol))
+                fees = await self._trade_fees(order_id, m.symbol, filled)
             average = cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0),
                                client_order_id=client_order_id).average
             rates = await self._rates({c for c, _ in fees} - {m.base, m.quote}, m.quote)
@@ -237,11 +244,21 @@ class CcxtExchange:
                     del self._fees[next(iter(self._fees))]
         return cv.order(raw, m, fee=fee, fee_base=fee_base, client_order_id=client_order_id)
 
-    async def _order_trades(self, order_id: str, symbol: str) -> list[dict[str, Any]]:
+    async def _trade_fees(self, order_id: str, symbol: str,
+                          filled: Decimal) -> list[tuple[str, Decimal]]:
+        # Trades listed short of the fill (not all published yet, or a page cut off) would
+        # undercount the fees for good: a fee seen later without more fill is never applied.
         if self._ex.has.get("fetchOrderTrades"):
-            return list(await self._call(self._ex.fetch_order_trades(order_id, symbol)))
-        return list(await self._call(
-            self._ex.fetch_my_trades(symbol, None, None, {"orderId": order_id})))
+            trades = await self._call(self._ex.fetch_order_trades(order_id, symbol))
+        else:
+            trades = await self._call(
+                self._ex.fetch_my_trades(symbol, None, None, {"orderId": order_id}))
+        covered = sum((cv.dec(t.get("amount"), Decimal(0)) or Decimal(0) for t in trades),
+                      Decimal(0))
+        if covered < filled:
+            raise RetryableExchangeError(f"order {order_id} on {symbol}: its trades cover "
+                                         f"{covered} of {filled} filled; fees not known yet")
+        return cv.fee_items(trades)
 
     async def _rates(self, currencies: set[str], quote: str) -> dict[str, Decimal]:
         """Price in ``quote`` of each fee currency that is neither base nor quote (BNB)."""
