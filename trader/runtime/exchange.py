@@ -24,14 +24,17 @@ def build_exchange(settings: Settings) -> Exchange:
     """
     if settings.exchange == "paper":
         return build_paper(settings)
+    # Dry-run reads only public market data: without the keys no order can ever be signed.
+    trading = settings.global_trading
     live = CcxtExchange(
-        settings.exchange, api_key=settings.exchange_api_key,
-        api_secret=settings.exchange_api_secret, sandbox=settings.exchange_sandbox,
+        settings.exchange, api_key=settings.exchange_api_key if trading else None,
+        api_secret=settings.exchange_api_secret if trading else None,
+        sandbox=settings.exchange_sandbox,
         api_url=settings.exchange_api_url, tickers_chunk_size=settings.tickers_chunk_size,
         timeout_s=settings.exchange_timeout_seconds,
         rate_limit_ms=settings.exchange_rate_limit_ms,
     )
-    if settings.global_trading:
+    if trading:
         log.info("%s: LIVE trading (orders go to the exchange)", live.name)
         return live
     log.warning("%s: DRY-RUN (GLOBAL_TRADING=false): live market data, orders SIMULATED by "
