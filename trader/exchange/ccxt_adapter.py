@@ -140,8 +140,9 @@ class CcxtExchange:
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         """One request per ``tickers_chunk_size`` symbols; the single-ticker request for one
         symbol, or per symbol on exchanges without a batch endpoint."""
-        for symbol in symbols:
-            await self._market(symbol)
+        markets = await self.load_markets()
+        if unknown := [s for s in symbols if s not in markets]:
+            raise BadSymbol(f"unknown symbol {unknown[0]!r} on {self.name}")
         raw: dict[str, Any] = {}
         # One symbol: the single-ticker request, which exchanges weigh far less (Binance:
         # 2 against 80 for a symbols list) and ccxt's throttler lets through sooner.

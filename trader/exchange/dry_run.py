@@ -58,13 +58,16 @@ class DryRunExchange:
     def __init__(self, live: CcxtExchange, paper: PaperExchange, feed: LiveTickerFeed) -> None:
         self.live, self.paper, self.feed = live, paper, feed
         self.name = live.name
+        self._markets: dict[str, MarketInfo] | None = None
 
     def __repr__(self) -> str:
         return f"DryRunExchange({self.live!r})"
 
     async def load_markets(self) -> dict[str, MarketInfo]:
         markets = await self.live.load_markets()
-        self.feed.set_markets(markets)
+        if markets is not self._markets:  # loaded once per process: copied into the feed once
+            self.feed.set_markets(markets)
+            self._markets = markets
         return markets
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
