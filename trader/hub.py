@@ -95,6 +95,9 @@ class MarketHub:
                     # earlier only extends the ban (Binance 429 -> 418).
                     if isinstance(exc, RetryableExchangeError) and exc.retry_after:
                         delay = max(delay, exc.retry_after)
+                except Exception as exc:  # a bug or a garbled answer: must not end every watch
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("market hub cycle failed unexpectedly")
                 else:
                     self.last_error = None
                     self.cycles += 1

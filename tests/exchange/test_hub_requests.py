@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from decimal import Decimal as D
 
 import pytest
 
 from tests.exchange.sim_fixtures import generated_markets, sim_and_adapter
 from trader.binance_sim.faults import FaultRule
+from trader.core.market import Ticker
 from trader.hub import MarketHub
 
 TICKERS = "GET /api/v3/ticker/24hr"
@@ -73,3 +75,30 @@ async def test_rate_limit_retry_after_holds_the_next_cycle(tmp_path):
         assert ticker.symbol == "BTC/USDT"
         assert waited >= 2.0  # not retried at the 0.05 s poll interval
         assert srv.stats[TICKERS] == 2  # the 429, then one request after Retry-After
+
+
+class _GarbledOnce:
+    """An exchange whose first answer breaks the hub in an unforeseen way (not a
+    TraderError), then answers normally."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("garbled answer")
+        return {s: Ticker(symbol=s, ts_ms=self.calls, bid=D(1), ask=D(1), last=D(1))
+                for s in symbols}
+
+
+async def test_an_unforeseen_error_does_not_stop_the_hub_for_good():
+    ex = _GarbledOnce()
+    hub = MarketHub(ex, poll_interval_s=0.01)  # type: ignore[arg-type]
+    try:
+        async with hub.subscription("BTC/USDT") as stream:
+            ticker = await asyncio.wait_for(anext(stream), timeout=5)
+        assert ticker.symbol == "BTC/USDT" and ex.calls >= 2
+        assert hub.last_error is None
+    finally:
+        await hub.stop()
