@@ -256,3 +256,28 @@ async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_pat
         fills = srv.exchange.fills("BTC/USDT")
         assert len(fills) > 1 and order.filled == sum(f.amount for f in fills)
         assert order.fee_base == sum(f.fee for f in fills)
+
+
+async def test_a_fee_in_a_third_currency_without_a_price_counts_zero_not_bad_symbol(
+        tmp_path, caplog):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        _no_fills_in_create_response(ex)
+        real = ex._ex.fetch_order_trades
+
+        async def paid_in_eth(*args: object, **kwargs: object) -> object:
+            trades = await real(*args, **kwargs)
+            for t in trades:  # like Binance's BNB discount: the fee in a third currency
+                t["fee"], t["fees"] = {"currency": "ETH", "cost": 0.0005}, []
+            return trades
+
+        async def delisted(*_: object, **__: object) -> object:
+            raise ccxt.BadSymbol("binance {\"code\":-1121,\"msg\":\"Invalid symbol.\"}")
+
+        ex._ex.fetch_order_trades = paid_in_eth
+        order = await ex.create_order(_req("dteth1"))
+        n = len(srv.exchange.fills("BTC/USDT"))
+        assert order.fee == D("0.0005") * n * D("2000") and order.fee_base == 0
+        ex._ex.fetch_ticker = delisted  # ETH/USDT gone since the markets were loaded
+        other = await ex.create_order(_req("dteth2"))
+        assert other.filled == D("1") and other.fee == 0
+        assert "has no price in USDT" in caplog.text

@@ -267,7 +267,9 @@ class CcxtExchange:
         pairs = {c: f"{c}/{quote}" for c in currencies if f"{c}/{quote}" in markets}
         if not pairs:
             return {}
-        tickers = await self.fetch_tickers(sorted(pairs.values()))
+        tickers: dict[str, Ticker] = {}
+        with contextlib.suppress(BadSymbol):  # delisted since load: no price (split_fees warns)
+            tickers = await self.fetch_tickers(sorted(pairs.values()))
         return {c: tickers[s].last for c, s in pairs.items() if s in tickers}
 
     async def fetch_balance(self) -> dict[str, Decimal]:
