@@ -39,11 +39,11 @@ from trader.core.market import (
 )
 from trader.exchange import ccxt_convert as cv
 from trader.exchange.ccxt_errors import translate
+from trader.exchange.ccxt_fees import OrderFees
 from trader.exchange.ccxt_setup import client_id_rules, configure, default_rate_limit_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_FEE_CACHE = 4096
 MARKET_DATA_SHARE = 0.5
 """Share of the exchange's request budget the market-data client may use; orders, lookups
 and balances have the rest to themselves."""
@@ -103,7 +103,8 @@ class CcxtExchange:
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_lock = asyncio.Lock()
         self._last: dict[str, Ticker] = {}
-        self._fees: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # order id -> filled, fees
+        self._fees = OrderFees(self._ex, call=self._call, markets=self.load_markets,
+                               tickers=self.fetch_tickers)
 
     def __repr__(self) -> str:  # never the credentials
         return f"CcxtExchange({self.name!r}, api_url={self.api_url!r})"
@@ -224,53 +225,8 @@ class CcxtExchange:
         return [await self._order(raw, m, str(raw.get("clientOrderId") or "")) for raw in rows]
 
     async def _order(self, raw: dict[str, Any], m: MarketInfo, client_order_id: str) -> Order:
-        """The domain order, with fees normalised to quote (see ``ccxt_convert.split_fees``)."""
-        filled = cv.dec(raw.get("filled"), Decimal(0)) or Decimal(0)
-        fees = cv.fee_items(raw)
-        order_id = str(raw.get("id") or "")
-        cached = self._fees.get(order_id)
-        if cached is not None and cached[0] == filled:
-            fee, fee_base = cached[1], cached[2]
-        else:
-            if filled > 0 and not fees:  # e.g. Binance GET order: fees are on the trades
-                fees = await self._trade_fees(order_id, m.symbol, filled)
-            average = cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0),
-                               client_order_id=client_order_id).average
-            rates = await self._rates({c for c, _ in fees} - {m.base, m.quote}, m.quote)
-            fee, fee_base = cv.split_fees(fees, base=m.base, quote=m.quote, average=average,
-                                          rates=rates)
-            if order_id:
-                self._fees[order_id] = (filled, fee, fee_base)
-                if len(self._fees) > _FEE_CACHE:  # only recent orders are asked about again
-                    del self._fees[next(iter(self._fees))]
+        fee, fee_base = await self._fees.of(raw, m)
         return cv.order(raw, m, fee=fee, fee_base=fee_base, client_order_id=client_order_id)
-
-    async def _trade_fees(self, order_id: str, symbol: str,
-                          filled: Decimal) -> list[tuple[str, Decimal]]:
-        # Trades listed short of the fill (not all published yet, or a page cut off) would
-        # undercount the fees for good: a fee seen later without more fill is never applied.
-        if self._ex.has.get("fetchOrderTrades"):
-            trades = await self._call(self._ex.fetch_order_trades(order_id, symbol))
-        else:
-            trades = await self._call(
-                self._ex.fetch_my_trades(symbol, None, None, {"orderId": order_id}))
-        covered = sum((cv.dec(t.get("amount"), Decimal(0)) or Decimal(0) for t in trades),
-                      Decimal(0))
-        if covered < filled:
-            raise RetryableExchangeError(f"order {order_id} on {symbol}: its trades cover "
-                                         f"{covered} of {filled} filled; fees not known yet")
-        return cv.fee_items(trades)
-
-    async def _rates(self, currencies: set[str], quote: str) -> dict[str, Decimal]:
-        """Price in ``quote`` of each fee currency that is neither base nor quote (BNB)."""
-        markets = await self.load_markets()
-        pairs = {c: f"{c}/{quote}" for c in currencies if f"{c}/{quote}" in markets}
-        if not pairs:
-            return {}
-        tickers: dict[str, Ticker] = {}
-        with contextlib.suppress(BadSymbol):  # delisted since load: no price (split_fees warns)
-            tickers = await self.fetch_tickers(sorted(pairs.values()))
-        return {c: tickers[s].last for c, s in pairs.items() if s in tickers}
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         raw = await self._call(self._ex.fetch_balance())

@@ -127,17 +127,20 @@ def split_fees(fees: Iterable[tuple[str, Decimal]], *, base: str, quote: str,
     return fee, fee_base
 
 
-def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base: Decimal,
-          client_order_id: str) -> Order:
-    """A domain Order. ``average`` is cost / filled when the exchange reports a cost, so
-    ``Order.cost`` equals what the exchange says was paid."""
+def average(raw: Mapping[str, Any]) -> Decimal | None:
+    """Average fill price: cost / filled when the exchange reports a cost, so ``Order.cost``
+    equals what the exchange says was paid; None when nothing filled."""
     filled = dec(raw.get("filled"), Decimal(0)) or Decimal(0)
     cost = dec(raw.get("cost"))
-    average = dec(raw.get("average"))
     if filled > 0 and cost:
-        average = cost / filled
-    elif filled == 0:
-        average = None
+        return cost / filled
+    return None if filled == 0 else dec(raw.get("average"))
+
+
+def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base: Decimal,
+          client_order_id: str) -> Order:
+    """A domain Order (``average`` as ``average`` computes it)."""
+    filled = dec(raw.get("filled"), Decimal(0)) or Decimal(0)
     tif = str(raw.get("timeInForce") or "GTC").upper()
     return Order(
         id=str(raw.get("id") or ""), client_order_id=raw.get("clientOrderId") or client_order_id,
@@ -145,7 +148,7 @@ def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base:
         type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
         time_in_force=TimeInForce.IOC if tif in ("IOC", "FOK") else TimeInForce.GTC,
         amount=dec(raw.get("amount"), Decimal(0)) or Decimal(0),
-        price=dec(raw.get("price")) or None, filled=filled, average=average, fee=fee,
+        price=dec(raw.get("price")) or None, filled=filled, average=average(raw), fee=fee,
         fee_base=fee_base, status=_STATUS.get(str(raw.get("status")), OrderStatus.OPEN),
         ts_ms=int(raw.get("timestamp") or 0),
     )
