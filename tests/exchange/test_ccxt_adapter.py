@@ -281,3 +281,19 @@ async def test_a_fee_in_a_third_currency_without_a_price_counts_zero_not_bad_sym
         other = await ex.create_order(_req("dteth2"))
         assert other.filled == D("1") and other.fee == 0
         assert "has no price in USDT" in caplog.text
+
+
+async def test_cancel_of_an_order_that_filled_meanwhile_returns_the_filled_order(tmp_path):
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        await ex.create_order(_req("dtrace1", price="90", tif=TimeInForce.GTC))
+        real = ex._ex.cancel_order
+
+        async def fills_first(*args: object, **kwargs: object) -> object:
+            srv.feed.set_price("BTC/USDT", D("80"))  # it fills before the cancel arrives
+            return await real(*args, **kwargs)
+
+        ex._ex.cancel_order = fills_first
+        order = await ex.cancel_order("BTC/USDT", "dtrace1")  # Binance answers -2011
+        assert order.status is OrderStatus.CLOSED and order.filled == D("1")
+        assert order.fee_base == sum(f.fee for f in srv.exchange.fills("BTC/USDT")) > 0
+        assert srv.stats["DELETE /api/v3/order"] == 1
