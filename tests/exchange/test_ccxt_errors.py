@@ -118,6 +118,10 @@ def test_retry_after_forms() -> None:
     assert retry_after_s({"Retry-After": "Thu, 26 Nov 2026 05:00:10 GMT"},
                          now=1795669200.0) == 10.0
     assert retry_after_s({"Retry-After": "soon"}) is None
+    for garbled in ("nan", "inf", "-inf"):  # floats, but no retry delay
+        assert retry_after_s({"Retry-After": garbled}) is None
+        domain = translate(ccxt.RateLimitExceeded("x"), headers={"Retry-After": garbled})
+        assert to_application_error(domain).next_retry_delay is None
     assert retry_after_s(None) is None
 
 

@@ -18,6 +18,7 @@ here. ``tests/exchange/test_ccxt_errors.py`` fails when ccxt adds a class not in
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -104,9 +105,11 @@ def retry_after_s(headers: Mapping[str, str] | None, *, now: float | None = None
     if value is None:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "nan"/"inf" parse as floats, but no timedelta (next_retry_delay) takes them
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
