@@ -58,6 +58,9 @@ async def test_tickers_batched_per_chunk_and_exact(tmp_path):
         del srv.engine._ids["ETHUSDT"]
         tickers = await ex.fetch_tickers(["BTC/USDT", "ETH/USDT", "ADA/BTC"])
         assert sorted(tickers) == ["ADA/BTC", "BTC/USDT"]
+        srv.stats.clear()  # the next poll: one batch without the refused symbol
+        tickers = await ex.fetch_tickers(["BTC/USDT", "ETH/USDT", "ADA/BTC"])
+        assert sorted(tickers) == ["ADA/BTC", "BTC/USDT"] and srv.stats[TICKERS] == 1
 
 
 async def test_buy_fee_in_base_from_fills_then_from_trades_on_lookup(tmp_path):

@@ -103,6 +103,7 @@ class CcxtExchange:
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_lock = asyncio.Lock()
         self._last: dict[str, Ticker] = {}
+        self._delisted: set[str] = set()  # refused by the exchange since load_markets
         self._fees = OrderFees(self._ex, call=self._call, markets=self.load_markets,
                                tickers=self.fetch_tickers)
 
@@ -148,15 +149,14 @@ class CcxtExchange:
         # One symbol: the single-ticker request, which exchanges weigh far less (Binance:
         # 2 against 80 for a symbols list) and ccxt's throttler lets through sooner.
         if len(symbols) > 1 and self._ex.has.get("fetchTickers"):
-            for i in range(0, len(symbols), self.tickers_chunk_size):
-                chunk = symbols[i:i + self.tickers_chunk_size]
+            batched = [s for s in symbols if s not in self._delisted]
+            for i in range(0, len(batched), self.tickers_chunk_size):
+                chunk = batched[i:i + self.tickers_chunk_size]
                 try:
                     raw.update(await self._call(self._md.fetch_tickers(chunk),
                                                 client=self._md))
                 except BadSymbol:  # delisted since load_markets: must not starve the others
-                    for symbol in chunk:
-                        with contextlib.suppress(BadSymbol):
-                            raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
+                    await self._one_by_one(chunk, raw)
         else:
             for symbol in symbols:
                 raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
@@ -167,6 +167,18 @@ class CcxtExchange:
             if t is not None:
                 out[symbol] = self._last[symbol] = t
         return out
+
+    async def _one_by_one(self, chunk: list[str], raw: dict[str, Any]) -> None:
+        # Market data, so on the market-data client: a chunk of single requests on the order
+        # path would hold every order behind their throttle debt. A refused symbol is left out
+        # of later batches, or every poll would repeat this for the life of the process.
+        for symbol in chunk:
+            try:
+                raw[symbol] = await self._call(self._md.fetch_ticker(symbol), client=self._md)
+            except BadSymbol:
+                self._delisted.add(symbol)
+                log.warning("%s: %s refused as unknown since the markets were loaded; "
+                            "left out of ticker polls", self.name, symbol)
 
     def last_ticker(self, symbol: str) -> Ticker | None:
         """The latest ticker this process saw for the symbol (no request)."""
