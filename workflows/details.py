@@ -6,17 +6,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from trader.contracts import StatusMemo
+from trader.core.messages import fmt
 from trader.core.phases import HOLDING_PHASES, Phase
 from trader.core.pnl import unrealized_pnl_pct
 from trader.core.state import CoinState
 
 # The memo is stored in history on every upsert: a long note is cut to keep events small.
 _MEMO_NOTE_LIMIT = 160
-
-
-def fmt_decimal(value: Decimal) -> str:
-    """A Decimal for display (no exponent, no trailing zeros)."""
-    return format(value.normalize(), "f") if value else "0"
 
 
 def render_details(s: CoinState, *, simulated: bool) -> str:
@@ -27,17 +23,17 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     if s.phase in HOLDING_PHASES and s.amount > 0:
         pnl = unrealized_pnl_pct(s.current_price, s.entry_price)
         lines.append(
-            f"position {fmt_decimal(s.remaining)} @ {fmt_decimal(s.entry_price)} · last "
-            f"{fmt_decimal(s.current_price)} · unrealized {pnl:+.2f} %"
+            f"position {fmt(s.remaining)} @ {fmt(s.entry_price)} · last "
+            f"{fmt(s.current_price)} · unrealized {pnl:+.2f} %"
         )
         lines.append(
-            f"TP {fmt_decimal(s.tp_px)} · SL {fmt_decimal(s.sl_px)} · "
-            f"trailing {fmt_decimal(s.trailing_trigger)}")
+            f"TP {fmt(s.tp_px)} · SL {fmt(s.sl_px)} · "
+            f"trailing {fmt(s.trailing_trigger)}")
     else:
         lines.append(
-            f"last {fmt_decimal(s.current_price)} · anchor {fmt_decimal(s.anchor_price)}")
+            f"last {fmt(s.current_price)} · anchor {fmt(s.anchor_price)}")
     lines.append(f"closed trades {s.trades_closed} · "
-                 f"realized net {fmt_decimal(s.realized_pnl_total)}")
+                 f"realized net {fmt(s.realized_pnl_total)}")
     if s.entries_paused:
         lines.append("entries paused")
     if s.last_error and s.phase is Phase.ERROR:
