@@ -15,12 +15,19 @@ from trader.core.state import CoinState
 _MEMO_NOTE_LIMIT = 160
 
 
+def _shows_position(s: CoinState) -> bool:
+    # ERROR too: a sell the exchange refused leaves the position held, and that is when an
+    # operator most needs to see it.
+    return s.amount > 0 and (s.phase in HOLDING_PHASES
+                             or (s.phase is Phase.ERROR and s.remaining > 0))
+
+
 def render_details(s: CoinState, *, simulated: bool) -> str:
     since = datetime.fromtimestamp(s.phase_since, UTC).strftime("%H:%M:%S UTC")
     lines = [f"**{s.symbol}** · phase `{s.phase.value}` since {since}"]
     if simulated:
         lines[0] += " · SIMULATED"
-    if s.phase in HOLDING_PHASES and s.amount > 0:
+    if _shows_position(s):
         pnl = unrealized_pnl_pct(s.current_price, s.entry_price)
         lines.append(
             f"position {fmt(s.remaining)} @ {fmt(s.entry_price)} · last "
@@ -49,7 +56,7 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
 
 def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
     """The memo ``starter.py status`` reads (prices and PnL: never in search attributes)."""
-    holding = s.phase in HOLDING_PHASES and s.amount > 0
+    holding = _shows_position(s)
     return StatusMemo(
         price=s.current_price,
         entry=s.entry_price if holding else Decimal(0),
