@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from trader.contracts import StatusMemo
+from trader.core.messages import fmt
 from trader.core.phases import HOLDING_PHASES, Phase
 from trader.core.pnl import unrealized_pnl_pct
 from trader.core.state import CoinState
@@ -14,9 +15,11 @@ from trader.core.state import CoinState
 _MEMO_NOTE_LIMIT = 160
 
 
-def fmt_decimal(value: Decimal) -> str:
-    """A Decimal for display (no exponent, no trailing zeros)."""
-    return format(value.normalize(), "f") if value else "0"
+def _shows_position(s: CoinState) -> bool:
+    # ERROR too: a sell the exchange refused leaves the position held, and that is when an
+    # operator most needs to see it.
+    return s.amount > 0 and (s.phase in HOLDING_PHASES
+                             or (s.phase is Phase.ERROR and s.remaining > 0))
 
 
 def render_details(s: CoinState, *, simulated: bool) -> str:
@@ -24,20 +27,20 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     lines = [f"**{s.symbol}** · phase `{s.phase.value}` since {since}"]
     if simulated:
         lines[0] += " · SIMULATED"
-    if s.phase in HOLDING_PHASES and s.amount > 0:
+    if _shows_position(s):
         pnl = unrealized_pnl_pct(s.current_price, s.entry_price)
         lines.append(
-            f"position {fmt_decimal(s.remaining)} @ {fmt_decimal(s.entry_price)} · last "
-            f"{fmt_decimal(s.current_price)} · unrealized {pnl:+.2f} %"
+            f"position {fmt(s.remaining)} @ {fmt(s.entry_price)} · last "
+            f"{fmt(s.current_price)} · unrealized {pnl:+.2f} %"
         )
         lines.append(
-            f"TP {fmt_decimal(s.tp_px)} · SL {fmt_decimal(s.sl_px)} · "
-            f"trailing {fmt_decimal(s.trailing_trigger)}")
+            f"TP {fmt(s.tp_px)} · SL {fmt(s.sl_px)} · "
+            f"trailing {fmt(s.trailing_trigger)}")
     else:
         lines.append(
-            f"last {fmt_decimal(s.current_price)} · anchor {fmt_decimal(s.anchor_price)}")
+            f"last {fmt(s.current_price)} · anchor {fmt(s.anchor_price)}")
     lines.append(f"closed trades {s.trades_closed} · "
-                 f"realized net {fmt_decimal(s.realized_pnl_total)}")
+                 f"realized net {fmt(s.realized_pnl_total)}")
     if s.entries_paused:
         lines.append("entries paused")
     if s.last_error and s.phase is Phase.ERROR:
@@ -53,7 +56,7 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
 
 def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
     """The memo ``starter.py status`` reads (prices and PnL: never in search attributes)."""
-    holding = s.phase in HOLDING_PHASES and s.amount > 0
+    holding = _shows_position(s)
     return StatusMemo(
         price=s.current_price,
         entry=s.entry_price if holding else Decimal(0),

@@ -12,13 +12,12 @@ with workflow.unsafe.imports_passed_through():
     from trader.core import ids
     from trader.core.fills import apply_fill, start_order
     from trader.core.market import Order, OrderSide, OrderType, TimeInForce
-    from trader.core.messages import format_entry
+    from trader.core.messages import fmt, format_entry
     from trader.core.params import BuyOrderMode
     from trader.core.phases import Trigger
     from trader.core.rules import check_guards, exit_levels
     from trader.core.sizing import is_dust, size_buy
     from workflows.base import TraderBase, error_message, error_type
-    from workflows.details import fmt_decimal
 
 REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
 
@@ -61,8 +60,8 @@ class EntryPhases(TraderBase):
             s.anchor_price = s.current_price
         watch = self._start_watch(c.WATCH_ENTRY, c.WatchEntryInput(
             symbol=s.symbol, params=p, anchor=s.anchor_price, window=self._window,
-        ), c.WatchEntryResult, summary=f"buy on a {fmt_decimal(p.drop_trigger_pct)}% drop "
-                                       f"from {fmt_decimal(s.anchor_price)}")
+        ), c.WatchEntryResult, summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
+                                       f"from {fmt(s.anchor_price)}")
         outcome, res = await self._race(watch, until=self._idle_blocked)
         if outcome != "done":
             return
@@ -135,7 +134,7 @@ class EntryPhases(TraderBase):
         try:
             order = await self._exchange_call(
                 c.PLACE_ORDER, order_input, Order,
-                summary=f"place_buy {s.symbol} {fmt_decimal(sizing.amount)} @ ~{fmt_decimal(ask)} "
+                summary=f"place_buy {s.symbol} {fmt(sizing.amount)} @ ~{fmt(ask)} "
                         f"{p.buy_order_mode.value.upper()}")
         except ActivityError as err:
             s.last_error = error_message(err)

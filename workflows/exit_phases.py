@@ -13,13 +13,12 @@ with workflow.unsafe.imports_passed_through():
     from trader.core import ids
     from trader.core.fills import apply_fill, sell_done, start_order
     from trader.core.market import Order, OrderSide, OrderType, TimeInForce
-    from trader.core.messages import format_exit
+    from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
     from trader.core.pnl import realized_pnl
     from trader.core.rules import ExitReason, TrailingState, evaluate_exit
     from trader.core.sizing import is_dust, sellable_amount
     from workflows.base import TraderBase, error_message, error_type
-    from workflows.details import fmt_decimal
 
 
 class ExitPhases(TraderBase):
@@ -45,9 +44,9 @@ class ExitPhases(TraderBase):
         watch = self._start_watch(c.WATCH_EXIT, c.WatchExitInput(
             symbol=s.symbol, params=p, entry_price=s.entry_price, entry_ts=s.entry_ts,
             peak=s.peak_price, trailing_trigger=s.trailing_trigger,
-        ), c.WatchExitResult, summary=f"holding {fmt_decimal(s.remaining)} from "
-                                      f"{fmt_decimal(s.entry_price)}, TP {fmt_decimal(s.tp_px)}"
-                                      f" / SL {fmt_decimal(s.sl_px)}")
+        ), c.WatchExitResult, summary=f"holding {fmt(s.remaining)} from "
+                                      f"{fmt(s.entry_price)}, TP {fmt(s.tp_px)}"
+                                      f" / SL {fmt(s.sl_px)}")
         outcome, res = await self._race(
             watch, until=lambda: self._exit_requested() or s.shutdown_requested,
             timeout=hold_left)
@@ -111,8 +110,8 @@ class ExitPhases(TraderBase):
         try:
             order = await self._exchange_call(
                 c.PLACE_ORDER, order_input, Order,
-                summary=f"place_sell {s.symbol} {fmt_decimal(amount)} @ "
-                        f"~{fmt_decimal(s.current_price)} {step} ({s.exit_reason})")
+                summary=f"place_sell {s.symbol} {fmt(amount)} @ "
+                        f"~{fmt(s.current_price)} {step} ({s.exit_reason})")
         except ActivityError as err:
             s.last_error = error_message(err)
             s.retry_count += 1

@@ -18,6 +18,7 @@ from rich.text import Text
 from temporalio.client import Client
 
 from trader.contracts import STATUS_MEMO_KEY, StatusMemo
+from trader.core.messages import fmt
 from trader.core.phases import HOLDING_PHASES, Phase
 from trader.runtime import search as sa
 
@@ -120,7 +121,7 @@ def _pnl(value: Decimal | None) -> Text:
 
 def _price(value: Decimal) -> str:
     # Display only: money stays Decimal everywhere else.
-    return format(value.normalize(), "f") if value else "-"
+    return fmt(value) if value else "-"
 
 
 def _age(now: datetime, since: datetime | None) -> str:

@@ -50,7 +50,10 @@ async def observability(settings: Settings, client: Client
     finally:
         stop.set()
         if stuck_task is not None:
-            await stuck_task
+            # Cancelled, not awaited to its end: a visibility call in flight can hang (a
+            # server that never answers) and would hold back the log's final flush.
+            stuck_task.cancel()
+            await asyncio.wait({stuck_task})
         if metrics is not None:
             SINK.unsubscribe(metrics)
             metrics.close()

@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from trader.core.phases import QUIET_PHASES, Phase
 from trader.observe.metrics import TraderMetrics
+from trader.observe.status_table import traders_query
 from trader.runtime import search as sa
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,7 @@ def stuck_query(*, timeout_s: float, task_queue: str, now: datetime | None = Non
         raise ValueError(f"stuck timeout must be >= 0 seconds, got {timeout_s}")
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=timeout_s)
     phases = ", ".join(f'"{p.value}"' for p in STUCK_PHASES)
-    return (f'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running" '
-            f'AND TaskQueue = "{task_queue}" '
-            f'AND {sa.TRADING_PHASE.name} IN ({phases}) '
+    return (f'{traders_query(task_queue)} AND {sa.TRADING_PHASE.name} IN ({phases}) '
             f'AND {sa.PHASE_SINCE.name} < "{cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"')
 
 
@@ -75,9 +74,7 @@ def format_stuck(rows: list[StuckSymbol], *, now: datetime | None = None) -> str
 async def phase_counts(client: Client, *, task_queue: str) -> dict[str, int]:
     """Running symbols per phase, from visibility (every phase present, 0 when empty)."""
     counts = dict.fromkeys((p.value for p in Phase), 0)
-    query = (f'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running" '
-             f'AND TaskQueue = "{task_queue}"')
-    async for wf in client.list_workflows(query):
+    async for wf in client.list_workflows(traders_query(task_queue)):
         phase = wf.typed_search_attributes.get(sa.TRADING_PHASE)
         if phase in counts:
             counts[phase] += 1

@@ -76,10 +76,18 @@ async def _run(settings: Settings, client: Client, stop: asyncio.Event,
 def _start_status_table(settings: Settings, client: Client,
                         stop: asyncio.Event) -> asyncio.Task[int]:
     """ENABLE_RICH_TABLE: the live status table as a background task of this worker."""
-    return asyncio.create_task(live_status(
+    task = asyncio.create_task(live_status(
         client, traders_query(settings.task_queue), console=status_console(),
         refresh_hz=settings.rich_table_refresh_hz, show_idle=settings.rich_table_show_idle,
         stop=stop), name="status-table")
+    task.add_done_callback(_log_table_failure)
+    return task
+
+
+def _log_table_failure(task: asyncio.Task[int]) -> None:
+    # When it fails, not at shutdown: until then the operator sees only a frozen table.
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("status table failed", exc_info=exc)
 
 
 async def _stop_status_table(task: asyncio.Task[int], *, stopped: bool) -> None:
@@ -93,5 +101,5 @@ async def _stop_status_table(task: asyncio.Task[int], *, stopped: bool) -> None:
         await task
     except asyncio.CancelledError:
         pass
-    except Exception:
-        log.exception("status table failed")
+    except Exception:  # already logged when it failed (_log_table_failure)
+        pass
