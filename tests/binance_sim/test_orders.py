@@ -94,6 +94,16 @@ async def test_insufficient_funds_counts_what_resting_orders_hold(server, client
         await client.create_order("BTC/USDT", "market", "sell", 2)
 
 
+async def test_a_market_buy_is_priced_through_the_levels_it_walks(server, client):
+    # 1 BTC at 65000 takes the first level (~0.77 BTC) and part of the second: enough
+    # USDT for 1 BTC at the ask is not enough, and the account must never go negative.
+    server.exchange.set_balance("USDT", D("65032.50"))
+    with pytest.raises(ccxt.InsufficientFunds):
+        await client.create_order("BTC/USDT", "market", "buy", 1)
+    assert server.engine.orders() == []
+    assert (await server.exchange.fetch_balance())["USDT"] == D("65032.50")
+
+
 async def test_filter_failures_use_binance_codes(server, client):
     # ccxt maps -1013 by the filter named in the body: LOT_SIZE / PRICE_FILTER ->
     # InvalidOrder; NOTIONAL -> BadRequest (so an adapter must treat BadRequest from

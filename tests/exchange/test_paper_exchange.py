@@ -218,3 +218,13 @@ async def test_refresh_open_orders_fills_gtc_orders_of_every_symbol(tmp_path):
     feed.set_price("BTC/USDT", D("98.90"))
     assert await ex.refresh_open_orders() == []
     assert (await ex.fetch_order("BTC/USDT", "g1")).status.value == "closed"
+
+
+async def test_market_buy_beyond_the_first_level_cannot_overdraw_the_quote(tmp_path):
+    # ~2 BTC per level: 3 BTC at market walk up to the second level, so the touch price
+    # (what 3 BTC "cost" at the ask) understates what the order really spends.
+    ex, _ = make(tmp_path, liquidity="200")
+    ex.set_balance("USDT", D(3) * D("100.05") * D("1.001"))  # enough at the touch only
+    with pytest.raises(errors.InsufficientFunds):
+        await ex.create_order(req("m1", amount="3", price=None, type_=OrderType.MARKET))
+    assert (await ex.fetch_balance())["USDT"] >= 0 and ex.all_orders() == []

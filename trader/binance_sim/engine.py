@@ -115,7 +115,7 @@ class SimEngine:
         if amount is None:
             raise e.mandatory("quantity")
         self._check_filters(market, amount, price, touch)
-        await self._check_free(market, side, amount, price or touch)
+        await self._check_free(market, side, amount, price)
         request = OrderRequest(symbol=symbol, side=side, type=type_, amount=amount,
                                price=price, time_in_force=tif, client_order_id=cid)
         try:
@@ -138,18 +138,14 @@ class SimEngine:
         if amount * (price if price is not None else touch) < m.min_cost:
             raise e.filter_failure("NOTIONAL")
 
-    async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal, price: Decimal
-                    ) -> None:
+    async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal,
+                          price: Decimal | None) -> None:
         """Funds held by resting orders are not available (the paper engine holds none)."""
-        fee = 0 if self.exchange.fee_in_received_asset else self._fee(m)
-        need = amount * price * (1 + fee) if side is OrderSide.BUY else amount
-        asset = m.quote if side is OrderSide.BUY else m.base
+        buy = side is OrderSide.BUY
+        need = self.exchange.buy_cost(m.symbol, amount, price) if buy else amount
+        asset = m.quote if buy else m.base
         if need > (await self.free_balances()).get(asset, (Decimal(0), Decimal(0)))[0]:
             raise e.insufficient_balance()
-
-    def _fee(self, m: MarketInfo) -> Decimal:
-        rate = self.exchange.fee_rate
-        return rate if rate is not None else m.taker_fee
 
     async def find(self, symbol: str, p: Mapping[str, str], *, for_cancel: bool = False) -> Order:
         """The order named by ``orderId`` or ``origClientOrderId``, re-matched first."""
@@ -198,9 +194,8 @@ class SimEngine:
             m = self.feed.market(o.symbol)
             left = o.amount - o.filled
             if o.side is OrderSide.BUY:
-                fee = 0 if self.exchange.fee_in_received_asset else self._fee(m)
-                locked[m.quote] = locked.get(m.quote, Decimal(0)) + left * (o.price or 0) * (
-                    1 + fee)
+                locked[m.quote] = locked.get(m.quote, Decimal(0)) + self.exchange.buy_cost(
+                    o.symbol, left, o.price)
             else:
                 locked[m.base] = locked.get(m.base, Decimal(0)) + left
         totals = await self.exchange.fetch_balance()

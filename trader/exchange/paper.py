@@ -177,15 +177,28 @@ class PaperExchange:
     def _check_funds(self, db: sqlite3.Connection, r: OrderRequest, order: Order) -> None:
         market = self.feed.market(r.symbol)
         if r.side is OrderSide.BUY:
-            _, _, ask = self._book_top(r.symbol, self._clock())
-            fee_part = 0 if self.fee_in_received_asset else self._fee(market)
-            need = r.amount * (r.price or ask) * (1 + fee_part)
+            need = self.buy_cost(r.symbol, r.amount, r.price)
             have = PaperStore.balance(db, market.quote)
             currency = market.quote
         else:
             need, have, currency = r.amount, PaperStore.balance(db, market.base), market.base
         if have < need:
             raise errors.InsufficientFunds(f"need {need} {currency}, have {have}")
+
+    def buy_cost(self, symbol: str, amount: Decimal, price: Decimal | None) -> Decimal:
+        """The most quote a buy of ``amount`` can spend now, fee included unless it is paid
+        in the base: at most ``price`` per unit for a limit, the book walked for a market."""
+        market = self.feed.market(symbol)
+        fee = 0 if self.fee_in_received_asset else self._fee(market)
+        if price is not None:
+            return amount * price * (1 + fee)
+        cost, left = Decimal(0), amount
+        for level_price, qty in self._levels(market, OrderSide.BUY, self._clock()):
+            take = min(qty, left)
+            cost, left = cost + take * level_price, left - take
+            if left <= 0:
+                break
+        return cost * (1 + fee)
 
     def _fee(self, market: MarketInfo) -> Decimal:
         return self.fee_rate if self.fee_rate is not None else market.taker_fee
