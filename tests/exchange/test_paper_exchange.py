@@ -228,3 +228,26 @@ async def test_market_buy_beyond_the_first_level_cannot_overdraw_the_quote(tmp_p
     with pytest.raises(errors.InsufficientFunds):
         await ex.create_order(req("m1", amount="3", price=None, type_=OrderType.MARKET))
     assert (await ex.fetch_balance())["USDT"] >= 0 and ex.all_orders() == []
+
+
+async def test_a_fill_by_another_process_during_a_cancel_is_not_overwritten(tmp_path):
+    ex, _ = make(tmp_path)
+    await ex.create_order(req("g1", price="99.00", tif=TimeInForce.GTC))
+    other, other_feed = make(tmp_path)  # another worker on the same file
+    other_feed.set_price("BTC/USDT", D("98.90"))  # it sees the price come to the limit
+    opened = ex._store.transaction
+    calls = 0
+
+    def interleaved():  # the other worker re-matches between any two of ex's transactions
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            other._refresh("BTC/USDT", "g1")
+        return opened()
+
+    ex._store.transaction = interleaved  # type: ignore[method-assign]
+    order = await ex.cancel_order("BTC/USDT", "g1")
+    stored = await other.fetch_order("BTC/USDT", "g1")
+    filled = sum((f.amount for f in other.fills(client_order_id="g1")), D(0))
+    assert order.filled == stored.filled == filled
+    assert (await other.fetch_balance()).get("BTC", D(0)) == filled

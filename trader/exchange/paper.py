@@ -269,7 +269,9 @@ class PaperExchange:
         PaperStore.save_order(db, order)
         return order
 
-    def _refresh(self, symbol: str, client_order_id: str) -> Order:
+    def _refresh(self, symbol: str, client_order_id: str, *, cancel: bool = False) -> Order:
+        """Re-match an open order (then cancel what is left, if asked) in one transaction:
+        another process cannot fill it between the read and the write."""
         if self.faults and self._lookups < self.faults.fail_lookups:
             self._lookups += 1
             raise errors.RetryableExchangeError("paper: injected lookup failure")
@@ -279,6 +281,9 @@ class PaperExchange:
                 raise errors.OrderNotFound(f"no order {client_order_id} on {symbol}")
             if order.status is OrderStatus.OPEN:
                 order = self._match(db, order)
+            if cancel and order.status is OrderStatus.OPEN:
+                order = order.model_copy(update={"status": OrderStatus.CANCELED})
+                PaperStore.save_order(db, order)
             return order
 
     def lookup(self, client_order_id: str) -> Order | None:
@@ -290,13 +295,7 @@ class PaperExchange:
         return self._refresh(symbol, client_order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
-        order = self._refresh(symbol, client_order_id)
-        if order.status is not OrderStatus.OPEN:
-            return order
-        with self._store.transaction() as db:
-            order = order.model_copy(update={"status": OrderStatus.CANCELED})
-            PaperStore.save_order(db, order)
-        return order
+        return self._refresh(symbol, client_order_id, cancel=True)
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         open_ids = [o.client_order_id for o in self._store.open_orders(symbol)]
