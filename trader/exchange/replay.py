@@ -155,14 +155,19 @@ class ReplayFeed(MarketTable):
         self.market(symbol)
         s = self._series[symbol]
         first = since_ms - since_ms % 60_000
-        minutes = list(range(first, until_ms + 1, 60_000))[-limit:] if limit > 0 else []
+        minutes = range(first, until_ms + 1, 60_000)[-limit:] if limit > 0 else range(0)
         out = []
         for m in minutes:
-            a, b = self.replay_ms(m), self.replay_ms(min(m + 59_999, until_ms))
+            end = min(m + 59_999, until_ms)
+            a, b = self.replay_ms(m), self.replay_ms(end)
+            # The minute is the data in [a, a_next): what lies between its last millisecond
+            # and the next minute's first (``speed`` data ms) is its, not lost.
+            a_next = self.replay_ms(m + 60_000) if end == m + 59_999 else b + 1
             o, c = self._at(symbol, a), self._at(symbol, b)
-            inside = s.prices[bisect.bisect_right(s.times, a):bisect.bisect_left(s.times, b)]
+            inside = s.prices[bisect.bisect_right(s.times, a):
+                              bisect.bisect_left(s.times, a_next)]
             lo_i = bisect.bisect_left(s.starts, a)
-            hi_i = bisect.bisect_left(s.starts, b)
+            hi_i = bisect.bisect_left(s.starts, a_next)
             out.append(Candle(ts_ms=m, open=o, close=c, high=max([o, c, *inside]),
                               low=min([o, c, *inside]),
                               volume=s.volume_sums[hi_i] - s.volume_sums[lo_i]))
