@@ -251,3 +251,15 @@ async def test_a_fill_by_another_process_during_a_cancel_is_not_overwritten(tmp_
     filled = sum((f.amount for f in other.fills(client_order_id="g1")), D(0))
     assert order.filled == stored.filled == filled
     assert (await other.fetch_balance()).get("BTC", D(0)) == filled
+
+
+async def test_re_matching_an_order_the_price_has_not_reached_writes_nothing(tmp_path):
+    ex, feed = make(tmp_path)
+    await ex.create_order(req("g1", price="99.00", tif=TimeInForce.GTC))
+    writes = ex._store._conn.total_changes
+    for _ in range(3):  # what the simulator does several times a second
+        assert [o.client_order_id for o in await ex.refresh_open_orders()] == ["g1"]
+    assert ex._store._conn.total_changes == writes
+    feed.set_price("BTC/USDT", D("98.90"))
+    assert await ex.refresh_open_orders() == []
+    assert ex._store._conn.total_changes > writes

@@ -218,7 +218,7 @@ class PaperExchange:
 
     def _match(self, db: sqlite3.Connection, order: Order) -> Order:
         """Take what crosses from the current book; settle balances; final state for IOC."""
-        market = self.feed.market(order.symbol)
+        market, before = self.feed.market(order.symbol), order
         remaining = order.amount - order.filled
         cap = self.faults.max_fill_ratio if self.faults else None
         if cap is not None:
@@ -266,7 +266,8 @@ class PaperExchange:
             order = order.model_copy(update={"status": OrderStatus.CLOSED})
         elif order.type is OrderType.MARKET or order.time_in_force is TimeInForce.IOC:
             order = order.model_copy(update={"status": OrderStatus.CANCELED})
-        PaperStore.save_order(db, order)
+        if order != before:  # a resting order the price has not reached costs no write
+            PaperStore.save_order(db, order)
         return order
 
     def _refresh(self, symbol: str, client_order_id: str, *, cancel: bool = False) -> Order:
@@ -312,11 +313,9 @@ class PaperExchange:
 
     async def refresh_open_orders(self) -> list[Order]:
         """Match every open order (all symbols) against the current book; the still-open ones."""
-        symbols = sorted({o.symbol for o in self._store.open_orders()})
-        out: list[Order] = []
-        for symbol in symbols:
-            out += await self.fetch_open_orders(symbol)
-        return out
+        stored = sorted(self._store.open_orders(), key=lambda o: o.symbol)  # one read
+        refreshed = (self._refresh(o.symbol, o.client_order_id) for o in stored)
+        return [o for o in refreshed if o.status is OrderStatus.OPEN]
 
     def fills(self, symbol: str | None = None, *, client_order_id: str | None = None
               ) -> list[PaperFill]:
