@@ -196,3 +196,20 @@ async def test_cancel_all_open_orders_of_a_symbol(server, client):
     assert (await client.fetch_balance())["USDT"]["used"] == 0
     with pytest.raises(ccxt.OrderNotFound):  # nothing left to cancel
         await client.cancel_all_orders("BTC/USDT")
+
+
+async def test_an_order_is_found_by_its_id_without_reading_every_order(server, client):
+    for i in range(3):
+        await client.create_order("BTC/USDT", "limit", "buy", 0.01, 60000 + i,
+                                  {"timeInForce": "GTC", "newClientOrderId": f"o{i}"})
+    [order] = [o for o in server.engine.orders() if o.client_order_id == "o1"]
+
+    def every_order() -> None:
+        raise AssertionError("a lookup by orderId read every order")
+
+    server.exchange.all_orders = every_order  # type: ignore[method-assign]
+    found = await client.fetch_order(order.id, "BTC/USDT")
+    assert (found["id"], found["clientOrderId"], found["price"]) == (order.id, "o1", 60001)
+    assert (await client.cancel_order(order.id, "BTC/USDT"))["status"] == "canceled"
+    with pytest.raises(ccxt.OrderNotFound):
+        await client.fetch_order("999", "BTC/USDT")

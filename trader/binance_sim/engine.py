@@ -155,11 +155,7 @@ class SimEngine:
             raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be "
                                         "sent, but both were empty/null!")
         missing = e.unknown_order() if for_cancel else e.order_missing()
-        found = None
-        if cid:
-            found = self.exchange.lookup(cid)
-        else:
-            found = next((o for o in self.exchange.all_orders() if int(o.id) == order_id), None)
+        found = self.exchange.lookup(cid) if cid else self.exchange.lookup_id(str(order_id))
         if found is None or found.symbol != symbol or (
                 order_id is not None and int(found.id) != order_id):
             raise missing

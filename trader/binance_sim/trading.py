@@ -103,8 +103,7 @@ class TradingApi:
         return self._orders(orders)
 
     async def account(self, request: web.Request) -> web.Response:
-        p = await self._signed(request)
-        await self.engine.rematch()
+        p = await self._signed(request)  # free_balances re-matches the resting orders
         rate = shapes.num(self.engine.exchange.fee_rate or Decimal(0))
         balances = [{"asset": a, "free": shapes.num(free), "locked": shapes.num(locked)}
                     for a, (free, locked) in (await self.engine.free_balances()).items()

@@ -292,6 +292,10 @@ class PaperExchange:
         with self._store.transaction() as db:
             return PaperStore.get_order(db, client_order_id)
 
+    def lookup_id(self, order_id: str) -> Order | None:
+        """The order with this exchange id as stored (not re-matched); None if there is none."""
+        return self._store.order_by_id(order_id)
+
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         return self._refresh(symbol, client_order_id)
 
