@@ -213,3 +213,13 @@ async def test_an_order_is_found_by_its_id_without_reading_every_order(server, c
     assert (await client.cancel_order(order.id, "BTC/USDT"))["status"] == "canceled"
     with pytest.raises(ccxt.OrderNotFound):
         await client.fetch_order("999", "BTC/USDT")
+
+
+async def test_cummulative_quote_qty_is_the_exact_sum_of_the_fills(server, client):
+    # 1.122 BTC walks two levels; average x filled is 72971.05961160000000000000001.
+    server.exchange.set_balance("USDT", D(100_000))
+    placed = (await client.create_order("BTC/USDT", "market", "buy", 1.122))["info"]
+    exact = sum((D(f["price"]) * D(f["qty"]) for f in placed["fills"]), D(0))
+    assert len(placed["fills"]) == 2 and exact == D("72971.0596116")
+    fetched = (await client.fetch_order(placed["orderId"], "BTC/USDT"))["info"]
+    assert placed["cummulativeQuoteQty"] == fetched["cummulativeQuoteQty"] == "72971.05961160"

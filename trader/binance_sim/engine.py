@@ -126,7 +126,7 @@ class SimEngine:
             raise e.insufficient_balance() from None
         except errors.InvalidOrder as exc:
             raise e.bad_value(f"Filter failure: {exc}", -1013) from None
-        return order, self.exchange.fills(symbol, client_order_id=order.client_order_id)
+        return order, self.fills_of(order)
 
     @staticmethod
     def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
@@ -177,10 +177,8 @@ class SimEngine:
     def fills(self, symbol: str | None = None) -> list[PaperFill]:
         return self.exchange.fills(symbol)
 
-    def update_time(self, order: Order) -> int:
-        """When the order last changed: its last fill, or its creation."""
-        fills = self.exchange.fills(order.symbol, client_order_id=order.client_order_id)
-        return max([order.ts_ms, *(f.ts_ms for f in fills)])
+    def fills_of(self, order: Order) -> list[PaperFill]:
+        return self.exchange.fills(order.symbol, client_order_id=order.client_order_id)
 
     # --- balances ------------------------------------------------------------------------
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
