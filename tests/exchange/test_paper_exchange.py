@@ -263,3 +263,18 @@ async def test_re_matching_an_order_the_price_has_not_reached_writes_nothing(tmp
     feed.set_price("BTC/USDT", D("98.90"))
     assert await ex.refresh_open_orders() == []
     assert ex._store._conn.total_changes > writes
+
+
+async def test_resting_orders_hold_what_they_may_still_spend(tmp_path):
+    ex, feed = make(tmp_path)
+    ex.set_balance("BTC", D(1))
+    await ex.create_order(req("s1", OrderSide.SELL, price="101.00", tif=TimeInForce.GTC))
+    with pytest.raises(errors.InsufficientFunds):  # the 1 BTC is s1's until it fills
+        await ex.create_order(req("s2", OrderSide.SELL, price="101.00", tif=TimeInForce.GTC))
+    await ex.create_order(req("b1", price="90.00", amount="100", tif=TimeInForce.GTC))
+    with pytest.raises(errors.InsufficientFunds):  # 9009 of the 10000 USDT are b1's
+        await ex.create_order(req("b2", price="90.00", amount="12", tif=TimeInForce.GTC))
+    feed.set_price("BTC/USDT", D("102"))
+    assert [o.client_order_id for o in await ex.refresh_open_orders()] == ["b1"]
+    balances = await ex.fetch_balance()
+    assert balances["BTC"] == 0 and balances["USDT"] > D(10000)

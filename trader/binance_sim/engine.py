@@ -2,7 +2,7 @@
 
 Matching, fees, balances and persistence are the ``PaperExchange``'s (one engine, not two);
 this module adds what Binance has and the paper exchange does not: symbol ids, Binance's
-filter checks and error codes, funds locked by resting orders, and order/trade queries.
+filter checks and error codes, re-matching before funds are counted, and order/trade queries.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class SimEngine:
 
     async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal,
                           price: Decimal | None) -> None:
-        """Funds held by resting orders are not available (the paper engine holds none)."""
+        """Funds held by resting orders are not available (after re-matching them)."""
         buy = side is OrderSide.BUY
         need = self.exchange.buy_cost(m.symbol, amount, price) if buy else amount
         asset = m.quote if buy else m.base
@@ -183,15 +183,7 @@ class SimEngine:
     # --- balances ------------------------------------------------------------------------
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         """asset -> (free, locked); locked is what resting orders may still spend."""
-        locked: dict[str, Decimal] = {}
-        for o in await self.exchange.refresh_open_orders():
-            m = self.feed.market(o.symbol)
-            left = o.amount - o.filled
-            if o.side is OrderSide.BUY:
-                locked[m.quote] = locked.get(m.quote, Decimal(0)) + self.exchange.buy_cost(
-                    o.symbol, left, o.price)
-            else:
-                locked[m.base] = locked.get(m.base, Decimal(0)) + left
+        locked = self.exchange.held(await self.exchange.refresh_open_orders())
         totals = await self.exchange.fetch_balance()
         return {a: (totals.get(a, Decimal(0)) - locked.get(a, Decimal(0)),
                     locked.get(a, Decimal(0)))

@@ -177,11 +177,11 @@ class PaperExchange:
     def _check_funds(self, db: sqlite3.Connection, r: OrderRequest, order: Order) -> None:
         market = self.feed.market(r.symbol)
         if r.side is OrderSide.BUY:
-            need = self.buy_cost(r.symbol, r.amount, r.price)
-            have = PaperStore.balance(db, market.quote)
-            currency = market.quote
+            need, currency = self.buy_cost(r.symbol, r.amount, r.price), market.quote
         else:
-            need, have, currency = r.amount, PaperStore.balance(db, market.base), market.base
+            need, currency = r.amount, market.base
+        held = self.held(self._store.open_orders()).get(currency, Decimal(0))
+        have = PaperStore.balance(db, currency) - held
         if have < need:
             raise errors.InsufficientFunds(f"need {need} {currency}, have {have}")
 
@@ -199,6 +199,18 @@ class PaperExchange:
             if left <= 0:
                 break
         return cost * (1 + fee)
+
+    def held(self, open_orders: list[Order]) -> dict[str, Decimal]:
+        """currency -> what these resting orders may still spend (not free for new ones)."""
+        out: dict[str, Decimal] = {}
+        for o in open_orders:
+            m, left = self.feed.market(o.symbol), o.amount - o.filled
+            if o.side is OrderSide.BUY:
+                out[m.quote] = out.get(m.quote, Decimal(0)) + self.buy_cost(o.symbol, left,
+                                                                            o.price)
+            else:
+                out[m.base] = out.get(m.base, Decimal(0)) + left
+        return out
 
     def _fee(self, market: MarketInfo) -> Decimal:
         return self.fee_rate if self.fee_rate is not None else market.taker_fee
