@@ -223,3 +223,12 @@ async def test_cummulative_quote_qty_is_the_exact_sum_of_the_fills(server, clien
     assert len(placed["fills"]) == 2 and exact == D("72971.0596116")
     fetched = (await client.fetch_order(placed["orderId"], "BTC/USDT"))["info"]
     assert placed["cummulativeQuoteQty"] == fetched["cummulativeQuoteQty"] == "72971.05961160"
+
+
+async def test_quote_order_qty_is_never_overspent_when_the_buy_walks_the_book(server, client):
+    server.exchange.set_balance("USDT", D(200_000))  # 100k USDT is more than the first level
+    order = await client.create_order("BTC/USDT", "market", "buy", None,
+                                      params={"quoteOrderQty": 100_000})
+    fills = order["info"]["fills"]
+    spent = sum((D(f["price"]) * D(f["qty"]) for f in fills), D(0))
+    assert len(fills) >= 2 and D(99_990) < spent <= D(100_000)

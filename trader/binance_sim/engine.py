@@ -110,8 +110,7 @@ class SimEngine:
         amount = decimal_param(p, "quantity")
         quote_qty = decimal_param(p, "quoteOrderQty")
         if amount is None and quote_qty is not None and type_ is OrderType.MARKET:
-            # Spend (or receive) about quoteOrderQty at the touch, in whole lot steps.
-            amount = round_down(quote_qty / touch, market.amount_step)
+            amount = self._quote_to_base(market, side, quote_qty, touch)
         if amount is None:
             raise e.mandatory("quantity")
         self._check_filters(market, amount, price, touch)
@@ -127,6 +126,20 @@ class SimEngine:
         except errors.InvalidOrder as exc:
             raise e.bad_value(f"Filter failure: {exc}", -1013) from None
         return order, self.fills_of(order)
+
+    def _quote_to_base(self, m: MarketInfo, side: OrderSide, quote_qty: Decimal,
+                       touch: Decimal) -> Decimal:
+        """Whole lot steps for ``quoteOrderQty``: a buy spends at most that through the levels
+        it walks; a sell receives about that at the touch."""
+        if side is OrderSide.SELL:
+            return round_down(quote_qty / touch, m.amount_step)
+        amount, left = Decimal(0), quote_qty
+        for price, qty in self.exchange.book_levels(m.symbol, side):
+            take = min(qty, round_down(left / price, m.amount_step))
+            amount, left = amount + take, left - take * price
+            if take < qty:
+                break
+        return amount
 
     @staticmethod
     def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
