@@ -73,9 +73,6 @@ class SimEngine:
             return raw
         raise e.invalid_symbol()
 
-    def markets(self) -> list[MarketInfo]:
-        return [self.feed.market(s) for s in self.feed.symbols]
-
     # --- orders ------------------------------------------------------------------------
     async def place(self, p: Mapping[str, str]) -> tuple[Order, list[PaperFill]]:
         symbol = self.symbol(p.get("symbol"))
