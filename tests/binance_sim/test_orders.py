@@ -232,3 +232,15 @@ async def test_quote_order_qty_is_never_overspent_when_the_buy_walks_the_book(se
     fills = order["info"]["fills"]
     spent = sum((D(f["price"]) * D(f["qty"]) for f in fills), D(0))
     assert len(fills) >= 2 and D(99_990) < spent <= D(100_000)
+
+
+async def test_the_filter_maximums_exchange_info_advertises_are_enforced(server):
+    base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC"}
+    for quantity, price, failure in (("9000001", "1", "LOT_SIZE"),
+                                     ("1e30", "1", "LOT_SIZE"),  # not a 500
+                                     ("0.01", "1000000.01", "PRICE_FILTER"),
+                                     ("9.00001", "1000000", "NOTIONAL")):  # > maxNotional
+        assert await signed(server.url, "POST", "/api/v3/order",
+                            {**base, "quantity": quantity, "price": price}) == (
+            400, {"code": -1013, "msg": f"Filter failure: {failure}"}), (quantity, price)
+    assert server.engine.orders() == []

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from trader.binance_sim import errors as e
-from trader.binance_sim.shapes import market_id
+from trader.binance_sim.shapes import MAX_NOTIONAL, MAX_PRICE, MAX_QTY, market_id
 from trader.core import errors
 from trader.core.market import (
     MarketInfo,
@@ -141,12 +141,15 @@ class SimEngine:
     @staticmethod
     def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
                        touch: Decimal) -> None:
-        if price is not None and (price < m.price_tick or price % m.price_tick != 0):
+        if price is not None and (price < m.price_tick or price > MAX_PRICE
+                                  or price % m.price_tick != 0):
             raise e.filter_failure("PRICE_FILTER")
-        if amount < max(m.min_amount, m.amount_step) or amount % m.amount_step != 0:
+        if (amount < max(m.min_amount, m.amount_step) or amount > MAX_QTY
+                or amount % m.amount_step != 0):
             raise e.filter_failure("LOT_SIZE")
-        if amount * (price if price is not None else touch) < m.min_cost:
-            raise e.filter_failure("NOTIONAL")
+        notional = amount * (price if price is not None else touch)
+        if notional < m.min_cost or (price is not None and notional > MAX_NOTIONAL):
+            raise e.filter_failure("NOTIONAL")  # the maximum applies to limits only
 
     async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal,
                           price: Decimal | None) -> None:

@@ -14,6 +14,8 @@ from trader.core.market import TimeInForce as Tif
 from trader.exchange.paper_store import PaperFill
 
 _EIGHT = Decimal("1e-8")
+MAX_PRICE, MAX_QTY, MAX_NOTIONAL = Decimal(1_000_000), Decimal(9_000_000), Decimal(9_000_000)
+"""The filters' maximums, as exchangeInfo advertises them and the engine enforces them."""
 Json = dict[str, Any]
 
 
@@ -46,11 +48,11 @@ def symbol_info(m: MarketInfo) -> Json:
         "isMarginTradingAllowed": False,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": num(m.price_tick),
-             "maxPrice": num(Decimal(1_000_000)), "tickSize": num(m.price_tick)},
+             "maxPrice": num(MAX_PRICE), "tickSize": num(m.price_tick)},
             {"filterType": "LOT_SIZE", "minQty": num(m.min_amount or m.amount_step),
-             "maxQty": num(Decimal(9_000_000)), "stepSize": num(m.amount_step)},
+             "maxQty": num(MAX_QTY), "stepSize": num(m.amount_step)},
             {"filterType": "NOTIONAL", "minNotional": num(m.min_cost),
-             "applyMinToMarket": True, "maxNotional": num(Decimal(9_000_000)),
+             "applyMinToMarket": True, "maxNotional": num(MAX_NOTIONAL),
              "applyMaxToMarket": False, "avgPriceMins": 5},
         ],
         "permissions": [], "permissionSets": [["SPOT"]],
