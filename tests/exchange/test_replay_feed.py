@@ -119,3 +119,19 @@ def test_candles_lose_no_trade_between_two_server_minutes(tmp_path):
         assert f.replay_ms(59_999) < lost < f.replay_ms(60_000)
         c = f.candles("XRP/ETH", since_ms=0, until_ms=179_999, limit=10)
         assert sum(x.volume for x in c) == 70 and max(x.high for x in c) == 3
+
+
+def test_dates_without_an_offset_are_utc_whatever_the_local_zone(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        (tmp_path / "ADA_BTC-5m.csv").write_text(CSV.replace("+00:00", ""))
+        naive = ReplayFeed.from_dir(tmp_path, speed=5, origin_ms=0)
+        later = ReplayFeed.from_dir(tmp_path, speed=5, origin_ms=0,
+                                    start=datetime(2018, 1, 10, 0, 5))  # naive too
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (naive.start_ms, later.start_ms) == (T0, T0 + 300_000)
