@@ -105,8 +105,10 @@ async def test_duplicate_client_id_is_rejected_even_from_another_process(tmp_pat
 
 async def test_concurrent_creates_of_one_id_yield_one_order(tmp_path):
     exchanges = [make(tmp_path)[0] for _ in range(4)]
-    results = await asyncio.gather(*(e.create_order(req("same")) for e in exchanges),
-                                   return_exceptions=True)
+    # One thread per instance: the creates really overlap (in one event loop they would run
+    # one after another, create_order never yielding).
+    results = await asyncio.gather(*(asyncio.to_thread(asyncio.run, e.create_order(req("same")))
+                                     for e in exchanges), return_exceptions=True)
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, errors.DuplicateClientOrderId) for r in results
                if isinstance(r, Exception))
