@@ -58,3 +58,15 @@ def test_candles_summarize_the_walk():
     walk = [market.mid("BTC/USDT", s * 1000) for s in range(60)]
     assert (candle.open, candle.high, candle.low, candle.close) == (
         walk[0], max(walk), min(walk), walk[-1])
+
+
+def test_an_unknown_symbol_is_bad_symbol_for_every_query():
+    import pytest
+
+    from trader.core.errors import BadSymbol
+
+    market = GeneratedMarket(CFG, origin_ms=0)
+    for query in (lambda: market.mid("NOPE/USDT", 0), lambda: market.quote_volume("NOPE/USDT", 0),
+                  lambda: market.candles("NOPE/USDT", since_ms=0, until_ms=60_000, limit=1)):
+        with pytest.raises(BadSymbol, match="BTC/USDT"):
+            query()

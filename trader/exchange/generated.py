@@ -82,7 +82,8 @@ class GeneratedMarket(MarketTable):
         return max(ts_ms - self.origin_ms, 0) // self.config.tick_ms
 
     def mid(self, symbol: str, ts_ms: int) -> Decimal:
-        return self._ticks_at(symbol, self._step(ts_ms)) * self.market(symbol).price_tick
+        tick = self.market(symbol).price_tick  # first: an unknown symbol is BadSymbol
+        return self._ticks_at(symbol, self._step(ts_ms)) * tick
 
     def quote_volume(self, symbol: str, ts_ms: int) -> Decimal:
         self.market(symbol)
