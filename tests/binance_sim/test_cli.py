@@ -43,3 +43,10 @@ def test_replay_with_start_speed_and_symbols():
 def test_bad_pairs_are_refused():
     with pytest.raises(SystemExit):
         build_feed(_parser().parse_args(["--static", "BTC/USDT"]), 0)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ohlcv").is_dir(), reason="shared data not present")
+def test_a_start_with_an_offset_keeps_it():
+    args = _parser().parse_args(["--replay", str(SHARED_DATA / "ohlcv"), "--symbols", "ETH/BTC",
+                                 "--start", "2018-01-15T02:00+02:00"])  # 00:00 UTC
+    assert build_feed(args, 0).replay_ms(0) == 1515974400000

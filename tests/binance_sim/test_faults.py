@@ -149,3 +149,11 @@ async def test_auth_errors_are_binance_codes_and_statuses(server):
     assert stale == ahead == (400, {"code": -1021, "msg": "Timestamp for this request is "
                                                           "outside of the recvWindow."})
     assert wide == (200, [])
+
+
+async def test_a_bad_recv_window_is_named_and_bounded_as_binance_does(server):
+    path, params = "/api/v3/openOrders", {"symbol": "BTCUSDT"}
+    assert await signed(server.url, "GET", path, {**params, "recvWindow": "soon"}) == (
+        400, {"code": -1100, "msg": "Illegal characters found in parameter 'recvWindow'."})
+    assert await signed(server.url, "GET", path, {**params, "recvWindow": "60001"}) == (
+        400, {"code": -1131, "msg": "recvWindow must be less than 60000"})

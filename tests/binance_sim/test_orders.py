@@ -94,6 +94,16 @@ async def test_insufficient_funds_counts_what_resting_orders_hold(server, client
         await client.create_order("BTC/USDT", "market", "sell", 2)
 
 
+async def test_a_market_buy_is_priced_through_the_levels_it_walks(server, client):
+    # 1 BTC at 65000 takes the first level (~0.77 BTC) and part of the second: enough
+    # USDT for 1 BTC at the ask is not enough, and the account must never go negative.
+    server.exchange.set_balance("USDT", D("65032.50"))
+    with pytest.raises(ccxt.InsufficientFunds):
+        await client.create_order("BTC/USDT", "market", "buy", 1)
+    assert server.engine.orders() == []
+    assert (await server.exchange.fetch_balance())["USDT"] == D("65032.50")
+
+
 async def test_filter_failures_use_binance_codes(server, client):
     # ccxt maps -1013 by the filter named in the body: LOT_SIZE / PRICE_FILTER ->
     # InvalidOrder; NOTIONAL -> BadRequest (so an adapter must treat BadRequest from
@@ -186,3 +196,51 @@ async def test_cancel_all_open_orders_of_a_symbol(server, client):
     assert (await client.fetch_balance())["USDT"]["used"] == 0
     with pytest.raises(ccxt.OrderNotFound):  # nothing left to cancel
         await client.cancel_all_orders("BTC/USDT")
+
+
+async def test_an_order_is_found_by_its_id_without_reading_every_order(server, client):
+    for i in range(3):
+        await client.create_order("BTC/USDT", "limit", "buy", 0.01, 60000 + i,
+                                  {"timeInForce": "GTC", "newClientOrderId": f"o{i}"})
+    [order] = [o for o in server.engine.orders() if o.client_order_id == "o1"]
+
+    def every_order() -> None:
+        raise AssertionError("a lookup by orderId read every order")
+
+    server.exchange.all_orders = every_order  # type: ignore[method-assign]
+    found = await client.fetch_order(order.id, "BTC/USDT")
+    assert (found["id"], found["clientOrderId"], found["price"]) == (order.id, "o1", 60001)
+    assert (await client.cancel_order(order.id, "BTC/USDT"))["status"] == "canceled"
+    with pytest.raises(ccxt.OrderNotFound):
+        await client.fetch_order("999", "BTC/USDT")
+
+
+async def test_cummulative_quote_qty_is_the_exact_sum_of_the_fills(server, client):
+    # 1.122 BTC walks two levels; average x filled is 72971.05961160000000000000001.
+    server.exchange.set_balance("USDT", D(100_000))
+    placed = (await client.create_order("BTC/USDT", "market", "buy", 1.122))["info"]
+    exact = sum((D(f["price"]) * D(f["qty"]) for f in placed["fills"]), D(0))
+    assert len(placed["fills"]) == 2 and exact == D("72971.0596116")
+    fetched = (await client.fetch_order(placed["orderId"], "BTC/USDT"))["info"]
+    assert placed["cummulativeQuoteQty"] == fetched["cummulativeQuoteQty"] == "72971.05961160"
+
+
+async def test_quote_order_qty_is_never_overspent_when_the_buy_walks_the_book(server, client):
+    server.exchange.set_balance("USDT", D(200_000))  # 100k USDT is more than the first level
+    order = await client.create_order("BTC/USDT", "market", "buy", None,
+                                      params={"quoteOrderQty": 100_000})
+    fills = order["info"]["fills"]
+    spent = sum((D(f["price"]) * D(f["qty"]) for f in fills), D(0))
+    assert len(fills) >= 2 and D(99_990) < spent <= D(100_000)
+
+
+async def test_the_filter_maximums_exchange_info_advertises_are_enforced(server):
+    base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC"}
+    for quantity, price, failure in (("9000001", "1", "LOT_SIZE"),
+                                     ("1e30", "1", "LOT_SIZE"),  # not a 500
+                                     ("0.01", "1000000.01", "PRICE_FILTER"),
+                                     ("9.00001", "1000000", "NOTIONAL")):  # > maxNotional
+        assert await signed(server.url, "POST", "/api/v3/order",
+                            {**base, "quantity": quantity, "price": price}) == (
+            400, {"code": -1013, "msg": f"Filter failure: {failure}"}), (quantity, price)
+    assert server.engine.orders() == []

@@ -33,7 +33,9 @@ def assert_shape(ours: Any, theirs: Any, where: str) -> None:
         assert isinstance(ours, list), where
         if theirs and ours:
             assert_shape(ours[0], theirs[0], f"{where}[0]")
-    elif isinstance(theirs, bool) or theirs is None:
+    elif isinstance(theirs, bool):
+        assert isinstance(ours, bool), f"{where}: {ours!r} is not a boolean"
+    elif theirs is None:
         assert ours is None or isinstance(ours, bool), where
     else:
         assert type(ours) is type(theirs), f"{where}: {ours!r} vs {theirs!r}"

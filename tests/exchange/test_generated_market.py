@@ -58,3 +58,32 @@ def test_candles_summarize_the_walk():
     walk = [market.mid("BTC/USDT", s * 1000) for s in range(60)]
     assert (candle.open, candle.high, candle.low, candle.close) == (
         walk[0], max(walk), min(walk), walk[-1])
+
+
+def test_an_unknown_symbol_is_bad_symbol_for_every_query():
+    import pytest
+
+    from trader.core.errors import BadSymbol
+
+    market = GeneratedMarket(CFG, origin_ms=0)
+    for query in (lambda: market.mid("NOPE/USDT", 0), lambda: market.quote_volume("NOPE/USDT", 0),
+                  lambda: market.candles("NOPE/USDT", since_ms=0, until_ms=60_000, limit=1)):
+        with pytest.raises(BadSymbol, match="BTC/USDT"):
+            query()
+
+
+def test_candles_keep_the_last_limit_minutes_and_limit_zero_is_none():
+    import time
+
+    from trader.exchange.feed import StaticFeed
+
+    static = StaticFeed({"BTC/USDT": market_for("BTC/USDT", D(65000))})
+    static.set_price("BTC/USDT", D(65000))
+    generated = GeneratedMarket(CFG, origin_ms=1_767_225_000_000)  # its walk starts here
+    for feed in (static, generated):
+        assert feed.candles("BTC/USDT", since_ms=0, until_ms=1_767_225_599_999, limit=0) == []
+        started = time.monotonic()  # 56 years of minutes: only the last three are built
+        last = feed.candles("BTC/USDT", since_ms=0, until_ms=1_767_225_599_999, limit=3)
+        assert [c.ts_ms for c in last] == [1_767_225_420_000, 1_767_225_480_000,
+                                           1_767_225_540_000]
+        assert time.monotonic() - started < 5

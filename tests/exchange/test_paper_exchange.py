@@ -105,8 +105,10 @@ async def test_duplicate_client_id_is_rejected_even_from_another_process(tmp_pat
 
 async def test_concurrent_creates_of_one_id_yield_one_order(tmp_path):
     exchanges = [make(tmp_path)[0] for _ in range(4)]
-    results = await asyncio.gather(*(e.create_order(req("same")) for e in exchanges),
-                                   return_exceptions=True)
+    # One thread per instance: the creates really overlap (in one event loop they would run
+    # one after another, create_order never yielding).
+    results = await asyncio.gather(*(asyncio.to_thread(asyncio.run, e.create_order(req("same")))
+                                     for e in exchanges), return_exceptions=True)
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, errors.DuplicateClientOrderId) for r in results
                if isinstance(r, Exception))
@@ -218,3 +220,63 @@ async def test_refresh_open_orders_fills_gtc_orders_of_every_symbol(tmp_path):
     feed.set_price("BTC/USDT", D("98.90"))
     assert await ex.refresh_open_orders() == []
     assert (await ex.fetch_order("BTC/USDT", "g1")).status.value == "closed"
+
+
+async def test_market_buy_beyond_the_first_level_cannot_overdraw_the_quote(tmp_path):
+    # ~2 BTC per level: 3 BTC at market walk up to the second level, so the touch price
+    # (what 3 BTC "cost" at the ask) understates what the order really spends.
+    ex, _ = make(tmp_path, liquidity="200")
+    ex.set_balance("USDT", D(3) * D("100.05") * D("1.001"))  # enough at the touch only
+    with pytest.raises(errors.InsufficientFunds):
+        await ex.create_order(req("m1", amount="3", price=None, type_=OrderType.MARKET))
+    assert (await ex.fetch_balance())["USDT"] >= 0 and ex.all_orders() == []
+
+
+async def test_a_fill_by_another_process_during_a_cancel_is_not_overwritten(tmp_path):
+    ex, _ = make(tmp_path)
+    await ex.create_order(req("g1", price="99.00", tif=TimeInForce.GTC))
+    other, other_feed = make(tmp_path)  # another worker on the same file
+    other_feed.set_price("BTC/USDT", D("98.90"))  # it sees the price come to the limit
+    opened = ex._store.transaction
+    calls = 0
+
+    def interleaved():  # the other worker re-matches between any two of ex's transactions
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            other._refresh("BTC/USDT", "g1")
+        return opened()
+
+    ex._store.transaction = interleaved  # type: ignore[method-assign]
+    order = await ex.cancel_order("BTC/USDT", "g1")
+    stored = await other.fetch_order("BTC/USDT", "g1")
+    filled = sum((f.amount for f in other.fills(client_order_id="g1")), D(0))
+    assert order.filled == stored.filled == filled
+    assert (await other.fetch_balance()).get("BTC", D(0)) == filled
+
+
+async def test_re_matching_an_order_the_price_has_not_reached_writes_nothing(tmp_path):
+    ex, feed = make(tmp_path)
+    await ex.create_order(req("g1", price="99.00", tif=TimeInForce.GTC))
+    writes = ex._store._conn.total_changes
+    for _ in range(3):  # what the simulator does several times a second
+        assert [o.client_order_id for o in await ex.refresh_open_orders()] == ["g1"]
+    assert ex._store._conn.total_changes == writes
+    feed.set_price("BTC/USDT", D("98.90"))
+    assert await ex.refresh_open_orders() == []
+    assert ex._store._conn.total_changes > writes
+
+
+async def test_resting_orders_hold_what_they_may_still_spend(tmp_path):
+    ex, feed = make(tmp_path)
+    ex.set_balance("BTC", D(1))
+    await ex.create_order(req("s1", OrderSide.SELL, price="101.00", tif=TimeInForce.GTC))
+    with pytest.raises(errors.InsufficientFunds):  # the 1 BTC is s1's until it fills
+        await ex.create_order(req("s2", OrderSide.SELL, price="101.00", tif=TimeInForce.GTC))
+    await ex.create_order(req("b1", price="90.00", amount="100", tif=TimeInForce.GTC))
+    with pytest.raises(errors.InsufficientFunds):  # 9009 of the 10000 USDT are b1's
+        await ex.create_order(req("b2", price="90.00", amount="12", tif=TimeInForce.GTC))
+    feed.set_price("BTC/USDT", D("102"))
+    assert [o.client_order_id for o in await ex.refresh_open_orders()] == ["b1"]
+    balances = await ex.fetch_balance()
+    assert balances["BTC"] == 0 and balances["USDT"] > D(10000)

@@ -103,3 +103,35 @@ def test_real_2018_csvs_replay_from_the_crash():
                 if "2018-01-16" <= line[:10] < "2018-01-21"]
     # The crash (~17 % down on ADA/BTC) is in the replayed lows, exactly as in the data.
     assert min(c.low for c in day) == min(lows).quantize(D("1e-8")) < D("0.85") * day[0].open
+
+
+def test_candles_lose_no_trade_between_two_server_minutes(tmp_path):
+    # Speed 60: a server minute ends at replay_ms(m + 59_999), 60 data ms before the next
+    # one starts. A candle opening, or a high, in those 60 ms still belongs to a minute.
+    (tmp_path / "XRP_ETH-1m.csv").write_text(
+        "date,open,high,low,close,volume\n"
+        "2018-01-10 00:00:00+00:00,1,1,1,1,10\n"
+        "2018-01-10 00:01:00+00:00,1,3,1,1,20\n"  # the high is 40 s into the candle
+        "2018-01-10 00:02:00+00:00,1,1,1,1,40\n")
+    for lost in (T0 + 60_000, T0 + 100_000):  # the second candle's open, its high
+        start = datetime.fromtimestamp((lost - 59_999 * 60 - 30) / 1000, UTC)
+        f = ReplayFeed.from_dir(tmp_path, speed=60, start=start, origin_ms=0)
+        assert f.replay_ms(59_999) < lost < f.replay_ms(60_000)
+        c = f.candles("XRP/ETH", since_ms=0, until_ms=179_999, limit=10)
+        assert sum(x.volume for x in c) == 70 and max(x.high for x in c) == 3
+
+
+def test_dates_without_an_offset_are_utc_whatever_the_local_zone(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        (tmp_path / "ADA_BTC-5m.csv").write_text(CSV.replace("+00:00", ""))
+        naive = ReplayFeed.from_dir(tmp_path, speed=5, origin_ms=0)
+        later = ReplayFeed.from_dir(tmp_path, speed=5, origin_ms=0,
+                                    start=datetime(2018, 1, 10, 0, 5))  # naive too
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (naive.start_ms, later.start_ms) == (T0, T0 + 300_000)

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -70,8 +70,7 @@ def build_feed(args: argparse.Namespace, origin_ms: int) -> PriceFeed:
     if args.replay:
         from trader.exchange.replay import ReplayFeed
 
-        start = (datetime.fromisoformat(args.start).replace(tzinfo=UTC)
-                 if args.start else None)
+        start = datetime.fromisoformat(args.start) if args.start else None  # naive: UTC
         return ReplayFeed.from_dir(args.replay, symbols=[s.split("=")[0] for s in args.symbols]
                                    or None, speed=args.speed, start=start, origin_ms=origin_ms)
     if args.generated:

@@ -5,7 +5,6 @@ Decimals travel as strings. ``SimControl`` (``control.py``) is the client of the
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +18,6 @@ from trader.exchange.replay import ReplayFeed
 
 if TYPE_CHECKING:
     from trader.binance_sim.server import SimServer
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _bad(msg: str) -> web.Response:
@@ -86,7 +81,7 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
         return await balances(request)
 
     async def clock(_: web.Request) -> web.Response:
-        now = now_ms()
+        now = srv.api.clock()  # the clock every endpoint answers with
         replay_ms = srv.feed.replay_ms(now) if isinstance(srv.feed, ReplayFeed) else None
         return web.json_response({"server_ms": now, "replay_ms": replay_ms})
 

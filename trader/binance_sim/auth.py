@@ -3,7 +3,7 @@
 Signed endpoints need the ``X-MBX-APIKEY`` header and ``timestamp`` + ``signature``, where the
 signature is HMAC-SHA256 (hex) of the query string followed by the form body, everything
 before ``&signature=``. ``timestamp`` must lie within ``recvWindow`` before the server time
-and no more than 1 s after it.
+and no more than 1 s after it; ``recvWindow`` is at most 60000 (-1131).
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ def _unsigned(raw: str) -> tuple[str, str | None]:
     kept = [p for p in parts if not p.startswith("signature=")]
     sigs = [p.split("=", 1)[1] for p in parts if p.startswith("signature=")]
     return "&".join(kept), (sigs[-1] if sigs else None)
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") from None
 
 
 def check(*, headers: Mapping[str, str], query: str, body: str, params: Mapping[str, str],
@@ -45,10 +52,9 @@ def check(*, headers: Mapping[str, str], query: str, body: str, params: Mapping[
                         hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature.lower()):
         raise BinanceError(-1022, "Signature for this request is not valid.")
-    try:
-        timestamp = int(params["timestamp"])
-        recv_window = int(params.get("recvWindow", default_recv_window))
-    except ValueError:
-        raise BinanceError(-1100, "Illegal characters found in parameter 'timestamp'.") from None
+    timestamp = _int(params["timestamp"], "timestamp")
+    recv_window = _int(params.get("recvWindow", str(default_recv_window)), "recvWindow")
+    if recv_window > 60_000:
+        raise BinanceError(-1131, "recvWindow must be less than 60000")
     if timestamp >= now_ms + 1000 or now_ms - timestamp > recv_window:
         raise BinanceError(-1021, "Timestamp for this request is outside of the recvWindow.")

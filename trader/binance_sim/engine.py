@@ -2,7 +2,7 @@
 
 Matching, fees, balances and persistence are the ``PaperExchange``'s (one engine, not two);
 this module adds what Binance has and the paper exchange does not: symbol ids, Binance's
-filter checks and error codes, funds locked by resting orders, and order/trade queries.
+filter checks and error codes, re-matching before funds are counted, and order/trade queries.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from trader.binance_sim import errors as e
-from trader.binance_sim.shapes import market_id
+from trader.binance_sim.shapes import MAX_NOTIONAL, MAX_PRICE, MAX_QTY, market_id
 from trader.core import errors
 from trader.core.market import (
     MarketInfo,
@@ -73,9 +73,6 @@ class SimEngine:
             return raw
         raise e.invalid_symbol()
 
-    def markets(self) -> list[MarketInfo]:
-        return [self.feed.market(s) for s in self.feed.symbols]
-
     # --- orders ------------------------------------------------------------------------
     async def place(self, p: Mapping[str, str]) -> tuple[Order, list[PaperFill]]:
         symbol = self.symbol(p.get("symbol"))
@@ -110,12 +107,11 @@ class SimEngine:
         amount = decimal_param(p, "quantity")
         quote_qty = decimal_param(p, "quoteOrderQty")
         if amount is None and quote_qty is not None and type_ is OrderType.MARKET:
-            # Spend (or receive) about quoteOrderQty at the touch, in whole lot steps.
-            amount = round_down(quote_qty / touch, market.amount_step)
+            amount = self._quote_to_base(market, side, quote_qty, touch)
         if amount is None:
             raise e.mandatory("quantity")
         self._check_filters(market, amount, price, touch)
-        await self._check_free(market, side, amount, price or touch)
+        await self._check_free(market, side, amount, price)
         request = OrderRequest(symbol=symbol, side=side, type=type_, amount=amount,
                                price=price, time_in_force=tif, client_order_id=cid)
         try:
@@ -126,30 +122,43 @@ class SimEngine:
             raise e.insufficient_balance() from None
         except errors.InvalidOrder as exc:
             raise e.bad_value(f"Filter failure: {exc}", -1013) from None
-        return order, self.exchange.fills(symbol, client_order_id=order.client_order_id)
+        return order, self.fills_of(order)
+
+    def _quote_to_base(self, m: MarketInfo, side: OrderSide, quote_qty: Decimal,
+                       touch: Decimal) -> Decimal:
+        """Whole lot steps for ``quoteOrderQty``: a buy spends at most that through the levels
+        it walks; a sell receives about that at the touch."""
+        if side is OrderSide.SELL:
+            return round_down(quote_qty / touch, m.amount_step)
+        amount, left = Decimal(0), quote_qty
+        for price, qty in self.exchange.book_levels(m.symbol, side):
+            take = min(qty, round_down(left / price, m.amount_step))
+            amount, left = amount + take, left - take * price
+            if take < qty:
+                break
+        return amount
 
     @staticmethod
     def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
                        touch: Decimal) -> None:
-        if price is not None and (price < m.price_tick or price % m.price_tick != 0):
+        if price is not None and (price < m.price_tick or price > MAX_PRICE
+                                  or price % m.price_tick != 0):
             raise e.filter_failure("PRICE_FILTER")
-        if amount < max(m.min_amount, m.amount_step) or amount % m.amount_step != 0:
+        if (amount < max(m.min_amount, m.amount_step) or amount > MAX_QTY
+                or amount % m.amount_step != 0):
             raise e.filter_failure("LOT_SIZE")
-        if amount * (price if price is not None else touch) < m.min_cost:
-            raise e.filter_failure("NOTIONAL")
+        notional = amount * (price if price is not None else touch)
+        if notional < m.min_cost or (price is not None and notional > MAX_NOTIONAL):
+            raise e.filter_failure("NOTIONAL")  # the maximum applies to limits only
 
-    async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal, price: Decimal
-                    ) -> None:
-        """Funds held by resting orders are not available (the paper engine holds none)."""
-        fee = 0 if self.exchange.fee_in_received_asset else self._fee(m)
-        need = amount * price * (1 + fee) if side is OrderSide.BUY else amount
-        asset = m.quote if side is OrderSide.BUY else m.base
+    async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal,
+                          price: Decimal | None) -> None:
+        """Funds held by resting orders are not available (after re-matching them)."""
+        buy = side is OrderSide.BUY
+        need = self.exchange.buy_cost(m.symbol, amount, price) if buy else amount
+        asset = m.quote if buy else m.base
         if need > (await self.free_balances()).get(asset, (Decimal(0), Decimal(0)))[0]:
             raise e.insufficient_balance()
-
-    def _fee(self, m: MarketInfo) -> Decimal:
-        rate = self.exchange.fee_rate
-        return rate if rate is not None else m.taker_fee
 
     async def find(self, symbol: str, p: Mapping[str, str], *, for_cancel: bool = False) -> Order:
         """The order named by ``orderId`` or ``origClientOrderId``, re-matched first."""
@@ -159,11 +168,7 @@ class SimEngine:
             raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be "
                                         "sent, but both were empty/null!")
         missing = e.unknown_order() if for_cancel else e.order_missing()
-        found = None
-        if cid:
-            found = self.exchange.lookup(cid)
-        else:
-            found = next((o for o in self.exchange.all_orders() if int(o.id) == order_id), None)
+        found = self.exchange.lookup(cid) if cid else self.exchange.lookup_id(str(order_id))
         if found is None or found.symbol != symbol or (
                 order_id is not None and int(found.id) != order_id):
             raise missing
@@ -185,24 +190,13 @@ class SimEngine:
     def fills(self, symbol: str | None = None) -> list[PaperFill]:
         return self.exchange.fills(symbol)
 
-    def update_time(self, order: Order) -> int:
-        """When the order last changed: its last fill, or its creation."""
-        fills = self.exchange.fills(order.symbol, client_order_id=order.client_order_id)
-        return max([order.ts_ms, *(f.ts_ms for f in fills)])
+    def fills_of(self, order: Order) -> list[PaperFill]:
+        return self.exchange.fills(order.symbol, client_order_id=order.client_order_id)
 
     # --- balances ------------------------------------------------------------------------
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         """asset -> (free, locked); locked is what resting orders may still spend."""
-        locked: dict[str, Decimal] = {}
-        for o in await self.exchange.refresh_open_orders():
-            m = self.feed.market(o.symbol)
-            left = o.amount - o.filled
-            if o.side is OrderSide.BUY:
-                fee = 0 if self.exchange.fee_in_received_asset else self._fee(m)
-                locked[m.quote] = locked.get(m.quote, Decimal(0)) + left * (o.price or 0) * (
-                    1 + fee)
-            else:
-                locked[m.base] = locked.get(m.base, Decimal(0)) + left
+        locked = self.exchange.held(await self.exchange.refresh_open_orders())
         totals = await self.exchange.fetch_balance()
         return {a: (totals.get(a, Decimal(0)) - locked.get(a, Decimal(0)),
                     locked.get(a, Decimal(0)))

@@ -23,8 +23,6 @@ def json_response(data: Any) -> web.Response:
     return web.json_response(data, dumps=json.dumps)
 
 
-
-
 class MarketApi:
     """Market data over one ``SimEngine`` (its feed and its simulated book)."""
 

@@ -14,6 +14,8 @@ from trader.core.market import TimeInForce as Tif
 from trader.exchange.paper_store import PaperFill
 
 _EIGHT = Decimal("1e-8")
+MAX_PRICE, MAX_QTY, MAX_NOTIONAL = Decimal(1_000_000), Decimal(9_000_000), Decimal(9_000_000)
+"""The filters' maximums, as exchangeInfo advertises them and the engine enforces them."""
 Json = dict[str, Any]
 
 
@@ -46,11 +48,11 @@ def symbol_info(m: MarketInfo) -> Json:
         "isMarginTradingAllowed": False,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": num(m.price_tick),
-             "maxPrice": num(Decimal(1_000_000)), "tickSize": num(m.price_tick)},
+             "maxPrice": num(MAX_PRICE), "tickSize": num(m.price_tick)},
             {"filterType": "LOT_SIZE", "minQty": num(m.min_amount or m.amount_step),
-             "maxQty": num(Decimal(9_000_000)), "stepSize": num(m.amount_step)},
+             "maxQty": num(MAX_QTY), "stepSize": num(m.amount_step)},
             {"filterType": "NOTIONAL", "minNotional": num(m.min_cost),
-             "applyMinToMarket": True, "maxNotional": num(Decimal(9_000_000)),
+             "applyMinToMarket": True, "maxNotional": num(MAX_NOTIONAL),
              "applyMaxToMarket": False, "avgPriceMins": 5},
         ],
         "permissions": [], "permissionSets": [["SPOT"]],
@@ -77,22 +79,27 @@ def status(order: Order) -> str:
     return "CANCELED"
 
 
-def _core(o: Order) -> Json:
+def _core(o: Order, fills: list[PaperFill]) -> Json:
+    """``fills``: all of the order's; its quote quantity is their exact sum (the order's
+    ``cost``, average x filled, carries the rounding of the average)."""
     return {
         "symbol": market_id(o.symbol), "orderId": int(o.id), "orderListId": -1,
         "clientOrderId": o.client_order_id,
         "price": num(o.price if o.price is not None else Decimal(0)),
         "origQty": num(o.amount), "executedQty": num(o.filled),
-        "cummulativeQuoteQty": num(o.cost), "status": status(o),
+        "cummulativeQuoteQty": num(sum((f.price * f.amount for f in fills), Decimal(0))),
+        "status": status(o),
         "timeInForce": o.time_in_force.value, "type": o.type.value.upper(),
         "side": o.side.value.upper(),
     }
 
 
-def order(o: Order, *, update_time: int) -> Json:
-    """``GET /api/v3/order``, ``openOrders``, ``allOrders`` entries."""
-    return {**_core(o), "stopPrice": num(0), "icebergQty": num(0), "time": o.ts_ms,
-            "updateTime": update_time, "isWorking": o.status is OrderStatus.OPEN,
+def order(o: Order, fills: list[PaperFill]) -> Json:
+    """``GET /api/v3/order``, ``openOrders``, ``allOrders`` entries; ``updateTime`` is the
+    last fill's time, or the order's."""
+    return {**_core(o, fills), "stopPrice": num(0), "icebergQty": num(0), "time": o.ts_ms,
+            "updateTime": max([o.ts_ms, *(f.ts_ms for f in fills)]),
+            "isWorking": o.status is OrderStatus.OPEN,
             "workingTime": o.ts_ms, "origQuoteOrderQty": num(0),
             "selfTradePreventionMode": "NONE"}
 
@@ -102,7 +109,7 @@ def new_order(o: Order, fills: list[PaperFill], resp_type: str) -> Json:
     if resp_type == "ACK":
         return {"symbol": market_id(o.symbol), "orderId": int(o.id), "orderListId": -1,
                 "clientOrderId": o.client_order_id, "transactTime": o.ts_ms}
-    core = _core(o)
+    core = _core(o, fills)
     out = {k: core[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId")}
     out["transactTime"] = o.ts_ms
     out.update({k: v for k, v in core.items() if k not in out})
@@ -115,8 +122,8 @@ def new_order(o: Order, fills: list[PaperFill], resp_type: str) -> Json:
     return out
 
 
-def cancel(o: Order, *, cancel_client_id: str, now: int) -> Json:
-    core = _core(o)
+def cancel(o: Order, fills: list[PaperFill], *, cancel_client_id: str, now: int) -> Json:
+    core = _core(o, fills)
     return {"symbol": core["symbol"], "origClientOrderId": o.client_order_id,
             "orderId": core["orderId"], "orderListId": -1, "clientOrderId": cancel_client_id,
             "transactTime": now, "price": core["price"], "origQty": core["origQty"],

@@ -61,13 +61,14 @@ class TradingApi:
     async def get_order(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
         order = await self.engine.find(self.engine.symbol(p.get("symbol")), p)
-        return json_response(shapes.order(order, update_time=self.engine.update_time(order)))
+        return json_response(shapes.order(order, self.engine.fills_of(order)))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
         order = await self.engine.cancel(self.engine.symbol(p.get("symbol")), p)
         cancel_id = p.get("newClientOrderId") or f"cancel{order.id}"
-        return json_response(shapes.cancel(order, cancel_client_id=cancel_id, now=self.clock()))
+        return json_response(shapes.cancel(order, self.engine.fills_of(order),
+                                           cancel_client_id=cancel_id, now=self.clock()))
 
     async def open_orders(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
@@ -83,12 +84,12 @@ class TradingApi:
                      for o in await self.engine.rematch() if o.symbol == symbol]
         if not cancelled:  # Binance answers an empty cancel-all with -2011
             raise e.unknown_order()
-        return json_response([shapes.cancel(o, cancel_client_id=f"cancel{o.id}",
-                                            now=self.clock()) for o in cancelled])
+        return json_response([shapes.cancel(o, self.engine.fills_of(o),
+                                            cancel_client_id=f"cancel{o.id}", now=self.clock())
+                              for o in cancelled])
 
     def _orders(self, orders: list[Order]) -> web.Response:
-        return json_response([shapes.order(o, update_time=self.engine.update_time(o))
-                              for o in orders])
+        return json_response([shapes.order(o, self.engine.fills_of(o)) for o in orders])
 
     async def all_orders(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
@@ -103,8 +104,7 @@ class TradingApi:
         return self._orders(orders)
 
     async def account(self, request: web.Request) -> web.Response:
-        p = await self._signed(request)
-        await self.engine.rematch()
+        p = await self._signed(request)  # free_balances re-matches the resting orders
         rate = shapes.num(self.engine.exchange.fee_rate or Decimal(0))
         balances = [{"asset": a, "free": shapes.num(free), "locked": shapes.num(locked)}
                     for a, (free, locked) in (await self.engine.free_balances()).items()

@@ -71,7 +71,6 @@ class StaticFeed(MarketTable):
     def candles(self, symbol: str, *, since_ms: int, until_ms: int, limit: int) -> list[Candle]:
         price = self.mid(symbol, until_ms)
         start = since_ms - since_ms % 60_000
-        return [
-            Candle(ts_ms=ts, open=price, high=price, low=price, close=price)
-            for ts in range(start, until_ms + 1, 60_000)
-        ][-limit:]
+        minutes = range(start, until_ms + 1, 60_000)[-limit:] if limit > 0 else range(0)
+        return [Candle(ts_ms=ts, open=price, high=price, low=price, close=price)
+                for ts in minutes]

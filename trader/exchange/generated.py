@@ -82,7 +82,8 @@ class GeneratedMarket(MarketTable):
         return max(ts_ms - self.origin_ms, 0) // self.config.tick_ms
 
     def mid(self, symbol: str, ts_ms: int) -> Decimal:
-        return self._ticks_at(symbol, self._step(ts_ms)) * self.market(symbol).price_tick
+        tick = self.market(symbol).price_tick  # first: an unknown symbol is BadSymbol
+        return self._ticks_at(symbol, self._step(ts_ms)) * tick
 
     def quote_volume(self, symbol: str, ts_ms: int) -> Decimal:
         self.market(symbol)
@@ -93,9 +94,9 @@ class GeneratedMarket(MarketTable):
         out = []
         start = max(since_ms, self.origin_ms)
         start -= start % 60_000
-        for minute in range(start, until_ms + 1, 60_000):
+        for minute in range(start, until_ms + 1, 60_000)[-limit:] if limit > 0 else range(0):
             first, last = self._step(minute), self._step(min(minute + 59_999, until_ms))
             ticks = [self._ticks_at(symbol, k) for k in range(first, last + 1)]
             out.append(Candle(ts_ms=minute, open=ticks[0] * tick, high=max(ticks) * tick,
                               low=min(ticks) * tick, close=ticks[-1] * tick))
-        return out[-limit:]
+        return out

@@ -3,8 +3,9 @@
 The book is derived from the feed's mid price (spread, a few levels of fixed quote
 liquidity); limit IOC/GTC and market orders match against it with partial fills and
 taker fees; GTC remainders rest and are matched again whenever the order is looked at.
-Orders and balances persist in SQLite (see ``paper_store``). Duplicate client order ids
-are rejected as a real exchange does. Faults can be injected for tests and drills.
+The book, the faults and matching are ``paper_book``'s; orders and balances persist in
+SQLite (see ``paper_store``). Duplicate client order ids are rejected as a real exchange
+does. Faults can be injected for tests and drills.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from trader.core import errors
 from trader.core.market import (
     Candle,
@@ -28,35 +27,16 @@ from trader.core.market import (
     OrderStatus,
     OrderType,
     Ticker,
-    TimeInForce,
 )
-from trader.core.sizing import round_down, round_up
+from trader.core.sizing import round_down
 from trader.exchange.feed import PriceFeed
+from trader.exchange.paper_book import PaperBook, PaperFaults
 from trader.exchange.paper_store import PaperFill, PaperStore
 
-_BPS = Decimal(10_000)
+__all__ = ["PaperExchange", "PaperFaults"]
 
 
-class PaperFaults(BaseModel):
-    """Fault injection (all off by default)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    create_latency_s: float = 0
-    """Sleep before accepting an order."""
-    accept_then_hang_s: float = 0
-    """Commit the order, then sleep before answering: "accepted, response lost"."""
-    fail_creates: int = 0
-    """The first N creates in this process fail (retryable) before reaching the book."""
-    max_fill_ratio: Decimal | None = None
-    """Cap on the filled fraction of every order (forces partial fills; 0: nothing fills)."""
-    reject_creates_with: str | None = None
-    """"InsufficientFunds" or "InvalidOrder": every create is refused so."""
-    fail_lookups: int = 0
-    """The first N order lookups/cancels in this process fail (retryable)."""
-
-
-class PaperExchange:
+class PaperExchange(PaperBook):
     """A simulated exchange account (``simulated = True``)."""
 
     simulated = True
@@ -98,23 +78,6 @@ class PaperExchange:
     # --- market data -------------------------------------------------------------------
     async def load_markets(self) -> dict[str, MarketInfo]:
         return {s: self.feed.market(s) for s in self.feed.symbols}
-
-    def _book_top(self, symbol: str, now: int) -> tuple[MarketInfo, Decimal, Decimal]:
-        market = self.feed.market(symbol)
-        mid = self.feed.mid(symbol, now)
-        half = mid * self.spread_bps / _BPS / 2
-        bid = max(round_down(mid - half, market.price_tick), market.price_tick)
-        ask = max(round_up(mid + half, market.price_tick), bid + market.price_tick)
-        return market, bid, ask
-
-    def top_of_book(self, symbol: str) -> tuple[Decimal, Decimal]:
-        """(bid, ask) now."""
-        _, bid, ask = self._book_top(symbol, self._clock())
-        return bid, ask
-
-    def book_levels(self, symbol: str, side: OrderSide) -> list[tuple[Decimal, Decimal]]:
-        """(price, base amount) a taker on ``side`` would meet, best first (asks for a buy)."""
-        return self._levels(self.feed.market(symbol), side, self._clock())
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         now = self._clock()
@@ -177,86 +140,17 @@ class PaperExchange:
     def _check_funds(self, db: sqlite3.Connection, r: OrderRequest, order: Order) -> None:
         market = self.feed.market(r.symbol)
         if r.side is OrderSide.BUY:
-            _, _, ask = self._book_top(r.symbol, self._clock())
-            fee_part = 0 if self.fee_in_received_asset else self._fee(market)
-            need = r.amount * (r.price or ask) * (1 + fee_part)
-            have = PaperStore.balance(db, market.quote)
-            currency = market.quote
+            need, currency = self.buy_cost(r.symbol, r.amount, r.price), market.quote
         else:
-            need, have, currency = r.amount, PaperStore.balance(db, market.base), market.base
+            need, currency = r.amount, market.base
+        held = self.held(self._store.open_orders()).get(currency, Decimal(0))
+        have = PaperStore.balance(db, currency) - held
         if have < need:
             raise errors.InsufficientFunds(f"need {need} {currency}, have {have}")
 
-    def _fee(self, market: MarketInfo) -> Decimal:
-        return self.fee_rate if self.fee_rate is not None else market.taker_fee
-
-    def _levels(self, market: MarketInfo, side: OrderSide, now: int
-                ) -> list[tuple[Decimal, Decimal]]:
-        """(price, base amount) per level, best first; levels ~2 bps apart."""
-        _, bid, ask = self._book_top(market.symbol, now)
-        step = max(round_up(ask * 2 / _BPS, market.price_tick), market.price_tick)
-        levels = []
-        for i in range(self.depth_levels):
-            price = (ask + step * i if side is OrderSide.BUY
-                     else max(bid - step * i, market.price_tick))
-            levels.append((price, round_down(self.level_liquidity_quote / price,
-                                             market.amount_step)))
-        return levels
-
-    def _match(self, db: sqlite3.Connection, order: Order) -> Order:
-        """Take what crosses from the current book; settle balances; final state for IOC."""
-        market = self.feed.market(order.symbol)
-        remaining = order.amount - order.filled
-        cap = self.faults.max_fill_ratio if self.faults else None
-        if cap is not None:
-            remaining = min(remaining, round_down(order.amount * cap, market.amount_step)
-                            - order.filled)
-        qty_total, cost_total = Decimal(0), Decimal(0)
-        rate, now = self._fee(market), self._clock()
-        in_base = self.fee_in_received_asset and order.side is OrderSide.BUY
-        fee_quote, fee_base = Decimal(0), Decimal(0)
-        for price, qty in self._levels(market, order.side, now):
-            if remaining <= 0:
-                break
-            limit = order.price
-            crosses = order.type is OrderType.MARKET or limit is None or (
-                price <= limit if order.side is OrderSide.BUY else price >= limit)
-            if not crosses:
-                break
-            take = min(qty, remaining)
-            qty_total += take
-            cost_total += take * price
-            remaining -= take
-            # One fill per book level taken, each with its own commission (Binance "fills").
-            fill_fee = take * rate if in_base else take * price * rate
-            fee_base += fill_fee if in_base else 0
-            fee_quote += fill_fee * price if in_base else fill_fee
-            PaperStore.insert_fill(db, PaperFill(
-                order_id=order.id, client_order_id=order.client_order_id, symbol=order.symbol,
-                side=order.side, price=price, amount=take, fee=fill_fee,
-                fee_currency=market.base if in_base else market.quote, ts_ms=now))
-        if qty_total > 0:
-            if order.side is OrderSide.BUY:
-                # With the fee in base, the quote pays the cost only and less base arrives.
-                PaperStore.add_balance(db, market.quote,
-                                       -(cost_total + (0 if in_base else fee_quote)))
-                PaperStore.add_balance(db, market.base, qty_total - fee_base)
-            else:
-                PaperStore.add_balance(db, market.base, -qty_total)
-                PaperStore.add_balance(db, market.quote, cost_total - fee_quote)
-            filled = order.filled + qty_total
-            old_cost = (order.average or Decimal(0)) * order.filled
-            order = order.model_copy(update={
-                "filled": filled, "average": (old_cost + cost_total) / filled,
-                "fee": order.fee + fee_quote, "fee_base": order.fee_base + fee_base})
-        if order.filled >= order.amount:
-            order = order.model_copy(update={"status": OrderStatus.CLOSED})
-        elif order.type is OrderType.MARKET or order.time_in_force is TimeInForce.IOC:
-            order = order.model_copy(update={"status": OrderStatus.CANCELED})
-        PaperStore.save_order(db, order)
-        return order
-
-    def _refresh(self, symbol: str, client_order_id: str) -> Order:
+    def _refresh(self, symbol: str, client_order_id: str, *, cancel: bool = False) -> Order:
+        """Re-match an open order (then cancel what is left, if asked) in one transaction:
+        another process cannot fill it between the read and the write."""
         if self.faults and self._lookups < self.faults.fail_lookups:
             self._lookups += 1
             raise errors.RetryableExchangeError("paper: injected lookup failure")
@@ -266,6 +160,9 @@ class PaperExchange:
                 raise errors.OrderNotFound(f"no order {client_order_id} on {symbol}")
             if order.status is OrderStatus.OPEN:
                 order = self._match(db, order)
+            if cancel and order.status is OrderStatus.OPEN:
+                order = order.model_copy(update={"status": OrderStatus.CANCELED})
+                PaperStore.save_order(db, order)
             return order
 
     def lookup(self, client_order_id: str) -> Order | None:
@@ -273,17 +170,15 @@ class PaperExchange:
         with self._store.transaction() as db:
             return PaperStore.get_order(db, client_order_id)
 
+    def lookup_id(self, order_id: str) -> Order | None:
+        """The order with this exchange id as stored (not re-matched); None if there is none."""
+        return self._store.order_by_id(order_id)
+
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         return self._refresh(symbol, client_order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
-        order = self._refresh(symbol, client_order_id)
-        if order.status is not OrderStatus.OPEN:
-            return order
-        with self._store.transaction() as db:
-            order = order.model_copy(update={"status": OrderStatus.CANCELED})
-            PaperStore.save_order(db, order)
-        return order
+        return self._refresh(symbol, client_order_id, cancel=True)
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         open_ids = [o.client_order_id for o in self._store.open_orders(symbol)]
@@ -300,11 +195,9 @@ class PaperExchange:
 
     async def refresh_open_orders(self) -> list[Order]:
         """Match every open order (all symbols) against the current book; the still-open ones."""
-        symbols = sorted({o.symbol for o in self._store.open_orders()})
-        out: list[Order] = []
-        for symbol in symbols:
-            out += await self.fetch_open_orders(symbol)
-        return out
+        stored = sorted(self._store.open_orders(), key=lambda o: o.symbol)  # one read
+        refreshed = (self._refresh(o.symbol, o.client_order_id) for o in stored)
+        return [o for o in refreshed if o.status is OrderStatus.OPEN]
 
     def fills(self, symbol: str | None = None, *, client_order_id: str | None = None
               ) -> list[PaperFill]:

@@ -131,6 +131,13 @@ class PaperStore:
                          (client_order_id,)).fetchone()
         return Order.model_validate_json(row[0]) if row else None
 
+    def order_by_id(self, order_id: str) -> Order | None:
+        """The order with this exchange id (without parsing every other one)."""
+        with self._lock:
+            row = self._conn.execute("SELECT body FROM orders WHERE json_extract(body, '$.id')"
+                                     " = ?", (order_id,)).fetchone()
+        return Order.model_validate_json(row[0]) if row else None
+
     def orders(self, symbol: str | None = None) -> list[Order]:
         with self._lock:
             if symbol is None:

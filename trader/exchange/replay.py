@@ -19,7 +19,7 @@ import bisect
 import csv
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
@@ -51,10 +51,15 @@ class _Series:
     quote_sums: list[Decimal]
 
 
+def _utc_ms(text: str) -> int:
+    """An ISO date's epoch ms; one without an offset is UTC (never the local zone)."""
+    when = datetime.fromisoformat(text)
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
 def _load(path: Path, step_ms: int, symbol: str) -> tuple[MarketInfo, _Series]:
     with path.open(newline="") as f:
-        rows = {int(datetime.fromisoformat(r["date"]).timestamp() * 1000): r
-                for r in csv.DictReader(f)}
+        rows = {_utc_ms(r["date"]): r for r in csv.DictReader(f)}
     if not rows:
         raise ValueError(f"{path}: no candles")
     first = rows[min(rows)]
@@ -122,7 +127,7 @@ class ReplayFeed(MarketTable):
             found = {s: found[s] for s in symbols}
         if not found:
             raise ValueError(f"no <BASE>_<QUOTE>-<timeframe>.csv files in {directory}")
-        start_ms = int(start.timestamp() * 1000) if start else None
+        start_ms = _utc_ms(start.isoformat()) if start else None
         return cls(found, speed=speed, start_ms=start_ms, origin_ms=origin_ms)
 
     def replay_ms(self, ts_ms: int) -> int:
@@ -155,14 +160,19 @@ class ReplayFeed(MarketTable):
         self.market(symbol)
         s = self._series[symbol]
         first = since_ms - since_ms % 60_000
-        minutes = list(range(first, until_ms + 1, 60_000))[-limit:] if limit > 0 else []
+        minutes = range(first, until_ms + 1, 60_000)[-limit:] if limit > 0 else range(0)
         out = []
         for m in minutes:
-            a, b = self.replay_ms(m), self.replay_ms(min(m + 59_999, until_ms))
+            end = min(m + 59_999, until_ms)
+            a, b = self.replay_ms(m), self.replay_ms(end)
+            # The minute is the data in [a, a_next): what lies between its last millisecond
+            # and the next minute's first (``speed`` data ms) is its, not lost.
+            a_next = self.replay_ms(m + 60_000) if end == m + 59_999 else b + 1
             o, c = self._at(symbol, a), self._at(symbol, b)
-            inside = s.prices[bisect.bisect_right(s.times, a):bisect.bisect_left(s.times, b)]
+            inside = s.prices[bisect.bisect_right(s.times, a):
+                              bisect.bisect_left(s.times, a_next)]
             lo_i = bisect.bisect_left(s.starts, a)
-            hi_i = bisect.bisect_left(s.starts, b)
+            hi_i = bisect.bisect_left(s.starts, a_next)
             out.append(Candle(ts_ms=m, open=o, close=c, high=max([o, c, *inside]),
                               low=min([o, c, *inside]),
                               volume=s.volume_sums[hi_i] - s.volume_sums[lo_i]))
