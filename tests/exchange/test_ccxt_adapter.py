@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from decimal import Decimal as D
 
 import ccxt
@@ -15,6 +16,7 @@ from tests.exchange.sim_fixtures import KEY, MARKETS, SECRET, sim_and_adapter
 from trader.core import errors as e
 from trader.core.market import OrderRequest, OrderSide, OrderStatus, OrderType, TimeInForce
 from trader.exchange.ccxt_adapter import CcxtExchange
+from trader.exchange.ccxt_setup import ClientIdRule
 from trader.runtime.launch import validate_watchlist
 
 ORDER = "POST /api/v3/order"
@@ -138,6 +140,10 @@ async def test_below_minimum_is_refused_before_sending(tmp_path):
         with pytest.raises(e.InvalidOrder, match="minimum 0.0001"):
             await ex.create_order(_req("dtmin3", symbol="ADA/BTC", amount="1",
                                        price="0.000053"))
+        # An exchange whose ids not even a digest of ours can take (a too-long id is
+        # otherwise sent as its digest, see below): refused, not sent.
+        ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
+                               re.compile(r"[A-Z]{1,8}"), 8)
         with pytest.raises(e.InvalidOrder, match="client order id"):
             await ex.create_order(_req("x" * 37))
         assert srv.stats[ORDER] == 0
@@ -300,3 +306,21 @@ async def test_cancel_of_an_order_that_filled_meanwhile_returns_the_filled_order
         assert order.status is OrderStatus.CLOSED and order.filled == D("1")
         assert order.fee_base == sum(f.fee for f in srv.exchange.fills("BTC/USDT")) > 0
         assert srv.stats["DELETE /api/v3/order"] == 1
+
+
+async def test_an_exchange_with_shorter_client_ids_gets_one_digest_per_order(tmp_path):
+    # As OKX (32 characters of [A-Za-z0-9]), here even stricter, on the real HTTP path: the
+    # exchange is sent a digest of our id, the same one on every call for that order.
+    async with sim_and_adapter(tmp_path) as (srv, ex):
+        ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
+                               re.compile(r"[A-Za-z0-9]{1,20}"), 20)
+        ours = "dt" + "a1" * 16 + "00"  # 36 characters: does not fit
+        placed = await ex.create_order(_req(ours, price=None))
+        [at_server] = srv.exchange.all_orders()
+        assert at_server.client_order_id == ex._ids.to_exchange(ours)
+        assert len(at_server.client_order_id) == 20
+        assert placed.client_order_id == ours  # the port speaks our ids
+        assert (await ex.fetch_order("BTC/USDT", ours)).id == placed.id
+        with pytest.raises(e.DuplicateClientOrderId):  # a retried create sends the same id
+            await ex.create_order(_req(ours, price=None))
+        assert len(srv.exchange.all_orders()) == 1

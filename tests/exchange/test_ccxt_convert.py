@@ -65,3 +65,17 @@ def test_fee_items_from_an_order_or_its_trades() -> None:
     trades = [{"fee": {"currency": "ETH", "cost": 0.0003}}, {"fee": {"currency": "ETH",
                                                                       "cost": 0}}]
     assert cv.fee_items(trades) == [("ETH", D("0.0003"))]
+
+
+def test_client_ids_that_do_not_fit_are_sent_as_a_deterministic_digest() -> None:
+    from trader.core import ids
+    from trader.exchange.ccxt_setup import client_id_rule
+
+    ours = ids.client_order_id("trader:okx:BTC-USDT", "18c0f2a9b1e", 7)  # 36 characters
+    binance, okx = client_id_rule("binance"), client_id_rule("okx")
+    assert binance.to_exchange(ours) == ours  # fits: sent as is
+    sent = okx.to_exchange(ours)
+    assert okx.pattern.fullmatch(sent) and len(sent) == 32
+    assert okx.to_exchange(ours) == sent  # a retry, a lookup, a cancel: the same id
+    other = ids.client_order_id("trader:okx:BTC-USDT", "18c0f2a9b1e", 8)
+    assert okx.to_exchange(other) != sent

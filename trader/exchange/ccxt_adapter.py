@@ -40,7 +40,7 @@ from trader.core.market import (
 from trader.exchange import ccxt_convert as cv
 from trader.exchange.ccxt_errors import translate
 from trader.exchange.ccxt_fees import OrderFees
-from trader.exchange.ccxt_setup import client_id_rules, configure, default_rate_limit_ms
+from trader.exchange.ccxt_setup import client_id_rule, configure, default_rate_limit_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,7 +99,7 @@ class CcxtExchange:
         self._md: Any = configure(exchange_id, api_key=None, api_secret=None,
                                   sandbox=sandbox, api_url=api_url, timeout_s=timeout_s,
                                   rate_limit_ms=base_ms / MARKET_DATA_SHARE)
-        self._create_param, self._lookup_param, self._id_pattern = client_id_rules(exchange_id)
+        self._ids = client_id_rule(exchange_id)
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_lock = asyncio.Lock()
         self._last: dict[str, Ticker] = {}
@@ -195,9 +195,11 @@ class CcxtExchange:
     # --- orders -------------------------------------------------------------------------
     async def create_order(self, request: OrderRequest) -> Order:
         m = await self._market(request.symbol)
+        sent_id = self._ids.to_exchange(request.client_order_id)
         amount, price = cv.checked(request, m, last=self._last.get(request.symbol),
-                                   id_pattern=self._id_pattern, exchange=self.name)
-        params: dict[str, Any] = {self._create_param: request.client_order_id}
+                                   sent_id=sent_id, id_pattern=self._ids.pattern,
+                                   exchange=self.name)
+        params: dict[str, Any] = {self._ids.create_param: sent_id}
         if request.type is OrderType.LIMIT:
             params["timeInForce"] = request.time_in_force.value
         raw = await self._call(self._ex.create_order(
@@ -213,7 +215,7 @@ class CcxtExchange:
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
         m = await self._market(symbol)
         raw = await self._call(self._ex.fetch_order(
-            None, symbol, {self._lookup_param: client_order_id}))
+            None, symbol, {self._ids.lookup_param: self._ids.to_exchange(client_order_id)}))
         return await self._order(raw, m, client_order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
@@ -224,7 +226,7 @@ class CcxtExchange:
         # says how it ended either way.
         with contextlib.suppress(OrderNotFound, OrderRejected):
             await self._call(self._ex.cancel_order(
-                None, symbol, {self._lookup_param: client_order_id}))
+                None, symbol, {self._ids.lookup_param: self._ids.to_exchange(client_order_id)}))
         order = await self.fetch_order(symbol, client_order_id)
         if not order.is_final:  # e.g. still pending cancel: the activity's retry asks again
             raise RetryableExchangeError(

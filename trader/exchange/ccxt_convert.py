@@ -139,11 +139,12 @@ def average(raw: Mapping[str, Any]) -> Decimal | None:
 
 def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base: Decimal,
           client_order_id: str) -> Order:
-    """A domain Order (``average`` as ``average`` computes it)."""
+    """A domain Order (``average`` as ``average`` computes it) under ``client_order_id``:
+    ours, even where the exchange was sent a shortened form of it."""
     filled = dec(raw.get("filled"), Decimal(0)) or Decimal(0)
     tif = str(raw.get("timeInForce") or "GTC").upper()
     return Order(
-        id=str(raw.get("id") or ""), client_order_id=raw.get("clientOrderId") or client_order_id,
+        id=str(raw.get("id") or ""), client_order_id=client_order_id,
         symbol=market.symbol, side=OrderSide(str(raw.get("side") or "buy").lower()),
         type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
         time_in_force=TimeInForce.IOC if tif in ("IOC", "FOK") else TimeInForce.GTC,
@@ -154,13 +155,13 @@ def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base:
     )
 
 
-def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, id_pattern: re.Pattern[str],
-            exchange: str) -> tuple[Decimal, Decimal | None]:
+def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, sent_id: str,
+            id_pattern: re.Pattern[str], exchange: str) -> tuple[Decimal, Decimal | None]:
     """Amount and price on the market's steps, or InvalidOrder (so nothing is sent) when the
     order is below the market's minimums or the client id does not fit the exchange. A market
     order's value is estimated from ``last`` (the latest ticker seen), when there is one."""
-    if not id_pattern.fullmatch(r.client_order_id):
-        raise InvalidOrder(f"client order id {r.client_order_id!r} does not fit "
+    if not id_pattern.fullmatch(sent_id):
+        raise InvalidOrder(f"client order id {sent_id!r} does not fit "
                            f"{exchange}'s rule {id_pattern.pattern} (not sent)")
     amount = round_down(r.amount, m.amount_step)
     price = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,22 +15,39 @@ from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
 
-# Where each exchange takes our client order id (create, then lookup/cancel) and what it
-# accepts. ccxt puts a given id into the request unchanged (it generates a broker-prefixed
-# one only when none is given). trader.core.ids builds 36 characters of [A-Za-z0-9].
-_BINANCE = ("newClientOrderId", "origClientOrderId", r"[.A-Z:/a-z0-9_-]{1,36}")
-_CLIENT_ID_RULES: dict[str, tuple[str, str, str]] = {
+# Where each exchange takes our client order id (create, then lookup/cancel), what it
+# accepts and how long it may be. ccxt puts a given id into the request unchanged (it
+# generates a broker-prefixed one only when none is given). trader.core.ids builds 36
+# characters of [A-Za-z0-9].
+_BINANCE = ("newClientOrderId", "origClientOrderId", r"[.A-Z:/a-z0-9_-]{1,36}", 36)
+_CLIENT_ID_RULES: dict[str, tuple[str, str, str, int]] = {
     "binance": _BINANCE,
     "binanceus": _BINANCE,
-    "okx": ("clientOrderId", "clientOrderId", r"[A-Za-z0-9]{1,32}"),
+    "okx": ("clientOrderId", "clientOrderId", r"[A-Za-z0-9]{1,32}", 32),
 }
-_DEFAULT_RULE = ("clientOrderId", "clientOrderId", r"[.A-Z:/a-z0-9_-]{1,36}")
+_DEFAULT_RULE = ("clientOrderId", "clientOrderId", r"[.A-Z:/a-z0-9_-]{1,36}", 36)
 
 
-def client_id_rules(exchange_id: str) -> tuple[str, str, re.Pattern[str]]:
-    """(create parameter, lookup/cancel parameter, allowed pattern) for the exchange."""
-    create, lookup, pattern = _CLIENT_ID_RULES.get(exchange_id, _DEFAULT_RULE)
-    return create, lookup, re.compile(pattern)
+@dataclass(frozen=True)
+class ClientIdRule:
+    create_param: str
+    lookup_param: str
+    pattern: re.Pattern[str]
+    max_len: int
+
+    def to_exchange(self, client_order_id: str) -> str:
+        """Our id as this exchange takes it: unchanged when it fits, else a digest of it
+        cut to the exchange's length. The digest is as deterministic as the id itself, so a
+        retried create, a lookup and a cancel all send the same one (idempotency holds)."""
+        if self.pattern.fullmatch(client_order_id):
+            return client_order_id
+        return ("dt" + hashlib.sha256(client_order_id.encode()).hexdigest())[: self.max_len]
+
+
+def client_id_rule(exchange_id: str) -> ClientIdRule:
+    """Where and in what form the exchange takes our client order id."""
+    create, lookup, pattern, max_len = _CLIENT_ID_RULES.get(exchange_id, _DEFAULT_RULE)
+    return ClientIdRule(create, lookup, re.compile(pattern), max_len)
 
 
 def rebase(urls: Any, base: str) -> Any:
