@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
-import sys
 import tempfile
 from decimal import Decimal as D
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from bench.common import dev_server, latency_summary
 from tests.exchange.sim_fixtures import sim_and_adapter
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
-from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
 
 SYMBOL = "BTC/USDT"
 
@@ -51,13 +48,7 @@ async def latency(env: WorkflowEnvironment, tmp: Path, triggers: int, poll: floa
             srv.set_price(SYMBOL, price)
             await b.wait_for(h, lambda s, k=n + 1: s.trades_closed == k and s.phase is Phase.IDLE,
                              what="back to idle", timeout=30)
-    samples.sort()
-    return {
-        "triggers": len(samples), "poll_interval_s": poll,
-        "latency_median_s": round(statistics.median(samples), 4),
-        "latency_p99_s": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 4),
-        "latency_max_s": round(samples[-1], 4),
-    }
+    return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples)
 
 
 async def main() -> None:
@@ -65,14 +56,9 @@ async def main() -> None:
     parser.add_argument("--triggers", type=int, default=60)
     parser.add_argument("--poll", type=float, default=0.5)
     args = parser.parse_args()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        data_converter=DATA_CONVERTER, search_attributes=ALL_KEYS)
-    try:
+    async with dev_server() as env:
         with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
             print(json.dumps(await latency(env, Path(tmp), args.triggers, args.poll), indent=2))
-    finally:
-        await env.shutdown()
 
 
 if __name__ == "__main__":

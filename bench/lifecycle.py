@@ -14,19 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
-import sys
 import tempfile
 import time
 from decimal import Decimal as D
 from pathlib import Path
 
-from temporalio.testing import WorkflowEnvironment
-
+from bench.common import dev_server, latency_summary
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
-from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
 
 
 def _phase_upserts(history) -> list[tuple[int, str]]:
@@ -65,12 +60,7 @@ async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
         history = await h.fetch_history()
     ups = _phase_upserts(history)
     idles = [eid for eid, phase in ups if phase == "idle"]
-    samples.sort()
-    return {
-        "triggers": len(samples), "poll_interval_s": poll,
-        "latency_median_s": round(statistics.median(samples), 4),
-        "latency_p99_s": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 4),
-        "latency_max_s": round(samples[-1], 4),
+    return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples) | {
         "events_start_to_first_idle": idles[0],
         "events_one_trade_idle_to_idle": idles[1] - idles[0],
     }
@@ -98,17 +88,12 @@ async def main() -> None:
     parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--idle-seconds", type=float, default=120)
     args = parser.parse_args()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        data_converter=DATA_CONVERTER, search_attributes=ALL_KEYS)
-    try:
+    async with dev_server() as env:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "a").mkdir()
             (Path(tmp) / "b").mkdir()
             result = await latency(env, Path(tmp) / "a", args.triggers, args.poll)
             result |= await idle_cost(env, Path(tmp) / "b", args.idle_seconds)
-    finally:
-        await env.shutdown()
     print(json.dumps(result, indent=2))
 
 

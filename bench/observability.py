@@ -24,8 +24,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from bench.common import dev_server
 from tests.workflows.harness import bench
 from trader import contracts as c
 from trader.core.phases import Phase
@@ -41,7 +42,6 @@ from trader.observe.metrics import TraderMetrics
 from trader.observe.phase_log import PhaseLog
 from trader.runtime.client import ensure_search_attributes
 from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
 
 BIN = Path(sys.executable).parent
 COMMITTED = Path(__file__).parents[1] / "tests" / "histories" / "lifecycle_take_profit.json"
@@ -141,17 +141,6 @@ async def history_cost(tmp: Path, repeats: int) -> dict[str, object]:
     return {"without": summary(runs[False]), "with": summary(runs[True]),
             "committed_before_feature": summary([committed]),
             "runs_per_mode": repeats}
-
-
-@asynccontextmanager
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"), data_converter=DATA_CONVERTER,
-        search_attributes=ALL_KEYS, ui=False)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def trades_wall_time(env: WorkflowEnvironment, tmp: Path, trades: int) -> float:

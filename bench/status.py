@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import io
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -29,13 +28,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
+from bench.common import dev_server
 from tests.workflows.harness import TEST_PARAMS, bench
 from trader import contracts as c
 from trader.core.phases import Phase
 from trader.observe.status_table import build_table, status_rows, traders_query
 from trader.runtime import search as sa
-from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
 
 MEMO = EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
 
@@ -111,14 +109,9 @@ async def main() -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--hold-seconds", type=float, default=30)
     args = parser.parse_args()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        data_converter=DATA_CONVERTER, search_attributes=ALL_KEYS, ui=False)
-    try:
+    async with dev_server() as env:
         await refresh_time(env, args.symbols)
         await memo_cost(env, args.hold_seconds)
-    finally:
-        await env.shutdown()
 
 
 if __name__ == "__main__":

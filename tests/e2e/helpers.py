@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from temporalio.client import Client
+
+from trader.core.state import CoinState
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +107,25 @@ def start_sim(tmp: Path, *args: str, name: str = "sim") -> tuple[subprocess.Pope
 def binance_config(url: str) -> str:
     """Config lines pointing the ccxt adapter at the local server."""
     return f'exchange = "binance"\nexchange_api_url = "{url}"\n'
+
+
+async def query_state(client: Client, wf_id: str) -> CoinState | None:
+    """The symbol's ``CoinState`` by query, or None while no worker can answer."""
+    try:
+        return await client.get_workflow_handle(wf_id).query("state", result_type=CoinState)
+    except Exception:  # not started yet, or no worker up to answer
+        return None
+
+
+async def wait_state(client: Client, wf_id: str, predicate: Callable[[CoinState], bool], *,
+                     timeout: float, what: str) -> CoinState:
+    """Poll the symbol's state until ``predicate`` holds; fail naming where it was."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = await query_state(client, wf_id)
+        if state is not None and predicate(state):
+            return state
+        await asyncio.sleep(0.3)
+    where = f"phase={state.phase.value} note={state.note!r}" if state else "no state"
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} ({where})")

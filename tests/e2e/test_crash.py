@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from tests.e2e.helpers import kill, run, spawn, wait_until, write_config
+from tests.e2e.helpers import kill, run, spawn, wait_state, wait_until, write_config
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.phases import Phase
-from trader.core.state import CoinState
 from trader.ledger import LedgerStore
 from trader.runtime.exchange import build_exchange
 
@@ -32,21 +30,6 @@ async def _orders(cfg):
         await exchange.close()
 
 
-async def _state(client, wf_id) -> CoinState:
-    return await client.get_workflow_handle(wf_id).query("state", result_type=CoinState)
-
-
-async def _wait_state(client, wf_id, predicate, *, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = await _state(client, wf_id)
-            if predicate(state):
-                return state
-        except Exception:  # no worker yet to answer the query
-            pass
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
@@ -74,7 +57,7 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         kill(w1)  # the order is accepted, the activity never returned
         w2 = spawn("worker.py", "--config", str(cfg), log=log)
         workers.append(w2)
-        state = await _wait_state(client, wf_id, lambda s: s.phase is Phase.POSITION,
+        state = await wait_state(client, wf_id, lambda s: s.phase is Phase.POSITION,
                                   timeout=90, what="POSITION after the crash")
         orders = await _orders(cfg)
         assert len([o for o in orders if o.side.value == "buy"]) == 1

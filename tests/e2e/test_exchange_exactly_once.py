@@ -16,9 +16,11 @@ from tests.e2e.helpers import (
     SIM_KEYS,
     binance_config,
     kill,
+    query_state,
     run,
     spawn,
     start_sim,
+    wait_state,
     wait_until,
     write_config,
 )
@@ -26,7 +28,6 @@ from tests.e2e.test_crash import _place_order_attempts
 from trader.binance_sim.control import SimControl
 from trader.core import ids
 from trader.core.phases import Phase
-from trader.core.state import CoinState
 from trader.ledger import LedgerStore
 
 pytestmark = pytest.mark.e2e
@@ -35,23 +36,6 @@ SYMBOL = "SOL/USDT"
 CREATE = "POST /api/v3/order"
 
 
-async def _state(client, wf_id) -> CoinState | None:
-    try:
-        return await client.get_workflow_handle(wf_id).query("state", result_type=CoinState)
-    except Exception:  # no worker up to answer yet
-        return None
-
-
-async def _wait(client, wf_id, predicate, *, timeout: float, what: str) -> CoinState:
-    deadline = time.monotonic() + timeout
-    state = None
-    while time.monotonic() < deadline:
-        state = await _state(client, wf_id)
-        if state is not None and predicate(state):
-            return state
-        await asyncio.sleep(0.3)
-    detail = f"phase={state.phase.value} note={state.note!r}" if state else "no state"
-    raise AssertionError(f"timed out waiting for {what} ({detail})")
 
 
 async def _wait_orders(sim: SimControl, n: int, *, timeout: float) -> list[dict]:
@@ -92,13 +76,13 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             assert started.returncode == 0, started.stderr
             log = tmp_path / "workers.log"
             workers.append(spawn("worker.py", "--config", str(cfg), log=log, env=SIM_KEYS))
-            await _wait(client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60,
+            await wait_state(client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60,
                         what="IDLE")
 
             # 1. The server accepts the buy and the response is lost (connection dropped).
             await sim.add_fault({"endpoint": CREATE, "kind": "accept_then_drop"})
             await sim.set_price(SYMBOL, "149")  # 0.67 % below the anchor: fires
-            state = await _wait(client, wf_id, lambda s: s.phase is Phase.POSITION,
+            state = await wait_state(client, wf_id, lambda s: s.phase is Phase.POSITION,
                                 timeout=60, what="POSITION after the lost response")
             [buy] = await sim.orders()
             assert buy["client_order_id"] == state.client_order_id
@@ -119,12 +103,12 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             assert trade.trade_id == state.decision_id
 
             # 3. A buy the exchange refuses (no funds): back to IDLE once, no retry storm.
-            await _wait(client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60,
+            await wait_state(client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60,
                         what="IDLE after cooldown")
             await sim.set_balances({"USDT": "1"})
             await sim.reset_stats()
             await sim.set_price(SYMBOL, "140")
-            refused = await _wait(client, wf_id, lambda s: "rejected" in s.note
+            refused = await wait_state(client, wf_id, lambda s: "rejected" in s.note
                                   and s.phase is Phase.IDLE, timeout=60, what="the refusal")
             assert "insufficient" in refused.note.lower()
             await asyncio.sleep(3)  # time for a storm to show, if there were one
@@ -146,7 +130,7 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             assert attempts[0] >= 2  # the buy's retry found the accepted order by its id
             assert attempts[1] >= 2  # so did the sell's, on the replacement worker
             assert all(r.dst is not Phase.ERROR
-                       for r in (await _state(client, wf_id)).phase_history)
+                       for r in (await query_state(client, wf_id)).phase_history)
             print(f"\nexactly-once: decisions={len(set(decided))} accepted orders="
                   f"{len(accepted)} (refused by the exchange: 1)")
         finally:

@@ -20,7 +20,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import kill, run, spawn, write_config
+from tests.e2e.helpers import kill, run, spawn, wait_state, write_config
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.state import CoinState
@@ -56,22 +56,6 @@ def worker_env(port: int, sdk_port: int, log) -> dict[str, str]:
             "TEMPORAL_METRICS_PORT": str(sdk_port), "PHASE_LOG_FILE": str(log)}
 
 
-async def _state(client, wf_id: str) -> CoinState | None:
-    try:
-        return await client.get_workflow_handle(wf_id).query("state", result_type=CoinState)
-    except Exception:  # no worker to answer yet
-        return None
-
-
-async def _wait(client, wf_id: str, predicate, *, timeout: float, what: str) -> CoinState:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        state = await _state(client, wf_id)
-        if state is not None and predicate(state):
-            return state
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
@@ -90,7 +74,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
     w1 = spawn("worker.py", "--config", str(cfg), env=worker_env(p1, s1, log1), log=out)
     workers = [w1]
     try:
-        await _wait(client, wf_id, lambda s: s.trades_closed >= 1, timeout=240,
+        await wait_state(client, wf_id, lambda s: s.trades_closed >= 1, timeout=240,
                     what="a closed trade on worker 1")
         # The Temporal SDK's own metrics, on their own port, labelled with the worker.
         sdk = scrape(s1)
@@ -100,7 +84,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         # counters can be read exactly before it goes.
         paused = run("starter.py", "--config", str(cfg), "pause")
         assert paused.returncode == 0, paused.stderr
-        await _wait(client, wf_id, lambda s: s.entries_paused and s.phase.value == "idle",
+        await wait_state(client, wf_id, lambda s: s.entries_paused and s.phase.value == "idle",
                     timeout=120, what="paused in IDLE")
         metrics1 = scrape(p1)
         kill(w1, signal.SIGTERM)  # graceful: finishes its tasks and flushes its log
@@ -111,7 +95,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         workers.append(w2)
         resumed = run("starter.py", "--config", str(cfg), "resume")
         assert resumed.returncode == 0, resumed.stderr
-        await _wait(client, wf_id, lambda s: len(s.phase_history) >= seen_by_w1 + 3,
+        await wait_state(client, wf_id, lambda s: len(s.phase_history) >= seen_by_w1 + 3,
                     timeout=240, what="worker 2 to make transitions")
         stop = run("starter.py", "--config", str(cfg), "stop")
         assert stop.returncode == 0, stop.stderr
@@ -230,7 +214,7 @@ async def test_routine_watch_cancellations_log_no_traceback(dev_env, tmp_path):
     worker = spawn("worker.py", "--config", str(cfg), log=out)
     try:
         wf_id = ids.workflow_id_for("paper", "XRP/USDT")
-        await _wait(client, wf_id, lambda s: s.phase.value == "idle", timeout=60,
+        await wait_state(client, wf_id, lambda s: s.phase.value == "idle", timeout=60,
                     what="IDLE (watch running)")
         await asyncio.sleep(1)
         await client.get_workflow_handle(wf_id).terminate("operator")
