@@ -34,6 +34,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from bench.common import dev_server
+from tests.histories.record import take_profit_trade
 from tests.workflows.harness import bench
 from trader import contracts as c
 from trader.core.phases import Phase
@@ -116,14 +117,7 @@ async def history_cost(tmp: Path, repeats: int) -> dict[str, object]:
         try:
             with attached(on, tmp):
                 async with bench(env.client, tmp / str(i)) as b:
-                    h = await b.start()
-                    await b.wait_phase(h, Phase.IDLE)
-                    b.set_price("BTC/USDT", "97.90")
-                    await b.wait_phase(h, Phase.POSITION)
-                    b.set_price("BTC/USDT", "101.50")
-                    await b.wait_phase(h, Phase.COOLDOWN)
-                    await env.sleep(15 * 60 + 1)
-                    await b.wait_phase(h, Phase.IDLE)
+                    h = await take_profit_trade(env, b)  # the committed history's scenario
                     await h.signal("shutdown", c.ShutdownRequest(close_position=True))
                     await h.result()
                     runs[on].append(Counter(_types(await h.fetch_history())))

@@ -129,3 +129,10 @@ async def wait_state(client: Client, wf_id: str, predicate: Callable[[CoinState]
         await asyncio.sleep(0.3)
     where = f"phase={state.phase.value} note={state.note!r}" if state else "no state"
     raise AssertionError(f"timed out after {timeout}s waiting for {what} ({where})")
+
+
+async def terminate_queue(client: Client, queue: str) -> None:
+    """Teardown: end every workflow a test left running on its task queue."""
+    async for wf in client.list_workflows(
+            f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
+        await client.get_workflow_handle(wf.id).terminate("test over")

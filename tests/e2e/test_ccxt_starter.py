@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import kill, run, spawn, wait_until, write_config
+from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_until, write_config
 from trader.core import ids
 
 pytestmark = pytest.mark.e2e
@@ -79,9 +79,7 @@ async def test_starter_on_binance_keeps_keys_out_of_histories_and_logs(dev_env, 
     finally:
         kill(starter, signal.SIGTERM)
         kill(sim, signal.SIGTERM)
-        async for wf in dev_env.client.list_workflows(
-                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-            await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
+        await terminate_queue(dev_env.client, queue)
     log = (tmp_path / "starter.log").read_text()
     assert "ticker" in log.lower() or "spot markets loaded" in log  # DEBUG logging was on
     assert KEY not in log and SECRET not in log

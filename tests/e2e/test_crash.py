@@ -10,7 +10,15 @@ from decimal import Decimal
 
 import pytest
 
-from tests.e2e.helpers import kill, run, spawn, wait_state, wait_until, write_config
+from tests.e2e.helpers import (
+    kill,
+    run,
+    spawn,
+    terminate_queue,
+    wait_state,
+    wait_until,
+    write_config,
+)
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.phases import Phase
@@ -87,9 +95,7 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
     finally:
         for w in workers:
             kill(w)
-        async for wf in client.list_workflows(
-                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-            await client.get_workflow_handle(wf.id).terminate("test over")
+        await terminate_queue(client, queue)
 
 
 def _place_order_attempts(history) -> list[int]:

@@ -20,6 +20,7 @@ from tests.e2e.helpers import (
     run,
     spawn,
     start_sim,
+    terminate_queue,
     wait_state,
     wait_until,
     write_config,
@@ -137,6 +138,4 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             for w in workers:
                 kill(w)
             kill(sim_proc)
-            async for wf in client.list_workflows(
-                    f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-                await client.get_workflow_handle(wf.id).terminate("test over")
+            await terminate_queue(client, queue)

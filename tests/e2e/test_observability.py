@@ -20,7 +20,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import kill, run, spawn, wait_state, write_config
+from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_state, write_config
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.state import CoinState
@@ -107,9 +107,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
     finally:
         for w in workers:
             kill(w)
-        async for wf in client.list_workflows(
-                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-            await client.get_workflow_handle(wf.id).terminate("test over")
+        await terminate_queue(client, queue)
 
     first, second = read_events(log1), read_events(log2)
     assert first and second
@@ -224,9 +222,7 @@ async def test_routine_watch_cancellations_log_no_traceback(dev_env, tmp_path):
         assert worker.returncode == 0
     finally:
         kill(worker)
-        async for wf in client.list_workflows(
-                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-            await client.get_workflow_handle(wf.id).terminate("test over")
+        await terminate_queue(client, queue)
     text = out.read_text()
     assert "Beginning worker shutdown" in text  # (before the fix: a warning + traceback)
     assert "Traceback" not in text, text[-3000:]

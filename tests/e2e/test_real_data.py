@@ -12,7 +12,15 @@ import uuid
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tests.e2e.helpers import SIM_KEYS, binance_config, kill, spawn, start_sim, write_config
+from tests.e2e.helpers import (
+    SIM_KEYS,
+    binance_config,
+    kill,
+    spawn,
+    start_sim,
+    terminate_queue,
+    write_config,
+)
 from trader.core import ids
 from trader.core.state import CoinState
 from trader.ledger import LedgerStore
@@ -70,8 +78,6 @@ async def test_starter_trades_the_real_2018_pairs_through_ccxt(dev_env, tmp_path
             except Exception:
                 kill(starter)
         kill(sim)
-        async for wf in client.list_workflows(
-                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-            await client.get_workflow_handle(wf.id).terminate("test over")
+        await terminate_queue(client, queue)
     text = log.read_text()
     assert "Traceback" not in text and " ERROR " not in text, text[-3000:]

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.helpers import kill, run, spawn, wait_until, write_config
+from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_until, write_config
 from trader.core.phases import Phase
 from trader.ledger import LedgerStore
 from trader.runtime.commands import RUNNING_TRADERS
@@ -54,9 +54,7 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
         assert stop.returncode == 0 and "stopping" in stop.stdout
     finally:
         kill(proc, signal.SIGTERM)
-        async for wf in dev_env.client.list_workflows(
-                f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
-            await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
+        await terminate_queue(dev_env.client, queue)
     log = (tmp_path / "starter.log").read_text()
     assert "Traceback" not in log, log[-3000:]
     # The worker's table, last frame (the symbols may have stopped by then).

@@ -38,17 +38,22 @@ async def _finish(b, h, name: str) -> None:
     print(f"{name}: {len(history.events)} events")
 
 
+async def take_profit_trade(env, b):  # noqa: ANN001, ANN201
+    """The committed lifecycle's scenario: buy on a drop, take profit, cool down, IDLE."""
+    h = await b.start()
+    await b.wait_phase(h, Phase.IDLE)
+    b.set_price("BTC/USDT", "97.90")
+    await b.wait_phase(h, Phase.POSITION)
+    b.set_price("BTC/USDT", "101.50")
+    await b.wait_phase(h, Phase.COOLDOWN)
+    await env.sleep(15 * 60 + 1)
+    await b.wait_phase(h, Phase.IDLE)
+    return h
+
+
 async def lifecycle(env, tmp: Path) -> None:
     async with bench(env.client, tmp) as b:
-        h = await b.start()
-        await b.wait_phase(h, Phase.IDLE)
-        b.set_price("BTC/USDT", "97.90")
-        await b.wait_phase(h, Phase.POSITION)
-        b.set_price("BTC/USDT", "101.50")
-        await b.wait_phase(h, Phase.COOLDOWN)
-        await env.sleep(15 * 60 + 1)
-        await b.wait_phase(h, Phase.IDLE)
-        await _finish(b, h, "lifecycle_take_profit")
+        await _finish(b, await take_profit_trade(env, b), "lifecycle_take_profit")
 
 
 async def lifecycle_take_profit_memo(env, tmp: Path) -> None:
