@@ -112,13 +112,13 @@ async def test_resting_order_cancel_and_lookups(tmp_path):
         rest = await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
         assert rest.status is OrderStatus.OPEN and rest.filled == 0
         assert [o.client_order_id for o in await ex.fetch_open_orders("BTC/USDT")] == ["dtgtc1"]
+        with pytest.raises(e.DuplicateClientOrderId):  # while it is open
+            await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
         cancelled = await ex.cancel_order("BTC/USDT", "dtgtc1")
         assert cancelled.status is OrderStatus.CANCELED
         assert await ex.cancel_order("BTC/USDT", "dtgtc1") == cancelled  # final: no error
         with pytest.raises(e.OrderNotFound):
             await ex.fetch_order("BTC/USDT", "dtnever")
-        with pytest.raises(e.DuplicateClientOrderId):
-            await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
 
 
 async def test_partial_fill_of_an_ioc_buy(tmp_path):
@@ -315,12 +315,12 @@ async def test_an_exchange_with_shorter_client_ids_gets_one_digest_per_order(tmp
         ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
                                re.compile(r"[A-Za-z0-9]{1,20}"), 20)
         ours = "dt" + "a1" * 16 + "00"  # 36 characters: does not fit
-        placed = await ex.create_order(_req(ours, price=None))
+        placed = await ex.create_order(_req(ours, price="90", tif=TimeInForce.GTC))
         [at_server] = srv.exchange.all_orders()
         assert at_server.client_order_id == ex._ids.to_exchange(ours)
         assert len(at_server.client_order_id) == 20
         assert placed.client_order_id == ours  # the port speaks our ids
         assert (await ex.fetch_order("BTC/USDT", ours)).id == placed.id
         with pytest.raises(e.DuplicateClientOrderId):  # a retried create sends the same id
-            await ex.create_order(_req(ours, price=None))
+            await ex.create_order(_req(ours, price="90", tif=TimeInForce.GTC))
         assert len(srv.exchange.all_orders()) == 1
