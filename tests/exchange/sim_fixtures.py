@@ -57,6 +57,12 @@ async def sim_and_adapter(tmp_path: Path, *, extra_markets: int = 0,
             await ex.close()
 
 
+def no_fills_in_create_response(ex: CcxtExchange) -> None:
+    """Like most exchanges (or Binance's RESULT answer), the create response carries no
+    fills: the adapter then reads the order's trades to learn its fees."""
+    ex._ex.options["newOrderRespType"] = {"limit": "RESULT", "market": "RESULT"}
+
+
 def _secret(value: str):  # noqa: ANN202
     from pydantic import SecretStr
 

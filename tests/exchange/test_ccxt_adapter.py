@@ -12,7 +12,13 @@ import ccxt
 import pytest
 from pydantic import SecretStr
 
-from tests.exchange.sim_fixtures import KEY, MARKETS, SECRET, sim_and_adapter
+from tests.exchange.sim_fixtures import (
+    KEY,
+    MARKETS,
+    SECRET,
+    no_fills_in_create_response,
+    sim_and_adapter,
+)
 from trader.core import errors as e
 from trader.core.market import OrderRequest, OrderSide, OrderStatus, OrderType, TimeInForce
 from trader.exchange.ccxt_adapter import CcxtExchange
@@ -223,15 +229,9 @@ async def test_an_order_never_waits_behind_a_batched_ticker_poll(tmp_path):
         assert loop.time() - t0 < 2.0  # a shared throttler would hold it >= 3.2 s
 
 
-def _no_fills_in_create_response(ex: CcxtExchange) -> None:
-    # Like exchanges (or Binance's RESULT answer) whose create response has no fees: the
-    # adapter then reads the order's trades.
-    ex._ex.options["newOrderRespType"] = {"limit": "RESULT", "market": "RESULT"}
-
-
 async def test_a_placed_order_whose_trades_cannot_be_read_is_unknown_not_failed(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
-        _no_fills_in_create_response(ex)
+        no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
 
         async def refused(*_: object, **__: object) -> object:
@@ -249,7 +249,7 @@ async def test_a_placed_order_whose_trades_cannot_be_read_is_unknown_not_failed(
 async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
         srv.exchange.level_liquidity_quote = D("50")  # thin book: several fills
-        _no_fills_in_create_response(ex)
+        no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
 
         async def lagging(*args: object, **kwargs: object) -> object:
@@ -270,7 +270,7 @@ async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_pat
 async def test_a_fee_in_a_third_currency_without_a_price_counts_zero_not_bad_symbol(
         tmp_path, caplog):
     async with sim_and_adapter(tmp_path) as (srv, ex):
-        _no_fills_in_create_response(ex)
+        no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
 
         async def paid_in_eth(*args: object, **kwargs: object) -> object:

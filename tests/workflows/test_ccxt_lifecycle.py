@@ -139,9 +139,11 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
             metadata = await h.query("__temporal_workflow_metadata",
                                      result_type=WorkflowMetadata)
             [trade] = b.ledger.trades()
+            recent = await dry.fetch_recent_orders("BTC/USDT", since_ms=0)
         assert s.simulated and s.trades_closed == 1
         assert trade.simulated and trade.exit_reason == "take_profit"
         assert [o.side for o in paper.all_orders()] == [OrderSide.BUY, OrderSide.SELL]
+        assert recent == paper.all_orders()  # the order activity's lists: the paper ones
         # Priced from the exchange's live book, but no order ever reached it.
         assert srv.exchange.all_orders() == []
         assert not [k for k in srv.stats if k.startswith(("POST", "DELETE"))
