@@ -114,3 +114,13 @@ def test_shipped_configs_load(name):
 def test_docs_and_example_are_generated_from_the_model():
     assert (ROOT / "config.example.toml").read_text() == example_toml()
     assert markdown() in (ROOT / "docs" / "configuration.md").read_text()
+
+
+def test_the_order_consistency_window_must_fit_in_an_order_attempt():
+    assert load_settings().order_consistency_window_seconds == 5
+    assert load_settings(order_consistency_window_seconds=14,
+                         order_activity_timeout_seconds=15).order_consistency_window_seconds == 14
+    with pytest.raises(ConfigError, match="ORDER_CONSISTENCY_WINDOW_SECONDS.*cannot outlast"):
+        load_settings(order_consistency_window_seconds=5, order_activity_timeout_seconds=5)
+    with pytest.raises(ConfigError, match="ORDER_CONSISTENCY_WINDOW_SECONDS"):
+        load_settings(order_consistency_window_seconds=0)

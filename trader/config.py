@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from trader.config_paper import PaperSettings
+from trader.core.consistency import window_problem
 from trader.core.errors import ConfigError
 from trader.core.ids import is_valid_symbol
 from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
@@ -142,6 +143,11 @@ class Settings(BaseSettings):
     fsm_backoff_max_seconds: float = _f(_P.fsm_backoff_max_seconds, "ERROR backoff cap.", gt=0)
     order_activity_timeout_seconds: float = _f(_P.order_activity_timeout_seconds, "Timeout "
                                                "of one exchange call attempt.", gt=0)
+    order_consistency_window_seconds: float = _f(
+        5.0, "After a create whose outcome is unknown, a retry creates again only once the "
+        "order has been absent from the exchange's order query and lists for this long since "
+        "the earlier attempt may last have sent it (lookups lag behind a fresh order). Must "
+        "leave an attempt (ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.", gt=0)
 
     # --- watching and history ------------------------------------------------------------
     watch_checkpoint_seconds: float = _f(_P.watch_checkpoint_seconds, "A watch returns to "
@@ -178,6 +184,14 @@ class Settings(BaseSettings):
             raise ValueError(f"symbols must look like BTC/USDT (capitals and digits), got {bad}")
         if not value:
             raise ValueError("the watchlist is empty")
+        return value
+
+    @field_validator("order_consistency_window_seconds")
+    @classmethod
+    def _window(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("order_activity_timeout_seconds")
+        if timeout is not None and (problem := window_problem(value, timeout)):
+            raise ValueError(f"{problem}: raise ORDER_ACTIVITY_TIMEOUT_SECONDS or lower it")
         return value
 
     @field_validator("exchange")
