@@ -97,14 +97,7 @@ class ExchangeActivities:
             async with asyncio.timeout(None if math.isinf(left) else max(0.0, left)):
                 return await self._place(inp, window, progress)
         except TimeoutError:
-            activity.logger.warning("%s: the attempt ran out of time; nothing is sent after "
-                                    "its deadline", inp.client_order_id)
-            exc: ExchangeError = OrderAcceptedUnread(
-                f"order {inp.client_order_id} (exchange id {progress.order_id}): not read by "
-                "the attempt's deadline", order_id=progress.order_id) \
-                if progress.order_id else OrderStatusUnknown(
-                    f"order {inp.client_order_id}: no outcome by the attempt's deadline")
-            raise self._failed(exc) from None
+            raise self._failed(_out_of_time(inp, progress)) from None
         except ExchangeError as exc:
             raise self._failed(exc) from exc
 
@@ -214,3 +207,14 @@ class ExchangeActivities:
             raise self._failed(exc) from exc
         return c.ReconcileResult(order=order, base_balance=balance, ticker=ticker)
 
+
+def _out_of_time(inp: c.PlaceOrderInput, progress: Progress) -> ExchangeError:
+    """An attempt that reached its end: retryable, and still naming the order if known."""
+    activity.logger.warning("%s: the attempt ran out of time; nothing is sent after its "
+                            "deadline", inp.client_order_id)
+    if progress.order_id is not None:
+        return OrderAcceptedUnread(f"order {inp.client_order_id} (exchange id "
+                                   f"{progress.order_id}) not read by the attempt's deadline",
+                                   order_id=progress.order_id)
+    return OrderStatusUnknown(f"order {inp.client_order_id}: no outcome by the attempt's "
+                              "deadline")
