@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     # --- entry ---------------------------------------------------------------------------
     drop_trigger_pct: Decimal = _f(_P.drop_trigger_pct, "Buy this many % below the anchor.",
                                    gt=0, lt=100)
-    use_drop_anchor: bool = _f(_P.use_drop_anchor, "Keep the anchor across trades/restarts.")
+    use_drop_anchor: bool = _f(_P.use_drop_anchor, "Keep the drop anchor across trades and "
+                               "a stop/start; false = a fresh anchor after each cooldown.")
     anchor_mode: AnchorMode = _f(_P.anchor_mode, "peak, fixed or window.")
     drop_lookback_seconds: int = _f(_P.drop_lookback_seconds, "Window of the window anchor.",
                                     gt=0)
@@ -142,6 +143,9 @@ class Settings(BaseSettings):
     fsm_backoff_max_seconds: float = _f(_P.fsm_backoff_max_seconds, "ERROR backoff cap.", gt=0)
     order_activity_timeout_seconds: float = _f(_P.order_activity_timeout_seconds, "Timeout "
                                                "of one exchange call attempt.", gt=0)
+    balance_settle_seconds: float = _f(_P.balance_settle_seconds, "Re-read a balance below "
+                                       "what a symbol holds this long before it counts as a "
+                                       "shortfall.", ge=0)
 
     # --- watching and history ------------------------------------------------------------
     watch_checkpoint_seconds: float = _f(_P.watch_checkpoint_seconds, "A watch returns to "
