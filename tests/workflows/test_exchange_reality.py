@@ -16,7 +16,9 @@ from trader import contracts as c
 from trader.core.market import OrderSide, OrderType
 from trader.core.phases import Phase
 from trader.core.sizing import round_down
+from trader.core.state import CoinState
 from trader.exchange.paper import PaperFaults
+from trader.runtime.launch import resumable_state
 from trader.runtime.reconcile import request_reconciles
 
 STEP = D("0.0001")
@@ -130,16 +132,23 @@ async def test_the_minimum_is_checked_at_the_bid(ts_env, tmp_path):
     """0.0515 BTC at last 97.10 is 5.0007 USDT, at the bid 97.05 4.998: below the 5 USDT
     minimum. Landed code: the sell is sent, refused as invalid, retried into ERROR."""
     async with bench(ts_env.client, tmp_path) as b:
-        h = await b.start(trade_budget=D("5.05"))
+        h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
         s = await _to_position(b, h)
         assert s.amount == D("0.0515")
         b.set_price("BTC/USDT", "97.10")
         await b.wait_for(h, lambda s: s.current_price == D("97.10"), what="the price seen")
         await h.signal("force_exit", c.ForceExitRequest(reason="flatten"))
-        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        s = await b.wait_for(h, lambda s: s.trades_closed == 1 and s.phase is Phase.IDLE,
+                             what="the trade closed")
         triggers = [r.trigger.value for r in s.phase_history]
         assert "order_rejected" not in triggers and "failed" not in triggers
         assert _sells(b) == [] and s.inventory_amount == D("0.0515")
+        # Stopped flat but with inventory: the next start hands it back (never forgotten).
+        await h.signal("shutdown", c.ShutdownRequest())
+        await h.result()
+        resumed = await resumable_state(ts_env.client.get_workflow_handle(
+            h.id, result_type=CoinState))
+        assert resumed is not None and resumed.inventory_amount == D("0.0515")
 
 
 async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tmp_path):
