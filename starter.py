@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from trader import contracts as c
 from trader.config import Settings, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.runtime import commands
@@ -49,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        ("resume", "allow new entries again")):
         p = sub.add_parser(name, help=text)
         p.add_argument("symbols", nargs="*", help="default: the whole watchlist")
+    rec = sub.add_parser("reconcile", help="check the account against what symbols hold "
+                                           "(each reports any difference)")
+    rec.add_argument("symbols", nargs="*", help="default: the whole watchlist")
     stop = sub.add_parser("stop", help="stop every symbol at its next quiet phase")
     stop.add_argument("--close-positions", action="store_true",
                       help="sell held positions first (default: keep them; resumed on start)")
@@ -111,6 +115,11 @@ async def main(args: argparse.Namespace) -> int:
         done = await commands.signal_all(client, settings, f"{args.command}_entries",
                                          symbols=args.symbols or None)
         print(f"{args.command}d: {', '.join(done)}")
+    elif args.command == "reconcile":
+        done = await commands.signal_all(client, settings, "reconcile",
+                                         c.ReconcileRequest(reason="operator"),
+                                         symbols=args.symbols or None)
+        print(f"asked to reconcile: {', '.join(done)}")
     elif args.command == "stop":
         done = await commands.stop(client, settings, close_positions=args.close_positions)
         print(f"stopping: {', '.join(done)}")

@@ -23,13 +23,15 @@ from trader.core.errors import (
     OrderNotFound,
     OrderStatusUnknown,
 )
-from trader.core.market import Order, OrderRequest, OrderSide, OrderType
+from trader.core.market import Balance, Order, OrderRequest, OrderSide, OrderType
 from trader.core.sizing import buy_limit_price, round_down
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
 
 _BPS = Decimal(10_000)
+_NONE = Balance(free=Decimal(0), total=Decimal(0))
+_SETTLE_POLL_S = 0.5
 
 
 class ExchangeActivities:
@@ -193,7 +195,12 @@ class ExchangeActivities:
 
     @activity.defn(name=c.RECONCILE)
     async def reconcile(self, inp: c.ReconcileInput) -> c.ReconcileResult:
-        """What the exchange says about the symbol's last order and base balance."""
+        """What the exchange says about the symbol's last order and base balance.
+
+        A balance below what the symbol expects is read again until it covers it or
+        ``settle_seconds`` pass: an exchange's balance can lag a fill by a moment, and a
+        shortfall reported on a stale read would write off coins the account does hold.
+        """
         try:
             order = None
             if inp.client_order_id:
@@ -201,11 +208,28 @@ class ExchangeActivities:
                     order = await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
                 except OrderNotFound:
                     order = None
-            balance = (await self.exchange.fetch_balance()).get(inp.base, Decimal(0))
+            balance = await self._settled_balance(inp)
             ticker = await self.hub.ticker(inp.symbol)
         except ExchangeError as exc:
             raise self._failed(exc) from exc
-        return c.ReconcileResult(order=order, base_balance=balance, ticker=ticker)
+        return c.ReconcileResult(order=order, base_balance=balance.total, ticker=ticker,
+                                 base_free=balance.free)
+
+    async def _settled_balance(self, inp: c.ReconcileInput) -> Balance:
+        deadline = time.monotonic() + inp.settle_seconds
+        while True:
+            balance = (await self.exchange.fetch_balances()).get(inp.base, _NONE)
+            short = inp.expect_base is not None and min(balance.free, balance.total) \
+                < inp.expect_base
+            if not short or time.monotonic() >= deadline:
+                if short:
+                    activity.logger.warning(
+                        "%s: %s free %s / total %s, below the %s expected (after %.1fs)",
+                        inp.symbol, inp.base, balance.free, balance.total, inp.expect_base,
+                        inp.settle_seconds)
+                return balance
+            activity.heartbeat("settling balance")
+            await asyncio.sleep(_SETTLE_POLL_S)
 
 
 def _out_of_time(inp: c.PlaceOrderInput, progress: Progress) -> ExchangeError:

@@ -15,16 +15,19 @@ import contextlib
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from trader import contracts as c
+from trader.core.market import Ticker
 from trader.core.params import AnchorMode
 from trader.core.rules import (
     RollingHigh,
     SmaWindow,
     TrailingState,
+    check_guards,
     evaluate_entry,
     evaluate_exit,
     next_anchor,
@@ -34,7 +37,11 @@ from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
 
+if TYPE_CHECKING:
+    from activities.portfolio import SlotBoard
+
 _MAX_WINDOW_CARRY = 64
+_SMA_REFRESH_S = 60.0  # one-minute closes: a fresher SMA than this cannot differ
 
 
 @contextlib.contextmanager
@@ -57,10 +64,11 @@ def _routine_cancel() -> Iterator[None]:
 
 class MarketActivities:
     def __init__(self, hub: MarketHub, exchange: Exchange, *,
-                 metrics: TraderMetrics | None = None) -> None:
+                 metrics: TraderMetrics | None = None, slots: SlotBoard | None = None) -> None:
         self.hub = hub
         self.exchange = exchange
         self.metrics = metrics
+        self.slots = slots
 
     def _observe(self, symbol: str, kind: str, ts_ms: int, *, returning: bool) -> None:
         # Lag = how old the price a rule just judged is; the checkpoint timestamp shows a
@@ -89,7 +97,8 @@ class MarketActivities:
 
     async def _watch_entry(self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh,
                            deadline: float) -> c.WatchEntryResult:
-        p, ticks = inp.params, 0
+        p, ticks, recheck = inp.params, 0, inp.recheck
+        sma: tuple[float, Decimal | None] | None = None  # (fetched at, value)
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
@@ -99,18 +108,37 @@ class MarketActivities:
                 anchor = next_anchor(anchor, price, p.anchor_mode, window_high=high)
                 signal = evaluate_entry(price, anchor, p)
                 carry = window.items()[-_MAX_WINDOW_CARRY:]
-                returning = signal.triggered or time.monotonic() >= deadline
+                fired = signal.triggered
+                if not fired:
+                    recheck = ""  # the blocked drop is over: the next one is judged afresh
+                elif recheck:
+                    if sma is None or time.monotonic() - sma[0] >= _SMA_REFRESH_S:
+                        sma = (time.monotonic(),
+                               await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms))
+                    fired = await self._block_cleared(inp, recheck, ticker, sma[1])
+                returning = fired or time.monotonic() >= deadline
                 self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
                 if returning:
-                    sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms) \
-                        if signal.triggered else None
+                    if fired and sma is None:
+                        sma = (0.0, await self._sma(inp.symbol, p.sma_guard_period,
+                                                    ticker.ts_ms))
                     return c.WatchEntryResult(
-                        fired=signal.triggered, ticker=ticker, anchor=anchor,
+                        fired=fired, ticker=ticker, anchor=anchor,
                         trigger_price=signal.trigger_price, drop_pct=signal.drop_pct,
-                        window=carry, sma=sma, ticks=ticks,
+                        window=carry, sma=sma[1] if fired and sma else None, ticks=ticks,
+                        recheck=recheck,
                     )
                 activity.heartbeat(str(anchor), [(t, str(v)) for t, v in carry])
         raise RuntimeError("market stream ended")  # the hub's stream is endless
+
+    async def _block_cleared(self, inp: c.WatchEntryInput, recheck: str, ticker: Ticker,
+                             sma: Decimal | None) -> bool:
+        """A blocked drop still holds: has the block cleared (guards pass, a slot free)?"""
+        if not check_guards(ticker, inp.params, sma=sma).passed:
+            return False
+        if recheck == "slot" and self.slots is not None and inp.portfolio_id:
+            return await self.slots.free(inp.portfolio_id) > 0
+        return True
 
     async def _sma(self, symbol: str, period: int, now_ms: int) -> Decimal | None:
         """SMA of the last ``period`` one-minute closes, for the SMA guard."""

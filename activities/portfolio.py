@@ -6,9 +6,14 @@ idempotent on the decision id, so a retried activity is granted the same slot.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from temporalio import activity
-from temporalio.client import Client, WorkflowUpdateStage
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from trader import contracts as c
 
@@ -33,3 +38,37 @@ class PortfolioActivities:
             result_type=c.SlotGrant,
         )
         return await update.result()
+
+
+log = logging.getLogger(__name__)
+
+
+class SlotBoard:
+    """How many trade slots are free, per Portfolio, for the watches waiting for one.
+
+    One query (no history event) per Portfolio per ``ttl_s``, whatever the number of waiting
+    watches in this worker: they share the answer.
+    """
+
+    def __init__(self, client: Client, *, ttl_s: float = 1.0) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, int]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def free(self, portfolio_id: str) -> int:
+        lock = self._locks.setdefault(portfolio_id, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(portfolio_id)
+            if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
+                return cached[1]
+            try:
+                free = await self.client.get_workflow_handle(portfolio_id).query(
+                    "free_slots", result_type=int)
+            except (RPCError, WorkflowQueryFailedError) as exc:
+                # No Portfolio yet (nobody holds a slot) or the server is unreachable: let the
+                # entry try; acquiring the slot is what decides, this only avoids spinning.
+                log.debug("free_slots of %s unavailable: %s", portfolio_id, exc)
+                free = 1
+            self._cache[portfolio_id] = (time.monotonic(), free)
+            return free

@@ -15,8 +15,9 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from trader.runtime.converter import DATA_CONVERTER
-from workflows.base import STATUS_MEMO_PATCH, TraderBase
+from workflows.base import EXCHANGE_REALITY_PATCH, STATUS_MEMO_PATCH, TraderBase
 from workflows.entry_phases import EntryPhases
+from workflows.exit_phases import ExitPhases
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -34,7 +35,7 @@ def _replayer() -> Replayer:
 def test_histories_are_committed():
     names = {p.stem for p in HISTORIES}
     assert {"lifecycle_take_profit", "partial_sell_ladder", "error_recovery",
-            "lifecycle_take_profit_memo"} <= names
+            "lifecycle_take_profit_memo", "reality_shortfall", "reality_inventory"} <= names
 
 
 def _event_types(name: str) -> Counter[str]:
@@ -61,6 +62,37 @@ def _patch_ids(name: str) -> list[str]:
                 e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"][0]["data"]
             ))["id"]
             for e in events["events"] if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
+
+
+REALITY = ("reality_shortfall", "reality_inventory")
+
+
+def test_reality_histories_were_recorded_with_the_patch_and_older_ones_without():
+    for old in ("lifecycle_take_profit", "partial_sell_ladder", "error_recovery",
+                "lifecycle_take_profit_memo"):
+        assert EXCHANGE_REALITY_PATCH not in _patch_ids(old)
+    for name in REALITY:
+        assert _patch_ids(name) == [STATUS_MEMO_PATCH, EXCHANGE_REALITY_PATCH]
+    # What they were recorded for: a shortfall written off, inventory carried and joined.
+    assert _activities("reality_shortfall")["record_inventory"] == 1
+    assert _activities("reality_inventory")["record_trade"] == 2
+
+
+def _activities(name: str) -> Counter[str]:
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
+    return Counter(e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+                   for e in events["events"]
+                   if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+
+
+@pytest.mark.parametrize("name", REALITY)
+async def test_reality_histories_need_the_patched_code(monkeypatch, name):
+    """Selling without checking the account first no longer replays them: the replay
+    really runs the patched handlers (and old runs really take the old ones)."""
+    monkeypatch.setattr(ExitPhases, "_place_sell", ExitPhases._place_sell_v1)
+    path = next(p for p in HISTORIES if p.stem == name)
+    with pytest.raises(NondeterminismError):
+        await _replayer().replay_workflow(_history(path))
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

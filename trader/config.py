@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     # --- entry ---------------------------------------------------------------------------
     drop_trigger_pct: Decimal = _f(_P.drop_trigger_pct, "Buy this many % below the anchor.",
                                    gt=0, lt=100)
-    use_drop_anchor: bool = _f(_P.use_drop_anchor, "Keep the anchor across trades/restarts.")
+    use_drop_anchor: bool = _f(_P.use_drop_anchor, "Keep the drop anchor across trades and "
+                               "a stop/start; false = a fresh anchor after each cooldown.")
     anchor_mode: AnchorMode = _f(_P.anchor_mode, "peak, fixed or window.")
     drop_lookback_seconds: int = _f(_P.drop_lookback_seconds, "Window of the window anchor.",
                                     gt=0)
@@ -148,6 +149,9 @@ class Settings(BaseSettings):
         "order has been absent from the exchange's order query and lists for this long since "
         "the earlier attempt may last have sent it (lookups lag behind a fresh order). Must "
         "leave an attempt (ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.", gt=0)
+    balance_settle_seconds: float = _f(_P.balance_settle_seconds, "Re-read a balance below "
+                                       "what a symbol holds this long before it counts as a "
+                                       "shortfall.", ge=0)
 
     # --- watching and history ------------------------------------------------------------
     watch_checkpoint_seconds: float = _f(_P.watch_checkpoint_seconds, "A watch returns to "

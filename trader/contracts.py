@@ -31,6 +31,7 @@ RECONCILE = "reconcile"
 ACQUIRE_SLOT = "acquire_slot"
 RECORD_TRADE = "record_trade"
 RECORD_DUST = "record_dust"
+RECORD_INVENTORY = "record_inventory"
 NOTIFY = "notify"
 
 
@@ -71,6 +72,11 @@ class ForceExitResult(_Msg):
     detail: str
 
 
+class ReconcileRequest(_Msg):
+    reason: str = ""
+    """Why (shown in the note and the notification): worker start, operator, ..."""
+
+
 class ShutdownRequest(_Msg):
     close_position: bool = False
 
@@ -101,6 +107,11 @@ class WatchEntryInput(_Msg):
     anchor: Decimal
     window: list[tuple[int, Decimal]] = []
     """Carried rolling-window candidates (ts_ms, price) for the WINDOW anchor mode."""
+    recheck: str = ""
+    """After a blocked entry (``CoinState.entry_recheck``): ``guards`` fires only when the
+    drop holds and the guards pass on the same tick; ``slot`` only when a slot is free."""
+    portfolio_id: str = ""
+    """Whose slots ``slot`` waits for."""
 
 
 class WatchEntryResult(_Msg):
@@ -112,6 +123,9 @@ class WatchEntryResult(_Msg):
     window: list[tuple[int, Decimal]] = []
     sma: Decimal | None = None
     ticks: int = 0
+    recheck: str = ""
+    """What the next watch must still wait for: cleared once the drop stopped holding
+    (the blocked episode is over)."""
 
 
 class WatchExitInput(_Msg):
@@ -161,12 +175,19 @@ class ReconcileInput(_Msg):
     symbol: str
     client_order_id: str | None
     base: str
+    expect_base: Decimal | None = None
+    """What the symbol believes it holds: a balance below it is read again for
+    ``settle_seconds`` before it is reported (balances can lag a fresh fill)."""
+    settle_seconds: float = 0
 
 
 class ReconcileResult(_Msg):
     order: Order | None
     base_balance: Decimal
+    """Total base on the account (free + locked)."""
     ticker: Ticker
+    base_free: Decimal | None = None
+    """Base free for new orders (None from workers older than this field)."""
 
 
 # --- ledger and notifications ------------------------------------------------------------------
@@ -188,6 +209,37 @@ class TradeRecord(_Msg):
     opened_ts: float
     closed_ts: float
     simulated: bool
+    written_off: Decimal = Decimal(0)
+    """Units the account did not hold when selling (a shortfall): closed at zero proceeds,
+    so their cost is part of ``net_pnl``'s loss."""
+    carried_amount: Decimal = Decimal(0)
+    """Units the exchange would not take (below its minimum), kept as inventory with
+    ``carried_cost`` (cost + entry fees); realized by the trade that sells them."""
+    carried_cost: Decimal = Decimal(0)
+    inventory_in_amount: Decimal = Decimal(0)
+    """Inventory of earlier trades that joined this one (included in ``bought_amount``)."""
+    inventory_in_cost: Decimal = Decimal(0)
+
+
+class InventoryRecord(_Msg):
+    """A movement of what a symbol holds outside an open trade, in the ledger."""
+
+    record_id: str
+    """Idempotency key (decision id + what happened)."""
+    symbol: str
+    exchange: str
+    kind: str
+    """``carried`` (kept after a trade: below the market minimum) or ``shortfall`` (the
+    account held less than the symbol believed: written off)."""
+    amount: Decimal
+    cost: Decimal
+    """Quote cost basis of ``amount``, entry fees included."""
+    price: Decimal
+    """Bid when it was recorded."""
+    reason: str
+    decision_id: str | None
+    ts: float
+    simulated: bool = False
 
 
 class DustRecord(_Msg):
@@ -208,7 +260,7 @@ class RecordResult(_Msg):
 class Notification(_Msg):
     symbol: str
     kind: str
-    """entry | exit | error | notice"""
+    """entry | exit | error | shortfall | inventory | reconcile | notice"""
     text: str
 
 
@@ -237,3 +289,5 @@ class StatusMemo(BaseModel):
     note: str = ""
     """The last transition's reason."""
     simulated: bool = False
+    inventory: Decimal = Decimal(0)
+    """Base carried as inventory (below the market minimum), held while flat too."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -30,6 +31,7 @@ class MarketHub:
         self.poll_interval_s = poll_interval_s
         self._subscribers: Counter[str] = Counter()
         self._latest: dict[str, Ticker] = {}
+        self._received: dict[str, float] = {}  # symbol -> monotonic time of the last poll
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.cycles = 0
@@ -55,6 +57,7 @@ class MarketHub:
         if symbol not in tickers:
             raise BadSymbol(f"exchange returned no ticker for {symbol}")
         self._latest[symbol] = tickers[symbol]
+        self._received[symbol] = time.monotonic()
         return tickers[symbol]
 
     @contextlib.asynccontextmanager
@@ -69,13 +72,20 @@ class MarketHub:
             if self._subscribers[symbol] <= 0:
                 del self._subscribers[symbol]
 
+    def _fresh(self, symbol: str) -> bool:
+        # Nobody polls a symbol nobody watches: what was cached when its last watch ended
+        # (before a cooldown, say) may be minutes old, and a rule must never judge that.
+        received = self._received.get(symbol)
+        return received is not None and \
+            time.monotonic() - received <= max(2 * self.poll_interval_s, 1.0)
+
     async def _stream(self, symbol: str) -> AsyncIterator[Ticker]:
         last_ts = -1
         while True:
             async with self._changed:
                 await self._changed.wait_for(
                     lambda seen=last_ts: (t := self._latest.get(symbol)) is not None
-                    and t.ts_ms > seen
+                    and t.ts_ms > seen and self._fresh(symbol)
                 )
                 ticker = self._latest[symbol]
             last_ts = ticker.ts_ms
@@ -103,5 +113,7 @@ class MarketHub:
                     self.cycles += 1
                     async with self._changed:
                         self._latest.update(tickers)
+                        now = time.monotonic()
+                        self._received.update(dict.fromkeys(tickers, now))
                         self._changed.notify_all()
             await asyncio.sleep(delay)

@@ -12,7 +12,7 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
-from trader.contracts import DustRecord, TradeRecord
+from trader.contracts import DustRecord, InventoryRecord, TradeRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -31,7 +31,12 @@ CREATE TABLE IF NOT EXISTS trades (
     pnl_pct TEXT NOT NULL,
     opened_ts REAL NOT NULL,
     closed_ts REAL NOT NULL,
-    simulated INTEGER NOT NULL
+    simulated INTEGER NOT NULL,
+    written_off TEXT NOT NULL DEFAULT '0',
+    carried_amount TEXT NOT NULL DEFAULT '0',
+    carried_cost TEXT NOT NULL DEFAULT '0',
+    inventory_in_amount TEXT NOT NULL DEFAULT '0',
+    inventory_in_cost TEXT NOT NULL DEFAULT '0'
 );
 CREATE TABLE IF NOT EXISTS dust (
     dust_id TEXT PRIMARY KEY,
@@ -42,10 +47,29 @@ CREATE TABLE IF NOT EXISTS dust (
     reason TEXT NOT NULL,
     ts REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS inventory (
+    record_id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    exchange TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    cost TEXT NOT NULL,
+    price TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    decision_id TEXT,
+    ts REAL NOT NULL,
+    simulated INTEGER NOT NULL
+);
 """
+
+# Columns added to ``trades`` since the first release: a ledger file written before them is
+# upgraded in place (existing rows read as 0), never dropped.
+_TRADE_ADDED = ("written_off", "carried_amount", "carried_cost", "inventory_in_amount",
+                "inventory_in_cost")
 
 _TRADE_COLUMNS = tuple(TradeRecord.model_fields)
 _DUST_COLUMNS = tuple(DustRecord.model_fields)
+_INVENTORY_COLUMNS = tuple(InventoryRecord.model_fields)
 
 
 def _sql_value(value: object) -> object:
@@ -68,6 +92,15 @@ class LedgerStore:
                                      isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        with self._lock:
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(trades)")}
+            for column in _TRADE_ADDED:
+                if column not in have:
+                    self._conn.execute(
+                        f"ALTER TABLE trades ADD COLUMN {column} TEXT NOT NULL DEFAULT '0'")
 
     def record_trade(self, trade: TradeRecord) -> bool:
         """Insert the trade once; return False if it was already there."""
@@ -75,6 +108,10 @@ class LedgerStore:
 
     def record_dust(self, dust: DustRecord) -> bool:
         return self._insert("dust", _DUST_COLUMNS, dust.model_dump())
+
+    def record_inventory(self, record: InventoryRecord) -> bool:
+        """Insert an inventory movement once (idempotent on ``record_id``)."""
+        return self._insert("inventory", _INVENTORY_COLUMNS, record.model_dump())
 
     def _insert(self, table: str, columns: tuple[str, ...], row: dict[str, object]) -> bool:
         sql = (
@@ -99,6 +136,13 @@ class LedgerStore:
         with self._lock:
             rows = self._conn.execute(f"SELECT {', '.join(_DUST_COLUMNS)} FROM dust").fetchall()
         return [DustRecord(**dict(zip(_DUST_COLUMNS, row, strict=True))) for row in rows]
+
+    def inventory(self) -> list[InventoryRecord]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {', '.join(_INVENTORY_COLUMNS)} FROM inventory "
+                                      "ORDER BY ts").fetchall()
+        return [InventoryRecord(**dict(zip(_INVENTORY_COLUMNS, row, strict=True)))
+                for row in rows]
 
     def close(self) -> None:
         with self._lock:

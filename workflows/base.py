@@ -16,9 +16,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
+    from trader.core import ids
     from trader.core.errors import NON_RETRYABLE_TYPES
-    from trader.core.market import Order
-    from trader.core.phases import Trigger
+    from trader.core.market import Order, Ticker
+    from trader.core.phases import SUCCESS_TRIGGERS, Trigger
     from trader.core.pnl import TradePnL
     from trader.core.state import CoinState, PhaseRecord
     from trader.observe.events import SINK, PhaseEvent
@@ -30,6 +31,11 @@ T = TypeVar("T")
 # Upserting the memo adds a command (a WorkflowPropertiesModified event) that histories
 # recorded before it existed do not have: it only runs behind this patch.
 STATUS_MEMO_PATCH = "status-memo"
+# Selling what the account really holds, inventory, the 95 % rule, growing backoff, force
+# exit in ERROR, standing exits, kept drops, reconciliation on resume (docs/architecture.md,
+# "Money-correct under exchange reality"): all change commands, so all run behind this one
+# patch, decided once at the start of each run (workflows/before_reality.py has the rest).
+EXCHANGE_REALITY_PATCH = "exchange-reality"
 
 
 def error_type(err: BaseException) -> str | None:
@@ -57,6 +63,8 @@ class TraderBase:
     _last_order: Order | None
     _window: list[tuple[int, Decimal]]
     _max_hold_due: bool
+    _v2: bool
+    """The run started under the ``exchange-reality`` patch (see EXCHANGE_REALITY_PATCH)."""
 
     @property
     def _is_simulated(self) -> bool:
@@ -169,6 +177,8 @@ class TraderBase:
         """Apply a transition from the table and publish it (search attributes, details,
         and a phase event for the JSONL log and the metrics)."""
         src_since = self.state.phase_since
+        if self._v2 and trigger in SUCCESS_TRIGGERS:
+            self.state.retry_count = 0  # the ERROR backoff starts over only after a success
         record = self.state.apply_transition(
             trigger, now=workflow.time(), note=note,
             history_limit=self.inp.params.phase_history_limit,
@@ -261,6 +271,33 @@ class TraderBase:
             handle = workflow.get_external_workflow_handle(self.inp.portfolio_id)
             self._background.append(
                 asyncio.ensure_future(handle.signal("release", self.state.decision_id)))
+
+    def _see(self, ticker: Ticker) -> None:
+        """Remember the latest prices: ``last`` for display and rules, the bid for sells."""
+        self.state.current_price, self.state.bid = ticker.last, ticker.bid
+
+    async def _reconcile(self, *, client_order_id: str | None, expect: Decimal | None,
+                         summary: str) -> c.ReconcileResult:
+        """What the exchange says: the order (by client id), the base balance (read again
+        for ``balance_settle_seconds`` while below ``expect``) and a fresh ticker."""
+        s = self.state
+        assert s.market is not None
+        rec = await self._exchange_call(c.RECONCILE, c.ReconcileInput(
+            symbol=s.symbol, client_order_id=client_order_id, base=s.market.base,
+            expect_base=expect, settle_seconds=self.inp.params.balance_settle_seconds,
+        ), c.ReconcileResult, summary=summary)
+        self._see(rec.ticker)
+        return rec
+
+    async def _record_inventory(self, kind: str, amount: Decimal, cost: Decimal,
+                                reason: str) -> None:
+        s = self.state
+        s.ledger_seq += 1  # the id comes from state only: the same on a retry or replay
+        await self._ledger_call(c.RECORD_INVENTORY, c.InventoryRecord(
+            record_id=f"{ids.symbol_slug(s.symbol)}:{s.lineage}:{kind}:{s.ledger_seq}",
+            symbol=s.symbol, exchange=s.exchange, kind=kind, amount=amount, cost=cost,
+            price=s.bid or s.current_price, reason=reason, decision_id=s.decision_id,
+            ts=workflow.time(), simulated=self._is_simulated))
 
     async def _record_dust(self, amount: Decimal, price: Decimal, reason: str) -> None:
         s = self.state

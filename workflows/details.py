@@ -39,6 +39,12 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     else:
         lines.append(
             f"last {fmt(s.current_price)} · anchor {fmt(s.anchor_price)}")
+    if s.written_off > 0:
+        lines.append(f"written off {fmt(s.written_off)} (not on the account)")
+    if s.has_inventory:
+        lines.append(f"inventory {fmt(s.inventory_amount)} (cost "
+                     f"{fmt(s.inventory_cost + s.inventory_fee)}): below the market minimum, "
+                     "joins the next trade")
     lines.append(f"closed trades {s.trades_closed} · "
                  f"realized net {fmt(s.realized_pnl_total)}")
     if s.entries_paused:
@@ -62,5 +68,5 @@ def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
         entry=s.entry_price if holding else Decimal(0),
         pnl_pct=unrealized_pnl_pct(s.current_price, s.entry_price) if holding else None,
         trailing=s.trailing_trigger if holding else Decimal(0),
-        note=s.note[:_MEMO_NOTE_LIMIT], simulated=simulated,
+        note=s.note[:_MEMO_NOTE_LIMIT], simulated=simulated, inventory=s.inventory_amount,
     )

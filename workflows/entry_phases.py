@@ -11,15 +11,17 @@ with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
     from trader.core.fills import apply_fill, start_order
+    from trader.core.inventory import join_inventory
     from trader.core.market import Order, OrderSide, OrderType, TimeInForce
     from trader.core.messages import fmt, format_entry
     from trader.core.params import BuyOrderMode
     from trader.core.phases import Trigger
-    from trader.core.rules import check_guards, exit_levels
+    from trader.core.rules import ExitReason, check_guards, exit_levels
     from trader.core.sizing import is_dust, size_buy
     from workflows.base import TraderBase, error_message, error_type
 
 REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
+_RECHECK = {"guards": "the guards pass", "slot": "a trade slot is free"}
 
 
 class EntryPhases(TraderBase):
@@ -40,7 +42,7 @@ class EntryPhases(TraderBase):
             return
         s = self.state
         s.market = res.market
-        s.current_price = res.ticker.last
+        self._see(res.ticker)
         s.simulated = res.simulated or not p.global_trading
         if not (p.use_drop_anchor and s.anchor_price > 0):
             s.anchor_price = max(res.backfill_high or res.ticker.last, res.ticker.last)
@@ -48,7 +50,9 @@ class EntryPhases(TraderBase):
         self._transition(Trigger.WARMED_UP, f"anchor {s.anchor_price}")
 
     def _idle_blocked(self) -> bool:
-        return self.state.entries_paused or self.state.shutdown_requested
+        s = self.state
+        return s.entries_paused or s.shutdown_requested or (
+            self._v2 and s.reconcile_requested is not None)
 
     async def _idle(self) -> None:
         s, p = self.state, self.inp.params
@@ -56,19 +60,29 @@ class EntryPhases(TraderBase):
             await workflow.wait_condition(
                 lambda: not s.entries_paused or s.shutdown_requested)
             return
-        if s.anchor_price <= 0:
+        if s.anchor_price <= 0 and not self._v2:
             s.anchor_price = s.current_price
+        # (Since exchange-reality: an unset anchor is taken from the watch's first fresh
+        # price, not from the last price this symbol saw, maybe a cooldown ago.)
+        anchor_text = fmt(s.anchor_price) if s.anchor_price > 0 else "the next price"
+        recheck = s.entry_recheck if self._v2 else ""
         watch = self._start_watch(c.WATCH_ENTRY, c.WatchEntryInput(
             symbol=s.symbol, params=p, anchor=s.anchor_price, window=self._window,
+            recheck=recheck, portfolio_id=self.inp.portfolio_id if recheck else "",
         ), c.WatchEntryResult, summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
-                                       f"from {fmt(s.anchor_price)}")
+                                       f"from {anchor_text}"
+                                       + (f" once {_RECHECK[recheck]}" if recheck else ""))
         outcome, res = await self._race(watch, until=self._idle_blocked)
         if outcome != "done":
             return
-        s.anchor_price, s.current_price = res.anchor, res.ticker.last
+        s.anchor_price = res.anchor
+        self._see(res.ticker)
         s.anchor_ts = str(res.ticker.ts_ms)
         self._window = res.window
-        s.retry_count = 0
+        if self._v2:
+            s.entry_recheck = res.recheck
+        else:
+            s.retry_count = 0
         if not res.fired:
             self._publish_details()  # checkpoint: no transition, no extra history
             return
@@ -86,7 +100,7 @@ class EntryPhases(TraderBase):
             return
         guards = check_guards(res.ticker, p, sma=res.sma)
         if not guards.passed:
-            self._abandon_entry(Trigger.GUARDS_BLOCKED, guards.detail)
+            self._abandon_entry(Trigger.GUARDS_BLOCKED, guards.detail, keep_drop="guards")
             return
         grant = await self._exchange_call(
             c.ACQUIRE_SLOT, c.AcquireSlotInput(
@@ -95,19 +109,32 @@ class EntryPhases(TraderBase):
             c.SlotGrant, summary="acquire trade slot")
         if not grant.granted:
             self._abandon_entry(Trigger.NO_SLOT, f"all {grant.max_trades} trade slots in use",
-                                release=False)
+                                release=False, keep_drop="slot")
             return
+        s.entry_recheck = ""
         self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
 
-    def _abandon_entry(self, trigger: Trigger, note: str, *, release: bool = True) -> None:
-        """Back to IDLE without a trade. The anchor restarts at the current price, so the
-        next entry needs a fresh drop: the same drop never re-fires a rejected, blocked or
-        unfilled entry in a loop."""
+    def _abandon_entry(self, trigger: Trigger, note: str, *, release: bool = True,
+                       keep_drop: str = "") -> None:
+        """Back to IDLE without a trade.
+
+        A rejected or unfilled buy restarts the anchor at the current price: the next entry
+        needs a fresh drop, so the same drop never re-fires a failing entry in a loop. A drop
+        blocked by a guard or a full portfolio (``keep_drop``) is not thrown away: the anchor
+        stays, and the next watch fires as soon as the drop still holds *and* the guards pass
+        (or a slot is free), checked on every tick: one blocked attempt in the history, no
+        loop (before the exchange-reality patch such a drop was dropped too).
+        """
+        s = self.state
         if release:
             self._release_slot()
-        self.state.clear_trade()
-        self.state.anchor_price = self.state.current_price
-        self._window = []
+        s.clear_trade()
+        if self._v2 and keep_drop:
+            s.entry_recheck = keep_drop
+            note = f"{note}; the drop stands: entering once {_RECHECK[keep_drop]}"
+        else:
+            s.anchor_price = s.current_price
+            self._window = []
         self._entry = None
         self._transition(trigger, note)
 
@@ -153,6 +180,9 @@ class EntryPhases(TraderBase):
                                          until=lambda: s.force_exit_reason is not None)
         apply_fill(s, order)
         assert s.market is not None
+        if self._v2:
+            await self._settle_buy(order)
+            return
         dust = s.amount > 0 and is_dust(s.amount, order.average or s.current_price, s.market)
         if s.force_exit_reason is not None and s.amount > 0 and not dust:
             s.exit_reason = "force_exit"
@@ -166,6 +196,31 @@ class EntryPhases(TraderBase):
             self._abandon_entry(trigger, "buy not filled" if not dust
                                 else f"buy filled only dust {s.amount}")
 
+    async def _settle_buy(self, order: Order) -> None:
+        """The buy is final: the position (with any inventory joined), a force exit, or, if
+        nothing sellable was bought, a trade closed with everything carried as inventory."""
+        s = self.state
+        assert s.market is not None
+        if s.amount > 0:
+            join_inventory(s)  # together they may be sellable where each alone is not
+        dust = s.amount > 0 and is_dust(s.amount, s.bid or s.current_price, s.market)
+        if s.amount > 0 and not dust:
+            if s.force_exit_reason is not None:
+                s.exit_reason = "force_exit"
+                self._transition(Trigger.FORCE_EXIT,
+                                 f"force exit during buy: {s.force_exit_reason}")
+            else:
+                self._enter_position(order)
+            return
+        if dust:  # on the books, never dropped: carried with its cost and fee
+            s.exit_reason = ExitReason.UNSELLABLE.value
+            s.entry_ts = s.entry_ts or workflow.time()
+            await self._book_trade()
+        trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
+        self._abandon_entry(trigger, "buy not filled" if not dust else
+                            f"buy filled only {s.amount}, below the market minimum: carried "
+                            "as inventory")
+
     def _enter_position(self, order: Order) -> None:
         s, p = self.state, self.inp.params
         s.entry_ts = workflow.time()
@@ -174,7 +229,8 @@ class EntryPhases(TraderBase):
         s.tp_px, s.sl_px = exit_levels(s.entry_price, p)
         s.current_price = s.entry_price
         trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
-        self._transition(trigger, f"bought {s.amount} @ {s.entry_price}")
+        joined = f" (with {s.inventory_in_amount} inventory)" if s.inventory_in_amount else ""
+        self._transition(trigger, f"bought {s.amount} @ {s.entry_price}{joined}")
         self._notify("entry", format_entry(symbol=s.symbol, amount=s.amount, price=s.entry_price,
                                            cost=s.entry_cost, simulated=self._is_simulated))
 

@@ -11,17 +11,18 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
-    from trader.core.fills import apply_fill, sell_done, start_order
-    from trader.core.market import Order, OrderSide, OrderType, TimeInForce
+    from trader.core.fills import apply_fill, start_order
+    from trader.core.market import Order, OrderSide, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
-    from trader.core.pnl import realized_pnl
     from trader.core.rules import ExitReason, TrailingState, evaluate_exit
-    from trader.core.sizing import is_dust, sellable_amount
-    from workflows.base import TraderBase, error_message, error_type
+    from trader.core.selling import exit_complete, plan_sell
+    from workflows.base import error_message, error_type
+    from workflows.before_reality import BeforeReality
+    from workflows.holdings import Holdings
 
 
-class ExitPhases(TraderBase):
+class ExitPhases(Holdings, BeforeReality):
     def _exit_requested(self) -> bool:
         s = self.state
         return s.force_exit_reason is not None or (s.shutdown_requested and s.close_on_shutdown)
@@ -33,10 +34,20 @@ class ExitPhases(TraderBase):
             else ExitReason.SHUTDOWN.value
         self._transition(Trigger.FORCE_EXIT, f"force exit: {reason}")
 
+    def _position_interrupted(self) -> bool:
+        s = self.state
+        return self._exit_requested() or s.shutdown_requested or (
+            self._v2 and s.reconcile_requested is not None)
+
     async def _position(self) -> None:
         s, p = self.state, self.inp.params
         if self._exit_requested():
             self._take_force_exit()
+            return
+        if self._v2 and s.exit_reason:
+            # An exit was decided before (a stop-loss whose sell failed, then ERROR): it
+            # stands, whatever the price did meanwhile. Re-arming the watch would hold on.
+            self._transition(Trigger.EXIT_CHECK, f"standing exit: {s.exit_reason}")
             return
         hold_left = None
         if p.max_hold_minutes > 0:
@@ -47,16 +58,18 @@ class ExitPhases(TraderBase):
         ), c.WatchExitResult, summary=f"holding {fmt(s.remaining)} from "
                                       f"{fmt(s.entry_price)}, TP {fmt(s.tp_px)}"
                                       f" / SL {fmt(s.sl_px)}")
-        outcome, res = await self._race(
-            watch, until=lambda: self._exit_requested() or s.shutdown_requested,
-            timeout=hold_left)
+        outcome, res = await self._race(watch, until=self._position_interrupted,
+                                        timeout=hold_left)
         if outcome == "timeout":
             self._max_hold_due = True
             self._transition(Trigger.EXIT_CHECK, "max hold time reached")
         elif outcome == "done":
-            s.current_price, s.peak_price = res.ticker.last, res.peak
-            s.trailing_trigger = res.trailing_trigger
-            s.retry_count = 0
+            if self._v2:
+                self._see(res.ticker)
+            else:
+                s.current_price = res.ticker.last
+                s.retry_count = 0
+            s.peak_price, s.trailing_trigger = res.peak, res.trailing_trigger
             if res.fired:
                 self._transition(Trigger.EXIT_CHECK, res.detail)
             else:  # checkpoint: keep price and PnL fresh in `status` while holding
@@ -86,88 +99,78 @@ class ExitPhases(TraderBase):
         self._max_hold_due = False
 
     async def _place_sell(self) -> None:
+        if not self._v2:
+            await self._place_sell_v1()
+            return
         s, p, market = self.state, self.inp.params, self.state.market
         assert market is not None
-        amount = sellable_amount(s.remaining, market)
-        if is_dust(amount, s.current_price, market):
-            if s.sold_amount == 0:  # can't happen for a position worth opening; never loop
-                s.last_error = f"position {s.remaining} is below the market minimum"
-            self._transition(Trigger.DUST_REMAINDER, f"remaining {s.remaining} is dust")
+        # Sell what the account really holds: ask it first (free and total base, the bid).
+        rec = await self._reconcile(client_order_id=None, expect=s.remaining,
+                                    summary=f"check {market.base} before selling")
+        free = rec.base_free if rec.base_free is not None else rec.base_balance
+        left = s.amount - s.written_off
+        plan = plan_sell(remaining=s.remaining, free=free, total=rec.base_balance, bid=s.bid,
+                         market=market, attempt=s.sell_attempt, ladder=p.sell_ladder_bps,
+                         finish=left > 0 and s.sold_amount >= left * p.sell_fill_threshold)
+        if plan.gone > 0:
+            await self._write_off(plan.gone, f"selling {s.exit_reason}")
+        if plan.amount <= 0:
+            self._transition(Trigger.DUST_REMAINDER,
+                             f"nothing more to sell: {plan.detail}; {fmt(s.remaining)} "
+                             "carried as inventory" if s.remaining > 0 else
+                             "nothing left on the account to sell")
             return
         s.order_seq += 1
         coid = ids.client_order_id(workflow.info().workflow_id, s.lineage, s.order_seq)
-        start_order(s, client_order_id=coid, side=OrderSide.SELL, amount=amount,
+        start_order(s, client_order_id=coid, side=OrderSide.SELL, amount=plan.amount,
                     now=workflow.time())
-        ladder = p.sell_ladder_bps
-        on_ladder = s.sell_attempt < len(ladder)
         order_input = c.PlaceOrderInput(
-            symbol=s.symbol, side=OrderSide.SELL, amount=amount, client_order_id=coid,
-            type=OrderType.LIMIT if on_ladder else OrderType.MARKET,
-            time_in_force=TimeInForce.IOC,
-            limit_offset_bps=ladder[s.sell_attempt] if on_ladder else None,
-        )
-        step = f"IOC -{ladder[s.sell_attempt]}bps" if on_ladder else "market"
+            symbol=s.symbol, side=OrderSide.SELL, amount=plan.amount, client_order_id=coid,
+            type=plan.order_type, time_in_force=TimeInForce.IOC,
+            limit_offset_bps=plan.offset_bps)
         try:
             order = await self._exchange_call(
                 c.PLACE_ORDER, order_input, Order,
-                summary=f"place_sell {s.symbol} {fmt(amount)} @ "
-                        f"~{fmt(s.current_price)} {step} ({s.exit_reason})")
+                summary=f"place_sell {s.symbol} {fmt(plan.amount)} @ ~{fmt(s.bid)} "
+                        f"{plan.detail} ({s.exit_reason})")
         except ActivityError as err:
             s.last_error = error_message(err)
-            s.retry_count += 1
             s.sell_attempt += 1
-            if error_type(err) == "InvalidOrder" and s.retry_count <= p.fsm_max_retries:
+            if error_type(err) == "InvalidOrder" and s.sell_rejections < p.fsm_max_retries:
+                s.sell_rejections += 1
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
             else:  # funds missing, or unknown outcome: reconcile with the exchange
                 self._transition(Trigger.FAILED, f"sell failed: {s.last_error}")
             return
         s.order_id = order.id
         self._last_order = order
+        s.sell_rejections = 0
         self._transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
 
     async def _wait_sell_fill(self) -> None:
+        if not self._v2:
+            await self._wait_sell_fill_v1()
+            return
         s, p = self.state, self.inp.params
         assert s.market is not None
         order = await self._settle_order(p.sell_order_timeout_seconds)
         filled = apply_fill(s, order)
-        price = order.average or s.current_price
-        if sell_done(s, s.market, price, p.sell_fill_threshold):
-            self._transition(Trigger.FILLED, f"sold {s.sold_amount}/{s.amount}")
-            return
-        s.sell_attempt += 1
-        if filled > 0:
-            self._transition(Trigger.PARTIAL_FILL, f"sold {s.sold_amount}/{s.amount}; "
-                                                   "selling the rest")
-        else:
-            self._transition(Trigger.TIMEOUT, "sell not filled; next ladder step")
+        # Done only when nothing sellable is left: past the 95 % threshold a tradeable
+        # remainder is sold at market (PLACE_SELL), never orphaned.
+        self._sell_settled(exit_complete(s.remaining, order.average or s.bid, s.market), filled)
 
     async def _post_trade(self) -> None:
+        if not self._v2:
+            await self._post_trade_v1()
+            return
         s, p = self.state, self.inp.params
-        pnl = realized_pnl(
-            bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
-            sold_amount=s.sold_amount, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee)
-        now = workflow.time()
-        trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
-        await self._ledger_call(c.RECORD_TRADE, c.TradeRecord(
-            trade_id=trade_id,
-            symbol=s.symbol, exchange=s.exchange, exit_reason=s.exit_reason or "unknown",
-            bought_amount=s.amount, sold_amount=s.sold_amount, entry_price=s.entry_price,
-            entry_cost=s.entry_cost, entry_fee=s.entry_fee, exit_proceeds=s.exit_proceeds,
-            exit_fee=s.exit_fee, net_pnl=pnl.net, pnl_pct=pnl.pct, opened_ts=s.entry_ts,
-            closed_ts=now, simulated=self._is_simulated))
-        if s.remaining > 0:
-            await self._record_dust(s.remaining, s.current_price, "left after sell")
+        trade_id, pnl = await self._book_trade()
         self._release_slot()
         self._notify("exit", format_exit(symbol=s.symbol, pnl=pnl, reason=s.exit_reason,
                                          simulated=self._is_simulated))
-        s.realized_pnl_total += pnl.net
-        s.fees_total += pnl.fees
-        s.last_trade_pnl = pnl.net
-        s.trades_closed += 1
-        s.cooldown_until = now + float(p.cooldown_minutes) * 60
+        s.cooldown_until = workflow.time() + float(p.cooldown_minutes) * 60
         reason = s.exit_reason
         s.clear_trade()
-        s.retry_count = 0
         self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
                          trade=(trade_id, pnl))
 
@@ -180,6 +183,8 @@ class ExitPhases(TraderBase):
                 return  # shutting down; the loop stops here (COOLDOWN is quiet)
             except TimeoutError:
                 pass
-        s.anchor_price = Decimal(0)  # a fresh anchor for the next entry
-        self._window = []
+        if not (self._v2 and self.inp.params.use_drop_anchor):
+            s.anchor_price = Decimal(0)  # a fresh anchor for the next entry
+            self._window = []
+        s.entry_recheck = ""
         self._transition(Trigger.EXPIRED, "cooldown over")

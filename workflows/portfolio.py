@@ -45,3 +45,8 @@ class Portfolio:
     @workflow.query
     def current_slots(self) -> dict[str, str]:
         return dict(self.slots)
+
+    @workflow.query
+    def free_slots(self) -> int:
+        """Slots a new entry could get now (watches waiting for one poll this)."""
+        return max(self.max_trades - len(self.slots), 0)

@@ -1,60 +1,93 @@
 """ERROR: back off, then reconcile with the exchange and resume in the right phase.
 
 Safety change from the seed: ERROR never assumes IDLE. It asks the exchange about the last
-order (by its client order id) and resumes in WAIT_FILL / WAIT_SELL_FILL when it is still
-open, POSITION when something is held, POST_TRADE when the exit completed meanwhile, and
-IDLE only when flat.
+order (by its client order id) and the base balance, and resumes in WAIT_FILL /
+WAIT_SELL_FILL when the order is still open, POSITION when something sellable is held (a
+standing exit resumes at once), POST_TRADE when the exit completed meanwhile, and IDLE only
+when flat. What the account no longer holds is written off and reported; what cannot be
+sold is carried as inventory. The backoff doubles with every consecutive failure (10 s, 20 s,
+40 s ... 300 s) and starts over only after a success; a force exit cuts it short.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from trader import contracts as c
-    from trader.core.fills import recovery_trigger
-    from trader.core.phases import Trigger
-    from trader.core.rules import exit_levels
-    from workflows.base import TraderBase, error_message
+    from trader.core.fills import apply_fill, recovery_trigger
+    from trader.core.inventory import join_inventory
+    from trader.core.market import OrderStatus
+    from trader.core.phases import Phase, Trigger
+    from trader.core.rules import ExitReason, exit_levels
+    from workflows.base import error_message
+    from workflows.before_reality import BeforeReality
+    from workflows.holdings import Holdings
 
 
-class RecoveryPhases(TraderBase):
+class RecoveryPhases(Holdings, BeforeReality):
     def backoff_seconds(self) -> float:
+        """FSM_BACKOFF_BASE_SECONDS doubled per consecutive failure, capped at the max."""
         p = self.inp.params
         exponent = max(self.state.retry_count - 1, 0)
         return float(min(p.fsm_backoff_base_seconds * 2**exponent, p.fsm_backoff_max_seconds))
 
+    def _backoff_interruptible(self) -> bool:
+        # A force exit skips the wait, unless the last reconciliation itself failed (then
+        # the exchange is the problem and a retry at once would only spin).
+        history = self.state.phase_history
+        return not (history and history[-1].src is Phase.ERROR)
+
     async def _error(self) -> None:
-        s = self.state
+        if not self._v2:
+            await self._error_v1()
+            return
+        s, p = self.state, self.inp.params
         s.error_count += 1
         s.retry_count += 1
         self._notify("error", f"{s.symbol} in ERROR: {s.last_error}")
-        await workflow.sleep(self.backoff_seconds())
+        interruptible = self._backoff_interruptible()
+        with contextlib.suppress(TimeoutError):  # the backoff ran out: reconcile now
+            await workflow.wait_condition(
+                lambda: interruptible and s.force_exit_reason is not None,
+                timeout=self.backoff_seconds())
         if s.market is None:  # failed during warm-up: nothing can be held yet
             self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
         try:
-            rec = await self._exchange_call(c.RECONCILE, c.ReconcileInput(
-                symbol=s.symbol, client_order_id=s.client_order_id, base=s.market.base,
-            ), c.ReconcileResult, summary=f"reconcile {s.symbol}")
+            rec = await self._reconcile(client_order_id=s.client_order_id,
+                                        expect=s.remaining + s.inventory_amount,
+                                        summary=f"reconcile {s.symbol}")
         except ActivityError as err:
             s.last_error = error_message(err)
             self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
             return
-        s.current_price = rec.ticker.last
-        trigger = recovery_trigger(s, rec.order, s.market, rec.ticker.last,
-                                   self.inp.params.sell_fill_threshold)
+        order = rec.order
+        if order is None or order.status is not OrderStatus.OPEN:
+            if order is not None:
+                apply_fill(s, order)  # a delta: what was counted stays counted once
+            await self._cover(rec.base_balance, "found in ERROR")
+        trigger = recovery_trigger(s, order, s.market, s.bid, p.sell_fill_threshold,
+                                   sell_remainder=True)
         note = f"reconciled: {trigger.value}"
         if trigger is Trigger.RECOVERED_FLAT:
-            if s.amount > 0:  # only dust was bought
-                await self._record_dust(s.amount, rec.ticker.last, "buy dust (recovered)")
+            if s.amount > 0:  # only dust was bought: on the books, carried as inventory
+                join_inventory(s)
+                s.exit_reason = s.exit_reason or ExitReason.UNSELLABLE.value
+                s.entry_ts = s.entry_ts or workflow.time()
+                await self._book_trade()
+                note += f"; {s.amount} below the market minimum carried as inventory"
             self._release_slot()
             s.clear_trade()
         elif trigger is Trigger.RECOVERED_POSITION and s.entry_ts == 0:
+            join_inventory(s)
             s.entry_ts = workflow.time()  # the buy filled while we were down
             s.peak_price = s.entry_price
-            s.tp_px, s.sl_px = exit_levels(s.entry_price, self.inp.params)
+            s.tp_px, s.sl_px = exit_levels(s.entry_price, p)
         elif trigger in (Trigger.RECOVERED_BUY_OPEN, Trigger.RECOVERED_SELL_OPEN):
-            self._last_order = rec.order
+            self._last_order = order
+        if trigger is Trigger.RECOVERED_POSITION and s.exit_reason:
+            note += f"; the {s.exit_reason} exit stands"
         self._transition(trigger, note)

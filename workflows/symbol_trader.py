@@ -16,12 +16,16 @@ with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core.phases import HOLDING_PHASES, QUIET_PHASES, Phase, Trigger
     from trader.core.state import CoinState, PhaseRecord
-    from workflows.base import error_message
+    from workflows.base import EXCHANGE_REALITY_PATCH, error_message
     from workflows.entry_phases import EntryPhases
     from workflows.exit_phases import ExitPhases
     from workflows.recovery import RecoveryPhases
 
-# Phases in which a force exit is honoured (PLACE_BUY: as soon as the buy is known).
+# Phases in which a force exit is honoured. PLACE_BUY: the buy may already be at the
+# exchange, so it is not abandoned blind: its placement completes, then whatever filled is
+# sold at once (WAIT_FILL's force-exit path cancels any rest); nothing filled ends the
+# entry. ERROR too while something is held or an order is in flight (exchange-reality
+# patch): the backoff is cut short, the symbol reconciles, then sells at once.
 _FORCE_EXIT_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION,
                                 Phase.EXIT_EVAL})
 
@@ -39,6 +43,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         self._last_order = None
         self._window = []
         self._max_hold_due = False
+        self._v2 = False  # decided at the start of run(), before any phase that reads it
 
     @workflow.run
     async def run(self, inp: c.TraderInput) -> CoinState:
@@ -48,7 +53,13 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         if not s.phase_since:
             s.phase_since = workflow.time()
         s.transitions = 0
-        self._publish_phase()
+        self._publish_phase()  # first, always: its status-memo patch call must come first
+        self._v2 = workflow.patched(EXCHANGE_REALITY_PATCH)
+        if self._v2 and inp.state is not None and workflow.info().continued_run_id is None \
+                and (s.holds_position or s.has_inventory):
+            # Resumed after a stop (not a continue-as-new): the account may have changed
+            # while nothing watched it. Check before trading on; never trust memory.
+            s.reconcile_requested = "resumed after a stop"
         handlers = {
             Phase.WARMUP: self._warmup, Phase.IDLE: self._idle,
             Phase.ENTRY_EVAL: self._entry_eval, Phase.PLACE_BUY: self._place_buy,
@@ -68,6 +79,9 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
                     await self._drain_background()
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     workflow.continue_as_new(inp.model_copy(update={"state": s}))
+                if self._v2 and s.reconcile_requested is not None:
+                    await self._check_holdings()
+                    continue
             try:
                 await handlers[s.phase]()
             except ActivityError as err:
@@ -89,17 +103,33 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
                 or self.state.transitions >= self.inp.params.continue_as_new_after_transitions)
 
     # --- signals ---------------------------------------------------------------------
+    def _force_exit_refusal(self) -> str | None:
+        """Why a force exit cannot be taken now (None: it can)."""
+        s = self.state
+        if s.phase in _FORCE_EXIT_PHASES:
+            return None
+        if self._v2 and s.phase is Phase.ERROR and (
+                s.holds_position or (s.order_side is not None and s.client_order_id)):
+            return None
+        if s.phase in HOLDING_PHASES:
+            return "already selling"
+        if s.has_inventory:
+            return (f"no position: only {s.inventory_amount} held as inventory, below the "
+                    "market minimum (it joins the next trade)")
+        return "no position"
+
     @workflow.signal
     def force_exit(self, req: c.ForceExitRequest) -> None:
         """Sell now (from POSITION/EXIT_EVAL); from WAIT_FILL cancel the buy and sell what
-        filled. Elsewhere it is recorded in the note (and the history) and ignored."""
+        filled; from PLACE_BUY sell what the buy fills; from ERROR while holding, reconcile
+        at once and sell. Elsewhere it is recorded in the note (and the history) and
+        ignored."""
         s = self.state
-        if s.phase in _FORCE_EXIT_PHASES:
+        refusal = self._force_exit_refusal()
+        if refusal is None:
             s.force_exit_reason = req.reason or "manual"
-        elif s.phase in HOLDING_PHASES:
-            s.note = f"force_exit ({req.reason}) ignored: already selling"
         else:
-            s.note = f"force_exit ({req.reason}) ignored in {s.phase.value}: no position"
+            s.note = f"force_exit ({req.reason}) ignored in {s.phase.value}: {refusal}"
         self._publish_details()
 
     @workflow.update
@@ -112,10 +142,10 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
     @request_exit.validator
     def _validate_request_exit(self, req: c.ForceExitRequest) -> None:
         # A rejected update leaves no trace in history (0 events).
-        if self.state.phase not in _FORCE_EXIT_PHASES:
-            raise ValueError(
-                f"cannot force exit {self.state.symbol} in phase {self.state.phase.value}: "
-                + ("already selling" if self.state.phase in HOLDING_PHASES else "no position"))
+        refusal = self._force_exit_refusal()
+        if refusal is not None:
+            raise ValueError(f"cannot force exit {self.state.symbol} in phase "
+                             f"{self.state.phase.value}: {refusal}")
 
     @workflow.signal
     def pause_entries(self) -> None:
@@ -134,6 +164,13 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         it on the next start."""
         self.state.shutdown_requested = True
         self.state.close_on_shutdown = req.close_position
+
+    @workflow.signal
+    def reconcile(self, req: c.ReconcileRequest) -> None:
+        """Check the account against what this symbol holds at its next quiet moment (a
+        worker start sends it to every holding symbol; ``starter.py reconcile`` too)."""
+        self.state.reconcile_requested = req.reason or "requested"
+        self._publish_details()
 
     # --- queries ---------------------------------------------------------------------
     @workflow.query(name="state")

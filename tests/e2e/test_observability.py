@@ -170,7 +170,8 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
     # The next start resumes a stopped symbol that still held something.
     resumed = await resumable_state(
         client.get_workflow_handle(wf_id, result_type=CoinState))
-    assert (resumed is None) == (final.phase.value == "idle" and not final.holds_position)
+    assert (resumed is None) == (final.phase.value == "idle" and not final.holds_position
+                                 and not final.has_inventory)
     log_text = out.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
 

@@ -79,6 +79,7 @@ def test_unknown_symbol_is_refused_before_anything_starts(tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for sub in ("start", "force-exit", "pause", "resume", "stop", "status"):
+    for sub in ("start", "force-exit", "pause", "resume", "reconcile", "stop", "status",
+                "stuck"):
         res = run("starter.py", sub, "--help")
         assert res.returncode == 0 and "usage:" in res.stdout

@@ -101,9 +101,50 @@ async def error_recovery(env, tmp: Path) -> None:
         await _finish(b, h, "error_recovery")
 
 
+async def reality_shortfall(env, tmp: Path) -> None:
+    """Behind the exchange-reality patch: 10 % of the coins leave the account, the stop-loss
+    sell is refused (ERROR), the price bounces, the standing exit sells what is held and
+    writes off the rest."""
+    async with bench(env.client, tmp) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        s = await b.wait_phase(h, Phase.POSITION)
+        b.exchange.set_balance("BTC", (s.amount * D("0.9")).quantize(D("0.0001")))
+        b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
+        b.set_price("BTC/USDT", "95.00")
+        await b.wait_phase(h, Phase.ERROR)
+        b.set_price("BTC/USDT", "98.50")
+        b.exchange.faults = None
+        await env.sleep(11)
+        await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        await _finish(b, h, "reality_shortfall")
+
+
+async def reality_inventory(env, tmp: Path) -> None:
+    """Behind the exchange-reality patch: an exit below the market minimum is carried as
+    inventory, which joins the next trade."""
+    async with bench(env.client, tmp) as b:
+        h = await b.start(trade_budget=D("5.05"))
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        b.set_price("BTC/USDT", "95.00")
+        await b.wait_phase(h, Phase.COOLDOWN)
+        await asyncio.sleep(1.5)  # let the hub's pre-cooldown ticker age (wall time)
+        await env.sleep(15 * 60 + 1)
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "93.00")
+        await b.wait_phase(h, Phase.POSITION)
+        b.set_price("BTC/USDT", "99.00")
+        await b.wait_for(h, lambda s: s.trades_closed == 2, timeout=30, what="trade 2")
+        await _finish(b, h, "reality_inventory")
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle, "partial_sell_ladder": partial_sells,
     "error_recovery": error_recovery, "lifecycle_take_profit_memo": lifecycle_take_profit_memo,
+    "reality_shortfall": reality_shortfall, "reality_inventory": reality_inventory,
 }
 
 

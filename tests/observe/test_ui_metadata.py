@@ -63,5 +63,9 @@ async def test_activity_summaries_name_amount_reference_price_and_mode(scene):
     assert watches and f"from {held.entry_price.normalize():f}" in watches[-1]
 
     sells = [s for s, _ in await _summaries(scene, scene.failing) if s.startswith("place_sell")]
-    assert sells and re.fullmatch(r"place_sell ETH/USDT \S+ @ ~2100 IOC -0bps \(\w+\)",
+    # A sell's reference is the bid it is priced from (and its minimum checked at): the
+    # paper book's bid at mid 2100 with a 10 bps spread.
+    bid, _ = scene.bench.exchange.top_of_book("ETH/USDT")
+    assert bid == D("2098.95")
+    assert sells and re.fullmatch(rf"place_sell ETH/USDT \S+ @ ~{bid} IOC -0bps \(\w+\)",
                                   sells[0]), sells

@@ -22,7 +22,7 @@ from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import LogNotifier, NotifyActivities
-from activities.portfolio import PortfolioActivities
+from activities.portfolio import PortfolioActivities, SlotBoard
 from trader import contracts as c
 from trader.core import ids
 from trader.core.market import MarketInfo
@@ -163,13 +163,13 @@ async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = 
     run = uuid.uuid4().hex[:8]
     tq, wq = f"tq-{run}", f"watch-{run}"
     ex = ExchangeActivities(exchange, hub, metrics=metrics, consistency_window_s=order_window_s)
-    mk = MarketActivities(hub, exchange, metrics=metrics)
-    lg = LedgerActivities(ledger)
+    mk = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
+    lg = LedgerActivities(ledger, metrics=metrics)
     b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
     main = Worker(client, task_queue=tq, workflows=[SymbolTrader, Portfolio], activities=[
         ex.warmup, ex.place_order, ex.wait_order, ex.cancel_order, ex.reconcile,
         PortfolioActivities(client, task_queue=tq).acquire_slot, lg.record_trade,
-        lg.record_dust, NotifyActivities(notifier).notify])
+        lg.record_dust, lg.record_inventory, NotifyActivities(notifier).notify])
     watch = Worker(client, task_queue=wq, activities=[mk.watch_entry, mk.watch_exit])
     async with main, watch:
         try:

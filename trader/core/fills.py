@@ -68,12 +68,15 @@ def sell_done(state: CoinState, market: MarketInfo, price: Decimal, threshold: D
 
 def recovery_trigger(
     state: CoinState, order: Order | None, market: MarketInfo, price: Decimal,
-    threshold: Decimal,
+    threshold: Decimal, *, sell_remainder: bool = False,
 ) -> Trigger:
     """Where ERROR goes after reconciling with the exchange (never forgets a position).
 
     ``order`` is the exchange's view of the symbol's last order (None: never reached it).
     Applies the order's fill to ``state`` as a side effect (as a delta, see module doc).
+    ``price`` is the bid (what a sell is checked at). ``sell_remainder``: an exit counts as
+    done only when nothing sellable is left (the 95 % threshold no longer leaves a tradeable
+    remainder behind); otherwise the position resumes and its standing exit goes on.
     """
     if order is not None:
         if order.status is OrderStatus.OPEN:
@@ -82,6 +85,8 @@ def recovery_trigger(
         apply_fill(state, order)
     if state.amount <= 0 or is_dust(state.amount, price, market) and state.sold_amount == 0:
         return Trigger.RECOVERED_FLAT
-    if state.sold_amount > 0 and sell_done(state, market, price, threshold):
+    done = is_dust(state.remaining, price, market) or state.remaining <= 0 if sell_remainder \
+        else sell_done(state, market, price, threshold)
+    if (state.sold_amount > 0 or state.written_off > 0) and done:
         return Trigger.RECOVERED_SOLD
     return Trigger.RECOVERED_POSITION

@@ -92,6 +92,15 @@ class OrderRequest(_Value):
     client_order_id: str
 
 
+class Balance(_Value):
+    """One currency on the account."""
+
+    free: Decimal
+    """Available for new orders."""
+    total: Decimal
+    """Free plus what open orders hold."""
+
+
 class Order(_Value):
     """An order as the exchange knows it."""
 

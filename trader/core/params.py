@@ -41,8 +41,10 @@ class TraderParams(BaseModel):
     # --- entry -----------------------------------------------------------------------
     drop_trigger_pct: Decimal = Decimal("2")
     """Buy when the price is this many percent below the anchor."""
-    use_drop_anchor: bool = True
-    """Keep the anchor across restarts and trades (False: rolling window high)."""
+    use_drop_anchor: bool = False
+    """Keep the anchor across trades and across a stop and start: the next entry after a
+    cooldown is measured from the same anchor. False: a fresh anchor (per ``anchor_mode``)
+    at warm-up and after every cooldown."""
     anchor_mode: AnchorMode = AnchorMode.PEAK
     drop_lookback_seconds: int = 3600
     backfill_minutes: int = 60
@@ -73,6 +75,9 @@ class TraderParams(BaseModel):
     fsm_backoff_base_seconds: float = 10
     fsm_backoff_max_seconds: float = 300
     order_activity_timeout_seconds: float = 15
+    balance_settle_seconds: float = Field(default=3, ge=0)
+    """A base balance below what the symbol holds is read again this long before it counts
+    as a shortfall (an exchange's balance can lag a fresh fill)."""
     # --- watching and history --------------------------------------------------------
     watch_checkpoint_seconds: float = 60
     watch_heartbeat_timeout_seconds: float = 20

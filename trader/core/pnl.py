@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
+ZERO = Decimal(0)
+
 
 class TradePnL(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -20,6 +22,14 @@ class TradePnL(BaseModel):
     fees: Decimal
     net: Decimal
     pct: Decimal
+    written_off: Decimal = ZERO
+    """Units the account did not hold (a shortfall), closed at zero proceeds."""
+    carried_amount: Decimal = ZERO
+    """Units neither sold nor written off: carried to the next trade as inventory."""
+    carried_cost: Decimal = ZERO
+    """Cost basis that goes with them (fees excluded)."""
+    carried_fee: Decimal = ZERO
+    """Entry fees that go with them."""
 
 
 def realized_pnl(
@@ -30,13 +40,18 @@ def realized_pnl(
     sold_amount: Decimal,
     exit_proceeds: Decimal,
     exit_fee: Decimal,
+    written_off: Decimal = ZERO,
 ) -> TradePnL:
-    """PnL of what was sold; cost basis and entry fee are attributed pro rata to it.
+    """PnL of what the trade closed; cost basis and entry fee are attributed pro rata.
 
-    A remainder that could not be sold (dust) keeps its share of cost and entry fee out of
-    this trade's PnL: it is recorded separately as dust.
+    The trade closes what was sold and what was written off (units the account turned out
+    not to hold: their cost is a loss with no proceeds). The rest (units the exchange would
+    not take) keeps its share of cost and entry fee out of this trade's PnL: it is carried
+    (``carried_*``) and realized by the trade that finally sells it. Nothing is dropped:
+    ``entry_cost + entry_fee == basis + entry fee part + carried_cost + carried_fee``.
     """
-    share = sold_amount / bought_amount if bought_amount > 0 else Decimal(0)
+    closed = sold_amount + written_off
+    share = closed / bought_amount if bought_amount > 0 else Decimal(0)
     basis = entry_cost * share
     entry_fee_part = entry_fee * share
     gross = exit_proceeds - basis
@@ -47,7 +62,10 @@ def realized_pnl(
     return TradePnL(
         bought_amount=bought_amount, sold_amount=sold_amount, entry_cost=entry_cost,
         exit_proceeds=exit_proceeds, entry_fee=entry_fee, exit_fee=exit_fee,
-        gross=gross, fees=fees, net=net, pct=pct,
+        gross=gross, fees=fees, net=net, pct=pct, written_off=written_off,
+        carried_amount=max(bought_amount - closed, ZERO),
+        carried_cost=entry_cost - basis if bought_amount > closed else ZERO,
+        carried_fee=entry_fee - entry_fee_part if bought_amount > closed else ZERO,
     )
 
 

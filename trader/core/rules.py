@@ -152,6 +152,10 @@ class ExitReason(str, Enum):
     MAX_HOLD = "max_hold"
     FORCE_EXIT = "force_exit"
     SHUTDOWN = "shutdown"
+    SHORTFALL = "shortfall"
+    """The account holds less than the position: what is left is closed (written off)."""
+    UNSELLABLE = "unsellable"
+    """A buy filled only an amount the exchange would not take back: carried as inventory."""
 
 
 class TrailingState(_Decision):

@@ -47,6 +47,8 @@ class CoinState(BaseModel):
     decision_seq: int = 0
     order_seq: int = 0
     """Monotonic per workflow id; feeds deterministic client order ids."""
+    ledger_seq: int = 0
+    """Monotonic per symbol; feeds the ids of inventory ledger rows."""
     order_id: str | None = None
     client_order_id: str | None = None
     order_side: OrderSide | None = None
@@ -69,6 +71,8 @@ class CoinState(BaseModel):
     amount: Decimal = ZERO
     """Base currency held by this symbol's open trade (net of fees withheld in base)."""
     entry_price: Decimal = ZERO
+    """Average price of this trade's buy: exit levels and display (the cost basis, with
+    any inventory that joined, is ``entry_cost``)."""
     entry_cost: Decimal = ZERO
     """Quote cost of ``amount`` (what was paid for the units held, fees excluded)."""
     entry_fee: Decimal = ZERO
@@ -76,11 +80,32 @@ class CoinState(BaseModel):
     current_price: Decimal = ZERO
     entry_fee_per_unit: Decimal = ZERO
 
+    bid: Decimal = ZERO
+    """Best bid last seen: the price a sell's minimum is checked at."""
+
     # --- exit progress ---------------------------------------------------------------
     sold_amount: Decimal = ZERO
     exit_proceeds: Decimal = ZERO
     exit_fee: Decimal = ZERO
     sell_attempt: int = 0
+    sell_rejections: int = 0
+    """Sells of this trade the exchange refused as invalid (bounded by FSM_MAX_RETRIES)."""
+    written_off: Decimal = ZERO
+    """Part of ``amount`` the account turned out not to hold (a shortfall): closed by this
+    trade at zero proceeds, so its cost is a realized loss, never hidden."""
+    inventory_in_amount: Decimal = ZERO
+    """Inventory that joined this trade (already included in ``amount``)."""
+    inventory_in_cost: Decimal = ZERO
+    """Its cost basis, entry fee included (already in ``entry_cost``/``entry_fee``)."""
+
+    # --- inventory: coins the exchange would not take, carried between trades ---------
+    inventory_amount: Decimal = ZERO
+    """Base held from earlier trades that could not be sold (below the market minimum);
+    it joins the next trade's position, so its cost and fees are realized when sold."""
+    inventory_cost: Decimal = ZERO
+    """Quote cost basis of the inventory (fees excluded)."""
+    inventory_fee: Decimal = ZERO
+    """Entry fees attributed to the inventory."""
 
     # --- trailing stop ---------------------------------------------------------------
     peak_price: Decimal = ZERO
@@ -102,6 +127,7 @@ class CoinState(BaseModel):
     exit_reason: str = ""
     error_count: int = 0
     retry_count: int = 0
+    """Consecutive failures (ERROR entries) since the last success: the backoff exponent."""
     last_error: str = ""
 
     # --- operator controls -----------------------------------------------------------
@@ -109,6 +135,13 @@ class CoinState(BaseModel):
     force_exit_reason: str | None = None
     shutdown_requested: bool = False
     close_on_shutdown: bool = False
+    reconcile_requested: str | None = None
+    """Why the symbol should check the exchange at its next quiet moment (worker start,
+    resume, operator); None when no check is pending."""
+    entry_recheck: str = ""
+    """After a blocked entry: what the next watch must also see before firing again
+    (``guards``: the guards pass; ``slot``: a trade slot is free). The anchor is kept, so a
+    drop that still holds enters as soon as the block clears."""
 
     # --- totals ----------------------------------------------------------------------
     trades_closed: int = 0
@@ -127,12 +160,16 @@ class CoinState(BaseModel):
 
     @property
     def remaining(self) -> Decimal:
-        """Base amount still to sell."""
-        return self.amount - self.sold_amount
+        """Base amount still to sell (neither sold nor written off)."""
+        return self.amount - self.sold_amount - self.written_off
 
     @property
     def holds_position(self) -> bool:
         return self.amount > 0 and self.remaining > 0
+
+    @property
+    def has_inventory(self) -> bool:
+        return self.inventory_amount > 0
 
     def apply_transition(
         self,
@@ -164,15 +201,18 @@ class CoinState(BaseModel):
         return record
 
     def clear_trade(self) -> None:
-        """Forget the finished trade (after POST_TRADE, or a buy that came to nothing)."""
+        """Forget the finished trade (after POST_TRADE, or a buy that came to nothing).
+        The inventory is not part of a trade: it stays until it joins the next one."""
         for name in (
             "amount", "entry_price", "entry_cost", "entry_fee", "entry_fee_per_unit",
             "sold_amount", "exit_proceeds", "exit_fee", "peak_price", "trailing_trigger",
             "sl_px", "tp_px", "order_amount", "order_filled_applied", "order_cost_applied",
             "order_fee_applied", "order_fee_base_applied", "order_fee_base_value_applied",
+            "written_off", "inventory_in_amount", "inventory_in_cost",
         ):
             setattr(self, name, ZERO)
         self.sell_attempt = 0
+        self.sell_rejections = 0
         self.entry_ts = 0.0
         self.order_id = None
         self.client_order_id = None

@@ -31,6 +31,7 @@ from trader.core.errors import (
     RetryableExchangeError,
 )
 from trader.core.market import (
+    Balance,
     Candle,
     MarketInfo,
     Order,
@@ -273,9 +274,11 @@ class CcxtExchange:
         return cv.order(raw, m, fee=fee, fee_base=fee_base, client_order_id=client_order_id)
 
     async def fetch_balance(self) -> dict[str, Decimal]:
+        return {c: b.total for c, b in (await self.fetch_balances()).items()}
+
+    async def fetch_balances(self) -> dict[str, Balance]:
         raw = await self._call(self._ex.fetch_balance())
-        totals = raw.get("total") or {}
-        return {c: v for c, x in totals.items() if (v := cv.dec(x)) is not None}
+        return cv.balances(raw)
 
     async def close(self) -> None:
         await self._ex.close()

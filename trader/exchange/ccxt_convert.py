@@ -17,6 +17,7 @@ from typing import Any
 
 from trader.core.errors import InvalidOrder
 from trader.core.market import (
+    Balance,
     MarketInfo,
     Order,
     OrderRequest,
@@ -178,3 +179,16 @@ def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, sent_id: str
         raise InvalidOrder(f"order value {amount * ref} {m.quote} of {r.symbol} is below "
                            f"the market minimum {m.min_cost} {m.quote}; not sent")
     return amount, price
+
+
+def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    """ccxt's balance structure as free/total per currency. A currency without a total is
+    left out; a missing free counts as 0 (nothing is sold on a guess)."""
+    totals, free = raw.get("total") or {}, raw.get("free") or {}
+    out = {}
+    for currency, value in totals.items():
+        total = dec(value)
+        if total is not None:
+            out[currency] = Balance(free=dec(free.get(currency), Decimal(0)) or Decimal(0),
+                                    total=total)
+    return out

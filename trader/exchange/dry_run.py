@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from trader.core.errors import BadSymbol
-from trader.core.market import Candle, MarketInfo, Order, OrderRequest, Ticker
+from trader.core.market import Balance, Candle, MarketInfo, Order, OrderRequest, Ticker
 from trader.exchange.ccxt_adapter import CcxtExchange
 from trader.exchange.feed import MarketTable
 from trader.exchange.paper import PaperExchange
@@ -106,6 +106,9 @@ class DryRunExchange:
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         return await self.paper.fetch_balance()
+
+    async def fetch_balances(self) -> dict[str, Balance]:
+        return await self.paper.fetch_balances()
 
     async def close(self) -> None:
         await self.live.close()

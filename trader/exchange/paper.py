@@ -21,6 +21,7 @@ from pathlib import Path
 
 from trader.core import errors
 from trader.core.market import (
+    Balance,
     Candle,
     MarketInfo,
     Order,
@@ -222,6 +223,14 @@ class PaperExchange(PaperBook):
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         return self._store.balances()
+
+    async def fetch_balances(self) -> dict[str, Balance]:
+        """Free = total minus what open orders (re-matched first) may still spend."""
+        held = self.held(await self.refresh_open_orders())
+        totals = self._store.balances()
+        return {c: Balance(free=totals.get(c, Decimal(0)) - held.get(c, Decimal(0)),
+                           total=totals.get(c, Decimal(0)))
+                for c in sorted(set(totals) | set(held))}
 
     async def refresh_open_orders(self) -> list[Order]:
         """Match every open order (all symbols) against the current book; the still-open ones."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
-from trader.core.market import Candle, MarketInfo, Order, OrderRequest, Ticker
+from trader.core.market import Balance, Candle, MarketInfo, Order, OrderRequest, Ticker
 
 
 class Exchange(Protocol):
@@ -82,6 +82,10 @@ class Exchange(Protocol):
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         """Total balance per currency (values are ``Decimal``)."""
+        ...
+
+    async def fetch_balances(self) -> dict[str, Balance]:
+        """Free and total balance per currency, from one account request."""
         ...
 
     async def close(self) -> None:

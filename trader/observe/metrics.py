@@ -3,7 +3,8 @@
 Three feeds, none of which can count twice on replay:
 - phase events from the sink (published only when not replaying, deduplicated): phases,
   transitions, time in phase, orders, fills, trades, PnL, fees, position, exposure;
-- the activities (activities never replay): exchange errors, watch lag and checkpoints;
+- the activities (activities never replay): exchange errors, watch lag and checkpoints,
+  inventory movements (counted when the ledger row is inserted: once, however retried);
 - visibility, polled by the worker: stuck symbols and symbols per phase.
 
 Every series carries a ``worker`` label (the Temporal client identity, ``pid@host``), so
@@ -94,6 +95,13 @@ class TraderMetrics:
         self.watch_checkpoint = Gauge("trader_watch_checkpoint_timestamp_seconds",
                                       "When a watch last returned to its workflow",
                                       ["symbol", "kind", *w], registry=r)
+        self.inventory = Counter("trader_inventory_movements_total",
+                                 "Coins carried after a trade (below the market minimum) or "
+                                 "written off (shortfall: the account held less)",
+                                 ["symbol", "kind", *w], registry=r)
+        self.inventory_cost = Counter("trader_inventory_cost_quote_total",
+                                      "Cost basis of those movements, quote currency",
+                                      ["symbol", "kind", *w], registry=r)
         self.stuck = Gauge("trader_stuck_symbols",
                            "Symbols in a working phase longer than the stuck timeout",
                            w, registry=r)
@@ -135,6 +143,11 @@ class TraderMetrics:
     # --- activity and visibility feeds ----------------------------------------------------
     def exchange_error(self, call: str, error_type: str) -> None:
         self.exchange_errors.labels(call, error_type, self.worker).inc()
+
+    def inventory_movement(self, symbol: str, kind: str, amount: Decimal, cost: Decimal
+                           ) -> None:
+        self.inventory.labels(symbol, kind, self.worker).inc()
+        self.inventory_cost.labels(symbol, kind, self.worker).inc(float(cost))
 
     def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)

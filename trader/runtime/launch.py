@@ -38,13 +38,17 @@ async def validate_watchlist(exchange: Exchange, symbols: list[str]) -> None:
                         f"available: {known}")
 
 
-async def resumable_state(handle: WorkflowHandle[Any, CoinState]) -> CoinState | None:
+async def resumable_state(handle: WorkflowHandle[Any, CoinState], *,
+                          keep_anchor: bool = False) -> CoinState | None:
     """The final state of a symbol's last run when it stopped holding something.
 
     ``handle`` must carry ``result_type=CoinState`` (``WorkflowHandle.result`` takes none).
 
     A symbol shut down without closing its position ends with that position in its
-    result; the next start hands it back so the position is never forgotten.
+    result; the next start hands it back so the position is never forgotten. The same for
+    inventory (coins below the market minimum, carried with their cost) and, with
+    ``keep_anchor`` (USE_DROP_ANCHOR), for a flat symbol: its drop anchor carries over.
+    The resumed run checks the account before trading on.
     """
     try:
         desc = await handle.describe()
@@ -53,7 +57,8 @@ async def resumable_state(handle: WorkflowHandle[Any, CoinState]) -> CoinState |
     if desc.status != WorkflowExecutionStatus.COMPLETED:
         return None
     state = await handle.result()
-    if state.phase is Phase.IDLE and not state.holds_position:
+    if state.phase is Phase.IDLE and not (state.holds_position or state.has_inventory
+                                          or keep_anchor):
         return None
     return state.model_copy(update={"shutdown_requested": False, "close_on_shutdown": False})
 
@@ -93,7 +98,8 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
     for symbol in settings.watchlist:
         wf_id = ids.workflow_id_for(settings.exchange, symbol)
         state = await resumable_state(
-            client.get_workflow_handle(wf_id, result_type=CoinState))
+            client.get_workflow_handle(wf_id, result_type=CoinState),
+            keep_anchor=params.use_drop_anchor)
         await client.start_workflow(
             "SymbolTrader",
             c.TraderInput(symbol=symbol, params=params, portfolio_id=portfolio_id,

@@ -13,7 +13,7 @@ from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import LogNotifier, NotifyActivities
-from activities.portfolio import PortfolioActivities
+from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
@@ -22,6 +22,7 @@ from trader.observe.status_live import live_status, status_console
 from trader.observe.status_table import traders_query
 from trader.runtime.exchange import build_exchange
 from trader.runtime.observability import observability
+from trader.runtime.reconcile import request_reconciles
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -44,12 +45,13 @@ async def _run(settings: Settings, client: Client, stop: asyncio.Event,
     store = LedgerStore(settings.ledger_path)
     ex_acts = ExchangeActivities(exchange, hub, metrics=metrics,
                                  consistency_window_s=settings.order_consistency_window_seconds)
-    market_acts = MarketActivities(hub, exchange, metrics=metrics)
+    market_acts = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
+    ledger = LedgerActivities(store, metrics=metrics)
     activities = [
         ex_acts.warmup, ex_acts.place_order, ex_acts.wait_order, ex_acts.cancel_order,
         ex_acts.reconcile,
         PortfolioActivities(client, task_queue=settings.task_queue).acquire_slot,
-        LedgerActivities(store).record_trade, LedgerActivities(store).record_dust,
+        ledger.record_trade, ledger.record_dust, ledger.record_inventory,
         NotifyActivities(LogNotifier()).notify,
     ]
     main = Worker(
@@ -65,13 +67,27 @@ async def _run(settings: Settings, client: Client, stop: asyncio.Event,
     table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
         async with main, watch:
+            # The symbols this worker may pick up check the account before trading on: a
+            # worker starts after a crash, a deploy or a long outage.
+            checks = asyncio.create_task(_request_reconciles(client, settings.task_queue))
             await stop.wait()
+            checks.cancel()
     finally:
         if table is not None:
             await _stop_status_table(table, stopped=stop.is_set())
         await hub.stop()
         await exchange.close()
         store.close()
+
+
+async def _request_reconciles(client: Client, task_queue: str) -> None:
+    try:
+        asked = await request_reconciles(client, task_queue, reason=f"worker {client.identity} "
+                                                                    "started")
+    except Exception:  # a check that could not be asked for never stops the worker
+        log.exception("could not ask the holding symbols to reconcile")
+        return
+    log.info("asked %d holding symbol(s) to reconcile with the exchange", len(asked))
 
 
 def _start_status_table(settings: Settings, client: Client,

@@ -1,0 +1,312 @@
+"""Money-correct under exchange reality (the exchange-reality patch), through real workflows
+on the time-skipping (or dev) server over the paper exchange: sell what the account holds,
+never hide a loss, no orphaned remainder, minimums at the bid, a backoff that grows, a
+flatten that always works, standing exits, kept drops, and reconciliation on resume."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal as D
+
+import pytest
+
+from tests.workflows.harness import bench, path_of
+from trader import contracts as c
+from trader.core.market import OrderSide, OrderType
+from trader.core.phases import Phase
+from trader.core.sizing import round_down
+from trader.core.state import CoinState
+from trader.exchange.paper import PaperFaults
+from trader.runtime.launch import resumable_state
+from trader.runtime.reconcile import request_reconciles
+
+STEP = D("0.0001")
+
+
+async def _to_position(b, h, price="97.90"):
+    await b.wait_phase(h, Phase.IDLE)
+    b.set_price("BTC/USDT", price)
+    return await b.wait_phase(h, Phase.POSITION)
+
+
+async def _sell_refused(b, h):
+    """In POSITION, then every sell is refused and the stop-loss fires: into ERROR."""
+    await _to_position(b, h)
+    b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
+    b.set_price("BTC/USDT", "95.00")
+
+
+def _sells(b):
+    return [o for o in b.exchange.all_orders() if o.side is OrderSide.SELL]
+
+
+async def _usdt(b) -> D:
+    return (await b.exchange.fetch_balance()).get("USDT", D(0))
+
+
+async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_path):
+    """Landed code: PLACE_SELL -> InsufficientFunds -> ERROR -> POSITION -> ... forever."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start()
+        s = await _to_position(b, h)
+        held = s.amount
+        short = round_down(held * D("0.9"), STEP)  # e.g. a manual sell of 10 %
+        b.exchange.set_balance("BTC", short)
+        b.set_price("BTC/USDT", "95.00")  # stop-loss
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        assert "error" not in path_of(s)
+        [sell] = _sells(b)
+        assert sell.amount == sell.filled == short
+        [trade] = b.ledger.trades()
+        assert trade.sold_amount == short and trade.written_off == held - short
+        assert trade.carried_amount == 0
+        # The missing coins' cost is part of the loss: everything bought is closed.
+        assert trade.net_pnl == trade.exit_proceeds - trade.entry_cost - trade.entry_fee \
+            - trade.exit_fee
+        assert s.realized_pnl_total == trade.net_pnl < 0
+        [row] = b.ledger.inventory()
+        assert (row.kind, row.amount) == ("shortfall", held - short)
+        assert row.cost == (trade.entry_cost + trade.entry_fee) * (held - short) / held
+        assert any("shortfall" in t for t in b.notifier.sent)
+        assert (await b.exchange.fetch_balance())["BTC"] == 0
+
+
+async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_ts_env, tmp_path):
+    """trade_budget 5.05 with a 5 USDT minimum: the stop-loss at 95 leaves 4.89 USDT of
+    coins. Landed code: a trade of net 0, the entry fee and the loss gone, coins orphaned."""
+    env = fresh_ts_env
+    async with bench(env.client, tmp_path) as b:
+        start_usdt = await _usdt(b)
+        h = await b.start(trade_budget=D("5.05"))
+        first = await _to_position(b, h)
+        b.set_price("BTC/USDT", "95.00")
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        assert _sells(b) == []  # nothing the exchange would refuse is ever sent
+        assert "dust_remainder" in [r.trigger.value for r in s.phase_history]
+        [t1] = b.ledger.trades()
+        assert (t1.sold_amount, t1.net_pnl, t1.carried_amount) == (0, 0, first.amount)
+        assert t1.carried_cost == first.entry_cost + first.entry_fee
+        assert s.inventory_amount == first.amount
+        assert s.inventory_cost + s.inventory_fee == t1.carried_cost
+        [row] = b.ledger.inventory()
+        assert (row.kind, row.amount, row.cost) == ("carried", first.amount, t1.carried_cost)
+        assert any("inventory" in t for t in b.notifier.sent)
+
+        await env.sleep(15 * 60 + 1)  # cooldown
+        s = await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "93.00")  # 2 % below the fresh anchor (95)
+        s = await b.wait_phase(h, Phase.POSITION, timeout=30)
+        buy2 = [o for o in b.exchange.all_orders() if o.side is OrderSide.BUY][1]
+        assert s.amount == buy2.filled + first.amount and s.inventory_amount == 0
+        b.set_price("BTC/USDT", "99.00")  # take-profit on the blended entry
+        s = await b.wait_for(h, lambda s: s.trades_closed == 2, timeout=30, what="trade 2")
+        t2 = next(t for t in b.ledger.trades() if t.trade_id != t1.trade_id)
+        assert t2.inventory_in_amount == first.amount
+        assert t2.bought_amount == buy2.filled + first.amount == t2.sold_amount
+        # No loss hidden: the account's quote moved by exactly the realized PnL of both.
+        assert await _usdt(b) - start_usdt == t1.net_pnl + t2.net_pnl == s.realized_pnl_total
+        assert (await b.exchange.fetch_balance())["BTC"] == 0
+
+
+async def test_a_tradeable_remainder_past_95_percent_is_sold(ts_env, tmp_path):
+    """Landed code: 96 % sold closes the trade and ~0.4 BTC (~40 USDT) stays orphaned."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start(trade_budget=D("1000"))
+        s = await _to_position(b, h)
+        b.exchange.faults = PaperFaults(max_fill_ratio=D("0.96"))
+        b.set_price("BTC/USDT", "101.50")
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
+        first, second = _sells(b)
+        assert first.type is OrderType.LIMIT and second.type is OrderType.MARKET
+        assert second.amount == first.amount - first.filled  # the whole rest, at market
+        [trade] = b.ledger.trades()
+        assert trade.sold_amount == first.filled + second.filled
+        left = trade.bought_amount - trade.sold_amount
+        assert left == trade.carried_amount == s.inventory_amount
+        assert left * D("101.45") < 5  # only what the exchange cannot take is kept
+        assert (await b.exchange.fetch_balance())["BTC"] == left
+
+
+async def test_the_minimum_is_checked_at_the_bid(ts_env, tmp_path):
+    """0.0515 BTC at last 97.10 is 5.0007 USDT, at the bid 97.05 4.998: below the 5 USDT
+    minimum. Landed code: the sell is sent, refused as invalid, retried into ERROR."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
+        s = await _to_position(b, h)
+        assert s.amount == D("0.0515")
+        b.set_price("BTC/USDT", "97.10")
+        await b.wait_for(h, lambda s: s.current_price == D("97.10"), what="the price seen")
+        await h.signal("force_exit", c.ForceExitRequest(reason="flatten"))
+        s = await b.wait_for(h, lambda s: s.trades_closed == 1 and s.phase is Phase.IDLE,
+                             what="the trade closed")
+        triggers = [r.trigger.value for r in s.phase_history]
+        assert "order_rejected" not in triggers and "failed" not in triggers
+        assert _sells(b) == [] and s.inventory_amount == D("0.0515")
+        # Stopped flat but with inventory: the next start hands it back (never forgotten).
+        await h.signal("shutdown", c.ShutdownRequest())
+        await h.result()
+        resumed = await resumable_state(ts_env.client.get_workflow_handle(
+            h.id, result_type=CoinState))
+        assert resumed is not None and resumed.inventory_amount == D("0.0515")
+
+
+async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tmp_path):
+    """Landed code: a fixed ~20 s forever (reset by every watch return, counted twice)."""
+    env = fresh_ts_env
+    async with bench(env.client, tmp_path) as b:
+        h = await b.start()
+        await _sell_refused(b, h)
+        for _ in range(12):  # skip the backoff timers (time skips only when asked)
+            if (await b.state(h)).error_count >= 4:
+                break
+            await env.sleep(25)
+        await b.wait_for(h, lambda s: s.error_count >= 4, what="4 errors")
+        history = await h.fetch_history()
+        backoffs = [e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+                    for e in history.events if e.HasField("timer_started_event_attributes")]
+        backoffs = [t for t in backoffs if t <= 300]
+        assert backoffs[:4] == [10, 20, 40, 80]
+        b.exchange.faults = None
+        await env.sleep(300)
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        assert s.retry_count == 0 and len(_sells(b)) == 1
+
+
+async def test_force_exit_in_error_reconciles_and_sells_at_once(dev_env, tmp_path):
+    """A real-time server: the backoff (120 s) must not be waited. Landed code: the force
+    exit is rejected in ERROR ("no position")."""
+    async with bench(dev_env.client, tmp_path) as b:
+        h = await b.start(fsm_backoff_base_seconds=120)
+        await _sell_refused(b, h)
+        await b.wait_phase(h, Phase.ERROR, timeout=30)
+        b.exchange.faults = None
+        asked = time.monotonic()
+        result = await h.execute_update("request_exit", c.ForceExitRequest(reason="flatten"),
+                                        result_type=c.ForceExitResult)
+        assert result.accepted and result.phase == "error"
+        await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        assert time.monotonic() - asked < 20
+        [trade] = b.ledger.trades()
+        assert trade.exit_reason == "force_exit" and trade.sold_amount == trade.bought_amount
+
+
+async def test_force_exit_during_place_buy_sells_what_the_buy_filled(ts_env, tmp_path):
+    """PLACE_BUY: the buy may already be at the exchange, so it completes, and whatever it
+    filled is sold at once, without ever holding the position."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.exchange.faults = PaperFaults(create_latency_s=2)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.PLACE_BUY)
+        await h.signal("force_exit", c.ForceExitRequest(reason="abort"))
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        path = path_of(s)
+        assert path[3:7] == ["place_buy", "wait_fill", "place_sell", "wait_sell_fill"]
+        assert "position" not in path
+        buy, sell = b.exchange.all_orders()
+        assert sell.filled == buy.filled and b.ledger.trades()[0].exit_reason == "force_exit"
+
+
+async def test_a_standing_exit_survives_recovery(fresh_ts_env, tmp_path):
+    """The stop-loss fired, its sell failed, the price bounced. Landed code: re-armed and
+    held again."""
+    env = fresh_ts_env
+    async with bench(env.client, tmp_path) as b:
+        h = await b.start()
+        await _sell_refused(b, h)
+        await b.wait_phase(h, Phase.ERROR)
+        b.set_price("BTC/USDT", "98.50")  # inside TP/SL again
+        b.exchange.faults = None
+        await env.sleep(11)
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        [trade] = b.ledger.trades()
+        assert trade.exit_reason == "stop_loss"
+        after = path_of(s)[path_of(s).index("error"):]
+        assert after[:4] == ["error", "position", "exit_eval", "place_sell"]
+
+
+async def test_a_guard_blocked_drop_enters_when_the_guard_clears(ts_env, tmp_path):
+    """Landed code: the block resets the anchor, and the drop that still holds is lost."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start(max_spread_bps=D(5))  # the paper book's spread is 10 bps
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        s = await b.wait_for(h, lambda s: s.entry_recheck == "guards", what="a blocked drop")
+        assert "the drop stands" in s.note
+        await asyncio.sleep(1.5)
+        b.exchange.spread_bps = D(2)  # the guard clears; the price has not moved
+        s = await b.wait_phase(h, Phase.POSITION, timeout=20)
+        triggers = [r.trigger.value for r in s.phase_history]
+        assert triggers.count("guards_blocked") == 1  # blocked once, not in a loop
+        assert s.entry_recheck == ""
+
+
+async def test_a_drop_without_a_slot_enters_when_a_slot_frees(ts_env, tmp_path):
+    """Landed code: NO_SLOT resets the anchor; the ETH drop is never bought."""
+    async with bench(ts_env.client, tmp_path) as b:
+        btc = await b.start("BTC/USDT", max_trades=1)
+        eth = await b.start("ETH/USDT", max_trades=1)
+        await b.wait_phase(eth, Phase.IDLE)
+        await _to_position(b, btc)
+        b.set_price("ETH/USDT", "1950")
+        await b.wait_for(eth, lambda s: s.entry_recheck == "slot", what="no slot")
+        await asyncio.sleep(1.5)
+        assert (await b.state(eth)).phase is Phase.IDLE
+        b.set_price("BTC/USDT", "101.50")  # BTC takes profit and frees its slot
+        s = await b.wait_phase(eth, Phase.POSITION, timeout=30)
+        assert [r.trigger.value for r in s.phase_history].count("no_slot") == 1
+
+
+@pytest.mark.parametrize("keep", [True, False])
+async def test_use_drop_anchor_keeps_the_anchor_across_a_trade(fresh_ts_env, tmp_path, keep):
+    env = fresh_ts_env
+    async with bench(env.client, tmp_path) as b:
+        h = await b.start(use_drop_anchor=keep)
+        await _to_position(b, h)
+        b.set_price("BTC/USDT", "101.50")
+        await b.wait_phase(h, Phase.COOLDOWN)
+        b.set_price("BTC/USDT", "99.00")
+        # The cooldown is skipped in a blink of wall time: let the hub's last BTC ticker
+        # (101.50, from before the cooldown) age as it would, so the watch never sees it.
+        await asyncio.sleep(1.5)
+        await env.sleep(15 * 60 + 1)
+        # Without keeping, the anchor is unset until the watch's first checkpoint reports
+        # the first fresh price it saw.
+        s = await b.wait_for(h, lambda s: s.phase is Phase.IDLE and s.anchor_price > 0,
+                             what="an anchor in IDLE")
+        # The drop of the first entry was measured from 100 (the warm-up price).
+        assert s.anchor_price == (D("100") if keep else D("99.00"))
+
+
+async def test_a_resumed_position_is_reconciled_before_trading_on(ts_env, tmp_path):
+    """Stopped with a position; 20 % of the coins were sold by hand meanwhile. Landed
+    code: the resumed symbol trusts its memory until its sell is refused."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start()
+        s = await _to_position(b, h)
+        await h.signal("shutdown", c.ShutdownRequest(close_position=False))
+        final = await h.result()
+        b.exchange.set_balance("BTC", round_down(final.amount * D("0.8"), STEP))
+        resumed = await b.start(state=final.model_copy(update={"shutdown_requested": False}))
+        s = await b.wait_for(resumed, lambda s: "reconcile (resumed" in s.note,
+                             what="the reconciliation")
+        assert s.phase is Phase.POSITION and s.written_off == final.amount - round_down(
+            final.amount * D("0.8"), STEP)
+        assert [r.kind for r in b.ledger.inventory()] == ["shortfall"]
+        assert any("shortfall" in t for t in b.notifier.sent)
+
+
+async def test_a_worker_start_asks_holding_symbols_to_reconcile(dev_env, tmp_path):
+    # The dev server: the time-skipping one has no visibility list.
+    async with bench(dev_env.client, tmp_path) as b:
+        holder = await b.start("BTC/USDT")
+        idle = await b.start("ETH/USDT")
+        await b.wait_phase(idle, Phase.IDLE)
+        await _to_position(b, holder)
+        asked = await request_reconciles(dev_env.client, b.task_queue, reason="worker w2 started")
+        assert asked == [holder.id]
+        s = await b.wait_for(holder, lambda s: "reconcile (worker w2 started)" in s.note,
+                             what="the reconciliation")
+        assert "covering" in s.note and s.written_off == 0 and s.phase is Phase.POSITION

@@ -1,0 +1,154 @@
+"""Phase handlers as they were before the ``exchange-reality`` patch, kept verbatim so that
+runs recorded before it replay with the same commands (tests/histories).
+
+A run takes these paths only when ``workflow.patched(EXCHANGE_REALITY_PATCH)`` was False
+at its start, i.e. it began under the older code; it moves to the current handlers at its
+next continue-as-new (or a stop and start). Do not change their commands; delete them once
+no such run can exist (every live run has continued-as-new since the release).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
+    from trader.core import ids
+    from trader.core.fills import apply_fill, recovery_trigger, sell_done, start_order
+    from trader.core.market import Order, OrderSide, OrderType, TimeInForce
+    from trader.core.messages import fmt, format_exit
+    from trader.core.phases import Trigger
+    from trader.core.pnl import realized_pnl
+    from trader.core.rules import exit_levels
+    from trader.core.sizing import is_dust, sellable_amount
+    from workflows.base import TraderBase, error_message, error_type
+
+
+class BeforeReality(TraderBase):
+    async def _place_sell_v1(self) -> None:
+        s, p, market = self.state, self.inp.params, self.state.market
+        assert market is not None
+        amount = sellable_amount(s.remaining, market)
+        if is_dust(amount, s.current_price, market):
+            if s.sold_amount == 0:  # can't happen for a position worth opening; never loop
+                s.last_error = f"position {s.remaining} is below the market minimum"
+            self._transition(Trigger.DUST_REMAINDER, f"remaining {s.remaining} is dust")
+            return
+        s.order_seq += 1
+        coid = ids.client_order_id(workflow.info().workflow_id, s.lineage, s.order_seq)
+        start_order(s, client_order_id=coid, side=OrderSide.SELL, amount=amount,
+                    now=workflow.time())
+        ladder = p.sell_ladder_bps
+        on_ladder = s.sell_attempt < len(ladder)
+        order_input = c.PlaceOrderInput(
+            symbol=s.symbol, side=OrderSide.SELL, amount=amount, client_order_id=coid,
+            type=OrderType.LIMIT if on_ladder else OrderType.MARKET,
+            time_in_force=TimeInForce.IOC,
+            limit_offset_bps=ladder[s.sell_attempt] if on_ladder else None,
+        )
+        step = f"IOC -{ladder[s.sell_attempt]}bps" if on_ladder else "market"
+        try:
+            order = await self._exchange_call(
+                c.PLACE_ORDER, order_input, Order,
+                summary=f"place_sell {s.symbol} {fmt(amount)} @ "
+                        f"~{fmt(s.current_price)} {step} ({s.exit_reason})")
+        except ActivityError as err:
+            s.last_error = error_message(err)
+            s.retry_count += 1
+            s.sell_attempt += 1
+            if error_type(err) == "InvalidOrder" and s.retry_count <= p.fsm_max_retries:
+                self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
+            else:  # funds missing, or unknown outcome: reconcile with the exchange
+                self._transition(Trigger.FAILED, f"sell failed: {s.last_error}")
+            return
+        s.order_id = order.id
+        self._last_order = order
+        self._transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
+
+    async def _wait_sell_fill_v1(self) -> None:
+        s, p = self.state, self.inp.params
+        assert s.market is not None
+        order = await self._settle_order(p.sell_order_timeout_seconds)
+        filled = apply_fill(s, order)
+        price = order.average or s.current_price
+        self._sell_settled(sell_done(s, s.market, price, p.sell_fill_threshold), filled)
+
+    def _sell_settled(self, done: bool, filled: Decimal) -> None:
+        """WAIT_SELL_FILL's way out (both versions): done, or the next ladder step."""
+        s = self.state
+        if done:
+            self._transition(Trigger.FILLED, f"sold {s.sold_amount}/{s.amount}")
+            return
+        s.sell_attempt += 1
+        if filled > 0:
+            self._transition(Trigger.PARTIAL_FILL, f"sold {s.sold_amount}/{s.amount}; "
+                                                   "selling the rest")
+        else:
+            self._transition(Trigger.TIMEOUT, "sell not filled; next ladder step")
+
+    async def _post_trade_v1(self) -> None:
+        s, p = self.state, self.inp.params
+        pnl = realized_pnl(
+            bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
+            sold_amount=s.sold_amount, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee)
+        now = workflow.time()
+        trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
+        await self._ledger_call(c.RECORD_TRADE, c.TradeRecord(
+            trade_id=trade_id,
+            symbol=s.symbol, exchange=s.exchange, exit_reason=s.exit_reason or "unknown",
+            bought_amount=s.amount, sold_amount=s.sold_amount, entry_price=s.entry_price,
+            entry_cost=s.entry_cost, entry_fee=s.entry_fee, exit_proceeds=s.exit_proceeds,
+            exit_fee=s.exit_fee, net_pnl=pnl.net, pnl_pct=pnl.pct, opened_ts=s.entry_ts,
+            closed_ts=now, simulated=self._is_simulated))
+        if s.remaining > 0:
+            await self._record_dust(s.remaining, s.current_price, "left after sell")
+        self._release_slot()
+        self._notify("exit", format_exit(symbol=s.symbol, pnl=pnl, reason=s.exit_reason,
+                                         simulated=self._is_simulated))
+        s.realized_pnl_total += pnl.net
+        s.fees_total += pnl.fees
+        s.last_trade_pnl = pnl.net
+        s.trades_closed += 1
+        s.cooldown_until = now + float(p.cooldown_minutes) * 60
+        reason = s.exit_reason
+        s.clear_trade()
+        s.retry_count = 0
+        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
+                         trade=(trade_id, pnl))
+
+    async def _error_v1(self) -> None:
+        s = self.state
+        s.error_count += 1
+        s.retry_count += 1
+        self._notify("error", f"{s.symbol} in ERROR: {s.last_error}")
+        await workflow.sleep(self.backoff_seconds())
+        if s.market is None:  # failed during warm-up: nothing can be held yet
+            self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
+            return
+        try:
+            rec = await self._exchange_call(c.RECONCILE, c.ReconcileInput(
+                symbol=s.symbol, client_order_id=s.client_order_id, base=s.market.base,
+            ), c.ReconcileResult, summary=f"reconcile {s.symbol}")
+        except ActivityError as err:
+            s.last_error = error_message(err)
+            self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
+            return
+        s.current_price = rec.ticker.last
+        trigger = recovery_trigger(s, rec.order, s.market, rec.ticker.last,
+                                   self.inp.params.sell_fill_threshold)
+        note = f"reconciled: {trigger.value}"
+        if trigger is Trigger.RECOVERED_FLAT:
+            if s.amount > 0:  # only dust was bought
+                await self._record_dust(s.amount, rec.ticker.last, "buy dust (recovered)")
+            self._release_slot()
+            s.clear_trade()
+        elif trigger is Trigger.RECOVERED_POSITION and s.entry_ts == 0:
+            s.entry_ts = workflow.time()  # the buy filled while we were down
+            s.peak_price = s.entry_price
+            s.tp_px, s.sl_px = exit_levels(s.entry_price, self.inp.params)
+        elif trigger in (Trigger.RECOVERED_BUY_OPEN, Trigger.RECOVERED_SELL_OPEN):
+            self._last_order = rec.order
+        self._transition(trigger, note)

@@ -1,0 +1,155 @@
+"""What the symbol holds against what the account holds: closing a trade's books (sold,
+written off, carried), shortfalls, and reconciliation at quiet moments (resume, worker
+start, operator request)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
+    from trader.core.fills import apply_fill
+    from trader.core.inventory import carry, write_off_inventory
+    from trader.core.market import OrderStatus
+    from trader.core.messages import fmt
+    from trader.core.pnl import TradePnL, realized_pnl
+    from trader.core.rules import ExitReason
+    from trader.core.sizing import is_dust
+    from workflows.base import TraderBase, error_message
+
+ZERO = Decimal(0)
+
+
+class Holdings(TraderBase):
+    async def _book_trade(self) -> tuple[str, TradePnL]:
+        """Record the trade (idempotent on its id) and move its totals into the state.
+
+        What was sold and what was written off are realized now; what the exchange would
+        not take is carried as inventory with its cost and fees (and a ledger row), so no
+        loss and no fee leaves the books.
+        """
+        s = self.state
+        pnl = realized_pnl(
+            bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
+            sold_amount=s.sold_amount, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee,
+            written_off=s.written_off)
+        trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
+        await self._ledger_call(c.RECORD_TRADE, c.TradeRecord(
+            trade_id=trade_id, symbol=s.symbol, exchange=s.exchange,
+            exit_reason=s.exit_reason or "unknown", bought_amount=s.amount,
+            sold_amount=s.sold_amount, entry_price=s.entry_price, entry_cost=s.entry_cost,
+            entry_fee=s.entry_fee, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee,
+            net_pnl=pnl.net, pnl_pct=pnl.pct, opened_ts=s.entry_ts, closed_ts=workflow.time(),
+            simulated=self._is_simulated, written_off=s.written_off,
+            carried_amount=pnl.carried_amount, carried_cost=pnl.carried_cost + pnl.carried_fee,
+            inventory_in_amount=s.inventory_in_amount, inventory_in_cost=s.inventory_in_cost))
+        if pnl.carried_amount > 0:
+            await self._record_inventory(
+                "carried", pnl.carried_amount, pnl.carried_cost + pnl.carried_fee,
+                f"below the market minimum at bid {fmt(s.bid)}; joins the next trade")
+            self._notify("inventory", f"{s.symbol}: kept {fmt(pnl.carried_amount)} "
+                                      f"{self._base} as inventory (cost "
+                                      f"{fmt(pnl.carried_cost + pnl.carried_fee, 8)}): below "
+                                      "the market minimum, it joins the next trade")
+        carry(s, pnl)
+        s.realized_pnl_total += pnl.net
+        s.fees_total += pnl.fees
+        s.last_trade_pnl = pnl.net
+        s.trades_closed += 1
+        return trade_id, pnl
+
+    @property
+    def _base(self) -> str:
+        return self.state.market.base if self.state.market else ""
+
+    async def _write_off(self, gone: Decimal, why: str) -> None:
+        """Part of the open position is not on the account: close it at zero proceeds (its
+        cost becomes part of this trade's loss) and say so everywhere."""
+        s = self.state
+        gone = min(gone, s.remaining)
+        if gone <= 0:
+            return
+        cost = (s.entry_cost + s.entry_fee) * gone / s.amount
+        s.written_off += gone
+        await self._report_shortfall(gone, cost, f"the account holds {fmt(gone)} "
+                                                 f"{self._base} less than the trade ({why})")
+
+    async def _write_off_inventory_part(self, gone: Decimal, why: str) -> Decimal:
+        """Inventory the account no longer holds: its cost is a realized loss now."""
+        s = self.state
+        amount = min(gone, s.inventory_amount)
+        loss, fee = write_off_inventory(s, amount)
+        if amount <= 0:
+            return ZERO
+        s.realized_pnl_total -= loss
+        s.fees_total += fee
+        await self._report_shortfall(amount, loss, f"inventory {fmt(amount)} {self._base} is "
+                                                   f"not on the account ({why})")
+        return amount
+
+    async def _report_shortfall(self, amount: Decimal, cost: Decimal, what: str) -> None:
+        """Ledger row, notification and note: a shortfall is never silent."""
+        text = f"shortfall: {what}; written off at cost {fmt(cost, 8)}"
+        await self._record_inventory("shortfall", amount, cost, text)
+        self._notify("shortfall", f"{self.state.symbol}: {text}")
+        self.state.note = text
+
+    async def _cover(self, total: Decimal, why: str) -> None:
+        """Write off what the account's total balance does not cover: the inventory (older
+        coins) first, then the open position."""
+        s = self.state
+        held = s.remaining if s.holds_position else ZERO
+        gone = max(held + s.inventory_amount - max(total, ZERO), ZERO)
+        if gone > 0:
+            gone -= await self._write_off_inventory_part(gone, why)
+        if gone > 0 and s.holds_position:
+            await self._write_off(gone, why)
+
+    async def _check_holdings(self) -> None:
+        """A reconciliation asked for (resume, worker start, operator): compare the account
+        with what the symbol holds in a quiet phase, and report every difference."""
+        s = self.state
+        why, s.reconcile_requested = s.reconcile_requested or "requested", None
+        if not (s.holds_position or s.has_inventory) or s.market is None:
+            s.note = f"reconcile ({why}): nothing held, nothing to check"
+            self._publish_details()
+            return
+        holding = s.holds_position
+        try:
+            rec = await self._reconcile(
+                client_order_id=s.client_order_id if holding else None,
+                expect=(s.remaining if holding else ZERO) + s.inventory_amount,
+                summary=f"reconcile {s.symbol} ({why})")
+        except ActivityError as err:
+            # Only a check: trading goes on, and every sell checks the account first anyway.
+            s.note = f"reconcile ({why}) failed: {error_message(err)}; sells still check " \
+                     "the account first"
+            self._notify("reconcile", f"{s.symbol}: {s.note}")
+            self._publish_details()
+            return
+        found = []
+        if holding and s.client_order_id and rec.order is None:
+            found.append(f"order {s.client_order_id} unknown to the exchange")
+        elif holding and rec.order is not None and rec.order.status is not OrderStatus.OPEN:
+            delta = apply_fill(s, rec.order)  # a delta: nothing counted twice
+            if delta > 0:
+                found.append(f"{fmt(delta)} more filled than recorded (now counted)")
+        before = (s.written_off, s.inventory_amount)
+        await self._cover(rec.base_balance, f"reconcile, {why}")
+        if (s.written_off, s.inventory_amount) != before:
+            found.append(s.note)
+        if holding and (s.remaining <= 0 or is_dust(s.remaining, s.bid, s.market)) \
+                and not s.exit_reason:
+            s.exit_reason = ExitReason.SHORTFALL.value  # close the books of what is left
+        if found:
+            s.note = f"reconcile ({why}): " + "; ".join(found)
+            self._notify("reconcile", f"{s.symbol}: {s.note}")
+        else:
+            need = (s.remaining if holding else ZERO) + s.inventory_amount
+            s.note = (f"reconcile ({why}): the account holds {fmt(rec.base_balance)} "
+                      f"{self._base}, covering the {fmt(need)} this symbol holds")
+        self._publish_details()
+        self._publish_memo()
