@@ -155,19 +155,22 @@ class OrderWindow:
 
     async def read_created(self, order_id: str) -> Order:
         """The order an earlier attempt created as ``order_id``, read by that id, once the
-        exchange shows it. Never creates."""
+        exchange shows it (and its fills). Never creates: until this attempt's deadline a
+        miss or a transient failure only means asking again."""
         while True:
             try:
                 order = await self.exchange.fetch_order(
                     self.inp.symbol, self.inp.client_order_id, order_id=order_id)
                 self._log("created earlier as %s; read by its id", order_id)
                 return order
-            except OrderNotFound:
+            except (OrderNotFound, RetryableExchangeError) as exc:
+                last = exc
                 if not await self._pause(self.times.deadline):
                     break
-        self._log("created earlier as %s, not readable yet", order_id, warn=True)
+        self._log("created earlier as %s, not readable yet: %s", order_id, last, warn=True)
         raise OrderAcceptedUnread(f"order {self.inp.client_order_id} was created as "
-                                  f"{order_id} but is not readable yet", order_id=order_id)
+                                  f"{order_id} but is not readable yet: {last}",
+                                  order_id=order_id)
 
     async def find_existing(self) -> Order:
         """The exchange refused our id as a duplicate, so an order with it exists: find it
