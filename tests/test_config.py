@@ -114,3 +114,11 @@ def test_shipped_configs_load(name):
 def test_docs_and_example_are_generated_from_the_model():
     assert (ROOT / "config.example.toml").read_text() == example_toml()
     assert markdown() in (ROOT / "docs" / "configuration.md").read_text()
+
+
+def test_balance_settle_window_must_fit_in_an_exchange_call():
+    with pytest.raises(ConfigError) as err:
+        load_settings(balance_settle_seconds=8, order_activity_timeout_seconds=15)
+    assert "BALANCE_SETTLE_SECONDS (8.0) must be less than half of " \
+           "ORDER_ACTIVITY_TIMEOUT_SECONDS" in str(err.value)
+    assert load_settings(balance_settle_seconds=3).balance_settle_seconds == 3

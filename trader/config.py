@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     fsm_backoff_max_seconds: float = _f(_P.fsm_backoff_max_seconds, "ERROR backoff cap.", gt=0)
     order_activity_timeout_seconds: float = _f(_P.order_activity_timeout_seconds, "Timeout "
                                                "of one exchange call attempt.", gt=0)
+    order_consistency_window_seconds: float = _f(
+        _P.order_consistency_window_seconds, "An order the exchange does not find counts as "
+        "never placed only this long after it was sent (order queries lag).", ge=0)
     balance_settle_seconds: float = _f(_P.balance_settle_seconds, "Re-read a balance below "
                                        "what a symbol holds this long before it counts as a "
                                        "shortfall.", ge=0)
@@ -183,6 +186,15 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("the watchlist is empty")
         return value
+
+    @model_validator(mode="after")
+    def _settle_fits(self) -> Settings:
+        if self.balance_settle_seconds * 2 >= self.order_activity_timeout_seconds:
+            raise ValueError(
+                f"BALANCE_SETTLE_SECONDS ({self.balance_settle_seconds}) must be less than "
+                f"half of ORDER_ACTIVITY_TIMEOUT_SECONDS ({self.order_activity_timeout_seconds}):"
+                " a reconcile attempt re-reads a short balance that long, and must finish")
+        return self
 
     @field_validator("exchange")
     @classmethod
@@ -269,7 +281,9 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         key = ".".join(loc)
         env = "__".join(p.upper() for p in loc)
         got = err.get("input")
-        if err["type"] == "extra_forbidden":
+        if not loc:  # a rule across fields: its message names them
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
+        elif err["type"] == "extra_forbidden":
             lines.append(f"unknown setting {key!r} (not a field; see config.example.toml)")
         else:
             lines.append(f"{env} ({key}): {err['msg']}; got {got!r}")

@@ -28,6 +28,9 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+#: Error types meaning "the exchange refused the order": it was never placed.
+REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
+
 # Upserting the memo adds a command (a WorkflowPropertiesModified event) that histories
 # recorded before it existed do not have: it only runs behind this patch.
 STATUS_MEMO_PATCH = "status-memo"
@@ -177,12 +180,12 @@ class TraderBase:
         """Apply a transition from the table and publish it (search attributes, details,
         and a phase event for the JSONL log and the metrics)."""
         src_since = self.state.phase_since
-        if self._v2 and trigger in SUCCESS_TRIGGERS:
-            self.state.retry_count = 0  # the ERROR backoff starts over only after a success
         record = self.state.apply_transition(
             trigger, now=workflow.time(), note=note,
             history_limit=self.inp.params.phase_history_limit,
         )
+        if self._v2 and trigger in SUCCESS_TRIGGERS:
+            self.state.retry_count = 0  # the ERROR backoff starts over only after a success
         self._publish_phase()
         # Replay re-runs this code for transitions already published: skip them. The event
         # issues no command, so histories recorded before it existed still replay.
