@@ -118,7 +118,8 @@ def test_docs_and_example_are_generated_from_the_model():
 
 def test_balance_settle_window_must_fit_in_an_exchange_call():
     with pytest.raises(ConfigError) as err:
-        load_settings(balance_settle_seconds=8, order_activity_timeout_seconds=15)
-    assert "BALANCE_SETTLE_SECONDS (8.0) must be less than half of " \
+        load_settings(balance_settle_seconds=14.5, order_activity_timeout_seconds=15)
+    assert "BALANCE_SETTLE_SECONDS (14.5) must be at least 1 s below " \
            "ORDER_ACTIVITY_TIMEOUT_SECONDS" in str(err.value)
+    assert load_settings(balance_settle_seconds=3, order_activity_timeout_seconds=5)
     assert load_settings(balance_settle_seconds=3).balance_settle_seconds == 3

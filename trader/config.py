@@ -189,10 +189,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _settle_fits(self) -> Settings:
-        if self.balance_settle_seconds * 2 >= self.order_activity_timeout_seconds:
+        # One reconcile attempt reads the order and the ticker too: leave it a second.
+        if self.balance_settle_seconds + 1 > self.order_activity_timeout_seconds:
             raise ValueError(
-                f"BALANCE_SETTLE_SECONDS ({self.balance_settle_seconds}) must be less than "
-                f"half of ORDER_ACTIVITY_TIMEOUT_SECONDS ({self.order_activity_timeout_seconds}):"
+                f"BALANCE_SETTLE_SECONDS ({self.balance_settle_seconds}) must be at least 1 s "
+                f"below ORDER_ACTIVITY_TIMEOUT_SECONDS ({self.order_activity_timeout_seconds}):"
                 " a reconcile attempt re-reads a short balance that long, and must finish")
         return self
 
