@@ -86,7 +86,7 @@ def attached(on: bool, tmp: Path) -> Iterator[None]:
         yield
         return
     log, metrics = PhaseLog(tmp / f"events-{time.monotonic_ns()}.jsonl"), TraderMetrics("bench")
-    SINK.subscribe(log)
+    SINK.subscribe(log, replayed=True)
     SINK.subscribe(metrics)
     try:
         yield
