@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.observe.sample import event
+from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
 from trader.observe.phase_log import PhaseLog, read_events
 
@@ -102,6 +103,12 @@ def test_a_fixed_file_keeps_its_lines_across_restarts(logs):
     again(event(2))
     again.close()
     assert [e.seq for e in read_events(again.path)] == [1, 2]
+
+
+def test_two_workers_cannot_share_one_file(logs, tmp_path):
+    logs("shared.jsonl")
+    with pytest.raises(ConfigError, match="in use by another worker"):
+        PhaseLog(tmp_path / "logs" / "shared.jsonl")
 
 
 def test_lines_another_live_worker_appends_are_picked_up(logs):

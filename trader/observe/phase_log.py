@@ -21,6 +21,7 @@ restarted, writes what the directory lacks. Memory stays bounded: the index
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import queue
 import threading
@@ -53,6 +54,10 @@ class PhaseLog:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("ab", buffering=0)  # whole lines per write, no buffer
+            if not _lock(self._file.fileno()):
+                self._file.close()
+                raise ConfigError(f"PHASE_LOG_FILE: {path} is in use by another worker "
+                                  "(leave it unset, or give each worker its own file)")
             self._at_line_start = _ends_a_line(path)
         except OSError as exc:
             raise ConfigError(f"PHASE_LOG_FILE: cannot append to {path}: {exc}") from None
@@ -224,6 +229,19 @@ class PhaseLog:
             log.warning("phase log %s: write failed: %s", self.path, exc)
         if len(left) < len(data):
             self._at_line_start = not left
+
+
+def _lock(fd: int) -> bool:
+    """Hold an advisory lock while the file is open (the kernel drops it when the process
+    dies, SIGKILL included): a file shared by two workers would hide each one's lines from
+    the other's dedup. False when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a filesystem without locks: go on unchecked
+        pass
+    return True
 
 
 def _ends_a_line(path: Path) -> bool:
