@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tests.observe.sample import event
 from trader.observe.events import EventSink, PhaseEvent
+from trader.observe.log_index import RUN_BYTES
 from trader.observe.metrics import TraderMetrics
 
 
@@ -43,12 +44,12 @@ def test_a_failing_listener_neither_raises_nor_starves_the_others():
 
 
 def test_memory_is_bounded_and_forgets_the_least_recently_used_run():
-    sink, got = EventSink(remember=3), []
+    sink, got = EventSink(remember_bytes=2 * RUN_BYTES + 7), []  # two runs, three keys
     sink.subscribe(got.append)
     for run_id, seq in (("old", 1), ("old", 2), ("new", 1)):
         sink.publish(event(seq, run_id=run_id))
     assert sink.publish(event(1, run_id="new")) is False
-    sink.publish(event(2, run_id="new"))  # 4 keys > 3: run "old" is forgotten, whole
+    sink.publish(event(2, run_id="new"))  # a fourth key: run "old" is forgotten, whole
     assert sink.publish(event(1, run_id="new")) is False
     assert sink.publish(event(1, run_id="old")) is True
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 from tests.observe.sample import event
-from trader.observe.log_index import KeyIndex, parse_key
+from trader.observe.log_index import RUN_BYTES, KeyIndex, parse_key
 
 EDGE = ("warmup", "idle", "warmed_up")
 
 
 def test_keys_edges_and_supersession():
-    index = KeyIndex(max_keys=100)
+    index = KeyIndex(max_bytes=1 << 20)
     index.put("r1", 2, EDGE)
     assert index.get("r1", 2) == EDGE and index.has("r1", 2, EDGE)
     assert index.get("r1", 1) is None and index.get("r1", 3) is None
@@ -23,25 +23,25 @@ def test_keys_edges_and_supersession():
 
 
 def test_least_recently_used_runs_are_forgotten_whole():
-    index = KeyIndex(max_keys=4)
+    index = KeyIndex(max_bytes=2 * RUN_BYTES + 8)  # two runs of two keys
     index.put("old", 2, EDGE)
     index.put("kept", 1, EDGE)
     index.get("old", 2)  # a replay touched it: now the most recent
-    index.put("new", 2, EDGE)  # 6 slots > 4: the least recently used run goes
+    index.put("new", 2, EDGE)  # a third run: the least recently used one goes
     assert index.get("kept", 1) is None
     assert index.has("old", 2, EDGE) and index.has("new", 2, EDGE)
-    assert len(index) == 4
+    assert len(index) == 4 and index.bytes <= index.max_bytes
 
 
 def test_nonsense_is_left_unindexed_rather_than_costing_memory():
-    index = KeyIndex(max_keys=100)
+    index = KeyIndex(max_bytes=1 << 20)
     index.put("r1", 10**9, EDGE)
     index.put("r1", 0, EDGE)
     assert len(index) == 0 and index.runs == 0
 
 
 def test_a_run_longer_than_the_bound_is_still_held():
-    index = KeyIndex(max_keys=10)
+    index = KeyIndex(max_bytes=10)
     for seq in range(1, 31):
         index.put("long", seq, EDGE)
     assert all(index.has("long", seq, EDGE) for seq in range(1, 31))

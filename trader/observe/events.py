@@ -74,12 +74,12 @@ Listener = Callable[[PhaseEvent], None]
 class EventSink:
     """Fans events out to listeners (the JSONL log, the metrics), at most once each."""
 
-    def __init__(self, *, remember: int = 1_000_000) -> None:
+    def __init__(self, *, remember_bytes: int = 4 << 20) -> None:
         self._listeners: list[tuple[Listener, bool]] = []  # (listener, wants replayed)
-        # Delivered keys, least recently used runs forgotten first: 1M keys (~2 MB) cover
-        # days of transitions even for hundreds of symbols, far longer than a failed
-        # workflow task takes to be retried on this worker.
-        self._seen = KeyIndex(max_keys=remember)
+        # Delivered keys, least recently used runs forgotten first: 4 MB hold ~0.9M keys in
+        # runs of 100 transitions, days of them even for hundreds of symbols, far longer
+        # than a failed workflow task takes to be retried on this worker.
+        self._seen = KeyIndex(max_bytes=remember_bytes)
         self._lock = threading.Lock()
 
     def subscribe(self, listener: Listener, *, replayed: bool = False) -> None:

@@ -4,12 +4,13 @@ The sink remembers what its process delivered and the phase log what its directo
 hold: hundreds of thousands of keys for a busy worker with months of logs. A dict of tuples
 costs ~150 bytes a key; here a run's keys are one array of 2-byte edge numbers indexed by
 ``seq`` (it counts from 1 within a run, so the array is dense), and the few distinct edges
-(the transition table's) are stored once: ~2 bytes a key plus ~250 bytes a run
-(docs/benchmarks.md has the measured figure).
+(the transition table's) are stored once: ~2 bytes a key plus ~270 bytes a run
+(measured: docs/benchmarks.md).
 
-Memory is bounded by ``max_keys``: past it the least recently used runs are forgotten
-whole. Only a live workflow's current run is ever replayed, and it is recent (runs continue
-as new after at most ~4,096 history events), so old runs are the safe ones to forget.
+Memory is bounded by ``max_bytes`` (that estimate, whatever the runs' lengths): past it the
+least recently used runs are forgotten whole. Only a live workflow's current run is ever
+replayed, and it is recent (runs continue as new after at most ~4,096 history events), so
+old runs are the safe ones to forget.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ Edge = tuple[str, str, str]
 
 _MAX_SEQ = 1 << 20  # a run has < 51,200 history events: a larger seq is not a transition
 _MAX_EDGES = 0xFFFF  # what an array("H") slot can name; the table has ~40 edges
+RUN_BYTES = 270  # a run's id, array and ordered-dict entry (bench/phase_log.py)
 
 # The PhaseEvent model's field order (src, dst, trigger ... run_id, seq), as pydantic
 # writes it: ~8x faster than json.loads, which remains the fallback for any other line.
@@ -49,11 +51,11 @@ def parse_key(line: bytes) -> tuple[str, int, Edge] | None:
 
 
 class KeyIndex:
-    """``(run_id, seq) -> edge`` for at most about ``max_keys`` keys (not thread-safe:
+    """``(run_id, seq) -> edge`` in about ``max_bytes`` of memory at most (not thread-safe:
     its owner holds a lock)."""
 
-    def __init__(self, *, max_keys: int) -> None:
-        self.max_keys = max_keys
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self._runs: OrderedDict[str, array[int]] = OrderedDict()  # least recently used first
         self._edges: list[Edge] = [("", "", "")]  # edge number 0 means "no key"
         self._edge_numbers: dict[Edge, int] = {}
@@ -66,6 +68,11 @@ class KeyIndex:
     @property
     def runs(self) -> int:
         return len(self._runs)
+
+    @property
+    def bytes(self) -> int:
+        """The memory estimate the bound applies to."""
+        return len(self._runs) * RUN_BYTES + self._slots * 2
 
     def get(self, run_id: str, seq: int) -> Edge | None:
         run = self._runs.get(run_id)
@@ -97,6 +104,6 @@ class KeyIndex:
             run.frombytes(bytes(grow * run.itemsize))
             self._slots += grow
         run[seq - 1] = number
-        while self._slots > self.max_keys and len(self._runs) > 1:
+        while self.bytes > self.max_bytes and len(self._runs) > 1:
             _, oldest = self._runs.popitem(last=False)
             self._slots -= len(oldest)
