@@ -10,6 +10,9 @@ these fields, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,7 +33,10 @@ from trader.core.ids import is_valid_symbol
 from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
 
 _P = TraderParams()  # trading defaults live in one place: the parameter model
-_RUN_TS = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+# A worker's own phase log file name: host and pid (the Temporal identity's parts) tell
+# apart workers started in the same second, in containers too (each one's pid may be 1).
+_RUN_NAME = "_".join((datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
+                      re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()), str(os.getpid())))
 
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
@@ -47,9 +53,12 @@ class Settings(BaseSettings):
     # --- mode and observability ----------------------------------------------------------
     fsm_enabled: bool = _f(True, "False = legacy engine (as in the seed); True = FSM_MODE.")
     fsm_mode: Literal["legacy", "fsm", "both"] = _f("fsm", "legacy, fsm or both (hybrid).")
-    phase_log_file: Path | None = _f(None, "JSONL phase log; default "
-                                     "<data_dir>/logs/phase_events_<run timestamp>.jsonl.")
-    phase_log_buffer_size: int = _f(8192, "Phase log write buffer, bytes.", gt=0)
+    phase_log_file: Path | None = _f(None, "JSONL phase log, one file per worker (the "
+                                     "directory's *.jsonl files are one log); default "
+                                     "<data_dir>/logs/phase_events_<run timestamp>_<host>"
+                                     "_<pid>.jsonl.")
+    phase_log_buffer_size: int = _f(8192, "Phase log: most bytes per write call (whole "
+                                    "lines, written as they come).", gt=0)
     enable_rich_table: bool = _f(False, "Show the live status table in the worker.")
     rich_table_refresh_hz: float = _f(2.0, "Status table refreshes per second.", gt=0)
     rich_table_show_idle: bool = _f(False, "Show IDLE/WARMUP symbols in the status table.")
@@ -228,7 +237,7 @@ class Settings(BaseSettings):
         return Path(self.ledger_url) if self.ledger_url else self.data_dir / "ledger.sqlite"
 
     def phase_log_path(self) -> Path:
-        return self.phase_log_file or self.data_dir / "logs" / f"phase_events_{_RUN_TS}.jsonl"
+        return self.phase_log_file or self.data_dir / "logs" / f"phase_events_{_RUN_NAME}.jsonl"
 
     def trader_params(self) -> TraderParams:
         """The per-workflow parameters (plain values, no secrets)."""

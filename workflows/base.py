@@ -187,10 +187,9 @@ class TraderBase:
         if self._v2 and trigger in SUCCESS_TRIGGERS:
             self.state.retry_count = 0  # the ERROR backoff starts over only after a success
         self._publish_phase()
-        # Replay re-runs this code for transitions already published: skip them. The event
-        # issues no command, so histories recorded before it existed still replay.
-        if not workflow.unsafe.is_replaying():
-            self._publish_event(record, src_since, trade)
+        # Published on replay too, flagged: the log writes what a killed worker never did,
+        # the metrics skip it. No command, so histories recorded before it still replay.
+        self._publish_event(record, src_since, trade)
 
     def _publish_event(self, record: PhaseRecord, src_since: float,
                        trade: tuple[str, TradePnL] | None) -> None:
@@ -206,7 +205,7 @@ class TraderBase:
             trade_fees=pnl.fees if pnl else None,
             simulated=self._is_simulated, workflow_id=info.workflow_id, run_id=info.run_id,
             seq=s.transitions, src_since=src_since,
-        ))
+        ), replayed=workflow.unsafe.is_replaying())
 
     def _publish_phase(self) -> None:
         s = self.state
