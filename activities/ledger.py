@@ -28,8 +28,7 @@ class LedgerActivities:
     async def record_inventory(self, record: c.InventoryRecord) -> c.RecordResult:
         inserted = await asyncio.to_thread(self.store.record_inventory, record)
         if inserted and self.metrics is not None:  # once per movement, however many retries
-            self.metrics.inventory_movement(record.symbol, record.kind, record.amount,
-                                            record.cost)
+            self.metrics.inventory_movement(record.symbol, record.kind, record.cost)
         return c.RecordResult(inserted=inserted)
 
     @activity.defn(name=c.RECORD_DUST)

@@ -115,7 +115,8 @@ class MarketActivities:
                     if sma is None or time.monotonic() - sma[0] >= _SMA_REFRESH_S:
                         sma = (time.monotonic(),
                                await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms))
-                    fired = await self._block_cleared(inp, recheck, ticker, sma[1])
+                    fired = await self._block_cleared(inp, recheck, ticker, sma[1],
+                                                      fresh=ticks == 1)
                 returning = fired or time.monotonic() >= deadline
                 self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
                 if returning:
@@ -132,12 +133,12 @@ class MarketActivities:
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
     async def _block_cleared(self, inp: c.WatchEntryInput, recheck: str, ticker: Ticker,
-                             sma: Decimal | None) -> bool:
+                             sma: Decimal | None, *, fresh: bool) -> bool:
         """A blocked drop still holds: has the block cleared (guards pass, a slot free)?"""
         if not check_guards(ticker, inp.params, sma=sma).passed:
             return False
         if recheck == "slot" and self.slots is not None and inp.portfolio_id:
-            return await self.slots.free(inp.portfolio_id) > 0
+            return await self.slots.free(inp.portfolio_id, fresh=fresh) > 0
         return True
 
     async def _sma(self, symbol: str, period: int, now_ms: int) -> Decimal | None:

@@ -56,19 +56,20 @@ class SlotBoard:
         self._cache: dict[str, tuple[float, int]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def free(self, portfolio_id: str) -> int:
+    async def free(self, portfolio_id: str, *, fresh: bool = False) -> int:
+        """Free slots; ``fresh`` skips the cache (a watch's first look after NO_SLOT)."""
         lock = self._locks.setdefault(portfolio_id, asyncio.Lock())
         async with lock:
             cached = self._cache.get(portfolio_id)
-            if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
+            if not fresh and cached is not None and time.monotonic() - cached[0] < self.ttl_s:
                 return cached[1]
             try:
                 free = await self.client.get_workflow_handle(portfolio_id).query(
                     "free_slots", result_type=int)
             except (RPCError, WorkflowQueryFailedError) as exc:
-                # No Portfolio yet (nobody holds a slot) or the server is unreachable: let the
-                # entry try; acquiring the slot is what decides, this only avoids spinning.
-                log.debug("free_slots of %s unavailable: %s", portfolio_id, exc)
-                free = 1
+                # Unknown means wait: firing on every tick would cycle IDLE <-> ENTRY_EVAL
+                # against a full Portfolio. The next look (a second later) asks again.
+                log.warning("free_slots of %s unavailable: %s", portfolio_id, exc)
+                free = 0
             self._cache[portfolio_id] = (time.monotonic(), free)
             return free

@@ -1,7 +1,9 @@
 """What observability costs per transition, measured with the real parts:
 
-1. micro: one PhaseEvent built and published through the sink to nothing, to the JSONL log,
-   and to the log plus the Prometheus metrics (mean per event, in-process, no Temporal);
+1. micro: one PhaseEvent built and published through the sink to nothing, to the JSONL log
+   (until written: the workflow thread waits for it), and to the log plus the Prometheus
+   metrics (mean per event, in-process, no Temporal; the log's other costs:
+   bench/phase_log.py);
 2. history: the committed take-profit lifecycle run again on the time-skipping server with
    and without the log and metrics attached: event counts (they vary run to run with
    timing: watch checkpoints), upserts (one per transition + 1) and markers, next to the
@@ -67,9 +69,10 @@ def micro(n: int, tmp: Path) -> dict[str, float]:
     for name, with_log, with_metrics in (("sink_no_listener", False, False),
                                          ("sink_log", True, False),
                                          ("sink_log_metrics", True, True)):
-        sink, log = EventSink(), PhaseLog(tmp / f"{name}.jsonl")
+        sink, log = EventSink(), PhaseLog(tmp / name / "events.jsonl")  # a directory each
+        assert log.wait_ready(5)
         if with_log:
-            sink.subscribe(log)
+            sink.subscribe(log, replayed=True)
         if with_metrics:
             sink.subscribe(TraderMetrics("bench"))
         t0 = time.perf_counter()
@@ -86,7 +89,7 @@ def attached(on: bool, tmp: Path) -> Iterator[None]:
         yield
         return
     log, metrics = PhaseLog(tmp / f"events-{time.monotonic_ns()}.jsonl"), TraderMetrics("bench")
-    SINK.subscribe(log)
+    SINK.subscribe(log, replayed=True)
     SINK.subscribe(metrics)
     try:
         yield

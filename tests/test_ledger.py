@@ -48,3 +48,39 @@ def test_dust_is_idempotent(tmp_path):
                       price=D("65000"), reason="buy dust", ts=3.0)
     assert store.record_dust(dust) and not store.record_dust(dust)
     assert store.dust() == [dust]
+
+
+def test_a_ledger_written_before_the_inventory_columns_is_upgraded_not_dropped(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    columns = [c for c in TradeRecord.model_fields if c not in (
+        "written_off", "carried_amount", "carried_cost", "inventory_in_amount",
+        "inventory_in_cost")]
+    old.execute(f"CREATE TABLE trades ({', '.join(c + ' TEXT' for c in columns)}, "
+                "PRIMARY KEY (trade_id))")
+    row = trade("BTC-USDT:0:1").model_dump()
+    old.execute(f"INSERT INTO trades VALUES ({', '.join('?' for _ in columns)})",
+                [str(row[c]) if not isinstance(row[c], bool) else int(row[c]) for c in columns])
+    old.commit()
+    old.close()
+    store = LedgerStore(path)
+    [kept] = store.trades()
+    assert kept.trade_id == "BTC-USDT:0:1" and kept.written_off == 0 and kept.carried_amount == 0
+    assert store.record_trade(trade("BTC-USDT:0:2").model_copy(update={"written_off": D("0.1")}))
+    assert {t.trade_id: t.written_off for t in store.trades()}["BTC-USDT:0:2"] == D("0.1")
+
+
+def test_total_pnl_counts_inventory_write_offs_once(tmp_path):
+    from trader.contracts import InventoryRecord
+
+    store = LedgerStore(tmp_path / "ledger.sqlite")
+    store.record_trade(trade("BTC-USDT:1:1", net="2"))
+    for kind, cost in (("carried", "5"), ("shortfall", "1"), ("inventory_write_off", "0.5")):
+        record = InventoryRecord(record_id=f"r-{kind}", symbol="BTC/USDT", exchange="paper",
+                                 kind=kind, amount=D("0.01"), cost=D(cost), price=D("100"),
+                                 reason="test", decision_id=None, ts=1.0)
+        assert store.record_inventory(record) and not store.record_inventory(record)
+    # A position's shortfall is inside its trade's net already; carried is not realized.
+    assert store.total_pnl() == D("1.5")

@@ -10,13 +10,23 @@ these fields, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,7 +41,10 @@ from trader.core.ids import is_valid_symbol
 from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
 
 _P = TraderParams()  # trading defaults live in one place: the parameter model
-_RUN_TS = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+# A worker's own phase log file name: host and pid (the Temporal identity's parts) tell
+# apart workers started in the same second, in containers too (each one's pid may be 1).
+_RUN_NAME = "_".join((datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
+                      re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()), str(os.getpid())))
 
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
@@ -48,9 +61,12 @@ class Settings(BaseSettings):
     # --- mode and observability ----------------------------------------------------------
     fsm_enabled: bool = _f(True, "False = legacy engine (as in the seed); True = FSM_MODE.")
     fsm_mode: Literal["legacy", "fsm", "both"] = _f("fsm", "legacy, fsm or both (hybrid).")
-    phase_log_file: Path | None = _f(None, "JSONL phase log; default "
-                                     "<data_dir>/logs/phase_events_<run timestamp>.jsonl.")
-    phase_log_buffer_size: int = _f(8192, "Phase log write buffer, bytes.", gt=0)
+    phase_log_file: Path | None = _f(None, "JSONL phase log, one file per worker (the "
+                                     "directory's *.jsonl files are one log); default "
+                                     "<data_dir>/logs/phase_events_<run timestamp>_<host>"
+                                     "_<pid>.jsonl.")
+    phase_log_buffer_size: int = _f(8192, "Phase log: most bytes per write call (whole "
+                                    "lines, written as they come).", gt=0)
     enable_rich_table: bool = _f(False, "Show the live status table in the worker.")
     rich_table_refresh_hz: float = _f(2.0, "Status table refreshes per second.", gt=0)
     rich_table_show_idle: bool = _f(False, "Show IDLE/WARMUP symbols in the status table.")
@@ -145,10 +161,11 @@ class Settings(BaseSettings):
     order_activity_timeout_seconds: float = _f(_P.order_activity_timeout_seconds, "Timeout "
                                                "of one exchange call attempt.", gt=0)
     order_consistency_window_seconds: float = _f(
-        5.0, "After a create whose outcome is unknown, a retry creates again only once the "
-        "order has been absent from the exchange's order query and lists for this long since "
-        "the earlier attempt may last have sent it (lookups lag behind a fresh order). Must "
-        "leave an attempt (ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.", gt=0)
+        _P.order_consistency_window_seconds, "An order the exchange does not find counts as "
+        "never placed only this long after it was sent (order queries and lists lag behind a "
+        "fresh order): a retried create waits it out before creating again, and ERROR before "
+        "it books the order as never placed. Must leave an attempt "
+        "(ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.", gt=0)
     balance_settle_seconds: float = _f(_P.balance_settle_seconds, "Re-read a balance below "
                                        "what a symbol holds this long before it counts as a "
                                        "shortfall.", ge=0)
@@ -198,6 +215,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{problem}: raise ORDER_ACTIVITY_TIMEOUT_SECONDS or lower it")
         return value
 
+    @model_validator(mode="after")
+    def _settle_fits(self) -> Settings:
+        # One reconcile attempt reads the order and the ticker too: leave it a second.
+        if self.balance_settle_seconds + 1 > self.order_activity_timeout_seconds:
+            raise ValueError(
+                f"BALANCE_SETTLE_SECONDS ({self.balance_settle_seconds}) must be at least 1 s "
+                f"below ORDER_ACTIVITY_TIMEOUT_SECONDS ({self.order_activity_timeout_seconds}):"
+                " a reconcile attempt re-reads a short balance that long, and must finish")
+        return self
+
     @field_validator("exchange")
     @classmethod
     def _exchange(cls, value: str) -> str:
@@ -229,7 +256,7 @@ class Settings(BaseSettings):
         return Path(self.ledger_url) if self.ledger_url else self.data_dir / "ledger.sqlite"
 
     def phase_log_path(self) -> Path:
-        return self.phase_log_file or self.data_dir / "logs" / f"phase_events_{_RUN_TS}.jsonl"
+        return self.phase_log_file or self.data_dir / "logs" / f"phase_events_{_RUN_NAME}.jsonl"
 
     def trader_params(self) -> TraderParams:
         """The per-workflow parameters (plain values, no secrets)."""
@@ -283,7 +310,9 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         key = ".".join(loc)
         env = "__".join(p.upper() for p in loc)
         got = err.get("input")
-        if err["type"] == "extra_forbidden":
+        if not loc:  # a rule across fields: its message names them
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
+        elif err["type"] == "extra_forbidden":
             lines.append(f"unknown setting {key!r} (not a field; see config.example.toml)")
         else:
             lines.append(f"{env} ({key}): {err['msg']}; got {got!r}")

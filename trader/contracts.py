@@ -17,7 +17,10 @@ from trader.core.state import CoinState
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Unknown fields are ignored, not refused: during a rolling deploy an older worker must
+    # read a newer worker's messages (a new optional field) instead of failing its task.
+    # New fields always get a default, so a newer worker reads an older one's too.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 # --- activity names ------------------------------------------------------------------------

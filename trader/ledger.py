@@ -130,7 +130,11 @@ class LedgerStore:
         return [TradeRecord(**dict(zip(_TRADE_COLUMNS, row, strict=True))) for row in rows]
 
     def total_pnl(self) -> Decimal:
-        return sum((t.net_pnl for t in self.trades()), Decimal(0))
+        """Realized net PnL: the trades' plus the write-offs of inventory the account no
+        longer held (a loss outside any trade). Equals the symbols' ``realized_pnl_total``."""
+        written_off = sum((r.cost for r in self.inventory() if r.kind == "inventory_write_off"),
+                          Decimal(0))
+        return sum((t.net_pnl for t in self.trades()), Decimal(0)) - written_off
 
     def dust(self) -> list[DustRecord]:
         with self._lock:

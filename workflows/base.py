@@ -28,6 +28,9 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+#: Error types meaning "the exchange refused the order": it was never placed.
+REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
+
 # Upserting the memo adds a command (a WorkflowPropertiesModified event) that histories
 # recorded before it existed do not have: it only runs behind this patch.
 STATUS_MEMO_PATCH = "status-memo"
@@ -177,17 +180,16 @@ class TraderBase:
         """Apply a transition from the table and publish it (search attributes, details,
         and a phase event for the JSONL log and the metrics)."""
         src_since = self.state.phase_since
-        if self._v2 and trigger in SUCCESS_TRIGGERS:
-            self.state.retry_count = 0  # the ERROR backoff starts over only after a success
         record = self.state.apply_transition(
             trigger, now=workflow.time(), note=note,
             history_limit=self.inp.params.phase_history_limit,
         )
+        if self._v2 and trigger in SUCCESS_TRIGGERS:
+            self.state.retry_count = 0  # the ERROR backoff starts over only after a success
         self._publish_phase()
-        # Replay re-runs this code for transitions already published: skip them. The event
-        # issues no command, so histories recorded before it existed still replay.
-        if not workflow.unsafe.is_replaying():
-            self._publish_event(record, src_since, trade)
+        # Published on replay too, flagged: the log writes what a killed worker never did,
+        # the metrics skip it. No command, so histories recorded before it still replay.
+        self._publish_event(record, src_since, trade)
 
     def _publish_event(self, record: PhaseRecord, src_since: float,
                        trade: tuple[str, TradePnL] | None) -> None:
@@ -203,7 +205,7 @@ class TraderBase:
             trade_fees=pnl.fees if pnl else None,
             simulated=self._is_simulated, workflow_id=info.workflow_id, run_id=info.run_id,
             seq=s.transitions, src_since=src_since,
-        ))
+        ), replayed=workflow.unsafe.is_replaying())
 
     def _publish_phase(self) -> None:
         s = self.state

@@ -18,13 +18,13 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.phases import Trigger
     from trader.core.rules import ExitReason, check_guards, exit_levels
     from trader.core.sizing import is_dust, size_buy
-    from workflows.base import TraderBase, error_message, error_type
+    from workflows.base import REJECTIONS, error_message, error_type
+    from workflows.holdings import Holdings
 
-REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
 _RECHECK = {"guards": "the guards pass", "slot": "a trade slot is free"}
 
 
-class EntryPhases(TraderBase):
+class EntryPhases(Holdings):
 
     async def _warmup(self) -> None:
         p = self.inp.params
@@ -215,7 +215,7 @@ class EntryPhases(TraderBase):
         if dust:  # on the books, never dropped: carried with its cost and fee
             s.exit_reason = ExitReason.UNSELLABLE.value
             s.entry_ts = s.entry_ts or workflow.time()
-            await self._book_trade()
+            await self._book_trade(closes_trade=False)
         trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
         self._abandon_entry(trigger, "buy not filled" if not dust else
                             f"buy filled only {s.amount}, below the market minimum: carried "

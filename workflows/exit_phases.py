@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.phases import Trigger
     from trader.core.rules import ExitReason, TrailingState, evaluate_exit
     from trader.core.selling import exit_complete, plan_sell
-    from workflows.base import error_message, error_type
+    from workflows.base import REJECTIONS, error_message, error_type
     from workflows.before_reality import BeforeReality
     from workflows.holdings import Holdings
 
@@ -114,6 +114,10 @@ class ExitPhases(Holdings, BeforeReality):
                          finish=left > 0 and s.sold_amount >= left * p.sell_fill_threshold)
         if plan.gone > 0:
             await self._write_off(plan.gone, f"selling {s.exit_reason}")
+        if plan.blocked:  # sellable, but not now: the exit waits, backing off
+            s.last_error = f"sell blocked: {plan.detail}"
+            self._transition(Trigger.FAILED, s.last_error)
+            return
         if plan.amount <= 0:
             self._transition(Trigger.DUST_REMAINDER,
                              f"nothing more to sell: {plan.detail}; {fmt(s.remaining)} "
@@ -136,6 +140,8 @@ class ExitPhases(Holdings, BeforeReality):
         except ActivityError as err:
             s.last_error = error_message(err)
             s.sell_attempt += 1
+            if error_type(err) in REJECTIONS:
+                s.client_order_id = None  # refused: never placed, nothing to look up later
             if error_type(err) == "InvalidOrder" and s.sell_rejections < p.fsm_max_retries:
                 s.sell_rejections += 1
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
@@ -157,7 +163,10 @@ class ExitPhases(Holdings, BeforeReality):
         filled = apply_fill(s, order)
         # Done only when nothing sellable is left: past the 95 % threshold a tradeable
         # remainder is sold at market (PLACE_SELL), never orphaned.
-        self._sell_settled(exit_complete(s.remaining, order.average or s.bid, s.market), filled)
+        # Judged at the better of the fill price and the bid last seen: a remainder that may
+        # be sellable goes back to PLACE_SELL, which decides on a fresh bid.
+        price = max(order.average or s.bid, s.bid)
+        self._sell_settled(exit_complete(s.remaining, price, s.market), filled)
 
     async def _post_trade(self) -> None:
         if not self._v2:

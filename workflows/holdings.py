@@ -24,7 +24,7 @@ ZERO = Decimal(0)
 
 
 class Holdings(TraderBase):
-    async def _book_trade(self) -> tuple[str, TradePnL]:
+    async def _book_trade(self, *, closes_trade: bool = True) -> tuple[str, TradePnL]:
         """Record the trade (idempotent on its id) and move its totals into the state.
 
         What was sold and what was written off are realized now; what the exchange would
@@ -57,8 +57,9 @@ class Holdings(TraderBase):
         carry(s, pnl)
         s.realized_pnl_total += pnl.net
         s.fees_total += pnl.fees
-        s.last_trade_pnl = pnl.net
-        s.trades_closed += 1
+        if closes_trade:  # not a buy that only got an unsellable amount: no trade to count
+            s.last_trade_pnl = pnl.net
+            s.trades_closed += 1
         return trade_id, pnl
 
     @property
@@ -74,8 +75,8 @@ class Holdings(TraderBase):
             return
         cost = (s.entry_cost + s.entry_fee) * gone / s.amount
         s.written_off += gone
-        await self._report_shortfall(gone, cost, f"the account holds {fmt(gone)} "
-                                                 f"{self._base} less than the trade ({why})")
+        await self._report_shortfall("shortfall", gone, cost, f"the account holds {fmt(gone)} "
+                                     f"{self._base} less than the trade ({why})")
 
     async def _write_off_inventory_part(self, gone: Decimal, why: str) -> Decimal:
         """Inventory the account no longer holds: its cost is a realized loss now."""
@@ -86,23 +87,46 @@ class Holdings(TraderBase):
             return ZERO
         s.realized_pnl_total -= loss
         s.fees_total += fee
-        await self._report_shortfall(amount, loss, f"inventory {fmt(amount)} {self._base} is "
-                                                   f"not on the account ({why})")
+        # Outside any trade: its own kind, so the ledger's total (trades + write-offs of
+        # inventory) equals realized_pnl_total, and no row is counted in two places.
+        await self._report_shortfall("inventory_write_off", amount, loss,
+                                     f"inventory {fmt(amount)} {self._base} is not on the "
+                                     f"account ({why})")
         return amount
 
-    async def _report_shortfall(self, amount: Decimal, cost: Decimal, what: str) -> None:
-        """Ledger row, notification and note: a shortfall is never silent."""
+    async def _report_shortfall(self, kind: str, amount: Decimal, cost: Decimal,
+                                what: str) -> None:
+        """Ledger row, notification and note: a shortfall is never silent. Less than one lot
+        step is bookkeeping (rounding of fees withheld in base), recorded as ``rounding``
+        without a notification: it must not page anyone."""
+        market = self.state.market
+        if market is not None and amount < market.amount_step:
+            kind = "rounding"
         text = f"shortfall: {what}; written off at cost {fmt(cost, 8)}"
-        await self._record_inventory("shortfall", amount, cost, text)
-        self._notify("shortfall", f"{self.state.symbol}: {text}")
+        await self._record_inventory(kind, amount, cost, text)
+        if kind != "rounding":
+            self._notify("shortfall", f"{self.state.symbol}: {text}")
         self.state.note = text
+
+    def _uncovered(self, total: Decimal) -> Decimal:
+        s = self.state
+        held = s.remaining if s.holds_position else ZERO
+        return max(held + s.inventory_amount - max(total, ZERO), ZERO)
 
     async def _cover(self, total: Decimal, why: str) -> None:
         """Write off what the account's total balance does not cover: the inventory (older
-        coins) first, then the open position."""
+        coins) first, then the open position. A gap is confirmed by a second read (which
+        waits up to ``balance_settle_seconds`` for the balance to catch up) against what is
+        held *now*: the first read may have been taken against an older expectation (a buy
+        that filled while the worker was down) or before a fill reached the balance. A
+        write-off is never undone, so it is made on a confirmed figure only."""
         s = self.state
+        if self._uncovered(total) <= 0:
+            return
         held = s.remaining if s.holds_position else ZERO
-        gone = max(held + s.inventory_amount - max(total, ZERO), ZERO)
+        rec = await self._reconcile(client_order_id=None, expect=held + s.inventory_amount,
+                                    summary=f"confirm {self._base} balance")
+        gone = self._uncovered(rec.base_balance)
         if gone > 0:
             gone -= await self._write_off_inventory_part(gone, why)
         if gone > 0 and s.holds_position:
@@ -131,14 +155,17 @@ class Holdings(TraderBase):
             self._publish_details()
             return
         found = []
-        if holding and s.client_order_id and rec.order is None:
-            found.append(f"order {s.client_order_id} unknown to the exchange")
+        unknown = holding and bool(s.client_order_id) and rec.order is None
+        if unknown:  # maybe a lagging order query: report, and write nothing off on it
+            found.append(f"order {s.client_order_id} unknown to the exchange; balance "
+                         "check left to the next sell")
         elif holding and rec.order is not None and rec.order.status is not OrderStatus.OPEN:
             delta = apply_fill(s, rec.order)  # a delta: nothing counted twice
             if delta > 0:
                 found.append(f"{fmt(delta)} more filled than recorded (now counted)")
         before = (s.written_off, s.inventory_amount)
-        await self._cover(rec.base_balance, f"reconcile, {why}")
+        if not unknown:
+            await self._cover(rec.base_balance, f"reconcile, {why}")
         if (s.written_off, s.inventory_amount) != before:
             found.append(s.note)
         if holding and (s.remaining <= 0 or is_dust(s.remaining, s.bid, s.market)) \

@@ -17,10 +17,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
     from trader.core.fills import apply_fill, recovery_trigger
     from trader.core.inventory import join_inventory
-    from trader.core.market import OrderStatus
-    from trader.core.phases import Phase, Trigger
+    from trader.core.market import OrderSide, OrderStatus
+    from trader.core.phases import Trigger
     from trader.core.rules import ExitReason, exit_levels
     from workflows.base import error_message
     from workflows.before_reality import BeforeReality
@@ -34,11 +35,18 @@ class RecoveryPhases(Holdings, BeforeReality):
         exponent = max(self.state.retry_count - 1, 0)
         return float(min(p.fsm_backoff_base_seconds * 2**exponent, p.fsm_backoff_max_seconds))
 
-    def _backoff_interruptible(self) -> bool:
-        # A force exit skips the wait, unless the last reconciliation itself failed (then
-        # the exchange is the problem and a retry at once would only spin).
-        history = self.state.phase_history
-        return not (history and history[-1].src is Phase.ERROR)
+    async def _reconcile_or_fail(self, summary: str) -> c.ReconcileResult | None:
+        """The exchange's view of the last order and the balance; None (and ERROR again,
+        backing off) when it cannot be had."""
+        s = self.state
+        try:
+            return await self._reconcile(client_order_id=s.client_order_id,
+                                         expect=s.remaining + s.inventory_amount,
+                                         summary=summary)
+        except ActivityError as err:
+            s.last_error = error_message(err)
+            self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
+            return None
 
     async def _error(self) -> None:
         if not self._v2:
@@ -48,41 +56,51 @@ class RecoveryPhases(Holdings, BeforeReality):
         s.error_count += 1
         s.retry_count += 1
         self._notify("error", f"{s.symbol} in ERROR: {s.last_error}")
-        interruptible = self._backoff_interruptible()
+        # A fresh force exit skips this wait (once: if the sell keeps failing, the next
+        # ERROR backs off as usual, or a persistent refusal would spin).
         with contextlib.suppress(TimeoutError):  # the backoff ran out: reconcile now
-            await workflow.wait_condition(
-                lambda: interruptible and s.force_exit_reason is not None,
-                timeout=self.backoff_seconds())
+            await workflow.wait_condition(lambda: s.force_exit_fresh,
+                                          timeout=self.backoff_seconds())
+        s.force_exit_fresh = False
         if s.market is None:  # failed during warm-up: nothing can be held yet
             self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
-        try:
-            rec = await self._reconcile(client_order_id=s.client_order_id,
-                                        expect=s.remaining + s.inventory_amount,
-                                        summary=f"reconcile {s.symbol}")
-        except ActivityError as err:
-            s.last_error = error_message(err)
-            self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
+        rec = await self._reconcile_or_fail(f"reconcile {s.symbol}")
+        if rec is None:
             return
+        if rec.order is None and s.client_order_id:
+            # Not found is no proof of absence: an order query can miss a fresh order. It
+            # counts as never placed only once the consistency window since it was sent
+            # has passed; until then nothing is written off or placed again on it.
+            wait = s.order_placed_ts + p.order_consistency_window_seconds - workflow.time()
+            if wait > 0:
+                await workflow.sleep(wait)
+                rec = await self._reconcile_or_fail(f"look up {s.client_order_id} again")
+                if rec is None:
+                    return
         order = rec.order
         if order is None or order.status is not OrderStatus.OPEN:
             if order is not None:
                 apply_fill(s, order)  # a delta: what was counted stays counted once
+            if s.order_side is OrderSide.BUY and s.entry_ts == 0 and s.amount > 0:
+                join_inventory(s)  # before the dust check: together they may be sellable
             await self._cover(rec.base_balance, "found in ERROR")
         trigger = recovery_trigger(s, order, s.market, s.bid, p.sell_fill_threshold,
                                    sell_remainder=True)
         note = f"reconciled: {trigger.value}"
         if trigger is Trigger.RECOVERED_FLAT:
-            if s.amount > 0:  # only dust was bought: on the books, carried as inventory
-                join_inventory(s)
+            if s.order_side is OrderSide.BUY:  # an entry that came to nothing, as in IDLE:
+                s.anchor_price = s.current_price  # the next one needs a fresh drop
+                self._window = []
+            if s.amount > 0:  # only dust was held: on the books, carried as inventory
                 s.exit_reason = s.exit_reason or ExitReason.UNSELLABLE.value
+                entered = s.entry_ts > 0  # a held position, not a buy that got only dust
                 s.entry_ts = s.entry_ts or workflow.time()
-                await self._book_trade()
+                await self._book_trade(closes_trade=entered)
                 note += f"; {s.amount} below the market minimum carried as inventory"
             self._release_slot()
             s.clear_trade()
         elif trigger is Trigger.RECOVERED_POSITION and s.entry_ts == 0:
-            join_inventory(s)
             s.entry_ts = workflow.time()  # the buy filled while we were down
             s.peak_price = s.entry_price
             s.tp_px, s.sl_px = exit_levels(s.entry_price, p)

@@ -128,6 +128,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         refusal = self._force_exit_refusal()
         if refusal is None:
             s.force_exit_reason = req.reason or "manual"
+            s.force_exit_fresh = True
         else:
             s.note = f"force_exit ({req.reason}) ignored in {s.phase.value}: {refusal}"
         self._publish_details()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from trader.core.inventory import carry, join_inventory, write_off_inventory
 from trader.core.market import MarketInfo, OrderType
-from trader.core.phases import SUCCESS_TRIGGERS, Trigger
 from trader.core.pnl import realized_pnl
 from trader.core.selling import account_gap, exit_complete, plan_sell
 from trader.core.state import CoinState
@@ -38,6 +36,12 @@ def test_locked_coins_are_kept_not_written_off():
     assert (p.amount, p.gone, p.locked) == (D("0.4"), 0, D("0.6"))
     p = plan(remaining=D("1"), free=D("0"), total=D("1"))
     assert p.amount == 0 and p.locked == 1 and "locked" in p.detail
+    assert p.blocked  # 100 USDT of coins: the exit waits, it is not inventory
+
+
+def test_locked_dust_is_not_blocked_but_unsellable():
+    p = plan(remaining=D("0.04"), free=D("0"), total=D("0.04"))
+    assert p.amount == 0 and not p.blocked and "below the market minimum" in p.detail
 
 
 def test_a_balance_above_the_position_sells_only_the_position():
@@ -107,7 +111,7 @@ def test_no_cost_or_fee_ever_leaves_the_books(bought, sold_share, off_share, cos
     assert abs(pnl.carried_amount - (bought - sold - off)) < D("1e-20")
 
 
-def test_inventory_joins_the_next_position_at_a_blended_price():
+def test_inventory_joins_the_next_position_and_its_cost_basis():
     s = CoinState(symbol="BTC/USDT", amount=D("0.05"), entry_cost=D("5"), entry_fee=D("0.005"))
     pnl = realized_pnl(bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
                        sold_amount=D(0), exit_proceeds=D(0), exit_fee=D(0))
@@ -142,11 +146,3 @@ def test_inventory_write_off_is_a_realized_loss_with_its_fees():
 def test_remaining_excludes_what_was_written_off():
     s = CoinState(symbol="BTC/USDT", amount=D("1"), sold_amount=D("0.5"), written_off=D("0.2"))
     assert s.remaining == D("0.3") and s.holds_position
-
-
-@pytest.mark.parametrize("trigger", list(Trigger))
-def test_only_real_successes_reset_the_error_backoff(trigger):
-    # A watch returning, a reconciliation or a rejection proves nothing about the exchange.
-    assert (trigger in SUCCESS_TRIGGERS) is (trigger in {
-        Trigger.WARMED_UP, Trigger.GUARDS_PASSED, Trigger.ORDER_PLACED, Trigger.FILLED,
-        Trigger.PARTIAL_TIMEOUT, Trigger.RECORDED})

@@ -79,3 +79,13 @@ def test_client_ids_that_do_not_fit_are_sent_as_a_deterministic_digest() -> None
     assert okx.to_exchange(ours) == sent  # a retry, a lookup, a cancel: the same id
     other = ids.client_order_id("trader:okx:BTC-USDT", "18c0f2a9b1e", 8)
     assert okx.to_exchange(other) != sent
+
+
+def test_balances_free_and_total_and_a_missing_free_taken_at_total():
+    from trader.exchange.ccxt_convert import balances
+
+    out = balances({"total": {"BTC": 1.5, "USDT": 100.0, "XRP": None},
+                    "free": {"BTC": 0.5}})
+    assert out["BTC"].free == D("0.5") and out["BTC"].total == D("1.5")
+    assert out["USDT"].free == out["USDT"].total == D("100.0")  # no free reported
+    assert "XRP" not in out

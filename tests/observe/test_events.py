@@ -1,23 +1,13 @@
-"""The sink delivers each transition at most once, never raises into workflow code, and the
-JSONL log writes real lines: flushed within a second and on close."""
+"""The sink delivers each transition at most once, replayed ones only to the listeners that
+asked for them (the log, never the metrics), and never raises into workflow code.
+(The log's writer: test_phase_log.py.)"""
 
 from __future__ import annotations
 
-import time
-from decimal import Decimal
-
+from tests.observe.sample import event
 from trader.observe.events import EventSink, PhaseEvent
-from trader.observe.phase_log import PhaseLog, read_events
-
-
-def event(seq: int = 1, *, run_id: str = "run-1", dst: str = "idle",
-          trigger: str = "warmed_up") -> PhaseEvent:
-    return PhaseEvent(
-        ts=1_700_000_000.0 + seq, symbol="BTC/USDT", exchange="paper", src="warmup", dst=dst,
-        trigger=trigger, reason="anchor 100", decision_id=None, client_order_id=None,
-        order_id=None, price=Decimal("100.5"), position=Decimal(0),
-        realized_pnl_total=Decimal("-1.25"), fees_total=Decimal("0.2"), simulated=True,
-        workflow_id="trader:paper:BTC-USDT", run_id=run_id, seq=seq, src_since=1.0)
+from trader.observe.log_index import RUN_BYTES
+from trader.observe.metrics import TraderMetrics
 
 
 def test_same_transition_is_delivered_once():
@@ -53,31 +43,33 @@ def test_a_failing_listener_neither_raises_nor_starves_the_others():
     assert len(got) == 2
 
 
-def test_memory_is_bounded_and_forgets_the_oldest():
-    sink, got = EventSink(remember=2), []
+def test_memory_is_bounded_and_forgets_the_least_recently_used_run():
+    sink, got = EventSink(remember_bytes=2 * RUN_BYTES + 7), []  # two runs, three keys
     sink.subscribe(got.append)
-    for seq in (1, 2, 3):
-        sink.publish(event(seq))
-    assert sink.publish(event(3)) is False
-    assert sink.publish(event(1)) is True  # forgotten: 3 keys > remember=2
+    for run_id, seq in (("old", 1), ("old", 2), ("new", 1)):
+        sink.publish(event(seq, run_id=run_id))
+    assert sink.publish(event(1, run_id="new")) is False
+    sink.publish(event(2, run_id="new"))  # a fourth key: run "old" is forgotten, whole
+    assert sink.publish(event(1, run_id="new")) is False
+    assert sink.publish(event(1, run_id="old")) is True
 
 
-def test_log_lines_round_trip_and_are_flushed_within_a_second(tmp_path):
-    path = tmp_path / "logs" / "phase_events_x.jsonl"
-    log = PhaseLog(path, buffer_size=8192, flush_interval_s=1.0)
-    try:
-        log(event(1))
-        log(event(2))
-        assert path.read_text() == ""  # buffered: no write per transition
-        deadline = time.monotonic() + 5
-        while path.read_text().count("\n") < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [e.seq for e in read_events(path)] == [1, 2]
-        assert read_events(path)[0] == event(1)  # Decimals survive exactly
-        log(event(3))
-    finally:
-        log.close()
-    assert [e.seq for e in read_events(path)] == [1, 2, 3]  # close flushed the rest
-    log.close()  # idempotent
-    log(event(4))  # after close: dropped, not an exception
-    assert len(read_events(path)) == 3
+def test_replayed_transitions_reach_only_the_listeners_that_asked():
+    sink, log, metrics = EventSink(), [], TraderMetrics("w")
+    sink.subscribe(log.append, replayed=True)
+    sink.subscribe(metrics)
+    assert sink.publish(event(1), replayed=True) is True  # a killed worker's transition
+    assert sink.publish(event(2)) is True  # live: this worker made it
+    assert sink.publish(event(2), replayed=True) is False  # its replay (a cache eviction)
+    assert [e.seq for e in log] == [1, 2]
+    assert metrics.registry.get_sample_value("trader_transitions_total", {
+        "src": "warmup", "dst": "idle", "trigger": "warmed_up", "worker": "w"}) == 1
+
+
+def test_what_no_listener_wanted_is_not_remembered():
+    sink, live, log = EventSink(), [], []
+    sink.subscribe(live.append)  # live only, like the metrics
+    assert sink.publish(event(1), replayed=True) is False
+    sink.subscribe(log.append, replayed=True)  # the log comes later: it still gets it
+    assert sink.publish(event(1), replayed=True) is True
+    assert (live, [e.seq for e in log]) == ([], [1])

@@ -22,9 +22,9 @@ from trader.observe.phase_log import PhaseLog, read_events
 
 async def test_log_matches_phase_history_across_continue_as_new(fresh_ts_env, tmp_path):
     env = fresh_ts_env
-    log = PhaseLog(tmp_path / "phase_events.jsonl", flush_interval_s=0.2)
+    log = PhaseLog(tmp_path / "phase_events.jsonl")
     metrics = TraderMetrics("w1")
-    SINK.subscribe(log)
+    SINK.subscribe(log, replayed=True)
     SINK.subscribe(metrics)
     try:
         async with bench(env.client, tmp_path) as b:

@@ -1,5 +1,6 @@
-"""Replaying a committed history writes no phase event and counts no metric: the workflow
-publishes only when it is not replaying."""
+"""Replaying a committed history with the log attached writes exactly the transitions the
+log directory lacks (all of them into an empty directory, the lost ones after a crash,
+none when it has them all) and counts no metric: the metrics see live transitions only."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from prometheus_client import generate_latest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from trader.observe.events import SINK
+from trader.observe.events import SINK, EventSink
 from trader.observe.metrics import TraderMetrics
-from trader.observe.phase_log import PhaseLog
+from trader.observe.phase_log import PhaseLog, read_events
 from trader.runtime.converter import DATA_CONVERTER
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
@@ -27,29 +28,48 @@ def _phase_upserts(raw: dict) -> int:
                .get("searchAttributes", {}).get("indexedFields", {}))
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
-async def test_replay_writes_nothing(path, tmp_path, monkeypatch):
-    raw = json.loads(path.read_text())
-    # The sink's memory of delivered events is process-wide: a replay of the same history
-    # earlier in the session (tests/test_replay.py) would let a missing replay guard pass
-    # here unseen, its events dropped as duplicates. Start from an empty memory.
-    monkeypatch.setattr(SINK, "_seen", {})
-    assert _phase_upserts(raw) > 3  # the history really has transitions to (not) publish
-    log = PhaseLog(tmp_path / "events.jsonl")
+async def _replay_into(directory: Path, name: str, raw: dict, stem: str,
+                       monkeypatch) -> tuple[Path, TraderMetrics]:
+    """One worker start: a fresh process's sink memory, a new file in ``directory``."""
+    monkeypatch.setattr(SINK, "_seen", EventSink()._seen)  # other tests replayed these too
+    log = PhaseLog(directory / name)
     metrics = TraderMetrics("replayer")
-    SINK.subscribe(log)
+    assert log.wait_ready(5)
+    SINK.subscribe(log, replayed=True)
     SINK.subscribe(metrics)
     try:
         result = await Replayer(workflows=[SymbolTrader, Portfolio],
                                 data_converter=DATA_CONVERTER).replay_workflow(
-            WorkflowHistory.from_json(path.stem, raw))
+            WorkflowHistory.from_json(stem, raw))
         assert result.replay_failure is None
     finally:
         SINK.unsubscribe(metrics)
         SINK.unsubscribe(log)
         log.close()
-    assert (tmp_path / "events.jsonl").read_text() == ""
-    assert metrics.registry.get_sample_value(
-        "trader_transitions_total", {"src": "warmup", "dst": "idle",
-                                     "trigger": "warmed_up", "worker": "replayer"}) is None
+    return log.path, metrics
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_replay_writes_what_the_log_lacks_and_counts_nothing(path, tmp_path,
+                                                                   monkeypatch):
+    raw = json.loads(path.read_text())
+    transitions = _phase_upserts(raw) - 1  # the run's first upsert is WARMUP itself
+    assert transitions > 3  # the history really has transitions to publish
+    run_id = raw["events"][0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
+
+    # An empty directory (the worker that made them lost them all): every line.
+    full, metrics = await _replay_into(tmp_path, "a.jsonl", raw, path.stem, monkeypatch)
+    events = read_events(full)
+    assert [(e.run_id, e.seq) for e in events] == [(run_id, n)
+                                                   for n in range(1, transitions + 1)]
     assert b"trader_transitions_total{" not in generate_latest(metrics.registry)
+
+    # A crash lost every other line: the next replay writes exactly those, once.
+    full.write_text("".join(e.model_dump_json() + "\n" for e in events[::2]))
+    again, metrics = await _replay_into(tmp_path, "b.jsonl", raw, path.stem, monkeypatch)
+    assert read_events(again) == events[1::2]
+    assert b"trader_transitions_total{" not in generate_latest(metrics.registry)
+
+    # The directory holds them all: nothing new.
+    nothing, _ = await _replay_into(tmp_path, "c.jsonl", raw, path.stem, monkeypatch)
+    assert nothing.read_text() == ""

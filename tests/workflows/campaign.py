@@ -51,8 +51,7 @@ class Campaign:
     window_s: float = 3.0
     max_retries: int = 5
     """FSM_MAX_RETRIES (the default; the bench's 3 gives up sooner): attempts of an exchange
-    call before the phase goes to ERROR (whose backoff stays the bench's 10 s: longer than
-    the lags: a reconcile inside a lag misses the order, see docs/benchmarks.md)."""
+    call before the phase goes to ERROR."""
     timeout_s: float = 80.0
 
 
@@ -96,7 +95,8 @@ async def run_campaign(client: Client, tmp_path: Path, campaign: Campaign) -> Fi
         symbols = [f"S{i:03d}/USDT" for i in range(campaign.symbols)]
         handles = [await b.start(s, max_trades=campaign.symbols, cooldown_minutes=D(0),
                                  trailing_enabled=False, stop_loss_pct=D(20),
-                                 fsm_max_retries=campaign.max_retries)
+                                 fsm_max_retries=campaign.max_retries,
+                                 order_consistency_window_seconds=campaign.window_s)
                    for s in symbols]
         deadline = time.monotonic() + campaign.timeout_s
         states = await asyncio.gather(*(_drive(b, h, s, campaign.trades_per_symbol, deadline)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.workflows.harness import bench, path_of
 from trader import contracts as c
-from trader.core.market import OrderSide, OrderType
+from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.core.phases import Phase
 from trader.core.sizing import round_down
 from trader.core.state import CoinState
@@ -310,3 +310,122 @@ async def test_a_worker_start_asks_holding_symbols_to_reconcile(dev_env, tmp_pat
         s = await b.wait_for(holder, lambda s: "reconcile (worker w2 started)" in s.note,
                              what="the reconciliation")
         assert "covering" in s.note and s.written_off == 0 and s.phase is Phase.POSITION
+
+
+async def test_force_exit_with_sells_still_failing_backs_off(dev_env, tmp_path):
+    """A force exit cuts one backoff short, not every one: a sell that keeps failing must not
+    spin ERROR -> POSITION -> PLACE_SELL -> ERROR (a review found 72 ERRORs in 10 s)."""
+    async with bench(dev_env.client, tmp_path) as b:
+        h = await b.start(fsm_backoff_base_seconds=120)
+        await _sell_refused(b, h)
+        s = await b.wait_phase(h, Phase.ERROR, timeout=30)
+        before = s.error_count
+        await h.signal("force_exit", c.ForceExitRequest(reason="flatten"))
+        await asyncio.sleep(8)
+        s = await b.state(h)
+        assert s.error_count - before <= 1 and s.force_exit_reason == "flatten"
+        assert "reconciled" in [r.note.split(":")[0] for r in s.phase_history]
+
+
+async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_ts_env,
+                                                                         tmp_path):
+    """A resting order (the operator's, another bot's) locks the coins: the exit cannot sell
+    now, but the position is ~100 USDT, not dust. It waits in ERROR, exit kept, and sells
+    once the coins are free. Found by review: closed as "inventory below the minimum"."""
+    env = fresh_ts_env
+    async with bench(env.client, tmp_path) as b:
+        h = await b.start()
+        s = await _to_position(b, h)
+        await b.exchange.create_order(OrderRequest(
+            symbol="BTC/USDT", side=OrderSide.SELL, type=OrderType.LIMIT, amount=s.amount,
+            price=D("150"), time_in_force=TimeInForce.GTC, client_order_id="manual-1"))
+        b.set_price("BTC/USDT", "95.00")  # stop-loss
+        s = await b.wait_phase(h, Phase.ERROR, timeout=30)
+        assert "locked" in s.note and s.trades_closed == 0 and s.exit_reason == "stop_loss"
+        await b.exchange.cancel_order("BTC/USDT", "manual-1")
+        await env.sleep(11)
+        s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
+        [trade] = b.ledger.trades()
+        assert trade.exit_reason == "stop_loss" and trade.carried_amount == 0
+        assert trade.sold_amount == trade.bought_amount
+
+
+async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
+    """Creates that keep failing: ERROR -> IDLE -> the drop again -> ERROR. A granted slot
+    is no proof the exchange works: the backoff must grow (review: 10, 10, 10, 10)."""
+    env = fresh_ts_env
+    async with bench(env.client, tmp_path) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.exchange.faults = PaperFaults(fail_creates=10**6)
+        price = D("97.90")
+        b.set_price("BTC/USDT", str(price))
+        for _ in range(12):
+            if (await b.state(h)).error_count >= 4:
+                break
+            await env.sleep(25)
+            price = (price * D("0.97")).quantize(D("0.01"))  # a new drop each time: the
+            b.set_price("BTC/USDT", str(price))  # failed entry restarted the anchor
+        history = await h.fetch_history()
+        backoffs = [e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+                    for e in history.events if e.HasField("timer_started_event_attributes")]
+        assert [t for t in backoffs if t <= 300][:4] == [10, 20, 40, 80]
+        assert b.exchange.all_orders() == []
+
+
+async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, tmp_path):
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
+        await _to_position(b, h)
+        b.set_price("BTC/USDT", "95.00")  # unsellable: carried
+        s = await b.wait_for(h, lambda s: s.has_inventory and s.phase is Phase.IDLE,
+                             what="inventory, flat")
+        cost = s.inventory_cost + s.inventory_fee
+        b.exchange.set_balance("BTC", D(0))  # withdrawn by hand
+        await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
+        s = await b.wait_for(h, lambda s: not s.has_inventory, what="the write-off")
+        assert s.realized_pnl_total == -cost and "inventory" in s.note
+        kinds = [(r.kind, r.cost) for r in b.ledger.inventory()]
+        assert kinds == [("carried", cost), ("inventory_write_off", cost)]
+        # The ledger's total agrees with the symbol's: nothing hidden, nothing twice.
+        assert b.ledger.total_pnl() == s.realized_pnl_total
+
+
+async def test_a_resumed_flat_symbol_warms_up_again(ts_env, tmp_path):
+    """Stopped flat with inventory: resumed through WARMUP (fresh market data, and a fresh
+    anchor unless USE_DROP_ANCHOR), not in IDLE with the anchor of days ago."""
+    async with bench(ts_env.client, tmp_path) as b:
+        h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
+        await _to_position(b, h)
+        b.set_price("BTC/USDT", "95.00")
+        await b.wait_for(h, lambda s: s.has_inventory and s.phase is Phase.IDLE,
+                         what="inventory, flat")
+        await h.signal("shutdown", c.ShutdownRequest())
+        await h.result()
+        b.set_price("BTC/USDT", "80.00")  # days later
+        state = await resumable_state(ts_env.client.get_workflow_handle(
+            h.id, result_type=CoinState))
+        assert state is not None and state.phase is Phase.WARMUP
+        resumed = await b.start(state=state)
+        s = await b.wait_for(resumed, lambda s: s.phase is Phase.IDLE
+                             and "reconcile (resumed" in s.note, what="warmed up, checked")
+        warmed = [r for r in s.phase_history if r.trigger.value == "warmed_up"]
+        assert warmed[-1].note == "anchor 80.00" and s.inventory_amount > 0
+        assert b.exchange.all_orders()[-1].side is OrderSide.BUY  # nothing bought on resume
+
+
+async def test_slot_board_waits_when_the_portfolio_cannot_answer(ts_env, tmp_path):
+    """An unknown number of free slots means "wait": a watch that fired on it would cycle
+    IDLE <-> ENTRY_EVAL against a full Portfolio on every tick."""
+    from activities.portfolio import SlotBoard
+
+    board = SlotBoard(ts_env.client)
+    assert await board.free("portfolio:nobody") == 0
+    async with bench(ts_env.client, tmp_path) as b:
+        btc = await b.start("BTC/USDT", max_trades=1)
+        await _to_position(b, btc)  # the Portfolio exists and is full
+        assert await board.free(b.portfolio_id, fresh=True) == 0
+        b.set_price("BTC/USDT", "101.50")
+        await b.wait_phase(btc, Phase.COOLDOWN)
+        await asyncio.sleep(0.5)  # the release is a signal
+        assert await board.free(b.portfolio_id, fresh=True) == 1

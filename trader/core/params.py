@@ -75,6 +75,9 @@ class TraderParams(BaseModel):
     fsm_backoff_base_seconds: float = 10
     fsm_backoff_max_seconds: float = 300
     order_activity_timeout_seconds: float = 15
+    order_consistency_window_seconds: float = Field(default=5, ge=0)
+    """An order the exchange does not find counts as never placed only this long after it
+    was sent: order queries can miss a fresh order for a moment."""
     balance_settle_seconds: float = Field(default=3, ge=0)
     """A base balance below what the symbol holds is read again this long before it counts
     as a shortfall (an exchange's balance can lag a fresh fill)."""

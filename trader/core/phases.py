@@ -119,11 +119,11 @@ for _phase in (
 #: Phases in which nothing is in flight: safe points for continue-as-new and shutdown.
 QUIET_PHASES = frozenset({P.IDLE, P.POSITION, P.COOLDOWN})
 
-#: Transitions that prove the exchange path works again: they reset the ERROR backoff
-#: (``retry_count``). A watch returning or a reconciliation is no such proof: a symbol that
-#: recovers into POSITION and fails to sell again must back off longer, not start over.
-SUCCESS_TRIGGERS = frozenset({T.WARMED_UP, T.GUARDS_PASSED, T.ORDER_PLACED, T.FILLED,
-                              T.PARTIAL_TIMEOUT, T.RECORDED})
+#: Transitions that prove the order path works again: they reset the ERROR backoff
+#: (``retry_count``). A watch returning, a reconciliation, a warm-up or a granted slot is no
+#: such proof: a symbol whose orders keep failing after any of those must back off longer,
+#: not start over at the base delay.
+SUCCESS_TRIGGERS = frozenset({T.ORDER_PLACED, T.FILLED, T.PARTIAL_TIMEOUT, T.RECORDED})
 
 #: Phases in which a position (or part of one) may be held.
 HOLDING_PHASES = frozenset({P.POSITION, P.EXIT_EVAL, P.PLACE_SELL, P.WAIT_SELL_FILL})

@@ -35,6 +35,9 @@ class SellPlan(BaseModel):
     a shortfall, written off."""
     locked: Decimal
     """Held but not free (locked by other orders): kept, not sold now."""
+    blocked: bool = False
+    """Nothing can be sold now although what is held is sellable: coins locked by other
+    orders (or a free balance that lags). The exit waits (ERROR backoff), never closes."""
     detail: str
 
 
@@ -72,12 +75,16 @@ def plan_sell(*, remaining: Decimal, free: Decimal, total: Decimal, bid: Decimal
         return SellPlan(amount=amount, order_type=OrderType.MARKET, offset_bps=None,
                         check_price=bid, gone=gone, locked=locked,
                         detail="market (finishing the exit)" if finish else why)
-    detail = (f"{amount} {market.base} at bid {bid} is below the market minimum "
-              f"(amount {market.min_amount}, value {market.min_cost})")
-    if locked > 0:
-        detail += f"; {locked} more held but locked by other orders"
+    held = round_down(remaining - gone, market.amount_step)
+    if locked > 0 and not is_dust(held, bid, market):
+        return SellPlan(amount=ZERO, order_type=OrderType.MARKET, offset_bps=None,
+                        check_price=bid, gone=gone, locked=locked, blocked=True,
+                        detail=f"{remaining - gone} {market.base} held but only {cap} free: "
+                               f"{locked} locked by other orders")
     return SellPlan(amount=ZERO, order_type=OrderType.MARKET, offset_bps=None, check_price=bid,
-                    gone=gone, locked=locked, detail=detail)
+                    gone=gone, locked=locked,
+                    detail=f"{amount} {market.base} at bid {bid} is below the market minimum "
+                           f"(amount {market.min_amount}, value {market.min_cost})")
 
 
 def exit_complete(remaining: Decimal, price: Decimal, market: MarketInfo) -> bool:

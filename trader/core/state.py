@@ -133,6 +133,9 @@ class CoinState(BaseModel):
     # --- operator controls -----------------------------------------------------------
     entries_paused: bool = False
     force_exit_reason: str | None = None
+    force_exit_fresh: bool = False
+    """A force exit arrived that no ERROR backoff has cut short yet: it skips one wait,
+    never every wait (a sell that keeps failing must still back off)."""
     shutdown_requested: bool = False
     close_on_shutdown: bool = False
     reconcile_requested: str | None = None
@@ -220,4 +223,5 @@ class CoinState(BaseModel):
         self.exit_reason = ""
         self.signal = ""
         self.force_exit_reason = None
+        self.force_exit_fresh = False
         self.decision_id = None

@@ -183,12 +183,13 @@ def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, sent_id: str
 
 def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
     """ccxt's balance structure as free/total per currency. A currency without a total is
-    left out; a missing free counts as 0 (nothing is sold on a guess)."""
+    left out; an exchange that reports no free amount is taken at its total (the exchange
+    refuses a sell of locked coins; counting them as 0 would stall every exit)."""
     totals, free = raw.get("total") or {}, raw.get("free") or {}
     out = {}
     for currency, value in totals.items():
         total = dec(value)
         if total is not None:
-            out[currency] = Balance(free=dec(free.get(currency), Decimal(0)) or Decimal(0),
+            out[currency] = Balance(free=dec(free.get(currency), total) or Decimal(0),
                                     total=total)
     return out

@@ -1,14 +1,18 @@
 """Phase events and the process-wide sink workflows publish them to.
 
-The SymbolTrader publishes one ``PhaseEvent`` per accepted transition, only when it is not
-replaying, to ``SINK`` (imported through ``imports_passed_through`` so workflow code and
-the worker share this one module). The sink drops an event it has already delivered (same
-``run_id`` and ``seq``), so neither a replay, a workflow task retried on this worker, nor
-continue-as-new (a new run id, seq restarting at 1) delivers a transition twice.
+The SymbolTrader publishes one ``PhaseEvent`` per accepted transition to ``SINK``
+(imported through ``imports_passed_through`` so workflow code and the worker share this
+one module), replayed transitions too, flagged as such. The sink delivers each
+``(run_id, seq)`` at most once per process (neither a replay, a workflow task retried on
+this worker, nor continue-as-new, a new run id with seq restarting at 1, delivers one
+twice), live transitions to every listener and replayed ones only to those that asked for
+them: the JSONL log (which writes what its directory lacks: the lines a SIGKILLed worker
+never wrote), never the metrics (which count what this worker did).
 
-Known gap: a worker that dies after publishing but before its workflow task completed
-lets the next worker publish the same transition again. Readers dedup on
-``(run_id, seq)``, keeping the last line (see docs/debugging.md).
+A worker that dies after publishing but before its workflow task completed lets the next
+worker make, and count, that transition again; the log does not write it again (its
+directory already holds it), unless the retried task took another edge: readers keep the
+newest line per ``(run_id, seq)`` (docs/debugging.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
+
+from trader.observe.log_index import KeyIndex
 
 log = logging.getLogger(__name__)
 
@@ -68,40 +74,41 @@ Listener = Callable[[PhaseEvent], None]
 class EventSink:
     """Fans events out to listeners (the JSONL log, the metrics), at most once each."""
 
-    def __init__(self, *, remember: int = 100_000) -> None:
-        self._listeners: list[Listener] = []
-        # (run_id, seq) -> (src, dst, trigger): insertion-ordered, oldest forgotten first.
-        # 100k keys (~17 MB) cover hours of transitions even for hundreds of symbols: far
-        # longer than a failed workflow task takes to be retried on this worker.
-        self._seen: dict[tuple[str, int], tuple[str, str, str]] = {}
-        self._remember = remember
+    def __init__(self, *, remember_bytes: int = 4 << 20) -> None:
+        self._listeners: list[tuple[Listener, bool]] = []  # (listener, wants replayed)
+        # Delivered keys, least recently used runs forgotten first: 4 MB hold ~0.9M keys in
+        # runs of 100 transitions, days of them even for hundreds of symbols, far longer
+        # than a failed workflow task takes to be retried on this worker.
+        self._seen = KeyIndex(max_bytes=remember_bytes)
         self._lock = threading.Lock()
 
-    def subscribe(self, listener: Listener) -> None:
+    def subscribe(self, listener: Listener, *, replayed: bool = False) -> None:
+        """Deliver live transitions to ``listener``, and replayed ones too if ``replayed``
+        (a listener counting what this worker did must not see them)."""
         with self._lock:
-            self._listeners.append(listener)
+            self._listeners.append((listener, replayed))
 
     def unsubscribe(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners.remove(listener)
+            self._listeners = [(fn, r) for fn, r in self._listeners if fn != listener]
 
-    def publish(self, event: PhaseEvent) -> bool:
-        """Deliver unless already delivered; returns whether it was delivered.
+    def publish(self, event: PhaseEvent, *, replayed: bool = False) -> bool:
+        """Deliver unless already delivered; returns whether it was delivered (to any
+        listener: what none wanted is not remembered).
 
-        Never raises: it runs inside workflow code, where an exception would fail the
-        workflow task. A second event with the same key but a different edge (a retried
-        task that took another path, e.g. a signal arrived meanwhile) is delivered: it
-        supersedes the first, and readers keep the last line per key.
+        ``replayed``: the workflow is replaying history, the transition happened before
+        (on this worker or another). Never raises: it runs inside workflow code, where an
+        exception would fail the workflow task. A second event with the same key but a
+        different edge (a retried task that took another path, e.g. a signal arrived
+        meanwhile) is delivered: it supersedes the first, and readers keep the newest line
+        per key.
         """
-        key = (event.run_id, event.seq)
         edge = (event.src, event.dst, event.trigger)
         with self._lock:
-            if self._seen.get(key) == edge:
+            listeners = [fn for fn, wants in self._listeners if wants or not replayed]
+            if not listeners or self._seen.has(event.run_id, event.seq, edge):
                 return False
-            self._seen[key] = edge
-            if len(self._seen) > self._remember:
-                del self._seen[next(iter(self._seen))]
-            listeners = list(self._listeners)
+            self._seen.put(event.run_id, event.seq, edge)
         for listener in listeners:
             try:
                 listener(event)

@@ -144,10 +144,11 @@ class TraderMetrics:
     def exchange_error(self, call: str, error_type: str) -> None:
         self.exchange_errors.labels(call, error_type, self.worker).inc()
 
-    def inventory_movement(self, symbol: str, kind: str, amount: Decimal, cost: Decimal
-                           ) -> None:
+    def inventory_movement(self, symbol: str, kind: str, cost: Decimal) -> None:
         self.inventory.labels(symbol, kind, self.worker).inc()
         self.inventory_cost.labels(symbol, kind, self.worker).inc(float(cost))
+        if kind == "inventory_write_off":  # a realized loss outside any trade
+            self.loss.labels(symbol, self.worker).inc(float(cost))
 
     def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -60,7 +61,14 @@ async def resumable_state(handle: WorkflowHandle[Any, CoinState], *,
     if state.phase is Phase.IDLE and not (state.holds_position or state.has_inventory
                                           or keep_anchor):
         return None
-    return state.model_copy(update={"shutdown_requested": False, "close_on_shutdown": False})
+    update: dict[str, Any] = {"shutdown_requested": False, "close_on_shutdown": False}
+    if state.phase is Phase.IDLE:
+        # Flat (inventory at most): warm up again for fresh market data, with a fresh
+        # anchor unless USE_DROP_ANCHOR keeps it. A new run starts in WARMUP anyway.
+        update["phase"] = Phase.WARMUP
+        if not keep_anchor:
+            update["anchor_price"] = Decimal(0)
+    return state.model_copy(update=update)
 
 
 def static_details(symbol: str, p: TraderParams) -> str:

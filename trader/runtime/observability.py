@@ -19,27 +19,36 @@ from trader.runtime.stuck import report_stuck
 
 log = logging.getLogger(__name__)
 
+_INDEX_WAIT_S = 60.0
+
 
 @contextlib.asynccontextmanager
 async def observability(settings: Settings, client: Client
                         ) -> AsyncIterator[TraderMetrics | None]:
     """Yield the metrics (None unless ENABLE_PROMETHEUS) for the activities to feed.
 
-    On exit the listeners leave the sink first, then the log is flushed and closed, so
-    no event is written to a closed file and none buffered is lost.
+    On exit the listeners leave the sink first, then the log writes what is queued and
+    closes, so no event is written to a closed file and none queued is lost.
     """
     phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
-    SINK.subscribe(phase_log)
-    log.info("phase events -> %s", phase_log.path)
     metrics: TraderMetrics | None = None
     stop = asyncio.Event()
     stuck_task: asyncio.Task[None] | None = None
     try:
+        # Index the log directory before the worker polls (off the event loop): the replays
+        # that follow are then checked against it in memory. Past the wait the worker starts
+        # anyway; the writer checks what queued meanwhile once the index is complete.
+        if not await asyncio.to_thread(phase_log.wait_ready, _INDEX_WAIT_S):
+            log.warning("phase log: still indexing %s after %.0f s; starting anyway",
+                        phase_log.path.parent, _INDEX_WAIT_S)
+        SINK.subscribe(phase_log, replayed=True)  # what the directory lacks, replays too
+        log.info("phase events -> %s (%d keys in the directory)", phase_log.path,
+                 phase_log.indexed_keys)
         if settings.enable_prometheus:
             serving = TraderMetrics(client.identity)
             serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
             metrics = serving  # only now: the finally below unsubscribes and closes it
-            SINK.subscribe(metrics)
+            SINK.subscribe(metrics)  # live transitions only: replays were counted before
             log.info("metrics on http://%s:%d/metrics", settings.prometheus_bind_address,
                      settings.prometheus_port)
             stuck_task = asyncio.create_task(report_stuck(

@@ -1,0 +1,40 @@
+"""The market-data hub never hands a new watch a price cached before it subscribed: nobody
+polls a symbol nobody watches, so that price may be a cooldown old."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+from tests.workflows.harness import MARKETS
+from trader.exchange.feed import StaticFeed
+from trader.exchange.paper import PaperExchange
+from trader.hub import MarketHub
+
+
+async def test_a_new_subscription_waits_for_a_fresh_price(tmp_path):
+    feed = StaticFeed(dict(MARKETS))
+    feed.set_price("BTC/USDT", D("101.50"))
+    hub = MarketHub(PaperExchange(feed, db_path=tmp_path / "p.sqlite"), poll_interval_s=0.05)
+    try:
+        async with hub.subscription("BTC/USDT") as stream:
+            assert (await anext(stream)).last == D("101.50")
+        feed.set_price("BTC/USDT", D("99.00"))  # moves while nobody watches
+        await asyncio.sleep(1.2)  # longer than the hub's freshness window
+        assert hub.latest("BTC/USDT").last == D("101.50")  # still cached ...
+        async with hub.subscription("BTC/USDT") as stream:
+            first = await asyncio.wait_for(anext(stream), timeout=5)
+        assert first.last == D("99.00")  # ... but never judged by a new watch
+    finally:
+        await hub.stop()
+
+
+async def test_a_price_just_polled_is_handed_over_at_once(tmp_path):
+    feed = StaticFeed(dict(MARKETS))
+    feed.set_price("BTC/USDT", D("100"))
+    hub = MarketHub(PaperExchange(feed, db_path=tmp_path / "p.sqlite"), poll_interval_s=0.05)
+    try:
+        async with hub.subscription("BTC/USDT") as a, hub.subscription("BTC/USDT") as b:
+            assert (await anext(a)).last == (await anext(b)).last == D("100")
+    finally:
+        await hub.stop()
