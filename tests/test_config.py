@@ -131,5 +131,6 @@ def test_balance_settle_window_must_fit_in_an_exchange_call():
         load_settings(balance_settle_seconds=14.5, order_activity_timeout_seconds=15)
     assert "BALANCE_SETTLE_SECONDS (14.5) must be at least 1 s below " \
            "ORDER_ACTIVITY_TIMEOUT_SECONDS" in str(err.value)
-    assert load_settings(balance_settle_seconds=3, order_activity_timeout_seconds=5)
+    assert load_settings(balance_settle_seconds=3, order_activity_timeout_seconds=5,
+                         order_consistency_window_seconds=3)  # which a 5 s attempt needs
     assert load_settings(balance_settle_seconds=3).balance_settle_seconds == 3
