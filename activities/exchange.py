@@ -4,6 +4,7 @@ cancellation and reconciliation."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from decimal import Decimal
 
@@ -11,8 +12,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import to_application_error
+from activities.order_window import OrderWindow, Progress
 from trader import contracts as c
-from trader.core.errors import BadSymbol, DuplicateClientOrderId, ExchangeError, OrderNotFound
+from trader.core.consistency import attempt_times, window_problem
+from trader.core.errors import (
+    BadSymbol,
+    DuplicateClientOrderId,
+    ExchangeError,
+    OrderAcceptedUnread,
+    OrderNotFound,
+    OrderStatusUnknown,
+)
 from trader.core.market import Balance, Order, OrderRequest, OrderSide, OrderType
 from trader.core.sizing import buy_limit_price, round_down
 from trader.exchange.port import Exchange
@@ -28,10 +38,16 @@ class ExchangeActivities:
     """Activities that talk to one exchange account."""
 
     def __init__(self, exchange: Exchange, hub: MarketHub, *,
-                 metrics: TraderMetrics | None = None) -> None:
+                 metrics: TraderMetrics | None = None, consistency_window_s: float = 5.0,
+                 order_poll_s: float = 0.5) -> None:
+        """``consistency_window_s``: how long after an earlier attempt may last have sent a
+        create its order may still be invisible to the exchange's queries (lookup lag plus
+        transit); ``order_poll_s``: how often the order query is asked meanwhile."""
         self.exchange = exchange
         self.hub = hub
         self.metrics = metrics
+        self.consistency_window_s = consistency_window_s
+        self.order_poll_s = order_poll_s
 
     def _failed(self, exc: ExchangeError) -> ApplicationError:
         """Translate, and count the failed attempt (activities never replay: counted once
@@ -69,20 +85,72 @@ class ExchangeActivities:
 
         The lookup first is what makes retries safe: a create that timed out may have
         reached the exchange, so "unknown" is resolved by asking, never by placing again.
+        Because the exchange's query can lag behind a fresh order, a retry creates only
+        once absence is confirmed over the consistency window; a retry that knows the
+        order's exchange id (an earlier attempt got the create's answer) only reads it.
         """
+        window = self._window(inp)
+        progress = Progress.of(activity.info().heartbeat_details)
         try:
-            try:
-                return await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
-            except OrderNotFound:
-                pass
-            request = await self._request(inp)
-            try:
-                return await self.exchange.create_order(request)
-            except DuplicateClientOrderId:
-                # Raced with an earlier attempt that did reach the exchange.
-                return await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
+            # Past the deadline nothing this attempt learns is worth waiting for: end it as
+            # a retryable failure before Temporal times it out (so its heartbeat details go
+            # with the failure), and a create in flight then is as unknown as a lost one.
+            left = window.times.end - time.monotonic()  # inf: no start-to-close given
+            async with asyncio.timeout(None if math.isinf(left) else max(0.0, left)):
+                return await self._place(inp, window, progress)
+        except TimeoutError:
+            raise self._failed(_out_of_time(inp, progress)) from None
         except ExchangeError as exc:
             raise self._failed(exc) from exc
+
+    async def _place(self, inp: c.PlaceOrderInput, window: OrderWindow,
+                     progress: Progress) -> Order:
+        if progress.order_id is not None:
+            progress.record()  # for the attempts after this one, too
+            return await window.read_created(progress.order_id)
+        try:
+            return await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
+        except OrderNotFound:
+            pass
+        if activity.info().attempt > 1:  # an earlier create may have landed unseen
+            found = await window.confirm_absent()
+            if found is not None:
+                return found
+        return await self._create(inp, window)
+
+    def _window(self, inp: c.PlaceOrderInput) -> OrderWindow:
+        info = activity.info()
+        timeout = info.start_to_close_timeout or info.schedule_to_close_timeout
+        timeout_s = timeout.total_seconds() if timeout else None
+        if info.attempt > 1 and timeout_s is not None and (problem := window_problem(
+                self.consistency_window_s, timeout_s)):
+            activity.logger.error("%s: no retry of this order can create", problem)
+        started = info.started_time.timestamp()
+        times = attempt_times(
+            now=time.monotonic(), now_wall=time.time(), timeout_s=timeout_s,
+            queued_s=started - info.current_attempt_scheduled_time.timestamp(),
+            since_first_s=started - info.scheduled_time.timestamp(),
+            window_s=self.consistency_window_s)
+        return OrderWindow(self.exchange, inp, times, poll_s=self.order_poll_s)
+
+    async def _create(self, inp: c.PlaceOrderInput, window: OrderWindow) -> Order:
+        request = await self._request(inp)
+        # Past its deadline Temporal may have timed this attempt out and started the next,
+        # whose window counts from its own schedule: a create sent now could go unseen.
+        # (place_order's timeout cancels one still in flight at the deadline.)
+        if time.monotonic() >= window.times.deadline:
+            activity.logger.warning("%s: not sent, the attempt's deadline has passed",
+                                    inp.client_order_id)
+            raise OrderStatusUnknown(f"order {inp.client_order_id} not sent: the attempt's "
+                                     "deadline has passed")
+        try:
+            return await self.exchange.create_order(request)
+        except OrderAcceptedUnread as exc:
+            Progress(order_id=exc.order_id).record()  # the next attempt reads it by id
+            raise
+        except DuplicateClientOrderId:
+            # Another attempt's order with this id is open (Binance refuses an id only then).
+            return await window.find_existing()
 
     async def _request(self, inp: c.PlaceOrderInput) -> OrderRequest:
         if inp.type is OrderType.MARKET or inp.limit_offset_bps is None:
@@ -162,3 +230,15 @@ class ExchangeActivities:
                 return balance
             activity.heartbeat("settling balance")
             await asyncio.sleep(_SETTLE_POLL_S)
+
+
+def _out_of_time(inp: c.PlaceOrderInput, progress: Progress) -> ExchangeError:
+    """An attempt that reached its end: retryable, and still naming the order if known."""
+    activity.logger.warning("%s: the attempt ran out of time; nothing is sent after its "
+                            "deadline", inp.client_order_id)
+    if progress.order_id is not None:
+        return OrderAcceptedUnread(f"order {inp.client_order_id} (exchange id "
+                                   f"{progress.order_id}) not read by the attempt's deadline",
+                                   order_id=progress.order_id)
+    return OrderStatusUnknown(f"order {inp.client_order_id}: no outcome by the attempt's "
+                              "deadline")

@@ -42,7 +42,7 @@ async def latency(env: WorkflowEnvironment, tmp: Path, triggers: int, poll: floa
             while len(srv.exchange.all_orders()) == seen:
                 await asyncio.sleep(0.002)
             buy = srv.exchange.all_orders()[seen]
-            samples.append((srv.api.arrivals[buy.client_order_id] - event["ts_us"]) / 1e6)
+            samples.append((srv.api.arrivals[buy.id] - event["ts_us"]) / 1e6)
             await b.wait_phase(h, Phase.POSITION, timeout=30)
             price = (price * D("1.02")).quantize(D("0.01"))  # take profit
             srv.set_price(SYMBOL, price)

@@ -116,10 +116,21 @@ def test_docs_and_example_are_generated_from_the_model():
     assert markdown() in (ROOT / "docs" / "configuration.md").read_text()
 
 
+def test_the_order_consistency_window_must_fit_in_an_order_attempt():
+    assert load_settings().order_consistency_window_seconds == 5
+    assert load_settings(order_consistency_window_seconds=14,
+                         order_activity_timeout_seconds=15).order_consistency_window_seconds == 14
+    with pytest.raises(ConfigError, match="ORDER_CONSISTENCY_WINDOW_SECONDS.*cannot outlast"):
+        load_settings(order_consistency_window_seconds=5, order_activity_timeout_seconds=5)
+    with pytest.raises(ConfigError, match="ORDER_CONSISTENCY_WINDOW_SECONDS"):
+        load_settings(order_consistency_window_seconds=0)
+
+
 def test_balance_settle_window_must_fit_in_an_exchange_call():
     with pytest.raises(ConfigError) as err:
         load_settings(balance_settle_seconds=14.5, order_activity_timeout_seconds=15)
     assert "BALANCE_SETTLE_SECONDS (14.5) must be at least 1 s below " \
            "ORDER_ACTIVITY_TIMEOUT_SECONDS" in str(err.value)
-    assert load_settings(balance_settle_seconds=3, order_activity_timeout_seconds=5)
+    assert load_settings(balance_settle_seconds=3, order_activity_timeout_seconds=5,
+                         order_consistency_window_seconds=3)  # which a 5 s attempt needs
     assert load_settings(balance_settle_seconds=3).balance_settle_seconds == 3

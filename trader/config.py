@@ -19,7 +19,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +35,7 @@ from pydantic_settings import (
 )
 
 from trader.config_paper import PaperSettings
+from trader.core.consistency import window_problem
 from trader.core.errors import ConfigError
 from trader.core.ids import is_valid_symbol
 from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
@@ -154,7 +162,10 @@ class Settings(BaseSettings):
                                                "of one exchange call attempt.", gt=0)
     order_consistency_window_seconds: float = _f(
         _P.order_consistency_window_seconds, "An order the exchange does not find counts as "
-        "never placed only this long after it was sent (order queries lag).", ge=0)
+        "never placed only this long after it was sent (order queries and lists lag behind a "
+        "fresh order): a retried create waits it out before creating again, and ERROR before "
+        "it books the order as never placed. Must leave an attempt "
+        "(ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.", gt=0)
     balance_settle_seconds: float = _f(_P.balance_settle_seconds, "Re-read a balance below "
                                        "what a symbol holds this long before it counts as a "
                                        "shortfall.", ge=0)
@@ -194,6 +205,14 @@ class Settings(BaseSettings):
             raise ValueError(f"symbols must look like BTC/USDT (capitals and digits), got {bad}")
         if not value:
             raise ValueError("the watchlist is empty")
+        return value
+
+    @field_validator("order_consistency_window_seconds")
+    @classmethod
+    def _window(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("order_activity_timeout_seconds")
+        if timeout is not None and (problem := window_problem(value, timeout)):
+            raise ValueError(f"{problem}: raise ORDER_ACTIVITY_TIMEOUT_SECONDS or lower it")
         return value
 
     @model_validator(mode="after")

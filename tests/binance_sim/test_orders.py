@@ -35,8 +35,10 @@ async def test_ioc_buy_fills_with_commission_in_the_base_asset(server, client):
 
 
 async def test_duplicate_client_order_id_is_ccxt_invalid_order(server, client):
-    await client.create_order("BTC/USDT", "limit", "buy", 0.01, 65100,
-                              {**CID, "timeInForce": "IOC"})
+    # While the order is open (tests/binance_sim/test_consistency.py: a final one's id is
+    # taken again, as on Binance).
+    await client.create_order("BTC/USDT", "limit", "buy", 0.01, 60000,
+                              {**CID, "timeInForce": "GTC"})
     with pytest.raises(ccxt.InvalidOrder, match="Duplicate order sent."):
         await client.create_order("BTC/USDT", "limit", "buy", 0.01, 65100,
                                   {**CID, "timeInForce": "IOC"})
@@ -44,12 +46,13 @@ async def test_duplicate_client_order_id_is_ccxt_invalid_order(server, client):
 
 
 async def test_duplicate_wins_over_insufficient_funds_for_a_retried_order(server, client):
-    # All the USDT is spent by the first attempt; its retry must still say "duplicate".
-    await client.create_order("BTC/USDT", "limit", "buy", 0.15, 65100,
-                              {**CID, "timeInForce": "IOC"})
+    # The resting first attempt holds 9000 of the 10000 USDT; its retry must still say
+    # "duplicate".
+    await client.create_order("BTC/USDT", "limit", "buy", 0.15, 60000,
+                              {**CID, "timeInForce": "GTC"})
     with pytest.raises(ccxt.InvalidOrder, match="Duplicate order sent."):
-        await client.create_order("BTC/USDT", "limit", "buy", 0.15, 65100,
-                                  {**CID, "timeInForce": "IOC"})
+        await client.create_order("BTC/USDT", "limit", "buy", 0.15, 60000,
+                                  {**CID, "timeInForce": "GTC"})
 
 
 async def test_fetch_and_cancel_by_client_order_id(server, client):

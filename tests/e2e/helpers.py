@@ -24,6 +24,7 @@ _FAST = {
     "trailing_enabled": "false", "max_position_hold_minutes": '"0.5"',
     "cooldown_minutes": '"0.05"', "buy_order_timeout_seconds": "10",
     "sell_order_timeout_seconds": "5", "order_activity_timeout_seconds": "5",
+    "order_consistency_window_seconds": "3",  # inside the 5 s attempts (with 1 s to create)
     "watch_checkpoint_seconds": "10", "watch_heartbeat_timeout_seconds": "5", "max_trades": "5",
 }
 

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 from trader.binance_sim import SimConfig, SimServer
 from trader.core.market import MarketInfo
@@ -41,12 +42,14 @@ def sim_feed(extra: int = 0) -> StaticFeed:
 
 @contextlib.asynccontextmanager
 async def sim_and_adapter(tmp_path: Path, *, extra_markets: int = 0,
-                          balances: dict[str, D] | None = None, **adapter: object,
+                          balances: dict[str, D] | None = None,
+                          sim: dict[str, Any] | None = None, **adapter: object,
                           ) -> AsyncIterator[tuple[SimServer, CcxtExchange]]:
-    """A fresh server (its own data dir) and a CcxtExchange for it, closed afterwards."""
+    """A fresh server (its own data dir; ``sim``: more SimConfig settings) and a
+    CcxtExchange for it, closed afterwards."""
     config = SimConfig(feed=sim_feed(extra_markets), data_dir=tmp_path / "sim",
                        api_key=KEY, api_secret=SECRET,
-                       balances=balances or {"USDT": D("10000"), "BTC": D("1")})
+                       balances=balances or {"USDT": D("10000"), "BTC": D("1")}, **(sim or {}))
     (tmp_path / "sim").mkdir(exist_ok=True)
     async with SimServer(config) as srv:
         ex = CcxtExchange("binance", api_key=_secret(KEY), api_secret=_secret(SECRET),
@@ -55,6 +58,12 @@ async def sim_and_adapter(tmp_path: Path, *, extra_markets: int = 0,
             yield srv, ex
         finally:
             await ex.close()
+
+
+def no_fills_in_create_response(ex: CcxtExchange) -> None:
+    """Like most exchanges (or Binance's RESULT answer), the create response carries no
+    fills: the adapter then reads the order's trades to learn its fees."""
+    ex._ex.options["newOrderRespType"] = {"limit": "RESULT", "market": "RESULT"}
 
 
 def _secret(value: str):  # noqa: ANN202

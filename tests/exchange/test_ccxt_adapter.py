@@ -12,7 +12,13 @@ import ccxt
 import pytest
 from pydantic import SecretStr
 
-from tests.exchange.sim_fixtures import KEY, MARKETS, SECRET, sim_and_adapter
+from tests.exchange.sim_fixtures import (
+    KEY,
+    MARKETS,
+    SECRET,
+    no_fills_in_create_response,
+    sim_and_adapter,
+)
 from trader.core import errors as e
 from trader.core.market import OrderRequest, OrderSide, OrderStatus, OrderType, TimeInForce
 from trader.exchange.ccxt_adapter import CcxtExchange
@@ -112,13 +118,13 @@ async def test_resting_order_cancel_and_lookups(tmp_path):
         rest = await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
         assert rest.status is OrderStatus.OPEN and rest.filled == 0
         assert [o.client_order_id for o in await ex.fetch_open_orders("BTC/USDT")] == ["dtgtc1"]
+        with pytest.raises(e.DuplicateClientOrderId):  # while it is open
+            await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
         cancelled = await ex.cancel_order("BTC/USDT", "dtgtc1")
         assert cancelled.status is OrderStatus.CANCELED
         assert await ex.cancel_order("BTC/USDT", "dtgtc1") == cancelled  # final: no error
         with pytest.raises(e.OrderNotFound):
             await ex.fetch_order("BTC/USDT", "dtnever")
-        with pytest.raises(e.DuplicateClientOrderId):
-            await ex.create_order(_req("dtgtc1", price="90", tif=TimeInForce.GTC))
 
 
 async def test_partial_fill_of_an_ioc_buy(tmp_path):
@@ -223,15 +229,9 @@ async def test_an_order_never_waits_behind_a_batched_ticker_poll(tmp_path):
         assert loop.time() - t0 < 2.0  # a shared throttler would hold it >= 3.2 s
 
 
-def _no_fills_in_create_response(ex: CcxtExchange) -> None:
-    # Like exchanges (or Binance's RESULT answer) whose create response has no fees: the
-    # adapter then reads the order's trades.
-    ex._ex.options["newOrderRespType"] = {"limit": "RESULT", "market": "RESULT"}
-
-
 async def test_a_placed_order_whose_trades_cannot_be_read_is_unknown_not_failed(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
-        _no_fills_in_create_response(ex)
+        no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
 
         async def refused(*_: object, **__: object) -> object:
@@ -249,7 +249,7 @@ async def test_a_placed_order_whose_trades_cannot_be_read_is_unknown_not_failed(
 async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
         srv.exchange.level_liquidity_quote = D("50")  # thin book: several fills
-        _no_fills_in_create_response(ex)
+        no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
 
         async def lagging(*args: object, **kwargs: object) -> object:
@@ -270,7 +270,7 @@ async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_pat
 async def test_a_fee_in_a_third_currency_without_a_price_counts_zero_not_bad_symbol(
         tmp_path, caplog):
     async with sim_and_adapter(tmp_path) as (srv, ex):
-        _no_fills_in_create_response(ex)
+        no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
 
         async def paid_in_eth(*args: object, **kwargs: object) -> object:
@@ -315,12 +315,12 @@ async def test_an_exchange_with_shorter_client_ids_gets_one_digest_per_order(tmp
         ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
                                re.compile(r"[A-Za-z0-9]{1,20}"), 20)
         ours = "dt" + "a1" * 16 + "00"  # 36 characters: does not fit
-        placed = await ex.create_order(_req(ours, price=None))
+        placed = await ex.create_order(_req(ours, price="90", tif=TimeInForce.GTC))
         [at_server] = srv.exchange.all_orders()
         assert at_server.client_order_id == ex._ids.to_exchange(ours)
         assert len(at_server.client_order_id) == 20
         assert placed.client_order_id == ours  # the port speaks our ids
         assert (await ex.fetch_order("BTC/USDT", ours)).id == placed.id
         with pytest.raises(e.DuplicateClientOrderId):  # a retried create sends the same id
-            await ex.create_order(_req(ours, price=None))
+            await ex.create_order(_req(ours, price="90", tif=TimeInForce.GTC))
         assert len(srv.exchange.all_orders()) == 1

@@ -4,6 +4,7 @@ persistence across processes, and fault injection."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from decimal import Decimal as D
 
 import pytest
@@ -112,6 +113,59 @@ async def test_concurrent_creates_of_one_id_yield_one_order(tmp_path):
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, errors.DuplicateClientOrderId) for r in results
                if isinstance(r, Exception))
+
+
+async def test_with_reuse_a_final_order_s_client_id_is_taken_again_an_open_one_never(
+        tmp_path):
+    ex, _ = make(tmp_path)
+    ex.reuse_final_client_ids = True  # the Binance simulator's store
+    first = await ex.create_order(req("re"))  # IOC: final at once
+    second = await ex.create_order(req("re"))
+    assert first.id != second.id and first.is_final and second.is_final
+    assert (await ex.fetch_order("BTC/USDT", "re")).id == second.id  # the newest
+    assert (await ex.fetch_order("BTC/USDT", "re", order_id=first.id)) == first
+    assert [f.order_id for f in ex.fills(client_order_id="re")] == [first.id, second.id]
+    rest = await ex.create_order(req("gtc", price="90", tif=TimeInForce.GTC))
+    with pytest.raises(errors.DuplicateClientOrderId):
+        await ex.create_order(req("gtc"))
+    await ex.cancel_order("BTC/USDT", "gtc")
+    assert (await ex.create_order(req("gtc"))).id != rest.id
+    recent = await ex.fetch_recent_orders("BTC/USDT", since_ms=0)
+    assert [(o.client_order_id, o.id) for o in recent] == [
+        (o.client_order_id, o.id) for o in ex.all_orders()]
+    assert await ex.fetch_recent_orders("BTC/USDT", since_ms=1_001) == []
+    strict, _ = make(tmp_path)  # paper mode on the same file: one order per id, ever
+    with pytest.raises(errors.DuplicateClientOrderId):
+        await strict.create_order(req("re"))
+
+
+async def test_a_paper_file_from_before_repeated_ids_keeps_working(tmp_path):
+    # The schema as it was: client ids UNIQUE, no index on the id inside the order.
+    with sqlite3.connect(tmp_path / "paper.sqlite") as db:
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE balances (currency TEXT PRIMARY KEY, amount TEXT NOT NULL);
+            CREATE TABLE orders (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                client_order_id TEXT NOT NULL UNIQUE, symbol TEXT NOT NULL, body TEXT NOT NULL);
+            CREATE TABLE fills (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                client_order_id TEXT NOT NULL, symbol TEXT NOT NULL, body TEXT NOT NULL);
+            CREATE INDEX fills_by_order ON fills (client_order_id);
+            INSERT INTO balances VALUES ('USDT', '10000');""")
+        old = ('{"id":"1","client_order_id":"old","symbol":"BTC/USDT","side":"buy",'
+               '"type":"limit","time_in_force":"IOC","amount":"1","price":"100.10",'
+               '"filled":"0","average":null,"fee":"0","fee_base":"0","status":"canceled",'
+               '"ts_ms":900}')
+        db.execute("INSERT INTO orders (client_order_id, symbol, body) VALUES (?, ?, ?)",
+                   ("old", "BTC/USDT", old))
+    ex, _ = make(tmp_path)
+    assert (await ex.fetch_order("BTC/USDT", "old")).ts_ms == 900
+    with pytest.raises(errors.DuplicateClientOrderId):
+        await ex.create_order(req("old"))
+    assert (await ex.create_order(req("new"))).id == "2"
+    ex.reuse_final_client_ids = True
+    again = await ex.create_order(req("old"))
+    assert again.id == "3" and ex.lookup("old") == again
+    assert [o.id for o in ex.orders_with_client_id("old")] == ["1", "3"]
 
 
 async def test_state_and_balances_survive_reopening(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -53,7 +54,13 @@ TEST_PARAMS = TraderParams(
     buy_order_timeout_seconds=3, sell_order_timeout_seconds=3,
     watch_checkpoint_seconds=5, watch_heartbeat_timeout_seconds=5,
     order_activity_timeout_seconds=5, fsm_max_retries=3, fsm_backoff_base_seconds=10,
+    # Above the 2.5 s lookup lag the tests give the local Binance server, and inside the
+    # 5 s attempts with 1 s to create.
+    order_consistency_window_seconds=3,
 )
+ORDER_WINDOW_S = TEST_PARAMS.order_consistency_window_seconds
+"""The order activity's window (a worker setting; the workflow's ERROR reads the same one
+from its parameters, as the worker derives both from one setting)."""
 
 
 @dataclass
@@ -124,6 +131,16 @@ async def _stop(handle: WorkflowHandle) -> None:
         await handle.terminate("test over")
 
 
+async def placed_client_ids(handle: WorkflowHandle) -> list[str]:
+    """The client order ids the workflow scheduled ``place_order`` with (its decisions), in
+    order, read from its history."""
+    history = await handle.fetch_history()
+    return [json.loads(ev.activity_task_scheduled_event_attributes.input.payloads[0].data)
+            ["client_order_id"] for ev in history.events
+            if ev.HasField("activity_task_scheduled_event_attributes")
+            and ev.activity_task_scheduled_event_attributes.activity_type.name == c.PLACE_ORDER]
+
+
 def path_of(state: CoinState) -> list[str]:
     """The phases visited, in order, from the bounded phase history."""
     return [state.phase_history[0].src.value] + [r.dst.value for r in state.phase_history]
@@ -133,7 +150,8 @@ def path_of(state: CoinState) -> list[str]:
 async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
                 prices: dict[str, str] | None = None, poll_interval_s: float = 0.05,
                 exchange: Any = None, feed: StaticFeed | None = None,
-                metrics: TraderMetrics | None = None) -> AsyncIterator[Bench]:
+                metrics: TraderMetrics | None = None,
+                order_window_s: float = ORDER_WINDOW_S) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets."""
     feed = feed or StaticFeed(dict(MARKETS))
@@ -147,7 +165,7 @@ async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = 
     notifier = LogNotifier()
     run = uuid.uuid4().hex[:8]
     tq, wq = f"tq-{run}", f"watch-{run}"
-    ex = ExchangeActivities(exchange, hub, metrics=metrics)
+    ex = ExchangeActivities(exchange, hub, metrics=metrics, consistency_window_s=order_window_s)
     mk = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     lg = LedgerActivities(ledger, metrics=metrics)
     b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")

@@ -4,14 +4,13 @@ rejections without a retry storm, and dry-run (live prices, no order at the exch
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal as D
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.exchange.sim_fixtures import sim_and_adapter
-from tests.workflows.harness import bench, path_of
+from tests.workflows.harness import bench, path_of, placed_client_ids
 from trader.binance_sim.faults import FaultRule
 from trader.core.market import OrderSide
 from trader.core.phases import Phase
@@ -75,13 +74,8 @@ async def test_lost_create_response_places_exactly_one_order(ts_env, tmp_path):
         [order] = srv.exchange.all_orders()  # one order at the exchange for the decision
         assert srv.stats[ORDER] == 1 and srv.faults.fired == [(ORDER, "accept_then_drop")]
         assert s.amount == order.filled - order.fee_base
+        assert await placed_client_ids(h) == [order.client_order_id]
         history = await h.fetch_history()
-        placed = [json.loads(ev.activity_task_scheduled_event_attributes.input.payloads[0].data)
-                  for ev in history.events
-                  if ev.HasField("activity_task_scheduled_event_attributes")
-                  and ev.activity_task_scheduled_event_attributes.activity_type.name
-                  == "place_order"]
-        assert [p["client_order_id"] for p in placed] == [order.client_order_id]
         attempts = [ev.activity_task_started_event_attributes.attempt for ev in history.events
                     if ev.HasField("activity_task_started_event_attributes")]
         assert 2 in attempts  # the lost response was retried, and resolved by lookup
@@ -139,9 +133,11 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
             metadata = await h.query("__temporal_workflow_metadata",
                                      result_type=WorkflowMetadata)
             [trade] = b.ledger.trades()
+            recent = await dry.fetch_recent_orders("BTC/USDT", since_ms=0)
         assert s.simulated and s.trades_closed == 1
         assert trade.simulated and trade.exit_reason == "take_profit"
         assert [o.side for o in paper.all_orders()] == [OrderSide.BUY, OrderSide.SELL]
+        assert recent == paper.all_orders()  # the order activity's lists: the paper ones
         # Priced from the exchange's live book, but no order ever reached it.
         assert srv.exchange.all_orders() == []
         assert not [k for k in srv.stats if k.startswith(("POST", "DELETE"))

@@ -4,6 +4,9 @@
         --static BTC/USDT=65000 --balance USDT=10000 --balance BTC=1
     python -m trader.binance_sim --replay ../shared/data/ohlcv --speed 300 \\
         --start 2018-01-15T00:00 --data-dir /tmp/sim --balance BTC=1
+    python -m trader.binance_sim --lookup-lag 2.5 --fault-seed 7 \\
+        --fault '{"endpoint": "POST /api/v3/order", "kind": "accept_then_drop",
+                  "probability": 0.1, "count": null}'
 
 Prints ``listening on http://127.0.0.1:PORT`` and writes the URL to ``--ready-file`` once
 it accepts connections; SIGTERM or SIGINT stops it cleanly.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -21,7 +25,10 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from trader.binance_sim.config import SimConfig
+from trader.binance_sim.faults import FaultRule
 from trader.binance_sim.server import SimServer
 from trader.exchange.feed import PriceFeed, StaticFeed
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig, market_for
@@ -36,6 +43,13 @@ def _pairs(values: list[str], flag: str) -> dict[str, Decimal]:
             raise SystemExit(f"{flag} expects NAME=NUMBER, got {v!r}")
         out[key] = Decimal(amount)
     return out
+
+
+def _fault(raw: str) -> FaultRule:
+    try:
+        return FaultRule.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+        raise argparse.ArgumentTypeError(f"not a fault rule: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +77,27 @@ def _parser() -> argparse.ArgumentParser:
                    help="starting balance (applied to a fresh data dir only)")
     p.add_argument("--level-liquidity", type=Decimal, default=Decimal(50_000),
                    help="quote value on each of the 5 book levels")
+    p.add_argument("--lookup-lag", type=float, default=0, metavar="SECONDS",
+                   help="GET/DELETE order miss an order this young (wall-clock seconds)")
+    p.add_argument("--list-lag", type=float, default=0, metavar="SECONDS",
+                   help="openOrders/allOrders/myTrades miss orders this young")
+    p.add_argument("--duplicates", choices=["while_open", "always"], default="while_open",
+                   help="refuse a client id while its order is open (Binance), or always")
+    p.add_argument("--fault", type=_fault, action="append", default=[], metavar="JSON",
+                   help="a fault rule armed at start (as POST /_sim/faults takes it)")
+    p.add_argument("--fault-seed", type=int, default=0,
+                   help="seed of the probabilistic faults' draws")
     return p
+
+
+def sim_config(args: argparse.Namespace, feed: PriceFeed) -> SimConfig:
+    return SimConfig(feed=feed, data_dir=args.data_dir, port=args.port,
+                     api_key=args.api_key, api_secret=args.api_secret,
+                     fee_rate=args.fee_rate, balances=_pairs(args.balance, "--balance"),
+                     level_liquidity_quote=args.level_liquidity,
+                     duplicate_client_ids=args.duplicates, lookup_lag_s=args.lookup_lag,
+                     list_lag_s=args.list_lag, fault_seed=args.fault_seed,
+                     faults=tuple(args.fault))
 
 
 def build_feed(args: argparse.Namespace, origin_ms: int) -> PriceFeed:
@@ -94,11 +128,7 @@ def origin_ms(args: argparse.Namespace, now_ms: int) -> int:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    feed = build_feed(args, origin_ms(args, int(time.time() * 1000)))
-    config = SimConfig(feed=feed, data_dir=args.data_dir, port=args.port,
-                       api_key=args.api_key, api_secret=args.api_secret,
-                       fee_rate=args.fee_rate, balances=_pairs(args.balance, "--balance"),
-                       level_liquidity_quote=args.level_liquidity)
+    config = sim_config(args, build_feed(args, origin_ms(args, int(time.time() * 1000))))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

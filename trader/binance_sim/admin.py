@@ -1,4 +1,5 @@
-"""The admin API under ``/_sim/`` (JSON): faults, counters, orders, prices, balances.
+"""The admin API under ``/_sim/`` (JSON): faults, counters, orders, prices, balances, and
+how soon queries see a fresh order (lags, duplicate client ids).
 
 Decimals travel as strings. ``SimControl`` (``control.py``) is the client of these routes.
 """
@@ -12,6 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from trader.binance_sim import shapes
+from trader.binance_sim.consistency import checked_lag
 from trader.binance_sim.errors import BinanceError
 from trader.binance_sim.faults import FaultRule
 from trader.exchange.replay import ReplayFeed
@@ -85,13 +87,45 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
         replay_ms = srv.feed.replay_ms(now) if isinstance(srv.feed, ReplayFeed) else None
         return web.json_response({"server_ms": now, "replay_ms": replay_ms})
 
+    def consistency_now() -> dict[str, Any]:
+        c = srv.engine.consistency
+        return {"lookup_lag_s": c.lookup_lag_s, "list_lag_s": c.list_lag_s,
+                "duplicate_client_ids": "while_open" if srv.exchange.reuse_final_client_ids
+                else "always"}
+
+    async def consistency(_: web.Request) -> web.Response:
+        return web.json_response(consistency_now())
+
+    async def consistency_set(request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict):
+            return _bad("consistency: a JSON object of settings")
+        c = srv.engine.consistency
+        try:  # all checked before any is applied
+            lags = {k: checked_lag(k, body.pop(k)) for k in ("lookup_lag_s", "list_lag_s")
+                    if k in body}
+            duplicates = body.pop("duplicate_client_ids", None)
+            if duplicates not in (None, "while_open", "always"):
+                raise ValueError(f"duplicate_client_ids: while_open or always, "
+                                 f"got {duplicates!r}")
+            if body:
+                raise ValueError(f"unknown settings {sorted(body)}")
+        except ValueError as exc:
+            return _bad(str(exc))
+        c.lookup_lag_s = lags.get("lookup_lag_s", c.lookup_lag_s)
+        c.list_lag_s = lags.get("list_lag_s", c.list_lag_s)
+        if duplicates is not None:
+            srv.exchange.reuse_final_client_ids = duplicates == "while_open"
+        return web.json_response(consistency_now())
+
     s = "/_sim/"
     return [web.get(s + "stats", stats), web.post(s + "stats/reset", stats_reset),
             web.get(s + "faults", faults_get), web.post(s + "faults", faults_add),
             web.delete(s + "faults", faults_clear), web.get(s + "orders", orders),
             web.post(s + "price", price), web.get(s + "events", events),
             web.get(s + "balances", balances), web.post(s + "balances", balances_set),
-            web.get(s + "clock", clock)]
+            web.get(s + "clock", clock), web.get(s + "consistency", consistency),
+            web.post(s + "consistency", consistency_set)]
 
 
 def _order(srv: SimServer, o: Any) -> dict[str, Any]:
@@ -101,4 +135,4 @@ def _order(srv: SimServer, o: Any) -> dict[str, Any]:
             "price": None if o.price is None else str(o.price),
             "average": None if o.average is None else str(o.average),
             "fee": str(o.fee), "fee_base": str(o.fee_base), "accepted_ms": o.ts_ms,
-            "arrived_us": srv.api.arrivals.get(o.client_order_id)}
+            "arrived_us": srv.api.arrivals.get(o.id)}

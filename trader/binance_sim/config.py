@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
+from trader.binance_sim.faults import FaultRule
 from trader.exchange.feed import PriceFeed
+
+Duplicates = Literal["while_open", "always"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,3 +41,16 @@ class SimConfig:
     order/account request)."""
     recv_window_ms: int = 5000
     """Binance's default ``recvWindow`` when the request sends none."""
+    duplicate_client_ids: Duplicates = "while_open"
+    """``while_open``: a ``newClientOrderId`` is refused (-2010 "Duplicate order sent.") only
+    while an order with it is open; once that order is final the id is accepted as a new
+    order, as Binance does. ``always``: a client id names one order, ever."""
+    lookup_lag_s: float = 0
+    """Wall-clock seconds an order stays invisible to ``GET /api/v3/order`` (-2013) and to
+    its cancel (-2011) after it was accepted, by ``orderId`` or ``origClientOrderId``."""
+    list_lag_s: float = 0
+    """The same for the lists (``openOrders``, ``allOrders``, ``myTrades``)."""
+    fault_seed: int = 0
+    """Seed of the draws of probabilistic fault rules (reproducible campaigns)."""
+    faults: tuple[FaultRule, ...] = ()
+    """Fault rules armed when the server starts."""

@@ -77,6 +77,15 @@ class SimControl:
     async def set_balances(self, balances: dict[str, Decimal | str]) -> None:
         await self._call("POST", "balances", {a: str(v) for a, v in balances.items()})
 
+    async def consistency(self) -> dict[str, Any]:
+        """``{"lookup_lag_s", "list_lag_s", "duplicate_client_ids"}``."""
+        return dict(await self._call("GET", "consistency"))
+
+    async def set_consistency(self, **settings: float | str) -> dict[str, Any]:
+        """Change any of ``lookup_lag_s``, ``list_lag_s`` (seconds) and
+        ``duplicate_client_ids`` (``while_open`` / ``always``); returns all three."""
+        return dict(await self._call("POST", "consistency", settings))
+
     async def clock(self) -> dict[str, int | None]:
         """``{"server_ms": ..., "replay_ms": ...}`` (replay_ms: the data instant shown now,
         for a ReplayFeed; else None)."""

@@ -2,7 +2,8 @@
 
 Matching, fees, balances and persistence are the ``PaperExchange``'s (one engine, not two);
 this module adds what Binance has and the paper exchange does not: symbol ids, Binance's
-filter checks and error codes, re-matching before funds are counted, and order/trade queries.
+filter checks and error codes, re-matching before funds are counted, order/trade queries,
+and how soon those queries see a fresh order (``Consistency``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from trader.binance_sim import errors as e
+from trader.binance_sim.consistency import Consistency
 from trader.binance_sim.shapes import MAX_NOTIONAL, MAX_PRICE, MAX_QTY, market_id
 from trader.core import errors
 from trader.core.market import (
@@ -55,11 +57,12 @@ def int_param(params: Mapping[str, str], name: str) -> int | None:
 
 
 class SimEngine:
-    def __init__(self, feed: PriceFeed, exchange: PaperExchange, clock: Callable[[], int]
-                 ) -> None:
+    def __init__(self, feed: PriceFeed, exchange: PaperExchange, clock: Callable[[], int],
+                 consistency: Consistency | None = None) -> None:
         self.feed = feed
         self.exchange = exchange
         self.clock = clock
+        self.consistency = consistency or Consistency()
         self._ids = {market_id(s): s for s in feed.symbols}
 
     # --- symbols ---------------------------------------------------------------------
@@ -100,7 +103,8 @@ class SimEngine:
             raise e.bad_param("newClientOrderId")
         # Before filters and funds: the retry of an accepted order (whose price check may
         # now differ and whose cost is already spent) must hear "duplicate", then look it up.
-        if self.exchange.lookup(cid) is not None:
+        # Binance refuses it only while that order is open: a final one's id is taken again.
+        if await self._duplicate(cid):
             raise e.duplicate_order()
         bid, ask = self.exchange.top_of_book(symbol)
         touch = ask if side is OrderSide.BUY else bid
@@ -122,7 +126,18 @@ class SimEngine:
             raise e.insufficient_balance() from None
         except errors.InvalidOrder as exc:
             raise e.bad_value(f"Filter failure: {exc}", -1013) from None
+        self.consistency.accepted(order.id)
         return order, self.fills_of(order)
+
+    async def _duplicate(self, cid: str) -> bool:
+        earlier = self.exchange.lookup(cid)
+        if earlier is None:
+            return False
+        if not self.exchange.reuse_final_client_ids:
+            return True
+        if not earlier.is_final:  # a resting order may have filled since it was stored
+            earlier = await self.exchange.fetch_order(earlier.symbol, cid, order_id=earlier.id)
+        return not earlier.is_final
 
     def _quote_to_base(self, m: MarketInfo, side: OrderSide, quote_qty: Decimal,
                        touch: Decimal) -> Decimal:
@@ -161,24 +176,31 @@ class SimEngine:
             raise e.insufficient_balance()
 
     async def find(self, symbol: str, p: Mapping[str, str], *, for_cancel: bool = False) -> Order:
-        """The order named by ``orderId`` or ``origClientOrderId``, re-matched first."""
+        """The order named by ``orderId`` or ``origClientOrderId`` (the newest the lookup
+        lag lets it see: a lagging replica does not have the newest yet), re-matched."""
         order_id = int_param(p, "orderId")
         cid = p.get("origClientOrderId")
         if order_id is None and not cid:
             raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be "
                                         "sent, but both were empty/null!")
         missing = e.unknown_order() if for_cancel else e.order_missing()
-        found = self.exchange.lookup(cid) if cid else self.exchange.lookup_id(str(order_id))
-        if found is None or found.symbol != symbol or (
-                order_id is not None and int(found.id) != order_id):
+        if cid:
+            named = [o for o in self.exchange.orders_with_client_id(cid)
+                     if order_id is None or int(o.id) == order_id]
+        else:
+            named = [o for o in [self.exchange.lookup_id(str(order_id))] if o is not None]
+        seen = [o for o in named if self.consistency.seen_by_lookup(o.id)]
+        if not seen or seen[-1].symbol != symbol:
             raise missing
-        return await self.exchange.fetch_order(symbol, found.client_order_id)
+        found = seen[-1]
+        return await self.exchange.fetch_order(symbol, found.client_order_id, order_id=found.id)
 
     async def cancel(self, symbol: str, p: Mapping[str, str]) -> Order:
         order = await self.find(symbol, p, for_cancel=True)
         if order.is_final:  # Binance: a filled or cancelled order is unknown to cancel
             raise e.unknown_order()
-        return await self.exchange.cancel_order(symbol, order.client_order_id)
+        return await self.exchange.cancel_order(symbol, order.client_order_id,
+                                                order_id=order.id)
 
     async def rematch(self) -> list[Order]:
         """Match resting orders against the current price; the ones still open."""
@@ -191,7 +213,15 @@ class SimEngine:
         return self.exchange.fills(symbol)
 
     def fills_of(self, order: Order) -> list[PaperFill]:
-        return self.exchange.fills(order.symbol, client_order_id=order.client_order_id)
+        return self.exchange.fills(order.symbol, client_order_id=order.client_order_id,
+                                   order_id=order.id)
+
+    def listed(self, orders: list[Order]) -> list[Order]:
+        """What the list endpoints show of these orders (the list lag)."""
+        return [o for o in orders if self.consistency.seen_by_lists(o.id)]
+
+    def listed_fills(self, symbol: str) -> list[PaperFill]:
+        return [f for f in self.fills(symbol) if self.consistency.seen_by_lists(f.order_id)]
 
     # --- balances ------------------------------------------------------------------------
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from trader.binance_sim import admin
 from trader.binance_sim.config import SimConfig
+from trader.binance_sim.consistency import Consistency
 from trader.binance_sim.engine import SimEngine
 from trader.binance_sim.errors import BinanceError
 from trader.binance_sim.faults import FaultBook
@@ -48,7 +49,9 @@ class SimServer:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.feed = config.feed
-        self.faults = FaultBook()
+        self.faults = FaultBook(seed=config.fault_seed)
+        for rule in config.faults:
+            self.faults.add(rule)
         self.stats: Counter[str] = Counter()
         """Requests per ``"METHOD /path"`` (every ``/api`` request, faulted ones included)."""
         self.price_events: list[dict[str, Any]] = []
@@ -63,8 +66,11 @@ class SimServer:
             spread_bps=config.spread_bps, depth_levels=config.depth_levels,
             level_liquidity_quote=config.level_liquidity_quote, fee_rate=config.fee_rate,
             clock=now_ms, name="binance_sim",
-            fee_in_received_asset=config.fee_in_received_asset)
-        self.engine = SimEngine(config.feed, self.exchange, now_ms)
+            fee_in_received_asset=config.fee_in_received_asset,
+            reuse_final_client_ids=config.duplicate_client_ids == "while_open")
+        consistency = Consistency(lookup_lag_s=config.lookup_lag_s,
+                                  list_lag_s=config.list_lag_s)
+        self.engine = SimEngine(config.feed, self.exchange, now_ms, consistency)
         self.market_api = MarketApi(self.engine, now_ms)
         self.api = TradingApi(self.engine, config, now_ms)
         self._runner: web.AppRunner | None = None

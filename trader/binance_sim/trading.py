@@ -22,14 +22,15 @@ server's middleware)."""
 
 
 class TradingApi:
-    """Signed routes over one ``SimEngine``; ``arrivals`` records when each order came."""
+    """Signed routes over one ``SimEngine``; ``arrivals`` records when each order came. The
+    lists (open/all orders, trades) show what the engine's list lag lets them see."""
 
     def __init__(self, engine: SimEngine, config: SimConfig, clock: Callable[[], int]) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
         self.arrivals: dict[str, int] = {}
-        """client order id -> server time (µs) the POST arrived, before any injected fault."""
+        """order id -> server time (µs) the POST arrived, before any injected fault."""
 
     def routes(self) -> list[web.RouteDef]:
         get, a = web.get, "/api/v3/"
@@ -55,7 +56,7 @@ class TradingApi:
         arrived = ARRIVED_US.get()
         p = await self._signed(request)
         order, fills = await self.engine.place(p)
-        self.arrivals.setdefault(order.client_order_id, arrived)
+        self.arrivals.setdefault(order.id, arrived)
         return json_response(shapes.new_order(order, fills, p.get("newOrderRespType") or "FULL"))
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -74,13 +75,14 @@ class TradingApi:
         p = await self._signed(request)
         symbol = self.engine.symbol(p["symbol"]) if p.get("symbol") else None
         orders = [o for o in await self.engine.rematch() if symbol in (None, o.symbol)]
-        return self._orders(orders)
+        return self._orders(self.engine.listed(orders))
 
     async def cancel_open_orders(self, request: web.Request) -> web.Response:
         """``DELETE /api/v3/openOrders``: cancel every open order of the symbol."""
         p = await self._signed(request)
         symbol = self.engine.symbol(p.get("symbol"))
-        cancelled = [await self.engine.exchange.cancel_order(symbol, o.client_order_id)
+        cancelled = [await self.engine.exchange.cancel_order(symbol, o.client_order_id,
+                                                             order_id=o.id)
                      for o in await self.engine.rematch() if o.symbol == symbol]
         if not cancelled:  # Binance answers an empty cancel-all with -2011
             raise e.unknown_order()
@@ -96,7 +98,7 @@ class TradingApi:
         symbol = self.engine.symbol(p.get("symbol"))
         await self.engine.rematch()
         from_id, start, end = (int_param(p, k) for k in ("orderId", "startTime", "endTime"))
-        orders = [o for o in self.engine.orders(symbol)
+        orders = [o for o in self.engine.listed(self.engine.orders(symbol))
                   if (from_id is None or int(o.id) >= from_id)
                   and (start is None or o.ts_ms >= start) and (end is None or o.ts_ms <= end)]
         limit = min(int_param(p, "limit") or 500, 1000)
@@ -126,7 +128,7 @@ class TradingApi:
         await self.engine.rematch()
         order_id, start, end, from_id = (int_param(p, k) for k in
                                          ("orderId", "startTime", "endTime", "fromId"))
-        fills = [f for f in self.engine.fills(symbol)
+        fills = [f for f in self.engine.listed_fills(symbol)
                  if (order_id is None or int(f.order_id) == order_id)
                  and (start is None or f.ts_ms >= start) and (end is None or f.ts_ms <= end)
                  and (from_id is None or f.id >= from_id)]

@@ -7,7 +7,12 @@ Hierarchy and what happens next::
     │   ├── RetryableExchangeError     network, timeout, 5xx, rate limit: retried by Temporal
     │   │   │                          (``retry_after`` becomes the next retry delay)
     │   │   └── OrderStatusUnknown     a create failed in transit: it may have reached the
-    │   │                              exchange; the retry looks the client id up first
+    │   │       │                      exchange; the retry looks the client id up first and
+    │   │       │                      creates again only once absence is confirmed over the
+    │   │       │                      consistency window (lookups can lag behind a create)
+    │   │       └── OrderAcceptedUnread  the create answered with the order's exchange id but
+    │   │                              its fills/fees could not be read: it exists, so every
+    │   │                              retry reads it by ``order_id`` and never creates
     │   ├── OrderRejected              non-retryable: the phase handles it (PLACE_BUY -> IDLE)
     │   │   ├── InsufficientFunds
     │   │   ├── InvalidOrder           bad amount/price, below minimum, ...
@@ -57,6 +62,15 @@ class RetryableExchangeError(ExchangeError):
 class OrderStatusUnknown(RetryableExchangeError):
     """A create failed in transit (timeout, connection, 5xx): the order may exist. Never a
     rejection: the retried activity looks the client order id up before placing again."""
+
+
+class OrderAcceptedUnread(OrderStatusUnknown):
+    """The exchange accepted the order and named it (``order_id``), but reading what filled
+    (its fills or fees) failed. The order exists: a retry reads it by this id, never creates."""
+
+    def __init__(self, message: str, *, order_id: str, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.order_id = order_id
 
 
 class OrderRejected(ExchangeError):

@@ -24,6 +24,7 @@ from trader.core.errors import (
     BadSymbol,
     ConfigError,
     ExchangeError,
+    OrderAcceptedUnread,
     OrderNotFound,
     OrderRejected,
     OrderStatusUnknown,
@@ -41,6 +42,7 @@ from trader.core.market import (
 from trader.exchange import ccxt_convert as cv
 from trader.exchange.ccxt_errors import translate
 from trader.exchange.ccxt_fees import OrderFees
+from trader.exchange.ccxt_recent import recent_orders
 from trader.exchange.ccxt_setup import client_id_rule, configure, default_rate_limit_ms
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class CcxtExchange:
                                   sandbox=sandbox, api_url=api_url, timeout_s=timeout_s,
                                   rate_limit_ms=base_ms / MARKET_DATA_SHARE)
         self._ids = client_id_rule(exchange_id)
+        self._ours: dict[str, str] = {}  # client id as sent -> ours (lists name the former)
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_lock = asyncio.Lock()
         self._last: dict[str, Ticker] = {}
@@ -194,9 +197,14 @@ class CcxtExchange:
                        volume=d(r[5] or 0)) for r in rows]
 
     # --- orders -------------------------------------------------------------------------
+    def _sent(self, client_order_id: str) -> str:
+        sent = self._ids.to_exchange(client_order_id)
+        self._ours[sent] = client_order_id
+        return sent
+
     async def create_order(self, request: OrderRequest) -> Order:
         m = await self._market(request.symbol)
-        sent_id = self._ids.to_exchange(request.client_order_id)
+        sent_id = self._sent(request.client_order_id)
         amount, price = cv.checked(request, m, last=self._last.get(request.symbol),
                                    sent_id=sent_id, id_pattern=self._ids.pattern,
                                    exchange=self.name)
@@ -209,15 +217,27 @@ class CcxtExchange:
         try:
             return await self._order(raw, m, request.client_order_id)
         except ExchangeError as exc:  # it is placed: never report that as a failure
-            raise OrderStatusUnknown(
-                f"order {request.client_order_id} placed, but reading its fills failed: {exc}",
-                retry_after=getattr(exc, "retry_after", None)) from None
+            message = f"order {request.client_order_id} placed, but reading its fills failed"
+            retry_after = getattr(exc, "retry_after", None)
+            if order_id := str(raw.get("id") or ""):  # named: a retry reads it, never creates
+                raise OrderAcceptedUnread(f"{message} (exchange id {order_id}): {exc}",
+                                          order_id=order_id, retry_after=retry_after) from None
+            raise OrderStatusUnknown(f"{message}: {exc}", retry_after=retry_after) from None
 
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+    async def fetch_order(self, symbol: str, client_order_id: str, *,
+                          order_id: str | None = None) -> Order:
         m = await self._market(symbol)
+        if order_id is not None:
+            return await self._by_id(m, order_id, client_order_id)
         raw = await self._call(self._ex.fetch_order(
-            None, symbol, {self._ids.lookup_param: self._ids.to_exchange(client_order_id)}))
+            None, symbol, {self._ids.lookup_param: self._sent(client_order_id)}))
         return await self._order(raw, m, client_order_id)
+
+    async def _by_id(self, m: MarketInfo, order_id: str, client_order_id: str | None = None
+                     ) -> Order:
+        raw = await self._call(self._ex.fetch_order(order_id, m.symbol))
+        return await self._order(raw, m, client_order_id
+                                 or self._our_id(str(raw.get("clientOrderId") or "")))
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
         order = await self.fetch_order(symbol, client_order_id)
@@ -227,17 +247,27 @@ class CcxtExchange:
         # says how it ended either way.
         with contextlib.suppress(OrderNotFound, OrderRejected):
             await self._call(self._ex.cancel_order(
-                None, symbol, {self._ids.lookup_param: self._ids.to_exchange(client_order_id)}))
+                None, symbol, {self._ids.lookup_param: self._sent(client_order_id)}))
         order = await self.fetch_order(symbol, client_order_id)
         if not order.is_final:  # e.g. still pending cancel: the activity's retry asks again
             raise RetryableExchangeError(
                 f"cancel of {client_order_id} on {symbol} has not taken effect yet")
         return order
 
+    def _our_id(self, sent: str) -> str:
+        return self._ours.get(sent, sent)
+
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         m = await self._market(symbol)
         rows = await self._call(self._ex.fetch_open_orders(symbol))
-        return [await self._order(raw, m, str(raw.get("clientOrderId") or "")) for raw in rows]
+        return [await self._order(raw, m, self._our_id(str(raw.get("clientOrderId") or "")))
+                for raw in rows]
+
+    async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
+        m = await self._market(symbol)
+        return await recent_orders(self._ex, call=self._call, fees=self._fees, market=m,
+                                   since_ms=since_ms, ours=self._our_id,
+                                   by_id=lambda order_id: self._by_id(m, order_id))
 
     async def _order(self, raw: dict[str, Any], m: MarketInfo, client_order_id: str) -> Order:
         fee, fee_base = await self._fees.of(raw, m)

@@ -29,8 +29,10 @@ class OrderFees:
         self._ex, self._call, self._markets, self._tickers = client, call, markets, tickers
         self._seen: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # id -> filled, fees
 
-    async def of(self, raw: Mapping[str, Any], m: MarketInfo) -> tuple[Decimal, Decimal]:
-        """``(fee, fee_base)`` of a ccxt order on market ``m``."""
+    async def of(self, raw: Mapping[str, Any], m: MarketInfo, *,
+                 trades: list[Mapping[str, Any]] | None = None) -> tuple[Decimal, Decimal]:
+        """``(fee, fee_base)`` of a ccxt order on market ``m``; ``trades``: the order's trades
+        when the caller has listed them already (else they are read when needed)."""
         filled = cv.dec(raw.get("filled"), Decimal(0)) or Decimal(0)
         order_id = str(raw.get("id") or "")
         seen = self._seen.get(order_id)
@@ -38,7 +40,7 @@ class OrderFees:
             return seen[1], seen[2]
         fees = cv.fee_items(raw)
         if filled > 0 and not fees:  # e.g. Binance GET order: fees are on the trades
-            fees = await self._trade_fees(order_id, m.symbol, filled)
+            fees = await self._trade_fees(order_id, m.symbol, filled, trades)
         rates = await self._rates({c for c, _ in fees} - {m.base, m.quote}, m.quote)
         fee, fee_base = cv.split_fees(fees, base=m.base, quote=m.quote,
                                       average=cv.average(raw), rates=rates)
@@ -48,11 +50,14 @@ class OrderFees:
                 del self._seen[next(iter(self._seen))]
         return fee, fee_base
 
-    async def _trade_fees(self, order_id: str, symbol: str,
-                          filled: Decimal) -> list[tuple[str, Decimal]]:
+    async def _trade_fees(self, order_id: str, symbol: str, filled: Decimal,
+                          listed: list[Mapping[str, Any]] | None) -> list[tuple[str, Decimal]]:
         # Trades listed short of the fill (not all published yet, or a page cut off) would
         # undercount the fees for good: a fee seen later without more fill is never applied.
-        if self._ex.has.get("fetchOrderTrades"):
+        trades: Any
+        if listed is not None:
+            trades = listed
+        elif self._ex.has.get("fetchOrderTrades"):
             trades = await self._call(self._ex.fetch_order_trades(order_id, symbol))
         else:
             trades = await self._call(

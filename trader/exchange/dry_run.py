@@ -87,9 +87,10 @@ class DryRunExchange:
         await self._refresh(request.symbol)
         return await self.paper.create_order(request)
 
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
+    async def fetch_order(self, symbol: str, client_order_id: str, *,
+                          order_id: str | None = None) -> Order:
         await self._refresh(symbol)
-        return await self.paper.fetch_order(symbol, client_order_id)
+        return await self.paper.fetch_order(symbol, client_order_id, order_id=order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
         await self._refresh(symbol)
@@ -98,6 +99,10 @@ class DryRunExchange:
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         await self._refresh(symbol)
         return await self.paper.fetch_open_orders(symbol)
+
+    async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
+        await self._refresh(symbol)
+        return await self.paper.fetch_recent_orders(symbol, since_ms=since_ms)
 
     async def fetch_balance(self) -> dict[str, Decimal]:
         return await self.paper.fetch_balance()

@@ -5,7 +5,9 @@ liquidity); limit IOC/GTC and market orders match against it with partial fills 
 taker fees; GTC remainders rest and are matched again whenever the order is looked at.
 The book, the faults and matching are ``paper_book``'s; orders and balances persist in
 SQLite (see ``paper_store``). Duplicate client order ids are rejected as a real exchange
-does. Faults can be injected for tests and drills.
+does: always in paper mode; while the order is open only, as Binance does, when
+``reuse_final_client_ids`` is set (the Binance simulator). Faults can be injected for tests
+and drills.
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ class PaperExchange(PaperBook):
         level_liquidity_quote: Decimal = Decimal(50_000), fee_rate: Decimal | None = None,
         faults: PaperFaults | None = None, clock: Callable[[], int] | None = None,
         name: str = "paper", fee_in_received_asset: bool = False,
+        reuse_final_client_ids: bool = False,
     ) -> None:
         """``fee_in_received_asset``: charge a buy's commission in the base bought, as
         Binance does (the account receives ``filled - fee_base``); sells always pay in quote.
-        Off by default: the paper mode's own accounting charges every fee in quote."""
+        Off by default: the paper mode's own accounting charges every fee in quote.
+
+        ``reuse_final_client_ids``: a client id is refused only while an order with it is
+        open; once that order is final the id is accepted again as a new order (Binance).
+        Off by default: in paper mode a client id names one order, ever."""
         self.feed = feed
         self.name = name
         self.spread_bps = spread_bps
@@ -60,6 +67,7 @@ class PaperExchange(PaperBook):
         self.fee_rate = fee_rate
         self.faults = faults
         self.fee_in_received_asset = fee_in_received_asset
+        self.reuse_final_client_ids = reuse_final_client_ids
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._store = PaperStore(db_path)
         self._creates = 0
@@ -106,12 +114,15 @@ class PaperExchange(PaperBook):
             raise cls(f"paper: injected rejection ({f.reject_creates_with})")
         order = self._validate(request)
         with self._store.transaction() as db:
-            if PaperStore.get_order(db, request.client_order_id) is not None:
+            earlier = PaperStore.get_order(db, request.client_order_id)
+            if self.reuse_final_client_ids and earlier is not None and not earlier.is_final:
+                earlier = self._match(db, earlier)  # it may be final by now
+            if earlier is not None and not (self.reuse_final_client_ids and earlier.is_final):
                 raise errors.DuplicateClientOrderId(
                     f"duplicate client order id {request.client_order_id}")
             self._check_funds(db, request, order)
             order = order.model_copy(update={"id": PaperStore.next_id(db)})
-            PaperStore.insert_order(db, order)
+            PaperStore.insert_order(db, order, repeat=earlier is not None)
             order = self._match(db, order)
         if f and f.accept_then_hang_s:
             await asyncio.sleep(f.accept_then_hang_s)
@@ -149,15 +160,19 @@ class PaperExchange(PaperBook):
         if have < need:
             raise errors.InsufficientFunds(f"need {need} {currency}, have {have}")
 
-    def _refresh(self, symbol: str, client_order_id: str, *, cancel: bool = False) -> Order:
+    def _refresh(self, symbol: str, client_order_id: str, *, order_id: str | None = None,
+                 cancel: bool = False) -> Order:
         """Re-match an open order (then cancel what is left, if asked) in one transaction:
-        another process cannot fill it between the read and the write."""
+        another process cannot fill it between the read and the write. The order is the one
+        with ``order_id`` when given, else the newest with the client id."""
         if self.faults and self._lookups < self.faults.fail_lookups:
             self._lookups += 1
             raise errors.RetryableExchangeError("paper: injected lookup failure")
         with self._store.transaction() as db:
-            order = PaperStore.get_order(db, client_order_id)
-            if order is None or order.symbol != symbol:
+            order = (PaperStore.get_order(db, client_order_id) if order_id is None
+                     else PaperStore.get_order_by_id(db, order_id))
+            if order is None or order.symbol != symbol or \
+                    order.client_order_id != client_order_id:
                 raise errors.OrderNotFound(f"no order {client_order_id} on {symbol}")
             if order.status is OrderStatus.OPEN:
                 order = self._match(db, order)
@@ -167,24 +182,39 @@ class PaperExchange(PaperBook):
             return order
 
     def lookup(self, client_order_id: str) -> Order | None:
-        """The order as stored (not re-matched), any symbol; None if there is none."""
+        """The newest order with this client id as stored (not re-matched), any symbol; None
+        if there is none."""
         with self._store.transaction() as db:
             return PaperStore.get_order(db, client_order_id)
+
+    def orders_with_client_id(self, client_order_id: str) -> list[Order]:
+        """Every order with this client id as stored, oldest first (more than one only with
+        ``reuse_final_client_ids``)."""
+        return self._store.orders_with_client_id(client_order_id)
 
     def lookup_id(self, order_id: str) -> Order | None:
         """The order with this exchange id as stored (not re-matched); None if there is none."""
         return self._store.order_by_id(order_id)
 
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
-        return self._refresh(symbol, client_order_id)
+    async def fetch_order(self, symbol: str, client_order_id: str, *,
+                          order_id: str | None = None) -> Order:
+        return self._refresh(symbol, client_order_id, order_id=order_id)
 
-    async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
-        return self._refresh(symbol, client_order_id, cancel=True)
+    async def cancel_order(self, symbol: str, client_order_id: str, *,
+                           order_id: str | None = None) -> Order:
+        return self._refresh(symbol, client_order_id, order_id=order_id, cancel=True)
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
-        open_ids = [o.client_order_id for o in self._store.open_orders(symbol)]
-        return [o for o in (self._refresh(symbol, i) for i in open_ids)
-                if o.status is OrderStatus.OPEN]
+        stored = self._store.open_orders(symbol)
+        return [o for o in (self._refresh(symbol, s.client_order_id, order_id=s.id)
+                            for s in stored) if o.status is OrderStatus.OPEN]
+
+    async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
+        """Every order of the symbol placed at or after ``since_ms``, oldest first (open
+        ones re-matched first)."""
+        recent = [o for o in self._store.orders(symbol) if o.ts_ms >= since_ms]
+        return [self._refresh(symbol, o.client_order_id, order_id=o.id)
+                if o.status is OrderStatus.OPEN else o for o in recent]
 
     def set_balance(self, currency: str, amount: Decimal) -> None:
         """Set one balance (a test or a drill topping the account up)."""
@@ -205,13 +235,13 @@ class PaperExchange(PaperBook):
     async def refresh_open_orders(self) -> list[Order]:
         """Match every open order (all symbols) against the current book; the still-open ones."""
         stored = sorted(self._store.open_orders(), key=lambda o: o.symbol)  # one read
-        refreshed = (self._refresh(o.symbol, o.client_order_id) for o in stored)
+        refreshed = (self._refresh(o.symbol, o.client_order_id, order_id=o.id) for o in stored)
         return [o for o in refreshed if o.status is OrderStatus.OPEN]
 
-    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None
-              ) -> list[PaperFill]:
-        """Every fill (of one symbol, of one order), oldest first."""
-        return self._store.fills(symbol, client_order_id=client_order_id)
+    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None,
+              order_id: str | None = None) -> list[PaperFill]:
+        """Every fill (of one symbol, of one client id, of one order), oldest first."""
+        return self._store.fills(symbol, client_order_id=client_order_id, order_id=order_id)
 
     def all_orders(self) -> list[Order]:
         """Every order ever placed, oldest first (inspection and tests)."""

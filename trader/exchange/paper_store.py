@@ -3,6 +3,13 @@
 Shared by every process that opens the same file (a killed worker and its replacement see
 the same orders). Uniqueness of client order ids is a database constraint, checked inside
 one ``BEGIN IMMEDIATE`` transaction, so two processes can never both create the same id.
+
+The UNIQUE column is the order's *storage key*: its client id, so SQLite itself refuses a
+second order with it. A venue that takes a final order's client id again (Binance, the
+simulator) stores such a repeat under ``<client id>#<order id>`` (``#`` is outside every
+exchange's client-id alphabet); files written before repeats existed need no migration.
+Lookups by client id read the id inside the order (an expression index) and return the
+newest order with it; order ids are the row's ``seq``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ CREATE TABLE IF NOT EXISTS fills (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fills_by_order ON fills (client_order_id);
+CREATE INDEX IF NOT EXISTS orders_by_client_id ON orders (json_extract(body, '$.client_order_id'));
 """
 
 
@@ -108,11 +116,14 @@ class PaperStore:
         return {c: Decimal(a) for c, a in rows}
 
     @staticmethod
-    def insert_order(db: sqlite3.Connection, order: Order) -> bool:
-        """False when the client order id exists already."""
+    def insert_order(db: sqlite3.Connection, order: Order, *, repeat: bool = False) -> bool:
+        """Store a new order under its id (from ``next_id``). False when the client order id
+        exists already, unless the order is a ``repeat`` of a final one (a venue that takes
+        a final order's client id again)."""
+        key = f"{order.client_order_id}#{order.id}" if repeat else order.client_order_id
         cur = db.execute(
-            "INSERT OR IGNORE INTO orders (client_order_id, symbol, body) VALUES (?, ?, ?)",
-            (order.client_order_id, order.symbol, order.model_dump_json()))
+            "INSERT OR IGNORE INTO orders (seq, client_order_id, symbol, body) "
+            "VALUES (?, ?, ?, ?)", (int(order.id), key, order.symbol, order.model_dump_json()))
         return cur.rowcount == 1
 
     @staticmethod
@@ -122,21 +133,35 @@ class PaperStore:
 
     @staticmethod
     def save_order(db: sqlite3.Connection, order: Order) -> None:
-        db.execute("UPDATE orders SET body = ? WHERE client_order_id = ?",
-                   (order.model_dump_json(), order.client_order_id))
+        db.execute("UPDATE orders SET body = ? WHERE seq = ?",
+                   (order.model_dump_json(), int(order.id)))
 
     @staticmethod
     def get_order(db: sqlite3.Connection, client_order_id: str) -> Order | None:
-        row = db.execute("SELECT body FROM orders WHERE client_order_id = ?",
-                         (client_order_id,)).fetchone()
+        """The newest order with this client id."""
+        row = db.execute("SELECT body FROM orders WHERE json_extract(body, '$.client_order_id')"
+                         " = ? ORDER BY seq DESC LIMIT 1", (client_order_id,)).fetchone()
+        return Order.model_validate_json(row[0]) if row else None
+
+    def orders_with_client_id(self, client_order_id: str) -> list[Order]:
+        """Every order with this client id, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM orders WHERE json_extract(body, '$.client_order_id') = ? "
+                "ORDER BY seq", (client_order_id,)).fetchall()
+        return [Order.model_validate_json(r[0]) for r in rows]
+
+    @staticmethod
+    def get_order_by_id(db: sqlite3.Connection, order_id: str) -> Order | None:
+        if not order_id.isdigit():  # ids are the row's seq: anything else names no order
+            return None
+        row = db.execute("SELECT body FROM orders WHERE seq = ?", (int(order_id),)).fetchone()
         return Order.model_validate_json(row[0]) if row else None
 
     def order_by_id(self, order_id: str) -> Order | None:
         """The order with this exchange id (without parsing every other one)."""
         with self._lock:
-            row = self._conn.execute("SELECT body FROM orders WHERE json_extract(body, '$.id')"
-                                     " = ?", (order_id,)).fetchone()
-        return Order.model_validate_json(row[0]) if row else None
+            return self.get_order_by_id(self._conn, order_id)
 
     def orders(self, symbol: str | None = None) -> list[Order]:
         with self._lock:
@@ -168,9 +193,9 @@ class PaperStore:
         fill = fill.model_copy(update={"id": cur.lastrowid})
         db.execute("UPDATE fills SET body = ? WHERE id = ?", (fill.model_dump_json(), fill.id))
 
-    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None
-              ) -> list[PaperFill]:
-        """Every fill (of one symbol, of one order), oldest first."""
+    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None,
+              order_id: str | None = None) -> list[PaperFill]:
+        """Every fill (of one symbol, of one client id, of one order), oldest first."""
         sql, args = "SELECT body FROM fills WHERE 1 = 1", list[str]()
         if symbol is not None:
             sql, args = sql + " AND symbol = ?", [*args, symbol]
@@ -178,7 +203,8 @@ class PaperStore:
             sql, args = sql + " AND client_order_id = ?", [*args, client_order_id]
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [PaperFill.model_validate_json(r[0]) for r in rows]
+        fills = [PaperFill.model_validate_json(r[0]) for r in rows]
+        return [f for f in fills if order_id is None or f.order_id == order_id]
 
     def close(self) -> None:
         with self._lock:

@@ -40,17 +40,22 @@ class Exchange(Protocol):
         """Place an order.
 
         Raises:
-            DuplicateClientOrderId: an order with this client order id exists already.
+            DuplicateClientOrderId: an order with this client order id exists already (on
+                Binance: is open; a final order's id is accepted again).
             InsufficientFunds, InvalidOrder: the order was refused.
+            OrderAcceptedUnread: accepted as ``order_id``, but what filled could not be read.
             RetryableExchangeError: outcome unknown; look the client id up before retrying.
         """
         ...
 
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order:
-        """The order with this client order id.
+    async def fetch_order(self, symbol: str, client_order_id: str, *,
+                          order_id: str | None = None) -> Order:
+        """The order with this client order id (the newest, where a venue takes a final
+        order's id again), or the one with the exchange's ``order_id`` when given.
 
         Raises:
-            OrderNotFound: no such order.
+            OrderNotFound: no such order, or the exchange's query does not show it yet
+                (Binance's can lag a fresh order by seconds: not proof of absence).
         """
         ...
 
@@ -63,6 +68,16 @@ class Exchange(Protocol):
         ...
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
+        ...
+
+    async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
+        """Every order of the symbol placed at or after ``since_ms`` (exchange time, epoch
+        ms), open or final, oldest first, as the exchange's order and trade lists show them.
+
+        An order the lists show only through its trades (the order list lagging behind, and
+        the order not readable by id yet) has an empty ``client_order_id``: whose it is
+        cannot be told yet.
+        """
         ...
 
     async def fetch_balance(self) -> dict[str, Decimal]:

@@ -43,7 +43,8 @@ async def _run(settings: Settings, client: Client, stop: asyncio.Event,
     exchange = build_exchange(settings)
     hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
     store = LedgerStore(settings.ledger_path)
-    ex_acts = ExchangeActivities(exchange, hub, metrics=metrics)
+    ex_acts = ExchangeActivities(exchange, hub, metrics=metrics,
+                                 consistency_window_s=settings.order_consistency_window_seconds)
     market_acts = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     ledger = LedgerActivities(store, metrics=metrics)
     activities = [
