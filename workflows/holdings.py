@@ -139,21 +139,27 @@ class Holdings(TraderBase):
         why, s.reconcile_requested = s.reconcile_requested or "requested", None
         if not (s.holds_position or s.has_inventory) or s.market is None:
             s.note = f"reconcile ({why}): nothing held, nothing to check"
-            self._publish_details()
-            return
+        else:
+            try:
+                await self._compare_holdings(why)
+            except ActivityError as err:
+                # Only a check (any of its reads, the confirming one too): it runs between
+                # phases, where a failure must not fail the workflow task. Trading goes on,
+                # and every sell checks the account first anyway.
+                s.note = f"reconcile ({why}) failed: {error_message(err)}; sells still " \
+                         "check the account first"
+                self._notify("reconcile", f"{s.symbol}: {s.note}")
+        self._publish_details()
+        self._publish_memo()
+
+    async def _compare_holdings(self, why: str) -> None:
+        s = self.state
+        assert s.market is not None
         holding = s.holds_position
-        try:
-            rec = await self._reconcile(
-                client_order_id=s.client_order_id if holding else None,
-                expect=(s.remaining if holding else ZERO) + s.inventory_amount,
-                summary=f"reconcile {s.symbol} ({why})")
-        except ActivityError as err:
-            # Only a check: trading goes on, and every sell checks the account first anyway.
-            s.note = f"reconcile ({why}) failed: {error_message(err)}; sells still check " \
-                     "the account first"
-            self._notify("reconcile", f"{s.symbol}: {s.note}")
-            self._publish_details()
-            return
+        rec = await self._reconcile(
+            client_order_id=s.client_order_id if holding else None,
+            expect=(s.remaining if holding else ZERO) + s.inventory_amount,
+            summary=f"reconcile {s.symbol} ({why})")
         found = []
         unknown = holding and bool(s.client_order_id) and rec.order is None
         if unknown:  # maybe a lagging order query: report, and write nothing off on it
@@ -178,5 +184,3 @@ class Holdings(TraderBase):
             need = (s.remaining if holding else ZERO) + s.inventory_amount
             s.note = (f"reconcile ({why}): the account holds {fmt(rec.base_balance)} "
                       f"{self._base}, covering the {fmt(need)} this symbol holds")
-        self._publish_details()
-        self._publish_memo()

@@ -11,13 +11,15 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.workflows.harness import bench, path_of
+from tests.workflows.harness import MARKETS, bench, path_of
 from trader import contracts as c
+from trader.core.errors import RetryableExchangeError
 from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.core.phases import Phase
 from trader.core.sizing import round_down
 from trader.core.state import CoinState
-from trader.exchange.paper import PaperFaults
+from trader.exchange.feed import StaticFeed
+from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.runtime.launch import resumable_state
 from trader.runtime.reconcile import request_reconciles
 
@@ -429,3 +431,39 @@ async def test_slot_board_waits_when_the_portfolio_cannot_answer(ts_env, tmp_pat
         await b.wait_phase(btc, Phase.COOLDOWN)
         await asyncio.sleep(0.5)  # the release is a signal
         assert await board.free(b.portfolio_id, fresh=True) == 1
+
+
+class _BalanceOutage(PaperExchange):
+    """The paper exchange whose balance reads fail (retryably) once ``fail_after`` of them
+    have succeeded: an exchange going down between two reads of one reconciliation."""
+
+    fail_after: int | None = None
+    reads = 0
+
+    async def fetch_balances(self):  # noqa: ANN201
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            raise RetryableExchangeError("balance endpoint down")
+        return await super().fetch_balances()
+
+
+async def test_a_reconciliation_whose_confirming_read_fails_reports_and_trades_on(
+        ts_env, tmp_path):
+    """The shortfall seen by a requested reconciliation is confirmed by a second read; if
+    that read cannot be had, the check is reported and the symbol goes on. It must never
+    fail the workflow task (which Temporal would retry forever)."""
+    feed = StaticFeed(dict(MARKETS))
+    ex = _BalanceOutage(feed, db_path=tmp_path / "paper.sqlite",
+                        quote_balances={"USDT": D("10000")})
+    async with bench(ts_env.client, tmp_path, exchange=ex, feed=feed) as b:
+        h = await b.start(balance_settle_seconds=0)
+        s = await _to_position(b, h)
+        ex.set_balance("BTC", round_down(s.amount * D("0.5"), STEP))
+        ex.fail_after = ex.reads + 1  # the first read of the check works, the confirm fails
+        await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
+        s = await b.wait_for(h, lambda s: "reconcile (operator) failed" in s.note,
+                             timeout=40, what="the failed check reported")
+        assert s.phase is Phase.POSITION and s.written_off == 0  # nothing on one read
+        history = await h.fetch_history()
+        assert not [e for e in history.events
+                    if e.HasField("workflow_task_failed_event_attributes")]
