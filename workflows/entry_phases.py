@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.messages import fmt, format_entry
     from trader.core.params import BuyOrderMode
     from trader.core.phases import Trigger
-    from trader.core.rules import ExitReason, check_guards, exit_levels
+    from trader.core.rules import check_guards, exit_levels
     from trader.core.sizing import is_dust, size_buy
     from workflows.base import REJECTIONS, error_message, error_type
     from workflows.holdings import Holdings
@@ -213,9 +213,7 @@ class EntryPhases(Holdings):
                 self._enter_position(order)
             return
         if dust:  # on the books, never dropped: carried with its cost and fee
-            s.exit_reason = ExitReason.UNSELLABLE.value
-            s.entry_ts = s.entry_ts or workflow.time()
-            await self._book_trade(closes_trade=False)
+            await self._book_unsellable()
         trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
         self._abandon_entry(trigger, "buy not filled" if not dust else
                             f"buy filled only {s.amount}, below the market minimum: carried "

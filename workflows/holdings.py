@@ -62,6 +62,16 @@ class Holdings(TraderBase):
             s.trades_closed += 1
         return trade_id, pnl
 
+    async def _book_unsellable(self) -> None:
+        """What is held cannot be sold (below the market minimum): a trade row with all of
+        it carried as inventory. It counts as a closed trade only if a position had been
+        entered (not a buy that only ever got an unsellable amount)."""
+        s = self.state
+        s.exit_reason = s.exit_reason or ExitReason.UNSELLABLE.value
+        entered = s.entry_ts > 0
+        s.entry_ts = s.entry_ts or workflow.time()
+        await self._book_trade(closes_trade=entered)
+
     @property
     def _base(self) -> str:
         return self.state.market.base if self.state.market else ""

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.inventory import join_inventory
     from trader.core.market import OrderSide, OrderStatus
     from trader.core.phases import Trigger
-    from trader.core.rules import ExitReason, exit_levels
+    from trader.core.rules import exit_levels
     from workflows.base import error_message
     from workflows.before_reality import BeforeReality
     from workflows.holdings import Holdings
@@ -93,10 +93,7 @@ class RecoveryPhases(Holdings, BeforeReality):
                 s.anchor_price = s.current_price  # the next one needs a fresh drop
                 self._window = []
             if s.amount > 0:  # only dust was held: on the books, carried as inventory
-                s.exit_reason = s.exit_reason or ExitReason.UNSELLABLE.value
-                entered = s.entry_ts > 0  # a held position, not a buy that got only dust
-                s.entry_ts = s.entry_ts or workflow.time()
-                await self._book_trade(closes_trade=entered)
+                await self._book_unsellable()
                 note += f"; {s.amount} below the market minimum carried as inventory"
             self._release_slot()
             s.clear_trade()
