@@ -98,7 +98,8 @@ class MarketActivities:
     async def _watch_entry(self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh,
                            deadline: float) -> c.WatchEntryResult:
         p, ticks, recheck = inp.params, 0, inp.recheck
-        sma: tuple[float, Decimal | None] | None = None  # (fetched at, value)
+        sma: Decimal | None = None
+        sma_at: float | None = None  # when ``sma`` was fetched (monotonic); None: not yet
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
@@ -112,21 +113,20 @@ class MarketActivities:
                 if not fired:
                     recheck = ""  # the blocked drop is over: the next one is judged afresh
                 elif recheck:
-                    if sma is None or time.monotonic() - sma[0] >= _SMA_REFRESH_S:
-                        sma = (time.monotonic(),
-                               await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms))
-                    fired = await self._block_cleared(inp, recheck, ticker, sma[1],
+                    if sma_at is None or time.monotonic() - sma_at >= _SMA_REFRESH_S:
+                        sma_at = time.monotonic()
+                        sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
+                    fired = await self._block_cleared(inp, recheck, ticker, sma,
                                                       fresh=ticks == 1)
                 returning = fired or time.monotonic() >= deadline
                 self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
                 if returning:
-                    if fired and sma is None:
-                        sma = (0.0, await self._sma(inp.symbol, p.sma_guard_period,
-                                                    ticker.ts_ms))
+                    if fired and sma_at is None:
+                        sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
                     return c.WatchEntryResult(
                         fired=fired, ticker=ticker, anchor=anchor,
                         trigger_price=signal.trigger_price, drop_pct=signal.drop_pct,
-                        window=carry, sma=sma[1] if fired and sma else None, ticks=ticks,
+                        window=carry, sma=sma if fired else None, ticks=ticks,
                         recheck=recheck,
                     )
                 activity.heartbeat(str(anchor), [(t, str(v)) for t, v in carry])
