@@ -7,10 +7,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from trader import contracts as c
-from trader.contracts import STATUS_MEMO_KEY, StatusMemo
 from trader.core.phases import Phase
-from trader.observe.status_table import traders_query
-from trader.runtime import search as sa
+from trader.observe.status_table import status_rows, traders_query
 
 #: Phases in which a symbol holds coins or has an order in flight. ERROR reconciles by
 #: itself; IDLE and COOLDOWN count only with inventory (read from the status memo).
@@ -24,15 +22,13 @@ async def request_reconciles(client: Client, task_queue: str, *, reason: str) ->
     returns their workflow ids. Each checks at its next quiet phase (POSITION, or IDLE /
     COOLDOWN for inventory), so in-flight orders are never disturbed."""
     asked = []
-    async for wf in client.list_workflows(traders_query(task_queue)):
-        phase = wf.typed_search_attributes.get(sa.TRADING_PHASE)
-        memo = await wf.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
-        if phase not in HOLDING_OR_IN_FLIGHT and not (memo is not None and memo.inventory > 0):
+    for row in await status_rows(client, traders_query(task_queue)):  # phase and memo
+        if row.phase not in HOLDING_OR_IN_FLIGHT and not (row.memo and row.memo.inventory > 0):
             continue
         try:
-            await client.get_workflow_handle(wf.id).signal(
+            await client.get_workflow_handle(row.workflow_id).signal(
                 "reconcile", c.ReconcileRequest(reason=reason))
         except RPCError:  # finished meanwhile: nothing to check
             continue
-        asked.append(wf.id)
+        asked.append(row.workflow_id)
     return asked
