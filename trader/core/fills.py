@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from trader.core.market import MarketInfo, Order, OrderSide, OrderStatus
 from trader.core.phases import Trigger
+from trader.core.selling import exit_complete
 from trader.core.sizing import is_dust
 from trader.core.state import CoinState
 
@@ -85,7 +86,7 @@ def recovery_trigger(
         apply_fill(state, order)
     if state.amount <= 0 or is_dust(state.amount, price, market) and state.sold_amount == 0:
         return Trigger.RECOVERED_FLAT
-    done = is_dust(state.remaining, price, market) or state.remaining <= 0 if sell_remainder \
+    done = exit_complete(state.remaining, price, market) if sell_remainder \
         else sell_done(state, market, price, threshold)
     if (state.sold_amount > 0 or state.written_off > 0) and done:
         return Trigger.RECOVERED_SOLD
