@@ -225,9 +225,7 @@ class SimEngine:
 
     # --- balances ------------------------------------------------------------------------
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
-        """asset -> (free, locked); locked is what resting orders may still spend."""
-        locked = self.exchange.held(await self.exchange.refresh_open_orders())
-        totals = await self.exchange.fetch_balance()
-        return {a: (totals.get(a, Decimal(0)) - locked.get(a, Decimal(0)),
-                    locked.get(a, Decimal(0)))
-                for a in sorted(set(totals) | set(locked))}
+        """asset -> (free, locked); locked is what resting orders may still spend (the paper
+        exchange's own free balance, which re-matches them first)."""
+        return {a: (b.free, b.total - b.free)
+                for a, b in (await self.exchange.fetch_balances()).items()}
