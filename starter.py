@@ -1,9 +1,9 @@
 """durable-trader command line: launch the watchlist and operate it.
 
-    python starter.py                      start (embedded Temporal + worker + watchlist)
-    python starter.py force-exit BTC/USDT  sell a symbol's position now
-    python starter.py status --once        one table of every symbol's phase
-    python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
+python starter.py                      start (embedded Temporal + worker + watchlist)
+python starter.py force-exit BTC/USDT  sell a symbol's position now
+python starter.py status --once        one table of every symbol's phase
+python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
 """
 
 from __future__ import annotations
@@ -36,35 +36,55 @@ log = logging.getLogger("durable_trader")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="starter.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, help="TOML config file (see config.example.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     start = sub.add_parser("start", help="start the watchlist (the default command)")
-    start.add_argument("--no-worker", action="store_true",
-                       help="only start the workflows; run `python worker.py` separately")
+    start.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="only start the workflows; run `python worker.py` separately",
+    )
     fx = sub.add_parser("force-exit", help="sell a symbol's position now")
     fx.add_argument("symbol", help="e.g. BTC/USDT")
     fx.add_argument("--reason", default="manual", help="recorded in the history and ledger")
-    for name, text in (("pause", "stop new entries (open trades continue)"),
-                       ("resume", "allow new entries again")):
+    for name, text in (
+        ("pause", "stop new entries (open trades continue)"),
+        ("resume", "allow new entries again"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("symbols", nargs="*", help="default: the whole watchlist")
-    rec = sub.add_parser("reconcile", help="check the account against what symbols hold "
-                                           "(each reports any difference)")
+    rec = sub.add_parser(
+        "reconcile",
+        help="check the account against what symbols hold (each reports any difference)",
+    )
     rec.add_argument("symbols", nargs="*", help="default: the whole watchlist")
     stop = sub.add_parser("stop", help="stop every symbol at its next quiet phase")
-    stop.add_argument("--close-positions", action="store_true",
-                      help="sell held positions first (default: keep them; resumed on start)")
+    stop.add_argument(
+        "--close-positions",
+        action="store_true",
+        help="sell held positions first (default: keep them; resumed on start)",
+    )
     status = sub.add_parser("status", help="live table of every symbol (from visibility)")
     status.add_argument("--once", action="store_true", help="print one table and exit")
-    status.add_argument("--show-idle", action="store_true",
-                        help="also show IDLE/WARMUP symbols (RICH_TABLE_SHOW_IDLE)")
-    stuck = sub.add_parser("stuck", help="list symbols stuck in a working phase; exit "
-                                          "code 1 when there are any (for cron and alerts)")
-    stuck.add_argument("--timeout", type=float, default=60.0,
-                       help="seconds in the same working phase that count as stuck "
-                            "(default 60)")
+    status.add_argument(
+        "--show-idle",
+        action="store_true",
+        help="also show IDLE/WARMUP symbols (RICH_TABLE_SHOW_IDLE)",
+    )
+    stuck = sub.add_parser(
+        "stuck",
+        help="list symbols stuck in a working phase; exit "
+        "code 1 when there are any (for cron and alerts)",
+    )
+    stuck.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds in the same working phase that count as stuck (default 60)",
+    )
     parser.set_defaults(no_worker=False)
     args = parser.parse_args(argv)
     args.command = args.command or "start"
@@ -74,30 +94,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def _client(settings: Settings, *, runs_worker: bool = False):  # noqa: ANN202
     address = settings.temporal_address
     if address is None:  # embedded default: a local dev server (reused if already up)
-        start_dev_server(data_dir=settings.data_dir / "temporal", port=settings.temporal_port,
-                         ui_port=settings.temporal_ui_port)
+        start_dev_server(
+            data_dir=settings.data_dir / "temporal",
+            port=settings.temporal_port,
+            ui_port=settings.temporal_ui_port,
+        )
         address = f"127.0.0.1:{settings.temporal_port}"
     identity = default_identity()
     # Only the process that runs the worker exports the SDK's metrics (one port each).
     runtime = sdk_metrics_runtime(settings, identity) if runs_worker else None
-    client = await connect(address, settings.temporal_namespace, identity=identity,
-                           runtime=runtime)
+    client = await connect(address, settings.temporal_namespace, identity=identity, runtime=runtime)
     await ensure_search_attributes(client)
     return client
 
 
 async def main(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "start":  # refuse unknown symbols before anything starts
         exchange = build_exchange(settings)
         try:
             await validate_watchlist(exchange, settings.watchlist)
         finally:
             await exchange.close()
-    client = await _client(settings,
-                           runs_worker=args.command == "start" and not args.no_worker)
+    client = await _client(settings, runs_worker=args.command == "start" and not args.no_worker)
     if args.command == "start":
         ids_ = await start_watchlist(client, settings)
         ui = f"http://localhost:{settings.temporal_ui_port}/namespaces/{client.namespace}/workflows"
@@ -112,13 +134,18 @@ async def main(args: argparse.Namespace) -> int:
     elif args.command == "force-exit":
         print(await commands.force_exit(client, settings, args.symbol, args.reason))
     elif args.command in ("pause", "resume"):
-        done = await commands.signal_all(client, settings, f"{args.command}_entries",
-                                         symbols=args.symbols or None)
+        done = await commands.signal_all(
+            client, settings, f"{args.command}_entries", symbols=args.symbols or None
+        )
         print(f"{args.command}d: {', '.join(done)}")
     elif args.command == "reconcile":
-        done = await commands.signal_all(client, settings, "reconcile",
-                                         c.ReconcileRequest(reason="operator"),
-                                         symbols=args.symbols or None)
+        done = await commands.signal_all(
+            client,
+            settings,
+            "reconcile",
+            c.ReconcileRequest(reason="operator"),
+            symbols=args.symbols or None,
+        )
         print(f"asked to reconcile: {', '.join(done)}")
     elif args.command == "stop":
         done = await commands.stop(client, settings, close_positions=args.close_positions)
@@ -127,13 +154,13 @@ async def main(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C ends the live table cleanly
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await commands.status(client, settings, once=args.once, show_idle=args.show_idle,
-                              stop_event=stop)
+        await commands.status(
+            client, settings, once=args.once, show_idle=args.show_idle, stop_event=stop
+        )
     elif args.command == "stuck":
         if args.timeout < 0:
             raise ConfigError(f"--timeout must be >= 0 seconds, got {args.timeout}")
-        rows = await stuck_symbols(client, timeout_s=args.timeout,
-                                   task_queue=settings.task_queue)
+        rows = await stuck_symbols(client, timeout_s=args.timeout, task_queue=settings.task_queue)
         if not rows:
             print(f"no symbol stuck for more than {args.timeout:g}s")
             return 0

@@ -28,12 +28,17 @@ from trader.runtime.worker import run_worker
 
 async def main(config: Path | None) -> int:
     settings = load_settings(config)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
     identity = default_identity()
-    client = await connect(address, settings.temporal_namespace, identity=identity,
-                           runtime=sdk_metrics_runtime(settings, identity))
+    client = await connect(
+        address,
+        settings.temporal_namespace,
+        identity=identity,
+        runtime=sdk_metrics_runtime(settings, identity),
+    )
     await ensure_search_attributes(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,8 +49,9 @@ async def main(config: Path | None) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, help="TOML config file")
     try:
         hard_exit(asyncio.run(main(parser.parse_args().config)))

@@ -25,7 +25,10 @@ def to_application_error(exc: ExchangeError) -> ApplicationError:
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
         details = (exc.order_id,) if isinstance(exc, OrderAcceptedUnread) else ()
         return ApplicationError(
-            str(exc), *details, type=type(exc).__name__, non_retryable=False,
+            str(exc),
+            *details,
+            type=type(exc).__name__,
+            non_retryable=False,
             next_retry_delay=delay,
         )
     type_name = type(exc).__name__

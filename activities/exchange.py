@@ -37,9 +37,15 @@ _SETTLE_POLL_S = 0.5
 class ExchangeActivities:
     """Activities that talk to one exchange account."""
 
-    def __init__(self, exchange: Exchange, hub: MarketHub, *,
-                 metrics: TraderMetrics | None = None, consistency_window_s: float = 5.0,
-                 order_poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        hub: MarketHub,
+        *,
+        metrics: TraderMetrics | None = None,
+        consistency_window_s: float = 5.0,
+        order_poll_s: float = 0.5,
+    ) -> None:
         """``consistency_window_s``: how long after an earlier attempt may last have sent a
         create its order may still be invisible to the exchange's queries (lookup lag plus
         transit); ``order_poll_s``: how often the order query is asked meanwhile."""
@@ -68,14 +74,17 @@ class ExchangeActivities:
             high = None
             if inp.backfill_minutes > 0:
                 candles = await self.exchange.fetch_ohlcv(
-                    inp.symbol, since_ms=ticker.ts_ms - inp.backfill_minutes * 60_000,
+                    inp.symbol,
+                    since_ms=ticker.ts_ms - inp.backfill_minutes * 60_000,
                     limit=inp.backfill_minutes + 1,
                 )
                 high = max((k.high for k in candles), default=None)
         except ExchangeError as exc:
             raise self._failed(exc) from exc
         return c.WarmupResult(
-            market=markets[inp.symbol], ticker=ticker, backfill_high=high,
+            market=markets[inp.symbol],
+            ticker=ticker,
+            backfill_high=high,
             simulated=self.exchange.simulated,
         )
 
@@ -103,8 +112,9 @@ class ExchangeActivities:
         except ExchangeError as exc:
             raise self._failed(exc) from exc
 
-    async def _place(self, inp: c.PlaceOrderInput, window: OrderWindow,
-                     progress: Progress) -> Order:
+    async def _place(
+        self, inp: c.PlaceOrderInput, window: OrderWindow, progress: Progress
+    ) -> Order:
         if progress.order_id is not None:
             progress.record()  # for the attempts after this one, too
             return await window.read_created(progress.order_id)
@@ -122,15 +132,21 @@ class ExchangeActivities:
         info = activity.info()
         timeout = info.start_to_close_timeout or info.schedule_to_close_timeout
         timeout_s = timeout.total_seconds() if timeout else None
-        if info.attempt > 1 and timeout_s is not None and (problem := window_problem(
-                self.consistency_window_s, timeout_s)):
+        if (
+            info.attempt > 1
+            and timeout_s is not None
+            and (problem := window_problem(self.consistency_window_s, timeout_s))
+        ):
             activity.logger.error("%s: no retry of this order can create", problem)
         started = info.started_time.timestamp()
         times = attempt_times(
-            now=time.monotonic(), now_wall=time.time(), timeout_s=timeout_s,
+            now=time.monotonic(),
+            now_wall=time.time(),
+            timeout_s=timeout_s,
             queued_s=started - info.current_attempt_scheduled_time.timestamp(),
             since_first_s=started - info.scheduled_time.timestamp(),
-            window_s=self.consistency_window_s)
+            window_s=self.consistency_window_s,
+        )
         return OrderWindow(self.exchange, inp, times, poll_s=self.order_poll_s)
 
     async def _create(self, inp: c.PlaceOrderInput, window: OrderWindow) -> Order:
@@ -139,10 +155,12 @@ class ExchangeActivities:
         # whose window counts from its own schedule: a create sent now could go unseen.
         # (place_order's timeout cancels one still in flight at the deadline.)
         if time.monotonic() >= window.times.deadline:
-            activity.logger.warning("%s: not sent, the attempt's deadline has passed",
-                                    inp.client_order_id)
-            raise OrderStatusUnknown(f"order {inp.client_order_id} not sent: the attempt's "
-                                     "deadline has passed")
+            activity.logger.warning(
+                "%s: not sent, the attempt's deadline has passed", inp.client_order_id
+            )
+            raise OrderStatusUnknown(
+                f"order {inp.client_order_id} not sent: the attempt's deadline has passed"
+            )
         try:
             return await self.exchange.create_order(request)
         except OrderAcceptedUnread as exc:
@@ -155,8 +173,12 @@ class ExchangeActivities:
     async def _request(self, inp: c.PlaceOrderInput) -> OrderRequest:
         if inp.type is OrderType.MARKET or inp.limit_offset_bps is None:
             return OrderRequest(
-                symbol=inp.symbol, side=inp.side, type=OrderType.MARKET, amount=inp.amount,
-                client_order_id=inp.client_order_id, time_in_force=inp.time_in_force,
+                symbol=inp.symbol,
+                side=inp.side,
+                type=OrderType.MARKET,
+                amount=inp.amount,
+                client_order_id=inp.client_order_id,
+                time_in_force=inp.time_in_force,
             )
         market = (await self.exchange.load_markets())[inp.symbol]
         ticker = await self.hub.ticker(inp.symbol)
@@ -168,8 +190,13 @@ class ExchangeActivities:
                 market.price_tick,
             )
         return OrderRequest(
-            symbol=inp.symbol, side=inp.side, type=OrderType.LIMIT, amount=inp.amount,
-            price=price, time_in_force=inp.time_in_force, client_order_id=inp.client_order_id,
+            symbol=inp.symbol,
+            side=inp.side,
+            type=OrderType.LIMIT,
+            amount=inp.amount,
+            price=price,
+            time_in_force=inp.time_in_force,
+            client_order_id=inp.client_order_id,
         )
 
     @activity.defn(name=c.WAIT_ORDER)
@@ -212,21 +239,28 @@ class ExchangeActivities:
             ticker = await self.hub.ticker(inp.symbol)
         except ExchangeError as exc:
             raise self._failed(exc) from exc
-        return c.ReconcileResult(order=order, base_balance=balance.total, ticker=ticker,
-                                 base_free=balance.free)
+        return c.ReconcileResult(
+            order=order, base_balance=balance.total, ticker=ticker, base_free=balance.free
+        )
 
     async def _settled_balance(self, inp: c.ReconcileInput) -> Balance:
         deadline = time.monotonic() + inp.settle_seconds
         while True:
             balance = (await self.exchange.fetch_balances()).get(inp.base, _NONE)
-            short = inp.expect_base is not None and min(balance.free, balance.total) \
-                < inp.expect_base
+            short = (
+                inp.expect_base is not None and min(balance.free, balance.total) < inp.expect_base
+            )
             if not short or time.monotonic() >= deadline:
                 if short:
                     activity.logger.warning(
                         "%s: %s free %s / total %s, below the %s expected (after %.1fs)",
-                        inp.symbol, inp.base, balance.free, balance.total, inp.expect_base,
-                        inp.settle_seconds)
+                        inp.symbol,
+                        inp.base,
+                        balance.free,
+                        balance.total,
+                        inp.expect_base,
+                        inp.settle_seconds,
+                    )
                 return balance
             activity.heartbeat("settling balance")
             await asyncio.sleep(_SETTLE_POLL_S)
@@ -234,11 +268,13 @@ class ExchangeActivities:
 
 def _out_of_time(inp: c.PlaceOrderInput, progress: Progress) -> ExchangeError:
     """An attempt that reached its end: retryable, and still naming the order if known."""
-    activity.logger.warning("%s: the attempt ran out of time; nothing is sent after its "
-                            "deadline", inp.client_order_id)
+    activity.logger.warning(
+        "%s: the attempt ran out of time; nothing is sent after its deadline", inp.client_order_id
+    )
     if progress.order_id is not None:
-        return OrderAcceptedUnread(f"order {inp.client_order_id} (exchange id "
-                                   f"{progress.order_id}) not read by the attempt's deadline",
-                                   order_id=progress.order_id)
-    return OrderStatusUnknown(f"order {inp.client_order_id}: no outcome by the attempt's "
-                              "deadline")
+        return OrderAcceptedUnread(
+            f"order {inp.client_order_id} (exchange id "
+            f"{progress.order_id}) not read by the attempt's deadline",
+            order_id=progress.order_id,
+        )
+    return OrderStatusUnknown(f"order {inp.client_order_id}: no outcome by the attempt's deadline")

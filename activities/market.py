@@ -54,17 +54,27 @@ def _routine_cancel() -> Iterator[None]:
         yield
     except asyncio.CancelledError:
         details = activity.cancellation_details()
-        if details is None or details.cancel_requested or not (
-                details.not_found or details.worker_shutdown):
+        if (
+            details is None
+            or details.cancel_requested
+            or not (details.not_found or details.worker_shutdown)
+        ):
             raise
         why = "workflow gone" if details.not_found else "worker shutting down"
-        raise ApplicationError(f"watch stopped: {why}",
-                               category=ApplicationErrorCategory.BENIGN) from None
+        raise ApplicationError(
+            f"watch stopped: {why}", category=ApplicationErrorCategory.BENIGN
+        ) from None
 
 
 class MarketActivities:
-    def __init__(self, hub: MarketHub, exchange: Exchange, *,
-                 metrics: TraderMetrics | None = None, slots: SlotBoard | None = None) -> None:
+    def __init__(
+        self,
+        hub: MarketHub,
+        exchange: Exchange,
+        *,
+        metrics: TraderMetrics | None = None,
+        slots: SlotBoard | None = None,
+    ) -> None:
         self.hub = hub
         self.exchange = exchange
         self.metrics = metrics
@@ -95,8 +105,9 @@ class MarketActivities:
         with _routine_cancel():
             return await self._watch_entry(inp, anchor, window, deadline)
 
-    async def _watch_entry(self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh,
-                           deadline: float) -> c.WatchEntryResult:
+    async def _watch_entry(
+        self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh, deadline: float
+    ) -> c.WatchEntryResult:
         p, ticks, recheck = inp.params, 0, inp.recheck
         sma: Decimal | None = None
         sma_at: float | None = None  # when ``sma`` was fetched (monotonic); None: not yet
@@ -116,24 +127,35 @@ class MarketActivities:
                     if sma_at is None or time.monotonic() - sma_at >= _SMA_REFRESH_S:
                         sma_at = time.monotonic()
                         sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
-                    fired = await self._block_cleared(inp, recheck, ticker, sma,
-                                                      fresh=ticks == 1)
+                    fired = await self._block_cleared(inp, recheck, ticker, sma, fresh=ticks == 1)
                 returning = fired or time.monotonic() >= deadline
                 self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
                 if returning:
                     if fired and sma_at is None:
                         sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
                     return c.WatchEntryResult(
-                        fired=fired, ticker=ticker, anchor=anchor,
-                        trigger_price=signal.trigger_price, drop_pct=signal.drop_pct,
-                        window=carry, sma=sma if fired else None, ticks=ticks,
+                        fired=fired,
+                        ticker=ticker,
+                        anchor=anchor,
+                        trigger_price=signal.trigger_price,
+                        drop_pct=signal.drop_pct,
+                        window=carry,
+                        sma=sma if fired else None,
+                        ticks=ticks,
                         recheck=recheck,
                     )
                 activity.heartbeat(str(anchor), [(t, str(v)) for t, v in carry])
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
-    async def _block_cleared(self, inp: c.WatchEntryInput, recheck: str, ticker: Ticker,
-                             sma: Decimal | None, *, fresh: bool) -> bool:
+    async def _block_cleared(
+        self,
+        inp: c.WatchEntryInput,
+        recheck: str,
+        ticker: Ticker,
+        sma: Decimal | None,
+        *,
+        fresh: bool,
+    ) -> bool:
         """A blocked drop still holds: has the block cleared (guards pass, a slot free)?"""
         if not check_guards(ticker, inp.params, sma=sma).passed:
             return False
@@ -164,8 +186,9 @@ class MarketActivities:
         with _routine_cancel():
             return await self._watch_exit(inp, trailing, deadline)
 
-    async def _watch_exit(self, inp: c.WatchExitInput, trailing: TrailingState,
-                          deadline: float) -> c.WatchExitResult:
+    async def _watch_exit(
+        self, inp: c.WatchExitInput, trailing: TrailingState, deadline: float
+    ) -> c.WatchExitResult:
         p, ticks = inp.params, 0
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
@@ -173,8 +196,12 @@ class MarketActivities:
                 price = ticker.last
                 trailing = update_trailing(trailing, price, inp.entry_price, p)
                 decision = evaluate_exit(
-                    price=price, entry_price=inp.entry_price, trailing=trailing,
-                    entry_ts=inp.entry_ts, now=ticker.ts_ms / 1000, params=p,
+                    price=price,
+                    entry_price=inp.entry_price,
+                    trailing=trailing,
+                    entry_ts=inp.entry_ts,
+                    now=ticker.ts_ms / 1000,
+                    params=p,
                 )
                 returning = decision.exit or time.monotonic() >= deadline
                 self._observe(inp.symbol, "exit", ticker.ts_ms, returning=returning)
@@ -182,8 +209,11 @@ class MarketActivities:
                     return c.WatchExitResult(
                         fired=decision.exit,
                         reason=decision.reason.value if decision.reason else None,
-                        detail=decision.detail, ticker=ticker, peak=trailing.peak,
-                        trailing_trigger=trailing.trigger, ticks=ticks,
+                        detail=decision.detail,
+                        ticker=ticker,
+                        peak=trailing.peak,
+                        trailing_trigger=trailing.trigger,
+                        ticks=ticks,
                     )
                 activity.heartbeat(str(trailing.peak), str(trailing.trigger))
         raise RuntimeError("market stream ended")

@@ -66,8 +66,9 @@ class Progress(BaseModel):
 class OrderWindow:
     """One attempt's looks at the exchange for the order ``inp`` names."""
 
-    def __init__(self, exchange: Exchange, inp: c.PlaceOrderInput, times: AttemptTimes, *,
-                 poll_s: float) -> None:
+    def __init__(
+        self, exchange: Exchange, inp: c.PlaceOrderInput, times: AttemptTimes, *, poll_s: float
+    ) -> None:
         self.exchange, self.inp, self.times, self.poll_s = exchange, inp, times, poll_s
 
     def _log(self, msg: str, *args: Any, warn: bool = False) -> None:
@@ -98,8 +99,9 @@ class OrderWindow:
         if seen is Seen.FOUND or not recent:
             return seen, order, "open orders"
         # The symbol's order and trade lists: the costly source.
-        listed, order = seen_in_lists(cid, side, await self.exchange.fetch_recent_orders(
-            symbol, since_ms=self.times.since_ms))
+        listed, order = seen_in_lists(
+            cid, side, await self.exchange.fetch_recent_orders(symbol, since_ms=self.times.since_ms)
+        )
         if listed is Seen.FOUND:
             return listed, order, "recent orders"
         either = Seen.UNATTRIBUTED in (seen, listed)
@@ -132,10 +134,16 @@ class OrderWindow:
             self._log("found by %s %.1f s after the window opened", source, self._since_start())
             return order
         if time.monotonic() < t.window_end:
-            self._log("window still open at the attempt's deadline (%.1f s of %.1f s): not "
-                      "created", self._since_start(), t.window_end - t.window_start, warn=True)
-            raise OrderStatusUnknown(f"order {self.inp.client_order_id}: absence not confirmed"
-                                     " before the attempt's deadline; not created")
+            self._log(
+                "window still open at the attempt's deadline (%.1f s of %.1f s): not created",
+                self._since_start(),
+                t.window_end - t.window_start,
+                warn=True,
+            )
+            raise OrderStatusUnknown(
+                f"order {self.inp.client_order_id}: absence not confirmed"
+                " before the attempt's deadline; not created"
+            )
         # Past the window: now every source must answer, and answer "not there".
         if (order := await self._lookup()) is not None:
             self._log("found by lookup %.1f s after the window opened", self._since_start())
@@ -145,12 +153,15 @@ class OrderWindow:
             self._log("found by %s %.1f s after the window opened", source, self._since_start())
             return order
         if seen is Seen.UNATTRIBUTED:
-            self._log("a trade whose order cannot be told yet may be ours: not created",
-                      warn=True)
-            raise OrderStatusUnknown(f"order {self.inp.client_order_id}: an unattributed "
-                                     "trade on its side; not created")
-        self._log("absence confirmed after %.1f s (window %.1f s): creating",
-                  self._since_start(), t.window_end - t.window_start)
+            self._log("a trade whose order cannot be told yet may be ours: not created", warn=True)
+            raise OrderStatusUnknown(
+                f"order {self.inp.client_order_id}: an unattributed trade on its side; not created"
+            )
+        self._log(
+            "absence confirmed after %.1f s (window %.1f s): creating",
+            self._since_start(),
+            t.window_end - t.window_start,
+        )
         return None
 
     async def read_created(self, order_id: str) -> Order:
@@ -160,7 +171,8 @@ class OrderWindow:
         while True:
             try:
                 order = await self.exchange.fetch_order(
-                    self.inp.symbol, self.inp.client_order_id, order_id=order_id)
+                    self.inp.symbol, self.inp.client_order_id, order_id=order_id
+                )
                 self._log("created earlier as %s; read by its id", order_id)
                 return order
             except (OrderNotFound, RetryableExchangeError) as exc:
@@ -168,9 +180,11 @@ class OrderWindow:
                 if not await self._pause(self.times.deadline):
                     break
         self._log("created earlier as %s, not readable yet: %s", order_id, last, warn=True)
-        raise OrderAcceptedUnread(f"order {self.inp.client_order_id} was created as "
-                                  f"{order_id} but is not readable yet: {last}",
-                                  order_id=order_id)
+        raise OrderAcceptedUnread(
+            f"order {self.inp.client_order_id} was created as "
+            f"{order_id} but is not readable yet: {last}",
+            order_id=order_id,
+        )
 
     async def find_existing(self) -> Order:
         """The exchange refused our id as a duplicate, so an order with it exists: find it
@@ -183,5 +197,6 @@ class OrderWindow:
             if not await self._pause(self.times.deadline):
                 break
         self._log("duplicate, but not visible yet", warn=True)
-        raise OrderStatusUnknown(f"order {self.inp.client_order_id} exists (duplicate) but "
-                                 "is not visible yet")
+        raise OrderStatusUnknown(
+            f"order {self.inp.client_order_id} exists (duplicate) but is not visible yet"
+        )

@@ -34,7 +34,9 @@ class PortfolioActivities:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         update = await handle.start_update(
-            "acquire", inp.request, wait_for_stage=WorkflowUpdateStage.COMPLETED,
+            "acquire",
+            inp.request,
+            wait_for_stage=WorkflowUpdateStage.COMPLETED,
             result_type=c.SlotGrant,
         )
         return await update.result()
@@ -65,7 +67,8 @@ class SlotBoard:
                 return cached[1]
             try:
                 free = await self.client.get_workflow_handle(portfolio_id).query(
-                    "free_slots", result_type=int)
+                    "free_slots", result_type=int
+                )
             except (RPCError, WorkflowQueryFailedError) as exc:
                 # Unknown means wait: firing on every tick would cycle IDLE <-> ENTRY_EVAL
                 # against a full Portfolio. The next look (a second later) asks again.

@@ -33,16 +33,30 @@ async def main() -> None:
     parser.add_argument("--lost", type=float, default=0.10, help="share of lost creates")
     parser.add_argument("--errors", type=float, default=0.05, help="share of 5xx/429")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--fills-in-create", action="store_true",
-                        help="Binance's FULL answer (default: no fills, fees read after)")
-    parser.add_argument("--window", type=float, default=3.0,
-                        help="ORDER_CONSISTENCY_WINDOW_SECONDS (attempts are 5 s)")
+    parser.add_argument(
+        "--fills-in-create",
+        action="store_true",
+        help="Binance's FULL answer (default: no fills, fees read after)",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=3.0,
+        help="ORDER_CONSISTENCY_WINDOW_SECONDS (attempts are 5 s)",
+    )
     args = parser.parse_args()
     campaign = Campaign(
-        symbols=args.symbols, trades_per_symbol=args.trades, lookup_lag_s=args.lookup_lag,
-        list_lag_s=args.list_lag, lost_create_share=args.lost, error_share=args.errors,
-        seed=args.seed, fills_in_create=args.fills_in_create, window_s=args.window,
-        timeout_s=60.0 * args.trades)
+        symbols=args.symbols,
+        trades_per_symbol=args.trades,
+        lookup_lag_s=args.lookup_lag,
+        list_lag_s=args.list_lag,
+        lost_create_share=args.lost,
+        error_share=args.errors,
+        seed=args.seed,
+        fills_in_create=args.fills_in_create,
+        window_s=args.window,
+        timeout_s=60.0 * args.trades,
+    )
     async with dev_server() as env:
         with tempfile.TemporaryDirectory(prefix="bench-ambiguous-") as tmp:
             figures = await run_campaign(env.client, Path(tmp), campaign)

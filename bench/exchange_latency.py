@@ -29,10 +29,17 @@ SYMBOL = "BTC/USDT"
 
 async def latency(env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float) -> dict:
     samples: list[float] = []
-    async with sim_and_adapter(tmp, balances={"USDT": D("1000000")}) as (srv, ex), \
-            bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b:
-        h = await b.start(cooldown_minutes=D(0), trailing_enabled=False, take_profit_pct=D(1),
-                          stop_loss_pct=D(50), watch_checkpoint_seconds=60)
+    async with (
+        sim_and_adapter(tmp, balances={"USDT": D("1000000")}) as (srv, ex),
+        bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b,
+    ):
+        h = await b.start(
+            cooldown_minutes=D(0),
+            trailing_enabled=False,
+            take_profit_pct=D(1),
+            stop_loss_pct=D(50),
+            watch_checkpoint_seconds=60,
+        )
         await b.wait_phase(h, Phase.IDLE, timeout=60)
         price = D(100)
         for n in range(triggers):
@@ -46,8 +53,12 @@ async def latency(env: WorkflowEnvironment, tmp: Path, triggers: int, poll: floa
             await b.wait_phase(h, Phase.POSITION, timeout=30)
             price = (price * D("1.02")).quantize(D("0.01"))  # take profit
             srv.set_price(SYMBOL, price)
-            await b.wait_for(h, lambda s, k=n + 1: s.trades_closed == k and s.phase is Phase.IDLE,
-                             what="back to idle", timeout=30)
+            await b.wait_for(
+                h,
+                lambda s, k=n + 1: s.trades_closed == k and s.phase is Phase.IDLE,
+                what="back to idle",
+                timeout=30,
+            )
     return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples)
 
 

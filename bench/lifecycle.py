@@ -28,8 +28,8 @@ def _phase_upserts(history) -> list[tuple[int, str]]:
     out = []
     for e in history.events:
         if e.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = e.upsert_workflow_search_attributes_event_attributes \
-                .search_attributes.indexed_fields
+            upsert = e.upsert_workflow_search_attributes_event_attributes
+            fields = upsert.search_attributes.indexed_fields
             if "TradingPhase" in fields:
                 out.append((e.event_id, json.loads(fields["TradingPhase"].data)))
     return out
@@ -38,8 +38,13 @@ def _phase_upserts(history) -> list[tuple[int, str]]:
 async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
     samples = []
     async with bench(env.client, tmp, poll_interval_s=poll) as b:
-        h = await b.start(cooldown_minutes=D(0), trailing_enabled=False, take_profit_pct=D(1),
-                          stop_loss_pct=D(50), watch_checkpoint_seconds=60)
+        h = await b.start(
+            cooldown_minutes=D(0),
+            trailing_enabled=False,
+            take_profit_pct=D(1),
+            stop_loss_pct=D(50),
+            watch_checkpoint_seconds=60,
+        )
         await b.wait_phase(h, Phase.IDLE)
         price = D(100)
         for _ in range(triggers):
@@ -55,15 +60,23 @@ async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
             price = price * D("1.02")  # take profit
             b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
             closed = len(samples)
-            await b.wait_for(h, lambda s, n=closed: s.trades_closed == n
-                             and s.phase is Phase.IDLE, what="back to idle", timeout=30)
+            await b.wait_for(
+                h,
+                lambda s, n=closed: s.trades_closed == n and s.phase is Phase.IDLE,
+                what="back to idle",
+                timeout=30,
+            )
         history = await h.fetch_history()
     ups = _phase_upserts(history)
     idles = [eid for eid, phase in ups if phase == "idle"]
-    return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples) | {
-        "events_start_to_first_idle": idles[0],
-        "events_one_trade_idle_to_idle": idles[1] - idles[0],
-    }
+    return (
+        {"triggers": len(samples), "poll_interval_s": poll}
+        | latency_summary(samples)
+        | {
+            "events_start_to_first_idle": idles[0],
+            "events_one_trade_idle_to_idle": idles[1] - idles[0],
+        }
+    )
 
 
 async def idle_cost(env, tmp: Path, seconds: float) -> dict:
@@ -76,7 +89,8 @@ async def idle_cost(env, tmp: Path, seconds: float) -> dict:
         end = len((await h.fetch_history()).events)
     per_checkpoint = (end - start) / (seconds / checkpoint)
     return {
-        "idle_seconds_measured": seconds, "checkpoint_s_measured": checkpoint,
+        "idle_seconds_measured": seconds,
+        "checkpoint_s_measured": checkpoint,
         "events_per_idle_checkpoint": round(per_checkpoint, 2),
         "events_per_idle_hour_at_60s_checkpoint": round(per_checkpoint * 60),
     }

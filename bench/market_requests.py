@@ -21,12 +21,13 @@ from tests.exchange.test_hub_requests import TICKERS
 from trader.hub import MarketHub
 
 
-async def measure(n: int, *, cycles: int, poll: float, chunk: int
-                  ) -> tuple[float, float, float]:
+async def measure(n: int, *, cycles: int, poll: float, chunk: int) -> tuple[float, float, float]:
     """(ticker requests per cycle, seconds per cycle, requests of any kind per cycle)."""
     with tempfile.TemporaryDirectory(prefix="bench-market-") as tmp:
-        async with sim_and_adapter(Path(tmp), extra_markets=100,
-                                   tickers_chunk_size=chunk) as (srv, ex):
+        async with sim_and_adapter(Path(tmp), extra_markets=100, tickers_chunk_size=chunk) as (
+            srv,
+            ex,
+        ):
             hub = MarketHub(ex, poll_interval_s=poll)
             symbols = sorted(generated_markets(100))[:n]
             streams = [hub.subscription(s) for s in symbols]
@@ -54,8 +55,9 @@ async def main(argv: list[str]) -> None:
     print("| symbols | ticker/24hr requests per cycle | all requests per cycle | s per cycle |")
     print("|---|---|---|---|")
     for n in (1, 10, 100):
-        per_cycle, seconds, total = await measure(n, cycles=args.cycles, poll=args.poll,
-                                                  chunk=args.chunk)
+        per_cycle, seconds, total = await measure(
+            n, cycles=args.cycles, poll=args.poll, chunk=args.chunk
+        )
         print(f"| {n} | {per_cycle:.2f} | {total:.2f} | {seconds:.3f} |")
 
 

@@ -52,11 +52,26 @@ COMMITTED = Path(__file__).parents[1] / "tests" / "histories" / "lifecycle_take_
 
 def _event(seq: int) -> PhaseEvent:
     return PhaseEvent(
-        ts=1.7e9 + seq, symbol="BTC/USDT", exchange="paper", src="wait_fill", dst="position",
-        trigger="filled", reason="bought 0.0102 @ 97.91", decision_id="d1",
-        client_order_id="c1", order_id="o1", price=D("97.91"), position=D("0.0102"),
-        realized_pnl_total=D("1.2345"), fees_total=D("0.1"), simulated=True,
-        workflow_id="trader:paper:BTC-USDT", run_id="r1", seq=seq, src_since=1.7e9)
+        ts=1.7e9 + seq,
+        symbol="BTC/USDT",
+        exchange="paper",
+        src="wait_fill",
+        dst="position",
+        trigger="filled",
+        reason="bought 0.0102 @ 97.91",
+        decision_id="d1",
+        client_order_id="c1",
+        order_id="o1",
+        price=D("97.91"),
+        position=D("0.0102"),
+        realized_pnl_total=D("1.2345"),
+        fees_total=D("0.1"),
+        simulated=True,
+        workflow_id="trader:paper:BTC-USDT",
+        run_id="r1",
+        seq=seq,
+        src_since=1.7e9,
+    )
 
 
 def micro(n: int, tmp: Path) -> dict[str, float]:
@@ -66,9 +81,11 @@ def micro(n: int, tmp: Path) -> dict[str, float]:
         _event(i)
     build = (time.perf_counter() - t0) / n
     out["build_event_us"] = round(build * 1e6, 2)
-    for name, with_log, with_metrics in (("sink_no_listener", False, False),
-                                         ("sink_log", True, False),
-                                         ("sink_log_metrics", True, True)):
+    for name, with_log, with_metrics in (
+        ("sink_no_listener", False, False),
+        ("sink_log", True, False),
+        ("sink_log_metrics", True, True),
+    ):
         sink, log = EventSink(), PhaseLog(tmp / name / "events.jsonl")  # a directory each
         assert log.wait_ready(5)
         if with_log:
@@ -115,7 +132,8 @@ async def history_cost(tmp: Path, repeats: int) -> dict[str, object]:
         (tmp / str(i)).mkdir()
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=str(BIN / "temporal-test-server"),
-            data_converter=DATA_CONVERTER)
+            data_converter=DATA_CONVERTER,
+        )
         await ensure_search_attributes(env.client)
         try:
             with attached(on, tmp):
@@ -130,21 +148,31 @@ async def history_cost(tmp: Path, repeats: int) -> dict[str, object]:
 
     def summary(counts: list[Counter[str]]) -> dict[str, object]:
         totals = sorted(sum(c.values()) for c in counts)
-        return {"events_min_max": [totals[0], totals[-1]],
-                "upserts": sorted({c[_UPSERT] for c in counts}),
-                "markers": sorted({c[_MARKER] for c in counts}),
-                "event_types": len(set().union(*counts))}
+        return {
+            "events_min_max": [totals[0], totals[-1]],
+            "upserts": sorted({c[_UPSERT] for c in counts}),
+            "markers": sorted({c[_MARKER] for c in counts}),
+            "event_types": len(set().union(*counts)),
+        }
 
-    return {"without": summary(runs[False]), "with": summary(runs[True]),
-            "committed_before_feature": summary([committed]),
-            "runs_per_mode": repeats}
+    return {
+        "without": summary(runs[False]),
+        "with": summary(runs[True]),
+        "committed_before_feature": summary([committed]),
+        "runs_per_mode": repeats,
+    }
 
 
 async def trades_wall_time(env: WorkflowEnvironment, tmp: Path, trades: int) -> float:
     """Seconds per complete trade (drop -> ... -> COOLDOWN -> IDLE, 11 transitions)."""
     async with bench(env.client, tmp, poll_interval_s=0.02) as b:
-        h = await b.start(cooldown_minutes=D(0), trailing_enabled=False, take_profit_pct=D(1),
-                          stop_loss_pct=D(50), watch_checkpoint_seconds=60)
+        h = await b.start(
+            cooldown_minutes=D(0),
+            trailing_enabled=False,
+            take_profit_pct=D(1),
+            stop_loss_pct=D(50),
+            watch_checkpoint_seconds=60,
+        )
         await b.wait_phase(h, Phase.IDLE)
         price, t0 = D(100), time.perf_counter()
         for n in range(1, trades + 1):
@@ -153,8 +181,12 @@ async def trades_wall_time(env: WorkflowEnvironment, tmp: Path, trades: int) -> 
             await b.wait_phase(h, Phase.POSITION)
             price = price * D("1.02")
             b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
-            await b.wait_for(h, lambda s, n=n: s.trades_closed == n and s.phase is Phase.IDLE,
-                             what="back to idle", timeout=30)
+            await b.wait_for(
+                h,
+                lambda s, n=n: s.trades_closed == n and s.phase is Phase.IDLE,
+                what="back to idle",
+                timeout=30,
+            )
         return (time.perf_counter() - t0) / trades
 
 
@@ -168,9 +200,12 @@ async def lifecycle_cost(tmp: Path, trades: int, rounds: int) -> dict[str, float
                 with attached(on, tmp):
                     samples[on].append(await trades_wall_time(env, d, trades))
     off, on_ = statistics.mean(samples[False]), statistics.mean(samples[True])
-    return {"trade_wall_s_without": round(off, 4), "trade_wall_s_with": round(on_, 4),
-            "per_transition_delta_ms": round((on_ - off) / 11 * 1000, 3),
-            "trades_per_mode": trades * rounds}
+    return {
+        "trade_wall_s_without": round(off, 4),
+        "trade_wall_s_with": round(on_, 4),
+        "per_transition_delta_ms": round((on_ - off) / 11 * 1000, 3),
+        "trades_per_mode": trades * rounds,
+    }
 
 
 async def main() -> None:

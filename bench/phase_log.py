@@ -28,8 +28,12 @@ from trader.observe.log_dir import LogDirectory
 from trader.observe.log_index import KeyIndex
 from trader.observe.phase_log import PhaseLog
 
-EDGES = [("idle", "entry_eval", "drop_detected"), ("entry_eval", "place_buy", "guards_ok"),
-         ("place_buy", "wait_fill", "order_placed"), ("wait_fill", "position", "filled")]
+EDGES = [
+    ("idle", "entry_eval", "drop_detected"),
+    ("entry_eval", "place_buy", "guards_ok"),
+    ("place_buy", "wait_fill", "order_placed"),
+    ("wait_fill", "position", "filled"),
+]
 
 
 def _run_id(n: int) -> str:
@@ -48,6 +52,7 @@ def _allocated(build) -> tuple[int, object]:  # noqa: ANN001
 def index_memory(keys: int = 1_000_000) -> dict[str, object]:
     out: dict[str, object] = {}
     for per_run in (10, 100, 1000):
+
         def build(per_run: int = per_run) -> KeyIndex:
             index = KeyIndex(max_bytes=1 << 40)
             for n in range(keys // per_run):
@@ -76,8 +81,10 @@ def write_log(directory: Path, lines: int, files: int) -> int:
     per_file, total = lines // files, 0
     for f in range(files):
         with (directory / f"phase_events_{f:04d}.jsonl").open("w") as out:
-            chunk = [f'{head}"run_id":"{_run_id(n // 100)}","seq":{n % 100 + 1}{rest}\n'
-                     for n in range(f * per_file, (f + 1) * per_file)]
+            chunk = [
+                f'{head}"run_id":"{_run_id(n // 100)}","seq":{n % 100 + 1}{rest}\n'
+                for n in range(f * per_file, (f + 1) * per_file)
+            ]
             total += out.write("".join(chunk))
     return total
 
@@ -92,9 +99,15 @@ def startup_scan(tmp: Path, lines: int, files: int) -> dict[str, float]:
     seconds = time.perf_counter() - t0
     keys = log.indexed_keys
     log.close()
-    return {"lines": lines, "files": files, "mb": round(size / 1e6, 1),
-            "keys_indexed": keys, "seconds": round(seconds, 2),
-            "lines_per_s": round(lines / seconds), "mb_per_s": round(size / 1e6 / seconds, 1)}
+    return {
+        "lines": lines,
+        "files": files,
+        "mb": round(size / 1e6, 1),
+        "keys_indexed": keys,
+        "seconds": round(seconds, 2),
+        "lines_per_s": round(lines / seconds),
+        "mb_per_s": round(size / 1e6 / seconds, 1),
+    }
 
 
 def look_cost(tmp: Path) -> dict[str, float]:
@@ -130,8 +143,10 @@ def listener_cost(tmp: Path, n: int) -> dict[str, float]:
     new_line = per_call("first.jsonl")
     held = per_call("second.jsonl")  # a restart replaying them: the lines are all there
     assert (directory / "second.jsonl").read_text() == ""
-    return {"us_per_new_line": round(new_line * 1e6, 1),
-            "us_per_line_already_held": round(held * 1e6, 2)}
+    return {
+        "us_per_new_line": round(new_line * 1e6, 1),
+        "us_per_line_already_held": round(held * 1e6, 2),
+    }
 
 
 def main() -> None:
@@ -142,9 +157,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        result = {"index_memory": index_memory(), "listener": listener_cost(tmp, args.events),
-                  "look": look_cost(tmp),
-                  "startup_scan": startup_scan(tmp, args.lines, args.files)}
+        result = {
+            "index_memory": index_memory(),
+            "listener": listener_cost(tmp, args.events),
+            "look": look_cost(tmp),
+            "startup_scan": startup_scan(tmp, args.lines, args.files),
+        }
     print(json.dumps(result, indent=2))
 
 

@@ -34,8 +34,9 @@ async def main() -> int:
         # (phase_history included) on the next start, and that run's log is gone.
         async with dev_server() as env:
             with tempfile.TemporaryDirectory() as d:
-                counts = await chaos(env.client, Path(d), symbols=SYMBOLS[:args.symbols],
-                                     kills=args.kills, seed=n)
+                counts = await chaos(
+                    env.client, Path(d), symbols=SYMBOLS[: args.symbols], kills=args.kills, seed=n
+                )
             try:
                 assert_complete(counts)
             except AssertionError:

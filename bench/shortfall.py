@@ -44,7 +44,9 @@ async def run(seconds: float, backoff: float) -> dict:
         trades = b.ledger.trades()
         return {
             "seconds_watched": round(time.monotonic() - t0, 1),
-            "errors": s.error_count, "sell_orders": len(sells), "trades": len(trades),
+            "errors": s.error_count,
+            "sell_orders": len(sells),
+            "trades": len(trades),
             "time_to_flat_s": round(flat_after, 2) if flat_after is not None else None,
             "sold": str(sum((o.filled for o in sells), D(0))),
             "written_off": str(getattr(trades[0], "written_off", "n/a")) if trades else None,
@@ -54,8 +56,9 @@ async def run(seconds: float, backoff: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--backoff", type=float, default=10, help="FSM_BACKOFF_BASE_SECONDS")
     args = parser.parse_args()

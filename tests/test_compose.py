@@ -14,15 +14,24 @@ SERVICES = COMPOSE["services"]
 
 
 def test_required_services():
-    assert {"postgresql", "temporal", "temporal-ui", "temporal-setup", "worker", "prometheus",
-            "grafana"} <= set(SERVICES)
+    assert {
+        "postgresql",
+        "temporal",
+        "temporal-ui",
+        "temporal-setup",
+        "worker",
+        "prometheus",
+        "grafana",
+    } <= set(SERVICES)
 
 
 def test_startup_order_waits_for_health():
     assert SERVICES["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
     assert SERVICES["worker"]["depends_on"]["temporal"]["condition"] == "service_healthy"
-    assert SERVICES["worker"]["depends_on"]["temporal-setup"]["condition"] == \
-        "service_completed_successfully"
+    assert (
+        SERVICES["worker"]["depends_on"]["temporal-setup"]["condition"]
+        == "service_completed_successfully"
+    )
     assert "healthcheck" in SERVICES["postgresql"] and "healthcheck" in SERVICES["temporal"]
 
 
@@ -66,8 +75,12 @@ def test_prometheus_scrapes_every_worker_once():
     config = yaml.safe_load(_mounts("prometheus")["/etc/prometheus/prometheus.yml"].read_text())
     scrape = config["scrape_configs"]
     env = SERVICES["worker"]["environment"]
-    ports = sorted(sd["port"] for job in scrape for sd in job.get("dns_sd_configs", [])
-                   if sd["names"] == ["worker"])
+    ports = sorted(
+        sd["port"]
+        for job in scrape
+        for sd in job.get("dns_sd_configs", [])
+        if sd["names"] == ["worker"]
+    )
     # Trader metrics and SDK metrics, each exactly once: a second job on the same target
     # would double every sum().
     assert ports == sorted([int(env["PROMETHEUS_PORT"]), int(env["TEMPORAL_METRICS_PORT"])])
@@ -82,8 +95,9 @@ def test_alert_rules_are_loaded_valid_and_use_real_metrics():
     [rule_file] = config["rule_files"]
     rules = yaml.safe_load(mounts[rule_file].read_text())
     alerts = [r for g in rules["groups"] for r in g["rules"]]
-    assert {"TraderSymbolStuck", "TraderErrorsRepeating", "TraderWorkerDown"} <= \
-        {a["alert"] for a in alerts}
+    assert {"TraderSymbolStuck", "TraderErrorsRepeating", "TraderWorkerDown"} <= {
+        a["alert"] for a in alerts
+    }
     from trader.observe.metrics import TraderMetrics
 
     names = {m.name for m in TraderMetrics("w").registry.collect()}
@@ -95,13 +109,17 @@ def test_alert_rules_are_loaded_valid_and_use_real_metrics():
 
 def test_grafana_provisions_the_dashboard():
     mounts = _mounts("grafana")
-    provisioning, dashboards = mounts["/etc/grafana/provisioning"], \
-        mounts["/var/lib/grafana/dashboards"]
+    provisioning, dashboards = (
+        mounts["/etc/grafana/provisioning"],
+        mounts["/var/lib/grafana/dashboards"],
+    )
     [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
-        "datasources"]
+        "datasources"
+    ]
     assert source["url"] == "http://prometheus:9090"
-    [provider] = yaml.safe_load((provisioning / "dashboards" / "durable-trader.yml")
-                                .read_text())["providers"]
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "durable-trader.yml").read_text())[
+        "providers"
+    ]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     dashboard = json.loads((dashboards / "durable-trader.json").read_text())
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])

@@ -14,11 +14,25 @@ from trader.core.params import TraderParams
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_NAMES = [
-    "FSM_ENABLED", "FSM_MODE", "PHASE_LOG_FILE", "PHASE_LOG_BUFFER_SIZE", "ENABLE_RICH_TABLE",
-    "RICH_TABLE_REFRESH_HZ", "RICH_TABLE_SHOW_IDLE", "ENABLE_PROMETHEUS", "PROMETHEUS_PORT",
-    "BUY_ORDER_TIMEOUT_SECONDS", "SELL_ORDER_TIMEOUT_SECONDS", "MAX_POSITION_HOLD_MINUTES",
-    "FSM_MAX_RETRIES", "FSM_BACKOFF_BASE_SECONDS", "HYBRID_VALIDATION_INTERVAL_S",
-    "HYBRID_LOG_DIVERGENCES", "MAX_TRADES", "GLOBAL_TRADING", "BACKFILL_MINUTES",
+    "FSM_ENABLED",
+    "FSM_MODE",
+    "PHASE_LOG_FILE",
+    "PHASE_LOG_BUFFER_SIZE",
+    "ENABLE_RICH_TABLE",
+    "RICH_TABLE_REFRESH_HZ",
+    "RICH_TABLE_SHOW_IDLE",
+    "ENABLE_PROMETHEUS",
+    "PROMETHEUS_PORT",
+    "BUY_ORDER_TIMEOUT_SECONDS",
+    "SELL_ORDER_TIMEOUT_SECONDS",
+    "MAX_POSITION_HOLD_MINUTES",
+    "FSM_MAX_RETRIES",
+    "FSM_BACKOFF_BASE_SECONDS",
+    "HYBRID_VALIDATION_INTERVAL_S",
+    "HYBRID_LOG_DIVERGENCES",
+    "MAX_TRADES",
+    "GLOBAL_TRADING",
+    "BACKFILL_MINUTES",
     "USE_DROP_ANCHOR",
 ]
 
@@ -33,8 +47,11 @@ def test_defaults_are_the_seed_values():
     s = load_settings()
     assert (s.buy_order_timeout_seconds, s.sell_order_timeout_seconds) == (30, 20)
     assert s.max_position_hold_minutes == 60 and s.cooldown_minutes == 15
-    assert (s.fsm_max_retries, s.fsm_backoff_base_seconds, s.fsm_backoff_max_seconds) == (5, 10,
-                                                                                           300)
+    assert (s.fsm_max_retries, s.fsm_backoff_base_seconds, s.fsm_backoff_max_seconds) == (
+        5,
+        10,
+        300,
+    )
     assert s.phase_log_buffer_size == 8192 and s.rich_table_refresh_hz == 2.0
     assert s.prometheus_port == 8000 and s.hybrid_validation_interval_s == 60
 
@@ -46,8 +63,9 @@ def test_every_seed_setting_is_a_field():
 
 def test_toml_then_env_override(tmp_path, monkeypatch):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('drop_trigger_pct = "0.7"\nmax_trades = 2\n[paper]\nseed = 3\n'
-                   'volatility_bps = "12"\n')
+    cfg.write_text(
+        'drop_trigger_pct = "0.7"\nmax_trades = 2\n[paper]\nseed = 3\nvolatility_bps = "12"\n'
+    )
     s = load_settings(cfg)
     assert s.drop_trigger_pct == D("0.7") and s.max_trades == 2 and s.paper.seed == 3
     monkeypatch.setenv("MAX_TRADES", "4")
@@ -65,7 +83,7 @@ def test_toml_then_env_override(tmp_path, monkeypatch):
         ('watchlist = ["btc-usdt"]', "WATCHLIST (watchlist)"),
         ("prometheus_port = 70000", "PROMETHEUS_PORT"),
         ("drop_triger_pct = 1", "unknown setting 'drop_triger_pct'"),
-        ("[paper]\nseed = \"x\"", "PAPER__SEED (paper.seed)"),
+        ('[paper]\nseed = "x"', "PAPER__SEED (paper.seed)"),
         ("x = [", "config error in"),
     ],
 )
@@ -92,8 +110,7 @@ def test_secrets_stay_out_of_params_logs_and_repr(monkeypatch):
 
 
 def test_trader_params_carry_every_trading_field():
-    s = load_settings(trade_budget=D("42"), max_position_hold_minutes=D("7"),
-                      anchor_mode="window")
+    s = load_settings(trade_budget=D("42"), max_position_hold_minutes=D("7"), anchor_mode="window")
     params = s.trader_params()
     assert params.trade_budget == D("42") and params.max_hold_minutes == D("7")
     for name in TraderParams.model_fields:
@@ -118,8 +135,12 @@ def test_docs_and_example_are_generated_from_the_model():
 
 def test_the_order_consistency_window_must_fit_in_an_order_attempt():
     assert load_settings().order_consistency_window_seconds == 5
-    assert load_settings(order_consistency_window_seconds=14,
-                         order_activity_timeout_seconds=15).order_consistency_window_seconds == 14
+    assert (
+        load_settings(
+            order_consistency_window_seconds=14, order_activity_timeout_seconds=15
+        ).order_consistency_window_seconds
+        == 14
+    )
     with pytest.raises(ConfigError, match="ORDER_CONSISTENCY_WINDOW_SECONDS.*cannot outlast"):
         load_settings(order_consistency_window_seconds=5, order_activity_timeout_seconds=5)
     with pytest.raises(ConfigError, match="ORDER_CONSISTENCY_WINDOW_SECONDS"):
@@ -129,8 +150,13 @@ def test_the_order_consistency_window_must_fit_in_an_order_attempt():
 def test_balance_settle_window_must_fit_in_an_exchange_call():
     with pytest.raises(ConfigError) as err:
         load_settings(balance_settle_seconds=14.5, order_activity_timeout_seconds=15)
-    assert "BALANCE_SETTLE_SECONDS (14.5) must be at least 1 s below " \
-           "ORDER_ACTIVITY_TIMEOUT_SECONDS" in str(err.value)
-    assert load_settings(balance_settle_seconds=3, order_activity_timeout_seconds=5,
-                         order_consistency_window_seconds=3)  # which a 5 s attempt needs
+    assert (
+        "BALANCE_SETTLE_SECONDS (14.5) must be at least 1 s below "
+        "ORDER_ACTIVITY_TIMEOUT_SECONDS" in str(err.value)
+    )
+    assert load_settings(
+        balance_settle_seconds=3,
+        order_activity_timeout_seconds=5,
+        order_consistency_window_seconds=3,
+    )  # which a 5 s attempt needs
     assert load_settings(balance_settle_seconds=3).balance_settle_seconds == 3

@@ -36,16 +36,23 @@ def test_credentials_in_a_file_are_refused(tmp_path):
     assert "EXCHANGE_API_SECRET" in str(err.value) and SECRET not in str(err.value)
 
 
-@pytest.mark.parametrize(("exchange", "global_trading", "kind", "simulated"), [
-    ("paper", True, PaperExchange, True),
-    ("binance", True, CcxtExchange, False),
-    ("binance", False, DryRunExchange, True),
-])
+@pytest.mark.parametrize(
+    ("exchange", "global_trading", "kind", "simulated"),
+    [
+        ("paper", True, PaperExchange, True),
+        ("binance", True, CcxtExchange, False),
+        ("binance", False, DryRunExchange, True),
+    ],
+)
 async def test_build_exchange(tmp_path, monkeypatch, exchange, global_trading, kind, simulated):
     monkeypatch.setenv("EXCHANGE_API_KEY", KEY)
     monkeypatch.setenv("EXCHANGE_API_SECRET", SECRET)
-    settings = load_settings(exchange=exchange, global_trading=global_trading,
-                             data_dir=tmp_path, exchange_api_url="http://127.0.0.1:9")
+    settings = load_settings(
+        exchange=exchange,
+        global_trading=global_trading,
+        data_dir=tmp_path,
+        exchange_api_url="http://127.0.0.1:9",
+    )
     ex = build_exchange(settings)
     try:
         assert type(ex) is kind and ex.simulated is simulated

@@ -34,8 +34,14 @@ def _replayer() -> Replayer:
 
 def test_histories_are_committed():
     names = {p.stem for p in HISTORIES}
-    assert {"lifecycle_take_profit", "partial_sell_ladder", "error_recovery",
-            "lifecycle_take_profit_memo", "reality_shortfall", "reality_inventory"} <= names
+    assert {
+        "lifecycle_take_profit",
+        "partial_sell_ladder",
+        "error_recovery",
+        "lifecycle_take_profit_memo",
+        "reality_shortfall",
+        "reality_inventory",
+    } <= names
 
 
 def _event_types(name: str) -> Counter[str]:
@@ -58,18 +64,27 @@ def test_memo_history_was_recorded_with_the_patch_and_old_ones_without():
 
 def _patch_ids(name: str) -> list[str]:
     events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
-    return [json.loads(base64.b64decode(
+    return [
+        json.loads(
+            base64.b64decode(
                 e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"][0]["data"]
-            ))["id"]
-            for e in events["events"] if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
+            )
+        )["id"]
+        for e in events["events"]
+        if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+    ]
 
 
 REALITY = ("reality_shortfall", "reality_inventory")
 
 
 def test_reality_histories_were_recorded_with_the_patch_and_older_ones_without():
-    for old in ("lifecycle_take_profit", "partial_sell_ladder", "error_recovery",
-                "lifecycle_take_profit_memo"):
+    for old in (
+        "lifecycle_take_profit",
+        "partial_sell_ladder",
+        "error_recovery",
+        "lifecycle_take_profit_memo",
+    ):
         assert EXCHANGE_REALITY_PATCH not in _patch_ids(old)
     for name in REALITY:
         assert _patch_ids(name) == [STATUS_MEMO_PATCH, EXCHANGE_REALITY_PATCH]
@@ -80,9 +95,11 @@ def test_reality_histories_were_recorded_with_the_patch_and_older_ones_without()
 
 def _activities(name: str) -> Counter[str]:
     events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
-    return Counter(e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
-                   for e in events["events"]
-                   if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+    return Counter(
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events["events"]
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    )
 
 
 @pytest.mark.parametrize("name", REALITY)

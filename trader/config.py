@@ -43,8 +43,13 @@ from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
 _P = TraderParams()  # trading defaults live in one place: the parameter model
 # A worker's own phase log file name: host and pid (the Temporal identity's parts) tell
 # apart workers started in the same second, in containers too (each one's pid may be 1).
-_RUN_NAME = "_".join((datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
-                      re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()), str(os.getpid())))
+_RUN_NAME = "_".join(
+    (
+        datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
+        re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()),
+        str(os.getpid()),
+    )
+)
 
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
@@ -55,136 +60,181 @@ class Settings(BaseSettings):
     """Every setting of durable-trader (see docs/configuration.md)."""
 
     model_config = SettingsConfigDict(
-        frozen=True, extra="forbid", env_nested_delimiter="__", case_sensitive=False,
+        frozen=True,
+        extra="forbid",
+        env_nested_delimiter="__",
+        case_sensitive=False,
     )
 
     # --- mode and observability ----------------------------------------------------------
     fsm_enabled: bool = _f(True, "False = legacy engine (as in the seed); True = FSM_MODE.")
     fsm_mode: Literal["legacy", "fsm", "both"] = _f("fsm", "legacy, fsm or both (hybrid).")
-    phase_log_file: Path | None = _f(None, "JSONL phase log, one file per worker (the "
-                                     "directory's *.jsonl files are one log); default "
-                                     "<data_dir>/logs/phase_events_<run timestamp>_<host>"
-                                     "_<pid>.jsonl.")
-    phase_log_buffer_size: int = _f(8192, "Phase log: most bytes per write call (whole "
-                                    "lines, written as they come).", gt=0)
+    phase_log_file: Path | None = _f(
+        None,
+        "JSONL phase log, one file per worker (the "
+        "directory's *.jsonl files are one log); default "
+        "<data_dir>/logs/phase_events_<run timestamp>_<host>"
+        "_<pid>.jsonl.",
+    )
+    phase_log_buffer_size: int = _f(
+        8192, "Phase log: most bytes per write call (whole lines, written as they come).", gt=0
+    )
     enable_rich_table: bool = _f(False, "Show the live status table in the worker.")
     rich_table_refresh_hz: float = _f(2.0, "Status table refreshes per second.", gt=0)
     rich_table_show_idle: bool = _f(False, "Show IDLE/WARMUP symbols in the status table.")
     enable_prometheus: bool = _f(False, "Serve Prometheus metrics from the worker.")
     prometheus_port: int = _f(8000, "Prometheus metrics port.", ge=1, le=65535)
-    prometheus_bind_address: str = _f("127.0.0.1", "Address the metrics endpoints bind "
-                                      "to; 0.0.0.0 in containers.")
-    temporal_metrics_port: int = _f(8001, "Port of the Temporal SDK's own Prometheus "
-                                    "metrics (with ENABLE_PROMETHEUS); 0 = off.",
-                                    ge=0, le=65535)
-    stuck_timeout_seconds: float = _f(60.0, "A symbol this long in a working phase is "
-                                      "stuck (trader_stuck_symbols).", gt=0)
-    stuck_check_interval_seconds: float = _f(30.0, "How often the worker recounts stuck "
-                                             "symbols.", gt=0)
+    prometheus_bind_address: str = _f(
+        "127.0.0.1", "Address the metrics endpoints bind to; 0.0.0.0 in containers."
+    )
+    temporal_metrics_port: int = _f(
+        8001,
+        "Port of the Temporal SDK's own Prometheus metrics (with ENABLE_PROMETHEUS); 0 = off.",
+        ge=0,
+        le=65535,
+    )
+    stuck_timeout_seconds: float = _f(
+        60.0, "A symbol this long in a working phase is stuck (trader_stuck_symbols).", gt=0
+    )
+    stuck_check_interval_seconds: float = _f(
+        30.0, "How often the worker recounts stuck symbols.", gt=0
+    )
     hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", gt=0)
     hybrid_log_divergences: bool = _f(True, "Log legacy/FSM divergences.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "Log level.")
 
     # --- what to trade where -------------------------------------------------------------
-    watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"],
-                              "Symbols to trade, BASE/QUOTE.")
-    exchange: str = _f("paper", "Exchange id: paper (the simulator) or any ccxt exchange id "
-                       "(binance, kraken, okx, ...).")
-    global_trading: bool = _f(True, "False = dry-run: real market data, orders simulated by "
-                              "the paper exchange (marked so).")
+    watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "Symbols to trade, BASE/QUOTE.")
+    exchange: str = _f(
+        "paper",
+        "Exchange id: paper (the simulator) or any ccxt exchange id (binance, kraken, okx, ...).",
+    )
+    global_trading: bool = _f(
+        True,
+        "False = dry-run: real market data, orders simulated by the paper exchange (marked so).",
+    )
     exchange_sandbox: bool = _f(False, "Use the exchange's testnet (ccxt sandbox mode).")
-    exchange_api_url: str | None = _f(None, "Base URL replacing the exchange's API host "
-                                      "(testnet, proxy, local test server); unset = ccxt's.")
+    exchange_api_url: str | None = _f(
+        None,
+        "Base URL replacing the exchange's API host "
+        "(testnet, proxy, local test server); unset = ccxt's.",
+    )
     exchange_timeout_seconds: float = _f(10.0, "HTTP timeout of one exchange request.", gt=0)
     exchange_rate_limit_ms: float | None = _f(
-        None, "Request pacing, ms per unit of request weight; unset = ccxt's model of the "
+        None,
+        "Request pacing, ms per unit of request weight; unset = ccxt's model of the "
         "exchange (Binance: 50, i.e. 1200 weight/min). Half of it goes to market data, half "
-        "to orders.", gt=0)
-    tickers_chunk_size: int = _f(100, "Symbols per batched ticker request (the exchange's "
-                                 "limit).", gt=0)
+        "to orders.",
+        gt=0,
+    )
+    tickers_chunk_size: int = _f(
+        100, "Symbols per batched ticker request (the exchange's limit).", gt=0
+    )
     data_dir: Path = _f(Path("data"), "Folder for the dev server, ledger and paper exchange.")
     ledger_url: str = _f("", "Ledger database; empty = SQLite file <data_dir>/ledger.sqlite.")
     trade_budget: Decimal = _f(_P.trade_budget, "Quote currency spent per entry.", gt=0)
-    max_trades: int = _f(_P.max_trades, "Open trades at once, across all symbols/workers.",
-                         ge=1)
+    max_trades: int = _f(_P.max_trades, "Open trades at once, across all symbols/workers.", ge=1)
 
     # --- entry ---------------------------------------------------------------------------
-    drop_trigger_pct: Decimal = _f(_P.drop_trigger_pct, "Buy this many % below the anchor.",
-                                   gt=0, lt=100)
-    use_drop_anchor: bool = _f(_P.use_drop_anchor, "Keep the drop anchor across trades and "
-                               "a stop/start; false = a fresh anchor after each cooldown.")
+    drop_trigger_pct: Decimal = _f(
+        _P.drop_trigger_pct, "Buy this many % below the anchor.", gt=0, lt=100
+    )
+    use_drop_anchor: bool = _f(
+        _P.use_drop_anchor,
+        "Keep the drop anchor across trades and "
+        "a stop/start; false = a fresh anchor after each cooldown.",
+    )
     anchor_mode: AnchorMode = _f(_P.anchor_mode, "peak, fixed or window.")
-    drop_lookback_seconds: int = _f(_P.drop_lookback_seconds, "Window of the window anchor.",
-                                    gt=0)
-    backfill_minutes: int = _f(_P.backfill_minutes, "History read at warm-up for the anchor.",
-                               ge=0)
+    drop_lookback_seconds: int = _f(_P.drop_lookback_seconds, "Window of the window anchor.", gt=0)
+    backfill_minutes: int = _f(_P.backfill_minutes, "History read at warm-up for the anchor.", ge=0)
 
     # --- guards --------------------------------------------------------------------------
-    max_spread_bps: Decimal = _f(_P.max_spread_bps, "Skip entries above this spread, bps.",
-                                 gt=0)
-    min_quote_volume: Decimal = _f(_P.min_quote_volume, "Skip entries below this 24 h "
-                                   "quote volume.", ge=0)
-    sma_guard_period: int = _f(_P.sma_guard_period, "Require price above the SMA of this many "
-                               "1-minute closes; 0 = off.", ge=0)
+    max_spread_bps: Decimal = _f(_P.max_spread_bps, "Skip entries above this spread, bps.", gt=0)
+    min_quote_volume: Decimal = _f(
+        _P.min_quote_volume, "Skip entries below this 24 h quote volume.", ge=0
+    )
+    sma_guard_period: int = _f(
+        _P.sma_guard_period,
+        "Require price above the SMA of this many 1-minute closes; 0 = off.",
+        ge=0,
+    )
 
     # --- exits ---------------------------------------------------------------------------
     take_profit_pct: Decimal = _f(_P.take_profit_pct, "Take profit at +%; 0 = off.", ge=0)
     stop_loss_pct: Decimal = _f(_P.stop_loss_pct, "Stop loss at -%; 0 = off.", ge=0, lt=100)
     trailing_enabled: bool = _f(_P.trailing_enabled, "Use a trailing stop.")
-    trailing_activation_pct: Decimal = _f(_P.trailing_activation_pct, "Arm the trailing stop "
-                                          "at +% from entry.", ge=0)
-    trailing_distance_pct: Decimal = _f(_P.trailing_distance_pct, "Trailing stop distance "
-                                        "below the peak, %.", gt=0, lt=100)
-    max_position_hold_minutes: Decimal = _f(_P.max_hold_minutes, "Sell after holding this "
-                                            "long; 0 = off.", ge=0)
+    trailing_activation_pct: Decimal = _f(
+        _P.trailing_activation_pct, "Arm the trailing stop at +% from entry.", ge=0
+    )
+    trailing_distance_pct: Decimal = _f(
+        _P.trailing_distance_pct, "Trailing stop distance below the peak, %.", gt=0, lt=100
+    )
+    max_position_hold_minutes: Decimal = _f(
+        _P.max_hold_minutes, "Sell after holding this long; 0 = off.", ge=0
+    )
 
     # --- orders and timeouts -------------------------------------------------------------
     buy_order_mode: BuyOrderMode = _f(_P.buy_order_mode, "ioc, gtc or market.")
-    buy_limit_offset_bps: Decimal = _f(_P.buy_limit_offset_bps, "Limit buys this far above "
-                                       "the ask, bps.", ge=0)
-    sell_ladder_bps: tuple[Decimal, ...] = _f(_P.sell_ladder_bps, "IOC sell steps below the "
-                                              "bid, bps; then a market order.")
-    sell_fill_threshold: Decimal = _f(_P.sell_fill_threshold, "Sold fraction that closes "
-                                      "the trade.", gt=0, le=1)
-    buy_order_timeout_seconds: float = _f(_P.buy_order_timeout_seconds, "Max time in "
-                                          "WAIT_FILL.", gt=0)
-    sell_order_timeout_seconds: float = _f(_P.sell_order_timeout_seconds, "Max time in "
-                                           "WAIT_SELL_FILL.", gt=0)
+    buy_limit_offset_bps: Decimal = _f(
+        _P.buy_limit_offset_bps, "Limit buys this far above the ask, bps.", ge=0
+    )
+    sell_ladder_bps: tuple[Decimal, ...] = _f(
+        _P.sell_ladder_bps, "IOC sell steps below the bid, bps; then a market order."
+    )
+    sell_fill_threshold: Decimal = _f(
+        _P.sell_fill_threshold, "Sold fraction that closes the trade.", gt=0, le=1
+    )
+    buy_order_timeout_seconds: float = _f(
+        _P.buy_order_timeout_seconds, "Max time in WAIT_FILL.", gt=0
+    )
+    sell_order_timeout_seconds: float = _f(
+        _P.sell_order_timeout_seconds, "Max time in WAIT_SELL_FILL.", gt=0
+    )
     cooldown_minutes: Decimal = _f(_P.cooldown_minutes, "Pause after a trade.", ge=0)
 
     # --- errors and retries --------------------------------------------------------------
-    fsm_max_retries: int = _f(_P.fsm_max_retries, "Attempts of an exchange call before the "
-                              "phase gives up (ERROR).", ge=1)
-    fsm_backoff_base_seconds: float = _f(_P.fsm_backoff_base_seconds, "ERROR backoff start "
-                                         "(doubles).", gt=0)
+    fsm_max_retries: int = _f(
+        _P.fsm_max_retries, "Attempts of an exchange call before the phase gives up (ERROR).", ge=1
+    )
+    fsm_backoff_base_seconds: float = _f(
+        _P.fsm_backoff_base_seconds, "ERROR backoff start (doubles).", gt=0
+    )
     fsm_backoff_max_seconds: float = _f(_P.fsm_backoff_max_seconds, "ERROR backoff cap.", gt=0)
-    order_activity_timeout_seconds: float = _f(_P.order_activity_timeout_seconds, "Timeout "
-                                               "of one exchange call attempt.", gt=0)
+    order_activity_timeout_seconds: float = _f(
+        _P.order_activity_timeout_seconds, "Timeout of one exchange call attempt.", gt=0
+    )
     order_consistency_window_seconds: float = _f(
-        _P.order_consistency_window_seconds, "An order the exchange does not find counts as "
+        _P.order_consistency_window_seconds,
+        "An order the exchange does not find counts as "
         "never placed only this long after it was sent (order queries and lists lag behind a "
         "fresh order): a retried create waits it out before creating again, and ERROR before "
         "it books the order as never placed. Must leave an attempt "
-        "(ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.", gt=0)
-    balance_settle_seconds: float = _f(_P.balance_settle_seconds, "Re-read a balance below "
-                                       "what a symbol holds this long before it counts as a "
-                                       "shortfall.", ge=0)
+        "(ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.",
+        gt=0,
+    )
+    balance_settle_seconds: float = _f(
+        _P.balance_settle_seconds,
+        "Re-read a balance below what a symbol holds this long before it counts as a shortfall.",
+        ge=0,
+    )
 
     # --- watching and history ------------------------------------------------------------
-    watch_checkpoint_seconds: float = _f(_P.watch_checkpoint_seconds, "A watch returns to "
-                                         "the workflow at least this often.", gt=0)
-    watch_heartbeat_timeout_seconds: float = _f(_P.watch_heartbeat_timeout_seconds, "A silent "
-                                                "watch is retried (elsewhere) after this.",
-                                                gt=0)
-    phase_history_limit: int = _f(_P.phase_history_limit, "Transitions kept in CoinState.",
-                                  ge=1)
-    continue_as_new_after_transitions: int = _f(_P.continue_as_new_after_transitions,
-                                                "Continue-as-new after this many.", ge=10)
+    watch_checkpoint_seconds: float = _f(
+        _P.watch_checkpoint_seconds, "A watch returns to the workflow at least this often.", gt=0
+    )
+    watch_heartbeat_timeout_seconds: float = _f(
+        _P.watch_heartbeat_timeout_seconds,
+        "A silent watch is retried (elsewhere) after this.",
+        gt=0,
+    )
+    phase_history_limit: int = _f(_P.phase_history_limit, "Transitions kept in CoinState.", ge=1)
+    continue_as_new_after_transitions: int = _f(
+        _P.continue_as_new_after_transitions, "Continue-as-new after this many.", ge=10
+    )
     market_poll_interval_s: float = _f(0.5, "Market-data hub poll period, seconds.", gt=0)
 
     # --- Temporal ------------------------------------------------------------------------
-    temporal_address: str | None = _f(None, "host:port of Temporal; unset = embedded dev "
-                                      "server.")
+    temporal_address: str | None = _f(None, "host:port of Temporal; unset = embedded dev server.")
     temporal_namespace: str = _f("default", "Temporal namespace.")
     temporal_port: int = _f(7233, "Embedded dev server gRPC port.", ge=1, le=65535)
     temporal_ui_port: int = _f(8233, "Embedded dev server Web UI port.", ge=1, le=65535)
@@ -222,7 +272,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"BALANCE_SETTLE_SECONDS ({self.balance_settle_seconds}) must be at least 1 s "
                 f"below ORDER_ACTIVITY_TIMEOUT_SECONDS ({self.order_activity_timeout_seconds}):"
-                " a reconcile attempt re-reads a short balance that long, and must finish")
+                " a reconcile attempt re-reads a short balance that long, and must finish"
+            )
         return self
 
     @field_validator("exchange")
@@ -231,14 +282,18 @@ class Settings(BaseSettings):
         import ccxt  # the edge: only here does the config know ccxt's ids
 
         if value != "paper" and value not in ccxt.exchanges:
-            raise ValueError(f"{value!r} is neither 'paper' nor a ccxt exchange id "
-                             "(e.g. binance, kraken, okx)")
+            raise ValueError(
+                f"{value!r} is neither 'paper' nor a ccxt exchange id (e.g. binance, kraken, okx)"
+            )
         return value
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = settings_cls.model_config.get("toml_file")
@@ -261,8 +316,9 @@ class Settings(BaseSettings):
     def trader_params(self) -> TraderParams:
         """The per-workflow parameters (plain values, no secrets)."""
         names = set(TraderParams.model_fields) - {"max_hold_minutes"}
-        return TraderParams(max_hold_minutes=self.max_position_hold_minutes,
-                            **{n: getattr(self, n) for n in names})
+        return TraderParams(
+            max_hold_minutes=self.max_position_hold_minutes, **{n: getattr(self, n) for n in names}
+        )
 
     def redacted(self) -> dict[str, Any]:
         """For logging: secrets are shown as '***'."""
@@ -299,8 +355,10 @@ def _refuse_file_secrets(path: Path) -> None:
         return  # reported by the settings source with its own message
     found = [k for k in data if k.lower() in _SECRET_FIELDS]
     if found:
-        raise ConfigError(f"config error in {path}: {', '.join(found)} must be set in the "
-                          f"environment ({', '.join(k.upper() for k in found)}), never in a file")
+        raise ConfigError(
+            f"config error in {path}: {', '.join(found)} must be set in the "
+            f"environment ({', '.join(k.upper() for k in found)}), never in a file"
+        )
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

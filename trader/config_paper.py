@@ -9,9 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Start prices of the markets the paper exchange lists by default.
 DEFAULT_START_PRICES: dict[str, Decimal] = {
-    "BTC/USDT": Decimal(65000), "ETH/USDT": Decimal(3200), "SOL/USDT": Decimal(150),
-    "BNB/USDT": Decimal(600), "XRP/USDT": Decimal("0.60"), "ADA/USDT": Decimal("0.45"),
-    "DOGE/USDT": Decimal("0.15"), "LTC/USDT": Decimal(80), "ETH/BTC": Decimal("0.052"),
+    "BTC/USDT": Decimal(65000),
+    "ETH/USDT": Decimal(3200),
+    "SOL/USDT": Decimal(150),
+    "BNB/USDT": Decimal(600),
+    "XRP/USDT": Decimal("0.60"),
+    "ADA/USDT": Decimal("0.45"),
+    "DOGE/USDT": Decimal("0.15"),
+    "LTC/USDT": Decimal(80),
+    "ETH/BTC": Decimal("0.052"),
     "XRP/ETH": Decimal("0.00019"),
 }
 

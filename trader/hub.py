@@ -76,16 +76,20 @@ class MarketHub:
         # Nobody polls a symbol nobody watches: what was cached when its last watch ended
         # (before a cooldown, say) may be minutes old, and a rule must never judge that.
         received = self._received.get(symbol)
-        return received is not None and \
-            time.monotonic() - received <= max(2 * self.poll_interval_s, 1.0)
+        return received is not None and time.monotonic() - received <= max(
+            2 * self.poll_interval_s, 1.0
+        )
 
     async def _stream(self, symbol: str) -> AsyncIterator[Ticker]:
         last_ts = -1
         while True:
             async with self._changed:
                 await self._changed.wait_for(
-                    lambda seen=last_ts: (t := self._latest.get(symbol)) is not None
-                    and t.ts_ms > seen and self._fresh(symbol)
+                    lambda seen=last_ts: (
+                        (t := self._latest.get(symbol)) is not None
+                        and t.ts_ms > seen
+                        and self._fresh(symbol)
+                    )
                 )
                 ticker = self._latest[symbol]
             last_ts = ticker.ts_ms

@@ -64,8 +64,13 @@ CREATE TABLE IF NOT EXISTS inventory (
 
 # Columns added to ``trades`` since the first release: a ledger file written before them is
 # upgraded in place (existing rows read as 0), never dropped.
-_TRADE_ADDED = ("written_off", "carried_amount", "carried_cost", "inventory_in_amount",
-                "inventory_in_cost")
+_TRADE_ADDED = (
+    "written_off",
+    "carried_amount",
+    "carried_cost",
+    "inventory_in_amount",
+    "inventory_in_cost",
+)
 
 _TRADE_COLUMNS = tuple(TradeRecord.model_fields)
 _DUST_COLUMNS = tuple(DustRecord.model_fields)
@@ -88,8 +93,9 @@ class LedgerStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30,
-                                     isolation_level=None)
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, timeout=30, isolation_level=None
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
         self._upgrade()
@@ -100,7 +106,8 @@ class LedgerStore:
             for column in _TRADE_ADDED:
                 if column not in have:
                     self._conn.execute(
-                        f"ALTER TABLE trades ADD COLUMN {column} TEXT NOT NULL DEFAULT '0'")
+                        f"ALTER TABLE trades ADD COLUMN {column} TEXT NOT NULL DEFAULT '0'"
+                    )
 
     def record_trade(self, trade: TradeRecord) -> bool:
         """Insert the trade once; return False if it was already there."""
@@ -132,8 +139,9 @@ class LedgerStore:
     def total_pnl(self) -> Decimal:
         """Realized net PnL: the trades' plus the write-offs of inventory the account no
         longer held (a loss outside any trade). Equals the symbols' ``realized_pnl_total``."""
-        written_off = sum((r.cost for r in self.inventory() if r.kind == "inventory_write_off"),
-                          Decimal(0))
+        written_off = sum(
+            (r.cost for r in self.inventory() if r.kind == "inventory_write_off"), Decimal(0)
+        )
         return sum((t.net_pnl for t in self.trades()), Decimal(0)) - written_off
 
     def dust(self) -> list[DustRecord]:
@@ -143,10 +151,10 @@ class LedgerStore:
 
     def inventory(self) -> list[InventoryRecord]:
         with self._lock:
-            rows = self._conn.execute(f"SELECT {', '.join(_INVENTORY_COLUMNS)} FROM inventory "
-                                      "ORDER BY ts").fetchall()
-        return [InventoryRecord(**dict(zip(_INVENTORY_COLUMNS, row, strict=True)))
-                for row in rows]
+            rows = self._conn.execute(
+                f"SELECT {', '.join(_INVENTORY_COLUMNS)} FROM inventory ORDER BY ts"
+            ).fetchall()
+        return [InventoryRecord(**dict(zip(_INVENTORY_COLUMNS, row, strict=True))) for row in rows]
 
     def close(self) -> None:
         with self._lock:

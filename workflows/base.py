@@ -78,33 +78,43 @@ class TraderBase:
     def _exchange_retry(self) -> RetryPolicy:
         p = self.inp.params
         return RetryPolicy(
-            initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=max(1.0, p.fsm_backoff_base_seconds)),
             maximum_attempts=p.fsm_max_retries,
             non_retryable_error_types=list(NON_RETRYABLE_TYPES),
         )
 
-    async def _exchange_call(self, name: str, arg: Any, result_type: type[T], *,
-                             summary: str | None = None) -> T:
+    async def _exchange_call(
+        self, name: str, arg: Any, result_type: type[T], *, summary: str | None = None
+    ) -> T:
         """An exchange activity with the configured retries (FSM_MAX_RETRIES)."""
         return await workflow.execute_activity(
-            name, arg, result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=self.inp.params.order_activity_timeout_seconds),
-            retry_policy=self._exchange_retry, summary=summary,
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(
+                seconds=self.inp.params.order_activity_timeout_seconds
+            ),
+            retry_policy=self._exchange_retry,
+            summary=summary,
         )
 
     async def _ledger_call(self, name: str, arg: Any) -> c.RecordResult:
         """A ledger write: retried until it succeeds (it is idempotent on its id), because
         a realized trade must never be lost."""
         return await workflow.execute_activity(
-            name, arg, result_type=c.RecordResult,
+            name,
+            arg,
+            result_type=c.RecordResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=60)),
             summary=f"{name} {self.state.symbol}",
         )
 
-    async def _settle_order(self, timeout_s: float, *,
-                            until: Callable[[], bool] | None = None) -> Order:
+    async def _settle_order(
+        self, timeout_s: float, *, until: Callable[[], bool] | None = None
+    ) -> Order:
         """The current order in a final state: wait for it until the phase timeout (a
         workflow timer from when it was placed) or ``until``, then cancel what is left."""
         s = self.state
@@ -113,39 +123,47 @@ class TraderBase:
         if order is not None and order.is_final:  # IOC/market: final when placed
             return order
         remaining = s.order_placed_ts + timeout_s - workflow.time()
-        outcome, order = await self._race(self._start_order_wait(ref), until=until,
-                                          timeout=max(remaining, 0.001))
+        outcome, order = await self._race(
+            self._start_order_wait(ref), until=until, timeout=max(remaining, 0.001)
+        )
         if outcome == "done":
             return order
         side = s.order_side.value if s.order_side else "order"
-        return await self._exchange_call(c.CANCEL_ORDER, ref, Order,
-                                         summary=f"cancel_{side} {s.symbol}")
+        return await self._exchange_call(
+            c.CANCEL_ORDER, ref, Order, summary=f"cancel_{side} {s.symbol}"
+        )
 
     def _start_order_wait(self, ref: c.OrderRef) -> Any:
         """Poll an order until final; bounded by the phase's workflow timer, not by itself."""
         return workflow.start_activity(
-            c.WAIT_ORDER, ref, result_type=Order,
+            c.WAIT_ORDER,
+            ref,
+            result_type=Order,
             start_to_close_timeout=timedelta(hours=24),
             heartbeat_timeout=timedelta(seconds=self.inp.params.watch_heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
             summary=f"wait_order {ref.symbol} {ref.client_order_id}",
         )
 
-    def _start_watch(self, name: str, arg: Any, result_type: type[T], *,
-                     summary: str = "") -> Any:
+    def _start_watch(self, name: str, arg: Any, result_type: type[T], *, summary: str = "") -> Any:
         """A long-running watch on the watch task queue; retried forever (read-only)."""
         p = self.inp.params
         return workflow.start_activity(
-            name, arg, result_type=result_type, task_queue=self.inp.watch_task_queue,
+            name,
+            arg,
+            result_type=result_type,
+            task_queue=self.inp.watch_task_queue,
             start_to_close_timeout=timedelta(seconds=p.watch_checkpoint_seconds * 3 + 60),
             heartbeat_timeout=timedelta(seconds=p.watch_heartbeat_timeout_seconds),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
-                                     maximum_interval=timedelta(seconds=30)),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+            ),
             summary=f"{name} {self.state.symbol}{': ' + summary if summary else ''}",
         )
 
-    async def _race(self, main: Any, *, until: Callable[[], bool] | None = None,
-                    timeout: float | None = None) -> tuple[str, Any]:
+    async def _race(
+        self, main: Any, *, until: Callable[[], bool] | None = None, timeout: float | None = None
+    ) -> tuple[str, Any]:
         """Wait for ``main`` (an activity handle), a condition, or a timer, whichever is first.
 
         Returns ("done", result), ("interrupted", None) or ("timeout", None); on the latter
@@ -153,15 +171,19 @@ class TraderBase:
         """
         waiters: list[asyncio.Future[Any]] = [main]
         if until is not None or timeout is not None:
-            waiters.append(asyncio.ensure_future(
-                workflow.wait_condition(until or (lambda: False), timeout=timeout)))
+            waiters.append(
+                asyncio.ensure_future(
+                    workflow.wait_condition(until or (lambda: False), timeout=timeout)
+                )
+            )
         await workflow.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if main.done():
             outcome = "done"
         else:
             guard = waiters[1]
-            outcome = "timeout" if isinstance(guard.exception(), asyncio.TimeoutError) \
-                else "interrupted"
+            outcome = (
+                "timeout" if isinstance(guard.exception(), asyncio.TimeoutError) else "interrupted"
+            )
         for w in waiters:
             if not w.done():
                 w.cancel()
@@ -175,13 +197,16 @@ class TraderBase:
         return outcome, None
 
     # --- transitions -----------------------------------------------------------------
-    def _transition(self, trigger: Trigger, note: str = "", *,
-                    trade: tuple[str, TradePnL] | None = None) -> None:
+    def _transition(
+        self, trigger: Trigger, note: str = "", *, trade: tuple[str, TradePnL] | None = None
+    ) -> None:
         """Apply a transition from the table and publish it (search attributes, details,
         and a phase event for the JSONL log and the metrics)."""
         src_since = self.state.phase_since
         record = self.state.apply_transition(
-            trigger, now=workflow.time(), note=note,
+            trigger,
+            now=workflow.time(),
+            note=note,
             history_limit=self.inp.params.phase_history_limit,
         )
         if self._v2 and trigger in SUCCESS_TRIGGERS:
@@ -191,28 +216,47 @@ class TraderBase:
         # the metrics skip it. No command, so histories recorded before it still replay.
         self._publish_event(record, src_since, trade)
 
-    def _publish_event(self, record: PhaseRecord, src_since: float,
-                       trade: tuple[str, TradePnL] | None) -> None:
+    def _publish_event(
+        self, record: PhaseRecord, src_since: float, trade: tuple[str, TradePnL] | None
+    ) -> None:
         s, info = self.state, workflow.info()
         trade_id, pnl = trade if trade else (None, None)
-        SINK.publish(PhaseEvent(
-            ts=record.ts, symbol=s.symbol, exchange=s.exchange, src=record.src.value,
-            dst=record.dst.value, trigger=record.trigger.value, reason=record.note,
-            decision_id=record.decision_id, client_order_id=s.client_order_id,
-            order_id=s.order_id, price=s.current_price, position=s.remaining,
-            realized_pnl_total=s.realized_pnl_total, fees_total=s.fees_total,
-            trade_id=trade_id, trade_pnl=pnl.net if pnl else None,
-            trade_fees=pnl.fees if pnl else None,
-            simulated=self._is_simulated, workflow_id=info.workflow_id, run_id=info.run_id,
-            seq=s.transitions, src_since=src_since,
-        ), replayed=workflow.unsafe.is_replaying())
+        SINK.publish(
+            PhaseEvent(
+                ts=record.ts,
+                symbol=s.symbol,
+                exchange=s.exchange,
+                src=record.src.value,
+                dst=record.dst.value,
+                trigger=record.trigger.value,
+                reason=record.note,
+                decision_id=record.decision_id,
+                client_order_id=s.client_order_id,
+                order_id=s.order_id,
+                price=s.current_price,
+                position=s.remaining,
+                realized_pnl_total=s.realized_pnl_total,
+                fees_total=s.fees_total,
+                trade_id=trade_id,
+                trade_pnl=pnl.net if pnl else None,
+                trade_fees=pnl.fees if pnl else None,
+                simulated=self._is_simulated,
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                seq=s.transitions,
+                src_since=src_since,
+            ),
+            replayed=workflow.unsafe.is_replaying(),
+        )
 
     def _publish_phase(self) -> None:
         s = self.state
-        workflow.upsert_search_attributes([
-            sa.TRADING_PHASE.value_set(s.phase.value),
-            sa.PHASE_SINCE.value_set(datetime.fromtimestamp(s.phase_since, UTC)),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                sa.TRADING_PHASE.value_set(s.phase.value),
+                sa.PHASE_SINCE.value_set(datetime.fromtimestamp(s.phase_since, UTC)),
+            ]
+        )
         self._publish_details()
         self._publish_memo()
 
@@ -228,22 +272,23 @@ class TraderBase:
         upserts freely.
         """
         if workflow.patched(STATUS_MEMO_PATCH):
-            workflow.upsert_memo({c.STATUS_MEMO_KEY: status_memo(
-                self.state, simulated=self._is_simulated)})
+            workflow.upsert_memo(
+                {c.STATUS_MEMO_KEY: status_memo(self.state, simulated=self._is_simulated)}
+            )
 
     def _publish_details(self) -> None:
         # Current details cost no history events: refreshed on every checkpoint too.
-        workflow.set_current_details(
-            render_details(self.state, simulated=self._is_simulated)
-        )
+        workflow.set_current_details(render_details(self.state, simulated=self._is_simulated))
 
     # --- side effects that must never block trading --------------------------------------
     def _notify(self, kind: str, text: str) -> None:
         """Send a notification in the background; failures are logged, never raised."""
         handle = workflow.start_activity(
-            c.NOTIFY, c.Notification(symbol=self.state.symbol, kind=kind, text=text),
+            c.NOTIFY,
+            c.Notification(symbol=self.state.symbol, kind=kind, text=text),
             start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RetryPolicy(maximum_attempts=3), summary=f"notify {kind}",
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary=f"notify {kind}",
         )
         self._background.append(handle)
 
@@ -264,7 +309,8 @@ class TraderBase:
                 pending.append(task)
             elif task.exception() is not None:
                 workflow.logger.warning(
-                    "background side effect failed: %s", error_message(task.exception()))
+                    "background side effect failed: %s", error_message(task.exception())
+                )
         self._background = pending
 
     def _release_slot(self) -> None:
@@ -272,38 +318,68 @@ class TraderBase:
         if self.state.decision_id:
             handle = workflow.get_external_workflow_handle(self.inp.portfolio_id)
             self._background.append(
-                asyncio.ensure_future(handle.signal("release", self.state.decision_id)))
+                asyncio.ensure_future(handle.signal("release", self.state.decision_id))
+            )
 
     def _see(self, ticker: Ticker) -> None:
         """Remember the latest prices: ``last`` for display and rules, the bid for sells."""
         self.state.current_price, self.state.bid = ticker.last, ticker.bid
 
-    async def _reconcile(self, *, client_order_id: str | None, expect: Decimal | None,
-                         summary: str) -> c.ReconcileResult:
+    async def _reconcile(
+        self, *, client_order_id: str | None, expect: Decimal | None, summary: str
+    ) -> c.ReconcileResult:
         """What the exchange says: the order (by client id), the base balance (read again
         for ``balance_settle_seconds`` while below ``expect``) and a fresh ticker."""
         s = self.state
         assert s.market is not None
-        rec = await self._exchange_call(c.RECONCILE, c.ReconcileInput(
-            symbol=s.symbol, client_order_id=client_order_id, base=s.market.base,
-            expect_base=expect, settle_seconds=self.inp.params.balance_settle_seconds,
-        ), c.ReconcileResult, summary=summary)
+        rec = await self._exchange_call(
+            c.RECONCILE,
+            c.ReconcileInput(
+                symbol=s.symbol,
+                client_order_id=client_order_id,
+                base=s.market.base,
+                expect_base=expect,
+                settle_seconds=self.inp.params.balance_settle_seconds,
+            ),
+            c.ReconcileResult,
+            summary=summary,
+        )
         self._see(rec.ticker)
         return rec
 
-    async def _record_inventory(self, kind: str, amount: Decimal, cost: Decimal,
-                                reason: str) -> None:
+    async def _record_inventory(
+        self, kind: str, amount: Decimal, cost: Decimal, reason: str
+    ) -> None:
         s = self.state
         s.ledger_seq += 1  # the id comes from state only: the same on a retry or replay
-        await self._ledger_call(c.RECORD_INVENTORY, c.InventoryRecord(
-            record_id=f"{ids.symbol_slug(s.symbol)}:{s.lineage}:{kind}:{s.ledger_seq}",
-            symbol=s.symbol, exchange=s.exchange, kind=kind, amount=amount, cost=cost,
-            price=s.bid or s.current_price, reason=reason, decision_id=s.decision_id,
-            ts=workflow.time(), simulated=self._is_simulated))
+        await self._ledger_call(
+            c.RECORD_INVENTORY,
+            c.InventoryRecord(
+                record_id=f"{ids.symbol_slug(s.symbol)}:{s.lineage}:{kind}:{s.ledger_seq}",
+                symbol=s.symbol,
+                exchange=s.exchange,
+                kind=kind,
+                amount=amount,
+                cost=cost,
+                price=s.bid or s.current_price,
+                reason=reason,
+                decision_id=s.decision_id,
+                ts=workflow.time(),
+                simulated=self._is_simulated,
+            ),
+        )
 
     async def _record_dust(self, amount: Decimal, price: Decimal, reason: str) -> None:
         s = self.state
-        await self._ledger_call(c.RECORD_DUST, c.DustRecord(
-            dust_id=f"{s.decision_id}:{s.order_seq}", symbol=s.symbol, exchange=s.exchange,
-            amount=amount, price=price, reason=reason, ts=workflow.time()))
-
+        await self._ledger_call(
+            c.RECORD_DUST,
+            c.DustRecord(
+                dust_id=f"{s.decision_id}:{s.order_seq}",
+                symbol=s.symbol,
+                exchange=s.exchange,
+                amount=amount,
+                price=price,
+                reason=reason,
+                ts=workflow.time(),
+            ),
+        )

@@ -39,12 +39,16 @@ class BeforeReality(TraderBase):
             return
         s.order_seq += 1
         coid = ids.client_order_id(workflow.info().workflow_id, s.lineage, s.order_seq)
-        start_order(s, client_order_id=coid, side=OrderSide.SELL, amount=amount,
-                    now=workflow.time())
+        start_order(
+            s, client_order_id=coid, side=OrderSide.SELL, amount=amount, now=workflow.time()
+        )
         ladder = p.sell_ladder_bps
         on_ladder = s.sell_attempt < len(ladder)
         order_input = c.PlaceOrderInput(
-            symbol=s.symbol, side=OrderSide.SELL, amount=amount, client_order_id=coid,
+            symbol=s.symbol,
+            side=OrderSide.SELL,
+            amount=amount,
+            client_order_id=coid,
             type=OrderType.LIMIT if on_ladder else OrderType.MARKET,
             time_in_force=TimeInForce.IOC,
             limit_offset_bps=ladder[s.sell_attempt] if on_ladder else None,
@@ -52,9 +56,12 @@ class BeforeReality(TraderBase):
         step = f"IOC -{ladder[s.sell_attempt]}bps" if on_ladder else "market"
         try:
             order = await self._exchange_call(
-                c.PLACE_ORDER, order_input, Order,
+                c.PLACE_ORDER,
+                order_input,
+                Order,
                 summary=f"place_sell {s.symbol} {fmt(amount)} @ "
-                        f"~{fmt(s.current_price)} {step} ({s.exit_reason})")
+                f"~{fmt(s.current_price)} {step} ({s.exit_reason})",
+            )
         except ActivityError as err:
             s.last_error = error_message(err)
             s.retry_count += 1
@@ -84,30 +91,54 @@ class BeforeReality(TraderBase):
             return
         s.sell_attempt += 1
         if filled > 0:
-            self._transition(Trigger.PARTIAL_FILL, f"sold {s.sold_amount}/{s.amount}; "
-                                                   "selling the rest")
+            self._transition(
+                Trigger.PARTIAL_FILL, f"sold {s.sold_amount}/{s.amount}; selling the rest"
+            )
         else:
             self._transition(Trigger.TIMEOUT, "sell not filled; next ladder step")
 
     async def _post_trade_v1(self) -> None:
         s, p = self.state, self.inp.params
         pnl = realized_pnl(
-            bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
-            sold_amount=s.sold_amount, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee)
+            bought_amount=s.amount,
+            entry_cost=s.entry_cost,
+            entry_fee=s.entry_fee,
+            sold_amount=s.sold_amount,
+            exit_proceeds=s.exit_proceeds,
+            exit_fee=s.exit_fee,
+        )
         now = workflow.time()
         trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
-        await self._ledger_call(c.RECORD_TRADE, c.TradeRecord(
-            trade_id=trade_id,
-            symbol=s.symbol, exchange=s.exchange, exit_reason=s.exit_reason or "unknown",
-            bought_amount=s.amount, sold_amount=s.sold_amount, entry_price=s.entry_price,
-            entry_cost=s.entry_cost, entry_fee=s.entry_fee, exit_proceeds=s.exit_proceeds,
-            exit_fee=s.exit_fee, net_pnl=pnl.net, pnl_pct=pnl.pct, opened_ts=s.entry_ts,
-            closed_ts=now, simulated=self._is_simulated))
+        await self._ledger_call(
+            c.RECORD_TRADE,
+            c.TradeRecord(
+                trade_id=trade_id,
+                symbol=s.symbol,
+                exchange=s.exchange,
+                exit_reason=s.exit_reason or "unknown",
+                bought_amount=s.amount,
+                sold_amount=s.sold_amount,
+                entry_price=s.entry_price,
+                entry_cost=s.entry_cost,
+                entry_fee=s.entry_fee,
+                exit_proceeds=s.exit_proceeds,
+                exit_fee=s.exit_fee,
+                net_pnl=pnl.net,
+                pnl_pct=pnl.pct,
+                opened_ts=s.entry_ts,
+                closed_ts=now,
+                simulated=self._is_simulated,
+            ),
+        )
         if s.remaining > 0:
             await self._record_dust(s.remaining, s.current_price, "left after sell")
         self._release_slot()
-        self._notify("exit", format_exit(symbol=s.symbol, pnl=pnl, reason=s.exit_reason,
-                                         simulated=self._is_simulated))
+        self._notify(
+            "exit",
+            format_exit(
+                symbol=s.symbol, pnl=pnl, reason=s.exit_reason, simulated=self._is_simulated
+            ),
+        )
         s.realized_pnl_total += pnl.net
         s.fees_total += pnl.fees
         s.last_trade_pnl = pnl.net
@@ -116,8 +147,11 @@ class BeforeReality(TraderBase):
         reason = s.exit_reason
         s.clear_trade()
         s.retry_count = 0
-        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
-                         trade=(trade_id, pnl))
+        self._transition(
+            Trigger.RECORDED,
+            f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
+            trade=(trade_id, pnl),
+        )
 
     async def _error_v1(self) -> None:
         s = self.state
@@ -129,16 +163,24 @@ class BeforeReality(TraderBase):
             self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
         try:
-            rec = await self._exchange_call(c.RECONCILE, c.ReconcileInput(
-                symbol=s.symbol, client_order_id=s.client_order_id, base=s.market.base,
-            ), c.ReconcileResult, summary=f"reconcile {s.symbol}")
+            rec = await self._exchange_call(
+                c.RECONCILE,
+                c.ReconcileInput(
+                    symbol=s.symbol,
+                    client_order_id=s.client_order_id,
+                    base=s.market.base,
+                ),
+                c.ReconcileResult,
+                summary=f"reconcile {s.symbol}",
+            )
         except ActivityError as err:
             s.last_error = error_message(err)
             self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
             return
         s.current_price = rec.ticker.last
-        trigger = recovery_trigger(s, rec.order, s.market, rec.ticker.last,
-                                   self.inp.params.sell_fill_threshold)
+        trigger = recovery_trigger(
+            s, rec.order, s.market, rec.ticker.last, self.inp.params.sell_fill_threshold
+        )
         note = f"reconciled: {trigger.value}"
         if trigger is Trigger.RECOVERED_FLAT:
             if s.amount > 0:  # only dust was bought

@@ -18,8 +18,9 @@ _MEMO_NOTE_LIMIT = 160
 def _shows_position(s: CoinState) -> bool:
     # ERROR too: a sell the exchange refused leaves the position held, and that is when an
     # operator most needs to see it.
-    return s.amount > 0 and (s.phase in HOLDING_PHASES
-                             or (s.phase is Phase.ERROR and s.remaining > 0))
+    return s.amount > 0 and (
+        s.phase in HOLDING_PHASES or (s.phase is Phase.ERROR and s.remaining > 0)
+    )
 
 
 def render_details(s: CoinState, *, simulated: bool) -> str:
@@ -33,28 +34,28 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
             f"position {fmt(s.remaining)} @ {fmt(s.entry_price)} · last "
             f"{fmt(s.current_price)} · unrealized {pnl:+.2f} %"
         )
-        lines.append(
-            f"TP {fmt(s.tp_px)} · SL {fmt(s.sl_px)} · "
-            f"trailing {fmt(s.trailing_trigger)}")
+        lines.append(f"TP {fmt(s.tp_px)} · SL {fmt(s.sl_px)} · trailing {fmt(s.trailing_trigger)}")
     else:
-        lines.append(
-            f"last {fmt(s.current_price)} · anchor {fmt(s.anchor_price)}")
+        lines.append(f"last {fmt(s.current_price)} · anchor {fmt(s.anchor_price)}")
     if s.written_off > 0:
         lines.append(f"written off {fmt(s.written_off)} (not on the account)")
     if s.has_inventory:
-        lines.append(f"inventory {fmt(s.inventory_amount)} (cost "
-                     f"{fmt(s.inventory_cost + s.inventory_fee)}): below the market minimum, "
-                     "joins the next trade")
-    lines.append(f"closed trades {s.trades_closed} · "
-                 f"realized net {fmt(s.realized_pnl_total)}")
+        lines.append(
+            f"inventory {fmt(s.inventory_amount)} (cost "
+            f"{fmt(s.inventory_cost + s.inventory_fee)}): below the market minimum, "
+            "joins the next trade"
+        )
+    lines.append(f"closed trades {s.trades_closed} · realized net {fmt(s.realized_pnl_total)}")
     if s.entries_paused:
         lines.append("entries paused")
     if s.last_error and s.phase is Phase.ERROR:
         lines.append(f"last error: {s.last_error}")
     if s.phase_history:
         last = s.phase_history[-1]
-        lines.append(f"last transition: {last.src.value} → {last.dst.value} "
-                     f"({last.trigger.value}){': ' + last.note if last.note else ''}")
+        lines.append(
+            f"last transition: {last.src.value} → {last.dst.value} "
+            f"({last.trigger.value}){': ' + last.note if last.note else ''}"
+        )
     if s.note and (not s.phase_history or s.note != s.phase_history[-1].note):
         lines.append(f"note: {s.note}")
     return "\n".join(lines)
@@ -68,5 +69,7 @@ def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
         entry=s.entry_price if holding else Decimal(0),
         pnl_pct=unrealized_pnl_pct(s.current_price, s.entry_price) if holding else None,
         trailing=s.trailing_trigger if holding else Decimal(0),
-        note=s.note[:_MEMO_NOTE_LIMIT], simulated=simulated, inventory=s.inventory_amount,
+        note=s.note[:_MEMO_NOTE_LIMIT],
+        simulated=simulated,
+        inventory=s.inventory_amount,
     )

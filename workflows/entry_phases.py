@@ -25,14 +25,15 @@ _RECHECK = {"guards": "the guards pass", "slot": "a trade slot is free"}
 
 
 class EntryPhases(Holdings):
-
     async def _warmup(self) -> None:
         p = self.inp.params
         try:
             res = await self._exchange_call(
-                c.WARMUP, c.WarmupInput(symbol=self.state.symbol,
-                                        backfill_minutes=p.backfill_minutes),
-                c.WarmupResult, summary=f"warmup {self.state.symbol}")
+                c.WARMUP,
+                c.WarmupInput(symbol=self.state.symbol, backfill_minutes=p.backfill_minutes),
+                c.WarmupResult,
+                summary=f"warmup {self.state.symbol}",
+            )
         except ActivityError as err:
             if error_type(err) == "BadSymbol":
                 # Nothing is held yet: a wrong symbol is a configuration error, fail loudly.
@@ -51,14 +52,16 @@ class EntryPhases(Holdings):
 
     def _idle_blocked(self) -> bool:
         s = self.state
-        return s.entries_paused or s.shutdown_requested or (
-            self._v2 and s.reconcile_requested is not None)
+        return (
+            s.entries_paused
+            or s.shutdown_requested
+            or (self._v2 and s.reconcile_requested is not None)
+        )
 
     async def _idle(self) -> None:
         s, p = self.state, self.inp.params
         if s.entries_paused:
-            await workflow.wait_condition(
-                lambda: not s.entries_paused or s.shutdown_requested)
+            await workflow.wait_condition(lambda: not s.entries_paused or s.shutdown_requested)
             return
         if s.anchor_price <= 0 and not self._v2:
             s.anchor_price = s.current_price
@@ -66,12 +69,20 @@ class EntryPhases(Holdings):
         # price, not from the last price this symbol saw, maybe a cooldown ago.)
         anchor_text = fmt(s.anchor_price) if s.anchor_price > 0 else "the next price"
         recheck = s.entry_recheck if self._v2 else ""
-        watch = self._start_watch(c.WATCH_ENTRY, c.WatchEntryInput(
-            symbol=s.symbol, params=p, anchor=s.anchor_price, window=self._window,
-            recheck=recheck, portfolio_id=self.inp.portfolio_id if recheck else "",
-        ), c.WatchEntryResult, summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
-                                       f"from {anchor_text}"
-                                       + (f" once {_RECHECK[recheck]}" if recheck else ""))
+        watch = self._start_watch(
+            c.WATCH_ENTRY,
+            c.WatchEntryInput(
+                symbol=s.symbol,
+                params=p,
+                anchor=s.anchor_price,
+                window=self._window,
+                recheck=recheck,
+                portfolio_id=self.inp.portfolio_id if recheck else "",
+            ),
+            c.WatchEntryResult,
+            summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
+            f"from {anchor_text}" + (f" once {_RECHECK[recheck]}" if recheck else ""),
+        )
         outcome, res = await self._race(watch, until=self._idle_blocked)
         if outcome != "done":
             return
@@ -90,8 +101,10 @@ class EntryPhases(Holdings):
         s.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)
         s.signal = "drop_trigger"
         self._entry = res
-        self._transition(Trigger.SIGNAL, f"price {res.ticker.last} is {res.drop_pct:.2f}% below "
-                                          f"anchor {res.anchor}")
+        self._transition(
+            Trigger.SIGNAL,
+            f"price {res.ticker.last} is {res.drop_pct:.2f}% below anchor {res.anchor}",
+        )
 
     async def _entry_eval(self) -> None:
         s, p, res = self.state, self.inp.params, self._entry
@@ -103,19 +116,29 @@ class EntryPhases(Holdings):
             self._abandon_entry(Trigger.GUARDS_BLOCKED, guards.detail, keep_drop="guards")
             return
         grant = await self._exchange_call(
-            c.ACQUIRE_SLOT, c.AcquireSlotInput(
-                portfolio_id=self.inp.portfolio_id, max_trades=p.max_trades,
-                request=c.SlotRequest(decision_id=s.decision_id or "", symbol=s.symbol)),
-            c.SlotGrant, summary="acquire trade slot")
+            c.ACQUIRE_SLOT,
+            c.AcquireSlotInput(
+                portfolio_id=self.inp.portfolio_id,
+                max_trades=p.max_trades,
+                request=c.SlotRequest(decision_id=s.decision_id or "", symbol=s.symbol),
+            ),
+            c.SlotGrant,
+            summary="acquire trade slot",
+        )
         if not grant.granted:
-            self._abandon_entry(Trigger.NO_SLOT, f"all {grant.max_trades} trade slots in use",
-                                release=False, keep_drop="slot")
+            self._abandon_entry(
+                Trigger.NO_SLOT,
+                f"all {grant.max_trades} trade slots in use",
+                release=False,
+                keep_drop="slot",
+            )
             return
         s.entry_recheck = ""
         self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
 
-    def _abandon_entry(self, trigger: Trigger, note: str, *, release: bool = True,
-                       keep_drop: str = "") -> None:
+    def _abandon_entry(
+        self, trigger: Trigger, note: str, *, release: bool = True, keep_drop: str = ""
+    ) -> None:
         """Back to IDLE without a trade.
 
         A rejected or unfilled buy restarts the anchor at the current price: the next entry
@@ -148,21 +171,29 @@ class EntryPhases(Holdings):
             return
         s.order_seq += 1
         coid = ids.client_order_id(workflow.info().workflow_id, s.lineage, s.order_seq)
-        start_order(s, client_order_id=coid, side=OrderSide.BUY, amount=sizing.amount,
-                    now=workflow.time())
+        start_order(
+            s, client_order_id=coid, side=OrderSide.BUY, amount=sizing.amount, now=workflow.time()
+        )
         market_order = p.buy_order_mode is BuyOrderMode.MARKET
         order_input = c.PlaceOrderInput(
-            symbol=s.symbol, side=OrderSide.BUY, amount=sizing.amount, client_order_id=coid,
+            symbol=s.symbol,
+            side=OrderSide.BUY,
+            amount=sizing.amount,
+            client_order_id=coid,
             type=OrderType.MARKET if market_order else OrderType.LIMIT,
-            time_in_force=TimeInForce.GTC if p.buy_order_mode is BuyOrderMode.GTC
+            time_in_force=TimeInForce.GTC
+            if p.buy_order_mode is BuyOrderMode.GTC
             else TimeInForce.IOC,
             limit_offset_bps=None if market_order else p.buy_limit_offset_bps,
         )
         try:
             order = await self._exchange_call(
-                c.PLACE_ORDER, order_input, Order,
+                c.PLACE_ORDER,
+                order_input,
+                Order,
                 summary=f"place_buy {s.symbol} {fmt(sizing.amount)} @ ~{fmt(ask)} "
-                        f"{p.buy_order_mode.value.upper()}")
+                f"{p.buy_order_mode.value.upper()}",
+            )
         except ActivityError as err:
             s.last_error = error_message(err)
             if error_type(err) in REJECTIONS:
@@ -176,8 +207,9 @@ class EntryPhases(Holdings):
 
     async def _wait_fill(self) -> None:
         s = self.state
-        order = await self._settle_order(self.inp.params.buy_order_timeout_seconds,
-                                         until=lambda: s.force_exit_reason is not None)
+        order = await self._settle_order(
+            self.inp.params.buy_order_timeout_seconds, until=lambda: s.force_exit_reason is not None
+        )
         apply_fill(s, order)
         assert s.market is not None
         if self._v2:
@@ -193,8 +225,9 @@ class EntryPhases(Holdings):
             if dust:
                 await self._record_dust(s.amount, order.average or s.current_price, "buy dust")
             trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
-            self._abandon_entry(trigger, "buy not filled" if not dust
-                                else f"buy filled only dust {s.amount}")
+            self._abandon_entry(
+                trigger, "buy not filled" if not dust else f"buy filled only dust {s.amount}"
+            )
 
     async def _settle_buy(self, order: Order) -> None:
         """The buy is final: the position (with any inventory joined), a force exit, or, if
@@ -207,17 +240,21 @@ class EntryPhases(Holdings):
         if s.amount > 0 and not dust:
             if s.force_exit_reason is not None:
                 s.exit_reason = "force_exit"
-                self._transition(Trigger.FORCE_EXIT,
-                                 f"force exit during buy: {s.force_exit_reason}")
+                self._transition(
+                    Trigger.FORCE_EXIT, f"force exit during buy: {s.force_exit_reason}"
+                )
             else:
                 self._enter_position(order)
             return
         if dust:  # on the books, never dropped: carried with its cost and fee
             await self._book_unsellable()
         trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
-        self._abandon_entry(trigger, "buy not filled" if not dust else
-                            f"buy filled only {s.amount}, below the market minimum: carried "
-                            "as inventory")
+        self._abandon_entry(
+            trigger,
+            "buy not filled"
+            if not dust
+            else f"buy filled only {s.amount}, below the market minimum: carried as inventory",
+        )
 
     def _enter_position(self, order: Order) -> None:
         s, p = self.state, self.inp.params
@@ -229,11 +266,19 @@ class EntryPhases(Holdings):
         trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
         joined = f" (with {s.inventory_in_amount} inventory)" if s.inventory_in_amount else ""
         self._transition(trigger, f"bought {s.amount} @ {s.entry_price}{joined}")
-        self._notify("entry", format_entry(symbol=s.symbol, amount=s.amount, price=s.entry_price,
-                                           cost=s.entry_cost, simulated=self._is_simulated))
+        self._notify(
+            "entry",
+            format_entry(
+                symbol=s.symbol,
+                amount=s.amount,
+                price=s.entry_price,
+                cost=s.entry_cost,
+                simulated=self._is_simulated,
+            ),
+        )
 
 
 def workflow_failure(err: ActivityError) -> Exception:
-    return ApplicationError(f"cannot trade: {error_message(err)}", type="BadSymbol",
-                            non_retryable=True)
-
+    return ApplicationError(
+        f"cannot trade: {error_message(err)}", type="BadSymbol", non_retryable=True
+    )

@@ -30,14 +30,18 @@ class ExitPhases(Holdings, BeforeReality):
     def _take_force_exit(self) -> None:
         s = self.state
         reason = s.force_exit_reason or "shutdown"
-        s.exit_reason = ExitReason.FORCE_EXIT.value if s.force_exit_reason \
-            else ExitReason.SHUTDOWN.value
+        s.exit_reason = (
+            ExitReason.FORCE_EXIT.value if s.force_exit_reason else ExitReason.SHUTDOWN.value
+        )
         self._transition(Trigger.FORCE_EXIT, f"force exit: {reason}")
 
     def _position_interrupted(self) -> bool:
         s = self.state
-        return self._exit_requested() or s.shutdown_requested or (
-            self._v2 and s.reconcile_requested is not None)
+        return (
+            self._exit_requested()
+            or s.shutdown_requested
+            or (self._v2 and s.reconcile_requested is not None)
+        )
 
     async def _position(self) -> None:
         s, p = self.state, self.inp.params
@@ -52,14 +56,22 @@ class ExitPhases(Holdings, BeforeReality):
         hold_left = None
         if p.max_hold_minutes > 0:
             hold_left = max(s.entry_ts + float(p.max_hold_minutes) * 60 - workflow.time(), 0.001)
-        watch = self._start_watch(c.WATCH_EXIT, c.WatchExitInput(
-            symbol=s.symbol, params=p, entry_price=s.entry_price, entry_ts=s.entry_ts,
-            peak=s.peak_price, trailing_trigger=s.trailing_trigger,
-        ), c.WatchExitResult, summary=f"holding {fmt(s.remaining)} from "
-                                      f"{fmt(s.entry_price)}, TP {fmt(s.tp_px)}"
-                                      f" / SL {fmt(s.sl_px)}")
-        outcome, res = await self._race(watch, until=self._position_interrupted,
-                                        timeout=hold_left)
+        watch = self._start_watch(
+            c.WATCH_EXIT,
+            c.WatchExitInput(
+                symbol=s.symbol,
+                params=p,
+                entry_price=s.entry_price,
+                entry_ts=s.entry_ts,
+                peak=s.peak_price,
+                trailing_trigger=s.trailing_trigger,
+            ),
+            c.WatchExitResult,
+            summary=f"holding {fmt(s.remaining)} from "
+            f"{fmt(s.entry_price)}, TP {fmt(s.tp_px)}"
+            f" / SL {fmt(s.sl_px)}",
+        )
+        outcome, res = await self._race(watch, until=self._position_interrupted, timeout=hold_left)
         if outcome == "timeout":
             self._max_hold_due = True
             self._transition(Trigger.EXIT_CHECK, "max hold time reached")
@@ -82,9 +94,12 @@ class ExitPhases(Holdings, BeforeReality):
             self._take_force_exit()
             return
         decision = evaluate_exit(
-            price=s.current_price, entry_price=s.entry_price,
+            price=s.current_price,
+            entry_price=s.entry_price,
             trailing=TrailingState(peak=s.peak_price, trigger=s.trailing_trigger),
-            entry_ts=s.entry_ts, now=workflow.time(), params=p,
+            entry_ts=s.entry_ts,
+            now=workflow.time(),
+            params=p,
         )
         if decision.exit and decision.reason is not None:
             s.exit_reason = decision.reason.value
@@ -105,13 +120,21 @@ class ExitPhases(Holdings, BeforeReality):
         s, p, market = self.state, self.inp.params, self.state.market
         assert market is not None
         # Sell what the account really holds: ask it first (free and total base, the bid).
-        rec = await self._reconcile(client_order_id=None, expect=s.remaining,
-                                    summary=f"check {market.base} before selling")
+        rec = await self._reconcile(
+            client_order_id=None, expect=s.remaining, summary=f"check {market.base} before selling"
+        )
         free = rec.base_free if rec.base_free is not None else rec.base_balance
         left = s.amount - s.written_off
-        plan = plan_sell(remaining=s.remaining, free=free, total=rec.base_balance, bid=s.bid,
-                         market=market, attempt=s.sell_attempt, ladder=p.sell_ladder_bps,
-                         finish=left > 0 and s.sold_amount >= left * p.sell_fill_threshold)
+        plan = plan_sell(
+            remaining=s.remaining,
+            free=free,
+            total=rec.base_balance,
+            bid=s.bid,
+            market=market,
+            attempt=s.sell_attempt,
+            ladder=p.sell_ladder_bps,
+            finish=left > 0 and s.sold_amount >= left * p.sell_fill_threshold,
+        )
         if plan.gone > 0:
             await self._write_off(plan.gone, f"selling {s.exit_reason}")
         if plan.blocked:  # sellable, but not now: the exit waits, backing off
@@ -119,24 +142,35 @@ class ExitPhases(Holdings, BeforeReality):
             self._transition(Trigger.FAILED, s.last_error)
             return
         if plan.amount <= 0:
-            self._transition(Trigger.DUST_REMAINDER,
-                             f"nothing more to sell: {plan.detail}; {fmt(s.remaining)} "
-                             "carried as inventory" if s.remaining > 0 else
-                             "nothing left on the account to sell")
+            self._transition(
+                Trigger.DUST_REMAINDER,
+                f"nothing more to sell: {plan.detail}; {fmt(s.remaining)} carried as inventory"
+                if s.remaining > 0
+                else "nothing left on the account to sell",
+            )
             return
         s.order_seq += 1
         coid = ids.client_order_id(workflow.info().workflow_id, s.lineage, s.order_seq)
-        start_order(s, client_order_id=coid, side=OrderSide.SELL, amount=plan.amount,
-                    now=workflow.time())
+        start_order(
+            s, client_order_id=coid, side=OrderSide.SELL, amount=plan.amount, now=workflow.time()
+        )
         order_input = c.PlaceOrderInput(
-            symbol=s.symbol, side=OrderSide.SELL, amount=plan.amount, client_order_id=coid,
-            type=plan.order_type, time_in_force=TimeInForce.IOC,
-            limit_offset_bps=plan.offset_bps)
+            symbol=s.symbol,
+            side=OrderSide.SELL,
+            amount=plan.amount,
+            client_order_id=coid,
+            type=plan.order_type,
+            time_in_force=TimeInForce.IOC,
+            limit_offset_bps=plan.offset_bps,
+        )
         try:
             order = await self._exchange_call(
-                c.PLACE_ORDER, order_input, Order,
+                c.PLACE_ORDER,
+                order_input,
+                Order,
                 summary=f"place_sell {s.symbol} {fmt(plan.amount)} @ ~{fmt(s.bid)} "
-                        f"{plan.detail} ({s.exit_reason})")
+                f"{plan.detail} ({s.exit_reason})",
+            )
         except ActivityError as err:
             s.last_error = error_message(err)
             s.sell_attempt += 1
@@ -175,13 +209,20 @@ class ExitPhases(Holdings, BeforeReality):
         s, p = self.state, self.inp.params
         trade_id, pnl = await self._book_trade()
         self._release_slot()
-        self._notify("exit", format_exit(symbol=s.symbol, pnl=pnl, reason=s.exit_reason,
-                                         simulated=self._is_simulated))
+        self._notify(
+            "exit",
+            format_exit(
+                symbol=s.symbol, pnl=pnl, reason=s.exit_reason, simulated=self._is_simulated
+            ),
+        )
         s.cooldown_until = workflow.time() + float(p.cooldown_minutes) * 60
         reason = s.exit_reason
         s.clear_trade()
-        self._transition(Trigger.RECORDED, f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
-                         trade=(trade_id, pnl))
+        self._transition(
+            Trigger.RECORDED,
+            f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
+            trade=(trade_id, pnl),
+        )
 
     async def _cooldown(self) -> None:
         s = self.state

@@ -33,27 +33,55 @@ class Holdings(TraderBase):
         """
         s = self.state
         pnl = realized_pnl(
-            bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
-            sold_amount=s.sold_amount, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee,
-            written_off=s.written_off)
+            bought_amount=s.amount,
+            entry_cost=s.entry_cost,
+            entry_fee=s.entry_fee,
+            sold_amount=s.sold_amount,
+            exit_proceeds=s.exit_proceeds,
+            exit_fee=s.exit_fee,
+            written_off=s.written_off,
+        )
         trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
-        await self._ledger_call(c.RECORD_TRADE, c.TradeRecord(
-            trade_id=trade_id, symbol=s.symbol, exchange=s.exchange,
-            exit_reason=s.exit_reason or "unknown", bought_amount=s.amount,
-            sold_amount=s.sold_amount, entry_price=s.entry_price, entry_cost=s.entry_cost,
-            entry_fee=s.entry_fee, exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee,
-            net_pnl=pnl.net, pnl_pct=pnl.pct, opened_ts=s.entry_ts, closed_ts=workflow.time(),
-            simulated=self._is_simulated, written_off=s.written_off,
-            carried_amount=pnl.carried_amount, carried_cost=pnl.carried_cost + pnl.carried_fee,
-            inventory_in_amount=s.inventory_in_amount, inventory_in_cost=s.inventory_in_cost))
+        await self._ledger_call(
+            c.RECORD_TRADE,
+            c.TradeRecord(
+                trade_id=trade_id,
+                symbol=s.symbol,
+                exchange=s.exchange,
+                exit_reason=s.exit_reason or "unknown",
+                bought_amount=s.amount,
+                sold_amount=s.sold_amount,
+                entry_price=s.entry_price,
+                entry_cost=s.entry_cost,
+                entry_fee=s.entry_fee,
+                exit_proceeds=s.exit_proceeds,
+                exit_fee=s.exit_fee,
+                net_pnl=pnl.net,
+                pnl_pct=pnl.pct,
+                opened_ts=s.entry_ts,
+                closed_ts=workflow.time(),
+                simulated=self._is_simulated,
+                written_off=s.written_off,
+                carried_amount=pnl.carried_amount,
+                carried_cost=pnl.carried_cost + pnl.carried_fee,
+                inventory_in_amount=s.inventory_in_amount,
+                inventory_in_cost=s.inventory_in_cost,
+            ),
+        )
         if pnl.carried_amount > 0:
             await self._record_inventory(
-                "carried", pnl.carried_amount, pnl.carried_cost + pnl.carried_fee,
-                f"below the market minimum at bid {fmt(s.bid)}; joins the next trade")
-            self._notify("inventory", f"{s.symbol}: kept {fmt(pnl.carried_amount)} "
-                                      f"{self._base} as inventory (cost "
-                                      f"{fmt(pnl.carried_cost + pnl.carried_fee, 8)}): below "
-                                      "the market minimum, it joins the next trade")
+                "carried",
+                pnl.carried_amount,
+                pnl.carried_cost + pnl.carried_fee,
+                f"below the market minimum at bid {fmt(s.bid)}; joins the next trade",
+            )
+            self._notify(
+                "inventory",
+                f"{s.symbol}: kept {fmt(pnl.carried_amount)} "
+                f"{self._base} as inventory (cost "
+                f"{fmt(pnl.carried_cost + pnl.carried_fee, 8)}): below "
+                "the market minimum, it joins the next trade",
+            )
         carry(s, pnl)
         s.realized_pnl_total += pnl.net
         s.fees_total += pnl.fees
@@ -85,8 +113,12 @@ class Holdings(TraderBase):
             return
         cost = (s.entry_cost + s.entry_fee) * gone / s.amount
         s.written_off += gone
-        await self._report_shortfall("shortfall", gone, cost, f"the account holds {fmt(gone)} "
-                                     f"{self._base} less than the trade ({why})")
+        await self._report_shortfall(
+            "shortfall",
+            gone,
+            cost,
+            f"the account holds {fmt(gone)} {self._base} less than the trade ({why})",
+        )
 
     async def _write_off_inventory_part(self, gone: Decimal, why: str) -> Decimal:
         """Inventory the account no longer holds: its cost is a realized loss now."""
@@ -99,13 +131,15 @@ class Holdings(TraderBase):
         s.fees_total += fee
         # Outside any trade: its own kind, so the ledger's total (trades + write-offs of
         # inventory) equals realized_pnl_total, and no row is counted in two places.
-        await self._report_shortfall("inventory_write_off", amount, loss,
-                                     f"inventory {fmt(amount)} {self._base} is not on the "
-                                     f"account ({why})")
+        await self._report_shortfall(
+            "inventory_write_off",
+            amount,
+            loss,
+            f"inventory {fmt(amount)} {self._base} is not on the account ({why})",
+        )
         return amount
 
-    async def _report_shortfall(self, kind: str, amount: Decimal, cost: Decimal,
-                                what: str) -> None:
+    async def _report_shortfall(self, kind: str, amount: Decimal, cost: Decimal, what: str) -> None:
         """Ledger row, notification and note: a shortfall is never silent. Less than one lot
         step is bookkeeping (rounding of fees withheld in base), recorded as ``rounding``
         without a notification: it must not page anyone."""
@@ -134,8 +168,11 @@ class Holdings(TraderBase):
         if self._uncovered(total) <= 0:
             return
         held = s.remaining if s.holds_position else ZERO
-        rec = await self._reconcile(client_order_id=None, expect=held + s.inventory_amount,
-                                    summary=f"confirm {self._base} balance")
+        rec = await self._reconcile(
+            client_order_id=None,
+            expect=held + s.inventory_amount,
+            summary=f"confirm {self._base} balance",
+        )
         gone = self._uncovered(rec.base_balance)
         if gone > 0:
             gone -= await self._write_off_inventory_part(gone, why)
@@ -156,8 +193,10 @@ class Holdings(TraderBase):
                 # Only a check (any of its reads, the confirming one too): it runs between
                 # phases, where a failure must not fail the workflow task. Trading goes on,
                 # and every sell checks the account first anyway.
-                s.note = f"reconcile ({why}) failed: {error_message(err)}; sells still " \
-                         "check the account first"
+                s.note = (
+                    f"reconcile ({why}) failed: {error_message(err)}; sells still "
+                    "check the account first"
+                )
                 self._notify("reconcile", f"{s.symbol}: {s.note}")
         self._publish_details()
         self._publish_memo()
@@ -169,12 +208,15 @@ class Holdings(TraderBase):
         rec = await self._reconcile(
             client_order_id=s.client_order_id if holding else None,
             expect=(s.remaining if holding else ZERO) + s.inventory_amount,
-            summary=f"reconcile {s.symbol} ({why})")
+            summary=f"reconcile {s.symbol} ({why})",
+        )
         found = []
         unknown = holding and bool(s.client_order_id) and rec.order is None
         if unknown:  # maybe a lagging order query: report, and write nothing off on it
-            found.append(f"order {s.client_order_id} unknown to the exchange; balance "
-                         "check left to the next sell")
+            found.append(
+                f"order {s.client_order_id} unknown to the exchange; balance "
+                "check left to the next sell"
+            )
         elif holding and rec.order is not None and rec.order.status is not OrderStatus.OPEN:
             delta = apply_fill(s, rec.order)  # a delta: nothing counted twice
             if delta > 0:
@@ -184,13 +226,18 @@ class Holdings(TraderBase):
             await self._cover(rec.base_balance, f"reconcile, {why}")
         if (s.written_off, s.inventory_amount) != before:
             found.append(s.note)
-        if holding and (s.remaining <= 0 or is_dust(s.remaining, s.bid, s.market)) \
-                and not s.exit_reason:
+        if (
+            holding
+            and (s.remaining <= 0 or is_dust(s.remaining, s.bid, s.market))
+            and not s.exit_reason
+        ):
             s.exit_reason = ExitReason.SHORTFALL.value  # close the books of what is left
         if found:
             s.note = f"reconcile ({why}): " + "; ".join(found)
             self._notify("reconcile", f"{s.symbol}: {s.note}")
         else:
             need = (s.remaining if holding else ZERO) + s.inventory_amount
-            s.note = (f"reconcile ({why}): the account holds {fmt(rec.base_balance)} "
-                      f"{self._base}, covering the {fmt(need)} this symbol holds")
+            s.note = (
+                f"reconcile ({why}): the account holds {fmt(rec.base_balance)} "
+                f"{self._base}, covering the {fmt(need)} this symbol holds"
+            )

@@ -40,9 +40,11 @@ class RecoveryPhases(Holdings, BeforeReality):
         backing off) when it cannot be had."""
         s = self.state
         try:
-            return await self._reconcile(client_order_id=s.client_order_id,
-                                         expect=s.remaining + s.inventory_amount,
-                                         summary=summary)
+            return await self._reconcile(
+                client_order_id=s.client_order_id,
+                expect=s.remaining + s.inventory_amount,
+                summary=summary,
+            )
         except ActivityError as err:
             s.last_error = error_message(err)
             self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
@@ -59,8 +61,9 @@ class RecoveryPhases(Holdings, BeforeReality):
         # A fresh force exit skips this wait (once: if the sell keeps failing, the next
         # ERROR backs off as usual, or a persistent refusal would spin).
         with contextlib.suppress(TimeoutError):  # the backoff ran out: reconcile now
-            await workflow.wait_condition(lambda: s.force_exit_fresh,
-                                          timeout=self.backoff_seconds())
+            await workflow.wait_condition(
+                lambda: s.force_exit_fresh, timeout=self.backoff_seconds()
+            )
         s.force_exit_fresh = False
         if s.market is None:  # failed during warm-up: nothing can be held yet
             self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
@@ -85,8 +88,9 @@ class RecoveryPhases(Holdings, BeforeReality):
             if s.order_side is OrderSide.BUY and s.entry_ts == 0 and s.amount > 0:
                 join_inventory(s)  # before the dust check: together they may be sellable
             await self._cover(rec.base_balance, "found in ERROR")
-        trigger = recovery_trigger(s, order, s.market, s.bid, p.sell_fill_threshold,
-                                   sell_remainder=True)
+        trigger = recovery_trigger(
+            s, order, s.market, s.bid, p.sell_fill_threshold, sell_remainder=True
+        )
         note = f"reconciled: {trigger.value}"
         if trigger is Trigger.RECOVERED_FLAT:
             if s.order_side is OrderSide.BUY:  # an entry that came to nothing, as in IDLE:

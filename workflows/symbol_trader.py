@@ -26,8 +26,7 @@ with workflow.unsafe.imports_passed_through():
 # sold at once (WAIT_FILL's force-exit path cancels any rest); nothing filled ends the
 # entry. ERROR too while something is held or an order is in flight (exchange-reality
 # patch): the backoff is cut short, the symbol reconciles, then sells at once.
-_FORCE_EXIT_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION,
-                                Phase.EXIT_EVAL})
+_FORCE_EXIT_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION, Phase.EXIT_EVAL})
 
 
 @workflow.defn(name="SymbolTrader")
@@ -36,8 +35,11 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
     def __init__(self, inp: c.TraderInput) -> None:
         # State is built here, not in run(): a signal may be handled before run() starts.
         self.inp = inp
-        self.state = inp.state.model_copy(deep=True) if inp.state else CoinState(
-            symbol=inp.symbol, exchange=inp.params.exchange)
+        self.state = (
+            inp.state.model_copy(deep=True)
+            if inp.state
+            else CoinState(symbol=inp.symbol, exchange=inp.params.exchange)
+        )
         self._background = []
         self._entry = None
         self._last_order = None
@@ -55,18 +57,28 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         s.transitions = 0
         self._publish_phase()  # first, always: its status-memo patch call must come first
         self._v2 = workflow.patched(EXCHANGE_REALITY_PATCH)
-        if self._v2 and inp.state is not None and workflow.info().continued_run_id is None \
-                and (s.holds_position or s.has_inventory):
+        if (
+            self._v2
+            and inp.state is not None
+            and workflow.info().continued_run_id is None
+            and (s.holds_position or s.has_inventory)
+        ):
             # Resumed after a stop (not a continue-as-new): the account may have changed
             # while nothing watched it. Check before trading on; never trust memory.
             s.reconcile_requested = "resumed after a stop"
         handlers = {
-            Phase.WARMUP: self._warmup, Phase.IDLE: self._idle,
-            Phase.ENTRY_EVAL: self._entry_eval, Phase.PLACE_BUY: self._place_buy,
-            Phase.WAIT_FILL: self._wait_fill, Phase.POSITION: self._position,
-            Phase.EXIT_EVAL: self._exit_eval, Phase.PLACE_SELL: self._place_sell,
-            Phase.WAIT_SELL_FILL: self._wait_sell_fill, Phase.POST_TRADE: self._post_trade,
-            Phase.COOLDOWN: self._cooldown, Phase.ERROR: self._error,
+            Phase.WARMUP: self._warmup,
+            Phase.IDLE: self._idle,
+            Phase.ENTRY_EVAL: self._entry_eval,
+            Phase.PLACE_BUY: self._place_buy,
+            Phase.WAIT_FILL: self._wait_fill,
+            Phase.POSITION: self._position,
+            Phase.EXIT_EVAL: self._exit_eval,
+            Phase.PLACE_SELL: self._place_sell,
+            Phase.WAIT_SELL_FILL: self._wait_sell_fill,
+            Phase.POST_TRADE: self._post_trade,
+            Phase.COOLDOWN: self._cooldown,
+            Phase.ERROR: self._error,
         }
         while True:
             self._reap_background()
@@ -99,8 +111,10 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         return not (s.close_on_shutdown and s.phase is Phase.POSITION)
 
     def _should_continue_as_new(self) -> bool:
-        return (workflow.info().is_continue_as_new_suggested()
-                or self.state.transitions >= self.inp.params.continue_as_new_after_transitions)
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            or self.state.transitions >= self.inp.params.continue_as_new_after_transitions
+        )
 
     # --- signals ---------------------------------------------------------------------
     def _force_exit_refusal(self) -> str | None:
@@ -108,14 +122,19 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         s = self.state
         if s.phase in _FORCE_EXIT_PHASES:
             return None
-        if self._v2 and s.phase is Phase.ERROR and (
-                s.holds_position or (s.order_side is not None and s.client_order_id)):
+        if (
+            self._v2
+            and s.phase is Phase.ERROR
+            and (s.holds_position or (s.order_side is not None and s.client_order_id))
+        ):
             return None
         if s.phase in HOLDING_PHASES:
             return "already selling"
         if s.has_inventory:
-            return (f"no position: only {s.inventory_amount} held as inventory, below the "
-                    "market minimum (it joins the next trade)")
+            return (
+                f"no position: only {s.inventory_amount} held as inventory, below the "
+                "market minimum (it joins the next trade)"
+            )
         return "no position"
 
     @workflow.signal
@@ -137,16 +156,19 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
     def request_exit(self, req: c.ForceExitRequest) -> c.ForceExitResult:
         """Like the signal, but the caller learns whether it was accepted."""
         self.force_exit(req)
-        return c.ForceExitResult(accepted=True, phase=self.state.phase.value,
-                                 detail=f"exiting: {req.reason}")
+        return c.ForceExitResult(
+            accepted=True, phase=self.state.phase.value, detail=f"exiting: {req.reason}"
+        )
 
     @request_exit.validator
     def _validate_request_exit(self, req: c.ForceExitRequest) -> None:
         # A rejected update leaves no trace in history (0 events).
         refusal = self._force_exit_refusal()
         if refusal is not None:
-            raise ValueError(f"cannot force exit {self.state.symbol} in phase "
-                             f"{self.state.phase.value}: {refusal}")
+            raise ValueError(
+                f"cannot force exit {self.state.symbol} in phase "
+                f"{self.state.phase.value}: {refusal}"
+            )
 
     @workflow.signal
     def pause_entries(self) -> None:

@@ -34,9 +34,15 @@ from trader.hub import MarketHub
 CREATE, TRADES = "POST /api/v3/order", "GET /api/v3/myTrades"
 CID = "dtwindowtest00000000000000000000001"
 WINDOW_S = 3.0
-ORDER_INPUT = c.PlaceOrderInput(symbol="BTC/USDT", side=OrderSide.BUY, amount=D("1"),
-                                client_order_id=CID, type=OrderType.LIMIT,
-                                time_in_force=TimeInForce.IOC, limit_offset_bps=D(10))
+ORDER_INPUT = c.PlaceOrderInput(
+    symbol="BTC/USDT",
+    side=OrderSide.BUY,
+    amount=D("1"),
+    client_order_id=CID,
+    type=OrderType.LIMIT,
+    time_in_force=TimeInForce.IOC,
+    limit_offset_bps=D(10),
+)
 
 
 @dataclass
@@ -51,17 +57,22 @@ class Attempts:
     attempt: int = 0
     first_scheduled: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    async def run(self, *, queued_s: float = 0.0, timeout_s: float = 5.0,
-                  lose_details: bool = False) -> Order:
+    async def run(
+        self, *, queued_s: float = 0.0, timeout_s: float = 5.0, lose_details: bool = False
+    ) -> Order:
         self.attempt += 1
         env = ActivityEnvironment()
         now = datetime.now(UTC)
         env.info = replace(
-            env.info, activity_type=c.PLACE_ORDER, attempt=self.attempt,
+            env.info,
+            activity_type=c.PLACE_ORDER,
+            attempt=self.attempt,
             heartbeat_details=[] if lose_details else list(self.details),
             scheduled_time=self.first_scheduled,
             current_attempt_scheduled_time=now - timedelta(seconds=queued_s),
-            started_time=now, start_to_close_timeout=timedelta(seconds=timeout_s))
+            started_time=now,
+            start_to_close_timeout=timedelta(seconds=timeout_s),
+        )
         env.on_heartbeat = lambda *details: setattr(self, "details", list(details))
         return await env.run(self.acts.place_order, ORDER_INPUT)
 
@@ -73,8 +84,13 @@ class Attempts:
 
 
 @contextlib.asynccontextmanager
-async def attempts(tmp_path: Path, *, lookup_lag_s: float = 2.5, list_lag_s: float = 2.5,
-                   window_s: float = WINDOW_S) -> AsyncIterator[Attempts]:
+async def attempts(
+    tmp_path: Path,
+    *,
+    lookup_lag_s: float = 2.5,
+    list_lag_s: float = 2.5,
+    window_s: float = WINDOW_S,
+) -> AsyncIterator[Attempts]:
     async with sim_and_adapter(tmp_path, balances={"USDT": D("10000")}) as (srv, ex):
         await ex.load_markets()
         srv.engine.consistency.lookup_lag_s = lookup_lag_s
@@ -90,13 +106,17 @@ def _messages(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize(("fault", "details_reach_the_retry"), [
-    ("fills_unread", True),  # the create answered; reading its fills failed
-    ("fills_unread", False),  # ... and the heartbeat that names the order was lost
-    ("response_lost", False),  # the create's answer never came
-])
+@pytest.mark.parametrize(
+    ("fault", "details_reach_the_retry"),
+    [
+        ("fills_unread", True),  # the create answered; reading its fills failed
+        ("fills_unread", False),  # ... and the heartbeat that names the order was lost
+        ("response_lost", False),  # the create's answer never came
+    ],
+)
 async def test_a_create_that_reached_the_exchange_is_never_made_twice(
-        tmp_path, caplog, fault, details_reach_the_retry):
+    tmp_path, caplog, fault, details_reach_the_retry
+):
     caplog.set_level(logging.INFO)
     async with attempts(tmp_path) as a:
         if fault == "fills_unread":
@@ -140,8 +160,9 @@ async def test_a_retry_creates_only_once_absence_is_confirmed_over_the_window(tm
     assert "absence confirmed" in _messages(caplog)
 
 
-async def test_a_found_order_in_the_lists_ends_the_window_before_the_lookup_sees_it(tmp_path,
-                                                                                    caplog):
+async def test_a_found_order_in_the_lists_ends_the_window_before_the_lookup_sees_it(
+    tmp_path, caplog
+):
     caplog.set_level(logging.INFO)
     async with attempts(tmp_path, lookup_lag_s=30, list_lag_s=0) as a:
         a.srv.faults.add(FaultRule(endpoint=CREATE, kind="accept_then_drop"))
@@ -184,8 +205,9 @@ async def test_a_duplicate_answer_waits_for_the_lagging_lookup(tmp_path):
         other = ccxt_client(a.srv.url, key=KEY, secret=SECRET)
         try:
             await other.load_markets()
-            await other.create_order("BTC/USDT", "limit", "buy", 1, 90,
-                                     {"timeInForce": "GTC", "newClientOrderId": CID})
+            await other.create_order(
+                "BTC/USDT", "limit", "buy", 1, 90, {"timeInForce": "GTC", "newClientOrderId": CID}
+            )
         finally:
             await other.close()
         order = await a.run()

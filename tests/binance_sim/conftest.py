@@ -12,10 +12,24 @@ from trader.binance_sim import SimConfig, SimServer
 from trader.core.market import MarketInfo
 from trader.exchange.feed import StaticFeed
 
-BTC_USDT = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                      amount_step=D("0.00001"), min_amount=D("0.00001"), min_cost=D("5"))
-ADA_BTC = MarketInfo(symbol="ADA/BTC", base="ADA", quote="BTC", price_tick=D("0.00000001"),
-                     amount_step=D("1"), min_amount=D("1"), min_cost=D("0.0001"))
+BTC_USDT = MarketInfo(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.00001"),
+    min_amount=D("0.00001"),
+    min_cost=D("5"),
+)
+ADA_BTC = MarketInfo(
+    symbol="ADA/BTC",
+    base="ADA",
+    quote="BTC",
+    price_tick=D("0.00000001"),
+    amount_step=D("1"),
+    min_amount=D("1"),
+    min_cost=D("0.0001"),
+)
 PRICES = {"BTC/USDT": D("65000"), "ADA/BTC": D("0.00005300")}
 
 
@@ -26,27 +40,44 @@ def static_feed() -> StaticFeed:
     return feed
 
 
-def ccxt_client(url: str, *, key: str = "sim-key", secret: str = "sim-secret"
-                ) -> ccxt.binance:
+def ccxt_client(url: str, *, key: str = "sim-key", secret: str = "sim-secret") -> ccxt.binance:
     """The real ccxt Binance client with every REST base URL pointed at ``url``."""
-    ex = ccxt.binance({"apiKey": key, "secret": secret, "enableRateLimit": False,
-                       "options": {"fetchMarkets": {"types": ["spot"]},
-                                   "fetchCurrencies": False, "fetchMargins": False}})
+    ex = ccxt.binance(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "enableRateLimit": False,
+            "options": {
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+            },
+        }
+    )
     # Every base URL ccxt knows is replaced: a call that strays from /api/v3 gets a 404
     # from the simulator instead of reaching the real Binance.
-    ex.urls["api"] = {name: f"{url}/{_API_PATHS.get(name, 'unsupported/' + name)}"
-                      for name in ex.urls["api"]}
+    ex.urls["api"] = {
+        name: f"{url}/{_API_PATHS.get(name, 'unsupported/' + name)}" for name in ex.urls["api"]
+    }
     return ex
 
 
-_API_PATHS = {"public": "api/v3", "private": "api/v3", "v1": "api/v1", "sapi": "sapi/v1",
-              "sapiV2": "sapi/v2", "sapiV3": "sapi/v3", "sapiV4": "sapi/v4"}
+_API_PATHS = {
+    "public": "api/v3",
+    "private": "api/v3",
+    "v1": "api/v1",
+    "sapi": "sapi/v1",
+    "sapiV2": "sapi/v2",
+    "sapiV3": "sapi/v3",
+    "sapiV4": "sapi/v4",
+}
 
 
 @pytest.fixture
 async def server(tmp_path) -> AsyncIterator[SimServer]:
-    config = SimConfig(feed=static_feed(), data_dir=tmp_path,
-                       balances={"USDT": D("10000"), "BTC": D("1")})
+    config = SimConfig(
+        feed=static_feed(), data_dir=tmp_path, balances={"USDT": D("10000"), "BTC": D("1")}
+    )
     async with SimServer(config) as srv:
         yield srv
 
@@ -58,9 +89,16 @@ async def client(server: SimServer) -> AsyncIterator[ccxt.binance]:
     await ex.close()
 
 
-async def signed(url: str, method: str, path: str, params: dict[str, str], *,
-                 secret: str = "sim-secret", key: str = "sim-key", shift_ms: int = 0,
-                 ) -> tuple[int, object]:
+async def signed(
+    url: str,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    *,
+    secret: str = "sim-secret",
+    key: str = "sim-key",
+    shift_ms: int = 0,
+) -> tuple[int, object]:
     """A signed request made by hand, as Binance's docs describe (no ccxt in between)."""
     import hashlib
     import hmac
@@ -71,7 +109,10 @@ async def signed(url: str, method: str, path: str, params: dict[str, str], *,
 
     query = urlencode({**params, "timestamp": str(int(time.time() * 1000) + shift_ms)})
     sig = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-    async with aiohttp.ClientSession() as s, s.request(
-            method, f"{url}{path}?{query}&signature={sig}",
-            headers={"X-MBX-APIKEY": key}) as resp:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(
+            method, f"{url}{path}?{query}&signature={sig}", headers={"X-MBX-APIKEY": key}
+        ) as resp,
+    ):
         return resp.status, await resp.json()

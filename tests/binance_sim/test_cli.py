@@ -14,16 +14,18 @@ from trader.exchange.replay import ReplayFeed
 
 
 def test_static_prices_and_markets_from_their_magnitude():
-    feed = build_feed(_parser().parse_args(["--static", "BTC/USDT=65000",
-                                            "--static", "ADA/BTC=0.000053"]), 0)
+    feed = build_feed(
+        _parser().parse_args(["--static", "BTC/USDT=65000", "--static", "ADA/BTC=0.000053"]), 0
+    )
     assert isinstance(feed, StaticFeed) and feed.symbols == ["ADA/BTC", "BTC/USDT"]
     assert feed.mid("ADA/BTC", 0) == D("0.000053")
     assert feed.market("ADA/BTC").price_tick <= D("1e-8")
 
 
 def test_generated_market_keeps_its_origin_in_the_data_dir(tmp_path):
-    args = _parser().parse_args(["--generated", "--seed", "3", "--symbols", "ETH/USDT=3000",
-                                 "--data-dir", str(tmp_path)])
+    args = _parser().parse_args(
+        ["--generated", "--seed", "3", "--symbols", "ETH/USDT=3000", "--data-dir", str(tmp_path)]
+    )
     assert origin_ms(args, 1_000) == 1_000
     assert origin_ms(args, 9_000) == 1_000  # a restart continues the same path
     feed = build_feed(args, 1_000)
@@ -33,8 +35,18 @@ def test_generated_market_keeps_its_origin_in_the_data_dir(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "ohlcv").is_dir(), reason="shared data not present")
 def test_replay_with_start_speed_and_symbols():
-    args = _parser().parse_args(["--replay", str(SHARED_DATA / "ohlcv"), "--speed", "300",
-                                 "--start", "2018-01-15T00:00", "--symbols", "ETH/BTC"])
+    args = _parser().parse_args(
+        [
+            "--replay",
+            str(SHARED_DATA / "ohlcv"),
+            "--speed",
+            "300",
+            "--start",
+            "2018-01-15T00:00",
+            "--symbols",
+            "ETH/BTC",
+        ]
+    )
     feed = build_feed(args, 0)
     assert isinstance(feed, ReplayFeed) and feed.symbols == ["ETH/BTC"]
     assert feed.speed == 300 and feed.replay_ms(1_000) == 1515974400000 + 300_000
@@ -47,6 +59,14 @@ def test_bad_pairs_are_refused():
 
 @pytest.mark.skipif(not (SHARED_DATA / "ohlcv").is_dir(), reason="shared data not present")
 def test_a_start_with_an_offset_keeps_it():
-    args = _parser().parse_args(["--replay", str(SHARED_DATA / "ohlcv"), "--symbols", "ETH/BTC",
-                                 "--start", "2018-01-15T02:00+02:00"])  # 00:00 UTC
+    args = _parser().parse_args(
+        [
+            "--replay",
+            str(SHARED_DATA / "ohlcv"),
+            "--symbols",
+            "ETH/BTC",
+            "--start",
+            "2018-01-15T02:00+02:00",
+        ]
+    )  # 00:00 UTC
     assert build_feed(args, 0).replay_ms(0) == 1515974400000

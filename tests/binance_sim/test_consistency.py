@@ -26,9 +26,14 @@ SYM = "BTC/USDT"
 
 @contextlib.asynccontextmanager
 async def sim(tmp_path: Path, **config: Any) -> AsyncIterator[tuple[SimServer, ccxt.binance]]:
-    async with SimServer(SimConfig(feed=static_feed(), data_dir=tmp_path,
-                                   balances={"USDT": D("10000"), "BTC": D("1")},
-                                   **config)) as srv:
+    async with SimServer(
+        SimConfig(
+            feed=static_feed(),
+            data_dir=tmp_path,
+            balances={"USDT": D("10000"), "BTC": D("1")},
+            **config,
+        )
+    ) as srv:
         client = ccxt_client(srv.url)
         try:
             await client.load_markets()
@@ -38,13 +43,15 @@ async def sim(tmp_path: Path, **config: Any) -> AsyncIterator[tuple[SimServer, c
 
 
 async def ioc_buy(client: ccxt.binance, cid: str) -> dict:
-    return await client.create_order(SYM, "limit", "buy", 0.01, 65100,
-                                     {"timeInForce": "IOC", "newClientOrderId": cid})
+    return await client.create_order(
+        SYM, "limit", "buy", 0.01, 65100, {"timeInForce": "IOC", "newClientOrderId": cid}
+    )
 
 
 async def resting_buy(client: ccxt.binance, cid: str) -> dict:
-    return await client.create_order(SYM, "limit", "buy", 0.01, 60000,
-                                     {"timeInForce": "GTC", "newClientOrderId": cid})
+    return await client.create_order(
+        SYM, "limit", "buy", 0.01, 60000, {"timeInForce": "GTC", "newClientOrderId": cid}
+    )
 
 
 async def by_cid(client: ccxt.binance, cid: str) -> dict:
@@ -129,7 +136,10 @@ async def test_a_list_lag_hides_young_orders_and_their_trades_from_the_lists(tmp
 async def test_lags_and_duplicates_are_set_at_runtime_over_the_admin_api(server, client):
     async with SimControl(server.url) as control:
         assert await control.consistency() == {
-            "lookup_lag_s": 0, "list_lag_s": 0, "duplicate_client_ids": "while_open"}
+            "lookup_lag_s": 0,
+            "list_lag_s": 0,
+            "duplicate_client_ids": "while_open",
+        }
         now = await control.set_consistency(lookup_lag_s=5, duplicate_client_ids="always")
         assert now == {"lookup_lag_s": 5, "list_lag_s": 0, "duplicate_client_ids": "always"}
         placed = await ioc_buy(client, "rt-1")
@@ -160,8 +170,11 @@ def test_a_probabilistic_rule_fires_on_a_seeded_share_of_requests():
 
 def test_a_rule_that_does_not_fire_leaves_the_request_to_the_next_rule():
     book = FaultBook(seed=1)
-    book.add(FaultRule(endpoint="POST /api/v3/order", kind="accept_then_drop",
-                       probability=0.5, count=None))
+    book.add(
+        FaultRule(
+            endpoint="POST /api/v3/order", kind="accept_then_drop", probability=0.5, count=None
+        )
+    )
     book.add(FaultRule(endpoint="*", kind="rate_limit", seconds=1, count=3))
     kinds = [getattr(book.take("POST /api/v3/order"), "kind", None) for _ in range(40)]
     assert kinds.count("rate_limit") == 3 and kinds.count("accept_then_drop") > 10
@@ -182,22 +195,36 @@ async def test_probabilistic_faults_armed_over_http_and_from_the_config(tmp_path
         assert len(srv.faults.fired) == outcomes.count(False)
         async with SimControl(srv.url) as control:
             await control.clear_faults()
-            armed = await control.add_fault({"endpoint": "*", "kind": "rate_limit",
-                                             "probability": 0.25, "count": None})
+            armed = await control.add_fault(
+                {"endpoint": "*", "kind": "rate_limit", "probability": 0.25, "count": None}
+            )
             assert armed[0]["probability"] == 0.25 and armed[0]["count"] is None
 
 
 def test_the_command_line_sets_lags_duplicates_and_seeded_faults():
-    args = _parser().parse_args([
-        "--lookup-lag", "2.5", "--list-lag", "1", "--duplicates", "always",
-        "--fault-seed", "9",
-        "--fault", '{"endpoint": "POST /api/v3/order", "kind": "accept_then_drop", '
-                   '"probability": 0.1, "count": null}'])
+    args = _parser().parse_args(
+        [
+            "--lookup-lag",
+            "2.5",
+            "--list-lag",
+            "1",
+            "--duplicates",
+            "always",
+            "--fault-seed",
+            "9",
+            "--fault",
+            '{"endpoint": "POST /api/v3/order", "kind": "accept_then_drop", '
+            '"probability": 0.1, "count": null}',
+        ]
+    )
     config = sim_config(args, static_feed())
     assert (config.lookup_lag_s, config.list_lag_s) == (2.5, 1.0)
     assert config.duplicate_client_ids == "always" and config.fault_seed == 9
-    assert config.faults == (FaultRule(endpoint="POST /api/v3/order", kind="accept_then_drop",
-                                       probability=0.1, count=None),)
+    assert config.faults == (
+        FaultRule(
+            endpoint="POST /api/v3/order", kind="accept_then_drop", probability=0.1, count=None
+        ),
+    )
     defaults = sim_config(_parser().parse_args([]), static_feed())
     assert (defaults.lookup_lag_s, defaults.list_lag_s, defaults.faults) == (0, 0, ())
     assert defaults.duplicate_client_ids == "while_open"

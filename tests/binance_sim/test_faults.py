@@ -17,8 +17,9 @@ ORDER = "POST /api/v3/order"
 
 
 async def buy(client: ccxt.binance, cid: str) -> dict:
-    return await client.create_order("BTC/USDT", "limit", "buy", 0.01, 65100,
-                                     {"timeInForce": "IOC", "newClientOrderId": cid})
+    return await client.create_order(
+        "BTC/USDT", "limit", "buy", 0.01, 65100, {"timeInForce": "IOC", "newClientOrderId": cid}
+    )
 
 
 async def test_wrong_secret_key_and_stale_timestamp_are_rejected(server, client):
@@ -50,8 +51,9 @@ async def test_rate_limit_is_429_with_retry_after(server, client):
 
 async def test_5xx_is_exchange_not_available(server, client):
     await client.load_markets()
-    server.faults.add(FaultRule(endpoint="GET /api/v3/ticker/24hr", kind="http_5xx",
-                                status=502, count=2))
+    server.faults.add(
+        FaultRule(endpoint="GET /api/v3/ticker/24hr", kind="http_5xx", status=502, count=2)
+    )
     for _ in range(2):
         with pytest.raises(ccxt.ExchangeNotAvailable):
             await client.fetch_tickers(["BTC/USDT"])
@@ -75,8 +77,7 @@ async def test_accept_then_drop_keeps_the_order_the_client_never_heard_of(server
         with pytest.raises(ccxt.NetworkError):
             await buy(client, "lost-1")
         [order] = await sim.orders()
-    assert (order["client_order_id"], order["side"], order["status"]) == (
-        "lost-1", "buy", "FILLED")
+    assert (order["client_order_id"], order["side"], order["status"]) == ("lost-1", "buy", "FILLED")
     assert D(order["filled"]) == D("0.01") and order["accepted_ms"] > 0
     assert order["arrived_us"] // 1000 <= order["accepted_ms"]
     found = await client.fetch_order(None, "BTC/USDT", {"clientOrderId": "lost-1"})
@@ -138,23 +139,35 @@ async def test_auth_errors_are_binance_codes_and_statuses(server):
     params = {"symbol": "BTCUSDT"}
     path = "/api/v3/openOrders"
     assert await signed(server.url, "GET", path, params, key="") == (
-        401, {"code": -2014, "msg": "API-key format invalid."})
+        401,
+        {"code": -2014, "msg": "API-key format invalid."},
+    )
     assert await signed(server.url, "GET", path, params, key="other") == (
-        401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+        401,
+        {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."},
+    )
     assert await signed(server.url, "GET", path, params, secret="other") == (
-        400, {"code": -1022, "msg": "Signature for this request is not valid."})
+        400,
+        {"code": -1022, "msg": "Signature for this request is not valid."},
+    )
     stale = await signed(server.url, "GET", path, params, shift_ms=-6_000)  # > recvWindow
     ahead = await signed(server.url, "GET", path, params, shift_ms=2_000)  # > 1 s ahead
-    wide = await signed(server.url, "GET", path, {**params, "recvWindow": "60000"},
-                        shift_ms=-6_000)
-    assert stale == ahead == (400, {"code": -1021, "msg": "Timestamp for this request is "
-                                                          "outside of the recvWindow."})
+    wide = await signed(server.url, "GET", path, {**params, "recvWindow": "60000"}, shift_ms=-6_000)
+    assert (
+        stale
+        == ahead
+        == (400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."})
+    )
     assert wide == (200, [])
 
 
 async def test_a_bad_recv_window_is_named_and_bounded_as_binance_does(server):
     path, params = "/api/v3/openOrders", {"symbol": "BTCUSDT"}
     assert await signed(server.url, "GET", path, {**params, "recvWindow": "soon"}) == (
-        400, {"code": -1100, "msg": "Illegal characters found in parameter 'recvWindow'."})
+        400,
+        {"code": -1100, "msg": "Illegal characters found in parameter 'recvWindow'."},
+    )
     assert await signed(server.url, "GET", path, {**params, "recvWindow": "60001"}) == (
-        400, {"code": -1131, "msg": "recvWindow must be less than 60000"})
+        400,
+        {"code": -1131, "msg": "recvWindow must be less than 60000"},
+    )

@@ -18,7 +18,12 @@ async def test_load_markets_gives_binance_precision_and_limits(server, client):
     assert set(markets) == {"BTC/USDT", "ADA/BTC"}
     ada = markets["ADA/BTC"]
     assert (ada["id"], ada["base"], ada["quote"], ada["spot"], ada["active"]) == (
-        "ADABTC", "ADA", "BTC", True, True)
+        "ADABTC",
+        "ADA",
+        "BTC",
+        True,
+        True,
+    )
     assert ada["precision"]["price"] == 1e-08 and ada["precision"]["amount"] == 1
     assert ada["limits"]["cost"]["min"] == 0.0001 and ada["limits"]["amount"]["min"] == 1
     btc = markets["BTC/USDT"]
@@ -69,8 +74,10 @@ async def test_klines_are_one_minute_candles_up_to_now(server, client):
 async def test_unknown_symbol_is_binance_invalid_symbol(server):
     import aiohttp
 
-    async with aiohttp.ClientSession() as s, s.get(
-            f"{server.url}/api/v3/ticker/24hr", params={"symbol": "NOPEBTC"}) as resp:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{server.url}/api/v3/ticker/24hr", params={"symbol": "NOPEBTC"}) as resp,
+    ):
         assert resp.status == 400
         assert await resp.json() == {"code": -1121, "msg": "Invalid symbol."}
 
@@ -83,8 +90,10 @@ async def test_5m_klines_aggregate_the_1m_candles(tmp_path):
     rows = ["date,open,high,low,close,volume"]
     for i in range(400):  # a zigzag, so every minute has its own range
         p = D("0.00005000") + D("0.00000010") * (i % 7)
-        rows.append(f"2018-01-10 {i // 60:02d}:{i % 60:02d}:00+00:00,{p},{p + D('3e-8')},"
-                    f"{p - D('2e-8')},{p + D('1e-8')},{i}")
+        rows.append(
+            f"2018-01-10 {i // 60:02d}:{i % 60:02d}:00+00:00,{p},{p + D('3e-8')},"
+            f"{p - D('2e-8')},{p + D('1e-8')},{i}"
+        )
     (tmp_path / "ADA_BTC-1m.csv").write_text("\n".join(rows) + "\n")
     # One hour into the data now: the last 20 minutes are all inside it.
     feed = ReplayFeed.from_dir(tmp_path, speed=1, origin_ms=int(time.time() * 1000) - 3_600_000)
@@ -97,9 +106,13 @@ async def test_5m_klines_aggregate_the_1m_candles(tmp_path):
             await client.close()
     assert [f[0] % 300_000 for f in fives] == [0] * 4
     for k, five in enumerate(fives[:3]):  # closed 5-minute klines
-        part = ones[5 * k:5 * k + 5]
+        part = ones[5 * k : 5 * k + 5]
         assert part[0][0] == five[0]
-        assert five[1:5] == [part[0][1], max(c[2] for c in part), min(c[3] for c in part),
-                             part[-1][4]]
+        assert five[1:5] == [
+            part[0][1],
+            max(c[2] for c in part),
+            min(c[3] for c in part),
+            part[-1][4],
+        ]
         assert five[5] == pytest.approx(sum(c[5] for c in part))
     assert len({f[2] for f in fives}) > 1 or len({f[3] for f in fives}) > 1

@@ -15,10 +15,26 @@ def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     ready = tmp_path / "ready"
     ready.unlink(missing_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trader.binance_sim", "--port", "0", "--ready-file", str(ready),
-         "--data-dir", str(tmp_path / "data"), "--static", "BTC/USDT=65000",
-         "--balance", "USDT=10000", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "trader.binance_sim",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--static",
+            "BTC/USDT=65000",
+            "--balance",
+            "USDT=10000",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not ready.exists():
         assert proc.poll() is None, proc.communicate()
@@ -44,9 +60,14 @@ async def test_process_serves_stops_on_sigterm_and_keeps_orders_across_restarts(
         client = ccxt_client(url)
         try:
             assert abs(await client.fetch_time() - time.time() * 1000) < 5_000
-            order = await client.create_order("BTC/USDT", "limit", "buy", 0.01, 60000,
-                                              {"timeInForce": "GTC",
-                                               "newClientOrderId": "keep-1"})
+            order = await client.create_order(
+                "BTC/USDT",
+                "limit",
+                "buy",
+                0.01,
+                60000,
+                {"timeInForce": "GTC", "newClientOrderId": "keep-1"},
+            )
             assert order["status"] == "open"
         finally:
             await client.close()

@@ -55,16 +55,29 @@ async def test_public_shapes(server):
     theirs = sample("exchange_info_response")
     theirs["symbols"][0]["filters"] = []  # their example has none; ours are checked by ccxt
     assert_shape(info, theirs, "exchangeInfo")
-    assert_shape(await public(u, "/api/v3/ticker/24hr", symbol="BTCUSDT"),
-                 sample("ticker_24hr_response"), "ticker/24hr")
-    assert_shape(await public(u, "/api/v3/ticker/bookTicker", symbol="BTCUSDT"),
-                 sample("book_ticker_response"), "bookTicker")
-    assert_shape(await public(u, "/api/v3/ticker/price", symbol="BTCUSDT"),
-                 sample("ticker_price_response"), "ticker/price")
-    assert_shape(await public(u, "/api/v3/avgPrice", symbol="BTCUSDT"),
-                 sample("avg_price_response"), "avgPrice")
-    assert_shape(await public(u, "/api/v3/depth", symbol="BTCUSDT"),
-                 sample("depth_response"), "depth")
+    assert_shape(
+        await public(u, "/api/v3/ticker/24hr", symbol="BTCUSDT"),
+        sample("ticker_24hr_response"),
+        "ticker/24hr",
+    )
+    assert_shape(
+        await public(u, "/api/v3/ticker/bookTicker", symbol="BTCUSDT"),
+        sample("book_ticker_response"),
+        "bookTicker",
+    )
+    assert_shape(
+        await public(u, "/api/v3/ticker/price", symbol="BTCUSDT"),
+        sample("ticker_price_response"),
+        "ticker/price",
+    )
+    assert_shape(
+        await public(u, "/api/v3/avgPrice", symbol="BTCUSDT"),
+        sample("avg_price_response"),
+        "avgPrice",
+    )
+    assert_shape(
+        await public(u, "/api/v3/depth", symbol="BTCUSDT"), sample("depth_response"), "depth"
+    )
     klines = await public(u, "/api/v3/klines", symbol="BTCUSDT", interval="5m", limit="2")
     assert len(klines) == 2 and klines[1][0] - klines[0][0] == 300_000
     assert_shape(klines, sample("klines_response"), "klines")
@@ -78,8 +91,10 @@ async def test_batch_and_all_symbol_forms(server):
     two = await public(u, "/api/v3/ticker/bookTicker", symbols='["BTCUSDT","ADABTC"]')
     assert [t["symbol"] for t in two] == ["BTCUSDT", "ADABTC"]
     prices = await public(u, "/api/v3/ticker/price")
-    assert {p["symbol"]: p["price"] for p in prices} == {"ADABTC": "0.00005300",
-                                                         "BTCUSDT": "65000.00000000"}
+    assert {p["symbol"]: p["price"] for p in prices} == {
+        "ADABTC": "0.00005300",
+        "BTCUSDT": "65000.00000000",
+    }
     one = await public(u, "/api/v3/exchangeInfo", symbol="ADABTC")
     [ada] = one["symbols"]
     filters = {f["filterType"]: f for f in ada["filters"]}
@@ -91,18 +106,42 @@ async def test_batch_and_all_symbol_forms(server):
 async def test_signed_shapes(server):
     u = server.url
     new = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01"}
-    status, full = await signed(u, "POST", "/api/v3/order",
-                                {**new, "price": "65100", "timeInForce": "IOC",
-                                 "newClientOrderId": "s1", "newOrderRespType": "FULL"})
+    status, full = await signed(
+        u,
+        "POST",
+        "/api/v3/order",
+        {
+            **new,
+            "price": "65100",
+            "timeInForce": "IOC",
+            "newClientOrderId": "s1",
+            "newOrderRespType": "FULL",
+        },
+    )
     assert status == 200
     assert_shape(full, sample("new_order_full_response"), "order FULL")
-    status, ack = await signed(u, "POST", "/api/v3/order",
-                               {**new, "price": "60000", "timeInForce": "GTC",
-                                "newClientOrderId": "s2", "newOrderRespType": "ACK"})
-    assert status == 200 and set(ack) == {"symbol", "orderId", "orderListId",
-                                          "clientOrderId", "transactTime"}
-    _, got = await signed(u, "GET", "/api/v3/order",
-                          {"symbol": "BTCUSDT", "origClientOrderId": "s2"})
+    status, ack = await signed(
+        u,
+        "POST",
+        "/api/v3/order",
+        {
+            **new,
+            "price": "60000",
+            "timeInForce": "GTC",
+            "newClientOrderId": "s2",
+            "newOrderRespType": "ACK",
+        },
+    )
+    assert status == 200 and set(ack) == {
+        "symbol",
+        "orderId",
+        "orderListId",
+        "clientOrderId",
+        "transactTime",
+    }
+    _, got = await signed(
+        u, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "s2"}
+    )
     assert_shape(got, sample("order_response"), "order")
     _, opened = await signed(u, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
     assert_shape(opened, sample("open_orders_response"), "openOrders")
@@ -113,7 +152,8 @@ async def test_signed_shapes(server):
     assert_shape(trades, sample("account_trades_response"), "myTrades")
     _, account = await signed(u, "GET", "/api/v3/account", {})
     assert_shape(account, sample("account_response"), "account")
-    status, cancelled = await signed(u, "DELETE", "/api/v3/order",
-                                     {"symbol": "BTCUSDT", "origClientOrderId": "s2"})
+    status, cancelled = await signed(
+        u, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "s2"}
+    )
     assert status == 200 and cancelled["status"] == "CANCELED"
     assert_shape(cancelled, sample("cancel_order_response"), "cancel")

@@ -11,16 +11,34 @@ from trader.core.market import MarketInfo, Order, OrderSide, OrderStatus, OrderT
 from trader.core.phases import Trigger
 from trader.core.state import CoinState
 
-MARKET = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                    amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5"))
+MARKET = MarketInfo(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.0001"),
+    min_amount=D("0.0001"),
+    min_cost=D("5"),
+)
 
 
-def order(side: OrderSide, *, amount="0.01", filled="0", avg=None, fee="0",
-          status=OrderStatus.CLOSED) -> Order:
-    return Order(id="1", client_order_id="c1", symbol="BTC/USDT", side=side,
-                 type=OrderType.LIMIT, time_in_force=TimeInForce.IOC, amount=D(amount),
-                 price=D("100"), filled=D(filled), average=D(avg) if avg else None,
-                 fee=D(fee), status=status)
+def order(
+    side: OrderSide, *, amount="0.01", filled="0", avg=None, fee="0", status=OrderStatus.CLOSED
+) -> Order:
+    return Order(
+        id="1",
+        client_order_id="c1",
+        symbol="BTC/USDT",
+        side=side,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.IOC,
+        amount=D(amount),
+        price=D("100"),
+        filled=D(filled),
+        average=D(avg) if avg else None,
+        fee=D(fee),
+        status=status,
+    )
 
 
 def fresh(side=OrderSide.BUY) -> CoinState:
@@ -31,8 +49,7 @@ def fresh(side=OrderSide.BUY) -> CoinState:
 
 def test_buy_fill_seen_twice_is_counted_once():
     s = fresh()
-    partial = order(OrderSide.BUY, filled="0.004", avg="100", fee="0.0004",
-                    status=OrderStatus.OPEN)
+    partial = order(OrderSide.BUY, filled="0.004", avg="100", fee="0.0004", status=OrderStatus.OPEN)
     assert apply_fill(s, partial) == D("0.004")
     full = order(OrderSide.BUY, filled="0.01", avg="101", fee="0.00101")
     assert apply_fill(s, full) == D("0.006")
@@ -47,8 +64,12 @@ def test_sell_fills_accumulate_across_orders():
     s = fresh()
     apply_fill(s, order(OrderSide.BUY, filled="0.01", avg="100", fee="0.001"))
     start_order(s, client_order_id="c2", side=OrderSide.SELL, amount=D("0.01"), now=2.0)
-    apply_fill(s, order(OrderSide.SELL, filled="0.006", avg="110", fee="0.00066",
-                        status=OrderStatus.CANCELED))
+    apply_fill(
+        s,
+        order(
+            OrderSide.SELL, filled="0.006", avg="110", fee="0.00066", status=OrderStatus.CANCELED
+        ),
+    )
     start_order(s, client_order_id="c3", side=OrderSide.SELL, amount=D("0.004"), now=3.0)
     apply_fill(s, order(OrderSide.SELL, amount="0.004", filled="0.004", avg="109"))
     assert s.sold_amount == D("0.01")
@@ -74,13 +95,21 @@ def test_sell_done_threshold(sold, expected):
         ({}, order(OrderSide.BUY, status=OrderStatus.CANCELED), Trigger.RECOVERED_FLAT),
         ({}, None, Trigger.RECOVERED_FLAT),
         ({"amount": D("0.01"), "entry_cost": D("10")}, None, Trigger.RECOVERED_POSITION),
-        ({"amount": D("0.01"), "entry_cost": D("10")},
-         order(OrderSide.SELL, status=OrderStatus.OPEN), Trigger.RECOVERED_SELL_OPEN),
-        ({"amount": D("0.01"), "entry_cost": D("10")},
-         order(OrderSide.SELL, filled="0.01", avg="1100"), Trigger.RECOVERED_SOLD),
-        ({"amount": D("0.01"), "entry_cost": D("10")},
-         order(OrderSide.SELL, filled="0.005", avg="1100", status=OrderStatus.CANCELED),
-         Trigger.RECOVERED_POSITION),
+        (
+            {"amount": D("0.01"), "entry_cost": D("10")},
+            order(OrderSide.SELL, status=OrderStatus.OPEN),
+            Trigger.RECOVERED_SELL_OPEN,
+        ),
+        (
+            {"amount": D("0.01"), "entry_cost": D("10")},
+            order(OrderSide.SELL, filled="0.01", avg="1100"),
+            Trigger.RECOVERED_SOLD,
+        ),
+        (
+            {"amount": D("0.01"), "entry_cost": D("10")},
+            order(OrderSide.SELL, filled="0.005", avg="1100", status=OrderStatus.CANCELED),
+            Trigger.RECOVERED_POSITION,
+        ),
     ],
 )
 def test_recovery_never_forgets_a_position(state_kw, exchange_order, expected):
@@ -93,10 +122,12 @@ def test_recovery_never_forgets_a_position(state_kw, exchange_order, expected):
 def test_buy_fee_withheld_in_base_reduces_the_position_and_is_counted_once():
     # Binance without BNB: a buy's commission is taken from the base asset received.
     s = fresh()
-    partial = order(OrderSide.BUY, filled="0.004", avg="100", fee="0.0004",
-                    status=OrderStatus.OPEN).model_copy(update={"fee_base": D("0.000004")})
+    partial = order(
+        OrderSide.BUY, filled="0.004", avg="100", fee="0.0004", status=OrderStatus.OPEN
+    ).model_copy(update={"fee_base": D("0.000004")})
     full = order(OrderSide.BUY, filled="0.01", avg="100", fee="0.001").model_copy(
-        update={"fee_base": D("0.00001")})
+        update={"fee_base": D("0.00001")}
+    )
     apply_fill(s, partial)
     apply_fill(s, full)
     apply_fill(s, full)  # seen again: nothing changes
@@ -111,14 +142,22 @@ def test_pnl_of_a_base_fee_buy_counts_the_fee_once():
     from trader.core.pnl import realized_pnl
 
     s = fresh()
-    apply_fill(s, order(OrderSide.BUY, filled="0.01", avg="100", fee="0.001").model_copy(
-        update={"fee_base": D("0.00001")}))
+    apply_fill(
+        s,
+        order(OrderSide.BUY, filled="0.01", avg="100", fee="0.001").model_copy(
+            update={"fee_base": D("0.00001")}
+        ),
+    )
     start_order(s, client_order_id="c2", side=OrderSide.SELL, amount=s.amount, now=2.0)
-    sell = order(OrderSide.SELL, amount="0.00999", filled="0.00999", avg="110",
-                 fee="0.0010989")
+    sell = order(OrderSide.SELL, amount="0.00999", filled="0.00999", avg="110", fee="0.0010989")
     apply_fill(s, sell)
-    pnl = realized_pnl(bought_amount=s.amount, entry_cost=s.entry_cost,
-                       entry_fee=s.entry_fee, sold_amount=s.sold_amount,
-                       exit_proceeds=s.exit_proceeds, exit_fee=s.exit_fee)
+    pnl = realized_pnl(
+        bought_amount=s.amount,
+        entry_cost=s.entry_cost,
+        entry_fee=s.entry_fee,
+        sold_amount=s.sold_amount,
+        exit_proceeds=s.exit_proceeds,
+        exit_fee=s.exit_fee,
+    )
     # Quote in: 0.00999 * 110 - 0.0010989; quote out: 1.000 (cost incl. the withheld fee).
     assert pnl.net == D("0.00999") * 110 - D("0.0010989") - D("1.000")

@@ -41,8 +41,19 @@ def test_every_other_edge_is_rejected_and_leaves_state_untouched(src, trigger):
 
 def test_phase_values_are_the_seed_strings():
     assert [p.value for p in Phase] == [
-        "warmup", "idle", "entry_eval", "place_buy", "wait_fill", "position", "exit_eval",
-        "place_sell", "wait_sell_fill", "post_trade", "cooldown", "error"]
+        "warmup",
+        "idle",
+        "entry_eval",
+        "place_buy",
+        "wait_fill",
+        "position",
+        "exit_eval",
+        "place_sell",
+        "wait_sell_fill",
+        "post_trade",
+        "cooldown",
+        "error",
+    ]
 
 
 def test_history_is_bounded():

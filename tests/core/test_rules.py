@@ -24,17 +24,30 @@ from trader.core.rules import (
     update_trailing,
 )
 
-P = TraderParams(drop_trigger_pct=D("2"), take_profit_pct=D("3"), stop_loss_pct=D("2"),
-                 trailing_activation_pct=D("1"), trailing_distance_pct=D("0.5"),
-                 max_hold_minutes=D("60"), max_spread_bps=D("50"),
-                 min_quote_volume=D("1000"), sma_guard_period=0)
+P = TraderParams(
+    drop_trigger_pct=D("2"),
+    take_profit_pct=D("3"),
+    stop_loss_pct=D("2"),
+    trailing_activation_pct=D("1"),
+    trailing_distance_pct=D("0.5"),
+    max_hold_minutes=D("60"),
+    max_spread_bps=D("50"),
+    min_quote_volume=D("1000"),
+    sma_guard_period=0,
+)
 prices = st.decimals(min_value=D("0.00000100"), max_value=D("100000"), places=8)
 
 
 @pytest.mark.parametrize(
     ("price", "anchor", "fired"),
-    [("98", "100", True), ("98.01", "100", False), ("50", "100", True),
-     ("0.00005194", "0.000053", True), ("0.00005195", "0.000053", False), ("1", "0", False)],
+    [
+        ("98", "100", True),
+        ("98.01", "100", False),
+        ("50", "100", True),
+        ("0.00005194", "0.000053", True),
+        ("0.00005195", "0.000053", False),
+        ("1", "0", False),
+    ],
 )
 def test_drop_trigger(price, anchor, fired):
     signal = evaluate_entry(D(price), D(anchor), P)
@@ -68,8 +81,7 @@ def test_peak_anchor_never_lowers(seq):
     assert anchor == max(seq)
 
 
-@given(st.lists(st.tuples(st.integers(0, 10), prices), min_size=1, max_size=60),
-       st.integers(1, 30))
+@given(st.lists(st.tuples(st.integers(0, 10), prices), min_size=1, max_size=60), st.integers(1, 30))
 def test_rolling_high_equals_brute_force(steps, lookback):
     window, ts, seen = RollingHigh(lookback), 0, []
     for gap, price in steps:
@@ -84,13 +96,14 @@ def test_sma_equals_brute_force(seq, period):
     sma = SmaWindow(period)
     for i, price in enumerate(seq):
         sma.add(price)
-        expected = sum(seq[i + 1 - period:i + 1]) / period if i + 1 >= period else None
+        expected = sum(seq[i + 1 - period : i + 1]) / period if i + 1 >= period else None
         assert sma.value() == expected
 
 
 def _ticker(bid="99.9", ask="100.1", last="100", volume="5000"):
-    return Ticker(symbol="BTC/USDT", ts_ms=0, bid=D(bid), ask=D(ask), last=D(last),
-                  quote_volume=D(volume))
+    return Ticker(
+        symbol="BTC/USDT", ts_ms=0, bid=D(bid), ask=D(ask), last=D(last), quote_volume=D(volume)
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,10 +113,13 @@ def _ticker(bid="99.9", ask="100.1", last="100", volume="5000"):
         (_ticker(bid="99.7", ask="100.3"), P, None, GuardReason.SPREAD_TOO_WIDE),  # 60 bps
         (_ticker(bid="99.75", ask="100.25"), P, None, None),  # exactly 50 bps
         (_ticker(volume="999"), P, None, GuardReason.VOLUME_TOO_LOW),
-        (_ticker(), P.model_copy(update={"sma_guard_period": 20}), None,
-         GuardReason.SMA_NOT_READY),
-        (_ticker(last="100"), P.model_copy(update={"sma_guard_period": 20}), D("100"),
-         GuardReason.BELOW_SMA),
+        (_ticker(), P.model_copy(update={"sma_guard_period": 20}), None, GuardReason.SMA_NOT_READY),
+        (
+            _ticker(last="100"),
+            P.model_copy(update={"sma_guard_period": 20}),
+            D("100"),
+            GuardReason.BELOW_SMA,
+        ),
         (_ticker(last="100"), P.model_copy(update={"sma_guard_period": 20}), D("99.99"), None),
     ],
 )
@@ -129,19 +145,36 @@ def test_guards(ticker, params, sma, reason):
     ],
 )
 def test_exit_rules(price, trailing, held_s, reason):
-    decision = evaluate_exit(price=D(price), entry_price=D(100),
-                             trailing=TrailingState(peak=D(102), trigger=D(trailing)),
-                             entry_ts=1000.0, now=1000.0 + held_s, params=P)
+    decision = evaluate_exit(
+        price=D(price),
+        entry_price=D(100),
+        trailing=TrailingState(peak=D(102), trigger=D(trailing)),
+        entry_ts=1000.0,
+        now=1000.0 + held_s,
+        params=P,
+    )
     assert decision.reason is reason and decision.exit is (reason is not None)
 
 
 def test_exit_levels_and_disabled_levels():
     assert exit_levels(D(100), P) == (D("103"), D("98"))
-    off = P.model_copy(update={"take_profit_pct": D(0), "stop_loss_pct": D(0),
-                               "max_hold_minutes": D(0), "trailing_enabled": False})
+    off = P.model_copy(
+        update={
+            "take_profit_pct": D(0),
+            "stop_loss_pct": D(0),
+            "max_hold_minutes": D(0),
+            "trailing_enabled": False,
+        }
+    )
     assert exit_levels(D(100), off) == (D(0), D(0))
-    assert not evaluate_exit(price=D(1), entry_price=D(100), trailing=TrailingState(
-        peak=D(100), trigger=D(0)), entry_ts=0, now=10**9, params=off).exit
+    assert not evaluate_exit(
+        price=D(1),
+        entry_price=D(100),
+        trailing=TrailingState(peak=D(100), trigger=D(0)),
+        entry_ts=0,
+        now=10**9,
+        params=off,
+    ).exit
 
 
 def test_trailing_arms_at_activation_then_follows_the_peak():

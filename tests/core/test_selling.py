@@ -14,14 +14,29 @@ from trader.core.pnl import realized_pnl
 from trader.core.selling import account_gap, exit_complete, plan_sell
 from trader.core.state import CoinState
 
-BTC = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                 amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5"))
+BTC = MarketInfo(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.0001"),
+    min_amount=D("0.0001"),
+    min_cost=D("5"),
+)
 LADDER = (D(0), D(10), D(25), D(50))
 
 
 def plan(**kw):  # noqa: ANN003, ANN201
-    args = dict(remaining=D("1"), free=D("1"), total=D("1"), bid=D("100"), market=BTC,
-                attempt=0, ladder=LADDER, finish=False)
+    args = dict(
+        remaining=D("1"),
+        free=D("1"),
+        total=D("1"),
+        bid=D("100"),
+        market=BTC,
+        attempt=0,
+        ladder=LADDER,
+        finish=False,
+    )
     return plan_sell(**{**args, **kw})
 
 
@@ -72,8 +87,11 @@ def test_past_the_ladder_a_market_order():
     assert plan(attempt=len(LADDER)).order_type is OrderType.MARKET
 
 
-@given(remaining=st.decimals("0", "10", places=6), free=st.decimals("-1", "10", places=6),
-       total=st.decimals("0", "10", places=6))
+@given(
+    remaining=st.decimals("0", "10", places=6),
+    free=st.decimals("-1", "10", places=6),
+    total=st.decimals("0", "10", places=6),
+)
 def test_never_sells_more_than_held_or_free(remaining, free, total):
     total = max(total, free)
     gone, cap = account_gap(remaining, free=free, total=total)
@@ -89,23 +107,39 @@ def test_exit_complete_only_when_nothing_sellable_is_left():
 
 
 def test_pnl_books_a_write_off_as_a_loss_and_carries_the_rest():
-    pnl = realized_pnl(bought_amount=D("1"), entry_cost=D("100"), entry_fee=D("0.1"),
-                       sold_amount=D("0.8"), exit_proceeds=D("88"), exit_fee=D("0.088"),
-                       written_off=D("0.1"))
+    pnl = realized_pnl(
+        bought_amount=D("1"),
+        entry_cost=D("100"),
+        entry_fee=D("0.1"),
+        sold_amount=D("0.8"),
+        exit_proceeds=D("88"),
+        exit_fee=D("0.088"),
+        written_off=D("0.1"),
+    )
     # Closed 0.9 of the position: 90 of basis, 0.09 of the entry fee.
     assert pnl.net == D("88") - D("90") - D("0.09") - D("0.088")
-    assert (pnl.carried_amount, pnl.carried_cost, pnl.carried_fee) == \
-        (D("0.1"), D("10"), D("0.01"))
+    assert (pnl.carried_amount, pnl.carried_cost, pnl.carried_fee) == (D("0.1"), D("10"), D("0.01"))
 
 
-@given(bought=st.decimals("0.001", "10", places=4), sold_share=st.decimals("0", "1", places=3),
-       off_share=st.decimals("0", "1", places=3), cost=st.decimals("1", "10000", places=2),
-       fee=st.decimals("0", "10", places=4))
+@given(
+    bought=st.decimals("0.001", "10", places=4),
+    sold_share=st.decimals("0", "1", places=3),
+    off_share=st.decimals("0", "1", places=3),
+    cost=st.decimals("1", "10000", places=2),
+    fee=st.decimals("0", "10", places=4),
+)
 def test_no_cost_or_fee_ever_leaves_the_books(bought, sold_share, off_share, cost, fee):
     sold = bought * sold_share
     off = (bought - sold) * off_share
-    pnl = realized_pnl(bought_amount=bought, entry_cost=cost, entry_fee=fee, sold_amount=sold,
-                       exit_proceeds=D(0), exit_fee=D(0), written_off=off)
+    pnl = realized_pnl(
+        bought_amount=bought,
+        entry_cost=cost,
+        entry_fee=fee,
+        sold_amount=sold,
+        exit_proceeds=D(0),
+        exit_fee=D(0),
+        written_off=off,
+    )
     # With zero proceeds the loss plus what is carried is everything that was paid.
     assert abs(-pnl.net + pnl.carried_cost + pnl.carried_fee - (cost + fee)) < D("1e-20")
     assert abs(pnl.carried_amount - (bought - sold - off)) < D("1e-20")
@@ -113,8 +147,14 @@ def test_no_cost_or_fee_ever_leaves_the_books(bought, sold_share, off_share, cos
 
 def test_inventory_joins_the_next_position_and_its_cost_basis():
     s = CoinState(symbol="BTC/USDT", amount=D("0.05"), entry_cost=D("5"), entry_fee=D("0.005"))
-    pnl = realized_pnl(bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
-                       sold_amount=D(0), exit_proceeds=D(0), exit_fee=D(0))
+    pnl = realized_pnl(
+        bought_amount=s.amount,
+        entry_cost=s.entry_cost,
+        entry_fee=s.entry_fee,
+        sold_amount=D(0),
+        exit_proceeds=D(0),
+        exit_fee=D(0),
+    )
     assert pnl.net == 0 and pnl.carried_amount == D("0.05")  # nothing realized yet ...
     carry(s, pnl)
     s.clear_trade()
@@ -128,17 +168,30 @@ def test_inventory_joins_the_next_position_and_its_cost_basis():
     assert s.entry_price == D("95") and not s.has_inventory
     assert s.inventory_in_amount == D("0.05") and s.inventory_in_cost == D("5.005")
     # ... and the next trade realizes the old cost with its own.
-    pnl = realized_pnl(bought_amount=s.amount, entry_cost=s.entry_cost, entry_fee=s.entry_fee,
-                       sold_amount=s.amount, exit_proceeds=D("9.9"), exit_fee=D("0.0099"))
+    pnl = realized_pnl(
+        bought_amount=s.amount,
+        entry_cost=s.entry_cost,
+        entry_fee=s.entry_fee,
+        sold_amount=s.amount,
+        exit_proceeds=D("9.9"),
+        exit_fee=D("0.0099"),
+    )
     assert pnl.net == D("9.9") - D("9.75") - D("0.00975") - D("0.0099")
 
 
 def test_inventory_write_off_is_a_realized_loss_with_its_fees():
-    s = CoinState(symbol="BTC/USDT", inventory_amount=D("0.1"), inventory_cost=D("10"),
-                  inventory_fee=D("0.01"))
+    s = CoinState(
+        symbol="BTC/USDT",
+        inventory_amount=D("0.1"),
+        inventory_cost=D("10"),
+        inventory_fee=D("0.01"),
+    )
     assert write_off_inventory(s, D("0.04")) == (D("4.004"), D("0.004"))
-    assert (s.inventory_amount, s.inventory_cost, s.inventory_fee) == \
-        (D("0.06"), D("6.0"), D("0.006"))
+    assert (s.inventory_amount, s.inventory_cost, s.inventory_fee) == (
+        D("0.06"),
+        D("6.0"),
+        D("0.006"),
+    )
     assert write_off_inventory(s, D("5")) == (D("6.006"), D("0.006"))  # never below zero
     assert not s.has_inventory
 

@@ -20,16 +20,34 @@ from trader.core.sizing import (
     size_buy,
 )
 
-BTC = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                 amount_step=D("0.00001"), min_amount=D("0.00001"), min_cost=D("5"))
-XRP_ETH = MarketInfo(symbol="XRP/ETH", base="XRP", quote="ETH", price_tick=D("0.00000001"),
-                     amount_step=D("1"), min_amount=D("1"), min_cost=D("0.001"))
+BTC = MarketInfo(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.00001"),
+    min_amount=D("0.00001"),
+    min_cost=D("5"),
+)
+XRP_ETH = MarketInfo(
+    symbol="XRP/ETH",
+    base="XRP",
+    quote="ETH",
+    price_tick=D("0.00000001"),
+    amount_step=D("1"),
+    min_amount=D("1"),
+    min_cost=D("0.001"),
+)
 
 
 @pytest.mark.parametrize(
     ("value", "step", "down", "up"),
-    [("1.23456", "0.01", "1.23", "1.24"), ("1.23", "0.01", "1.23", "1.23"),
-     ("0.000053219", "0.00000001", "0.00005321", "0.00005322"), ("1234", "10", "1230", "1240")],
+    [
+        ("1.23456", "0.01", "1.23", "1.24"),
+        ("1.23", "0.01", "1.23", "1.23"),
+        ("0.000053219", "0.00000001", "0.00005321", "0.00005322"),
+        ("1234", "10", "1230", "1240"),
+    ],
 )
 def test_rounding_is_exact(value, step, down, up):
     assert round_down(D(value), D(step)) == D(down)
@@ -52,8 +70,10 @@ def test_size_buy(market, budget, price, amount, ok):
         assert "minimum" in decision.reason
 
 
-@given(st.decimals(min_value=D(5), max_value=D(10**6), places=2),
-       st.decimals(min_value=D("0.01"), max_value=D(10**5), places=2))
+@given(
+    st.decimals(min_value=D(5), max_value=D(10**6), places=2),
+    st.decimals(min_value=D("0.01"), max_value=D(10**5), places=2),
+)
 def test_size_buy_never_exceeds_budget_and_fits_the_step(budget, price):
     decision = size_buy(budget, price, BTC)
     if decision.ok:
@@ -75,28 +95,45 @@ def test_order_prices_round_the_safe_way():
     assert sell_ladder_price(D("100"), 2, [D(0), D(25)], D("0.01")) is None  # market
 
 
-@given(st.decimals(min_value=D("0.0001"), max_value=D(10**5), places=4),
-       st.lists(st.decimals(min_value=D(0), max_value=D(500), places=0), min_size=1,
-                max_size=6).map(sorted))
+@given(
+    st.decimals(min_value=D("0.0001"), max_value=D(10**5), places=4),
+    st.lists(st.decimals(min_value=D(0), max_value=D(500), places=0), min_size=1, max_size=6).map(
+        sorted
+    ),
+)
 def test_sell_ladder_is_non_increasing(bid, ladder):
     got = [sell_ladder_price(bid, i, ladder, D("0.0001")) for i in range(len(ladder))]
     assert got == sorted(got, reverse=True)
 
 
-@given(st.decimals(min_value=D("0.00000001"), max_value=D(10**5), places=8),
-       st.decimals(min_value=D("0.001"), max_value=D(1000), places=3),
-       st.decimals(min_value=D(0), max_value=D("0.01"), places=4))
+@given(
+    st.decimals(min_value=D("0.00000001"), max_value=D(10**5), places=8),
+    st.decimals(min_value=D("0.001"), max_value=D(1000), places=3),
+    st.decimals(min_value=D(0), max_value=D("0.01"), places=4),
+)
 def test_round_trip_without_price_change_loses_exactly_the_fees(price, amount, fee_rate):
     cost = price * amount
-    pnl = realized_pnl(bought_amount=amount, entry_cost=cost, entry_fee=cost * fee_rate,
-                       sold_amount=amount, exit_proceeds=cost, exit_fee=cost * fee_rate)
+    pnl = realized_pnl(
+        bought_amount=amount,
+        entry_cost=cost,
+        entry_fee=cost * fee_rate,
+        sold_amount=amount,
+        exit_proceeds=cost,
+        exit_fee=cost * fee_rate,
+    )
     assert pnl.net == -(cost * fee_rate * 2)
     assert pnl.gross == 0
 
 
 def test_partial_exit_attributes_cost_and_entry_fee_pro_rata():
-    pnl = realized_pnl(bought_amount=D(2), entry_cost=D(200), entry_fee=D("0.2"),
-                       sold_amount=D("1.9"), exit_proceeds=D(209), exit_fee=D("0.209"))
+    pnl = realized_pnl(
+        bought_amount=D(2),
+        entry_cost=D(200),
+        entry_fee=D("0.2"),
+        sold_amount=D("1.9"),
+        exit_proceeds=D(209),
+        exit_fee=D("0.209"),
+    )
     assert pnl.gross == D(209) - D(190)
     assert pnl.fees == D("0.19") + D("0.209")
     assert pnl.net == pnl.gross - pnl.fees
@@ -104,11 +141,18 @@ def test_partial_exit_attributes_cost_and_entry_fee_pro_rata():
 
 
 def test_messages_show_tiny_prices_plainly_and_mark_simulation():
-    text = format_entry(symbol="XRP/ETH", amount=D(52), price=D("0.00019"), cost=D("0.00988"),
-                        simulated=True)
+    text = format_entry(
+        symbol="XRP/ETH", amount=D(52), price=D("0.00019"), cost=D("0.00988"), simulated=True
+    )
     assert text.startswith("[SIMULATED]") and "0.00019" in text and "E-" not in text
-    pnl = realized_pnl(bought_amount=D(1), entry_cost=D(100), entry_fee=D("0.1"),
-                       sold_amount=D(1), exit_proceeds=D(103), exit_fee=D("0.103"))
+    pnl = realized_pnl(
+        bought_amount=D(1),
+        entry_cost=D(100),
+        entry_fee=D("0.1"),
+        sold_amount=D(1),
+        exit_proceeds=D(103),
+        exit_fee=D("0.103"),
+    )
     exit_text = format_exit(symbol="BTC/USDT", pnl=pnl, reason="take_profit", simulated=False)
     assert "take_profit" in exit_text and "2.79700000" in exit_text
     assert not exit_text.startswith("[SIMULATED]")

@@ -19,19 +19,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 _FAST = {
-    "market_poll_interval_s": "0.2", "backfill_minutes": "0", "drop_trigger_pct": '"0.15"',
-    "anchor_mode": '"peak"', "take_profit_pct": '"0.15"', "stop_loss_pct": '"0.3"',
-    "trailing_enabled": "false", "max_position_hold_minutes": '"0.5"',
-    "cooldown_minutes": '"0.05"', "buy_order_timeout_seconds": "10",
-    "sell_order_timeout_seconds": "5", "order_activity_timeout_seconds": "5",
+    "market_poll_interval_s": "0.2",
+    "backfill_minutes": "0",
+    "drop_trigger_pct": '"0.15"',
+    "anchor_mode": '"peak"',
+    "take_profit_pct": '"0.15"',
+    "stop_loss_pct": '"0.3"',
+    "trailing_enabled": "false",
+    "max_position_hold_minutes": '"0.5"',
+    "cooldown_minutes": '"0.05"',
+    "buy_order_timeout_seconds": "10",
+    "sell_order_timeout_seconds": "5",
+    "order_activity_timeout_seconds": "5",
     "order_consistency_window_seconds": "3",  # inside the 5 s attempts (with 1 s to create)
-    "watch_checkpoint_seconds": "10", "watch_heartbeat_timeout_seconds": "5", "max_trades": "5",
+    "watch_checkpoint_seconds": "10",
+    "watch_heartbeat_timeout_seconds": "5",
+    "max_trades": "5",
 }
 
 
-def write_config(path: Path, *, address: str, data_dir: Path, queue: str,
-                 watchlist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), extra: str = "",
-                 **settings: str) -> Path:
+def write_config(
+    path: Path,
+    *,
+    address: str,
+    data_dir: Path,
+    queue: str,
+    watchlist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
+    extra: str = "",
+    **settings: str,
+) -> Path:
     """A fast-trading config: small drop trigger, quick exits, short cooldown.
 
     ``settings`` override those defaults (TOML literals: ``stop_loss_pct='"5"'``);
@@ -56,16 +72,28 @@ volatility_bps = "12"
     return path
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def spawn(*args: str, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
 
 
 def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
@@ -92,11 +120,24 @@ def start_sim(tmp: Path, *args: str, name: str = "sim") -> tuple[subprocess.Pope
     """The local Binance-compatible server as a process of its own (it outlives workers
     that the test kills); returns the process and its base URL."""
     ready = tmp / f"{name}.url"
-    proc = spawn("-m", "trader.binance_sim", "--port", "0", "--ready-file", str(ready),
-                 "--data-dir", str(tmp / name), *args, log=tmp / f"{name}.log")
+    proc = spawn(
+        "-m",
+        "trader.binance_sim",
+        "--port",
+        "0",
+        "--ready-file",
+        str(ready),
+        "--data-dir",
+        str(tmp / name),
+        *args,
+        log=tmp / f"{name}.log",
+    )
     try:
-        wait_until(lambda: ready.exists() or proc.poll() is not None, timeout=30,
-                   what="the local Binance server to listen")
+        wait_until(
+            lambda: ready.exists() or proc.poll() is not None,
+            timeout=30,
+            what="the local Binance server to listen",
+        )
     except AssertionError:
         kill(proc)
         raise
@@ -118,8 +159,9 @@ async def query_state(client: Client, wf_id: str) -> CoinState | None:
         return None
 
 
-async def wait_state(client: Client, wf_id: str, predicate: Callable[[CoinState], bool], *,
-                     timeout: float, what: str) -> CoinState:
+async def wait_state(
+    client: Client, wf_id: str, predicate: Callable[[CoinState], bool], *, timeout: float, what: str
+) -> CoinState:
     """Poll the symbol's state until ``predicate`` holds; fail naming where it was."""
     deadline = time.monotonic() + timeout
     state = None
@@ -134,6 +176,5 @@ async def wait_state(client: Client, wf_id: str, predicate: Callable[[CoinState]
 
 async def terminate_queue(client: Client, queue: str) -> None:
     """Teardown: end every workflow a test left running on its task queue."""
-    async for wf in client.list_workflows(
-            f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
+    async for wf in client.list_workflows(f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
         await client.get_workflow_handle(wf.id).terminate("test over")

@@ -38,14 +38,21 @@ from trader.observe.events import PhaseEvent
 from trader.observe.phase_log import read_events
 
 
-async def chaos(client: Client, tmp: Path, *, symbols: tuple[str, ...], kills: int,
-                seed: int = 8) -> dict[str, int]:
+async def chaos(
+    client: Client, tmp: Path, *, symbols: tuple[str, ...], kills: int, seed: int = 8
+) -> dict[str, int]:
     """Run the scenario in ``tmp``; the comparison of the final histories with the log."""
     address = client.service_client.config.target_host
     queue = f"plog-{uuid.uuid4().hex[:6]}"
     data = tmp / "data"
-    cfg = write_config(tmp / "cfg.toml", address=address, data_dir=data, queue=queue,
-                       watchlist=symbols, extra="phase_history_limit = 10000")
+    cfg = write_config(
+        tmp / "cfg.toml",
+        address=address,
+        data_dir=data,
+        queue=queue,
+        watchlist=symbols,
+        extra="phase_history_limit = 10000",
+    )
     started = run("starter.py", "--config", str(cfg), "start", "--no-worker")
     assert started.returncode == 0, started.stderr
     out = tmp / "workers.log"
@@ -59,8 +66,13 @@ async def chaos(client: Client, tmp: Path, *, symbols: tuple[str, ...], kills: i
     wf_ids = [ids.workflow_id_for("paper", s) for s in symbols]
     try:
         for wf_id in wf_ids:
-            await wait_state(client, wf_id, lambda s: len(s.phase_history) >= 3, timeout=60,
-                             what="trading to start")
+            await wait_state(
+                client,
+                wf_id,
+                lambda s: len(s.phase_history) >= 3,
+                timeout=60,
+                what="trading to start",
+            )
         alive = [worker(), worker()]
         workers += alive
         await after_a_transition(client, wf_ids)
@@ -79,10 +91,14 @@ async def chaos(client: Client, tmp: Path, *, symbols: tuple[str, ...], kills: i
         await asyncio.sleep(3)
         for wf_id in wf_ids:
             await client.get_workflow_handle(wf_id).signal(
-                "shutdown", c.ShutdownRequest(close_position=True))
-        finals = [await asyncio.wait_for(
-            client.get_workflow_handle(wf_id, result_type=CoinState).result(), timeout=60)
-            for wf_id in wf_ids]
+                "shutdown", c.ShutdownRequest(close_position=True)
+            )
+        finals = [
+            await asyncio.wait_for(
+                client.get_workflow_handle(wf_id, result_type=CoinState).result(), timeout=60
+            )
+            for wf_id in wf_ids
+        ]
         for w in alive:
             kill(w, signal.SIGTERM)  # graceful: the survivors write what is queued
     finally:
@@ -90,16 +106,20 @@ async def chaos(client: Client, tmp: Path, *, symbols: tuple[str, ...], kills: i
             kill(w)
         os.close(reader)
         await terminate_queue(client, queue)
-    return {"sigkills": kills + 1, "lost_with_first_worker": lost,
-            **compare(finals, log_lines(data / "logs"))}
+    return {
+        "sigkills": kills + 1,
+        "lost_with_first_worker": lost,
+        **compare(finals, log_lines(data / "logs")),
+    }
 
 
 def assert_complete(counts: dict[str, int]) -> None:
     """Each transition of the histories once; no line twice with the same edge."""
     assert counts["missing"] == 0, counts
     assert counts["same_edge_duplicates"] == 0, counts
-    assert counts["distinct_keys"] == counts["transitions"] \
-        == counts["lines"] - counts["superseded"], counts
+    assert (
+        counts["distinct_keys"] == counts["transitions"] == counts["lines"] - counts["superseded"]
+    ), counts
 
 
 async def after_a_transition(client, wf_ids: list[str]) -> None:
@@ -148,12 +168,16 @@ def compare(finals: list[CoinState], lines: list[PhaseEvent]) -> dict[str, int]:
 
     def unlogged(*, with_ts: bool) -> int:
         """Transitions of the histories with no line (same symbol and edge, and ts)."""
+
         def ident(symbol: str, ts: float, *edge: str) -> tuple[object, ...]:
             return (symbol, ts, *edge) if with_ts else (symbol, *edge)
-        history = Counter(ident(s.symbol, r.ts, r.src.value, r.dst.value, r.trigger.value)
-                          for s in finals for r in s.phase_history)
-        logged = Counter(ident(e.symbol, e.ts, e.src, e.dst, e.trigger)
-                         for e in latest.values())
+
+        history = Counter(
+            ident(s.symbol, r.ts, r.src.value, r.dst.value, r.trigger.value)
+            for s in finals
+            for r in s.phase_history
+        )
+        logged = Counter(ident(e.symbol, e.ts, e.src, e.dst, e.trigger) for e in latest.values())
         return (history - logged).total()
 
     missing = unlogged(with_ts=False)

@@ -23,21 +23,48 @@ KEY, SECRET = "e2eKEY5f0c2d7a9b", "e2eSECRET8e1b4c6d2a0f9e7c"
 
 def _sim(tmp_path: Path) -> tuple[object, str]:
     ready = tmp_path / "sim.url"
-    proc = spawn("-m", "trader.binance_sim", "--port", "0", "--ready-file", str(ready),
-                 "--data-dir", str(tmp_path / "sim"), "--generated", "--seed", "11",
-                 "--symbols", "BTC/USDT=65000", "ETH/USDT=3000", "--api-key", KEY,
-                 "--api-secret", SECRET, "--balance", "USDT=10000", log=tmp_path / "sim.log")
-    url = wait_until(lambda: ready.exists() and ready.read_text().strip(), timeout=30,
-                     what="the Binance server to listen")
+    proc = spawn(
+        "-m",
+        "trader.binance_sim",
+        "--port",
+        "0",
+        "--ready-file",
+        str(ready),
+        "--data-dir",
+        str(tmp_path / "sim"),
+        "--generated",
+        "--seed",
+        "11",
+        "--symbols",
+        "BTC/USDT=65000",
+        "ETH/USDT=3000",
+        "--api-key",
+        KEY,
+        "--api-secret",
+        SECRET,
+        "--balance",
+        "USDT=10000",
+        log=tmp_path / "sim.log",
+    )
+    url = wait_until(
+        lambda: ready.exists() and ready.read_text().strip(),
+        timeout=30,
+        what="the Binance server to listen",
+    )
     return proc, str(url)
 
 
 def test_unknown_symbol_is_refused_through_ccxt(tmp_path):
     proc, url = _sim(tmp_path)
     try:
-        cfg = write_config(tmp_path / "cfg.toml", address="127.0.0.1:1", data_dir=tmp_path,
-                           queue="q", watchlist=("BTC/USDT", "NOPE/USDT"),
-                           extra=f'exchange = "binance"\nexchange_api_url = "{url}"')
+        cfg = write_config(
+            tmp_path / "cfg.toml",
+            address="127.0.0.1:1",
+            data_dir=tmp_path,
+            queue="q",
+            watchlist=("BTC/USDT", "NOPE/USDT"),
+            extra=f'exchange = "binance"\nexchange_api_url = "{url}"',
+        )
         res = run("starter.py", "--config", str(cfg), "start", "--no-worker")
     finally:
         kill(proc, signal.SIGTERM)
@@ -50,14 +77,19 @@ async def test_starter_on_binance_keeps_keys_out_of_histories_and_logs(dev_env, 
     sim, url = _sim(tmp_path)
     queue = f"e2e-ccxt-{uuid.uuid4().hex[:6]}"
     address = dev_env.client.service_client.config.target_host
-    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
-                       queue=queue, watchlist=("BTC/USDT",),
-                       extra=f'exchange = "binance"\nexchange_api_url = "{url}"\n'
-                             'log_level = "DEBUG"')
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=address,
+        data_dir=tmp_path / "data",
+        queue=queue,
+        watchlist=("BTC/USDT",),
+        extra=f'exchange = "binance"\nexchange_api_url = "{url}"\nlog_level = "DEBUG"',
+    )
     env = {"EXCHANGE_API_KEY": KEY, "EXCHANGE_API_SECRET": SECRET}
     starter = spawn("starter.py", "--config", str(cfg), env=env, log=tmp_path / "starter.log")
     wf_id = ids.workflow_id_for("binance", "BTC/USDT")
     try:
+
         async def _phase() -> str | None:
             try:
                 state = await dev_env.client.get_workflow_handle(wf_id).query("state")

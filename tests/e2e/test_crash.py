@@ -38,21 +38,23 @@ async def _orders(cfg):
         await exchange.close()
 
 
-
-
 async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
     client = dev_env.client
     address = client.service_client.config.target_host
     queue = f"crash-{uuid.uuid4().hex[:6]}"
-    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
-                       queue=queue, watchlist=(SYMBOL,))
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=address,
+        data_dir=tmp_path / "data",
+        queue=queue,
+        watchlist=(SYMBOL,),
+    )
     wf_id = ids.workflow_id_for("paper", SYMBOL)
     started = run("starter.py", "--config", str(cfg), "start", "--no-worker")
     assert started.returncode == 0, started.stderr
     log = tmp_path / "workers.log"
     # Worker 1: the paper exchange accepts the buy, then "loses the response" for 60 s.
-    w1 = spawn("worker.py", "--config", str(cfg), log=log,
-               env={"PAPER__ACCEPT_THEN_HANG_S": "60"})
+    w1 = spawn("worker.py", "--config", str(cfg), log=log, env={"PAPER__ACCEPT_THEN_HANG_S": "60"})
     workers = [w1]
     try:
         buys = []
@@ -65,8 +67,13 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         kill(w1)  # the order is accepted, the activity never returned
         w2 = spawn("worker.py", "--config", str(cfg), log=log)
         workers.append(w2)
-        state = await wait_state(client, wf_id, lambda s: s.phase is Phase.POSITION,
-                                  timeout=90, what="POSITION after the crash")
+        state = await wait_state(
+            client,
+            wf_id,
+            lambda s: s.phase is Phase.POSITION,
+            timeout=90,
+            what="POSITION after the crash",
+        )
         orders = await _orders(cfg)
         assert len([o for o in orders if o.side.value == "buy"]) == 1
         assert orders[0].client_order_id == state.client_order_id
@@ -79,13 +86,19 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         w3 = spawn("worker.py", "--config", str(cfg), log=log)
         workers.append(w3)
         ledger_path = tmp_path / "data" / "ledger.sqlite"
-        trades = wait_until(lambda: ledger_path.exists() and LedgerStore(ledger_path).trades(),
-                            timeout=120, what="the trade to complete after the second crash")
+        trades = wait_until(
+            lambda: ledger_path.exists() and LedgerStore(ledger_path).trades(),
+            timeout=120,
+            what="the trade to complete after the second crash",
+        )
         [trade] = [t for t in trades if t.trade_id == state.decision_id]
         orders = await _orders(cfg)
-        decision_orders = [o for o in orders if o.client_order_id
-                           in _client_ids_in_history(await client.get_workflow_handle(wf_id)
-                                                     .fetch_history())]
+        decision_orders = [
+            o
+            for o in orders
+            if o.client_order_id
+            in _client_ids_in_history(await client.get_workflow_handle(wf_id).fetch_history())
+        ]
         # Every order at the exchange was decided in the history, and each only once.
         assert len(decision_orders) == len(orders)
         assert len({o.client_order_id for o in orders}) == len(orders)
@@ -104,8 +117,9 @@ def _place_order_attempts(history) -> list[int]:
     attempts = []
     for event in history.events:
         if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes \
-                .activity_type.name
+            scheduled[event.event_id] = (
+                event.activity_task_scheduled_event_attributes.activity_type.name
+            )
         elif event.HasField("activity_task_started_event_attributes"):
             attrs = event.activity_task_started_event_attributes
             if scheduled.get(attrs.scheduled_event_id) == "place_order":

@@ -37,8 +37,6 @@ SYMBOL = "SOL/USDT"
 CREATE = "POST /api/v3/order"
 
 
-
-
 async def _wait_orders(sim: SimControl, n: int, *, timeout: float) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,53 +62,77 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
     client = dev_env.client
     sim_proc, url = start_sim(tmp_path, "--static", f"{SYMBOL}=150", "--balance", "USDT=10000")
     queue = f"x1-{uuid.uuid4().hex[:6]}"
-    cfg = write_config(tmp_path / "cfg.toml", address=client.service_client.config.target_host,
-                       data_dir=tmp_path / "data", queue=queue, watchlist=(SYMBOL,),
-                       extra=binance_config(url), max_position_hold_minutes='"0"',
-                       cooldown_minutes='"0.02"', stop_loss_pct='"5"')
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=client.service_client.config.target_host,
+        data_dir=tmp_path / "data",
+        queue=queue,
+        watchlist=(SYMBOL,),
+        extra=binance_config(url),
+        max_position_hold_minutes='"0"',
+        cooldown_minutes='"0.02"',
+        stop_loss_pct='"5"',
+    )
     wf_id = ids.workflow_id_for("binance", SYMBOL)
     workers = []
     async with SimControl(url) as sim:
         try:
-            started = run("starter.py", "--config", str(cfg), "start", "--no-worker",
-                          env=SIM_KEYS)
+            started = run("starter.py", "--config", str(cfg), "start", "--no-worker", env=SIM_KEYS)
             assert started.returncode == 0, started.stderr
             log = tmp_path / "workers.log"
             workers.append(spawn("worker.py", "--config", str(cfg), log=log, env=SIM_KEYS))
-            await wait_state(client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60,
-                        what="IDLE")
+            await wait_state(
+                client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60, what="IDLE"
+            )
 
             # 1. The server accepts the buy and the response is lost (connection dropped).
             await sim.add_fault({"endpoint": CREATE, "kind": "accept_then_drop"})
             await sim.set_price(SYMBOL, "149")  # 0.67 % below the anchor: fires
-            state = await wait_state(client, wf_id, lambda s: s.phase is Phase.POSITION,
-                                timeout=60, what="POSITION after the lost response")
+            state = await wait_state(
+                client,
+                wf_id,
+                lambda s: s.phase is Phase.POSITION,
+                timeout=60,
+                what="POSITION after the lost response",
+            )
             [buy] = await sim.orders()
             assert buy["client_order_id"] == state.client_order_id
             assert state.amount == Decimal(buy["filled"]) - Decimal(buy["fee_base"])
             assert ["POST /api/v3/order", "accept_then_drop"] in (await sim.faults())["fired"]
 
             # 2. The server accepts the sell and holds the response; the worker dies.
-            await sim.add_fault({"endpoint": CREATE, "kind": "accept_then_hang",
-                                 "seconds": 120})
+            await sim.add_fault({"endpoint": CREATE, "kind": "accept_then_hang", "seconds": 120})
             await sim.set_price(SYMBOL, "151")  # above take profit (0.15 %)
             await _wait_orders(sim, 2, timeout=60)
             kill(workers[0])
             workers.append(spawn("worker.py", "--config", str(cfg), log=log, env=SIM_KEYS))
             ledger = tmp_path / "data" / "ledger.sqlite"
-            trades = wait_until(lambda: ledger.exists() and LedgerStore(ledger).trades(),
-                                timeout=120, what="the trade to be recorded")
+            trades = wait_until(
+                lambda: ledger.exists() and LedgerStore(ledger).trades(),
+                timeout=120,
+                what="the trade to be recorded",
+            )
             [trade] = trades
             assert trade.trade_id == state.decision_id
 
             # 3. A buy the exchange refuses (no funds): back to IDLE once, no retry storm.
-            await wait_state(client, wf_id, lambda s: s.phase is Phase.IDLE, timeout=60,
-                        what="IDLE after cooldown")
+            await wait_state(
+                client,
+                wf_id,
+                lambda s: s.phase is Phase.IDLE,
+                timeout=60,
+                what="IDLE after cooldown",
+            )
             await sim.set_balances({"USDT": "1"})
             await sim.reset_stats()
             await sim.set_price(SYMBOL, "140")
-            refused = await wait_state(client, wf_id, lambda s: "rejected" in s.note
-                                  and s.phase is Phase.IDLE, timeout=60, what="the refusal")
+            refused = await wait_state(
+                client,
+                wf_id,
+                lambda s: "rejected" in s.note and s.phase is Phase.IDLE,
+                timeout=60,
+                what="the refusal",
+            )
             assert "insufficient" in refused.note.lower()
             await asyncio.sleep(3)  # time for a storm to show, if there were one
             assert (await sim.stats()).get(CREATE, 0) == 1
@@ -130,10 +152,13 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             attempts = _place_order_attempts(history)
             assert attempts[0] >= 2  # the buy's retry found the accepted order by its id
             assert attempts[1] >= 2  # so did the sell's, on the replacement worker
-            assert all(r.dst is not Phase.ERROR
-                       for r in (await query_state(client, wf_id)).phase_history)
-            print(f"\nexactly-once: decisions={len(set(decided))} accepted orders="
-                  f"{len(accepted)} (refused by the exchange: 1)")
+            assert all(
+                r.dst is not Phase.ERROR for r in (await query_state(client, wf_id)).phase_history
+            )
+            print(
+                f"\nexactly-once: decisions={len(set(decided))} accepted orders="
+                f"{len(accepted)} (refused by the exchange: 1)"
+            )
         finally:
             for w in workers:
                 kill(w)

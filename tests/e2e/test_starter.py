@@ -22,13 +22,20 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
     queue = f"e2e-{uuid.uuid4().hex[:6]}"
     # The worker also runs the live status table (ENABLE_RICH_TABLE): piped into the log,
     # Rich writes its last frame when the worker stops.
-    cfg = write_config(tmp_path / "cfg.toml", address=address, data_dir=tmp_path / "data",
-                       queue=queue, extra="enable_rich_table = true\n"
-                                         "rich_table_show_idle = true")
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=address,
+        data_dir=tmp_path / "data",
+        queue=queue,
+        extra="enable_rich_table = true\nrich_table_show_idle = true",
+    )
     proc = spawn("starter.py", "--config", str(cfg), log=tmp_path / "starter.log")
     try:
-        wait_until(lambda: (tmp_path / "data" / "ledger.sqlite").exists(), timeout=60,
-                   what="the worker to open the ledger")
+        wait_until(
+            lambda: (tmp_path / "data" / "ledger.sqlite").exists(),
+            timeout=60,
+            what="the worker to open the ledger",
+        )
         ledger = LedgerStore(tmp_path / "data" / "ledger.sqlite")
         trades = wait_until(ledger.trades, timeout=240, what="a completed trade")
         assert trades[0].simulated and trades[0].exit_reason
@@ -36,8 +43,12 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
         # Starting again does not duplicate anything.
         again = run("starter.py", "--config", str(cfg), "start", "--no-worker")
         assert again.returncode == 0, again.stderr
-        running = [wf async for wf in dev_env.client.list_workflows(
-            f'{RUNNING_TRADERS} AND TaskQueue = "{queue}"')]
+        running = [
+            wf
+            async for wf in dev_env.client.list_workflows(
+                f'{RUNNING_TRADERS} AND TaskQueue = "{queue}"'
+            )
+        ]
         assert len(running) == 2
 
         status = run("starter.py", "--config", str(cfg), "status", "--once", "--show-idle")
@@ -58,7 +69,7 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
     log = (tmp_path / "starter.log").read_text()
     assert "Traceback" not in log, log[-3000:]
     # The worker's table, last frame (the symbols may have stopped by then).
-    frame = log[log.rindex("durable-trader"):]
+    frame = log[log.rindex("durable-trader") :]
     assert "PnL %" in frame and re.search(r"\d+ symbols · \d\d:\d\d:\d\d UTC", frame), frame
 
 
@@ -71,15 +82,19 @@ def test_bad_config_fails_with_a_clear_message(tmp_path):
 
 
 def test_unknown_symbol_is_refused_before_anything_starts(tmp_path):
-    cfg = write_config(tmp_path / "cfg.toml", address="127.0.0.1:1", data_dir=tmp_path,
-                       queue="q", watchlist=("BTC/USDT", "NOPE/USDT"))
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address="127.0.0.1:1",
+        data_dir=tmp_path,
+        queue="q",
+        watchlist=("BTC/USDT", "NOPE/USDT"),
+    )
     res = run("starter.py", "--config", str(cfg), "start", "--no-worker")
     assert res.returncode == 2
     assert "NOPE/USDT" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_every_subcommand_has_help():
-    for sub in ("start", "force-exit", "pause", "resume", "reconcile", "stop", "status",
-                "stuck"):
+    for sub in ("start", "force-exit", "pause", "resume", "reconcile", "stop", "status", "stuck"):
         res = run("starter.py", sub, "--help")
         assert res.returncode == 0 and "usage:" in res.stdout

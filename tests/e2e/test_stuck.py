@@ -42,8 +42,10 @@ async def test_unfilled_buy_is_listed_idle_symbol_is_not(dev_env, tmp_path):
     address = client.service_client.config.target_host
     async with bench(client, tmp_path, faults=PaperFaults(max_fill_ratio=D(0))) as b:
         cfg = tmp_path / "cfg.toml"
-        cfg.write_text(f'temporal_address = "{address}"\ntask_queue = "{b.task_queue}"\n'
-                       f'data_dir = "{tmp_path / "data"}"\n')
+        cfg.write_text(
+            f'temporal_address = "{address}"\ntask_queue = "{b.task_queue}"\n'
+            f'data_dir = "{tmp_path / "data"}"\n'
+        )
         gtc = {"buy_order_mode": BuyOrderMode.GTC, "buy_order_timeout_seconds": 600}
         btc = await b.start("BTC/USDT", **gtc)
         eth = await b.start("ETH/USDT", **gtc)
@@ -51,15 +53,22 @@ async def test_unfilled_buy_is_listed_idle_symbol_is_not(dev_env, tmp_path):
         await b.wait_phase(eth, Phase.IDLE)
 
         # Only idle symbols: nothing is stuck, exit code 0 (once visibility caught up).
-        idle = await asyncio.to_thread(_poll, lambda: (r := _stuck_cli(cfg)).returncode == 0
-                                       and r or None, timeout=30, what="nothing stuck")
+        idle = await asyncio.to_thread(
+            _poll,
+            lambda: (r := _stuck_cli(cfg)).returncode == 0 and r or None,
+            timeout=30,
+            what="nothing stuck",
+        )
         assert "no symbol stuck" in idle.stdout
 
         b.set_price("BTC/USDT", "97.90")  # BTC buys; the GTC order never fills
         await b.wait_phase(btc, Phase.WAIT_FILL)
         stuck = await asyncio.to_thread(
-            _poll, lambda: (r := _stuck_cli(cfg)).returncode == 1 and btc.id in r.stdout
-            and r or None, timeout=60, what="BTC listed as stuck")
+            _poll,
+            lambda: (r := _stuck_cli(cfg)).returncode == 1 and btc.id in r.stdout and r or None,
+            timeout=60,
+            what="BTC listed as stuck",
+        )
         assert "wait_fill" in stuck.stdout
         assert eth.id not in stuck.stdout
         assert stuck.stdout.startswith("1 symbol(s) stuck")
@@ -71,17 +80,25 @@ async def test_unfilled_buy_is_listed_idle_symbol_is_not(dev_env, tmp_path):
 
         # The worker's gauge comes from the same query.
         metrics, stop = TraderMetrics("w-test"), asyncio.Event()
-        task = asyncio.create_task(report_stuck(client, metrics, timeout_s=1, interval_s=0.2,
-                                                task_queue=b.task_queue, stop=stop))
+        task = asyncio.create_task(
+            report_stuck(
+                client, metrics, timeout_s=1, interval_s=0.2, task_queue=b.task_queue, stop=stop
+            )
+        )
         try:
             deadline = time.monotonic() + 10
-            while metrics.registry.get_sample_value(
-                    "trader_stuck_symbols", {"worker": "w-test"}) != 1:
+            while (
+                metrics.registry.get_sample_value("trader_stuck_symbols", {"worker": "w-test"}) != 1
+            ):
                 assert time.monotonic() < deadline, "gauge never reached 1"
                 await asyncio.sleep(0.1)
             # ... and so do the symbols per phase (this bench's task queue only).
-            by_phase = {p.value: metrics.registry.get_sample_value(
-                "trader_symbols", {"phase": p.value, "worker": "w-test"}) for p in Phase}
+            by_phase = {
+                p.value: metrics.registry.get_sample_value(
+                    "trader_symbols", {"phase": p.value, "worker": "w-test"}
+                )
+                for p in Phase
+            }
             assert by_phase == {**dict.fromkeys(by_phase, 0.0), "wait_fill": 1.0, "idle": 1.0}
         finally:
             stop.set()

@@ -27,9 +27,16 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 # No network, no first-run UI, no sandbox (CI runs as root in a container).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 UI_TIMEOUT_MS = 90_000  # the SPA renders asynchronously; a loaded CI box is slow
 
 
@@ -61,12 +68,19 @@ def demo(tmp_path) -> Iterator[tuple[int, Path]]:
     port, ui_port = _free_port(), _free_port()
     server = start_dev_server(data_dir=tmp_path / "temporal", port=port, ui_port=ui_port)
     assert server is not None, f"port {port} was taken"
-    cfg = write_config(tmp_path / "cfg.toml", address=f"127.0.0.1:{port}",
-                       data_dir=tmp_path / "data", queue=f"ui-{uuid.uuid4().hex[:6]}")
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=f"127.0.0.1:{port}",
+        data_dir=tmp_path / "data",
+        queue=f"ui-{uuid.uuid4().hex[:6]}",
+    )
     starter = spawn("starter.py", "--config", str(cfg), log=tmp_path / "starter.log")
     try:
-        wait_until(lambda: "symbols running" in (tmp_path / "starter.log").read_text(),
-                   timeout=90, what="starter.py to launch the watchlist")
+        wait_until(
+            lambda: "symbols running" in (tmp_path / "starter.log").read_text(),
+            timeout=90,
+            what="starter.py to launch the watchlist",
+        )
         yield ui_port, tmp_path / "starter.log"
     finally:
         kill(starter)
@@ -101,7 +115,8 @@ async def test_web_ui_lists_symbols_and_shows_details(demo):
             btc = page.get_by_text("trader:paper:BTC-USDT", exact=True)
             await btc.wait_for(timeout=UI_TIMEOUT_MS)
             await page.get_by_text("trader:paper:ETH-USDT", exact=True).wait_for(
-                timeout=UI_TIMEOUT_MS)
+                timeout=UI_TIMEOUT_MS
+            )
             listing = await page.locator("main").inner_text()
             shot = ARTIFACTS / "webui-workflow-list.png"
             await page.screenshot(path=str(shot), full_page=True)
@@ -112,7 +127,8 @@ async def test_web_ui_lists_symbols_and_shows_details(demo):
             query = quote('TradingSymbol = "ETH/USDT"')
             await page.goto(f"{base}/workflows?query={query}", timeout=UI_TIMEOUT_MS)
             await page.get_by_text("trader:paper:ETH-USDT", exact=True).wait_for(
-                timeout=UI_TIMEOUT_MS)
+                timeout=UI_TIMEOUT_MS
+            )
             assert await page.get_by_text("trader:paper:BTC-USDT", exact=True).count() == 0
 
             await page.goto(f"{base}/workflows", timeout=UI_TIMEOUT_MS)

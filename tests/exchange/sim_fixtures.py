@@ -15,22 +15,52 @@ from trader.exchange.feed import StaticFeed
 
 KEY, SECRET = "simKEY0123456789abcdef", "simSECRET0123456789abcdefghij"
 
-BTC_USDT = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                      amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5"))
-ETH_USDT = MarketInfo(symbol="ETH/USDT", base="ETH", quote="USDT", price_tick=D("0.01"),
-                      amount_step=D("0.001"), min_amount=D("0.001"), min_cost=D("5"))
+BTC_USDT = MarketInfo(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.0001"),
+    min_amount=D("0.0001"),
+    min_cost=D("5"),
+)
+ETH_USDT = MarketInfo(
+    symbol="ETH/USDT",
+    base="ETH",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.001"),
+    min_amount=D("0.001"),
+    min_cost=D("5"),
+)
 # BTC-quoted, priced like the shared 2018 data (5.3e-05): no USD-like rounding survives it.
-ADA_BTC = MarketInfo(symbol="ADA/BTC", base="ADA", quote="BTC", price_tick=D("0.00000001"),
-                     amount_step=D("1"), min_amount=D("1"), min_cost=D("0.0001"))
+ADA_BTC = MarketInfo(
+    symbol="ADA/BTC",
+    base="ADA",
+    quote="BTC",
+    price_tick=D("0.00000001"),
+    amount_step=D("1"),
+    min_amount=D("1"),
+    min_cost=D("0.0001"),
+)
 MARKETS = {m.symbol: m for m in (BTC_USDT, ETH_USDT, ADA_BTC)}
 PRICES = {"BTC/USDT": D("100"), "ETH/USDT": D("2000"), "ADA/BTC": D("0.00005300")}
 
 
 def generated_markets(n: int) -> dict[str, MarketInfo]:
     """``n`` extra USDT markets (S000/USDT ...) for watchlist-size experiments."""
-    return {f"S{i:03d}/USDT": MarketInfo(
-        symbol=f"S{i:03d}/USDT", base=f"S{i:03d}", quote="USDT", price_tick=D("0.001"),
-        amount_step=D("0.1"), min_amount=D("0.1"), min_cost=D("5")) for i in range(n)}
+    return {
+        f"S{i:03d}/USDT": MarketInfo(
+            symbol=f"S{i:03d}/USDT",
+            base=f"S{i:03d}",
+            quote="USDT",
+            price_tick=D("0.001"),
+            amount_step=D("0.1"),
+            min_amount=D("0.1"),
+            min_cost=D("5"),
+        )
+        for i in range(n)
+    }
 
 
 def sim_feed(extra: int = 0) -> StaticFeed:
@@ -41,19 +71,29 @@ def sim_feed(extra: int = 0) -> StaticFeed:
 
 
 @contextlib.asynccontextmanager
-async def sim_and_adapter(tmp_path: Path, *, extra_markets: int = 0,
-                          balances: dict[str, D] | None = None,
-                          sim: dict[str, Any] | None = None, **adapter: object,
-                          ) -> AsyncIterator[tuple[SimServer, CcxtExchange]]:
+async def sim_and_adapter(
+    tmp_path: Path,
+    *,
+    extra_markets: int = 0,
+    balances: dict[str, D] | None = None,
+    sim: dict[str, Any] | None = None,
+    **adapter: object,
+) -> AsyncIterator[tuple[SimServer, CcxtExchange]]:
     """A fresh server (its own data dir; ``sim``: more SimConfig settings) and a
     CcxtExchange for it, closed afterwards."""
-    config = SimConfig(feed=sim_feed(extra_markets), data_dir=tmp_path / "sim",
-                       api_key=KEY, api_secret=SECRET,
-                       balances=balances or {"USDT": D("10000"), "BTC": D("1")}, **(sim or {}))
+    config = SimConfig(
+        feed=sim_feed(extra_markets),
+        data_dir=tmp_path / "sim",
+        api_key=KEY,
+        api_secret=SECRET,
+        balances=balances or {"USDT": D("10000"), "BTC": D("1")},
+        **(sim or {}),
+    )
     (tmp_path / "sim").mkdir(exist_ok=True)
     async with SimServer(config) as srv:
-        ex = CcxtExchange("binance", api_key=_secret(KEY), api_secret=_secret(SECRET),
-                          api_url=srv.url, **adapter)  # type: ignore[arg-type]
+        ex = CcxtExchange(
+            "binance", api_key=_secret(KEY), api_secret=_secret(SECRET), api_url=srv.url, **adapter
+        )  # type: ignore[arg-type]
         try:
             yield srv, ex
         finally:

@@ -29,13 +29,24 @@ ORDER = "POST /api/v3/order"
 TICKERS = "GET /api/v3/ticker/24hr"
 
 
-def _req(coid: str, *, symbol: str = "BTC/USDT", side: OrderSide = OrderSide.BUY,
-         amount: str = "1", price: str | None = "101", tif: TimeInForce = TimeInForce.IOC,
-         ) -> OrderRequest:
-    return OrderRequest(symbol=symbol, side=side,
-                        type=OrderType.LIMIT if price else OrderType.MARKET,
-                        amount=D(amount), price=D(price) if price else None,
-                        time_in_force=tif, client_order_id=coid)
+def _req(
+    coid: str,
+    *,
+    symbol: str = "BTC/USDT",
+    side: OrderSide = OrderSide.BUY,
+    amount: str = "1",
+    price: str | None = "101",
+    tif: TimeInForce = TimeInForce.IOC,
+) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol,
+        side=side,
+        type=OrderType.LIMIT if price else OrderType.MARKET,
+        amount=D(amount),
+        price=D(price) if price else None,
+        time_in_force=tif,
+        client_order_id=coid,
+    )
 
 
 async def test_markets_loaded_once_with_exact_precision_and_minimums(tmp_path):
@@ -45,8 +56,11 @@ async def test_markets_loaded_once_with_exact_precision_and_minimums(tmp_path):
         for symbol, expected in MARKETS.items():
             got = results[0][symbol]
             assert (got.price_tick, got.amount_step, got.min_amount, got.min_cost) == (
-                expected.price_tick, expected.amount_step, expected.min_amount,
-                expected.min_cost), symbol
+                expected.price_tick,
+                expected.amount_step,
+                expected.min_amount,
+                expected.min_cost,
+            ), symbol
         assert results[0]["ADA/BTC"].price_tick == D("0.00000001")
         assert srv.stats["GET /api/v3/exchangeInfo"] == 1
         assert sum(srv.stats.values()) == 1  # spot only: no futures, margin or currencies
@@ -87,29 +101,35 @@ async def test_buy_fee_in_base_from_fills_then_from_trades_on_lookup(tmp_path):
         assert srv.stats["GET /api/v3/myTrades"] == 0
         # Another process (a restarted worker) only has GET order, which carries no fills:
         # it reads the order's trades, once.
-        other = CcxtExchange("binance", api_key=SecretStr(KEY), api_secret=SecretStr(SECRET),
-                             api_url=srv.url)
+        other = CcxtExchange(
+            "binance", api_key=SecretStr(KEY), api_secret=SecretStr(SECRET), api_url=srv.url
+        )
         try:
             looked_up = await other.fetch_order("BTC/USDT", "dtbuy1")
             assert await other.fetch_order("BTC/USDT", "dtbuy1") == looked_up
         finally:
             await other.close()
         assert (looked_up.fee, looked_up.fee_base, looked_up.filled, looked_up.average) == (
-            created.fee, created.fee_base, created.filled, created.average)
+            created.fee,
+            created.fee_base,
+            created.filled,
+            created.average,
+        )
         assert srv.stats["GET /api/v3/myTrades"] == 1
         balance = await ex.fetch_balance()
         assert balance["BTC"] == D("1") + created.filled - fee_base
 
 
 async def test_sell_on_a_btc_quoted_market_pays_fee_in_quote(tmp_path):
-    async with sim_and_adapter(tmp_path, balances={"BTC": D("1"), "ADA": D("5000")}) as (
-            srv, ex):
-        sold = await ex.create_order(_req("dtsell1", symbol="ADA/BTC", side=OrderSide.SELL,
-                                          amount="3000", price="0.00005200"))
+    async with sim_and_adapter(tmp_path, balances={"BTC": D("1"), "ADA": D("5000")}) as (srv, ex):
+        sold = await ex.create_order(
+            _req(
+                "dtsell1", symbol="ADA/BTC", side=OrderSide.SELL, amount="3000", price="0.00005200"
+            )
+        )
         fills = srv.exchange.fills("ADA/BTC")
         assert sold.filled == D("3000") and sold.fee_base == 0
-        assert sold.fee == sum(f.fee for f in fills) and all(
-            f.fee_currency == "BTC" for f in fills)
+        assert sold.fee == sum(f.fee for f in fills) and all(f.fee_currency == "BTC" for f in fills)
         assert sold.price == D("0.000052")
 
 
@@ -144,12 +164,12 @@ async def test_below_minimum_is_refused_before_sending(tmp_path):
         with pytest.raises(e.InvalidOrder, match="minimum 5"):
             await ex.create_order(_req("dtmin2", amount="0.01", price="100"))  # 1 USDT < 5
         with pytest.raises(e.InvalidOrder, match="minimum 0.0001"):
-            await ex.create_order(_req("dtmin3", symbol="ADA/BTC", amount="1",
-                                       price="0.000053"))
+            await ex.create_order(_req("dtmin3", symbol="ADA/BTC", amount="1", price="0.000053"))
         # An exchange whose ids not even a digest of ours can take (a too-long id is
         # otherwise sent as its digest, see below): refused, not sent.
-        ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
-                               re.compile(r"[A-Z]{1,8}"), 8)
+        ex._ids = ClientIdRule(
+            "newClientOrderId", "origClientOrderId", re.compile(r"[A-Z]{1,8}"), 8
+        )
         with pytest.raises(e.InvalidOrder, match="client order id"):
             await ex.create_order(_req("x" * 37))
         assert srv.stats[ORDER] == 0
@@ -188,10 +208,10 @@ async def test_market_orders_and_candles(tmp_path):
         await ex.fetch_tickers(["BTC/USDT"])  # the last ask prices the minimum-cost check
         bought = await ex.create_order(_req("dtmkt1", price=None, amount="0.5"))
         assert bought.type is OrderType.MARKET and bought.filled == D("0.5")
-        assert bought.average is not None and bought.average >= srv.exchange.top_of_book(
-            "BTC/USDT")[1]
-        sold = await ex.create_order(_req("dtmkt2", side=OrderSide.SELL, price=None,
-                                          amount="0.4"))
+        assert (
+            bought.average is not None and bought.average >= srv.exchange.top_of_book("BTC/USDT")[1]
+        )
+        sold = await ex.create_order(_req("dtmkt2", side=OrderSide.SELL, price=None, amount="0.4"))
         assert sold.filled == D("0.4") and sold.fee_base == 0 and sold.fee > 0
         with pytest.raises(e.InvalidOrder, match="minimum 5"):  # 0.01 BTC at ~100 = 1 USDT
             await ex.create_order(_req("dtmkt3", price=None, amount="0.01"))
@@ -235,7 +255,7 @@ async def test_a_placed_order_whose_trades_cannot_be_read_is_unknown_not_failed(
         real = ex._ex.fetch_order_trades
 
         async def refused(*_: object, **__: object) -> object:
-            raise ccxt.OrderNotFound("binance {\"code\":-2013,\"msg\":\"Order does not exist.\"}")
+            raise ccxt.OrderNotFound('binance {"code":-2013,"msg":"Order does not exist."}')
 
         ex._ex.fetch_order_trades = refused
         with pytest.raises(e.OrderStatusUnknown):  # retried: the retry looks the id up
@@ -268,7 +288,8 @@ async def test_fees_are_not_taken_from_trades_that_do_not_cover_the_fill(tmp_pat
 
 
 async def test_a_fee_in_a_third_currency_without_a_price_counts_zero_not_bad_symbol(
-        tmp_path, caplog):
+    tmp_path, caplog
+):
     async with sim_and_adapter(tmp_path) as (srv, ex):
         no_fills_in_create_response(ex)
         real = ex._ex.fetch_order_trades
@@ -280,7 +301,7 @@ async def test_a_fee_in_a_third_currency_without_a_price_counts_zero_not_bad_sym
             return trades
 
         async def delisted(*_: object, **__: object) -> object:
-            raise ccxt.BadSymbol("binance {\"code\":-1121,\"msg\":\"Invalid symbol.\"}")
+            raise ccxt.BadSymbol('binance {"code":-1121,"msg":"Invalid symbol."}')
 
         ex._ex.fetch_order_trades = paid_in_eth
         order = await ex.create_order(_req("dteth1"))
@@ -312,8 +333,9 @@ async def test_an_exchange_with_shorter_client_ids_gets_one_digest_per_order(tmp
     # As OKX (32 characters of [A-Za-z0-9]), here even stricter, on the real HTTP path: the
     # exchange is sent a digest of our id, the same one on every call for that order.
     async with sim_and_adapter(tmp_path) as (srv, ex):
-        ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
-                               re.compile(r"[A-Za-z0-9]{1,20}"), 20)
+        ex._ids = ClientIdRule(
+            "newClientOrderId", "origClientOrderId", re.compile(r"[A-Za-z0-9]{1,20}"), 20
+        )
         ours = "dt" + "a1" * 16 + "00"  # 36 characters: does not fit
         placed = await ex.create_order(_req(ours, price="90", tif=TimeInForce.GTC))
         [at_server] = srv.exchange.all_orders()

@@ -67,8 +67,11 @@ EXPECTED: dict[str, tuple[str, str, bool]] = {
 
 def _ccxt_exception_classes() -> list[type[ccxt.BaseError]]:
     module = importlib.import_module("ccxt.base.errors")
-    return [cls for _, cls in inspect.getmembers(module, inspect.isclass)
-            if issubclass(cls, ccxt.BaseError)]
+    return [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, ccxt.BaseError)
+    ]
 
 
 def test_every_ccxt_exception_is_in_the_table() -> None:
@@ -115,8 +118,7 @@ def test_rate_limit_carries_retry_after_into_next_retry_delay() -> None:
 
 def test_retry_after_forms() -> None:
     assert retry_after_s({"Retry-After": "1.5"}) == 1.5
-    assert retry_after_s({"Retry-After": "Thu, 26 Nov 2026 05:00:10 GMT"},
-                         now=1795669200.0) == 10.0
+    assert retry_after_s({"Retry-After": "Thu, 26 Nov 2026 05:00:10 GMT"}, now=1795669200.0) == 10.0
     assert retry_after_s({"Retry-After": "soon"}) is None
     for garbled in ("nan", "inf", "-inf"):  # floats, but no retry delay
         assert retry_after_s({"Retry-After": garbled}) is None
@@ -126,8 +128,11 @@ def test_retry_after_forms() -> None:
 
 
 def test_messages_never_carry_credentials_or_signed_queries() -> None:
-    text = scrub("binance GET http://h/api/v3/account?timestamp=1&signature=deadbeef "
-                 "key KEY123 secret SEC456", ["KEY123", "SEC456", ""])
+    text = scrub(
+        "binance GET http://h/api/v3/account?timestamp=1&signature=deadbeef "
+        "key KEY123 secret SEC456",
+        ["KEY123", "SEC456", ""],
+    )
     assert "deadbeef" not in text and "KEY123" not in text and "SEC456" not in text
     domain = translate(ccxt.AuthenticationError("Invalid API-key KEY123"), secrets=["KEY123"])
     assert "KEY123" not in str(domain)

@@ -18,24 +18,34 @@ ORDER, TICKERS = "POST /api/v3/order", "GET /api/v3/ticker/24hr"
 
 
 def _buy(coid: str) -> OrderRequest:
-    return OrderRequest(symbol="BTC/USDT", side=OrderSide.BUY, type=OrderType.LIMIT,
-                        amount=D("1"), price=D("101"), time_in_force=TimeInForce.IOC,
-                        client_order_id=coid)
+    return OrderRequest(
+        symbol="BTC/USDT",
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        amount=D("1"),
+        price=D("101"),
+        time_in_force=TimeInForce.IOC,
+        client_order_id=coid,
+    )
 
 
-@pytest.mark.parametrize(("kind", "extra", "error", "accepted"), [
-    ("http_5xx", {"status": 503}, e.OrderStatusUnknown, False),
-    ("http_5xx", {"status": 500}, e.OrderStatusUnknown, False),
-    ("drop", {}, e.OrderStatusUnknown, False),
-    ("accept_then_drop", {}, e.OrderStatusUnknown, True),
-    ("accept_then_hang", {"seconds": 2}, e.OrderStatusUnknown, True),
-    # Slower than the client's timeout: the client gave up before the server read the
-    # order, so nothing was placed, but the client cannot know that.
-    ("latency", {"seconds": 2}, e.OrderStatusUnknown, False),
-    ("rate_limit", {"seconds": 4}, e.OrderStatusUnknown, False),
-])
-async def test_create_faults_are_unknown_and_resolved_by_lookup(tmp_path, kind, extra, error,
-                                                                accepted):
+@pytest.mark.parametrize(
+    ("kind", "extra", "error", "accepted"),
+    [
+        ("http_5xx", {"status": 503}, e.OrderStatusUnknown, False),
+        ("http_5xx", {"status": 500}, e.OrderStatusUnknown, False),
+        ("drop", {}, e.OrderStatusUnknown, False),
+        ("accept_then_drop", {}, e.OrderStatusUnknown, True),
+        ("accept_then_hang", {"seconds": 2}, e.OrderStatusUnknown, True),
+        # Slower than the client's timeout: the client gave up before the server read the
+        # order, so nothing was placed, but the client cannot know that.
+        ("latency", {"seconds": 2}, e.OrderStatusUnknown, False),
+        ("rate_limit", {"seconds": 4}, e.OrderStatusUnknown, False),
+    ],
+)
+async def test_create_faults_are_unknown_and_resolved_by_lookup(
+    tmp_path, kind, extra, error, accepted
+):
     async with sim_and_adapter(tmp_path, timeout_s=1.0) as (srv, ex):
         await ex.load_markets()
         srv.faults.add(FaultRule(endpoint=ORDER, kind=kind, **extra))
@@ -56,13 +66,16 @@ async def test_create_faults_are_unknown_and_resolved_by_lookup(tmp_path, kind, 
         assert len(srv.exchange.all_orders()) == (1 if accepted else 0)
 
 
-@pytest.mark.parametrize(("kind", "extra", "retry_after"), [
-    ("http_5xx", {"status": 502}, None),
-    # aiohttp silently repeats an idempotent GET once when a reused connection drops.
-    ("drop", {"count": 2}, None),
-    ("accept_then_hang", {"seconds": 2}, None),
-    ("rate_limit", {"seconds": 2}, 2.0),
-])
+@pytest.mark.parametrize(
+    ("kind", "extra", "retry_after"),
+    [
+        ("http_5xx", {"status": 502}, None),
+        # aiohttp silently repeats an idempotent GET once when a reused connection drops.
+        ("drop", {"count": 2}, None),
+        ("accept_then_hang", {"seconds": 2}, None),
+        ("rate_limit", {"seconds": 2}, 2.0),
+    ],
+)
 async def test_market_data_faults_are_retryable(tmp_path, kind, extra, retry_after):
     async with sim_and_adapter(tmp_path, timeout_s=1.0) as (srv, ex):
         await ex.load_markets()

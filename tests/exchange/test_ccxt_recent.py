@@ -25,8 +25,15 @@ TRADES = "GET /api/v3/myTrades"
 
 
 def _buy(coid: str, *, price: str = "101", tif: TimeInForce = TimeInForce.IOC) -> OrderRequest:
-    return OrderRequest(symbol=SYM, side=OrderSide.BUY, type=OrderType.LIMIT, amount=D("1"),
-                        price=D(price), time_in_force=tif, client_order_id=coid)
+    return OrderRequest(
+        symbol=SYM,
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        amount=D("1"),
+        price=D(price),
+        time_in_force=tif,
+        client_order_id=coid,
+    )
 
 
 async def test_a_create_that_answered_but_whose_fills_are_unreadable_names_its_order(tmp_path):
@@ -82,8 +89,9 @@ async def test_recent_orders_since_t_with_fees_from_the_listed_trades(tmp_path):
 
 async def test_recent_orders_carry_our_client_id_where_the_exchange_got_a_digest(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
-        ex._ids = ClientIdRule("newClientOrderId", "origClientOrderId",
-                               re.compile(r"[A-Za-z0-9]{1,20}"), 20)
+        ex._ids = ClientIdRule(
+            "newClientOrderId", "origClientOrderId", re.compile(r"[A-Za-z0-9]{1,20}"), 20
+        )
         ours = "dt" + "b2" * 16 + "00"  # 36 characters: sent as a digest
         placed = await ex.create_order(_buy(ours))
         [recent] = await ex.fetch_recent_orders(SYM, since_ms=0)
@@ -93,14 +101,16 @@ async def test_recent_orders_carry_our_client_id_where_the_exchange_got_a_digest
 
 @pytest.mark.parametrize("lookup_lag_s", [0, 30])
 async def test_a_trade_whose_order_is_not_listed_is_read_by_id_or_left_unattributed(
-        tmp_path, lookup_lag_s):
+    tmp_path, lookup_lag_s
+):
     async with sim_and_adapter(tmp_path) as (srv, ex):
         await ex.load_markets()
         srv.engine.consistency.lookup_lag_s = lookup_lag_s
         # allOrders is answered, then held while another client places an order: the trades
         # listed next include one of an order the order list did not have.
-        srv.faults.add(FaultRule(endpoint="GET /api/v3/allOrders", kind="accept_then_hang",
-                                 seconds=1))
+        srv.faults.add(
+            FaultRule(endpoint="GET /api/v3/allOrders", kind="accept_then_hang", seconds=1)
+        )
         other = ccxt_client(srv.url, key=KEY, secret=SECRET)
         try:
             await other.load_markets()
@@ -108,8 +118,14 @@ async def test_a_trade_whose_order_is_not_listed_is_read_by_id_or_left_unattribu
             while not srv.stats["GET /api/v3/allOrders"]:  # the server has the request
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)  # and has answered it (the answer is held)
-            placed = await other.create_order(SYM, "limit", "buy", 1, 101, {
-                "timeInForce": "IOC", "newClientOrderId": "dtbetween1"})
+            placed = await other.create_order(
+                SYM,
+                "limit",
+                "buy",
+                1,
+                101,
+                {"timeInForce": "IOC", "newClientOrderId": "dtbetween1"},
+            )
             [seen] = await recent
         finally:
             await other.close()

@@ -9,8 +9,12 @@ from hypothesis import strategies as st
 
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig, market_for
 
-CFG = GeneratedMarketConfig(seed=7, tick_ms=1000, volatility_bps=D(8),
-                            start_prices={"BTC/USDT": D(65000), "XRP/ETH": D("0.000053")})
+CFG = GeneratedMarketConfig(
+    seed=7,
+    tick_ms=1000,
+    volatility_bps=D(8),
+    start_prices={"BTC/USDT": D(65000), "XRP/ETH": D("0.000053")},
+)
 
 
 def test_same_settings_same_prices_in_any_order_of_queries():
@@ -57,7 +61,11 @@ def test_candles_summarize_the_walk():
     [candle] = market.candles("BTC/USDT", since_ms=0, until_ms=59_999, limit=5)
     walk = [market.mid("BTC/USDT", s * 1000) for s in range(60)]
     assert (candle.open, candle.high, candle.low, candle.close) == (
-        walk[0], max(walk), min(walk), walk[-1])
+        walk[0],
+        max(walk),
+        min(walk),
+        walk[-1],
+    )
 
 
 def test_an_unknown_symbol_is_bad_symbol_for_every_query():
@@ -66,8 +74,11 @@ def test_an_unknown_symbol_is_bad_symbol_for_every_query():
     from trader.core.errors import BadSymbol
 
     market = GeneratedMarket(CFG, origin_ms=0)
-    for query in (lambda: market.mid("NOPE/USDT", 0), lambda: market.quote_volume("NOPE/USDT", 0),
-                  lambda: market.candles("NOPE/USDT", since_ms=0, until_ms=60_000, limit=1)):
+    for query in (
+        lambda: market.mid("NOPE/USDT", 0),
+        lambda: market.quote_volume("NOPE/USDT", 0),
+        lambda: market.candles("NOPE/USDT", since_ms=0, until_ms=60_000, limit=1),
+    ):
         with pytest.raises(BadSymbol, match="BTC/USDT"):
             query()
 
@@ -84,6 +95,5 @@ def test_candles_keep_the_last_limit_minutes_and_limit_zero_is_none():
         assert feed.candles("BTC/USDT", since_ms=0, until_ms=1_767_225_599_999, limit=0) == []
         started = time.monotonic()  # 56 years of minutes: only the last three are built
         last = feed.candles("BTC/USDT", since_ms=0, until_ms=1_767_225_599_999, limit=3)
-        assert [c.ts_ms for c in last] == [1_767_225_420_000, 1_767_225_480_000,
-                                           1_767_225_540_000]
+        assert [c.ts_ms for c in last] == [1_767_225_420_000, 1_767_225_480_000, 1_767_225_540_000]
         assert time.monotonic() - started < 5

@@ -53,8 +53,7 @@ async def test_chunks_follow_the_exchange_limit(tmp_path):
     async with sim_and_adapter(tmp_path, extra_markets=100, tickers_chunk_size=50) as (srv, ex):
         hub = MarketHub(ex, poll_interval_s=0.02)
         try:
-            per_cycle = await requests_per_cycle(srv, hub, sorted(generated_markets(100)),
-                                                 CYCLES)
+            per_cycle = await requests_per_cycle(srv, hub, sorted(generated_markets(100)), CYCLES)
         finally:
             await hub.stop()
         assert 2.0 <= per_cycle <= 2.0 + 2 / CYCLES  # 50 + 50
@@ -88,8 +87,9 @@ class _GarbledOnce:
         self.calls += 1
         if self.calls == 1:
             raise ValueError("garbled answer")
-        return {s: Ticker(symbol=s, ts_ms=self.calls, bid=D(1), ask=D(1), last=D(1))
-                for s in symbols}
+        return {
+            s: Ticker(symbol=s, ts_ms=self.calls, bid=D(1), ask=D(1), last=D(1)) for s in symbols
+        }
 
 
 async def test_an_unforeseen_error_does_not_stop_the_hub_for_good():

@@ -14,25 +14,45 @@ from trader.core.market import MarketInfo, OrderRequest, OrderSide, OrderType, T
 from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange, PaperFaults
 
-BTC = MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                 amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5"))
+BTC = MarketInfo(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    price_tick=D("0.01"),
+    amount_step=D("0.0001"),
+    min_amount=D("0.0001"),
+    min_cost=D("5"),
+)
 
 
 def make(tmp_path, *, price="100", faults=None, clock=None, liquidity="50000"):
     feed = StaticFeed({"BTC/USDT": BTC})
     feed.set_price("BTC/USDT", D(price))
-    ex = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
-                       quote_balances={"USDT": D("10000")}, spread_bps=D(10),
-                       level_liquidity_quote=D(liquidity), fee_rate=D("0.001"), faults=faults,
-                       clock=clock or (lambda: 1_000))
+    ex = PaperExchange(
+        feed,
+        db_path=tmp_path / "paper.sqlite",
+        quote_balances={"USDT": D("10000")},
+        spread_bps=D(10),
+        level_liquidity_quote=D(liquidity),
+        fee_rate=D("0.001"),
+        faults=faults,
+        clock=clock or (lambda: 1_000),
+    )
     return ex, feed
 
 
-def req(cid, side=OrderSide.BUY, amount="1", price="100.10", tif=TimeInForce.IOC,
-        type_=OrderType.LIMIT):
-    return OrderRequest(symbol="BTC/USDT", side=side, type=type_, amount=D(amount),
-                        price=D(price) if price else None, time_in_force=tif,
-                        client_order_id=cid)
+def req(
+    cid, side=OrderSide.BUY, amount="1", price="100.10", tif=TimeInForce.IOC, type_=OrderType.LIMIT
+):
+    return OrderRequest(
+        symbol="BTC/USDT",
+        side=side,
+        type=type_,
+        amount=D(amount),
+        price=D(price) if price else None,
+        time_in_force=tif,
+        client_order_id=cid,
+    )
 
 
 async def test_book_is_derived_from_the_feed(tmp_path):
@@ -108,15 +128,17 @@ async def test_concurrent_creates_of_one_id_yield_one_order(tmp_path):
     exchanges = [make(tmp_path)[0] for _ in range(4)]
     # One thread per instance: the creates really overlap (in one event loop they would run
     # one after another, create_order never yielding).
-    results = await asyncio.gather(*(asyncio.to_thread(asyncio.run, e.create_order(req("same")))
-                                     for e in exchanges), return_exceptions=True)
+    results = await asyncio.gather(
+        *(asyncio.to_thread(asyncio.run, e.create_order(req("same"))) for e in exchanges),
+        return_exceptions=True,
+    )
     assert sum(not isinstance(r, Exception) for r in results) == 1
-    assert all(isinstance(r, errors.DuplicateClientOrderId) for r in results
-               if isinstance(r, Exception))
+    assert all(
+        isinstance(r, errors.DuplicateClientOrderId) for r in results if isinstance(r, Exception)
+    )
 
 
-async def test_with_reuse_a_final_order_s_client_id_is_taken_again_an_open_one_never(
-        tmp_path):
+async def test_with_reuse_a_final_order_s_client_id_is_taken_again_an_open_one_never(tmp_path):
     ex, _ = make(tmp_path)
     ex.reuse_final_client_ids = True  # the Binance simulator's store
     first = await ex.create_order(req("re"))  # IOC: final at once
@@ -132,7 +154,8 @@ async def test_with_reuse_a_final_order_s_client_id_is_taken_again_an_open_one_n
     assert (await ex.create_order(req("gtc"))).id != rest.id
     recent = await ex.fetch_recent_orders("BTC/USDT", since_ms=0)
     assert [(o.client_order_id, o.id) for o in recent] == [
-        (o.client_order_id, o.id) for o in ex.all_orders()]
+        (o.client_order_id, o.id) for o in ex.all_orders()
+    ]
     assert await ex.fetch_recent_orders("BTC/USDT", since_ms=1_001) == []
     strict, _ = make(tmp_path)  # paper mode on the same file: one order per id, ever
     with pytest.raises(errors.DuplicateClientOrderId):
@@ -151,12 +174,16 @@ async def test_a_paper_file_from_before_repeated_ids_keeps_working(tmp_path):
                 client_order_id TEXT NOT NULL, symbol TEXT NOT NULL, body TEXT NOT NULL);
             CREATE INDEX fills_by_order ON fills (client_order_id);
             INSERT INTO balances VALUES ('USDT', '10000');""")
-        old = ('{"id":"1","client_order_id":"old","symbol":"BTC/USDT","side":"buy",'
-               '"type":"limit","time_in_force":"IOC","amount":"1","price":"100.10",'
-               '"filled":"0","average":null,"fee":"0","fee_base":"0","status":"canceled",'
-               '"ts_ms":900}')
-        db.execute("INSERT INTO orders (client_order_id, symbol, body) VALUES (?, ?, ?)",
-                   ("old", "BTC/USDT", old))
+        old = (
+            '{"id":"1","client_order_id":"old","symbol":"BTC/USDT","side":"buy",'
+            '"type":"limit","time_in_force":"IOC","amount":"1","price":"100.10",'
+            '"filled":"0","average":null,"fee":"0","fee_base":"0","status":"canceled",'
+            '"ts_ms":900}'
+        )
+        db.execute(
+            "INSERT INTO orders (client_order_id, symbol, body) VALUES (?, ?, ?)",
+            ("old", "BTC/USDT", old),
+        )
     ex, _ = make(tmp_path)
     assert (await ex.fetch_order("BTC/USDT", "old")).ts_ms == 900
     with pytest.raises(errors.DuplicateClientOrderId):
@@ -223,10 +250,16 @@ async def test_fault_injection(tmp_path):
 def make_binance_fees(tmp_path, *, liquidity="50000"):
     feed = StaticFeed({"BTC/USDT": BTC})
     feed.set_price("BTC/USDT", D("100"))
-    ex = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
-                       quote_balances={"USDT": D("10000")}, spread_bps=D(10),
-                       level_liquidity_quote=D(liquidity), fee_rate=D("0.001"),
-                       clock=lambda: 1_000, fee_in_received_asset=True)
+    ex = PaperExchange(
+        feed,
+        db_path=tmp_path / "paper.sqlite",
+        quote_balances={"USDT": D("10000")},
+        spread_bps=D(10),
+        level_liquidity_quote=D(liquidity),
+        fee_rate=D("0.001"),
+        clock=lambda: 1_000,
+        fee_in_received_asset=True,
+    )
     return ex, feed
 
 

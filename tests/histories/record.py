@@ -65,8 +65,9 @@ async def lifecycle_take_profit_memo(env, tmp: Path) -> None:
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.POSITION)
         b.set_price("BTC/USDT", "98.50")  # inside TP/SL: only a checkpoint can report it
-        await b.wait_for(h, lambda s: s.current_price == D("98.50"), timeout=30,
-                         what="a POSITION checkpoint")
+        await b.wait_for(
+            h, lambda s: s.current_price == D("98.50"), timeout=30, what="a POSITION checkpoint"
+        )
         b.set_price("BTC/USDT", "101.50")
         await b.wait_phase(h, Phase.COOLDOWN)
         await env.sleep(15 * 60 + 1)
@@ -142,9 +143,12 @@ async def reality_inventory(env, tmp: Path) -> None:
 
 
 RECORDINGS = {
-    "lifecycle_take_profit": lifecycle, "partial_sell_ladder": partial_sells,
-    "error_recovery": error_recovery, "lifecycle_take_profit_memo": lifecycle_take_profit_memo,
-    "reality_shortfall": reality_shortfall, "reality_inventory": reality_inventory,
+    "lifecycle_take_profit": lifecycle,
+    "partial_sell_ladder": partial_sells,
+    "error_recovery": error_recovery,
+    "lifecycle_take_profit_memo": lifecycle_take_profit_memo,
+    "reality_shortfall": reality_shortfall,
+    "reality_inventory": reality_inventory,
 }
 
 
@@ -155,7 +159,8 @@ async def main(names: list[str], *, force: bool) -> None:
         return
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-        data_converter=DATA_CONVERTER)
+        data_converter=DATA_CONVERTER,
+    )
     await ensure_search_attributes(env.client)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,10 +172,15 @@ async def main(names: list[str], *, force: bool) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"one of {', '.join(RECORDINGS)} (default: the missing ones)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"one of {', '.join(RECORDINGS)} (default: the missing ones)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     args = parser.parse_args()
     if unknown := set(args.names) - set(RECORDINGS):

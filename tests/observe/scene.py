@@ -51,8 +51,12 @@ async def scene(dev_env, tmp_path_factory) -> AsyncIterator[Scene]:
         idle = await b.start("BTC/USDT")
         await b.wait_phase(idle, Phase.IDLE)
         b.set_price("BTC/USDT", HELD_PRICE)
-        await b.wait_for(holder, lambda s: s.current_price == D(HELD_PRICE), timeout=30,
-                         what="a POSITION checkpoint")
+        await b.wait_for(
+            holder,
+            lambda s: s.current_price == D(HELD_PRICE),
+            timeout=30,
+            what="a POSITION checkpoint",
+        )
         yield Scene(b, failing, holder, idle)
 
 
@@ -63,8 +67,14 @@ async def visible_rows(scene: Scene, client: Client | None = None) -> dict[str, 
     while True:
         rows = {r.workflow_id: r for r in await status_rows(client, scene.query)}
         held, failed = rows.get(scene.holder.id), rows.get(scene.failing.id)
-        if (held and held.memo and held.memo.price == D(HELD_PRICE)
-                and failed and failed.phase == "error" and scene.idle.id in rows):
+        if (
+            held
+            and held.memo
+            and held.memo.price == D(HELD_PRICE)
+            and failed
+            and failed.phase == "error"
+            and scene.idle.id in rows
+        ):
             return rows
         assert time.monotonic() < deadline, f"visibility never caught up: {rows}"
         await asyncio.sleep(0.2)

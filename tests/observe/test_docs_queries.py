@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def _documented_queries() -> list[str]:
     text = README.read_text()
-    section = text[text.index("## The Temporal Web UI"):text.index("## The command line")]
+    section = text[text.index("## The Temporal Web UI") : text.index("## The command line")]
     [block] = re.findall(r"```\n(.*?)```", section, flags=re.S)
     return [line for line in block.splitlines() if line.strip()]
 
@@ -33,5 +33,5 @@ async def test_documented_queries_run_and_find_the_scene(scene: Scene):
     assert scene.failing.id in await ids('TradingPhase = "error"')
     assert await ids('TradingPhase = "position"') == {scene.holder.id}
     assert scene.holder.id in await ids(
-        'WorkflowType = "SymbolTrader" AND TradingExchange = "paper" '
-        'AND TradingPhase != "idle"')
+        'WorkflowType = "SymbolTrader" AND TradingExchange = "paper" AND TradingPhase != "idle"'
+    )

@@ -62,8 +62,13 @@ def test_replayed_transitions_reach_only_the_listeners_that_asked():
     assert sink.publish(event(2)) is True  # live: this worker made it
     assert sink.publish(event(2), replayed=True) is False  # its replay (a cache eviction)
     assert [e.seq for e in log] == [1, 2]
-    assert metrics.registry.get_sample_value("trader_transitions_total", {
-        "src": "warmup", "dst": "idle", "trigger": "warmed_up", "worker": "w"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "trader_transitions_total",
+            {"src": "warmup", "dst": "idle", "trigger": "warmed_up", "worker": "w"},
+        )
+        == 1
+    )
 
 
 def test_what_no_listener_wanted_is_not_remembered():

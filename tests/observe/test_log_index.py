@@ -56,8 +56,15 @@ def test_fast_path_agrees_with_json_and_other_lines_fall_back():
     assert parse_key(reordered) == expected
     # A note quoting a key cannot fool the fast path: inside a string quotes are escaped.
     tricky = event(7, run_id="r-9").model_copy(
-        update={"reason": '"run_id":"evil","seq":1 "src":"a","dst":"b","trigger":"c"'})
+        update={"reason": '"run_id":"evil","seq":1 "src":"a","dst":"b","trigger":"c"'}
+    )
     assert parse_key(tricky.model_dump_json().encode()) == ("r-9", 7, EDGE)
-    for junk in (b"", b"not json", b"{}", b'{"run_id": 1, "seq": "x"}', b"[1, 2]",
-                 line.encode()[:40]):
+    for junk in (
+        b"",
+        b"not json",
+        b"{}",
+        b'{"run_id": 1, "seq": "x"}',
+        b"[1, 2]",
+        line.encode()[:40],
+    ):
         assert parse_key(junk) is None

@@ -44,17 +44,37 @@ class _HangingVisibility:
 
 def _event() -> PhaseEvent:
     return PhaseEvent(
-        ts=1.0, symbol="BTC/USDT", exchange="paper", src="warmup", dst="idle",
-        trigger="warmed_up", reason="", decision_id=None, client_order_id=None, order_id=None,
-        price=Decimal(1), position=Decimal(0), realized_pnl_total=Decimal(0),
-        fees_total=Decimal(0), simulated=True, workflow_id="wf-hang", run_id="run-hang",
-        seq=1, src_since=0.0)
+        ts=1.0,
+        symbol="BTC/USDT",
+        exchange="paper",
+        src="warmup",
+        dst="idle",
+        trigger="warmed_up",
+        reason="",
+        decision_id=None,
+        client_order_id=None,
+        order_id=None,
+        price=Decimal(1),
+        position=Decimal(0),
+        realized_pnl_total=Decimal(0),
+        fees_total=Decimal(0),
+        simulated=True,
+        workflow_id="wf-hang",
+        run_id="run-hang",
+        seq=1,
+        src_since=0.0,
+    )
 
 
 async def test_shutdown_does_not_wait_for_a_hanging_stuck_check(tmp_path):
-    settings = Settings(data_dir=tmp_path, phase_log_file=tmp_path / "events.jsonl",
-                        phase_log_buffer_size=1 << 16, enable_prometheus=True,
-                        prometheus_port=_free_port(), stuck_check_interval_seconds=0.05)
+    settings = Settings(
+        data_dir=tmp_path,
+        phase_log_file=tmp_path / "events.jsonl",
+        phase_log_buffer_size=1 << 16,
+        enable_prometheus=True,
+        prometheus_port=_free_port(),
+        stuck_check_interval_seconds=0.05,
+    )
     client = _HangingVisibility()
 
     async def run() -> None:

@@ -57,16 +57,20 @@ def test_a_line_is_written_before_the_listener_returns(logs):
 
 def test_workflow_threads_publishing_at_once_lose_nothing(logs):
     log = logs("w.jsonl")
-    threads = [threading.Thread(target=lambda n=n: [log(event(seq, run_id=f"r{n}"))
-                                                   for seq in range(1, 100)])
-               for n in range(4)]  # several workflow threads at once
+    threads = [
+        threading.Thread(
+            target=lambda n=n: [log(event(seq, run_id=f"r{n}")) for seq in range(1, 100)]
+        )
+        for n in range(4)
+    ]  # several workflow threads at once
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     log.close()
     assert sorted((e.run_id, e.seq) for e in read_events(log.path)) == sorted(
-        (f"r{n}", seq) for n in range(4) for seq in range(1, 100))
+        (f"r{n}", seq) for n in range(4) for seq in range(1, 100)
+    )
     log.close()  # idempotent
     log(event(500))  # after close: dropped, not an exception
     assert len(read_events(log.path)) == 4 * 99

@@ -23,13 +23,19 @@ HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 
 
 def _phase_upserts(raw: dict) -> int:
-    return sum(1 for e in raw["events"]
-               if "TradingPhase" in e.get("upsertWorkflowSearchAttributesEventAttributes", {})
-               .get("searchAttributes", {}).get("indexedFields", {}))
+    return sum(
+        1
+        for e in raw["events"]
+        if "TradingPhase"
+        in e.get("upsertWorkflowSearchAttributesEventAttributes", {})
+        .get("searchAttributes", {})
+        .get("indexedFields", {})
+    )
 
 
-async def _replay_into(directory: Path, name: str, raw: dict, stem: str,
-                       monkeypatch) -> tuple[Path, TraderMetrics]:
+async def _replay_into(
+    directory: Path, name: str, raw: dict, stem: str, monkeypatch
+) -> tuple[Path, TraderMetrics]:
     """One worker start: a fresh process's sink memory, a new file in ``directory``."""
     monkeypatch.setattr(SINK, "_seen", EventSink()._seen)  # other tests replayed these too
     log = PhaseLog(directory / name)
@@ -38,9 +44,9 @@ async def _replay_into(directory: Path, name: str, raw: dict, stem: str,
     SINK.subscribe(log, replayed=True)
     SINK.subscribe(metrics)
     try:
-        result = await Replayer(workflows=[SymbolTrader, Portfolio],
-                                data_converter=DATA_CONVERTER).replay_workflow(
-            WorkflowHistory.from_json(stem, raw))
+        result = await Replayer(
+            workflows=[SymbolTrader, Portfolio], data_converter=DATA_CONVERTER
+        ).replay_workflow(WorkflowHistory.from_json(stem, raw))
         assert result.replay_failure is None
     finally:
         SINK.unsubscribe(metrics)
@@ -50,8 +56,7 @@ async def _replay_into(directory: Path, name: str, raw: dict, stem: str,
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
-async def test_replay_writes_what_the_log_lacks_and_counts_nothing(path, tmp_path,
-                                                                   monkeypatch):
+async def test_replay_writes_what_the_log_lacks_and_counts_nothing(path, tmp_path, monkeypatch):
     raw = json.loads(path.read_text())
     transitions = _phase_upserts(raw) - 1  # the run's first upsert is WARMUP itself
     assert transitions > 3  # the history really has transitions to publish
@@ -60,8 +65,7 @@ async def test_replay_writes_what_the_log_lacks_and_counts_nothing(path, tmp_pat
     # An empty directory (the worker that made them lost them all): every line.
     full, metrics = await _replay_into(tmp_path, "a.jsonl", raw, path.stem, monkeypatch)
     events = read_events(full)
-    assert [(e.run_id, e.seq) for e in events] == [(run_id, n)
-                                                   for n in range(1, transitions + 1)]
+    assert [(e.run_id, e.seq) for e in events] == [(run_id, n) for n in range(1, transitions + 1)]
     assert b"trader_transitions_total{" not in generate_latest(metrics.registry)
 
     # A crash lost every other line: the next replay writes exactly those, once.

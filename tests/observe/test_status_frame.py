@@ -17,11 +17,22 @@ from trader.observe.status_table import StatusRow, build_table, sort_rows
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def row(symbol: str, phase: Phase | str, *, ago: float | None = 5, memo: StatusMemo | None = None,
-        wf: str = "") -> StatusRow:
+def row(
+    symbol: str,
+    phase: Phase | str,
+    *,
+    ago: float | None = 5,
+    memo: StatusMemo | None = None,
+    wf: str = "",
+) -> StatusRow:
     since = None if ago is None else NOW - timedelta(seconds=ago)
-    return StatusRow(symbol=symbol, phase=getattr(phase, "value", phase), since=since,
-                     workflow_id=wf or f"wf-{symbol}", memo=memo)
+    return StatusRow(
+        symbol=symbol,
+        phase=getattr(phase, "value", phase),
+        since=since,
+        workflow_id=wf or f"wf-{symbol}",
+        memo=memo,
+    )
 
 
 def lines(rows: list[StatusRow], *, show_idle: bool = True) -> list[str]:
@@ -36,22 +47,41 @@ def column(rows: list[StatusRow], header: str) -> list[object]:
 
 
 def test_errors_then_open_trades_then_the_rest_each_by_symbol():
-    rows = [row("ZZZ/USDT", Phase.IDLE), row("BBB/USDT", Phase.COOLDOWN),
-            row("YYY/USDT", Phase.WAIT_SELL_FILL), row("XXX/USDT", Phase.ERROR),
-            row("AAA/USDT", Phase.POSITION), row("CCC/USDT", Phase.ERROR),
-            row("AAA/USDT", Phase.POSITION, wf="wf-0")]
+    rows = [
+        row("ZZZ/USDT", Phase.IDLE),
+        row("BBB/USDT", Phase.COOLDOWN),
+        row("YYY/USDT", Phase.WAIT_SELL_FILL),
+        row("XXX/USDT", Phase.ERROR),
+        row("AAA/USDT", Phase.POSITION),
+        row("CCC/USDT", Phase.ERROR),
+        row("AAA/USDT", Phase.POSITION, wf="wf-0"),
+    ]
     assert [(r.symbol, r.workflow_id) for r in sort_rows(rows)] == [
-        ("CCC/USDT", "wf-CCC/USDT"), ("XXX/USDT", "wf-XXX/USDT"),
-        ("AAA/USDT", "wf-0"), ("AAA/USDT", "wf-AAA/USDT"), ("YYY/USDT", "wf-YYY/USDT"),
-        ("BBB/USDT", "wf-BBB/USDT"), ("ZZZ/USDT", "wf-ZZZ/USDT")]
+        ("CCC/USDT", "wf-CCC/USDT"),
+        ("XXX/USDT", "wf-XXX/USDT"),
+        ("AAA/USDT", "wf-0"),
+        ("AAA/USDT", "wf-AAA/USDT"),
+        ("YYY/USDT", "wf-YYY/USDT"),
+        ("BBB/USDT", "wf-BBB/USDT"),
+        ("ZZZ/USDT", "wf-ZZZ/USDT"),
+    ]
 
 
-@pytest.mark.parametrize(("ago", "shown"), [
-    (0, "0s"), (59.9, "59s"), (60, "1m00s"), (125, "2m05s"), (3599, "59m59s"),
-    (3600, "1h00m"), (3 * 3600 + 7 * 60 + 59, "3h07m"), (50 * 3600, "50h00m"),
-    (-30, "0s"),  # a clock behind the server's: never negative
-    (None, "?"),
-])
+@pytest.mark.parametrize(
+    ("ago", "shown"),
+    [
+        (0, "0s"),
+        (59.9, "59s"),
+        (60, "1m00s"),
+        (125, "2m05s"),
+        (3599, "59m59s"),
+        (3600, "1h00m"),
+        (3 * 3600 + 7 * 60 + 59, "3h07m"),
+        (50 * 3600, "50h00m"),
+        (-30, "0s"),  # a clock behind the server's: never negative
+        (None, "?"),
+    ],
+)
 def test_time_in_phase(ago, shown):
     assert column([row("BTC/USDT", Phase.WAIT_FILL, ago=ago)], "in phase") == [shown]
 
@@ -59,17 +89,26 @@ def test_time_in_phase(ago, shown):
 def test_pnl_sign_and_colour():
     loss = StatusMemo(price=D("95"), entry=D("100"), pnl_pct=D("-5"))
     gain = StatusMemo(price=D("101.5"), entry=D("100"), pnl_pct=D("1.5"))
-    rows = [row("LOS/USDT", Phase.POSITION, memo=loss), row("GAI/USDT", Phase.POSITION, memo=gain),
-            row("FLT/USDT", Phase.COOLDOWN, memo=StatusMemo(price=D("3.10")))]
+    rows = [
+        row("LOS/USDT", Phase.POSITION, memo=loss),
+        row("GAI/USDT", Phase.POSITION, memo=gain),
+        row("FLT/USDT", Phase.COOLDOWN, memo=StatusMemo(price=D("3.10"))),
+    ]
     assert [(str(c), getattr(c, "style", None)) for c in column(rows, "PnL %")] == [
-        ("-5.00", "red"), ("+1.50", "green"), ("-", "dim")]
+        ("-5.00", "red"),
+        ("+1.50", "green"),
+        ("-", "dim"),
+    ]
     assert column(rows, "entry") == ["100", "100", "-"]  # flat: no entry, no PnL
     assert column(rows, "last") == ["95", "101.5", "3.1"]
 
 
 def test_idle_and_warmup_are_hidden_and_counted_unless_shown():
-    rows = [row("IDL/USDT", Phase.IDLE), row("WRM/USDT", Phase.WARMUP),
-            row("COO/USDT", Phase.COOLDOWN)]
+    rows = [
+        row("IDL/USDT", Phase.IDLE),
+        row("WRM/USDT", Phase.WARMUP),
+        row("COO/USDT", Phase.COOLDOWN),
+    ]
     hidden = "\n".join(lines(rows, show_idle=False))
     assert "IDL/USDT" not in hidden and "WRM/USDT" not in hidden and "COO/USDT" in hidden
     assert "3 symbols" in hidden and "2 idle/warmup hidden" in hidden

@@ -31,8 +31,9 @@ ANSI = re.compile(r"\x1b\[([0-9;]*)m")
 
 def _frame(rows: list[StatusRow], *, show_idle: bool) -> tuple[list[str], list[str]]:
     """(plain lines, styled lines) of one frame as a terminal would show it."""
-    console = Console(record=True, width=220, force_terminal=True, color_system="standard",
-                      file=io.StringIO())
+    console = Console(
+        record=True, width=220, force_terminal=True, color_system="standard", file=io.StringIO()
+    )
     console.print(build_table(rows, show_idle=show_idle))
     plain = console.export_text(clear=False).splitlines()
     return plain, console.export_text(styles=True).splitlines()
@@ -52,8 +53,9 @@ def _sgr_before(styled_line: str, word: str) -> set[str]:
 
 async def test_frame_rows_order_colours_and_values(scene):
     rows_by_id = await visible_rows(scene)
-    rows = [r for r in await status_rows(scene.bench.client, scene.query)
-            if r.workflow_id in rows_by_id]
+    rows = [
+        r for r in await status_rows(scene.bench.client, scene.query) if r.workflow_id in rows_by_id
+    ]
     held = await scene.bench.state(scene.holder)
     failed = await scene.bench.state(scene.failing)
     assert held.phase is Phase.POSITION and failed.phase is Phase.ERROR
@@ -97,8 +99,7 @@ class _CountCalls(Interceptor):
         counter = self
 
         class _Out(OutboundInterceptor):
-            def list_workflows(self, input: ListWorkflowsInput
-                               ) -> WorkflowExecutionAsyncIterator:
+            def list_workflows(self, input: ListWorkflowsInput) -> WorkflowExecutionAsyncIterator:
                 counter.lists += 1
                 return super().list_workflows(input)
 
@@ -111,18 +112,24 @@ class _CountCalls(Interceptor):
 
 async def test_live_table_makes_one_list_call_per_refresh(scene, dev_env):
     counter = _CountCalls()
-    client = Client(dev_env.client.service_client, namespace=dev_env.client.namespace,
-                    data_converter=DATA_CONVERTER, interceptors=[counter])
+    client = Client(
+        dev_env.client.service_client,
+        namespace=dev_env.client.namespace,
+        data_converter=DATA_CONVERTER,
+        interceptors=[counter],
+    )
     await visible_rows(scene, client)
     counter.lists = 0
-    console = Console(record=True, width=220, force_terminal=True, color_system="standard",
-                      file=io.StringIO())
+    console = Console(
+        record=True, width=220, force_terminal=True, color_system="standard", file=io.StringIO()
+    )
     stop = asyncio.Event()
     hz, seconds = 5.0, 2.0
     asyncio.get_running_loop().call_later(seconds, stop.set)
     started = time.monotonic()
-    frames = await live_status(client, scene.query, console=console, refresh_hz=hz,
-                               show_idle=False, stop=stop)
+    frames = await live_status(
+        client, scene.query, console=console, refresh_hz=hz, show_idle=False, stop=stop
+    )
     elapsed = time.monotonic() - started
     assert counter.lists == frames and counter.queries == 0
     assert hz * seconds * 0.5 <= frames <= hz * elapsed + 1  # it refreshes at about hz
@@ -132,13 +139,18 @@ async def test_live_table_makes_one_list_call_per_refresh(scene, dev_env):
 
 async def test_starter_status_once_prints_the_table(scene, dev_env, tmp_path):
     await visible_rows(scene)
-    cfg = write_config(tmp_path / "cfg.toml", address=dev_env.client.service_client.config
-                       .target_host, data_dir=tmp_path / "data", queue=scene.bench.task_queue)
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=dev_env.client.service_client.config.target_host,
+        data_dir=tmp_path / "data",
+        queue=scene.bench.task_queue,
+    )
     res = await asyncio.to_thread(run, "starter.py", "--config", str(cfg), "status", "--once")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert _line_of(lines, " error ") < _line_of(lines, " position ")
     assert "1 idle/warmup hidden" in res.stdout
-    res = await asyncio.to_thread(run, "starter.py", "--config", str(cfg), "status", "--once",
-                                  "--show-idle")
+    res = await asyncio.to_thread(
+        run, "starter.py", "--config", str(cfg), "status", "--once", "--show-idle"
+    )
     assert res.returncode == 0 and " idle " in res.stdout and "hidden" not in res.stdout

@@ -42,8 +42,10 @@ async def test_current_details_show_position_pnl_and_last_reason(scene):
     assert "phase `position`" in details
     assert f"unrealized {pnl:+.2f} %" in details
     last = held.phase_history[-1]
-    assert f"last transition: {last.src.value} → position ({last.trigger.value}): " \
-           f"{last.note}" in details
+    assert (
+        f"last transition: {last.src.value} → position ({last.trigger.value}): "
+        f"{last.note}" in details
+    )
 
     failed = await scene.bench.state(scene.failing)
     details = await _details(scene, scene.failing)
@@ -67,5 +69,6 @@ async def test_activity_summaries_name_amount_reference_price_and_mode(scene):
     # paper book's bid at mid 2100 with a 10 bps spread.
     bid, _ = scene.bench.exchange.top_of_book("ETH/USDT")
     assert bid == D("2098.95")
-    assert sells and re.fullmatch(rf"place_sell ETH/USDT \S+ @ ~{bid} IOC -0bps \(\w+\)",
-                                  sells[0]), sells
+    assert sells and re.fullmatch(
+        rf"place_sell ETH/USDT \S+ @ ~{bid} IOC -0bps \(\w+\)", sells[0]
+    ), sells

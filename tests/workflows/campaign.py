@@ -80,27 +80,46 @@ class Figures:
 
 async def run_campaign(client: Client, tmp_path: Path, campaign: Campaign) -> Figures:
     started = time.monotonic()
-    consistency = {"lookup_lag_s": campaign.lookup_lag_s, "list_lag_s": campaign.list_lag_s,
-                   "fault_seed": campaign.seed}
+    consistency = {
+        "lookup_lag_s": campaign.lookup_lag_s,
+        "list_lag_s": campaign.list_lag_s,
+        "fault_seed": campaign.seed,
+    }
     # Paced at Binance's current 6000 request weight per minute (ccxt's model says 1200).
-    async with sim_and_adapter(tmp_path, extra_markets=campaign.symbols, sim=consistency,
-                               balances={"USDT": D(200 * campaign.symbols)},
-                               rate_limit_ms=10) as (srv, ex), \
-            bench(client, tmp_path, exchange=ex, feed=srv.feed,
-                  order_window_s=campaign.window_s) as b:
+    async with (
+        sim_and_adapter(
+            tmp_path,
+            extra_markets=campaign.symbols,
+            sim=consistency,
+            balances={"USDT": D(200 * campaign.symbols)},
+            rate_limit_ms=10,
+        ) as (srv, ex),
+        bench(client, tmp_path, exchange=ex, feed=srv.feed, order_window_s=campaign.window_s) as b,
+    ):
         await ex.load_markets()
         if not campaign.fills_in_create:
             no_fills_in_create_response(ex)
         _arm(srv, campaign)
         symbols = [f"S{i:03d}/USDT" for i in range(campaign.symbols)]
-        handles = [await b.start(s, max_trades=campaign.symbols, cooldown_minutes=D(0),
-                                 trailing_enabled=False, stop_loss_pct=D(20),
-                                 fsm_max_retries=campaign.max_retries,
-                                 order_consistency_window_seconds=campaign.window_s)
-                   for s in symbols]
+        handles = [
+            await b.start(
+                s,
+                max_trades=campaign.symbols,
+                cooldown_minutes=D(0),
+                trailing_enabled=False,
+                stop_loss_pct=D(20),
+                fsm_max_retries=campaign.max_retries,
+                order_consistency_window_seconds=campaign.window_s,
+            )
+            for s in symbols
+        ]
         deadline = time.monotonic() + campaign.timeout_s
-        states = await asyncio.gather(*(_drive(b, h, s, campaign.trades_per_symbol, deadline)
-                                        for h, s in zip(handles, symbols, strict=True)))
+        states = await asyncio.gather(
+            *(
+                _drive(b, h, s, campaign.trades_per_symbol, deadline)
+                for h, s in zip(handles, symbols, strict=True)
+            )
+        )
         srv.faults.clear()  # the figures below are read without faults
         figures = await _figures(b, srv, handles, states)
     figures.seconds = round(time.monotonic() - started, 1)
@@ -111,16 +130,17 @@ def _arm(srv: SimServer, campaign: Campaign) -> None:
     """The faults, once the markets are loaded (the adapter loads them once, at start)."""
     half = campaign.error_share / 2
     for share, rule in (
-            (campaign.lost_create_share, {"endpoint": CREATE, "kind": "accept_then_drop"}),
-            (half, {"endpoint": "*", "kind": "http_5xx", "status": 502}),
-            (half, {"endpoint": "*", "kind": "rate_limit", "seconds": 1})):
+        (campaign.lost_create_share, {"endpoint": CREATE, "kind": "accept_then_drop"}),
+        (half, {"endpoint": "*", "kind": "http_5xx", "status": 502}),
+        (half, {"endpoint": "*", "kind": "rate_limit", "seconds": 1}),
+    ):
         if share > 0:
-            srv.faults.add(FaultRule.model_validate({**rule, "probability": share,
-                                                     "count": None}))
+            srv.faults.add(FaultRule.model_validate({**rule, "probability": share, "count": None}))
 
 
-async def _drive(b: Bench, h: WorkflowHandle, symbol: str, trades: int,
-                 deadline: float) -> CoinState:
+async def _drive(
+    b: Bench, h: WorkflowHandle, symbol: str, trades: int, deadline: float
+) -> CoinState:
     """Move the symbol's price so that it buys, then takes profit, ``trades`` times: 3 %
     below its anchor while it is flat and idle, 4 % above its entry while it holds."""
     tick = D("0.001")
@@ -129,8 +149,10 @@ async def _drive(b: Bench, h: WorkflowHandle, symbol: str, trades: int,
         if s.trades_closed >= trades and s.phase is Phase.IDLE:
             return s
         if time.monotonic() > deadline:
-            raise AssertionError(f"{symbol}: {s.trades_closed}/{trades} trades by the deadline;"
-                                 f" phase {s.phase.value}, note {s.note!r}")
+            raise AssertionError(
+                f"{symbol}: {s.trades_closed}/{trades} trades by the deadline;"
+                f" phase {s.phase.value}, note {s.note!r}"
+            )
         if s.phase is Phase.IDLE and s.anchor_price > 0:
             target = (s.anchor_price * D("0.97")).quantize(tick)
         elif s.phase is Phase.POSITION:
@@ -142,21 +164,25 @@ async def _drive(b: Bench, h: WorkflowHandle, symbol: str, trades: int,
         await asyncio.sleep(0.1)
 
 
-async def _figures(b: Bench, srv: SimServer, handles: list[WorkflowHandle],
-                   states: list[CoinState]) -> Figures:
+async def _figures(
+    b: Bench, srv: SimServer, handles: list[WorkflowHandle], states: list[CoinState]
+) -> Figures:
     decided = [cid for h in handles for cid in await placed_client_ids(h)]
     orders = srv.exchange.all_orders()
     per_id = Counter(o.client_order_id for o in orders)
     kinds = Counter(kind for _, kind in srv.faults.fired)
     f = Figures(
-        decisions=len(set(decided)), orders_at_server=len(orders),
+        decisions=len(set(decided)),
+        orders_at_server=len(orders),
         duplicates=sum(1 for n in per_id.values() if n > 1),
         decisions_without_order=len(set(decided) - set(per_id)),
         stray_orders=len(set(per_id) - set(decided)),
         trades_closed=sum(s.trades_closed for s in states),
-        lost_responses=kinds["accept_then_drop"], http_5xx=kinds["http_5xx"],
+        lost_responses=kinds["accept_then_drop"],
+        http_5xx=kinds["http_5xx"],
         rate_limited=kinds["rate_limit"],
-        place_order_retries=sum([await _retries(h) for h in handles]))
+        place_order_retries=sum([await _retries(h) for h in handles]),
+    )
     for state in states:
         f.mismatches += await _disagreements(b, srv, state, orders)
     return f
@@ -164,17 +190,23 @@ async def _figures(b: Bench, srv: SimServer, handles: list[WorkflowHandle],
 
 async def _retries(handle: WorkflowHandle) -> int:
     history = await handle.fetch_history()
-    places = {ev.event_id for ev in history.events
-              if ev.HasField("activity_task_scheduled_event_attributes")
-              and ev.activity_task_scheduled_event_attributes.activity_type.name
-              == c.PLACE_ORDER}
-    return sum(ev.activity_task_started_event_attributes.attempt - 1 for ev in history.events
-               if ev.HasField("activity_task_started_event_attributes")
-               and ev.activity_task_started_event_attributes.scheduled_event_id in places)
+    places = {
+        ev.event_id
+        for ev in history.events
+        if ev.HasField("activity_task_scheduled_event_attributes")
+        and ev.activity_task_scheduled_event_attributes.activity_type.name == c.PLACE_ORDER
+    }
+    return sum(
+        ev.activity_task_started_event_attributes.attempt - 1
+        for ev in history.events
+        if ev.HasField("activity_task_started_event_attributes")
+        and ev.activity_task_started_event_attributes.scheduled_event_id in places
+    )
 
 
-async def _disagreements(b: Bench, srv: SimServer, state: CoinState,
-                         orders: list[Order]) -> list[str]:
+async def _disagreements(
+    b: Bench, srv: SimServer, state: CoinState, orders: list[Order]
+) -> list[str]:
     """Where the symbol's ledger rows, its workflow and the account disagree with the fills
     of its orders at the exchange. A trade's ``bought_amount`` and costs include the
     inventory that joined it (``inventory_in_*``): only the rest was bought by its order."""
@@ -194,16 +226,25 @@ async def _disagreements(b: Bench, srv: SimServer, state: CoinState,
     held = (await srv.exchange.fetch_balance()).get(symbol.split("/")[0], D(0))
     checks = {
         "bought": (bought, total(o.filled - o.fee_base for o in buys), D(0)),
-        "paid": (total(t.entry_cost + t.entry_fee - t.inventory_in_cost for t in trades),
-                 total(x.price * x.amount for x in buy_fills), _TOLERANCE),
+        "paid": (
+            total(t.entry_cost + t.entry_fee - t.inventory_in_cost for t in trades),
+            total(x.price * x.amount for x in buy_fills),
+            _TOLERANCE,
+        ),
         "sold": (sold, total(o.filled for o in sells), D(0)),
-        "exit proceeds": (total(t.exit_proceeds for t in trades),
-                          total(x.price * x.amount for x in sell_fills), D(0)),
+        "exit proceeds": (
+            total(t.exit_proceeds for t in trades),
+            total(x.price * x.amount for x in sell_fills),
+            D(0),
+        ),
         "exit fee": (total(t.exit_fee for t in trades), total(x.fee for x in sell_fills), D(0)),
         "written off": (written_off, D(0), D(0)),
         "held": (bought - sold - written_off, held, D(0)),
         "workflow inventory": (state.inventory_amount, held, D(0)),
         "workflow position": (state.remaining, D(0), D(0)),
     }
-    return [f"{symbol} {name}: ledger/workflow {ours} != exchange {theirs}"
-            for name, (ours, theirs, tol) in checks.items() if abs(ours - theirs) > tol]
+    return [
+        f"{symbol} {name}: ledger/workflow {ours} != exchange {theirs}"
+        for name, (ours, theirs, tol) in checks.items()
+        if abs(ours - theirs) > tol
+    ]

@@ -39,21 +39,45 @@ from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
 MARKETS = {
-    "BTC/USDT": MarketInfo(symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=D("0.01"),
-                           amount_step=D("0.0001"), min_amount=D("0.0001"), min_cost=D("5")),
-    "ETH/USDT": MarketInfo(symbol="ETH/USDT", base="ETH", quote="USDT", price_tick=D("0.01"),
-                           amount_step=D("0.001"), min_amount=D("0.001"), min_cost=D("5")),
+    "BTC/USDT": MarketInfo(
+        symbol="BTC/USDT",
+        base="BTC",
+        quote="USDT",
+        price_tick=D("0.01"),
+        amount_step=D("0.0001"),
+        min_amount=D("0.0001"),
+        min_cost=D("5"),
+    ),
+    "ETH/USDT": MarketInfo(
+        symbol="ETH/USDT",
+        base="ETH",
+        quote="USDT",
+        price_tick=D("0.01"),
+        amount_step=D("0.001"),
+        min_amount=D("0.001"),
+        min_cost=D("5"),
+    ),
 }
 
 # Small timeouts: activities run in real time on the test server (it skips time only while
 # nothing runs), so the phases that wait on a running activity are kept short.
 TEST_PARAMS = TraderParams(
-    exchange="paper", trade_budget=D("100"), max_trades=3, drop_trigger_pct=D("2"),
-    backfill_minutes=0, take_profit_pct=D("3"), stop_loss_pct=D("2"),
-    trailing_activation_pct=D("1"), trailing_distance_pct=D("0.5"),
-    buy_order_timeout_seconds=3, sell_order_timeout_seconds=3,
-    watch_checkpoint_seconds=5, watch_heartbeat_timeout_seconds=5,
-    order_activity_timeout_seconds=5, fsm_max_retries=3, fsm_backoff_base_seconds=10,
+    exchange="paper",
+    trade_budget=D("100"),
+    max_trades=3,
+    drop_trigger_pct=D("2"),
+    backfill_minutes=0,
+    take_profit_pct=D("3"),
+    stop_loss_pct=D("2"),
+    trailing_activation_pct=D("1"),
+    trailing_distance_pct=D("0.5"),
+    buy_order_timeout_seconds=3,
+    sell_order_timeout_seconds=3,
+    watch_checkpoint_seconds=5,
+    watch_heartbeat_timeout_seconds=5,
+    order_activity_timeout_seconds=5,
+    fsm_max_retries=3,
+    fsm_backoff_base_seconds=10,
     # Above the 2.5 s lookup lag the tests give the local Binance server, and inside the
     # 5 s attempts with 1 s to create.
     order_consistency_window_seconds=3,
@@ -78,20 +102,27 @@ class Bench:
     def params(self, **overrides: Any) -> TraderParams:
         return TEST_PARAMS.model_copy(update=overrides)
 
-    async def start(self, symbol: str = "BTC/USDT", *, state: CoinState | None = None,
-                    **overrides: Any) -> WorkflowHandle:
+    async def start(
+        self, symbol: str = "BTC/USDT", *, state: CoinState | None = None, **overrides: Any
+    ) -> WorkflowHandle:
         handle = await self.client.start_workflow(
             SymbolTrader.run,
-            c.TraderInput(symbol=symbol, params=self.params(**overrides),
-                          portfolio_id=self.portfolio_id, watch_task_queue=self.watch_queue,
-                          state=state),
+            c.TraderInput(
+                symbol=symbol,
+                params=self.params(**overrides),
+                portfolio_id=self.portfolio_id,
+                watch_task_queue=self.watch_queue,
+                state=state,
+            ),
             id=f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
             # As the launcher sets them: the status table and Web UI read these.
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.TRADING_SYMBOL, symbol),
-                SearchAttributePair(sa.TRADING_EXCHANGE, "paper"),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.TRADING_SYMBOL, symbol),
+                    SearchAttributePair(sa.TRADING_EXCHANGE, "paper"),
+                ]
+            ),
         )
         self.handles.append(handle)
         return handle
@@ -102,23 +133,28 @@ class Bench:
     async def state(self, handle: WorkflowHandle) -> CoinState:
         return await handle.query("state", result_type=CoinState)
 
-    async def wait_for(self, handle: WorkflowHandle, predicate, *, timeout: float = 20,
-                       what: str = "condition") -> CoinState:
+    async def wait_for(
+        self, handle: WorkflowHandle, predicate, *, timeout: float = 20, what: str = "condition"
+    ) -> CoinState:
         deadline = time.monotonic() + timeout
         while True:
             state = await self.state(handle)
             if predicate(state):
                 return state
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; state: phase="
-                                     f"{state.phase.value} note={state.note!r} "
-                                     f"history={[r.dst.value for r in state.phase_history]}")
+                raise AssertionError(
+                    f"timed out waiting for {what}; state: phase="
+                    f"{state.phase.value} note={state.note!r} "
+                    f"history={[r.dst.value for r in state.phase_history]}"
+                )
             await asyncio.sleep(0.1)
 
-    async def wait_phase(self, handle: WorkflowHandle, phase: Phase, *,
-                         timeout: float = 20) -> CoinState:
-        return await self.wait_for(handle, lambda s: s.phase is phase, timeout=timeout,
-                                   what=f"phase {phase.value}")
+    async def wait_phase(
+        self, handle: WorkflowHandle, phase: Phase, *, timeout: float = 20
+    ) -> CoinState:
+        return await self.wait_for(
+            handle, lambda s: s.phase is phase, timeout=timeout, what=f"phase {phase.value}"
+        )
 
 
 async def _stop(handle: WorkflowHandle) -> None:
@@ -135,10 +171,14 @@ async def placed_client_ids(handle: WorkflowHandle) -> list[str]:
     """The client order ids the workflow scheduled ``place_order`` with (its decisions), in
     order, read from its history."""
     history = await handle.fetch_history()
-    return [json.loads(ev.activity_task_scheduled_event_attributes.input.payloads[0].data)
-            ["client_order_id"] for ev in history.events
-            if ev.HasField("activity_task_scheduled_event_attributes")
-            and ev.activity_task_scheduled_event_attributes.activity_type.name == c.PLACE_ORDER]
+    return [
+        json.loads(ev.activity_task_scheduled_event_attributes.input.payloads[0].data)[
+            "client_order_id"
+        ]
+        for ev in history.events
+        if ev.HasField("activity_task_scheduled_event_attributes")
+        and ev.activity_task_scheduled_event_attributes.activity_type.name == c.PLACE_ORDER
+    ]
 
 
 def path_of(state: CoinState) -> list[str]:
@@ -147,19 +187,30 @@ def path_of(state: CoinState) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = None,
-                prices: dict[str, str] | None = None, poll_interval_s: float = 0.05,
-                exchange: Any = None, feed: StaticFeed | None = None,
-                metrics: TraderMetrics | None = None,
-                order_window_s: float = ORDER_WINDOW_S) -> AsyncIterator[Bench]:
+async def bench(
+    client: Client,
+    tmp_path: Path,
+    *,
+    faults: PaperFaults | None = None,
+    prices: dict[str, str] | None = None,
+    poll_interval_s: float = 0.05,
+    exchange: Any = None,
+    feed: StaticFeed | None = None,
+    metrics: TraderMetrics | None = None,
+    order_window_s: float = ORDER_WINDOW_S,
+) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets."""
     feed = feed or StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
     if exchange is None:
-        exchange = PaperExchange(feed, db_path=tmp_path / "paper.sqlite",
-                                 quote_balances={"USDT": D("10000")}, faults=faults)
+        exchange = PaperExchange(
+            feed,
+            db_path=tmp_path / "paper.sqlite",
+            quote_balances={"USDT": D("10000")},
+            faults=faults,
+        )
     hub = MarketHub(exchange, poll_interval_s=poll_interval_s)
     ledger = LedgerStore(tmp_path / "ledger.sqlite")
     notifier = LogNotifier()
@@ -169,10 +220,23 @@ async def bench(client: Client, tmp_path: Path, *, faults: PaperFaults | None = 
     mk = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     lg = LedgerActivities(ledger, metrics=metrics)
     b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
-    main = Worker(client, task_queue=tq, workflows=[SymbolTrader, Portfolio], activities=[
-        ex.warmup, ex.place_order, ex.wait_order, ex.cancel_order, ex.reconcile,
-        PortfolioActivities(client, task_queue=tq).acquire_slot, lg.record_trade,
-        lg.record_dust, lg.record_inventory, NotifyActivities(notifier).notify])
+    main = Worker(
+        client,
+        task_queue=tq,
+        workflows=[SymbolTrader, Portfolio],
+        activities=[
+            ex.warmup,
+            ex.place_order,
+            ex.wait_order,
+            ex.cancel_order,
+            ex.reconcile,
+            PortfolioActivities(client, task_queue=tq).acquire_slot,
+            lg.record_trade,
+            lg.record_dust,
+            lg.record_inventory,
+            NotifyActivities(notifier).notify,
+        ],
+    )
     watch = Worker(client, task_queue=wq, activities=[mk.watch_entry, mk.watch_exit])
     async with main, watch:
         try:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from tests.workflows.campaign import Campaign, run_campaign
 
 
-async def test_lost_creates_under_a_lagging_lookup_make_one_order_per_decision(dev_env,
-                                                                               tmp_path):
+async def test_lost_creates_under_a_lagging_lookup_make_one_order_per_decision(dev_env, tmp_path):
     # A real-time server: the time-skipping one would skip the retry backoffs whose length
     # the window is measured against.
     figures = await run_campaign(dev_env.client, tmp_path, Campaign())

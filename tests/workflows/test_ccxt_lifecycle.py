@@ -30,14 +30,26 @@ async def _buy_then_sell(b, h) -> None:
 
 
 async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
-    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
-            bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
+        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         h = await b.start()
         await _buy_then_sell(b, h)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
         assert path_of(s)[:11] == [
-            "warmup", "idle", "entry_eval", "place_buy", "wait_fill", "position", "exit_eval",
-            "place_sell", "wait_sell_fill", "post_trade", "cooldown"]
+            "warmup",
+            "idle",
+            "entry_eval",
+            "place_buy",
+            "wait_fill",
+            "position",
+            "exit_eval",
+            "place_sell",
+            "wait_sell_fill",
+            "post_trade",
+            "cooldown",
+        ]
         [trade] = b.ledger.trades()
         fills = srv.exchange.fills("BTC/USDT")
         buys = [f for f in fills if f.side is OrderSide.BUY]
@@ -53,9 +65,13 @@ async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
         assert trade.exit_proceeds == sum(f.price * f.amount for f in sells)
         assert trade.exit_fee == sum(f.fee for f in sells)
         expected = realized_pnl(
-            bought_amount=filled - withheld, entry_cost=paid - withheld_value,
-            entry_fee=withheld_value, sold_amount=trade.sold_amount,
-            exit_proceeds=trade.exit_proceeds, exit_fee=trade.exit_fee)
+            bought_amount=filled - withheld,
+            entry_cost=paid - withheld_value,
+            entry_fee=withheld_value,
+            sold_amount=trade.sold_amount,
+            exit_proceeds=trade.exit_proceeds,
+            exit_fee=trade.exit_fee,
+        )
         assert abs(trade.net_pnl - expected.net) < D("1e-18")
         # What the account holds is what the ledger says is left (dust below one step).
         balances = await srv_balances(srv)
@@ -64,8 +80,10 @@ async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
 
 
 async def test_lost_create_response_places_exactly_one_order(ts_env, tmp_path):
-    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
-            bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
+        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         srv.faults.add(FaultRule(endpoint=ORDER, kind="accept_then_drop"))
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
@@ -76,15 +94,20 @@ async def test_lost_create_response_places_exactly_one_order(ts_env, tmp_path):
         assert s.amount == order.filled - order.fee_base
         assert await placed_client_ids(h) == [order.client_order_id]
         history = await h.fetch_history()
-        attempts = [ev.activity_task_started_event_attributes.attempt for ev in history.events
-                    if ev.HasField("activity_task_started_event_attributes")]
+        attempts = [
+            ev.activity_task_started_event_attributes.attempt
+            for ev in history.events
+            if ev.HasField("activity_task_started_event_attributes")
+        ]
         assert 2 in attempts  # the lost response was retried, and resolved by lookup
 
 
 async def test_rate_limited_create_waits_for_retry_after(dev_env, tmp_path):
     # A real-time server: the time-skipping one would skip the retry delay being measured.
-    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
-            bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
+        bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         srv.faults.add(FaultRule(endpoint=ORDER, kind="rate_limit", seconds=3))
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
@@ -99,8 +122,10 @@ async def test_rate_limited_create_waits_for_retry_after(dev_env, tmp_path):
 
 
 async def test_insufficient_funds_goes_idle_with_one_create(ts_env, tmp_path):
-    async with sim_and_adapter(tmp_path, balances={"USDT": D("50")}) as (srv, ex), \
-            bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances={"USDT": D("50")}) as (srv, ex),
+        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         h = await b.start()  # budget 100 USDT, account holds 50
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
@@ -110,8 +135,10 @@ async def test_insufficient_funds_goes_idle_with_one_create(ts_env, tmp_path):
 
 
 async def test_below_the_exchange_minimum_is_never_sent(ts_env, tmp_path):
-    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
-            bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
+        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         h = await b.start(trade_budget=D("3"))  # the exchange's NOTIONAL minimum is 5 USDT
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
@@ -123,15 +150,18 @@ async def test_below_the_exchange_minimum_is_never_sent(ts_env, tmp_path):
 async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, tmp_path):
     async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, live):
         feed = LiveTickerFeed()
-        paper = PaperExchange(feed, db_path=tmp_path / "dry.sqlite",
-                              quote_balances={"USDT": D("10000")}, name="binance")
+        paper = PaperExchange(
+            feed,
+            db_path=tmp_path / "dry.sqlite",
+            quote_balances={"USDT": D("10000")},
+            name="binance",
+        )
         dry = DryRunExchange(live, paper, feed)
         async with bench(ts_env.client, tmp_path, exchange=dry, feed=srv.feed) as b:
             h = await b.start()
             await _buy_then_sell(b, h)
             s = await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
-            metadata = await h.query("__temporal_workflow_metadata",
-                                     result_type=WorkflowMetadata)
+            metadata = await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
             [trade] = b.ledger.trades()
             recent = await dry.fetch_recent_orders("BTC/USDT", since_ms=0)
         assert s.simulated and s.trades_closed == 1
@@ -140,8 +170,14 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
         assert recent == paper.all_orders()  # the order activity's lists: the paper ones
         # Priced from the exchange's live book, but no order ever reached it.
         assert srv.exchange.all_orders() == []
-        assert not [k for k in srv.stats if k.startswith(("POST", "DELETE"))
-                    or "order" in k.lower() or "account" in k or "myTrades" in k]
+        assert not [
+            k
+            for k in srv.stats
+            if k.startswith(("POST", "DELETE"))
+            or "order" in k.lower()
+            or "account" in k
+            or "myTrades" in k
+        ]
         assert srv.stats["GET /api/v3/ticker/24hr"] > 0
         assert all(t.startswith("[SIMULATED]") for t in b.notifier.sent) and b.notifier.sent
         assert "SIMULATED" in metadata.current_details

@@ -26,8 +26,10 @@ async def _hold(b, h):
 
 
 async def test_sell_through_ccxt_sells_what_the_account_holds(ts_env, tmp_path):
-    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
-            bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
+        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         h = await b.start()
         s = await _hold(b, h)
         on_account = (await srv.exchange.fetch_balance())["BTC"]
@@ -46,8 +48,10 @@ async def test_sell_through_ccxt_sells_what_the_account_holds(ts_env, tmp_path):
 
 
 async def test_force_exit_through_ccxt_flattens_a_symbol_in_error(dev_env, tmp_path):
-    async with sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex), \
-            bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b:
+    async with (
+        sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
+        bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+    ):
         h = await b.start(fsm_backoff_base_seconds=120)
         await _hold(b, h)
         srv.faults.add(FaultRule(endpoint=ORDER, kind="http_5xx", count=1000))
@@ -55,8 +59,9 @@ async def test_force_exit_through_ccxt_flattens_a_symbol_in_error(dev_env, tmp_p
         await b.wait_phase(h, Phase.ERROR, timeout=60)
         srv.faults.clear()
         asked = time.monotonic()
-        result = await h.execute_update("request_exit", c.ForceExitRequest(reason="flatten"),
-                                        result_type=c.ForceExitResult)
+        result = await h.execute_update(
+            "request_exit", c.ForceExitRequest(reason="flatten"), result_type=c.ForceExitResult
+        )
         assert result.accepted
         await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
         assert time.monotonic() - asked < 30  # not the 120 s backoff

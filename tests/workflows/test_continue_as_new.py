@@ -20,15 +20,21 @@ async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_p
         await b.wait_phase(h, Phase.POSITION)
         b.set_price("BTC/USDT", "101.50")
         latest = fresh_ts_env.client.get_workflow_handle(h.id)
-        s = await b.wait_for(latest, lambda s: s.phase is Phase.COOLDOWN and s.transitions == 0,
-                             what="new run in cooldown")
+        s = await b.wait_for(
+            latest,
+            lambda s: s.phase is Phase.COOLDOWN and s.transitions == 0,
+            what="new run in cooldown",
+        )
         desc = await latest.describe()
         assert desc.run_id != first_run
         # Memo does not survive continue-as-new: the new run upserts it again at its start
         # (behind the status-memo patch), so `starter.py status` keeps its prices.
         history = await latest.fetch_history()
-        memo_events = [e for e in history.events
-                       if e.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED]
+        memo_events = [
+            e
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
+        ]
         assert memo_events and memo_events[0].event_id < 10  # in the run's first task
         memo = await desc.memo_value(c.STATUS_MEMO_KEY, type_hint=c.StatusMemo)
         assert memo.note == s.note and memo.price == s.current_price

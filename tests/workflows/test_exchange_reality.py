@@ -64,8 +64,10 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
         assert trade.sold_amount == short and trade.written_off == held - short
         assert trade.carried_amount == 0
         # The missing coins' cost is part of the loss: everything bought is closed.
-        assert trade.net_pnl == trade.exit_proceeds - trade.entry_cost - trade.entry_fee \
-            - trade.exit_fee
+        assert (
+            trade.net_pnl
+            == trade.exit_proceeds - trade.entry_cost - trade.entry_fee - trade.exit_fee
+        )
         assert s.realized_pnl_total == trade.net_pnl < 0
         [row] = b.ledger.inventory()
         assert (row.kind, row.amount) == ("shortfall", held - short)
@@ -140,16 +142,18 @@ async def test_the_minimum_is_checked_at_the_bid(ts_env, tmp_path):
         b.set_price("BTC/USDT", "97.10")
         await b.wait_for(h, lambda s: s.current_price == D("97.10"), what="the price seen")
         await h.signal("force_exit", c.ForceExitRequest(reason="flatten"))
-        s = await b.wait_for(h, lambda s: s.trades_closed == 1 and s.phase is Phase.IDLE,
-                             what="the trade closed")
+        s = await b.wait_for(
+            h, lambda s: s.trades_closed == 1 and s.phase is Phase.IDLE, what="the trade closed"
+        )
         triggers = [r.trigger.value for r in s.phase_history]
         assert "order_rejected" not in triggers and "failed" not in triggers
         assert _sells(b) == [] and s.inventory_amount == D("0.0515")
         # Stopped flat but with inventory: the next start hands it back (never forgotten).
         await h.signal("shutdown", c.ShutdownRequest())
         await h.result()
-        resumed = await resumable_state(ts_env.client.get_workflow_handle(
-            h.id, result_type=CoinState))
+        resumed = await resumable_state(
+            ts_env.client.get_workflow_handle(h.id, result_type=CoinState)
+        )
         assert resumed is not None and resumed.inventory_amount == D("0.0515")
 
 
@@ -165,8 +169,11 @@ async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tm
             await env.sleep(25)
         await b.wait_for(h, lambda s: s.error_count >= 4, what="4 errors")
         history = await h.fetch_history()
-        backoffs = [e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
-                    for e in history.events if e.HasField("timer_started_event_attributes")]
+        backoffs = [
+            e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+            for e in history.events
+            if e.HasField("timer_started_event_attributes")
+        ]
         backoffs = [t for t in backoffs if t <= 300]
         assert backoffs[:4] == [10, 20, 40, 80]
         b.exchange.faults = None
@@ -184,8 +191,9 @@ async def test_force_exit_in_error_reconciles_and_sells_at_once(dev_env, tmp_pat
         await b.wait_phase(h, Phase.ERROR, timeout=30)
         b.exchange.faults = None
         asked = time.monotonic()
-        result = await h.execute_update("request_exit", c.ForceExitRequest(reason="flatten"),
-                                        result_type=c.ForceExitResult)
+        result = await h.execute_update(
+            "request_exit", c.ForceExitRequest(reason="flatten"), result_type=c.ForceExitResult
+        )
         assert result.accepted and result.phase == "error"
         await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         assert time.monotonic() - asked < 20
@@ -225,7 +233,7 @@ async def test_a_standing_exit_survives_recovery(fresh_ts_env, tmp_path):
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         [trade] = b.ledger.trades()
         assert trade.exit_reason == "stop_loss"
-        after = path_of(s)[path_of(s).index("error"):]
+        after = path_of(s)[path_of(s).index("error") :]
         assert after[:4] == ["error", "position", "exit_eval", "place_sell"]
 
 
@@ -276,8 +284,9 @@ async def test_use_drop_anchor_keeps_the_anchor_across_a_trade(fresh_ts_env, tmp
         await env.sleep(15 * 60 + 1)
         # Without keeping, the anchor is unset until the watch's first checkpoint reports
         # the first fresh price it saw.
-        s = await b.wait_for(h, lambda s: s.phase is Phase.IDLE and s.anchor_price > 0,
-                             what="an anchor in IDLE")
+        s = await b.wait_for(
+            h, lambda s: s.phase is Phase.IDLE and s.anchor_price > 0, what="an anchor in IDLE"
+        )
         # The drop of the first entry was measured from 100 (the warm-up price).
         assert s.anchor_price == (D("100") if keep else D("99.00"))
 
@@ -292,10 +301,12 @@ async def test_a_resumed_position_is_reconciled_before_trading_on(ts_env, tmp_pa
         final = await h.result()
         b.exchange.set_balance("BTC", round_down(final.amount * D("0.8"), STEP))
         resumed = await b.start(state=final.model_copy(update={"shutdown_requested": False}))
-        s = await b.wait_for(resumed, lambda s: "reconcile (resumed" in s.note,
-                             what="the reconciliation")
+        s = await b.wait_for(
+            resumed, lambda s: "reconcile (resumed" in s.note, what="the reconciliation"
+        )
         assert s.phase is Phase.POSITION and s.written_off == final.amount - round_down(
-            final.amount * D("0.8"), STEP)
+            final.amount * D("0.8"), STEP
+        )
         assert [r.kind for r in b.ledger.inventory()] == ["shortfall"]
         assert any("shortfall" in t for t in b.notifier.sent)
 
@@ -309,8 +320,9 @@ async def test_a_worker_start_asks_holding_symbols_to_reconcile(dev_env, tmp_pat
         await _to_position(b, holder)
         asked = await request_reconciles(dev_env.client, b.task_queue, reason="worker w2 started")
         assert asked == [holder.id]
-        s = await b.wait_for(holder, lambda s: "reconcile (worker w2 started)" in s.note,
-                             what="the reconciliation")
+        s = await b.wait_for(
+            holder, lambda s: "reconcile (worker w2 started)" in s.note, what="the reconciliation"
+        )
         assert "covering" in s.note and s.written_off == 0 and s.phase is Phase.POSITION
 
 
@@ -329,8 +341,7 @@ async def test_force_exit_with_sells_still_failing_backs_off(dev_env, tmp_path):
         assert "reconciled" in [r.note.split(":")[0] for r in s.phase_history]
 
 
-async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_ts_env,
-                                                                         tmp_path):
+async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_ts_env, tmp_path):
     """A resting order (the operator's, another bot's) locks the coins: the exit cannot sell
     now, but the position is ~100 USDT, not dust. It waits in ERROR, exit kept, and sells
     once the coins are free. Found by review: closed as "inventory below the minimum"."""
@@ -338,9 +349,17 @@ async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_t
     async with bench(env.client, tmp_path) as b:
         h = await b.start()
         s = await _to_position(b, h)
-        await b.exchange.create_order(OrderRequest(
-            symbol="BTC/USDT", side=OrderSide.SELL, type=OrderType.LIMIT, amount=s.amount,
-            price=D("150"), time_in_force=TimeInForce.GTC, client_order_id="manual-1"))
+        await b.exchange.create_order(
+            OrderRequest(
+                symbol="BTC/USDT",
+                side=OrderSide.SELL,
+                type=OrderType.LIMIT,
+                amount=s.amount,
+                price=D("150"),
+                time_in_force=TimeInForce.GTC,
+                client_order_id="manual-1",
+            )
+        )
         b.set_price("BTC/USDT", "95.00")  # stop-loss
         s = await b.wait_phase(h, Phase.ERROR, timeout=30)
         assert "locked" in s.note and s.trades_closed == 0 and s.exit_reason == "stop_loss"
@@ -369,8 +388,11 @@ async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
             price = (price * D("0.97")).quantize(D("0.01"))  # a new drop each time: the
             b.set_price("BTC/USDT", str(price))  # failed entry restarted the anchor
         history = await h.fetch_history()
-        backoffs = [e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
-                    for e in history.events if e.HasField("timer_started_event_attributes")]
+        backoffs = [
+            e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+            for e in history.events
+            if e.HasField("timer_started_event_attributes")
+        ]
         assert [t for t in backoffs if t <= 300][:4] == [10, 20, 40, 80]
         assert b.exchange.all_orders() == []
 
@@ -380,8 +402,9 @@ async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, 
         h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
         await _to_position(b, h)
         b.set_price("BTC/USDT", "95.00")  # unsellable: carried
-        s = await b.wait_for(h, lambda s: s.has_inventory and s.phase is Phase.IDLE,
-                             what="inventory, flat")
+        s = await b.wait_for(
+            h, lambda s: s.has_inventory and s.phase is Phase.IDLE, what="inventory, flat"
+        )
         cost = s.inventory_cost + s.inventory_fee
         b.exchange.set_balance("BTC", D(0))  # withdrawn by hand
         await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
@@ -400,17 +423,22 @@ async def test_a_resumed_flat_symbol_warms_up_again(ts_env, tmp_path):
         h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
         await _to_position(b, h)
         b.set_price("BTC/USDT", "95.00")
-        await b.wait_for(h, lambda s: s.has_inventory and s.phase is Phase.IDLE,
-                         what="inventory, flat")
+        await b.wait_for(
+            h, lambda s: s.has_inventory and s.phase is Phase.IDLE, what="inventory, flat"
+        )
         await h.signal("shutdown", c.ShutdownRequest())
         await h.result()
         b.set_price("BTC/USDT", "80.00")  # days later
-        state = await resumable_state(ts_env.client.get_workflow_handle(
-            h.id, result_type=CoinState))
+        state = await resumable_state(
+            ts_env.client.get_workflow_handle(h.id, result_type=CoinState)
+        )
         assert state is not None and state.phase is Phase.WARMUP
         resumed = await b.start(state=state)
-        s = await b.wait_for(resumed, lambda s: s.phase is Phase.IDLE
-                             and "reconcile (resumed" in s.note, what="warmed up, checked")
+        s = await b.wait_for(
+            resumed,
+            lambda s: s.phase is Phase.IDLE and "reconcile (resumed" in s.note,
+            what="warmed up, checked",
+        )
         warmed = [r for r in s.phase_history if r.trigger.value == "warmed_up"]
         assert warmed[-1].note == "anchor 80.00" and s.inventory_amount > 0
         assert b.exchange.all_orders()[-1].side is OrderSide.BUY  # nothing bought on resume
@@ -447,23 +475,28 @@ class _BalanceOutage(PaperExchange):
         return await super().fetch_balances()
 
 
-async def test_a_reconciliation_whose_confirming_read_fails_reports_and_trades_on(
-        ts_env, tmp_path):
+async def test_a_reconciliation_whose_confirming_read_fails_reports_and_trades_on(ts_env, tmp_path):
     """The shortfall seen by a requested reconciliation is confirmed by a second read; if
     that read cannot be had, the check is reported and the symbol goes on. It must never
     fail the workflow task (which Temporal would retry forever)."""
     feed = StaticFeed(dict(MARKETS))
-    ex = _BalanceOutage(feed, db_path=tmp_path / "paper.sqlite",
-                        quote_balances={"USDT": D("10000")})
+    ex = _BalanceOutage(
+        feed, db_path=tmp_path / "paper.sqlite", quote_balances={"USDT": D("10000")}
+    )
     async with bench(ts_env.client, tmp_path, exchange=ex, feed=feed) as b:
         h = await b.start(balance_settle_seconds=0)
         s = await _to_position(b, h)
         ex.set_balance("BTC", round_down(s.amount * D("0.5"), STEP))
         ex.fail_after = ex.reads + 1  # the first read of the check works, the confirm fails
         await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
-        s = await b.wait_for(h, lambda s: "reconcile (operator) failed" in s.note,
-                             timeout=40, what="the failed check reported")
+        s = await b.wait_for(
+            h,
+            lambda s: "reconcile (operator) failed" in s.note,
+            timeout=40,
+            what="the failed check reported",
+        )
         assert s.phase is Phase.POSITION and s.written_off == 0  # nothing on one read
         history = await h.fetch_history()
-        assert not [e for e in history.events
-                    if e.HasField("workflow_task_failed_event_attributes")]
+        assert not [
+            e for e in history.events if e.HasField("workflow_task_failed_event_attributes")
+        ]

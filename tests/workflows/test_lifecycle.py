@@ -26,13 +26,26 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
         await fresh_ts_env.sleep(15 * 60 + 1)  # cooldown is a workflow timer: skipped
         s = await b.wait_phase(h, Phase.IDLE)
         assert path_of(s) == [
-            "warmup", "idle", "entry_eval", "place_buy", "wait_fill", "position", "exit_eval",
-            "place_sell", "wait_sell_fill", "post_trade", "cooldown", "idle"]
+            "warmup",
+            "idle",
+            "entry_eval",
+            "place_buy",
+            "wait_fill",
+            "position",
+            "exit_eval",
+            "place_sell",
+            "wait_sell_fill",
+            "post_trade",
+            "cooldown",
+            "idle",
+        ]
         [trade] = b.ledger.trades()
         assert trade.trade_id.startswith("BTC-USDT:") and trade.exit_reason == "take_profit"
         assert trade.net_pnl > 0 and trade.net_pnl == s.realized_pnl_total
-        assert trade.net_pnl == trade.exit_proceeds - trade.entry_cost - trade.entry_fee \
-            - trade.exit_fee
+        assert (
+            trade.net_pnl
+            == trade.exit_proceeds - trade.entry_cost - trade.entry_fee - trade.exit_fee
+        )
         orders = b.exchange.all_orders()
         assert [o.side.value for o in orders] == ["buy", "sell"]
         assert s.trades_closed == 1 and s.amount == 0

@@ -27,15 +27,19 @@ async def test_buy_timeout_with_nothing_filled_returns_to_idle(ts_env, tmp_path)
         h = await b.start(buy_order_mode=BuyOrderMode.GTC)
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
-        s = await b.wait_for(h, lambda s: s.trades_closed == 0 and len(s.phase_history) >= 5
-                             and s.phase is Phase.IDLE, what="back to idle", timeout=30)
-        assert path_of(s)[:6] == ["warmup", "idle", "entry_eval", "place_buy", "wait_fill",
-                                  "idle"]
+        s = await b.wait_for(
+            h,
+            lambda s: s.trades_closed == 0 and len(s.phase_history) >= 5 and s.phase is Phase.IDLE,
+            what="back to idle",
+            timeout=30,
+        )
+        assert path_of(s)[:6] == ["warmup", "idle", "entry_eval", "place_buy", "wait_fill", "idle"]
         [order] = b.exchange.all_orders()
         assert order.status.value == "canceled" and order.filled == 0
         assert s.amount == 0 and s.decision_id is None
         slots = await ts_env.client.get_workflow_handle(b.portfolio_id).query(
-            "current_slots", result_type=dict)
+            "current_slots", result_type=dict
+        )
         assert slots == {}  # the slot was given back
 
 
@@ -83,8 +87,9 @@ async def test_force_exit_update_rejected_when_flat(ts_env, tmp_path):
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
         with pytest.raises(WorkflowUpdateFailedError) as err:
-            await h.execute_update("request_exit", c.ForceExitRequest(reason="x"),
-                                   result_type=c.ForceExitResult)
+            await h.execute_update(
+                "request_exit", c.ForceExitRequest(reason="x"), result_type=c.ForceExitResult
+            )
         assert "no position" in str(err.value.cause)
         await h.signal("force_exit", c.ForceExitRequest(reason="idle try"))
         s = await b.wait_for(h, lambda s: "ignored" in s.note, what="ignored note")
@@ -98,8 +103,9 @@ async def test_force_exit_from_wait_fill_cancels_and_sells_what_filled(ts_env, t
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.WAIT_FILL)
-        result = await h.execute_update("request_exit", c.ForceExitRequest(reason="abort"),
-                                        result_type=c.ForceExitResult)
+        result = await h.execute_update(
+            "request_exit", c.ForceExitRequest(reason="abort"), result_type=c.ForceExitResult
+        )
         assert result.accepted
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         buy = b.exchange.all_orders()[0]
@@ -119,14 +125,16 @@ async def test_rejected_buy_goes_idle_without_retry_storm(ts_env, tmp_path):
         assert s.phase in (Phase.IDLE, Phase.ENTRY_EVAL)
         assert b.exchange.all_orders() == []
         history = await h.fetch_history()
-        place_attempts = [e for e in history.events
-                          if e.HasField("activity_task_started_event_attributes")]
-        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
-                     for e in history.events
-                     if e.HasField("activity_task_scheduled_event_attributes")]
+        place_attempts = [
+            e for e in history.events if e.HasField("activity_task_started_event_attributes")
+        ]
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
         assert scheduled.count("place_order") == 1
-        assert all(e.activity_task_started_event_attributes.attempt == 1
-                   for e in place_attempts)
+        assert all(e.activity_task_started_event_attributes.attempt == 1 for e in place_attempts)
 
 
 async def test_error_backoff_then_reconciles_back_to_position(fresh_ts_env, tmp_path):
@@ -149,7 +157,8 @@ async def test_error_backoff_then_reconciles_back_to_position(fresh_ts_env, tmp_
 
 
 async def test_exchange_call_giving_up_mid_phase_goes_to_error_not_a_stuck_task(
-        fresh_ts_env, tmp_path):
+    fresh_ts_env, tmp_path
+):
     faults = PaperFaults(max_fill_ratio=D(0))
     async with bench(fresh_ts_env.client, tmp_path, faults=faults) as b:
         h = await b.start(buy_order_mode=BuyOrderMode.GTC, buy_order_timeout_seconds=3)
@@ -162,8 +171,12 @@ async def test_exchange_call_giving_up_mid_phase_goes_to_error_not_a_stuck_task(
         assert "wait_fill failed" in s.note
         b.exchange.faults = PaperFaults(max_fill_ratio=D(0))
         await fresh_ts_env.sleep(11)
-        s = await b.wait_for(h, lambda s: s.phase is Phase.IDLE and s.decision_id is None,
-                             what="reconciled back to idle", timeout=30)
+        s = await b.wait_for(
+            h,
+            lambda s: s.phase is Phase.IDLE and s.decision_id is None,
+            what="reconciled back to idle",
+            timeout=30,
+        )
         triggers = [r.trigger.value for r in s.phase_history]
         assert "recovered_buy_open" in triggers  # the open buy was found, then cancelled
         [order] = b.exchange.all_orders()
@@ -179,8 +192,11 @@ async def test_global_slot_limit_across_workflows(ts_env, tmp_path):
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(btc, Phase.POSITION)
         b.set_price("ETH/USDT", "1950")
-        s = await b.wait_for(eth, lambda s: any(r.trigger.value == "no_slot"
-                                                for r in s.phase_history), what="no_slot")
+        s = await b.wait_for(
+            eth,
+            lambda s: any(r.trigger.value == "no_slot" for r in s.phase_history),
+            what="no_slot",
+        )
         assert "slots in use" in s.note
         assert [o.symbol for o in b.exchange.all_orders()] == ["BTC/USDT"]
 

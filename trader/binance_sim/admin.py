@@ -35,14 +35,19 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
         return web.json_response({})
 
     async def faults_get(_: web.Request) -> web.Response:
-        return web.json_response({"armed": [r.model_dump() for r in srv.faults.armed()],
-                                  "fired": [list(f) for f in srv.faults.fired]})
+        return web.json_response(
+            {
+                "armed": [r.model_dump() for r in srv.faults.armed()],
+                "fired": [list(f) for f in srv.faults.fired],
+            }
+        )
 
     async def faults_add(request: web.Request) -> web.Response:
         body = await request.json()
         try:
-            rules = [FaultRule.model_validate(r) for r in (body if isinstance(body, list)
-                                                            else [body])]
+            rules = [
+                FaultRule.model_validate(r) for r in (body if isinstance(body, list) else [body])
+            ]
         except ValidationError as exc:
             return _bad(str(exc))
         for rule in rules:
@@ -70,8 +75,12 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
 
     async def balances(_: web.Request) -> web.Response:
         out = await srv.engine.free_balances()
-        return web.json_response({a: {"free": str(f), "locked": str(lk), "total": str(f + lk)}
-                                  for a, (f, lk) in out.items()})
+        return web.json_response(
+            {
+                a: {"free": str(f), "locked": str(lk), "total": str(f + lk)}
+                for a, (f, lk) in out.items()
+            }
+        )
 
     async def balances_set(request: web.Request) -> web.Response:
         body = await request.json()
@@ -89,9 +98,13 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
 
     def consistency_now() -> dict[str, Any]:
         c = srv.engine.consistency
-        return {"lookup_lag_s": c.lookup_lag_s, "list_lag_s": c.list_lag_s,
-                "duplicate_client_ids": "while_open" if srv.exchange.reuse_final_client_ids
-                else "always"}
+        return {
+            "lookup_lag_s": c.lookup_lag_s,
+            "list_lag_s": c.list_lag_s,
+            "duplicate_client_ids": "while_open"
+            if srv.exchange.reuse_final_client_ids
+            else "always",
+        }
 
     async def consistency(_: web.Request) -> web.Response:
         return web.json_response(consistency_now())
@@ -102,12 +115,12 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
             return _bad("consistency: a JSON object of settings")
         c = srv.engine.consistency
         try:  # all checked before any is applied
-            lags = {k: checked_lag(k, body.pop(k)) for k in ("lookup_lag_s", "list_lag_s")
-                    if k in body}
+            lags = {
+                k: checked_lag(k, body.pop(k)) for k in ("lookup_lag_s", "list_lag_s") if k in body
+            }
             duplicates = body.pop("duplicate_client_ids", None)
             if duplicates not in (None, "while_open", "always"):
-                raise ValueError(f"duplicate_client_ids: while_open or always, "
-                                 f"got {duplicates!r}")
+                raise ValueError(f"duplicate_client_ids: while_open or always, got {duplicates!r}")
             if body:
                 raise ValueError(f"unknown settings {sorted(body)}")
         except ValueError as exc:
@@ -119,20 +132,38 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
         return web.json_response(consistency_now())
 
     s = "/_sim/"
-    return [web.get(s + "stats", stats), web.post(s + "stats/reset", stats_reset),
-            web.get(s + "faults", faults_get), web.post(s + "faults", faults_add),
-            web.delete(s + "faults", faults_clear), web.get(s + "orders", orders),
-            web.post(s + "price", price), web.get(s + "events", events),
-            web.get(s + "balances", balances), web.post(s + "balances", balances_set),
-            web.get(s + "clock", clock), web.get(s + "consistency", consistency),
-            web.post(s + "consistency", consistency_set)]
+    return [
+        web.get(s + "stats", stats),
+        web.post(s + "stats/reset", stats_reset),
+        web.get(s + "faults", faults_get),
+        web.post(s + "faults", faults_add),
+        web.delete(s + "faults", faults_clear),
+        web.get(s + "orders", orders),
+        web.post(s + "price", price),
+        web.get(s + "events", events),
+        web.get(s + "balances", balances),
+        web.post(s + "balances", balances_set),
+        web.get(s + "clock", clock),
+        web.get(s + "consistency", consistency),
+        web.post(s + "consistency", consistency_set),
+    ]
 
 
 def _order(srv: SimServer, o: Any) -> dict[str, Any]:
-    return {"client_order_id": o.client_order_id, "order_id": int(o.id), "symbol": o.symbol,
-            "side": o.side.value, "type": o.type.value, "time_in_force": o.time_in_force.value,
-            "status": shapes.status(o), "amount": str(o.amount), "filled": str(o.filled),
-            "price": None if o.price is None else str(o.price),
-            "average": None if o.average is None else str(o.average),
-            "fee": str(o.fee), "fee_base": str(o.fee_base), "accepted_ms": o.ts_ms,
-            "arrived_us": srv.api.arrivals.get(o.id)}
+    return {
+        "client_order_id": o.client_order_id,
+        "order_id": int(o.id),
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "type": o.type.value,
+        "time_in_force": o.time_in_force.value,
+        "status": shapes.status(o),
+        "amount": str(o.amount),
+        "filled": str(o.filled),
+        "price": None if o.price is None else str(o.price),
+        "average": None if o.average is None else str(o.average),
+        "fee": str(o.fee),
+        "fee_base": str(o.fee_base),
+        "accepted_ms": o.ts_ms,
+        "arrived_us": srv.api.arrivals.get(o.id),
+    }

@@ -30,26 +30,37 @@ def _int(raw: str, name: str) -> int:
         raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") from None
 
 
-def check(*, headers: Mapping[str, str], query: str, body: str, params: Mapping[str, str],
-          api_key: str, secret: str, now_ms: int, default_recv_window: int) -> None:
+def check(
+    *,
+    headers: Mapping[str, str],
+    query: str,
+    body: str,
+    params: Mapping[str, str],
+    api_key: str,
+    secret: str,
+    now_ms: int,
+    default_recv_window: int,
+) -> None:
     """Raise the ``BinanceError`` Binance would answer, or return for a good request."""
     key = headers.get("X-MBX-APIKEY")
     if not key:
         raise BinanceError(-2014, "API-key format invalid.", status=401)
     if key != api_key:
-        raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.",
-                           status=401)
+        raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
     q_payload, q_sig = _unsigned(query)
     b_payload, b_sig = _unsigned(body)
     signature = b_sig or q_sig
     if "timestamp" not in params:
-        raise BinanceError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
-                                  "empty/null, or malformed.")
+        raise BinanceError(
+            -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+        )
     if signature is None:
-        raise BinanceError(-1102, "Mandatory parameter 'signature' was not sent, was "
-                                  "empty/null, or malformed.")
-    expected = hmac.new(secret.encode(), (q_payload + b_payload).encode(),
-                        hashlib.sha256).hexdigest()
+        raise BinanceError(
+            -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed."
+        )
+    expected = hmac.new(
+        secret.encode(), (q_payload + b_payload).encode(), hashlib.sha256
+    ).hexdigest()
     if not hmac.compare_digest(expected, signature.lower()):
         raise BinanceError(-1022, "Signature for this request is not valid.")
     timestamp = _int(params["timestamp"], "timestamp")

@@ -30,8 +30,13 @@ def checked_lag(name: str, value: object) -> float:
 class Consistency:
     """The lags (settable at runtime) and when each order was accepted."""
 
-    def __init__(self, *, lookup_lag_s: float = 0, list_lag_s: float = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        lookup_lag_s: float = 0,
+        list_lag_s: float = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.lookup_lag_s = checked_lag("lookup_lag_s", lookup_lag_s)
         self.list_lag_s = checked_lag("list_lag_s", list_lag_s)
         self._clock = clock

@@ -31,8 +31,7 @@ class SimControl:
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        async with self._session.request(method, f"{self.base_url}/_sim/{path}",
-                                         json=body) as resp:
+        async with self._session.request(method, f"{self.base_url}/_sim/{path}", json=body) as resp:
             data = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"{method} /_sim/{path}: {resp.status} {data}")

@@ -57,8 +57,13 @@ def int_param(params: Mapping[str, str], name: str) -> int | None:
 
 
 class SimEngine:
-    def __init__(self, feed: PriceFeed, exchange: PaperExchange, clock: Callable[[], int],
-                 consistency: Consistency | None = None) -> None:
+    def __init__(
+        self,
+        feed: PriceFeed,
+        exchange: PaperExchange,
+        clock: Callable[[], int],
+        consistency: Consistency | None = None,
+    ) -> None:
         self.feed = feed
         self.exchange = exchange
         self.clock = clock
@@ -85,8 +90,7 @@ class SimEngine:
             raise e.bad_value("Invalid side.", -1117) if p.get("side") else e.mandatory("side")
         type_ = {"LIMIT": OrderType.LIMIT, "MARKET": OrderType.MARKET}.get(p.get("type", ""))
         if type_ is None:
-            raise e.bad_value("Invalid orderType.", -1116) if p.get("type") \
-                else e.mandatory("type")
+            raise e.bad_value("Invalid orderType.", -1116) if p.get("type") else e.mandatory("type")
         tif = TimeInForce.IOC
         if type_ is OrderType.LIMIT:
             tif_raw = p.get("timeInForce") or ""
@@ -116,8 +120,15 @@ class SimEngine:
             raise e.mandatory("quantity")
         self._check_filters(market, amount, price, touch)
         await self._check_free(market, side, amount, price)
-        request = OrderRequest(symbol=symbol, side=side, type=type_, amount=amount,
-                               price=price, time_in_force=tif, client_order_id=cid)
+        request = OrderRequest(
+            symbol=symbol,
+            side=side,
+            type=type_,
+            amount=amount,
+            price=price,
+            time_in_force=tif,
+            client_order_id=cid,
+        )
         try:
             order = await self.exchange.create_order(request)
         except errors.DuplicateClientOrderId:
@@ -139,8 +150,9 @@ class SimEngine:
             earlier = await self.exchange.fetch_order(earlier.symbol, cid, order_id=earlier.id)
         return not earlier.is_final
 
-    def _quote_to_base(self, m: MarketInfo, side: OrderSide, quote_qty: Decimal,
-                       touch: Decimal) -> Decimal:
+    def _quote_to_base(
+        self, m: MarketInfo, side: OrderSide, quote_qty: Decimal, touch: Decimal
+    ) -> Decimal:
         """Whole lot steps for ``quoteOrderQty``: a buy spends at most that through the levels
         it walks; a sell receives about that at the touch."""
         if side is OrderSide.SELL:
@@ -154,20 +166,26 @@ class SimEngine:
         return amount
 
     @staticmethod
-    def _check_filters(m: MarketInfo, amount: Decimal, price: Decimal | None,
-                       touch: Decimal) -> None:
-        if price is not None and (price < m.price_tick or price > MAX_PRICE
-                                  or price % m.price_tick != 0):
+    def _check_filters(
+        m: MarketInfo, amount: Decimal, price: Decimal | None, touch: Decimal
+    ) -> None:
+        if price is not None and (
+            price < m.price_tick or price > MAX_PRICE or price % m.price_tick != 0
+        ):
             raise e.filter_failure("PRICE_FILTER")
-        if (amount < max(m.min_amount, m.amount_step) or amount > MAX_QTY
-                or amount % m.amount_step != 0):
+        if (
+            amount < max(m.min_amount, m.amount_step)
+            or amount > MAX_QTY
+            or amount % m.amount_step != 0
+        ):
             raise e.filter_failure("LOT_SIZE")
         notional = amount * (price if price is not None else touch)
         if notional < m.min_cost or (price is not None and notional > MAX_NOTIONAL):
             raise e.filter_failure("NOTIONAL")  # the maximum applies to limits only
 
-    async def _check_free(self, m: MarketInfo, side: OrderSide, amount: Decimal,
-                          price: Decimal | None) -> None:
+    async def _check_free(
+        self, m: MarketInfo, side: OrderSide, amount: Decimal, price: Decimal | None
+    ) -> None:
         """Funds held by resting orders are not available (after re-matching them)."""
         buy = side is OrderSide.BUY
         need = self.exchange.buy_cost(m.symbol, amount, price) if buy else amount
@@ -181,12 +199,17 @@ class SimEngine:
         order_id = int_param(p, "orderId")
         cid = p.get("origClientOrderId")
         if order_id is None and not cid:
-            raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be "
-                                        "sent, but both were empty/null!")
+            raise e.BinanceError(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )
         missing = e.unknown_order() if for_cancel else e.order_missing()
         if cid:
-            named = [o for o in self.exchange.orders_with_client_id(cid)
-                     if order_id is None or int(o.id) == order_id]
+            named = [
+                o
+                for o in self.exchange.orders_with_client_id(cid)
+                if order_id is None or int(o.id) == order_id
+            ]
         else:
             named = [o for o in [self.exchange.lookup_id(str(order_id))] if o is not None]
         seen = [o for o in named if self.consistency.seen_by_lookup(o.id)]
@@ -199,8 +222,7 @@ class SimEngine:
         order = await self.find(symbol, p, for_cancel=True)
         if order.is_final:  # Binance: a filled or cancelled order is unknown to cancel
             raise e.unknown_order()
-        return await self.exchange.cancel_order(symbol, order.client_order_id,
-                                                order_id=order.id)
+        return await self.exchange.cancel_order(symbol, order.client_order_id, order_id=order.id)
 
     async def rematch(self) -> list[Order]:
         """Match resting orders against the current price; the ones still open."""
@@ -213,8 +235,9 @@ class SimEngine:
         return self.exchange.fills(symbol)
 
     def fills_of(self, order: Order) -> list[PaperFill]:
-        return self.exchange.fills(order.symbol, client_order_id=order.client_order_id,
-                                   order_id=order.id)
+        return self.exchange.fills(
+            order.symbol, client_order_id=order.client_order_id, order_id=order.id
+        )
 
     def listed(self, orders: list[Order]) -> list[Order]:
         """What the list endpoints show of these orders (the list lag)."""
@@ -227,5 +250,6 @@ class SimEngine:
     async def free_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         """asset -> (free, locked); locked is what resting orders may still spend (the paper
         exchange's own free balance, which re-matches them first)."""
-        return {a: (b.free, b.total - b.free)
-                for a, b in (await self.exchange.fetch_balances()).items()}
+        return {
+            a: (b.free, b.total - b.free) for a, b in (await self.exchange.fetch_balances()).items()
+        }

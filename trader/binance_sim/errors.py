@@ -48,7 +48,8 @@ def invalid_symbol() -> BinanceError:
 
 def mandatory(param: str) -> BinanceError:
     return BinanceError(
-        -1102, f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed.")
+        -1102, f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed."
+    )
 
 
 def bad_param(param: str) -> BinanceError:

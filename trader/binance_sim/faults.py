@@ -24,8 +24,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["latency", "http_5xx", "rate_limit", "drop", "accept_then_drop",
-                    "accept_then_hang"]
+FaultKind = Literal[
+    "latency", "http_5xx", "rate_limit", "drop", "accept_then_drop", "accept_then_hang"
+]
 
 
 class FaultRule(BaseModel):

@@ -14,8 +14,20 @@ from trader.binance_sim import shapes
 from trader.binance_sim.engine import SimEngine, int_param
 from trader.core.market import Candle, OrderSide
 
-_INTERVALS = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
-              "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
+_INTERVALS = {
+    "1m": 1,
+    "3m": 3,
+    "5m": 5,
+    "15m": 15,
+    "30m": 30,
+    "1h": 60,
+    "2h": 120,
+    "4h": 240,
+    "6h": 360,
+    "8h": 480,
+    "12h": 720,
+    "1d": 1440,
+}
 _DAY_MS = 86_400_000
 
 
@@ -33,11 +45,15 @@ class MarketApi:
     def routes(self) -> list[web.RouteDef]:
         get, a = web.get, "/api/v3/"
         return [
-            get(a + "ping", self.ping), get(a + "time", self.time),
+            get(a + "ping", self.ping),
+            get(a + "time", self.time),
             get(a + "exchangeInfo", self.exchange_info),
-            get(a + "ticker/24hr", self.ticker_24hr), get(a + "ticker/bookTicker", self.book),
-            get(a + "ticker/price", self.price), get(a + "avgPrice", self.avg_price),
-            get(a + "depth", self.depth), get(a + "klines", self.klines),
+            get(a + "ticker/24hr", self.ticker_24hr),
+            get(a + "ticker/bookTicker", self.book),
+            get(a + "ticker/price", self.price),
+            get(a + "avgPrice", self.avg_price),
+            get(a + "depth", self.depth),
+            get(a + "klines", self.klines),
         ]
 
     def _symbols(self, request: web.Request) -> tuple[list[str], bool]:
@@ -68,8 +84,11 @@ class MarketApi:
         return json_response({"serverTime": self.clock()})
 
     async def exchange_info(self, request: web.Request) -> web.Response:
-        symbols = (self._symbols(request)[0] if "symbol" in request.query
-                   or "symbols" in request.query else self.engine.feed.symbols)
+        symbols = (
+            self._symbols(request)[0]
+            if "symbol" in request.query or "symbols" in request.query
+            else self.engine.feed.symbols
+        )
         markets = [self.engine.feed.market(s) for s in symbols]
         return json_response(shapes.exchange_info(markets, self.clock()))
 
@@ -79,9 +98,17 @@ class MarketApi:
         out = []
         for s in symbols:
             bid, ask = self._touch(s)
-            out.append(shapes.ticker_24hr(s, bid=bid, ask=ask, last=feed.mid(s, now),
-                                          open_=feed.mid(s, now - _DAY_MS),
-                                          quote_volume=feed.quote_volume(s, now), now=now))
+            out.append(
+                shapes.ticker_24hr(
+                    s,
+                    bid=bid,
+                    ask=ask,
+                    last=feed.mid(s, now),
+                    open_=feed.mid(s, now - _DAY_MS),
+                    quote_volume=feed.quote_volume(s, now),
+                    now=now,
+                )
+            )
         return json_response(out[0] if single else out)
 
     async def book(self, request: web.Request) -> web.Response:
@@ -92,24 +119,31 @@ class MarketApi:
     async def price(self, request: web.Request) -> web.Response:
         symbols, single = self._symbols(request)
         now = self.clock()
-        out = [{"symbol": shapes.market_id(s), "price": shapes.num(self.engine.feed.mid(s, now))}
-               for s in symbols]
+        out = [
+            {"symbol": shapes.market_id(s), "price": shapes.num(self.engine.feed.mid(s, now))}
+            for s in symbols
+        ]
         return json_response(out[0] if single else out)
 
     async def avg_price(self, request: web.Request) -> web.Response:
         symbol = self.engine.symbol(request.query.get("symbol"))
         now = self.clock()
-        return json_response({"mins": 5, "price": shapes.num(self.engine.feed.mid(symbol, now)),
-                      "closeTime": now})
+        return json_response(
+            {"mins": 5, "price": shapes.num(self.engine.feed.mid(symbol, now)), "closeTime": now}
+        )
 
     async def depth(self, request: web.Request) -> web.Response:
         symbol = self.engine.symbol(request.query.get("symbol"))
         limit = int_param(request.query, "limit") or 100
         ex = self.engine.exchange
         bids, asks = ex.book_levels(symbol, OrderSide.SELL), ex.book_levels(symbol, OrderSide.BUY)
-        return json_response({"lastUpdateId": self.clock(),
-                      "bids": [[shapes.num(p), shapes.num(q)] for p, q in bids[:limit]],
-                      "asks": [[shapes.num(p), shapes.num(q)] for p, q in asks[:limit]]})
+        return json_response(
+            {
+                "lastUpdateId": self.clock(),
+                "bids": [[shapes.num(p), shapes.num(q)] for p, q in bids[:limit]],
+                "asks": [[shapes.num(p), shapes.num(q)] for p, q in asks[:limit]],
+            }
+        )
 
     async def klines(self, request: web.Request) -> web.Response:
         q = request.query
@@ -128,8 +162,7 @@ class MarketApi:
         end = min(end, start + limit * step - 1)
         if end < start:
             return json_response([])
-        ones = self.engine.feed.candles(symbol, since_ms=start, until_ms=end,
-                                        limit=limit * minutes)
+        ones = self.engine.feed.candles(symbol, since_ms=start, until_ms=end, limit=limit * minutes)
         return json_response([shapes.kline(c, step) for c in _aggregate(ones, step)[:limit]])
 
 
@@ -142,9 +175,14 @@ def _aggregate(ones: list[Candle], step: int) -> list[Candle]:
         start = c.ts_ms - c.ts_ms % step
         if out and out[-1].ts_ms == start:
             last = out[-1]
-            out[-1] = last.model_copy(update={
-                "high": max(last.high, c.high), "low": min(last.low, c.low), "close": c.close,
-                "volume": last.volume + c.volume})
+            out[-1] = last.model_copy(
+                update={
+                    "high": max(last.high, c.high),
+                    "low": min(last.low, c.low),
+                    "close": c.close,
+                    "volume": last.volume + c.volume,
+                }
+            )
         else:
             out.append(c.model_copy(update={"ts_ms": start}))
     return out

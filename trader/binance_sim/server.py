@@ -62,14 +62,19 @@ class SimServer:
             self._tmp = tempfile.mkdtemp(prefix="binance-sim-")
             data_dir = Path(self._tmp)
         self.exchange = PaperExchange(
-            config.feed, db_path=data_dir / "orders.sqlite", quote_balances=config.balances,
-            spread_bps=config.spread_bps, depth_levels=config.depth_levels,
-            level_liquidity_quote=config.level_liquidity_quote, fee_rate=config.fee_rate,
-            clock=now_ms, name="binance_sim",
+            config.feed,
+            db_path=data_dir / "orders.sqlite",
+            quote_balances=config.balances,
+            spread_bps=config.spread_bps,
+            depth_levels=config.depth_levels,
+            level_liquidity_quote=config.level_liquidity_quote,
+            fee_rate=config.fee_rate,
+            clock=now_ms,
+            name="binance_sim",
             fee_in_received_asset=config.fee_in_received_asset,
-            reuse_final_client_ids=config.duplicate_client_ids == "while_open")
-        consistency = Consistency(lookup_lag_s=config.lookup_lag_s,
-                                  list_lag_s=config.list_lag_s)
+            reuse_final_client_ids=config.duplicate_client_ids == "while_open",
+        )
+        consistency = Consistency(lookup_lag_s=config.lookup_lag_s, list_lag_s=config.list_lag_s)
         self.engine = SimEngine(config.feed, self.exchange, now_ms, consistency)
         self.market_api = MarketApi(self.engine, now_ms)
         self.api = TradingApi(self.engine, config, now_ms)
@@ -121,8 +126,12 @@ class SimServer:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     async def _rematch_loop(self) -> None:
@@ -149,14 +158,22 @@ class SimServer:
             _drop(request)
             return web.Response()
         elif rule and kind == "http_5xx":
-            return web.Response(status=rule.status, content_type="text/html",
-                                text=f"<html><body><h1>{rule.status} injected</h1></body></html>")
+            return web.Response(
+                status=rule.status,
+                content_type="text/html",
+                text=f"<html><body><h1>{rule.status} injected</h1></body></html>",
+            )
         elif rule and kind == "rate_limit":
             return web.json_response(
-                {"code": -1003, "msg": "Too much request weight used; current limit is 6000 "
-                 "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
-                 "to avoid polling the API."},
-                status=429, headers={"Retry-After": str(math.ceil(rule.seconds))})
+                {
+                    "code": -1003,
+                    "msg": "Too much request weight used; current limit is 6000 "
+                    "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
+                    "to avoid polling the API.",
+                },
+                status=429,
+                headers={"Retry-After": str(math.ceil(rule.seconds))},
+            )
         try:
             response = await handler(request)
         except BinanceError as err:

@@ -35,10 +35,13 @@ class TradingApi:
     def routes(self) -> list[web.RouteDef]:
         get, a = web.get, "/api/v3/"
         return [
-            web.post(a + "order", self.new_order), get(a + "order", self.get_order),
-            web.delete(a + "order", self.cancel_order), get(a + "openOrders", self.open_orders),
+            web.post(a + "order", self.new_order),
+            get(a + "order", self.get_order),
+            web.delete(a + "order", self.cancel_order),
+            get(a + "openOrders", self.open_orders),
             web.delete(a + "openOrders", self.cancel_open_orders),
-            get(a + "allOrders", self.all_orders), get(a + "account", self.account),
+            get(a + "allOrders", self.all_orders),
+            get(a + "account", self.account),
             get(a + "myTrades", self.my_trades),
         ]
 
@@ -46,9 +49,16 @@ class TradingApi:
         body = await request.text() if request.can_read_body else ""
         params = dict(request.query)
         params.update(parse_qsl(body, keep_blank_values=True))
-        auth.check(headers=request.headers, query=request.rel_url.raw_query_string, body=body,
-                   params=params, api_key=self.config.api_key, secret=self.config.api_secret,
-                   now_ms=self.clock(), default_recv_window=self.config.recv_window_ms)
+        auth.check(
+            headers=request.headers,
+            query=request.rel_url.raw_query_string,
+            body=body,
+            params=params,
+            api_key=self.config.api_key,
+            secret=self.config.api_secret,
+            now_ms=self.clock(),
+            default_recv_window=self.config.recv_window_ms,
+        )
         return params
 
     # --- orders and account --------------------------------------------------------------
@@ -68,8 +78,11 @@ class TradingApi:
         p = await self._signed(request)
         order = await self.engine.cancel(self.engine.symbol(p.get("symbol")), p)
         cancel_id = p.get("newClientOrderId") or f"cancel{order.id}"
-        return json_response(shapes.cancel(order, self.engine.fills_of(order),
-                                           cancel_client_id=cancel_id, now=self.clock()))
+        return json_response(
+            shapes.cancel(
+                order, self.engine.fills_of(order), cancel_client_id=cancel_id, now=self.clock()
+            )
+        )
 
     async def open_orders(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
@@ -81,14 +94,21 @@ class TradingApi:
         """``DELETE /api/v3/openOrders``: cancel every open order of the symbol."""
         p = await self._signed(request)
         symbol = self.engine.symbol(p.get("symbol"))
-        cancelled = [await self.engine.exchange.cancel_order(symbol, o.client_order_id,
-                                                             order_id=o.id)
-                     for o in await self.engine.rematch() if o.symbol == symbol]
+        cancelled = [
+            await self.engine.exchange.cancel_order(symbol, o.client_order_id, order_id=o.id)
+            for o in await self.engine.rematch()
+            if o.symbol == symbol
+        ]
         if not cancelled:  # Binance answers an empty cancel-all with -2011
             raise e.unknown_order()
-        return json_response([shapes.cancel(o, self.engine.fills_of(o),
-                                            cancel_client_id=f"cancel{o.id}", now=self.clock())
-                              for o in cancelled])
+        return json_response(
+            [
+                shapes.cancel(
+                    o, self.engine.fills_of(o), cancel_client_id=f"cancel{o.id}", now=self.clock()
+                )
+                for o in cancelled
+            ]
+        )
 
     def _orders(self, orders: list[Order]) -> web.Response:
         return json_response([shapes.order(o, self.engine.fills_of(o)) for o in orders])
@@ -98,9 +118,13 @@ class TradingApi:
         symbol = self.engine.symbol(p.get("symbol"))
         await self.engine.rematch()
         from_id, start, end = (int_param(p, k) for k in ("orderId", "startTime", "endTime"))
-        orders = [o for o in self.engine.listed(self.engine.orders(symbol))
-                  if (from_id is None or int(o.id) >= from_id)
-                  and (start is None or o.ts_ms >= start) and (end is None or o.ts_ms <= end)]
+        orders = [
+            o
+            for o in self.engine.listed(self.engine.orders(symbol))
+            if (from_id is None or int(o.id) >= from_id)
+            and (start is None or o.ts_ms >= start)
+            and (end is None or o.ts_ms <= end)
+        ]
         limit = min(int_param(p, "limit") or 500, 1000)
         orders = orders[:limit] if from_id is not None or start is not None else orders[-limit:]
         return self._orders(orders)
@@ -108,30 +132,53 @@ class TradingApi:
     async def account(self, request: web.Request) -> web.Response:
         p = await self._signed(request)  # free_balances re-matches the resting orders
         rate = shapes.num(self.engine.exchange.fee_rate or Decimal(0))
-        balances = [{"asset": a, "free": shapes.num(free), "locked": shapes.num(locked)}
-                    for a, (free, locked) in (await self.engine.free_balances()).items()
-                    if not (p.get("omitZeroBalances") == "true" and free == locked == 0)]
+        balances = [
+            {"asset": a, "free": shapes.num(free), "locked": shapes.num(locked)}
+            for a, (free, locked) in (await self.engine.free_balances()).items()
+            if not (p.get("omitZeroBalances") == "true" and free == locked == 0)
+        ]
         bps = int((self.engine.exchange.fee_rate or Decimal(0)) * 10_000)
-        return json_response({
-            "makerCommission": bps, "takerCommission": bps, "buyerCommission": 0,
-            "sellerCommission": 0, "commissionRates": {"maker": rate, "taker": rate,
-                                                       "buyer": shapes.num(0),
-                                                       "seller": shapes.num(0)},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
-            "requireSelfTradePrevention": False, "preventSor": False,
-            "updateTime": self.clock(), "accountType": "SPOT", "balances": balances,
-            "permissions": ["SPOT"], "uid": 1})
+        return json_response(
+            {
+                "makerCommission": bps,
+                "takerCommission": bps,
+                "buyerCommission": 0,
+                "sellerCommission": 0,
+                "commissionRates": {
+                    "maker": rate,
+                    "taker": rate,
+                    "buyer": shapes.num(0),
+                    "seller": shapes.num(0),
+                },
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "brokered": False,
+                "requireSelfTradePrevention": False,
+                "preventSor": False,
+                "updateTime": self.clock(),
+                "accountType": "SPOT",
+                "balances": balances,
+                "permissions": ["SPOT"],
+                "uid": 1,
+            }
+        )
 
     async def my_trades(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
         symbol = self.engine.symbol(p.get("symbol"))
         await self.engine.rematch()
-        order_id, start, end, from_id = (int_param(p, k) for k in
-                                         ("orderId", "startTime", "endTime", "fromId"))
-        fills = [f for f in self.engine.listed_fills(symbol)
-                 if (order_id is None or int(f.order_id) == order_id)
-                 and (start is None or f.ts_ms >= start) and (end is None or f.ts_ms <= end)
-                 and (from_id is None or f.id >= from_id)]
+        order_id, start, end, from_id = (
+            int_param(p, k) for k in ("orderId", "startTime", "endTime", "fromId")
+        )
+        fills = [
+            f
+            for f in self.engine.listed_fills(symbol)
+            if (order_id is None or int(f.order_id) == order_id)
+            and (start is None or f.ts_ms >= start)
+            and (end is None or f.ts_ms <= end)
+            and (from_id is None or f.id >= from_id)
+        ]
         limit = min(int_param(p, "limit") or 500, 1000)
         fills = fills[:limit] if from_id is not None or start is not None else fills[-limit:]
         return json_response([shapes.trade(f) for f in fills])

@@ -38,9 +38,11 @@ def window_problem(window_s: float, attempt_timeout_s: float) -> str | None:
     if window_s <= 0:
         return f"the order consistency window must be positive, got {window_s:g} s"
     if window_s + MIN_CREATE_ROOM_S > attempt_timeout_s:
-        return (f"an order attempt of {attempt_timeout_s:g} s cannot outlast a "
-                f"{window_s:g} s consistency window and still create (needs "
-                f"{MIN_CREATE_ROOM_S:g} s more)")
+        return (
+            f"an order attempt of {attempt_timeout_s:g} s cannot outlast a "
+            f"{window_s:g} s consistency window and still create (needs "
+            f"{MIN_CREATE_ROOM_S:g} s more)"
+        )
     return None
 
 
@@ -60,16 +62,28 @@ class AttemptTimes:
     """Wall-clock ms from which the exchange's lists may hold an order of this activity."""
 
 
-def attempt_times(*, now: float, now_wall: float, queued_s: float, since_first_s: float,
-                  timeout_s: float | None, window_s: float) -> AttemptTimes:
+def attempt_times(
+    *,
+    now: float,
+    now_wall: float,
+    queued_s: float,
+    since_first_s: float,
+    timeout_s: float | None,
+    window_s: float,
+) -> AttemptTimes:
     """``queued_s``: this attempt's start minus its schedule, ``since_first_s``: its start
     minus the first attempt's schedule (both on the server's clock); ``timeout_s``: its
     start-to-close (None: no deadline)."""
     start = now - max(0.0, queued_s)
     deadline = now + timeout_s - SEND_MARGIN_S if timeout_s is not None else float("inf")
     since = now_wall - max(0.0, since_first_s) - SINCE_SLACK_S
-    return AttemptTimes(window_start=start, window_end=start + window_s, deadline=deadline,
-                        end=deadline + SEND_MARGIN_S / 2, since_ms=int(since * 1000))
+    return AttemptTimes(
+        window_start=start,
+        window_end=start + window_s,
+        deadline=deadline,
+        end=deadline + SEND_MARGIN_S / 2,
+        since_ms=int(since * 1000),
+    )
 
 
 class Seen(str, Enum):
@@ -81,8 +95,9 @@ class Seen(str, Enum):
     """A trade on our side whose order cannot be told yet: it may be ours."""
 
 
-def seen_in_lists(client_order_id: str, side: OrderSide, orders: list[Order]
-                  ) -> tuple[Seen, Order | None]:
+def seen_in_lists(
+    client_order_id: str, side: OrderSide, orders: list[Order]
+) -> tuple[Seen, Order | None]:
     """Our order among listed ones (open and recent orders), the newest if several."""
     ours = [o for o in orders if o.client_order_id == client_order_id]
     if ours:

@@ -1,6 +1,6 @@
 """Render the transition table as a Mermaid state diagram (for docs/architecture.md).
 
-    python -m trader.core.diagram
+python -m trader.core.diagram
 """
 
 from __future__ import annotations

@@ -116,7 +116,13 @@ class FatalExchangeError(ExchangeError):
 
 #: Error type names the workflow treats as "the exchange said no" (never retried).
 NON_RETRYABLE_TYPES: tuple[str, ...] = (
-    "InsufficientFunds", "InvalidOrder", "OrderRejected", "BadSymbol",
-    "AuthenticationError", "PermissionDenied", "AccountSuspended", "OrderNotFound",
+    "InsufficientFunds",
+    "InvalidOrder",
+    "OrderRejected",
+    "BadSymbol",
+    "AuthenticationError",
+    "PermissionDenied",
+    "AccountSuspended",
+    "OrderNotFound",
     "FatalExchangeError",
 )

@@ -45,8 +45,9 @@ def apply_fill(state: CoinState, order: Order) -> Decimal:
     return delta
 
 
-def start_order(state: CoinState, *, client_order_id: str, side: OrderSide, amount: Decimal,
-                now: float) -> None:
+def start_order(
+    state: CoinState, *, client_order_id: str, side: OrderSide, amount: Decimal, now: float
+) -> None:
     """Record a new order before it is placed (its fills start from zero)."""
     state.client_order_id = client_order_id
     state.order_id = None
@@ -68,8 +69,13 @@ def sell_done(state: CoinState, market: MarketInfo, price: Decimal, threshold: D
 
 
 def recovery_trigger(
-    state: CoinState, order: Order | None, market: MarketInfo, price: Decimal,
-    threshold: Decimal, *, sell_remainder: bool = False,
+    state: CoinState,
+    order: Order | None,
+    market: MarketInfo,
+    price: Decimal,
+    threshold: Decimal,
+    *,
+    sell_remainder: bool = False,
 ) -> Trigger:
     """Where ERROR goes after reconciling with the exchange (never forgets a position).
 
@@ -81,13 +87,19 @@ def recovery_trigger(
     """
     if order is not None:
         if order.status is OrderStatus.OPEN:
-            return (Trigger.RECOVERED_BUY_OPEN if order.side is OrderSide.BUY
-                    else Trigger.RECOVERED_SELL_OPEN)
+            return (
+                Trigger.RECOVERED_BUY_OPEN
+                if order.side is OrderSide.BUY
+                else Trigger.RECOVERED_SELL_OPEN
+            )
         apply_fill(state, order)
     if state.amount <= 0 or is_dust(state.amount, price, market) and state.sold_amount == 0:
         return Trigger.RECOVERED_FLAT
-    done = exit_complete(state.remaining, price, market) if sell_remainder \
+    done = (
+        exit_complete(state.remaining, price, market)
+        if sell_remainder
         else sell_done(state, market, price, threshold)
+    )
     if (state.sold_amount > 0 or state.written_off > 0) and done:
         return Trigger.RECOVERED_SOLD
     return Trigger.RECOVERED_POSITION

@@ -23,8 +23,9 @@ def _prefix(simulated: bool) -> str:
     return _SIM if simulated else ""
 
 
-def format_entry(*, symbol: str, amount: Decimal, price: Decimal, cost: Decimal,
-                 simulated: bool) -> str:
+def format_entry(
+    *, symbol: str, amount: Decimal, price: Decimal, cost: Decimal, simulated: bool
+) -> str:
     return f"{_prefix(simulated)}BUY {symbol}: {fmt(amount)} @ {fmt(price)} (cost {fmt(cost)})"
 
 

@@ -111,8 +111,16 @@ TRANSITIONS: dict[tuple[Phase, Trigger], Phase] = {
 # Any working phase can fail into ERROR (an exchange call exhausted its retries, or was
 # rejected in a way the phase cannot handle). COOLDOWN and ERROR's own edge are listed above.
 for _phase in (
-    P.WARMUP, P.IDLE, P.ENTRY_EVAL, P.PLACE_BUY, P.WAIT_FILL, P.POSITION,
-    P.EXIT_EVAL, P.PLACE_SELL, P.WAIT_SELL_FILL, P.POST_TRADE,
+    P.WARMUP,
+    P.IDLE,
+    P.ENTRY_EVAL,
+    P.PLACE_BUY,
+    P.WAIT_FILL,
+    P.POSITION,
+    P.EXIT_EVAL,
+    P.PLACE_SELL,
+    P.WAIT_SELL_FILL,
+    P.POST_TRADE,
 ):
     TRANSITIONS[(_phase, T.FAILED)] = P.ERROR
 

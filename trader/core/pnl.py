@@ -60,9 +60,17 @@ def realized_pnl(
     invested = basis + entry_fee_part
     pct = net / invested * 100 if invested > 0 else Decimal(0)
     return TradePnL(
-        bought_amount=bought_amount, sold_amount=sold_amount, entry_cost=entry_cost,
-        exit_proceeds=exit_proceeds, entry_fee=entry_fee, exit_fee=exit_fee,
-        gross=gross, fees=fees, net=net, pct=pct, written_off=written_off,
+        bought_amount=bought_amount,
+        sold_amount=sold_amount,
+        entry_cost=entry_cost,
+        exit_proceeds=exit_proceeds,
+        entry_fee=entry_fee,
+        exit_fee=exit_fee,
+        gross=gross,
+        fees=fees,
+        net=net,
+        pct=pct,
+        written_off=written_off,
         carried_amount=max(bought_amount - closed, ZERO),
         carried_cost=entry_cost - basis if bought_amount > closed else ZERO,
         carried_fee=entry_fee - entry_fee_part if bought_amount > closed else ZERO,

@@ -50,8 +50,12 @@ def evaluate_entry(price: Decimal, anchor: Decimal, params: TraderParams) -> Ent
     drop = (1 - price / anchor) * _HUNDRED if anchor > 0 else ZERO
     fired = anchor > 0 and price <= trigger
     return EntrySignal(
-        triggered=fired, reason=EntryReason.DROP_TRIGGER if fired else None, price=price,
-        anchor=anchor, trigger_price=trigger, drop_pct=drop,
+        triggered=fired,
+        reason=EntryReason.DROP_TRIGGER if fired else None,
+        price=price,
+        anchor=anchor,
+        trigger_price=trigger,
+        drop_pct=drop,
     )
 
 
@@ -127,21 +131,33 @@ def check_guards(ticker: Ticker, params: TraderParams, *, sma: Decimal | None) -
     mid = ticker.mid
     spread = (ticker.ask - ticker.bid) / mid * _BPS if mid > 0 else Decimal("Infinity")
     if spread > params.max_spread_bps:
-        return GuardDecision(passed=False, reason=GuardReason.SPREAD_TOO_WIDE,
-                             detail=f"spread {spread:.1f} bps > max {params.max_spread_bps} bps")
+        return GuardDecision(
+            passed=False,
+            reason=GuardReason.SPREAD_TOO_WIDE,
+            detail=f"spread {spread:.1f} bps > max {params.max_spread_bps} bps",
+        )
     if ticker.quote_volume < params.min_quote_volume:
         return GuardDecision(
-            passed=False, reason=GuardReason.VOLUME_TOO_LOW,
-            detail=f"24h volume {ticker.quote_volume} < min {params.min_quote_volume}")
+            passed=False,
+            reason=GuardReason.VOLUME_TOO_LOW,
+            detail=f"24h volume {ticker.quote_volume} < min {params.min_quote_volume}",
+        )
     if params.sma_guard_period > 0:
         if sma is None:
-            return GuardDecision(passed=False, reason=GuardReason.SMA_NOT_READY,
-                                 detail=f"SMA({params.sma_guard_period}) not available yet")
+            return GuardDecision(
+                passed=False,
+                reason=GuardReason.SMA_NOT_READY,
+                detail=f"SMA({params.sma_guard_period}) not available yet",
+            )
         if ticker.last <= sma:
-            return GuardDecision(passed=False, reason=GuardReason.BELOW_SMA,
-                                 detail=f"price {ticker.last} <= SMA {sma}")
-    return GuardDecision(passed=True, reason=None,
-                         detail=f"guards passed (spread {spread:.1f} bps)")
+            return GuardDecision(
+                passed=False,
+                reason=GuardReason.BELOW_SMA,
+                detail=f"price {ticker.last} <= SMA {sma}",
+            )
+    return GuardDecision(
+        passed=True, reason=None, detail=f"guards passed (spread {spread:.1f} bps)"
+    )
 
 
 # --- exits -------------------------------------------------------------------------------
@@ -211,8 +227,10 @@ def evaluate_exit(
     if tp > 0 and price >= tp:
         return decide(ExitReason.TAKE_PROFIT, f"price {price} >= take-profit {tp}")
     if trailing.trigger > 0 and price <= trailing.trigger:
-        return decide(ExitReason.TRAILING_STOP,
-                      f"price {price} <= trailing stop {trailing.trigger} (peak {trailing.peak})")
+        return decide(
+            ExitReason.TRAILING_STOP,
+            f"price {price} <= trailing stop {trailing.trigger} (peak {trailing.peak})",
+        )
     # Time is not money: float seconds are fine here.
     if params.max_hold_minutes > 0 and now - entry_ts >= float(params.max_hold_minutes) * 60:
         return decide(ExitReason.MAX_HOLD, f"held {now - entry_ts:.0f}s >= max hold")

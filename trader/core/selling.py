@@ -41,17 +41,24 @@ class SellPlan(BaseModel):
     detail: str
 
 
-def account_gap(remaining: Decimal, *, free: Decimal, total: Decimal
-                ) -> tuple[Decimal, Decimal]:
+def account_gap(remaining: Decimal, *, free: Decimal, total: Decimal) -> tuple[Decimal, Decimal]:
     """(gone, sellable now): what of ``remaining`` the account no longer has at all, and
     what it holds free to sell (``min(remaining, free)``)."""
     gone = max(remaining - max(total, ZERO), ZERO)
     return gone, min(remaining - gone, max(free, ZERO))
 
 
-def plan_sell(*, remaining: Decimal, free: Decimal, total: Decimal, bid: Decimal,
-              market: MarketInfo, attempt: int, ladder: Sequence[Decimal], finish: bool
-              ) -> SellPlan:
+def plan_sell(
+    *,
+    remaining: Decimal,
+    free: Decimal,
+    total: Decimal,
+    bid: Decimal,
+    market: MarketInfo,
+    attempt: int,
+    ladder: Sequence[Decimal],
+    finish: bool,
+) -> SellPlan:
     """The next sell of an exit.
 
     ``finish``: the sell-fill threshold (95 %) is reached; what is left is sold at market
@@ -63,28 +70,55 @@ def plan_sell(*, remaining: Decimal, free: Decimal, total: Decimal, bid: Decimal
     amount = round_down(cap, market.amount_step)
     locked = remaining - gone - cap
     on_ladder = not finish and attempt < len(ladder)
-    step_price = sell_ladder_price(bid, attempt, ladder, market.price_tick) if on_ladder \
-        else None
+    step_price = sell_ladder_price(bid, attempt, ladder, market.price_tick) if on_ladder else None
     if step_price is not None and not is_dust(amount, step_price, market):
-        return SellPlan(amount=amount, order_type=OrderType.LIMIT, offset_bps=ladder[attempt],
-                        check_price=step_price, gone=gone, locked=locked,
-                        detail=f"IOC -{ladder[attempt]}bps")
+        return SellPlan(
+            amount=amount,
+            order_type=OrderType.LIMIT,
+            offset_bps=ladder[attempt],
+            check_price=step_price,
+            gone=gone,
+            locked=locked,
+            detail=f"IOC -{ladder[attempt]}bps",
+        )
     if not is_dust(amount, bid, market):
-        why = "market" if step_price is None else \
-            f"market (-{ladder[attempt]}bps would be below the minimum)"
-        return SellPlan(amount=amount, order_type=OrderType.MARKET, offset_bps=None,
-                        check_price=bid, gone=gone, locked=locked,
-                        detail="market (finishing the exit)" if finish else why)
+        why = (
+            "market"
+            if step_price is None
+            else f"market (-{ladder[attempt]}bps would be below the minimum)"
+        )
+        return SellPlan(
+            amount=amount,
+            order_type=OrderType.MARKET,
+            offset_bps=None,
+            check_price=bid,
+            gone=gone,
+            locked=locked,
+            detail="market (finishing the exit)" if finish else why,
+        )
     held = round_down(remaining - gone, market.amount_step)
     if locked > 0 and not is_dust(held, bid, market):
-        return SellPlan(amount=ZERO, order_type=OrderType.MARKET, offset_bps=None,
-                        check_price=bid, gone=gone, locked=locked, blocked=True,
-                        detail=f"{remaining - gone} {market.base} held but only {cap} free: "
-                               f"{locked} locked by other orders")
-    return SellPlan(amount=ZERO, order_type=OrderType.MARKET, offset_bps=None, check_price=bid,
-                    gone=gone, locked=locked,
-                    detail=f"{amount} {market.base} at bid {bid} is below the market minimum "
-                           f"(amount {market.min_amount}, value {market.min_cost})")
+        return SellPlan(
+            amount=ZERO,
+            order_type=OrderType.MARKET,
+            offset_bps=None,
+            check_price=bid,
+            gone=gone,
+            locked=locked,
+            blocked=True,
+            detail=f"{remaining - gone} {market.base} held but only {cap} free: "
+            f"{locked} locked by other orders",
+        )
+    return SellPlan(
+        amount=ZERO,
+        order_type=OrderType.MARKET,
+        offset_bps=None,
+        check_price=bid,
+        gone=gone,
+        locked=locked,
+        detail=f"{amount} {market.base} at bid {bid} is below the market minimum "
+        f"(amount {market.min_amount}, value {market.min_cost})",
+    )
 
 
 def exit_complete(remaining: Decimal, price: Decimal, market: MarketInfo) -> bool:

@@ -37,14 +37,18 @@ def size_buy(budget: Decimal, price: Decimal, market: MarketInfo) -> SizeDecisio
     amount = round_down(budget / price, market.amount_step)
     if amount <= 0 or amount < market.min_amount:
         return SizeDecision(
-            amount=Decimal(0), ok=False,
+            amount=Decimal(0),
+            ok=False,
             reason=f"budget {budget} buys {amount} {market.base}, below the minimum amount "
-                   f"{market.min_amount}")
+            f"{market.min_amount}",
+        )
     if amount * price < market.min_cost:
         return SizeDecision(
-            amount=Decimal(0), ok=False,
+            amount=Decimal(0),
+            ok=False,
             reason=f"order value {amount * price} {market.quote} is below the minimum cost "
-                   f"{market.min_cost}")
+            f"{market.min_cost}",
+        )
     return SizeDecision(amount=amount, ok=True, reason=f"{amount} {market.base} for {budget}")
 
 

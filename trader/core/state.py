@@ -189,7 +189,11 @@ class CoinState(BaseModel):
         """
         dst = next_phase(self.phase, trigger)  # raises before anything changes
         record = PhaseRecord(
-            ts=now, src=self.phase, dst=dst, trigger=trigger, note=note,
+            ts=now,
+            src=self.phase,
+            dst=dst,
+            trigger=trigger,
+            note=note,
             decision_id=self.decision_id,
         )
         self.phase = dst
@@ -207,11 +211,27 @@ class CoinState(BaseModel):
         """Forget the finished trade (after POST_TRADE, or a buy that came to nothing).
         The inventory is not part of a trade: it stays until it joins the next one."""
         for name in (
-            "amount", "entry_price", "entry_cost", "entry_fee", "entry_fee_per_unit",
-            "sold_amount", "exit_proceeds", "exit_fee", "peak_price", "trailing_trigger",
-            "sl_px", "tp_px", "order_amount", "order_filled_applied", "order_cost_applied",
-            "order_fee_applied", "order_fee_base_applied", "order_fee_base_value_applied",
-            "written_off", "inventory_in_amount", "inventory_in_cost",
+            "amount",
+            "entry_price",
+            "entry_cost",
+            "entry_fee",
+            "entry_fee_per_unit",
+            "sold_amount",
+            "exit_proceeds",
+            "exit_fee",
+            "peak_price",
+            "trailing_trigger",
+            "sl_px",
+            "tp_px",
+            "order_amount",
+            "order_filled_applied",
+            "order_cost_applied",
+            "order_fee_applied",
+            "order_fee_base_applied",
+            "order_fee_base_value_applied",
+            "written_off",
+            "inventory_in_amount",
+            "inventory_in_cost",
         ):
             setattr(self, name, ZERO)
         self.sell_attempt = 0

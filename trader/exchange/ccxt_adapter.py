@@ -58,9 +58,15 @@ class CcxtExchange:
     simulated = False
 
     def __init__(
-        self, exchange_id: str, *, api_key: SecretStr | None = None,
-        api_secret: SecretStr | None = None, sandbox: bool = False, api_url: str | None = None,
-        tickers_chunk_size: int = 100, timeout_s: float = 10.0,
+        self,
+        exchange_id: str,
+        *,
+        api_key: SecretStr | None = None,
+        api_secret: SecretStr | None = None,
+        sandbox: bool = False,
+        api_url: str | None = None,
+        tickers_chunk_size: int = 100,
+        timeout_s: float = 10.0,
         rate_limit_ms: float | None = None,
     ) -> None:
         """Build the ccxt clients (no request is made until first use).
@@ -87,42 +93,56 @@ class CcxtExchange:
             ConfigError: unknown exchange id, or no sandbox for this exchange.
         """
         if exchange_id not in ccxt_async.exchanges:
-            raise ConfigError(f"EXCHANGE={exchange_id!r} is neither 'paper' nor a ccxt exchange "
-                              f"id (e.g. binance, kraken, okx; {len(ccxt_async.exchanges)} known)")
+            raise ConfigError(
+                f"EXCHANGE={exchange_id!r} is neither 'paper' nor a ccxt exchange "
+                f"id (e.g. binance, kraken, okx; {len(ccxt_async.exchanges)} known)"
+            )
         self.name = exchange_id
         self.api_url = api_url
         self.tickers_chunk_size = max(1, tickers_chunk_size)
         self._secrets = [s.get_secret_value() for s in (api_key, api_secret) if s]
-        base_ms = rate_limit_ms if rate_limit_ms is not None \
-            else default_rate_limit_ms(exchange_id)
-        self._ex: Any = configure(exchange_id, api_key=api_key, api_secret=api_secret,
-                                  sandbox=sandbox, api_url=api_url, timeout_s=timeout_s,
-                                  rate_limit_ms=base_ms / (1 - MARKET_DATA_SHARE))
+        base_ms = rate_limit_ms if rate_limit_ms is not None else default_rate_limit_ms(exchange_id)
+        self._ex: Any = configure(
+            exchange_id,
+            api_key=api_key,
+            api_secret=api_secret,
+            sandbox=sandbox,
+            api_url=api_url,
+            timeout_s=timeout_s,
+            rate_limit_ms=base_ms / (1 - MARKET_DATA_SHARE),
+        )
         # Public data needs no credentials: the market-data client never holds them.
-        self._md: Any = configure(exchange_id, api_key=None, api_secret=None,
-                                  sandbox=sandbox, api_url=api_url, timeout_s=timeout_s,
-                                  rate_limit_ms=base_ms / MARKET_DATA_SHARE)
+        self._md: Any = configure(
+            exchange_id,
+            api_key=None,
+            api_secret=None,
+            sandbox=sandbox,
+            api_url=api_url,
+            timeout_s=timeout_s,
+            rate_limit_ms=base_ms / MARKET_DATA_SHARE,
+        )
         self._ids = client_id_rule(exchange_id)
         self._ours: dict[str, str] = {}  # client id as sent -> ours (lists name the former)
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_lock = asyncio.Lock()
         self._last: dict[str, Ticker] = {}
         self._delisted: set[str] = set()  # refused by the exchange since load_markets
-        self._fees = OrderFees(self._ex, call=self._call, markets=self.load_markets,
-                               tickers=self.fetch_tickers)
+        self._fees = OrderFees(
+            self._ex, call=self._call, markets=self.load_markets, tickers=self.fetch_tickers
+        )
 
     def __repr__(self) -> str:  # never the credentials
         return f"CcxtExchange({self.name!r}, api_url={self.api_url!r})"
 
-    async def _call(self, call: Awaitable[T], *, creating: bool = False,
-                    client: Any = None) -> T:
+    async def _call(self, call: Awaitable[T], *, creating: bool = False, client: Any = None) -> T:
         try:
             return await call
         except ccxt.BaseError as exc:
             # Read the failed response's headers now: no other request ran since it raised.
             headers = getattr(client or self._ex, "last_response_headers", None)
-            raise translate(exc, creating=creating, headers=headers,
-                            secrets=self._secrets) from None
+            raise translate(
+                exc, creating=creating, headers=headers, secrets=self._secrets
+            ) from None
 
     # --- market data -------------------------------------------------------------------
     async def load_markets(self) -> dict[str, MarketInfo]:
@@ -155,10 +175,9 @@ class CcxtExchange:
         if len(symbols) > 1 and self._ex.has.get("fetchTickers"):
             batched = [s for s in symbols if s not in self._delisted]
             for i in range(0, len(batched), self.tickers_chunk_size):
-                chunk = batched[i:i + self.tickers_chunk_size]
+                chunk = batched[i : i + self.tickers_chunk_size]
                 try:
-                    raw.update(await self._call(self._md.fetch_tickers(chunk),
-                                                client=self._md))
+                    raw.update(await self._call(self._md.fetch_tickers(chunk), client=self._md))
                 except BadSymbol:  # delisted since load_markets: must not starve the others
                     await self._one_by_one(chunk, raw)
         else:
@@ -181,8 +200,12 @@ class CcxtExchange:
                 raw[symbol] = await self._call(self._md.fetch_ticker(symbol), client=self._md)
             except BadSymbol:
                 self._delisted.add(symbol)
-                log.warning("%s: %s refused as unknown since the markets were loaded; "
-                            "left out of ticker polls", self.name, symbol)
+                log.warning(
+                    "%s: %s refused as unknown since the markets were loaded; "
+                    "left out of ticker polls",
+                    self.name,
+                    symbol,
+                )
 
     def last_ticker(self, symbol: str) -> Ticker | None:
         """The latest ticker this process saw for the symbol (no request)."""
@@ -190,11 +213,21 @@ class CcxtExchange:
 
     async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
         await self._market(symbol)
-        rows = await self._call(self._md.fetch_ohlcv(symbol, "1m", since_ms, limit),
-                                client=self._md)
+        rows = await self._call(
+            self._md.fetch_ohlcv(symbol, "1m", since_ms, limit), client=self._md
+        )
         d = cv.exact
-        return [Candle(ts_ms=int(r[0]), open=d(r[1]), high=d(r[2]), low=d(r[3]), close=d(r[4]),
-                       volume=d(r[5] or 0)) for r in rows]
+        return [
+            Candle(
+                ts_ms=int(r[0]),
+                open=d(r[1]),
+                high=d(r[2]),
+                low=d(r[3]),
+                close=d(r[4]),
+                volume=d(r[5] or 0),
+            )
+            for r in rows
+        ]
 
     # --- orders -------------------------------------------------------------------------
     def _sent(self, client_order_id: str) -> str:
@@ -205,39 +238,61 @@ class CcxtExchange:
     async def create_order(self, request: OrderRequest) -> Order:
         m = await self._market(request.symbol)
         sent_id = self._sent(request.client_order_id)
-        amount, price = cv.checked(request, m, last=self._last.get(request.symbol),
-                                   sent_id=sent_id, id_pattern=self._ids.pattern,
-                                   exchange=self.name)
+        amount, price = cv.checked(
+            request,
+            m,
+            last=self._last.get(request.symbol),
+            sent_id=sent_id,
+            id_pattern=self._ids.pattern,
+            exchange=self.name,
+        )
         params: dict[str, Any] = {self._ids.create_param: sent_id}
         if request.type is OrderType.LIMIT:
             params["timeInForce"] = request.time_in_force.value
-        raw = await self._call(self._ex.create_order(
-            request.symbol, request.type.value, request.side.value, format(amount, "f"),
-            format(price, "f") if price is not None else None, params), creating=True)
+        raw = await self._call(
+            self._ex.create_order(
+                request.symbol,
+                request.type.value,
+                request.side.value,
+                format(amount, "f"),
+                format(price, "f") if price is not None else None,
+                params,
+            ),
+            creating=True,
+        )
         try:
             return await self._order(raw, m, request.client_order_id)
         except ExchangeError as exc:  # it is placed: never report that as a failure
             message = f"order {request.client_order_id} placed, but reading its fills failed"
             retry_after = getattr(exc, "retry_after", None)
             if order_id := str(raw.get("id") or ""):  # named: a retry reads it, never creates
-                raise OrderAcceptedUnread(f"{message} (exchange id {order_id}): {exc}",
-                                          order_id=order_id, retry_after=retry_after) from None
+                raise OrderAcceptedUnread(
+                    f"{message} (exchange id {order_id}): {exc}",
+                    order_id=order_id,
+                    retry_after=retry_after,
+                ) from None
             raise OrderStatusUnknown(f"{message}: {exc}", retry_after=retry_after) from None
 
-    async def fetch_order(self, symbol: str, client_order_id: str, *,
-                          order_id: str | None = None) -> Order:
+    async def fetch_order(
+        self, symbol: str, client_order_id: str, *, order_id: str | None = None
+    ) -> Order:
         m = await self._market(symbol)
         if order_id is not None:
             return await self._by_id(m, order_id, client_order_id)
-        raw = await self._call(self._ex.fetch_order(
-            None, symbol, {self._ids.lookup_param: self._sent(client_order_id)}))
+        raw = await self._call(
+            self._ex.fetch_order(
+                None, symbol, {self._ids.lookup_param: self._sent(client_order_id)}
+            )
+        )
         return await self._order(raw, m, client_order_id)
 
-    async def _by_id(self, m: MarketInfo, order_id: str, client_order_id: str | None = None
-                     ) -> Order:
+    async def _by_id(
+        self, m: MarketInfo, order_id: str, client_order_id: str | None = None
+    ) -> Order:
         raw = await self._call(self._ex.fetch_order(order_id, m.symbol))
-        return await self._order(raw, m, client_order_id
-                                 or self._our_id(str(raw.get("clientOrderId") or "")))
+        return await self._order(
+            raw, m, client_order_id or self._our_id(str(raw.get("clientOrderId") or ""))
+        )
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> Order:
         order = await self.fetch_order(symbol, client_order_id)
@@ -246,12 +301,16 @@ class CcxtExchange:
         # It may fill or expire in between (then the cancel is refused): the lookup below
         # says how it ended either way.
         with contextlib.suppress(OrderNotFound, OrderRejected):
-            await self._call(self._ex.cancel_order(
-                None, symbol, {self._ids.lookup_param: self._sent(client_order_id)}))
+            await self._call(
+                self._ex.cancel_order(
+                    None, symbol, {self._ids.lookup_param: self._sent(client_order_id)}
+                )
+            )
         order = await self.fetch_order(symbol, client_order_id)
         if not order.is_final:  # e.g. still pending cancel: the activity's retry asks again
             raise RetryableExchangeError(
-                f"cancel of {client_order_id} on {symbol} has not taken effect yet")
+                f"cancel of {client_order_id} on {symbol} has not taken effect yet"
+            )
         return order
 
     def _our_id(self, sent: str) -> str:
@@ -260,14 +319,22 @@ class CcxtExchange:
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         m = await self._market(symbol)
         rows = await self._call(self._ex.fetch_open_orders(symbol))
-        return [await self._order(raw, m, self._our_id(str(raw.get("clientOrderId") or "")))
-                for raw in rows]
+        return [
+            await self._order(raw, m, self._our_id(str(raw.get("clientOrderId") or "")))
+            for raw in rows
+        ]
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         m = await self._market(symbol)
-        return await recent_orders(self._ex, call=self._call, fees=self._fees, market=m,
-                                   since_ms=since_ms, ours=self._our_id,
-                                   by_id=lambda order_id: self._by_id(m, order_id))
+        return await recent_orders(
+            self._ex,
+            call=self._call,
+            fees=self._fees,
+            market=m,
+            since_ms=since_ms,
+            ours=self._our_id,
+            by_id=lambda order_id: self._by_id(m, order_id),
+        )
 
     async def _order(self, raw: dict[str, Any], m: MarketInfo, client_order_id: str) -> Order:
         fee, fee_base = await self._fees.of(raw, m)
@@ -283,4 +350,3 @@ class CcxtExchange:
     async def close(self) -> None:
         await self._ex.close()
         await self._md.close()
-

@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 DECIMAL_PLACES, SIGNIFICANT_DIGITS, TICK_SIZE = 2, 3, 4
 
 _STATUS = {
-    "open": OrderStatus.OPEN, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
-    "expired": OrderStatus.CANCELED, "rejected": OrderStatus.REJECTED,
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.CLOSED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.CANCELED,
+    "rejected": OrderStatus.REJECTED,
 }
 
 
@@ -77,8 +80,13 @@ def market_info(market: Mapping[str, Any], precision_mode: int) -> MarketInfo | 
     min_cost = dec((limits.get("cost") or {}).get("min"), Decimal(0)) or Decimal(0)
     fees = {k: dec(market.get(k)) for k in ("taker", "maker")}
     return MarketInfo(
-        symbol=market["symbol"], base=market["base"], quote=market["quote"], price_tick=tick,
-        amount_step=step, min_amount=max(min_amount, step), min_cost=min_cost,
+        symbol=market["symbol"],
+        base=market["base"],
+        quote=market["quote"],
+        price_tick=tick,
+        amount_step=step,
+        min_amount=max(min_amount, step),
+        min_cost=min_cost,
         taker_fee=fees["taker"] if fees["taker"] is not None else Decimal("0.001"),
         maker_fee=fees["maker"] if fees["maker"] is not None else Decimal("0.001"),
     )
@@ -109,8 +117,14 @@ def fee_items(raw: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> list[tupl
     return out
 
 
-def split_fees(fees: Iterable[tuple[str, Decimal]], *, base: str, quote: str,
-               average: Decimal | None, rates: Mapping[str, Decimal]) -> tuple[Decimal, Decimal]:
+def split_fees(
+    fees: Iterable[tuple[str, Decimal]],
+    *,
+    base: str,
+    quote: str,
+    average: Decimal | None,
+    rates: Mapping[str, Decimal],
+) -> tuple[Decimal, Decimal]:
     """``(fee, fee_base)`` as ``Order`` wants them: all fees valued in quote, and the part
     withheld in base. A third currency (BNB) is valued at ``rates[currency]`` (its price in
     quote); without a rate it counts 0 and a warning is logged (PnL then omits it)."""
@@ -138,32 +152,53 @@ def average(raw: Mapping[str, Any]) -> Decimal | None:
     return None if filled == 0 else dec(raw.get("average"))
 
 
-def order(raw: Mapping[str, Any], market: MarketInfo, *, fee: Decimal, fee_base: Decimal,
-          client_order_id: str) -> Order:
+def order(
+    raw: Mapping[str, Any],
+    market: MarketInfo,
+    *,
+    fee: Decimal,
+    fee_base: Decimal,
+    client_order_id: str,
+) -> Order:
     """A domain Order (``average`` as ``average`` computes it) under ``client_order_id``:
     ours, even where the exchange was sent a shortened form of it."""
     filled = dec(raw.get("filled"), Decimal(0)) or Decimal(0)
     tif = str(raw.get("timeInForce") or "GTC").upper()
     return Order(
-        id=str(raw.get("id") or ""), client_order_id=client_order_id,
-        symbol=market.symbol, side=OrderSide(str(raw.get("side") or "buy").lower()),
+        id=str(raw.get("id") or ""),
+        client_order_id=client_order_id,
+        symbol=market.symbol,
+        side=OrderSide(str(raw.get("side") or "buy").lower()),
         type=OrderType.MARKET if raw.get("type") == "market" else OrderType.LIMIT,
         time_in_force=TimeInForce.IOC if tif in ("IOC", "FOK") else TimeInForce.GTC,
         amount=dec(raw.get("amount"), Decimal(0)) or Decimal(0),
-        price=dec(raw.get("price")) or None, filled=filled, average=average(raw), fee=fee,
-        fee_base=fee_base, status=_STATUS.get(str(raw.get("status")), OrderStatus.OPEN),
+        price=dec(raw.get("price")) or None,
+        filled=filled,
+        average=average(raw),
+        fee=fee,
+        fee_base=fee_base,
+        status=_STATUS.get(str(raw.get("status")), OrderStatus.OPEN),
         ts_ms=int(raw.get("timestamp") or 0),
     )
 
 
-def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, sent_id: str,
-            id_pattern: re.Pattern[str], exchange: str) -> tuple[Decimal, Decimal | None]:
+def checked(
+    r: OrderRequest,
+    m: MarketInfo,
+    *,
+    last: Ticker | None,
+    sent_id: str,
+    id_pattern: re.Pattern[str],
+    exchange: str,
+) -> tuple[Decimal, Decimal | None]:
     """Amount and price on the market's steps, or InvalidOrder (so nothing is sent) when the
     order is below the market's minimums or the client id does not fit the exchange. A market
     order's value is estimated from ``last`` (the latest ticker seen), when there is one."""
     if not id_pattern.fullmatch(sent_id):
-        raise InvalidOrder(f"client order id {sent_id!r} does not fit "
-                           f"{exchange}'s rule {id_pattern.pattern} (not sent)")
+        raise InvalidOrder(
+            f"client order id {sent_id!r} does not fit "
+            f"{exchange}'s rule {id_pattern.pattern} (not sent)"
+        )
     amount = round_down(r.amount, m.amount_step)
     price = None
     if r.type is OrderType.LIMIT:
@@ -172,12 +207,16 @@ def checked(r: OrderRequest, m: MarketInfo, *, last: Ticker | None, sent_id: str
         # Never worse than asked: buys round down, sells up.
         price = (round_down if r.side is OrderSide.BUY else round_up)(r.price, m.price_tick)
     if amount <= 0 or amount < m.min_amount:
-        raise InvalidOrder(f"amount {r.amount} of {r.symbol} is below the market minimum "
-                           f"{m.min_amount} (step {m.amount_step}); not sent")
+        raise InvalidOrder(
+            f"amount {r.amount} of {r.symbol} is below the market minimum "
+            f"{m.min_amount} (step {m.amount_step}); not sent"
+        )
     ref = price or (last and (last.ask if r.side is OrderSide.BUY else last.bid))
     if ref and m.min_cost and amount * ref < m.min_cost:
-        raise InvalidOrder(f"order value {amount * ref} {m.quote} of {r.symbol} is below "
-                           f"the market minimum {m.min_cost} {m.quote}; not sent")
+        raise InvalidOrder(
+            f"order value {amount * ref} {m.quote} of {r.symbol} is below "
+            f"the market minimum {m.min_cost} {m.quote}; not sent"
+        )
     return amount, price
 
 
@@ -190,6 +229,5 @@ def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
     for currency, value in totals.items():
         total = dec(value)
         if total is not None:
-            out[currency] = Balance(free=dec(free.get(currency), total) or Decimal(0),
-                                    total=total)
+            out[currency] = Balance(free=dec(free.get(currency), total) or Decimal(0), total=total)
     return out

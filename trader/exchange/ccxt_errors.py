@@ -127,9 +127,13 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-def translate(exc: ccxt.BaseError, *, creating: bool = False,
-              headers: Mapping[str, str] | None = None,
-              secrets: Iterable[str] = ()) -> e.ExchangeError:
+def translate(
+    exc: ccxt.BaseError,
+    *,
+    creating: bool = False,
+    headers: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+) -> e.ExchangeError:
     """The domain error for a ccxt exception.
 
     Args:
@@ -147,8 +151,9 @@ def translate(exc: ccxt.BaseError, *, creating: bool = False,
     if kind == RETRY:
         after = retry_after_s(headers) if isinstance(exc, _RATE_LIMITED) else None
         if creating:
-            return e.OrderStatusUnknown(f"order create outcome unknown: {detail} ({origin})",
-                                        retry_after=after)
+            return e.OrderStatusUnknown(
+                f"order create outcome unknown: {detail} ({origin})", retry_after=after
+            )
         return e.RetryableExchangeError(f"{detail} ({origin})", retry_after=after)
     cls = e.FatalExchangeError if kind == FATAL else kind
     assert not isinstance(cls, str)

@@ -29,10 +29,16 @@ from trader.exchange.ccxt_fees import OrderFees
 Raw = Mapping[str, Any]
 
 
-async def recent_orders(client: Any, *, call: Callable[[Awaitable[Any]], Awaitable[Any]],
-                        fees: OrderFees, market: MarketInfo, since_ms: int,
-                        ours: Callable[[str], str],
-                        by_id: Callable[[str], Awaitable[Order]]) -> list[Order]:
+async def recent_orders(
+    client: Any,
+    *,
+    call: Callable[[Awaitable[Any]], Awaitable[Any]],
+    fees: OrderFees,
+    market: MarketInfo,
+    since_ms: int,
+    ours: Callable[[str], str],
+    by_id: Callable[[str], Awaitable[Order]],
+) -> list[Order]:
     """Orders of ``market`` placed at or after ``since_ms``, oldest first.
 
     ``ours`` maps a client id as the exchange holds it to ours; ``by_id`` reads an order by
@@ -49,8 +55,15 @@ async def recent_orders(client: Any, *, call: Callable[[Awaitable[Any]], Awaitab
     for raw in raws:
         order_id = str(raw.get("id") or "")
         fee, fee_base = await fees.of(raw, market, trades=trades_of.get(order_id, []))
-        out.append(cv.order(raw, market, fee=fee, fee_base=fee_base,
-                            client_order_id=ours(str(raw.get("clientOrderId") or ""))))
+        out.append(
+            cv.order(
+                raw,
+                market,
+                fee=fee,
+                fee_base=fee_base,
+                client_order_id=ours(str(raw.get("clientOrderId") or "")),
+            )
+        )
     listed = {o.id for o in out}
     for order_id, its_trades in trades_of.items():
         if order_id in listed or not order_id:
@@ -67,8 +80,16 @@ def _known_by_trades(order_id: str, trades: list[Raw], m: MarketInfo) -> Order:
     filled = sum((cv.exact(t["amount"]) for t in trades), Decimal(0))
     cost = sum((cv.exact(t["amount"]) * cv.exact(t["price"]) for t in trades), Decimal(0))
     side = OrderSide(str(trades[0].get("side") or "buy").lower())
-    return Order(id=order_id, client_order_id="", symbol=m.symbol, side=side,
-                 type=OrderType.LIMIT, time_in_force=TimeInForce.IOC, amount=filled,
-                 filled=filled, average=cost / filled if filled else None,
-                 status=OrderStatus.CLOSED, ts_ms=min(int(t.get("timestamp") or 0)
-                                                      for t in trades))
+    return Order(
+        id=order_id,
+        client_order_id="",
+        symbol=m.symbol,
+        side=side,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.IOC,
+        amount=filled,
+        filled=filled,
+        average=cost / filled if filled else None,
+        status=OrderStatus.CLOSED,
+        ts_ms=min(int(t.get("timestamp") or 0) for t in trades),
+    )

@@ -66,9 +66,16 @@ def default_rate_limit_ms(exchange_id: str) -> float:
     return float(getattr(ccxt_async, exchange_id)().describe()["rateLimit"])
 
 
-def configure(exchange_id: str, *, api_key: SecretStr | None, api_secret: SecretStr | None,
-              sandbox: bool, api_url: str | None, timeout_s: float,
-              rate_limit_ms: float | None = None) -> Any:
+def configure(
+    exchange_id: str,
+    *,
+    api_key: SecretStr | None,
+    api_secret: SecretStr | None,
+    sandbox: bool,
+    api_url: str | None,
+    timeout_s: float,
+    rate_limit_ms: float | None = None,
+) -> Any:
     """A ccxt async client for spot trading, throttled by ccxt's own rate limiter
     (``rate_limit_ms`` per unit of weight; None: ccxt's default for the exchange)."""
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
@@ -94,8 +101,10 @@ def configure(exchange_id: str, *, api_key: SecretStr | None, api_secret: Secret
         try:
             ex.set_sandbox_mode(True)
         except ccxt.NotSupported:
-            raise ConfigError(f"EXCHANGE_SANDBOX=true: {exchange_id} has no sandbox in ccxt; "
-                              "use EXCHANGE_API_URL for a testnet instead") from None
+            raise ConfigError(
+                f"EXCHANGE_SANDBOX=true: {exchange_id} has no sandbox in ccxt; "
+                "use EXCHANGE_API_URL for a testnet instead"
+            ) from None
     if api_url:
         if not urlsplit(api_url).scheme.startswith("http"):
             raise ConfigError(f"EXCHANGE_API_URL must be an http(s) URL, got {api_url!r}")

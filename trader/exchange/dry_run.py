@@ -87,8 +87,9 @@ class DryRunExchange:
         await self._refresh(request.symbol)
         return await self.paper.create_order(request)
 
-    async def fetch_order(self, symbol: str, client_order_id: str, *,
-                          order_id: str | None = None) -> Order:
+    async def fetch_order(
+        self, symbol: str, client_order_id: str, *, order_id: str | None = None
+    ) -> Order:
         await self._refresh(symbol)
         return await self.paper.fetch_order(symbol, client_order_id, order_id=order_id)
 
@@ -113,4 +114,3 @@ class DryRunExchange:
     async def close(self) -> None:
         await self.live.close()
         await self.paper.close()
-

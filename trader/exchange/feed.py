@@ -44,15 +44,18 @@ class MarketTable:
         try:
             return self._markets[symbol]
         except KeyError:
-            raise BadSymbol(f"unknown symbol {symbol!r} on {self._source}; available: "
-                            f"{', '.join(self.symbols[:20]) or 'none'}") from None
+            raise BadSymbol(
+                f"unknown symbol {symbol!r} on {self._source}; available: "
+                f"{', '.join(self.symbols[:20]) or 'none'}"
+            ) from None
 
 
 class StaticFeed(MarketTable):
     """Prices set by hand (tests, demos): the price is whatever was set last."""
 
-    def __init__(self, markets: dict[str, MarketInfo], *,
-                 quote_volume: Decimal = Decimal(10_000_000)) -> None:
+    def __init__(
+        self, markets: dict[str, MarketInfo], *, quote_volume: Decimal = Decimal(10_000_000)
+    ) -> None:
         self._markets = dict(markets)
         self._prices: dict[str, Decimal] = {}
         self._volume = quote_volume
@@ -72,5 +75,4 @@ class StaticFeed(MarketTable):
         price = self.mid(symbol, until_ms)
         start = since_ms - since_ms % 60_000
         minutes = range(start, until_ms + 1, 60_000)[-limit:] if limit > 0 else range(0)
-        return [Candle(ts_ms=ts, open=price, high=price, low=price, close=price)
-                for ts in minutes]
+        return [Candle(ts_ms=ts, open=price, high=price, low=price, close=price) for ts in minutes]

@@ -40,12 +40,20 @@ def market_for(symbol: str, price: Decimal) -> MarketInfo:
     base, quote = symbol.split("/")
     exponent = price.adjusted()  # floor(log10(price))
     price_tick = Decimal(1).scaleb(exponent - 4)
-    amount_step = min(Decimal(1).scaleb(-exponent - 2 if exponent >= 0 else -exponent - 4),
-                      Decimal(1))
+    amount_step = min(
+        Decimal(1).scaleb(-exponent - 2 if exponent >= 0 else -exponent - 4), Decimal(1)
+    )
     # Quote currencies priced below 1 per base are BTC/ETH-like: a small minimum value.
     min_cost = Decimal(5) if price >= 1 else Decimal("0.0001")
-    return MarketInfo(symbol=symbol, base=base, quote=quote, price_tick=price_tick,
-                      amount_step=amount_step, min_amount=amount_step, min_cost=min_cost)
+    return MarketInfo(
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        price_tick=price_tick,
+        amount_step=amount_step,
+        min_amount=amount_step,
+        min_cost=min_cost,
+    )
 
 
 class GeneratedMarket(MarketTable):
@@ -97,6 +105,13 @@ class GeneratedMarket(MarketTable):
         for minute in range(start, until_ms + 1, 60_000)[-limit:] if limit > 0 else range(0):
             first, last = self._step(minute), self._step(min(minute + 59_999, until_ms))
             ticks = [self._ticks_at(symbol, k) for k in range(first, last + 1)]
-            out.append(Candle(ts_ms=minute, open=ticks[0] * tick, high=max(ticks) * tick,
-                              low=min(ticks) * tick, close=ticks[-1] * tick))
+            out.append(
+                Candle(
+                    ts_ms=minute,
+                    open=ticks[0] * tick,
+                    high=max(ticks) * tick,
+                    low=min(ticks) * tick,
+                    close=ticks[-1] * tick,
+                )
+            )
         return out

@@ -45,11 +45,19 @@ class PaperExchange(PaperBook):
     simulated = True
 
     def __init__(
-        self, feed: PriceFeed, *, db_path: Path, quote_balances: dict[str, Decimal] | None = None,
-        spread_bps: Decimal = Decimal(10), depth_levels: int = 5,
-        level_liquidity_quote: Decimal = Decimal(50_000), fee_rate: Decimal | None = None,
-        faults: PaperFaults | None = None, clock: Callable[[], int] | None = None,
-        name: str = "paper", fee_in_received_asset: bool = False,
+        self,
+        feed: PriceFeed,
+        *,
+        db_path: Path,
+        quote_balances: dict[str, Decimal] | None = None,
+        spread_bps: Decimal = Decimal(10),
+        depth_levels: int = 5,
+        level_liquidity_quote: Decimal = Decimal(50_000),
+        fee_rate: Decimal | None = None,
+        faults: PaperFaults | None = None,
+        clock: Callable[[], int] | None = None,
+        name: str = "paper",
+        fee_in_received_asset: bool = False,
         reuse_final_client_ids: bool = False,
     ) -> None:
         """``fee_in_received_asset``: charge a buy's commission in the base bought, as
@@ -93,9 +101,14 @@ class PaperExchange(PaperBook):
         out = {}
         for symbol in symbols:
             _, bid, ask = self._book_top(symbol, now)
-            out[symbol] = Ticker(symbol=symbol, ts_ms=now, bid=bid, ask=ask,
-                                 last=self.feed.mid(symbol, now),
-                                 quote_volume=self.feed.quote_volume(symbol, now))
+            out[symbol] = Ticker(
+                symbol=symbol,
+                ts_ms=now,
+                bid=bid,
+                ask=ask,
+                last=self.feed.mid(symbol, now),
+                quote_volume=self.feed.quote_volume(symbol, now),
+            )
         return out
 
     async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
@@ -119,7 +132,8 @@ class PaperExchange(PaperBook):
                 earlier = self._match(db, earlier)  # it may be final by now
             if earlier is not None and not (self.reuse_final_client_ids and earlier.is_final):
                 raise errors.DuplicateClientOrderId(
-                    f"duplicate client order id {request.client_order_id}")
+                    f"duplicate client order id {request.client_order_id}"
+                )
             self._check_funds(db, request, order)
             order = order.model_copy(update={"id": PaperStore.next_id(db)})
             PaperStore.insert_order(db, order, repeat=earlier is not None)
@@ -131,23 +145,35 @@ class PaperExchange(PaperBook):
     def _validate(self, r: OrderRequest) -> Order:
         market = self.feed.market(r.symbol)
         if r.amount <= 0 or round_down(r.amount, market.amount_step) != r.amount:
-            raise errors.InvalidOrder(f"amount {r.amount} is not a positive multiple of "
-                                      f"{market.amount_step}")
+            raise errors.InvalidOrder(
+                f"amount {r.amount} is not a positive multiple of {market.amount_step}"
+            )
         if r.amount < market.min_amount:
             raise errors.InvalidOrder(f"amount {r.amount} below minimum {market.min_amount}")
         if r.type is OrderType.LIMIT and (
-                r.price is None or r.price <= 0
-                or round_down(r.price, market.price_tick) != r.price):
-            raise errors.InvalidOrder(f"limit price {r.price} is not a positive multiple "
-                                      f"of {market.price_tick}")
+            r.price is None or r.price <= 0 or round_down(r.price, market.price_tick) != r.price
+        ):
+            raise errors.InvalidOrder(
+                f"limit price {r.price} is not a positive multiple of {market.price_tick}"
+            )
         _, bid, ask = self._book_top(r.symbol, self._clock())
         ref = r.price if r.price is not None else (ask if r.side is OrderSide.BUY else bid)
         if r.amount * ref < market.min_cost:
-            raise errors.InvalidOrder(f"order value {r.amount * ref} below minimum cost "
-                                      f"{market.min_cost}")
-        return Order(id="", client_order_id=r.client_order_id, symbol=r.symbol, side=r.side,
-                     type=r.type, time_in_force=r.time_in_force, amount=r.amount, price=r.price,
-                     status=OrderStatus.OPEN, ts_ms=self._clock())
+            raise errors.InvalidOrder(
+                f"order value {r.amount * ref} below minimum cost {market.min_cost}"
+            )
+        return Order(
+            id="",
+            client_order_id=r.client_order_id,
+            symbol=r.symbol,
+            side=r.side,
+            type=r.type,
+            time_in_force=r.time_in_force,
+            amount=r.amount,
+            price=r.price,
+            status=OrderStatus.OPEN,
+            ts_ms=self._clock(),
+        )
 
     def _check_funds(self, db: sqlite3.Connection, r: OrderRequest, order: Order) -> None:
         market = self.feed.market(r.symbol)
@@ -160,8 +186,14 @@ class PaperExchange(PaperBook):
         if have < need:
             raise errors.InsufficientFunds(f"need {need} {currency}, have {have}")
 
-    def _refresh(self, symbol: str, client_order_id: str, *, order_id: str | None = None,
-                 cancel: bool = False) -> Order:
+    def _refresh(
+        self,
+        symbol: str,
+        client_order_id: str,
+        *,
+        order_id: str | None = None,
+        cancel: bool = False,
+    ) -> Order:
         """Re-match an open order (then cancel what is left, if asked) in one transaction:
         another process cannot fill it between the read and the write. The order is the one
         with ``order_id`` when given, else the newest with the client id."""
@@ -169,10 +201,12 @@ class PaperExchange(PaperBook):
             self._lookups += 1
             raise errors.RetryableExchangeError("paper: injected lookup failure")
         with self._store.transaction() as db:
-            order = (PaperStore.get_order(db, client_order_id) if order_id is None
-                     else PaperStore.get_order_by_id(db, order_id))
-            if order is None or order.symbol != symbol or \
-                    order.client_order_id != client_order_id:
+            order = (
+                PaperStore.get_order(db, client_order_id)
+                if order_id is None
+                else PaperStore.get_order_by_id(db, order_id)
+            )
+            if order is None or order.symbol != symbol or order.client_order_id != client_order_id:
                 raise errors.OrderNotFound(f"no order {client_order_id} on {symbol}")
             if order.status is OrderStatus.OPEN:
                 order = self._match(db, order)
@@ -196,25 +230,34 @@ class PaperExchange(PaperBook):
         """The order with this exchange id as stored (not re-matched); None if there is none."""
         return self._store.order_by_id(order_id)
 
-    async def fetch_order(self, symbol: str, client_order_id: str, *,
-                          order_id: str | None = None) -> Order:
+    async def fetch_order(
+        self, symbol: str, client_order_id: str, *, order_id: str | None = None
+    ) -> Order:
         return self._refresh(symbol, client_order_id, order_id=order_id)
 
-    async def cancel_order(self, symbol: str, client_order_id: str, *,
-                           order_id: str | None = None) -> Order:
+    async def cancel_order(
+        self, symbol: str, client_order_id: str, *, order_id: str | None = None
+    ) -> Order:
         return self._refresh(symbol, client_order_id, order_id=order_id, cancel=True)
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         stored = self._store.open_orders(symbol)
-        return [o for o in (self._refresh(symbol, s.client_order_id, order_id=s.id)
-                            for s in stored) if o.status is OrderStatus.OPEN]
+        return [
+            o
+            for o in (self._refresh(symbol, s.client_order_id, order_id=s.id) for s in stored)
+            if o.status is OrderStatus.OPEN
+        ]
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         """Every order of the symbol placed at or after ``since_ms``, oldest first (open
         ones re-matched first)."""
         recent = [o for o in self._store.orders(symbol) if o.ts_ms >= since_ms]
-        return [self._refresh(symbol, o.client_order_id, order_id=o.id)
-                if o.status is OrderStatus.OPEN else o for o in recent]
+        return [
+            self._refresh(symbol, o.client_order_id, order_id=o.id)
+            if o.status is OrderStatus.OPEN
+            else o
+            for o in recent
+        ]
 
     def set_balance(self, currency: str, amount: Decimal) -> None:
         """Set one balance (a test or a drill topping the account up)."""
@@ -228,9 +271,13 @@ class PaperExchange(PaperBook):
         """Free = total minus what open orders (re-matched first) may still spend."""
         held = self.held(await self.refresh_open_orders())
         totals = self._store.balances()
-        return {c: Balance(free=totals.get(c, Decimal(0)) - held.get(c, Decimal(0)),
-                           total=totals.get(c, Decimal(0)))
-                for c in sorted(set(totals) | set(held))}
+        return {
+            c: Balance(
+                free=totals.get(c, Decimal(0)) - held.get(c, Decimal(0)),
+                total=totals.get(c, Decimal(0)),
+            )
+            for c in sorted(set(totals) | set(held))
+        }
 
     async def refresh_open_orders(self) -> list[Order]:
         """Match every open order (all symbols) against the current book; the still-open ones."""
@@ -238,8 +285,13 @@ class PaperExchange(PaperBook):
         refreshed = (self._refresh(o.symbol, o.client_order_id, order_id=o.id) for o in stored)
         return [o for o in refreshed if o.status is OrderStatus.OPEN]
 
-    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None,
-              order_id: str | None = None) -> list[PaperFill]:
+    def fills(
+        self,
+        symbol: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        order_id: str | None = None,
+    ) -> list[PaperFill]:
         """Every fill (of one symbol, of one client id, of one order), oldest first."""
         return self._store.fills(symbol, client_order_id=client_order_id, order_id=order_id)
 

@@ -89,8 +89,7 @@ class PaperBook:
         for o in open_orders:
             m, left = self.feed.market(o.symbol), o.amount - o.filled
             if o.side is OrderSide.BUY:
-                out[m.quote] = out.get(m.quote, Decimal(0)) + self.buy_cost(o.symbol, left,
-                                                                            o.price)
+                out[m.quote] = out.get(m.quote, Decimal(0)) + self.buy_cost(o.symbol, left, o.price)
             else:
                 out[m.base] = out.get(m.base, Decimal(0)) + left
         return out
@@ -98,17 +97,20 @@ class PaperBook:
     def _fee(self, market: MarketInfo) -> Decimal:
         return self.fee_rate if self.fee_rate is not None else market.taker_fee
 
-    def _levels(self, market: MarketInfo, side: OrderSide, now: int
-                ) -> list[tuple[Decimal, Decimal]]:
+    def _levels(
+        self, market: MarketInfo, side: OrderSide, now: int
+    ) -> list[tuple[Decimal, Decimal]]:
         """(price, base amount) per level, best first; levels ~2 bps apart."""
         _, bid, ask = self._book_top(market.symbol, now)
         step = max(round_up(ask * 2 / _BPS, market.price_tick), market.price_tick)
         levels = []
         for i in range(self.depth_levels):
-            price = (ask + step * i if side is OrderSide.BUY
-                     else max(bid - step * i, market.price_tick))
-            levels.append((price, round_down(self.level_liquidity_quote / price,
-                                             market.amount_step)))
+            price = (
+                ask + step * i if side is OrderSide.BUY else max(bid - step * i, market.price_tick)
+            )
+            levels.append(
+                (price, round_down(self.level_liquidity_quote / price, market.amount_step))
+            )
         return levels
 
     def _match(self, db: sqlite3.Connection, order: Order) -> Order:
@@ -117,8 +119,9 @@ class PaperBook:
         remaining = order.amount - order.filled
         cap = self.faults.max_fill_ratio if self.faults else None
         if cap is not None:
-            remaining = min(remaining, round_down(order.amount * cap, market.amount_step)
-                            - order.filled)
+            remaining = min(
+                remaining, round_down(order.amount * cap, market.amount_step) - order.filled
+            )
         qty_total, cost_total = Decimal(0), Decimal(0)
         rate, now = self._fee(market), self._clock()
         in_base = self.fee_in_received_asset and order.side is OrderSide.BUY
@@ -127,8 +130,11 @@ class PaperBook:
             if remaining <= 0:
                 break
             limit = order.price
-            crosses = order.type is OrderType.MARKET or limit is None or (
-                price <= limit if order.side is OrderSide.BUY else price >= limit)
+            crosses = (
+                order.type is OrderType.MARKET
+                or limit is None
+                or (price <= limit if order.side is OrderSide.BUY else price >= limit)
+            )
             if not crosses:
                 break
             take = min(qty, remaining)
@@ -139,24 +145,40 @@ class PaperBook:
             fill_fee = take * rate if in_base else take * price * rate
             fee_base += fill_fee if in_base else 0
             fee_quote += fill_fee * price if in_base else fill_fee
-            PaperStore.insert_fill(db, PaperFill(
-                order_id=order.id, client_order_id=order.client_order_id, symbol=order.symbol,
-                side=order.side, price=price, amount=take, fee=fill_fee,
-                fee_currency=market.base if in_base else market.quote, ts_ms=now))
+            PaperStore.insert_fill(
+                db,
+                PaperFill(
+                    order_id=order.id,
+                    client_order_id=order.client_order_id,
+                    symbol=order.symbol,
+                    side=order.side,
+                    price=price,
+                    amount=take,
+                    fee=fill_fee,
+                    fee_currency=market.base if in_base else market.quote,
+                    ts_ms=now,
+                ),
+            )
         if qty_total > 0:
             if order.side is OrderSide.BUY:
                 # With the fee in base, the quote pays the cost only and less base arrives.
-                PaperStore.add_balance(db, market.quote,
-                                       -(cost_total + (0 if in_base else fee_quote)))
+                PaperStore.add_balance(
+                    db, market.quote, -(cost_total + (0 if in_base else fee_quote))
+                )
                 PaperStore.add_balance(db, market.base, qty_total - fee_base)
             else:
                 PaperStore.add_balance(db, market.base, -qty_total)
                 PaperStore.add_balance(db, market.quote, cost_total - fee_quote)
             filled = order.filled + qty_total
             old_cost = (order.average or Decimal(0)) * order.filled
-            order = order.model_copy(update={
-                "filled": filled, "average": (old_cost + cost_total) / filled,
-                "fee": order.fee + fee_quote, "fee_base": order.fee_base + fee_base})
+            order = order.model_copy(
+                update={
+                    "filled": filled,
+                    "average": (old_cost + cost_total) / filled,
+                    "fee": order.fee + fee_quote,
+                    "fee_base": order.fee_base + fee_base,
+                }
+            )
         if order.filled >= order.amount:
             order = order.model_copy(update={"status": OrderStatus.CLOSED})
         elif order.type is OrderType.MARKET or order.time_in_force is TimeInForce.IOC:

@@ -68,8 +68,9 @@ class PaperStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(_SCHEMA)
@@ -96,8 +97,9 @@ class PaperStore:
         """Set starting balances once: a file that has any balance keeps its own."""
         with self.transaction() as db:
             if db.execute("SELECT COUNT(*) FROM balances").fetchone()[0] == 0:
-                db.executemany("INSERT INTO balances VALUES (?, ?)",
-                               [(k, str(v)) for k, v in balances.items()])
+                db.executemany(
+                    "INSERT INTO balances VALUES (?, ?)", [(k, str(v)) for k, v in balances.items()]
+                )
 
     @staticmethod
     def balance(db: sqlite3.Connection, currency: str) -> Decimal:
@@ -107,8 +109,11 @@ class PaperStore:
     @staticmethod
     def add_balance(db: sqlite3.Connection, currency: str, delta: Decimal) -> None:
         new = PaperStore.balance(db, currency) + delta
-        db.execute("INSERT INTO balances VALUES (?, ?) ON CONFLICT(currency) DO UPDATE "
-                   "SET amount = excluded.amount", (currency, str(new)))
+        db.execute(
+            "INSERT INTO balances VALUES (?, ?) ON CONFLICT(currency) DO UPDATE "
+            "SET amount = excluded.amount",
+            (currency, str(new)),
+        )
 
     def balances(self) -> dict[str, Decimal]:
         with self._lock:
@@ -122,8 +127,9 @@ class PaperStore:
         a final order's client id again)."""
         key = f"{order.client_order_id}#{order.id}" if repeat else order.client_order_id
         cur = db.execute(
-            "INSERT OR IGNORE INTO orders (seq, client_order_id, symbol, body) "
-            "VALUES (?, ?, ?, ?)", (int(order.id), key, order.symbol, order.model_dump_json()))
+            "INSERT OR IGNORE INTO orders (seq, client_order_id, symbol, body) VALUES (?, ?, ?, ?)",
+            (int(order.id), key, order.symbol, order.model_dump_json()),
+        )
         return cur.rowcount == 1
 
     @staticmethod
@@ -133,14 +139,18 @@ class PaperStore:
 
     @staticmethod
     def save_order(db: sqlite3.Connection, order: Order) -> None:
-        db.execute("UPDATE orders SET body = ? WHERE seq = ?",
-                   (order.model_dump_json(), int(order.id)))
+        db.execute(
+            "UPDATE orders SET body = ? WHERE seq = ?", (order.model_dump_json(), int(order.id))
+        )
 
     @staticmethod
     def get_order(db: sqlite3.Connection, client_order_id: str) -> Order | None:
         """The newest order with this client id."""
-        row = db.execute("SELECT body FROM orders WHERE json_extract(body, '$.client_order_id')"
-                         " = ? ORDER BY seq DESC LIMIT 1", (client_order_id,)).fetchone()
+        row = db.execute(
+            "SELECT body FROM orders WHERE json_extract(body, '$.client_order_id')"
+            " = ? ORDER BY seq DESC LIMIT 1",
+            (client_order_id,),
+        ).fetchone()
         return Order.model_validate_json(row[0]) if row else None
 
     def orders_with_client_id(self, client_order_id: str) -> list[Order]:
@@ -148,7 +158,9 @@ class PaperStore:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT body FROM orders WHERE json_extract(body, '$.client_order_id') = ? "
-                "ORDER BY seq", (client_order_id,)).fetchall()
+                "ORDER BY seq",
+                (client_order_id,),
+            ).fetchall()
         return [Order.model_validate_json(r[0]) for r in rows]
 
     @staticmethod
@@ -168,8 +180,9 @@ class PaperStore:
             if symbol is None:
                 rows = self._conn.execute("SELECT body FROM orders ORDER BY seq").fetchall()
             else:
-                rows = self._conn.execute("SELECT body FROM orders WHERE symbol = ? ORDER BY seq",
-                                          (symbol,)).fetchall()
+                rows = self._conn.execute(
+                    "SELECT body FROM orders WHERE symbol = ? ORDER BY seq", (symbol,)
+                ).fetchall()
         return [Order.model_validate_json(r[0]) for r in rows]
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -179,22 +192,30 @@ class PaperStore:
         with self._lock:
             if symbol is None:
                 rows = self._conn.execute(
-                    f"SELECT body FROM orders WHERE {where} ORDER BY seq").fetchall()
+                    f"SELECT body FROM orders WHERE {where} ORDER BY seq"
+                ).fetchall()
             else:
                 rows = self._conn.execute(
-                    f"SELECT body FROM orders WHERE symbol = ? AND {where} ORDER BY seq",
-                    (symbol,)).fetchall()
+                    f"SELECT body FROM orders WHERE symbol = ? AND {where} ORDER BY seq", (symbol,)
+                ).fetchall()
         return [Order.model_validate_json(r[0]) for r in rows]
 
     @staticmethod
     def insert_fill(db: sqlite3.Connection, fill: PaperFill) -> None:
-        cur = db.execute("INSERT INTO fills (client_order_id, symbol, body) VALUES (?, ?, '')",
-                         (fill.client_order_id, fill.symbol))
+        cur = db.execute(
+            "INSERT INTO fills (client_order_id, symbol, body) VALUES (?, ?, '')",
+            (fill.client_order_id, fill.symbol),
+        )
         fill = fill.model_copy(update={"id": cur.lastrowid})
         db.execute("UPDATE fills SET body = ? WHERE id = ?", (fill.model_dump_json(), fill.id))
 
-    def fills(self, symbol: str | None = None, *, client_order_id: str | None = None,
-              order_id: str | None = None) -> list[PaperFill]:
+    def fills(
+        self,
+        symbol: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        order_id: str | None = None,
+    ) -> list[PaperFill]:
         """Every fill (of one symbol, of one client id, of one order), oldest first."""
         sql, args = "SELECT body FROM fills WHERE 1 = 1", list[str]()
         if symbol is not None:

@@ -48,8 +48,9 @@ class Exchange(Protocol):
         """
         ...
 
-    async def fetch_order(self, symbol: str, client_order_id: str, *,
-                          order_id: str | None = None) -> Order:
+    async def fetch_order(
+        self, symbol: str, client_order_id: str, *, order_id: str | None = None
+    ) -> Order:
         """The order with this client order id (the newest, where a venue takes a final
         order's id again), or the one with the exchange's ``order_id`` when given.
 
@@ -67,8 +68,7 @@ class Exchange(Protocol):
         """
         ...
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
-        ...
+    async def fetch_open_orders(self, symbol: str) -> list[Order]: ...
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         """Every order of the symbol placed at or after ``since_ms`` (exchange time, epoch
@@ -88,5 +88,4 @@ class Exchange(Protocol):
         """Free and total balance per currency, from one account request."""
         ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

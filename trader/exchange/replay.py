@@ -94,8 +94,14 @@ class ReplayFeed(MarketTable):
 
     _source = "the replay"
 
-    def __init__(self, files: dict[str, tuple[Path, int]], *, speed: Decimal | int = 60,
-                 start_ms: int | None = None, origin_ms: int) -> None:
+    def __init__(
+        self,
+        files: dict[str, tuple[Path, int]],
+        *,
+        speed: Decimal | int = 60,
+        start_ms: int | None = None,
+        origin_ms: int,
+    ) -> None:
         """``files``: unified symbol -> (CSV path, candle length in ms)."""
         self._markets: dict[str, MarketInfo] = {}
         self._series: dict[str, _Series] = {}
@@ -103,13 +109,20 @@ class ReplayFeed(MarketTable):
             self._markets[symbol], self._series[symbol] = _load(path, step_ms, symbol)
         self.speed = Decimal(speed)
         self.origin_ms = origin_ms
-        self.start_ms = start_ms if start_ms is not None else min(
-            s.times[0] for s in self._series.values())
+        self.start_ms = (
+            start_ms if start_ms is not None else min(s.times[0] for s in self._series.values())
+        )
 
     @classmethod
-    def from_dir(cls, directory: Path, *, symbols: list[str] | None = None,
-                 speed: Decimal | int = 60, start: datetime | None = None,
-                 origin_ms: int) -> ReplayFeed:
+    def from_dir(
+        cls,
+        directory: Path,
+        *,
+        symbols: list[str] | None = None,
+        speed: Decimal | int = 60,
+        start: datetime | None = None,
+        origin_ms: int,
+    ) -> ReplayFeed:
         """Every ``<BASE>_<QUOTE>-<n><m|h|d>.csv`` in ``directory`` (the finest timeframe per
         pair), or only ``symbols``."""
         found: dict[str, tuple[Path, int]] = {}
@@ -169,11 +182,17 @@ class ReplayFeed(MarketTable):
             # and the next minute's first (``speed`` data ms) is its, not lost.
             a_next = self.replay_ms(m + 60_000) if end == m + 59_999 else b + 1
             o, c = self._at(symbol, a), self._at(symbol, b)
-            inside = s.prices[bisect.bisect_right(s.times, a):
-                              bisect.bisect_left(s.times, a_next)]
+            inside = s.prices[bisect.bisect_right(s.times, a) : bisect.bisect_left(s.times, a_next)]
             lo_i = bisect.bisect_left(s.starts, a)
             hi_i = bisect.bisect_left(s.starts, a_next)
-            out.append(Candle(ts_ms=m, open=o, close=c, high=max([o, c, *inside]),
-                              low=min([o, c, *inside]),
-                              volume=s.volume_sums[hi_i] - s.volume_sums[lo_i]))
+            out.append(
+                Candle(
+                    ts_ms=m,
+                    open=o,
+                    close=c,
+                    high=max([o, c, *inside]),
+                    low=min([o, c, *inside]),
+                    volume=s.volume_sums[hi_i] - s.volume_sums[lo_i],
+                )
+            )
         return out

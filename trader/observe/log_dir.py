@@ -33,9 +33,11 @@ class LogDirectory:
         oldest first: the index then forgets the oldest runs first."""
         first, self._first = self._first, False
         try:
-            entries = [e for e in os.scandir(self.directory)
-                       if e.name.endswith(".jsonl") and (first or e.name != self._own)
-                       and e.is_file()]
+            entries = [
+                e
+                for e in os.scandir(self.directory)
+                if e.name.endswith(".jsonl") and (first or e.name != self._own) and e.is_file()
+            ]
             sized = sorted((e.stat().st_mtime, e.name, e.stat().st_size) for e in entries)
         except OSError as exc:  # the directory is gone or unreadable: nothing new to see
             log.warning("phase log directory %s: %s", self.directory, exc)

@@ -30,8 +30,10 @@ RUN_BYTES = 270  # a run's id, array and ordered-dict entry (bench/phase_log.py)
 # The PhaseEvent model's field order (src, dst, trigger ... run_id, seq), as pydantic
 # writes it: ~8x faster than json.loads, which remains the fallback for any other line.
 # A quote inside a JSON string is escaped, so these keys cannot match inside a value.
-_FAST_LINE = re.compile(rb'"src":"([^"\\]*)","dst":"([^"\\]*)","trigger":"([^"\\]*)"'
-                        rb'.*"run_id":"([^"\\]*)","seq":(\d+)')
+_FAST_LINE = re.compile(
+    rb'"src":"([^"\\]*)","dst":"([^"\\]*)","trigger":"([^"\\]*)"'
+    rb'.*"run_id":"([^"\\]*)","seq":(\d+)'
+)
 
 
 def parse_key(line: bytes) -> tuple[str, int, Edge] | None:
@@ -45,8 +47,11 @@ def parse_key(line: bytes) -> tuple[str, int, Edge] | None:
         key = (d["run_id"], d["seq"], (d["src"], d["dst"], d["trigger"]))
     except (ValueError, TypeError, KeyError):
         return None
-    ok = isinstance(key[0], str) and isinstance(key[1], int) \
+    ok = (
+        isinstance(key[0], str)
+        and isinstance(key[1], int)
         and all(isinstance(part, str) for part in key[2])
+    )
     return key if ok else None
 
 

@@ -51,62 +51,123 @@ class TraderMetrics:
         self.worker = worker
         self.registry = r = registry or CollectorRegistry()
         w = ["worker"]
-        self.phase = Gauge("trader_phase", "1 for the phase the symbol is in",
-                           ["symbol", "phase", *w], registry=r)
-        self.phase_entered = Gauge("trader_phase_entered_timestamp_seconds",
-                                   "When the symbol entered its current phase",
-                                   ["symbol", *w], registry=r)
-        self.transitions = Counter("trader_transitions_total", "Accepted transitions",
-                                   ["src", "dst", "trigger", *w], registry=r)
-        self.phase_duration = Histogram("trader_phase_duration_seconds",
-                                        "Time spent in a phase, observed when it is left",
-                                        ["phase", *w], buckets=_PHASE_BUCKETS, registry=r)
-        self.orders = Counter("trader_orders_total", "Order outcomes seen by the phase machine",
-                              ["symbol", "side", "outcome", *w], registry=r)
-        self.fill_latency = Histogram("trader_fill_latency_seconds",
-                                      "Order placed to filled, as seen by the workflow",
-                                      ["side", *w], buckets=_FILL_BUCKETS, registry=r)
-        self.trades = Counter("trader_trades_closed_total", "Closed trades",
-                              ["symbol", *w], registry=r)
-        self.profit = Counter("trader_realized_profit_quote_total",
-                              "Sum of winning trades' net PnL, quote currency",
-                              ["symbol", *w], registry=r)
-        self.loss = Counter("trader_realized_loss_quote_total",
-                            "Sum of losing trades' net loss (positive), quote currency",
-                            ["symbol", *w], registry=r)
-        self.fees = Counter("trader_fees_quote_total", "Fees of closed trades, quote currency",
-                            ["symbol", *w], registry=r)
-        self.pnl_total = Gauge("trader_realized_pnl_quote",
-                               "The symbol's lifetime realized net PnL (from its state)",
-                               ["symbol", *w], registry=r)
-        self.position = Gauge("trader_position_amount", "Base amount held",
-                              ["symbol", *w], registry=r)
-        self.exposure = Gauge("trader_exposure_quote", "Held amount x last price",
-                              ["symbol", *w], registry=r)
-        self.phase_errors = Counter("trader_phase_errors_total",
-                                    "Transitions into ERROR, by the phase that failed",
-                                    ["symbol", "phase", *w], registry=r)
-        self.exchange_errors = Counter("trader_exchange_errors_total",
-                                       "Failed exchange call attempts, by error type",
-                                       ["call", "type", *w], registry=r)
-        self.watch_lag = Gauge("trader_watch_tick_lag_seconds",
-                               "Age of the newest ticker a watch evaluated",
-                               ["symbol", "kind", *w], registry=r)
-        self.watch_checkpoint = Gauge("trader_watch_checkpoint_timestamp_seconds",
-                                      "When a watch last returned to its workflow",
-                                      ["symbol", "kind", *w], registry=r)
-        self.inventory = Counter("trader_inventory_movements_total",
-                                 "Coins carried after a trade (below the market minimum) or "
-                                 "written off (shortfall: the account held less)",
-                                 ["symbol", "kind", *w], registry=r)
-        self.inventory_cost = Counter("trader_inventory_cost_quote_total",
-                                      "Cost basis of those movements, quote currency",
-                                      ["symbol", "kind", *w], registry=r)
-        self.stuck = Gauge("trader_stuck_symbols",
-                           "Symbols in a working phase longer than the stuck timeout",
-                           w, registry=r)
-        self.symbols = Gauge("trader_symbols", "Running symbols per phase (from visibility)",
-                             ["phase", *w], registry=r)
+        self.phase = Gauge(
+            "trader_phase", "1 for the phase the symbol is in", ["symbol", "phase", *w], registry=r
+        )
+        self.phase_entered = Gauge(
+            "trader_phase_entered_timestamp_seconds",
+            "When the symbol entered its current phase",
+            ["symbol", *w],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "trader_transitions_total",
+            "Accepted transitions",
+            ["src", "dst", "trigger", *w],
+            registry=r,
+        )
+        self.phase_duration = Histogram(
+            "trader_phase_duration_seconds",
+            "Time spent in a phase, observed when it is left",
+            ["phase", *w],
+            buckets=_PHASE_BUCKETS,
+            registry=r,
+        )
+        self.orders = Counter(
+            "trader_orders_total",
+            "Order outcomes seen by the phase machine",
+            ["symbol", "side", "outcome", *w],
+            registry=r,
+        )
+        self.fill_latency = Histogram(
+            "trader_fill_latency_seconds",
+            "Order placed to filled, as seen by the workflow",
+            ["side", *w],
+            buckets=_FILL_BUCKETS,
+            registry=r,
+        )
+        self.trades = Counter(
+            "trader_trades_closed_total", "Closed trades", ["symbol", *w], registry=r
+        )
+        self.profit = Counter(
+            "trader_realized_profit_quote_total",
+            "Sum of winning trades' net PnL, quote currency",
+            ["symbol", *w],
+            registry=r,
+        )
+        self.loss = Counter(
+            "trader_realized_loss_quote_total",
+            "Sum of losing trades' net loss (positive), quote currency",
+            ["symbol", *w],
+            registry=r,
+        )
+        self.fees = Counter(
+            "trader_fees_quote_total",
+            "Fees of closed trades, quote currency",
+            ["symbol", *w],
+            registry=r,
+        )
+        self.pnl_total = Gauge(
+            "trader_realized_pnl_quote",
+            "The symbol's lifetime realized net PnL (from its state)",
+            ["symbol", *w],
+            registry=r,
+        )
+        self.position = Gauge(
+            "trader_position_amount", "Base amount held", ["symbol", *w], registry=r
+        )
+        self.exposure = Gauge(
+            "trader_exposure_quote", "Held amount x last price", ["symbol", *w], registry=r
+        )
+        self.phase_errors = Counter(
+            "trader_phase_errors_total",
+            "Transitions into ERROR, by the phase that failed",
+            ["symbol", "phase", *w],
+            registry=r,
+        )
+        self.exchange_errors = Counter(
+            "trader_exchange_errors_total",
+            "Failed exchange call attempts, by error type",
+            ["call", "type", *w],
+            registry=r,
+        )
+        self.watch_lag = Gauge(
+            "trader_watch_tick_lag_seconds",
+            "Age of the newest ticker a watch evaluated",
+            ["symbol", "kind", *w],
+            registry=r,
+        )
+        self.watch_checkpoint = Gauge(
+            "trader_watch_checkpoint_timestamp_seconds",
+            "When a watch last returned to its workflow",
+            ["symbol", "kind", *w],
+            registry=r,
+        )
+        self.inventory = Counter(
+            "trader_inventory_movements_total",
+            "Coins carried after a trade (below the market minimum) or "
+            "written off (shortfall: the account held less)",
+            ["symbol", "kind", *w],
+            registry=r,
+        )
+        self.inventory_cost = Counter(
+            "trader_inventory_cost_quote_total",
+            "Cost basis of those movements, quote currency",
+            ["symbol", "kind", *w],
+            registry=r,
+        )
+        self.stuck = Gauge(
+            "trader_stuck_symbols",
+            "Symbols in a working phase longer than the stuck timeout",
+            w,
+            registry=r,
+        )
+        self.symbols = Gauge(
+            "trader_symbols",
+            "Running symbols per phase (from visibility)",
+            ["phase", *w],
+            registry=r,
+        )
         self._phases: dict[str, str] = {}
         self._server: WSGIServer | None = None
 
@@ -169,8 +230,10 @@ class TraderMetrics:
         try:
             self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
         except OSError as exc:  # e.g. the port is taken: say which setting to change
-            raise ConfigError(f"PROMETHEUS_PORT: cannot serve metrics on {addr}:{port}: {exc} "
-                              "(another worker on this host? give each its own port)") from None
+            raise ConfigError(
+                f"PROMETHEUS_PORT: cannot serve metrics on {addr}:{port}: {exc} "
+                "(another worker on this host? give each its own port)"
+            ) from None
 
     def close(self) -> None:
         if self._server is not None:

@@ -48,16 +48,25 @@ class PhaseLog:
     """A sink listener (subscribe it with ``replayed=True``) appending each transition the
     log directory does not hold yet as one JSON line to ``path``."""
 
-    def __init__(self, path: Path, *, buffer_size: int = 8192, tail_interval_s: float = 1.0,
-                 max_index_bytes: int = 16 << 20, max_queued: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        buffer_size: int = 8192,
+        tail_interval_s: float = 1.0,
+        max_index_bytes: int = 16 << 20,
+        max_queued: int = 100_000,
+    ) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("ab", buffering=0)  # whole lines per write, no buffer
             if not _lock(self._file.fileno()):
                 self._file.close()
-                raise ConfigError(f"PHASE_LOG_FILE: {path} is in use by another worker "
-                                  "(leave it unset, or give each worker its own file)")
+                raise ConfigError(
+                    f"PHASE_LOG_FILE: {path} is in use by another worker "
+                    "(leave it unset, or give each worker its own file)"
+                )
             self._at_line_start = _ends_a_line(path)
         except OSError as exc:
             raise ConfigError(f"PHASE_LOG_FILE: cannot append to {path}: {exc}") from None
@@ -97,16 +106,18 @@ class PhaseLog:
             except queue.Full:  # the disk is stuck: never block the workflow
                 self.dropped += 1
                 if self.dropped % 1000 == 1:
-                    log.warning("phase log %s: queue full, %d lines dropped so far (a "
-                                "replay writes them)", self.path, self.dropped)
+                    log.warning(
+                        "phase log %s: queue full, %d lines dropped so far (a replay writes them)",
+                        self.path,
+                        self.dropped,
+                    )
                 return
         if not self._stuck():
             self._wait_written(ticket, _WAIT_S)
 
     def _stuck(self) -> bool:
         busy = self._busy_since
-        return not self._ready.is_set() or (busy is not None
-                                            and time.monotonic() - busy > _WAIT_S)
+        return not self._ready.is_set() or (busy is not None and time.monotonic() - busy > _WAIT_S)
 
     def _wait_written(self, ticket: int, timeout: float) -> bool:
         with self._done:
@@ -259,5 +270,8 @@ def _ends_a_line(path: Path) -> bool:
 
 def read_events(path: Path) -> list[PhaseEvent]:
     """Every event in a phase log, in file order (duplicates, if any, included)."""
-    return [PhaseEvent.model_validate_json(line)
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        PhaseEvent.model_validate_json(line)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]

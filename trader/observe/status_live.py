@@ -38,9 +38,16 @@ async def render_frame(client: Client, query: str, *, show_idle: bool) -> Render
         return Text(f"visibility unavailable: {err}", style="bold red")
 
 
-async def live_status(client: Client, query: str, *, console: Console, refresh_hz: float,
-                      show_idle: bool, stop: asyncio.Event, max_frames: int | None = None,
-                      ) -> int:
+async def live_status(
+    client: Client,
+    query: str,
+    *,
+    console: Console,
+    refresh_hz: float,
+    show_idle: bool,
+    stop: asyncio.Event,
+    max_frames: int | None = None,
+) -> int:
     """Redraw the table ``refresh_hz`` times per second until ``stop`` is set (or after
     ``max_frames``); returns how many frames were drawn."""
     interval = 1.0 / refresh_hz
@@ -48,8 +55,9 @@ async def live_status(client: Client, query: str, *, console: Console, refresh_h
     frames = 0
     # auto_refresh off: a frame is drawn when its data arrived, never a stale redraw from
     # Rich's own thread; redirecting stdout would swallow the worker's prints.
-    with Live(console=console, auto_refresh=False, redirect_stdout=False,
-              redirect_stderr=False) as live:
+    with Live(
+        console=console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False
+    ) as live:
         while not stop.is_set():
             started = loop.time()
             live.update(await render_frame(client, query, show_idle=show_idle), refresh=True)

@@ -30,9 +30,12 @@ QUIET_BY_DEFAULT = frozenset({Phase.IDLE.value, Phase.WARMUP.value})
 #: Colour of the phase cell: what needs a look stands out.
 PHASE_STYLES: dict[str, str] = {
     Phase.ERROR.value: "bold red",
-    Phase.ENTRY_EVAL.value: "yellow", Phase.PLACE_BUY.value: "yellow",
-    Phase.WAIT_FILL.value: "yellow", Phase.EXIT_EVAL.value: "yellow",
-    Phase.PLACE_SELL.value: "yellow", Phase.WAIT_SELL_FILL.value: "yellow",
+    Phase.ENTRY_EVAL.value: "yellow",
+    Phase.PLACE_BUY.value: "yellow",
+    Phase.WAIT_FILL.value: "yellow",
+    Phase.EXIT_EVAL.value: "yellow",
+    Phase.PLACE_SELL.value: "yellow",
+    Phase.WAIT_SELL_FILL.value: "yellow",
     Phase.POSITION.value: "bold green",
     Phase.POST_TRADE.value: "cyan",
     Phase.COOLDOWN.value: "dim",
@@ -69,11 +72,15 @@ async def status_rows(client: Client, query: str = RUNNING_TRADERS) -> list[Stat
     async for wf in client.list_workflows(query):
         attrs = wf.typed_search_attributes
         memo = await wf.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
-        rows.append(StatusRow(
-            symbol=attrs.get(sa.TRADING_SYMBOL) or wf.id,
-            phase=attrs.get(sa.TRADING_PHASE) or "?",
-            since=attrs.get(sa.PHASE_SINCE), workflow_id=wf.id, memo=memo,
-        ))
+        rows.append(
+            StatusRow(
+                symbol=attrs.get(sa.TRADING_SYMBOL) or wf.id,
+                phase=attrs.get(sa.TRADING_PHASE) or "?",
+                since=attrs.get(sa.PHASE_SINCE),
+                workflow_id=wf.id,
+                memo=memo,
+            )
+        )
     return sort_rows(rows)
 
 
@@ -81,8 +88,9 @@ def sort_rows(rows: Iterable[StatusRow]) -> list[StatusRow]:
     return sorted(rows, key=lambda r: (r.rank, r.symbol, r.workflow_id))
 
 
-def build_table(rows: list[StatusRow], *, now: datetime | None = None,
-                show_idle: bool = False) -> Table:
+def build_table(
+    rows: list[StatusRow], *, now: datetime | None = None, show_idle: bool = False
+) -> Table:
     """The table for one frame; IDLE/WARMUP rows are counted in the footer unless shown."""
     now = now or datetime.now(UTC)
     shown = [r for r in rows if show_idle or r.phase not in QUIET_BY_DEFAULT]
@@ -102,8 +110,12 @@ def build_table(rows: list[StatusRow], *, now: datetime | None = None,
         table.add_row(
             r.symbol + (" (sim)" if m.simulated else ""),
             Text(r.phase, style=PHASE_STYLES.get(r.phase, "magenta")),
-            _age(now, r.since), _price(m.price), _price(m.entry), _pnl(m.pnl_pct),
-            _price(m.trailing), m.note,
+            _age(now, r.since),
+            _price(m.price),
+            _price(m.entry),
+            _pnl(m.pnl_pct),
+            _price(m.trailing),
+            m.note,
         )
     return table
 

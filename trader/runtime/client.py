@@ -39,21 +39,35 @@ def sdk_metrics_runtime(settings: Settings, identity: str) -> Runtime | None:
         return None
     bind = f"{settings.prometheus_bind_address}:{settings.temporal_metrics_port}"
     try:
-        return Runtime(telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=bind, counters_total_suffix=True,
-                                     durations_as_seconds=True),
-            global_tags={"worker": identity},
-        ))
+        return Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(
+                    bind_address=bind, counters_total_suffix=True, durations_as_seconds=True
+                ),
+                global_tags={"worker": identity},
+            )
+        )
     except ValueError as exc:  # e.g. the port is taken
-        raise ConfigError(f"TEMPORAL_METRICS_PORT: cannot serve SDK metrics on {bind}: {exc} "
-                          "(another worker on this host? give each its own port, or 0 = off)"
-                          ) from None
+        raise ConfigError(
+            f"TEMPORAL_METRICS_PORT: cannot serve SDK metrics on {bind}: {exc} "
+            "(another worker on this host? give each its own port, or 0 = off)"
+        ) from None
 
 
-async def connect(address: str, namespace: str = "default", *, runtime: Runtime | None = None,
-                  identity: str | None = None) -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER,
-                                runtime=runtime, identity=identity or default_identity())
+async def connect(
+    address: str,
+    namespace: str = "default",
+    *,
+    runtime: Runtime | None = None,
+    identity: str | None = None,
+) -> Client:
+    return await Client.connect(
+        address,
+        namespace=namespace,
+        data_converter=DATA_CONVERTER,
+        runtime=runtime,
+        identity=identity or default_identity(),
+    )
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

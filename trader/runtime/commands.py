@@ -27,7 +27,8 @@ async def force_exit(client: Client, settings: Settings, symbol: str, reason: st
     """Ask the symbol to sell now; returns what the workflow answered."""
     try:
         result = await _handle(client, settings, symbol).execute_update(
-            "request_exit", c.ForceExitRequest(reason=reason), result_type=c.ForceExitResult)
+            "request_exit", c.ForceExitRequest(reason=reason), result_type=c.ForceExitResult
+        )
     except WorkflowUpdateFailedError as err:
         return f"{symbol}: rejected: {err.cause}"
     except RPCError as err:
@@ -37,8 +38,13 @@ async def force_exit(client: Client, settings: Settings, symbol: str, reason: st
     return f"{symbol}: accepted in {result.phase}: {result.detail}"
 
 
-async def signal_all(client: Client, settings: Settings, signal: str, arg: object = None,
-                     symbols: list[str] | None = None) -> list[str]:
+async def signal_all(
+    client: Client,
+    settings: Settings,
+    signal: str,
+    arg: object = None,
+    symbols: list[str] | None = None,
+) -> list[str]:
     """Signal each symbol; returns one line per symbol (sent, or why not)."""
     done = []
     for symbol in symbols or settings.watchlist:
@@ -55,17 +61,30 @@ async def signal_all(client: Client, settings: Settings, signal: str, arg: objec
 
 
 async def stop(client: Client, settings: Settings, *, close_positions: bool) -> list[str]:
-    return await signal_all(client, settings, "shutdown",
-                            c.ShutdownRequest(close_position=close_positions))
+    return await signal_all(
+        client, settings, "shutdown", c.ShutdownRequest(close_position=close_positions)
+    )
 
 
-async def status(client: Client, settings: Settings, *, once: bool, show_idle: bool,
-                 stop_event: asyncio.Event | None = None) -> None:
+async def status(
+    client: Client,
+    settings: Settings,
+    *,
+    once: bool,
+    show_idle: bool,
+    stop_event: asyncio.Event | None = None,
+) -> None:
     """The status table of this deployment's symbols (its task queue), live or once."""
     query, console = traders_query(settings.task_queue), status_console()
     show_idle = show_idle or settings.rich_table_show_idle
     if once:
         await print_once(client, query, console=console, show_idle=show_idle)
         return
-    await live_status(client, query, console=console, refresh_hz=settings.rich_table_refresh_hz,
-                      show_idle=show_idle, stop=stop_event or asyncio.Event())
+    await live_status(
+        client,
+        query,
+        console=console,
+        refresh_hz=settings.rich_table_refresh_hz,
+        show_idle=show_idle,
+        stop=stop_event or asyncio.Event(),
+    )

@@ -53,17 +53,24 @@ def start_dev_server(
         return None
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        temporal_binary(), "server", "start-dev",
-        "--ip", host, "--port", str(port), "--ui-port", str(ui_port),
-        "--db-filename", str(data_dir / "temporal.sqlite"),
-        "--log-level", "warn",
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(data_dir / "temporal.sqlite"),
+        "--log-level",
+        "warn",
         *[f"--search-attribute={k.name}={_cli_type(k.indexed_value_type.name)}" for k in ALL_KEYS],
         *extra_args,
     ]
     log_file = (data_dir / "temporal.log").open("ab")
-    proc = subprocess.Popen(
-        args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while not is_listening(host, port):
         if proc.poll() is not None:

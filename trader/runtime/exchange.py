@@ -27,18 +27,23 @@ def build_exchange(settings: Settings) -> Exchange:
     # Dry-run reads only public market data: without the keys no order can ever be signed.
     trading = settings.global_trading
     live = CcxtExchange(
-        settings.exchange, api_key=settings.exchange_api_key if trading else None,
+        settings.exchange,
+        api_key=settings.exchange_api_key if trading else None,
         api_secret=settings.exchange_api_secret if trading else None,
         sandbox=settings.exchange_sandbox,
-        api_url=settings.exchange_api_url, tickers_chunk_size=settings.tickers_chunk_size,
+        api_url=settings.exchange_api_url,
+        tickers_chunk_size=settings.tickers_chunk_size,
         timeout_s=settings.exchange_timeout_seconds,
         rate_limit_ms=settings.exchange_rate_limit_ms,
     )
     if trading:
         log.info("%s: LIVE trading (orders go to the exchange)", live.name)
         return live
-    log.warning("%s: DRY-RUN (GLOBAL_TRADING=false): live market data, orders SIMULATED by "
-                "the paper exchange; nothing is sent to the exchange", live.name)
+    log.warning(
+        "%s: DRY-RUN (GLOBAL_TRADING=false): live market data, orders SIMULATED by "
+        "the paper exchange; nothing is sent to the exchange",
+        live.name,
+    )
     return build_dry_run(settings, live)
 
 
@@ -48,10 +53,14 @@ def build_dry_run(settings: Settings, live: CcxtExchange) -> DryRunExchange:
     feed = LiveTickerFeed()
     quotes = {s.split("/")[1] for s in settings.watchlist}
     simulator = PaperExchange(
-        feed, db_path=settings.data_dir / f"dryrun-{settings.exchange}.sqlite",
-        quote_balances={q: paper.quote_balance for q in quotes}, spread_bps=paper.spread_bps,
-        depth_levels=paper.depth_levels, level_liquidity_quote=paper.level_liquidity_quote,
-        fee_rate=paper.fee_rate, name=settings.exchange,
+        feed,
+        db_path=settings.data_dir / f"dryrun-{settings.exchange}.sqlite",
+        quote_balances={q: paper.quote_balance for q in quotes},
+        spread_bps=paper.spread_bps,
+        depth_levels=paper.depth_levels,
+        level_liquidity_quote=paper.level_liquidity_quote,
+        fee_rate=paper.fee_rate,
+        name=settings.exchange,
     )
     return DryRunExchange(live, simulator, feed)
 
@@ -61,19 +70,32 @@ def build_paper(settings: Settings) -> PaperExchange:
     db_path = settings.data_dir / "paper.sqlite"
     # Every process must see the same generated prices: the origin is fixed in the database.
     origin = PaperExchange.origin_ms_for(db_path, int(time.time() * 1000))
-    feed = GeneratedMarket(GeneratedMarketConfig(
-        seed=paper.seed, tick_ms=paper.tick_ms, volatility_bps=paper.volatility_bps,
-        jump_probability=paper.jump_probability, jump_bps=paper.jump_bps,
-        start_prices=paper.start_prices,
-    ), origin_ms=origin)
+    feed = GeneratedMarket(
+        GeneratedMarketConfig(
+            seed=paper.seed,
+            tick_ms=paper.tick_ms,
+            volatility_bps=paper.volatility_bps,
+            jump_probability=paper.jump_probability,
+            jump_bps=paper.jump_bps,
+            start_prices=paper.start_prices,
+        ),
+        origin_ms=origin,
+    )
     quotes = {s.split("/")[1] for s in paper.start_prices}
     faults = PaperFaults(
-        create_latency_s=paper.create_latency_s, accept_then_hang_s=paper.accept_then_hang_s,
-        fail_creates=paper.fail_creates, max_fill_ratio=paper.max_fill_ratio,
+        create_latency_s=paper.create_latency_s,
+        accept_then_hang_s=paper.accept_then_hang_s,
+        fail_creates=paper.fail_creates,
+        max_fill_ratio=paper.max_fill_ratio,
     )
     return PaperExchange(
-        feed, db_path=db_path, quote_balances={q: paper.quote_balance for q in quotes},
-        spread_bps=paper.spread_bps, depth_levels=paper.depth_levels,
-        level_liquidity_quote=paper.level_liquidity_quote, fee_rate=paper.fee_rate,
-        faults=faults, name="paper",
+        feed,
+        db_path=db_path,
+        quote_balances={q: paper.quote_balance for q in quotes},
+        spread_bps=paper.spread_bps,
+        depth_levels=paper.depth_levels,
+        level_liquidity_quote=paper.level_liquidity_quote,
+        fee_rate=paper.fee_rate,
+        faults=faults,
+        name="paper",
     )

@@ -35,12 +35,14 @@ async def validate_watchlist(exchange: Exchange, symbols: list[str]) -> None:
     unknown = [s for s in symbols if s not in markets]
     if unknown:
         known = ", ".join(sorted(markets)[:20])
-        raise BadSymbol(f"unknown symbol(s) {', '.join(unknown)} on {exchange.name}; "
-                        f"available: {known}")
+        raise BadSymbol(
+            f"unknown symbol(s) {', '.join(unknown)} on {exchange.name}; available: {known}"
+        )
 
 
-async def resumable_state(handle: WorkflowHandle[Any, CoinState], *,
-                          keep_anchor: bool = False) -> CoinState | None:
+async def resumable_state(
+    handle: WorkflowHandle[Any, CoinState], *, keep_anchor: bool = False
+) -> CoinState | None:
     """The final state of a symbol's last run when it stopped holding something.
 
     ``handle`` must carry ``result_type=CoinState`` (``WorkflowHandle.result`` takes none).
@@ -58,8 +60,9 @@ async def resumable_state(handle: WorkflowHandle[Any, CoinState], *,
     if desc.status != WorkflowExecutionStatus.COMPLETED:
         return None
     state = await handle.result()
-    if state.phase is Phase.IDLE and not (state.holds_position or state.has_inventory
-                                          or keep_anchor):
+    if state.phase is Phase.IDLE and not (
+        state.holds_position or state.has_inventory or keep_anchor
+    ):
         return None
     update: dict[str, Any] = {"shutdown_requested": False, "close_on_shutdown": False}
     if state.phase is Phase.IDLE:
@@ -74,18 +77,23 @@ async def resumable_state(handle: WorkflowHandle[Any, CoinState], *,
 def static_details(symbol: str, p: TraderParams) -> str:
     """The parameters a symbol was started with, for the Web UI (markdown; no secrets:
     TraderParams holds none). Set once at start; the current state is in the details."""
-    trailing = (f"trailing {p.trailing_activation_pct}% / {p.trailing_distance_pct}%"
-                if p.trailing_enabled else "no trailing stop")
+    trailing = (
+        f"trailing {p.trailing_activation_pct}% / {p.trailing_distance_pct}%"
+        if p.trailing_enabled
+        else "no trailing stop"
+    )
     ladder = ", ".join(str(b) for b in p.sell_ladder_bps)
-    return "\n".join([
-        f"**{symbol}** on {p.exchange}" + ("" if p.global_trading else " · SIMULATED orders"),
-        f"entry: {p.drop_trigger_pct}% drop from the {p.anchor_mode.value} anchor, "
-        f"{p.trade_budget} per trade, {p.buy_order_mode.value.upper()} buy "
-        f"+{p.buy_limit_offset_bps} bps, at most {p.max_trades} trades at once",
-        f"exit: TP {p.take_profit_pct}% · SL {p.stop_loss_pct}% · {trailing} · "
-        f"max hold {p.max_hold_minutes} min · IOC sell ladder {ladder} bps, then market",
-        f"cooldown {p.cooldown_minutes} min · list filter `TradingSymbol = \"{symbol}\"`",
-    ])
+    return "\n".join(
+        [
+            f"**{symbol}** on {p.exchange}" + ("" if p.global_trading else " · SIMULATED orders"),
+            f"entry: {p.drop_trigger_pct}% drop from the {p.anchor_mode.value} anchor, "
+            f"{p.trade_budget} per trade, {p.buy_order_mode.value.upper()} buy "
+            f"+{p.buy_limit_offset_bps} bps, at most {p.max_trades} trades at once",
+            f"exit: TP {p.take_profit_pct}% · SL {p.stop_loss_pct}% · {trailing} · "
+            f"max hold {p.max_hold_minutes} min · IOC sell ladder {ladder} bps, then market",
+            f'cooldown {p.cooldown_minutes} min · list filter `TradingSymbol = "{symbol}"`',
+        ]
+    )
 
 
 async def start_watchlist(client: Client, settings: Settings) -> list[str]:
@@ -93,12 +101,16 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
     if settings.effective_mode != "fsm":
         raise ConfigError(
             f"FSM_MODE={settings.effective_mode!r} is not available yet: this version runs "
-            "the Temporal workflows only (set FSM_ENABLED=true and FSM_MODE=fsm)")
+            "the Temporal workflows only (set FSM_ENABLED=true and FSM_MODE=fsm)"
+        )
     params = settings.trader_params()
     portfolio_id = ids.portfolio_id_for(settings.exchange, settings.task_queue)
     portfolio = await client.start_workflow(
-        "Portfolio", c.PortfolioInput(max_trades=params.max_trades), id=portfolio_id,
-        task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        "Portfolio",
+        c.PortfolioInput(max_trades=params.max_trades),
+        id=portfolio_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Trade slots on {settings.exchange}",
     )
     await portfolio.signal("set_max_trades", params.max_trades)
@@ -107,23 +119,33 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
         wf_id = ids.workflow_id_for(settings.exchange, symbol)
         state = await resumable_state(
             client.get_workflow_handle(wf_id, result_type=CoinState),
-            keep_anchor=params.use_drop_anchor)
+            keep_anchor=params.use_drop_anchor,
+        )
         await client.start_workflow(
             "SymbolTrader",
-            c.TraderInput(symbol=symbol, params=params, portfolio_id=portfolio_id,
-                          watch_task_queue=settings.watch_task_queue, state=state),
-            id=wf_id, task_queue=settings.task_queue,
+            c.TraderInput(
+                symbol=symbol,
+                params=params,
+                portfolio_id=portfolio_id,
+                watch_task_queue=settings.watch_task_queue,
+                state=state,
+            ),
+            id=wf_id,
+            task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.TRADING_SYMBOL, symbol),
-                SearchAttributePair(sa.TRADING_EXCHANGE, settings.exchange),
-                SearchAttributePair(sa.TRADING_PHASE,
-                                    (state.phase if state else Phase.WARMUP).value),
-                SearchAttributePair(sa.PHASE_SINCE, datetime.now(UTC)),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.TRADING_SYMBOL, symbol),
+                    SearchAttributePair(sa.TRADING_EXCHANGE, settings.exchange),
+                    SearchAttributePair(
+                        sa.TRADING_PHASE, (state.phase if state else Phase.WARMUP).value
+                    ),
+                    SearchAttributePair(sa.PHASE_SINCE, datetime.now(UTC)),
+                ]
+            ),
             static_summary=f"{symbol} on {settings.exchange}: drop {params.drop_trigger_pct}% "
-                           f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
+            f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
             static_details=static_details(symbol, params),
         )
         started.append(wf_id)

@@ -23,8 +23,7 @@ _INDEX_WAIT_S = 60.0
 
 
 @contextlib.asynccontextmanager
-async def observability(settings: Settings, client: Client
-                        ) -> AsyncIterator[TraderMetrics | None]:
+async def observability(settings: Settings, client: Client) -> AsyncIterator[TraderMetrics | None]:
     """Yield the metrics (None unless ENABLE_PROMETHEUS) for the activities to feed.
 
     On exit the listeners leave the sink first, then the log writes what is queued and
@@ -39,22 +38,35 @@ async def observability(settings: Settings, client: Client
         # that follow are then checked against it in memory. Past the wait the worker starts
         # anyway; the writer checks what queued meanwhile once the index is complete.
         if not await asyncio.to_thread(phase_log.wait_ready, _INDEX_WAIT_S):
-            log.warning("phase log: still indexing %s after %.0f s; starting anyway",
-                        phase_log.path.parent, _INDEX_WAIT_S)
+            log.warning(
+                "phase log: still indexing %s after %.0f s; starting anyway",
+                phase_log.path.parent,
+                _INDEX_WAIT_S,
+            )
         SINK.subscribe(phase_log, replayed=True)  # what the directory lacks, replays too
-        log.info("phase events -> %s (%d keys in the directory)", phase_log.path,
-                 phase_log.indexed_keys)
+        log.info(
+            "phase events -> %s (%d keys in the directory)", phase_log.path, phase_log.indexed_keys
+        )
         if settings.enable_prometheus:
             serving = TraderMetrics(client.identity)
             serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
             metrics = serving  # only now: the finally below unsubscribes and closes it
             SINK.subscribe(metrics)  # live transitions only: replays were counted before
-            log.info("metrics on http://%s:%d/metrics", settings.prometheus_bind_address,
-                     settings.prometheus_port)
-            stuck_task = asyncio.create_task(report_stuck(
-                client, metrics, timeout_s=settings.stuck_timeout_seconds,
-                interval_s=settings.stuck_check_interval_seconds,
-                task_queue=settings.task_queue, stop=stop))
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                settings.prometheus_bind_address,
+                settings.prometheus_port,
+            )
+            stuck_task = asyncio.create_task(
+                report_stuck(
+                    client,
+                    metrics,
+                    timeout_s=settings.stuck_timeout_seconds,
+                    interval_s=settings.stuck_check_interval_seconds,
+                    task_queue=settings.task_queue,
+                    stop=stop,
+                )
+            )
         yield metrics
     finally:
         stop.set()

@@ -12,9 +12,18 @@ from trader.observe.status_table import status_rows, traders_query
 
 #: Phases in which a symbol holds coins or has an order in flight. ERROR reconciles by
 #: itself; IDLE and COOLDOWN count only with inventory (read from the status memo).
-HOLDING_OR_IN_FLIGHT = frozenset(p.value for p in (
-    Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION, Phase.EXIT_EVAL, Phase.PLACE_SELL,
-    Phase.WAIT_SELL_FILL, Phase.POST_TRADE))
+HOLDING_OR_IN_FLIGHT = frozenset(
+    p.value
+    for p in (
+        Phase.PLACE_BUY,
+        Phase.WAIT_FILL,
+        Phase.POSITION,
+        Phase.EXIT_EVAL,
+        Phase.PLACE_SELL,
+        Phase.WAIT_SELL_FILL,
+        Phase.POST_TRADE,
+    )
+)
 
 
 async def request_reconciles(client: Client, task_queue: str, *, reason: str) -> list[str]:
@@ -27,7 +36,8 @@ async def request_reconciles(client: Client, task_queue: str, *, reason: str) ->
             continue
         try:
             await client.get_workflow_handle(row.workflow_id).signal(
-                "reconcile", c.ReconcileRequest(reason=reason))
+                "reconcile", c.ReconcileRequest(reason=reason)
+            )
         except RPCError:  # finished meanwhile: nothing to check
             continue
         asked.append(row.workflow_id)

@@ -45,20 +45,25 @@ def stuck_query(*, timeout_s: float, task_queue: str, now: datetime | None = Non
         raise ValueError(f"stuck timeout must be >= 0 seconds, got {timeout_s}")
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=timeout_s)
     phases = ", ".join(f'"{p.value}"' for p in STUCK_PHASES)
-    return (f'{traders_query(task_queue)} AND {sa.TRADING_PHASE.name} IN ({phases}) '
-            f'AND {sa.PHASE_SINCE.name} < "{cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"')
+    return (
+        f"{traders_query(task_queue)} AND {sa.TRADING_PHASE.name} IN ({phases}) "
+        f'AND {sa.PHASE_SINCE.name} < "{cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
+    )
 
 
-async def stuck_symbols(client: Client, *, timeout_s: float, task_queue: str
-                        ) -> list[StuckSymbol]:
+async def stuck_symbols(client: Client, *, timeout_s: float, task_queue: str) -> list[StuckSymbol]:
     """Symbols stuck for longer than ``timeout_s``, longest first (one list call)."""
     rows = []
-    async for wf in client.list_workflows(stuck_query(timeout_s=timeout_s,
-                                                      task_queue=task_queue)):
+    async for wf in client.list_workflows(stuck_query(timeout_s=timeout_s, task_queue=task_queue)):
         attrs = wf.typed_search_attributes
-        rows.append(StuckSymbol(symbol=attrs.get(sa.TRADING_SYMBOL) or wf.id,
-                                phase=attrs.get(sa.TRADING_PHASE) or "?",
-                                since=attrs.get(sa.PHASE_SINCE), workflow_id=wf.id))
+        rows.append(
+            StuckSymbol(
+                symbol=attrs.get(sa.TRADING_SYMBOL) or wf.id,
+                phase=attrs.get(sa.TRADING_PHASE) or "?",
+                since=attrs.get(sa.PHASE_SINCE),
+                workflow_id=wf.id,
+            )
+        )
     return sorted(rows, key=lambda r: (r.since or datetime.min.replace(tzinfo=UTC), r.symbol))
 
 
@@ -81,8 +86,15 @@ async def phase_counts(client: Client, *, task_queue: str) -> dict[str, int]:
     return counts
 
 
-async def report_stuck(client: Client, metrics: TraderMetrics, *, timeout_s: float,
-                       interval_s: float, task_queue: str, stop: asyncio.Event) -> None:
+async def report_stuck(
+    client: Client,
+    metrics: TraderMetrics,
+    *,
+    timeout_s: float,
+    interval_s: float,
+    task_queue: str,
+    stop: asyncio.Event,
+) -> None:
     """Keep ``trader_stuck_symbols`` and ``trader_symbols`` current until ``stop``.
 
     Both are cluster-wide numbers read from visibility, the same on every worker (aggregate

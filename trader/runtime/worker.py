@@ -38,28 +38,42 @@ async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event)
         await _run(settings, client, stop, metrics)
 
 
-async def _run(settings: Settings, client: Client, stop: asyncio.Event,
-               metrics: TraderMetrics | None) -> None:
+async def _run(
+    settings: Settings, client: Client, stop: asyncio.Event, metrics: TraderMetrics | None
+) -> None:
     exchange = build_exchange(settings)
     hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
     store = LedgerStore(settings.ledger_path)
-    ex_acts = ExchangeActivities(exchange, hub, metrics=metrics,
-                                 consistency_window_s=settings.order_consistency_window_seconds)
+    ex_acts = ExchangeActivities(
+        exchange,
+        hub,
+        metrics=metrics,
+        consistency_window_s=settings.order_consistency_window_seconds,
+    )
     market_acts = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     ledger = LedgerActivities(store, metrics=metrics)
     activities = [
-        ex_acts.warmup, ex_acts.place_order, ex_acts.wait_order, ex_acts.cancel_order,
+        ex_acts.warmup,
+        ex_acts.place_order,
+        ex_acts.wait_order,
+        ex_acts.cancel_order,
         ex_acts.reconcile,
         PortfolioActivities(client, task_queue=settings.task_queue).acquire_slot,
-        ledger.record_trade, ledger.record_dust, ledger.record_inventory,
+        ledger.record_trade,
+        ledger.record_dust,
+        ledger.record_inventory,
         NotifyActivities(LogNotifier()).notify,
     ]
     main = Worker(
-        client, task_queue=settings.task_queue, workflows=[SymbolTrader, Portfolio],
-        activities=activities, max_cached_workflows=max(1000, 2 * len(settings.watchlist)),
+        client,
+        task_queue=settings.task_queue,
+        workflows=[SymbolTrader, Portfolio],
+        activities=activities,
+        max_cached_workflows=max(1000, 2 * len(settings.watchlist)),
     )
     watch = Worker(
-        client, task_queue=settings.watch_task_queue,
+        client,
+        task_queue=settings.watch_task_queue,
         activities=[market_acts.watch_entry, market_acts.watch_exit],
         max_concurrent_activities=_MAX_WATCHES,
     )
@@ -82,21 +96,30 @@ async def _run(settings: Settings, client: Client, stop: asyncio.Event,
 
 async def _request_reconciles(client: Client, task_queue: str) -> None:
     try:
-        asked = await request_reconciles(client, task_queue, reason=f"worker {client.identity} "
-                                                                    "started")
+        asked = await request_reconciles(
+            client, task_queue, reason=f"worker {client.identity} started"
+        )
     except Exception:  # a check that could not be asked for never stops the worker
         log.exception("could not ask the holding symbols to reconcile")
         return
     log.info("asked %d holding symbol(s) to reconcile with the exchange", len(asked))
 
 
-def _start_status_table(settings: Settings, client: Client,
-                        stop: asyncio.Event) -> asyncio.Task[int]:
+def _start_status_table(
+    settings: Settings, client: Client, stop: asyncio.Event
+) -> asyncio.Task[int]:
     """ENABLE_RICH_TABLE: the live status table as a background task of this worker."""
-    task = asyncio.create_task(live_status(
-        client, traders_query(settings.task_queue), console=status_console(),
-        refresh_hz=settings.rich_table_refresh_hz, show_idle=settings.rich_table_show_idle,
-        stop=stop), name="status-table")
+    task = asyncio.create_task(
+        live_status(
+            client,
+            traders_query(settings.task_queue),
+            console=status_console(),
+            refresh_hz=settings.rich_table_refresh_hz,
+            show_idle=settings.rich_table_show_idle,
+            stop=stop,
+        ),
+        name="status-table",
+    )
     task.add_done_callback(_log_table_failure)
     return task
 
