@@ -8,11 +8,14 @@ never pulls I/O modules into the sandbox and tests can replace activities by nam
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
+from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
+from trader.core.shapes import nest
 from trader.core.state import CoinState
 
 
@@ -21,6 +24,28 @@ class _Msg(BaseModel):
     # read a newer worker's messages (a new optional field) instead of failing its task.
     # New fields always get a default, so a newer worker reads an older one's too.
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# Watch messages of releases before the rule state was one model carried its fields flat:
+# histories and activities scheduled before an upgrade hold them.
+_FLAT_ENTRY_WATCH: dict[str, tuple[str, ...]] = {
+    k: ("state", k) for k in ("anchor", "window", "recheck")
+}
+_FLAT_EXIT_WATCH: dict[str, tuple[str, ...]] = {
+    "peak": ("state", "trailing", "peak"),
+    "trailing_trigger": ("state", "trailing", "trigger"),
+}
+
+
+class _WatchMsg(_Msg):
+    FLAT_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_flat_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in cls.FLAT_FIELDS):
+            return nest(data, cls.FLAT_FIELDS)
+        return data
 
 
 # --- activity names ------------------------------------------------------------------------
@@ -104,49 +129,45 @@ class WarmupResult(_Msg):
     simulated: bool
 
 
-class WatchEntryInput(_Msg):
+class WatchEntryInput(_WatchMsg):
+    FLAT_FIELDS = _FLAT_ENTRY_WATCH
     symbol: str
     params: TraderParams
-    anchor: Decimal
-    window: list[tuple[int, Decimal]] = []
-    """Carried rolling-window candidates (ts_ms, price) for the WINDOW anchor mode."""
-    recheck: str = ""
-    """After a blocked entry (``CoinState.entry_recheck``): ``guards`` fires only when the
-    drop holds and the guards pass on the same tick; ``slot`` only when a slot is free."""
+    state: EntryWatchState
+    """Anchor, rolling window and what a blocked drop still waits for (``recheck``)."""
     portfolio_id: str = ""
     """Whose slots ``slot`` waits for."""
 
 
-class WatchEntryResult(_Msg):
+class WatchEntryResult(_WatchMsg):
+    FLAT_FIELDS = _FLAT_ENTRY_WATCH
     fired: bool
     ticker: Ticker
-    anchor: Decimal
+    state: EntryWatchState
+    """The watch's state when it returned; its ``recheck`` is cleared once the drop
+    stopped holding (the blocked episode is over)."""
     trigger_price: Decimal
     drop_pct: Decimal
-    window: list[tuple[int, Decimal]] = []
     sma: Decimal | None = None
     ticks: int = 0
-    recheck: str = ""
-    """What the next watch must still wait for: cleared once the drop stopped holding
-    (the blocked episode is over)."""
 
 
-class WatchExitInput(_Msg):
+class WatchExitInput(_WatchMsg):
+    FLAT_FIELDS = _FLAT_EXIT_WATCH
     symbol: str
     params: TraderParams
     entry_price: Decimal
     entry_ts: float
-    peak: Decimal
-    trailing_trigger: Decimal
+    state: ExitRulesState
 
 
-class WatchExitResult(_Msg):
+class WatchExitResult(_WatchMsg):
+    FLAT_FIELDS = _FLAT_EXIT_WATCH
     fired: bool
-    reason: str | None
+    reason: ExitReason | None
     detail: str
     ticker: Ticker
-    peak: Decimal
-    trailing_trigger: Decimal
+    state: ExitRulesState
     ticks: int = 0
 
 

@@ -64,7 +64,6 @@ class TraderBase:
     _background: list[Any]
     _entry: c.WatchEntryResult | None
     _last_order: Order | None
-    _window: list[tuple[int, Decimal]]
     _max_hold_due: bool
     _v2: bool
     """The run started under the ``exchange-reality`` patch (see EXCHANGE_REALITY_PATCH)."""
@@ -118,17 +117,17 @@ class TraderBase:
         """The current order in a final state: wait for it until the phase timeout (a
         workflow timer from when it was placed) or ``until``, then cancel what is left."""
         s = self.state
-        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.client_order_id or "")
+        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.trade.order.client_order_id or "")
         order, self._last_order = self._last_order, None
         if order is not None and order.is_final:  # IOC/market: final when placed
             return order
-        remaining = s.order_placed_ts + timeout_s - workflow.time()
+        remaining = s.trade.order.placed_ts + timeout_s - workflow.time()
         outcome, order = await self._race(
             self._start_order_wait(ref), until=until, timeout=max(remaining, 0.001)
         )
         if outcome == "done":
             return order
-        side = s.order_side.value if s.order_side else "order"
+        side = s.trade.order.side.value if s.trade.order.side else "order"
         return await self._exchange_call(
             c.CANCEL_ORDER, ref, Order, summary=f"cancel_{side} {s.symbol}"
         )
@@ -231,12 +230,12 @@ class TraderBase:
                 trigger=record.trigger.value,
                 reason=record.note,
                 decision_id=record.decision_id,
-                client_order_id=s.client_order_id,
-                order_id=s.order_id,
+                client_order_id=s.trade.order.client_order_id,
+                order_id=s.trade.order.order_id,
                 price=s.current_price,
                 position=s.remaining,
-                realized_pnl_total=s.realized_pnl_total,
-                fees_total=s.fees_total,
+                realized_pnl_total=s.totals.realized_pnl,
+                fees_total=s.totals.fees,
                 trade_id=trade_id,
                 trade_pnl=pnl.net if pnl else None,
                 trade_fees=pnl.fees if pnl else None,
@@ -315,10 +314,10 @@ class TraderBase:
 
     def _release_slot(self) -> None:
         """Give the trade slot back (a signal: durable, idempotent on the decision id)."""
-        if self.state.decision_id:
+        if self.state.trade.decision_id:
             handle = workflow.get_external_workflow_handle(self.inp.portfolio_id)
             self._background.append(
-                asyncio.ensure_future(handle.signal("release", self.state.decision_id))
+                asyncio.ensure_future(handle.signal("release", self.state.trade.decision_id))
             )
 
     def _see(self, ticker: Ticker) -> None:
@@ -363,7 +362,7 @@ class TraderBase:
                 cost=cost,
                 price=s.bid or s.current_price,
                 reason=reason,
-                decision_id=s.decision_id,
+                decision_id=s.trade.decision_id,
                 ts=workflow.time(),
                 simulated=self._is_simulated,
             ),
@@ -374,7 +373,7 @@ class TraderBase:
         await self._ledger_call(
             c.RECORD_DUST,
             c.DustRecord(
-                dust_id=f"{s.decision_id}:{s.order_seq}",
+                dust_id=f"{s.trade.decision_id}:{s.order_seq}",
                 symbol=s.symbol,
                 exchange=s.exchange,
                 amount=amount,
