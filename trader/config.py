@@ -11,6 +11,7 @@ these fields, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
@@ -247,6 +248,23 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
         """For logging: secrets are shown as '***'."""
         shown: dict[str, Any] = self.model_dump(mode="json")  # SecretStr: '**********'
         return shown
+
+
+def global_options(*, in_command: bool = False) -> argparse.ArgumentParser:
+    """The options of starter.py and worker.py that go before or after the command.
+
+    A parent parser, for the main parser and (``in_command``) for every command's own: the
+    command's copies default to ``SUPPRESS``, so ``--config FILE status`` keeps the FILE
+    given before the command, and ``status --config FILE`` sets it after.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS if in_command else None,
+        help="TOML config file (see config.example.toml); before or after the command",
+    )
+    return options
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
