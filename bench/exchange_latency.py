@@ -19,7 +19,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from bench.common import dev_server, latency_summary
+from bench.common import REPEATED_TRADES, dev_server, latency_summary
 from tests.exchange.sim_fixtures import sim_and_adapter
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
@@ -36,13 +36,7 @@ async def latency(
         # The server plays prices set by hand, which the bench sets too.
         assert isinstance(srv.feed, StaticFeed)
         async with bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b:
-            h = await b.start(
-                cooldown_minutes=D(0),
-                trailing_enabled=False,
-                take_profit_pct=D(1),
-                stop_loss_pct=D(50),
-                watch_checkpoint_seconds=60,
-            )
+            h = await b.start(**REPEATED_TRADES)
             await b.wait_phase(h, Phase.IDLE, timeout=60)
             price = D(100)
             for n in range(triggers):

@@ -22,7 +22,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from bench.common import dev_server, latency_summary
+from bench.common import REPEATED_TRADES, dev_server, latency_summary
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
 
@@ -43,13 +43,7 @@ async def latency(
 ) -> dict[str, float]:
     samples: list[float] = []
     async with bench(env.client, tmp, poll_interval_s=poll) as b:
-        h = await b.start(
-            cooldown_minutes=D(0),
-            trailing_enabled=False,
-            take_profit_pct=D(1),
-            stop_loss_pct=D(50),
-            watch_checkpoint_seconds=60,
-        )
+        h = await b.start(**REPEATED_TRADES)
         await b.wait_phase(h, Phase.IDLE)
         price = D(100)
         for _ in range(triggers):
