@@ -64,7 +64,7 @@ async def resumable_state(
         state.holds_position or state.has_inventory or keep_anchor
     ):
         return None
-    update: dict[str, Any] = {"shutdown_requested": False, "close_on_shutdown": False}
+    update: dict[str, object] = {"shutdown_requested": False, "close_on_shutdown": False}
     if state.phase is Phase.IDLE:
         # Flat (inventory at most): warm up again for fresh market data, with a fresh
         # anchor unless USE_DROP_ANCHOR keeps it. A new run starts in WARMUP anyway.
