@@ -4,19 +4,21 @@ python starter.py                      start (embedded Temporal + worker + watch
 python starter.py force-exit BTC/USDT  sell a symbol's position now
 python starter.py status --once        one table of every symbol's phase
 python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
+
+--config FILE goes before or after the command (python starter.py status --config FILE).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import sys
-from pathlib import Path
 
 from trader import contracts as c
-from trader.config import Settings, load_settings
+from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.runtime import commands
 from trader.runtime.client import (
@@ -35,46 +37,50 @@ from trader.runtime.worker import run_worker
 log = logging.getLogger("durable_trader")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="starter.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="starter.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[global_options()],
     )
-    parser.add_argument("--config", type=Path, help="TOML config file (see config.example.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    start = sub.add_parser("start", help="start the watchlist (the default command)")
+    # Every command takes the global options too, so they may follow it.
+    command = functools.partial(sub.add_parser, parents=[global_options(in_command=True)])
+    start = command("start", help="start the watchlist (the default command)")
     start.add_argument(
         "--no-worker",
         action="store_true",
         help="only start the workflows; run `python worker.py` separately",
     )
-    fx = sub.add_parser("force-exit", help="sell a symbol's position now")
+    fx = command("force-exit", help="sell a symbol's position now")
     fx.add_argument("symbol", help="e.g. BTC/USDT")
     fx.add_argument("--reason", default="manual", help="recorded in the history and ledger")
     for name, text in (
         ("pause", "stop new entries (open trades continue)"),
         ("resume", "allow new entries again"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = command(name, help=text)
         p.add_argument("symbols", nargs="*", help="default: the whole watchlist")
-    rec = sub.add_parser(
+    rec = command(
         "reconcile",
         help="check the account against what symbols hold (each reports any difference)",
     )
     rec.add_argument("symbols", nargs="*", help="default: the whole watchlist")
-    stop = sub.add_parser("stop", help="stop every symbol at its next quiet phase")
+    stop = command("stop", help="stop every symbol at its next quiet phase")
     stop.add_argument(
         "--close-positions",
         action="store_true",
         help="sell held positions first (default: keep them; resumed on start)",
     )
-    status = sub.add_parser("status", help="live table of every symbol (from visibility)")
+    status = command("status", help="live table of every symbol (from visibility)")
     status.add_argument("--once", action="store_true", help="print one table and exit")
     status.add_argument(
         "--show-idle",
         action="store_true",
         help="also show IDLE/WARMUP symbols (RICH_TABLE_SHOW_IDLE)",
     )
-    stuck = sub.add_parser(
+    stuck = command(
         "stuck",
         help="list symbols stuck in a working phase; exit "
         "code 1 when there are any (for cron and alerts)",
@@ -86,7 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds in the same working phase that count as stuck (default 60)",
     )
     parser.set_defaults(no_worker=False)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     args.command = args.command or "start"
     return args
 

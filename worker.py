@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from trader.config import load_settings
+from trader.config import global_options, load_settings
 from trader.core.errors import TraderError
 from trader.runtime.client import (
     connect,
@@ -48,13 +48,19 @@ async def main(config: Path | None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="worker.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[global_options()],
     )
-    parser.add_argument("--config", type=Path, help="TOML config file")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
     try:
-        hard_exit(asyncio.run(main(parser.parse_args().config)))
+        hard_exit(asyncio.run(main(parse_args().config)))
     except TraderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         hard_exit(2)

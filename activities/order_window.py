@@ -71,7 +71,7 @@ class OrderWindow:
     ) -> None:
         self.exchange, self.inp, self.times, self.poll_s = exchange, inp, times, poll_s
 
-    def _log(self, msg: str, *args: Any, warn: bool = False) -> None:
+    def _log(self, msg: str, *args: object, warn: bool = False) -> None:
         log = activity.logger.warning if warn else activity.logger.info
         log("%s %s: " + msg, self.inp.client_order_id, self.inp.symbol, *args)
 

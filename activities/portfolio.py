@@ -39,7 +39,10 @@ class PortfolioActivities:
             wait_for_stage=WorkflowUpdateStage.COMPLETED,
             result_type=c.SlotGrant,
         )
-        return await update.result()
+        # Named by string (activities sit below workflows/: no Portfolio.acquire to pass), so
+        # the SDK types the result Any; result_type has the converter build a SlotGrant.
+        grant: c.SlotGrant = await update.result()
+        return grant
 
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,9 @@ class SlotBoard:
             cached = self._cache.get(portfolio_id)
             if not fresh and cached is not None and time.monotonic() - cached[0] < self.ttl_s:
                 return cached[1]
+            free: int
             try:
+                # By name, like acquire_slot's update: result_type makes the Any an int.
                 free = await self.client.get_workflow_handle(portfolio_id).query(
                     "free_slots", result_type=int
                 )

@@ -6,12 +6,35 @@ import statistics
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
+from typing import TypedDict
 
 from temporalio.testing import WorkflowEnvironment
 
 from trader.runtime.converter import DATA_CONVERTER
 from trader.runtime.search import ALL_KEYS
+
+
+class _Overrides(TypedDict):
+    """Keyword overrides of the bench's trader parameters (``Bench.start(**...)``)."""
+
+    cooldown_minutes: Decimal
+    trailing_enabled: bool
+    take_profit_pct: Decimal
+    stop_loss_pct: Decimal
+    watch_checkpoint_seconds: int
+
+
+#: A symbol that trades round after round: a 3 % drop buys, +1 % takes profit, no
+#: cooldown or trailing in between, the stop-loss out of reach.
+REPEATED_TRADES = _Overrides(
+    cooldown_minutes=Decimal(0),
+    trailing_enabled=False,
+    take_profit_pct=Decimal(1),
+    stop_loss_pct=Decimal(50),
+    watch_checkpoint_seconds=60,
+)
 
 
 @asynccontextmanager

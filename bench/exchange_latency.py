@@ -19,46 +19,43 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from bench.common import dev_server, latency_summary
+from bench.common import REPEATED_TRADES, dev_server, latency_summary
 from tests.exchange.sim_fixtures import sim_and_adapter
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
+from trader.exchange.feed import StaticFeed
 
 SYMBOL = "BTC/USDT"
 
 
-async def latency(env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float) -> dict:
+async def latency(
+    env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float
+) -> dict[str, float]:
     samples: list[float] = []
-    async with (
-        sim_and_adapter(tmp, balances={"USDT": D("1000000")}) as (srv, ex),
-        bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b,
-    ):
-        h = await b.start(
-            cooldown_minutes=D(0),
-            trailing_enabled=False,
-            take_profit_pct=D(1),
-            stop_loss_pct=D(50),
-            watch_checkpoint_seconds=60,
-        )
-        await b.wait_phase(h, Phase.IDLE, timeout=60)
-        price = D(100)
-        for n in range(triggers):
-            seen = len(srv.exchange.all_orders())
-            price = (price * D("0.97")).quantize(D("0.01"))  # 3 % below the anchor: fires
-            event = srv.set_price(SYMBOL, price)
-            while len(srv.exchange.all_orders()) == seen:
-                await asyncio.sleep(0.002)
-            buy = srv.exchange.all_orders()[seen]
-            samples.append((srv.api.arrivals[buy.id] - event["ts_us"]) / 1e6)
-            await b.wait_phase(h, Phase.POSITION, timeout=30)
-            price = (price * D("1.02")).quantize(D("0.01"))  # take profit
-            srv.set_price(SYMBOL, price)
-            await b.wait_for(
-                h,
-                lambda s, k=n + 1: s.totals.trades_closed == k and s.phase is Phase.IDLE,
-                what="back to idle",
-                timeout=30,
-            )
+    async with sim_and_adapter(tmp, balances={"USDT": D("1000000")}) as (srv, ex):
+        # The server plays prices set by hand, which the bench sets too.
+        assert isinstance(srv.feed, StaticFeed)
+        async with bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b:
+            h = await b.start(**REPEATED_TRADES)
+            await b.wait_phase(h, Phase.IDLE, timeout=60)
+            price = D(100)
+            for n in range(triggers):
+                seen = len(srv.exchange.all_orders())
+                price = (price * D("0.97")).quantize(D("0.01"))  # 3 % below the anchor: fires
+                event = srv.set_price(SYMBOL, price)
+                while len(srv.exchange.all_orders()) == seen:
+                    await asyncio.sleep(0.002)
+                buy = srv.exchange.all_orders()[seen]
+                samples.append((srv.api.arrivals[buy.id] - event["ts_us"]) / 1e6)
+                await b.wait_phase(h, Phase.POSITION, timeout=30)
+                price = (price * D("1.02")).quantize(D("0.01"))  # take profit
+                srv.set_price(SYMBOL, price)
+                await b.wait_for(
+                    h,
+                    lambda s, k=n + 1: s.totals.trades_closed == k and s.phase is Phase.IDLE,
+                    what="back to idle",
+                    timeout=30,
+                )
     return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples)
 
 

@@ -19,13 +19,16 @@ import time
 from decimal import Decimal as D
 from pathlib import Path
 
-from bench.common import dev_server, latency_summary
+from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+
+from bench.common import REPEATED_TRADES, dev_server, latency_summary
 from tests.workflows.harness import bench
 from trader.core.phases import Phase
 
 
-def _phase_upserts(history) -> list[tuple[int, str]]:
-    out = []
+def _phase_upserts(history: WorkflowHistory) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
     for e in history.events:
         if e.HasField("upsert_workflow_search_attributes_event_attributes"):
             upsert = e.upsert_workflow_search_attributes_event_attributes
@@ -35,16 +38,12 @@ def _phase_upserts(history) -> list[tuple[int, str]]:
     return out
 
 
-async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
-    samples = []
+async def latency(
+    env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float
+) -> dict[str, float]:
+    samples: list[float] = []
     async with bench(env.client, tmp, poll_interval_s=poll) as b:
-        h = await b.start(
-            cooldown_minutes=D(0),
-            trailing_enabled=False,
-            take_profit_pct=D(1),
-            stop_loss_pct=D(50),
-            watch_checkpoint_seconds=60,
-        )
+        h = await b.start(**REPEATED_TRADES)
         await b.wait_phase(h, Phase.IDLE)
         price = D(100)
         for _ in range(triggers):
@@ -79,7 +78,7 @@ async def latency(env, tmp: Path, triggers: int, poll: float) -> dict:
     )
 
 
-async def idle_cost(env, tmp: Path, seconds: float) -> dict:
+async def idle_cost(env: WorkflowEnvironment, tmp: Path, seconds: float) -> dict[str, float]:
     checkpoint = 10.0
     async with bench(env.client, tmp) as b:
         h = await b.start(watch_checkpoint_seconds=checkpoint)

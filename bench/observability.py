@@ -35,7 +35,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from bench.common import dev_server
+from bench.common import REPEATED_TRADES, dev_server
 from tests.histories.record import take_profit_trade
 from tests.workflows.harness import bench
 from trader import contracts as c
@@ -166,13 +166,7 @@ async def history_cost(tmp: Path, repeats: int) -> dict[str, object]:
 async def trades_wall_time(env: WorkflowEnvironment, tmp: Path, trades: int) -> float:
     """Seconds per complete trade (drop -> ... -> COOLDOWN -> IDLE, 11 transitions)."""
     async with bench(env.client, tmp, poll_interval_s=0.02) as b:
-        h = await b.start(
-            cooldown_minutes=D(0),
-            trailing_enabled=False,
-            take_profit_pct=D(1),
-            stop_loss_pct=D(50),
-            watch_checkpoint_seconds=60,
-        )
+        h = await b.start(**REPEATED_TRADES)
         await b.wait_phase(h, Phase.IDLE)
         price, t0 = D(100), time.perf_counter()
         for n in range(1, trades + 1):

@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.observability import _event
@@ -40,7 +41,7 @@ def _run_id(n: int) -> str:
     return f"{n:08x}-0000-4000-8000-{n:012x}"  # a run id's shape and length
 
 
-def _allocated(build) -> tuple[int, object]:  # noqa: ANN001
+def _allocated(build: Callable[[], object]) -> tuple[int, object]:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     built = build()

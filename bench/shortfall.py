@@ -25,7 +25,7 @@ from trader.core.market import OrderSide
 from trader.core.phases import Phase
 
 
-async def run(seconds: float, backoff: float) -> dict:
+async def run(seconds: float, backoff: float) -> dict[str, object]:
     async with dev_server() as env, bench(env.client, Path(tempfile.mkdtemp())) as b:
         h = await b.start(fsm_backoff_base_seconds=backoff, fsm_max_retries=3)
         await b.wait_phase(h, Phase.IDLE)

@@ -1,6 +1,7 @@
 """Settings: read once at the edge from a TOML file plus environment variables.
 
-Precedence: explicit overrides > environment > TOML file > defaults. Env names are the
+Precedence: explicit overrides > environment > TOML file > defaults. The trading settings are
+derived from ``TraderParams``'s fields (declared once, there). Env names are the
 upper-case field names (the seed's names, e.g. ``BUY_ORDER_TIMEOUT_SECONDS``); TOML keys are
 the lower-case names. Secrets are ``SecretStr`` and never reach workflow parameters.
 
@@ -10,20 +11,21 @@ these fields, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
 import tomllib
+from copy import copy
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    Field,
     SecretStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -38,9 +40,8 @@ from trader.config_paper import PaperSettings
 from trader.core.consistency import window_problem
 from trader.core.errors import ConfigError
 from trader.core.ids import is_valid_symbol
-from trader.core.params import AnchorMode, BuyOrderMode, TraderParams
+from trader.core.params import TraderParams, param
 
-_P = TraderParams()  # trading defaults live in one place: the parameter model
 # A worker's own phase log file name: host and pid (the Temporal identity's parts) tell
 # apart workers started in the same second, in containers too (each one's pid may be 1).
 _RUN_NAME = "_".join(
@@ -52,12 +53,38 @@ _RUN_NAME = "_".join(
 )
 
 
-def _f(default: Any, doc: str, **kw: Any) -> Any:
-    return Field(default=default, description=doc, **kw)
+_f = param  # the edge's own settings are declared the same way (default, doc, unit, limits)
+
+_SEED_NAMES = {"max_hold_minutes": "max_position_hold_minutes"}
+"""Trading parameters whose setting keeps the seed's name (``MAX_POSITION_HOLD_MINUTES``)."""
 
 
-class Settings(BaseSettings):
-    """Every setting of durable-trader (see docs/configuration.md)."""
+def setting_name(param_name: str) -> str:
+    """The setting (TOML key; upper-case: env name) of a ``TraderParams`` field."""
+    return _SEED_NAMES.get(param_name, param_name)
+
+
+def _trading_settings() -> type[BaseSettings]:
+    # Every TraderParams field as a setting: its type, default, doc text, unit and constraint
+    # are the parameter's own (a copy of its FieldInfo), so nothing here repeats them.
+    fields: dict[str, Any] = {
+        setting_name(name): (field.annotation, copy(field))
+        for name, field in TraderParams.model_fields.items()
+    }
+    return create_model("TradingSettings", __base__=BaseSettings, **fields)
+
+
+_TradingSettings = _trading_settings()
+
+
+# A generated base is opaque to mypy: the trading settings type-check as Any on a Settings;
+# typed code reads them from ``trader_params()`` (a TraderParams, fully typed).
+class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
+    """Every setting of durable-trader (see docs/configuration.md).
+
+    The trading settings come first, one per ``TraderParams`` field (see ``setting_name``);
+    the fields below are the edge's own: modes, connections, observability, secrets.
+    """
 
     model_config = SettingsConfigDict(
         frozen=True,
@@ -77,10 +104,13 @@ class Settings(BaseSettings):
         "_<pid>.jsonl.",
     )
     phase_log_buffer_size: int = _f(
-        8192, "Phase log: most bytes per write call (whole lines, written as they come).", gt=0
+        8192,
+        "Phase log: most bytes per write call (whole lines, written as they come).",
+        "bytes",
+        gt=0,
     )
     enable_rich_table: bool = _f(False, "Show the live status table in the worker.")
-    rich_table_refresh_hz: float = _f(2.0, "Status table refreshes per second.", gt=0)
+    rich_table_refresh_hz: float = _f(2.0, "Status table refreshes per second.", "Hz", gt=0)
     rich_table_show_idle: bool = _f(False, "Show IDLE/WARMUP symbols in the status table.")
     enable_prometheus: bool = _f(False, "Serve Prometheus metrics from the worker.")
     prometheus_port: int = _f(8000, "Prometheus metrics port.", ge=1, le=65535)
@@ -94,144 +124,39 @@ class Settings(BaseSettings):
         le=65535,
     )
     stuck_timeout_seconds: float = _f(
-        60.0, "A symbol this long in a working phase is stuck (trader_stuck_symbols).", gt=0
+        60.0, "A symbol this long in a working phase is stuck (trader_stuck_symbols).", "s", gt=0
     )
     stuck_check_interval_seconds: float = _f(
-        30.0, "How often the worker recounts stuck symbols.", gt=0
+        30.0, "How often the worker recounts stuck symbols.", "s", gt=0
     )
-    hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", gt=0)
+    hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", "s", gt=0)
     hybrid_log_divergences: bool = _f(True, "Log legacy/FSM divergences.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "Log level.")
 
     # --- what to trade where -------------------------------------------------------------
     watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "Symbols to trade, BASE/QUOTE.")
-    exchange: str = _f(
-        "paper",
-        "Exchange id: paper (the simulator) or any ccxt exchange id (binance, kraken, okx, ...).",
-    )
-    global_trading: bool = _f(
-        True,
-        "False = dry-run: real market data, orders simulated by the paper exchange (marked so).",
-    )
     exchange_sandbox: bool = _f(False, "Use the exchange's testnet (ccxt sandbox mode).")
     exchange_api_url: str | None = _f(
         None,
         "Base URL replacing the exchange's API host "
         "(testnet, proxy, local test server); unset = ccxt's.",
     )
-    exchange_timeout_seconds: float = _f(10.0, "HTTP timeout of one exchange request.", gt=0)
+    exchange_timeout_seconds: float = _f(10.0, "HTTP timeout of one exchange request.", "s", gt=0)
     exchange_rate_limit_ms: float | None = _f(
         None,
         "Request pacing, ms per unit of request weight; unset = ccxt's model of the "
         "exchange (Binance: 50, i.e. 1200 weight/min). Half of it goes to market data, half "
         "to orders.",
+        "ms",
         gt=0,
     )
     tickers_chunk_size: int = _f(
-        100, "Symbols per batched ticker request (the exchange's limit).", gt=0
+        100, "Symbols per batched ticker request (the exchange's limit).", "symbols", gt=0
     )
     data_dir: Path = _f(Path("data"), "Folder for the dev server, ledger and paper exchange.")
     ledger_url: str = _f("", "Ledger database; empty = SQLite file <data_dir>/ledger.sqlite.")
-    trade_budget: Decimal = _f(_P.trade_budget, "Quote currency spent per entry.", gt=0)
-    max_trades: int = _f(_P.max_trades, "Open trades at once, across all symbols/workers.", ge=1)
 
-    # --- entry ---------------------------------------------------------------------------
-    drop_trigger_pct: Decimal = _f(
-        _P.drop_trigger_pct, "Buy this many % below the anchor.", gt=0, lt=100
-    )
-    use_drop_anchor: bool = _f(
-        _P.use_drop_anchor,
-        "Keep the drop anchor across trades and "
-        "a stop/start; false = a fresh anchor after each cooldown.",
-    )
-    anchor_mode: AnchorMode = _f(_P.anchor_mode, "peak, fixed or window.")
-    drop_lookback_seconds: int = _f(_P.drop_lookback_seconds, "Window of the window anchor.", gt=0)
-    backfill_minutes: int = _f(_P.backfill_minutes, "History read at warm-up for the anchor.", ge=0)
-
-    # --- guards --------------------------------------------------------------------------
-    max_spread_bps: Decimal = _f(_P.max_spread_bps, "Skip entries above this spread, bps.", gt=0)
-    min_quote_volume: Decimal = _f(
-        _P.min_quote_volume, "Skip entries below this 24 h quote volume.", ge=0
-    )
-    sma_guard_period: int = _f(
-        _P.sma_guard_period,
-        "Require price above the SMA of this many 1-minute closes; 0 = off.",
-        ge=0,
-    )
-
-    # --- exits ---------------------------------------------------------------------------
-    take_profit_pct: Decimal = _f(_P.take_profit_pct, "Take profit at +%; 0 = off.", ge=0)
-    stop_loss_pct: Decimal = _f(_P.stop_loss_pct, "Stop loss at -%; 0 = off.", ge=0, lt=100)
-    trailing_enabled: bool = _f(_P.trailing_enabled, "Use a trailing stop.")
-    trailing_activation_pct: Decimal = _f(
-        _P.trailing_activation_pct, "Arm the trailing stop at +% from entry.", ge=0
-    )
-    trailing_distance_pct: Decimal = _f(
-        _P.trailing_distance_pct, "Trailing stop distance below the peak, %.", gt=0, lt=100
-    )
-    max_position_hold_minutes: Decimal = _f(
-        _P.max_hold_minutes, "Sell after holding this long; 0 = off.", ge=0
-    )
-
-    # --- orders and timeouts -------------------------------------------------------------
-    buy_order_mode: BuyOrderMode = _f(_P.buy_order_mode, "ioc, gtc or market.")
-    buy_limit_offset_bps: Decimal = _f(
-        _P.buy_limit_offset_bps, "Limit buys this far above the ask, bps.", ge=0
-    )
-    sell_ladder_bps: tuple[Decimal, ...] = _f(
-        _P.sell_ladder_bps, "IOC sell steps below the bid, bps; then a market order."
-    )
-    sell_fill_threshold: Decimal = _f(
-        _P.sell_fill_threshold, "Sold fraction that closes the trade.", gt=0, le=1
-    )
-    buy_order_timeout_seconds: float = _f(
-        _P.buy_order_timeout_seconds, "Max time in WAIT_FILL.", gt=0
-    )
-    sell_order_timeout_seconds: float = _f(
-        _P.sell_order_timeout_seconds, "Max time in WAIT_SELL_FILL.", gt=0
-    )
-    cooldown_minutes: Decimal = _f(_P.cooldown_minutes, "Pause after a trade.", ge=0)
-
-    # --- errors and retries --------------------------------------------------------------
-    fsm_max_retries: int = _f(
-        _P.fsm_max_retries, "Attempts of an exchange call before the phase gives up (ERROR).", ge=1
-    )
-    fsm_backoff_base_seconds: float = _f(
-        _P.fsm_backoff_base_seconds, "ERROR backoff start (doubles).", gt=0
-    )
-    fsm_backoff_max_seconds: float = _f(_P.fsm_backoff_max_seconds, "ERROR backoff cap.", gt=0)
-    order_activity_timeout_seconds: float = _f(
-        _P.order_activity_timeout_seconds, "Timeout of one exchange call attempt.", gt=0
-    )
-    order_consistency_window_seconds: float = _f(
-        _P.order_consistency_window_seconds,
-        "An order the exchange does not find counts as "
-        "never placed only this long after it was sent (order queries and lists lag behind a "
-        "fresh order): a retried create waits it out before creating again, and ERROR before "
-        "it books the order as never placed. Must leave an attempt "
-        "(ORDER_ACTIVITY_TIMEOUT_SECONDS) at least 1 s to create.",
-        gt=0,
-    )
-    balance_settle_seconds: float = _f(
-        _P.balance_settle_seconds,
-        "Re-read a balance below what a symbol holds this long before it counts as a shortfall.",
-        ge=0,
-    )
-
-    # --- watching and history ------------------------------------------------------------
-    watch_checkpoint_seconds: float = _f(
-        _P.watch_checkpoint_seconds, "A watch returns to the workflow at least this often.", gt=0
-    )
-    watch_heartbeat_timeout_seconds: float = _f(
-        _P.watch_heartbeat_timeout_seconds,
-        "A silent watch is retried (elsewhere) after this.",
-        gt=0,
-    )
-    phase_history_limit: int = _f(_P.phase_history_limit, "Transitions kept in CoinState.", ge=1)
-    continue_as_new_after_transitions: int = _f(
-        _P.continue_as_new_after_transitions, "Continue-as-new after this many.", ge=10
-    )
-    market_poll_interval_s: float = _f(0.5, "Market-data hub poll period, seconds.", gt=0)
+    market_poll_interval_s: float = _f(0.5, "Market-data hub poll period, seconds.", "s", gt=0)
 
     # --- Temporal ------------------------------------------------------------------------
     temporal_address: str | None = _f(None, "host:port of Temporal; unset = embedded dev server.")
@@ -315,14 +240,31 @@ class Settings(BaseSettings):
 
     def trader_params(self) -> TraderParams:
         """The per-workflow parameters (plain values, no secrets)."""
-        names = set(TraderParams.model_fields) - {"max_hold_minutes"}
         return TraderParams(
-            max_hold_minutes=self.max_position_hold_minutes, **{n: getattr(self, n) for n in names}
+            **{name: getattr(self, setting_name(name)) for name in TraderParams.model_fields}
         )
 
     def redacted(self) -> dict[str, Any]:
         """For logging: secrets are shown as '***'."""
-        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+        shown: dict[str, Any] = self.model_dump(mode="json")  # SecretStr: '**********'
+        return shown
+
+
+def global_options(*, in_command: bool = False) -> argparse.ArgumentParser:
+    """The options of starter.py and worker.py that go before or after the command.
+
+    A parent parser, for the main parser and (``in_command``) for every command's own: the
+    command's copies default to ``SUPPRESS``, so ``--config FILE status`` keeps the FILE
+    given before the command, and ``status --config FILE`` sets it after.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS if in_command else None,
+        help="TOML config file (see config.example.toml); before or after the command",
+    )
+    return options
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
@@ -366,7 +308,7 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc)
-        env = "__".join(p.upper() for p in loc)
+        env = "__".join(p.upper() for p in loc if not p.isdigit())  # an item: its list's env
         got = err.get("input")
         if not loc:  # a rule across fields: its message names them
             lines.append(str(err["msg"]).removeprefix("Value error, "))

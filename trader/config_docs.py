@@ -19,7 +19,7 @@ from trader.config_paper import PaperSettings
 _SECRETS = {"exchange_api_key", "exchange_api_secret", "telegram_token"}
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Enum):
@@ -29,9 +29,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Path):
         return json.dumps(str(value))
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
     return json.dumps(value)
 
 
@@ -39,17 +39,27 @@ def _doc(field: Any) -> str:
     return " ".join((field.description or "").split())
 
 
+def _unit(field: Any) -> str:
+    extra = field.json_schema_extra
+    return str(extra.get("unit", "")) if isinstance(extra, dict) else ""
+
+
 def markdown() -> str:
-    rows = ["| TOML key | env | default | meaning |", "|---|---|---|---|"]
+    rows = ["| TOML key | env | default | unit | meaning |", "|---|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if name == "paper":
             continue
-        default = "(unset)" if field.default is None else _toml_value(field.default)
-        rows.append(f"| `{name}` | `{name.upper()}` | `{default}` | {_doc(field)} |")
+        default = "(unset)" if field.default is None else toml_value(field.default)
+        rows.append(
+            f"| `{name}` | `{name.upper()}` | `{default}` | {_unit(field)} | {_doc(field)} |"
+        )
     for name, field in PaperSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        shown = "(unset)" if default is None else _toml_value(default)
-        rows.append(f"| `paper.{name}` | `PAPER__{name.upper()}` | `{shown}` | {_doc(field)} |")
+        shown = "(unset)" if default is None else toml_value(default)
+        rows.append(
+            f"| `paper.{name}` | `PAPER__{name.upper()}` | `{shown}` | {_unit(field)} "
+            f"| {_doc(field)} |"
+        )
     return "\n".join(rows)
 
 
@@ -63,19 +73,20 @@ def example_toml() -> str:
     for name, field in Settings.model_fields.items():
         if name == "paper":
             continue
-        out.append(f"# {_doc(field)} Env {name.upper()}.")
+        unit = f" Unit: {_unit(field)}." if _unit(field) else ""
+        out.append(f"# {_doc(field)}{unit} Env {name.upper()}.")
         if name in _SECRETS:
             out.append(f"# {name}: set {name.upper()} in the environment, never in a file.")
         elif field.default is None:
             out.append(f"# {name} =")
         else:
-            out.append(f"{name} = {_toml_value(field.default)}")
+            out.append(f"{name} = {toml_value(field.default)}")
         out.append("")
     out.append("[paper]")
     for name, field in PaperSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         out.append(f"# {_doc(field)}")
-        out.append(f"# {name} =" if default is None else f"{name} = {_toml_value(default)}")
+        out.append(f"# {name} =" if default is None else f"{name} = {toml_value(default)}")
     return "\n".join(out) + "\n"
 
 

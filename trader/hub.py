@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -80,17 +81,16 @@ class MarketHub:
             2 * self.poll_interval_s, 1.0
         )
 
+    def _newer(self, symbol: str, seen: int) -> bool:
+        # A fresh ticker of ``symbol`` newer than the one a stream last yielded is cached.
+        t = self._latest.get(symbol)
+        return t is not None and t.ts_ms > seen and self._fresh(symbol)
+
     async def _stream(self, symbol: str) -> AsyncIterator[Ticker]:
         last_ts = -1
         while True:
             async with self._changed:
-                await self._changed.wait_for(
-                    lambda seen=last_ts: (
-                        (t := self._latest.get(symbol)) is not None
-                        and t.ts_ms > seen
-                        and self._fresh(symbol)
-                    )
-                )
+                await self._changed.wait_for(functools.partial(self._newer, symbol, last_ts))
                 ticker = self._latest[symbol]
             last_ts = ticker.ts_ms
             yield ticker

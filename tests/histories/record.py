@@ -17,10 +17,12 @@ import sys
 import tempfile
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.harness import bench
+from tests.workflows.harness import Bench, bench
 from trader import contracts as c
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
@@ -38,7 +40,7 @@ async def _finish(b, h, name: str) -> None:
     print(f"{name}: {len(history.events)} events")
 
 
-async def take_profit_trade(env, b):  # noqa: ANN001, ANN201
+async def take_profit_trade(env: WorkflowEnvironment, b: Bench) -> WorkflowHandle[Any, Any]:
     """The committed lifecycle's scenario: buy on a drop, take profit, cool down, IDLE."""
     h = await b.start()
     await b.wait_phase(h, Phase.IDLE)

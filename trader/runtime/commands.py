@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from trader import contracts as c
@@ -17,7 +18,8 @@ from trader.observe.status_table import RUNNING_TRADERS, traders_query
 __all__ = ["RUNNING_TRADERS", "force_exit", "signal_all", "status", "stop"]
 
 
-def _handle(client: Client, settings: Settings, symbol: str):  # noqa: ANN202
+def _handle(client: Client, settings: Settings, symbol: str) -> WorkflowHandle[Any, Any]:
+    # Signals and updates go by name (the handle is untyped); each call names its result_type.
     if not ids.is_valid_symbol(symbol):
         raise ConfigError(f"{symbol!r} is not a symbol of the form BASE/QUOTE (e.g. BTC/USDT)")
     return client.get_workflow_handle(ids.workflow_id_for(settings.exchange, symbol))

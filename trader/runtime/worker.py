@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -52,7 +53,8 @@ async def _run(
     )
     market_acts = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     ledger = LedgerActivities(store, metrics=metrics)
-    activities = [
+    # Annotated: the methods' signatures differ, and mypy joins them to a bare ``function``.
+    activities: list[Callable[..., Awaitable[object]]] = [
         ex_acts.warmup,
         ex_acts.place_order,
         ex_acts.wait_order,
