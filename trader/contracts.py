@@ -2,13 +2,15 @@
 query inputs and results, and the activity names.
 
 Workflows call activities by these names (not by importing activity code), so workflow code
-never pulls I/O modules into the sandbox and tests can replace activities by name.
+never pulls I/O modules into the sandbox and tests can replace activities by name. Each name
+carries its input and result types (``ActivityName``), so a call through it is typed end to
+end; a test checks every activity implementation against its name's types.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -49,18 +51,21 @@ class _WatchMsg(_Msg):
 
 
 # --- activity names ------------------------------------------------------------------------
-WARMUP = "warmup"
-WATCH_ENTRY = "watch_entry"
-WATCH_EXIT = "watch_exit"
-PLACE_ORDER = "place_order"
-WAIT_ORDER = "wait_order"
-CANCEL_ORDER = "cancel_order"
-RECONCILE = "reconcile"
-ACQUIRE_SLOT = "acquire_slot"
-RECORD_TRADE = "record_trade"
-RECORD_DUST = "record_dust"
-RECORD_INVENTORY = "record_inventory"
-NOTIFY = "notify"
+In = TypeVar("In")
+R = TypeVar("R")
+
+
+class ActivityName(str, Generic[In, R]):
+    """An activity's name (a plain ``str`` to Temporal and to ``activity.defn``) that also
+    carries its input and result types, so workflow calls through it are typed."""
+
+    input: type[In]
+    result: type[R]
+
+    def __new__(cls, name: str, input: type[In], result: type[R]) -> ActivityName[In, R]:
+        self = super().__new__(cls, name)
+        self.input, self.result = input, result
+        return self
 
 
 # --- workflows -----------------------------------------------------------------------------
@@ -315,3 +320,22 @@ class StatusMemo(BaseModel):
     simulated: bool = False
     inventory: Decimal = Decimal(0)
     """Base carried as inventory (below the market minimum), held while flat too."""
+
+
+# --- activity names, with their types ---------------------------------------------------------
+WARMUP = ActivityName("warmup", WarmupInput, WarmupResult)
+WATCH_ENTRY = ActivityName("watch_entry", WatchEntryInput, WatchEntryResult)
+WATCH_EXIT = ActivityName("watch_exit", WatchExitInput, WatchExitResult)
+PLACE_ORDER = ActivityName("place_order", PlaceOrderInput, Order)
+WAIT_ORDER = ActivityName("wait_order", OrderRef, Order)
+CANCEL_ORDER = ActivityName("cancel_order", OrderRef, Order)
+RECONCILE = ActivityName("reconcile", ReconcileInput, ReconcileResult)
+ACQUIRE_SLOT = ActivityName("acquire_slot", AcquireSlotInput, SlotGrant)
+RECORD_TRADE = ActivityName("record_trade", TradeRecord, RecordResult)
+RECORD_DUST = ActivityName("record_dust", DustRecord, RecordResult)
+RECORD_INVENTORY = ActivityName("record_inventory", InventoryRecord, RecordResult)
+NOTIFY = ActivityName("notify", Notification, type(None))
+ACTIVITIES: tuple[ActivityName[Any, Any], ...] = (
+    WARMUP, WATCH_ENTRY, WATCH_EXIT, PLACE_ORDER, WAIT_ORDER, CANCEL_ORDER, RECONCILE,
+    ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY,
+)  # fmt: skip

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
     from trader.core.fills import apply_fill, recovery_trigger, sell_done, start_order
-    from trader.core.market import Order, OrderSide, OrderType, TimeInForce
+    from trader.core.market import OrderSide, OrderType, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
     from trader.core.pnl import realized_pnl
@@ -58,7 +58,6 @@ class BeforeReality(TraderBase):
             order = await self._exchange_call(
                 c.PLACE_ORDER,
                 order_input,
-                Order,
                 summary=f"place_sell {s.symbol} {fmt(amount)} @ "
                 f"~{fmt(s.current_price)} {step} ({s.trade.exit_reason})",
             )
@@ -174,7 +173,6 @@ class BeforeReality(TraderBase):
                     client_order_id=s.trade.order.client_order_id,
                     base=s.market.base,
                 ),
-                c.ReconcileResult,
                 summary=f"reconcile {s.symbol}",
             )
         except ActivityError as err:

@@ -36,7 +36,6 @@ class EntryPhases(Holdings):
             res = await self._exchange_call(
                 c.WARMUP,
                 c.WarmupInput(symbol=self.state.symbol, backfill_minutes=p.backfill_minutes),
-                c.WarmupResult,
                 summary=f"warmup {self.state.symbol}",
             )
         except ActivityError as err:
@@ -84,12 +83,11 @@ class EntryPhases(Holdings):
                 state=s.entry_watch.model_copy(update={"recheck": recheck}),
                 portfolio_id=self.inp.portfolio_id if recheck else "",
             ),
-            c.WatchEntryResult,
             summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
             f"from {anchor_text}" + (f" once {_RECHECK[recheck]}" if recheck else ""),
         )
-        outcome, res = await self._race(watch, until=self._idle_blocked)
-        if outcome != "done":
+        res = await self._race(watch, until=self._idle_blocked)
+        if isinstance(res, str):  # interrupted (paused, stopping, asked to reconcile)
             return
         self._see(res.ticker)
         s.entry_watch = res.state.model_copy(
@@ -131,7 +129,6 @@ class EntryPhases(Holdings):
                 max_trades=p.max_trades,
                 request=c.SlotRequest(decision_id=s.trade.decision_id or "", symbol=s.symbol),
             ),
-            c.SlotGrant,
             summary="acquire trade slot",
         )
         if not grant.granted:
@@ -204,7 +201,6 @@ class EntryPhases(Holdings):
             order = await self._exchange_call(
                 c.PLACE_ORDER,
                 order_input,
-                Order,
                 summary=f"place_buy {s.symbol} {fmt(sizing.amount)} @ ~{fmt(ask)} "
                 f"{p.buy_order_mode.value.upper()}",
             )

@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
     from trader.core.fills import apply_fill, start_order
-    from trader.core.market import Order, OrderSide, TimeInForce
+    from trader.core.market import OrderSide, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
     from trader.core.rules import EntryRecheck, ExitReason, evaluate_exit
@@ -69,16 +69,15 @@ class ExitPhases(Holdings, BeforeReality):
                 entry_ts=s.trade.entry_ts,
                 state=s.trade.exits,
             ),
-            c.WatchExitResult,
             summary=f"holding {fmt(s.remaining)} from "
             f"{fmt(s.trade.entry_price)}, TP {fmt(s.trade.tp_px)}"
             f" / SL {fmt(s.trade.sl_px)}",
         )
-        outcome, res = await self._race(watch, until=self._position_interrupted, timeout=hold_left)
-        if outcome == "timeout":
+        res = await self._race(watch, until=self._position_interrupted, timeout=hold_left)
+        if res == "timeout":
             self._max_hold_due = True
             self._transition(Trigger.EXIT_CHECK, "max hold time reached")
-        elif outcome == "done":
+        elif not isinstance(res, str):
             if self._v2:
                 self._see(res.ticker)
             else:
@@ -170,7 +169,6 @@ class ExitPhases(Holdings, BeforeReality):
             order = await self._exchange_call(
                 c.PLACE_ORDER,
                 order_input,
-                Order,
                 summary=f"place_sell {s.symbol} {fmt(plan.amount)} @ ~{fmt(s.bid)} "
                 f"{plan.detail} ({s.trade.exit_reason})",
             )

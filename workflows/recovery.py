@@ -29,12 +29,6 @@ with workflow.unsafe.imports_passed_through():
 
 
 class RecoveryPhases(Holdings, BeforeReality):
-    def backoff_seconds(self) -> float:
-        """FSM_BACKOFF_BASE_SECONDS doubled per consecutive failure, capped at the max."""
-        p = self.inp.params
-        exponent = max(self.state.retry_count - 1, 0)
-        return float(min(p.fsm_backoff_base_seconds * 2**exponent, p.fsm_backoff_max_seconds))
-
     async def _reconcile_or_fail(self, summary: str) -> c.ReconcileResult | None:
         """The exchange's view of the last order and the balance; None (and ERROR again,
         backing off) when it cannot be had."""
