@@ -11,13 +11,14 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
+    from trader.core.errors import REJECTION_TYPES, ErrorType
     from trader.core.fills import apply_fill, start_order
     from trader.core.market import Order, OrderSide, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
     from trader.core.rules import ExitReason, TrailingState, evaluate_exit
     from trader.core.selling import exit_complete, plan_sell
-    from workflows.base import REJECTIONS, error_message, error_type
+    from workflows.base import error_message, error_type
     from workflows.before_reality import BeforeReality
     from workflows.holdings import Holdings
 
@@ -174,9 +175,9 @@ class ExitPhases(Holdings, BeforeReality):
         except ActivityError as err:
             s.last_error = error_message(err)
             s.sell_attempt += 1
-            if error_type(err) in REJECTIONS:
+            if error_type(err) in REJECTION_TYPES:
                 s.client_order_id = None  # refused: never placed, nothing to look up later
-            if error_type(err) == "InvalidOrder" and s.sell_rejections < p.fsm_max_retries:
+            if error_type(err) is ErrorType.INVALID_ORDER and s.sell_rejections < p.fsm_max_retries:
                 s.sell_rejections += 1
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
             else:  # funds missing, or unknown outcome: reconcile with the exchange
