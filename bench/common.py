@@ -11,7 +11,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
+from trader.search import ALL_KEYS
 
 
 @asynccontextmanager

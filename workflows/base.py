@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
+    from trader import search as sa
     from trader.core import ids
     from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
     from trader.core.market import Order, Ticker
@@ -23,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.pnl import TradePnL
     from trader.core.state import CoinState, PhaseRecord
     from trader.observe.events import SINK, PhaseEvent
-    from trader.runtime import search as sa
     from workflows.details import render_details, status_memo
 
 T = TypeVar("T")
