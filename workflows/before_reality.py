@@ -2,9 +2,11 @@
 runs recorded before it replay with the same commands (tests/histories).
 
 A run takes these paths only when ``workflow.patched(EXCHANGE_REALITY_PATCH)`` was False
-at its start, i.e. it began under the older code; it moves to the current handlers at its
-next continue-as-new (or a stop and start). Do not change their commands; delete them once
-no such run can exist (every live run has continued-as-new since the release).
+at its start, i.e. it began under the older code (``BEFORE_REALITY_HANDLERS`` in
+workflows/symbol_trader.py names the phases they replace); it moves to the current
+handlers at its next continue-as-new (or a stop and start). Do not change their commands;
+delete them once no such run can exist (every live run has continued-as-new since the
+release).
 """
 
 from __future__ import annotations

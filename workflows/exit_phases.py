@@ -115,9 +115,6 @@ class ExitPhases(Holdings, BeforeReality):
         self._max_hold_due = False
 
     async def _place_sell(self) -> None:
-        if not self._v2:
-            await self._place_sell_v1()
-            return
         s, p, market = self.state, self.inp.params, self.state.market
         assert market is not None
         # Sell what the account really holds: ask it first (free and total base, the bid).
@@ -189,9 +186,6 @@ class ExitPhases(Holdings, BeforeReality):
         self._transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
 
     async def _wait_sell_fill(self) -> None:
-        if not self._v2:
-            await self._wait_sell_fill_v1()
-            return
         s, p = self.state, self.inp.params
         assert s.market is not None
         order = await self._settle_order(p.sell_order_timeout_seconds)
@@ -204,9 +198,6 @@ class ExitPhases(Holdings, BeforeReality):
         self._sell_settled(exit_complete(s.remaining, price, s.market), filled)
 
     async def _post_trade(self) -> None:
-        if not self._v2:
-            await self._post_trade_v1()
-            return
         s, p = self.state, self.inp.params
         trade_id, pnl = await self._book_trade()
         self._release_slot()
