@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from trader.runtime.client import ensure_search_attributes
 from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
+from trader.search import ALL_KEYS
 
 BIN = Path(sys.executable).parent
 

@@ -24,6 +24,7 @@ from activities.market import MarketActivities
 from activities.notify import LogNotifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader import contracts as c
+from trader import search as sa
 from trader.core import ids
 from trader.core.market import MarketInfo
 from trader.core.params import TraderParams
@@ -34,7 +35,6 @@ from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
-from trader.runtime import search as sa
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
