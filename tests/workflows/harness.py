@@ -23,9 +23,9 @@ from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import LogNotifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
+from tests.markets import BTC_USDT, ETH_USDT
 from trader import contracts as c
 from trader.core import ids
-from trader.core.market import MarketInfo
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.core.state import CoinState
@@ -38,26 +38,7 @@ from trader.runtime import search as sa
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
-MARKETS = {
-    "BTC/USDT": MarketInfo(
-        symbol="BTC/USDT",
-        base="BTC",
-        quote="USDT",
-        price_tick=D("0.01"),
-        amount_step=D("0.0001"),
-        min_amount=D("0.0001"),
-        min_cost=D("5"),
-    ),
-    "ETH/USDT": MarketInfo(
-        symbol="ETH/USDT",
-        base="ETH",
-        quote="USDT",
-        price_tick=D("0.01"),
-        amount_step=D("0.001"),
-        min_amount=D("0.001"),
-        min_cost=D("5"),
-    ),
-}
+MARKETS = {m.symbol: m for m in (BTC_USDT, ETH_USDT)}
 
 # Small timeouts: activities run in real time on the test server (it skips time only while
 # nothing runs), so the phases that wait on a running activity are kept short.
