@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,6 +23,7 @@ from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import LogNotifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
+from tests.event_history import decided_client_ids
 from tests.markets import BTC_USDT, ETH_USDT
 from trader import contracts as c
 from trader.core import ids
@@ -149,22 +149,10 @@ async def _stop(handle: WorkflowHandle) -> None:
         await handle.terminate("test over")
 
 
-async def scheduled_inputs(handle: WorkflowHandle, activity_name: str) -> list[dict[str, Any]]:
-    """The inputs the workflow scheduled ``activity_name`` with, in order, read from its
-    history (one per scheduling: retries of it are not scheduled again)."""
-    history = await handle.fetch_history()
-    return [
-        json.loads(ev.activity_task_scheduled_event_attributes.input.payloads[0].data)
-        for ev in history.events
-        if ev.HasField("activity_task_scheduled_event_attributes")
-        and ev.activity_task_scheduled_event_attributes.activity_type.name == activity_name
-    ]
-
-
 async def placed_client_ids(handle: WorkflowHandle) -> list[str]:
     """The client order ids the workflow scheduled ``place_order`` with (its decisions), in
     order, read from its history."""
-    return [inp["client_order_id"] for inp in await scheduled_inputs(handle, c.PLACE_ORDER)]
+    return decided_client_ids(await handle.fetch_history())
 
 
 StandIns = Callable[[dict[str, Callable[..., Any]]], Sequence[Callable[..., Any]]]

@@ -12,7 +12,8 @@ import pytest
 from temporalio import activity
 
 from activities.errors import to_application_error
-from tests.workflows.harness import Bench, StandIns, bench, path_of, scheduled_inputs
+from tests.event_history import scheduled_inputs
+from tests.workflows.harness import Bench, StandIns, bench, path_of
 from trader import contracts as c
 from trader.core.errors import InvalidOrder, OrderStatusUnknown, RetryableExchangeError
 from trader.core.market import Order, OrderSide
@@ -138,7 +139,7 @@ async def test_a_buy_of_unknown_outcome_is_reconciled_in_error(ts_env, tmp_path,
             assert failed.note.startswith("reconcile failed") and "unreachable" in failed.note
             assert checks.attempts[:3] == [1, 2, 3]
         else:
-            looks = await scheduled_inputs(h, c.RECONCILE)
+            looks = scheduled_inputs(await h.fetch_history(), c.RECONCILE)
             assert len(looks) == 2  # not found, and then not found after the window
         assert b.exchange.all_orders() == [] and s.decision_id is None
 
@@ -173,6 +174,6 @@ async def test_a_failing_ledger_write_is_retried_until_the_trade_is_booked(ts_en
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
         assert path_of(s)[-2:] == ["post_trade", "cooldown"]
         assert writes.attempts == [1, 2, 3]  # one activity, retried: no ERROR, no lost trade
-        assert len(await scheduled_inputs(h, c.RECORD_TRADE)) == 1
+        assert len(scheduled_inputs(await h.fetch_history(), c.RECORD_TRADE)) == 1
         [trade] = b.ledger.trades()
         assert trade.exit_reason == "take_profit"
