@@ -1,7 +1,8 @@
 """Translate domain errors into Temporal ``ApplicationError``s where they leave an activity.
 
-The ``type`` is the domain class name, which is what workflows and retry policies match on
-(``non_retryable_error_types`` matches exact names only, so subclasses must be mapped here).
+The ``type`` is the class's ``error_type`` (a class name), which is what workflows and retry
+policies match on (``non_retryable_error_types`` matches exact names only, so a subclass
+without a type of its own travels as its parent's).
 """
 
 from __future__ import annotations
@@ -10,12 +11,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from trader.core.errors import (
-    ExchangeError,
-    OrderAcceptedUnread,
-    OrderRejected,
-    RetryableExchangeError,
-)
+from trader.core.errors import ExchangeError, OrderAcceptedUnread, RetryableExchangeError
 
 
 def to_application_error(exc: ExchangeError) -> ApplicationError:
@@ -27,11 +23,8 @@ def to_application_error(exc: ExchangeError) -> ApplicationError:
         return ApplicationError(
             str(exc),
             *details,
-            type=type(exc).__name__,
+            type=exc.error_type.value,
             non_retryable=False,
             next_retry_delay=delay,
         )
-    type_name = type(exc).__name__
-    if isinstance(exc, OrderRejected) and type_name not in ("InsufficientFunds", "InvalidOrder"):
-        type_name = "OrderRejected"
-    return ApplicationError(str(exc), type=type_name, non_retryable=True)
+    return ApplicationError(str(exc), type=exc.error_type.value, non_retryable=True)

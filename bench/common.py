@@ -13,7 +13,7 @@ from typing import TypedDict
 from temporalio.testing import WorkflowEnvironment
 
 from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
+from trader.search import ALL_KEYS
 
 
 class _Overrides(TypedDict):

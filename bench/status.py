@@ -31,9 +31,9 @@ from temporalio.testing import WorkflowEnvironment
 from bench.common import dev_server
 from tests.workflows.harness import TEST_PARAMS, bench
 from trader import contracts as c
+from trader import search as sa
 from trader.core.phases import Phase
 from trader.observe.status_table import build_table, status_rows, traders_query
-from trader.runtime import search as sa
 
 MEMO = EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
 

@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from trader.runtime.client import ensure_search_attributes
 from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
+from trader.search import ALL_KEYS
 
 BIN = Path(sys.executable).parent
 
@@ -37,14 +37,19 @@ def _shared_data() -> Path:
 SHARED_DATA = _shared_data()
 
 
-@pytest.fixture(scope="session")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
         data_converter=DATA_CONVERTER,
     )
     # The test server knows no custom search attributes until they are registered.
     await ensure_search_attributes(env.client)
+    return env
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await _start_time_skipping()
     yield env
     await env.shutdown()
 
@@ -57,11 +62,7 @@ async def fresh_ts_env() -> AsyncIterator[WorkflowEnvironment]:
     "started", and it does not release one whose workflow was stopped while the activity ran
     (a cancelled watch): such a leftover from another test would stall ``env.sleep``.
     """
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=DATA_CONVERTER,
-    )
-    await ensure_search_attributes(env.client)
+    env = await _start_time_skipping()
     yield env
     await env.shutdown()
 

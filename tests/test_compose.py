@@ -54,7 +54,7 @@ def test_worker_points_at_the_cluster_and_config_exists():
 
 
 def test_search_attributes_registered_match_the_code():
-    from trader.runtime.search import ALL_KEYS
+    from trader.search import ALL_KEYS
 
     command = SERVICES["temporal-setup"]["command"]
     for key in ALL_KEYS:

@@ -17,21 +17,18 @@ from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
+    from trader import search as sa
     from trader.core import ids
-    from trader.core.errors import NON_RETRYABLE_TYPES
+    from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
     from trader.core.market import Order, Ticker
     from trader.core.phases import SUCCESS_TRIGGERS, Trigger
     from trader.core.pnl import TradePnL
     from trader.core.state import CoinState, PhaseRecord
     from trader.observe.events import SINK, PhaseEvent
-    from trader.runtime import search as sa
     from workflows.details import render_details, status_memo
 
 T = TypeVar("T")
 In = TypeVar("In")
-
-#: Error types meaning "the exchange refused the order": it was never placed.
-REJECTIONS = ("InsufficientFunds", "InvalidOrder", "OrderRejected")
 
 # Upserting the memo adds a command (a WorkflowPropertiesModified event) that histories
 # recorded before it existed do not have: it only runs behind this patch.
@@ -43,10 +40,16 @@ STATUS_MEMO_PATCH = "status-memo"
 EXCHANGE_REALITY_PATCH = "exchange-reality"
 
 
-def error_type(err: BaseException) -> str | None:
-    """The ApplicationError type behind an activity failure (what the workflow branches on)."""
+def error_type(err: BaseException) -> ErrorType | None:
+    """The ApplicationError type behind an activity failure (what the workflow branches on);
+    None when there is none or it is not an exchange error's."""
     cause = err.cause if isinstance(err, ActivityError) else err
-    return cause.type if isinstance(cause, ApplicationError) else None
+    if not isinstance(cause, ApplicationError):
+        return None
+    try:
+        return ErrorType(cause.type)
+    except ValueError:
+        return None
 
 
 def error_message(err: BaseException) -> str:

@@ -2,9 +2,11 @@
 runs recorded before it replay with the same commands (tests/histories).
 
 A run takes these paths only when ``workflow.patched(EXCHANGE_REALITY_PATCH)`` was False
-at its start, i.e. it began under the older code; it moves to the current handlers at its
-next continue-as-new (or a stop and start). Do not change their commands; delete them once
-no such run can exist (every live run has continued-as-new since the release).
+at its start, i.e. it began under the older code (``BEFORE_REALITY_HANDLERS`` in
+workflows/symbol_trader.py names the phases they replace); it moves to the current
+handlers at its next continue-as-new (or a stop and start). Do not change their commands;
+delete them once no such run can exist (every live run has continued-as-new since the
+release).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
+    from trader.core.errors import ErrorType
     from trader.core.fills import apply_fill, recovery_trigger, sell_done, start_order
     from trader.core.market import OrderSide, OrderType, TimeInForce
     from trader.core.messages import fmt, format_exit
@@ -65,7 +68,7 @@ class BeforeReality(TraderBase):
             s.last_error = error_message(err)
             s.retry_count += 1
             s.trade.sell_attempt += 1
-            if error_type(err) == "InvalidOrder" and s.retry_count <= p.fsm_max_retries:
+            if error_type(err) is ErrorType.INVALID_ORDER and s.retry_count <= p.fsm_max_retries:
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
             else:  # funds missing, or unknown outcome: reconcile with the exchange
                 self._transition(Trigger.FAILED, f"sell failed: {s.last_error}")

@@ -8,6 +8,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
+    from trader.core.errors import REJECTION_TYPES, ErrorType
     from trader.core.fills import apply_fill, start_order
     from trader.core.inventory import join_inventory
     from trader.core.market import Order, OrderSide, OrderType, TimeInForce
@@ -23,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         exit_levels,
     )
     from trader.core.sizing import is_dust, size_buy
-    from workflows.base import REJECTIONS, error_message, error_type
+    from workflows.base import error_message, error_type
     from workflows.holdings import Holdings
 
 _RECHECK = {EntryRecheck.GUARDS: "the guards pass", EntryRecheck.SLOT: "a trade slot is free"}
@@ -39,7 +40,7 @@ class EntryPhases(Holdings):
                 summary=f"warmup {self.state.symbol}",
             )
         except ActivityError as err:
-            if error_type(err) == "BadSymbol":
+            if error_type(err) is ErrorType.BAD_SYMBOL:
                 # Nothing is held yet: a wrong symbol is a configuration error, fail loudly.
                 raise workflow_failure(err) from err
             self.state.last_error = error_message(err)
@@ -206,7 +207,7 @@ class EntryPhases(Holdings):
             )
         except ActivityError as err:
             s.last_error = error_message(err)
-            if error_type(err) in REJECTIONS:
+            if error_type(err) in REJECTION_TYPES:
                 self._abandon_entry(Trigger.ORDER_REJECTED, f"buy rejected: {s.last_error}")
             else:  # outcome unknown: ERROR reconciles by the client order id
                 self._transition(Trigger.FAILED, f"buy failed: {s.last_error}")
@@ -303,5 +304,5 @@ class EntryPhases(Holdings):
 
 def workflow_failure(err: ActivityError) -> Exception:
     return ApplicationError(
-        f"cannot trade: {error_message(err)}", type="BadSymbol", non_retryable=True
+        f"cannot trade: {error_message(err)}", type=ErrorType.BAD_SYMBOL.value, non_retryable=True
     )

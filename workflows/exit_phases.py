@@ -11,13 +11,14 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
+    from trader.core.errors import REJECTION_TYPES, ErrorType
     from trader.core.fills import apply_fill, start_order
     from trader.core.market import OrderSide, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
     from trader.core.rules import EntryRecheck, ExitReason, evaluate_exit
     from trader.core.selling import exit_complete, plan_sell
-    from workflows.base import REJECTIONS, error_message, error_type
+    from workflows.base import error_message, error_type
     from workflows.before_reality import BeforeReality
     from workflows.holdings import Holdings
 
@@ -116,9 +117,6 @@ class ExitPhases(Holdings, BeforeReality):
         self._max_hold_due = False
 
     async def _place_sell(self) -> None:
-        if not self._v2:
-            await self._place_sell_v1()
-            return
         s, p, market = self.state, self.inp.params, self.state.market
         assert market is not None
         # Sell what the account really holds: ask it first (free and total base, the bid).
@@ -175,11 +173,14 @@ class ExitPhases(Holdings, BeforeReality):
         except ActivityError as err:
             s.last_error = error_message(err)
             s.trade.sell_attempt += 1
-            if error_type(err) in REJECTIONS:
+            if error_type(err) in REJECTION_TYPES:
                 s.trade.order.client_order_id = (
                     None  # refused: never placed, nothing to look up later
                 )
-            if error_type(err) == "InvalidOrder" and s.trade.sell_rejections < p.fsm_max_retries:
+            if (
+                error_type(err) is ErrorType.INVALID_ORDER
+                and s.trade.sell_rejections < p.fsm_max_retries
+            ):
                 s.trade.sell_rejections += 1
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
             else:  # funds missing, or unknown outcome: reconcile with the exchange
@@ -191,9 +192,6 @@ class ExitPhases(Holdings, BeforeReality):
         self._transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
 
     async def _wait_sell_fill(self) -> None:
-        if not self._v2:
-            await self._wait_sell_fill_v1()
-            return
         s, p = self.state, self.inp.params
         assert s.market is not None
         order = await self._settle_order(p.sell_order_timeout_seconds)
@@ -206,9 +204,6 @@ class ExitPhases(Holdings, BeforeReality):
         self._sell_settled(exit_complete(s.remaining, price, s.market), filled)
 
     async def _post_trade(self) -> None:
-        if not self._v2:
-            await self._post_trade_v1()
-            return
         s, p = self.state, self.inp.params
         trade_id, pnl = await self._book_trade()
         self._release_slot()

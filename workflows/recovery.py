@@ -45,9 +45,6 @@ class RecoveryPhases(Holdings, BeforeReality):
             return None
 
     async def _error(self) -> None:
-        if not self._v2:
-            await self._error_v1()
-            return
         s, p = self.state, self.inp.params
         s.error_count += 1
         s.retry_count += 1

@@ -9,6 +9,8 @@ in a quiet phase when the history grows large.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -27,6 +29,33 @@ with workflow.unsafe.imports_passed_through():
 # entry. ERROR too while something is held or an order is in flight (exchange-reality
 # patch): the backoff is cut short, the symbol reconciles, then sells at once.
 _FORCE_EXIT_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION, Phase.EXIT_EVAL})
+
+#: The handler of every phase: the name of a SymbolTrader method, looked up on each turn of
+#: the loop, so a test may replace one on its class (tests/workflows/test_handlers.py checks
+#: that it covers every phase exactly once).
+HANDLERS: dict[Phase, str] = {
+    Phase.WARMUP: "_warmup",
+    Phase.IDLE: "_idle",
+    Phase.ENTRY_EVAL: "_entry_eval",
+    Phase.PLACE_BUY: "_place_buy",
+    Phase.WAIT_FILL: "_wait_fill",
+    Phase.POSITION: "_position",
+    Phase.EXIT_EVAL: "_exit_eval",
+    Phase.PLACE_SELL: "_place_sell",
+    Phase.WAIT_SELL_FILL: "_wait_sell_fill",
+    Phase.POST_TRADE: "_post_trade",
+    Phase.COOLDOWN: "_cooldown",
+    Phase.ERROR: "_error",
+}
+
+#: A run decided as old (``EXCHANGE_REALITY_PATCH`` not set at its start) takes these
+#: handlers instead, kept verbatim in workflows/before_reality.py so it replays.
+BEFORE_REALITY_HANDLERS: dict[Phase, str] = {
+    Phase.PLACE_SELL: "_place_sell_v1",
+    Phase.WAIT_SELL_FILL: "_wait_sell_fill_v1",
+    Phase.POST_TRADE: "_post_trade_v1",
+    Phase.ERROR: "_error_v1",
+}
 
 
 @workflow.defn(name="SymbolTrader")
@@ -65,20 +94,6 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
             # Resumed after a stop (not a continue-as-new): the account may have changed
             # while nothing watched it. Check before trading on; never trust memory.
             s.controls.reconcile_requested = "resumed after a stop"
-        handlers = {
-            Phase.WARMUP: self._warmup,
-            Phase.IDLE: self._idle,
-            Phase.ENTRY_EVAL: self._entry_eval,
-            Phase.PLACE_BUY: self._place_buy,
-            Phase.WAIT_FILL: self._wait_fill,
-            Phase.POSITION: self._position,
-            Phase.EXIT_EVAL: self._exit_eval,
-            Phase.PLACE_SELL: self._place_sell,
-            Phase.WAIT_SELL_FILL: self._wait_sell_fill,
-            Phase.POST_TRADE: self._post_trade,
-            Phase.COOLDOWN: self._cooldown,
-            Phase.ERROR: self._error,
-        }
         while True:
             self._reap_background()
             if s.phase in QUIET_PHASES:
@@ -94,13 +109,19 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
                     await self._check_holdings()
                     continue
             try:
-                await handlers[s.phase]()
+                await self._handler(s.phase)()
             except ActivityError as err:
                 # An exchange call gave up (retries exhausted, or a rejection the phase does
                 # not handle). Without this the workflow task would fail on every replay:
                 # ERROR backs off and reconciles instead.
                 s.last_error = error_message(err)
                 self._transition(Trigger.FAILED, f"{s.phase.value} failed: {s.last_error}")
+
+    def _handler(self, phase: Phase) -> Callable[[], Awaitable[None]]:
+        """The handler for ``phase`` (by name, so a test may replace one on its class)."""
+        old = None if self._v2 else BEFORE_REALITY_HANDLERS.get(phase)
+        handler: Callable[[], Awaitable[None]] = getattr(self, old or HANDLERS[phase])
+        return handler
 
     def _should_stop(self) -> bool:
         s = self.state

@@ -12,17 +12,17 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.exchange import ExchangeActivities
+from tests.activities.envs import attempt_env
 from tests.binance_sim.conftest import ccxt_client
 from tests.exchange.sim_fixtures import KEY, SECRET, no_fills_in_create_response, sim_and_adapter
 from trader import contracts as c
@@ -61,20 +61,21 @@ class Attempts:
         self, *, queued_s: float = 0.0, timeout_s: float = 5.0, lose_details: bool = False
     ) -> Order:
         self.attempt += 1
-        env = ActivityEnvironment()
-        now = datetime.now(UTC)
-        env.info = replace(
-            env.info,
-            activity_type=c.PLACE_ORDER,
+        beats: list[Any] = []
+        env = attempt_env(
+            c.PLACE_ORDER,
             attempt=self.attempt,
-            heartbeat_details=[] if lose_details else list(self.details),
-            scheduled_time=self.first_scheduled,
-            current_attempt_scheduled_time=now - timedelta(seconds=queued_s),
-            started_time=now,
-            start_to_close_timeout=timedelta(seconds=timeout_s),
+            details=[] if lose_details else self.details,
+            first_scheduled=self.first_scheduled,
+            queued_s=queued_s,
+            timeout_s=timeout_s,
+            heartbeats=beats,
         )
-        env.on_heartbeat = lambda *details: setattr(self, "details", list(details))
-        return await env.run(self.acts.place_order, ORDER_INPUT)
+        try:
+            return await env.run(self.acts.place_order, ORDER_INPUT)
+        finally:
+            if beats:  # what the next attempt sees: the latest heartbeat's details
+                self.details = beats[-1]
 
     async def fails(self, error_type: str, **kw: Any) -> ApplicationError:
         with pytest.raises(ApplicationError) as err:
@@ -100,6 +101,18 @@ async def attempts(
             yield Attempts(srv, ex, ExchangeActivities(ex, hub, consistency_window_s=window_s))
         finally:
             await hub.stop()
+
+
+async def _rest_an_order_with_our_id(srv: SimServer) -> None:
+    """An open buy with ``CID`` placed by another client (as an earlier attempt would)."""
+    other = ccxt_client(srv.url, key=KEY, secret=SECRET)
+    try:
+        await other.load_markets()
+        await other.create_order(
+            "BTC/USDT", "limit", "buy", 1, 90, {"timeInForce": "GTC", "newClientOrderId": CID}
+        )
+    finally:
+        await other.close()
 
 
 def _messages(caplog: pytest.LogCaptureFixture) -> str:
@@ -202,15 +215,20 @@ async def test_a_duplicate_answer_waits_for_the_lagging_lookup(tmp_path):
     async with attempts(tmp_path, lookup_lag_s=2.5, list_lag_s=2.5) as a:
         # An order with our id rests at the exchange (open, so Binance refuses the id), too
         # young for the lookup and the lists to show it.
-        other = ccxt_client(a.srv.url, key=KEY, secret=SECRET)
-        try:
-            await other.load_markets()
-            await other.create_order(
-                "BTC/USDT", "limit", "buy", 1, 90, {"timeInForce": "GTC", "newClientOrderId": CID}
-            )
-        finally:
-            await other.close()
+        await _rest_an_order_with_our_id(a.srv)
         order = await a.run()
         [resting] = a.srv.exchange.all_orders()
         assert order.id == resting.id and not order.is_final
         assert a.srv.stats[CREATE] == 2  # ours was refused: "Duplicate order sent."
+
+
+async def test_a_duplicate_whose_order_stays_invisible_ends_the_attempt_unknown(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    async with attempts(tmp_path, lookup_lag_s=30, list_lag_s=30) as a:
+        await _rest_an_order_with_our_id(a.srv)
+        # Refused as a duplicate, the order cannot be found before the attempt's deadline:
+        # never created again, and retryable (the next attempt looks for it again).
+        failure = await a.fails("OrderStatusUnknown", timeout_s=2.0)
+        assert not failure.non_retryable
+        assert len(a.srv.exchange.all_orders()) == 1 and a.srv.stats[CREATE] == 2
+    assert "duplicate, but not visible yet" in _messages(caplog)

@@ -8,28 +8,11 @@ from decimal import Decimal as D
 import ccxt.async_support as ccxt
 import pytest
 
+from tests.markets import ADA_BTC
+from tests.markets import BTC_USDT_FINE as BTC_USDT
 from trader.binance_sim import SimConfig, SimServer
-from trader.core.market import MarketInfo
 from trader.exchange.feed import StaticFeed
 
-BTC_USDT = MarketInfo(
-    symbol="BTC/USDT",
-    base="BTC",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.00001"),
-    min_amount=D("0.00001"),
-    min_cost=D("5"),
-)
-ADA_BTC = MarketInfo(
-    symbol="ADA/BTC",
-    base="ADA",
-    quote="BTC",
-    price_tick=D("0.00000001"),
-    amount_step=D("1"),
-    min_amount=D("1"),
-    min_cost=D("0.0001"),
-)
 PRICES = {"BTC/USDT": D("65000"), "ADA/BTC": D("0.00005300")}
 
 

@@ -6,20 +6,11 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.markets import BTC_USDT as MARKET
 from trader.core.fills import apply_fill, recovery_trigger, sell_done, start_order
-from trader.core.market import MarketInfo, Order, OrderSide, OrderStatus, OrderType, TimeInForce
+from trader.core.market import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 from trader.core.phases import Trigger
 from trader.core.state import CoinState
-
-MARKET = MarketInfo(
-    symbol="BTC/USDT",
-    base="BTC",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.0001"),
-    min_amount=D("0.0001"),
-    min_cost=D("5"),
-)
 
 
 def order(

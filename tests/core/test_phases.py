@@ -10,6 +10,7 @@ import pytest
 from trader.core.phases import (
     QUIET_PHASES,
     TRANSITIONS,
+    WORKING_PHASES,
     InvalidTransition,
     Phase,
     Trigger,
@@ -98,3 +99,64 @@ def test_generated_diagram_in_docs_matches_the_table():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
     assert mermaid() in doc, "regenerate the diagram: python -m trader.core.diagram"
+
+
+# The table as it was written out by hand before its FAILED edges were derived (in order:
+# the diagram in docs/architecture.md follows it).
+P, T = Phase, Trigger
+EXPLICIT_TABLE = [
+    (P.WARMUP, T.WARMED_UP, P.IDLE),
+    (P.IDLE, T.SIGNAL, P.ENTRY_EVAL),
+    (P.ENTRY_EVAL, T.GUARDS_PASSED, P.PLACE_BUY),
+    (P.ENTRY_EVAL, T.GUARDS_BLOCKED, P.IDLE),
+    (P.ENTRY_EVAL, T.NO_SLOT, P.IDLE),
+    (P.PLACE_BUY, T.ORDER_PLACED, P.WAIT_FILL),
+    (P.PLACE_BUY, T.ORDER_REJECTED, P.IDLE),
+    (P.WAIT_FILL, T.FILLED, P.POSITION),
+    (P.WAIT_FILL, T.PARTIAL_TIMEOUT, P.POSITION),
+    (P.WAIT_FILL, T.TIMEOUT, P.IDLE),
+    (P.WAIT_FILL, T.CANCELLED, P.IDLE),
+    (P.WAIT_FILL, T.FORCE_EXIT, P.PLACE_SELL),
+    (P.POSITION, T.EXIT_CHECK, P.EXIT_EVAL),
+    (P.POSITION, T.FORCE_EXIT, P.PLACE_SELL),
+    (P.EXIT_EVAL, T.EXIT_TRIGGERED, P.PLACE_SELL),
+    (P.EXIT_EVAL, T.HOLD, P.POSITION),
+    (P.EXIT_EVAL, T.FORCE_EXIT, P.PLACE_SELL),
+    (P.PLACE_SELL, T.ORDER_PLACED, P.WAIT_SELL_FILL),
+    (P.PLACE_SELL, T.ORDER_REJECTED, P.EXIT_EVAL),
+    (P.PLACE_SELL, T.DUST_REMAINDER, P.POST_TRADE),
+    (P.WAIT_SELL_FILL, T.FILLED, P.POST_TRADE),
+    (P.WAIT_SELL_FILL, T.PARTIAL_FILL, P.PLACE_SELL),
+    (P.WAIT_SELL_FILL, T.TIMEOUT, P.PLACE_SELL),
+    (P.WAIT_SELL_FILL, T.CANCELLED, P.PLACE_SELL),
+    (P.POST_TRADE, T.RECORDED, P.COOLDOWN),
+    (P.COOLDOWN, T.EXPIRED, P.IDLE),
+    (P.ERROR, T.RECOVERED_FLAT, P.IDLE),
+    (P.ERROR, T.RECOVERED_POSITION, P.POSITION),
+    (P.ERROR, T.RECOVERED_BUY_OPEN, P.WAIT_FILL),
+    (P.ERROR, T.RECOVERED_SELL_OPEN, P.WAIT_SELL_FILL),
+    (P.ERROR, T.RECOVERED_SOLD, P.POST_TRADE),
+    (P.ERROR, T.RETRY_WARMUP, P.WARMUP),
+    (P.ERROR, T.FAILED, P.ERROR),
+    (P.WARMUP, T.FAILED, P.ERROR),
+    (P.IDLE, T.FAILED, P.ERROR),
+    (P.ENTRY_EVAL, T.FAILED, P.ERROR),
+    (P.PLACE_BUY, T.FAILED, P.ERROR),
+    (P.WAIT_FILL, T.FAILED, P.ERROR),
+    (P.POSITION, T.FAILED, P.ERROR),
+    (P.EXIT_EVAL, T.FAILED, P.ERROR),
+    (P.PLACE_SELL, T.FAILED, P.ERROR),
+    (P.WAIT_SELL_FILL, T.FAILED, P.ERROR),
+    (P.POST_TRADE, T.FAILED, P.ERROR),
+]
+
+
+def test_derived_failed_edges_give_exactly_the_table_written_out_by_hand():
+    assert [(src, trigger, dst) for (src, trigger), dst in TRANSITIONS.items()] == EXPLICIT_TABLE
+
+
+def test_every_working_phase_fails_into_error_and_only_those():
+    failing = {src for (src, trigger) in TRANSITIONS if trigger is Trigger.FAILED}
+    assert failing == set(WORKING_PHASES) | {Phase.ERROR}
+    assert set(Phase) - failing == {Phase.COOLDOWN}
+    assert all(TRANSITIONS[(p, Trigger.FAILED)] is Phase.ERROR for p in failing)

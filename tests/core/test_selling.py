@@ -8,21 +8,13 @@ from decimal import Decimal as D
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.markets import BTC_USDT as BTC
 from trader.core.inventory import carry, join_inventory, write_off_inventory
-from trader.core.market import MarketInfo, OrderType
+from trader.core.market import OrderType
 from trader.core.pnl import realized_pnl
 from trader.core.selling import account_gap, exit_complete, plan_sell
 from trader.core.state import CoinState
 
-BTC = MarketInfo(
-    symbol="BTC/USDT",
-    base="BTC",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.0001"),
-    min_amount=D("0.0001"),
-    min_cost=D("5"),
-)
 LADDER = (D(0), D(10), D(25), D(50))
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.markets import BTC_USDT_FINE as BTC
 from trader.core.market import MarketInfo
 from trader.core.messages import format_entry, format_exit
 from trader.core.pnl import realized_pnl
@@ -20,15 +21,6 @@ from trader.core.sizing import (
     size_buy,
 )
 
-BTC = MarketInfo(
-    symbol="BTC/USDT",
-    base="BTC",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.00001"),
-    min_amount=D("0.00001"),
-    min_cost=D("5"),
-)
 XRP_ETH = MarketInfo(
     symbol="XRP/ETH",
     base="XRP",

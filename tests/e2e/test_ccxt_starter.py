@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_until, write_config
+from tests.e2e.helpers import kill, run, spawn, start_sim, terminate_queue, write_config
 from trader.core import ids
 
 pytestmark = pytest.mark.e2e
@@ -22,16 +22,8 @@ KEY, SECRET = "e2eKEY5f0c2d7a9b", "e2eSECRET8e1b4c6d2a0f9e7c"
 
 
 def _sim(tmp_path: Path) -> tuple[object, str]:
-    ready = tmp_path / "sim.url"
-    proc = spawn(
-        "-m",
-        "trader.binance_sim",
-        "--port",
-        "0",
-        "--ready-file",
-        str(ready),
-        "--data-dir",
-        str(tmp_path / "sim"),
+    return start_sim(
+        tmp_path,
         "--generated",
         "--seed",
         "11",
@@ -44,14 +36,7 @@ def _sim(tmp_path: Path) -> tuple[object, str]:
         SECRET,
         "--balance",
         "USDT=10000",
-        log=tmp_path / "sim.log",
     )
-    url = wait_until(
-        lambda: ready.exists() and ready.read_text().strip(),
-        timeout=30,
-        what="the Binance server to listen",
-    )
-    return proc, str(url)
 
 
 def test_unknown_symbol_is_refused_through_ccxt(tmp_path):

@@ -4,7 +4,6 @@ one order per decision at the (SQLite-persisted) paper exchange."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from decimal import Decimal
 
@@ -19,6 +18,8 @@ from tests.e2e.helpers import (
     wait_until,
     write_config,
 )
+from tests.event_history import decided_client_ids, started_attempts
+from trader import contracts as c
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.phases import Phase
@@ -79,7 +80,8 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         assert orders[0].client_order_id == state.trade.order.client_order_id
         assert state.trade.amount == orders[0].filled
         history = await client.get_workflow_handle(wf_id).fetch_history()
-        assert _place_order_attempts(history)[0] >= 2  # the retry found the order by its id
+        # The retry found the order by its id.
+        assert started_attempts(history, c.PLACE_ORDER)[0] >= 2
 
         # Second crash: while holding the position.
         kill(w2)
@@ -97,7 +99,7 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
             o
             for o in orders
             if o.client_order_id
-            in _client_ids_in_history(await client.get_workflow_handle(wf_id).fetch_history())
+            in decided_client_ids(await client.get_workflow_handle(wf_id).fetch_history())
         ]
         # Every order at the exchange was decided in the history, and each only once.
         assert len(decision_orders) == len(orders)
@@ -109,31 +111,3 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         for w in workers:
             kill(w)
         await terminate_queue(client, queue)
-
-
-def _place_order_attempts(history) -> list[int]:
-    """Attempt number of each completed place_order activity, in order."""
-    scheduled = {}
-    attempts = []
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled[event.event_id] = (
-                event.activity_task_scheduled_event_attributes.activity_type.name
-            )
-        elif event.HasField("activity_task_started_event_attributes"):
-            attrs = event.activity_task_started_event_attributes
-            if scheduled.get(attrs.scheduled_event_id) == "place_order":
-                attempts.append(attrs.attempt)
-    return attempts
-
-
-def _client_ids_in_history(history) -> set[str]:
-    """Client order ids the workflow scheduled place_order with (its decisions)."""
-    found = set()
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == "place_order":
-                payload = json.loads(attrs.input.payloads[0].data)
-                found.add(payload["client_order_id"])
-    return found

@@ -5,7 +5,6 @@ lost and the worker SIGKILLed right after the server accepted one."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from decimal import Decimal
@@ -25,7 +24,8 @@ from tests.e2e.helpers import (
     wait_until,
     write_config,
 )
-from tests.e2e.test_crash import _place_order_attempts
+from tests.event_history import decided_client_ids, started_attempts
+from trader import contracts as c
 from trader.binance_sim.control import SimControl
 from trader.core import ids
 from trader.core.phases import Phase
@@ -45,17 +45,6 @@ async def _wait_orders(sim: SimControl, n: int, *, timeout: float) -> list[dict]
             return orders
         await asyncio.sleep(0.1)
     raise AssertionError(f"fewer than {n} orders reached the server")
-
-
-def _decisions(history) -> list[str]:
-    """Client order ids the workflow decided (scheduled place_order with), in order."""
-    found = []
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == "place_order":
-                found.append(json.loads(attrs.input.payloads[0].data)["client_order_id"])
-    return found
 
 
 async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_env, tmp_path):
@@ -138,7 +127,7 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             assert (await sim.stats()).get(CREATE, 0) == 1
 
             history = await client.get_workflow_handle(wf_id).fetch_history()
-            decided = _decisions(history)
+            decided = decided_client_ids(history)
             orders = await sim.orders()
             accepted = [o["client_order_id"] for o in orders]
             # Every decision reached the server exactly once (the refused one was never
@@ -149,7 +138,7 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             sells = [o for o in orders if o["side"] == "sell"]
             assert trade.sold_amount == sum(Decimal(o["filled"]) for o in sells)
             assert trade.bought_amount == Decimal(buy["filled"]) - Decimal(buy["fee_base"])
-            attempts = _place_order_attempts(history)
+            attempts = started_attempts(history, c.PLACE_ORDER)
             assert attempts[0] >= 2  # the buy's retry found the accepted order by its id
             assert attempts[1] >= 2  # so did the sell's, on the replacement worker
             assert all(

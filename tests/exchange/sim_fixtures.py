@@ -8,6 +8,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+from tests.markets import ADA_BTC, BTC_USDT, ETH_USDT
 from trader.binance_sim import SimConfig, SimServer
 from trader.core.market import MarketInfo
 from trader.exchange.ccxt_adapter import CcxtExchange
@@ -15,34 +16,6 @@ from trader.exchange.feed import StaticFeed
 
 KEY, SECRET = "simKEY0123456789abcdef", "simSECRET0123456789abcdefghij"
 
-BTC_USDT = MarketInfo(
-    symbol="BTC/USDT",
-    base="BTC",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.0001"),
-    min_amount=D("0.0001"),
-    min_cost=D("5"),
-)
-ETH_USDT = MarketInfo(
-    symbol="ETH/USDT",
-    base="ETH",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.001"),
-    min_amount=D("0.001"),
-    min_cost=D("5"),
-)
-# BTC-quoted, priced like the shared 2018 data (5.3e-05): no USD-like rounding survives it.
-ADA_BTC = MarketInfo(
-    symbol="ADA/BTC",
-    base="ADA",
-    quote="BTC",
-    price_tick=D("0.00000001"),
-    amount_step=D("1"),
-    min_amount=D("1"),
-    min_cost=D("0.0001"),
-)
 MARKETS = {m.symbol: m for m in (BTC_USDT, ETH_USDT, ADA_BTC)}
 PRICES = {"BTC/USDT": D("100"), "ETH/USDT": D("2000"), "ADA/BTC": D("0.00005300")}
 

@@ -136,3 +136,11 @@ def test_messages_never_carry_credentials_or_signed_queries() -> None:
     assert "deadbeef" not in text and "KEY123" not in text and "SEC456" not in text
     domain = translate(ccxt.AuthenticationError("Invalid API-key KEY123"), secrets=["KEY123"])
     assert "KEY123" not in str(domain)
+
+
+@pytest.mark.parametrize("cls", [e.ExchangeError, *e.exchange_error_classes()], ids=str)
+def test_application_error_type_is_the_error_type_value(cls: type[e.ExchangeError]) -> None:
+    exc = cls("x", order_id="1") if cls is e.OrderAcceptedUnread else cls("x")
+    app = to_application_error(exc)
+    assert app.type == cls.error_type.value and type(app.type) is str
+    assert app.non_retryable is not cls.retryable

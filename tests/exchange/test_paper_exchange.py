@@ -9,20 +9,11 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.markets import BTC_USDT as BTC
 from trader.core import errors
-from trader.core.market import MarketInfo, OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange, PaperFaults
-
-BTC = MarketInfo(
-    symbol="BTC/USDT",
-    base="BTC",
-    quote="USDT",
-    price_tick=D("0.01"),
-    amount_step=D("0.0001"),
-    min_amount=D("0.0001"),
-    min_cost=D("5"),
-)
 
 
 def make(tmp_path, *, price="100", faults=None, clock=None, liquidity="50000"):

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
@@ -23,9 +23,11 @@ from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import LogNotifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
+from tests.event_history import decided_client_ids
+from tests.markets import BTC_USDT, ETH_USDT
 from trader import contracts as c
+from trader import search as sa
 from trader.core import ids
-from trader.core.market import MarketInfo
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.core.state import CoinState
@@ -34,30 +36,10 @@ from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
-from trader.runtime import search as sa
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
-MARKETS = {
-    "BTC/USDT": MarketInfo(
-        symbol="BTC/USDT",
-        base="BTC",
-        quote="USDT",
-        price_tick=D("0.01"),
-        amount_step=D("0.0001"),
-        min_amount=D("0.0001"),
-        min_cost=D("5"),
-    ),
-    "ETH/USDT": MarketInfo(
-        symbol="ETH/USDT",
-        base="ETH",
-        quote="USDT",
-        price_tick=D("0.01"),
-        amount_step=D("0.001"),
-        min_amount=D("0.001"),
-        min_cost=D("5"),
-    ),
-}
+MARKETS = {m.symbol: m for m in (BTC_USDT, ETH_USDT)}
 
 # Small timeouts: activities run in real time on the test server (it skips time only while
 # nothing runs), so the phases that wait on a running activity are kept short.
@@ -170,15 +152,16 @@ async def _stop(handle: WorkflowHandle) -> None:
 async def placed_client_ids(handle: WorkflowHandle) -> list[str]:
     """The client order ids the workflow scheduled ``place_order`` with (its decisions), in
     order, read from its history."""
-    history = await handle.fetch_history()
-    return [
-        json.loads(ev.activity_task_scheduled_event_attributes.input.payloads[0].data)[
-            "client_order_id"
-        ]
-        for ev in history.events
-        if ev.HasField("activity_task_scheduled_event_attributes")
-        and ev.activity_task_scheduled_event_attributes.activity_type.name == c.PLACE_ORDER
-    ]
+    return decided_client_ids(await handle.fetch_history())
+
+
+StandIns = Callable[[dict[str, Callable[..., Any]]], Sequence[Callable[..., Any]]]
+
+
+def _activity_name(fn: Callable[..., Any]) -> str:
+    defn = activity._Definition.must_from_callable(fn)  # the name Temporal registers it by
+    assert defn.name is not None
+    return defn.name
 
 
 def path_of(state: CoinState) -> list[str]:
@@ -198,9 +181,13 @@ async def bench(
     feed: StaticFeed | None = None,
     metrics: TraderMetrics | None = None,
     order_window_s: float = ORDER_WINDOW_S,
+    stand_ins: StandIns | None = None,
 ) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
-    adapter talking to the local Binance server) whose prices ``feed`` sets."""
+    adapter talking to the local Binance server) whose prices ``feed`` sets.
+
+    ``stand_ins``: given the real main-queue activities by name, the activities (each
+    ``@activity.defn(name=...)`` with a real one's name) that replace them on the worker."""
     feed = feed or StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
@@ -220,11 +207,9 @@ async def bench(
     mk = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     lg = LedgerActivities(ledger, metrics=metrics)
     b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
-    main = Worker(
-        client,
-        task_queue=tq,
-        workflows=[SymbolTrader, Portfolio],
-        activities=[
+    real = {
+        _activity_name(fn): fn
+        for fn in (
             ex.warmup,
             ex.place_order,
             ex.wait_order,
@@ -235,7 +220,17 @@ async def bench(
             lg.record_dust,
             lg.record_inventory,
             NotifyActivities(notifier).notify,
-        ],
+        )
+    }
+    # A stand-in takes the place of the real activity of its name (it may call that one).
+    replaced = {_activity_name(fn): fn for fn in (stand_ins(dict(real)) if stand_ins else ())}
+    unknown = replaced.keys() - real.keys()
+    assert not unknown, f"no activity to stand in for: {sorted(unknown)}"
+    main = Worker(
+        client,
+        task_queue=tq,
+        workflows=[SymbolTrader, Portfolio],
+        activities=list((real | replaced).values()),
     )
     watch = Worker(client, task_queue=wq, activities=[mk.watch_entry, mk.watch_exit])
     async with main, watch:

@@ -14,11 +14,11 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tests.workflows.harness import bench
 from trader import contracts as c
+from trader import search as sa
 from trader.core import ids
 from trader.core.phases import Phase
 from trader.core.rules import ExitReason
 from trader.core.state import DROPPED_FIELDS, FLAT_FIELDS, CoinState
-from trader.runtime import search as sa
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "flat_state_position.json"
 FLAT = json.loads(FIXTURE.read_text())

@@ -108,21 +108,13 @@ TRANSITIONS: dict[tuple[Phase, Trigger], Phase] = {
     (P.ERROR, T.FAILED): P.ERROR,
 }
 
+#: Phases that do work (an exchange call, a booking, a watch) and so can fail into ERROR:
+#: every phase but COOLDOWN (a timer only) and ERROR itself (its own edge is listed above).
+WORKING_PHASES: tuple[Phase, ...] = tuple(p for p in Phase if p not in (P.COOLDOWN, P.ERROR))
+
 # Any working phase can fail into ERROR (an exchange call exhausted its retries, or was
-# rejected in a way the phase cannot handle). COOLDOWN and ERROR's own edge are listed above.
-for _phase in (
-    P.WARMUP,
-    P.IDLE,
-    P.ENTRY_EVAL,
-    P.PLACE_BUY,
-    P.WAIT_FILL,
-    P.POSITION,
-    P.EXIT_EVAL,
-    P.PLACE_SELL,
-    P.WAIT_SELL_FILL,
-    P.POST_TRADE,
-):
-    TRANSITIONS[(_phase, T.FAILED)] = P.ERROR
+# rejected in a way the phase cannot handle): the edges are derived, not listed.
+TRANSITIONS.update({(phase, T.FAILED): P.ERROR for phase in WORKING_PHASES})
 
 #: Phases in which nothing is in flight: safe points for continue-as-new and shutdown.
 QUIET_PHASES = frozenset({P.IDLE, P.POSITION, P.COOLDOWN})

@@ -17,10 +17,10 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
+from trader import search as sa
 from trader.contracts import STATUS_MEMO_KEY, StatusMemo
 from trader.core.messages import fmt
 from trader.core.phases import HOLDING_PHASES, Phase
-from trader.runtime import search as sa
 
 RUNNING_TRADERS = 'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running"'
 

@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from trader.config import Settings
 from trader.core.errors import ConfigError
 from trader.runtime.converter import DATA_CONVERTER
-from trader.runtime.search import ALL_KEYS
+from trader.search import ALL_KEYS
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from trader.core.errors import ConfigError
-from trader.runtime.search import ALL_KEYS
+from trader.search import ALL_KEYS
 
 
 def temporal_binary() -> str:

@@ -17,6 +17,7 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from trader import contracts as c
+from trader import search as sa
 from trader.config import Settings
 from trader.core import ids
 from trader.core.errors import BadSymbol, ConfigError
@@ -24,7 +25,6 @@ from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.core.state import CoinState
 from trader.exchange.port import Exchange
-from trader.runtime import search as sa
 
 log = logging.getLogger(__name__)
 

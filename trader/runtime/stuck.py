@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
 
+from trader import search as sa
 from trader.core.phases import QUIET_PHASES, Phase
 from trader.observe.metrics import TraderMetrics
 from trader.observe.status_table import traders_query
-from trader.runtime import search as sa
 
 log = logging.getLogger(__name__)
 
