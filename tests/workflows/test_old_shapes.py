@@ -12,6 +12,7 @@ from pathlib import Path
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from tests.fixtures.previous_state import CoinState as PreviousCoinState
 from tests.workflows.harness import bench
 from trader import contracts as c
 from trader import search as sa
@@ -76,3 +77,20 @@ async def test_a_run_resumed_from_a_flat_state_trades_on_where_it_stopped(ts_env
         [trade] = b.ledger.trades()
         assert trade.exit_reason == ExitReason.TRAILING_STOP and trade.bought_amount == amount
         assert s.totals.realized_pnl == D(FLAT["realized_pnl_total"]) + trade.net_pnl
+
+
+def test_the_previous_release_reads_what_this_one_writes():
+    """Expand, then contract: the groups are also written flat, so a worker of the
+    previous release (rolling deploy, rollback) keeps the position instead of ignoring
+    the groups it does not know."""
+    state = CoinState.model_validate(FLAT)
+    state.trade.sold_amount = D("0.5")  # something the fixture does not already hold
+    old = PreviousCoinState.model_validate_json(state.model_dump_json())
+    assert json.loads(old.model_dump_json()) == {
+        **FLAT,
+        "sold_amount": "0.5",
+        "sl_order_id": None,
+        "tp_order_id": None,
+    }
+    # And back: what the previous release writes is read here, the groups it lost rebuilt.
+    assert CoinState.model_validate_json(old.model_dump_json()) == state

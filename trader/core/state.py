@@ -15,7 +15,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from trader.core.market import MarketInfo, OrderSide
 from trader.core.phases import Phase, Trigger, next_phase
@@ -249,6 +256,20 @@ class CoinState(BaseModel):
     def _read_flat_shape(cls, data: Any) -> Any:
         if isinstance(data, dict) and any(k in data for k in (*FLAT_FIELDS, *DROPPED_FIELDS)):
             data = nest({k: v for k, v in data.items() if k not in DROPPED_FIELDS}, FLAT_FIELDS)
+        return data
+
+    @model_serializer(mode="wrap")
+    def _also_flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Expand, then contract: this release also writes every grouped field at its flat
+        # place, so a worker of the previous release (a rolling deploy, a rollback) reads
+        # the position it would otherwise silently ignore (its model drops unknown keys).
+        # Both are read here; the groups win. Drop the flat copy in the release after.
+        data: dict[str, Any] = handler(self)
+        for key, path in FLAT_FIELDS.items():
+            value: Any = data
+            for part in path:
+                value = value[part]
+            data[key] = "" if value is None and key in ("exit_reason", "signal") else value
         return data
 
     @property
