@@ -416,7 +416,12 @@ async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, 
         cost = s.inventory.cost + s.inventory.fee
         b.exchange.set_balance("BTC", D(0))  # withdrawn by hand
         await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
-        s = await b.wait_for(h, lambda s: not s.has_inventory, what="the write-off")
+        # Done once the note says so: it is written after the ledger row, and a query
+        # between the two would see the inventory gone but not yet reported.
+        s = await b.wait_for(
+            h, lambda s: "reconcile (operator)" in s.note, what="the reported write-off"
+        )
+        assert not s.has_inventory
         assert s.totals.realized_pnl == -cost and "inventory" in s.note
         kinds = [(r.kind, r.cost) for r in b.ledger.inventory()]
         assert kinds == [("carried", cost), ("inventory_write_off", cost)]
