@@ -17,6 +17,8 @@ import logging
 import signal
 import sys
 
+from temporalio.client import Client
+
 from trader import contracts as c
 from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
@@ -101,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def _client(settings: Settings, *, runs_worker: bool = False):  # noqa: ANN202
+async def _client(settings: Settings, *, runs_worker: bool = False) -> Client:
     address = settings.temporal_address
     if address is None:  # embedded default: a local dev server (reused if already up)
         start_dev_server(

@@ -13,25 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from trader import contracts as c
 from trader.core.market import Ticker
-from trader.core.params import AnchorMode
 from trader.core.rules import (
-    RollingHigh,
+    EntryRecheck,
+    EntryWatch,
+    EntryWatchState,
+    ExitRulesState,
     SmaWindow,
-    TrailingState,
     check_guards,
-    evaluate_entry,
     evaluate_exit,
-    next_anchor,
-    update_trailing,
+    update_exit_rules,
 )
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
@@ -40,7 +39,6 @@ from trader.observe.metrics import TraderMetrics
 if TYPE_CHECKING:
     from activities.portfolio import SlotBoard
 
-_MAX_WINDOW_CARRY = 64
 _SMA_REFRESH_S = 60.0  # one-minute closes: a fresher SMA than this cannot differ
 
 
@@ -92,42 +90,29 @@ class MarketActivities:
 
     @activity.defn(name=c.WATCH_ENTRY)
     async def watch_entry(self, inp: c.WatchEntryInput) -> c.WatchEntryResult:
-        p = inp.params
-        anchor, window_items = inp.anchor, list(inp.window)
-        details = activity.info().heartbeat_details
-        if details:  # resumed after a retry: continue from the last heartbeat
-            anchor = Decimal(details[0])
-            window_items = [(int(t), Decimal(v)) for t, v in details[1]]
-        window = RollingHigh(p.drop_lookback_seconds * 1000)
-        for ts, price in window_items:
-            window.add(ts, price)
-        deadline = time.monotonic() + p.watch_checkpoint_seconds
+        state = _resumed(inp.state, _old_entry_heartbeat)
+        deadline = time.monotonic() + inp.params.watch_checkpoint_seconds
         with _routine_cancel():
-            return await self._watch_entry(inp, anchor, window, deadline)
+            return await self._watch_entry(inp, EntryWatch(state, inp.params), deadline)
 
     async def _watch_entry(
-        self, inp: c.WatchEntryInput, anchor: Decimal, window: RollingHigh, deadline: float
+        self, inp: c.WatchEntryInput, watch: EntryWatch, deadline: float
     ) -> c.WatchEntryResult:
-        p, ticks, recheck = inp.params, 0, inp.recheck
+        p, ticks = inp.params, 0
         sma: Decimal | None = None
         sma_at: float | None = None  # when ``sma`` was fetched (monotonic); None: not yet
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
-                price = ticker.last
-                window.add(ticker.ts_ms, price)
-                high = window.high() if p.anchor_mode is AnchorMode.WINDOW else None
-                anchor = next_anchor(anchor, price, p.anchor_mode, window_high=high)
-                signal = evaluate_entry(price, anchor, p)
-                carry = window.items()[-_MAX_WINDOW_CARRY:]
+                signal = watch.see(ticker.ts_ms, ticker.last)
                 fired = signal.triggered
-                if not fired:
-                    recheck = ""  # the blocked drop is over: the next one is judged afresh
-                elif recheck:
+                if fired and watch.recheck:
                     if sma_at is None or time.monotonic() - sma_at >= _SMA_REFRESH_S:
                         sma_at = time.monotonic()
                         sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
-                    fired = await self._block_cleared(inp, recheck, ticker, sma, fresh=ticks == 1)
+                    fired = await self._block_cleared(
+                        inp, watch.recheck, ticker, sma, fresh=ticks == 1
+                    )
                 returning = fired or time.monotonic() >= deadline
                 self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
                 if returning:
@@ -136,21 +121,19 @@ class MarketActivities:
                     return c.WatchEntryResult(
                         fired=fired,
                         ticker=ticker,
-                        anchor=anchor,
+                        state=watch.state(),
                         trigger_price=signal.trigger_price,
                         drop_pct=signal.drop_pct,
-                        window=carry,
                         sma=sma if fired else None,
                         ticks=ticks,
-                        recheck=recheck,
                     )
-                activity.heartbeat(str(anchor), [(t, str(v)) for t, v in carry])
+                activity.heartbeat(watch.state().model_dump(mode="json"))
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
     async def _block_cleared(
         self,
         inp: c.WatchEntryInput,
-        recheck: str,
+        recheck: EntryRecheck,
         ticker: Ticker,
         sma: Decimal | None,
         *,
@@ -159,7 +142,7 @@ class MarketActivities:
         """A blocked drop still holds: has the block cleared (guards pass, a slot free)?"""
         if not check_guards(ticker, inp.params, sma=sma).passed:
             return False
-        if recheck == "slot" and self.slots is not None and inp.portfolio_id:
+        if recheck is EntryRecheck.SLOT and self.slots is not None and inp.portfolio_id:
             return await self.slots.free(inp.portfolio_id, fresh=fresh) > 0
         return True
 
@@ -177,28 +160,24 @@ class MarketActivities:
 
     @activity.defn(name=c.WATCH_EXIT)
     async def watch_exit(self, inp: c.WatchExitInput) -> c.WatchExitResult:
-        p = inp.params
-        trailing = TrailingState(peak=inp.peak, trigger=inp.trailing_trigger)
-        details = activity.info().heartbeat_details
-        if details:
-            trailing = TrailingState(peak=Decimal(details[0]), trigger=Decimal(details[1]))
-        deadline = time.monotonic() + p.watch_checkpoint_seconds
+        rules = _resumed(inp.state, _old_exit_heartbeat)
+        deadline = time.monotonic() + inp.params.watch_checkpoint_seconds
         with _routine_cancel():
-            return await self._watch_exit(inp, trailing, deadline)
+            return await self._watch_exit(inp, rules, deadline)
 
     async def _watch_exit(
-        self, inp: c.WatchExitInput, trailing: TrailingState, deadline: float
+        self, inp: c.WatchExitInput, rules: ExitRulesState, deadline: float
     ) -> c.WatchExitResult:
         p, ticks = inp.params, 0
         async with self.hub.subscription(inp.symbol) as stream:
             async for ticker in stream:
                 ticks += 1
                 price = ticker.last
-                trailing = update_trailing(trailing, price, inp.entry_price, p)
+                rules = update_exit_rules(rules, price, inp.entry_price, p)
                 decision = evaluate_exit(
                     price=price,
                     entry_price=inp.entry_price,
-                    trailing=trailing,
+                    rules=rules,
                     entry_ts=inp.entry_ts,
                     now=ticker.ts_ms / 1000,
                     params=p,
@@ -208,12 +187,32 @@ class MarketActivities:
                 if returning:
                     return c.WatchExitResult(
                         fired=decision.exit,
-                        reason=decision.reason.value if decision.reason else None,
+                        reason=decision.reason,
                         detail=decision.detail,
                         ticker=ticker,
-                        peak=trailing.peak,
-                        trailing_trigger=trailing.trigger,
+                        state=rules,
                         ticks=ticks,
                     )
-                activity.heartbeat(str(trailing.peak), str(trailing.trigger))
+                activity.heartbeat(rules.model_dump(mode="json"))
         raise RuntimeError("market stream ended")
+
+
+S = TypeVar("S", EntryWatchState, ExitRulesState)
+
+
+def _resumed(start: S, old_shape: Callable[[Sequence[Any]], dict[str, Any]]) -> S:
+    """The watch state to start from: the last heartbeat's after a retry (as one model;
+    positional values from a worker of an earlier release), else the input's."""
+    details = activity.info().heartbeat_details
+    if not details:
+        return start
+    data = details[0] if isinstance(details[0], dict) else old_shape(details)
+    return type(start).model_validate(data)
+
+
+def _old_entry_heartbeat(details: Sequence[Any]) -> dict[str, Any]:
+    return {"anchor": details[0], "window": details[1]}
+
+
+def _old_exit_heartbeat(details: Sequence[Any]) -> dict[str, Any]:
+    return {"trailing": {"peak": details[0], "trigger": details[1]}}

@@ -52,7 +52,7 @@ async def latency(
                 srv.set_price(SYMBOL, price)
                 await b.wait_for(
                     h,
-                    lambda s, k=n + 1: s.trades_closed == k and s.phase is Phase.IDLE,
+                    lambda s, k=n + 1: s.totals.trades_closed == k and s.phase is Phase.IDLE,
                     what="back to idle",
                     timeout=30,
                 )

@@ -61,7 +61,7 @@ async def latency(
             closed = len(samples)
             await b.wait_for(
                 h,
-                lambda s, n=closed: s.trades_closed == n and s.phase is Phase.IDLE,
+                lambda s, n=closed: s.totals.trades_closed == n and s.phase is Phase.IDLE,
                 what="back to idle",
                 timeout=30,
             )

@@ -177,7 +177,7 @@ async def trades_wall_time(env: WorkflowEnvironment, tmp: Path, trades: int) -> 
             b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
             await b.wait_for(
                 h,
-                lambda s, n=n: s.trades_closed == n and s.phase is Phase.IDLE,
+                lambda s, n=n: s.totals.trades_closed == n and s.phase is Phase.IDLE,
                 what="back to idle",
                 timeout=30,
             )

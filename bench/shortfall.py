@@ -31,12 +31,12 @@ async def run(seconds: float, backoff: float) -> dict[str, object]:
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         s = await b.wait_phase(h, Phase.POSITION, timeout=30)
-        b.exchange.set_balance("BTC", (s.amount * D("0.9")).quantize(D("0.0001")))
+        b.exchange.set_balance("BTC", (s.trade.amount * D("0.9")).quantize(D("0.0001")))
         b.set_price("BTC/USDT", "95.00")  # stop-loss
         t0, flat_after = time.monotonic(), None
         while time.monotonic() - t0 < seconds:
             s = await b.state(h)
-            if s.trades_closed and flat_after is None:
+            if s.totals.trades_closed and flat_after is None:
                 flat_after = time.monotonic() - t0
                 break
             await asyncio.sleep(0.1)

@@ -2,17 +2,22 @@
 query inputs and results, and the activity names.
 
 Workflows call activities by these names (not by importing activity code), so workflow code
-never pulls I/O modules into the sandbox and tests can replace activities by name.
+never pulls I/O modules into the sandbox and tests can replace activities by name. Each name
+carries its input and result types (``ActivityName``), so a call through it is typed end to
+end; a test checks every activity implementation against its name's types.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
+from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
+from trader.core.shapes import nest
 from trader.core.state import CoinState
 
 
@@ -23,19 +28,44 @@ class _Msg(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+# Watch messages of releases before the rule state was one model carried its fields flat:
+# histories and activities scheduled before an upgrade hold them.
+_FLAT_ENTRY_WATCH: dict[str, tuple[str, ...]] = {
+    k: ("state", k) for k in ("anchor", "window", "recheck")
+}
+_FLAT_EXIT_WATCH: dict[str, tuple[str, ...]] = {
+    "peak": ("state", "trailing", "peak"),
+    "trailing_trigger": ("state", "trailing", "trigger"),
+}
+
+
+class _WatchMsg(_Msg):
+    FLAT_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_flat_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in cls.FLAT_FIELDS):
+            return nest(data, cls.FLAT_FIELDS)
+        return data
+
+
 # --- activity names ------------------------------------------------------------------------
-WARMUP = "warmup"
-WATCH_ENTRY = "watch_entry"
-WATCH_EXIT = "watch_exit"
-PLACE_ORDER = "place_order"
-WAIT_ORDER = "wait_order"
-CANCEL_ORDER = "cancel_order"
-RECONCILE = "reconcile"
-ACQUIRE_SLOT = "acquire_slot"
-RECORD_TRADE = "record_trade"
-RECORD_DUST = "record_dust"
-RECORD_INVENTORY = "record_inventory"
-NOTIFY = "notify"
+In = TypeVar("In")
+R = TypeVar("R")
+
+
+class ActivityName(str, Generic[In, R]):
+    """An activity's name (a plain ``str`` to Temporal and to ``activity.defn``) that also
+    carries its input and result types, so workflow calls through it are typed."""
+
+    input: type[In]
+    result: type[R]
+
+    def __new__(cls, name: str, input: type[In], result: type[R]) -> ActivityName[In, R]:
+        self = super().__new__(cls, name)
+        self.input, self.result = input, result
+        return self
 
 
 # --- workflows -----------------------------------------------------------------------------
@@ -104,49 +134,45 @@ class WarmupResult(_Msg):
     simulated: bool
 
 
-class WatchEntryInput(_Msg):
+class WatchEntryInput(_WatchMsg):
+    FLAT_FIELDS = _FLAT_ENTRY_WATCH
     symbol: str
     params: TraderParams
-    anchor: Decimal
-    window: list[tuple[int, Decimal]] = []
-    """Carried rolling-window candidates (ts_ms, price) for the WINDOW anchor mode."""
-    recheck: str = ""
-    """After a blocked entry (``CoinState.entry_recheck``): ``guards`` fires only when the
-    drop holds and the guards pass on the same tick; ``slot`` only when a slot is free."""
+    state: EntryWatchState
+    """Anchor, rolling window and what a blocked drop still waits for (``recheck``)."""
     portfolio_id: str = ""
     """Whose slots ``slot`` waits for."""
 
 
-class WatchEntryResult(_Msg):
+class WatchEntryResult(_WatchMsg):
+    FLAT_FIELDS = _FLAT_ENTRY_WATCH
     fired: bool
     ticker: Ticker
-    anchor: Decimal
+    state: EntryWatchState
+    """The watch's state when it returned; its ``recheck`` is cleared once the drop
+    stopped holding (the blocked episode is over)."""
     trigger_price: Decimal
     drop_pct: Decimal
-    window: list[tuple[int, Decimal]] = []
     sma: Decimal | None = None
     ticks: int = 0
-    recheck: str = ""
-    """What the next watch must still wait for: cleared once the drop stopped holding
-    (the blocked episode is over)."""
 
 
-class WatchExitInput(_Msg):
+class WatchExitInput(_WatchMsg):
+    FLAT_FIELDS = _FLAT_EXIT_WATCH
     symbol: str
     params: TraderParams
     entry_price: Decimal
     entry_ts: float
-    peak: Decimal
-    trailing_trigger: Decimal
+    state: ExitRulesState
 
 
-class WatchExitResult(_Msg):
+class WatchExitResult(_WatchMsg):
+    FLAT_FIELDS = _FLAT_EXIT_WATCH
     fired: bool
-    reason: str | None
+    reason: ExitReason | None
     detail: str
     ticker: Ticker
-    peak: Decimal
-    trailing_trigger: Decimal
+    state: ExitRulesState
     ticks: int = 0
 
 
@@ -294,3 +320,22 @@ class StatusMemo(BaseModel):
     simulated: bool = False
     inventory: Decimal = Decimal(0)
     """Base carried as inventory (below the market minimum), held while flat too."""
+
+
+# --- activity names, with their types ---------------------------------------------------------
+WARMUP = ActivityName("warmup", WarmupInput, WarmupResult)
+WATCH_ENTRY = ActivityName("watch_entry", WatchEntryInput, WatchEntryResult)
+WATCH_EXIT = ActivityName("watch_exit", WatchExitInput, WatchExitResult)
+PLACE_ORDER = ActivityName("place_order", PlaceOrderInput, Order)
+WAIT_ORDER = ActivityName("wait_order", OrderRef, Order)
+CANCEL_ORDER = ActivityName("cancel_order", OrderRef, Order)
+RECONCILE = ActivityName("reconcile", ReconcileInput, ReconcileResult)
+ACQUIRE_SLOT = ActivityName("acquire_slot", AcquireSlotInput, SlotGrant)
+RECORD_TRADE = ActivityName("record_trade", TradeRecord, RecordResult)
+RECORD_DUST = ActivityName("record_dust", DustRecord, RecordResult)
+RECORD_INVENTORY = ActivityName("record_inventory", InventoryRecord, RecordResult)
+NOTIFY = ActivityName("notify", Notification, type(None))
+ACTIVITIES: tuple[ActivityName[Any, Any], ...] = (
+    WARMUP, WATCH_ENTRY, WATCH_EXIT, PLACE_ORDER, WAIT_ORDER, CANCEL_ORDER, RECONCILE,
+    ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY,
+)  # fmt: skip

@@ -8,11 +8,12 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.details import render_details, status_memo
 
 T = TypeVar("T")
+In = TypeVar("In")
 
 # Upserting the memo adds a command (a WorkflowPropertiesModified event) that histories
 # recorded before it existed do not have: it only runs behind this patch.
@@ -67,7 +69,6 @@ class TraderBase:
     _background: list[Any]
     _entry: c.WatchEntryResult | None
     _last_order: Order | None
-    _window: list[tuple[int, Decimal]]
     _max_hold_due: bool
     _v2: bool
     """The run started under the ``exchange-reality`` patch (see EXCHANGE_REALITY_PATCH)."""
@@ -75,6 +76,12 @@ class TraderBase:
     @property
     def _is_simulated(self) -> bool:
         return self.state.simulated or not self.inp.params.global_trading
+
+    def backoff_seconds(self) -> float:
+        """FSM_BACKOFF_BASE_SECONDS doubled per consecutive failure, capped at the max."""
+        p = self.inp.params
+        exponent = max(self.state.retry_count - 1, 0)
+        return float(min(p.fsm_backoff_base_seconds * 2**exponent, p.fsm_backoff_max_seconds))
 
     # --- activity options ------------------------------------------------------------
     @property
@@ -89,31 +96,35 @@ class TraderBase:
         )
 
     async def _exchange_call(
-        self, name: str, arg: Any, result_type: type[T], *, summary: str | None = None
+        self, act: c.ActivityName[In, T], arg: In, *, summary: str | None = None
     ) -> T:
         """An exchange activity with the configured retries (FSM_MAX_RETRIES)."""
-        return await workflow.execute_activity(
-            name,
+        result: T = await workflow.execute_activity(
+            act,
             arg,
-            result_type=result_type,
+            result_type=act.result,
             start_to_close_timeout=timedelta(
                 seconds=self.inp.params.order_activity_timeout_seconds
             ),
             retry_policy=self._exchange_retry,
             summary=summary,
         )
+        return result
 
-    async def _ledger_call(self, name: str, arg: Any) -> c.RecordResult:
+    async def _ledger_call(
+        self, act: c.ActivityName[In, c.RecordResult], arg: In
+    ) -> c.RecordResult:
         """A ledger write: retried until it succeeds (it is idempotent on its id), because
         a realized trade must never be lost."""
-        return await workflow.execute_activity(
-            name,
+        result: c.RecordResult = await workflow.execute_activity(
+            act,
             arg,
-            result_type=c.RecordResult,
+            result_type=act.result,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=60)),
-            summary=f"{name} {self.state.symbol}",
+            summary=f"{act} {self.state.symbol}",
         )
+        return result
 
     async def _settle_order(
         self, timeout_s: float, *, until: Callable[[], bool] | None = None
@@ -121,56 +132,60 @@ class TraderBase:
         """The current order in a final state: wait for it until the phase timeout (a
         workflow timer from when it was placed) or ``until``, then cancel what is left."""
         s = self.state
-        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.client_order_id or "")
-        order, self._last_order = self._last_order, None
-        if order is not None and order.is_final:  # IOC/market: final when placed
-            return order
-        remaining = s.order_placed_ts + timeout_s - workflow.time()
-        outcome, order = await self._race(
+        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.trade.order.client_order_id or "")
+        placed, self._last_order = self._last_order, None
+        if placed is not None and placed.is_final:  # IOC/market: final when placed
+            return placed
+        remaining = s.trade.order.placed_ts + timeout_s - workflow.time()
+        waited = await self._race(
             self._start_order_wait(ref), until=until, timeout=max(remaining, 0.001)
         )
-        if outcome == "done":
-            return order
-        side = s.order_side.value if s.order_side else "order"
-        return await self._exchange_call(
-            c.CANCEL_ORDER, ref, Order, summary=f"cancel_{side} {s.symbol}"
-        )
+        if isinstance(waited, Order):
+            return waited
+        side = s.trade.order.side.value if s.trade.order.side else "order"
+        return await self._exchange_call(c.CANCEL_ORDER, ref, summary=f"cancel_{side} {s.symbol}")
 
-    def _start_order_wait(self, ref: c.OrderRef) -> Any:
+    def _start_order_wait(self, ref: c.OrderRef) -> ActivityHandle[Order]:
         """Poll an order until final; bounded by the phase's workflow timer, not by itself."""
         return workflow.start_activity(
             c.WAIT_ORDER,
             ref,
-            result_type=Order,
+            result_type=c.WAIT_ORDER.result,
             start_to_close_timeout=timedelta(hours=24),
             heartbeat_timeout=timedelta(seconds=self.inp.params.watch_heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
             summary=f"wait_order {ref.symbol} {ref.client_order_id}",
         )
 
-    def _start_watch(self, name: str, arg: Any, result_type: type[T], *, summary: str = "") -> Any:
+    def _start_watch(
+        self, act: c.ActivityName[In, T], arg: In, *, summary: str = ""
+    ) -> ActivityHandle[T]:
         """A long-running watch on the watch task queue; retried forever (read-only)."""
         p = self.inp.params
         return workflow.start_activity(
-            name,
+            act,
             arg,
-            result_type=result_type,
+            result_type=act.result,
             task_queue=self.inp.watch_task_queue,
             start_to_close_timeout=timedelta(seconds=p.watch_checkpoint_seconds * 3 + 60),
             heartbeat_timeout=timedelta(seconds=p.watch_heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
             ),
-            summary=f"{name} {self.state.symbol}{': ' + summary if summary else ''}",
+            summary=f"{act} {self.state.symbol}{': ' + summary if summary else ''}",
         )
 
     async def _race(
-        self, main: Any, *, until: Callable[[], bool] | None = None, timeout: float | None = None
-    ) -> tuple[str, Any]:
+        self,
+        main: ActivityHandle[T],
+        *,
+        until: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+    ) -> T | Literal["interrupted", "timeout"]:
         """Wait for ``main`` (an activity handle), a condition, or a timer, whichever is first.
 
-        Returns ("done", result), ("interrupted", None) or ("timeout", None); on the latter
-        two ``main`` is cancelled. An activity failure propagates as ActivityError.
+        Returns the activity's result, or "interrupted" / "timeout"; on the latter two
+        ``main`` is cancelled. An activity failure propagates as ActivityError.
         """
         waiters: list[asyncio.Future[Any]] = [main]
         if until is not None or timeout is not None:
@@ -194,10 +209,10 @@ class TraderBase:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await w
         if outcome == "done":
-            return outcome, main.result()
+            return main.result()
         with contextlib.suppress(asyncio.CancelledError, ActivityError):
             await main  # cancelled: collect it so nothing is left unobserved
-        return outcome, None
+        return "timeout" if outcome == "timeout" else "interrupted"
 
     # --- transitions -----------------------------------------------------------------
     def _transition(
@@ -234,12 +249,12 @@ class TraderBase:
                 trigger=record.trigger.value,
                 reason=record.note,
                 decision_id=record.decision_id,
-                client_order_id=s.client_order_id,
-                order_id=s.order_id,
+                client_order_id=s.trade.order.client_order_id,
+                order_id=s.trade.order.order_id,
                 price=s.current_price,
                 position=s.remaining,
-                realized_pnl_total=s.realized_pnl_total,
-                fees_total=s.fees_total,
+                realized_pnl_total=s.totals.realized_pnl,
+                fees_total=s.totals.fees,
                 trade_id=trade_id,
                 trade_pnl=pnl.net if pnl else None,
                 trade_fees=pnl.fees if pnl else None,
@@ -288,7 +303,7 @@ class TraderBase:
         """Send a notification in the background; failures are logged, never raised."""
         handle = workflow.start_activity(
             c.NOTIFY,
-            c.Notification(symbol=self.state.symbol, kind=kind, text=text),
+            c.NOTIFY.input(symbol=self.state.symbol, kind=kind, text=text),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_attempts=3),
             summary=f"notify {kind}",
@@ -318,10 +333,10 @@ class TraderBase:
 
     def _release_slot(self) -> None:
         """Give the trade slot back (a signal: durable, idempotent on the decision id)."""
-        if self.state.decision_id:
+        if self.state.trade.decision_id:
             handle = workflow.get_external_workflow_handle(self.inp.portfolio_id)
             self._background.append(
-                asyncio.ensure_future(handle.signal("release", self.state.decision_id))
+                asyncio.ensure_future(handle.signal("release", self.state.trade.decision_id))
             )
 
     def _see(self, ticker: Ticker) -> None:
@@ -344,7 +359,6 @@ class TraderBase:
                 expect_base=expect,
                 settle_seconds=self.inp.params.balance_settle_seconds,
             ),
-            c.ReconcileResult,
             summary=summary,
         )
         self._see(rec.ticker)
@@ -366,7 +380,7 @@ class TraderBase:
                 cost=cost,
                 price=s.bid or s.current_price,
                 reason=reason,
-                decision_id=s.decision_id,
+                decision_id=s.trade.decision_id,
                 ts=workflow.time(),
                 simulated=self._is_simulated,
             ),
@@ -377,7 +391,7 @@ class TraderBase:
         await self._ledger_call(
             c.RECORD_DUST,
             c.DustRecord(
-                dust_id=f"{s.decision_id}:{s.order_seq}",
+                dust_id=f"{s.trade.decision_id}:{s.order_seq}",
                 symbol=s.symbol,
                 exchange=s.exchange,
                 amount=amount,

@@ -21,11 +21,11 @@ with workflow.unsafe.imports_passed_through():
     from trader.core import ids
     from trader.core.errors import ErrorType
     from trader.core.fills import apply_fill, recovery_trigger, sell_done, start_order
-    from trader.core.market import Order, OrderSide, OrderType, TimeInForce
+    from trader.core.market import OrderSide, OrderType, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
     from trader.core.pnl import realized_pnl
-    from trader.core.rules import exit_levels
+    from trader.core.rules import ExitRulesState, exit_levels
     from trader.core.sizing import is_dust, sellable_amount
     from workflows.base import TraderBase, error_message, error_type
 
@@ -36,7 +36,7 @@ class BeforeReality(TraderBase):
         assert market is not None
         amount = sellable_amount(s.remaining, market)
         if is_dust(amount, s.current_price, market):
-            if s.sold_amount == 0:  # can't happen for a position worth opening; never loop
+            if s.trade.sold_amount == 0:  # can't happen for a position worth opening; never loop
                 s.last_error = f"position {s.remaining} is below the market minimum"
             self._transition(Trigger.DUST_REMAINDER, f"remaining {s.remaining} is dust")
             return
@@ -46,7 +46,7 @@ class BeforeReality(TraderBase):
             s, client_order_id=coid, side=OrderSide.SELL, amount=amount, now=workflow.time()
         )
         ladder = p.sell_ladder_bps
-        on_ladder = s.sell_attempt < len(ladder)
+        on_ladder = s.trade.sell_attempt < len(ladder)
         order_input = c.PlaceOrderInput(
             symbol=s.symbol,
             side=OrderSide.SELL,
@@ -54,27 +54,26 @@ class BeforeReality(TraderBase):
             client_order_id=coid,
             type=OrderType.LIMIT if on_ladder else OrderType.MARKET,
             time_in_force=TimeInForce.IOC,
-            limit_offset_bps=ladder[s.sell_attempt] if on_ladder else None,
+            limit_offset_bps=ladder[s.trade.sell_attempt] if on_ladder else None,
         )
-        step = f"IOC -{ladder[s.sell_attempt]}bps" if on_ladder else "market"
+        step = f"IOC -{ladder[s.trade.sell_attempt]}bps" if on_ladder else "market"
         try:
             order = await self._exchange_call(
                 c.PLACE_ORDER,
                 order_input,
-                Order,
                 summary=f"place_sell {s.symbol} {fmt(amount)} @ "
-                f"~{fmt(s.current_price)} {step} ({s.exit_reason})",
+                f"~{fmt(s.current_price)} {step} ({s.trade.exit_reason})",
             )
         except ActivityError as err:
             s.last_error = error_message(err)
             s.retry_count += 1
-            s.sell_attempt += 1
+            s.trade.sell_attempt += 1
             if error_type(err) is ErrorType.INVALID_ORDER and s.retry_count <= p.fsm_max_retries:
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
             else:  # funds missing, or unknown outcome: reconcile with the exchange
                 self._transition(Trigger.FAILED, f"sell failed: {s.last_error}")
             return
-        s.order_id = order.id
+        s.trade.order.order_id = order.id
         self._last_order = order
         self._transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
 
@@ -90,12 +89,13 @@ class BeforeReality(TraderBase):
         """WAIT_SELL_FILL's way out (both versions): done, or the next ladder step."""
         s = self.state
         if done:
-            self._transition(Trigger.FILLED, f"sold {s.sold_amount}/{s.amount}")
+            self._transition(Trigger.FILLED, f"sold {s.trade.sold_amount}/{s.trade.amount}")
             return
-        s.sell_attempt += 1
+        s.trade.sell_attempt += 1
         if filled > 0:
             self._transition(
-                Trigger.PARTIAL_FILL, f"sold {s.sold_amount}/{s.amount}; selling the rest"
+                Trigger.PARTIAL_FILL,
+                f"sold {s.trade.sold_amount}/{s.trade.amount}; selling the rest",
             )
         else:
             self._transition(Trigger.TIMEOUT, "sell not filled; next ladder step")
@@ -103,32 +103,32 @@ class BeforeReality(TraderBase):
     async def _post_trade_v1(self) -> None:
         s, p = self.state, self.inp.params
         pnl = realized_pnl(
-            bought_amount=s.amount,
-            entry_cost=s.entry_cost,
-            entry_fee=s.entry_fee,
-            sold_amount=s.sold_amount,
-            exit_proceeds=s.exit_proceeds,
-            exit_fee=s.exit_fee,
+            bought_amount=s.trade.amount,
+            entry_cost=s.trade.entry_cost,
+            entry_fee=s.trade.entry_fee,
+            sold_amount=s.trade.sold_amount,
+            exit_proceeds=s.trade.exit_proceeds,
+            exit_fee=s.trade.exit_fee,
         )
         now = workflow.time()
-        trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
+        trade_id = s.trade.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
         await self._ledger_call(
             c.RECORD_TRADE,
             c.TradeRecord(
                 trade_id=trade_id,
                 symbol=s.symbol,
                 exchange=s.exchange,
-                exit_reason=s.exit_reason or "unknown",
-                bought_amount=s.amount,
-                sold_amount=s.sold_amount,
-                entry_price=s.entry_price,
-                entry_cost=s.entry_cost,
-                entry_fee=s.entry_fee,
-                exit_proceeds=s.exit_proceeds,
-                exit_fee=s.exit_fee,
+                exit_reason=s.trade.exit_reason or "unknown",
+                bought_amount=s.trade.amount,
+                sold_amount=s.trade.sold_amount,
+                entry_price=s.trade.entry_price,
+                entry_cost=s.trade.entry_cost,
+                entry_fee=s.trade.entry_fee,
+                exit_proceeds=s.trade.exit_proceeds,
+                exit_fee=s.trade.exit_fee,
                 net_pnl=pnl.net,
                 pnl_pct=pnl.pct,
-                opened_ts=s.entry_ts,
+                opened_ts=s.trade.entry_ts,
                 closed_ts=now,
                 simulated=self._is_simulated,
             ),
@@ -139,15 +139,18 @@ class BeforeReality(TraderBase):
         self._notify(
             "exit",
             format_exit(
-                symbol=s.symbol, pnl=pnl, reason=s.exit_reason, simulated=self._is_simulated
+                symbol=s.symbol,
+                pnl=pnl,
+                reason=s.trade.exit_reason or "",
+                simulated=self._is_simulated,
             ),
         )
-        s.realized_pnl_total += pnl.net
-        s.fees_total += pnl.fees
-        s.last_trade_pnl = pnl.net
-        s.trades_closed += 1
+        s.totals.realized_pnl += pnl.net
+        s.totals.fees += pnl.fees
+        s.totals.last_trade_pnl = pnl.net
+        s.totals.trades_closed += 1
         s.cooldown_until = now + float(p.cooldown_minutes) * 60
-        reason = s.exit_reason
+        reason = s.trade.exit_reason
         s.clear_trade()
         s.retry_count = 0
         self._transition(
@@ -170,10 +173,9 @@ class BeforeReality(TraderBase):
                 c.RECONCILE,
                 c.ReconcileInput(
                     symbol=s.symbol,
-                    client_order_id=s.client_order_id,
+                    client_order_id=s.trade.order.client_order_id,
                     base=s.market.base,
                 ),
-                c.ReconcileResult,
                 summary=f"reconcile {s.symbol}",
             )
         except ActivityError as err:
@@ -186,14 +188,14 @@ class BeforeReality(TraderBase):
         )
         note = f"reconciled: {trigger.value}"
         if trigger is Trigger.RECOVERED_FLAT:
-            if s.amount > 0:  # only dust was bought
-                await self._record_dust(s.amount, rec.ticker.last, "buy dust (recovered)")
+            if s.trade.amount > 0:  # only dust was bought
+                await self._record_dust(s.trade.amount, rec.ticker.last, "buy dust (recovered)")
             self._release_slot()
             s.clear_trade()
-        elif trigger is Trigger.RECOVERED_POSITION and s.entry_ts == 0:
-            s.entry_ts = workflow.time()  # the buy filled while we were down
-            s.peak_price = s.entry_price
-            s.tp_px, s.sl_px = exit_levels(s.entry_price, self.inp.params)
+        elif trigger is Trigger.RECOVERED_POSITION and s.trade.entry_ts == 0:
+            s.trade.entry_ts = workflow.time()  # the buy filled while we were down
+            s.trade.exits = ExitRulesState.opened(s.trade.entry_price)
+            s.trade.tp_px, s.trade.sl_px = exit_levels(s.trade.entry_price, self.inp.params)
         elif trigger in (Trigger.RECOVERED_BUY_OPEN, Trigger.RECOVERED_SELL_OPEN):
             self._last_order = rec.order
         self._transition(trigger, note)

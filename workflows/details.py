@@ -18,7 +18,7 @@ _MEMO_NOTE_LIMIT = 160
 def _shows_position(s: CoinState) -> bool:
     # ERROR too: a sell the exchange refused leaves the position held, and that is when an
     # operator most needs to see it.
-    return s.amount > 0 and (
+    return s.trade.amount > 0 and (
         s.phase in HOLDING_PHASES or (s.phase is Phase.ERROR and s.remaining > 0)
     )
 
@@ -29,24 +29,29 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     if simulated:
         lines[0] += " · SIMULATED"
     if _shows_position(s):
-        pnl = unrealized_pnl_pct(s.current_price, s.entry_price)
+        pnl = unrealized_pnl_pct(s.current_price, s.trade.entry_price)
         lines.append(
-            f"position {fmt(s.remaining)} @ {fmt(s.entry_price)} · last "
+            f"position {fmt(s.remaining)} @ {fmt(s.trade.entry_price)} · last "
             f"{fmt(s.current_price)} · unrealized {pnl:+.2f} %"
         )
-        lines.append(f"TP {fmt(s.tp_px)} · SL {fmt(s.sl_px)} · trailing {fmt(s.trailing_trigger)}")
+        lines.append(
+            f"TP {fmt(s.trade.tp_px)} · SL {fmt(s.trade.sl_px)} · "
+            f"trailing {fmt(s.trade.exits.trailing.trigger)}"
+        )
     else:
-        lines.append(f"last {fmt(s.current_price)} · anchor {fmt(s.anchor_price)}")
-    if s.written_off > 0:
-        lines.append(f"written off {fmt(s.written_off)} (not on the account)")
+        lines.append(f"last {fmt(s.current_price)} · anchor {fmt(s.entry_watch.anchor)}")
+    if s.trade.written_off > 0:
+        lines.append(f"written off {fmt(s.trade.written_off)} (not on the account)")
     if s.has_inventory:
         lines.append(
-            f"inventory {fmt(s.inventory_amount)} (cost "
-            f"{fmt(s.inventory_cost + s.inventory_fee)}): below the market minimum, "
+            f"inventory {fmt(s.inventory.amount)} (cost "
+            f"{fmt(s.inventory.cost + s.inventory.fee)}): below the market minimum, "
             "joins the next trade"
         )
-    lines.append(f"closed trades {s.trades_closed} · realized net {fmt(s.realized_pnl_total)}")
-    if s.entries_paused:
+    lines.append(
+        f"closed trades {s.totals.trades_closed} · realized net {fmt(s.totals.realized_pnl)}"
+    )
+    if s.controls.entries_paused:
         lines.append("entries paused")
     if s.last_error and s.phase is Phase.ERROR:
         lines.append(f"last error: {s.last_error}")
@@ -66,10 +71,10 @@ def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
     holding = _shows_position(s)
     return StatusMemo(
         price=s.current_price,
-        entry=s.entry_price if holding else Decimal(0),
-        pnl_pct=unrealized_pnl_pct(s.current_price, s.entry_price) if holding else None,
-        trailing=s.trailing_trigger if holding else Decimal(0),
+        entry=s.trade.entry_price if holding else Decimal(0),
+        pnl_pct=unrealized_pnl_pct(s.current_price, s.trade.entry_price) if holding else None,
+        trailing=s.trade.exits.trailing.trigger if holding else Decimal(0),
         note=s.note[:_MEMO_NOTE_LIMIT],
         simulated=simulated,
-        inventory=s.inventory_amount,
+        inventory=s.inventory.amount,
     )

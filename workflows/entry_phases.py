@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -17,12 +15,19 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.messages import fmt, format_entry
     from trader.core.params import BuyOrderMode
     from trader.core.phases import Trigger
-    from trader.core.rules import check_guards, exit_levels
+    from trader.core.rules import (
+        EntryReason,
+        EntryRecheck,
+        ExitReason,
+        ExitRulesState,
+        check_guards,
+        exit_levels,
+    )
     from trader.core.sizing import is_dust, size_buy
     from workflows.base import error_message, error_type
     from workflows.holdings import Holdings
 
-_RECHECK = {"guards": "the guards pass", "slot": "a trade slot is free"}
+_RECHECK = {EntryRecheck.GUARDS: "the guards pass", EntryRecheck.SLOT: "a trade slot is free"}
 
 
 class EntryPhases(Holdings):
@@ -32,7 +37,6 @@ class EntryPhases(Holdings):
             res = await self._exchange_call(
                 c.WARMUP,
                 c.WarmupInput(symbol=self.state.symbol, backfill_minutes=p.backfill_minutes),
-                c.WarmupResult,
                 summary=f"warmup {self.state.symbol}",
             )
         except ActivityError as err:
@@ -46,65 +50,66 @@ class EntryPhases(Holdings):
         s.market = res.market
         self._see(res.ticker)
         s.simulated = res.simulated or not p.global_trading
-        if not (p.use_drop_anchor and s.anchor_price > 0):
-            s.anchor_price = max(res.backfill_high or res.ticker.last, res.ticker.last)
-            s.anchor_ts = str(res.ticker.ts_ms)
-        self._transition(Trigger.WARMED_UP, f"anchor {s.anchor_price}")
+        if not (p.use_drop_anchor and s.entry_watch.anchor > 0):
+            s.entry_watch.anchor = max(res.backfill_high or res.ticker.last, res.ticker.last)
+            s.entry_watch.anchor_ts = str(res.ticker.ts_ms)
+        self._transition(Trigger.WARMED_UP, f"anchor {s.entry_watch.anchor}")
 
     def _idle_blocked(self) -> bool:
         s = self.state
         return (
-            s.entries_paused
-            or s.shutdown_requested
-            or (self._v2 and s.reconcile_requested is not None)
+            s.controls.entries_paused
+            or s.controls.shutdown_requested
+            or (self._v2 and s.controls.reconcile_requested is not None)
         )
 
     async def _idle(self) -> None:
         s, p = self.state, self.inp.params
-        if s.entries_paused:
-            await workflow.wait_condition(lambda: not s.entries_paused or s.shutdown_requested)
+        if s.controls.entries_paused:
+            await workflow.wait_condition(
+                lambda: not s.controls.entries_paused or s.controls.shutdown_requested
+            )
             return
-        if s.anchor_price <= 0 and not self._v2:
-            s.anchor_price = s.current_price
+        if s.entry_watch.anchor <= 0 and not self._v2:
+            s.entry_watch.anchor = s.current_price
         # (Since exchange-reality: an unset anchor is taken from the watch's first fresh
         # price, not from the last price this symbol saw, maybe a cooldown ago.)
-        anchor_text = fmt(s.anchor_price) if s.anchor_price > 0 else "the next price"
-        recheck = s.entry_recheck if self._v2 else ""
+        anchor_text = fmt(s.entry_watch.anchor) if s.entry_watch.anchor > 0 else "the next price"
+        recheck = s.entry_watch.recheck if self._v2 else EntryRecheck.NONE
         watch = self._start_watch(
             c.WATCH_ENTRY,
             c.WatchEntryInput(
                 symbol=s.symbol,
                 params=p,
-                anchor=s.anchor_price,
-                window=self._window,
-                recheck=recheck,
+                state=s.entry_watch.model_copy(update={"recheck": recheck}),
                 portfolio_id=self.inp.portfolio_id if recheck else "",
             ),
-            c.WatchEntryResult,
             summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
             f"from {anchor_text}" + (f" once {_RECHECK[recheck]}" if recheck else ""),
         )
-        outcome, res = await self._race(watch, until=self._idle_blocked)
-        if outcome != "done":
+        res = await self._race(watch, until=self._idle_blocked)
+        if isinstance(res, str):  # interrupted (paused, stopping, asked to reconcile)
             return
-        s.anchor_price = res.anchor
         self._see(res.ticker)
-        s.anchor_ts = str(res.ticker.ts_ms)
-        self._window = res.window
-        if self._v2:
-            s.entry_recheck = res.recheck
-        else:
+        s.entry_watch = res.state.model_copy(
+            update={
+                "anchor_ts": str(res.ticker.ts_ms),
+                # Before exchange-reality the recheck was not carried.
+                "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck,
+            }
+        )
+        if not self._v2:
             s.retry_count = 0
         if not res.fired:
             self._publish_details()  # checkpoint: no transition, no extra history
             return
         s.decision_seq += 1
-        s.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)
-        s.signal = "drop_trigger"
+        s.trade.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)
+        s.trade.signal = EntryReason.DROP_TRIGGER
         self._entry = res
         self._transition(
             Trigger.SIGNAL,
-            f"price {res.ticker.last} is {res.drop_pct:.2f}% below anchor {res.anchor}",
+            f"price {res.ticker.last} is {res.drop_pct:.2f}% below anchor {res.state.anchor}",
         )
 
     async def _entry_eval(self) -> None:
@@ -114,16 +119,17 @@ class EntryPhases(Holdings):
             return
         guards = check_guards(res.ticker, p, sma=res.sma)
         if not guards.passed:
-            self._abandon_entry(Trigger.GUARDS_BLOCKED, guards.detail, keep_drop="guards")
+            self._abandon_entry(
+                Trigger.GUARDS_BLOCKED, guards.detail, keep_drop=EntryRecheck.GUARDS
+            )
             return
         grant = await self._exchange_call(
             c.ACQUIRE_SLOT,
             c.AcquireSlotInput(
                 portfolio_id=self.inp.portfolio_id,
                 max_trades=p.max_trades,
-                request=c.SlotRequest(decision_id=s.decision_id or "", symbol=s.symbol),
+                request=c.SlotRequest(decision_id=s.trade.decision_id or "", symbol=s.symbol),
             ),
-            c.SlotGrant,
             summary="acquire trade slot",
         )
         if not grant.granted:
@@ -131,14 +137,19 @@ class EntryPhases(Holdings):
                 Trigger.NO_SLOT,
                 f"all {grant.max_trades} trade slots in use",
                 release=False,
-                keep_drop="slot",
+                keep_drop=EntryRecheck.SLOT,
             )
             return
-        s.entry_recheck = ""
+        s.entry_watch.recheck = EntryRecheck.NONE
         self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
 
     def _abandon_entry(
-        self, trigger: Trigger, note: str, *, release: bool = True, keep_drop: str = ""
+        self,
+        trigger: Trigger,
+        note: str,
+        *,
+        release: bool = True,
+        keep_drop: EntryRecheck = EntryRecheck.NONE,
     ) -> None:
         """Back to IDLE without a trade.
 
@@ -154,11 +165,11 @@ class EntryPhases(Holdings):
             self._release_slot()
         s.clear_trade()
         if self._v2 and keep_drop:
-            s.entry_recheck = keep_drop
+            s.entry_watch.recheck = keep_drop
             note = f"{note}; the drop stands: entering once {_RECHECK[keep_drop]}"
         else:
-            s.anchor_price = s.current_price
-            self._window = []
+            s.entry_watch.anchor = s.current_price
+            s.entry_watch.window = []
         self._entry = None
         self._transition(trigger, note)
 
@@ -191,7 +202,6 @@ class EntryPhases(Holdings):
             order = await self._exchange_call(
                 c.PLACE_ORDER,
                 order_input,
-                Order,
                 summary=f"place_buy {s.symbol} {fmt(sizing.amount)} @ ~{fmt(ask)} "
                 f"{p.buy_order_mode.value.upper()}",
             )
@@ -202,32 +212,41 @@ class EntryPhases(Holdings):
             else:  # outcome unknown: ERROR reconciles by the client order id
                 self._transition(Trigger.FAILED, f"buy failed: {s.last_error}")
             return
-        s.order_id = order.id
+        s.trade.order.order_id = order.id
         self._last_order = order
         self._transition(Trigger.ORDER_PLACED, f"buy {order.amount} @ {order.price or 'market'}")
 
     async def _wait_fill(self) -> None:
         s = self.state
         order = await self._settle_order(
-            self.inp.params.buy_order_timeout_seconds, until=lambda: s.force_exit_reason is not None
+            self.inp.params.buy_order_timeout_seconds,
+            until=lambda: s.trade.force_exit_reason is not None,
         )
         apply_fill(s, order)
         assert s.market is not None
         if self._v2:
             await self._settle_buy(order)
             return
-        dust = s.amount > 0 and is_dust(s.amount, order.average or s.current_price, s.market)
-        if s.force_exit_reason is not None and s.amount > 0 and not dust:
-            s.exit_reason = "force_exit"
-            self._transition(Trigger.FORCE_EXIT, f"force exit during buy: {s.force_exit_reason}")
-        elif s.amount > 0 and not dust:
+        dust = s.trade.amount > 0 and is_dust(
+            s.trade.amount, order.average or s.current_price, s.market
+        )
+        if s.trade.force_exit_reason is not None and s.trade.amount > 0 and not dust:
+            s.trade.exit_reason = ExitReason.FORCE_EXIT
+            self._transition(
+                Trigger.FORCE_EXIT, f"force exit during buy: {s.trade.force_exit_reason}"
+            )
+        elif s.trade.amount > 0 and not dust:
             self._enter_position(order)
         else:
             if dust:
-                await self._record_dust(s.amount, order.average or s.current_price, "buy dust")
-            trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
+                await self._record_dust(
+                    s.trade.amount, order.average or s.current_price, "buy dust"
+                )
+            trigger = (
+                Trigger.CANCELLED if s.trade.force_exit_reason is not None else Trigger.TIMEOUT
+            )
             self._abandon_entry(
-                trigger, "buy not filled" if not dust else f"buy filled only dust {s.amount}"
+                trigger, "buy not filled" if not dust else f"buy filled only dust {s.trade.amount}"
             )
 
     async def _settle_buy(self, order: Order) -> None:
@@ -235,45 +254,49 @@ class EntryPhases(Holdings):
         nothing sellable was bought, a trade closed with everything carried as inventory."""
         s = self.state
         assert s.market is not None
-        if s.amount > 0:
+        if s.trade.amount > 0:
             join_inventory(s)  # together they may be sellable where each alone is not
-        dust = s.amount > 0 and is_dust(s.amount, s.bid or s.current_price, s.market)
-        if s.amount > 0 and not dust:
-            if s.force_exit_reason is not None:
-                s.exit_reason = "force_exit"
+        dust = s.trade.amount > 0 and is_dust(s.trade.amount, s.bid or s.current_price, s.market)
+        if s.trade.amount > 0 and not dust:
+            if s.trade.force_exit_reason is not None:
+                s.trade.exit_reason = ExitReason.FORCE_EXIT
                 self._transition(
-                    Trigger.FORCE_EXIT, f"force exit during buy: {s.force_exit_reason}"
+                    Trigger.FORCE_EXIT, f"force exit during buy: {s.trade.force_exit_reason}"
                 )
             else:
                 self._enter_position(order)
             return
         if dust:  # on the books, never dropped: carried with its cost and fee
             await self._book_unsellable()
-        trigger = Trigger.CANCELLED if s.force_exit_reason is not None else Trigger.TIMEOUT
+        trigger = Trigger.CANCELLED if s.trade.force_exit_reason is not None else Trigger.TIMEOUT
         self._abandon_entry(
             trigger,
             "buy not filled"
             if not dust
-            else f"buy filled only {s.amount}, below the market minimum: carried as inventory",
+            else f"buy filled only {s.trade.amount}, below the market minimum: carried as "
+            "inventory",
         )
 
     def _enter_position(self, order: Order) -> None:
         s, p = self.state, self.inp.params
-        s.entry_ts = workflow.time()
-        s.peak_price = s.entry_price
-        s.trailing_trigger = Decimal(0)
-        s.tp_px, s.sl_px = exit_levels(s.entry_price, p)
-        s.current_price = s.entry_price
+        s.trade.entry_ts = workflow.time()
+        s.trade.exits = ExitRulesState.opened(s.trade.entry_price)
+        s.trade.tp_px, s.trade.sl_px = exit_levels(s.trade.entry_price, p)
+        s.current_price = s.trade.entry_price
         trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
-        joined = f" (with {s.inventory_in_amount} inventory)" if s.inventory_in_amount else ""
-        self._transition(trigger, f"bought {s.amount} @ {s.entry_price}{joined}")
+        joined = (
+            f" (with {s.trade.inventory_in_amount} inventory)"
+            if s.trade.inventory_in_amount
+            else ""
+        )
+        self._transition(trigger, f"bought {s.trade.amount} @ {s.trade.entry_price}{joined}")
         self._notify(
             "entry",
             format_entry(
                 symbol=s.symbol,
-                amount=s.amount,
-                price=s.entry_price,
-                cost=s.entry_cost,
+                amount=s.trade.amount,
+                price=s.trade.entry_price,
+                cost=s.trade.entry_cost,
                 simulated=self._is_simulated,
             ),
         )

@@ -13,10 +13,10 @@ with workflow.unsafe.imports_passed_through():
     from trader.core import ids
     from trader.core.errors import REJECTION_TYPES, ErrorType
     from trader.core.fills import apply_fill, start_order
-    from trader.core.market import Order, OrderSide, TimeInForce
+    from trader.core.market import OrderSide, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
-    from trader.core.rules import ExitReason, TrailingState, evaluate_exit
+    from trader.core.rules import EntryRecheck, ExitReason, evaluate_exit
     from trader.core.selling import exit_complete, plan_sell
     from workflows.base import error_message, error_type
     from workflows.before_reality import BeforeReality
@@ -26,13 +26,15 @@ with workflow.unsafe.imports_passed_through():
 class ExitPhases(Holdings, BeforeReality):
     def _exit_requested(self) -> bool:
         s = self.state
-        return s.force_exit_reason is not None or (s.shutdown_requested and s.close_on_shutdown)
+        return s.trade.force_exit_reason is not None or (
+            s.controls.shutdown_requested and s.controls.close_on_shutdown
+        )
 
     def _take_force_exit(self) -> None:
         s = self.state
-        reason = s.force_exit_reason or "shutdown"
-        s.exit_reason = (
-            ExitReason.FORCE_EXIT.value if s.force_exit_reason else ExitReason.SHUTDOWN.value
+        reason = s.trade.force_exit_reason or "shutdown"
+        s.trade.exit_reason = (
+            ExitReason.FORCE_EXIT if s.trade.force_exit_reason else ExitReason.SHUTDOWN
         )
         self._transition(Trigger.FORCE_EXIT, f"force exit: {reason}")
 
@@ -40,8 +42,8 @@ class ExitPhases(Holdings, BeforeReality):
         s = self.state
         return (
             self._exit_requested()
-            or s.shutdown_requested
-            or (self._v2 and s.reconcile_requested is not None)
+            or s.controls.shutdown_requested
+            or (self._v2 and s.controls.reconcile_requested is not None)
         )
 
     async def _position(self) -> None:
@@ -49,40 +51,40 @@ class ExitPhases(Holdings, BeforeReality):
         if self._exit_requested():
             self._take_force_exit()
             return
-        if self._v2 and s.exit_reason:
+        if self._v2 and s.trade.exit_reason:
             # An exit was decided before (a stop-loss whose sell failed, then ERROR): it
             # stands, whatever the price did meanwhile. Re-arming the watch would hold on.
-            self._transition(Trigger.EXIT_CHECK, f"standing exit: {s.exit_reason}")
+            self._transition(Trigger.EXIT_CHECK, f"standing exit: {s.trade.exit_reason}")
             return
         hold_left = None
         if p.max_hold_minutes > 0:
-            hold_left = max(s.entry_ts + float(p.max_hold_minutes) * 60 - workflow.time(), 0.001)
+            hold_left = max(
+                s.trade.entry_ts + float(p.max_hold_minutes) * 60 - workflow.time(), 0.001
+            )
         watch = self._start_watch(
             c.WATCH_EXIT,
             c.WatchExitInput(
                 symbol=s.symbol,
                 params=p,
-                entry_price=s.entry_price,
-                entry_ts=s.entry_ts,
-                peak=s.peak_price,
-                trailing_trigger=s.trailing_trigger,
+                entry_price=s.trade.entry_price,
+                entry_ts=s.trade.entry_ts,
+                state=s.trade.exits,
             ),
-            c.WatchExitResult,
             summary=f"holding {fmt(s.remaining)} from "
-            f"{fmt(s.entry_price)}, TP {fmt(s.tp_px)}"
-            f" / SL {fmt(s.sl_px)}",
+            f"{fmt(s.trade.entry_price)}, TP {fmt(s.trade.tp_px)}"
+            f" / SL {fmt(s.trade.sl_px)}",
         )
-        outcome, res = await self._race(watch, until=self._position_interrupted, timeout=hold_left)
-        if outcome == "timeout":
+        res = await self._race(watch, until=self._position_interrupted, timeout=hold_left)
+        if res == "timeout":
             self._max_hold_due = True
             self._transition(Trigger.EXIT_CHECK, "max hold time reached")
-        elif outcome == "done":
+        elif not isinstance(res, str):
             if self._v2:
                 self._see(res.ticker)
             else:
                 s.current_price = res.ticker.last
                 s.retry_count = 0
-            s.peak_price, s.trailing_trigger = res.peak, res.trailing_trigger
+            s.trade.exits = res.state
             if res.fired:
                 self._transition(Trigger.EXIT_CHECK, res.detail)
             else:  # checkpoint: keep price and PnL fresh in `status` while holding
@@ -96,20 +98,20 @@ class ExitPhases(Holdings, BeforeReality):
             return
         decision = evaluate_exit(
             price=s.current_price,
-            entry_price=s.entry_price,
-            trailing=TrailingState(peak=s.peak_price, trigger=s.trailing_trigger),
-            entry_ts=s.entry_ts,
+            entry_price=s.trade.entry_price,
+            rules=s.trade.exits,
+            entry_ts=s.trade.entry_ts,
             now=workflow.time(),
             params=p,
         )
         if decision.exit and decision.reason is not None:
-            s.exit_reason = decision.reason.value
+            s.trade.exit_reason = decision.reason
             self._transition(Trigger.EXIT_TRIGGERED, decision.detail)
         elif self._max_hold_due:
-            s.exit_reason = ExitReason.MAX_HOLD.value
+            s.trade.exit_reason = ExitReason.MAX_HOLD
             self._transition(Trigger.EXIT_TRIGGERED, "max hold time reached")
-        elif s.exit_reason:  # a sell could not be placed: the exit still stands, retry it
-            self._transition(Trigger.EXIT_TRIGGERED, f"retrying {s.exit_reason} sell")
+        elif s.trade.exit_reason:  # a sell could not be placed: the exit still stands, retry it
+            self._transition(Trigger.EXIT_TRIGGERED, f"retrying {s.trade.exit_reason} sell")
         else:
             self._transition(Trigger.HOLD, decision.detail)
         self._max_hold_due = False
@@ -122,19 +124,19 @@ class ExitPhases(Holdings, BeforeReality):
             client_order_id=None, expect=s.remaining, summary=f"check {market.base} before selling"
         )
         free = rec.base_free if rec.base_free is not None else rec.base_balance
-        left = s.amount - s.written_off
+        left = s.trade.amount - s.trade.written_off
         plan = plan_sell(
             remaining=s.remaining,
             free=free,
             total=rec.base_balance,
             bid=s.bid,
             market=market,
-            attempt=s.sell_attempt,
+            attempt=s.trade.sell_attempt,
             ladder=p.sell_ladder_bps,
-            finish=left > 0 and s.sold_amount >= left * p.sell_fill_threshold,
+            finish=left > 0 and s.trade.sold_amount >= left * p.sell_fill_threshold,
         )
         if plan.gone > 0:
-            await self._write_off(plan.gone, f"selling {s.exit_reason}")
+            await self._write_off(plan.gone, f"selling {s.trade.exit_reason}")
         if plan.blocked:  # sellable, but not now: the exit waits, backing off
             s.last_error = f"sell blocked: {plan.detail}"
             self._transition(Trigger.FAILED, s.last_error)
@@ -165,24 +167,28 @@ class ExitPhases(Holdings, BeforeReality):
             order = await self._exchange_call(
                 c.PLACE_ORDER,
                 order_input,
-                Order,
                 summary=f"place_sell {s.symbol} {fmt(plan.amount)} @ ~{fmt(s.bid)} "
-                f"{plan.detail} ({s.exit_reason})",
+                f"{plan.detail} ({s.trade.exit_reason})",
             )
         except ActivityError as err:
             s.last_error = error_message(err)
-            s.sell_attempt += 1
+            s.trade.sell_attempt += 1
             if error_type(err) in REJECTION_TYPES:
-                s.client_order_id = None  # refused: never placed, nothing to look up later
-            if error_type(err) is ErrorType.INVALID_ORDER and s.sell_rejections < p.fsm_max_retries:
-                s.sell_rejections += 1
+                s.trade.order.client_order_id = (
+                    None  # refused: never placed, nothing to look up later
+                )
+            if (
+                error_type(err) is ErrorType.INVALID_ORDER
+                and s.trade.sell_rejections < p.fsm_max_retries
+            ):
+                s.trade.sell_rejections += 1
                 self._transition(Trigger.ORDER_REJECTED, f"sell rejected: {s.last_error}")
             else:  # funds missing, or unknown outcome: reconcile with the exchange
                 self._transition(Trigger.FAILED, f"sell failed: {s.last_error}")
             return
-        s.order_id = order.id
+        s.trade.order.order_id = order.id
         self._last_order = order
-        s.sell_rejections = 0
+        s.trade.sell_rejections = 0
         self._transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
 
     async def _wait_sell_fill(self) -> None:
@@ -204,11 +210,14 @@ class ExitPhases(Holdings, BeforeReality):
         self._notify(
             "exit",
             format_exit(
-                symbol=s.symbol, pnl=pnl, reason=s.exit_reason, simulated=self._is_simulated
+                symbol=s.symbol,
+                pnl=pnl,
+                reason=s.trade.exit_reason or "",
+                simulated=self._is_simulated,
             ),
         )
         s.cooldown_until = workflow.time() + float(p.cooldown_minutes) * 60
-        reason = s.exit_reason
+        reason = s.trade.exit_reason
         s.clear_trade()
         self._transition(
             Trigger.RECORDED,
@@ -221,12 +230,12 @@ class ExitPhases(Holdings, BeforeReality):
         left = s.cooldown_until - workflow.time()
         if left > 0:
             try:
-                await workflow.wait_condition(lambda: s.shutdown_requested, timeout=left)
+                await workflow.wait_condition(lambda: s.controls.shutdown_requested, timeout=left)
                 return  # shutting down; the loop stops here (COOLDOWN is quiet)
             except TimeoutError:
                 pass
         if not (self._v2 and self.inp.params.use_drop_anchor):
-            s.anchor_price = Decimal(0)  # a fresh anchor for the next entry
-            self._window = []
-        s.entry_recheck = ""
+            s.entry_watch.anchor = Decimal(0)  # a fresh anchor for the next entry
+            s.entry_watch.window = []
+        s.entry_watch.recheck = EntryRecheck.NONE
         self._transition(Trigger.EXPIRED, "cooldown over")

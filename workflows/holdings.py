@@ -33,39 +33,39 @@ class Holdings(TraderBase):
         """
         s = self.state
         pnl = realized_pnl(
-            bought_amount=s.amount,
-            entry_cost=s.entry_cost,
-            entry_fee=s.entry_fee,
-            sold_amount=s.sold_amount,
-            exit_proceeds=s.exit_proceeds,
-            exit_fee=s.exit_fee,
-            written_off=s.written_off,
+            bought_amount=s.trade.amount,
+            entry_cost=s.trade.entry_cost,
+            entry_fee=s.trade.entry_fee,
+            sold_amount=s.trade.sold_amount,
+            exit_proceeds=s.trade.exit_proceeds,
+            exit_fee=s.trade.exit_fee,
+            written_off=s.trade.written_off,
         )
-        trade_id = s.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
+        trade_id = s.trade.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
         await self._ledger_call(
             c.RECORD_TRADE,
             c.TradeRecord(
                 trade_id=trade_id,
                 symbol=s.symbol,
                 exchange=s.exchange,
-                exit_reason=s.exit_reason or "unknown",
-                bought_amount=s.amount,
-                sold_amount=s.sold_amount,
-                entry_price=s.entry_price,
-                entry_cost=s.entry_cost,
-                entry_fee=s.entry_fee,
-                exit_proceeds=s.exit_proceeds,
-                exit_fee=s.exit_fee,
+                exit_reason=s.trade.exit_reason or "unknown",
+                bought_amount=s.trade.amount,
+                sold_amount=s.trade.sold_amount,
+                entry_price=s.trade.entry_price,
+                entry_cost=s.trade.entry_cost,
+                entry_fee=s.trade.entry_fee,
+                exit_proceeds=s.trade.exit_proceeds,
+                exit_fee=s.trade.exit_fee,
                 net_pnl=pnl.net,
                 pnl_pct=pnl.pct,
-                opened_ts=s.entry_ts,
+                opened_ts=s.trade.entry_ts,
                 closed_ts=workflow.time(),
                 simulated=self._is_simulated,
-                written_off=s.written_off,
+                written_off=s.trade.written_off,
                 carried_amount=pnl.carried_amount,
                 carried_cost=pnl.carried_cost + pnl.carried_fee,
-                inventory_in_amount=s.inventory_in_amount,
-                inventory_in_cost=s.inventory_in_cost,
+                inventory_in_amount=s.trade.inventory_in_amount,
+                inventory_in_cost=s.trade.inventory_in_cost,
             ),
         )
         if pnl.carried_amount > 0:
@@ -83,11 +83,11 @@ class Holdings(TraderBase):
                 "the market minimum, it joins the next trade",
             )
         carry(s, pnl)
-        s.realized_pnl_total += pnl.net
-        s.fees_total += pnl.fees
+        s.totals.realized_pnl += pnl.net
+        s.totals.fees += pnl.fees
         if closes_trade:  # not a buy that only got an unsellable amount: no trade to count
-            s.last_trade_pnl = pnl.net
-            s.trades_closed += 1
+            s.totals.last_trade_pnl = pnl.net
+            s.totals.trades_closed += 1
         return trade_id, pnl
 
     async def _book_unsellable(self) -> None:
@@ -95,9 +95,9 @@ class Holdings(TraderBase):
         it carried as inventory. It counts as a closed trade only if a position had been
         entered (not a buy that only ever got an unsellable amount)."""
         s = self.state
-        s.exit_reason = s.exit_reason or ExitReason.UNSELLABLE.value
-        entered = s.entry_ts > 0
-        s.entry_ts = s.entry_ts or workflow.time()
+        s.trade.exit_reason = s.trade.exit_reason or ExitReason.UNSELLABLE
+        entered = s.trade.entry_ts > 0
+        s.trade.entry_ts = s.trade.entry_ts or workflow.time()
         await self._book_trade(closes_trade=entered)
 
     @property
@@ -111,8 +111,8 @@ class Holdings(TraderBase):
         gone = min(gone, s.remaining)
         if gone <= 0:
             return
-        cost = (s.entry_cost + s.entry_fee) * gone / s.amount
-        s.written_off += gone
+        cost = (s.trade.entry_cost + s.trade.entry_fee) * gone / s.trade.amount
+        s.trade.written_off += gone
         await self._report_shortfall(
             "shortfall",
             gone,
@@ -123,12 +123,12 @@ class Holdings(TraderBase):
     async def _write_off_inventory_part(self, gone: Decimal, why: str) -> Decimal:
         """Inventory the account no longer holds: its cost is a realized loss now."""
         s = self.state
-        amount = min(gone, s.inventory_amount)
+        amount = min(gone, s.inventory.amount)
         loss, fee = write_off_inventory(s, amount)
         if amount <= 0:
             return ZERO
-        s.realized_pnl_total -= loss
-        s.fees_total += fee
+        s.totals.realized_pnl -= loss
+        s.totals.fees += fee
         # Outside any trade: its own kind, so the ledger's total (trades + write-offs of
         # inventory) equals realized_pnl_total, and no row is counted in two places.
         await self._report_shortfall(
@@ -155,7 +155,7 @@ class Holdings(TraderBase):
     def _uncovered(self, total: Decimal) -> Decimal:
         s = self.state
         held = s.remaining if s.holds_position else ZERO
-        return max(held + s.inventory_amount - max(total, ZERO), ZERO)
+        return max(held + s.inventory.amount - max(total, ZERO), ZERO)
 
     async def _cover(self, total: Decimal, why: str) -> None:
         """Write off what the account's total balance does not cover: the inventory (older
@@ -170,7 +170,7 @@ class Holdings(TraderBase):
         held = s.remaining if s.holds_position else ZERO
         rec = await self._reconcile(
             client_order_id=None,
-            expect=held + s.inventory_amount,
+            expect=held + s.inventory.amount,
             summary=f"confirm {self._base} balance",
         )
         gone = self._uncovered(rec.base_balance)
@@ -183,7 +183,7 @@ class Holdings(TraderBase):
         """A reconciliation asked for (resume, worker start, operator): compare the account
         with what the symbol holds in a quiet phase, and report every difference."""
         s = self.state
-        why, s.reconcile_requested = s.reconcile_requested or "requested", None
+        why, s.controls.reconcile_requested = s.controls.reconcile_requested or "requested", None
         if not (s.holds_position or s.has_inventory) or s.market is None:
             s.note = f"reconcile ({why}): nothing held, nothing to check"
         else:
@@ -206,37 +206,37 @@ class Holdings(TraderBase):
         assert s.market is not None
         holding = s.holds_position
         rec = await self._reconcile(
-            client_order_id=s.client_order_id if holding else None,
-            expect=(s.remaining if holding else ZERO) + s.inventory_amount,
+            client_order_id=s.trade.order.client_order_id if holding else None,
+            expect=(s.remaining if holding else ZERO) + s.inventory.amount,
             summary=f"reconcile {s.symbol} ({why})",
         )
         found = []
-        unknown = holding and bool(s.client_order_id) and rec.order is None
+        unknown = holding and bool(s.trade.order.client_order_id) and rec.order is None
         if unknown:  # maybe a lagging order query: report, and write nothing off on it
             found.append(
-                f"order {s.client_order_id} unknown to the exchange; balance "
+                f"order {s.trade.order.client_order_id} unknown to the exchange; balance "
                 "check left to the next sell"
             )
         elif holding and rec.order is not None and rec.order.status is not OrderStatus.OPEN:
             delta = apply_fill(s, rec.order)  # a delta: nothing counted twice
             if delta > 0:
                 found.append(f"{fmt(delta)} more filled than recorded (now counted)")
-        before = (s.written_off, s.inventory_amount)
+        before = (s.trade.written_off, s.inventory.amount)
         if not unknown:
             await self._cover(rec.base_balance, f"reconcile, {why}")
-        if (s.written_off, s.inventory_amount) != before:
+        if (s.trade.written_off, s.inventory.amount) != before:
             found.append(s.note)
         if (
             holding
             and (s.remaining <= 0 or is_dust(s.remaining, s.bid, s.market))
-            and not s.exit_reason
+            and not s.trade.exit_reason
         ):
-            s.exit_reason = ExitReason.SHORTFALL.value  # close the books of what is left
+            s.trade.exit_reason = ExitReason.SHORTFALL  # close the books of what is left
         if found:
             s.note = f"reconcile ({why}): " + "; ".join(found)
             self._notify("reconcile", f"{s.symbol}: {s.note}")
         else:
-            need = (s.remaining if holding else ZERO) + s.inventory_amount
+            need = (s.remaining if holding else ZERO) + s.inventory.amount
             s.note = (
                 f"reconcile ({why}): the account holds {fmt(rec.base_balance)} "
                 f"{self._base}, covering the {fmt(need)} this symbol holds"

@@ -22,27 +22,21 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.inventory import join_inventory
     from trader.core.market import OrderSide, OrderStatus
     from trader.core.phases import Trigger
-    from trader.core.rules import exit_levels
+    from trader.core.rules import ExitRulesState, exit_levels
     from workflows.base import error_message
     from workflows.before_reality import BeforeReality
     from workflows.holdings import Holdings
 
 
 class RecoveryPhases(Holdings, BeforeReality):
-    def backoff_seconds(self) -> float:
-        """FSM_BACKOFF_BASE_SECONDS doubled per consecutive failure, capped at the max."""
-        p = self.inp.params
-        exponent = max(self.state.retry_count - 1, 0)
-        return float(min(p.fsm_backoff_base_seconds * 2**exponent, p.fsm_backoff_max_seconds))
-
     async def _reconcile_or_fail(self, summary: str) -> c.ReconcileResult | None:
         """The exchange's view of the last order and the balance; None (and ERROR again,
         backing off) when it cannot be had."""
         s = self.state
         try:
             return await self._reconcile(
-                client_order_id=s.client_order_id,
-                expect=s.remaining + s.inventory_amount,
+                client_order_id=s.trade.order.client_order_id,
+                expect=s.remaining + s.inventory.amount,
                 summary=summary,
             )
         except ActivityError as err:
@@ -59,30 +53,32 @@ class RecoveryPhases(Holdings, BeforeReality):
         # ERROR backs off as usual, or a persistent refusal would spin).
         with contextlib.suppress(TimeoutError):  # the backoff ran out: reconcile now
             await workflow.wait_condition(
-                lambda: s.force_exit_fresh, timeout=self.backoff_seconds()
+                lambda: s.trade.force_exit_fresh, timeout=self.backoff_seconds()
             )
-        s.force_exit_fresh = False
+        s.trade.force_exit_fresh = False
         if s.market is None:  # failed during warm-up: nothing can be held yet
             self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
         rec = await self._reconcile_or_fail(f"reconcile {s.symbol}")
         if rec is None:
             return
-        if rec.order is None and s.client_order_id:
+        if rec.order is None and s.trade.order.client_order_id:
             # Not found is no proof of absence: an order query can miss a fresh order. It
             # counts as never placed only once the consistency window since it was sent
             # has passed; until then nothing is written off or placed again on it.
-            wait = s.order_placed_ts + p.order_consistency_window_seconds - workflow.time()
+            wait = s.trade.order.placed_ts + p.order_consistency_window_seconds - workflow.time()
             if wait > 0:
                 await workflow.sleep(wait)
-                rec = await self._reconcile_or_fail(f"look up {s.client_order_id} again")
+                rec = await self._reconcile_or_fail(
+                    f"look up {s.trade.order.client_order_id} again"
+                )
                 if rec is None:
                     return
         order = rec.order
         if order is None or order.status is not OrderStatus.OPEN:
             if order is not None:
                 apply_fill(s, order)  # a delta: what was counted stays counted once
-            if s.order_side is OrderSide.BUY and s.entry_ts == 0 and s.amount > 0:
+            if s.trade.order.side is OrderSide.BUY and s.trade.entry_ts == 0 and s.trade.amount > 0:
                 join_inventory(s)  # before the dust check: together they may be sellable
             await self._cover(rec.base_balance, "found in ERROR")
         trigger = recovery_trigger(
@@ -90,20 +86,20 @@ class RecoveryPhases(Holdings, BeforeReality):
         )
         note = f"reconciled: {trigger.value}"
         if trigger is Trigger.RECOVERED_FLAT:
-            if s.order_side is OrderSide.BUY:  # an entry that came to nothing, as in IDLE:
-                s.anchor_price = s.current_price  # the next one needs a fresh drop
-                self._window = []
-            if s.amount > 0:  # only dust was held: on the books, carried as inventory
+            if s.trade.order.side is OrderSide.BUY:  # an entry that came to nothing, as in IDLE:
+                s.entry_watch.anchor = s.current_price  # the next one needs a fresh drop
+                s.entry_watch.window = []
+            if s.trade.amount > 0:  # only dust was held: on the books, carried as inventory
                 await self._book_unsellable()
-                note += f"; {s.amount} below the market minimum carried as inventory"
+                note += f"; {s.trade.amount} below the market minimum carried as inventory"
             self._release_slot()
             s.clear_trade()
-        elif trigger is Trigger.RECOVERED_POSITION and s.entry_ts == 0:
-            s.entry_ts = workflow.time()  # the buy filled while we were down
-            s.peak_price = s.entry_price
-            s.tp_px, s.sl_px = exit_levels(s.entry_price, p)
+        elif trigger is Trigger.RECOVERED_POSITION and s.trade.entry_ts == 0:
+            s.trade.entry_ts = workflow.time()  # the buy filled while we were down
+            s.trade.exits = ExitRulesState.opened(s.trade.entry_price)
+            s.trade.tp_px, s.trade.sl_px = exit_levels(s.trade.entry_price, p)
         elif trigger in (Trigger.RECOVERED_BUY_OPEN, Trigger.RECOVERED_SELL_OPEN):
             self._last_order = order
-        if trigger is Trigger.RECOVERED_POSITION and s.exit_reason:
-            note += f"; the {s.exit_reason} exit stands"
+        if trigger is Trigger.RECOVERED_POSITION and s.trade.exit_reason:
+            note += f"; the {s.trade.exit_reason} exit stands"
         self._transition(trigger, note)

@@ -72,7 +72,6 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         self._background = []
         self._entry = None
         self._last_order = None
-        self._window = []
         self._max_hold_due = False
         self._v2 = False  # decided at the start of run(), before any phase that reads it
 
@@ -94,7 +93,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         ):
             # Resumed after a stop (not a continue-as-new): the account may have changed
             # while nothing watched it. Check before trading on; never trust memory.
-            s.reconcile_requested = "resumed after a stop"
+            s.controls.reconcile_requested = "resumed after a stop"
         while True:
             self._reap_background()
             if s.phase in QUIET_PHASES:
@@ -106,7 +105,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
                     await self._drain_background()
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     workflow.continue_as_new(inp.model_copy(update={"state": s}))
-                if self._v2 and s.reconcile_requested is not None:
+                if self._v2 and s.controls.reconcile_requested is not None:
                     await self._check_holdings()
                     continue
             try:
@@ -126,10 +125,10 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
 
     def _should_stop(self) -> bool:
         s = self.state
-        if not s.shutdown_requested:
+        if not s.controls.shutdown_requested:
             return False
         # With close_position, a held position is sold first (POSITION -> PLACE_SELL ...).
-        return not (s.close_on_shutdown and s.phase is Phase.POSITION)
+        return not (s.controls.close_on_shutdown and s.phase is Phase.POSITION)
 
     def _should_continue_as_new(self) -> bool:
         return (
@@ -146,14 +145,17 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         if (
             self._v2
             and s.phase is Phase.ERROR
-            and (s.holds_position or (s.order_side is not None and s.client_order_id))
+            and (
+                s.holds_position
+                or (s.trade.order.side is not None and s.trade.order.client_order_id)
+            )
         ):
             return None
         if s.phase in HOLDING_PHASES:
             return "already selling"
         if s.has_inventory:
             return (
-                f"no position: only {s.inventory_amount} held as inventory, below the "
+                f"no position: only {s.inventory.amount} held as inventory, below the "
                 "market minimum (it joins the next trade)"
             )
         return "no position"
@@ -167,8 +169,8 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         s = self.state
         refusal = self._force_exit_refusal()
         if refusal is None:
-            s.force_exit_reason = req.reason or "manual"
-            s.force_exit_fresh = True
+            s.trade.force_exit_reason = req.reason or "manual"
+            s.trade.force_exit_fresh = True
         else:
             s.note = f"force_exit ({req.reason}) ignored in {s.phase.value}: {refusal}"
         self._publish_details()
@@ -193,12 +195,12 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
 
     @workflow.signal
     def pause_entries(self) -> None:
-        self.state.entries_paused = True
+        self.state.controls.entries_paused = True
         self._publish_details()
 
     @workflow.signal
     def resume_entries(self) -> None:
-        self.state.entries_paused = False
+        self.state.controls.entries_paused = False
         self._publish_details()
 
     @workflow.signal
@@ -206,14 +208,14 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         """Stop at the next quiet phase; with ``close_position``, sell a held position first.
         Without it a position is kept: the final state carries it and the starter resumes
         it on the next start."""
-        self.state.shutdown_requested = True
-        self.state.close_on_shutdown = req.close_position
+        self.state.controls.shutdown_requested = True
+        self.state.controls.close_on_shutdown = req.close_position
 
     @workflow.signal
     def reconcile(self, req: c.ReconcileRequest) -> None:
         """Check the account against what this symbol holds at its next quiet moment (a
         worker start sends it to every holding symbol; ``starter.py reconcile`` too)."""
-        self.state.reconcile_requested = req.reason or "requested"
+        self.state.controls.reconcile_requested = req.reason or "requested"
         self._publish_details()
 
     # --- queries ---------------------------------------------------------------------

@@ -45,10 +45,10 @@ def test_buy_fill_seen_twice_is_counted_once():
     full = order(OrderSide.BUY, filled="0.01", avg="101", fee="0.00101")
     assert apply_fill(s, full) == D("0.006")
     assert apply_fill(s, full) == 0  # e.g. seen again by reconciliation after a crash
-    assert s.amount == D("0.01")
-    assert s.entry_cost == D("1.01")
-    assert s.entry_fee == D("0.00101")
-    assert s.entry_price == D("101")
+    assert s.trade.amount == D("0.01")
+    assert s.trade.entry_cost == D("1.01")
+    assert s.trade.entry_fee == D("0.00101")
+    assert s.trade.entry_price == D("101")
 
 
 def test_sell_fills_accumulate_across_orders():
@@ -63,8 +63,8 @@ def test_sell_fills_accumulate_across_orders():
     )
     start_order(s, client_order_id="c3", side=OrderSide.SELL, amount=D("0.004"), now=3.0)
     apply_fill(s, order(OrderSide.SELL, amount="0.004", filled="0.004", avg="109"))
-    assert s.sold_amount == D("0.01")
-    assert s.exit_proceeds == D("0.66") + D("0.436")
+    assert s.trade.sold_amount == D("0.01")
+    assert s.trade.exit_proceeds == D("0.66") + D("0.436")
     assert s.remaining == 0
 
 
@@ -106,7 +106,7 @@ def test_sell_done_threshold(sold, expected):
 def test_recovery_never_forgets_a_position(state_kw, exchange_order, expected):
     s = fresh(exchange_order.side if exchange_order else OrderSide.BUY)
     for key, value in state_kw.items():
-        setattr(s, key, value)
+        setattr(s.trade, key, value)
     assert recovery_trigger(s, exchange_order, MARKET, D("1000"), D("0.95")) is expected
 
 
@@ -122,11 +122,11 @@ def test_buy_fee_withheld_in_base_reduces_the_position_and_is_counted_once():
     apply_fill(s, partial)
     apply_fill(s, full)
     apply_fill(s, full)  # seen again: nothing changes
-    assert s.amount == D("0.00999")  # what the account really holds
-    assert s.entry_fee == D("0.001")
+    assert s.trade.amount == D("0.00999")  # what the account really holds
+    assert s.trade.entry_fee == D("0.001")
     # Units held cost the order price; the withheld units are the fee, not the basis.
-    assert s.entry_price == D("100")
-    assert s.entry_cost + s.entry_fee == D("1.000")  # the quote that left the account
+    assert s.trade.entry_price == D("100")
+    assert s.trade.entry_cost + s.trade.entry_fee == D("1.000")  # the quote that left the account
 
 
 def test_pnl_of_a_base_fee_buy_counts_the_fee_once():
@@ -139,16 +139,16 @@ def test_pnl_of_a_base_fee_buy_counts_the_fee_once():
             update={"fee_base": D("0.00001")}
         ),
     )
-    start_order(s, client_order_id="c2", side=OrderSide.SELL, amount=s.amount, now=2.0)
+    start_order(s, client_order_id="c2", side=OrderSide.SELL, amount=s.trade.amount, now=2.0)
     sell = order(OrderSide.SELL, amount="0.00999", filled="0.00999", avg="110", fee="0.0010989")
     apply_fill(s, sell)
     pnl = realized_pnl(
-        bought_amount=s.amount,
-        entry_cost=s.entry_cost,
-        entry_fee=s.entry_fee,
-        sold_amount=s.sold_amount,
-        exit_proceeds=s.exit_proceeds,
-        exit_fee=s.exit_fee,
+        bought_amount=s.trade.amount,
+        entry_cost=s.trade.entry_cost,
+        entry_fee=s.trade.entry_fee,
+        sold_amount=s.trade.sold_amount,
+        exit_proceeds=s.trade.exit_proceeds,
+        exit_fee=s.trade.exit_fee,
     )
     # Quote in: 0.00999 * 110 - 0.0010989; quote out: 1.000 (cost incl. the withheld fee).
     assert pnl.net == D("0.00999") * 110 - D("0.0010989") - D("1.000")

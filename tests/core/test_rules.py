@@ -12,6 +12,7 @@ from trader.core.market import Ticker
 from trader.core.params import AnchorMode, TraderParams
 from trader.core.rules import (
     ExitReason,
+    ExitRulesState,
     GuardReason,
     RollingHigh,
     SmaWindow,
@@ -148,7 +149,7 @@ def test_exit_rules(price, trailing, held_s, reason):
     decision = evaluate_exit(
         price=D(price),
         entry_price=D(100),
-        trailing=TrailingState(peak=D(102), trigger=D(trailing)),
+        rules=ExitRulesState(trailing=TrailingState(peak=D(102), trigger=D(trailing))),
         entry_ts=1000.0,
         now=1000.0 + held_s,
         params=P,
@@ -170,7 +171,7 @@ def test_exit_levels_and_disabled_levels():
     assert not evaluate_exit(
         price=D(1),
         entry_price=D(100),
-        trailing=TrailingState(peak=D(100), trigger=D(0)),
+        rules=ExitRulesState(trailing=TrailingState(peak=D(100), trigger=D(0))),
         entry_ts=0,
         now=10**9,
         params=off,

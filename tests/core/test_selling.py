@@ -140,9 +140,9 @@ def test_no_cost_or_fee_ever_leaves_the_books(bought, sold_share, off_share, cos
 def test_inventory_joins_the_next_position_and_its_cost_basis():
     s = CoinState(symbol="BTC/USDT", amount=D("0.05"), entry_cost=D("5"), entry_fee=D("0.005"))
     pnl = realized_pnl(
-        bought_amount=s.amount,
-        entry_cost=s.entry_cost,
-        entry_fee=s.entry_fee,
+        bought_amount=s.trade.amount,
+        entry_cost=s.trade.entry_cost,
+        entry_fee=s.trade.entry_fee,
         sold_amount=D(0),
         exit_proceeds=D(0),
         exit_fee=D(0),
@@ -150,21 +150,29 @@ def test_inventory_joins_the_next_position_and_its_cost_basis():
     assert pnl.net == 0 and pnl.carried_amount == D("0.05")  # nothing realized yet ...
     carry(s, pnl)
     s.clear_trade()
-    assert s.has_inventory and s.amount == 0
-    s.amount, s.entry_cost, s.entry_fee = D("0.05"), D("4.75"), D("0.00475")  # a new buy
-    s.entry_price = D("95")
+    assert s.has_inventory and s.trade.amount == 0
+    s.trade.amount, s.trade.entry_cost, s.trade.entry_fee = (
+        D("0.05"),
+        D("4.75"),
+        D("0.00475"),
+    )  # a new buy
+    s.trade.entry_price = D("95")
     assert join_inventory(s) == D("0.05")
-    assert s.amount == D("0.1") and s.entry_cost == D("9.75") and s.entry_fee == D("0.00975")
+    assert (
+        s.trade.amount == D("0.1")
+        and s.trade.entry_cost == D("9.75")
+        and s.trade.entry_fee == D("0.00975")
+    )
     assert join_inventory(s) == 0  # nothing more to join
     # Exit levels stay those of the buy just made; the cost basis carries the old coins.
-    assert s.entry_price == D("95") and not s.has_inventory
-    assert s.inventory_in_amount == D("0.05") and s.inventory_in_cost == D("5.005")
+    assert s.trade.entry_price == D("95") and not s.has_inventory
+    assert s.trade.inventory_in_amount == D("0.05") and s.trade.inventory_in_cost == D("5.005")
     # ... and the next trade realizes the old cost with its own.
     pnl = realized_pnl(
-        bought_amount=s.amount,
-        entry_cost=s.entry_cost,
-        entry_fee=s.entry_fee,
-        sold_amount=s.amount,
+        bought_amount=s.trade.amount,
+        entry_cost=s.trade.entry_cost,
+        entry_fee=s.trade.entry_fee,
+        sold_amount=s.trade.amount,
         exit_proceeds=D("9.9"),
         exit_fee=D("0.0099"),
     )
@@ -179,7 +187,7 @@ def test_inventory_write_off_is_a_realized_loss_with_its_fees():
         inventory_fee=D("0.01"),
     )
     assert write_off_inventory(s, D("0.04")) == (D("4.004"), D("0.004"))
-    assert (s.inventory_amount, s.inventory_cost, s.inventory_fee) == (
+    assert (s.inventory.amount, s.inventory.cost, s.inventory.fee) == (
         D("0.06"),
         D("6.0"),
         D("0.006"),

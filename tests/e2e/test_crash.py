@@ -77,8 +77,8 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         )
         orders = await _orders(cfg)
         assert len([o for o in orders if o.side.value == "buy"]) == 1
-        assert orders[0].client_order_id == state.client_order_id
-        assert state.amount == orders[0].filled
+        assert orders[0].client_order_id == state.trade.order.client_order_id
+        assert state.trade.amount == orders[0].filled
         history = await client.get_workflow_handle(wf_id).fetch_history()
         # The retry found the order by its id.
         assert started_attempts(history, c.PLACE_ORDER)[0] >= 2
@@ -93,7 +93,7 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
             timeout=120,
             what="the trade to complete after the second crash",
         )
-        [trade] = [t for t in trades if t.trade_id == state.decision_id]
+        [trade] = [t for t in trades if t.trade_id == state.trade.decision_id]
         orders = await _orders(cfg)
         decision_orders = [
             o

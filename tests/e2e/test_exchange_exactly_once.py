@@ -85,8 +85,8 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
                 what="POSITION after the lost response",
             )
             [buy] = await sim.orders()
-            assert buy["client_order_id"] == state.client_order_id
-            assert state.amount == Decimal(buy["filled"]) - Decimal(buy["fee_base"])
+            assert buy["client_order_id"] == state.trade.order.client_order_id
+            assert state.trade.amount == Decimal(buy["filled"]) - Decimal(buy["fee_base"])
             assert ["POST /api/v3/order", "accept_then_drop"] in (await sim.faults())["fired"]
 
             # 2. The server accepts the sell and holds the response; the worker dies.
@@ -102,7 +102,7 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
                 what="the trade to be recorded",
             )
             [trade] = trades
-            assert trade.trade_id == state.decision_id
+            assert trade.trade_id == state.trade.decision_id
 
             # 3. A buy the exchange refuses (no funds): back to IDLE once, no retry storm.
             await wait_state(

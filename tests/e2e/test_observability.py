@@ -87,7 +87,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         await wait_state(
             client,
             wf_id,
-            lambda s: s.trades_closed >= 1,
+            lambda s: s.totals.trades_closed >= 1,
             timeout=240,
             what="a closed trade on worker 1",
         )
@@ -103,7 +103,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         await wait_state(
             client,
             wf_id,
-            lambda s: s.entries_paused and s.phase.value == "idle",
+            lambda s: s.controls.entries_paused and s.phase.value == "idle",
             timeout=120,
             what="paused in IDLE",
         )
@@ -204,9 +204,9 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
 
     # PnL: the lifetime gauge is the ledger's total; worker 2's counters its own trades.
     trades = LedgerStore(tmp_path / "data" / "ledger.sqlite").trades()
-    assert final.realized_pnl_total == sum((t.net_pnl for t in trades), Decimal(0))
+    assert final.totals.realized_pnl == sum((t.net_pnl for t in trades), Decimal(0))
     assert sample(metrics, "trader_realized_pnl_quote", symbol=SYMBOL, worker=worker2) == float(
-        final.realized_pnl_total
+        final.totals.realized_pnl
     )
     closed2 = {e.trade_id for e in second if e.trigger == "recorded"}
     net2 = sum((t.net_pnl for t in trades if t.trade_id in closed2), Decimal(0))

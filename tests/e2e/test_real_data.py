@@ -104,7 +104,7 @@ async def test_starter_trades_the_real_2018_pairs_through_ccxt(dev_env, tmp_path
         ]
         assert {s.symbol for s in states} == set(PAIRS)
         assert [(s.symbol, s.last_error) for s in states if s.error_count or s.last_error] == []
-        assert sum(s.trades_closed for s in states) >= WANTED_TRADES
+        assert sum(s.totals.trades_closed for s in states) >= WANTED_TRADES
         for t in trades:  # BTC-quoted: amounts like 180 ADA at 5e-05, budget 0.005 BTC
             assert t.entry_cost <= t.bought_amount * t.entry_price * 2
             assert t.sold_amount > 0 and t.exit_reason

@@ -113,7 +113,7 @@ async def reality_shortfall(env, tmp: Path) -> None:
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         s = await b.wait_phase(h, Phase.POSITION)
-        b.exchange.set_balance("BTC", (s.amount * D("0.9")).quantize(D("0.0001")))
+        b.exchange.set_balance("BTC", (s.trade.amount * D("0.9")).quantize(D("0.0001")))
         b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
         b.set_price("BTC/USDT", "95.00")
         await b.wait_phase(h, Phase.ERROR)
@@ -140,7 +140,7 @@ async def reality_inventory(env, tmp: Path) -> None:
         b.set_price("BTC/USDT", "93.00")
         await b.wait_phase(h, Phase.POSITION)
         b.set_price("BTC/USDT", "99.00")
-        await b.wait_for(h, lambda s: s.trades_closed == 2, timeout=30, what="trade 2")
+        await b.wait_for(h, lambda s: s.totals.trades_closed == 2, timeout=30, what="trade 2")
         await _finish(b, h, "reality_inventory")
 
 

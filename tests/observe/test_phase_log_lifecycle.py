@@ -106,9 +106,9 @@ async def test_log_matches_phase_history_across_continue_as_new(fresh_ts_env, tm
     assert net == pytest.approx(float(trade.net_pnl), abs=1e-9)
     assert value("trader_realized_pnl_quote", symbol="BTC/USDT") == float(trade.net_pnl)
     assert value("trader_fees_quote_total", symbol="BTC/USDT") == pytest.approx(
-        float(state.fees_total), abs=1e-12
+        float(state.totals.fees), abs=1e-12
     )
-    assert state.fees_total == trade.entry_fee + trade.exit_fee
+    assert state.totals.fees == trade.entry_fee + trade.exit_fee
     assert value("trader_position_amount", symbol="BTC/USDT") == float(state.remaining) > 0
     assert value("trader_phase", symbol="BTC/USDT", phase="position") == 1
     assert value("trader_phase", symbol="BTC/USDT", phase="wait_fill") == 0
@@ -139,7 +139,7 @@ async def test_activities_count_exchange_errors_and_watch_progress(ts_env, tmp_p
         value("trader_exchange_errors_total", call="place_order", type="RetryableExchangeError")
         == 1
     )
-    assert len(b.exchange.all_orders()) == 1 and state.amount > 0
+    assert len(b.exchange.all_orders()) == 1 and state.trade.amount > 0
     entry_seen = value("trader_watch_checkpoint_timestamp_seconds", symbol="BTC/USDT", kind="entry")
     assert entry_seen is not None and entry_seen >= before  # returned when the drop fired
     lag = value("trader_watch_tick_lag_seconds", symbol="BTC/USDT", kind="exit")

@@ -68,14 +68,14 @@ async def test_frame_rows_order_colours_and_values(scene):
     assert " idle " not in text and "1 idle/warmup hidden" in text
 
     # Values come from the memo; they must agree with what the workflow's state says.
-    pnl = (held.current_price / held.entry_price - 1) * 100
+    pnl = (held.current_price / held.trade.entry_price - 1) * 100
     assert f"{pnl:+.2f}" in plain[held_line].split()
-    assert format(held.entry_price.normalize(), "f") in plain[held_line].split()
+    assert format(held.trade.entry_price.normalize(), "f") in plain[held_line].split()
     assert format(held.current_price.normalize(), "f") in plain[held_line].split()
     assert failed.note[:25] in plain[err_line]  # the last transition's reason
     # The refused sell left ETH's position held: ERROR shows it too.
     assert failed.holds_position
-    assert format(failed.entry_price.normalize(), "f") in plain[err_line].split()
+    assert format(failed.trade.entry_price.normalize(), "f") in plain[err_line].split()
 
     assert "31" in _sgr_before(styled[err_line], "error")  # red
     assert "32" in _sgr_before(styled[held_line], "position")  # green

@@ -38,7 +38,7 @@ async def _summaries(scene: Scene, handle) -> list[tuple[str, object]]:
 async def test_current_details_show_position_pnl_and_last_reason(scene):
     held = await scene.bench.state(scene.holder)
     details = await _details(scene, scene.holder)
-    pnl = (held.current_price / held.entry_price - 1) * 100
+    pnl = (held.current_price / held.trade.entry_price - 1) * 100
     assert "phase `position`" in details
     assert f"unrealized {pnl:+.2f} %" in details
     last = held.phase_history[-1]
@@ -60,9 +60,9 @@ async def test_activity_summaries_name_amount_reference_price_and_mode(scene):
     assert match, buy
     assert isinstance(order, c.PlaceOrderInput) and D(match[1]) == order.amount
     # The reference price is the ask the decision saw: the fill is within the limit offset.
-    assert abs(D(match[2]) - held.entry_price) / held.entry_price < D("0.002")
+    assert abs(D(match[2]) - held.trade.entry_price) / held.trade.entry_price < D("0.002")
     watches = [s for s, _ in summaries if s.startswith("watch_exit")]
-    assert watches and f"from {held.entry_price.normalize():f}" in watches[-1]
+    assert watches and f"from {held.trade.entry_price.normalize():f}" in watches[-1]
 
     sells = [s for s, _ in await _summaries(scene, scene.failing) if s.startswith("place_sell")]
     # A sell's reference is the bid it is priced from (and its minimum checked at): the

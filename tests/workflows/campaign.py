@@ -146,17 +146,17 @@ async def _drive(
     tick = D("0.001")
     while True:
         s = await b.state(h)
-        if s.trades_closed >= trades and s.phase is Phase.IDLE:
+        if s.totals.trades_closed >= trades and s.phase is Phase.IDLE:
             return s
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"{symbol}: {s.trades_closed}/{trades} trades by the deadline;"
+                f"{symbol}: {s.totals.trades_closed}/{trades} trades by the deadline;"
                 f" phase {s.phase.value}, note {s.note!r}"
             )
-        if s.phase is Phase.IDLE and s.anchor_price > 0:
-            target = (s.anchor_price * D("0.97")).quantize(tick)
+        if s.phase is Phase.IDLE and s.entry_watch.anchor > 0:
+            target = (s.entry_watch.anchor * D("0.97")).quantize(tick)
         elif s.phase is Phase.POSITION:
-            target = (s.entry_price * D("1.04")).quantize(tick)
+            target = (s.trade.entry_price * D("1.04")).quantize(tick)
         else:
             target = None
         if target is not None and b.feed.mid(symbol, 0) != target:
@@ -177,7 +177,7 @@ async def _figures(
         duplicates=sum(1 for n in per_id.values() if n > 1),
         decisions_without_order=len(set(decided) - set(per_id)),
         stray_orders=len(set(per_id) - set(decided)),
-        trades_closed=sum(s.trades_closed for s in states),
+        trades_closed=sum(s.totals.trades_closed for s in states),
         lost_responses=kinds["accept_then_drop"],
         http_5xx=kinds["http_5xx"],
         rate_limited=kinds["rate_limit"],
@@ -240,7 +240,7 @@ async def _disagreements(
         "exit fee": (total(t.exit_fee for t in trades), total(x.fee for x in sell_fills), D(0)),
         "written off": (written_off, D(0), D(0)),
         "held": (bought - sold - written_off, held, D(0)),
-        "workflow inventory": (state.inventory_amount, held, D(0)),
+        "workflow inventory": (state.inventory.amount, held, D(0)),
         "workflow position": (state.remaining, D(0), D(0)),
     }
     return [

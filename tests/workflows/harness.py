@@ -243,3 +243,11 @@ async def bench(
                 await client.get_workflow_handle(b.portfolio_id).terminate("test over")
             await hub.stop()
     ledger.close()
+
+
+def resumed_state(final: CoinState) -> CoinState:
+    """A stopped run's final state, handed back to a new run as a restart would (without
+    the shutdown request that stopped it)."""
+    state = final.model_copy(deep=True)
+    state.controls.shutdown_requested = False
+    return state

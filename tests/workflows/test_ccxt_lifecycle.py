@@ -91,7 +91,7 @@ async def test_lost_create_response_places_exactly_one_order(ts_env, tmp_path):
         s = await b.wait_phase(h, Phase.POSITION, timeout=30)
         [order] = srv.exchange.all_orders()  # one order at the exchange for the decision
         assert srv.stats[ORDER] == 1 and srv.faults.fired == [(ORDER, "accept_then_drop")]
-        assert s.amount == order.filled - order.fee_base
+        assert s.trade.amount == order.filled - order.fee_base
         assert await placed_client_ids(h) == [order.client_order_id]
         history = await h.fetch_history()
         attempts = [
@@ -118,7 +118,7 @@ async def test_rate_limited_create_waits_for_retry_after(dev_env, tmp_path):
         # Temporal's own first retry would come after 1 s; Retry-After said 3.
         assert time.monotonic() - started >= 2.9
         assert srv.stats[ORDER] == 2 and len(srv.exchange.all_orders()) == 1
-        assert s.amount > 0
+        assert s.trade.amount > 0
 
 
 async def test_insufficient_funds_goes_idle_with_one_create(ts_env, tmp_path):
@@ -164,7 +164,7 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
             metadata = await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
             [trade] = b.ledger.trades()
             recent = await dry.fetch_recent_orders("BTC/USDT", since_ms=0)
-        assert s.simulated and s.trades_closed == 1
+        assert s.simulated and s.totals.trades_closed == 1
         assert trade.simulated and trade.exit_reason == "take_profit"
         assert [o.side for o in paper.all_orders()] == [OrderSide.BUY, OrderSide.SELL]
         assert recent == paper.all_orders()  # the order activity's lists: the paper ones

@@ -33,7 +33,7 @@ async def test_sell_through_ccxt_sells_what_the_account_holds(ts_env, tmp_path):
         h = await b.start()
         s = await _hold(b, h)
         on_account = (await srv.exchange.fetch_balance())["BTC"]
-        assert on_account == s.amount  # Binance's base fee was accounted for
+        assert on_account == s.trade.amount  # Binance's base fee was accounted for
         short = round_down(on_account * D("0.9"), D("0.0001"))
         srv.exchange.set_balance("BTC", short)  # 10 % sold by hand on the exchange
         b.set_price("BTC/USDT", "101.50")

@@ -38,9 +38,9 @@ async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_p
         assert memo_events and memo_events[0].event_id < 10  # in the run's first task
         memo = await desc.memo_value(c.STATUS_MEMO_KEY, type_hint=c.StatusMemo)
         assert memo.note == s.note and memo.price == s.current_price
-        assert s.trades_closed == 1 and s.lineage == lineage
+        assert s.totals.trades_closed == 1 and s.lineage == lineage
         [trade] = b.ledger.trades()
-        assert s.realized_pnl_total == trade.net_pnl
+        assert s.totals.realized_pnl == trade.net_pnl
         assert s.phase_history[-1].dst is Phase.COOLDOWN  # bounded history carried over
         await fresh_ts_env.sleep(15 * 60 + 1)
         await b.wait_phase(latest, Phase.IDLE)

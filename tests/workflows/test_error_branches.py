@@ -141,7 +141,7 @@ async def test_a_buy_of_unknown_outcome_is_reconciled_in_error(ts_env, tmp_path,
         else:
             looks = scheduled_inputs(await h.fetch_history(), c.RECONCILE)
             assert len(looks) == 2  # not found, and then not found after the window
-        assert b.exchange.all_orders() == [] and s.decision_id is None
+        assert b.exchange.all_orders() == [] and s.trade.decision_id is None
 
 
 async def test_sells_refused_as_invalid_are_retried_then_reconciled(ts_env, tmp_path):

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.workflows.harness import MARKETS, bench, path_of
+from tests.workflows.harness import MARKETS, bench, path_of, resumed_state
 from trader import contracts as c
 from trader.core.errors import RetryableExchangeError
 from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
@@ -52,7 +52,7 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
     async with bench(ts_env.client, tmp_path) as b:
         h = await b.start()
         s = await _to_position(b, h)
-        held = s.amount
+        held = s.trade.amount
         short = round_down(held * D("0.9"), STEP)  # e.g. a manual sell of 10 %
         b.exchange.set_balance("BTC", short)
         b.set_price("BTC/USDT", "95.00")  # stop-loss
@@ -68,7 +68,7 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
             trade.net_pnl
             == trade.exit_proceeds - trade.entry_cost - trade.entry_fee - trade.exit_fee
         )
-        assert s.realized_pnl_total == trade.net_pnl < 0
+        assert s.totals.realized_pnl == trade.net_pnl < 0
         [row] = b.ledger.inventory()
         assert (row.kind, row.amount) == ("shortfall", held - short)
         assert row.cost == (trade.entry_cost + trade.entry_fee) * (held - short) / held
@@ -89,12 +89,12 @@ async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_t
         assert _sells(b) == []  # nothing the exchange would refuse is ever sent
         assert "dust_remainder" in [r.trigger.value for r in s.phase_history]
         [t1] = b.ledger.trades()
-        assert (t1.sold_amount, t1.net_pnl, t1.carried_amount) == (0, 0, first.amount)
-        assert t1.carried_cost == first.entry_cost + first.entry_fee
-        assert s.inventory_amount == first.amount
-        assert s.inventory_cost + s.inventory_fee == t1.carried_cost
+        assert (t1.sold_amount, t1.net_pnl, t1.carried_amount) == (0, 0, first.trade.amount)
+        assert t1.carried_cost == first.trade.entry_cost + first.trade.entry_fee
+        assert s.inventory.amount == first.trade.amount
+        assert s.inventory.cost + s.inventory.fee == t1.carried_cost
         [row] = b.ledger.inventory()
-        assert (row.kind, row.amount, row.cost) == ("carried", first.amount, t1.carried_cost)
+        assert (row.kind, row.amount, row.cost) == ("carried", first.trade.amount, t1.carried_cost)
         assert any("inventory" in t for t in b.notifier.sent)
 
         await env.sleep(15 * 60 + 1)  # cooldown
@@ -102,14 +102,14 @@ async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_t
         b.set_price("BTC/USDT", "93.00")  # 2 % below the fresh anchor (95)
         s = await b.wait_phase(h, Phase.POSITION, timeout=30)
         buy2 = [o for o in b.exchange.all_orders() if o.side is OrderSide.BUY][1]
-        assert s.amount == buy2.filled + first.amount and s.inventory_amount == 0
+        assert s.trade.amount == buy2.filled + first.trade.amount and s.inventory.amount == 0
         b.set_price("BTC/USDT", "99.00")  # take-profit on the blended entry
-        s = await b.wait_for(h, lambda s: s.trades_closed == 2, timeout=30, what="trade 2")
+        s = await b.wait_for(h, lambda s: s.totals.trades_closed == 2, timeout=30, what="trade 2")
         t2 = next(t for t in b.ledger.trades() if t.trade_id != t1.trade_id)
-        assert t2.inventory_in_amount == first.amount
-        assert t2.bought_amount == buy2.filled + first.amount == t2.sold_amount
+        assert t2.inventory_in_amount == first.trade.amount
+        assert t2.bought_amount == buy2.filled + first.trade.amount == t2.sold_amount
         # No loss hidden: the account's quote moved by exactly the realized PnL of both.
-        assert await _usdt(b) - start_usdt == t1.net_pnl + t2.net_pnl == s.realized_pnl_total
+        assert await _usdt(b) - start_usdt == t1.net_pnl + t2.net_pnl == s.totals.realized_pnl
         assert (await b.exchange.fetch_balance())["BTC"] == 0
 
 
@@ -127,7 +127,7 @@ async def test_a_tradeable_remainder_past_95_percent_is_sold(ts_env, tmp_path):
         [trade] = b.ledger.trades()
         assert trade.sold_amount == first.filled + second.filled
         left = trade.bought_amount - trade.sold_amount
-        assert left == trade.carried_amount == s.inventory_amount
+        assert left == trade.carried_amount == s.inventory.amount
         assert left * D("101.45") < 5  # only what the exchange cannot take is kept
         assert (await b.exchange.fetch_balance())["BTC"] == left
 
@@ -138,23 +138,25 @@ async def test_the_minimum_is_checked_at_the_bid(ts_env, tmp_path):
     async with bench(ts_env.client, tmp_path) as b:
         h = await b.start(trade_budget=D("5.05"), cooldown_minutes=D(0))
         s = await _to_position(b, h)
-        assert s.amount == D("0.0515")
+        assert s.trade.amount == D("0.0515")
         b.set_price("BTC/USDT", "97.10")
         await b.wait_for(h, lambda s: s.current_price == D("97.10"), what="the price seen")
         await h.signal("force_exit", c.ForceExitRequest(reason="flatten"))
         s = await b.wait_for(
-            h, lambda s: s.trades_closed == 1 and s.phase is Phase.IDLE, what="the trade closed"
+            h,
+            lambda s: s.totals.trades_closed == 1 and s.phase is Phase.IDLE,
+            what="the trade closed",
         )
         triggers = [r.trigger.value for r in s.phase_history]
         assert "order_rejected" not in triggers and "failed" not in triggers
-        assert _sells(b) == [] and s.inventory_amount == D("0.0515")
+        assert _sells(b) == [] and s.inventory.amount == D("0.0515")
         # Stopped flat but with inventory: the next start hands it back (never forgotten).
         await h.signal("shutdown", c.ShutdownRequest())
         await h.result()
         resumed = await resumable_state(
             ts_env.client.get_workflow_handle(h.id, result_type=CoinState)
         )
-        assert resumed is not None and resumed.inventory_amount == D("0.0515")
+        assert resumed is not None and resumed.inventory.amount == D("0.0515")
 
 
 async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tmp_path):
@@ -243,14 +245,14 @@ async def test_a_guard_blocked_drop_enters_when_the_guard_clears(ts_env, tmp_pat
         h = await b.start(max_spread_bps=D(5))  # the paper book's spread is 10 bps
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
-        s = await b.wait_for(h, lambda s: s.entry_recheck == "guards", what="a blocked drop")
+        s = await b.wait_for(h, lambda s: s.entry_watch.recheck == "guards", what="a blocked drop")
         assert "the drop stands" in s.note
         await asyncio.sleep(1.5)
         b.exchange.spread_bps = D(2)  # the guard clears; the price has not moved
         s = await b.wait_phase(h, Phase.POSITION, timeout=20)
         triggers = [r.trigger.value for r in s.phase_history]
         assert triggers.count("guards_blocked") == 1  # blocked once, not in a loop
-        assert s.entry_recheck == ""
+        assert s.entry_watch.recheck == ""
 
 
 async def test_a_drop_without_a_slot_enters_when_a_slot_frees(ts_env, tmp_path):
@@ -261,7 +263,7 @@ async def test_a_drop_without_a_slot_enters_when_a_slot_frees(ts_env, tmp_path):
         await b.wait_phase(eth, Phase.IDLE)
         await _to_position(b, btc)
         b.set_price("ETH/USDT", "1950")
-        await b.wait_for(eth, lambda s: s.entry_recheck == "slot", what="no slot")
+        await b.wait_for(eth, lambda s: s.entry_watch.recheck == "slot", what="no slot")
         await asyncio.sleep(1.5)
         assert (await b.state(eth)).phase is Phase.IDLE
         b.set_price("BTC/USDT", "101.50")  # BTC takes profit and frees its slot
@@ -285,10 +287,12 @@ async def test_use_drop_anchor_keeps_the_anchor_across_a_trade(fresh_ts_env, tmp
         # Without keeping, the anchor is unset until the watch's first checkpoint reports
         # the first fresh price it saw.
         s = await b.wait_for(
-            h, lambda s: s.phase is Phase.IDLE and s.anchor_price > 0, what="an anchor in IDLE"
+            h,
+            lambda s: s.phase is Phase.IDLE and s.entry_watch.anchor > 0,
+            what="an anchor in IDLE",
         )
         # The drop of the first entry was measured from 100 (the warm-up price).
-        assert s.anchor_price == (D("100") if keep else D("99.00"))
+        assert s.entry_watch.anchor == (D("100") if keep else D("99.00"))
 
 
 async def test_a_resumed_position_is_reconciled_before_trading_on(ts_env, tmp_path):
@@ -299,13 +303,13 @@ async def test_a_resumed_position_is_reconciled_before_trading_on(ts_env, tmp_pa
         s = await _to_position(b, h)
         await h.signal("shutdown", c.ShutdownRequest(close_position=False))
         final = await h.result()
-        b.exchange.set_balance("BTC", round_down(final.amount * D("0.8"), STEP))
-        resumed = await b.start(state=final.model_copy(update={"shutdown_requested": False}))
+        b.exchange.set_balance("BTC", round_down(final.trade.amount * D("0.8"), STEP))
+        resumed = await b.start(state=resumed_state(final))
         s = await b.wait_for(
             resumed, lambda s: "reconcile (resumed" in s.note, what="the reconciliation"
         )
-        assert s.phase is Phase.POSITION and s.written_off == final.amount - round_down(
-            final.amount * D("0.8"), STEP
+        assert s.phase is Phase.POSITION and s.trade.written_off == final.trade.amount - round_down(
+            final.trade.amount * D("0.8"), STEP
         )
         assert [r.kind for r in b.ledger.inventory()] == ["shortfall"]
         assert any("shortfall" in t for t in b.notifier.sent)
@@ -323,7 +327,7 @@ async def test_a_worker_start_asks_holding_symbols_to_reconcile(dev_env, tmp_pat
         s = await b.wait_for(
             holder, lambda s: "reconcile (worker w2 started)" in s.note, what="the reconciliation"
         )
-        assert "covering" in s.note and s.written_off == 0 and s.phase is Phase.POSITION
+        assert "covering" in s.note and s.trade.written_off == 0 and s.phase is Phase.POSITION
 
 
 async def test_force_exit_with_sells_still_failing_backs_off(dev_env, tmp_path):
@@ -337,7 +341,7 @@ async def test_force_exit_with_sells_still_failing_backs_off(dev_env, tmp_path):
         await h.signal("force_exit", c.ForceExitRequest(reason="flatten"))
         await asyncio.sleep(8)
         s = await b.state(h)
-        assert s.error_count - before <= 1 and s.force_exit_reason == "flatten"
+        assert s.error_count - before <= 1 and s.trade.force_exit_reason == "flatten"
         assert "reconciled" in [r.note.split(":")[0] for r in s.phase_history]
 
 
@@ -354,7 +358,7 @@ async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_t
                 symbol="BTC/USDT",
                 side=OrderSide.SELL,
                 type=OrderType.LIMIT,
-                amount=s.amount,
+                amount=s.trade.amount,
                 price=D("150"),
                 time_in_force=TimeInForce.GTC,
                 client_order_id="manual-1",
@@ -362,7 +366,11 @@ async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_t
         )
         b.set_price("BTC/USDT", "95.00")  # stop-loss
         s = await b.wait_phase(h, Phase.ERROR, timeout=30)
-        assert "locked" in s.note and s.trades_closed == 0 and s.exit_reason == "stop_loss"
+        assert (
+            "locked" in s.note
+            and s.totals.trades_closed == 0
+            and s.trade.exit_reason == "stop_loss"
+        )
         await b.exchange.cancel_order("BTC/USDT", "manual-1")
         await env.sleep(11)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
@@ -405,15 +413,20 @@ async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, 
         s = await b.wait_for(
             h, lambda s: s.has_inventory and s.phase is Phase.IDLE, what="inventory, flat"
         )
-        cost = s.inventory_cost + s.inventory_fee
+        cost = s.inventory.cost + s.inventory.fee
         b.exchange.set_balance("BTC", D(0))  # withdrawn by hand
         await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
-        s = await b.wait_for(h, lambda s: not s.has_inventory, what="the write-off")
-        assert s.realized_pnl_total == -cost and "inventory" in s.note
+        # Done once the note says so: it is written after the ledger row, and a query
+        # between the two would see the inventory gone but not yet reported.
+        s = await b.wait_for(
+            h, lambda s: "reconcile (operator)" in s.note, what="the reported write-off"
+        )
+        assert not s.has_inventory
+        assert s.totals.realized_pnl == -cost and "inventory" in s.note
         kinds = [(r.kind, r.cost) for r in b.ledger.inventory()]
         assert kinds == [("carried", cost), ("inventory_write_off", cost)]
         # The ledger's total agrees with the symbol's: nothing hidden, nothing twice.
-        assert b.ledger.total_pnl() == s.realized_pnl_total
+        assert b.ledger.total_pnl() == s.totals.realized_pnl
 
 
 async def test_a_resumed_flat_symbol_warms_up_again(ts_env, tmp_path):
@@ -440,7 +453,7 @@ async def test_a_resumed_flat_symbol_warms_up_again(ts_env, tmp_path):
             what="warmed up, checked",
         )
         warmed = [r for r in s.phase_history if r.trigger.value == "warmed_up"]
-        assert warmed[-1].note == "anchor 80.00" and s.inventory_amount > 0
+        assert warmed[-1].note == "anchor 80.00" and s.inventory.amount > 0
         assert b.exchange.all_orders()[-1].side is OrderSide.BUY  # nothing bought on resume
 
 
@@ -486,7 +499,7 @@ async def test_a_reconciliation_whose_confirming_read_fails_reports_and_trades_o
     async with bench(ts_env.client, tmp_path, exchange=ex, feed=feed) as b:
         h = await b.start(balance_settle_seconds=0)
         s = await _to_position(b, h)
-        ex.set_balance("BTC", round_down(s.amount * D("0.5"), STEP))
+        ex.set_balance("BTC", round_down(s.trade.amount * D("0.5"), STEP))
         ex.fail_after = ex.reads + 1  # the first read of the check works, the confirm fails
         await h.signal("reconcile", c.ReconcileRequest(reason="operator"))
         s = await b.wait_for(
@@ -495,7 +508,7 @@ async def test_a_reconciliation_whose_confirming_read_fails_reports_and_trades_o
             timeout=40,
             what="the failed check reported",
         )
-        assert s.phase is Phase.POSITION and s.written_off == 0  # nothing on one read
+        assert s.phase is Phase.POSITION and s.trade.written_off == 0  # nothing on one read
         history = await h.fetch_history()
         assert not [
             e for e in history.events if e.HasField("workflow_task_failed_event_attributes")

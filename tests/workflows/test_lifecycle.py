@@ -16,11 +16,11 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
     async with bench(fresh_ts_env.client, tmp_path) as b:
         h = await b.start()
         s = await b.wait_phase(h, Phase.IDLE)
-        assert s.anchor_price == D("100")
+        assert s.entry_watch.anchor == D("100")
         b.set_price("BTC/USDT", "97.90")  # 2.1 % below the anchor
         s = await b.wait_phase(h, Phase.POSITION)
-        assert s.amount > 0 and s.entry_price > 0
-        assert s.tp_px == s.entry_price * D("1.03")
+        assert s.trade.amount > 0 and s.trade.entry_price > 0
+        assert s.trade.tp_px == s.trade.entry_price * D("1.03")
         b.set_price("BTC/USDT", "101.50")  # above take-profit
         s = await b.wait_phase(h, Phase.COOLDOWN)
         await fresh_ts_env.sleep(15 * 60 + 1)  # cooldown is a workflow timer: skipped
@@ -41,14 +41,14 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
         ]
         [trade] = b.ledger.trades()
         assert trade.trade_id.startswith("BTC-USDT:") and trade.exit_reason == "take_profit"
-        assert trade.net_pnl > 0 and trade.net_pnl == s.realized_pnl_total
+        assert trade.net_pnl > 0 and trade.net_pnl == s.totals.realized_pnl
         assert (
             trade.net_pnl
             == trade.exit_proceeds - trade.entry_cost - trade.entry_fee - trade.exit_fee
         )
         orders = b.exchange.all_orders()
         assert [o.side.value for o in orders] == ["buy", "sell"]
-        assert s.trades_closed == 1 and s.amount == 0
+        assert s.totals.trades_closed == 1 and s.trade.amount == 0
         assert any("entry" in t or "BUY" in t.upper() for t in b.notifier.sent)
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.workflows.harness import bench, path_of
+from tests.workflows.harness import bench, path_of, resumed_state
 from trader import contracts as c
 from trader.core.params import BuyOrderMode
 from trader.core.phases import Phase
@@ -29,14 +29,16 @@ async def test_buy_timeout_with_nothing_filled_returns_to_idle(ts_env, tmp_path)
         b.set_price("BTC/USDT", "97.90")
         s = await b.wait_for(
             h,
-            lambda s: s.trades_closed == 0 and len(s.phase_history) >= 5 and s.phase is Phase.IDLE,
+            lambda s: (
+                s.totals.trades_closed == 0 and len(s.phase_history) >= 5 and s.phase is Phase.IDLE
+            ),
             what="back to idle",
             timeout=30,
         )
         assert path_of(s)[:6] == ["warmup", "idle", "entry_eval", "place_buy", "wait_fill", "idle"]
         [order] = b.exchange.all_orders()
         assert order.status.value == "canceled" and order.filled == 0
-        assert s.amount == 0 and s.decision_id is None
+        assert s.trade.amount == 0 and s.trade.decision_id is None
         slots = await ts_env.client.get_workflow_handle(b.portfolio_id).query(
             "current_slots", result_type=dict
         )
@@ -48,7 +50,7 @@ async def test_partial_buy_keeps_the_filled_part(ts_env, tmp_path):
         h = await b.start()
         s = await _to_position(b, h)
         [buy] = b.exchange.all_orders()
-        assert buy.filled < buy.amount and s.amount == buy.filled
+        assert buy.filled < buy.amount and s.trade.amount == buy.filled
         assert s.phase_history[-1].trigger.value == "partial_timeout"
 
 
@@ -93,7 +95,7 @@ async def test_force_exit_update_rejected_when_flat(ts_env, tmp_path):
         assert "no position" in str(err.value.cause)
         await h.signal("force_exit", c.ForceExitRequest(reason="idle try"))
         s = await b.wait_for(h, lambda s: "ignored" in s.note, what="ignored note")
-        assert s.phase is Phase.IDLE and s.force_exit_reason is None
+        assert s.phase is Phase.IDLE and s.trade.force_exit_reason is None
 
 
 async def test_force_exit_from_wait_fill_cancels_and_sells_what_filled(ts_env, tmp_path):
@@ -141,7 +143,7 @@ async def test_error_backoff_then_reconciles_back_to_position(fresh_ts_env, tmp_
     async with bench(fresh_ts_env.client, tmp_path) as b:
         h = await b.start()
         s = await _to_position(b, h)
-        held = s.amount
+        held = s.trade.amount
         b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
         b.set_price("BTC/USDT", "95.00")  # stop-loss -> sell is refused -> ERROR
         s = await b.wait_phase(h, Phase.ERROR)
@@ -173,14 +175,14 @@ async def test_exchange_call_giving_up_mid_phase_goes_to_error_not_a_stuck_task(
         await fresh_ts_env.sleep(11)
         s = await b.wait_for(
             h,
-            lambda s: s.phase is Phase.IDLE and s.decision_id is None,
+            lambda s: s.phase is Phase.IDLE and s.trade.decision_id is None,
             what="reconciled back to idle",
             timeout=30,
         )
         triggers = [r.trigger.value for r in s.phase_history]
         assert "recovered_buy_open" in triggers  # the open buy was found, then cancelled
         [order] = b.exchange.all_orders()
-        assert order.status.value == "canceled" and s.amount == 0
+        assert order.status.value == "canceled" and s.trade.amount == 0
 
 
 async def test_global_slot_limit_across_workflows(ts_env, tmp_path):
@@ -206,7 +208,7 @@ async def test_pause_and_resume_entries(ts_env, tmp_path):
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
         await h.signal("pause_entries")
-        await b.wait_for(h, lambda s: s.entries_paused, what="paused")
+        await b.wait_for(h, lambda s: s.controls.entries_paused, what="paused")
         b.set_price("BTC/USDT", "97.90")
         await asyncio.sleep(1.5)
         assert (await b.state(h)).phase is Phase.IDLE and b.exchange.all_orders() == []
@@ -220,13 +222,13 @@ async def test_shutdown_keeps_position_and_resume_continues_it(ts_env, tmp_path)
         s = await _to_position(b, h)
         await h.signal("shutdown", c.ShutdownRequest(close_position=False))
         final = await h.result()
-        assert final.phase is Phase.POSITION and final.amount == s.amount
-        resumed = await b.start(state=final.model_copy(update={"shutdown_requested": False}))
+        assert final.phase is Phase.POSITION and final.trade.amount == s.trade.amount
+        resumed = await b.start(state=resumed_state(final))
         s2 = await b.wait_phase(resumed, Phase.POSITION)
-        assert s2.amount == s.amount and s2.lineage == s.lineage
+        assert s2.trade.amount == s.trade.amount and s2.lineage == s.lineage
         await resumed.signal("shutdown", c.ShutdownRequest(close_position=True))
         final2 = await resumed.result()
-        assert final2.phase is Phase.COOLDOWN and final2.trades_closed == 1
+        assert final2.phase is Phase.COOLDOWN and final2.totals.trades_closed == 1
         assert len(b.exchange.all_orders()) == 2  # one buy, one sell: nothing doubled
 
 

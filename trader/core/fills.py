@@ -18,30 +18,30 @@ from trader.core.state import CoinState
 
 def apply_fill(state: CoinState, order: Order) -> Decimal:
     """Add the part of ``order``'s fill not yet counted; return the newly counted amount."""
-    delta = order.filled - state.order_filled_applied
+    delta = order.filled - state.trade.order.filled_applied
     if delta <= 0:
         return Decimal(0)
-    cost_delta = order.cost - state.order_cost_applied
-    fee_delta = order.fee - state.order_fee_applied
+    cost_delta = order.cost - state.trade.order.cost_applied
+    fee_delta = order.fee - state.trade.order.fee_applied
     # A fee withheld in base: the units never reach the account, and their cost is the fee
     # (already in ``fee``), so it leaves both the amount held and its cost basis.
-    withheld = order.fee_base - state.order_fee_base_applied
-    withheld_value = order.fee_base_value - state.order_fee_base_value_applied
-    state.order_filled_applied = order.filled
-    state.order_cost_applied = order.cost
-    state.order_fee_applied = order.fee
-    state.order_fee_base_applied = order.fee_base
-    state.order_fee_base_value_applied = order.fee_base_value
+    withheld = order.fee_base - state.trade.order.fee_base_applied
+    withheld_value = order.fee_base_value - state.trade.order.fee_base_value_applied
+    state.trade.order.filled_applied = order.filled
+    state.trade.order.cost_applied = order.cost
+    state.trade.order.fee_applied = order.fee
+    state.trade.order.fee_base_applied = order.fee_base
+    state.trade.order.fee_base_value_applied = order.fee_base_value
     if order.side is OrderSide.BUY:
-        state.amount += delta - withheld
-        state.entry_cost += cost_delta - withheld_value
-        state.entry_fee += fee_delta
-        state.entry_price = state.entry_cost / state.amount
-        state.entry_fee_per_unit = state.entry_fee / state.amount
+        state.trade.amount += delta - withheld
+        state.trade.entry_cost += cost_delta - withheld_value
+        state.trade.entry_fee += fee_delta
+        state.trade.entry_price = state.trade.entry_cost / state.trade.amount
+        state.trade.entry_fee_per_unit = state.trade.entry_fee / state.trade.amount
     else:
-        state.sold_amount += delta
-        state.exit_proceeds += cost_delta
-        state.exit_fee += fee_delta
+        state.trade.sold_amount += delta
+        state.trade.exit_proceeds += cost_delta
+        state.trade.exit_fee += fee_delta
     return delta
 
 
@@ -49,23 +49,25 @@ def start_order(
     state: CoinState, *, client_order_id: str, side: OrderSide, amount: Decimal, now: float
 ) -> None:
     """Record a new order before it is placed (its fills start from zero)."""
-    state.client_order_id = client_order_id
-    state.order_id = None
-    state.order_side = side
-    state.order_amount = amount
-    state.order_placed_ts = now
-    state.order_filled_applied = Decimal(0)
-    state.order_cost_applied = Decimal(0)
-    state.order_fee_applied = Decimal(0)
-    state.order_fee_base_applied = Decimal(0)
-    state.order_fee_base_value_applied = Decimal(0)
+    state.trade.order.client_order_id = client_order_id
+    state.trade.order.order_id = None
+    state.trade.order.side = side
+    state.trade.order.amount = amount
+    state.trade.order.placed_ts = now
+    state.trade.order.filled_applied = Decimal(0)
+    state.trade.order.cost_applied = Decimal(0)
+    state.trade.order.fee_applied = Decimal(0)
+    state.trade.order.fee_base_applied = Decimal(0)
+    state.trade.order.fee_base_value_applied = Decimal(0)
 
 
 def sell_done(state: CoinState, market: MarketInfo, price: Decimal, threshold: Decimal) -> bool:
     """The exit is complete: at least ``threshold`` sold, or what is left is unsellable dust."""
-    if state.amount <= 0:
+    if state.trade.amount <= 0:
         return True
-    return state.sold_amount >= state.amount * threshold or is_dust(state.remaining, price, market)
+    return state.trade.sold_amount >= state.trade.amount * threshold or is_dust(
+        state.remaining, price, market
+    )
 
 
 def recovery_trigger(
@@ -93,13 +95,17 @@ def recovery_trigger(
                 else Trigger.RECOVERED_SELL_OPEN
             )
         apply_fill(state, order)
-    if state.amount <= 0 or is_dust(state.amount, price, market) and state.sold_amount == 0:
+    if (
+        state.trade.amount <= 0
+        or is_dust(state.trade.amount, price, market)
+        and state.trade.sold_amount == 0
+    ):
         return Trigger.RECOVERED_FLAT
     done = (
         exit_complete(state.remaining, price, market)
         if sell_remainder
         else sell_done(state, market, price, threshold)
     )
-    if (state.sold_amount > 0 or state.written_off > 0) and done:
+    if (state.trade.sold_amount > 0 or state.trade.written_off > 0) and done:
         return Trigger.RECOVERED_SOLD
     return Trigger.RECOVERED_POSITION

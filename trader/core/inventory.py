@@ -23,35 +23,35 @@ def join_inventory(state: CoinState) -> Decimal:
     realizes it), but ``entry_price`` stays the price of this trade's buy: exit levels are
     set from the decision just taken; a blended price would put the stop-loss above a buy
     made on a drop and sell it at once."""
-    amount = state.inventory_amount
+    amount = state.inventory.amount
     if amount <= 0:
         return ZERO
-    state.amount += amount
-    state.entry_cost += state.inventory_cost
-    state.entry_fee += state.inventory_fee
-    state.entry_fee_per_unit = state.entry_fee / state.amount
-    state.inventory_in_amount += amount
-    state.inventory_in_cost += state.inventory_cost + state.inventory_fee
-    state.inventory_amount = state.inventory_cost = state.inventory_fee = ZERO
+    state.trade.amount += amount
+    state.trade.entry_cost += state.inventory.cost
+    state.trade.entry_fee += state.inventory.fee
+    state.trade.entry_fee_per_unit = state.trade.entry_fee / state.trade.amount
+    state.trade.inventory_in_amount += amount
+    state.trade.inventory_in_cost += state.inventory.cost + state.inventory.fee
+    state.inventory.amount = state.inventory.cost = state.inventory.fee = ZERO
     return amount
 
 
 def carry(state: CoinState, pnl: TradePnL) -> None:
     """Keep what the closing trade neither sold nor wrote off, with its cost and fees."""
-    state.inventory_amount += pnl.carried_amount
-    state.inventory_cost += pnl.carried_cost
-    state.inventory_fee += pnl.carried_fee
+    state.inventory.amount += pnl.carried_amount
+    state.inventory.cost += pnl.carried_cost
+    state.inventory.fee += pnl.carried_fee
 
 
 def write_off_inventory(state: CoinState, gone: Decimal) -> tuple[Decimal, Decimal]:
     """Remove ``gone`` units of inventory the account no longer holds; returns the realized
     loss (cost + fees of those units, positive) and the fee part of it."""
-    if gone <= 0 or state.inventory_amount <= 0:
+    if gone <= 0 or state.inventory.amount <= 0:
         return ZERO, ZERO
-    gone = min(gone, state.inventory_amount)
-    share = gone / state.inventory_amount
-    cost, fee = state.inventory_cost * share, state.inventory_fee * share
-    state.inventory_amount -= gone
-    state.inventory_cost -= cost
-    state.inventory_fee -= fee
+    gone = min(gone, state.inventory.amount)
+    share = gone / state.inventory.amount
+    cost, fee = state.inventory.cost * share, state.inventory.fee * share
+    state.inventory.amount -= gone
+    state.inventory.cost -= cost
+    state.inventory.fee -= fee
     return cost + fee, fee

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
-from enum import Enum
+from enum import Enum, StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +26,7 @@ class _Decision(BaseModel):
 
 
 # --- entry -------------------------------------------------------------------------------
-class EntryReason(str, Enum):
+class EntryReason(StrEnum):
     DROP_TRIGGER = "drop_trigger"
 
 
@@ -112,6 +112,67 @@ class SmaWindow:
         return self._sum / self.period
 
 
+# --- the entry watch: its state, carried as it is everywhere ----------------------------
+WINDOW_CARRY = 64
+"""Most rolling-window candidates carried between watches (the newest ones)."""
+
+
+class EntryRecheck(StrEnum):
+    """What a drop blocked by a guard or a full portfolio still waits for."""
+
+    NONE = ""
+    GUARDS = "guards"
+    """The drop fires again only when the guards pass on the same tick."""
+    SLOT = "slot"
+    """The drop fires again only when a trade slot is free."""
+
+
+class EntryWatchState(BaseModel):
+    """The entry rule's evolving state: in ``CoinState``, the watch activity's input,
+    result and heartbeat, and the legacy engine, always as this one model."""
+
+    anchor: Decimal = ZERO
+    """The price the drop is measured from (0: unset, taken from the next price)."""
+    anchor_ts: str | None = None
+    """ts_ms of the ticker the anchor was last updated on (display)."""
+    window: list[tuple[int, Decimal]] = []
+    """Rolling-window candidates (ts_ms, price) for the WINDOW anchor mode."""
+    recheck: EntryRecheck = EntryRecheck.NONE
+
+
+class EntryWatch:
+    """The drop trigger over a stream of prices, resumable from an ``EntryWatchState``."""
+
+    def __init__(self, state: EntryWatchState, params: TraderParams) -> None:
+        self.params = params
+        self.anchor = state.anchor
+        self.anchor_ts = state.anchor_ts
+        self.recheck = state.recheck
+        self._window = RollingHigh(params.drop_lookback_seconds * 1000)
+        for ts, price in state.window:
+            self._window.add(ts, price)
+
+    def see(self, ts_ms: int, price: Decimal) -> EntrySignal:
+        """Move the anchor with ``price`` and judge the drop; a drop that no longer holds
+        ends a blocked episode (the next one is judged afresh)."""
+        self._window.add(ts_ms, price)
+        mode = self.params.anchor_mode
+        high = self._window.high() if mode is AnchorMode.WINDOW else None
+        self.anchor = next_anchor(self.anchor, price, mode, window_high=high)
+        signal = evaluate_entry(price, self.anchor, self.params)
+        if not signal.triggered:
+            self.recheck = EntryRecheck.NONE
+        return signal
+
+    def state(self) -> EntryWatchState:
+        return EntryWatchState(
+            anchor=self.anchor,
+            anchor_ts=self.anchor_ts,
+            window=self._window.items()[-WINDOW_CARRY:],
+            recheck=self.recheck,
+        )
+
+
 # --- guards ------------------------------------------------------------------------------
 class GuardReason(str, Enum):
     SPREAD_TOO_WIDE = "spread_too_wide"
@@ -161,7 +222,8 @@ def check_guards(ticker: Ticker, params: TraderParams, *, sma: Decimal | None) -
 
 
 # --- exits -------------------------------------------------------------------------------
-class ExitReason(str, Enum):
+class ExitReason(StrEnum):
+    # StrEnum: a reason reads as its value in notes and messages (f"{reason}").
     TAKE_PROFIT = "take_profit"
     STOP_LOSS = "stop_loss"
     TRAILING_STOP = "trailing_stop"
@@ -175,8 +237,8 @@ class ExitReason(str, Enum):
 
 
 class TrailingState(_Decision):
-    peak: Decimal
-    trigger: Decimal
+    peak: Decimal = ZERO
+    trigger: Decimal = ZERO
     """0 while the trailing stop is not armed."""
 
 
@@ -191,6 +253,26 @@ def update_trailing(
     if peak >= entry_price * (1 + params.trailing_activation_pct / _HUNDRED):
         trigger = max(trigger, peak * (1 - params.trailing_distance_pct / _HUNDRED))
     return TrailingState(peak=peak, trigger=trigger)
+
+
+class ExitRulesState(_Decision):
+    """The evolving state of every stateful exit rule: in ``CoinState.trade``, the exit
+    watch's input, result and heartbeat, as this one model. A new stateful rule adds its
+    field here, its step to ``update_exit_rules`` and its check to ``evaluate_exit``."""
+
+    trailing: TrailingState = TrailingState()
+
+    @classmethod
+    def opened(cls, entry_price: Decimal) -> ExitRulesState:
+        """The state when a position opens at ``entry_price``."""
+        return cls(trailing=TrailingState(peak=entry_price, trigger=ZERO))
+
+
+def update_exit_rules(
+    state: ExitRulesState, price: Decimal, entry_price: Decimal, params: TraderParams
+) -> ExitRulesState:
+    """Every stateful exit rule's state after seeing ``price``."""
+    return ExitRulesState(trailing=update_trailing(state.trailing, price, entry_price, params))
 
 
 def exit_levels(entry_price: Decimal, params: TraderParams) -> tuple[Decimal, Decimal]:
@@ -211,13 +293,14 @@ def evaluate_exit(
     *,
     price: Decimal,
     entry_price: Decimal,
-    trailing: TrailingState,
+    rules: ExitRulesState,
     entry_ts: float,
     now: float,
     params: TraderParams,
 ) -> ExitDecision:
     """Exit check in priority order: stop-loss, take-profit, trailing stop, max hold."""
     tp, sl = exit_levels(entry_price, params)
+    trailing = rules.trailing
 
     def decide(reason: ExitReason, detail: str) -> ExitDecision:
         return ExitDecision(exit=True, reason=reason, price=price, detail=detail)

@@ -64,14 +64,15 @@ async def resumable_state(
         state.holds_position or state.has_inventory or keep_anchor
     ):
         return None
-    update: dict[str, object] = {"shutdown_requested": False, "close_on_shutdown": False}
+    resumed = state.model_copy(deep=True)
+    resumed.controls.shutdown_requested = resumed.controls.close_on_shutdown = False
     if state.phase is Phase.IDLE:
         # Flat (inventory at most): warm up again for fresh market data, with a fresh
         # anchor unless USE_DROP_ANCHOR keeps it. A new run starts in WARMUP anyway.
-        update["phase"] = Phase.WARMUP
+        resumed.phase = Phase.WARMUP
         if not keep_anchor:
-            update["anchor_price"] = Decimal(0)
-    return state.model_copy(update=update)
+            resumed.entry_watch.anchor, resumed.entry_watch.window = Decimal(0), []
+    return resumed
 
 
 def static_details(symbol: str, p: TraderParams) -> str:

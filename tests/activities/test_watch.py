@@ -1,0 +1,122 @@
+"""The watch activities, attempt by attempt (ActivityEnvironment), over the real paper
+exchange and market hub: a retried watch resumes from its last heartbeat (the rule state
+as one model; the positional values of the release before it too), so a worker dying
+mid-watch loses neither the anchor nor an armed trailing stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.market import MarketActivities
+from tests.workflows.harness import MARKETS, TEST_PARAMS
+from trader import contracts as c
+from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
+from trader.exchange.feed import StaticFeed
+from trader.exchange.paper import PaperExchange
+from trader.hub import MarketHub
+
+PARAMS = TEST_PARAMS.model_copy(update={"watch_checkpoint_seconds": 1})
+SYMBOL = "BTC/USDT"
+
+
+class Watch:
+    """Each attempt runs on a worker of its own (a new market hub: nothing cached)."""
+
+    def __init__(self, feed: StaticFeed, exchange: PaperExchange) -> None:
+        self.feed, self.exchange = feed, exchange
+        self.details: list[Any] = []
+
+    @contextlib.asynccontextmanager
+    async def worker(self, price: str, details: list[Any]) -> AsyncIterator[Any]:
+        self.feed.set_price(SYMBOL, D(price))
+        hub = MarketHub(self.exchange, poll_interval_s=0.02)
+        await hub.start()
+        env = ActivityEnvironment()
+        env.info = replace(env.info, heartbeat_details=list(details))
+        env.on_heartbeat = lambda *d: setattr(self, "details", list(d))
+        try:
+            yield env, MarketActivities(hub, self.exchange)
+        finally:
+            await hub.stop()
+
+    async def dies_after_heartbeat(self, kind: str, inp: Any, price: str) -> list[Any]:
+        """An attempt that sees ``price``, heartbeats, then loses its worker."""
+        self.details = []
+        async with self.worker(price, []) as (env, acts):
+            task = asyncio.ensure_future(env.run(getattr(acts, kind), inp))
+            for _ in range(500):
+                if self.details:
+                    break
+                await asyncio.sleep(0.01)
+            env.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        assert self.details, "the watch never heartbeated"
+        return self.details
+
+    async def attempt(self, kind: str, inp: Any, price: str, details: list[Any]) -> Any:
+        async with self.worker(price, details) as (env, acts):
+            return await env.run(getattr(acts, kind), inp)
+
+
+@pytest.fixture
+def watch(tmp_path: Path) -> Watch:
+    feed = StaticFeed(dict(MARKETS))
+    feed.set_price(SYMBOL, D("100"))
+    return Watch(feed, PaperExchange(feed, db_path=tmp_path / "paper.sqlite", quote_balances={}))
+
+
+EXIT = c.WatchExitInput(
+    symbol=SYMBOL,
+    params=PARAMS,
+    entry_price=D("100"),
+    entry_ts=1e12,  # max hold far away
+    state=ExitRulesState.opened(D("100")),
+)
+
+
+async def test_an_exit_watch_resumes_its_armed_trailing_stop_from_the_heartbeat(watch):
+    details = await watch.dies_after_heartbeat("watch_exit", EXIT, "102")
+    assert ExitRulesState.model_validate(details[0]).trailing.trigger == D("101.49")
+    # 100.50 is below the stop armed at 102 but never arms one from the entry price alone.
+    fresh = await watch.attempt("watch_exit", EXIT, "100.50", [])
+    assert not fresh.fired
+    resumed = await watch.attempt("watch_exit", EXIT, "100.50", details)
+    assert resumed.fired and resumed.reason is ExitReason.TRAILING_STOP
+    assert resumed.state.trailing.peak == D("102")
+
+
+async def test_an_exit_watch_reads_the_positional_heartbeat_of_the_previous_release(watch):
+    resumed = await watch.attempt("watch_exit", EXIT, "100.50", ["102", "101.49"])
+    assert resumed.fired and resumed.reason is ExitReason.TRAILING_STOP
+    assert resumed.state.trailing == ExitRulesState.opened(D("102")).trailing.model_copy(
+        update={"trigger": D("101.49")}
+    )
+
+
+ENTRY = c.WatchEntryInput(symbol=SYMBOL, params=PARAMS, state=EntryWatchState())
+
+
+async def test_an_entry_watch_resumes_its_anchor_from_the_heartbeat(watch):
+    details = await watch.dies_after_heartbeat("watch_entry", ENTRY, "100")
+    assert EntryWatchState.model_validate(details[0]).anchor == D("100")
+    # A 2.1 % drop from the anchor the dead attempt saw; a fresh watch has no anchor yet.
+    fresh = await watch.attempt("watch_entry", ENTRY, "97.90", [])
+    assert not fresh.fired and fresh.state.anchor == D("97.90")
+    resumed = await watch.attempt("watch_entry", ENTRY, "97.90", details)
+    assert resumed.fired and resumed.state.anchor == D("100")
+
+
+async def test_an_entry_watch_reads_the_positional_heartbeat_of_the_previous_release(watch):
+    old = ["100", [[1, "100"]]]
+    resumed = await watch.attempt("watch_entry", ENTRY, "97.90", old)
+    assert resumed.fired and resumed.state.anchor == D("100")
