@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
+import re
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -53,6 +55,8 @@ def _good(name: str) -> Any:
         return "binance"
     if isinstance(default, tuple):
         return (Decimal(1), Decimal(2))
+    if isinstance(default, dict):  # per quote currency
+        return {"BTC": Decimal("0.002")}
     b = _bounds(field)
     value = default + 1
     if ("lt" in b and value >= b["lt"]) or ("le" in b and value > b["le"]):
@@ -74,10 +78,14 @@ def _bad(name: str) -> Any:
         return b["le"] + 1
     if isinstance(field.default, tuple):
         return ["x"]
+    if isinstance(field.default, dict):
+        return {"BTC": "-1"}
     return "not-a-value"
 
 
 def _env(value: Any) -> str:
+    if isinstance(value, dict):
+        return json.dumps({k: str(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
     if isinstance(value, Enum):
@@ -97,6 +105,12 @@ def test_every_parameter_is_set_by_env_and_toml(name, monkeypatch, tmp_path):
     assert getattr(load_settings().trader_params(), name) == value
 
 
+def _names(message: str, key: str) -> bool:
+    """The error names the setting (env name, then TOML key), or its element: a budget
+    of one quote currency is ``QUOTE_BUDGETS__BTC (quote_budgets.BTC)``."""
+    return re.search(rf"{key.upper()}(__\w+)? \({key}[.)]", message) is not None
+
+
 @pytest.mark.parametrize("name", PARAMS)
 def test_every_constraint_is_enforced_by_settings_and_params(name, monkeypatch, tmp_path):
     key = setting_name(name)
@@ -105,11 +119,11 @@ def test_every_constraint_is_enforced_by_settings_and_params(name, monkeypatch, 
     cfg.write_text(f"{key} = {toml_value(bad)}\n")
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
-    assert f"{key.upper()} ({key}" in str(err.value)
+    assert _names(str(err.value), key)
     monkeypatch.setenv(key.upper(), _env(bad))
     with pytest.raises(ConfigError) as err:
         load_settings()
-    assert f"{key.upper()} ({key}" in str(err.value)
+    assert _names(str(err.value), key)
     if name != "exchange":  # which ids exist is the edge's knowledge (ccxt), not the core's
         with pytest.raises(ValidationError, match=name):
             TraderParams.model_validate({name: bad})

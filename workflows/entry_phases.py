@@ -177,7 +177,7 @@ class EntryPhases(Holdings):
         s, p, market = self.state, self.inp.params, self.state.market
         assert market is not None and self._entry is not None
         ask = self._entry.ticker.ask
-        sizing = size_buy(p.trade_budget, ask, market)
+        sizing = size_buy(p.budget_for(market.quote), ask, market)
         if not sizing.ok:
             self._abandon_entry(Trigger.ORDER_REJECTED, sizing.reason)
             return

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
+
+#: A currency code as markets spell it (upper case; env names arrive lower-cased).
+Currency = Annotated[
+    str,
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+    StringConstraints(pattern=r"^[A-Z0-9]{2,12}$"),
+]
 
 
 class AnchorMode(str, Enum):
@@ -52,11 +59,27 @@ class TraderParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def budget_for(self, quote: str) -> Decimal:
+        """Quote spent per entry of a market quoted in ``quote``."""
+        return self.quote_budgets.get(quote, self.trade_budget)
+
     exchange: str = param(
         "paper",
         "Exchange id: paper (the simulator) or any ccxt exchange id (binance, kraken, okx, ...).",
     )
-    trade_budget: Decimal = param(Decimal("100"), "Quote currency spent per entry.", "quote", gt=0)
+    trade_budget: Decimal = param(
+        Decimal("100"),
+        "Quote currency spent per entry (for a quote without its own entry in quote_budgets).",
+        "quote",
+        gt=0,
+    )
+    quote_budgets: dict[Currency, Annotated[Decimal, Field(gt=0)]] = param(
+        {},
+        'Budget per entry by quote currency, e.g. { BTC = "0.002" } (env '
+        "QUOTE_BUDGETS__BTC=0.002): a watchlist that mixes quotes is sized in each one's own "
+        "units.",
+        "quote",
+    )
     max_trades: int = param(3, "Open trades at once, across all symbols/workers.", "trades", ge=1)
     # --- entry -----------------------------------------------------------------------
     drop_trigger_pct: Decimal = param(

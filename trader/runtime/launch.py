@@ -88,7 +88,8 @@ def static_details(symbol: str, p: TraderParams) -> str:
         [
             f"**{symbol}** on {p.exchange}" + ("" if p.global_trading else " · SIMULATED orders"),
             f"entry: {p.drop_trigger_pct}% drop from the {p.anchor_mode.value} anchor, "
-            f"{p.trade_budget} per trade, {p.buy_order_mode.value.upper()} buy "
+            f"{p.budget_for(symbol.partition('/')[2])} {symbol.partition('/')[2]} per trade, "
+            f"{p.buy_order_mode.value.upper()} buy "
             f"+{p.buy_limit_offset_bps} bps, at most {p.max_trades} trades at once",
             f"exit: TP {p.take_profit_pct}% · SL {p.stop_loss_pct}% · {trailing} · "
             f"max hold {p.max_hold_minutes} min · IOC sell ladder {ladder} bps, then market",
