@@ -127,7 +127,12 @@ class MarketActivities:
                         sma=sma if fired else None,
                         ticks=ticks,
                     )
-                activity.heartbeat(watch.state().model_dump(mode="json"))
+                state = watch.state()
+                # The previous release's positional values first (a retry on one of its
+                # workers during a rolling deploy), then the state as one model.
+                activity.heartbeat(
+                    str(state.anchor), _pairs(state.window), state.model_dump(mode="json")
+                )
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
     async def _block_cleared(
@@ -193,7 +198,11 @@ class MarketActivities:
                         state=rules,
                         ticks=ticks,
                     )
-                activity.heartbeat(rules.model_dump(mode="json"))
+                activity.heartbeat(
+                    str(rules.trailing.peak),
+                    str(rules.trailing.trigger),
+                    rules.model_dump(mode="json"),
+                )
         raise RuntimeError("market stream ended")
 
 
@@ -201,13 +210,19 @@ S = TypeVar("S", EntryWatchState, ExitRulesState)
 
 
 def _resumed(start: S, old_shape: Callable[[Sequence[Any]], dict[str, Any]]) -> S:
-    """The watch state to start from: the last heartbeat's after a retry (as one model;
-    positional values from a worker of an earlier release), else the input's."""
+    """The watch state to start from: the last heartbeat's after a retry (the model, last;
+    from a worker of the previous release only positional values, which update the
+    input's state with what they carry), else the input's."""
     details = activity.info().heartbeat_details
     if not details:
         return start
-    data = details[0] if isinstance(details[0], dict) else old_shape(details)
-    return type(start).model_validate(data)
+    if isinstance(details[-1], dict):
+        return type(start).model_validate(details[-1])
+    return type(start).model_validate({**start.model_dump(), **old_shape(details)})
+
+
+def _pairs(window: list[tuple[int, Decimal]]) -> list[tuple[int, str]]:
+    return [(ts, str(price)) for ts, price in window]
 
 
 def _old_entry_heartbeat(details: Sequence[Any]) -> dict[str, Any]:

@@ -12,12 +12,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
 from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
-from trader.core.shapes import nest
+from trader.core.shapes import flatten, nest
 from trader.core.state import CoinState
 
 
@@ -48,6 +54,13 @@ class _WatchMsg(_Msg):
         if isinstance(data, dict) and any(k in data for k in cls.FLAT_FIELDS):
             return nest(data, cls.FLAT_FIELDS)
         return data
+
+    @model_serializer(mode="wrap")
+    def _also_flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Expand, then contract (as CoinState): written flat too for one release, so a
+        # worker of the previous release reads it (rolling deploy) and its code replays
+        # the histories this one writes (rollback).
+        return flatten(handler(self), self.FLAT_FIELDS)
 
 
 # --- activity names ------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class BeforeReality(TraderBase):
                 c.PLACE_ORDER,
                 order_input,
                 summary=f"place_sell {s.symbol} {fmt(amount)} @ "
-                f"~{fmt(s.current_price)} {step} ({s.trade.exit_reason})",
+                f"~{fmt(s.current_price)} {step} ({s.trade.exit_reason or ''})",
             )
         except ActivityError as err:
             s.last_error = error_message(err)
@@ -150,7 +150,7 @@ class BeforeReality(TraderBase):
         s.totals.last_trade_pnl = pnl.net
         s.totals.trades_closed += 1
         s.cooldown_until = now + float(p.cooldown_minutes) * 60
-        reason = s.trade.exit_reason
+        reason = s.trade.exit_reason or ""  # unset: "" in the note, as before
         s.clear_trade()
         s.retry_count = 0
         self._transition(

@@ -136,7 +136,7 @@ class ExitPhases(Holdings, BeforeReality):
             finish=left > 0 and s.trade.sold_amount >= left * p.sell_fill_threshold,
         )
         if plan.gone > 0:
-            await self._write_off(plan.gone, f"selling {s.trade.exit_reason}")
+            await self._write_off(plan.gone, f"selling {s.trade.exit_reason or ''}")
         if plan.blocked:  # sellable, but not now: the exit waits, backing off
             s.last_error = f"sell blocked: {plan.detail}"
             self._transition(Trigger.FAILED, s.last_error)
@@ -168,7 +168,7 @@ class ExitPhases(Holdings, BeforeReality):
                 c.PLACE_ORDER,
                 order_input,
                 summary=f"place_sell {s.symbol} {fmt(plan.amount)} @ ~{fmt(s.bid)} "
-                f"{plan.detail} ({s.trade.exit_reason})",
+                f"{plan.detail} ({s.trade.exit_reason or ''})",
             )
         except ActivityError as err:
             s.last_error = error_message(err)
@@ -217,7 +217,7 @@ class ExitPhases(Holdings, BeforeReality):
             ),
         )
         s.cooldown_until = workflow.time() + float(p.cooldown_minutes) * 60
-        reason = s.trade.exit_reason
+        reason = s.trade.exit_reason or ""  # unset: "" in the note, as before
         s.clear_trade()
         self._transition(
             Trigger.RECORDED,

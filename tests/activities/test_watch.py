@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from decimal import Decimal
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,9 @@ EXIT = c.WatchExitInput(
 
 async def test_an_exit_watch_resumes_its_armed_trailing_stop_from_the_heartbeat(watch):
     details = await watch.dies_after_heartbeat("watch_exit", EXIT, "102")
-    assert ExitRulesState.model_validate(details[0]).trailing.trigger == D("101.49")
+    assert ExitRulesState.model_validate(details[-1]).trailing.trigger == D("101.49")
+    # The previous release's positional values come first (a retry on its worker).
+    assert (Decimal(details[0]), Decimal(details[1])) == (D("102"), D("101.49"))
     # 100.50 is below the stop armed at 102 but never arms one from the entry price alone.
     fresh = await watch.attempt("watch_exit", EXIT, "100.50", [])
     assert not fresh.fired
@@ -108,7 +111,9 @@ ENTRY = c.WatchEntryInput(symbol=SYMBOL, params=PARAMS, state=EntryWatchState())
 
 async def test_an_entry_watch_resumes_its_anchor_from_the_heartbeat(watch):
     details = await watch.dies_after_heartbeat("watch_entry", ENTRY, "100")
-    assert EntryWatchState.model_validate(details[0]).anchor == D("100")
+    assert EntryWatchState.model_validate(details[-1]).anchor == D("100")
+    assert Decimal(details[0]) == D("100")  # read as the previous release reads it
+    assert [(int(t), Decimal(v)) for t, v in details[1]] == [(t, D("100")) for t, _ in details[1]]
     # A 2.1 % drop from the anchor the dead attempt saw; a fresh watch has no anchor yet.
     fresh = await watch.attempt("watch_entry", ENTRY, "97.90", [])
     assert not fresh.fired and fresh.state.anchor == D("97.90")
@@ -120,3 +125,21 @@ async def test_an_entry_watch_reads_the_positional_heartbeat_of_the_previous_rel
     old = ["100", [[1, "100"]]]
     resumed = await watch.attempt("watch_entry", ENTRY, "97.90", old)
     assert resumed.fired and resumed.state.anchor == D("100")
+
+
+async def test_an_old_positional_heartbeat_keeps_the_inputs_recheck(watch):
+    """A drop held back by a guard stays held back on a retry from the previous release's
+    heartbeat (anchor, window): the input's recheck is kept, not reset."""
+    blocking = PARAMS.model_copy(update={"min_quote_volume": D("1e15")})  # guards fail
+    inp = c.WatchEntryInput.model_validate(  # as a workflow of the previous release sent it
+        {
+            "symbol": SYMBOL,
+            "params": blocking.model_dump(mode="json"),
+            "anchor": "100",
+            "window": [[1, "100"]],
+            "recheck": "guards",
+        }
+    )
+    assert not (await watch.attempt("watch_entry", inp, "97.90", [])).fired
+    resumed = await watch.attempt("watch_entry", inp, "97.90", ["100", [[1, "100"]]])
+    assert not resumed.fired and resumed.state.recheck == "guards"

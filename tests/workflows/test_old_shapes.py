@@ -10,15 +10,25 @@ import uuid
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from tests.fixtures import previous_watch as prev
 from tests.fixtures.previous_state import CoinState as PreviousCoinState
 from tests.workflows.harness import bench
 from trader import contracts as c
 from trader import search as sa
 from trader.core import ids
+from trader.core.market import Ticker
+from trader.core.params import TraderParams
 from trader.core.phases import Phase
-from trader.core.rules import ExitReason
+from trader.core.rules import (
+    EntryRecheck,
+    EntryWatchState,
+    ExitReason,
+    ExitRulesState,
+    TrailingState,
+)
 from trader.core.state import DROPPED_FIELDS, FLAT_FIELDS, CoinState
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "flat_state_position.json"
@@ -94,3 +104,79 @@ def test_the_previous_release_reads_what_this_one_writes():
     }
     # And back: what the previous release writes is read here, the groups it lost rebuilt.
     assert CoinState.model_validate_json(old.model_dump_json()) == state
+
+
+TICKER = Ticker(symbol="BTC/USDT", ts_ms=1, bid=D("97.8"), ask=D("97.9"), last=D("97.85"))
+ENTRY_STATE = EntryWatchState(anchor=D("100"), window=[(1, D("100"))], recheck=EntryRecheck.GUARDS)
+EXIT_STATE = ExitRulesState(trailing=TrailingState(peak=D("102"), trigger=D("101.49")))
+ENTRY_FLAT = {"anchor": D("100"), "window": [(1, D("100"))], "recheck": "guards"}
+EXIT_FLAT = {"peak": D("102"), "trailing_trigger": D("101.49")}
+P = TraderParams()
+
+
+@pytest.mark.parametrize(
+    ("new", "previous", "flat"),
+    [
+        (
+            c.WatchEntryInput(symbol="BTC/USDT", params=P, state=ENTRY_STATE),
+            prev.WatchEntryInput,
+            ENTRY_FLAT,
+        ),
+        (
+            c.WatchEntryResult(
+                fired=True, ticker=TICKER, state=ENTRY_STATE, trigger_price=D(98), drop_pct=D(2)
+            ),
+            prev.WatchEntryResult,
+            ENTRY_FLAT,
+        ),
+        (
+            c.WatchExitInput(
+                symbol="BTC/USDT", params=P, entry_price=D(100), entry_ts=1.0, state=EXIT_STATE
+            ),
+            prev.WatchExitInput,
+            EXIT_FLAT,
+        ),
+        (
+            c.WatchExitResult(
+                fired=True,
+                reason=ExitReason.TRAILING_STOP,
+                detail="x",
+                ticker=TICKER,
+                state=EXIT_STATE,
+            ),
+            prev.WatchExitResult,
+            {**EXIT_FLAT, "reason": "trailing_stop"},
+        ),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, c._Msg) else "",
+)
+def test_the_previous_release_reads_the_watch_messages_this_one_writes(new, previous, flat):
+    """Rolling deploy: a worker of the previous release runs a watch this release
+    scheduled, or (rollback) replays a result this release recorded."""
+    old = previous.model_validate_json(new.model_dump_json())
+    assert {k: getattr(old, k) for k in flat} == flat
+    # And back: what it writes is read here into the same state.
+    assert type(new).model_validate_json(old.model_dump_json()).state == new.state
+
+
+def test_parameters_the_previous_release_does_not_know_are_written_only_when_set():
+    assert set(json.loads(P.model_dump_json())) == set(prev.PREVIOUS_PARAM_FIELDS)
+    used = P.model_copy(update={"quote_budgets": {"BTC": D("0.002")}})
+    assert TraderParams.model_validate_json(used.model_dump_json()) == used
+
+
+async def test_a_position_written_off_whole_in_error_closes_with_an_unset_reason(ts_env, tmp_path):
+    """ERROR finds none of the position on the account (written off whole) before any exit
+    was decided: the books close with the reason unset, which reads "" in the note, as
+    before the reasons were enums (not "None"), and "unknown" in the ledger."""
+    async with bench(ts_env.client, tmp_path) as b:
+        b.exchange.set_balance("BTC", D(0))
+        b.set_price("BTC/USDT", FLAT["current_price"])
+        state = CoinState.model_validate({**FLAT, "shutdown_requested": False})
+        state.phase, state.last_error = Phase.ERROR, "simulated"
+        h = await b.start(state=state, fsm_backoff_base_seconds=1)
+        s = await b.wait_for(h, lambda s: s.totals.trades_closed == 2, what="the books closed")
+        recorded = [r for r in s.phase_history if r.trigger.value == "recorded"][-1]
+        assert recorded.note.startswith(": net -"), recorded.note
+        [trade] = b.ledger.trades()  # the bench's ledger knows only this run's trade
+        assert trade.exit_reason == "unknown" and trade.net_pnl < 0

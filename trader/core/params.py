@@ -10,7 +10,15 @@ from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 from pydantic.config import JsonDict
 
 #: A currency code as markets spell it (upper case; env names arrive lower-cased).
@@ -58,6 +66,16 @@ class TraderParams(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_serializer(mode="wrap")
+    def _unset_new_fields_left_out(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A worker of the previous release refuses fields it does not know (extra="forbid"):
+        # a field this release added is written only when set, so a rolling deploy works
+        # for everyone who does not use it yet.
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("quote_budgets"):
+            data.pop("quote_budgets", None)
+        return data
 
     def budget_for(self, quote: str) -> Decimal:
         """Quote spent per entry of a market quoted in ``quote``."""

@@ -24,3 +24,18 @@ def nest(data: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[
             node = node[part]
         node.setdefault(path[-1], data[key])
     return out
+
+
+def flatten(data: dict[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """``data`` (a dump of the nested shape) with each key of ``paths`` also written at its
+    flat place, for readers of the earlier shape (a path not in ``data`` is skipped)."""
+    out = dict(data)
+    for key, path in paths.items():
+        node: Any = data
+        for part in path:
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            out.setdefault(key, node)
+    return out

@@ -27,7 +27,7 @@ from pydantic import (
 from trader.core.market import MarketInfo, OrderSide
 from trader.core.phases import Phase, Trigger, next_phase
 from trader.core.rules import EntryReason, EntryWatchState, ExitReason, ExitRulesState
-from trader.core.shapes import nest
+from trader.core.shapes import flatten, nest
 
 ZERO = Decimal(0)
 
@@ -264,12 +264,10 @@ class CoinState(BaseModel):
         # place, so a worker of the previous release (a rolling deploy, a rollback) reads
         # the position it would otherwise silently ignore (its model drops unknown keys).
         # Both are read here; the groups win. Drop the flat copy in the release after.
-        data: dict[str, Any] = handler(self)
-        for key, path in FLAT_FIELDS.items():
-            value: Any = data
-            for part in path:
-                value = value[part]
-            data[key] = "" if value is None and key in ("exit_reason", "signal") else value
+        data = flatten(handler(self), FLAT_FIELDS)
+        for key in ("exit_reason", "signal"):  # str fields there: "" for "none"
+            if key in data and data[key] is None:
+                data[key] = ""
         return data
 
     @property
