@@ -50,12 +50,7 @@ async def latency(
                 await b.wait_phase(h, Phase.POSITION, timeout=30)
                 price = (price * D("1.02")).quantize(D("0.01"))  # take profit
                 srv.set_price(SYMBOL, price)
-                await b.wait_for(
-                    h,
-                    lambda s, k=n + 1: s.totals.trades_closed == k and s.phase is Phase.IDLE,
-                    what="back to idle",
-                    timeout=30,
-                )
+                await b.wait_idle_after(h, n + 1, timeout=30)
     return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples)
 
 

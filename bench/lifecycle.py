@@ -59,12 +59,7 @@ async def latency(
             price = price * D("1.02")  # take profit
             b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
             closed = len(samples)
-            await b.wait_for(
-                h,
-                lambda s, n=closed: s.totals.trades_closed == n and s.phase is Phase.IDLE,
-                what="back to idle",
-                timeout=30,
-            )
+            await b.wait_idle_after(h, closed, timeout=30)
         history = await h.fetch_history()
     ups = _phase_upserts(history)
     idles = [eid for eid, phase in ups if phase == "idle"]

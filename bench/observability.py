@@ -175,12 +175,7 @@ async def trades_wall_time(env: WorkflowEnvironment, tmp: Path, trades: int) -> 
             await b.wait_phase(h, Phase.POSITION)
             price = price * D("1.02")
             b.set_price("BTC/USDT", str(price.quantize(D("0.01"))))
-            await b.wait_for(
-                h,
-                lambda s, n=n: s.totals.trades_closed == n and s.phase is Phase.IDLE,
-                what="back to idle",
-                timeout=30,
-            )
+            await b.wait_idle_after(h, n, timeout=30)
         return (time.perf_counter() - t0) / trades
 
 

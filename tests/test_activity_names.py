@@ -30,6 +30,7 @@ def _implementations() -> dict[str, typing.Any]:
         for member in vars(cls).values():
             defn = activity._Definition.from_callable(member) if callable(member) else None
             if defn is not None:
+                assert defn.name is not None  # none of them is the dynamic activity
                 assert defn.name not in found, f"{defn.name} implemented twice"
                 found[defn.name] = member
     return found

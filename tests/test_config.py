@@ -104,6 +104,7 @@ def test_secrets_stay_out_of_params_logs_and_repr(monkeypatch):
     monkeypatch.setenv("EXCHANGE_API_KEY", "key-SECRET-123")
     monkeypatch.setenv("TELEGRAM_TOKEN", "tok-SECRET-456")
     s = load_settings()
+    assert s.exchange_api_key is not None
     assert s.exchange_api_key.get_secret_value() == "key-SECRET-123"
     for text in (s.trader_params().model_dump_json(), str(s.redacted()), repr(s), str(s)):
         assert "SECRET" not in text

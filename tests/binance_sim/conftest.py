@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
+from typing import Any
 
 import ccxt.async_support as ccxt
 import pytest
@@ -81,8 +82,9 @@ async def signed(
     secret: str = "sim-secret",
     key: str = "sim-key",
     shift_ms: int = 0,
-) -> tuple[int, object]:
-    """A signed request made by hand, as Binance's docs describe (no ccxt in between)."""
+) -> tuple[int, Any]:
+    """A signed request made by hand, as Binance's docs describe (no ccxt in between); the
+    status and the decoded JSON body (an object or a list, as the endpoint answers)."""
     import hashlib
     import hmac
     import time

@@ -69,4 +69,5 @@ def test_a_start_with_an_offset_keeps_it():
             "2018-01-15T02:00+02:00",
         ]
     )  # 00:00 UTC
-    assert build_feed(args, 0).replay_ms(0) == 1515974400000
+    feed = build_feed(args, 0)
+    assert isinstance(feed, ReplayFeed) and feed.replay_ms(0) == 1515974400000

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ccxt.async_support as ccxt
 import pytest
@@ -42,20 +42,27 @@ async def sim(tmp_path: Path, **config: Any) -> AsyncIterator[tuple[SimServer, c
             await client.close()
 
 
-async def ioc_buy(client: ccxt.binance, cid: str) -> dict:
-    return await client.create_order(
-        SYM, "limit", "buy", 0.01, 65100, {"timeInForce": "IOC", "newClientOrderId": cid}
+async def ioc_buy(client: ccxt.binance, cid: str) -> dict[str, Any]:
+    # ccxt is untyped: its orders are plain dicts.
+    return cast(
+        dict[str, Any],
+        await client.create_order(
+            SYM, "limit", "buy", 0.01, 65100, {"timeInForce": "IOC", "newClientOrderId": cid}
+        ),
     )
 
 
-async def resting_buy(client: ccxt.binance, cid: str) -> dict:
-    return await client.create_order(
-        SYM, "limit", "buy", 0.01, 60000, {"timeInForce": "GTC", "newClientOrderId": cid}
+async def resting_buy(client: ccxt.binance, cid: str) -> dict[str, Any]:
+    return cast(
+        dict[str, Any],
+        await client.create_order(
+            SYM, "limit", "buy", 0.01, 60000, {"timeInForce": "GTC", "newClientOrderId": cid}
+        ),
     )
 
 
-async def by_cid(client: ccxt.binance, cid: str) -> dict:
-    return await client.fetch_order(None, SYM, {"clientOrderId": cid})
+async def by_cid(client: ccxt.binance, cid: str) -> dict[str, Any]:
+    return cast(dict[str, Any], await client.fetch_order(None, SYM, {"clientOrderId": cid}))
 
 
 # --- duplicates: refused only while open ------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal as D
+from typing import Any, cast
 
 import ccxt.async_support as ccxt
 import pytest
@@ -16,9 +17,13 @@ from .conftest import ccxt_client, signed
 ORDER = "POST /api/v3/order"
 
 
-async def buy(client: ccxt.binance, cid: str) -> dict:
-    return await client.create_order(
-        "BTC/USDT", "limit", "buy", 0.01, 65100, {"timeInForce": "IOC", "newClientOrderId": cid}
+async def buy(client: ccxt.binance, cid: str) -> dict[str, Any]:
+    # ccxt is untyped: its orders are plain dicts.
+    return cast(
+        dict[str, Any],
+        await client.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 65100, {"timeInForce": "IOC", "newClientOrderId": cid}
+        ),
     )
 
 
@@ -129,6 +134,7 @@ async def test_admin_api_stats_prices_events_and_balances(server, client):
         [order] = await sim.orders()
         assert order["arrived_us"] >= event["ts_us"]
         clock = await sim.clock()
+        assert clock["server_ms"] is not None
         assert clock["replay_ms"] is None and abs(clock["server_ms"] - time.time() * 1000) < 5e3
         await sim.add_fault(FaultRule(kind="drop", count=3))
         await sim.clear_faults()

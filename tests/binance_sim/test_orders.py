@@ -176,6 +176,7 @@ async def test_partial_fills_walk_the_book_then_expire_or_rest(tmp_path):
             assert gtc["info"]["status"] == "PARTIALLY_FILLED"
             trades = await client.fetch_my_trades("BTC/USDT", params={"orderId": gtc["id"]})
             now = srv.exchange.lookup(gtc["clientOrderId"])  # as stored, not re-matched
+            assert now is not None
             assert len(trades) >= 2 and sum(D(t["info"]["qty"]) for t in trades) == now.filled
         finally:
             await client.close()
@@ -248,7 +249,7 @@ async def test_an_order_is_found_by_its_id_without_reading_every_order(server, c
     def every_order() -> None:
         raise AssertionError("a lookup by orderId read every order")
 
-    server.exchange.all_orders = every_order  # type: ignore[method-assign]
+    server.exchange.all_orders = every_order
     found = await client.fetch_order(order.id, "BTC/USDT")
     assert (found["id"], found["clientOrderId"], found["price"]) == (order.id, "o1", 60001)
     assert (await client.cancel_order(order.id, "BTC/USDT"))["status"] == "canceled"

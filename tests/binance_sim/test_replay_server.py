@@ -59,6 +59,7 @@ async def test_replayed_markets_prices_klines_and_a_trade(tmp_path):
 
             async with SimControl(srv.url) as sim:
                 clock = await sim.clock()
+            assert clock["server_ms"] is not None
             assert clock["replay_ms"] == feed.replay_ms(clock["server_ms"])
             assert clock["replay_ms"] > int(datetime(2018, 1, 16, tzinfo=UTC).timestamp() * 1e3)
             price = D(ticker["info"]["askPrice"]) * 2  # a marketable limit, tick-aligned

@@ -54,7 +54,7 @@ def test_derived_rejection_types_are_the_hand_listed_ones():
 
 
 def test_every_exchange_error_class_travels_as_before():
-    classes = [e.ExchangeError, *e.exchange_error_classes()]
+    classes: list[type[e.ExchangeError]] = [e.ExchangeError, *e.exchange_error_classes()]
     assert {c.__name__: c.error_type.value for c in classes} == TRAVELS_AS
 
 

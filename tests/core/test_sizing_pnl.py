@@ -94,7 +94,11 @@ def test_order_prices_round_the_safe_way():
     ),
 )
 def test_sell_ladder_is_non_increasing(bid, ladder):
-    got = [sell_ladder_price(bid, i, ladder, D("0.0001")) for i in range(len(ladder))]
+    got: list[D] = []
+    for i in range(len(ladder)):
+        price = sell_ladder_price(bid, i, ladder, D("0.0001"))
+        assert price is not None  # inside the ladder: a limit price, never market
+        got.append(price)
     assert got == sorted(got, reverse=True)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from trader.core.state import CoinState
+from workflows.symbol_trader import SymbolTrader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,7 +155,9 @@ def binance_config(url: str) -> str:
 async def query_state(client: Client, wf_id: str) -> CoinState | None:
     """The symbol's ``CoinState`` by query, or None while no worker can answer."""
     try:
-        return await client.get_workflow_handle(wf_id).query("state", result_type=CoinState)
+        return await client.get_workflow_handle_for(SymbolTrader.run, wf_id).query(
+            SymbolTrader.state_query
+        )
     except Exception:  # not started yet, or no worker up to answer
         return None
 

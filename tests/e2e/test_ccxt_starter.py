@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 KEY, SECRET = "e2eKEY5f0c2d7a9b", "e2eSECRET8e1b4c6d2a0f9e7c"
 
 
-def _sim(tmp_path: Path) -> tuple[object, str]:
+def _sim(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     return start_sim(
         tmp_path,
         "--generated",

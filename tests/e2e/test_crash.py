@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,9 @@ from tests.event_history import decided_client_ids, started_attempts
 from trader import contracts as c
 from trader.config import load_settings
 from trader.core import ids
+from trader.core.market import Order
 from trader.core.phases import Phase
+from trader.exchange.paper import PaperExchange
 from trader.ledger import LedgerStore
 from trader.runtime.exchange import build_exchange
 
@@ -31,9 +34,10 @@ pytestmark = pytest.mark.e2e
 SYMBOL = "SOL/USDT"
 
 
-async def _orders(cfg):
+async def _orders(cfg: Path) -> list[Order]:
     exchange = build_exchange(load_settings(cfg))
     try:
+        assert isinstance(exchange, PaperExchange)  # the config's exchange is paper
         return exchange.all_orders()
     finally:
         await exchange.close()

@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ SYMBOL = "SOL/USDT"
 CREATE = "POST /api/v3/order"
 
 
-async def _wait_orders(sim: SimControl, n: int, *, timeout: float) -> list[dict]:
+async def _wait_orders(sim: SimControl, n: int, *, timeout: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         orders = await sim.orders()
@@ -141,9 +142,9 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             attempts = started_attempts(history, c.PLACE_ORDER)
             assert attempts[0] >= 2  # the buy's retry found the accepted order by its id
             assert attempts[1] >= 2  # so did the sell's, on the replacement worker
-            assert all(
-                r.dst is not Phase.ERROR for r in (await query_state(client, wf_id)).phase_history
-            )
+            final = await query_state(client, wf_id)
+            assert final is not None
+            assert all(r.dst is not Phase.ERROR for r in final.phase_history)
             print(
                 f"\nexactly-once: decisions={len(set(decided))} accepted orders="
                 f"{len(accepted)} (refused by the exchange: 1)"

@@ -24,6 +24,7 @@ from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_state, wri
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.state import CoinState
+from trader.exchange.paper import PaperExchange
 from trader.ledger import LedgerStore
 from trader.observe.phase_log import read_events
 from trader.runtime.exchange import build_exchange
@@ -40,7 +41,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
+"""Scraped samples by (name, labels)."""
+
+
+def scrape(port: int) -> Metrics:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {
@@ -50,7 +55,7 @@ def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def sample(samples, name: str, **labels: str) -> float:
+def sample(samples: Metrics, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
@@ -167,7 +172,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         < len(final.phase_history)
     )
     # Summed over the workers (sum without (worker)), the counters are the whole history.
-    total = Counter()
+    total: Counter[tuple[str, str, str]] = Counter()
     for samples in (metrics1, metrics):
         for (name, labels), v in samples.items():
             if name == "trader_transitions_total":
@@ -183,6 +188,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
     # Orders: both workers' "placed" together are the orders at the exchange.
     exchange = build_exchange(load_settings(cfg))
     try:
+        assert isinstance(exchange, PaperExchange)  # the config's exchange is paper
         orders = exchange.all_orders()
     finally:
         await exchange.close()
@@ -224,8 +230,8 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
     assert ("trader_stuck_symbols", frozenset({("worker", worker2)})) in metrics
     assert sample(metrics, "trader_stuck_symbols", worker=worker2) == 0
     # The next start resumes a stopped symbol that still held something.
-    resumed = await resumable_state(client.get_workflow_handle(wf_id, result_type=CoinState))
-    assert (resumed is None) == (
+    resumable = await resumable_state(client.get_workflow_handle(wf_id, result_type=CoinState))
+    assert (resumable is None) == (
         final.phase.value == "idle" and not final.holds_position and not final.has_inventory
     )
     log_text = out.read_text()

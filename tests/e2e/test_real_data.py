@@ -21,6 +21,7 @@ from tests.e2e.helpers import (
     terminate_queue,
     write_config,
 )
+from trader.contracts import TradeRecord
 from trader.core import ids
 from trader.core.state import CoinState
 from trader.ledger import LedgerStore
@@ -90,7 +91,7 @@ async def test_starter_trades_the_real_2018_pairs_through_ccxt(dev_env, tmp_path
     ledger = tmp_path / "data" / "ledger.sqlite"
     try:
         deadline = time.monotonic() + 240
-        trades = []
+        trades: list[TradeRecord] = []
         while time.monotonic() < deadline and len(trades) < WANTED_TRADES:
             assert starter.poll() is None, log.read_text()[-3000:]
             await asyncio.sleep(2)

@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import time
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ async def test_unfilled_buy_is_listed_idle_symbol_is_not(dev_env, tmp_path):
             f'temporal_address = "{address}"\ntask_queue = "{b.task_queue}"\n'
             f'data_dir = "{tmp_path / "data"}"\n'
         )
-        gtc = {"buy_order_mode": BuyOrderMode.GTC, "buy_order_timeout_seconds": 600}
+        gtc: dict[str, Any] = {"buy_order_mode": BuyOrderMode.GTC, "buy_order_timeout_seconds": 600}
         btc = await b.start("BTC/USDT", **gtc)
         eth = await b.start("ETH/USDT", **gtc)
         await b.wait_phase(btc, Phase.IDLE)

@@ -15,12 +15,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
 
 from tests.e2e.helpers import ROOT, kill, spawn, wait_until, write_config
 from trader.runtime.devserver import start_dev_server
+
+if TYPE_CHECKING:  # an optional test dependency: the test skips without it
+    from playwright.async_api import Page
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +62,7 @@ def _require_browser() -> None:
 def _free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -88,7 +92,7 @@ def demo(tmp_path) -> Iterator[tuple[int, Path]]:
         server.wait(timeout=30)
 
 
-async def _frame_text(page, needle: str) -> str:
+async def _frame_text(page: Page, needle: str) -> str:
     """The text of the first frame on the page that shows ``needle`` (polls)."""
     deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
     while True:

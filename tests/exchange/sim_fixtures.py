@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from tests.markets import ADA_BTC, BTC_USDT, ETH_USDT
 from trader.binance_sim import SimConfig, SimServer
@@ -43,6 +43,20 @@ def sim_feed(extra: int = 0) -> StaticFeed:
     return feed
 
 
+def settable_feed(srv: SimServer) -> StaticFeed:
+    """The feed of a server ``sim_and_adapter`` started: a StaticFeed a test sets prices in."""
+    assert isinstance(srv.feed, StaticFeed)
+    return srv.feed
+
+
+class AdapterOptions(TypedDict, total=False):
+    """CcxtExchange's own options a test may set (mypy checks them against its signature)."""
+
+    tickers_chunk_size: int
+    timeout_s: float
+    rate_limit_ms: float | None
+
+
 @contextlib.asynccontextmanager
 async def sim_and_adapter(
     tmp_path: Path,
@@ -50,7 +64,7 @@ async def sim_and_adapter(
     extra_markets: int = 0,
     balances: dict[str, D] | None = None,
     sim: dict[str, Any] | None = None,
-    **adapter: object,
+    **adapter: Unpack[AdapterOptions],
 ) -> AsyncIterator[tuple[SimServer, CcxtExchange]]:
     """A fresh server (its own data dir; ``sim``: more SimConfig settings) and a
     CcxtExchange for it, closed afterwards."""
@@ -66,7 +80,7 @@ async def sim_and_adapter(
     async with SimServer(config) as srv:
         ex = CcxtExchange(
             "binance", api_key=_secret(KEY), api_secret=_secret(SECRET), api_url=srv.url, **adapter
-        )  # type: ignore[arg-type]
+        )
         try:
             yield srv, ex
         finally:

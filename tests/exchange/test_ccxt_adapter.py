@@ -17,6 +17,7 @@ from tests.exchange.sim_fixtures import (
     MARKETS,
     SECRET,
     no_fills_in_create_response,
+    settable_feed,
     sim_and_adapter,
 )
 from trader.core import errors as e
@@ -93,6 +94,7 @@ async def test_buy_fee_in_base_from_fills_then_from_trades_on_lookup(tmp_path):
         fee_base = sum(f.fee for f in fills)
         assert all(f.fee_currency == "BTC" for f in fills) and fee_base > 0
         assert created.fee_base == fee_base
+        assert created.average is not None
         assert created.fee == fee_base * created.average
         assert created.cost == sum(f.price * f.amount for f in fills)
         [server_order] = server_orders(srv)
@@ -319,7 +321,7 @@ async def test_cancel_of_an_order_that_filled_meanwhile_returns_the_filled_order
         real = ex._ex.cancel_order
 
         async def fills_first(*args: object, **kwargs: object) -> object:
-            srv.feed.set_price("BTC/USDT", D("80"))  # it fills before the cancel arrives
+            settable_feed(srv).set_price("BTC/USDT", D("80"))  # it fills before the cancel arrives
             return await real(*args, **kwargs)
 
         ex._ex.cancel_order = fills_first

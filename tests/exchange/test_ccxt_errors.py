@@ -113,7 +113,8 @@ def test_rate_limit_carries_retry_after_into_next_retry_delay() -> None:
     created = translate(ccxt.RateLimitExceeded("x"), creating=True, headers={"Retry-After": "2"})
     assert isinstance(created, e.OrderStatusUnknown) and created.retry_after == 2
     # A 5xx with a Retry-After is not a rate limit: the normal backoff applies.
-    assert translate(ccxt.ExchangeNotAvailable("503"), headers=headers).retry_after is None
+    unavailable = translate(ccxt.ExchangeNotAvailable("503"), headers=headers)
+    assert isinstance(unavailable, e.RetryableExchangeError) and unavailable.retry_after is None
 
 
 def test_retry_after_forms() -> None:

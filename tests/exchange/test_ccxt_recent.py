@@ -75,7 +75,9 @@ async def test_recent_orders_since_t_with_fees_from_the_listed_trades(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
         old = await ex.create_order(_buy("dtold1"))
         await asyncio.sleep(0.01)
-        since = int(srv.exchange.lookup("dtold1").ts_ms) + 1
+        stored = srv.exchange.lookup("dtold1")
+        assert stored is not None
+        since = int(stored.ts_ms) + 1
         await asyncio.sleep(0.01)
         filled = await ex.create_order(_buy("dtnew1"))
         resting = await ex.create_order(_buy("dtrest1", price="90", tif=TimeInForce.GTC))

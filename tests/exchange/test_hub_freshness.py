@@ -21,7 +21,8 @@ async def test_a_new_subscription_waits_for_a_fresh_price(tmp_path):
             assert (await anext(stream)).last == D("101.50")
         feed.set_price("BTC/USDT", D("99.00"))  # moves while nobody watches
         await asyncio.sleep(1.2)  # longer than the hub's freshness window
-        assert hub.latest("BTC/USDT").last == D("101.50")  # still cached ...
+        cached = hub.latest("BTC/USDT")
+        assert cached is not None and cached.last == D("101.50")  # still cached ...
         async with hub.subscription("BTC/USDT") as stream:
             first = await asyncio.wait_for(anext(stream), timeout=5)
         assert first.last == D("99.00")  # ... but never judged by a new watch

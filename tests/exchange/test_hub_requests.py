@@ -12,6 +12,7 @@ from decimal import Decimal as D
 import pytest
 
 from tests.exchange.sim_fixtures import generated_markets, sim_and_adapter
+from trader.binance_sim import SimServer
 from trader.binance_sim.faults import FaultRule
 from trader.core.market import Ticker
 from trader.hub import MarketHub
@@ -21,7 +22,9 @@ TICKERS = "GET /api/v3/ticker/24hr"
 CYCLES = 3
 
 
-async def requests_per_cycle(srv, hub: MarketHub, symbols: list[str], cycles: int) -> float:
+async def requests_per_cycle(
+    srv: SimServer, hub: MarketHub, symbols: list[str], cycles: int
+) -> float:
     """Subscribe ``symbols`` (as that many watch activities would), run ``cycles`` hub cycles
     and return the ticker requests the server counted per cycle."""
     async with contextlib.AsyncExitStack() as stack:
@@ -94,7 +97,7 @@ class _GarbledOnce:
 
 async def test_an_unforeseen_error_does_not_stop_the_hub_for_good():
     ex = _GarbledOnce()
-    hub = MarketHub(ex, poll_interval_s=0.01)  # type: ignore[arg-type]
+    hub = MarketHub(ex, poll_interval_s=0.01)  # type: ignore[arg-type]  # fetch_tickers only
     try:
         async with hub.subscription("BTC/USDT") as stream:
             ticker = await asyncio.wait_for(anext(stream), timeout=5)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,14 @@ from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange, PaperFaults
 
 
-def make(tmp_path, *, price="100", faults=None, clock=None, liquidity="50000"):
+def make(
+    tmp_path: Path,
+    *,
+    price: str = "100",
+    faults: PaperFaults | None = None,
+    clock: Callable[[], int] | None = None,
+    liquidity: str = "50000",
+) -> tuple[PaperExchange, StaticFeed]:
     feed = StaticFeed({"BTC/USDT": BTC})
     feed.set_price("BTC/USDT", D(price))
     ex = PaperExchange(
@@ -33,8 +42,13 @@ def make(tmp_path, *, price="100", faults=None, clock=None, liquidity="50000"):
 
 
 def req(
-    cid, side=OrderSide.BUY, amount="1", price="100.10", tif=TimeInForce.IOC, type_=OrderType.LIMIT
-):
+    cid: str,
+    side: OrderSide = OrderSide.BUY,
+    amount: str = "1",
+    price: str | None = "100.10",
+    tif: TimeInForce = TimeInForce.IOC,
+    type_: OrderType = OrderType.LIMIT,
+) -> OrderRequest:
     return OrderRequest(
         symbol="BTC/USDT",
         side=side,
@@ -69,6 +83,7 @@ async def test_limited_liquidity_walks_the_book_then_ioc_cancels_the_rest(tmp_pa
     ex, _ = make(tmp_path, liquidity="200")  # ~2 BTC per level
     order = await ex.create_order(req("c1", amount="5", price="100.09"))  # crosses 3 levels
     assert order.status.value == "canceled" and D(0) < order.filled < D(5)
+    assert order.average is not None
     assert order.average > D("100.05")  # paid up through the levels
 
 
@@ -325,7 +340,7 @@ async def test_a_fill_by_another_process_during_a_cancel_is_not_overwritten(tmp_
             other._refresh("BTC/USDT", "g1")
         return opened()
 
-    ex._store.transaction = interleaved  # type: ignore[method-assign]
+    ex._store.transaction = interleaved  # type: ignore[method-assign]  # the race, injected
     order = await ex.cancel_order("BTC/USDT", "g1")
     stored = await other.fetch_order("BTC/USDT", "g1")
     filled = sum((f.amount for f in other.fills(client_order_id="g1")), D(0))

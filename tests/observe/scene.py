@@ -11,9 +11,8 @@ from decimal import Decimal as D
 
 import pytest
 from temporalio.client import Client
-from temporalio.client import WorkflowHandle as Handle
 
-from tests.workflows.harness import Bench, bench
+from tests.workflows.harness import Bench, TraderHandle, bench
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
 from trader.observe.status_table import StatusRow, status_rows, traders_query
@@ -24,9 +23,9 @@ HELD_PRICE = "98.50"  # inside TP/SL of a 97.90 entry: only a checkpoint reports
 @dataclass
 class Scene:
     bench: Bench
-    failing: Handle
-    holder: Handle
-    idle: Handle
+    failing: TraderHandle
+    holder: TraderHandle
+    idle: TraderHandle
 
     @property
     def query(self) -> str:

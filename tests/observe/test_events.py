@@ -11,7 +11,7 @@ from trader.observe.metrics import TraderMetrics
 
 
 def test_same_transition_is_delivered_once():
-    sink, got = EventSink(), []
+    sink, got = EventSink(), list[PhaseEvent]()
     sink.subscribe(got.append)
     assert sink.publish(event(1)) is True
     assert sink.publish(event(1)) is False  # replay / retried task on this worker
@@ -21,7 +21,7 @@ def test_same_transition_is_delivered_once():
 
 
 def test_a_different_edge_under_the_same_key_supersedes():
-    sink, got = EventSink(), []
+    sink, got = EventSink(), list[PhaseEvent]()
     sink.subscribe(got.append)
     sink.publish(event(1, dst="idle", trigger="warmed_up"))
     assert sink.publish(event(1, dst="error", trigger="failed")) is True
@@ -29,7 +29,7 @@ def test_a_different_edge_under_the_same_key_supersedes():
 
 
 def test_a_failing_listener_neither_raises_nor_starves_the_others():
-    sink, got = EventSink(), []
+    sink, got = EventSink(), list[PhaseEvent]()
 
     def broken(_: PhaseEvent) -> None:
         raise OSError("disk full")
@@ -44,7 +44,10 @@ def test_a_failing_listener_neither_raises_nor_starves_the_others():
 
 
 def test_memory_is_bounded_and_forgets_the_least_recently_used_run():
-    sink, got = EventSink(remember_bytes=2 * RUN_BYTES + 7), []  # two runs, three keys
+    sink, got = (
+        EventSink(remember_bytes=2 * RUN_BYTES + 7),
+        list[PhaseEvent](),
+    )  # two runs, three keys
     sink.subscribe(got.append)
     for run_id, seq in (("old", 1), ("old", 2), ("new", 1)):
         sink.publish(event(seq, run_id=run_id))
@@ -55,7 +58,7 @@ def test_memory_is_bounded_and_forgets_the_least_recently_used_run():
 
 
 def test_replayed_transitions_reach_only_the_listeners_that_asked():
-    sink, log, metrics = EventSink(), [], TraderMetrics("w")
+    sink, log, metrics = EventSink(), list[PhaseEvent](), TraderMetrics("w")
     sink.subscribe(log.append, replayed=True)
     sink.subscribe(metrics)
     assert sink.publish(event(1), replayed=True) is True  # a killed worker's transition
@@ -72,7 +75,7 @@ def test_replayed_transitions_reach_only_the_listeners_that_asked():
 
 
 def test_what_no_listener_wanted_is_not_remembered():
-    sink, live, log = EventSink(), [], []
+    sink, live, log = EventSink(), list[PhaseEvent](), list[PhaseEvent]()
     sink.subscribe(live.append)  # live only, like the metrics
     assert sink.publish(event(1), replayed=True) is False
     sink.subscribe(log.append, replayed=True)  # the log comes later: it still gets it

@@ -78,6 +78,7 @@ async def test_shutdown_does_not_wait_for_a_hanging_stuck_check(tmp_path):
     client = _HangingVisibility()
 
     async def run() -> None:
+        # The client is a stand-in with only what observability calls (arg-type).
         async with observability(settings, client) as metrics:  # type: ignore[arg-type]
             assert metrics is not None
             await asyncio.wait_for(client.listing.wait(), 5)  # the check is in flight

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -22,7 +23,7 @@ from workflows.symbol_trader import SymbolTrader
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 
 
-def _phase_upserts(raw: dict) -> int:
+def _phase_upserts(raw: dict[str, Any]) -> int:  # a history as JSON
     return sum(
         1
         for e in raw["events"]
@@ -34,7 +35,7 @@ def _phase_upserts(raw: dict) -> int:
 
 
 async def _replay_into(
-    directory: Path, name: str, raw: dict, stem: str, monkeypatch
+    directory: Path, name: str, raw: dict[str, Any], stem: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Path, TraderMetrics]:
     """One worker start: a fresh process's sink memory, a new file in ``directory``."""
     monkeypatch.setattr(SINK, "_seen", EventSink()._seen)  # other tests replayed these too

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal as D
+from typing import cast
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.observe.scene import Scene
+from tests.workflows.harness import TraderHandle
 from trader import contracts as c
 
 
-async def _details(scene: Scene, handle) -> str:
+async def _details(scene: Scene, handle: TraderHandle) -> str:
+    # A built-in query, by name: the SDK types what it returns as Any.
     meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return meta.current_details
+    return cast(WorkflowMetadata, meta).current_details
 
 
-async def _summaries(scene: Scene, handle) -> list[tuple[str, object]]:
+async def _summaries(scene: Scene, handle: TraderHandle) -> list[tuple[str, object]]:
     """(summary, decoded input) of every scheduled activity, in order."""
     conv = scene.bench.client.data_converter
     found = []

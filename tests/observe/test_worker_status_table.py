@@ -20,7 +20,7 @@ async def test_a_failed_table_is_logged_at_once_and_once(tmp_path, caplog):
     settings = Settings(data_dir=tmp_path, enable_rich_table=True)
     stop = asyncio.Event()
     with caplog.at_level(logging.ERROR, logger="trader.runtime.worker"):
-        task = _start_status_table(settings, _BrokenVisibility(), stop)  # type: ignore[arg-type]
+        task = _start_status_table(settings, _BrokenVisibility(), stop)  # type: ignore[arg-type]  # not a Client: list_workflows only
         await asyncio.wait({task}, timeout=5)
         assert task.done()
         await asyncio.sleep(0)  # done callbacks run on the next loop iteration

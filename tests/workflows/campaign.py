@@ -20,10 +20,10 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
-from tests.exchange.sim_fixtures import no_fills_in_create_response, sim_and_adapter
-from tests.workflows.harness import Bench, bench, placed_client_ids
+from tests.exchange.sim_fixtures import no_fills_in_create_response, settable_feed, sim_and_adapter
+from tests.workflows.harness import Bench, TraderHandle, bench, placed_client_ids
 from trader import contracts as c
 from trader.binance_sim import FaultRule, SimServer
 from trader.core.market import Order, OrderSide
@@ -94,7 +94,9 @@ async def run_campaign(client: Client, tmp_path: Path, campaign: Campaign) -> Fi
             balances={"USDT": D(200 * campaign.symbols)},
             rate_limit_ms=10,
         ) as (srv, ex),
-        bench(client, tmp_path, exchange=ex, feed=srv.feed, order_window_s=campaign.window_s) as b,
+        bench(
+            client, tmp_path, exchange=ex, feed=settable_feed(srv), order_window_s=campaign.window_s
+        ) as b,
     ):
         await ex.load_markets()
         if not campaign.fills_in_create:
@@ -138,9 +140,7 @@ def _arm(srv: SimServer, campaign: Campaign) -> None:
             srv.faults.add(FaultRule.model_validate({**rule, "probability": share, "count": None}))
 
 
-async def _drive(
-    b: Bench, h: WorkflowHandle, symbol: str, trades: int, deadline: float
-) -> CoinState:
+async def _drive(b: Bench, h: TraderHandle, symbol: str, trades: int, deadline: float) -> CoinState:
     """Move the symbol's price so that it buys, then takes profit, ``trades`` times: 3 %
     below its anchor while it is flat and idle, 4 % above its entry while it holds."""
     tick = D("0.001")
@@ -165,7 +165,7 @@ async def _drive(
 
 
 async def _figures(
-    b: Bench, srv: SimServer, handles: list[WorkflowHandle], states: list[CoinState]
+    b: Bench, srv: SimServer, handles: list[TraderHandle], states: list[CoinState]
 ) -> Figures:
     decided = [cid for h in handles for cid in await placed_client_ids(h)]
     orders = srv.exchange.all_orders()
@@ -188,7 +188,7 @@ async def _figures(
     return f
 
 
-async def _retries(handle: WorkflowHandle) -> int:
+async def _retries(handle: TraderHandle) -> int:
     history = await handle.fetch_history()
     places = {
         ev.event_id

@@ -41,6 +41,9 @@ from workflows.symbol_trader import SymbolTrader
 
 MARKETS = {m.symbol: m for m in (BTC_USDT, ETH_USDT)}
 
+TraderHandle = WorkflowHandle[SymbolTrader, CoinState]
+"""A handle on a SymbolTrader run: its queries and result are typed."""
+
 # Small timeouts: activities run in real time on the test server (it skips time only while
 # nothing runs), so the phases that wait on a running activity are kept short.
 TEST_PARAMS = TraderParams(
@@ -79,14 +82,14 @@ class Bench:
     task_queue: str
     watch_queue: str
     portfolio_id: str
-    handles: list[WorkflowHandle] = field(default_factory=list)
+    handles: list[TraderHandle] = field(default_factory=list)
 
     def params(self, **overrides: Any) -> TraderParams:
         return TEST_PARAMS.model_copy(update=overrides)
 
     async def start(
         self, symbol: str = "BTC/USDT", *, state: CoinState | None = None, **overrides: Any
-    ) -> WorkflowHandle:
+    ) -> TraderHandle:
         handle = await self.client.start_workflow(
             SymbolTrader.run,
             c.TraderInput(
@@ -112,11 +115,16 @@ class Bench:
     def set_price(self, symbol: str, price: str) -> None:
         self.feed.set_price(symbol, D(price))
 
-    async def state(self, handle: WorkflowHandle) -> CoinState:
-        return await handle.query("state", result_type=CoinState)
+    async def state(self, handle: TraderHandle) -> CoinState:
+        return await handle.query(SymbolTrader.state_query)
 
     async def wait_for(
-        self, handle: WorkflowHandle, predicate, *, timeout: float = 20, what: str = "condition"
+        self,
+        handle: TraderHandle,
+        predicate: Callable[[CoinState], object],
+        *,
+        timeout: float = 20,
+        what: str = "condition",
     ) -> CoinState:
         deadline = time.monotonic() + timeout
         while True:
@@ -132,14 +140,25 @@ class Bench:
             await asyncio.sleep(0.1)
 
     async def wait_phase(
-        self, handle: WorkflowHandle, phase: Phase, *, timeout: float = 20
+        self, handle: TraderHandle, phase: Phase, *, timeout: float = 20
     ) -> CoinState:
         return await self.wait_for(
             handle, lambda s: s.phase is phase, timeout=timeout, what=f"phase {phase.value}"
         )
 
+    async def wait_idle_after(
+        self, handle: TraderHandle, trades_closed: int, *, timeout: float = 20
+    ) -> CoinState:
+        """Until the symbol is back to IDLE with ``trades_closed`` trades closed."""
+        return await self.wait_for(
+            handle,
+            lambda s: s.totals.trades_closed == trades_closed and s.phase is Phase.IDLE,
+            what="back to idle",
+            timeout=timeout,
+        )
 
-async def _stop(handle: WorkflowHandle) -> None:
+
+async def _stop(handle: WorkflowHandle[Any, Any]) -> None:
     """Stop a test workflow gracefully first: a workflow terminated while its activity runs
     leaves the time-skipping server's clock locked until that activity times out."""
     with contextlib.suppress(Exception):
@@ -149,13 +168,15 @@ async def _stop(handle: WorkflowHandle) -> None:
         await handle.terminate("test over")
 
 
-async def placed_client_ids(handle: WorkflowHandle) -> list[str]:
+async def placed_client_ids(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """The client order ids the workflow scheduled ``place_order`` with (its decisions), in
     order, read from its history."""
     return decided_client_ids(await handle.fetch_history())
 
 
-StandIns = Callable[[dict[str, Callable[..., Any]]], Sequence[Callable[..., Any]]]
+RealActivities = dict[str, Callable[..., Any]]
+"""The real main-queue activities by name (untyped: a stand-in casts what one returns)."""
+StandIns = Callable[[RealActivities], Sequence[Callable[..., Any]]]
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:

@@ -9,8 +9,9 @@ from decimal import Decimal as D
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from tests.exchange.sim_fixtures import sim_and_adapter
-from tests.workflows.harness import bench, path_of, placed_client_ids
+from tests.exchange.sim_fixtures import settable_feed, sim_and_adapter
+from tests.workflows.harness import Bench, TraderHandle, bench, path_of, placed_client_ids
+from trader.binance_sim import SimServer
 from trader.binance_sim.faults import FaultRule
 from trader.core.market import OrderSide
 from trader.core.phases import Phase
@@ -22,7 +23,7 @@ ORDER = "POST /api/v3/order"
 USDT_ONLY = {"USDT": D("10000")}
 
 
-async def _buy_then_sell(b, h) -> None:
+async def _buy_then_sell(b: Bench, h: TraderHandle) -> None:
     await b.wait_phase(h, Phase.IDLE)
     b.set_price("BTC/USDT", "97.90")  # 2.1 % below the anchor: buy
     await b.wait_phase(h, Phase.POSITION)
@@ -32,7 +33,7 @@ async def _buy_then_sell(b, h) -> None:
 async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
     async with (
         sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
-        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(ts_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         h = await b.start()
         await _buy_then_sell(b, h)
@@ -55,8 +56,8 @@ async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
         buys = [f for f in fills if f.side is OrderSide.BUY]
         sells = [f for f in fills if f.side is OrderSide.SELL]
         assert buys and sells and all(f.fee_currency == "BTC" for f in buys)
-        filled, withheld = sum(f.amount for f in buys), sum(f.fee for f in buys)
-        paid = sum(f.price * f.amount for f in buys)
+        filled, withheld = sum((f.amount for f in buys), D(0)), sum((f.fee for f in buys), D(0))
+        paid = sum((f.price * f.amount for f in buys), D(0))
         withheld_value = withheld * paid / filled  # valued at the average fill price
         assert trade.bought_amount == filled - withheld
         assert abs(trade.entry_cost - (paid - withheld_value)) < D("1e-18")
@@ -82,7 +83,7 @@ async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
 async def test_lost_create_response_places_exactly_one_order(ts_env, tmp_path):
     async with (
         sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
-        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(ts_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         srv.faults.add(FaultRule(endpoint=ORDER, kind="accept_then_drop"))
         h = await b.start()
@@ -106,7 +107,7 @@ async def test_rate_limited_create_waits_for_retry_after(dev_env, tmp_path):
     # A real-time server: the time-skipping one would skip the retry delay being measured.
     async with (
         sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
-        bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(dev_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         srv.faults.add(FaultRule(endpoint=ORDER, kind="rate_limit", seconds=3))
         h = await b.start()
@@ -124,7 +125,7 @@ async def test_rate_limited_create_waits_for_retry_after(dev_env, tmp_path):
 async def test_insufficient_funds_goes_idle_with_one_create(ts_env, tmp_path):
     async with (
         sim_and_adapter(tmp_path, balances={"USDT": D("50")}) as (srv, ex),
-        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(ts_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         h = await b.start()  # budget 100 USDT, account holds 50
         await b.wait_phase(h, Phase.IDLE)
@@ -137,7 +138,7 @@ async def test_insufficient_funds_goes_idle_with_one_create(ts_env, tmp_path):
 async def test_below_the_exchange_minimum_is_never_sent(ts_env, tmp_path):
     async with (
         sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
-        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(ts_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         h = await b.start(trade_budget=D("3"))  # the exchange's NOTIONAL minimum is 5 USDT
         await b.wait_phase(h, Phase.IDLE)
@@ -157,7 +158,7 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
             name="binance",
         )
         dry = DryRunExchange(live, paper, feed)
-        async with bench(ts_env.client, tmp_path, exchange=dry, feed=srv.feed) as b:
+        async with bench(ts_env.client, tmp_path, exchange=dry, feed=settable_feed(srv)) as b:
             h = await b.start()
             await _buy_then_sell(b, h)
             s = await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
@@ -183,5 +184,5 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
         assert "SIMULATED" in metadata.current_details
 
 
-async def srv_balances(srv) -> dict[str, D]:  # noqa: ANN201
+async def srv_balances(srv: SimServer) -> dict[str, D]:
     return await srv.exchange.fetch_balance()

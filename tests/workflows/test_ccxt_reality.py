@@ -7,19 +7,20 @@ from __future__ import annotations
 import time
 from decimal import Decimal as D
 
-from tests.exchange.sim_fixtures import sim_and_adapter
-from tests.workflows.harness import bench, path_of
+from tests.exchange.sim_fixtures import settable_feed, sim_and_adapter
+from tests.workflows.harness import Bench, TraderHandle, bench, path_of
 from trader import contracts as c
 from trader.binance_sim.faults import FaultRule
 from trader.core.market import OrderSide
 from trader.core.phases import Phase
 from trader.core.sizing import round_down
+from trader.core.state import CoinState
 
 ORDER = "POST /api/v3/order"
 USDT_ONLY = {"USDT": D("10000")}
 
 
-async def _hold(b, h):
+async def _hold(b: Bench, h: TraderHandle) -> CoinState:
     await b.wait_phase(h, Phase.IDLE)
     b.set_price("BTC/USDT", "97.90")
     return await b.wait_phase(h, Phase.POSITION, timeout=30)
@@ -28,7 +29,7 @@ async def _hold(b, h):
 async def test_sell_through_ccxt_sells_what_the_account_holds(ts_env, tmp_path):
     async with (
         sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
-        bench(ts_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(ts_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         h = await b.start()
         s = await _hold(b, h)
@@ -50,7 +51,7 @@ async def test_sell_through_ccxt_sells_what_the_account_holds(ts_env, tmp_path):
 async def test_force_exit_through_ccxt_flattens_a_symbol_in_error(dev_env, tmp_path):
     async with (
         sim_and_adapter(tmp_path, balances=USDT_ONLY) as (srv, ex),
-        bench(dev_env.client, tmp_path, exchange=ex, feed=srv.feed) as b,
+        bench(dev_env.client, tmp_path, exchange=ex, feed=settable_feed(srv)) as b,
     ):
         h = await b.start(fsm_backoff_base_seconds=120)
         await _hold(b, h)

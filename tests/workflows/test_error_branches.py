@@ -7,20 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 from temporalio import activity
 
 from activities.errors import to_application_error
 from tests.event_history import scheduled_inputs
-from tests.workflows.harness import Bench, StandIns, bench, path_of
+from tests.workflows.harness import Bench, RealActivities, StandIns, TraderHandle, bench, path_of
 from trader import contracts as c
 from trader.core.errors import InvalidOrder, OrderStatusUnknown, RetryableExchangeError
 from trader.core.market import Order, OrderSide
 from trader.core.phases import Phase
 
 ENTRY = ["warmup", "idle", "entry_eval", "place_buy"]
-FAST = {"fsm_backoff_base_seconds": 1}  # ERROR backs off 1 s, 2 s, ... in real time
+FAST: dict[str, Any] = {"fsm_backoff_base_seconds": 1}  # ERROR backs off 1 s, 2 s, ... in real time
 
 
 @dataclass
@@ -41,12 +42,12 @@ class Failing:
 def place_order(fail: Failing, side: OrderSide) -> StandIns:
     """place_order failing for orders on ``side``; the real one for the others."""
 
-    def make(real: dict) -> list:
+    def make(real: RealActivities) -> list[Callable[..., Any]]:
         @activity.defn(name=c.PLACE_ORDER)
         async def stand_in(inp: c.PlaceOrderInput) -> Order:
             if inp.side is side:
                 fail()
-            return await real[c.PLACE_ORDER](inp)
+            return cast(Order, await real[c.PLACE_ORDER](inp))
 
         return [stand_in]
 
@@ -54,11 +55,11 @@ def place_order(fail: Failing, side: OrderSide) -> StandIns:
 
 
 def reconcile(fail: Failing) -> StandIns:
-    def make(real: dict) -> list:
+    def make(real: RealActivities) -> list[Callable[..., Any]]:
         @activity.defn(name=c.RECONCILE)
         async def stand_in(inp: c.ReconcileInput) -> c.ReconcileResult:
             fail()
-            return await real[c.RECONCILE](inp)
+            return cast(c.ReconcileResult, await real[c.RECONCILE](inp))
 
         return [stand_in]
 
@@ -66,11 +67,11 @@ def reconcile(fail: Failing) -> StandIns:
 
 
 def record_trade(fail: Failing) -> StandIns:
-    def make(real: dict) -> list:
+    def make(real: RealActivities) -> list[Callable[..., Any]]:
         @activity.defn(name=c.RECORD_TRADE)
         async def stand_in(trade: c.TradeRecord) -> c.RecordResult:
             fail()
-            return await real[c.RECORD_TRADE](trade)
+            return cast(c.RecordResult, await real[c.RECORD_TRADE](trade))
 
         return [stand_in]
 
@@ -81,7 +82,7 @@ def both(*stand_ins: StandIns) -> StandIns:
     return lambda real: [fn for make in stand_ins for fn in make(real)]
 
 
-async def reach(b: Bench, h, path: list[str], *, timeout: float = 30) -> list[str]:
+async def reach(b: Bench, h: TraderHandle, path: list[str], *, timeout: float = 30) -> list[str]:
     """Wait until the phases visited start with ``path``; the whole path so far."""
     s = await b.wait_for(
         h,

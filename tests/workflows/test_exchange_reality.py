@@ -11,10 +11,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.workflows.harness import MARKETS, bench, path_of, resumed_state
+from tests.workflows.harness import MARKETS, Bench, TraderHandle, bench, path_of, resumed_state
 from trader import contracts as c
 from trader.core.errors import RetryableExchangeError
-from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.core.market import Order, OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.core.phases import Phase
 from trader.core.sizing import round_down
 from trader.core.state import CoinState
@@ -26,24 +26,24 @@ from trader.runtime.reconcile import request_reconciles
 STEP = D("0.0001")
 
 
-async def _to_position(b, h, price="97.90"):
+async def _to_position(b: Bench, h: TraderHandle, price: str = "97.90") -> CoinState:
     await b.wait_phase(h, Phase.IDLE)
     b.set_price("BTC/USDT", price)
     return await b.wait_phase(h, Phase.POSITION)
 
 
-async def _sell_refused(b, h):
+async def _sell_refused(b: Bench, h: TraderHandle) -> None:
     """In POSITION, then every sell is refused and the stop-loss fires: into ERROR."""
     await _to_position(b, h)
     b.exchange.faults = PaperFaults(reject_creates_with="InsufficientFunds")
     b.set_price("BTC/USDT", "95.00")
 
 
-def _sells(b):
+def _sells(b: Bench) -> list[Order]:
     return [o for o in b.exchange.all_orders() if o.side is OrderSide.SELL]
 
 
-async def _usdt(b) -> D:
+async def _usdt(b: Bench) -> D:
     return (await b.exchange.fetch_balance()).get("USDT", D(0))
 
 
@@ -89,7 +89,7 @@ async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_t
         assert _sells(b) == []  # nothing the exchange would refuse is ever sent
         assert "dust_remainder" in [r.trigger.value for r in s.phase_history]
         [t1] = b.ledger.trades()
-        assert (t1.sold_amount, t1.net_pnl, t1.carried_amount) == (0, 0, first.trade.amount)
+        assert (t1.sold_amount, t1.net_pnl, t1.carried_amount) == (D(0), D(0), first.trade.amount)
         assert t1.carried_cost == first.trade.entry_cost + first.trade.entry_fee
         assert s.inventory.amount == first.trade.amount
         assert s.inventory.cost + s.inventory.fee == t1.carried_cost

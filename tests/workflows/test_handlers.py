@@ -8,6 +8,7 @@ import ast
 import inspect
 from decimal import Decimal
 from pathlib import Path
+from types import MethodType
 
 import pytest
 
@@ -67,6 +68,8 @@ def _trader(v2: bool) -> SymbolTrader:
 @pytest.mark.parametrize("phase", Phase, ids=str)
 def test_the_loop_dispatches_by_the_tables(phase):
     new, old = _trader(v2=True), _trader(v2=False)
-    assert new._handler(phase).__func__ is getattr(SymbolTrader, HANDLERS[phase])
+    handler, old_handler = new._handler(phase), old._handler(phase)
+    assert isinstance(handler, MethodType) and isinstance(old_handler, MethodType)  # bound
+    assert handler.__func__ is getattr(SymbolTrader, HANDLERS[phase])
     expected = BEFORE_REALITY_HANDLERS.get(phase, HANDLERS[phase])
-    assert old._handler(phase).__func__ is getattr(SymbolTrader, expected)
+    assert old_handler.__func__ is getattr(SymbolTrader, expected)

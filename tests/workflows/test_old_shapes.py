@@ -9,6 +9,7 @@ import json
 import uuid
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -35,7 +36,7 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "flat_state_position.json"
 FLAT = json.loads(FIXTURE.read_text())
 
 
-def _at(tree: dict, path: tuple[str, ...]):
+def _at(tree: dict[str, Any], path: tuple[str, ...]) -> Any:  # JSON: untyped
     for part in path:
         tree = tree[part]
     return tree

@@ -9,14 +9,15 @@ from decimal import Decimal as D
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.workflows.harness import bench, path_of, resumed_state
+from tests.workflows.harness import Bench, TraderHandle, bench, path_of, resumed_state
 from trader import contracts as c
 from trader.core.params import BuyOrderMode
 from trader.core.phases import Phase
+from trader.core.state import CoinState
 from trader.exchange.paper import PaperFaults
 
 
-async def _to_position(b, h):
+async def _to_position(b: Bench, h: TraderHandle) -> CoinState:
     await b.wait_phase(h, Phase.IDLE)
     b.set_price("BTC/USDT", "97.90")
     return await b.wait_phase(h, Phase.POSITION)
