@@ -22,7 +22,8 @@ from temporalio.client import Client
 from trader import contracts as c
 from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
-from trader.runtime import commands
+from trader.observe.status_live import status_console
+from trader.runtime import commands, legacy
 from trader.runtime.client import (
     connect,
     default_identity,
@@ -125,6 +126,8 @@ async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
+        return await _legacy(args, settings)
     if args.command == "start":  # refuse unknown symbols before anything starts
         exchange = build_exchange(settings)
         try:
@@ -179,6 +182,22 @@ async def main(args: argparse.Namespace) -> int:
         print(f"{len(rows)} symbol(s) stuck for more than {args.timeout:g}s:")
         print(format_stuck(rows))
         return 1
+    return 0
+
+
+async def _legacy(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in legacy.TEMPORAL_ONLY:
+        print(f"error: {legacy.refusal(args.command)}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C stops the engine cleanly
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    if args.command == "status":
+        await legacy.legacy_status(
+            settings, console=status_console(), once=args.once, show_idle=args.show_idle, stop=stop
+        )
+    else:  # start: the engine runs in the foreground
+        await legacy.run_legacy(settings, stop)
     return 0
 
 

@@ -23,13 +23,12 @@ from trader.core.errors import (
     OrderNotFound,
     OrderStatusUnknown,
 )
-from trader.core.market import Balance, Order, OrderRequest, OrderSide, OrderType
-from trader.core.sizing import buy_limit_price, round_down
+from trader.core.market import Balance, Order, OrderRequest, OrderType
+from trader.core.sizing import order_limit_price
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
 
-_BPS = Decimal(10_000)
 _NONE = Balance(free=Decimal(0), total=Decimal(0))
 _SETTLE_POLL_S = 0.5
 
@@ -182,13 +181,7 @@ class ExchangeActivities:
             )
         market = (await self.exchange.load_markets())[inp.symbol]
         ticker = await self.hub.ticker(inp.symbol)
-        if inp.side is OrderSide.BUY:
-            price = buy_limit_price(ticker.ask, inp.limit_offset_bps, market.price_tick)
-        else:
-            price = max(
-                round_down(ticker.bid * (1 - inp.limit_offset_bps / _BPS), market.price_tick),
-                market.price_tick,
-            )
+        price = order_limit_price(inp.side, ticker, inp.limit_offset_bps, market.price_tick)
         return OrderRequest(
             symbol=inp.symbol,
             side=inp.side,

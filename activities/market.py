@@ -27,9 +27,9 @@ from trader.core.rules import (
     EntryWatch,
     EntryWatchState,
     ExitRulesState,
-    SmaWindow,
     check_guards,
     evaluate_exit,
+    sma_of,
     update_exit_rules,
 )
 from trader.exchange.port import Exchange
@@ -158,10 +158,7 @@ class MarketActivities:
         candles = await self.exchange.fetch_ohlcv(
             symbol, since_ms=now_ms - (period + 1) * 60_000, limit=period + 1
         )
-        sma = SmaWindow(period)
-        for candle in candles[-period:]:
-            sma.add(candle.close)
-        return sma.value()
+        return sma_of([k.close for k in candles], period)
 
     @activity.defn(name=c.WATCH_EXIT)
     async def watch_exit(self, inp: c.WatchExitInput) -> c.WatchExitResult:

@@ -30,6 +30,7 @@ LAYERS = {
     "trader.observe": ADAPTERS,
     "trader.hub": ADAPTERS,
     "trader.ledger": ADAPTERS,
+    "trader.legacy": ADAPTERS,
     "trader.binance_sim": ADAPTERS,
     "trader.config": ADAPTERS,
     "trader.config_paper": ADAPTERS,

@@ -22,6 +22,8 @@ from pydantic import (
 
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
+from trader.core.phases import HOLDING_PHASES, Phase
+from trader.core.pnl import TradePnL, unrealized_pnl_pct
 from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
 from trader.core.shapes import flatten, nest
 from trader.core.state import CoinState
@@ -262,6 +264,35 @@ class TradeRecord(_Msg):
     """Inventory of earlier trades that joined this one (included in ``bought_amount``)."""
     inventory_in_cost: Decimal = Decimal(0)
 
+    @classmethod
+    def closing(
+        cls, s: CoinState, pnl: TradePnL, *, trade_id: str, closed_ts: float, simulated: bool
+    ) -> TradeRecord:
+        """The ledger row of ``s``'s trade, closed with ``pnl`` (both engines book this)."""
+        return cls(
+            trade_id=trade_id,
+            symbol=s.symbol,
+            exchange=s.exchange,
+            exit_reason=s.trade.exit_reason or "unknown",
+            bought_amount=s.trade.amount,
+            sold_amount=s.trade.sold_amount,
+            entry_price=s.trade.entry_price,
+            entry_cost=s.trade.entry_cost,
+            entry_fee=s.trade.entry_fee,
+            exit_proceeds=s.trade.exit_proceeds,
+            exit_fee=s.trade.exit_fee,
+            net_pnl=pnl.net,
+            pnl_pct=pnl.pct,
+            opened_ts=s.trade.entry_ts,
+            closed_ts=closed_ts,
+            simulated=simulated,
+            written_off=s.trade.written_off,
+            carried_amount=pnl.carried_amount,
+            carried_cost=pnl.carried_cost + pnl.carried_fee,
+            inventory_in_amount=s.trade.inventory_in_amount,
+            inventory_in_cost=s.trade.inventory_in_cost,
+        )
+
 
 class InventoryRecord(_Msg):
     """A movement of what a symbol holds outside an open trade, in the ledger."""
@@ -334,6 +365,20 @@ class StatusMemo(BaseModel):
     inventory: Decimal = Decimal(0)
     """Base carried as inventory (below the market minimum), held while flat too."""
 
+    @classmethod
+    def of(cls, s: CoinState, *, simulated: bool) -> StatusMemo:
+        """The memo of ``s`` (both engines: the workflow's memo, the legacy engine's row)."""
+        holding = shows_position(s)
+        return cls(
+            price=s.current_price,
+            entry=s.trade.entry_price if holding else Decimal(0),
+            pnl_pct=unrealized_pnl_pct(s.current_price, s.trade.entry_price) if holding else None,
+            trailing=s.trade.exits.trailing.trigger if holding else Decimal(0),
+            note=s.note[:MEMO_NOTE_LIMIT],
+            simulated=simulated,
+            inventory=s.inventory.amount,
+        )
+
 
 # --- activity names, with their types ---------------------------------------------------------
 WARMUP = ActivityName("warmup", WarmupInput, WarmupResult)
@@ -352,3 +397,14 @@ ACTIVITIES: tuple[ActivityName[Any, Any], ...] = (
     WARMUP, WATCH_ENTRY, WATCH_EXIT, PLACE_ORDER, WAIT_ORDER, CANCEL_ORDER, RECONCILE,
     ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY,
 )  # fmt: skip
+
+# The memo is stored in history on every upsert: a long note is cut to keep events small.
+MEMO_NOTE_LIMIT = 160
+
+
+def shows_position(s: CoinState) -> bool:
+    """The symbol's position is worth showing: held in a holding phase, or in ERROR (a sell
+    the exchange refused leaves it held, and that is when an operator most needs it)."""
+    return s.trade.amount > 0 and (
+        s.phase in HOLDING_PHASES or (s.phase is Phase.ERROR and s.remaining > 0)
+    )

@@ -21,10 +21,11 @@ with workflow.unsafe.imports_passed_through():
     from trader.core import ids
     from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
     from trader.core.market import Order, Ticker
+    from trader.core.params import backoff_seconds
     from trader.core.phases import SUCCESS_TRIGGERS, Trigger
     from trader.core.pnl import TradePnL
     from trader.core.state import CoinState, PhaseRecord
-    from trader.observe.events import SINK, PhaseEvent
+    from trader.observe.events import SINK, transition_event
     from workflows.details import render_details, status_memo
 
 T = TypeVar("T")
@@ -79,9 +80,7 @@ class TraderBase:
 
     def backoff_seconds(self) -> float:
         """FSM_BACKOFF_BASE_SECONDS doubled per consecutive failure, capped at the max."""
-        p = self.inp.params
-        exponent = max(self.state.retry_count - 1, 0)
-        return float(min(p.fsm_backoff_base_seconds * 2**exponent, p.fsm_backoff_max_seconds))
+        return backoff_seconds(self.state.retry_count, self.inp.params)
 
     # --- activity options ------------------------------------------------------------
     @property
@@ -238,31 +237,15 @@ class TraderBase:
         self, record: PhaseRecord, src_since: float, trade: tuple[str, TradePnL] | None
     ) -> None:
         s, info = self.state, workflow.info()
-        trade_id, pnl = trade if trade else (None, None)
         SINK.publish(
-            PhaseEvent(
-                ts=record.ts,
-                symbol=s.symbol,
-                exchange=s.exchange,
-                src=record.src.value,
-                dst=record.dst.value,
-                trigger=record.trigger.value,
-                reason=record.note,
-                decision_id=record.decision_id,
-                client_order_id=s.trade.order.client_order_id,
-                order_id=s.trade.order.order_id,
-                price=s.current_price,
-                position=s.remaining,
-                realized_pnl_total=s.totals.realized_pnl,
-                fees_total=s.totals.fees,
-                trade_id=trade_id,
-                trade_pnl=pnl.net if pnl else None,
-                trade_fees=pnl.fees if pnl else None,
+            transition_event(
+                s,
+                record,
+                src_since=src_since,
+                trade=trade,
                 simulated=self._is_simulated,
                 workflow_id=info.workflow_id,
                 run_id=info.run_id,
-                seq=s.transitions,
-                src_since=src_since,
             ),
             replayed=workflow.unsafe.is_replaying(),
         )

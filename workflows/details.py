@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
-from trader.contracts import StatusMemo
+from trader.contracts import StatusMemo, shows_position
 from trader.core.messages import fmt
-from trader.core.phases import HOLDING_PHASES, Phase
+from trader.core.phases import Phase
 from trader.core.pnl import unrealized_pnl_pct
 from trader.core.state import CoinState
-
-# The memo is stored in history on every upsert: a long note is cut to keep events small.
-_MEMO_NOTE_LIMIT = 160
-
-
-def _shows_position(s: CoinState) -> bool:
-    # ERROR too: a sell the exchange refused leaves the position held, and that is when an
-    # operator most needs to see it.
-    return s.trade.amount > 0 and (
-        s.phase in HOLDING_PHASES or (s.phase is Phase.ERROR and s.remaining > 0)
-    )
 
 
 def render_details(s: CoinState, *, simulated: bool) -> str:
@@ -28,7 +16,7 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
     lines = [f"**{s.symbol}** · phase `{s.phase.value}` since {since}"]
     if simulated:
         lines[0] += " · SIMULATED"
-    if _shows_position(s):
+    if shows_position(s):
         pnl = unrealized_pnl_pct(s.current_price, s.trade.entry_price)
         lines.append(
             f"position {fmt(s.remaining)} @ {fmt(s.trade.entry_price)} · last "
@@ -68,13 +56,4 @@ def render_details(s: CoinState, *, simulated: bool) -> str:
 
 def status_memo(s: CoinState, *, simulated: bool) -> StatusMemo:
     """The memo ``starter.py status`` reads (prices and PnL: never in search attributes)."""
-    holding = _shows_position(s)
-    return StatusMemo(
-        price=s.current_price,
-        entry=s.trade.entry_price if holding else Decimal(0),
-        pnl_pct=unrealized_pnl_pct(s.current_price, s.trade.entry_price) if holding else None,
-        trailing=s.trade.exits.trailing.trigger if holding else Decimal(0),
-        note=s.note[:_MEMO_NOTE_LIMIT],
-        simulated=simulated,
-        inventory=s.inventory.amount,
-    )
+    return StatusMemo.of(s, simulated=simulated)

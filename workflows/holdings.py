@@ -12,10 +12,10 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core.fills import apply_fill
-    from trader.core.inventory import carry, write_off_inventory
+    from trader.core.inventory import close_books, trade_pnl, write_off_inventory
     from trader.core.market import OrderStatus
     from trader.core.messages import fmt
-    from trader.core.pnl import TradePnL, realized_pnl
+    from trader.core.pnl import TradePnL
     from trader.core.rules import ExitReason
     from trader.core.sizing import is_dust
     from workflows.base import TraderBase, error_message
@@ -32,40 +32,12 @@ class Holdings(TraderBase):
         loss and no fee leaves the books.
         """
         s = self.state
-        pnl = realized_pnl(
-            bought_amount=s.trade.amount,
-            entry_cost=s.trade.entry_cost,
-            entry_fee=s.trade.entry_fee,
-            sold_amount=s.trade.sold_amount,
-            exit_proceeds=s.trade.exit_proceeds,
-            exit_fee=s.trade.exit_fee,
-            written_off=s.trade.written_off,
-        )
+        pnl = trade_pnl(s)
         trade_id = s.trade.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
         await self._ledger_call(
             c.RECORD_TRADE,
-            c.TradeRecord(
-                trade_id=trade_id,
-                symbol=s.symbol,
-                exchange=s.exchange,
-                exit_reason=s.trade.exit_reason or "unknown",
-                bought_amount=s.trade.amount,
-                sold_amount=s.trade.sold_amount,
-                entry_price=s.trade.entry_price,
-                entry_cost=s.trade.entry_cost,
-                entry_fee=s.trade.entry_fee,
-                exit_proceeds=s.trade.exit_proceeds,
-                exit_fee=s.trade.exit_fee,
-                net_pnl=pnl.net,
-                pnl_pct=pnl.pct,
-                opened_ts=s.trade.entry_ts,
-                closed_ts=workflow.time(),
-                simulated=self._is_simulated,
-                written_off=s.trade.written_off,
-                carried_amount=pnl.carried_amount,
-                carried_cost=pnl.carried_cost + pnl.carried_fee,
-                inventory_in_amount=s.trade.inventory_in_amount,
-                inventory_in_cost=s.trade.inventory_in_cost,
+            c.TradeRecord.closing(
+                s, pnl, trade_id=trade_id, closed_ts=workflow.time(), simulated=self._is_simulated
             ),
         )
         if pnl.carried_amount > 0:
@@ -82,12 +54,7 @@ class Holdings(TraderBase):
                 f"{fmt(pnl.carried_cost + pnl.carried_fee, 8)}): below "
                 "the market minimum, it joins the next trade",
             )
-        carry(s, pnl)
-        s.totals.realized_pnl += pnl.net
-        s.totals.fees += pnl.fees
-        if closes_trade:  # not a buy that only got an unsellable amount: no trade to count
-            s.totals.last_trade_pnl = pnl.net
-            s.totals.trades_closed += 1
+        close_books(s, pnl, closes_trade=closes_trade)
         return trade_id, pnl
 
     async def _book_unsellable(self) -> None:

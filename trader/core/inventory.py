@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trader.core.pnl import TradePnL
+from trader.core.pnl import TradePnL, realized_pnl
 from trader.core.state import CoinState
 
 ZERO = Decimal(0)
@@ -55,3 +55,29 @@ def write_off_inventory(state: CoinState, gone: Decimal) -> tuple[Decimal, Decim
     state.inventory.cost -= cost
     state.inventory.fee -= fee
     return cost + fee, fee
+
+
+def trade_pnl(state: CoinState) -> TradePnL:
+    """The PnL of the open trade as it stands: what it sold and wrote off is closed."""
+    t = state.trade
+    return realized_pnl(
+        bought_amount=t.amount,
+        entry_cost=t.entry_cost,
+        entry_fee=t.entry_fee,
+        sold_amount=t.sold_amount,
+        exit_proceeds=t.exit_proceeds,
+        exit_fee=t.exit_fee,
+        written_off=t.written_off,
+    )
+
+
+def close_books(state: CoinState, pnl: TradePnL, *, closes_trade: bool) -> None:
+    """Move a booked trade into the totals and carry what it did not close as inventory.
+    ``closes_trade``: False for a buy that only ever got an unsellable amount (no trade to
+    count, its cost is carried)."""
+    carry(state, pnl)
+    state.totals.realized_pnl += pnl.net
+    state.totals.fees += pnl.fees
+    if closes_trade:
+        state.totals.last_trade_pnl = pnl.net
+        state.totals.trades_closed += 1

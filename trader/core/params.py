@@ -204,3 +204,10 @@ class TraderParams(BaseModel):
         "False = dry-run: real market data, orders simulated by the paper exchange; marked as "
         "simulated everywhere.",
     )
+
+
+def backoff_seconds(retry_count: int, params: TraderParams) -> float:
+    """The ERROR backoff after ``retry_count`` consecutive failures: FSM_BACKOFF_BASE_SECONDS
+    doubled per failure after the first, capped at FSM_BACKOFF_MAX_SECONDS."""
+    exponent = max(retry_count - 1, 0)
+    return float(min(params.fsm_backoff_base_seconds * 2**exponent, params.fsm_backoff_max_seconds))

@@ -8,6 +8,7 @@ stop (activation + distance, never lowered) and max hold. Nothing here mutates i
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import Enum, StrEnum
 
@@ -110,6 +111,17 @@ class SmaWindow:
         if self.period <= 0 or len(self._items) < self.period:
             return None
         return self._sum / self.period
+
+
+def sma_of(closes: Sequence[Decimal], period: int) -> Decimal | None:
+    """SMA of the last ``period`` closes (the SMA guard's), None while fewer are known or
+    the guard is off (``period`` 0)."""
+    if period <= 0:
+        return None
+    sma = SmaWindow(period)
+    for close in closes[-period:]:
+        sma.add(close)
+    return sma.value()
 
 
 # --- the entry watch: its state, carried as it is everywhere ----------------------------

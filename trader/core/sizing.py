@@ -7,7 +7,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from trader.core.market import MarketInfo
+from trader.core.market import MarketInfo, OrderSide, Ticker
 
 _BPS = Decimal(10_000)
 
@@ -74,3 +74,13 @@ def sell_ladder_price(
     if attempt >= len(ladder_bps):
         return None
     return max(round_down(bid * (1 - ladder_bps[attempt] / _BPS), tick), tick)
+
+
+def order_limit_price(
+    side: OrderSide, ticker: Ticker, offset_bps: Decimal, tick: Decimal
+) -> Decimal:
+    """A limit order's price: a buy ``offset_bps`` above the ask (so it crosses), a sell
+    ``offset_bps`` below the bid (a sell-ladder step), on the market's tick."""
+    if side is OrderSide.BUY:
+        return buy_limit_price(ticker.ask, offset_bps, tick)
+    return max(round_down(ticker.bid * (1 - offset_bps / _BPS), tick), tick)

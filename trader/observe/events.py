@@ -24,6 +24,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
+from trader.core.pnl import TradePnL
+from trader.core.state import CoinState, PhaseRecord
 from trader.observe.log_index import KeyIndex
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,45 @@ class PhaseEvent(BaseModel):
     """Transition number within the run, from 1 (dedup key with run_id)."""
     src_since: float
     """When the symbol entered ``src`` (time in phase, fill latency)."""
+
+
+def transition_event(
+    s: CoinState,
+    record: PhaseRecord,
+    *,
+    src_since: float,
+    trade: tuple[str, TradePnL] | None,
+    simulated: bool,
+    workflow_id: str,
+    run_id: str,
+) -> PhaseEvent:
+    """The event of ``record``, the transition ``s`` just made (both engines publish it);
+    ``trade``: the ledger id and PnL of the trade it closed, if any."""
+    trade_id, pnl = trade if trade else (None, None)
+    return PhaseEvent(
+        ts=record.ts,
+        symbol=s.symbol,
+        exchange=s.exchange,
+        src=record.src.value,
+        dst=record.dst.value,
+        trigger=record.trigger.value,
+        reason=record.note,
+        decision_id=record.decision_id,
+        client_order_id=s.trade.order.client_order_id,
+        order_id=s.trade.order.order_id,
+        price=s.current_price,
+        position=s.remaining,
+        realized_pnl_total=s.totals.realized_pnl,
+        fees_total=s.totals.fees,
+        trade_id=trade_id,
+        trade_pnl=pnl.net if pnl else None,
+        trade_fees=pnl.fees if pnl else None,
+        simulated=simulated,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        seq=s.transitions,
+        src_since=src_since,
+    )
 
 
 Listener = Callable[[PhaseEvent], None]

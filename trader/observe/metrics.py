@@ -15,10 +15,13 @@ Money is Decimal everywhere else: it becomes float only here, at the Prometheus 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
@@ -44,12 +47,35 @@ _PHASE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 1440
 _FILL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 
+class EngineLabelled(Collector):
+    """Every sample of ``inner`` with ``engine="<name>"`` added: one engine's series tell
+    apart from the other's on the same Prometheus, with no label added to the FSM worker's."""
+
+    def __init__(self, inner: CollectorRegistry, engine: str) -> None:
+        self.inner, self.engine = inner, engine
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.inner.collect():
+            family.samples = [
+                s._replace(labels={**s.labels, "engine": self.engine}) for s in family.samples
+            ]
+            yield family
+
+
 class TraderMetrics:
     """The worker's registry; call it with a ``PhaseEvent`` (it is a sink listener)."""
 
-    def __init__(self, worker: str, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, worker: str, *, registry: CollectorRegistry | None = None, engine: str | None = None
+    ) -> None:
+        """``engine``: served with a constant ``engine`` label on every sample (the legacy
+        engine's ``legacy``); unset, the series are as they always were (the FSM worker)."""
         self.worker = worker
         self.registry = r = registry or CollectorRegistry()
+        self.served: CollectorRegistry = r
+        if engine is not None:
+            self.served = CollectorRegistry()
+            self.served.register(EngineLabelled(r, engine))
         w = ["worker"]
         self.phase = Gauge(
             "trader_phase", "1 for the phase the symbol is in", ["symbol", "phase", *w], registry=r
@@ -228,7 +254,7 @@ class TraderMetrics:
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on a daemon thread until ``close``."""
         try:
-            self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
+            self._server, _ = start_http_server(port, addr=addr, registry=self.served)
         except OSError as exc:  # e.g. the port is taken: say which setting to change
             raise ConfigError(
                 f"PROMETHEUS_PORT: cannot serve metrics on {addr}:{port}: {exc} "

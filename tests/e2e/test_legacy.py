@@ -1,0 +1,168 @@
+"""The legacy engine as a process (FSM_MODE=legacy, no Temporal server): it trades the demo,
+survives SIGKILL right after sending an order and while holding a position with exactly one
+order per decision at the (SQLite-persisted) paper exchange, and refuses what needs Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import kill, run, spawn, wait_until
+from trader.config import load_settings
+from trader.core.market import Order
+from trader.core.phases import Phase
+from trader.ledger import LedgerStore
+from trader.legacy.store import read_state, state_path
+from trader.runtime.exchange import build_exchange
+
+pytestmark = pytest.mark.e2e
+
+SYMBOL = "SOL/USDT"
+LEGACY = {"FSM_MODE": "legacy"}
+
+
+def _config(tmp: Path) -> Path:
+    path = tmp / "cfg.toml"
+    path.write_text(f"""
+data_dir = "{tmp / "data"}"
+watchlist = ["{SYMBOL}"]
+fsm_enabled = false
+market_poll_interval_s = 0.2
+backfill_minutes = 0
+drop_trigger_pct = "0.15"
+anchor_mode = "peak"
+take_profit_pct = "0.15"
+stop_loss_pct = "0.3"
+trailing_enabled = false
+max_position_hold_minutes = "0.5"
+cooldown_minutes = "0.05"
+buy_order_timeout_seconds = 10
+sell_order_timeout_seconds = 5
+order_consistency_window_seconds = 3
+order_activity_timeout_seconds = 5
+
+[paper]
+seed = 11
+tick_ms = 250
+volatility_bps = "12"
+""")
+    return path
+
+
+def _orders(cfg: Path) -> list[Order]:
+    async def read() -> list[Order]:
+        exchange = build_exchange(load_settings(cfg))
+        try:
+            return exchange.all_orders()  # type: ignore[attr-defined,no-any-return]
+        finally:
+            await exchange.close()
+
+    return asyncio.run(read())
+
+
+def _placed_in_log(data: Path) -> list[tuple[str, str, str]]:
+    """(client id, side, decision id) of every order the engine decided and saw placed
+    (its phase events)."""
+    placed = []
+    for file in sorted((data / "logs").glob("*.jsonl")):
+        for line in file.read_text().splitlines():
+            e = json.loads(line)
+            if e["trigger"] == "order_placed":
+                side = "buy" if e["src"] == "place_buy" else "sell"
+                placed.append((e["client_order_id"], side, e["decision_id"]))
+    return placed
+
+
+def test_legacy_engine_trades_the_demo(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    log = tmp_path / "engine.log"
+    env = {**LEGACY, "DATA_DIR": str(data)}
+    proc = spawn("starter.py", "--config", "config/demo.toml", env=env, log=log)
+    ledger = data / "ledger.sqlite"
+    try:
+        trades = wait_until(
+            lambda: ledger.exists() and LedgerStore(ledger).trades(),
+            timeout=600,
+            interval=1.0,
+            what=f"a demo trade in the ledger ({log.read_text()[-500:]})",
+        )
+        status = run("starter.py", "--config", "config/demo.toml", "status", "--once",
+                     "--show-idle", env={**env, "COLUMNS": "200"})  # fmt: skip
+    finally:
+        kill(proc, signal.SIGINT)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert not (data / "temporal").exists()  # no Temporal server was started
+    [trade, *_] = trades
+    assert trade.sold_amount > 0 and trade.bought_amount > 0
+    assert status.returncode == 0, status.stderr
+    for symbol in ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"):
+        assert symbol in status.stdout
+    assert sum(status.stdout.count(p.value) for p in Phase) >= 4  # a phase on every row
+
+
+def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    data = tmp_path / "data"
+    log = tmp_path / "engine.log"
+    store = state_path(data)
+    # 1: the paper exchange accepts the buy, then "loses the answer" for 60 s: killed then.
+    p1 = spawn("starter.py", "--config", str(cfg), env={"PAPER__ACCEPT_THEN_HANG_S": "60"}, log=log)
+    procs = [p1]
+    try:
+        [buy] = wait_until(lambda: _orders(cfg), timeout=240, what="a buy at the exchange")
+        kill(p1)
+        saved = read_state(store)
+        assert saved.open_buy_orders[SYMBOL].client_order_id == buy.client_order_id
+        # 2: looks the buy up by its client id, never sends it again.
+        p2 = spawn("starter.py", "--config", str(cfg), log=log)
+        procs.append(p2)
+        held = wait_until(
+            lambda: read_state(store).held_assets.get(SYMBOL),
+            timeout=60,
+            what="the position after the first crash",
+        )
+        assert held.amount == buy.filled
+        assert [o.client_order_id for o in _orders(cfg)] == [buy.client_order_id]
+        # 3: killed while holding; the next process sells that position, once.
+        kill(p2)
+        assert read_state(store).held_assets[SYMBOL] == held
+        p3 = spawn("starter.py", "--config", str(cfg), log=log)
+        procs.append(p3)
+        ledger = data / "ledger.sqlite"
+        trades = wait_until(
+            lambda: ledger.exists() and LedgerStore(ledger).trades(),
+            timeout=120,
+            what="the trade to complete after the second crash",
+        )
+        kill(p3, signal.SIGINT)
+        assert p3.returncode == 0, log.read_text()[-2000:]
+    finally:
+        for p in procs:
+            kill(p)
+    orders = _orders(cfg)
+    placed = _placed_in_log(data)
+    print(f"orders at the exchange: {len(orders)}; orders decided (phase log): {len(placed)}")
+    # Exactly one order per decision: every order at the exchange was decided once.
+    assert sorted(o.client_order_id for o in orders) == sorted(c for c, _, _ in placed)
+    assert len({c for c, _, _ in placed}) == len(placed)
+    [trade] = [t for t in trades if t.trade_id == held.decision_id]
+    assert trade.bought_amount == buy.filled
+    its_sells = {c for c, side, d in placed if side == "sell" and d == held.decision_id}
+    sold = sum((o.filled for o in orders if o.client_order_id in its_sells), Decimal(0))
+    assert its_sells and trade.sold_amount == sold
+    assert read_state(store).coins[SYMBOL].totals.trades_closed >= 1
+
+
+@pytest.mark.parametrize("command", ["force-exit BTC/USDT", "stop", "reconcile", "stuck"])
+def test_temporal_commands_are_refused_cleanly(tmp_path: Path, command: str) -> None:
+    cfg = _config(tmp_path)
+    out = run("starter.py", "--config", str(cfg), *command.split(), timeout=30)
+    assert out.returncode == 2
+    assert f"`{command.split()[0]}` needs the Temporal workflows" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "data" / "temporal").exists()

@@ -1,0 +1,180 @@
+"""The legacy engine's per-symbol plumbing: transitions (saved, then published as phase
+events), exchange calls, orders placed once, and the trade's books."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from trader import contracts as c
+from trader.core import ids
+from trader.core.errors import REJECTION_TYPES, ErrorType, ExchangeError
+from trader.core.inventory import close_books, trade_pnl
+from trader.core.market import Order, OrderRequest, OrderSide, Ticker
+from trader.core.phases import SUCCESS_TRIGGERS, Trigger
+from trader.core.pnl import TradePnL
+from trader.core.rules import (
+    EntryRecheck,
+    ExitReason,
+    ExitRulesState,
+    exit_levels,
+)
+from trader.core.state import CoinState
+from trader.legacy.orders import place_once, retrying
+from trader.observe.events import transition_event
+
+if TYPE_CHECKING:
+    from trader.legacy.engine import LegacyEngine
+
+_POLL_S = 0.5
+
+
+class RunnerBase:
+    def __init__(self, engine: LegacyEngine, state: CoinState) -> None:
+        self.e, self.s, self.p = engine, state, engine.params
+        self._ticker: Ticker | None = None  # the entry's ticker (lost on restart: re-watch)
+        self._sma: Decimal | None = None
+        self._last_order: Order | None = None
+        self._max_hold_due = False
+        self._sell_offset: Decimal | None = None
+        self.wf_id = f"legacy:{state.exchange}:{ids.symbol_slug(state.symbol)}"
+
+    # --- plumbing --------------------------------------------------------------------------
+    def save(self) -> None:
+        self.e.store.save(self.s)
+
+    def transition(
+        self, trigger: Trigger, note: str = "", *, trade: tuple[str, TradePnL] | None = None
+    ) -> None:
+        s, since = self.s, self.s.phase_since
+        record = s.apply_transition(
+            trigger, now=time.time(), note=note, history_limit=self.p.phase_history_limit
+        )
+        if trigger in SUCCESS_TRIGGERS:
+            s.retry_count = 0
+        self.save()
+        self.e.sink.publish(
+            transition_event(
+                s,
+                record,
+                src_since=since,
+                trade=trade,
+                simulated=s.simulated,
+                workflow_id=self.wf_id,
+                run_id=f"{self.wf_id}:{s.lineage}",
+            )
+        )
+
+    async def call(self, fn: Callable[[], Awaitable[Order]]) -> Order:
+        return await retrying(self.p, fn)
+
+    def see(self, ticker: Ticker) -> None:
+        self.s.current_price, self.s.bid = ticker.last, ticker.bid
+
+    def abandon_entry(
+        self, trigger: Trigger, note: str, *, keep_drop: EntryRecheck = EntryRecheck.NONE
+    ) -> None:
+        """Back to IDLE without a trade (as ``EntryPhases._abandon_entry``): a blocked drop
+        stands; anything else needs a fresh drop from the current price."""
+        s = self.s
+        s.clear_trade()
+        if keep_drop:
+            s.entry_watch.recheck = keep_drop
+            note = f"{note}; the drop stands"
+        else:
+            s.entry_watch.anchor = s.current_price
+            s.entry_watch.window = []
+        self._ticker = None
+        self.transition(trigger, note)
+
+    async def _place(
+        self, request: OrderRequest, offset: Decimal | None, *, resumed: bool
+    ) -> Order | None:
+        """The order placed (or found); None after a rejection was handled."""
+        s = self.s
+        attempts = {"n": 0}
+
+        async def attempt() -> Order:
+            attempts["n"] += 1
+            return await place_once(
+                self.e.exchange,
+                self.e.hub,
+                self.p,
+                request=request,
+                limit_offset_bps=offset,
+                placed_ts=s.trade.order.placed_ts,
+                resumed=resumed or attempts["n"] > 1,
+            )
+
+        try:
+            return await self.call(attempt)
+        except ExchangeError as exc:
+            if exc.error_type not in REJECTION_TYPES:
+                raise  # outcome unknown: ERROR reconciles by the client order id
+            s.last_error = str(exc)
+            if request.side is OrderSide.BUY:
+                self.abandon_entry(Trigger.ORDER_REJECTED, f"buy rejected: {exc}")
+                return None
+            s.trade.sell_attempt += 1
+            s.trade.order.client_order_id = None  # refused: never placed
+            if (
+                exc.error_type is ErrorType.INVALID_ORDER
+                and s.trade.sell_rejections < self.p.fsm_max_retries
+            ):
+                s.trade.sell_rejections += 1
+                self.transition(Trigger.ORDER_REJECTED, f"sell rejected: {exc}")
+            else:
+                self.transition(Trigger.FAILED, f"sell failed: {exc}")
+            return None
+
+    async def _settle(
+        self, timeout_s: float, *, until: Callable[[], bool] = lambda: False
+    ) -> Order:
+        """The current order in a final state: polled until the phase timeout, then cancelled."""
+        s = self.s
+        coid = s.trade.order.client_order_id or ""
+        placed, self._last_order = self._last_order, None
+        if placed is not None and placed.is_final:
+            return placed
+        deadline = s.trade.order.placed_ts + timeout_s
+        while time.time() < deadline and not until():
+            order = await self.call(lambda: self.e.exchange.fetch_order(s.symbol, coid))
+            if order.is_final:
+                return order
+            await asyncio.sleep(_POLL_S)
+        return await self.call(lambda: self.e.exchange.cancel_order(s.symbol, coid))
+
+    def _open(self) -> None:
+        s = self.s
+        s.trade.entry_ts = time.time()
+        s.trade.exits = ExitRulesState.opened(s.trade.entry_price)
+        s.trade.tp_px, s.trade.sl_px = exit_levels(s.trade.entry_price, self.p)
+
+    def _enter_position(self, order: Order) -> None:
+        s = self.s
+        self._open()
+        s.current_price = s.trade.entry_price
+        trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
+        self.transition(trigger, f"bought {s.trade.amount} @ {s.trade.entry_price}")
+
+    async def _book(self, *, closes_trade: bool = True) -> tuple[str, TradePnL]:
+        """Record the trade (idempotent on its id) and move its totals into the state."""
+        s = self.s
+        pnl = trade_pnl(s)
+        trade_id = s.trade.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
+        record = c.TradeRecord.closing(
+            s, pnl, trade_id=trade_id, closed_ts=time.time(), simulated=s.simulated
+        )
+        await asyncio.to_thread(self.e.ledger.record_trade, record)
+        close_books(s, pnl, closes_trade=closes_trade)
+        return trade_id, pnl
+
+    async def _book_unsellable(self) -> None:
+        s = self.s
+        s.trade.exit_reason = s.trade.exit_reason or ExitReason.UNSELLABLE
+        entered = s.trade.entry_ts > 0
+        s.trade.entry_ts = s.trade.entry_ts or time.time()
+        await self._book(closes_trade=entered)

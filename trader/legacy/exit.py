@@ -1,0 +1,194 @@
+"""The legacy engine's exit phases: POSITION, EXIT_EVAL, PLACE_SELL, WAIT_SELL_FILL,
+POST_TRADE, COOLDOWN (the decisions of ``workflows/exit_phases.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+from trader.core import ids
+from trader.core.fills import apply_fill, start_order
+from trader.core.market import OrderRequest, OrderSide, OrderType
+from trader.core.market import TimeInForce as Tif
+from trader.core.phases import Trigger
+from trader.core.rules import (
+    EntryRecheck,
+    ExitReason,
+    evaluate_exit,
+    update_exit_rules,
+)
+from trader.core.selling import exit_complete, plan_sell
+from trader.legacy.base import RunnerBase
+from trader.legacy.orders import retrying
+
+
+class ExitPhases(RunnerBase):
+    # --- exit ------------------------------------------------------------------------------
+    async def position(self) -> None:
+        s, p = self.s, self.p
+        if s.trade.force_exit_reason is not None:
+            s.trade.exit_reason = ExitReason.FORCE_EXIT
+            self.transition(Trigger.FORCE_EXIT, f"force exit: {s.trade.force_exit_reason}")
+            return
+        if s.trade.exit_reason:  # decided before (its sell failed, then ERROR): it stands
+            self.transition(Trigger.EXIT_CHECK, f"standing exit: {s.trade.exit_reason}")
+            return
+        hold_left = None
+        if p.max_hold_minutes > 0:
+            hold_left = max(s.trade.entry_ts + float(p.max_hold_minutes) * 60 - time.time(), 0.001)
+        try:
+            detail = await asyncio.wait_for(self._watch_exit(), timeout=hold_left)
+        except TimeoutError:
+            self._max_hold_due = True
+            detail = "max hold time reached"
+        self.transition(Trigger.EXIT_CHECK, detail)
+
+    async def _watch_exit(self) -> str:
+        s, p = self.s, self.p
+        checkpoint = time.monotonic() + p.watch_checkpoint_seconds
+        async with self.e.hub.subscription(s.symbol) as stream:
+            async for ticker in stream:
+                self.see(ticker)
+                s.trade.exits = update_exit_rules(
+                    s.trade.exits, ticker.last, s.trade.entry_price, p
+                )
+                decision = evaluate_exit(
+                    price=ticker.last,
+                    entry_price=s.trade.entry_price,
+                    rules=s.trade.exits,
+                    entry_ts=s.trade.entry_ts,
+                    now=ticker.ts_ms / 1000,
+                    params=p,
+                )
+                if decision.exit or s.trade.force_exit_reason is not None:
+                    return decision.detail
+                if time.monotonic() >= checkpoint:
+                    self.save()
+                    checkpoint = time.monotonic() + p.watch_checkpoint_seconds
+        raise RuntimeError("market stream ended")  # the hub's stream is endless
+
+    async def exit_eval(self) -> None:
+        s = self.s
+        if s.trade.force_exit_reason is not None:
+            s.trade.exit_reason = ExitReason.FORCE_EXIT
+            self.transition(Trigger.FORCE_EXIT, f"force exit: {s.trade.force_exit_reason}")
+            return
+        decision = evaluate_exit(
+            price=s.current_price,
+            entry_price=s.trade.entry_price,
+            rules=s.trade.exits,
+            entry_ts=s.trade.entry_ts,
+            now=time.time(),
+            params=self.p,
+        )
+        if decision.exit and decision.reason is not None:
+            s.trade.exit_reason = decision.reason
+            self.transition(Trigger.EXIT_TRIGGERED, decision.detail)
+        elif self._max_hold_due:
+            s.trade.exit_reason = ExitReason.MAX_HOLD
+            self.transition(Trigger.EXIT_TRIGGERED, "max hold time reached")
+        elif s.trade.exit_reason:
+            self.transition(Trigger.EXIT_TRIGGERED, f"retrying {s.trade.exit_reason} sell")
+        else:
+            self.transition(Trigger.HOLD, decision.detail)
+        self._max_hold_due = False
+
+    async def place_sell(self) -> None:
+        s, p, market = self.s, self.p, self.s.market
+        assert market is not None
+        resumed = (
+            bool(s.trade.order.client_order_id)
+            and s.trade.order.order_id is None
+            and s.trade.order.side is OrderSide.SELL
+        )
+        if not resumed:
+            balances = await retrying(p, self.e.exchange.fetch_balances)
+            self.see(await retrying(p, lambda: self.e.hub.ticker(s.symbol)))
+            held = balances.get(market.base)
+            free = held.free if held else Decimal(0)
+            left = s.trade.amount - s.trade.written_off
+            plan = plan_sell(
+                remaining=s.remaining,
+                free=free,
+                total=held.total if held else Decimal(0),
+                bid=s.bid,
+                market=market,
+                attempt=s.trade.sell_attempt,
+                ladder=p.sell_ladder_bps,
+                finish=left > 0 and s.trade.sold_amount >= left * p.sell_fill_threshold,
+            )
+            if plan.gone > 0:  # the account does not hold it: closed at zero proceeds
+                s.trade.written_off += min(plan.gone, s.remaining)
+                s.note = f"shortfall: {plan.gone} {market.base} not on the account, written off"
+            if plan.blocked:
+                s.last_error = f"sell blocked: {plan.detail}"
+                self.transition(Trigger.FAILED, s.last_error)
+                return
+            if plan.amount <= 0:
+                self.transition(Trigger.DUST_REMAINDER, f"nothing more to sell: {plan.detail}")
+                return
+            s.order_seq += 1
+            coid = ids.client_order_id(self.wf_id, s.lineage, s.order_seq)
+            start_order(
+                s, client_order_id=coid, side=OrderSide.SELL, amount=plan.amount, now=time.time()
+            )
+            self._sell_offset = plan.offset_bps
+            self.save()  # committed before the order is sent
+        offset = self._sell_offset
+        if resumed:  # the plan is gone with the process: the ladder step of this attempt
+            ladder = p.sell_ladder_bps
+            offset = ladder[s.trade.sell_attempt] if s.trade.sell_attempt < len(ladder) else None
+        request = OrderRequest(
+            symbol=s.symbol,
+            side=OrderSide.SELL,
+            amount=s.trade.order.amount,
+            client_order_id=s.trade.order.client_order_id or "",
+            type=OrderType.MARKET if offset is None else OrderType.LIMIT,
+            time_in_force=Tif.IOC,
+        )
+        order = await self._place(request, offset, resumed=resumed)
+        if order is None:
+            return
+        s.trade.order.order_id = order.id
+        s.trade.sell_rejections = 0
+        self._last_order = order
+        self.transition(Trigger.ORDER_PLACED, f"sell {order.amount} @ {order.price or 'market'}")
+
+    async def wait_sell_fill(self) -> None:
+        s = self.s
+        assert s.market is not None
+        order = await self._settle(self.p.sell_order_timeout_seconds)
+        filled = apply_fill(s, order)
+        if exit_complete(s.remaining, max(order.average or s.bid, s.bid), s.market):
+            self.transition(Trigger.FILLED, f"sold {s.trade.sold_amount}/{s.trade.amount}")
+            return
+        s.trade.sell_attempt += 1
+        if filled > 0:
+            self.transition(
+                Trigger.PARTIAL_FILL,
+                f"sold {s.trade.sold_amount}/{s.trade.amount}; selling the rest",
+            )
+        else:
+            self.transition(Trigger.TIMEOUT, "sell not filled; next ladder step")
+
+    async def post_trade(self) -> None:
+        s = self.s
+        trade_id, pnl = await self._book()
+        s.cooldown_until = time.time() + float(self.p.cooldown_minutes) * 60
+        reason = s.trade.exit_reason
+        s.clear_trade()  # frees the trade slot
+        self.transition(
+            Trigger.RECORDED,
+            f"{reason}: net {pnl.net:.8f} ({pnl.pct:+.3f}%)",
+            trade=(trade_id, pnl),
+        )
+
+    async def cooldown(self) -> None:
+        s = self.s
+        await asyncio.sleep(max(s.cooldown_until - time.time(), 0))
+        if not self.p.use_drop_anchor:
+            s.entry_watch.anchor = Decimal(0)
+            s.entry_watch.window = []
+        s.entry_watch.recheck = EntryRecheck.NONE
+        self.transition(Trigger.EXPIRED, "cooldown over")

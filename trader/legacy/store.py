@@ -1,0 +1,198 @@
+"""The legacy engine's state in SQLite: written (and committed) before every order is sent.
+
+One table, ``legacy_symbols``, one row per symbol (readable by any process, e.g. the hybrid
+validator, through ``read_state``):
+
+=================  ======  ===============================================================
+column             type    meaning
+=================  ======  ===============================================================
+symbol             TEXT    ``BTC/USDT`` (primary key)
+exchange           TEXT    exchange id
+phase              TEXT    the ``Phase`` value the symbol is in
+phase_since        REAL    epoch seconds of its last transition
+position           TEXT    base amount held (Decimal as text)
+client_order_id    TEXT    the order in flight, or NULL
+state              TEXT    the full ``CoinState`` as JSON (the source of truth)
+updated_ts         REAL    epoch seconds of the write
+=================  ======  ===============================================================
+
+The seed's ``TradingEngine`` kept its state in three dicts; ``LegacySnapshot`` derives them
+from the rows (``held_assets``, ``open_buy_orders``, ``pending_exits``), so they can never
+disagree with the ``CoinState`` the pure core reads and writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from trader.core.market import OrderSide
+from trader.core.phases import HOLDING_PHASES, Phase
+from trader.core.state import CoinState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS legacy_symbols (
+    symbol TEXT PRIMARY KEY,
+    exchange TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    phase_since REAL NOT NULL,
+    position TEXT NOT NULL,
+    client_order_id TEXT,
+    state TEXT NOT NULL,
+    updated_ts REAL NOT NULL
+);
+"""
+
+STATE_FILE = "legacy_state.sqlite"
+"""The store's file name under the data dir."""
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / STATE_FILE
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class HeldAsset(_Row):
+    """A position held (the seed's ``held_assets[symbol]``)."""
+
+    amount: Decimal
+    """Base still held by the trade (neither sold nor written off)."""
+    entry_price: Decimal
+    entry_ts: float
+    decision_id: str | None
+
+
+class OpenBuyOrder(_Row):
+    """A buy sent or about to be sent (the seed's ``open_buy_orders[symbol]``)."""
+
+    client_order_id: str
+    amount: Decimal
+    placed_ts: float
+
+
+class PendingExit(_Row):
+    """An exit decided and not finished (the seed's ``pending_exits[symbol]``)."""
+
+    reason: str
+    client_order_id: str | None
+    sell_attempt: int
+
+
+@dataclass(frozen=True)
+class LegacySnapshot:
+    """Every symbol's persisted state, and the seed's three dicts derived from it."""
+
+    coins: dict[str, CoinState] = field(default_factory=dict)
+
+    @property
+    def held_assets(self) -> dict[str, HeldAsset]:
+        return {
+            sym: HeldAsset(
+                amount=s.remaining,
+                entry_price=s.trade.entry_price,
+                entry_ts=s.trade.entry_ts,
+                decision_id=s.trade.decision_id,
+            )
+            for sym, s in self.coins.items()
+            if s.holds_position and (s.phase in HOLDING_PHASES or s.phase is Phase.ERROR)
+        }
+
+    @property
+    def open_buy_orders(self) -> dict[str, OpenBuyOrder]:
+        return {
+            sym: OpenBuyOrder(
+                client_order_id=s.trade.order.client_order_id,
+                amount=s.trade.order.amount,
+                placed_ts=s.trade.order.placed_ts,
+            )
+            for sym, s in self.coins.items()
+            if s.trade.order.client_order_id
+            and s.trade.order.side is OrderSide.BUY
+            and s.phase in (Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.ERROR)
+            and s.trade.entry_ts == 0
+        }
+
+    @property
+    def pending_exits(self) -> dict[str, PendingExit]:
+        return {
+            sym: PendingExit(
+                reason=str(s.trade.exit_reason),
+                client_order_id=s.trade.order.client_order_id
+                if s.trade.order.side is OrderSide.SELL
+                else None,
+                sell_attempt=s.trade.sell_attempt,
+            )
+            for sym, s in self.coins.items()
+            if s.trade.exit_reason is not None and s.holds_position
+        }
+
+
+class StateStore:
+    """The engine's own connection: ``save`` commits before it returns (WAL, full sync), so
+    a state saved before an order is sent survives a SIGKILL right after the send."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def save(self, s: CoinState) -> None:
+        self._db.execute(
+            "INSERT INTO legacy_symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) "
+            "DO UPDATE SET exchange=excluded.exchange, phase=excluded.phase, "
+            "phase_since=excluded.phase_since, position=excluded.position, "
+            "client_order_id=excluded.client_order_id, state=excluded.state, "
+            "updated_ts=excluded.updated_ts",
+            (
+                s.symbol,
+                s.exchange,
+                s.phase.value,
+                s.phase_since,
+                str(s.remaining if s.holds_position else Decimal(0)),
+                s.trade.order.client_order_id,
+                s.model_dump_json(),
+                time.time(),
+            ),
+        )
+
+    def load(self) -> dict[str, CoinState]:
+        return _load(self._db, self.path)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _load(db: sqlite3.Connection, path: Path) -> dict[str, CoinState]:
+    coins = {}
+    for symbol, text in db.execute("SELECT symbol, state FROM legacy_symbols ORDER BY symbol"):
+        try:
+            coins[symbol] = CoinState.model_validate_json(text)
+        except ValueError as exc:
+            raise ValueError(f"{path}: unreadable state of {symbol}: {exc}") from None
+    return coins
+
+
+def read_state(path: Path) -> LegacySnapshot:
+    """The persisted state, read by any process (read-only; an absent file is empty)."""
+    if not path.exists():
+        return LegacySnapshot()
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return LegacySnapshot(coins=_load(db, path))
+    except sqlite3.OperationalError as exc:  # e.g. the table is not created yet
+        if "no such table" in str(exc):
+            return LegacySnapshot()
+        raise
+    finally:
+        db.close()

@@ -1,0 +1,91 @@
+"""One symbol of the legacy engine: the 12 phases as plain asyncio code over the pure core.
+
+The decisions are the workflows' (``workflows/entry_phases.py``, ``exit_phases.py``,
+``recovery.py``), made by the same ``trader.core`` functions; only the plumbing differs: the
+state is saved to SQLite (``StateStore``) on every transition and before every order is
+sent, and a restart resumes the symbol in its saved phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from trader.core.errors import BadSymbol, ExchangeError
+from trader.core.fills import apply_fill, recovery_trigger
+from trader.core.inventory import join_inventory
+from trader.core.market import OrderSide, OrderStatus
+from trader.core.params import backoff_seconds
+from trader.core.phases import Phase, Trigger
+from trader.legacy.entry import EntryPhases
+from trader.legacy.exit import ExitPhases
+from trader.legacy.orders import find_order
+
+
+class SymbolRunner(EntryPhases, ExitPhases):
+    """One symbol: its phase handlers in a loop, ERROR's recovery here."""
+
+    async def run(self) -> None:
+        handlers = {
+            Phase.WARMUP: self.warmup,
+            Phase.IDLE: self.idle,
+            Phase.ENTRY_EVAL: self.entry_eval,
+            Phase.PLACE_BUY: self.place_buy,
+            Phase.WAIT_FILL: self.wait_fill,
+            Phase.POSITION: self.position,
+            Phase.EXIT_EVAL: self.exit_eval,
+            Phase.PLACE_SELL: self.place_sell,
+            Phase.WAIT_SELL_FILL: self.wait_sell_fill,
+            Phase.POST_TRADE: self.post_trade,
+            Phase.COOLDOWN: self.cooldown,
+            Phase.ERROR: self.error,
+        }
+        while True:
+            try:
+                await handlers[self.s.phase]()
+            except BadSymbol:
+                raise  # a configuration error: nothing is held yet, fail loudly
+            except ExchangeError as exc:  # retries exhausted or refused: back off, reconcile
+                self.s.last_error = str(exc) or type(exc).__name__
+                self.transition(Trigger.FAILED, f"{self.s.phase.value} failed: {self.s.last_error}")
+
+    # --- error -----------------------------------------------------------------------------
+    async def error(self) -> None:
+        """Back off (doubling), then reconcile with the exchange by the client order id and
+        resume where the exchange says (as ``workflows/recovery.py``)."""
+        s, p = self.s, self.p
+        s.error_count += 1
+        s.retry_count += 1
+        self.save()
+        await asyncio.sleep(backoff_seconds(s.retry_count, p))
+        if s.market is None:
+            self.transition(Trigger.RETRY_WARMUP, "retrying warm-up")
+            return
+        coid = s.trade.order.client_order_id
+        order = await find_order(self.e.exchange, s.symbol, coid) if coid else None
+        if order is None and coid:  # not found is no proof until the window has passed
+            wait = s.trade.order.placed_ts + p.order_consistency_window_seconds - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                order = await find_order(self.e.exchange, s.symbol, coid)
+        self.see(await self.e.hub.ticker(s.symbol))
+        if order is not None and order.status is not OrderStatus.OPEN:
+            apply_fill(s, order)
+        if s.trade.order.side is OrderSide.BUY and s.trade.entry_ts == 0 and s.trade.amount > 0:
+            join_inventory(s)
+        trigger = recovery_trigger(
+            s, order, s.market, s.bid, p.sell_fill_threshold, sell_remainder=True
+        )
+        note = f"reconciled: {trigger.value}"
+        if trigger is Trigger.RECOVERED_FLAT:
+            if s.trade.order.side is OrderSide.BUY:
+                s.entry_watch.anchor = s.current_price
+                s.entry_watch.window = []
+            if s.trade.amount > 0:
+                await self._book_unsellable()
+            s.clear_trade()
+        elif trigger is Trigger.RECOVERED_POSITION and s.trade.entry_ts == 0:
+            self._open()
+        elif trigger in (Trigger.RECOVERED_BUY_OPEN, Trigger.RECOVERED_SELL_OPEN):
+            self._last_order = order
+        self.transition(trigger, note)
