@@ -25,7 +25,6 @@ import heapq
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +36,7 @@ from trader.core.params import AnchorMode
 from trader.core.rules import EntryRecheck, update_exit_rules
 
 _REL = 1e-9
-FIRST_CHUNK = 32
+FIRST_CHUNK = 256
 MAX_CHUNK = 1 << 20
 F64 = npt.NDArray[np.float64]
 
@@ -59,109 +58,193 @@ def _first(mask: npt.NDArray[np.bool_]) -> int:
     return i if mask[i] else -1
 
 
-def _entry_hits(sim: SymbolSim, j: int, e: int) -> int:
-    """First candle in [j, e) whose low may reach the drop trigger, relative to j."""
-    s, w = sim.series, sim.watch
-    anchor = int(w.anchor / s.market.price_tick)
-    factor = (1 - float(sim.cfg.params.drop_trigger_pct) / 100) * (1 + _REL)
-    if sim.cfg.params.anchor_mode is AnchorMode.PEAK:
-        # The anchor within a candle may already be its own high (conservative).
-        anchors = np.maximum.accumulate(np.maximum(s.high[j:e], anchor))
-        return _first(s.low[j:e] <= anchors * factor + 1)
-    return _first(s.low[j:e] <= anchor * factor + 1)
+@dataclass(frozen=True)
+class _Levels:
+    """A position's exit levels in float ticks, widened by the safety margin (scan only)."""
 
+    sl: float
+    """A price at or below this may hit the stop-loss (-inf: off)."""
+    tp: float
+    """At or above this may hit the take-profit (inf: off)."""
+    armed_at: float
+    """A peak at or above this may arm the trailing stop (inf: off)."""
+    keep: float
+    """1 - trailing distance."""
+    due_ms: int
+    """A point at or after this may be past the max hold (max int: off)."""
 
-def _exit_hits(sim: SymbolSim, j: int, e: int) -> int:
-    """First candle in [j, e) on which an exit rule may fire, relative to j."""
-    s, p, pos = sim.series, sim.cfg.params, sim.position
-    assert pos is not None
-    tick = s.market.price_tick
-    entry = float(pos.entry_price / tick)
-    low, high = s.low[j:e], s.high[j:e]
-    hit = np.zeros(e - j, dtype=np.bool_)
-    if p.stop_loss_pct:
-        hit |= low <= entry * (1 - float(p.stop_loss_pct) / 100) * (1 + _REL) + 1
-    if p.take_profit_pct:
-        hit |= high >= entry * (1 + float(p.take_profit_pct) / 100) * (1 - _REL) - 1
-    trigger = float(pos.rules.trailing.trigger / tick)
-    if p.trailing_enabled:
-        peaks: F64 = np.maximum.accumulate(
-            np.maximum(high, float(pos.rules.trailing.peak / tick))
-        ).astype(np.float64)
-        armed = peaks >= entry * (1 + float(p.trailing_activation_pct) / 100) * (1 - _REL) - 1
-        levels = np.where(armed, peaks * (1 - float(p.trailing_distance_pct) / 100), 0.0)
-        hit |= low <= np.maximum(levels, trigger) * (1 + _REL) + 1
-    elif trigger > 0:
-        hit |= low <= trigger * (1 + _REL) + 1
-    if p.max_hold_minutes > 0:
-        due = pos.entry_ms + int(p.max_hold_minutes * 60_000) - 1000
-        hit |= s.ts[j:e] + (s.step_ms - 1) >= due
-    return _first(hit)
-
-
-def _carry(sim: SymbolSim, j: int, c: int) -> None:
-    """Carry the state exactly over candles [j, c), on which no rule fires."""
-    if c <= j:
-        return
-    s = sim.series
-    top = s.price(int(s.high[j:c].max()))
-    if sim.position is not None:
-        pos = sim.position
-        pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, sim.cfg.params)
-        return
-    w = sim.watch
-    if sim.cfg.params.anchor_mode is AnchorMode.PEAK:
-        w.anchor = max(w.anchor, top)
-    w.recheck = EntryRecheck.NONE  # a point where the drop did not hold ends the episode
+    @classmethod
+    def of(cls, sim: SymbolSim) -> _Levels:
+        p, pos = sim.cfg.params, sim.position
+        assert pos is not None
+        entry = float(pos.entry_price / sim.series.market.price_tick)
+        inf = float("inf")
+        return cls(
+            sl=entry * (1 - float(p.stop_loss_pct) / 100) * (1 + _REL) if p.stop_loss_pct else -inf,
+            tp=entry * (1 + float(p.take_profit_pct) / 100) * (1 - _REL)
+            if p.take_profit_pct
+            else inf,
+            armed_at=entry * (1 + float(p.trailing_activation_pct) / 100) * (1 - _REL)
+            if p.trailing_enabled
+            else inf,
+            keep=1 - float(p.trailing_distance_pct) / 100,
+            due_ms=pos.entry_ms + int(p.max_hold_minutes * 60_000) - 1000
+            if p.max_hold_minutes > 0
+            else 2**62,
+        )
 
 
 class _Cursor:
-    """One symbol's next exact point (candle ``i``, point ``k``)."""
+    """One symbol's next exact point (candle ``i``, point ``k``).
+
+    ``pending`` is the highest price (ticks) of the points skipped since the last exact
+    one (0: none): the exact state is carried over them lazily, in one step, right before
+    the next exact point (``flush``). Every float value below is scan-only.
+    """
 
     def __init__(self, sim: SymbolSim, stats: ScanStats) -> None:
         self.sim, self.stats = sim, stats
         self.i, self.k = 0, 0
         self.chunk = FIRST_CHUNK
+        self.pending = 0
+        self.in_candle = False  # candle ``i`` is a candidate: walk its points
+        self.peak_mode = sim.cfg.params.anchor_mode is AnchorMode.PEAK
+        self.scanned = sim.cfg.params.anchor_mode is not AnchorMode.WINDOW
+        self.tick = sim.series.market.price_tick
+        self.factor = (1 - float(sim.cfg.params.drop_trigger_pct) / 100) * (1 + _REL)
+        self._levels: tuple[object, _Levels] | None = None
 
-    def next_point(self) -> tuple[int, int] | None:
-        """Advance to the next point that must be evaluated exactly (None: data done)."""
+    # --- the exact state, carried ---------------------------------------------------------
+    def flush(self) -> None:
+        """Carry the exact state over the skipped points (no rule fired on any of them)."""
+        if not self.pending:
+            return
+        sim, top = self.sim, self.sim.series.price(self.pending)
+        self.pending = 0
+        if sim.position is not None:
+            pos = sim.position
+            # One step with the highest price = the steps one by one: the peak is a max and
+            # the trailing trigger is monotone in it.
+            pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, sim.cfg.params)
+            return
+        w = sim.watch
+        if self.peak_mode:  # (a FIXED anchor is set before any point is skipped)
+            w.anchor = max(w.anchor, top)
+        w.recheck = EntryRecheck.NONE  # a point where the drop did not hold ends the episode
+
+    def _anchor(self) -> float:
+        """The anchor with the skipped points, in ticks (0: unset)."""
+        a = float(self.sim.watch.anchor / self.tick)
+        return max(a, self.pending) if self.peak_mode else a
+
+    def _exit(self) -> tuple[_Levels, float, float]:
+        """(levels, peak, trailing trigger) in float ticks, the skipped points included."""
+        pos = self.sim.position
+        assert pos is not None
+        if self._levels is None or self._levels[0] is not pos:
+            self._levels = (pos, _Levels.of(self.sim))
+        levels = self._levels[1]
+        peak = max(float(pos.rules.trailing.peak / self.tick), self.pending)
+        trigger = float(pos.rules.trailing.trigger / self.tick)
+        if peak >= levels.armed_at:
+            trigger = max(trigger, peak * levels.keep)
+        return levels, peak, trigger
+
+    # --- one point: may a rule fire? ------------------------------------------------------
+    def _may_fire(self, t_ms: int, ticks: int) -> bool:
+        sim = self.sim
+        if sim.position is None:
+            if not self.scanned or (not self.peak_mode and sim.watch.anchor <= 0):
+                return True  # the window anchor, or a FIXED anchor still to be set
+            anchor = max(self._anchor(), ticks) if self.peak_mode else self._anchor()
+            return ticks <= anchor * self.factor
+        levels, peak, trigger = self._exit()
+        if max(peak, ticks) >= levels.armed_at:
+            trigger = max(trigger, max(peak, ticks) * levels.keep)
+        return (
+            ticks <= levels.sl
+            or ticks >= levels.tp
+            or ticks <= trigger * (1 + _REL)
+            or t_ms >= levels.due_ms
+        )
+
+    # --- a stretch of candles: the first that may fire ------------------------------------
+    def _entry_hits(self, j: int, e: int) -> int:
+        s = self.sim.series
+        if self.peak_mode:
+            # Within a candle the anchor may already be its own high (conservative).
+            anchors = np.maximum.accumulate(np.maximum(s.high[j:e], self._anchor()))
+            return _first(s.low[j:e] <= anchors * self.factor)
+        return _first(s.low[j:e] <= self._anchor() * self.factor)
+
+    def _exit_hits(self, j: int, e: int) -> int:
+        s = self.sim.series
+        levels, peak, trigger = self._exit()
+        low, high = s.low[j:e], s.high[j:e]
+        hit = (low <= levels.sl) | (high >= levels.tp)
+        if levels.armed_at < float("inf"):
+            peaks: F64 = np.maximum.accumulate(np.maximum(high, peak)).astype(np.float64)
+            trail = np.where(peaks >= levels.armed_at, peaks * levels.keep, 0.0)
+            hit |= low <= np.maximum(trail, trigger) * (1 + _REL)
+        elif trigger > 0:
+            hit |= low <= trigger * (1 + _REL)
+        hit |= s.ts[j:e] + (s.step_ms - 1) >= levels.due_ms
+        return _first(hit)
+
+    def _scan(self) -> bool:
+        """Move ``i`` to the next candle that may fire (False: none is left)."""
         sim, s = self.sim, self.sim.series
-        if self.k >= POINTS:
-            self.i, self.k = self.i + 1, 0
-        if self.i >= len(s):
-            return None
-        if self.k > 0:
-            return self.i, self.k
         if sim.position is None and sim.cooldown_until_ms > int(s.ts[self.i]) + s.step_ms - 1:
-            # Nothing happens before the cooldown's end; the candle it ends in is exact
-            # (its first point after the end sets a fresh anchor).
-            ends = s.ts + (s.step_ms - 1)
-            self.i = int(ends.searchsorted(sim.cooldown_until_ms, side="left"))
+            # Nothing is seen before the cooldown's end: skip to the candle it ends in.
+            first_ts = sim.cooldown_until_ms - (s.step_ms - 1)
+            self.i = int(s.ts.searchsorted(first_ts, side="left"))
             self.chunk = FIRST_CHUNK
-            return (self.i, 0) if self.i < len(s) else None
-        if not self._scannable():
-            return self.i, 0
+            return self.i < len(s)
+        if not self.scanned and sim.position is None:
+            return True
+        if sim.position is None and self._anchor() <= 0:
+            return True  # a fresh anchor: its candle is walked point by point
         j = self.i
         while j < len(s):
             e = min(j + self.chunk, len(s))
             self.stats.scans += 1
             self.stats.scanned_candles += e - j
-            rel = _exit_hits(sim, j, e) if sim.position is not None else _entry_hits(sim, j, e)
+            rel = self._exit_hits(j, e) if sim.position is not None else self._entry_hits(j, e)
             if rel >= 0:
-                _carry(sim, self.i, j + rel)
+                self._skip(j, j + rel)
                 self.i, self.chunk = j + rel, FIRST_CHUNK
-                return self.i, 0
-            _carry(sim, self.i, e)  # keep the carried state in step with the scan
+                return True
+            self._skip(j, e)
             self.i = j = e
             self.chunk = min(self.chunk * 2, MAX_CHUNK)
-        return None
+        return False
 
-    def _scannable(self) -> bool:
-        sim = self.sim
-        if sim.cfg.params.anchor_mode is AnchorMode.WINDOW and sim.position is None:
-            return False
-        # An unset anchor is taken from the next point: that point is evaluated exactly.
-        return sim.position is not None or sim.watch.anchor > Decimal(0)
+    def _skip(self, j: int, c: int) -> None:
+        if c > j:
+            self.pending = max(self.pending, int(self.sim.series.high[j:c].max()))
+
+    def next_point(self) -> tuple[int, int] | None:
+        """Advance to the next point that must be evaluated exactly (None: data done);
+        the state is carried exactly up to it."""
+        sim, s = self.sim, self.sim.series
+        while True:
+            if self.k >= POINTS:
+                self.i, self.k, self.in_candle = self.i + 1, 0, False
+            if self.i >= len(s):
+                return None
+            if not self.in_candle:
+                if not self._scan():
+                    return None
+                self.in_candle = True
+            t_ms, ticks = point(s, self.i, self.k)
+            if sim.position is None and t_ms < sim.cooldown_until_ms:
+                self.k += 1  # not seen at all (cooling down)
+            elif self._may_fire(t_ms, ticks):
+                self.flush()
+                return self.i, self.k
+            else:
+                self.pending = max(self.pending, ticks)
+                self.k += 1
 
 
 def run_fast(
