@@ -36,7 +36,7 @@ from trader.core.params import AnchorMode
 from trader.core.rules import EntryRecheck, update_exit_rules
 
 _REL = 1e-9
-FIRST_CHUNK = 256
+FIRST_CHUNK = 512
 MAX_CHUNK = 1 << 20
 F64 = npt.NDArray[np.float64]
 
@@ -107,12 +107,14 @@ class _Cursor:
         self.i, self.k = 0, 0
         self.chunk = FIRST_CHUNK
         self.pending = 0
+        self.n = len(sim.series)
         self.in_candle = False  # candle ``i`` is a candidate: walk its points
         self.peak_mode = sim.cfg.params.anchor_mode is AnchorMode.PEAK
         self.scanned = sim.cfg.params.anchor_mode is not AnchorMode.WINDOW
         self.tick = sim.series.market.price_tick
         self.factor = (1 - float(sim.cfg.params.drop_trigger_pct) / 100) * (1 + _REL)
         self._levels: tuple[object, _Levels] | None = None
+        self._rules: tuple[object, float, float] | None = None
 
     # --- the exact state, carried ---------------------------------------------------------
     def flush(self) -> None:
@@ -144,8 +146,14 @@ class _Cursor:
         if self._levels is None or self._levels[0] is not pos:
             self._levels = (pos, _Levels.of(self.sim))
         levels = self._levels[1]
-        peak = max(float(pos.rules.trailing.peak / self.tick), self.pending)
-        trigger = float(pos.rules.trailing.trigger / self.tick)
+        if self._rules is None or self._rules[0] is not pos.rules:
+            trailing = pos.rules.trailing
+            self._rules = (
+                pos.rules,
+                float(trailing.peak / self.tick),
+                float(trailing.trigger / self.tick),
+            )
+        peak, trigger = max(self._rules[1], self.pending), self._rules[2]
         if peak >= levels.armed_at:
             trigger = max(trigger, peak * levels.keep)
         return levels, peak, trigger
@@ -199,14 +207,18 @@ class _Cursor:
             first_ts = sim.cooldown_until_ms - (s.step_ms - 1)
             self.i = int(s.ts.searchsorted(first_ts, side="left"))
             self.chunk = FIRST_CHUNK
-            return self.i < len(s)
+            return self.i < self.n
         if not self.scanned and sim.position is None:
             return True
         if sim.position is None and self._anchor() <= 0:
             return True  # a fresh anchor: its candle is walked point by point
         j = self.i
-        while j < len(s):
-            e = min(j + self.chunk, len(s))
+        while j < self.n:
+            e = min(j + self.chunk, self.n)
+            if sim.position is not None and self._exit()[0].due_ms < 2**62:
+                # The max hold fires by its due time: no need to scan past it.
+                due = self._exit()[0].due_ms - (s.step_ms - 1)
+                e = max(min(e, int(s.ts.searchsorted(due, side="left")) + 1), j + 1)
             self.stats.scans += 1
             self.stats.scanned_candles += e - j
             rel = self._exit_hits(j, e) if sim.position is not None else self._entry_hits(j, e)
@@ -223,14 +235,14 @@ class _Cursor:
         if c > j:
             self.pending = max(self.pending, int(self.sim.series.high[j:c].max()))
 
-    def next_point(self) -> tuple[int, int] | None:
-        """Advance to the next point that must be evaluated exactly (None: data done);
-        the state is carried exactly up to it."""
-        sim, s = self.sim, self.sim.series
+    def next_point(self) -> tuple[int, int, int] | None:
+        """Advance to the next point that must be evaluated exactly: (time ms, candle,
+        point), None when the data is done; the state is carried exactly up to it."""
+        sim, s, n = self.sim, self.sim.series, self.n
         while True:
             if self.k >= POINTS:
                 self.i, self.k, self.in_candle = self.i + 1, 0, False
-            if self.i >= len(s):
+            if self.i >= n:
                 return None
             if not self.in_candle:
                 if not self._scan():
@@ -241,7 +253,7 @@ class _Cursor:
                 self.k += 1  # not seen at all (cooling down)
             elif self._may_fire(t_ms, ticks):
                 self.flush()
-                return self.i, self.k
+                return t_ms, self.i, self.k
             else:
                 self.pending = max(self.pending, ticks)
                 self.k += 1
@@ -266,8 +278,7 @@ def run_fast(
         at = cursors[n].next_point()
         stats.scan_s += time.perf_counter() - t0
         if at is not None:
-            i, k = at
-            heapq.heappush(heap, (point(sims[n].series, i, k)[0], n, i, k))
+            heapq.heappush(heap, (at[0], n, at[1], at[2]))
         if progress is not None:
             done = cursors[n].i if at is not None else len(sims[n].series)
             progress(done - reported[n])

@@ -108,16 +108,16 @@ class Slots:
 
 def point(series: Series, i: int, k: int) -> tuple[int, int]:
     """(time ms, price ticks) of point ``k`` of candle ``i``."""
-    o, c = int(series.open[i]), int(series.close[i])
-    hi, lo = int(series.high[i]), int(series.low[i])
-    first, second = (hi, lo) if c < o else (lo, hi)
-    step, t = series.step_ms, int(series.ts[i])
-    return (
-        (t, o),
-        (t + step // 3, first),
-        (t + 2 * (step // 3), second),
-        (t + step - 1, c),
-    )[k]
+    t = int(series.ts[i])
+    if k == 0:
+        return t, int(series.open[i])
+    if k == 3:
+        return t + series.step_ms - 1, int(series.close[i])
+    down = series.close[i] < series.open[i]
+    # open -> low -> high -> close, or open -> high -> low -> close for a down candle
+    first = k == 1
+    high = first == bool(down)
+    return t + k * (series.step_ms // 3), int(series.high[i] if high else series.low[i])
 
 
 @dataclass
@@ -134,11 +134,16 @@ class SymbolSim:
         self.watch = EntryWatch(EntryWatchState(), self.cfg.params)
 
     # --- the book at a point ------------------------------------------------------------
-    def ticker(self, i: int, t_ms: int, mid: Decimal) -> Ticker:
+    def book(self, mid: Decimal) -> tuple[Decimal, Decimal]:
+        """(bid, ask) around ``mid``: the paper exchange's top of book."""
         m = self.series.market
         half = mid * self.cfg.spread_bps / _BPS / 2
         bid = max(round_down(mid - half, m.price_tick), m.price_tick)
-        ask = max(round_up(mid + half, m.price_tick), bid + m.price_tick)
+        return bid, max(round_up(mid + half, m.price_tick), bid + m.price_tick)
+
+    def ticker(self, i: int, t_ms: int, mid: Decimal) -> Ticker:
+        m = self.series.market
+        bid, ask = self.book(mid)
         volume = self._quote_volume(i) if self.cfg.params.min_quote_volume > 0 else Decimal(0)
         return Ticker(symbol=m.symbol, ts_ms=t_ms, bid=bid, ask=ask, last=mid, quote_volume=volume)
 
@@ -165,6 +170,7 @@ class SymbolSim:
 
     # --- one point ----------------------------------------------------------------------
     def on_point(self, i: int, k: int) -> None:
+        """Evaluate point ``k`` of candle ``i`` with the exact rules."""
         t_ms, ticks = point(self.series, i, k)
         price = self.series.price(ticks)
         if self.position is not None:
@@ -215,13 +221,13 @@ class SymbolSim:
         )
         if not decision.exit or decision.reason is None:
             return
-        ticker = self.ticker(i, t_ms, price)
+        bid, _ = self.book(price)
         market = self.series.market
         plan = plan_sell(
             remaining=pos.amount,
             free=pos.amount,
             total=pos.amount,
-            bid=ticker.bid,
+            bid=bid,
             market=market,
             attempt=0,
             ladder=p.sell_ladder_bps,
@@ -230,7 +236,7 @@ class SymbolSim:
         # Amounts are on the step and the book's first level holds them: the whole plan
         # fills at the bid (a limit step fills at the better book price).
         sold = plan.amount
-        proceeds = sold * ticker.bid
+        proceeds = sold * bid
         exit_fee = proceeds * self._fee_rate()
         pnl = realized_pnl(
             bought_amount=pos.amount,
@@ -247,7 +253,7 @@ class SymbolSim:
                 entry_ms=pos.entry_ms,
                 exit_ms=t_ms,
                 entry_price=pos.entry_price,
-                exit_price=ticker.bid,
+                exit_price=bid,
                 amount=sold,
                 reason=decision.reason,
                 entry_fee=pnl.entry_fee,
@@ -261,5 +267,8 @@ class SymbolSim:
         self.slots.in_use -= 1
         self.cooldown_until_ms = t_ms + int(p.cooldown_minutes * 60_000)
         # The cooldown ends with a fresh anchor, or the same one (use_drop_anchor).
-        kept = self.watch.state() if p.use_drop_anchor else EntryWatchState()
-        self.watch = EntryWatch(kept.model_copy(update={"recheck": EntryRecheck.NONE}), p)
+        if p.use_drop_anchor:
+            kept = self.watch.state().model_copy(update={"recheck": EntryRecheck.NONE})
+            self.watch = EntryWatch(kept, p)
+        else:
+            self.watch = EntryWatch(EntryWatchState(), p)
