@@ -26,8 +26,8 @@ from pathlib import Path
 
 from trader.backtest.data import Series, load_path
 from trader.backtest.fast import ScanStats, run_fast
-from trader.backtest.parallel import run_parallel
 from trader.backtest.generate import random_walk
+from trader.backtest.parallel import run_parallel
 from trader.backtest.reference import run_reference
 from trader.backtest.report import build_report, write_chart
 from trader.backtest.sim import SimConfig, Trade
