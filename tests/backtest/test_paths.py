@@ -14,6 +14,7 @@ from tests.conftest import SHARED_DATA
 from trader.backtest.data import load_path
 from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.generate import random_walk
+from trader.backtest.parallel import run_parallel
 from trader.backtest.reference import run_reference
 from trader.backtest.sim import SimConfig
 from trader.core.params import AnchorMode, TraderParams
@@ -103,3 +104,17 @@ def test_fast_equals_reference_on_random_walks(
     )
     cfg = SimConfig(params)
     assert run_fast(data, cfg) == run_reference(data, cfg)
+
+
+@pytest.mark.parametrize("max_trades", [2, 4])
+def test_parallel_workers_make_the_same_trades(max_trades: int) -> None:
+    """Four independent symbols (four slots) on two processes; with two slots they
+    interact, and run on one clock in one process: the same trades either way."""
+    data = {f"W{n}/BTC": random_walk(f"W{n}/BTC", 20_000, seed=40 + n) for n in range(4)}
+    params = TraderParams(quote_budgets=BUDGETS, drop_trigger_pct=Decimal(1), max_trades=max_trades)
+    cfg = SimConfig(params)
+    stats = ScanStats()
+    trades = run_parallel(data, cfg, workers=2, stats=stats)
+    assert trades == run_fast(data, cfg)
+    assert sum(len(t) for t in trades.values()) > 40
+    assert stats.exact_points > 0  # the workers' stats come back

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from trader.backtest.data import load_path
-from trader.backtest.fast import run_fast
+from trader.backtest.parallel import run_parallel
 from trader.backtest.reference import run_reference
 from trader.backtest.report import Figures, Report, build_report, write_chart, write_files
 from trader.backtest.sim import SimConfig
@@ -100,8 +100,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         disable=total < LONG_RUN,
     ) as bar:
         task = bar.add_task("backtest (candles)", total=total)
-        runner = run_reference if args.reference else run_fast
-        trades = runner(data, cfg, progress=lambda n: bar.advance(task, n))
+        advance = lambda n: bar.advance(task, n)  # noqa: E731
+        if args.reference:
+            trades = run_reference(data, cfg, progress=advance)
+        else:
+            trades = run_parallel(data, cfg, progress=advance)
     report = build_report(data, trades)
     console.print(table(report))
     out = args.out or settings.data_dir / "backtest"

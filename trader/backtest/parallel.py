@@ -1,8 +1,8 @@
 """The fast path on several cores, when the symbols cannot interact.
 
 Symbols share only MAX_TRADES. With at least as many trade slots as symbols no entry can
-ever be refused for a slot, so each symbol's trades are its own: groups of symbols run
-in forked worker processes (the data is inherited, never pickled) and the trades are
+ever be refused for a slot, so each symbol's trades are its own: the symbols run one
+task each, in forked worker processes (the data is inherited, never pickled) and the trades are
 the same as one process's. With fewer slots the symbols run in one process, on one
 clock (``fast.run_fast``).
 """
@@ -16,6 +16,7 @@ from dataclasses import fields
 
 from trader.backtest.data import Series
 from trader.backtest.fast import ScanStats, run_fast
+from trader.backtest.reference import Progress
 from trader.backtest.sim import SimConfig, Trade
 
 _SHARED: tuple[Mapping[str, Series], SimConfig] | None = None
@@ -29,17 +30,6 @@ def _run_group(symbols: list[str]) -> tuple[dict[str, list[Trade]], ScanStats]:
     return run_fast({s: data[s] for s in symbols}, cfg, stats=stats), stats
 
 
-def groups(data: Mapping[str, Series], n: int) -> list[list[str]]:
-    """``n`` groups of symbols with about as many candles each (largest first)."""
-    out: list[list[str]] = [[] for _ in range(n)]
-    sizes = [0] * n
-    for symbol in sorted(data, key=lambda s: (-len(data[s]), s)):
-        g = sizes.index(min(sizes))
-        out[g].append(symbol)
-        sizes[g] += len(data[symbol])
-    return [g for g in out if g]
-
-
 def independent(data: Mapping[str, Series], cfg: SimConfig) -> bool:
     return cfg.params.max_trades >= len(data)
 
@@ -50,9 +40,10 @@ def run_parallel(
     *,
     workers: int | None = None,
     stats: ScanStats | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, list[Trade]]:
     """``fast.run_fast``'s trades, on ``workers`` processes (default: the CPUs) when the
-    symbols are independent."""
+    symbols are independent (``progress``: a symbol's candles when it is done)."""
     global _SHARED
     n = min(workers or os.cpu_count() or 1, len(data))
     if (
@@ -60,12 +51,18 @@ def run_parallel(
         or not independent(data, cfg)
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
-        return run_fast(data, cfg, stats=stats)
+        return run_fast(data, cfg, stats=stats, progress=progress)
     cfg.check({s.market.quote for s in data.values()})
     _SHARED = (data, cfg)
     try:
         with multiprocessing.get_context("fork").Pool(n) as pool:
-            results = pool.map(_run_group, groups(data, n))
+            # One task per symbol, largest first: the workers balance themselves.
+            tasks = [[s] for s in sorted(data, key=lambda s: (-len(data[s]), s))]
+            results = []
+            for done in pool.imap_unordered(_run_group, tasks):
+                results.append(done)
+                if progress is not None:
+                    progress(sum(len(data[s]) for s in done[0]))
     finally:
         _SHARED = None
     trades: dict[str, list[Trade]] = {}
