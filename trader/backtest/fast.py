@@ -8,7 +8,8 @@ over a stretch of candles where nothing fires: the PEAK anchor becomes the highe
 rules' peak and trailing trigger follow the highest price (``update_exit_rules`` once
 with it: its trigger is monotone in the peak). So:
 
-1. From the symbol's next candle, scan a chunk of candles (doubling) with numpy for the
+1. From the symbol's next candle, scan a chunk of candles (twice the last such distance,
+   then doubling) with numpy for the
    first candle on which a rule *may* fire. **The scan is float** (trigger, TP, SL and
    trailing levels in float64 ticks) with a safety margin (1e-9 relative plus one tick,
    one second for max hold): it may flag a candle where nothing fires, never miss one.
@@ -105,7 +106,7 @@ class _Cursor:
     def __init__(self, sim: SymbolSim, stats: ScanStats) -> None:
         self.sim, self.stats = sim, stats
         self.i, self.k = 0, 0
-        self.chunk = FIRST_CHUNK
+        self.guess = {False: FIRST_CHUNK, True: FIRST_CHUNK}
         self.pending = 0
         self.n = len(sim.series)
         self.in_candle = False  # candle ``i`` is a candidate: walk its points
@@ -206,29 +207,34 @@ class _Cursor:
             # Nothing is seen before the cooldown's end: skip to the candle it ends in.
             first_ts = sim.cooldown_until_ms - (s.step_ms - 1)
             self.i = int(s.ts.searchsorted(first_ts, side="left"))
-            self.chunk = FIRST_CHUNK
             return self.i < self.n
         if not self.scanned and sim.position is None:
             return True
         if sim.position is None and self._anchor() <= 0:
             return True  # a fresh anchor: its candle is walked point by point
-        j = self.i
+        holding = sim.position is not None
+        end = self.n
+        if holding and self._exit()[0].due_ms < 2**62:
+            # The max hold fires by its due time: no need to scan past it.
+            due = self._exit()[0].due_ms - (s.step_ms - 1)
+            end = min(end, int(s.ts.searchsorted(due, side="left")) + 1)
+        # The first chunk is twice the last distance to a candidate (learned per phase),
+        # then doubling: most stretches take one scan.
+        start, j, chunk = self.i, self.i, self.guess[holding]
         while j < self.n:
-            e = min(j + self.chunk, self.n)
-            if sim.position is not None and self._exit()[0].due_ms < 2**62:
-                # The max hold fires by its due time: no need to scan past it.
-                due = self._exit()[0].due_ms - (s.step_ms - 1)
-                e = max(min(e, int(s.ts.searchsorted(due, side="left")) + 1), j + 1)
+            e = min(j + chunk, self.n)
+            e = max(min(e, end), j + 1)
             self.stats.scans += 1
             self.stats.scanned_candles += e - j
-            rel = self._exit_hits(j, e) if sim.position is not None else self._entry_hits(j, e)
+            rel = self._exit_hits(j, e) if holding else self._entry_hits(j, e)
             if rel >= 0:
                 self._skip(j, j + rel)
-                self.i, self.chunk = j + rel, FIRST_CHUNK
+                self.i = j + rel
+                self.guess[holding] = min(max(2 * (self.i - start) + 16, 64), MAX_CHUNK)
                 return True
             self._skip(j, e)
             self.i = j = e
-            self.chunk = min(self.chunk * 2, MAX_CHUNK)
+            chunk = min(chunk * 2, MAX_CHUNK)
         return False
 
     def _skip(self, j: int, c: int) -> None:
