@@ -72,6 +72,8 @@ def test_fast_equals_reference_on_every_real_pair(case: str) -> None:
     hold=st.sampled_from([Decimal(0), Decimal(7), Decimal(90)]),
     cooldown=st.sampled_from([Decimal(0), Decimal(3), Decimal(40)]),
     flat=st.sampled_from([0.0, 0.3]),
+    keep_anchor=st.booleans(),
+    sma=st.sampled_from([0, 5]),
 )
 def test_fast_equals_reference_on_random_walks(
     seed: int,
@@ -83,6 +85,8 @@ def test_fast_equals_reference_on_random_walks(
     hold: Decimal,
     cooldown: Decimal,
     flat: float,
+    keep_anchor: bool,
+    sma: int,
 ) -> None:
     data = {
         f"S{n}/BTC": random_walk(f"S{n}/BTC", 1500, seed=seed + n, flat_rate=flat, gap_rate=0.05)
@@ -101,6 +105,8 @@ def test_fast_equals_reference_on_random_walks(
         stop_loss_pct=Decimal("0.8"),
         max_hold_minutes=hold,
         cooldown_minutes=cooldown,
+        use_drop_anchor=keep_anchor,
+        sma_guard_period=sma,
     )
     cfg = SimConfig(params)
     assert run_fast(data, cfg) == run_reference(data, cfg)
