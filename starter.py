@@ -4,6 +4,7 @@ python starter.py                      start (embedded Temporal + worker + watch
 python starter.py force-exit BTC/USDT  sell a symbol's position now
 python starter.py status --once        one table of every symbol's phase
 python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
+python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
 
 --config FILE goes before or after the command (python starter.py status --config FILE).
 """
@@ -20,6 +21,7 @@ import sys
 from temporalio.client import Client
 
 from trader import contracts as c
+from trader.backtest import cli as backtest
 from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.observe.status_live import status_console
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds in the same working phase that count as stuck (default 60)",
     )
+    backtest.add_arguments(
+        command("backtest", help="replay OHLCV/trade files through the rules on their clock")
+    )
     parser.set_defaults(no_worker=False)
     return parser
 
@@ -126,6 +131,8 @@ async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "backtest":  # no Temporal, no worker, no exchange
+        return backtest.run(args, settings)
     if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
         return await _legacy(args, settings)
     if args.command == "start":  # refuse unknown symbols before anything starts

@@ -13,7 +13,7 @@ import starter
 import worker
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS = {"force-exit": ["BTC/USDT"]}  # a command's required arguments
+NEEDS = {"force-exit": ["BTC/USDT"], "backtest": ["--data", "d"]}  # required arguments
 
 
 def _commands() -> list[str]:

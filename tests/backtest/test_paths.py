@@ -1,0 +1,126 @@
+"""The fast path makes exactly the reference's trades: on every real pair and on
+generated random walks with gaps and flat candles, across the rules' modes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SHARED_DATA
+from trader.backtest.data import load_path
+from trader.backtest.fast import ScanStats, run_fast
+from trader.backtest.generate import random_walk
+from trader.backtest.parallel import run_parallel
+from trader.backtest.reference import run_reference
+from trader.backtest.sim import SimConfig
+from trader.core.params import AnchorMode, TraderParams
+
+OHLCV = SHARED_DATA / "ohlcv"
+BUDGETS = {"BTC": Decimal("0.002"), "ETH": Decimal("0.05")}
+
+CASES: dict[str, dict[str, Any]] = {
+    "peak": {"drop_trigger_pct": Decimal("3")},
+    "fixed, two slots, kept anchor": {
+        "anchor_mode": AnchorMode.FIXED,
+        "drop_trigger_pct": Decimal("1.5"),
+        "max_trades": 2,
+        "use_drop_anchor": True,
+        "trailing_enabled": False,
+    },
+    "window": {"anchor_mode": AnchorMode.WINDOW, "drop_lookback_seconds": 18_000},
+    "guards, one slot, tight exits": {
+        "drop_trigger_pct": Decimal("1"),
+        "max_trades": 1,
+        "sma_guard_period": 12,
+        "min_quote_volume": Decimal("5"),
+        "take_profit_pct": Decimal("1.5"),
+        "stop_loss_pct": Decimal("1"),
+        "max_hold_minutes": Decimal("0"),
+        "cooldown_minutes": Decimal("0"),
+    },
+}
+
+
+@pytest.mark.skipif(not OHLCV.is_dir(), reason="shared data not present")
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_equals_reference_on_every_real_pair(case: str) -> None:
+    data = load_path(OHLCV)
+    cfg = SimConfig(TraderParams(quote_budgets=BUDGETS, **CASES[case]))
+    stats = ScanStats()
+    fast = run_fast(data, cfg, stats=stats)
+    reference = run_reference(data, cfg)
+    assert fast == reference
+    traded = [s for s, t in reference.items() if t]
+    assert len(traded) >= 8, f"the case must make most pairs trade: {traded}"
+    candles = sum(len(s) for s in data.values())
+    if case == "peak":  # (a drop blocked by a full portfolio re-fires on every point)
+        assert stats.exact_points < candles, "the fast path must skip most candles"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    symbols=st.integers(1, 3),
+    drop=st.sampled_from([Decimal("0.5"), Decimal("1"), Decimal("2.5")]),
+    mode=st.sampled_from(list(AnchorMode)),
+    max_trades=st.integers(1, 3),
+    trailing=st.booleans(),
+    hold=st.sampled_from([Decimal(0), Decimal(7), Decimal(90)]),
+    cooldown=st.sampled_from([Decimal(0), Decimal(3), Decimal(40)]),
+    flat=st.sampled_from([0.0, 0.3]),
+    keep_anchor=st.booleans(),
+    sma=st.sampled_from([0, 5]),
+)
+def test_fast_equals_reference_on_random_walks(
+    seed: int,
+    symbols: int,
+    drop: Decimal,
+    mode: AnchorMode,
+    max_trades: int,
+    trailing: bool,
+    hold: Decimal,
+    cooldown: Decimal,
+    flat: float,
+    keep_anchor: bool,
+    sma: int,
+) -> None:
+    data = {
+        f"S{n}/BTC": random_walk(f"S{n}/BTC", 1500, seed=seed + n, flat_rate=flat, gap_rate=0.05)
+        for n in range(symbols)
+    }
+    params = TraderParams(
+        quote_budgets=BUDGETS,
+        drop_trigger_pct=drop,
+        anchor_mode=mode,
+        drop_lookback_seconds=1800,
+        max_trades=max_trades,
+        trailing_enabled=trailing,
+        trailing_activation_pct=Decimal("0.3"),
+        trailing_distance_pct=Decimal("0.2"),
+        take_profit_pct=Decimal("1"),
+        stop_loss_pct=Decimal("0.8"),
+        max_hold_minutes=hold,
+        cooldown_minutes=cooldown,
+        use_drop_anchor=keep_anchor,
+        sma_guard_period=sma,
+    )
+    cfg = SimConfig(params)
+    assert run_fast(data, cfg) == run_reference(data, cfg)
+
+
+@pytest.mark.parametrize("max_trades", [2, 4])
+def test_parallel_workers_make_the_same_trades(max_trades: int) -> None:
+    """Four independent symbols (four slots) on two processes; with two slots they
+    interact, and run on one clock in one process: the same trades either way."""
+    data = {f"W{n}/BTC": random_walk(f"W{n}/BTC", 20_000, seed=40 + n) for n in range(4)}
+    params = TraderParams(quote_budgets=BUDGETS, drop_trigger_pct=Decimal(1), max_trades=max_trades)
+    cfg = SimConfig(params)
+    stats = ScanStats()
+    trades = run_parallel(data, cfg, workers=2, stats=stats)
+    assert trades == run_fast(data, cfg)
+    assert sum(len(t) for t in trades.values()) > 40
+    assert stats.exact_points > 0  # the workers' stats come back

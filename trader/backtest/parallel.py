@@ -1,0 +1,74 @@
+"""The fast path on several cores, when the symbols cannot interact.
+
+Symbols share only MAX_TRADES. With at least as many trade slots as symbols no entry can
+ever be refused for a slot, so each symbol's trades are its own: the symbols run one
+task each, in forked worker processes (the data is inherited, never pickled) and the trades are
+the same as one process's. With fewer slots the symbols run in one process, on one
+clock (``fast.run_fast``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Mapping
+from dataclasses import fields
+
+from trader.backtest.data import Series
+from trader.backtest.fast import ScanStats, run_fast
+from trader.backtest.reference import Progress
+from trader.backtest.sim import SimConfig, Trade
+
+_SHARED: tuple[Mapping[str, Series], SimConfig] | None = None
+"""The data and config the forked workers read (set just before the fork)."""
+
+
+def _run_group(symbols: list[str]) -> tuple[dict[str, list[Trade]], ScanStats]:
+    assert _SHARED is not None
+    data, cfg = _SHARED
+    stats = ScanStats()
+    return run_fast({s: data[s] for s in symbols}, cfg, stats=stats), stats
+
+
+def independent(data: Mapping[str, Series], cfg: SimConfig) -> bool:
+    return cfg.params.max_trades >= len(data)
+
+
+def run_parallel(
+    data: Mapping[str, Series],
+    cfg: SimConfig,
+    *,
+    workers: int | None = None,
+    stats: ScanStats | None = None,
+    progress: Progress | None = None,
+) -> dict[str, list[Trade]]:
+    """``fast.run_fast``'s trades, on ``workers`` processes (default: the CPUs) when the
+    symbols are independent (``progress``: a symbol's candles when it is done)."""
+    global _SHARED
+    n = min(workers or os.cpu_count() or 1, len(data))
+    if (
+        n <= 1
+        or not independent(data, cfg)
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return run_fast(data, cfg, stats=stats, progress=progress)
+    cfg.check({s.market.quote for s in data.values()})
+    _SHARED = (data, cfg)
+    try:
+        with multiprocessing.get_context("fork").Pool(n) as pool:
+            # One task per symbol, largest first: the workers balance themselves.
+            tasks = [[s] for s in sorted(data, key=lambda s: (-len(data[s]), s))]
+            results = []
+            for done in pool.imap_unordered(_run_group, tasks):
+                results.append(done)
+                if progress is not None:
+                    progress(sum(len(data[s]) for s in done[0]))
+    finally:
+        _SHARED = None
+    trades: dict[str, list[Trade]] = {}
+    for part, part_stats in results:
+        trades.update(part)
+        if stats is not None:
+            for f in fields(ScanStats):
+                setattr(stats, f.name, getattr(stats, f.name) + getattr(part_stats, f.name))
+    return dict(sorted(trades.items()))

@@ -1,0 +1,274 @@
+"""One symbol's exact backtest step: the live engines' pure rules at one price point.
+
+Both paths (``reference`` at every point, ``fast`` only at candidates) call
+``SymbolSim.on_point``; everything in it is ``Decimal`` and the pure core's own functions:
+``EntryWatch``, ``check_guards``, ``size_buy``, ``update_exit_rules``/``evaluate_exit``,
+``plan_sell``, ``realized_pnl``. The fill model is docs/backtesting.md's:
+
+* a candle is four price points, open -> low -> high -> close (open -> high -> low -> close
+  when it closes below its open), at ``t``, ``t + step/3``, ``t + 2 step/3``, ``t + step - 1``
+  ms, exactly the path the paper exchange's replay feed walks;
+* at each point the mid is that price, the book is the paper exchange's (``spread_bps``
+  around the mid, bid rounded down and ask up to the tick);
+* a buy fills its whole amount at the ask, a sell at the bid, each paying the paper
+  exchange's taker fee on its value, in quote (the order must fit the book's first level:
+  ``level_liquidity_quote``, checked up front).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trader.backtest.data import VOLUME_UNIT, Series
+from trader.core.errors import ConfigError
+from trader.core.market import Ticker
+from trader.core.params import TraderParams
+from trader.core.pnl import realized_pnl
+from trader.core.rules import (
+    EntryRecheck,
+    EntryWatch,
+    EntryWatchState,
+    ExitReason,
+    ExitRulesState,
+    SmaWindow,
+    check_guards,
+    evaluate_exit,
+    update_exit_rules,
+)
+from trader.core.selling import plan_sell
+from trader.core.sizing import round_down, round_up, size_buy
+
+_BPS = Decimal(10_000)
+_DAY_MS = 86_400_000
+POINTS = 4
+"""Price points per candle."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The trading parameters and the paper exchange's book and fee for the backtest."""
+
+    params: TraderParams
+    spread_bps: Decimal = Decimal(10)
+    fee_rate: Decimal | None = None
+    """None: the market's taker fee (the paper exchange's default)."""
+    level_liquidity_quote: Decimal = Decimal(50_000)
+
+    def check(self, quotes: set[str]) -> None:
+        for quote in sorted(quotes):
+            if self.params.budget_for(quote) > self.level_liquidity_quote:
+                raise ConfigError(
+                    f"budget {self.params.budget_for(quote)} {quote} is more than the book's "
+                    f"first level ({self.level_liquidity_quote}): the candle fill model "
+                    "fills at the touch only"
+                )
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One closed trade, every figure exact."""
+
+    symbol: str
+    quote: str
+    entry_ms: int
+    exit_ms: int
+    entry_price: Decimal
+    exit_price: Decimal
+    amount: Decimal
+    reason: ExitReason
+    entry_fee: Decimal
+    exit_fee: Decimal
+    gross: Decimal
+    net: Decimal
+    pct: Decimal
+
+    @property
+    def fees(self) -> Decimal:
+        return self.entry_fee + self.exit_fee
+
+
+@dataclass
+class Position:
+    entry_ms: int
+    entry_price: Decimal
+    amount: Decimal
+    entry_cost: Decimal
+    entry_fee: Decimal
+    rules: ExitRulesState
+
+
+@dataclass
+class Slots:
+    """MAX_TRADES across symbols: one shared count."""
+
+    max_trades: int
+    in_use: int = 0
+
+
+def point(series: Series, i: int, k: int) -> tuple[int, int]:
+    """(time ms, price ticks) of point ``k`` of candle ``i``."""
+    t = int(series.ts[i])
+    if k == 0:
+        return t, int(series.open[i])
+    if k == 3:
+        return t + series.step_ms - 1, int(series.close[i])
+    down = series.close[i] < series.open[i]
+    # open -> low -> high -> close, or open -> high -> low -> close for a down candle
+    first = k == 1
+    high = first == bool(down)
+    return t + k * (series.step_ms // 3), int(series.high[i] if high else series.low[i])
+
+
+@dataclass
+class SymbolSim:
+    series: Series
+    cfg: SimConfig
+    slots: Slots
+    watch: EntryWatch = field(init=False)
+    position: Position | None = None
+    cooldown_until_ms: int = -(2**62)
+    trades: list[Trade] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.watch = EntryWatch(EntryWatchState(), self.cfg.params)
+
+    # --- the book at a point ------------------------------------------------------------
+    def book(self, mid: Decimal) -> tuple[Decimal, Decimal]:
+        """(bid, ask) around ``mid``: the paper exchange's top of book."""
+        m = self.series.market
+        half = mid * self.cfg.spread_bps / _BPS / 2
+        bid = max(round_down(mid - half, m.price_tick), m.price_tick)
+        return bid, max(round_up(mid + half, m.price_tick), bid + m.price_tick)
+
+    def ticker(self, i: int, t_ms: int, mid: Decimal) -> Ticker:
+        m = self.series.market
+        bid, ask = self.book(mid)
+        volume = self._quote_volume(i) if self.cfg.params.min_quote_volume > 0 else Decimal(0)
+        return Ticker(symbol=m.symbol, ts_ms=t_ms, bid=bid, ask=ask, last=mid, quote_volume=volume)
+
+    def _quote_volume(self, i: int) -> Decimal:
+        """Quote volume of the candles started in the 24 h up to candle ``i`` (included)."""
+        s = self.series
+        lo = int(s.ts.searchsorted(int(s.ts[i]) - _DAY_MS, side="right"))
+        vols, closes = s.volume[lo : i + 1].tolist(), s.close[lo : i + 1].tolist()
+        units: int = sum(v * c for v, c in zip(vols, closes, strict=True))  # Python ints: exact
+        return units * VOLUME_UNIT * s.market.price_tick
+
+    def _sma(self, i: int) -> Decimal | None:
+        """SMA guard: the last ``sma_guard_period`` closes of the candles before ``i``."""
+        period = self.cfg.params.sma_guard_period
+        if period <= 0:
+            return None
+        sma = SmaWindow(period)
+        for c in self.series.close[max(i - period, 0) : i]:
+            sma.add(self.series.price(int(c)))
+        return sma.value()
+
+    def _fee_rate(self) -> Decimal:
+        return self.cfg.fee_rate if self.cfg.fee_rate is not None else self.series.market.taker_fee
+
+    # --- one point ----------------------------------------------------------------------
+    def on_point(self, i: int, k: int) -> None:
+        """Evaluate point ``k`` of candle ``i`` with the exact rules."""
+        t_ms, ticks = point(self.series, i, k)
+        price = self.series.price(ticks)
+        if self.position is not None:
+            self._exit_step(i, t_ms, price)
+        elif t_ms >= self.cooldown_until_ms:
+            self._entry_step(i, t_ms, price)
+
+    def _entry_step(self, i: int, t_ms: int, price: Decimal) -> None:
+        p = self.cfg.params
+        signal = self.watch.see(t_ms, price)
+        if not signal.triggered:
+            return
+        ticker = self.ticker(i, t_ms, price)
+        if not check_guards(ticker, p, sma=self._sma(i)).passed:
+            self.watch.recheck = EntryRecheck.GUARDS  # the drop stands until guards pass
+            return
+        if self.slots.in_use >= self.slots.max_trades:
+            self.watch.recheck = EntryRecheck.SLOT
+            return
+        self.watch.recheck = EntryRecheck.NONE
+        market = self.series.market
+        sizing = size_buy(p.budget_for(market.quote), ticker.ask, market)
+        if not sizing.ok:  # rejected: a fresh drop is needed (the anchor restarts here)
+            self.watch = EntryWatch(EntryWatchState(anchor=price), p)
+            return
+        self.slots.in_use += 1
+        cost = sizing.amount * ticker.ask
+        self.position = Position(
+            entry_ms=t_ms,
+            entry_price=cost / sizing.amount,
+            amount=sizing.amount,
+            entry_cost=cost,
+            entry_fee=cost * self._fee_rate(),
+            rules=ExitRulesState.opened(cost / sizing.amount),
+        )
+
+    def _exit_step(self, i: int, t_ms: int, price: Decimal) -> None:
+        pos, p = self.position, self.cfg.params
+        assert pos is not None
+        pos.rules = update_exit_rules(pos.rules, price, pos.entry_price, p)
+        decision = evaluate_exit(
+            price=price,
+            entry_price=pos.entry_price,
+            rules=pos.rules,
+            entry_ts=pos.entry_ms / 1000,
+            now=t_ms / 1000,
+            params=p,
+        )
+        if not decision.exit or decision.reason is None:
+            return
+        bid, _ = self.book(price)
+        market = self.series.market
+        plan = plan_sell(
+            remaining=pos.amount,
+            free=pos.amount,
+            total=pos.amount,
+            bid=bid,
+            market=market,
+            attempt=0,
+            ladder=p.sell_ladder_bps,
+            finish=False,
+        )
+        # Amounts are on the step and the book's first level holds them: the whole plan
+        # fills at the bid (a limit step fills at the better book price).
+        sold = plan.amount
+        proceeds = sold * bid
+        exit_fee = proceeds * self._fee_rate()
+        pnl = realized_pnl(
+            bought_amount=pos.amount,
+            entry_cost=pos.entry_cost,
+            entry_fee=pos.entry_fee,
+            sold_amount=sold,
+            exit_proceeds=proceeds,
+            exit_fee=exit_fee,
+        )
+        self.trades.append(
+            Trade(
+                symbol=market.symbol,
+                quote=market.quote,
+                entry_ms=pos.entry_ms,
+                exit_ms=t_ms,
+                entry_price=pos.entry_price,
+                exit_price=bid,
+                amount=sold,
+                reason=decision.reason,
+                entry_fee=pnl.entry_fee,
+                exit_fee=exit_fee,
+                gross=pnl.gross,
+                net=pnl.net,
+                pct=pnl.pct,
+            )
+        )
+        self.position = None
+        self.slots.in_use -= 1
+        self.cooldown_until_ms = t_ms + int(p.cooldown_minutes * 60_000)
+        # The cooldown ends with a fresh anchor, or the same one (use_drop_anchor).
+        if p.use_drop_anchor:
+            kept = self.watch.state().model_copy(update={"recheck": EntryRecheck.NONE})
+            self.watch = EntryWatch(kept, p)
+        else:
+            self.watch = EntryWatch(EntryWatchState(), p)
