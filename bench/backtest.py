@@ -30,7 +30,7 @@ from trader.backtest.generate import random_walk
 from trader.backtest.parallel import run_parallel
 from trader.backtest.reference import run_reference
 from trader.backtest.report import build_report, write_chart
-from trader.backtest.sim import SimConfig, Trade
+from trader.backtest.sim import Outcome, SimConfig
 from trader.core.params import TraderParams
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -70,9 +70,9 @@ def _phases(
     data: Mapping[str, Series], cfg: SimConfig, out: Path, workers: int
 ) -> dict[str, float]:
     stats = ScanStats()
-    run_s, trades = _timed(lambda: run_parallel(data, cfg, workers=workers, stats=stats))
-    assert isinstance(trades, dict)
-    report_s, report = _timed(lambda: build_report(data, trades))
+    run_s, outcome = _timed(lambda: run_parallel(data, cfg, workers=workers, stats=stats))
+    assert isinstance(outcome, Outcome)
+    report_s, report = _timed(lambda: build_report(data, outcome))
     chart_s, _ = _timed(lambda: write_chart(report, out / "equity.png"))  # type: ignore[arg-type]
     # scan_s and exact_s are measured inside the run (summed over the worker processes
     # when there are several: CPU seconds, not wall time).
@@ -85,7 +85,7 @@ def _phases(
         "end_to_end_s": run_s + report_s,
         "exact_points": stats.exact_points,
         "scanned_candles": stats.scanned_candles,
-        "trades": sum(len(t) for t in trades.values()),
+        "trades": sum(len(t) for t in outcome.trades.values()),
     }
 
 
@@ -114,9 +114,9 @@ def _measure(
     candles = sum(len(s) for s in data.values())
     subset = reference(data)
     sub_candles = sum(len(s) for s in subset.values())
-    ref_s, ref_trades = _timed(lambda: run_reference(subset, cfg))
-    fast_trades: dict[str, list[Trade]] = run_fast(subset, cfg)
-    assert fast_trades == ref_trades, f"{name}: fast and reference trades differ"
+    ref_s, ref_outcome = _timed(lambda: run_reference(subset, cfg))
+    fast_outcome = run_fast(subset, cfg)
+    assert fast_outcome == ref_outcome, f"{name}: fast and reference trades differ"
     return {
         "set": name,
         "symbols": len(data),
@@ -127,7 +127,7 @@ def _measure(
         "reference_candles": sub_candles,
         "reference_s": round(ref_s, 3),
         "reference_candles_per_s": round(sub_candles / ref_s),
-        "trades_per_pair": {s: len(t) for s, t in fast_trades.items()}
+        "trades_per_pair": {s: len(t) for s, t in fast_outcome.trades.items()}
         if len(subset) == len(data)
         else None,
     }

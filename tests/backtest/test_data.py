@@ -67,8 +67,10 @@ def test_bad_header_empty_file_duplicate_and_binary_are_refused(tmp_path: Path) 
     with pytest.raises(DataError, match="no candles"):
         load_csv(_csv(tmp_path, ""))
     row = "2018-01-10 04:55:00+00:00,1,1,1,1,1\n"
-    with pytest.raises(DataError, match="two candles"):
-        load_csv(_csv(tmp_path, row + row))
+    other = "2018-01-10 05:00:00+00:00,1,1,1,1,1\n"
+    # The later duplicate's line, and the first one's (the rows are sorted by time).
+    with pytest.raises(DataError, match=r"ABC_BTC-5m.csv:4: two candles at .*04:55.*line 2"):
+        load_csv(_csv(tmp_path, row + other + row))
     bad.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(DataError, match="ABC_BTC-5m.csv"):
         load_csv(bad)

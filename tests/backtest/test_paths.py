@@ -54,7 +54,7 @@ def test_fast_equals_reference_on_every_real_pair(case: str) -> None:
     fast = run_fast(data, cfg, stats=stats)
     reference = run_reference(data, cfg)
     assert fast == reference
-    traded = [s for s, t in reference.items() if t]
+    traded = [s for s, t in reference.trades.items() if t]
     assert len(traded) >= 8, f"the case must make most pairs trade: {traded}"
     candles = sum(len(s) for s in data.values())
     if case == "peak":  # (a drop blocked by a full portfolio re-fires on every point)
@@ -122,5 +122,5 @@ def test_parallel_workers_make_the_same_trades(max_trades: int) -> None:
     stats = ScanStats()
     trades = run_parallel(data, cfg, workers=2, stats=stats)
     assert trades == run_fast(data, cfg)
-    assert sum(len(t) for t in trades.values()) > 40
+    assert sum(len(t) for t in trades.trades.values()) > 40
     assert stats.exact_points > 0  # the workers' stats come back

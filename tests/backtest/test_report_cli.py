@@ -19,7 +19,7 @@ from trader.backtest.data import load_path
 from trader.backtest.fast import run_fast
 from trader.backtest.generate import random_walk
 from trader.backtest.report import CHART_SIZE, build_report, write_chart, write_files
-from trader.backtest.sim import SimConfig
+from trader.backtest.sim import Outcome, SimConfig
 from trader.core.params import TraderParams
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,11 +48,12 @@ def test_files_hold_every_trade_exactly_and_the_chart_is_a_png(tmp_path: Path) -
     doc = json.loads(json_path.read_text())
     assert doc["trades"] == rows
     assert [Decimal(f["realized_pnl"]) for f in doc["symbols"]] == [
-        sum((t.net for t in trades[s]), Decimal(0)) for s in sorted(data)
+        sum((t.net for t in trades.trades[s]), Decimal(0)) for s in sorted(data)
     ]
     chart = write_chart(report, tmp_path / "equity.png")
     assert _png_size(chart) == CHART_SIZE
-    empty = write_chart(build_report(data, {}), tmp_path / "empty.png")  # no trade: still a PNG
+    nothing = build_report(data, Outcome({}, {}))
+    empty = write_chart(nothing, tmp_path / "empty.png")  # no trade: still a PNG
     assert _png_size(empty) == CHART_SIZE
 
 
@@ -75,7 +76,7 @@ def test_the_backtest_command_on_two_real_pairs(tmp_path: Path) -> None:
     data = load_path(OHLCV, symbols=PAIRS)
     params = TraderParams(quote_budgets={"BTC": Decimal("0.002")}, drop_trigger_pct=Decimal(3))
     expected = run_fast(data, SimConfig(params, fee_rate=Decimal("0.001")))
-    assert len(doc["trades"]) == sum(len(t) for t in expected.values()) > 50
+    assert len(doc["trades"]) == sum(len(t) for t in expected.trades.values()) > 50
     assert {r["symbol"] for r in doc["trades"]} == set(PAIRS)
     assert _png_size(out / "equity.png") == CHART_SIZE
     assert len(list(csv.DictReader((out / "trades.csv").open()))) == len(doc["trades"])

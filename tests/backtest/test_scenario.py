@@ -20,7 +20,7 @@ from trader.backtest.data import load_csv
 from trader.backtest.fast import run_fast
 from trader.backtest.reference import run_reference
 from trader.backtest.report import build_report
-from trader.backtest.sim import SimConfig, Trade
+from trader.backtest.sim import Outcome, SimConfig, Trade
 from trader.core.params import TraderParams
 from trader.core.rules import ExitReason
 
@@ -119,9 +119,9 @@ def test_the_hand_computed_trades_and_totals(tmp_path: Path, runner: object) -> 
     series = load_csv(_write(tmp_path / "ABC_BTC-5m.csv"))
     cfg = SimConfig(PARAMS, spread_bps=D(10), fee_rate=D("0.001"))
     assert callable(runner)
-    trades = runner({"ABC/BTC": series}, cfg)
-    assert trades == {"ABC/BTC": EXPECTED}
-    report = build_report({"ABC/BTC": series}, trades)
+    outcome = runner({"ABC/BTC": series}, cfg)
+    assert outcome == Outcome({"ABC/BTC": EXPECTED}, {})
+    report = build_report({"ABC/BTC": series}, outcome)
     (total,) = report.totals
     assert (total.trades, total.wins, total.win_rate) == (2, 1, D("0.5"))
     # 0.0000557422 - 0.000050072; fees 0.000001999 + 0.0000020588 + 0.0000019591 +

@@ -16,7 +16,14 @@ from rich.table import Table
 from trader.backtest.data import load_path
 from trader.backtest.parallel import run_parallel
 from trader.backtest.reference import run_reference
-from trader.backtest.report import Figures, Report, build_report, write_chart, write_files
+from trader.backtest.report import (
+    Figures,
+    Report,
+    build_report,
+    iso_ms,
+    write_chart,
+    write_files,
+)
 from trader.backtest.sim import SimConfig
 from trader.config import Settings
 
@@ -59,7 +66,7 @@ def table(report: Report) -> Table:
     t = Table(title="Backtest")
     for name in ("symbol", "trades", "win rate", "realized PnL", "fees", "max drawdown"):
         t.add_column(name, justify="left" if name == "symbol" else "right")
-    for name in ("exposure", "best", "worst"):
+    for name in ("exposure", "best", "worst", "open cost", "unrealized"):
         t.add_column(name, justify="right")
 
     def row(f: Figures, style: str | None = None) -> None:
@@ -73,6 +80,8 @@ def table(report: Report) -> Table:
             _pct(f.exposure),
             _money(f.best),
             _money(f.worst),
+            _money(f.open_cost),
+            _money(f.unrealized),
             style=style,
         )
 
@@ -80,6 +89,26 @@ def table(report: Report) -> Table:
         row(f)
     for f in report.totals:
         row(f, "bold")
+    return t
+
+
+def open_table(report: Report) -> Table:
+    """What is still held at the end of the data (not in the realized figures)."""
+    t = Table(title="Still held at the end of the data (marked to the last close)")
+    for name in ("symbol", "amount", "entry", "cost", "last close", "value", "unrealized"):
+        t.add_column(name, justify="left" if name == "symbol" else "right")
+    t.add_column("since")
+    for h in report.holdings:
+        t.add_row(
+            h.symbol,
+            f"{h.amount:f}",
+            f"{h.entry_price:f}",
+            f"{_money(h.cost)} {h.quote}",
+            f"{h.mark_price:f}",
+            _money(h.value),
+            _money(h.unrealized),
+            "inventory" if h.opened_ms is None else iso_ms(h.opened_ms),
+        )
     return t
 
 
@@ -102,11 +131,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         task = bar.add_task("backtest (candles)", total=total)
         advance = lambda n: bar.advance(task, n)  # noqa: E731
         if args.reference:
-            trades = run_reference(data, cfg, progress=advance)
+            outcome = run_reference(data, cfg, progress=advance)
         else:
-            trades = run_parallel(data, cfg, progress=advance)
-    report = build_report(data, trades)
+            outcome = run_parallel(data, cfg, progress=advance)
+    report = build_report(data, outcome)
     console.print(table(report))
+    if report.holdings:
+        console.print(open_table(report))
     out = args.out or settings.data_dir / "backtest"
     written = [*write_files(report, out), write_chart(report, out / "equity.png")]
     console.print("written: " + ", ".join(str(p) for p in written))

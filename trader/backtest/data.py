@@ -41,6 +41,8 @@ _TRADES = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-trades\.json\.gz$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _COLUMNS = ["date", "open", "high", "low", "close", "volume"]
 TRADE_CANDLE_MS = 60_000
+_Row = tuple[int, list[Decimal], int]
+"""A candle read: (time ms, [open, high, low, close, volume], its line in the file)."""
 
 
 class DataError(ConfigError):
@@ -74,28 +76,29 @@ def _utc_ms(text: str) -> int:
     return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
-def _series(symbol: str, step_ms: int, rows: list[tuple[int, list[Decimal]]], where: str) -> Series:
+def _series(symbol: str, step_ms: int, rows: list[_Row], where: str) -> Series:
     """Sorted, de-duplicated candles -> a ``Series`` (prices on the market's tick)."""
     if not rows:
         raise DataError(f"{where}: no candles")
-    rows.sort(key=lambda r: r[0])
-    for (t0, _), (t1, _) in zip(rows, rows[1:], strict=False):
+    rows.sort(key=lambda r: r[0])  # stable: rows at one time stay in file order
+    for (t0, _, line0), (t1, _, line1) in zip(rows, rows[1:], strict=False):
         if t1 == t0:
-            raise DataError(f"{where}: two candles at {t0} ms")
+            when = datetime.fromtimestamp(t0 / 1000, UTC).isoformat()
+            raise DataError(f"{where}:{line1}: two candles at {when} (line {line0} too)")
     market = replay_market(symbol, rows[0][1][3])
     tick = market.price_tick
 
     def ticks(v: Decimal) -> int:
         return int(v.quantize(tick, ROUND_HALF_EVEN) / tick)
 
-    cols = [[ticks(v[k]) for _, v in rows] for k in range(4)]
-    vol = [int((v[4] / VOLUME_UNIT).to_integral_value(ROUND_HALF_EVEN)) for _, v in rows]
+    cols = [[ticks(v[k]) for _, v, _ in rows] for k in range(4)]
+    vol = [int((v[4] / VOLUME_UNIT).to_integral_value(ROUND_HALF_EVEN)) for _, v, _ in rows]
     arr = [np.asarray(c, dtype=np.int64) for c in cols]
     return Series(
         symbol=symbol,
         market=market,
         step_ms=step_ms,
-        ts=np.asarray([t for t, _ in rows], dtype=np.int64),
+        ts=np.asarray([t for t, _, _ in rows], dtype=np.int64),
         open=arr[0],
         high=arr[1],
         low=arr[2],
@@ -113,7 +116,7 @@ def load_csv(path: Path, *, symbol: str | None = None, step_ms: int | None = Non
         symbol = symbol or f"{m[1]}/{m[2]}"
         step_ms = step_ms or int(m[3]) * _UNIT_MS[m[4]]
     assert symbol is not None and step_ms is not None
-    rows: list[tuple[int, list[Decimal]]] = []
+    rows: list[_Row] = []
     try:
         with path.open(newline="") as f:
             reader = csv.reader(f)
@@ -136,7 +139,7 @@ def load_csv(path: Path, *, symbol: str | None = None, step_ms: int | None = Non
                     raise DataError(f"{path}:{line}: prices must be > 0, volume >= 0: {row}")
                 if not (lo <= min(o, c) and h >= max(o, c)):
                     raise DataError(f"{path}:{line}: low/high do not bound open/close: {row}")
-                rows.append((when, values))
+                rows.append((when, values, line))
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -159,7 +162,7 @@ def load_trades(path: Path, *, symbol: str | None = None) -> Series:
         raise DataError(f"{path}: not gzipped JSON trade rows: {exc}") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of trade rows")
-    minutes: dict[int, list[Decimal]] = {}
+    minutes: dict[int, tuple[list[Decimal], int]] = {}  # candle, its first row
     last_ms = -1
     for n, row in enumerate(data, start=1):
         try:
@@ -170,12 +173,13 @@ def load_trades(path: Path, *, symbol: str | None = None) -> Series:
             raise DataError(f"{path}: row {n}: bad price/amount or time going back: {row!r}")
         last_ms = ms
         t = ms - ms % TRADE_CANDLE_MS
-        c = minutes.get(t)
-        if c is None:
-            minutes[t] = [price, price, price, price, amount]
+        if t not in minutes:
+            minutes[t] = ([price, price, price, price, amount], n)
         else:
+            c = minutes[t][0]
             c[1], c[2], c[3], c[4] = max(c[1], price), min(c[2], price), price, c[4] + amount
-    return _series(symbol, TRADE_CANDLE_MS, list(minutes.items()), str(path))
+    candles = [(t, c, n) for t, (c, n) in minutes.items()]
+    return _series(symbol, TRADE_CANDLE_MS, candles, str(path))
 
 
 def load_path(path: Path, *, symbols: list[str] | None = None) -> dict[str, Series]:

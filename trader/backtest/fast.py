@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from trader.backtest.data import Series
 from trader.backtest.reference import Progress, new_sims
-from trader.backtest.sim import POINTS, SimConfig, SymbolSim, Trade, point
+from trader.backtest.sim import POINTS, Outcome, SimConfig, SymbolSim, outcome, point
 from trader.core.params import AnchorMode
 from trader.core.rules import EntryRecheck, update_exit_rules
 
@@ -271,8 +271,8 @@ def run_fast(
     *,
     progress: Progress | None = None,
     stats: ScanStats | None = None,
-) -> dict[str, list[Trade]]:
-    """Trades per symbol, equal to ``run_reference``'s."""
+) -> Outcome:
+    """Trades and holdings per symbol, equal to ``run_reference``'s."""
     stats = stats if stats is not None else ScanStats()
     sims = new_sims(data, cfg)
     cursors = [_Cursor(sim, stats) for sim in sims]
@@ -300,4 +300,4 @@ def run_fast(
         stats.exact_points += 1
         cursors[n].k = k + 1
         schedule(n)
-    return {sim.series.symbol: sim.trades for sim in sims}
+    return outcome(sims)

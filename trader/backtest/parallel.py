@@ -17,13 +17,13 @@ from dataclasses import fields
 from trader.backtest.data import Series
 from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.reference import Progress
-from trader.backtest.sim import SimConfig, Trade
+from trader.backtest.sim import Holding, Outcome, SimConfig, Trade
 
 _SHARED: tuple[Mapping[str, Series], SimConfig] | None = None
 """The data and config the forked workers read (set just before the fork)."""
 
 
-def _run_group(symbols: list[str]) -> tuple[dict[str, list[Trade]], ScanStats]:
+def _run_group(symbols: list[str]) -> tuple[Outcome, ScanStats]:
     assert _SHARED is not None
     data, cfg = _SHARED
     stats = ScanStats()
@@ -41,8 +41,8 @@ def run_parallel(
     workers: int | None = None,
     stats: ScanStats | None = None,
     progress: Progress | None = None,
-) -> dict[str, list[Trade]]:
-    """``fast.run_fast``'s trades, on ``workers`` processes (default: the CPUs) when the
+) -> Outcome:
+    """``fast.run_fast``'s outcome, on ``workers`` processes (default: the CPUs) when the
     symbols are independent (``progress``: a symbol's candles when it is done)."""
     global _SHARED
     n = min(workers or os.cpu_count() or 1, len(data))
@@ -62,13 +62,15 @@ def run_parallel(
             for done in pool.imap_unordered(_run_group, tasks):
                 results.append(done)
                 if progress is not None:
-                    progress(sum(len(data[s]) for s in done[0]))
+                    progress(sum(len(data[s]) for s in done[0].trades))
     finally:
         _SHARED = None
     trades: dict[str, list[Trade]] = {}
+    holdings: dict[str, Holding] = {}
     for part, part_stats in results:
-        trades.update(part)
+        trades.update(part.trades)
+        holdings.update(part.holdings)
         if stats is not None:
             for f in fields(ScanStats):
                 setattr(stats, f.name, getattr(stats, f.name) + getattr(part_stats, f.name))
-    return dict(sorted(trades.items()))
+    return Outcome(dict(sorted(trades.items())), dict(sorted(holdings.items())))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from trader.backtest.data import Series
-from trader.backtest.sim import POINTS, SimConfig, Slots, SymbolSim, Trade, point
+from trader.backtest.sim import POINTS, Outcome, SimConfig, Slots, SymbolSim, outcome, point
 
 Progress = Callable[[int], None]
 """Called with the number of candles just finished (for a progress bar)."""
@@ -27,8 +27,8 @@ def new_sims(data: Mapping[str, Series], cfg: SimConfig) -> list[SymbolSim]:
 
 def run_reference(
     data: Mapping[str, Series], cfg: SimConfig, *, progress: Progress | None = None
-) -> dict[str, list[Trade]]:
-    """Trades per symbol, every point evaluated by the exact rules."""
+) -> Outcome:
+    """Trades and holdings per symbol, every point evaluated by the exact rules."""
     sims = new_sims(data, cfg)
     times, owner, index = [], [], []
     for n, sim in enumerate(sims):
@@ -45,4 +45,4 @@ def run_reference(
         sims[n_sym].on_point(flat // POINTS, flat % POINTS)
         if progress is not None and done % (POINTS * 10_000) == 0:
             progress(10_000)
-    return {sim.series.symbol: sim.trades for sim in sims}
+    return outcome(sims)

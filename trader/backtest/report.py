@@ -3,7 +3,9 @@ summed across quotes: 1 BTC and 1 ETH are not the same money), the trades as CSV
 JSON, and the equity curve with its drawdown as a PNG.
 
 Every figure is an exact ``Decimal`` (the trades' own sums); only the chart converts to
-float, to draw.
+float, to draw. Realized figures are the closed trades' only; what a symbol still holds at
+the end of the data (an open position, or carried inventory) is shown beside them, marked
+to the last close, as unrealized.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from trader.backtest.data import Series
-from trader.backtest.sim import Trade
+from trader.backtest.sim import Holding, Outcome, Trade
 
 ZERO = Decimal(0)
 CHART_SIZE = (1000, 700)
@@ -41,6 +43,14 @@ class Figures:
     """Fraction of the data's time a position was held (0..1)."""
     best: Decimal | None
     worst: Decimal | None
+    open_cost: Decimal = ZERO
+    """What is still held cost, entry fees included (not realized)."""
+    open_value: Decimal = ZERO
+    """Its value at the last close."""
+
+    @property
+    def unrealized(self) -> Decimal:
+        return self.open_value - self.open_cost
 
     @property
     def win_rate(self) -> Decimal:
@@ -56,7 +66,51 @@ def _drawdown(trades: Iterable[Trade]) -> Decimal:
     return deepest
 
 
-def _figures(name: str, quote: str, trades: list[Trade], held_ms: int, span_ms: int) -> Figures:
+@dataclass(frozen=True)
+class OpenRow:
+    """What a symbol still holds at the end of the data, marked to its last close."""
+
+    symbol: str
+    quote: str
+    amount: Decimal
+    entry_price: Decimal
+    """The open position's buy price, or the carried inventory's average cost."""
+    cost: Decimal
+    """Cost basis plus entry fees."""
+    mark_price: Decimal
+    """The last candle's close."""
+    opened_ms: int | None
+    """The open position's entry; None: carried inventory only."""
+
+    @classmethod
+    def of(cls, h: Holding, series: Series) -> OpenRow:
+        return cls(
+            symbol=h.symbol,
+            quote=h.quote,
+            amount=h.amount,
+            entry_price=h.entry_price,
+            cost=h.cost + h.entry_fee,
+            mark_price=series.price(int(series.close[-1])),
+            opened_ms=h.opened_ms,
+        )
+
+    @property
+    def value(self) -> Decimal:
+        return self.amount * self.mark_price
+
+    @property
+    def unrealized(self) -> Decimal:
+        return self.value - self.cost
+
+
+def _figures(
+    name: str,
+    quote: str,
+    trades: list[Trade],
+    held_ms: int,
+    span_ms: int,
+    held: list[OpenRow],
+) -> Figures:
     nets = [t.net for t in trades]
     return Figures(
         name=name,
@@ -69,6 +123,8 @@ def _figures(name: str, quote: str, trades: list[Trade], held_ms: int, span_ms: 
         exposure=Decimal(held_ms) / span_ms if span_ms > 0 else ZERO,
         best=max(nets) if nets else None,
         worst=min(nets) if nets else None,
+        open_cost=sum((h.cost for h in held), ZERO),
+        open_value=sum((h.value for h in held), ZERO),
     )
 
 
@@ -78,27 +134,37 @@ class Report:
     totals: list[Figures]
     """One per quote currency."""
     trades: list[Trade]
+    holdings: list[OpenRow]
+    """What each symbol still holds at the end of its data (symbols holding nothing left out)."""
 
 
-def build_report(data: Mapping[str, Series], trades: Mapping[str, list[Trade]]) -> Report:
+def build_report(data: Mapping[str, Series], outcome: Outcome) -> Report:
     rows: list[Figures] = []
-    by_quote: dict[str, tuple[list[Trade], int, int]] = {}
+    holdings: list[OpenRow] = []
+    by_quote: dict[str, tuple[list[Trade], int, int, list[OpenRow]]] = {}
     for symbol, series in sorted(data.items()):
-        own = trades.get(symbol, [])
-        span = int(series.ts[-1]) + series.step_ms - int(series.ts[0]) if len(series) else 0
+        own = outcome.trades.get(symbol, [])
+        end = int(series.ts[-1]) + series.step_ms
+        span = end - int(series.ts[0])
         held = sum(t.exit_ms - t.entry_ms for t in own)
+        still = outcome.holdings.get(symbol)
+        open_rows = [OpenRow.of(still, series)] if still is not None else []
+        if still is not None and still.opened_ms is not None:
+            held += end - still.opened_ms  # an open position is held to the end of the data
         quote = series.market.quote
-        rows.append(_figures(symbol, quote, own, held, span))
-        q_trades, q_held, q_span = by_quote.get(quote, ([], 0, 0))
-        by_quote[quote] = (q_trades + own, q_held + held, q_span + span)
+        rows.append(_figures(symbol, quote, own, held, span, open_rows))
+        holdings += open_rows
+        q_trades, q_held, q_span, q_open = by_quote.get(quote, ([], 0, 0, []))
+        by_quote[quote] = (q_trades + own, q_held + held, q_span + span, q_open + open_rows)
     totals = [
-        _figures(f"total {quote}", quote, t, held, span)
-        for quote, (t, held, span) in sorted(by_quote.items())
+        _figures(f"total {quote}", quote, t, held, span, still)
+        for quote, (t, held, span, still) in sorted(by_quote.items())
     ]
     every = sorted(
-        (t for s in sorted(trades) for t in trades[s]), key=lambda t: (t.exit_ms, t.symbol)
+        (t for s in sorted(outcome.trades) for t in outcome.trades[s]),
+        key=lambda t: (t.exit_ms, t.symbol),
     )
-    return Report(symbols=rows, totals=totals, trades=every)
+    return Report(symbols=rows, totals=totals, trades=every, holdings=holdings)
 
 
 # --- files ----------------------------------------------------------------------------
@@ -116,10 +182,14 @@ FIELDS = (
     "gross",
     "net",
     "pct",
+    "carried_amount",
+    "carried_cost",
+    "inventory_in_amount",
+    "inventory_in_cost",
 )
 
 
-def _iso(ms: int) -> str:
+def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
@@ -127,8 +197,8 @@ def trade_row(t: Trade) -> dict[str, str]:
     """A trade as text: exact decimals, ISO UTC times."""
     return {
         "symbol": t.symbol,
-        "entry_time": _iso(t.entry_ms),
-        "exit_time": _iso(t.exit_ms),
+        "entry_time": iso_ms(t.entry_ms),
+        "exit_time": iso_ms(t.exit_ms),
         "entry_price": str(t.entry_price),
         "exit_price": str(t.exit_price),
         "amount": str(t.amount),
@@ -139,6 +209,25 @@ def trade_row(t: Trade) -> dict[str, str]:
         "gross": str(t.gross),
         "net": str(t.net),
         "pct": str(t.pct),
+        "carried_amount": str(t.carried_amount),
+        "carried_cost": str(t.carried_cost),
+        "inventory_in_amount": str(t.inventory_in_amount),
+        "inventory_in_cost": str(t.inventory_in_cost),
+    }
+
+
+def open_row(h: OpenRow) -> dict[str, str | None]:
+    """A holding as text: exact decimals, ISO UTC time (None: carried inventory only)."""
+    return {
+        "symbol": h.symbol,
+        "quote": h.quote,
+        "amount": str(h.amount),
+        "entry_price": str(h.entry_price),
+        "cost": str(h.cost),
+        "mark_price": str(h.mark_price),
+        "value": str(h.value),
+        "unrealized_pnl": str(h.unrealized),
+        "opened_time": None if h.opened_ms is None else iso_ms(h.opened_ms),
     }
 
 
@@ -155,6 +244,9 @@ def _figures_json(f: Figures) -> dict[str, object]:
         "exposure": str(f.exposure),
         "best_trade": None if f.best is None else str(f.best),
         "worst_trade": None if f.worst is None else str(f.worst),
+        "open_cost": str(f.open_cost),
+        "open_value": str(f.open_value),
+        "unrealized_pnl": str(f.unrealized),
     }
 
 
@@ -171,6 +263,7 @@ def write_files(report: Report, out: Path) -> list[Path]:
         "trades": rows,
         "symbols": [_figures_json(f) for f in report.symbols],
         "totals": [_figures_json(f) for f in report.totals],
+        "open": [open_row(h) for h in report.holdings],
     }
     json_path.write_text(json.dumps(doc, indent=1) + "\n")
     return [csv_path, json_path]

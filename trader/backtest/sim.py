@@ -12,11 +12,16 @@ Both paths (``reference`` at every point, ``fast`` only at candidates) call
   around the mid, bid rounded down and ask up to the tick);
 * a buy fills its whole amount at the ask, a sell at the bid, each paying the paper
   exchange's taker fee on its value, in quote (the order must fit the book's first level:
-  ``level_liquidity_quote``, checked up front).
+  ``level_liquidity_quote``, checked up front);
+* what an exit cannot sell (worth less than the market's minimum at the bid) is carried as
+  the symbol's inventory with its cost and entry fee, as the live engines do
+  (``trader/core/inventory.py``): it joins the symbol's next position, and the trade that
+  sells it realizes its cost. Nothing bought is ever dropped from the books.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -39,6 +44,7 @@ from trader.core.rules import (
 from trader.core.selling import plan_sell
 from trader.core.sizing import round_down, round_up, size_buy
 
+ZERO = Decimal(0)
 _BPS = Decimal(10_000)
 _DAY_MS = 86_400_000
 POINTS = 4
@@ -82,10 +88,45 @@ class Trade:
     gross: Decimal
     net: Decimal
     pct: Decimal
+    carried_amount: Decimal = ZERO
+    """Bought but not sold (below the market's minimum): carried as inventory with
+    ``carried_cost`` (its cost and entry fee), outside this trade's figures."""
+    carried_cost: Decimal = ZERO
+    inventory_in_amount: Decimal = ZERO
+    """Inventory of earlier trades that joined this one (sold in ``amount``)."""
+    inventory_in_cost: Decimal = ZERO
+    """Its cost and entry fee (part of this trade's cost basis and fees)."""
 
     @property
     def fees(self) -> Decimal:
+        """The fees in ``net``: the entry fee of what was sold, and the exit fee."""
         return self.entry_fee + self.exit_fee
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a symbol still holds at the end of the data: its open position, or the
+    inventory it carries. Not realized: outside every realized figure."""
+
+    symbol: str
+    quote: str
+    amount: Decimal
+    cost: Decimal
+    """Quote cost basis, fees excluded."""
+    entry_fee: Decimal
+    opened_ms: int | None
+    """The open position's entry; None: inventory only (no position open)."""
+    entry_price: Decimal
+    """The open position's buy price; the inventory's average cost per unit."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A backtest's result: the closed trades per symbol, and what each symbol still holds
+    at the end of the data (only symbols that hold something)."""
+
+    trades: dict[str, list[Trade]]
+    holdings: dict[str, Holding]
 
 
 @dataclass
@@ -96,6 +137,17 @@ class Position:
     entry_cost: Decimal
     entry_fee: Decimal
     rules: ExitRulesState
+    inventory_in_amount: Decimal = ZERO
+    inventory_in_cost: Decimal = ZERO
+
+
+@dataclass
+class Inventory:
+    """Coins an exit could not sell, with their cost basis and entry fee."""
+
+    amount: Decimal = ZERO
+    cost: Decimal = ZERO
+    fee: Decimal = ZERO
 
 
 @dataclass
@@ -104,6 +156,16 @@ class Slots:
 
     max_trades: int
     in_use: int = 0
+
+
+def outcome(sims: Iterable[SymbolSim]) -> Outcome:
+    """The trades and holdings of ``sims``, by symbol in name order."""
+    done = sorted(sims, key=lambda sim: sim.series.symbol)
+    held = {sim.series.symbol: sim.holding() for sim in done}
+    return Outcome(
+        trades={sim.series.symbol: sim.trades for sim in done},
+        holdings={s: h for s, h in held.items() if h is not None},
+    )
 
 
 def point(series: Series, i: int, k: int) -> tuple[int, int]:
@@ -129,6 +191,7 @@ class SymbolSim:
     position: Position | None = None
     cooldown_until_ms: int = -(2**62)
     trades: list[Trade] = field(default_factory=list)
+    inventory: Inventory = field(default_factory=Inventory)
 
     def __post_init__(self) -> None:
         self.watch = EntryWatch(EntryWatchState(), self.cfg.params)
@@ -198,14 +261,20 @@ class SymbolSim:
             return
         self.slots.in_use += 1
         cost = sizing.amount * ticker.ask
+        inv = self.inventory
+        # The inventory joins the position (``join_inventory``): its cost is realized by
+        # the trade that sells it; the exit levels stay those of this buy's price.
         self.position = Position(
             entry_ms=t_ms,
             entry_price=cost / sizing.amount,
-            amount=sizing.amount,
-            entry_cost=cost,
-            entry_fee=cost * self._fee_rate(),
+            amount=sizing.amount + inv.amount,
+            entry_cost=cost + inv.cost,
+            entry_fee=cost * self._fee_rate() + inv.fee,
             rules=ExitRulesState.opened(cost / sizing.amount),
+            inventory_in_amount=inv.amount,
+            inventory_in_cost=inv.cost + inv.fee,
         )
+        self.inventory = Inventory()
 
     def _exit_step(self, i: int, t_ms: int, price: Decimal) -> None:
         pos, p = self.position, self.cfg.params
@@ -234,7 +303,9 @@ class SymbolSim:
             finish=False,
         )
         # Amounts are on the step and the book's first level holds them: the whole plan
-        # fills at the bid (a limit step fills at the better book price).
+        # fills at the bid (a limit step fills at the better book price). Nothing is sold
+        # when the position at the bid is worth less than the market's minimum: the trade
+        # closes with its coins carried.
         sold = plan.amount
         proceeds = sold * bid
         exit_fee = proceeds * self._fee_rate()
@@ -256,13 +327,18 @@ class SymbolSim:
                 exit_price=bid,
                 amount=sold,
                 reason=decision.reason,
-                entry_fee=pnl.entry_fee,
+                entry_fee=pnl.fees - exit_fee,
                 exit_fee=exit_fee,
                 gross=pnl.gross,
                 net=pnl.net,
                 pct=pnl.pct,
+                carried_amount=pnl.carried_amount,
+                carried_cost=pnl.carried_cost + pnl.carried_fee,
+                inventory_in_amount=pos.inventory_in_amount,
+                inventory_in_cost=pos.inventory_in_cost,
             )
         )
+        self.inventory = Inventory(pnl.carried_amount, pnl.carried_cost, pnl.carried_fee)
         self.position = None
         self.slots.in_use -= 1
         self.cooldown_until_ms = t_ms + int(p.cooldown_minutes * 60_000)
@@ -272,3 +348,16 @@ class SymbolSim:
             self.watch = EntryWatch(kept, p)
         else:
             self.watch = EntryWatch(EntryWatchState(), p)
+
+    def holding(self) -> Holding | None:
+        """What is still held (after the last point), None: nothing."""
+        m, pos, inv = self.series.market, self.position, self.inventory
+        held: tuple[Decimal, Decimal, Decimal, int | None, Decimal]
+        if pos is not None:
+            held = (pos.amount, pos.entry_cost, pos.entry_fee, pos.entry_ms, pos.entry_price)
+        elif inv.amount > 0:
+            held = (inv.amount, inv.cost, inv.fee, None, inv.cost / inv.amount)
+        else:
+            return None
+        amount, cost, fee, since, price = held
+        return Holding(m.symbol, m.quote, amount, cost, fee, opened_ms=since, entry_price=price)
