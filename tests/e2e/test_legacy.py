@@ -166,3 +166,38 @@ def test_temporal_commands_are_refused_cleanly(tmp_path: Path, command: str) -> 
     assert f"`{command.split()[0]}` needs the Temporal workflows" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "data" / "temporal").exists()
+
+
+def test_a_second_engine_on_the_data_dir_is_refused(tmp_path: Path) -> None:
+    """The second process exits 2 naming the lock and the first one's pid; the status reads
+    the state meanwhile; once the first is SIGKILLed a new engine starts."""
+    cfg = _config(tmp_path)
+    data = tmp_path / "data"
+    log = tmp_path / "engine.log"
+    first = spawn("starter.py", "--config", str(cfg), log=log)
+    procs = [first]
+    try:
+        wait_until(
+            lambda: SYMBOL in read_state(state_path(data)).coins, timeout=60, what="the state"
+        )
+        second = run("starter.py", "--config", str(cfg), timeout=60)
+        assert second.returncode == 2, second.stderr
+        lock = data / "legacy_state.sqlite.lock"
+        assert f"{lock} is held by pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+        status = run("starter.py", "--config", str(cfg), "status", "--once", "--show-idle",
+                     env={"COLUMNS": "200"})  # fmt: skip
+        assert status.returncode == 0 and SYMBOL in status.stdout, status.stderr
+        kill(first)
+        third = spawn("starter.py", "--config", str(cfg), log=log)
+        procs.append(third)
+        wait_until(
+            lambda: log.read_text().count("legacy engine:") >= 2,
+            timeout=60,
+            what="the next engine's start",
+        )
+        kill(third, signal.SIGINT)
+        assert third.returncode == 0, log.read_text()[-2000:]
+    finally:
+        for p in procs:
+            kill(p)

@@ -54,6 +54,8 @@ def start_order(
     state.trade.order.side = side
     state.trade.order.amount = amount
     state.trade.order.placed_ts = now
+    state.trade.order.type = None  # the legacy engine records its plan after this
+    state.trade.order.limit_offset_bps = None
     state.trade.order.filled_applied = Decimal(0)
     state.trade.order.cost_applied = Decimal(0)
     state.trade.order.fee_applied = Decimal(0)

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from trader.core.market import MarketInfo, OrderSide
+from trader.core.market import MarketInfo, OrderSide, OrderType
 from trader.core.phases import Phase, Trigger, next_phase
 from trader.core.rules import EntryReason, EntryWatchState, ExitReason, ExitRulesState
 from trader.core.shapes import flatten, nest
@@ -54,6 +54,11 @@ class OrderInFlight(BaseModel):
     amount: Decimal = ZERO
     placed_ts: float = 0.0
     """Epoch seconds when it was sent: the phase timeouts and the consistency window."""
+    type: OrderType | None = None
+    limit_offset_bps: Decimal | None = None
+    """The order as planned (market, or a limit this far from the touch), where the legacy
+    engine resends it from after a restart (the workflows keep it in the activity's input;
+    None there and in earlier states)."""
     filled_applied: Decimal = ZERO
     """How much of its fill is already counted (fills are applied as deltas, so a fill
     seen twice, e.g. again during recovery, is never counted twice)."""

@@ -33,13 +33,16 @@ _POLL_S = 0.5
 
 
 class RunnerBase:
-    def __init__(self, engine: LegacyEngine, state: CoinState) -> None:
+    def __init__(self, engine: LegacyEngine, state: CoinState, *, exit_only: bool = False) -> None:
         self.e, self.s, self.p = engine, state, engine.params
+        self.exit_only = exit_only
+        """Not in the watchlist: what it holds is settled, no new entry is made."""
+        self.done = False
+        """An exit-only symbol with nothing left: no longer traded."""
         self._ticker: Ticker | None = None  # the entry's ticker (lost on restart: re-watch)
         self._sma: Decimal | None = None
         self._last_order: Order | None = None
         self._max_hold_due = False
-        self._sell_offset: Decimal | None = None
         self.wf_id = f"legacy:{state.exchange}:{ids.symbol_slug(state.symbol)}"
 
     # --- plumbing --------------------------------------------------------------------------

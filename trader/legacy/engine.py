@@ -4,6 +4,10 @@ No Temporal: the market-data hub, the ``Exchange`` port, the ledger and the phas
 are the same objects the worker uses; the state lives in ``StateStore`` (SQLite). MAX_TRADES
 is counted across the engine's own symbols (one process, one event loop: the count and the
 transition that takes a slot run with no await between them).
+
+At start it refuses state saved for another exchange (or live state on a simulated run, and
+the reverse), and it keeps managing, exit only, a saved symbol that is no longer in the
+watchlist but still holds something: a position is never forgotten, its slot counts.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import logging
 import time
 
+from trader.core.errors import TraderError
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.core.state import CoinState
@@ -27,6 +32,28 @@ log = logging.getLogger(__name__)
 
 #: A symbol in these phases with a decision holds no trade slot (not yet, or no longer).
 _NO_SLOT = frozenset({Phase.WARMUP, Phase.IDLE, Phase.ENTRY_EVAL, Phase.COOLDOWN})
+
+
+class ForeignState(TraderError):
+    """The data dir holds state of another exchange (or of a simulated run on a live one)."""
+
+
+def holdings(s: CoinState) -> str:
+    """What a saved symbol holds, for the operator ("" if nothing)."""
+    held = []
+    if s.holds_position:
+        held.append(f"position {s.remaining}")
+    if s.trade.order.client_order_id and s.phase not in _NO_SLOT:
+        side = s.trade.order.side.value if s.trade.order.side else "an"
+        held.append(f"{side} order {s.trade.order.client_order_id} ({s.phase.value})")
+    if s.has_inventory:
+        held.append(f"inventory {s.inventory.amount}")
+    return ", ".join(held)
+
+
+def _account(exchange: str, simulated: bool | None) -> str:
+    """``binance (live)``; the kind is unknown (None) for a symbol never warmed up."""
+    return exchange if simulated is None else f"{exchange} ({'simulated' if simulated else 'live'})"
 
 
 class LegacyEngine:
@@ -44,6 +71,7 @@ class LegacyEngine:
         self.params, self.exchange, self.hub = params, exchange, hub
         self.store, self.ledger, self.sink = store, ledger, sink
         saved = store.load()
+        self._refuse_foreign(saved, simulated=exchange.simulated or not params.global_trading)
         self.runners: dict[str, SymbolRunner] = {}
         for symbol in watchlist:
             state = saved.get(symbol) or CoinState(
@@ -54,6 +82,32 @@ class LegacyEngine:
             )
             self.runners[symbol] = SymbolRunner(self, state)
             store.save(state)  # readable at once, before the first transition
+        for symbol, state in saved.items():
+            held = holdings(state)
+            if symbol in self.runners or not held:
+                continue
+            state.note = f"exit only: not in the watchlist, holds {held}; no new entries"
+            log.warning("%s: %s", symbol, state.note)
+            self.runners[symbol] = SymbolRunner(self, state, exit_only=True)
+            store.save(state)
+
+    def _refuse_foreign(self, saved: dict[str, CoinState], *, simulated: bool) -> None:
+        """State saved by a run on another account is not this run's to trade: a paper
+        position adopted on a live account would be sold from coins it never bought."""
+        here = _account(self.params.exchange, simulated)
+        foreign = [
+            f"{s.symbol} on {_account(s.exchange, s.simulated if s.market else None)}: "
+            f"{holdings(s) or 'nothing held'}"
+            for s in saved.values()
+            if s.exchange != self.params.exchange
+            or (s.market is not None and s.simulated != simulated)
+        ]
+        if foreign:
+            raise ForeignState(
+                f"{self.store.path}: the saved state is of another account: {'; '.join(foreign)}; "
+                f"this run trades on {here}. Give this run its own DATA_DIR, or settle those "
+                f"symbols with the run they belong to and then move {self.store.path} aside"
+            )
 
     def slots_in_use(self) -> int:
         return sum(
@@ -71,9 +125,11 @@ class LegacyEngine:
         tasks = {asyncio.create_task(r.run(), name=f"legacy:{s}") for s, r in self.runners.items()}
         stopper = asyncio.create_task(stop.wait())
         try:
-            done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done - {stopper}:
-                task.result()  # a symbol that ended raises its error here
+            waiting: set[asyncio.Task[object]] = {*tasks, stopper}
+            while not stopper.done():
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {stopper}:
+                    task.result()  # a symbol that failed raises here; an exit-only one ends
         finally:
             for task in (*tasks, stopper):
                 task.cancel()

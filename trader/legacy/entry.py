@@ -116,8 +116,20 @@ class EntryPhases(RunnerBase):
         s, p, market = self.s, self.p, self.s.market
         assert market is not None
         resumed = bool(s.trade.order.client_order_id) and s.trade.order.order_id is None
+        if resumed and (self.exit_only or self._stale(s.trade.order.placed_ts)):
+            # Sent (maybe) long ago, or the symbol left the watchlist: never sent now. ERROR
+            # looks it up by its client id; unknown to the exchange, it counts as never
+            # placed and the entry is dropped (a fresh drop needed), as the workflow's
+            # timed-out place_order does.
+            why = "not in the watchlist" if self.exit_only else "decided too long ago"
+            s.last_error = f"resumed buy {s.trade.order.client_order_id} not sent: {why}"
+            self.transition(Trigger.FAILED, s.last_error)
+            return
         if not resumed:
-            ticker = self._ticker or await self.e.hub.ticker(s.symbol)
+            ticker = self._ticker
+            if ticker is None or self.exit_only:  # restarted: the decision's ticker is gone
+                self.abandon_entry(Trigger.ORDER_REJECTED, "entry snapshot lost; re-watching")
+                return
             sizing = size_buy(p.budget_for(market.quote), ticker.ask, market)
             if not sizing.ok:
                 self.abandon_entry(Trigger.ORDER_REJECTED, sizing.reason)
@@ -144,6 +156,12 @@ class EntryPhases(RunnerBase):
         s.trade.order.order_id = order.id
         self._last_order = order
         self.transition(Trigger.ORDER_PLACED, f"buy {order.amount} @ {order.price or 'market'}")
+
+    def _stale(self, placed_ts: float) -> bool:
+        """Past the time an attempt sent then could still show up at the exchange."""
+        p = self.p
+        limit = p.order_activity_timeout_seconds + p.order_consistency_window_seconds
+        return time.time() - placed_ts > limit
 
     async def wait_fill(self) -> None:
         s = self.s

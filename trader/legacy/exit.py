@@ -133,18 +133,20 @@ class ExitPhases(RunnerBase):
             start_order(
                 s, client_order_id=coid, side=OrderSide.SELL, amount=plan.amount, now=time.time()
             )
-            self._sell_offset = plan.offset_bps
+            s.trade.order.limit_offset_bps = plan.offset_bps  # resent as planned
+            s.trade.order.type = OrderType.MARKET if plan.offset_bps is None else OrderType.LIMIT
             self.save()  # committed before the order is sent
-        offset = self._sell_offset
-        if resumed:  # the plan is gone with the process: the ladder step of this attempt
+        offset, order_type = s.trade.order.limit_offset_bps, s.trade.order.type
+        if order_type is None:  # saved before the plan was: the ladder step of this attempt
             ladder = p.sell_ladder_bps
             offset = ladder[s.trade.sell_attempt] if s.trade.sell_attempt < len(ladder) else None
+            order_type = OrderType.MARKET if offset is None else OrderType.LIMIT
         request = OrderRequest(
             symbol=s.symbol,
             side=OrderSide.SELL,
             amount=s.trade.order.amount,
             client_order_id=s.trade.order.client_order_id or "",
-            type=OrderType.MARKET if offset is None else OrderType.LIMIT,
+            type=order_type,
             time_in_force=Tif.IOC,
         )
         order = await self._place(request, offset, resumed=resumed)

@@ -46,6 +46,19 @@ async def find_order(exchange: Exchange, symbol: str, client_order_id: str) -> O
         return None
 
 
+async def find_confirmed(
+    exchange: Exchange, params: TraderParams, symbol: str, client_order_id: str, placed_ts: float
+) -> Order | None:
+    """The order, or None once its absence is confirmed: not found is no proof until the
+    consistency window since ``placed_ts`` has passed (a fresh order can be missed)."""
+    found = await find_order(exchange, symbol, client_order_id)
+    wait = placed_ts + params.order_consistency_window_seconds - time.time()
+    if found is None and wait > 0:
+        await asyncio.sleep(wait)
+        found = await find_order(exchange, symbol, client_order_id)
+    return found
+
+
 async def place_once(
     exchange: Exchange,
     hub: MarketHub,
@@ -62,16 +75,14 @@ async def place_once(
     ``resumed``: the order may have been sent before (a restart or a retry after an unknown
     outcome): absence counts only once the consistency window since ``placed_ts`` passed.
     """
-    found = await find_order(exchange, request.symbol, request.client_order_id)
+    if resumed:
+        found = await find_confirmed(
+            exchange, params, request.symbol, request.client_order_id, placed_ts
+        )
+    else:
+        found = await find_order(exchange, request.symbol, request.client_order_id)
     if found is not None:
         return found
-    if resumed:
-        wait = placed_ts + params.order_consistency_window_seconds - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-            found = await find_order(exchange, request.symbol, request.client_order_id)
-            if found is not None:
-                return found
     if request.type is OrderType.LIMIT and limit_offset_bps is not None:
         market = (await exchange.load_markets())[request.symbol]
         ticker = await hub.ticker(request.symbol)

@@ -23,6 +23,8 @@ disagree with the ``CoinState`` the pure core reads and writes.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from trader.core.errors import TraderError
 from trader.core.market import OrderSide
 from trader.core.phases import HOLDING_PHASES, Phase
 from trader.core.state import CoinState
@@ -135,17 +138,50 @@ class LegacySnapshot:
         }
 
 
+class StateLocked(TraderError):
+    """Another engine holds the data dir's state."""
+
+
+def _lock(path: Path) -> int:
+    """An exclusive ``flock`` on ``path`` (with this pid written in it), held until the fd
+    is closed or the process dies (the kernel drops it, also on SIGKILL)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StateLocked(
+            f"{path} is held by pid {holder}: another legacy engine runs on this data dir "
+            "(one legacy engine per data dir: two would overwrite each other's state). Stop "
+            "it, or give this one another DATA_DIR; `starter.py status` reads the state "
+            "while it runs"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class StateStore:
     """The engine's own connection: ``save`` commits before it returns (WAL, full sync), so
-    a state saved before an order is sent survives a SIGKILL right after the send."""
+    a state saved before an order is sent survives a SIGKILL right after the send.
+
+    One writer per file: it holds an exclusive lock on ``<file>.lock`` for its life (a
+    second one raises ``StateLocked`` naming the holder's pid); ``read_state`` takes none."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._lock_fd = _lock(self.lock_path)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
 
     def save(self, s: CoinState) -> None:
         self._db.execute(
@@ -171,6 +207,7 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+        os.close(self._lock_fd)  # releases the lock
 
 
 def _load(db: sqlite3.Connection, path: Path) -> dict[str, CoinState]:

@@ -9,7 +9,7 @@ sent, and a restart resumes the symbol in its saved phase.
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 
 from trader.core.errors import BadSymbol, ExchangeError
 from trader.core.fills import apply_fill, recovery_trigger
@@ -19,7 +19,12 @@ from trader.core.params import backoff_seconds
 from trader.core.phases import Phase, Trigger
 from trader.legacy.entry import EntryPhases
 from trader.legacy.exit import ExitPhases
-from trader.legacy.orders import find_order
+from trader.legacy.orders import find_confirmed
+
+log = logging.getLogger(__name__)
+
+#: Where an exit-only symbol (not in the watchlist) stops: nothing of a trade is left.
+_SETTLED = frozenset({Phase.WARMUP, Phase.IDLE, Phase.ENTRY_EVAL, Phase.COOLDOWN})
 
 
 class SymbolRunner(EntryPhases, ExitPhases):
@@ -40,7 +45,7 @@ class SymbolRunner(EntryPhases, ExitPhases):
             Phase.COOLDOWN: self.cooldown,
             Phase.ERROR: self.error,
         }
-        while True:
+        while not self._settled():
             try:
                 await handlers[self.s.phase]()
             except BadSymbol:
@@ -48,6 +53,21 @@ class SymbolRunner(EntryPhases, ExitPhases):
             except ExchangeError as exc:  # retries exhausted or refused: back off, reconcile
                 self.s.last_error = str(exc) or type(exc).__name__
                 self.transition(Trigger.FAILED, f"{self.s.phase.value} failed: {self.s.last_error}")
+
+    def _settled(self) -> bool:
+        """An exit-only symbol whose trade is over: no entry follows; it stops (its row stays
+        in the state, inventory included, and is resumed once it is in the watchlist)."""
+        s = self.s
+        if not self.exit_only or s.phase not in _SETTLED:
+            return False
+        if s.phase is Phase.ENTRY_EVAL:
+            s.clear_trade()  # a decision without an order: dropped, no entry
+        left = f"; inventory {s.inventory.amount} carried" if s.has_inventory else ""
+        s.note = f"exit only: not in the watchlist, nothing held{left}; no longer traded"
+        log.warning("%s: %s", s.symbol, s.note)
+        self.save()
+        self.done = True
+        return True
 
     # --- error -----------------------------------------------------------------------------
     async def error(self) -> None:
@@ -62,12 +82,11 @@ class SymbolRunner(EntryPhases, ExitPhases):
             self.transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
         coid = s.trade.order.client_order_id
-        order = await find_order(self.e.exchange, s.symbol, coid) if coid else None
-        if order is None and coid:  # not found is no proof until the window has passed
-            wait = s.trade.order.placed_ts + p.order_consistency_window_seconds - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                order = await find_order(self.e.exchange, s.symbol, coid)
+        order = (
+            await find_confirmed(self.e.exchange, p, s.symbol, coid, s.trade.order.placed_ts)
+            if coid
+            else None
+        )
         self.see(await self.e.hub.ticker(s.symbol))
         if order is not None and order.status is not OrderStatus.OPEN:
             apply_fill(s, order)

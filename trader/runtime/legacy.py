@@ -40,8 +40,12 @@ def refusal(command: str) -> str:
 
 async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
     """Trade the watchlist in this process until ``stop`` is set."""
-    exchange = build_exchange(settings)
-    store = StateStore(state_path(settings.data_dir))
+    store = StateStore(state_path(settings.data_dir))  # first: refused if another engine runs
+    try:
+        exchange = build_exchange(settings)
+    except BaseException:
+        store.close()
+        raise
     ledger = LedgerStore(settings.ledger_path)
     phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
     metrics: TraderMetrics | None = None
@@ -65,6 +69,9 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
             f"(state: {store.path})",
             flush=True,
         )
+        for symbol, runner in engine.runners.items():
+            if runner.exit_only:
+                print(f"WARNING {symbol}: {runner.s.note}", flush=True)
         await engine.run(stop)
     finally:
         if metrics is not None:
