@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from decimal import Decimal
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -25,12 +24,10 @@ from trader.core.errors import (
 )
 from trader.core.market import Balance, Order, OrderRequest, OrderType
 from trader.core.sizing import order_limit_price
+from trader.exchange.balance import settled_balance
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
-
-_NONE = Balance(free=Decimal(0), total=Decimal(0))
-_SETTLE_POLL_S = 0.5
 
 
 class ExchangeActivities:
@@ -237,26 +234,15 @@ class ExchangeActivities:
         )
 
     async def _settled_balance(self, inp: c.ReconcileInput) -> Balance:
-        deadline = time.monotonic() + inp.settle_seconds
-        while True:
-            balance = (await self.exchange.fetch_balances()).get(inp.base, _NONE)
-            short = (
-                inp.expect_base is not None and min(balance.free, balance.total) < inp.expect_base
-            )
-            if not short or time.monotonic() >= deadline:
-                if short:
-                    activity.logger.warning(
-                        "%s: %s free %s / total %s, below the %s expected (after %.1fs)",
-                        inp.symbol,
-                        inp.base,
-                        balance.free,
-                        balance.total,
-                        inp.expect_base,
-                        inp.settle_seconds,
-                    )
-                return balance
-            activity.heartbeat("settling balance")
-            await asyncio.sleep(_SETTLE_POLL_S)
+        return await settled_balance(
+            self.exchange,
+            inp.base,
+            expect=inp.expect_base,
+            settle_seconds=inp.settle_seconds,
+            symbol=inp.symbol,
+            logger=activity.logger,
+            on_wait=lambda: activity.heartbeat("settling balance"),
+        )
 
 
 def _out_of_time(inp: c.PlaceOrderInput, progress: Progress) -> ExchangeError:

@@ -28,6 +28,12 @@ class LogNotifier:
         log.info("notify: %s", text)
 
 
+def build_notifier() -> Notifier:
+    """This deployment's notifier, for both engines (the worker's notify activity and the
+    legacy engine): log only until a Telegram bot is plugged in here."""
+    return LogNotifier()
+
+
 class NotifyActivities:
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier

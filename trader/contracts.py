@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from trader.core import ids
+from trader.core.inventory import InventoryMove
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
 from trader.core.phases import HOLDING_PHASES, Phase
@@ -313,6 +315,26 @@ class InventoryRecord(_Msg):
     decision_id: str | None
     ts: float
     simulated: bool = False
+
+    @classmethod
+    def of(
+        cls, s: CoinState, move: InventoryMove, *, ts: float, simulated: bool
+    ) -> InventoryRecord:
+        """The row of ``move``; its id comes from state only (``ledger_seq``, advanced by the
+        caller first): the same on a retry, a replay or a restart."""
+        return cls(
+            record_id=f"{ids.symbol_slug(s.symbol)}:{s.lineage}:{move.kind}:{s.ledger_seq}",
+            symbol=s.symbol,
+            exchange=s.exchange,
+            kind=move.kind,
+            amount=move.amount,
+            cost=move.cost,
+            price=s.bid or s.current_price,
+            reason=move.reason,
+            decision_id=s.trade.decision_id,
+            ts=ts,
+            simulated=simulated,
+        )
 
 
 class DustRecord(_Msg):

@@ -18,8 +18,8 @@ from temporalio.workflow import ActivityHandle
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader import search as sa
-    from trader.core import ids
     from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
+    from trader.core.inventory import InventoryMove
     from trader.core.market import Order, Ticker
     from trader.core.params import backoff_seconds
     from trader.core.phases import SUCCESS_TRIGGERS, Trigger
@@ -347,26 +347,12 @@ class TraderBase:
         self._see(rec.ticker)
         return rec
 
-    async def _record_inventory(
-        self, kind: str, amount: Decimal, cost: Decimal, reason: str
-    ) -> None:
+    async def _record_inventory(self, move: InventoryMove) -> None:
         s = self.state
         s.ledger_seq += 1  # the id comes from state only: the same on a retry or replay
         await self._ledger_call(
             c.RECORD_INVENTORY,
-            c.InventoryRecord(
-                record_id=f"{ids.symbol_slug(s.symbol)}:{s.lineage}:{kind}:{s.ledger_seq}",
-                symbol=s.symbol,
-                exchange=s.exchange,
-                kind=kind,
-                amount=amount,
-                cost=cost,
-                price=s.bid or s.current_price,
-                reason=reason,
-                decision_id=s.trade.decision_id,
-                ts=workflow.time(),
-                simulated=self._is_simulated,
-            ),
+            c.InventoryRecord.of(s, move, ts=workflow.time(), simulated=self._is_simulated),
         )
 
     async def _record_dust(self, amount: Decimal, price: Decimal, reason: str) -> None:

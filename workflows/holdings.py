@@ -12,7 +12,15 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core.fills import apply_fill
-    from trader.core.inventory import close_books, trade_pnl, write_off_inventory
+    from trader.core.inventory import (
+        InventoryMove,
+        carried_move,
+        close_books,
+        cover,
+        trade_pnl,
+        uncovered,
+        write_off_position,
+    )
     from trader.core.market import OrderStatus
     from trader.core.messages import fmt
     from trader.core.pnl import TradePnL
@@ -40,20 +48,7 @@ class Holdings(TraderBase):
                 s, pnl, trade_id=trade_id, closed_ts=workflow.time(), simulated=self._is_simulated
             ),
         )
-        if pnl.carried_amount > 0:
-            await self._record_inventory(
-                "carried",
-                pnl.carried_amount,
-                pnl.carried_cost + pnl.carried_fee,
-                f"below the market minimum at bid {fmt(s.bid)}; joins the next trade",
-            )
-            self._notify(
-                "inventory",
-                f"{s.symbol}: kept {fmt(pnl.carried_amount)} "
-                f"{self._base} as inventory (cost "
-                f"{fmt(pnl.carried_cost + pnl.carried_fee, 8)}): below "
-                "the market minimum, it joins the next trade",
-            )
+        await self._report(carried_move(s, pnl))
         close_books(s, pnl, closes_trade=closes_trade)
         return trade_id, pnl
 
@@ -74,55 +69,15 @@ class Holdings(TraderBase):
     async def _write_off(self, gone: Decimal, why: str) -> None:
         """Part of the open position is not on the account: close it at zero proceeds (its
         cost becomes part of this trade's loss) and say so everywhere."""
-        s = self.state
-        gone = min(gone, s.remaining)
-        if gone <= 0:
+        await self._report(write_off_position(self.state, gone, why))
+
+    async def _report(self, move: InventoryMove | None) -> None:
+        """Ledger row and notification (the note is set by the core): never silent."""
+        if move is None:
             return
-        cost = (s.trade.entry_cost + s.trade.entry_fee) * gone / s.trade.amount
-        s.trade.written_off += gone
-        await self._report_shortfall(
-            "shortfall",
-            gone,
-            cost,
-            f"the account holds {fmt(gone)} {self._base} less than the trade ({why})",
-        )
-
-    async def _write_off_inventory_part(self, gone: Decimal, why: str) -> Decimal:
-        """Inventory the account no longer holds: its cost is a realized loss now."""
-        s = self.state
-        amount = min(gone, s.inventory.amount)
-        loss, fee = write_off_inventory(s, amount)
-        if amount <= 0:
-            return ZERO
-        s.totals.realized_pnl -= loss
-        s.totals.fees += fee
-        # Outside any trade: its own kind, so the ledger's total (trades + write-offs of
-        # inventory) equals realized_pnl_total, and no row is counted in two places.
-        await self._report_shortfall(
-            "inventory_write_off",
-            amount,
-            loss,
-            f"inventory {fmt(amount)} {self._base} is not on the account ({why})",
-        )
-        return amount
-
-    async def _report_shortfall(self, kind: str, amount: Decimal, cost: Decimal, what: str) -> None:
-        """Ledger row, notification and note: a shortfall is never silent. Less than one lot
-        step is bookkeeping (rounding of fees withheld in base), recorded as ``rounding``
-        without a notification: it must not page anyone."""
-        market = self.state.market
-        if market is not None and amount < market.amount_step:
-            kind = "rounding"
-        text = f"shortfall: {what}; written off at cost {fmt(cost, 8)}"
-        await self._record_inventory(kind, amount, cost, text)
-        if kind != "rounding":
-            self._notify("shortfall", f"{self.state.symbol}: {text}")
-        self.state.note = text
-
-    def _uncovered(self, total: Decimal) -> Decimal:
-        s = self.state
-        held = s.remaining if s.holds_position else ZERO
-        return max(held + s.inventory.amount - max(total, ZERO), ZERO)
+        await self._record_inventory(move)
+        if move.notice:
+            self._notify(move.notice_kind, move.notice)
 
     async def _cover(self, total: Decimal, why: str) -> None:
         """Write off what the account's total balance does not cover: the inventory (older
@@ -132,7 +87,7 @@ class Holdings(TraderBase):
         that filled while the worker was down) or before a fill reached the balance. A
         write-off is never undone, so it is made on a confirmed figure only."""
         s = self.state
-        if self._uncovered(total) <= 0:
+        if uncovered(s, total) <= 0:
             return
         held = s.remaining if s.holds_position else ZERO
         rec = await self._reconcile(
@@ -140,11 +95,8 @@ class Holdings(TraderBase):
             expect=held + s.inventory.amount,
             summary=f"confirm {self._base} balance",
         )
-        gone = self._uncovered(rec.base_balance)
-        if gone > 0:
-            gone -= await self._write_off_inventory_part(gone, why)
-        if gone > 0 and s.holds_position:
-            await self._write_off(gone, why)
+        for move in cover(s, rec.base_balance, why):
+            await self._report(move)
 
     async def _check_holdings(self) -> None:
         """A reconciliation asked for (resume, worker start, operator): compare the account

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.fills import apply_fill, recovery_trigger
     from trader.core.inventory import join_inventory
     from trader.core.market import OrderSide, OrderStatus
+    from trader.core.messages import format_in_error
     from trader.core.phases import Trigger
     from trader.core.rules import ExitRulesState, exit_levels
     from workflows.base import error_message
@@ -48,7 +49,7 @@ class RecoveryPhases(Holdings, BeforeReality):
         s, p = self.state, self.inp.params
         s.error_count += 1
         s.retry_count += 1
-        self._notify("error", f"{s.symbol} in ERROR: {s.last_error}")
+        self._notify("error", format_in_error(symbol=s.symbol, error=s.last_error))
         # A fresh force exit skips this wait (once: if the sell keeps failing, the next
         # ERROR backs off as usual, or a persistent refusal would spin).
         with contextlib.suppress(TimeoutError):  # the backoff ran out: reconcile now

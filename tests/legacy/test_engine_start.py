@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,9 @@ class Rig:
         self.store = StateStore(state_path(tmp))
         self.ledger = LedgerStore(tmp / "ledger.sqlite")
 
-    def engine(self, watchlist: list[str]) -> LegacyEngine:
+    def engine(
+        self, watchlist: list[str], notify: Callable[[str], Awaitable[None]] | None = None
+    ) -> LegacyEngine:
         return LegacyEngine(
             params=self.settings.trader_params(),
             watchlist=watchlist,
@@ -76,6 +78,7 @@ class Rig:
             hub=MarketHub(self.exchange, poll_interval_s=0.2),
             store=self.store,
             ledger=self.ledger,
+            notify=notify,
         )
 
     async def close(self) -> None:

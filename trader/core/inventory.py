@@ -9,8 +9,10 @@ by the trade that finally sells it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
+from trader.core.messages import fmt
 from trader.core.pnl import TradePnL, realized_pnl
 from trader.core.state import CoinState
 
@@ -81,3 +83,111 @@ def close_books(state: CoinState, pnl: TradePnL, *, closes_trade: bool) -> None:
     if closes_trade:
         state.totals.last_trade_pnl = pnl.net
         state.totals.trades_closed += 1
+
+
+# --- what the books say about it (both engines write these rows and notifications) ---------
+@dataclass(frozen=True)
+class InventoryMove:
+    """One inventory ledger row (``InventoryRecord``) to write, and what to tell."""
+
+    kind: str
+    """``carried``, ``shortfall``, ``inventory_write_off`` or ``rounding``."""
+    amount: Decimal
+    cost: Decimal
+    """Quote cost basis of ``amount``, entry fees included."""
+    reason: str
+    notice: str = ""
+    """The notification's text ("" for none: rounding must not page anyone)."""
+
+    @property
+    def notice_kind(self) -> str:
+        return "inventory" if self.kind == "carried" else "shortfall"
+
+
+def _base(state: CoinState) -> str:
+    return state.market.base if state.market else ""
+
+
+def carried_move(state: CoinState, pnl: TradePnL) -> InventoryMove | None:
+    """What a closing trade could not sell (below the market minimum): carried as inventory
+    with its cost and fees; the row is written before ``close_books`` carries it."""
+    if pnl.carried_amount <= 0:
+        return None
+    cost = pnl.carried_cost + pnl.carried_fee
+    return InventoryMove(
+        "carried",
+        pnl.carried_amount,
+        cost,
+        f"below the market minimum at bid {fmt(state.bid)}; joins the next trade",
+        notice=f"{state.symbol}: kept {fmt(pnl.carried_amount)} {_base(state)} as inventory "
+        f"(cost {fmt(cost, 8)}): below the market minimum, it joins the next trade",
+    )
+
+
+def _shortfall(
+    state: CoinState, kind: str, amount: Decimal, cost: Decimal, what: str
+) -> InventoryMove:
+    """A shortfall is never silent (row, notification, note). Less than one lot step is
+    bookkeeping (rounding of fees withheld in base): ``rounding``, no notification."""
+    market = state.market
+    if market is not None and amount < market.amount_step:
+        kind = "rounding"
+    text = f"shortfall: {what}; written off at cost {fmt(cost, 8)}"
+    state.note = text
+    notice = "" if kind == "rounding" else f"{state.symbol}: {text}"
+    return InventoryMove(kind, amount, cost, text, notice=notice)
+
+
+def write_off_position(state: CoinState, gone: Decimal, why: str) -> InventoryMove | None:
+    """Part of the open position is not on the account: closed at zero proceeds (its cost
+    becomes part of this trade's loss)."""
+    gone = min(gone, state.remaining)
+    if gone <= 0:
+        return None
+    t = state.trade
+    cost = (t.entry_cost + t.entry_fee) * gone / t.amount
+    t.written_off += gone
+    return _shortfall(
+        state,
+        "shortfall",
+        gone,
+        cost,
+        f"the account holds {fmt(gone)} {_base(state)} less than the trade ({why})",
+    )
+
+
+def write_off_lost_inventory(state: CoinState, gone: Decimal, why: str) -> InventoryMove | None:
+    """Inventory the account no longer holds: its cost is a realized loss now, outside any
+    trade (its own kind, so the ledger's total, trades plus these, equals the state's)."""
+    amount = min(gone, state.inventory.amount)
+    loss, fee = write_off_inventory(state, amount)
+    if amount <= 0:
+        return None
+    state.totals.realized_pnl -= loss
+    state.totals.fees += fee
+    return _shortfall(
+        state,
+        "inventory_write_off",
+        amount,
+        loss,
+        f"inventory {fmt(amount)} {_base(state)} is not on the account ({why})",
+    )
+
+
+def uncovered(state: CoinState, total: Decimal) -> Decimal:
+    """What the symbol holds (position and inventory) beyond the account's total balance."""
+    held = state.remaining if state.holds_position else ZERO
+    return max(held + state.inventory.amount - max(total, ZERO), ZERO)
+
+
+def cover(state: CoinState, total: Decimal, why: str) -> list[InventoryMove]:
+    """Write off what the account's (confirmed) total balance does not cover: the inventory
+    (older coins) first, then the open position."""
+    moves = []
+    gone = uncovered(state, total)
+    if gone > 0 and (lost := write_off_lost_inventory(state, gone, why)) is not None:
+        moves.append(lost)
+        gone -= lost.amount
+    if gone > 0 and state.holds_position and (short := write_off_position(state, gone, why)):
+        moves.append(short)
+    return moves

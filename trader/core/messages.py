@@ -37,6 +37,11 @@ def format_exit(*, symbol: str, pnl: TradePnL, reason: str, simulated: bool) -> 
     )
 
 
+def format_in_error(*, symbol: str, error: str) -> str:
+    """A symbol entering ERROR (both engines send it)."""
+    return f"{symbol} in ERROR: {error}"
+
+
 def format_error(*, symbol: str, phase: str, error: str) -> str:
     return f"ERROR {symbol} in {phase}: {error}"
 

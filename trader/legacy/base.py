@@ -4,6 +4,7 @@ events), exchange calls, orders placed once, and the trade's books."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -12,8 +13,15 @@ from typing import TYPE_CHECKING
 from trader import contracts as c
 from trader.core import ids
 from trader.core.errors import REJECTION_TYPES, ErrorType, ExchangeError
-from trader.core.inventory import close_books, trade_pnl
-from trader.core.market import Order, OrderRequest, OrderSide, Ticker
+from trader.core.inventory import (
+    InventoryMove,
+    carried_move,
+    close_books,
+    cover,
+    trade_pnl,
+    uncovered,
+)
+from trader.core.market import Balance, Order, OrderRequest, OrderSide, Ticker
 from trader.core.phases import SUCCESS_TRIGGERS, Trigger
 from trader.core.pnl import TradePnL
 from trader.core.rules import (
@@ -23,11 +31,14 @@ from trader.core.rules import (
     exit_levels,
 )
 from trader.core.state import CoinState
+from trader.exchange.balance import settled_balance
 from trader.legacy.orders import place_once, retrying
 from trader.observe.events import transition_event
 
 if TYPE_CHECKING:
     from trader.legacy.engine import LegacyEngine
+
+log = logging.getLogger(__name__)
 
 _POLL_S = 0.5
 
@@ -44,10 +55,16 @@ class RunnerBase:
         self._last_order: Order | None = None
         self._max_hold_due = False
         self.wf_id = f"legacy:{state.exchange}:{ids.symbol_slug(state.symbol)}"
+        self._pending: list[c.InventoryRecord] = []
+        """Inventory rows made since the last save: committed with the state that made them
+        (their ids come from its ``ledger_seq``), so a restart never writes one twice."""
 
     # --- plumbing --------------------------------------------------------------------------
     def save(self) -> None:
-        self.e.store.save(self.s)
+        """Commit the state, and with it the ledger rows it made; then write those."""
+        pending, self._pending = self._pending, []
+        self.e.store.save(self.s, pending)
+        self.e.write_ledger(pending)
 
     def transition(
         self, trigger: Trigger, note: str = "", *, trade: tuple[str, TradePnL] | None = None
@@ -156,13 +173,6 @@ class RunnerBase:
         s.trade.exits = ExitRulesState.opened(s.trade.entry_price)
         s.trade.tp_px, s.trade.sl_px = exit_levels(s.trade.entry_price, self.p)
 
-    def _enter_position(self, order: Order) -> None:
-        s = self.s
-        self._open()
-        s.current_price = s.trade.entry_price
-        trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
-        self.transition(trigger, f"bought {s.trade.amount} @ {s.trade.entry_price}")
-
     async def _book(self, *, closes_trade: bool = True) -> tuple[str, TradePnL]:
         """Record the trade (idempotent on its id) and move its totals into the state."""
         s = self.s
@@ -172,6 +182,7 @@ class RunnerBase:
             s, pnl, trade_id=trade_id, closed_ts=time.time(), simulated=s.simulated
         )
         await asyncio.to_thread(self.e.ledger.record_trade, record)
+        self._report(carried_move(s, pnl))
         close_books(s, pnl, closes_trade=closes_trade)
         return trade_id, pnl
 
@@ -181,3 +192,42 @@ class RunnerBase:
         entered = s.trade.entry_ts > 0
         s.trade.entry_ts = s.trade.entry_ts or time.time()
         await self._book(closes_trade=entered)
+
+    # --- what the account holds against the books (as ``workflows/holdings.py``) --------
+    def _report(self, move: InventoryMove | None) -> None:
+        """An inventory row (written with the next save) and its notification."""
+        if move is None:
+            return
+        s = self.s
+        s.ledger_seq += 1  # the id comes from state only: the same after a restart
+        self._pending.append(c.InventoryRecord.of(s, move, ts=time.time(), simulated=s.simulated))
+        if move.notice:
+            self.e.notify(move.notice_kind, move.notice)
+
+    async def _balance(self, expect: Decimal) -> Balance:
+        """The base balance, read again while below ``expect`` (balance_settle_seconds)."""
+        s = self.s
+        assert s.market is not None
+        base = s.market.base
+        return await retrying(
+            self.p,
+            lambda: settled_balance(
+                self.e.exchange,
+                base,
+                expect=expect,
+                settle_seconds=self.p.balance_settle_seconds,
+                symbol=s.symbol,
+                logger=log,
+            ),
+        )
+
+    async def _cover(self, total: Decimal, why: str) -> None:
+        """Write off what the account's total balance does not cover, inventory first, on
+        a confirming second read against what is held now (a write-off is never undone)."""
+        s = self.s
+        if uncovered(s, total) <= 0:
+            return
+        held = s.remaining if s.holds_position else Decimal(0)
+        confirmed = await self._balance(held + s.inventory.amount)
+        for move in cover(s, confirmed.total, why):
+            self._report(move)

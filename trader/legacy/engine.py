@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
+from trader import contracts as c
 from trader.core.errors import TraderError
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
@@ -31,6 +33,8 @@ from trader.observe.events import SINK, EventSink
 log = logging.getLogger(__name__)
 
 #: A symbol in these phases with a decision holds no trade slot (not yet, or no longer).
+_NOTIFY_TIMEOUT_S = 10.0
+
 _NO_SLOT = frozenset({Phase.WARMUP, Phase.IDLE, Phase.ENTRY_EVAL, Phase.COOLDOWN})
 
 
@@ -67,9 +71,14 @@ class LegacyEngine:
         store: StateStore,
         ledger: LedgerStore,
         sink: EventSink = SINK,
+        notify: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.params, self.exchange, self.hub = params, exchange, hub
         self.store, self.ledger, self.sink = store, ledger, sink
+        self._send = notify
+        """The notifier's ``send`` (``activities/notify.py``, built by the runtime); None:
+        notifications are logged only."""
+        self._background: set[asyncio.Task[None]] = set()
         saved = store.load()
         self._refuse_foreign(saved, simulated=exchange.simulated or not params.global_trading)
         self.runners: dict[str, SymbolRunner] = {}
@@ -109,6 +118,30 @@ class LegacyEngine:
                 f"symbols with the run they belong to and then move {self.store.path} aside"
             )
 
+    def notify(self, kind: str, text: str) -> None:
+        """Send a notification in the background: it never blocks or fails trading (a
+        failure is logged)."""
+        if self._send is None:
+            log.info("notify %s: %s", kind, text)
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver(self._send, kind, text))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _deliver(send: Callable[[str], Awaitable[None]], kind: str, text: str) -> None:
+        try:
+            await asyncio.wait_for(send(text), timeout=_NOTIFY_TIMEOUT_S)
+        except Exception as exc:  # a notification never fails a trade
+            log.warning("notification (%s) failed: %s", kind, str(exc) or type(exc).__name__)
+
+    def write_ledger(self, records: list[c.InventoryRecord]) -> None:
+        """Write rows committed to the store's outbox (idempotent on their ids), then drop
+        them from it."""
+        for record in records:
+            self.ledger.record_inventory(record)
+            self.store.written(record.record_id)
+
     def slots_in_use(self) -> int:
         return sum(
             1
@@ -121,6 +154,7 @@ class LegacyEngine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Trade every symbol until ``stop`` is set (or a symbol fails for good)."""
+        self.write_ledger(self.store.outbox())  # what a crash left unwritten
         await self.hub.start()
         tasks = {asyncio.create_task(r.run(), name=f"legacy:{s}") for s, r in self.runners.items()}
         stopper = asyncio.create_task(stop.wait())
@@ -133,6 +167,8 @@ class LegacyEngine:
         finally:
             for task in (*tasks, stopper):
                 task.cancel()
+            if self._background:  # notifications under way: given their time, not more
+                await asyncio.wait(self._background, timeout=_NOTIFY_TIMEOUT_S)
             for task in (*tasks, stopper):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -12,6 +12,7 @@ from trader.core.fills import apply_fill, start_order
 from trader.core.inventory import join_inventory
 from trader.core.market import Order, OrderRequest, OrderSide, OrderType
 from trader.core.market import TimeInForce as Tif
+from trader.core.messages import format_entry
 from trader.core.params import BuyOrderMode
 from trader.core.phases import Trigger
 from trader.core.rules import (
@@ -200,3 +201,13 @@ class EntryPhases(RunnerBase):
         s.current_price = s.trade.entry_price
         trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
         self.transition(trigger, f"bought {s.trade.amount} @ {s.trade.entry_price}")
+        self.e.notify(
+            "entry",
+            format_entry(
+                symbol=s.symbol,
+                amount=s.trade.amount,
+                price=s.trade.entry_price,
+                cost=s.trade.entry_cost,
+                simulated=s.simulated,
+            ),
+        )

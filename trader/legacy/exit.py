@@ -9,8 +9,10 @@ from decimal import Decimal
 
 from trader.core import ids
 from trader.core.fills import apply_fill, start_order
+from trader.core.inventory import write_off_position
 from trader.core.market import OrderRequest, OrderSide, OrderType
 from trader.core.market import TimeInForce as Tif
+from trader.core.messages import format_exit
 from trader.core.phases import Trigger
 from trader.core.rules import (
     EntryRecheck,
@@ -103,24 +105,21 @@ class ExitPhases(RunnerBase):
             and s.trade.order.side is OrderSide.SELL
         )
         if not resumed:
-            balances = await retrying(p, self.e.exchange.fetch_balances)
+            held = await self._balance(s.remaining)  # sell what the account really holds
             self.see(await retrying(p, lambda: self.e.hub.ticker(s.symbol)))
-            held = balances.get(market.base)
-            free = held.free if held else Decimal(0)
             left = s.trade.amount - s.trade.written_off
             plan = plan_sell(
                 remaining=s.remaining,
-                free=free,
-                total=held.total if held else Decimal(0),
+                free=held.free,
+                total=held.total,
                 bid=s.bid,
                 market=market,
                 attempt=s.trade.sell_attempt,
                 ladder=p.sell_ladder_bps,
                 finish=left > 0 and s.trade.sold_amount >= left * p.sell_fill_threshold,
             )
-            if plan.gone > 0:  # the account does not hold it: closed at zero proceeds
-                s.trade.written_off += min(plan.gone, s.remaining)
-                s.note = f"shortfall: {plan.gone} {market.base} not on the account, written off"
+            # What the account does not hold: closed at zero proceeds, a `shortfall` row.
+            self._report(write_off_position(s, plan.gone, f"selling {s.trade.exit_reason or ''}"))
             if plan.blocked:
                 s.last_error = f"sell blocked: {plan.detail}"
                 self.transition(Trigger.FAILED, s.last_error)
@@ -177,6 +176,12 @@ class ExitPhases(RunnerBase):
     async def post_trade(self) -> None:
         s = self.s
         trade_id, pnl = await self._book()
+        self.e.notify(
+            "exit",
+            format_exit(
+                symbol=s.symbol, pnl=pnl, reason=s.trade.exit_reason or "", simulated=s.simulated
+            ),
+        )
         s.cooldown_until = time.time() + float(self.p.cooldown_minutes) * 60
         reason = s.trade.exit_reason
         s.clear_trade()  # frees the trade slot

@@ -16,6 +16,11 @@ state              TEXT    the full ``CoinState`` as JSON (the source of truth)
 updated_ts         REAL    epoch seconds of the write
 =================  ======  ===============================================================
 
+Inventory ledger rows (``InventoryRecord``) are committed with the state that made them, in
+``legacy_ledger_outbox`` (record_id TEXT primary key, record TEXT: the row as JSON), then
+written to the ledger and deleted; what a crash left there is written at the next start (the
+ledger is idempotent on ``record_id``): a row is written once, never lost.
+
 The seed's ``TradingEngine`` kept its state in three dicts; ``LegacySnapshot`` derives them
 from the rows (``held_assets``, ``open_buy_orders``, ``pending_exits``), so they can never
 disagree with the ``CoinState`` the pure core reads and writes.
@@ -27,12 +32,14 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from trader.contracts import InventoryRecord
 from trader.core.errors import TraderError
 from trader.core.market import OrderSide
 from trader.core.phases import HOLDING_PHASES, Phase
@@ -48,6 +55,10 @@ CREATE TABLE IF NOT EXISTS legacy_symbols (
     client_order_id TEXT,
     state TEXT NOT NULL,
     updated_ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS legacy_ledger_outbox (
+    record_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
 );
 """
 
@@ -183,7 +194,32 @@ class StateStore:
             os.close(self._lock_fd)
             raise
 
-    def save(self, s: CoinState) -> None:
+    def save(self, s: CoinState, outbox: Sequence[InventoryRecord] = ()) -> None:
+        """Commit ``s``, and with it (one transaction) the ledger rows it made."""
+        if outbox:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._save(s)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO legacy_ledger_outbox VALUES (?, ?)",
+                [(r.record_id, r.model_dump_json()) for r in outbox],
+            )
+        except BaseException:
+            if outbox:
+                self._db.execute("ROLLBACK")
+            raise
+        if outbox:
+            self._db.execute("COMMIT")
+
+    def outbox(self) -> list[InventoryRecord]:
+        """Ledger rows committed and not yet known to be written."""
+        rows = self._db.execute("SELECT record FROM legacy_ledger_outbox ORDER BY rowid")
+        return [InventoryRecord.model_validate_json(text) for (text,) in rows]
+
+    def written(self, record_id: str) -> None:
+        self._db.execute("DELETE FROM legacy_ledger_outbox WHERE record_id = ?", (record_id,))
+
+    def _save(self, s: CoinState) -> None:
         self._db.execute(
             "INSERT INTO legacy_symbols VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) "
             "DO UPDATE SET exchange=excluded.exchange, phase=excluded.phase, "

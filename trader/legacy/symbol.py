@@ -15,6 +15,7 @@ from trader.core.errors import BadSymbol, ExchangeError
 from trader.core.fills import apply_fill, recovery_trigger
 from trader.core.inventory import join_inventory
 from trader.core.market import OrderSide, OrderStatus
+from trader.core.messages import format_in_error
 from trader.core.params import backoff_seconds
 from trader.core.phases import Phase, Trigger
 from trader.legacy.entry import EntryPhases
@@ -77,6 +78,7 @@ class SymbolRunner(EntryPhases, ExitPhases):
         s.error_count += 1
         s.retry_count += 1
         self.save()
+        self.e.notify("error", format_in_error(symbol=s.symbol, error=s.last_error))
         await asyncio.sleep(backoff_seconds(s.retry_count, p))
         if s.market is None:
             self.transition(Trigger.RETRY_WARMUP, "retrying warm-up")
@@ -88,10 +90,13 @@ class SymbolRunner(EntryPhases, ExitPhases):
             else None
         )
         self.see(await self.e.hub.ticker(s.symbol))
-        if order is not None and order.status is not OrderStatus.OPEN:
-            apply_fill(s, order)
-        if s.trade.order.side is OrderSide.BUY and s.trade.entry_ts == 0 and s.trade.amount > 0:
-            join_inventory(s)
+        if order is None or order.status is not OrderStatus.OPEN:
+            if order is not None:
+                apply_fill(s, order)  # a delta: what was counted stays counted once
+            if s.trade.order.side is OrderSide.BUY and s.trade.entry_ts == 0 and s.trade.amount > 0:
+                join_inventory(s)  # before the dust check: together they may be sellable
+            balance = await self._balance(s.remaining + s.inventory.amount)
+            await self._cover(balance.total, "found in ERROR")
         trigger = recovery_trigger(
             s, order, s.market, s.bid, p.sell_fill_threshold, sell_remainder=True
         )

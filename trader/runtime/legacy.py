@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
+from activities.notify import build_notifier
 from trader.config import Settings
 from trader.contracts import StatusMemo
 from trader.hub import MarketHub
@@ -63,6 +64,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
             hub=MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s),
             store=store,
             ledger=ledger,
+            notify=build_notifier().send,
         )
         print(
             f"legacy engine: {len(settings.watchlist)} symbols on {exchange.name} "

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
-from activities.notify import LogNotifier, NotifyActivities
+from activities.notify import NotifyActivities, build_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
 from trader.hub import MarketHub
@@ -64,7 +64,7 @@ async def _run(
         ledger.record_trade,
         ledger.record_dust,
         ledger.record_inventory,
-        NotifyActivities(LogNotifier()).notify,
+        NotifyActivities(build_notifier()).notify,
     ]
     main = Worker(
         client,
