@@ -4,6 +4,9 @@ python starter.py                      start (embedded Temporal + worker + watch
 python starter.py force-exit BTC/USDT  sell a symbol's position now
 python starter.py status --once        one table of every symbol's phase
 python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
+python starter.py pause|resume|reconcile [SYMBOLS], stop [--close-positions]
+                                       operate the symbols (both engines; FSM_MODE=legacy
+                                       asks the running engine through its data dir)
 python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
 
 --config FILE goes before or after the command (python starter.py status --config FILE).
@@ -36,7 +39,7 @@ from trader.runtime.devserver import start_dev_server
 from trader.runtime.exchange import build_exchange
 from trader.runtime.launch import start_watchlist, validate_watchlist
 from trader.runtime.process import hard_exit
-from trader.runtime.stuck import format_stuck, stuck_symbols
+from trader.runtime.stuck import StuckSymbol, format_stuck, stuck_symbols
 from trader.runtime.worker import run_worker
 
 log = logging.getLogger("durable_trader")
@@ -93,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     stuck.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
-        help="seconds in the same working phase that count as stuck (default 60)",
+        default=None,
+        help="seconds in the same working phase that count as stuck "
+        "(default STUCK_TIMEOUT_SECONDS, 60)",
     )
     backtest.add_arguments(
         command("backtest", help="replay OHLCV/trade files through the rules on their clock")
@@ -180,22 +184,43 @@ async def main(args: argparse.Namespace) -> int:
             client, settings, once=args.once, show_idle=args.show_idle, stop_event=stop
         )
     elif args.command == "stuck":
-        if args.timeout < 0:
-            raise ConfigError(f"--timeout must be >= 0 seconds, got {args.timeout}")
-        rows = await stuck_symbols(client, timeout_s=args.timeout, task_queue=settings.task_queue)
-        if not rows:
-            print(f"no symbol stuck for more than {args.timeout:g}s")
-            return 0
-        print(f"{len(rows)} symbol(s) stuck for more than {args.timeout:g}s:")
-        print(format_stuck(rows))
-        return 1
+        timeout = _stuck_timeout(args, settings)
+        rows = await stuck_symbols(client, timeout_s=timeout, task_queue=settings.task_queue)
+        return _print_stuck(rows, timeout)
     return 0
 
 
+def _stuck_timeout(args: argparse.Namespace, settings: Settings) -> float:
+    timeout = settings.stuck_timeout_seconds if args.timeout is None else float(args.timeout)
+    if timeout < 0:
+        raise ConfigError(f"--timeout must be >= 0 seconds, got {timeout:g}")
+    return timeout
+
+
+def _print_stuck(rows: list[StuckSymbol], timeout: float) -> int:
+    if not rows:
+        print(f"no symbol stuck for more than {timeout:g}s")
+        return 0
+    print(f"{len(rows)} symbol(s) stuck for more than {timeout:g}s:")
+    print(format_stuck(rows))
+    return 1
+
+
 async def _legacy(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in legacy.TEMPORAL_ONLY:
-        print(f"error: {legacy.refusal(args.command)}", file=sys.stderr)
-        return 2
+    if args.command in legacy.CONTROLS:  # asks the running engine (no lock needed)
+        code, text = await asyncio.to_thread(
+            legacy.control,
+            settings,
+            args.command,
+            [args.symbol] if args.command == "force-exit" else getattr(args, "symbols", []),
+            reason=getattr(args, "reason", "") or "",
+            close_positions=getattr(args, "close_positions", False),
+        )
+        print(text)
+        return code
+    if args.command == "stuck":
+        timeout = _stuck_timeout(args, settings)
+        return _print_stuck(legacy.legacy_stuck(settings, timeout_s=timeout), timeout)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C stops the engine cleanly
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -11,6 +11,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core import ids
+    from trader.core.controls import exit_requested, forced_exit
     from trader.core.errors import REJECTION_TYPES, ErrorType
     from trader.core.fills import apply_fill, start_order
     from trader.core.market import OrderSide, TimeInForce
@@ -25,18 +26,11 @@ with workflow.unsafe.imports_passed_through():
 
 class ExitPhases(Holdings, BeforeReality):
     def _exit_requested(self) -> bool:
-        s = self.state
-        return s.trade.force_exit_reason is not None or (
-            s.controls.shutdown_requested and s.controls.close_on_shutdown
-        )
+        return exit_requested(self.state)
 
     def _take_force_exit(self) -> None:
-        s = self.state
-        reason = s.trade.force_exit_reason or "shutdown"
-        s.trade.exit_reason = (
-            ExitReason.FORCE_EXIT if s.trade.force_exit_reason else ExitReason.SHUTDOWN
-        )
-        self._transition(Trigger.FORCE_EXIT, f"force exit: {reason}")
+        self.state.trade.exit_reason, note = forced_exit(self.state)
+        self._transition(Trigger.FORCE_EXIT, note)
 
     def _position_interrupted(self) -> bool:
         s = self.state

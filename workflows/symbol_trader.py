@@ -16,19 +16,13 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
-    from trader.core.phases import HOLDING_PHASES, QUIET_PHASES, Phase, Trigger
+    from trader.core.controls import force_exit_refusal
+    from trader.core.phases import QUIET_PHASES, Phase, Trigger
     from trader.core.state import CoinState, PhaseRecord
     from workflows.base import EXCHANGE_REALITY_PATCH, error_message
     from workflows.entry_phases import EntryPhases
     from workflows.exit_phases import ExitPhases
     from workflows.recovery import RecoveryPhases
-
-# Phases in which a force exit is honoured. PLACE_BUY: the buy may already be at the
-# exchange, so it is not abandoned blind: its placement completes, then whatever filled is
-# sold at once (WAIT_FILL's force-exit path cancels any rest); nothing filled ends the
-# entry. ERROR too while something is held or an order is in flight (exchange-reality
-# patch): the backoff is cut short, the symbol reconciles, then sells at once.
-_FORCE_EXIT_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.POSITION, Phase.EXIT_EVAL})
 
 #: The handler of every phase: the name of a SymbolTrader method, looked up on each turn of
 #: the loop, so a test may replace one on its class (tests/workflows/test_handlers.py checks
@@ -139,26 +133,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
     # --- signals ---------------------------------------------------------------------
     def _force_exit_refusal(self) -> str | None:
         """Why a force exit cannot be taken now (None: it can)."""
-        s = self.state
-        if s.phase in _FORCE_EXIT_PHASES:
-            return None
-        if (
-            self._v2
-            and s.phase is Phase.ERROR
-            and (
-                s.holds_position
-                or (s.trade.order.side is not None and s.trade.order.client_order_id)
-            )
-        ):
-            return None
-        if s.phase in HOLDING_PHASES:
-            return "already selling"
-        if s.has_inventory:
-            return (
-                f"no position: only {s.inventory.amount} held as inventory, below the "
-                "market minimum (it joins the next trade)"
-            )
-        return "no position"
+        return force_exit_refusal(self.state, in_error=self._v2)
 
     @workflow.signal
     def force_exit(self, req: c.ForceExitRequest) -> None:

@@ -1,12 +1,14 @@
 """The legacy engine as a process (FSM_MODE=legacy, no Temporal server): it trades the demo,
-survives SIGKILL right after sending an order and while holding a position with exactly one
-order per decision at the (SQLite-persisted) paper exchange, and refuses what needs Temporal."""
+survives SIGKILL right after sending a buy, while holding a position and right after sending
+a sell with exactly one order per decision at the (SQLite-persisted) paper exchange, and
+reads ``stuck`` from its state."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from tests.e2e.helpers import kill, run, spawn, wait_until
 from trader.config import load_settings
+from trader.contracts import TradeRecord
 from trader.core.market import Order
 from trader.core.phases import Phase
 from trader.ledger import LedgerStore
@@ -78,6 +81,23 @@ def _placed_in_log(data: Path) -> list[tuple[str, str, str]]:
     return placed
 
 
+def _restart_until_traded(
+    cfg: Path, log: Path, procs: list[subprocess.Popen[bytes]], what: str
+) -> list[TradeRecord]:
+    """A new engine process, run until the ledger has a trade, then stopped (Ctrl-C)."""
+    proc = spawn("starter.py", "--config", str(cfg), log=log)
+    procs.append(proc)
+    ledger = load_settings(cfg).ledger_path
+    trades: list[TradeRecord] = wait_until(
+        lambda: ledger.exists() and LedgerStore(ledger).trades(),
+        timeout=120,
+        what=f"the trade to complete {what}",
+    )
+    kill(proc, signal.SIGINT)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    return trades
+
+
 def test_legacy_engine_trades_the_demo(tmp_path: Path) -> None:
     data = tmp_path / "data"
     log = tmp_path / "engine.log"
@@ -131,16 +151,7 @@ def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path) -> No
         # 3: killed while holding; the next process sells that position, once.
         kill(p2)
         assert read_state(store).held_assets[SYMBOL] == held
-        p3 = spawn("starter.py", "--config", str(cfg), log=log)
-        procs.append(p3)
-        ledger = data / "ledger.sqlite"
-        trades = wait_until(
-            lambda: ledger.exists() and LedgerStore(ledger).trades(),
-            timeout=120,
-            what="the trade to complete after the second crash",
-        )
-        kill(p3, signal.SIGINT)
-        assert p3.returncode == 0, log.read_text()[-2000:]
+        trades = _restart_until_traded(cfg, log, procs, "after the second crash")
     finally:
         for p in procs:
             kill(p)
@@ -158,13 +169,55 @@ def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path) -> No
     assert read_state(store).coins[SYMBOL].totals.trades_closed >= 1
 
 
-@pytest.mark.parametrize("command", ["force-exit BTC/USDT", "stop", "reconcile", "stuck"])
-def test_temporal_commands_are_refused_cleanly(tmp_path: Path, command: str) -> None:
+def test_sigkill_right_after_a_sell_was_sent(tmp_path: Path) -> None:
+    """The paper exchange accepts the sell, then "loses the answer": killed then. The next
+    engine looks the sell up by its client id (never sends it again) and records the trade
+    once."""
     cfg = _config(tmp_path)
-    out = run("starter.py", "--config", str(cfg), *command.split(), timeout=30)
-    assert out.returncode == 2
-    assert f"`{command.split()[0]}` needs the Temporal workflows" in out.stderr
-    assert "Traceback" not in out.stderr
+    data = tmp_path / "data"
+    log = tmp_path / "engine.log"
+    store = state_path(data)
+    p1 = spawn("starter.py", "--config", str(cfg), log=log)
+    procs = [p1]
+    try:
+        held = wait_until(
+            lambda: read_state(store).held_assets.get(SYMBOL), timeout=240, what="a position"
+        )
+        kill(p1)
+        p2 = spawn("starter.py", "--config", str(cfg), env={"PAPER__ACCEPT_THEN_HANG_S": "60"},
+                   log=log)  # fmt: skip
+        procs.append(p2)
+        [sell] = wait_until(
+            lambda: [o for o in _orders(cfg) if o.side.value == "sell"],
+            timeout=120,
+            what="the sell at the exchange",
+        )
+        kill(p2)
+        saved = read_state(store).coins[SYMBOL]
+        assert saved.phase is Phase.PLACE_SELL and saved.trade.order.order_id is None
+        assert saved.trade.order.client_order_id == sell.client_order_id
+        trades = _restart_until_traded(cfg, log, procs, "after the crash")
+    finally:
+        for p in procs:
+            kill(p)
+    orders = _orders(cfg)
+    placed = _placed_in_log(data)
+    decided = {c for c, side, d in placed if side == "sell" and d == held.decision_id}
+    its_sells = [o for o in orders if o.side.value == "sell" and o.client_order_id in decided]
+    print(f"orders at the exchange: {len(orders)}; sells of the trade: {len(its_sells)}")
+    assert [o.client_order_id for o in orders].count(sell.client_order_id) == 1  # never resent
+    assert sell.client_order_id in {o.client_order_id for o in its_sells}
+    assert len({o.client_order_id for o in orders}) == len(orders)
+    [trade] = [t for t in trades if t.trade_id == held.decision_id]  # recorded once
+    assert trade.sold_amount == sum((o.filled for o in its_sells), Decimal(0))
+    assert read_state(store).coins[SYMBOL].totals.trades_closed == 1
+
+
+def test_stuck_reads_the_state_without_an_engine(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    out = run("starter.py", "--config", str(cfg), "stuck", timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "no symbol stuck for more than 60s" in out.stdout
     assert not (tmp_path / "data" / "temporal").exists()
 
 

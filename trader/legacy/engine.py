@@ -8,6 +8,9 @@ transition that takes a slot run with no await between them).
 At start it refuses state saved for another exchange (or live state on a simulated run, and
 the reverse), and it keeps managing, exit only, a saved symbol that is no longer in the
 watchlist but still holds something: a position is never forgotten, its slot counts.
+Every saved symbol that holds something checks the account before trading on (as a
+workflow resumed after a stop). Operator requests (``trader.legacy.requests``) are polled
+every second and answered (``trader.legacy.controls``).
 """
 
 from __future__ import annotations
@@ -26,15 +29,20 @@ from trader.core.state import CoinState
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
+from trader.legacy.requests import Answer, Kind, Request, RequestQueue, requests_path
 from trader.legacy.store import StateStore
 from trader.legacy.symbol import SymbolRunner
 from trader.observe.events import SINK, EventSink
 
 log = logging.getLogger(__name__)
 
-#: A symbol in these phases with a decision holds no trade slot (not yet, or no longer).
-_NOTIFY_TIMEOUT_S = 10.0
+#: How often the engine looks for operator requests.
+REQUEST_POLL_S = 1.0
 
+_NOTIFY_TIMEOUT_S = 10.0
+"""Most a notification may take (and the time given to those under way at shutdown)."""
+
+#: A symbol in these phases with a decision holds no trade slot (not yet, or no longer).
 _NO_SLOT = frozenset({Phase.WARMUP, Phase.IDLE, Phase.ENTRY_EVAL, Phase.COOLDOWN})
 
 
@@ -72,6 +80,7 @@ class LegacyEngine:
         ledger: LedgerStore,
         sink: EventSink = SINK,
         notify: Callable[[str], Awaitable[None]] | None = None,
+        requests: RequestQueue | None = None,
     ) -> None:
         self.params, self.exchange, self.hub = params, exchange, hub
         self.store, self.ledger, self.sink = store, ledger, sink
@@ -79,8 +88,13 @@ class LegacyEngine:
         """The notifier's ``send`` (``activities/notify.py``, built by the runtime); None:
         notifications are logged only."""
         self._background: set[asyncio.Task[None]] = set()
+        self.requests = requests or RequestQueue(requests_path(store.path.parent))
+        self.stopping = False
+        """The operator asked to stop: the engine ends once every symbol stopped."""
         saved = store.load()
         self._refuse_foreign(saved, simulated=exchange.simulated or not params.global_trading)
+        for state in saved.values():
+            _resumed(state)
         self.runners: dict[str, SymbolRunner] = {}
         for symbol in watchlist:
             state = saved.get(symbol) or CoinState(
@@ -142,6 +156,44 @@ class LegacyEngine:
             self.ledger.record_inventory(record)
             self.store.written(record.record_id)
 
+    def handle(self, req: Request) -> list[Answer]:
+        """An operator's request, applied to its symbols (every symbol when it names none)."""
+        if req.kind is Kind.STOP:
+            self.stopping = True
+        names = list(req.symbols) or list(self.runners)
+        answers = []
+        for symbol in names:
+            runner = self.runners.get(symbol)
+            if runner is None:
+                answers.append(
+                    Answer(
+                        symbol=symbol,
+                        accepted=False,
+                        detail=f"not traded by this engine ({', '.join(self.runners)})",
+                    )
+                )
+                continue
+            answers.append(runner.apply(req))
+            log.info(
+                "%s: %s %s: %s", symbol, req.kind.value, _verdict(answers[-1]), answers[-1].detail
+            )
+        return answers
+
+    async def _serve_requests(self) -> None:
+        """Take the operator's requests every second; each is answered once."""
+        while True:
+            try:
+                for req in await asyncio.to_thread(self.requests.take):
+                    try:
+                        answers = self.handle(req)
+                    except Exception as exc:  # a bug must not leave the operator waiting
+                        log.exception("request %s failed", req.id)
+                        answers = [Answer(symbol="*", accepted=False, detail=f"failed: {exc}")]
+                    await asyncio.to_thread(self.requests.answer, req.id, answers)
+            except Exception as exc:  # e.g. the file is locked a moment: next poll
+                log.warning("operator requests unreadable: %s", exc)
+            await asyncio.sleep(REQUEST_POLL_S)
+
     def slots_in_use(self) -> int:
         return sum(
             1
@@ -158,20 +210,37 @@ class LegacyEngine:
         await self.hub.start()
         tasks = {asyncio.create_task(r.run(), name=f"legacy:{s}") for s, r in self.runners.items()}
         stopper = asyncio.create_task(stop.wait())
+        server = asyncio.create_task(self._serve_requests())
         try:
-            waiting: set[asyncio.Task[object]] = {*tasks, stopper}
+            waiting: set[asyncio.Task[object]] = {*tasks, stopper, server}
             while not stopper.done():
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in done - {stopper}:
                     task.result()  # a symbol that failed raises here; an exit-only one ends
+                if self.stopping and all(t.done() for t in tasks):
+                    log.info("every symbol stopped (operator's stop)")
+                    break
         finally:
-            for task in (*tasks, stopper):
+            for task in (*tasks, stopper, server):
                 task.cancel()
             if self._background:  # notifications under way: given their time, not more
                 await asyncio.wait(self._background, timeout=_NOTIFY_TIMEOUT_S)
-            for task in (*tasks, stopper):
+            for task in (*tasks, stopper, server):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             for r in self.runners.values():
                 r.save()  # the last watch state (anchor, trailing peak)
             await self.hub.stop()
+
+
+def _verdict(a: Answer) -> str:
+    return "accepted" if a.accepted else "refused"
+
+
+def _resumed(s: CoinState) -> None:
+    """A saved symbol at start: a stop asked of the last run is over; what it holds is
+    checked against the account before it trades on (the account may have changed while
+    nothing watched it: never trust memory)."""
+    s.controls.shutdown_requested = s.controls.close_on_shutdown = False
+    if s.holds_position or s.has_inventory:
+        s.controls.reconcile_requested = "resumed after a stop"

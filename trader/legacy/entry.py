@@ -24,10 +24,10 @@ from trader.core.rules import (
     sma_of,
 )
 from trader.core.sizing import is_dust, size_buy
-from trader.legacy.base import RunnerBase
+from trader.legacy.controls import ControlPhases
 
 
-class EntryPhases(RunnerBase):
+class EntryPhases(ControlPhases):
     # --- entry -----------------------------------------------------------------------------
     async def warmup(self) -> None:
         s, p, ex = self.s, self.p, self.e.exchange
@@ -57,6 +57,12 @@ class EntryPhases(RunnerBase):
         async with self.e.hub.subscription(s.symbol) as stream:
             async for ticker in stream:
                 self.see(ticker)
+                if self.idle_blocked():  # paused, stopping, asked to reconcile: no entry
+                    s.entry_watch = watch.state().model_copy(
+                        update={"anchor_ts": str(ticker.ts_ms)}
+                    )
+                    self.save()
+                    return
                 signal = watch.see(ticker.ts_ms, ticker.last)
                 fired = signal.triggered
                 if fired:

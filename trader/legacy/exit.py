@@ -21,17 +21,16 @@ from trader.core.rules import (
     update_exit_rules,
 )
 from trader.core.selling import exit_complete, plan_sell
-from trader.legacy.base import RunnerBase
+from trader.legacy.controls import ControlPhases
 from trader.legacy.orders import retrying
 
 
-class ExitPhases(RunnerBase):
+class ExitPhases(ControlPhases):
     # --- exit ------------------------------------------------------------------------------
     async def position(self) -> None:
         s, p = self.s, self.p
-        if s.trade.force_exit_reason is not None:
-            s.trade.exit_reason = ExitReason.FORCE_EXIT
-            self.transition(Trigger.FORCE_EXIT, f"force exit: {s.trade.force_exit_reason}")
+        if self.exit_requested():
+            self.take_force_exit()
             return
         if s.trade.exit_reason:  # decided before (its sell failed, then ERROR): it stands
             self.transition(Trigger.EXIT_CHECK, f"standing exit: {s.trade.exit_reason}")
@@ -44,9 +43,12 @@ class ExitPhases(RunnerBase):
         except TimeoutError:
             self._max_hold_due = True
             detail = "max hold time reached"
+        if detail is None:  # interrupted (stopping, asked to reconcile): still POSITION
+            self.save()
+            return
         self.transition(Trigger.EXIT_CHECK, detail)
 
-    async def _watch_exit(self) -> str:
+    async def _watch_exit(self) -> str | None:
         s, p = self.s, self.p
         checkpoint = time.monotonic() + p.watch_checkpoint_seconds
         async with self.e.hub.subscription(s.symbol) as stream:
@@ -63,8 +65,10 @@ class ExitPhases(RunnerBase):
                     now=ticker.ts_ms / 1000,
                     params=p,
                 )
-                if decision.exit or s.trade.force_exit_reason is not None:
+                if decision.exit or self.exit_requested():
                     return decision.detail
+                if self.position_interrupted():
+                    return None
                 if time.monotonic() >= checkpoint:
                     self.save()
                     checkpoint = time.monotonic() + p.watch_checkpoint_seconds
@@ -72,9 +76,8 @@ class ExitPhases(RunnerBase):
 
     async def exit_eval(self) -> None:
         s = self.s
-        if s.trade.force_exit_reason is not None:
-            s.trade.exit_reason = ExitReason.FORCE_EXIT
-            self.transition(Trigger.FORCE_EXIT, f"force exit: {s.trade.force_exit_reason}")
+        if self.exit_requested():
+            self.take_force_exit()
             return
         decision = evaluate_exit(
             price=s.current_price,
@@ -193,7 +196,9 @@ class ExitPhases(RunnerBase):
 
     async def cooldown(self) -> None:
         s = self.s
-        await asyncio.sleep(max(s.cooldown_until - time.time(), 0))
+        await self.nap(max(s.cooldown_until - time.time(), 0), self.should_stop)
+        if self.should_stop():
+            return  # stopping: the run loop ends it here, still COOLDOWN
         if not self.p.use_drop_anchor:
             s.entry_watch.anchor = Decimal(0)
             s.entry_watch.window = []

@@ -8,7 +8,6 @@ sent, and a restart resumes the symbol in its saved phase.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from trader.core.errors import BadSymbol, ExchangeError
@@ -47,6 +46,8 @@ class SymbolRunner(EntryPhases, ExitPhases):
             Phase.ERROR: self.error,
         }
         while not self._settled():
+            if await self.quiet_turn():
+                return  # stopped by the operator
             try:
                 await handlers[self.s.phase]()
             except BadSymbol:
@@ -79,7 +80,9 @@ class SymbolRunner(EntryPhases, ExitPhases):
         s.retry_count += 1
         self.save()
         self.e.notify("error", format_in_error(symbol=s.symbol, error=s.last_error))
-        await asyncio.sleep(backoff_seconds(s.retry_count, p))
+        # A fresh force exit cuts the wait short (once: the next ERROR backs off as usual).
+        await self.nap(backoff_seconds(s.retry_count, p), lambda: s.trade.force_exit_fresh)
+        s.trade.force_exit_fresh = False
         if s.market is None:
             self.transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
