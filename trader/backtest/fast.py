@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from trader.backtest.data import Series
 from trader.backtest.reference import Progress, new_sims
-from trader.backtest.sim import POINTS, Outcome, SimConfig, SymbolSim, outcome, point
+from trader.backtest.sim import POINTS, Outcome, SimConfig, SymbolSim, outcome, points
 from trader.core.params import AnchorMode
 from trader.core.rules import EntryRecheck, update_exit_rules
 
@@ -71,6 +71,8 @@ class _Levels:
     """A peak at or above this may arm the trailing stop (inf: off)."""
     keep: float
     """1 - trailing distance."""
+    keep_margin: float
+    """``keep`` widened by the margin (a trailing trigger from a float peak)."""
     due_ms: int
     """A point at or after this may be past the max hold (max int: off)."""
 
@@ -89,6 +91,7 @@ class _Levels:
             if p.trailing_enabled
             else inf,
             keep=1 - float(p.trailing_distance_pct) / 100,
+            keep_margin=(1 - float(p.trailing_distance_pct) / 100) * (1 + _REL),
             due_ms=pos.entry_ms + int(p.max_hold_minutes * 60_000) - 1000
             if p.max_hold_minutes > 0
             else 2**62,
@@ -109,7 +112,7 @@ class _Cursor:
         self.guess = {False: FIRST_CHUNK, True: FIRST_CHUNK}
         self.pending = 0
         self.n = len(sim.series)
-        self.in_candle = False  # candle ``i`` is a candidate: walk its points
+        self.points: list[tuple[int, int]] | None = None  # candle ``i``'s: walk them
         self.peak_mode = sim.cfg.params.anchor_mode is AnchorMode.PEAK
         self.scanned = sim.cfg.params.anchor_mode is not AnchorMode.WINDOW
         self.tick = sim.series.market.price_tick
@@ -127,7 +130,8 @@ class _Cursor:
         if sim.position is not None:
             pos = sim.position
             # One step with the highest price = the steps one by one: the peak is a max and
-            # the trailing trigger is monotone in it.
+            # the trailing trigger is monotone in it (a step with the peak itself changes
+            # nothing: the trigger was raised when the peak was seen).
             pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, sim.cfg.params)
             return
         w = sim.watch
@@ -159,80 +163,79 @@ class _Cursor:
             trigger = max(trigger, peak * levels.keep)
         return levels, peak, trigger
 
-    # --- one point: may a rule fire? ------------------------------------------------------
-    def _may_fire(self, t_ms: int, ticks: int) -> bool:
-        sim = self.sim
-        if sim.position is None:
-            if not self.scanned or (not self.peak_mode and sim.watch.anchor <= 0):
-                return True  # the window anchor, or a FIXED anchor still to be set
-            anchor = max(self._anchor(), ticks) if self.peak_mode else self._anchor()
-            return ticks <= anchor * self.factor
-        levels, peak, trigger = self._exit()
-        if max(peak, ticks) >= levels.armed_at:
-            trigger = max(trigger, max(peak, ticks) * levels.keep)
-        return (
-            ticks <= levels.sl
-            or ticks >= levels.tp
-            or ticks <= trigger * (1 + _REL)
-            or t_ms >= levels.due_ms
-        )
-
     # --- a stretch of candles: the first that may fire ------------------------------------
     def _entry_hits(self, j: int, e: int) -> int:
         s = self.sim.series
         if self.peak_mode:
             # Within a candle the anchor may already be its own high (conservative).
             anchors = np.maximum.accumulate(np.maximum(s.high[j:e], self._anchor()))
-            return _first(s.low[j:e] <= anchors * self.factor)
-        return _first(s.low[j:e] <= self._anchor() * self.factor)
+            rel = _first(s.low[j:e] <= anchors * self.factor)
+            self._skipped(anchors, rel)
+            return rel
+        rel = _first(s.low[j:e] <= self._anchor() * self.factor)
+        self._skip(j, j + rel if rel >= 0 else e)
+        return rel
 
-    def _exit_hits(self, j: int, e: int) -> int:
+    def _exit_hits(self, j: int, e: int, due_i: int) -> int:
+        """The first candle in [j, e) where an exit may fire; ``due_i``: the first candle
+        that may be past the max hold."""
         s = self.sim.series
         levels, peak, trigger = self._exit()
         low, high = s.low[j:e], s.high[j:e]
-        hit = (low <= levels.sl) | (high >= levels.tp)
+        # Below the highest stop (stop-loss, or the trailing trigger as the peak rises) or
+        # at/above the take-profit.
+        floor = max(levels.sl, trigger * (1 + _REL))
+        peaks = np.maximum.accumulate(np.maximum(high, peak))
         if levels.armed_at < float("inf"):
-            peaks: F64 = np.maximum.accumulate(np.maximum(high, peak)).astype(np.float64)
-            trail = np.where(peaks >= levels.armed_at, peaks * levels.keep, 0.0)
-            hit |= low <= np.maximum(trail, trigger) * (1 + _REL)
-        elif trigger > 0:
-            hit |= low <= trigger * (1 + _REL)
-        hit |= s.ts[j:e] + (s.step_ms - 1) >= levels.due_ms
-        return _first(hit)
+            stop = np.where(peaks >= levels.armed_at, peaks * levels.keep_margin, floor)
+            hit = (low <= np.maximum(stop, floor)) | (high >= levels.tp)
+        else:
+            hit = (low <= floor) | (high >= levels.tp)
+        if j <= due_i < e:
+            hit[due_i - j] = True
+        rel = _first(hit)
+        self._skipped(peaks, rel)
+        return rel
+
+    def _skipped(self, tops: F64, rel: int) -> None:
+        """Remember the highest of the skipped candles: ``tops`` is the running maximum of
+        the highs (with the current anchor or peak, which ``flush`` leaves unchanged);
+        ``rel``: the first candle not skipped, -1: none."""
+        if rel != 0:
+            self.pending = max(self.pending, int(tops[rel - 1 if rel > 0 else -1]))
 
     def _scan(self) -> bool:
         """Move ``i`` to the next candle that may fire (False: none is left)."""
         sim, s = self.sim, self.sim.series
-        if sim.position is None and sim.cooldown_until_ms > int(s.ts[self.i]) + s.step_ms - 1:
+        holding = sim.position is not None
+        if not holding and sim.cooldown_until_ms > int(s.ts[self.i]) + s.step_ms - 1:
             # Nothing is seen before the cooldown's end: skip to the candle it ends in.
             first_ts = sim.cooldown_until_ms - (s.step_ms - 1)
             self.i = int(s.ts.searchsorted(first_ts, side="left"))
             return self.i < self.n
-        if not self.scanned and sim.position is None:
-            return True
-        if sim.position is None and self._anchor() <= 0:
-            return True  # a fresh anchor: its candle is walked point by point
-        holding = sim.position is not None
-        end = self.n
-        if holding and self._exit()[0].due_ms < 2**62:
-            # The max hold fires by its due time: no need to scan past it.
-            due = self._exit()[0].due_ms - (s.step_ms - 1)
-            end = min(end, int(s.ts.searchsorted(due, side="left")) + 1)
-        # The first chunk is twice the last distance to a candidate (learned per phase),
-        # then doubling: most stretches take one scan.
-        start, j, chunk = self.i, self.i, self.guess[holding]
-        while j < self.n:
-            e = min(j + chunk, self.n)
-            e = max(min(e, end), j + 1)
+        if not holding and (not self.scanned or self._anchor() <= 0):
+            return True  # the window anchor, or a fresh anchor: walked point by point
+        end, due_i = self.n, self.n
+        if holding:
+            due_ms = self._exit()[0].due_ms
+            if due_ms < 2**62:
+                # The max hold fires by its due time: no need to scan past it.
+                due_i = int(s.ts.searchsorted(due_ms - (s.step_ms - 1), side="left"))
+                due_i = max(due_i, self.i)  # (a walked candle past it would have fired)
+                end = min(end, due_i + 1)
+        # The first chunk is twice the last distance to an entry candidate, then doubling:
+        # most stretches take one scan; a position's stretch up to its max hold is one.
+        start, j = self.i, self.i
+        chunk = end - j if end < self.n else self.guess[holding]
+        while j < end:
+            e = min(j + chunk, end)
             self.stats.scans += 1
             self.stats.scanned_candles += e - j
-            rel = self._exit_hits(j, e) if holding else self._entry_hits(j, e)
+            rel = self._exit_hits(j, e, due_i) if holding else self._entry_hits(j, e)
             if rel >= 0:
-                self._skip(j, j + rel)
                 self.i = j + rel
                 self.guess[holding] = min(max(2 * (self.i - start) + 16, 64), MAX_CHUNK)
                 return True
-            self._skip(j, e)
             self.i = j = e
             chunk = min(chunk * 2, MAX_CHUNK)
         return False
@@ -244,25 +247,68 @@ class _Cursor:
     def next_point(self) -> tuple[int, int, int] | None:
         """Advance to the next point that must be evaluated exactly: (time ms, candle,
         point), None when the data is done; the state is carried exactly up to it."""
-        sim, s, n = self.sim, self.sim.series, self.n
+        sim = self.sim
         while True:
-            if self.k >= POINTS:
-                self.i, self.k, self.in_candle = self.i + 1, 0, False
-            if self.i >= n:
-                return None
-            if not self.in_candle:
-                if not self._scan():
+            if self.points is None or self.k >= POINTS:
+                if self.points is not None:
+                    self.i, self.k, self.points = self.i + 1, 0, None
+                if self.i >= self.n or not self._scan():
                     return None
-                self.in_candle = True
-            t_ms, ticks = point(s, self.i, self.k)
-            if sim.position is None and t_ms < sim.cooldown_until_ms:
-                self.k += 1  # not seen at all (cooling down)
-            elif self._may_fire(t_ms, ticks):
-                self.flush()
-                return t_ms, self.i, self.k
+                self.points = points(sim.series, self.i)
+            if sim.position is None:
+                k = self._walk_entry(self.points)
             else:
-                self.pending = max(self.pending, ticks)
-                self.k += 1
+                k = self._walk_exit(self.points)
+            if k < POINTS:
+                self.k = k
+                self.flush()
+                return self.points[k][0], self.i, k
+            self.k = POINTS
+
+    def _walk_entry(self, pts: list[tuple[int, int]]) -> int:
+        """The first point from ``k`` on where the drop may fire (POINTS: none), the
+        skipped ones remembered in ``pending``."""
+        sim, start = self.sim, self.k
+        cooldown = sim.cooldown_until_ms
+        if not self.scanned or (not self.peak_mode and sim.watch.anchor <= 0):
+            # The window anchor, or a FIXED anchor still to be set: every point it sees.
+            while start < POINTS and pts[start][0] < cooldown:
+                start += 1
+            return start
+        anchor, factor, pending = self._anchor(), self.factor, self.pending
+        for k in range(start, POINTS):
+            t_ms, ticks = pts[k]
+            if t_ms < cooldown:
+                continue  # not seen at all (cooling down)
+            if self.peak_mode:
+                anchor = max(anchor, ticks)
+            if ticks <= anchor * factor:
+                self.pending = pending
+                return k
+            pending = max(pending, ticks)
+        self.pending = pending
+        return POINTS
+
+    def _walk_exit(self, pts: list[tuple[int, int]]) -> int:
+        """The first point from ``k`` on where an exit may fire (POINTS: none)."""
+        levels, peak, trigger = self._exit()
+        pending = self.pending
+        for k in range(self.k, POINTS):
+            t_ms, ticks = pts[k]
+            peak = max(peak, ticks)
+            if peak >= levels.armed_at:
+                trigger = max(trigger, peak * levels.keep)
+            if (
+                ticks <= levels.sl
+                or ticks >= levels.tp
+                or ticks <= trigger * (1 + _REL)
+                or t_ms >= levels.due_ms
+            ):
+                self.pending = pending
+                return k
+            pending = max(pending, ticks)
+        self.pending = pending
+        return POINTS
 
 
 def run_fast(

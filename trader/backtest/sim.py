@@ -182,6 +182,16 @@ def point(series: Series, i: int, k: int) -> tuple[int, int]:
     return t + k * (series.step_ms // 3), int(series.high[i] if high else series.low[i])
 
 
+def points(series: Series, i: int) -> list[tuple[int, int]]:
+    """The four (time ms, price ticks) of candle ``i``: ``point(series, i, k)`` for each k."""
+    t, step = int(series.ts[i]), series.step_ms
+    o, c = int(series.open[i]), int(series.close[i])
+    hi, lo = int(series.high[i]), int(series.low[i])
+    first, second = (hi, lo) if c < o else (lo, hi)
+    third = step // 3
+    return [(t, o), (t + third, first), (t + 2 * third, second), (t + step - 1, c)]
+
+
 @dataclass
 class SymbolSim:
     series: Series
