@@ -33,8 +33,8 @@ import numpy.typing as npt
 from trader.backtest.data import Series
 from trader.backtest.reference import Progress, new_sims
 from trader.backtest.sim import POINTS, Outcome, SimConfig, SymbolSim, outcome, points
-from trader.core.params import AnchorMode
-from trader.core.rules import EntryRecheck, update_exit_rules
+from trader.core.params import AnchorMode, TraderParams
+from trader.core.rules import EntryRecheck
 
 _REL = 1e-9
 FIRST_CHUNK = 512
@@ -76,25 +76,44 @@ class _Levels:
     due_ms: int
     """A point at or after this may be past the max hold (max int: off)."""
 
+
+@dataclass(frozen=True)
+class _Rates:
+    """The parameters' exit levels as float factors of the entry price, margins included
+    (once per symbol: a position's levels are then three products)."""
+
+    sl: float
+    tp: float
+    armed_at: float
+    keep: float
+    keep_margin: float
+    hold_ms: int
+    """Max hold less one second of margin (-1: off)."""
+
     @classmethod
-    def of(cls, sim: SymbolSim) -> _Levels:
-        p, pos = sim.cfg.params, sim.position
-        assert pos is not None
-        entry = float(pos.entry_price / sim.series.market.price_tick)
+    def of(cls, p: TraderParams) -> _Rates:
         inf = float("inf")
+        keep = 1 - float(p.trailing_distance_pct) / 100
         return cls(
-            sl=entry * (1 - float(p.stop_loss_pct) / 100) * (1 + _REL) if p.stop_loss_pct else -inf,
-            tp=entry * (1 + float(p.take_profit_pct) / 100) * (1 - _REL)
-            if p.take_profit_pct
-            else inf,
-            armed_at=entry * (1 + float(p.trailing_activation_pct) / 100) * (1 - _REL)
+            sl=(1 - float(p.stop_loss_pct) / 100) * (1 + _REL) if p.stop_loss_pct else -inf,
+            tp=(1 + float(p.take_profit_pct) / 100) * (1 - _REL) if p.take_profit_pct else inf,
+            armed_at=(1 + float(p.trailing_activation_pct) / 100) * (1 - _REL)
             if p.trailing_enabled
             else inf,
-            keep=1 - float(p.trailing_distance_pct) / 100,
-            keep_margin=(1 - float(p.trailing_distance_pct) / 100) * (1 + _REL),
-            due_ms=pos.entry_ms + int(p.max_hold_minutes * 60_000) - 1000
-            if p.max_hold_minutes > 0
-            else 2**62,
+            keep=keep,
+            keep_margin=keep * (1 + _REL),
+            hold_ms=int(p.max_hold_minutes * 60_000) - 1000 if p.max_hold_minutes > 0 else -1,
+        )
+
+    def levels(self, entry: float, entry_ms: int) -> _Levels:
+        """The levels of a position bought at ``entry`` (float ticks) at ``entry_ms``."""
+        return _Levels(
+            sl=entry * self.sl,
+            tp=entry * self.tp,
+            armed_at=entry * self.armed_at,
+            keep=self.keep,
+            keep_margin=self.keep_margin,
+            due_ms=entry_ms + self.hold_ms if self.hold_ms >= 0 else 2**62,
         )
 
 
@@ -117,27 +136,24 @@ class _Cursor:
         self.scanned = sim.cfg.params.anchor_mode is not AnchorMode.WINDOW
         self.tick = sim.series.market.price_tick
         self.factor = (1 - float(sim.cfg.params.drop_trigger_pct) / 100) * (1 + _REL)
+        self.rates = _Rates.of(sim.cfg.params)
         self._levels: tuple[object, _Levels] | None = None
         self._rules: tuple[object, float, float] | None = None
 
     # --- the exact state, carried ---------------------------------------------------------
-    def flush(self) -> None:
-        """Carry the exact state over the skipped points (no rule fired on any of them)."""
-        if not self.pending:
-            return
-        sim, top = self.sim, self.sim.series.price(self.pending)
-        self.pending = 0
-        if sim.position is not None:
-            pos = sim.position
-            # One step with the highest price = the steps one by one: the peak is a max and
-            # the trailing trigger is monotone in it (a step with the peak itself changes
-            # nothing: the trigger was raised when the peak was seen).
-            pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, sim.cfg.params)
-            return
+    def flush(self) -> int:
+        """Carry the exact state over the skipped points (no rule fired on any of them).
+        For a position, return their highest price (ticks; 0: none) for ``on_point``'s
+        exit-rules step (``seen_high``)."""
+        pending, self.pending = self.pending, 0
+        sim = self.sim
+        if not pending or sim.position is not None:
+            return pending
         w = sim.watch
         if self.peak_mode:  # (a FIXED anchor is set before any point is skipped)
-            w.anchor = max(w.anchor, top)
+            w.anchor = max(w.anchor, sim.series.price(pending))
         w.recheck = EntryRecheck.NONE  # a point where the drop did not hold ends the episode
+        return 0
 
     def _anchor(self) -> float:
         """The anchor with the skipped points, in ticks (0: unset)."""
@@ -149,7 +165,8 @@ class _Cursor:
         pos = self.sim.position
         assert pos is not None
         if self._levels is None or self._levels[0] is not pos:
-            self._levels = (pos, _Levels.of(self.sim))
+            entry = float(pos.entry_price / self.tick)
+            self._levels = (pos, self.rates.levels(entry, pos.entry_ms))
         levels = self._levels[1]
         if self._rules is None or self._rules[0] is not pos.rules:
             trailing = pos.rules.trailing
@@ -244,9 +261,10 @@ class _Cursor:
         if c > j:
             self.pending = max(self.pending, int(self.sim.series.high[j:c].max()))
 
-    def next_point(self) -> tuple[int, int, int] | None:
+    def next_point(self) -> tuple[int, int, int, int] | None:
         """Advance to the next point that must be evaluated exactly: (time ms, candle,
-        point), None when the data is done; the state is carried exactly up to it."""
+        point, the skipped points' highest price for ``on_point``), None when the data is
+        done; the state is carried exactly up to it."""
         sim = self.sim
         while True:
             if self.points is None or self.k >= POINTS:
@@ -261,8 +279,7 @@ class _Cursor:
                 k = self._walk_exit(self.points)
             if k < POINTS:
                 self.k = k
-                self.flush()
-                return self.points[k][0], self.i, k
+                return self.points[k][0], self.i, k, self.flush()
             self.k = POINTS
 
     def _walk_entry(self, pts: list[tuple[int, int]]) -> int:
@@ -280,12 +297,13 @@ class _Cursor:
             t_ms, ticks = pts[k]
             if t_ms < cooldown:
                 continue  # not seen at all (cooling down)
-            if self.peak_mode:
-                anchor = max(anchor, ticks)
+            if ticks > anchor and self.peak_mode:
+                anchor = ticks
             if ticks <= anchor * factor:
                 self.pending = pending
                 return k
-            pending = max(pending, ticks)
+            if ticks > pending:
+                pending = ticks
         self.pending = pending
         return POINTS
 
@@ -295,9 +313,10 @@ class _Cursor:
         pending = self.pending
         for k in range(self.k, POINTS):
             t_ms, ticks = pts[k]
-            peak = max(peak, ticks)
-            if peak >= levels.armed_at:
-                trigger = max(trigger, peak * levels.keep)
+            if ticks > peak:
+                peak = ticks
+                if peak >= levels.armed_at and peak * levels.keep > trigger:
+                    trigger = peak * levels.keep
             if (
                 ticks <= levels.sl
                 or ticks >= levels.tp
@@ -306,7 +325,8 @@ class _Cursor:
             ):
                 self.pending = pending
                 return k
-            pending = max(pending, ticks)
+            if ticks > pending:
+                pending = ticks
         self.pending = pending
         return POINTS
 
@@ -322,7 +342,10 @@ def run_fast(
     stats = stats if stats is not None else ScanStats()
     sims = new_sims(data, cfg)
     cursors = [_Cursor(sim, stats) for sim in sims]
-    heap: list[tuple[int, int, int, int]] = []
+    if len(sims) == 1 and progress is None:
+        _run_one(sims[0], cursors[0], stats)  # no clock to share
+        return outcome(sims)
+    heap: list[tuple[int, int, int, int, int]] = []
     reported = [0] * len(sims)
 
     def schedule(n: int) -> None:
@@ -330,7 +353,7 @@ def run_fast(
         at = cursors[n].next_point()
         stats.scan_s += time.perf_counter() - t0
         if at is not None:
-            heapq.heappush(heap, (at[0], n, at[1], at[2]))
+            heapq.heappush(heap, (at[0], n, at[1], at[2], at[3]))
         if progress is not None:
             done = cursors[n].i if at is not None else len(sims[n].series)
             progress(done - reported[n])
@@ -339,11 +362,27 @@ def run_fast(
     for n in range(len(sims)):
         schedule(n)
     while heap:
-        _, n, i, k = heapq.heappop(heap)
+        _, n, i, k, seen = heapq.heappop(heap)
         t0 = time.perf_counter()
-        sims[n].on_point(i, k)
+        sims[n].on_point(i, k, seen_high=seen)
         stats.exact_s += time.perf_counter() - t0
         stats.exact_points += 1
         cursors[n].k = k + 1
         schedule(n)
     return outcome(sims)
+
+
+def _run_one(sim: SymbolSim, cursor: _Cursor, stats: ScanStats) -> None:
+    """``run_fast``'s loop for one symbol."""
+    clock = time.perf_counter
+    scanned = clock()
+    while (at := cursor.next_point()) is not None:
+        found = clock()
+        _, i, k, seen = at
+        sim.on_point(i, k, seen_high=seen)
+        cursor.k = k + 1
+        stats.scan_s += found - scanned
+        scanned = clock()
+        stats.exact_s += scanned - found
+        stats.exact_points += 1
+    stats.scan_s += clock() - scanned
