@@ -46,10 +46,12 @@ def pack_trade(trade: Trade) -> _Row:
 
 def unpack_trade(row: _Row) -> Trade:
     """``pack_trade``'s inverse (Decimals from their exact text)."""
-    values: list[typing.Any] = [
-        v if decode is None else decode(v) for decode, v in zip(_DECODE, row, strict=True)
-    ]
-    return Trade(*values)
+    values = [v if decode is None else decode(v) for decode, v in zip(_DECODE, row, strict=True)]
+    # As unpickling does: the dataclass's fields set directly (Trade has no __post_init__;
+    # its frozen __init__ is a third of the cost).
+    trade: Trade = object.__new__(Trade)
+    trade.__dict__.update(zip(_TRADE_FIELDS, values, strict=True))
+    return trade
 
 
 _Packed = tuple[dict[str, list[_Row]], dict[str, Holding], ScanStats]
@@ -88,23 +90,22 @@ def run_parallel(
         return run_fast(data, cfg, stats=stats, progress=progress)
     cfg.check({s.market.quote for s in data.values()})
     _SHARED = (data, cfg)
+    trades: dict[str, list[Trade]] = {}
+    holdings: dict[str, Holding] = {}
     try:
         with multiprocessing.get_context("fork").Pool(n) as pool:
             # One task per symbol, largest first: the workers balance themselves.
             tasks = [[s] for s in sorted(data, key=lambda s: (-len(data[s]), s))]
-            results = []
-            for done in pool.imap_unordered(_run_group, tasks):
-                results.append(done)
+            for part, part_holdings, part_stats in pool.imap_unordered(_run_group, tasks):
+                # Unpacked as they come, while the workers run the other symbols.
+                trades.update({s: [unpack_trade(row) for row in rows] for s, rows in part.items()})
+                holdings.update(part_holdings)
+                if stats is not None:
+                    for f in fields(ScanStats):
+                        total = getattr(stats, f.name) + getattr(part_stats, f.name)
+                        setattr(stats, f.name, total)
                 if progress is not None:
-                    progress(sum(len(data[s]) for s in done[0]))
+                    progress(sum(len(data[s]) for s in part))
     finally:
         _SHARED = None
-    trades: dict[str, list[Trade]] = {}
-    holdings: dict[str, Holding] = {}
-    for part, part_holdings, part_stats in results:
-        trades.update({s: [unpack_trade(row) for row in rows] for s, rows in part.items()})
-        holdings.update(part_holdings)
-        if stats is not None:
-            for f in fields(ScanStats):
-                setattr(stats, f.name, getattr(stats, f.name) + getattr(part_stats, f.name))
     return Outcome(dict(sorted(trades.items())), dict(sorted(holdings.items())))
