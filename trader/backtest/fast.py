@@ -6,11 +6,12 @@ Between two decisions a symbol's state changes only in ways that can be carried 
 over a stretch of candles where nothing fires: the PEAK anchor becomes the highest high
 (int ticks: exact), the FIXED anchor stays, a blocked drop's recheck ends, and the exit
 rules' peak and trailing trigger follow the highest price (``update_exit_rules`` once
-with it: its trigger is monotone in the peak). So:
+with it, in the next exact point's own step: ``on_point``'s ``seen_high``; the trigger is
+monotone in the peak). So:
 
 1. From the symbol's next candle, scan a chunk of candles (twice the last such distance,
-   then doubling) with numpy for the
-   first candle on which a rule *may* fire. **The scan is float** (trigger, TP, SL and
+   then doubling; for a position, up to the candle its max hold falls due in) with numpy
+   for the first candle on which a rule *may* fire. **The scan is float** (trigger, TP, SL and
    trailing levels in float64 ticks) with a safety margin (1e-9 relative plus one tick,
    one second for max hold): it may flag a candle where nothing fires, never miss one.
 2. Carry the state exactly over the skipped candles, then evaluate the flagged candle's
