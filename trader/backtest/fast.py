@@ -24,9 +24,11 @@ expiry); a symbol in that mode is evaluated at every point, like the reference.
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +43,7 @@ _REL = 1e-9
 FIRST_CHUNK = 512
 MAX_CHUNK = 1 << 20
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -138,6 +141,11 @@ class _Cursor:
         self.tick = sim.series.market.price_tick
         self.factor = (1 - float(sim.cfg.params.drop_trigger_pct) / 100) * (1 + _REL)
         self.rates = _Rates.of(sim.cfg.params)
+        self._anchor_of: Decimal | None = None
+        self._anchor_ticks = 0.0
+        # low / factor: the entry test ``low <= anchor x factor`` as one comparison (float,
+        # the factor's margin dwarfs the division's rounding)
+        self.low_div: F64 | None = sim.series.low / self.factor if self.scanned else None
         self._levels: tuple[object, _Levels] | None = None
         self._rules: tuple[object, float, float] | None = None
 
@@ -158,7 +166,10 @@ class _Cursor:
 
     def _anchor(self) -> float:
         """The anchor with the skipped points, in ticks (0: unset)."""
-        a = float(self.sim.watch.anchor / self.tick)
+        anchor = self.sim.watch.anchor
+        if anchor is not self._anchor_of:
+            self._anchor_of, self._anchor_ticks = anchor, float(anchor / self.tick)
+        a = self._anchor_ticks
         return max(a, self.pending) if self.peak_mode else a
 
     def _exit(self) -> tuple[_Levels, float, float]:
@@ -186,11 +197,15 @@ class _Cursor:
         s = self.sim.series
         if self.peak_mode:
             # Within a candle the anchor may already be its own high (conservative).
-            anchors = np.maximum.accumulate(np.maximum(s.high[j:e], self._anchor()))
-            rel = _first(s.low[j:e] <= anchors * self.factor)
+            assert self.low_div is not None
+            # The running high in int ticks, from the anchor (rounded up: conservative).
+            anchors = np.maximum.accumulate(s.high[j:e])
+            np.maximum(anchors, math.ceil(self._anchor()), out=anchors)
+            rel = _first(self.low_div[j:e] <= anchors)
             self._skipped(anchors, rel)
             return rel
-        rel = _first(s.low[j:e] <= self._anchor() * self.factor)
+        assert self.low_div is not None
+        rel = _first(self.low_div[j:e] <= self._anchor())
         self._skip(j, j + rel if rel >= 0 else e)
         return rel
 
@@ -215,7 +230,7 @@ class _Cursor:
         self._skipped(peaks, rel)
         return rel
 
-    def _skipped(self, tops: F64, rel: int) -> None:
+    def _skipped(self, tops: F64 | I64, rel: int) -> None:
         """Remember the highest of the skipped candles: ``tops`` is the running maximum of
         the highs (with the current anchor or peak, which ``flush`` leaves unchanged);
         ``rel``: the first candle not skipped, -1: none."""
