@@ -3,6 +3,8 @@ generated random walks with gaps and flat candles, across the rules' modes."""
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +16,11 @@ from tests.conftest import SHARED_DATA
 from trader.backtest.data import load_path
 from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.generate import random_walk
-from trader.backtest.parallel import run_parallel
+from trader.backtest.parallel import pack_trade, run_parallel, unpack_trade
 from trader.backtest.reference import run_reference
-from trader.backtest.sim import SimConfig
+from trader.backtest.sim import SimConfig, Trade
 from trader.core.params import AnchorMode, TraderParams
+from trader.core.rules import ExitReason
 
 OHLCV = SHARED_DATA / "ohlcv"
 BUDGETS = {"BTC": Decimal("0.002"), "ETH": Decimal("0.05")}
@@ -124,3 +127,33 @@ def test_parallel_workers_make_the_same_trades(max_trades: int) -> None:
     assert trades == run_fast(data, cfg)
     assert sum(len(t) for t in trades.trades.values()) > 40
     assert stats.exact_points > 0  # the workers' stats come back
+
+
+def test_a_trade_crosses_the_process_boundary_exactly() -> None:
+    """The workers send trades as text (``pack_trade``): every field comes back equal, each
+    Decimal with its own digits and exponent (what the files write)."""
+    trade = Trade(
+        symbol="ABC/BTC",
+        quote="BTC",
+        entry_ms=1_700_000_000_123,
+        exit_ms=1_700_000_060_456,
+        entry_price=Decimal("0.00012651"),
+        exit_price=Decimal("0.00012400"),
+        amount=Decimal("15"),
+        reason=ExitReason.TRAILING_STOP,
+        entry_fee=Decimal("0.0000018976500"),
+        exit_fee=Decimal("0.00000186000"),
+        gross=Decimal("-0.00003765"),
+        net=Decimal("-0.0000413176500"),
+        pct=Decimal("-2.175869865470885839069504"),
+        carried_amount=Decimal("0.5"),
+        carried_cost=Decimal("6.3E-7"),
+        inventory_in_amount=Decimal("2"),
+        inventory_in_cost=Decimal("0.00002531"),
+    )
+    back = unpack_trade(pickle.loads(pickle.dumps(pack_trade(trade))))
+    assert back == trade
+    assert [str(getattr(back, f.name)) for f in fields(Trade)] == [
+        str(getattr(trade, f.name)) for f in fields(Trade)
+    ]
+    assert back.reason is ExitReason.TRAILING_STOP

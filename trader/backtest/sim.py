@@ -182,6 +182,16 @@ def point(series: Series, i: int, k: int) -> tuple[int, int]:
     return t + k * (series.step_ms // 3), int(series.high[i] if high else series.low[i])
 
 
+def points(series: Series, i: int) -> list[tuple[int, int]]:
+    """The four (time ms, price ticks) of candle ``i``: ``point(series, i, k)`` for each k."""
+    t, step = int(series.ts[i]), series.step_ms
+    o, c = int(series.open[i]), int(series.close[i])
+    hi, lo = int(series.high[i]), int(series.low[i])
+    first, second = (hi, lo) if c < o else (lo, hi)
+    third = step // 3
+    return [(t, o), (t + third, first), (t + 2 * third, second), (t + step - 1, c)]
+
+
 @dataclass
 class SymbolSim:
     series: Series
@@ -232,12 +242,19 @@ class SymbolSim:
         return self.cfg.fee_rate if self.cfg.fee_rate is not None else self.series.market.taker_fee
 
     # --- one point ----------------------------------------------------------------------
-    def on_point(self, i: int, k: int) -> None:
-        """Evaluate point ``k`` of candle ``i`` with the exact rules."""
+    def on_point(self, i: int, k: int, *, seen_high: int = 0) -> None:
+        """Evaluate point ``k`` of candle ``i`` with the exact rules.
+
+        ``seen_high`` (the fast path): the highest price (ticks) of the points it skipped
+        since the last exact one, on none of which a rule fired. A position's exit rules
+        take one step with the highest of it and this price: equal to the steps one by
+        one, as the peak is a maximum and the trailing trigger monotone in it.
+        """
         t_ms, ticks = point(self.series, i, k)
         price = self.series.price(ticks)
         if self.position is not None:
-            self._exit_step(i, t_ms, price)
+            top = self.series.price(seen_high) if seen_high > ticks else price
+            self._exit_step(i, t_ms, price, top)
         elif t_ms >= self.cooldown_until_ms:
             self._entry_step(i, t_ms, price)
 
@@ -276,10 +293,10 @@ class SymbolSim:
         )
         self.inventory = Inventory()
 
-    def _exit_step(self, i: int, t_ms: int, price: Decimal) -> None:
+    def _exit_step(self, i: int, t_ms: int, price: Decimal, top: Decimal) -> None:
         pos, p = self.position, self.cfg.params
         assert pos is not None
-        pos.rules = update_exit_rules(pos.rules, price, pos.entry_price, p)
+        pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, p)
         decision = evaluate_exit(
             price=price,
             entry_price=pos.entry_price,
