@@ -135,6 +135,9 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
 
     # --- what to trade where -------------------------------------------------------------
     watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "Symbols to trade, BASE/QUOTE.")
+    launch_concurrency: int = _f(
+        64, "Symbols the starter launches (starts or finds) at the same time.", "symbols", ge=1
+    )
     exchange_sandbox: bool = _f(False, "Use the exchange's testnet (ccxt sandbox mode).")
     exchange_api_url: str | None = _f(
         None,

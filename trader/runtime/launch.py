@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -116,41 +117,59 @@ async def start_watchlist(client: Client, settings: Settings) -> list[str]:
         static_summary=f"Trade slots on {settings.exchange}",
     )
     await portfolio.signal("set_max_trades", params.max_trades)
-    started = []
-    for symbol in settings.watchlist:
-        wf_id = ids.workflow_id_for(settings.exchange, symbol)
-        state = await resumable_state(
-            client.get_workflow_handle(wf_id, result_type=CoinState),
-            keep_anchor=params.use_drop_anchor,
-        )
-        await client.start_workflow(
-            "SymbolTrader",
-            c.TraderInput(
-                symbol=symbol,
-                params=params,
-                portfolio_id=portfolio_id,
-                watch_task_queue=settings.watch_task_queue,
-                state=state,
-            ),
-            id=wf_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TRADING_SYMBOL, symbol),
-                    SearchAttributePair(sa.TRADING_EXCHANGE, settings.exchange),
-                    SearchAttributePair(
-                        sa.TRADING_PHASE, (state.phase if state else Phase.WARMUP).value
-                    ),
-                    SearchAttributePair(sa.PHASE_SINCE, datetime.now(UTC)),
-                ]
-            ),
-            static_summary=f"{symbol} on {settings.exchange}: drop {params.drop_trigger_pct}% "
-            f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
-            static_details=static_details(symbol, params),
-        )
-        started.append(wf_id)
-        if state is not None:
-            log.info("%s resumed from its last run in %s", symbol, state.phase.value)
-    return started
+    # Started concurrently, a bounded number at a time: each symbol costs two or three
+    # round trips (describe its last run, maybe read its result, start or find it), and
+    # one after another they made a large watchlist slow to launch.
+    gate = asyncio.Semaphore(settings.launch_concurrency)
+
+    async def launch(symbol: str) -> str:
+        async with gate:
+            return await _launch_symbol(client, settings, params, portfolio_id, symbol)
+
+    try:
+        async with asyncio.TaskGroup() as group:  # a failure stops the launch, as before
+            tasks = [group.create_task(launch(symbol)) for symbol in settings.watchlist]
+    except BaseExceptionGroup as failed:  # the caller handles one error, as before
+        raise failed.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
+async def _launch_symbol(
+    client: Client, settings: Settings, params: TraderParams, portfolio_id: str, symbol: str
+) -> str:
+    """Start (or find running) the symbol's workflow, resuming its last run's state."""
+    wf_id = ids.workflow_id_for(settings.exchange, symbol)
+    state = await resumable_state(
+        client.get_workflow_handle(wf_id, result_type=CoinState),
+        keep_anchor=params.use_drop_anchor,
+    )
+    await client.start_workflow(
+        "SymbolTrader",
+        c.TraderInput(
+            symbol=symbol,
+            params=params,
+            portfolio_id=portfolio_id,
+            watch_task_queue=settings.watch_task_queue,
+            state=state,
+        ),
+        id=wf_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.TRADING_SYMBOL, symbol),
+                SearchAttributePair(sa.TRADING_EXCHANGE, settings.exchange),
+                SearchAttributePair(
+                    sa.TRADING_PHASE, (state.phase if state else Phase.WARMUP).value
+                ),
+                SearchAttributePair(sa.PHASE_SINCE, datetime.now(UTC)),
+            ]
+        ),
+        static_summary=f"{symbol} on {settings.exchange}: drop {params.drop_trigger_pct}% "
+        f"buy, TP {params.take_profit_pct}% / SL {params.stop_loss_pct}%",
+        static_details=static_details(symbol, params),
+    )
+    if state is not None:
+        log.info("%s resumed from its last run in %s", symbol, state.phase.value)
+    return wf_id
