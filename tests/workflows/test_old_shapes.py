@@ -65,7 +65,9 @@ async def test_a_run_resumed_from_a_flat_state_trades_on_where_it_stopped(ts_env
         b.set_price("BTC/USDT", FLAT["current_price"])
         raw = c.TraderInput(
             symbol="BTC/USDT",
-            params=b.params(),
+            # No max hold: the fixture's entry time is on the clock of the server that
+            # recorded it, which a time-skipping server of a long session has long passed.
+            params=b.params(max_hold_minutes=D(0)),
             portfolio_id=b.portfolio_id,
             watch_task_queue=b.watch_queue,
         ).model_dump(mode="json")
