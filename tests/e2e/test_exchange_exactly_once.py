@@ -106,12 +106,15 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             assert trade.trade_id == state.trade.decision_id
 
             # 3. A buy the exchange refuses (no funds): back to IDLE once, no retry storm.
+            # IDLE with its anchor back (the watch's first checkpoint): a fresh anchor is
+            # the watch's first price, so a drop set before the watch saw a price would
+            # be the anchor itself, not a drop.
             await wait_state(
                 client,
                 wf_id,
-                lambda s: s.phase is Phase.IDLE,
+                lambda s: s.phase is Phase.IDLE and s.entry_watch.anchor > 0,
                 timeout=60,
-                what="IDLE after cooldown",
+                what="IDLE after cooldown, anchored",
             )
             await sim.set_balances({"USDT": "1"})
             await sim.reset_stats()
