@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from trader.core.inventory import InventoryMove
 from trader.core.phases import Phase
 from trader.core.rules import ExitReason
 from trader.core.state import CoinState
-from trader.legacy.engine import LegacyEngine
+from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import read_state
 
 
@@ -32,14 +32,12 @@ class BooksRig(Rig):
         self.sent: list[str] = []
         self.failing = failing
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str, *, key: str = "") -> None:
         self.sent.append(text)
         if self.failing:
             raise ConnectionError("telegram is down")
 
-    def engine(
-        self, watchlist: list[str], notify: Callable[[str], Awaitable[None]] | None = None
-    ) -> LegacyEngine:
+    def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
         return super().engine(watchlist, notify=notify or self.send)
 
 
