@@ -180,9 +180,6 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     telegram_api_url: str = _f(
         "https://api.telegram.org", "Telegram Bot API base URL (a local fake in tests)."
     )
-    telegram_commands: bool = _f(
-        False, "Answer Telegram commands in this worker (one poller per token: one worker)."
-    )
 
     @field_validator("watchlist")
     @classmethod
