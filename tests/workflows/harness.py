@@ -88,8 +88,15 @@ class Bench:
         return TEST_PARAMS.model_copy(update=overrides)
 
     async def start(
-        self, symbol: str = "BTC/USDT", *, state: CoinState | None = None, **overrides: Any
+        self,
+        symbol: str = "BTC/USDT",
+        *,
+        state: CoinState | None = None,
+        workflow_id: str | None = None,
+        **overrides: Any,
     ) -> TraderHandle:
+        """``workflow_id``: default a unique one; the production id (``ids.workflow_id_for``)
+        for tests that drive the workflow as the operator commands do."""
         handle = await self.client.start_workflow(
             SymbolTrader.run,
             c.TraderInput(
@@ -99,7 +106,7 @@ class Bench:
                 watch_task_queue=self.watch_queue,
                 state=state,
             ),
-            id=f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
+            id=workflow_id or f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
             # As the launcher sets them: the status table and Web UI read these.
             search_attributes=TypedSearchAttributes(
