@@ -89,6 +89,8 @@ async def test_sigkill_mid_send_still_once_and_no_secret_in_outputs(dev_env, tmp
     assert texts.count(sim.messages[0].text) == 1  # the one on the wire at the kill
     assert all(n == 1 for n in Counter(texts).values()), texts  # no message twice
     assert {m.chat_id for m in sim.messages} == {CHAT}
+    # The retry of the killed send found its claim and did not resend (the sent-log).
+    assert "died during its request" in log.read_text(errors="replace")
 
     outputs = {
         "history": history.to_json(),
