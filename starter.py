@@ -28,7 +28,7 @@ from trader.backtest import cli as backtest
 from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.observe.status_live import status_console
-from trader.runtime import commands, legacy
+from trader.runtime import commands, legacy, telegram_bot
 from trader.runtime.client import (
     connect,
     default_identity,
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in the same working phase that count as stuck "
         "(default STUCK_TIMEOUT_SECONDS, 60)",
     )
+    command("telegram", help="answer Telegram commands (one process per bot: docs/telegram.md)")
     backtest.add_arguments(
         command("backtest", help="replay OHLCV/trade files through the rules on their clock")
     )
@@ -137,6 +138,13 @@ async def main(args: argparse.Namespace) -> int:
     )
     if args.command == "backtest":  # no Temporal, no worker, no exchange
         return backtest.run(args, settings)
+    if args.command == "telegram":  # the one poller of this bot's commands
+        telegram_bot.check_settings(settings)
+        legacy_mode = settings.effective_mode == "legacy"
+        await telegram_bot.serve_commands(
+            settings, None if legacy_mode else await _client(settings), _stop_on_signals()
+        )
+        return 0
     if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
         return await _legacy(args, settings)
     if args.command == "start":  # refuse unknown symbols before anything starts
@@ -188,6 +196,13 @@ async def main(args: argparse.Namespace) -> int:
         rows = await stuck_symbols(client, timeout_s=timeout, task_queue=settings.task_queue)
         return _print_stuck(rows, timeout)
     return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _stuck_timeout(args: argparse.Namespace, settings: Settings) -> float:

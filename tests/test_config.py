@@ -110,6 +110,17 @@ def test_secrets_stay_out_of_params_logs_and_repr(monkeypatch):
         assert "SECRET" not in text
 
 
+def test_telegram_chat_ids_come_from_the_environment_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", " 4201, -100777 ,")
+    s = load_settings()
+    assert s.chat_ids == ["4201", "-100777"]
+    assert "4201" not in repr(s) and "4201" not in str(s.redacted())
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('telegram_chat_ids = "4201"\n')
+    with pytest.raises(ConfigError, match="TELEGRAM_CHAT_IDS"):
+        load_settings(cfg)
+
+
 def test_trader_params_carry_every_trading_field():
     s = load_settings(trade_budget=D("42"), max_position_hold_minutes=D("7"), anchor_mode="window")
     params = s.trader_params()

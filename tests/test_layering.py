@@ -32,6 +32,8 @@ LAYERS = {
     "trader.ledger": ADAPTERS,
     "trader.legacy": ADAPTERS,
     "trader.binance_sim": ADAPTERS,
+    "trader.telegram": ADAPTERS,
+    "trader.telegram_sim": ADAPTERS,
     "trader.config": ADAPTERS,
     "trader.config_paper": ADAPTERS,
     "trader.config_docs": ADAPTERS,

@@ -173,7 +173,13 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     paper: PaperSettings = _f(PaperSettings(), "The [paper] table.")
     exchange_api_key: SecretStr | None = _f(None, "Exchange API key (env only, never logged).")
     exchange_api_secret: SecretStr | None = _f(None, "Exchange API secret.")
-    telegram_token: SecretStr | None = _f(None, "Telegram bot token.")
+    telegram_token: SecretStr | None = _f(None, "Telegram bot token (env only, never logged).")
+    telegram_chat_ids: SecretStr | None = _f(
+        None, "Telegram chat ids, comma-separated: messages go to these, commands from them."
+    )
+    telegram_api_url: str = _f(
+        "https://api.telegram.org", "Telegram Bot API base URL (a local fake in tests)."
+    )
 
     @field_validator("watchlist")
     @classmethod
@@ -238,6 +244,12 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     def ledger_path(self) -> Path:
         return Path(self.ledger_url) if self.ledger_url else self.data_dir / "ledger.sqlite"
 
+    @property
+    def chat_ids(self) -> list[str]:
+        """TELEGRAM_CHAT_IDS as a list (empty when unset)."""
+        raw = self.telegram_chat_ids.get_secret_value() if self.telegram_chat_ids else ""
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
     def phase_log_path(self) -> Path:
         return self.phase_log_file or self.data_dir / "logs" / f"phase_events_{_RUN_NAME}.jsonl"
 
@@ -289,7 +301,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-_SECRET_FIELDS = ("exchange_api_key", "exchange_api_secret", "telegram_token")
+_SECRET_FIELDS = ("exchange_api_key", "exchange_api_secret", "telegram_token", "telegram_chat_ids")
 
 
 def _refuse_file_secrets(path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from trader.config import Settings
 from trader.config_paper import PaperSettings
 
-_SECRETS = {"exchange_api_key", "exchange_api_secret", "telegram_token"}
+_SECRETS = {"exchange_api_key", "exchange_api_secret", "telegram_token", "telegram_chat_ids"}
 
 
 def toml_value(value: Any) -> str:

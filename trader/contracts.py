@@ -357,6 +357,9 @@ class Notification(_Msg):
     kind: str
     """entry | exit | error | shortfall | inventory | reconcile | notice"""
     text: str
+    key: str = ""
+    """De-duplication key (``ids.notification_key``): a retried or re-run activity sends the
+    message once. Empty in inputs scheduled before keys existed: sent without de-duplication."""
 
 
 # --- workflow memo ---------------------------------------------------------------------------

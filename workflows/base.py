@@ -18,6 +18,7 @@ from temporalio.workflow import ActivityHandle
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader import search as sa
+    from trader.core import ids
     from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
     from trader.core.inventory import InventoryMove
     from trader.core.market import Order, Ticker
@@ -283,10 +284,18 @@ class TraderBase:
 
     # --- side effects that must never block trading --------------------------------------
     def _notify(self, kind: str, text: str) -> None:
-        """Send a notification in the background; failures are logged, never raised."""
+        """Send a notification in the background; failures are logged, never raised.
+
+        The key comes from state (``notify_seq``, carried through continue-as-new): in
+        history before the activity runs, so every attempt and re-run has the same one.
+        Only the activity's input changes, not its command: old histories replay as they
+        were (their notify inputs had no key)."""
+        s = self.state
+        s.notify_seq += 1
+        key = ids.notification_key(workflow.info().workflow_id, s.lineage, s.notify_seq)
         handle = workflow.start_activity(
             c.NOTIFY,
-            c.NOTIFY.input(symbol=self.state.symbol, kind=kind, text=text),
+            c.NOTIFY.input(symbol=s.symbol, kind=kind, text=text, key=key),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_attempts=3),
             summary=f"notify {kind}",

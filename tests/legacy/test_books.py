@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from trader.core.inventory import InventoryMove
 from trader.core.phases import Phase
 from trader.core.rules import ExitReason
 from trader.core.state import CoinState
-from trader.legacy.engine import LegacyEngine
+from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import read_state
 
 
@@ -30,16 +30,16 @@ class BooksRig(Rig):
     def __init__(self, tmp: Path, *, failing: bool = False, **overrides: Any) -> None:
         super().__init__(tmp, balance_settle_seconds=0.2, cooldown_minutes=0, **overrides)
         self.sent: list[str] = []
+        self.keys: list[str] = []
         self.failing = failing
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str, *, key: str = "") -> None:
         self.sent.append(text)
+        self.keys.append(key)
         if self.failing:
             raise ConnectionError("telegram is down")
 
-    def engine(
-        self, watchlist: list[str], notify: Callable[[str], Awaitable[None]] | None = None
-    ) -> LegacyEngine:
+    def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
         return super().engine(watchlist, notify=notify or self.send)
 
 
@@ -96,6 +96,9 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     saved = read_state(rig.store.path).coins[SOL]
     assert rig.ledger.total_pnl() == saved.totals.realized_pnl
     assert saved.ledger_seq == 1 and rig.store.outbox() == []
+    # Each message keyed once, on the lineage and the notify_seq of a state saved first.
+    assert len(set(rig.keys)) == len(rig.keys) == len(rig.sent)
+    assert rig.keys == [f"legacy:paper:SOL-USDT:abc:n{n}" for n in range(1, saved.notify_seq + 1)]
 
 
 async def test_an_unsellable_remainder_is_carried_with_a_row(tmp_path: Path, caplog: Any) -> None:

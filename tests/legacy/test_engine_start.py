@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from trader.core.state import CoinState
 from trader.exchange.paper import PaperExchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
-from trader.legacy.engine import LegacyEngine
+from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import StateStore, read_state, state_path
 from trader.runtime.exchange import build_paper
 
@@ -68,9 +68,7 @@ class Rig:
         self.store = StateStore(state_path(tmp))
         self.ledger = LedgerStore(tmp / "ledger.sqlite")
 
-    def engine(
-        self, watchlist: list[str], notify: Callable[[str], Awaitable[None]] | None = None
-    ) -> LegacyEngine:
+    def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
         return LegacyEngine(
             params=self.settings.trader_params(),
             watchlist=watchlist,

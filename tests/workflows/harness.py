@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
-from activities.notify import LogNotifier, NotifyActivities
+from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
 from tests.event_history import decided_client_ids
 from tests.markets import BTC_USDT, ETH_USDT
@@ -88,8 +88,15 @@ class Bench:
         return TEST_PARAMS.model_copy(update=overrides)
 
     async def start(
-        self, symbol: str = "BTC/USDT", *, state: CoinState | None = None, **overrides: Any
+        self,
+        symbol: str = "BTC/USDT",
+        *,
+        state: CoinState | None = None,
+        workflow_id: str | None = None,
+        **overrides: Any,
     ) -> TraderHandle:
+        """``workflow_id``: default a unique one; the production id (``ids.workflow_id_for``)
+        for tests that drive the workflow as the operator commands do."""
         handle = await self.client.start_workflow(
             SymbolTrader.run,
             c.TraderInput(
@@ -99,7 +106,7 @@ class Bench:
                 watch_task_queue=self.watch_queue,
                 state=state,
             ),
-            id=f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
+            id=workflow_id or f"{ids.workflow_id_for('paper', symbol)}:{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
             # As the launcher sets them: the status table and Web UI read these.
             search_attributes=TypedSearchAttributes(
@@ -203,12 +210,15 @@ async def bench(
     metrics: TraderMetrics | None = None,
     order_window_s: float = ORDER_WINDOW_S,
     stand_ins: StandIns | None = None,
+    notify_with: Notifier | None = None,
 ) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets.
 
     ``stand_ins``: given the real main-queue activities by name, the activities (each
-    ``@activity.defn(name=...)`` with a real one's name) that replace them on the worker."""
+    ``@activity.defn(name=...)`` with a real one's name) that replace them on the worker.
+    ``notify_with``: the notify activity's notifier (e.g. Telegram on the local fake) instead
+    of the bench's ``LogNotifier``."""
     feed = feed or StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
@@ -240,7 +250,7 @@ async def bench(
             lg.record_trade,
             lg.record_dust,
             lg.record_inventory,
-            NotifyActivities(notifier).notify,
+            NotifyActivities(notify_with or notifier).notify,
         )
     }
     # A stand-in takes the place of the real activity of its name (it may call that one).

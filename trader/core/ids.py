@@ -31,6 +31,12 @@ def decision_id(symbol: str, lineage: str, decision_seq: int) -> str:
     return f"{symbol_slug(symbol)}:{lineage}:{decision_seq}"
 
 
+def notification_key(workflow_id: str, lineage: str, notify_seq: int) -> str:
+    """The de-duplication key of one notification, e.g. ``trader:paper:BTC-USDT:18c0f:n3``:
+    the same for a retried or re-run notify activity, new for every message decided."""
+    return f"{workflow_id}:{lineage}:n{notify_seq}"
+
+
 def symbol_slug(symbol: str) -> str:
     """``BTC/USDT`` -> ``BTC-USDT`` (workflow ids and file names cannot hold ``/`` nicely)."""
     return symbol.replace("/", "-")

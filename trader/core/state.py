@@ -228,6 +228,8 @@ class CoinState(BaseModel):
     """Monotonic per workflow id; feeds deterministic client order ids."""
     ledger_seq: int = 0
     """Monotonic per symbol; feeds the ids of inventory ledger rows."""
+    notify_seq: int = 0
+    """Monotonic per symbol; feeds the de-duplication keys of notifications."""
 
     # --- market ------------------------------------------------------------------------
     market: MarketInfo | None = None

@@ -58,13 +58,27 @@ class RunnerBase:
         self._pending: list[c.InventoryRecord] = []
         """Inventory rows made since the last save: committed with the state that made them
         (their ids come from its ``ledger_seq``), so a restart never writes one twice."""
+        self._notes: list[tuple[str, str, str]] = []
+        """Notifications decided since the last save: (kind, text, key), sent after it."""
 
     # --- plumbing --------------------------------------------------------------------------
     def save(self) -> None:
-        """Commit the state, and with it the ledger rows it made; then write those."""
+        """Commit the state, and with it the ledger rows it made; then write those, then
+        send the notifications it decided (their keys are in the saved state)."""
         pending, self._pending = self._pending, []
+        notes, self._notes = self._notes, []
         self.e.store.save(self.s, pending)
         self.e.write_ledger(pending)
+        for kind, text, key in notes:
+            self.e.notify(kind, text, key=key)
+
+    def notify(self, kind: str, text: str) -> None:
+        """Decide a notification: sent after the next save, keyed on the lineage and the
+        saved ``notify_seq``, so a crash before the save decides it again under the same
+        key and one after it finds it sent (the notifier's sent-log)."""
+        s = self.s
+        s.notify_seq += 1
+        self._notes.append((kind, text, ids.notification_key(self.wf_id, s.lineage, s.notify_seq)))
 
     def transition(
         self, trigger: Trigger, note: str = "", *, trade: tuple[str, TradePnL] | None = None
@@ -202,7 +216,7 @@ class RunnerBase:
         s.ledger_seq += 1  # the id comes from state only: the same after a restart
         self._pending.append(c.InventoryRecord.of(s, move, ts=time.time(), simulated=s.simulated))
         if move.notice:
-            self.e.notify(move.notice_kind, move.notice)
+            self.notify(move.notice_kind, move.notice)
 
     async def _balance(self, expect: Decimal) -> Balance:
         """The base balance, read again while below ``expect`` (balance_settle_seconds)."""

@@ -159,7 +159,7 @@ class ControlPhases(RunnerBase):
         if found:
             s.note = f"reconcile ({why}): " + "; ".join(found)
             log.warning("%s: %s", s.symbol, s.note)
-            self.e.notify("reconcile", f"{s.symbol}: {s.note}")
+            self.notify("reconcile", f"{s.symbol}: {s.note}")
         else:
             s.note = (
                 f"reconcile ({why}): the account holds {total} {base}, covering the {need} "

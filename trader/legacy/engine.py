@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 from trader import contracts as c
 from trader.core.errors import TraderError
@@ -40,6 +41,14 @@ log = logging.getLogger(__name__)
 REQUEST_POLL_S = 1.0
 
 _NOTIFY_TIMEOUT_S = 10.0
+
+
+class Send(Protocol):
+    """A notifier's ``send`` (``activities/notify.py``'s ``Notifier``)."""
+
+    def __call__(self, text: str, *, key: str = "") -> Awaitable[None]: ...
+
+
 """Most a notification may take (and the time given to those under way at shutdown)."""
 
 #: A symbol in these phases with a decision holds no trade slot (not yet, or no longer).
@@ -79,7 +88,7 @@ class LegacyEngine:
         store: StateStore,
         ledger: LedgerStore,
         sink: EventSink = SINK,
-        notify: Callable[[str], Awaitable[None]] | None = None,
+        notify: Send | None = None,
         requests: RequestQueue | None = None,
     ) -> None:
         self.params, self.exchange, self.hub = params, exchange, hub
@@ -132,20 +141,20 @@ class LegacyEngine:
                 f"symbols with the run they belong to and then move {self.store.path} aside"
             )
 
-    def notify(self, kind: str, text: str) -> None:
+    def notify(self, kind: str, text: str, *, key: str = "") -> None:
         """Send a notification in the background: it never blocks or fails trading (a
-        failure is logged)."""
+        failure is logged). ``key`` de-duplicates it (the runner's, from saved state)."""
         if self._send is None:
             log.info("notify %s: %s", kind, text)
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(self._send, kind, text))
+        task = asyncio.get_running_loop().create_task(self._deliver(self._send, kind, text, key))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     @staticmethod
-    async def _deliver(send: Callable[[str], Awaitable[None]], kind: str, text: str) -> None:
+    async def _deliver(send: Send, kind: str, text: str, key: str) -> None:
         try:
-            await asyncio.wait_for(send(text), timeout=_NOTIFY_TIMEOUT_S)
+            await asyncio.wait_for(send(text, key=key), timeout=_NOTIFY_TIMEOUT_S)
         except Exception as exc:  # a notification never fails a trade
             log.warning("notification (%s) failed: %s", kind, str(exc) or type(exc).__name__)
 

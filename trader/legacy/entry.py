@@ -206,8 +206,7 @@ class EntryPhases(ControlPhases):
         self._open()
         s.current_price = s.trade.entry_price
         trigger = Trigger.FILLED if order.filled >= order.amount else Trigger.PARTIAL_TIMEOUT
-        self.transition(trigger, f"bought {s.trade.amount} @ {s.trade.entry_price}")
-        self.e.notify(
+        self.notify(  # sent after the transition's save
             "entry",
             format_entry(
                 symbol=s.symbol,
@@ -217,3 +216,4 @@ class EntryPhases(ControlPhases):
                 simulated=s.simulated,
             ),
         )
+        self.transition(trigger, f"bought {s.trade.amount} @ {s.trade.entry_price}")

@@ -179,7 +179,7 @@ class ExitPhases(ControlPhases):
     async def post_trade(self) -> None:
         s = self.s
         trade_id, pnl = await self._book()
-        self.e.notify(
+        self.notify(
             "exit",
             format_exit(
                 symbol=s.symbol, pnl=pnl, reason=s.trade.exit_reason or "", simulated=s.simulated

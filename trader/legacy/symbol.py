@@ -78,8 +78,8 @@ class SymbolRunner(EntryPhases, ExitPhases):
         s, p = self.s, self.p
         s.error_count += 1
         s.retry_count += 1
+        self.notify("error", format_in_error(symbol=s.symbol, error=s.last_error))
         self.save()
-        self.e.notify("error", format_in_error(symbol=s.symbol, error=s.last_error))
         # A fresh force exit cuts the wait short (once: the next ERROR backs off as usual).
         await self.nap(backoff_seconds(s.retry_count, p), lambda: s.trade.force_exit_fresh)
         s.trade.force_exit_fresh = False

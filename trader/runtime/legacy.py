@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from activities.notify import build_notifier
+from activities.notify import build_notifier, close_notifier
 from trader.config import Settings
 from trader.contracts import StatusMemo
 from trader.core.errors import TraderError
@@ -117,6 +117,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
         store.close()
         raise
     ledger = LedgerStore(settings.ledger_path)
+    notifier = build_notifier(settings)
     phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
     metrics: TraderMetrics | None = None
     try:
@@ -133,7 +134,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
             hub=MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s),
             store=store,
             ledger=ledger,
-            notify=build_notifier().send,
+            notify=notifier.send,
         )
         print(
             f"legacy engine: {len(settings.watchlist)} symbols on {exchange.name} "
@@ -153,6 +154,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
         store.close()
         ledger.close()
         await exchange.close()
+        await close_notifier(notifier)
 
 
 def legacy_rows(settings: Settings) -> list[StatusRow]:

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
-from activities.notify import NotifyActivities, build_notifier
+from activities.notify import NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
 from trader.hub import MarketHub
@@ -45,6 +45,7 @@ async def _run(
     exchange = build_exchange(settings)
     hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
     store = LedgerStore(settings.ledger_path)
+    notifier = build_notifier(settings)
     ex_acts = ExchangeActivities(
         exchange,
         hub,
@@ -64,7 +65,7 @@ async def _run(
         ledger.record_trade,
         ledger.record_dust,
         ledger.record_inventory,
-        NotifyActivities(build_notifier()).notify,
+        NotifyActivities(notifier).notify,
     ]
     main = Worker(
         client,
@@ -94,6 +95,7 @@ async def _run(
         await hub.stop()
         await exchange.close()
         store.close()
+        await close_notifier(notifier)
 
 
 async def _request_reconciles(client: Client, task_queue: str) -> None:

@@ -1,0 +1,111 @@
+"""Notifications of a SymbolTrader sent through the real python-telegram-bot to the local
+fake Bot API: a full trade's messages exactly once, 429s honoured, failures retried, and a
+message that can never be delivered does not stop the trade."""
+
+from __future__ import annotations
+
+from tests.telegram.conftest import CHAT
+from tests.workflows.harness import Bench, TraderHandle, bench
+from trader.core.phases import Phase
+from trader.telegram.notifier import TelegramNotifier
+from trader.telegram_sim import FakeBotApi, Fault
+
+
+async def _trade(b: Bench) -> TraderHandle:
+    h = await b.start()
+    await b.wait_phase(h, Phase.IDLE)
+    b.set_price("BTC/USDT", "97.90")  # 2.1 % below the anchor: buy
+    await b.wait_phase(h, Phase.POSITION)
+    b.set_price("BTC/USDT", "101.50")  # above take-profit: sell
+    await b.wait_phase(h, Phase.COOLDOWN)
+    return h
+
+
+def _kinds(texts: list[str]) -> list[str]:
+    return [t.removeprefix("[SIMULATED] ").split(" ", 1)[0] for t in texts]
+
+
+async def _wait_texts(sim: FakeBotApi, n: int, b: Bench, h: TraderHandle) -> list[str]:
+    # The exit message is a background activity: done at the latest when the run drains
+    # its background work (the bench's shutdown), so wait through the handle.
+    await b.wait_for(h, lambda s: len(sim.texts()) >= n, what=f"{n} messages")
+    return sim.texts()
+
+
+async def test_a_full_trade_sends_entry_and_exit_once(fresh_ts_env, tmp_path, sim, telegram):
+    async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
+        h = await _trade(b)
+        texts = await _wait_texts(sim, 2, b, h)
+        [trade] = b.ledger.trades()
+    assert _kinds(texts) == ["BUY", "SELL"]
+    assert "take_profit" in texts[1] and "net PnL" in texts[1]
+    assert {m.chat_id for m in sim.messages} == {CHAT}
+    assert trade.exit_reason == "take_profit"
+    assert len(sim.texts()) == 2  # nothing more after the run ended
+
+
+async def test_a_429_is_waited_out_within_the_attempt(fresh_ts_env, tmp_path, sim, telegram):
+    sim.add_fault(Fault("rate_limit", retry_after=1, match="BUY"))
+    async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
+        h = await _trade(b)
+        texts = await _wait_texts(sim, 2, b, h)
+    assert _kinds(sim.refused) == ["BUY"]  # answered 429 once...
+    assert sorted(_kinds(texts)) == ["BUY", "SELL"]  # ...then delivered, once (the SELL
+    # may overtake the waiting BUY)
+
+
+async def test_a_long_429_becomes_the_next_retry_delay(fresh_ts_env, tmp_path, sim, telegram):
+    # retry_after beyond the 10 s attempt: the attempt fails with next_retry_delay, the
+    # retry (after it, on the server's clock) delivers it.
+    sim.add_fault(Fault("rate_limit", retry_after=60, match="BUY"))
+    async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
+        h = await _trade(b)
+        await fresh_ts_env.sleep(61)  # the retry delay, skipped (cooldown is 15 min)
+        texts = await _wait_texts(sim, 2, b, h)
+        history = await h.fetch_history()
+    assert _kinds(sim.refused) == ["BUY"]
+    assert sorted(_kinds(texts)) == ["BUY", "SELL"]
+    failed = [
+        e.activity_task_failed_event_attributes.failure
+        for e in history.events
+        if e.HasField("activity_task_failed_event_attributes")
+    ]
+    assert not failed  # the failed attempt was retried, the activity completed
+    started = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert 2 in started  # one activity ran a second attempt: the rate-limited one
+
+
+async def test_a_failed_send_is_retried_and_sent_once(fresh_ts_env, tmp_path, sim, telegram):
+    sim.add_fault(Fault("fail", status=502, match="SELL"))
+    async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
+        h = await _trade(b)
+        texts = await _wait_texts(sim, 2, b, h)
+    assert _kinds(sim.refused) == ["SELL"]
+    assert _kinds(texts) == ["BUY", "SELL"]
+
+
+async def test_an_undeliverable_message_never_stops_the_trade(
+    fresh_ts_env, tmp_path, sim, telegram
+):
+    sim.add_fault(Fault("fail", status=502, count=100, match="BUY"))  # every attempt fails
+    async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
+        h = await _trade(b)
+        await _wait_texts(sim, 1, b, h)
+        s = await b.state(h)
+        [trade] = b.ledger.trades()
+    assert s.totals.trades_closed == 1 and trade.exit_reason == "take_profit"
+    assert _kinds(sim.texts()) == ["SELL"]
+    assert _kinds(sim.refused) == ["BUY"] * 3  # the retry policy's three attempts
+
+
+async def test_a_rerun_with_the_same_key_sends_nothing(sim, telegram: TelegramNotifier):
+    # A retried activity after its send went through (the result lost, a worker died
+    # after the request) carries the same key: the sent-log stops a second message.
+    await telegram.send("BUY BTC/USDT", key="trader:paper:BTC-USDT:1a:n1")
+    await telegram.send("BUY BTC/USDT", key="trader:paper:BTC-USDT:1a:n1")
+    await telegram.send("BUY BTC/USDT", key="trader:paper:BTC-USDT:1a:n2")
+    assert sim.texts() == ["BUY BTC/USDT", "BUY BTC/USDT"]

@@ -1,0 +1,216 @@
+"""The Telegram command bot: ``python starter.py telegram``, one process per deployment.
+
+Telegram allows one ``getUpdates`` poller per token (a second one is answered 409 Conflict),
+so the commands run in a process of their own, never in every worker. Each command calls the
+code of the matching ``starter.py`` command (``trader/runtime/commands.py`` for the
+workflows, ``trader/runtime/legacy.py``'s ``control`` for the legacy engine) and answers the
+chat with its outcome. Only TELEGRAM_CHAT_IDS may command; any other chat is ignored and its
+id logged (the token never is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from telegram import Bot, Update
+from telegram.error import Conflict, TelegramError
+from temporalio.client import Client
+
+from trader.config import Settings
+from trader.core.errors import ConfigError
+from trader.core.messages import fmt
+from trader.ledger import LedgerStore
+from trader.observe.status_table import sort_rows, status_rows, traders_query
+from trader.runtime import commands, legacy
+from trader.telegram.notifier import make_bot
+from trader.telegram.profit import profit_text
+
+log = logging.getLogger("durable_trader.telegram")
+
+HELP = """/status: every symbol's phase and PnL
+/profit [days]: realized PnL from the ledger (all time, or the last days)
+/forceexit SYMBOL|all: sell now (refused when flat, with why)
+/pause [SYMBOL]: no new entries (open trades go on)
+/resume [SYMBOL]: entries again
+/stop [close]: stop at the next quiet phase (close: sell held positions first)
+/help: this"""
+
+_POLL_S = 10
+_MAX_TEXT = 4000  # Telegram's limit is 4096 characters
+
+
+class CommandBot:
+    def __init__(self, settings: Settings, client: Client | None, *, bot: Bot | None = None):
+        """``client``: None in legacy mode (the engine is asked through its request queue)."""
+        assert settings.telegram_token is not None, "TELEGRAM_TOKEN is required"
+        self.settings, self.client = settings, client
+        self.allowed = set(settings.chat_ids)
+        self.bot = bot or make_bot(
+            settings.telegram_token.get_secret_value(),
+            settings.telegram_api_url,
+            timeout_s=_POLL_S + 10,
+        )
+        self.handled = 0
+        """Updates processed (answered or ignored)."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        offset: int | None = None
+        async with self.bot:
+            while not stop.is_set():
+                try:
+                    updates = await _until(
+                        self.bot.get_updates(offset=offset, timeout=_POLL_S), stop
+                    )
+                except Conflict:
+                    log.error("another process polls this bot's updates (409): retrying in 5 s")
+                    await _sleep(5, stop)
+                    continue
+                except TelegramError as exc:
+                    log.warning("getUpdates failed: %s", type(exc).__name__)
+                    await _sleep(1, stop)
+                    continue
+                for update in updates or ():
+                    offset = update.update_id + 1
+                    await self.handle(update)
+                    self.handled += 1
+
+    async def handle(self, update: Update) -> None:
+        msg = update.effective_message
+        if msg is None or not msg.text:
+            return
+        chat = str(msg.chat_id)
+        if chat not in self.allowed:
+            log.warning("ignored a message from chat %s: not in TELEGRAM_CHAT_IDS", chat)
+            return
+        try:
+            answer = await self.answer(msg.text)
+        except Exception as exc:  # a failed command is answered; the bot goes on
+            log.warning("command %r failed: %s", msg.text, type(exc).__name__, exc_info=True)
+            answer = f"failed: {exc or type(exc).__name__}"
+        try:
+            await self.bot.send_message(chat_id=chat, text=answer[:_MAX_TEXT])
+        except TelegramError as exc:
+            log.warning("could not answer a command: %s", type(exc).__name__)
+
+    async def answer(self, text: str) -> str:
+        word, *args = text.split()
+        command = word.split("@", 1)[0].lower()
+        if command == "/status":
+            return await self._status()
+        if command == "/profit":
+            return await asyncio.to_thread(self._profit, args)
+        if command == "/forceexit" and len(args) == 1:
+            return await self._force_exit(args[0])
+        if command in ("/pause", "/resume") and len(args) <= 1:
+            return await self._control(command[1:], [a.upper() for a in args])
+        if command == "/stop" and args in ([], ["close"]):
+            return await self._control("stop", [], close=bool(args))
+        return HELP if command in ("/help", "/start") else f"not understood: {text}\n\n{HELP}"
+
+    async def _status(self) -> str:
+        if self.client is None:
+            rows = legacy.legacy_rows(self.settings)
+        else:
+            rows = sort_rows(
+                await status_rows(self.client, traders_query(self.settings.task_queue))
+            )
+        if not rows:
+            return "no symbol running"
+        lines = []
+        for r in rows:
+            memo = r.memo
+            held = (
+                f" @ {fmt(memo.entry)}, last {fmt(memo.price)}, {fmt(memo.pnl_pct, 2)} %"
+                if memo is not None and memo.pnl_pct is not None
+                else ""
+            )
+            lines.append(f"{r.symbol}: {r.phase}{held}")
+        return "\n".join(lines)
+
+    def _profit(self, args: Sequence[str]) -> str:
+        days = float(args[0]) if args and _is_number(args[0]) else None
+        since = time.time() - days * 86400 if days is not None else None
+        store = LedgerStore(self.settings.ledger_path)
+        try:
+            return profit_text(store.trades(), since_ts=since)
+        finally:
+            store.close()
+
+    async def _force_exit(self, target: str) -> str:
+        symbols = self.settings.watchlist if target.lower() == "all" else [target.upper()]
+        if self.client is None:
+            return await self._legacy("force-exit", symbols)
+        answers = [
+            await commands.force_exit(self.client, self.settings, s, "telegram") for s in symbols
+        ]
+        return "\n".join(answers)
+
+    async def _control(self, command: str, symbols: list[str], *, close: bool = False) -> str:
+        if self.client is None:
+            return await self._legacy(command, symbols, close=close)
+        if command == "stop":
+            done = await commands.stop(self.client, self.settings, close_positions=close)
+            return f"stopping: {', '.join(done)}"
+        done = await commands.signal_all(
+            self.client, self.settings, f"{command}_entries", symbols=symbols or None
+        )
+        return f"{command}d: {', '.join(done)}"
+
+    async def _legacy(self, command: str, symbols: list[str], *, close: bool = False) -> str:
+        _, text = await asyncio.to_thread(
+            legacy.control,
+            self.settings,
+            command,
+            symbols,
+            reason="telegram" if command == "force-exit" else "",
+            close_positions=close,
+        )
+        return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+async def _until(
+    call: Coroutine[Any, Any, tuple[Update, ...]], stop: asyncio.Event
+) -> tuple[Update, ...] | None:
+    """Await ``call`` unless ``stop`` is set first (then cancel it: None)."""
+    task = asyncio.ensure_future(call)
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    return None
+
+
+async def _sleep(seconds: float, stop: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to start without a bot and chats (before any client or server starts)."""
+    if settings.telegram_token is None or not settings.chat_ids:
+        raise ConfigError(
+            "starter.py telegram needs TELEGRAM_TOKEN and TELEGRAM_CHAT_IDS in the environment"
+        )
+
+
+async def serve_commands(settings: Settings, client: Client | None, stop: asyncio.Event) -> None:
+    """``starter.py telegram``: answer commands until ``stop`` is set."""
+    check_settings(settings)
+    log.info("answering Telegram commands from %d chat(s)", len(settings.chat_ids))
+    await CommandBot(settings, client).run(stop)
