@@ -8,6 +8,7 @@ python starter.py pause|resume|reconcile [SYMBOLS], stop [--close-positions]
                                        operate the symbols (both engines; FSM_MODE=legacy
                                        asks the running engine through its data dir)
 python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
+python starter.py profit [--since 7d] [--symbol S] [--json]   realized PnL from the ledger
 
 --config FILE goes before or after the command (python starter.py status --config FILE).
 """
@@ -27,6 +28,7 @@ from trader import contracts as c
 from trader.backtest import cli as backtest
 from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
+from trader.ledger import profit as ledger_profit
 from trader.observe.status_live import status_console
 from trader.runtime import commands, legacy
 from trader.runtime.client import (
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in the same working phase that count as stuck "
         "(default STUCK_TIMEOUT_SECONDS, 60)",
     )
+    ledger_profit.add_arguments(
+        command("profit", help="realized PnL, fees, win rate, drawdown from the ledger")
+    )
     backtest.add_arguments(
         command("backtest", help="replay OHLCV/trade files through the rules on their clock")
     )
@@ -137,6 +142,8 @@ async def main(args: argparse.Namespace) -> int:
     )
     if args.command == "backtest":  # no Temporal, no worker, no exchange
         return backtest.run(args, settings)
+    if args.command == "profit":  # the ledger only, either mode
+        return await ledger_profit.run(args, settings.ledger_target)
     if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
         return await _legacy(args, settings)
     if args.command == "start":  # refuse unknown symbols before anything starts

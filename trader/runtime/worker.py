@@ -44,7 +44,8 @@ async def _run(
 ) -> None:
     exchange = build_exchange(settings)
     hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
-    store = LedgerStore(settings.ledger_path)
+    store = LedgerStore(settings.ledger_target)
+    await store.open_or_warn()
     ex_acts = ExchangeActivities(
         exchange,
         hub,
@@ -93,7 +94,7 @@ async def _run(
             await _stop_status_table(table, stopped=stop.is_set())
         await hub.stop()
         await exchange.close()
-        store.close()
+        await store.close()
 
 
 async def _request_reconciles(client: Client, task_queue: str) -> None:
