@@ -38,8 +38,9 @@ def _free_port() -> int:
 class PgServer:
     """A running cluster; ``stop``/``start`` it to test a database that goes down."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, fsync: bool = False) -> None:
         self.bin = bin_dir
+        self.fsync = fsync
         self.root = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -60,8 +61,8 @@ class PgServer:
         )
 
     def start(self) -> None:
-        # fsync off: a throwaway cluster; the socket directory is ours, not /run/postgresql.
-        opts = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"
+        # fsync off by default: a throwaway cluster; the socket directory is ours.
+        opts = f"-h 127.0.0.1 -p {self.port} -k {self.root}" + ("" if self.fsync else " -F")
         log = str(self.root / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", log, "-w", "start")
 
