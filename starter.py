@@ -8,6 +8,7 @@ python starter.py pause|resume|reconcile [SYMBOLS], stop [--close-positions]
                                        operate the symbols (both engines; FSM_MODE=legacy
                                        asks the running engine through its data dir)
 python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
+python starter.py profit [--since 7d] [--symbol S] [--json]   realized PnL from the ledger
 
 --config FILE goes before or after the command (python starter.py status --config FILE).
 """
@@ -27,6 +28,7 @@ from trader import contracts as c
 from trader.backtest import cli as backtest
 from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
+from trader.ledger import profit as ledger_profit
 from trader.observe.status_live import status_console
 from trader.runtime import commands, legacy, telegram_bot
 from trader.runtime.client import (
@@ -101,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default STUCK_TIMEOUT_SECONDS, 60)",
     )
     command("telegram", help="answer Telegram commands (one process per bot: docs/telegram.md)")
+    ledger_profit.add_arguments(
+        command("profit", help="realized PnL, fees, win rate, drawdown from the ledger")
+    )
     backtest.add_arguments(
         command("backtest", help="replay OHLCV/trade files through the rules on their clock")
     )
@@ -145,6 +150,8 @@ async def main(args: argparse.Namespace) -> int:
             settings, None if legacy_mode else await _client(settings), _stop_on_signals()
         )
         return 0
+    if args.command == "profit":  # the ledger only, either mode
+        return await ledger_profit.run(args, settings.ledger_target)
     if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
         return await _legacy(args, settings)
     if args.command == "start":  # refuse unknown symbols before anything starts

@@ -41,7 +41,7 @@ async def run(seconds: float, backoff: float) -> dict[str, object]:
                 break
             await asyncio.sleep(0.1)
         sells = [o for o in b.exchange.all_orders() if o.side is OrderSide.SELL]
-        trades = b.ledger.trades()
+        trades = await b.ledger.trades()
         return {
             "seconds_watched": round(time.monotonic() - t0, 1),
             "errors": s.error_count,

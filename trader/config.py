@@ -157,7 +157,11 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
         100, "Symbols per batched ticker request (the exchange's limit).", "symbols", gt=0
     )
     data_dir: Path = _f(Path("data"), "Folder for the dev server, ledger and paper exchange.")
-    ledger_url: str = _f("", "Ledger database; empty = SQLite file <data_dir>/ledger.sqlite.")
+    ledger_url: str = _f(
+        "",
+        "Ledger database: postgresql://user@host:port/db (password from PGPASSWORD, kept "
+        "out of the URL) or a SQLite file path; empty = SQLite file <data_dir>/ledger.sqlite.",
+    )
 
     market_poll_interval_s: float = _f(0.5, "Market-data hub poll period, seconds.", "s", gt=0)
 
@@ -241,8 +245,9 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
         return self.fsm_mode if self.fsm_enabled else "legacy"
 
     @property
-    def ledger_path(self) -> Path:
-        return Path(self.ledger_url) if self.ledger_url else self.data_dir / "ledger.sqlite"
+    def ledger_target(self) -> str | Path:
+        """What ``LedgerStore`` opens: the URL, or the SQLite file."""
+        return self.ledger_url or self.data_dir / "ledger.sqlite"
 
     @property
     def chat_ids(self) -> list[str]:

@@ -26,7 +26,7 @@ from trader.core import ids
 from trader.core.market import Order
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 from trader.runtime.exchange import build_exchange
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +93,7 @@ async def test_sigkill_during_buy_and_during_position(dev_env, tmp_path):
         workers.append(w3)
         ledger_path = tmp_path / "data" / "ledger.sqlite"
         trades = wait_until(
-            lambda: ledger_path.exists() and LedgerStore(ledger_path).trades(),
+            lambda: ledger_path.exists() and read_trades(ledger_path),
             timeout=120,
             what="the trade to complete after the second crash",
         )

@@ -30,7 +30,7 @@ from trader import contracts as c
 from trader.binance_sim.control import SimControl
 from trader.core import ids
 from trader.core.phases import Phase
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +98,7 @@ async def test_lost_response_and_sigkill_after_accept_yield_one_order_each(dev_e
             workers.append(spawn("worker.py", "--config", str(cfg), log=log, env=SIM_KEYS))
             ledger = tmp_path / "data" / "ledger.sqlite"
             trades = wait_until(
-                lambda: ledger.exists() and LedgerStore(ledger).trades(),
+                lambda: ledger.exists() and read_trades(ledger),
                 timeout=120,
                 what="the trade to be recorded",
             )

@@ -19,7 +19,7 @@ from trader.config import load_settings
 from trader.contracts import TradeRecord
 from trader.core.market import Order
 from trader.core.phases import Phase
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 from trader.legacy.store import read_state, state_path
 from trader.runtime.exchange import build_exchange
 
@@ -87,9 +87,9 @@ def _restart_until_traded(
     """A new engine process, run until the ledger has a trade, then stopped (Ctrl-C)."""
     proc = spawn("starter.py", "--config", str(cfg), log=log)
     procs.append(proc)
-    ledger = load_settings(cfg).ledger_path
+    ledger = Path(load_settings(cfg).ledger_target)
     trades: list[TradeRecord] = wait_until(
-        lambda: ledger.exists() and LedgerStore(ledger).trades(),
+        lambda: ledger.exists() and read_trades(ledger),
         timeout=120,
         what=f"the trade to complete {what}",
     )
@@ -106,7 +106,7 @@ def test_legacy_engine_trades_the_demo(tmp_path: Path) -> None:
     ledger = data / "ledger.sqlite"
     try:
         trades = wait_until(
-            lambda: ledger.exists() and LedgerStore(ledger).trades(),
+            lambda: ledger.exists() and read_trades(ledger),
             timeout=600,
             interval=1.0,
             what=f"a demo trade in the ledger ({log.read_text()[-500:]})",

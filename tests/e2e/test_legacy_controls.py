@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.helpers import binance_config, kill, run, spawn, start_sim, wait_until, write_config
 from tests.e2e.test_legacy import SYMBOL, _config, _orders
 from trader.core.market import OrderSide
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 from trader.legacy.store import read_state, state_path
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def test_operator_controls_of_a_running_legacy_engine(tmp_path: Path) -> None:
         assert code == 0, out
         assert f"{SYMBOL}: accepted in position: exiting: ops-test" in out
         [trade] = wait_until(
-            lambda: ledger.exists() and LedgerStore(ledger).trades(),
+            lambda: ledger.exists() and read_trades(ledger),
             timeout=60,
             what="the force exit's trade",
         )
@@ -92,7 +92,7 @@ def test_operator_controls_of_a_running_legacy_engine(tmp_path: Path) -> None:
         assert engine.returncode == 0, log.read_text()[-2000:]
     finally:
         kill(engine)
-    trades = {t.trade_id: t for t in LedgerStore(ledger).trades()}
+    trades = {t.trade_id: t for t in read_trades(ledger)}
     assert trades[second.decision_id].exit_reason == "shutdown"
     assert len(trades) == 2
     saved = read_state(store).coins[SYMBOL]
@@ -172,7 +172,7 @@ def test_dry_run_smoke(tmp_path: Path) -> None:
         assert code == 0 and "accepted in position" in out, out
         ledger = data / "ledger.sqlite"
         [trade] = wait_until(
-            lambda: ledger.exists() and LedgerStore(ledger).trades(), timeout=60, what="trade"
+            lambda: ledger.exists() and read_trades(ledger), timeout=60, what="trade"
         )
         kill(engine, signal.SIGINT)
         assert engine.returncode == 0, log.read_text()[-2000:]

@@ -25,7 +25,7 @@ from trader.config import load_settings
 from trader.core import ids
 from trader.core.state import CoinState
 from trader.exchange.paper import PaperExchange
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 from trader.observe.phase_log import read_events
 from trader.runtime.exchange import build_exchange
 from trader.runtime.launch import resumable_state
@@ -209,7 +209,7 @@ async def test_metrics_and_phase_log_across_a_worker_restart(dev_env, tmp_path):
         )
 
     # PnL: the lifetime gauge is the ledger's total; worker 2's counters its own trades.
-    trades = LedgerStore(tmp_path / "data" / "ledger.sqlite").trades()
+    trades = read_trades(tmp_path / "data" / "ledger.sqlite")
     assert final.totals.realized_pnl == sum((t.net_pnl for t in trades), Decimal(0))
     assert sample(metrics, "trader_realized_pnl_quote", symbol=SYMBOL, worker=worker2) == float(
         final.totals.realized_pnl

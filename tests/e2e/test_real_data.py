@@ -24,7 +24,7 @@ from tests.e2e.helpers import (
 from trader.contracts import TradeRecord
 from trader.core import ids
 from trader.core.state import CoinState
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ async def test_starter_trades_the_real_2018_pairs_through_ccxt(dev_env, tmp_path
         while time.monotonic() < deadline and len(trades) < WANTED_TRADES:
             assert starter.poll() is None, log.read_text()[-3000:]
             await asyncio.sleep(2)
-            trades = LedgerStore(ledger).trades() if ledger.exists() else []
+            trades = read_trades(ledger) if ledger.exists() else []
         assert len(trades) >= WANTED_TRADES, f"only {len(trades)} trades in 240 s"
         states = [
             await client.get_workflow_handle(ids.workflow_id_for("binance", p)).query(

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_until, write_config
 from trader.core.phases import Phase
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 from trader.runtime.commands import RUNNING_TRADERS
 
 pytestmark = pytest.mark.e2e
@@ -36,8 +36,8 @@ async def test_starter_runs_full_trades_and_cli_operates_them(dev_env, tmp_path)
             timeout=60,
             what="the worker to open the ledger",
         )
-        ledger = LedgerStore(tmp_path / "data" / "ledger.sqlite")
-        trades = wait_until(ledger.trades, timeout=240, what="a completed trade")
+        ledger = tmp_path / "data" / "ledger.sqlite"
+        trades = wait_until(lambda: read_trades(ledger), timeout=240, what="a completed trade")
         assert trades[0].simulated and trades[0].exit_reason
 
         # Starting again does not duplicate anything.

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_until, write_config
 from tests.e2e.test_observability import free_port
 from trader.core import ids
-from trader.ledger import LedgerStore
+from trader.ledger import read_trades
 from trader.telegram_sim import FakeBotApi, Fault
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,7 @@ async def test_sigkill_mid_send_still_once_and_no_secret_in_outputs(dev_env, tmp
             workers.append(spawn("worker.py", "--config", str(cfg), log=log, env=env))
             ledger = data / "ledger.sqlite"
             wait_until(
-                lambda: ledger.exists() and LedgerStore(ledger).trades(),
+                lambda: ledger.exists() and read_trades(ledger),
                 timeout=180,
                 what="the trade to complete",
             )
@@ -75,7 +75,7 @@ async def test_sigkill_mid_send_still_once_and_no_secret_in_outputs(dev_env, tmp
             for w in workers:
                 kill(w)
         texts = sim.texts()
-        trades = LedgerStore(data / "ledger.sqlite").trades()
+        trades = read_trades(data / "ledger.sqlite")
         history = await client.get_workflow_handle(
             ids.workflow_id_for("paper", SYMBOL)
         ).fetch_history()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from trader.core.inventory import InventoryMove
 from trader.core.phases import Phase
 from trader.core.rules import ExitReason
 from trader.core.state import CoinState
+from trader.ledger import read_trades
 from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import read_state
 
@@ -44,10 +45,10 @@ class BooksRig(Rig):
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[BooksRig]:
+async def rig(tmp_path: Path) -> AsyncIterator[BooksRig]:
     r = BooksRig(tmp_path)
     yield r
-    asyncio.run(r.close())
+    await r.close()
 
 
 async def _holding(rig: Rig, amount: Decimal, phase: Phase = Phase.POSITION) -> CoinState:
@@ -67,12 +68,13 @@ async def _holding(rig: Rig, amount: Decimal, phase: Phase = Phase.POSITION) -> 
     return s
 
 
-def _kinds(rig: Rig) -> list[str]:
-    return [r.kind for r in rig.ledger.inventory()]
+async def _kinds(rig: Rig) -> list[str]:
+    return [r.kind for r in (await (await rig.books()).inventory())]
 
 
 def _booked(rig: Rig) -> bool:
-    return bool(rig.ledger.trades())
+    # A poll while the engine runs: a store of its own (see ``read_trades``).
+    return bool(read_trades(rig.ledger.url))
 
 
 async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifies(
@@ -84,17 +86,17 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     rig.store.save(s)
     engine = rig.engine([SOL])
     await _run_until(engine, lambda: _booked(rig), "the exit")
-    [row] = rig.ledger.inventory()
+    [row] = await (await rig.books()).inventory()
     assert row.kind == "shortfall" and row.amount == Decimal("0.4")
     assert row.cost == (s.trade.entry_cost + s.trade.entry_fee) * Decimal("0.4") / held
     assert row.record_id == "SOL-USDT:abc:shortfall:1" and row.decision_id == s.trade.decision_id
-    [trade] = rig.ledger.trades()
+    [trade] = await (await rig.books()).trades()
     assert trade.written_off == Decimal("0.4") and trade.sold_amount == held - Decimal("0.4")
     shortfalls = [t for t in rig.sent if "shortfall: the account holds 0.4 SOL less" in t]
     assert len(shortfalls) == 1 and shortfalls[0].startswith(f"{SOL}: ")
     assert any(t.startswith("[SIMULATED] SELL SOL/USDT (stop_loss)") for t in rig.sent), rig.sent
     saved = read_state(rig.store.path).coins[SOL]
-    assert rig.ledger.total_pnl() == saved.totals.realized_pnl
+    assert (await (await rig.books()).total_pnl()) == saved.totals.realized_pnl
     assert saved.ledger_seq == 1 and rig.store.outbox() == []
     # Each message keyed once, on the lineage and the notify_seq of a state saved first.
     assert len(set(rig.keys)) == len(rig.keys) == len(rig.sent)
@@ -114,7 +116,7 @@ async def test_an_unsellable_remainder_is_carried_with_a_row(tmp_path: Path, cap
         engine = rig.engine([SOL])
         with caplog.at_level(logging.WARNING, logger="trader.legacy.engine"):
             await _run_until(engine, lambda: _booked(rig), "the exit")
-        [row] = rig.ledger.inventory()
+        [row] = await (await rig.books()).inventory()
         assert row.kind == "carried" and row.amount == Decimal("0.02")
         saved = read_state(rig.store.path).coins[SOL]
         assert saved.inventory.amount == Decimal("0.02")
@@ -141,15 +143,17 @@ async def test_error_writes_off_missing_inventory_first_then_the_position(rig: B
     rig.store.save(s)
     engine = rig.engine([SOL])
     await _run_until(engine, lambda: _booked(rig), "the recovery and the exit")
-    rows = rig.ledger.inventory()
+    rows = await (await rig.books()).inventory()
     assert [(r.kind, r.amount) for r in rows] == [
         ("inventory_write_off", Decimal("0.3")),
         ("shortfall", Decimal("0.2")),
     ]
     assert rows[0].cost == Decimal("30.03")
     saved = read_state(rig.store.path).coins[SOL]
-    assert saved.inventory.amount == 0 and rig.ledger.trades()[0].written_off == Decimal("0.2")
-    assert rig.ledger.total_pnl() == saved.totals.realized_pnl
+    assert saved.inventory.amount == 0 and (await (await rig.books()).trades())[
+        0
+    ].written_off == Decimal("0.2")
+    assert (await (await rig.books()).total_pnl()) == saved.totals.realized_pnl
     assert f"{SOL} in ERROR: place_sell failed: timeout" in rig.sent
     assert sum("shortfall: " in t for t in rig.sent) == 2
 
@@ -159,7 +163,7 @@ async def test_a_balance_covering_what_is_held_writes_nothing_off(rig: BooksRig)
     rig.store.save(s)
     engine = rig.engine([SOL])
     await _run_until(engine, lambda: _booked(rig), "the recovery and the exit")
-    assert _kinds(rig) == [] and rig.ledger.trades()[0].written_off == 0
+    assert await _kinds(rig) == [] and (await (await rig.books()).trades())[0].written_off == 0
 
 
 async def test_rows_committed_before_a_crash_are_written_once_after_it(rig: BooksRig) -> None:
@@ -171,12 +175,12 @@ async def test_rows_committed_before_a_crash_are_written_once_after_it(rig: Book
     move = InventoryMove("inventory_write_off", Decimal("0.3"), Decimal("30"), "gone")
     record = c.InventoryRecord.of(s, move, ts=time.time(), simulated=True)
     rig.store.save(s, [record])  # the crash point: committed, not in the ledger
-    assert rig.ledger.inventory() == [] and rig.store.outbox() == [record]
+    assert (await (await rig.books()).inventory()) == [] and rig.store.outbox() == [record]
     for _ in range(2):
         stop = asyncio.Event()
         stop.set()
         await rig.engine([SOL]).run(stop)
-    assert [r.record_id for r in rig.ledger.inventory()] == [record.record_id]
+    assert [r.record_id for r in (await (await rig.books()).inventory())] == [record.record_id]
     assert rig.store.outbox() == []
 
 
@@ -189,11 +193,11 @@ async def test_a_restart_after_the_rows_were_written_writes_no_more(rig: BooksRi
     rig.store.save(s)
     first = rig.engine([SOL])
     await _run_until(first, lambda: first.runners[SOL].s.phase is Phase.POSITION, "recovery")
-    assert _kinds(rig) == ["shortfall"]
+    assert await _kinds(rig) == ["shortfall"]
     saved = read_state(rig.store.path).coins[SOL]
     saved.phase = Phase.ERROR  # restarted into ERROR again: it reconciles once more
     rig.store.save(saved)
     second = rig.engine([SOL])
     await _run_until(second, lambda: second.runners[SOL].s.phase is Phase.POSITION, "recovery")
-    assert _kinds(rig) == ["shortfall"]
+    assert await _kinds(rig) == ["shortfall"]
     assert read_state(rig.store.path).coins[SOL].ledger_seq == 1

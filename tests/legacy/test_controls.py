@@ -126,9 +126,9 @@ async def test_a_resumed_position_the_account_does_not_hold_is_written_off(
     engine = rig.engine([SOL])
     runner = engine.runners[SOL]
     await _run_until(engine, lambda: runner.s.totals.trades_closed == 1, "the books closed")
-    [row] = rig.ledger.inventory()
+    [row] = await (await rig.books()).inventory()
     assert (row.kind, row.amount) == ("shortfall", Decimal("1.25"))
-    [trade] = rig.ledger.trades()
+    [trade] = await (await rig.books()).trades()
     assert trade.written_off == Decimal("1.25") and trade.sold_amount == 0
     assert runner.s.totals.realized_pnl == trade.net_pnl < 0
     assert (

@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,10 @@ class Rig:
         self.exchange: PaperExchange = build_paper(self.settings)
         self.store = StateStore(state_path(tmp))
         self.ledger = LedgerStore(tmp / "ledger.sqlite")
+        self.engines: list[LegacyEngine] = []
 
     def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
-        return LegacyEngine(
+        engine = LegacyEngine(
             params=self.settings.trader_params(),
             watchlist=watchlist,
             exchange=self.exchange,
@@ -78,18 +79,26 @@ class Rig:
             ledger=self.ledger,
             notify=notify,
         )
+        self.engines.append(engine)
+        return engine
+
+    async def books(self) -> LedgerStore:
+        """The ledger once the engines wrote what their outbox holds (in the background)."""
+        for engine in self.engines:
+            await engine.flush_ledger()
+        return self.ledger
 
     async def close(self) -> None:
         self.store.close()
-        self.ledger.close()
+        await self.ledger.close()
         await self.exchange.close()
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = Rig(tmp_path)
     yield r
-    asyncio.run(r.close())
+    await r.close()
 
 
 async def _run_until(engine: LegacyEngine, done: Any, what: str, timeout: float = 120) -> None:
@@ -169,7 +178,7 @@ async def test_a_dropped_symbol_is_sold_and_never_bought_again(tmp_path: Path) -
         engine = rig.engine([BTC])
         runner = engine.runners[SOL]
         await _run_until(engine, lambda: runner.done, "the dropped symbol's exit")
-        [trade] = rig.ledger.trades()
+        [trade] = await (await rig.books()).trades()
         assert trade.trade_id == s.trade.decision_id and trade.sold_amount > 0
         sol_buys = [o for o in ex.all_orders() if o.symbol == SOL and o.side is OrderSide.BUY]
         assert [o.client_order_id for o in sol_buys] == ["seed-1"]

@@ -129,7 +129,7 @@ async def test_the_buy_is_committed_before_it_is_sent(tmp_path: Path) -> None:
         stop.set()
         await task
         store.close()
-        ledger.close()
+        await ledger.close()
         await exchange.close()
     assert not task.cancelled()
 

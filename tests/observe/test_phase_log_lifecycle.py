@@ -46,7 +46,7 @@ async def test_log_matches_phase_history_across_continue_as_new(fresh_ts_env, tm
             state = await b.wait_phase(latest, Phase.POSITION)
             second_run = (await latest.describe()).run_id
             orders = b.exchange.all_orders()
-            [trade] = b.ledger.trades()
+            [trade] = await b.ledger.trades()
     finally:
         SINK.unsubscribe(metrics)
         SINK.unsubscribe(log)

@@ -85,7 +85,7 @@ async def test_forceexit_from_the_allowed_chat_sells_and_others_do_nothing(rig, 
     [answer] = await _ask(sim, bot, CHAT, "/forceexit BTC/USDT")
     assert answer.startswith("BTC/USDT: accepted in position"), answer
     await b.wait_phase(h, Phase.COOLDOWN)
-    [trade] = b.ledger.trades()
+    [trade] = await b.ledger.trades()
     assert trade.exit_reason == "force_exit"
 
     [refused] = await _ask(sim, bot, CHAT, "/forceexit all")

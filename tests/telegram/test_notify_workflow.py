@@ -36,7 +36,7 @@ async def test_a_full_trade_sends_entry_and_exit_once(fresh_ts_env, tmp_path, si
     async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
         h = await _trade(b)
         texts = await _wait_texts(sim, 2, b, h)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
     assert _kinds(texts) == ["BUY", "SELL"]
     assert "take_profit" in texts[1] and "net PnL" in texts[1]
     assert {m.chat_id for m in sim.messages} == {CHAT}
@@ -96,7 +96,7 @@ async def test_an_undeliverable_message_never_stops_the_trade(
         h = await _trade(b)
         await _wait_texts(sim, 1, b, h)
         s = await b.state(h)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
     assert s.totals.trades_closed == 1 and trade.exit_reason == "take_profit"
     assert _kinds(sim.texts()) == ["SELL"]
     assert _kinds(sim.refused) == ["BUY"] * 3  # the retry policy's three attempts

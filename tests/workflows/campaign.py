@@ -211,7 +211,7 @@ async def _disagreements(
     of its orders at the exchange. A trade's ``bought_amount`` and costs include the
     inventory that joined it (``inventory_in_*``): only the rest was bought by its order."""
     symbol = state.symbol
-    trades = [t for t in b.ledger.trades() if t.symbol == symbol]
+    trades = [t for t in (await b.ledger.trades()) if t.symbol == symbol]
     fills = srv.exchange.fills(symbol)
     buys = [o for o in orders if o.symbol == symbol and o.side is OrderSide.BUY]
     sells = [o for o in orders if o.symbol == symbol and o.side is OrderSide.SELL]

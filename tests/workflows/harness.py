@@ -211,6 +211,7 @@ async def bench(
     order_window_s: float = ORDER_WINDOW_S,
     stand_ins: StandIns | None = None,
     notify_with: Notifier | None = None,
+    ledger_target: str | Path | None = None,
 ) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets.
@@ -230,7 +231,7 @@ async def bench(
             faults=faults,
         )
     hub = MarketHub(exchange, poll_interval_s=poll_interval_s)
-    ledger = LedgerStore(tmp_path / "ledger.sqlite")
+    ledger = LedgerStore(ledger_target or tmp_path / "ledger.sqlite")
     notifier = LogNotifier()
     run = uuid.uuid4().hex[:8]
     tq, wq = f"tq-{run}", f"watch-{run}"
@@ -273,7 +274,7 @@ async def bench(
             with contextlib.suppress(Exception):
                 await client.get_workflow_handle(b.portfolio_id).terminate("test over")
             await hub.stop()
-    ledger.close()
+    await ledger.close()
 
 
 def resumed_state(final: CoinState) -> CoinState:

@@ -51,7 +51,7 @@ async def test_trade_through_ccxt_matches_the_exchange_fills(ts_env, tmp_path):
             "post_trade",
             "cooldown",
         ]
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         fills = srv.exchange.fills("BTC/USDT")
         buys = [f for f in fills if f.side is OrderSide.BUY]
         sells = [f for f in fills if f.side is OrderSide.SELL]
@@ -163,7 +163,7 @@ async def test_dry_run_trades_on_live_prices_without_an_exchange_order(ts_env, t
             await _buy_then_sell(b, h)
             s = await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
             metadata = await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-            [trade] = b.ledger.trades()
+            [trade] = await b.ledger.trades()
             recent = await dry.fetch_recent_orders("BTC/USDT", since_ms=0)
         assert s.simulated and s.totals.trades_closed == 1
         assert trade.simulated and trade.exit_reason == "take_profit"

@@ -42,7 +42,7 @@ async def test_sell_through_ccxt_sells_what_the_account_holds(ts_env, tmp_path):
         assert "error" not in path_of(s)
         sells = [f for f in srv.exchange.fills("BTC/USDT") if f.side is OrderSide.SELL]
         assert sum(f.amount for f in sells) == short
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.sold_amount == short and trade.written_off == on_account - short
         assert srv.stats["GET /api/v3/account"] >= 1  # asked before selling
         assert (await srv.exchange.fetch_balance())["BTC"] == 0
@@ -66,7 +66,7 @@ async def test_force_exit_through_ccxt_flattens_a_symbol_in_error(dev_env, tmp_p
         assert result.accepted
         await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
         assert time.monotonic() - asked < 30  # not the 120 s backoff
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "force_exit"
         # Binance's fee in BTC leaves less than one lot step: kept as inventory, on the books.
         assert trade.sold_amount == round_down(trade.bought_amount, D("0.0001"))

@@ -39,7 +39,7 @@ async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_p
         memo = await desc.memo_value(c.STATUS_MEMO_KEY, type_hint=c.StatusMemo)
         assert memo.note == s.note and memo.price == s.current_price
         assert s.totals.trades_closed == 1 and s.lineage == lineage
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert s.totals.realized_pnl == trade.net_pnl
         assert s.phase_history[-1].dst is Phase.COOLDOWN  # bounded history carried over
         await fresh_ts_env.sleep(15 * 60 + 1)

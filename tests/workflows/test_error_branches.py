@@ -160,7 +160,7 @@ async def test_sells_refused_as_invalid_are_retried_then_reconciled(ts_env, tmp_
         # finds the position held and lets the standing exit sell it.
         assert exit_path == ["place_sell", "exit_eval"] * 3 + ["place_sell", "error", "position"]
         assert sells.attempts == [1, 1, 1, 1, 1]  # each refusal one attempt, never retried
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "take_profit" and trade.sold_amount == trade.bought_amount
 
 
@@ -176,5 +176,5 @@ async def test_a_failing_ledger_write_is_retried_until_the_trade_is_booked(ts_en
         assert path_of(s)[-2:] == ["post_trade", "cooldown"]
         assert writes.attempts == [1, 2, 3]  # one activity, retried: no ERROR, no lost trade
         assert len(scheduled_inputs(await h.fetch_history(), c.RECORD_TRADE)) == 1
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "take_profit"

@@ -60,7 +60,7 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
         assert "error" not in path_of(s)
         [sell] = _sells(b)
         assert sell.amount == sell.filled == short
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.sold_amount == short and trade.written_off == held - short
         assert trade.carried_amount == 0
         # The missing coins' cost is part of the loss: everything bought is closed.
@@ -69,7 +69,7 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
             == trade.exit_proceeds - trade.entry_cost - trade.entry_fee - trade.exit_fee
         )
         assert s.totals.realized_pnl == trade.net_pnl < 0
-        [row] = b.ledger.inventory()
+        [row] = await b.ledger.inventory()
         assert (row.kind, row.amount) == ("shortfall", held - short)
         assert row.cost == (trade.entry_cost + trade.entry_fee) * (held - short) / held
         assert any("shortfall" in t for t in b.notifier.sent)
@@ -88,12 +88,12 @@ async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_t
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         assert _sells(b) == []  # nothing the exchange would refuse is ever sent
         assert "dust_remainder" in [r.trigger.value for r in s.phase_history]
-        [t1] = b.ledger.trades()
+        [t1] = await b.ledger.trades()
         assert (t1.sold_amount, t1.net_pnl, t1.carried_amount) == (D(0), D(0), first.trade.amount)
         assert t1.carried_cost == first.trade.entry_cost + first.trade.entry_fee
         assert s.inventory.amount == first.trade.amount
         assert s.inventory.cost + s.inventory.fee == t1.carried_cost
-        [row] = b.ledger.inventory()
+        [row] = await b.ledger.inventory()
         assert (row.kind, row.amount, row.cost) == ("carried", first.trade.amount, t1.carried_cost)
         assert any("inventory" in t for t in b.notifier.sent)
 
@@ -105,7 +105,7 @@ async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_t
         assert s.trade.amount == buy2.filled + first.trade.amount and s.inventory.amount == 0
         b.set_price("BTC/USDT", "99.00")  # take-profit on the blended entry
         s = await b.wait_for(h, lambda s: s.totals.trades_closed == 2, timeout=30, what="trade 2")
-        t2 = next(t for t in b.ledger.trades() if t.trade_id != t1.trade_id)
+        t2 = next(t for t in (await b.ledger.trades()) if t.trade_id != t1.trade_id)
         assert t2.inventory_in_amount == first.trade.amount
         assert t2.bought_amount == buy2.filled + first.trade.amount == t2.sold_amount
         # No loss hidden: the account's quote moved by exactly the realized PnL of both.
@@ -124,7 +124,7 @@ async def test_a_tradeable_remainder_past_95_percent_is_sold(ts_env, tmp_path):
         first, second = _sells(b)
         assert first.type is OrderType.LIMIT and second.type is OrderType.MARKET
         assert second.amount == first.amount - first.filled  # the whole rest, at market
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.sold_amount == first.filled + second.filled
         left = trade.bought_amount - trade.sold_amount
         assert left == trade.carried_amount == s.inventory.amount
@@ -199,7 +199,7 @@ async def test_force_exit_in_error_reconciles_and_sells_at_once(dev_env, tmp_pat
         assert result.accepted and result.phase == "error"
         await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         assert time.monotonic() - asked < 20
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "force_exit" and trade.sold_amount == trade.bought_amount
 
 
@@ -218,7 +218,9 @@ async def test_force_exit_during_place_buy_sells_what_the_buy_filled(ts_env, tmp
         assert path[3:7] == ["place_buy", "wait_fill", "place_sell", "wait_sell_fill"]
         assert "position" not in path
         buy, sell = b.exchange.all_orders()
-        assert sell.filled == buy.filled and b.ledger.trades()[0].exit_reason == "force_exit"
+        assert (
+            sell.filled == buy.filled and (await b.ledger.trades())[0].exit_reason == "force_exit"
+        )
 
 
 async def test_a_standing_exit_survives_recovery(fresh_ts_env, tmp_path):
@@ -233,7 +235,7 @@ async def test_a_standing_exit_survives_recovery(fresh_ts_env, tmp_path):
         b.exchange.faults = None
         await env.sleep(11)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "stop_loss"
         after = path_of(s)[path_of(s).index("error") :]
         assert after[:4] == ["error", "position", "exit_eval", "place_sell"]
@@ -311,7 +313,7 @@ async def test_a_resumed_position_is_reconciled_before_trading_on(ts_env, tmp_pa
         assert s.phase is Phase.POSITION and s.trade.written_off == final.trade.amount - round_down(
             final.trade.amount * D("0.8"), STEP
         )
-        assert [r.kind for r in b.ledger.inventory()] == ["shortfall"]
+        assert [r.kind for r in (await b.ledger.inventory())] == ["shortfall"]
         assert any("shortfall" in t for t in b.notifier.sent)
 
 
@@ -374,7 +376,7 @@ async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_t
         await b.exchange.cancel_order("BTC/USDT", "manual-1")
         await env.sleep(11)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "stop_loss" and trade.carried_amount == 0
         assert trade.sold_amount == trade.bought_amount
 
@@ -423,10 +425,10 @@ async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, 
         )
         assert not s.has_inventory
         assert s.totals.realized_pnl == -cost and "inventory" in s.note
-        kinds = [(r.kind, r.cost) for r in b.ledger.inventory()]
+        kinds = [(r.kind, r.cost) for r in (await b.ledger.inventory())]
         assert kinds == [("carried", cost), ("inventory_write_off", cost)]
         # The ledger's total agrees with the symbol's: nothing hidden, nothing twice.
-        assert b.ledger.total_pnl() == s.totals.realized_pnl
+        assert (await b.ledger.total_pnl()) == s.totals.realized_pnl
 
 
 async def test_a_resumed_flat_symbol_warms_up_again(ts_env, tmp_path):

@@ -39,7 +39,7 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
             "cooldown",
             "idle",
         ]
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.trade_id.startswith("BTC-USDT:") and trade.exit_reason == "take_profit"
         assert trade.net_pnl > 0 and trade.net_pnl == s.totals.realized_pnl
         assert (
@@ -70,7 +70,7 @@ async def test_exit_rules(ts_env, tmp_path, moves, reason):
             b.set_price("BTC/USDT", price)
             await asyncio.sleep(0.5)  # let the watch see each tick
         await b.wait_phase(h, Phase.COOLDOWN)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == reason
 
 
@@ -84,5 +84,5 @@ async def test_max_hold_exit_is_a_workflow_timer(dev_env, tmp_path):
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.POSITION)
         await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "max_hold"

@@ -87,7 +87,7 @@ async def test_a_run_resumed_from_a_flat_state_trades_on_where_it_stopped(ts_env
         assert s.trade.exits.trailing.trigger == trigger and s.totals.trades_closed == 1
         b.set_price("BTC/USDT", str(trigger - D("0.05")))  # under the trailing stop only
         s = await b.wait_for(h, lambda s: s.totals.trades_closed == 2, what="the exit")
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == ExitReason.TRAILING_STOP and trade.bought_amount == amount
         assert s.totals.realized_pnl == D(FLAT["realized_pnl_total"]) + trade.net_pnl
 
@@ -181,5 +181,5 @@ async def test_a_position_written_off_whole_in_error_closes_with_an_unset_reason
         s = await b.wait_for(h, lambda s: s.totals.trades_closed == 2, what="the books closed")
         recorded = [r for r in s.phase_history if r.trigger.value == "recorded"][-1]
         assert recorded.note.startswith(": net -"), recorded.note
-        [trade] = b.ledger.trades()  # the bench's ledger knows only this run's trade
+        [trade] = await b.ledger.trades()  # the bench's ledger knows only this run's trade
         assert trade.exit_reason == "unknown" and trade.net_pnl < 0

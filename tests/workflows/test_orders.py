@@ -67,7 +67,7 @@ async def test_partial_sells_walk_the_ladder_until_95_percent(ts_env, tmp_path):
         assert len({o.client_order_id for o in sells}) == len(sells)
         prices = [o.price for o in sells if o.price is not None]
         assert prices == sorted(prices, reverse=True)  # each step more aggressive
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.sold_amount >= trade.bought_amount * D("0.95")
         assert trade.sold_amount == sum(o.filled for o in sells)
         history = path_of(s)
@@ -81,7 +81,7 @@ async def test_force_exit_from_position(ts_env, tmp_path):
         await h.signal("force_exit", c.ForceExitRequest(reason="operator"))
         s = await b.wait_phase(h, Phase.COOLDOWN)
         assert "force_exit" in [r.trigger.value for r in s.phase_history]
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.exit_reason == "force_exit"
 
 
@@ -113,7 +113,7 @@ async def test_force_exit_from_wait_fill_cancels_and_sells_what_filled(ts_env, t
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         buy = b.exchange.all_orders()[0]
         assert buy.status.value == "canceled" and buy.filled > 0
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.bought_amount == buy.filled and trade.exit_reason == "force_exit"
         assert path_of(s)[4:6] == ["wait_fill", "place_sell"]
 
@@ -155,7 +155,7 @@ async def test_error_backoff_then_reconciles_back_to_position(fresh_ts_env, tmp_
         trig = [r.trigger.value for r in s.phase_history]
         assert "recovered_position" in trig  # the position was not forgotten
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
-        [trade] = b.ledger.trades()
+        [trade] = await b.ledger.trades()
         assert trade.bought_amount == held and trade.exit_reason == "stop_loss"
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from trader.backtest.data import Series
 from trader.backtest.sim import Holding, Outcome, Trade
@@ -57,7 +58,20 @@ class Figures:
         return Decimal(self.wins) / self.trades if self.trades else ZERO
 
 
-def _drawdown(trades: Iterable[Trade]) -> Decimal:
+class Closed(Protocol):
+    """What the figures need of a closed trade (a backtest's, or a ledger row)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def exit_ms(self) -> int: ...
+    @property
+    def net(self) -> Decimal: ...
+    @property
+    def fees(self) -> Decimal: ...
+
+
+def _drawdown(trades: Iterable[Closed]) -> Decimal:
     equity = peak = deepest = ZERO
     for t in sorted(trades, key=lambda t: (t.exit_ms, t.symbol)):
         equity += t.net
@@ -103,14 +117,16 @@ class OpenRow:
         return self.value - self.cost
 
 
-def _figures(
+def figures(
     name: str,
     quote: str,
-    trades: list[Trade],
-    held_ms: int,
-    span_ms: int,
-    held: list[OpenRow],
+    trades: Sequence[Closed],
+    held_ms: int = 0,
+    span_ms: int = 0,
+    held: Sequence[OpenRow] = (),
 ) -> Figures:
+    """The figures of ``trades`` (all of one quote currency); the backtest and
+    ``starter.py profit`` both use this."""
     nets = [t.net for t in trades]
     return Figures(
         name=name,
@@ -152,12 +168,12 @@ def build_report(data: Mapping[str, Series], outcome: Outcome) -> Report:
         if still is not None and still.opened_ms is not None:
             held += end - still.opened_ms  # an open position is held to the end of the data
         quote = series.market.quote
-        rows.append(_figures(symbol, quote, own, held, span, open_rows))
+        rows.append(figures(symbol, quote, own, held, span, open_rows))
         holdings += open_rows
         q_trades, q_held, q_span, q_open = by_quote.get(quote, ([], 0, 0, []))
         by_quote[quote] = (q_trades + own, q_held + held, q_span + span, q_open + open_rows)
     totals = [
-        _figures(f"total {quote}", quote, t, held, span, still)
+        figures(f"total {quote}", quote, t, held, span, still)
         for quote, (t, held, span, still) in sorted(by_quote.items())
     ]
     every = sorted(
@@ -231,7 +247,7 @@ def open_row(h: OpenRow) -> dict[str, str | None]:
     }
 
 
-def _figures_json(f: Figures) -> dict[str, object]:
+def figures_json(f: Figures) -> dict[str, object]:
     return {
         "name": f.name,
         "quote": f.quote,
@@ -261,8 +277,8 @@ def write_files(report: Report, out: Path) -> list[Path]:
         writer.writerows(rows)
     doc = {
         "trades": rows,
-        "symbols": [_figures_json(f) for f in report.symbols],
-        "totals": [_figures_json(f) for f in report.totals],
+        "symbols": [figures_json(f) for f in report.symbols],
+        "totals": [figures_json(f) for f in report.totals],
         "open": [open_row(h) for h in report.holdings],
     }
     json_path.write_text(json.dumps(doc, indent=1) + "\n")

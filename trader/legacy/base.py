@@ -195,7 +195,7 @@ class RunnerBase:
         record = c.TradeRecord.closing(
             s, pnl, trade_id=trade_id, closed_ts=time.time(), simulated=s.simulated
         )
-        await asyncio.to_thread(self.e.ledger.record_trade, record)
+        await self.e.ledger.record_trade(record)
         self._report(carried_move(s, pnl))
         close_books(s, pnl, closes_trade=closes_trade)
         return trade_id, pnl

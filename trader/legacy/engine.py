@@ -97,6 +97,7 @@ class LegacyEngine:
         """The notifier's ``send`` (``activities/notify.py``, built by the runtime); None:
         notifications are logged only."""
         self._background: set[asyncio.Task[None]] = set()
+        self._ledger_lock = asyncio.Lock()
         self.requests = requests or RequestQueue(requests_path(store.path.parent))
         self.stopping = False
         """The operator asked to stop: the engine ends once every symbol stopped."""
@@ -159,11 +160,25 @@ class LegacyEngine:
             log.warning("notification (%s) failed: %s", kind, str(exc) or type(exc).__name__)
 
     def write_ledger(self, records: list[c.InventoryRecord]) -> None:
-        """Write rows committed to the store's outbox (idempotent on their ids), then drop
-        them from it."""
-        for record in records:
-            self.ledger.record_inventory(record)
-            self.store.written(record.record_id)
+        """Have the rows just committed to the store's outbox written (in the background:
+        a slow or down database never holds up a symbol)."""
+        if not records:
+            return
+        task = asyncio.get_running_loop().create_task(self.flush_ledger())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def flush_ledger(self) -> None:
+        """Write every row in the store's outbox (idempotent on their ids), dropping each
+        once written. A failure leaves the rest there for the next flush (or start)."""
+        async with self._ledger_lock:
+            for record in self.store.outbox():
+                try:
+                    await self.ledger.record_inventory(record)
+                except Exception as exc:
+                    log.warning("ledger write of %s failed (kept): %s", record.record_id, exc)
+                    return
+                self.store.written(record.record_id)
 
     def handle(self, req: Request) -> list[Answer]:
         """An operator's request, applied to its symbols (every symbol when it names none)."""
@@ -215,7 +230,7 @@ class LegacyEngine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Trade every symbol until ``stop`` is set (or a symbol fails for good)."""
-        self.write_ledger(self.store.outbox())  # what a crash left unwritten
+        await self.flush_ledger()  # what a crash (or a down database) left unwritten
         await self.hub.start()
         tasks = {asyncio.create_task(r.run(), name=f"legacy:{s}") for s, r in self.runners.items()}
         stopper = asyncio.create_task(stop.wait())
@@ -239,6 +254,7 @@ class LegacyEngine:
                     await task
             for r in self.runners.values():
                 r.save()  # the last watch state (anchor, trailing peak)
+            await self.flush_ledger()
             await self.hub.stop()
 
 

@@ -157,6 +157,12 @@ class TraderMetrics:
             ["call", "type", *w],
             registry=r,
         )
+        self.ledger_errors = Counter(
+            "trader_ledger_errors_total",
+            "Failed ledger write attempts (retried until the database takes them), by error type",
+            ["call", "type", *w],
+            registry=r,
+        )
         self.watch_lag = Gauge(
             "trader_watch_tick_lag_seconds",
             "Age of the newest ticker a watch evaluated",
@@ -230,6 +236,9 @@ class TraderMetrics:
     # --- activity and visibility feeds ----------------------------------------------------
     def exchange_error(self, call: str, error_type: str) -> None:
         self.exchange_errors.labels(call, error_type, self.worker).inc()
+
+    def ledger_error(self, call: str, error_type: str) -> None:
+        self.ledger_errors.labels(call, error_type, self.worker).inc()
 
     def inventory_movement(self, symbol: str, kind: str, cost: Decimal) -> None:
         self.inventory.labels(symbol, kind, self.worker).inc()

@@ -116,7 +116,8 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
     except BaseException:
         store.close()
         raise
-    ledger = LedgerStore(settings.ledger_path)
+    ledger = LedgerStore(settings.ledger_target)
+    await ledger.open_or_warn()
     notifier = build_notifier(settings)
     phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
     metrics: TraderMetrics | None = None
@@ -152,7 +153,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
         SINK.unsubscribe(phase_log)
         phase_log.close()
         store.close()
-        ledger.close()
+        await ledger.close()
         await exchange.close()
         await close_notifier(notifier)
 

@@ -24,11 +24,10 @@ from temporalio.client import Client
 from trader.config import Settings
 from trader.core.errors import ConfigError
 from trader.core.messages import fmt
-from trader.ledger import LedgerStore
+from trader.ledger import profit as ledger_profit
 from trader.observe.status_table import sort_rows, status_rows, traders_query
 from trader.runtime import commands, legacy
 from trader.telegram.notifier import make_bot
-from trader.telegram.profit import profit_text
 
 log = logging.getLogger("durable_trader.telegram")
 
@@ -103,7 +102,7 @@ class CommandBot:
         if command == "/status":
             return await self._status()
         if command == "/profit":
-            return await asyncio.to_thread(self._profit, args)
+            return await self._profit(args)
         if command == "/forceexit" and len(args) == 1:
             return await self._force_exit(args[0])
         if command in ("/pause", "/resume") and len(args) <= 1:
@@ -132,14 +131,14 @@ class CommandBot:
             lines.append(f"{r.symbol}: {r.phase}{held}")
         return "\n".join(lines)
 
-    def _profit(self, args: Sequence[str]) -> str:
+    async def _profit(self, args: Sequence[str]) -> str:
         days = float(args[0]) if args and _is_number(args[0]) else None
         since = time.time() - days * 86400 if days is not None else None
-        store = LedgerStore(self.settings.ledger_path)
-        try:
-            return profit_text(store.trades(), since_ts=since)
-        finally:
-            store.close()
+        # The figures of ``starter.py profit`` (one implementation), in a chat's shape.
+        p = await ledger_profit.load(self.settings.ledger_target, since=since)
+        if not p.symbols:
+            return "no closed trades" + ("" if since is None else " in that period")
+        return ledger_profit.to_message(p)
 
     async def _force_exit(self, target: str) -> str:
         symbols = self.settings.watchlist if target.lower() == "all" else [target.upper()]

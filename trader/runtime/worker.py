@@ -44,7 +44,8 @@ async def _run(
 ) -> None:
     exchange = build_exchange(settings)
     hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
-    store = LedgerStore(settings.ledger_path)
+    store = LedgerStore(settings.ledger_target)
+    await store.open_or_warn()
     notifier = build_notifier(settings)
     ex_acts = ExchangeActivities(
         exchange,
@@ -94,7 +95,7 @@ async def _run(
             await _stop_status_table(table, stopped=stop.is_set())
         await hub.stop()
         await exchange.close()
-        store.close()
+        await store.close()
         await close_notifier(notifier)
 
 

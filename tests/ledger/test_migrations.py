@@ -1,0 +1,112 @@
+"""Alembic migrations: a ledger file the first (sqlite3) store wrote is stamped and
+upgraded with every row kept; a new database of either kind is created at the head."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from decimal import Decimal as D
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from tests.ledger.test_store import trade
+from trader.contracts import TradeRecord
+from trader.ledger import LedgerStore, migrate
+
+_FLAG = ("modify_type", "simulated")
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "ledger_before_alembic.sqlite"
+"""Written by the sqlite3 ``LedgerStore`` of commit 36f6482 (before Alembic)."""
+
+
+def _revision(path: Path) -> str | None:
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "alembic_version" not in tables:
+            return None
+        return str(db.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+
+
+async def test_a_ledger_of_the_first_store_is_migrated_with_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    shutil.copy(FIXTURE, path)
+    assert _revision(path) is None
+    store = LedgerStore(path)
+    rows = await store.trades()
+    assert _revision(path) == migrate.head()
+    assert [t.trade_id for t in rows] == ["ETH-BTC:0:1", "DOGE-BTC:0:1", "BTC-USDT:0:1"]
+    doge = rows[1]
+    assert doge.entry_price == D("0.00000512") and doge.written_off == D("0.00000001")
+    assert not doge.simulated and rows[0].simulated
+    assert doge.net_pnl == D("-0.00021018") and rows[2].net_pnl == D("13.36907")
+    [dust] = await store.dust()
+    assert dust.price == D("0.00005123") and dust.amount == D("0.00000001")
+    [carried] = await store.inventory()
+    assert carried.decision_id == "DOGE-BTC:0:1" and carried.cost == D("0.00000513")
+    assert await store.total_pnl() == D("0.00110494") + D("-0.00021018") + D("13.36907")
+    assert not await store.record_trade(rows[0])  # still idempotent on the old rows
+    assert await store.record_trade(trade("ETH-BTC:0:2", closed_ts=1764009999.0))
+    await store.close()
+
+    again = LedgerStore(path)  # reopening at the head changes nothing
+    assert len(await again.trades()) == 4 and _revision(path) == migrate.head()
+    await again.close()
+    with sqlite3.connect(path) as db:
+        indexes = {r[1] for r in db.execute("PRAGMA index_list(trades)")}
+    assert {"ix_trades_closed_ts", "ix_trades_symbol"} <= indexes
+
+
+async def test_a_ledger_older_than_the_inventory_columns_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    added = migrate._FIRST_STORE_ADDED
+    columns = [c for c in TradeRecord.model_fields if c not in added]
+    row = trade("BTC-USDT:0:1").model_dump()
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE trades ("
+            + ", ".join(
+                f"{c} {'REAL' if c.endswith('_ts') else 'INTEGER' if c == 'simulated' else 'TEXT'}"
+                for c in columns
+            )
+            + ", PRIMARY KEY (trade_id))"
+        )
+        old.execute(
+            f"INSERT INTO trades VALUES ({', '.join('?' for _ in columns)})",
+            [row[c] if isinstance(row[c], bool | float) else str(row[c]) for c in columns],
+        )
+    store = LedgerStore(path)
+    [kept] = await store.trades()
+    assert kept.trade_id == "BTC-USDT:0:1" and kept.written_off == 0 and kept.carried_amount == 0
+    assert kept.entry_price == D("0.00005123")
+    assert _revision(path) == migrate.head()
+    await store.close()
+
+
+async def test_a_new_database_is_created_at_the_head(ledger_target: str | Path) -> None:
+    store = LedgerStore(ledger_target)
+    await store.open()
+    async with store._engine.connect() as conn:
+        assert await conn.run_sync(migrate.current) == migrate.head()
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert {"trades", "dust", "inventory", "alembic_version"} <= tables
+    await store.close()
+
+
+async def test_the_migrated_schema_is_the_tables_declaration(ledger_target: str | Path) -> None:
+    """The revisions are frozen copies (a migration never imports the live tables); this
+    is what keeps them and ``trader/ledger/tables.py`` the same schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from trader.ledger.tables import metadata
+
+    store = LedgerStore(ledger_target)
+    await store.open()
+    async with store._engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), metadata)
+        )
+    await store.close()
+    # SQLite: the first store's INTEGER flags against Boolean; both hold 0/1.
+    real = [d for d in diff if not (isinstance(d, list) and d[0][:4:3] == _FLAG)]
+    assert real == [], diff

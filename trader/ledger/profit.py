@@ -1,0 +1,166 @@
+"""``starter.py profit``: realized PnL, fees, trade count, win rate, best/worst trade and
+max drawdown per symbol and per quote currency, from the ledger.
+
+The statistics are the backtest report's (``trader.backtest.report.figures``): one
+implementation for both. Totals are per quote currency (USDT and BTC are not the same
+money). Inventory write-offs (a loss outside any trade) are listed beside the trades.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from trader.backtest.report import Figures, figures, figures_json
+from trader.contracts import InventoryRecord, TradeRecord
+from trader.ledger.store import LedgerStore
+
+_AGO = re.compile(r"^(\d+)([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+# Figures of a ledger's closed trades only: no data span, nothing held.
+_NOT_LEDGER = ("exposure", "open_cost", "open_value", "unrealized_pnl")
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> float:
+    """``7d``, ``12h``, ``30m`` (ago) or an ISO date/time (UTC unless it says) -> epoch s."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        now = now or datetime.now(UTC)
+        return (now - timedelta(**{_UNITS[ago[2]]: int(ago[1])})).timestamp()
+    when = datetime.fromisoformat(text.strip())
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(frozen=True)
+class LedgerTrade:
+    """A ledger row as the report's figures read a closed trade."""
+
+    symbol: str
+    exit_ms: int
+    net: Decimal
+    fees: Decimal
+
+    @classmethod
+    def of(cls, t: TradeRecord) -> LedgerTrade:
+        return cls(
+            symbol=t.symbol,
+            exit_ms=round(t.closed_ts * 1000),
+            net=t.net_pnl,
+            fees=t.entry_fee + t.exit_fee,
+        )
+
+
+@dataclass(frozen=True)
+class Profit:
+    symbols: list[Figures]
+    totals: list[Figures]
+    """One per quote currency."""
+    write_offs: dict[str, Decimal]
+    """Inventory written off (a realized loss outside any trade), per quote currency."""
+
+
+def _quote(symbol: str) -> str:
+    return symbol.split("/")[1].split(":")[0] if "/" in symbol else ""
+
+
+def profit(trades: Sequence[TradeRecord], inventory: Sequence[InventoryRecord] = ()) -> Profit:
+    """The figures of ``trades`` per symbol and per quote, and ``inventory``'s write-offs."""
+    rows = [LedgerTrade.of(t) for t in trades]
+    symbols = [
+        figures(symbol, _quote(symbol), [r for r in rows if r.symbol == symbol])
+        for symbol in sorted({r.symbol for r in rows})
+    ]
+    totals = [
+        figures(f"total {quote}", quote, [r for r in rows if _quote(r.symbol) == quote])
+        for quote in sorted({_quote(r.symbol) for r in rows})
+    ]
+    write_offs: dict[str, Decimal] = {}
+    for rec in inventory:
+        if rec.kind == "inventory_write_off":
+            q = _quote(rec.symbol)
+            write_offs[q] = write_offs.get(q, Decimal(0)) + rec.cost
+    return Profit(symbols, totals, write_offs)
+
+
+def _row(f: Figures) -> dict[str, object]:
+    return {k: v for k, v in figures_json(f).items() if k not in _NOT_LEDGER}
+
+
+def to_json(p: Profit) -> str:
+    return json.dumps(
+        {
+            "symbols": [_row(f) for f in p.symbols],
+            "totals": [_row(f) for f in p.totals],
+            "inventory_written_off": {q: str(v) for q, v in p.write_offs.items()},
+        },
+        indent=2,
+    )
+
+
+def to_text(p: Profit) -> str:
+    if not p.symbols:
+        return "no closed trades in the ledger"
+    head = f"{'':<16}{'trades':>7}{'win %':>7}{'realized':>16}{'fees':>14}"
+    head += f"{'best':>14}{'worst':>14}{'max dd':>14}"
+    lines = [head]
+    for f in [*p.symbols, *p.totals]:
+        win = f"{f.win_rate * 100:.1f}"
+        best = "" if f.best is None else str(f.best)
+        worst = "" if f.worst is None else str(f.worst)
+        lines.append(
+            f"{f.name:<16}{f.trades:>7}{win:>7}{f.realized!s:>16}{f.fees!s:>14}"
+            f"{best:>14}{worst:>14}{f.max_drawdown!s:>14}"
+        )
+    for quote, cost in p.write_offs.items():
+        lines.append(f"inventory written off ({quote}): {cost}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since", help="only trades closed since: an ISO date/time (UTC) or 7d, 12h, 30m"
+    )
+    parser.add_argument("--symbol", help="only this symbol (BTC/USDT)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def to_message(p: Profit) -> str:
+    """The same figures as ``to_text``, one line each, for a chat (no table to align)."""
+    lines = [
+        f"{f.name}: {f.trades} trades, {f.win_rate * 100:.1f} % won, net {f.realized}, "
+        f"fees {f.fees}, best {f.best}, worst {f.worst}, max drawdown {f.max_drawdown}"
+        for f in [*p.symbols, *p.totals]
+    ]
+    lines += [f"inventory written off ({q}): {cost}" for q, cost in p.write_offs.items()]
+    return "\n".join(lines)
+
+
+async def load(
+    target: str | Path, *, since: float | None = None, symbol: str | None = None
+) -> Profit:
+    """The ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite), closed since ``since``."""
+    store = LedgerStore(target)
+    try:
+        trades = await store.trades(since=since, symbol=symbol)
+        inventory = [
+            r
+            for r in await store.inventory()
+            if (since is None or r.ts >= since) and symbol in (None, r.symbol)
+        ]
+    finally:
+        await store.close()
+    return profit(trades, inventory)
+
+
+async def run(args: argparse.Namespace, target: str | Path) -> int:
+    """Print the ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite)."""
+    since = None if args.since is None else parse_since(args.since)
+    p = await load(target, since=since, symbol=args.symbol)
+    print(to_json(p) if args.json else to_text(p))
+    return 0
