@@ -1,4 +1,4 @@
-"""Alembic migrations: a ledger file the first (sqlite3) store wrote is stamped and
+"""Alembic migrations: a ledger file the first (sqlite3) store wrote, at any age, is
 upgraded with every row kept; a new database of either kind is created at the head."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 from tests.ledger.test_store import trade
-from trader.contracts import TradeRecord
+from trader.contracts import InventoryRecord, TradeRecord
 from trader.ledger import LedgerStore, migrate
 
 _FLAG = ("modify_type", "simulated")
@@ -79,6 +79,23 @@ async def test_a_ledger_older_than_the_inventory_columns_is_upgraded(tmp_path: P
     assert kept.trade_id == "BTC-USDT:0:1" and kept.written_off == 0 and kept.carried_amount == 0
     assert kept.entry_price == D("0.00005123")
     assert _revision(path) == migrate.head()
+    # That store had no inventory table yet (it came with those columns): it is created,
+    # so a write-off is recorded and counted instead of failing for good.
+    write_off = InventoryRecord(
+        record_id="BTC-USDT:0:w1",
+        symbol="BTC/USDT",
+        exchange="paper",
+        kind="inventory_write_off",
+        amount=D("0.00000001"),
+        cost=D("0.00005"),
+        price=D("5000"),
+        reason="short",
+        decision_id=None,
+        ts=1.0,
+    )
+    assert await store.record_inventory(write_off)
+    assert [r.cost for r in await store.inventory()] == [D("0.00005")]
+    assert await store.total_pnl() == kept.net_pnl - D("0.00005")
     await store.close()
 
 

@@ -73,8 +73,12 @@ async def _kinds(rig: Rig) -> list[str]:
 
 
 def _booked(rig: Rig) -> bool:
-    # A poll while the engine runs: a store of its own (see ``read_trades``).
-    return bool(read_trades(rig.ledger.url))
+    """The trade is over: its row is written *and* the state that closes its books is saved
+    (the row commits while the runner is still inside ``record_trade``: stopping the engine
+    there would cut POST_TRADE short). A poll while the engine runs: stores of its own."""
+    coin = read_state(rig.store.path).coins.get(SOL)
+    done = coin is not None and coin.phase in (Phase.COOLDOWN, Phase.IDLE)
+    return done and bool(read_trades(rig.ledger.url))
 
 
 async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifies(

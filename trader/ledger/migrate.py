@@ -1,8 +1,9 @@
 """Bring a ledger database to the newest schema with Alembic, never dropping a row.
 
 A file the first (sqlite3) store wrote has its tables but no ``alembic_version``: it gets
-the columns that store itself added over time (if it is older than them), is stamped with
-the first revision, then upgraded like any other database. Runs inside one transaction
+the columns that store itself added over time (if it is older than them), then runs every
+revision like a new database; the first creates only the tables it lacks (a file older
+than the ``inventory`` table gets one). Runs inside one transaction
 (serialised: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so workers
 starting together migrate once.
 """
@@ -16,9 +17,6 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
-
-BASELINE = "0001"
-"""The revision matching the first release's schema."""
 
 # Columns the first store added to ``trades`` in place over time (TEXT, default '0').
 _FIRST_STORE_ADDED = (
@@ -62,5 +60,4 @@ def upgrade(connection: Connection) -> None:
                 connection.execute(
                     text(f"ALTER TABLE trades ADD COLUMN {column} TEXT NOT NULL DEFAULT '0'")
                 )
-        command.stamp(cfg, BASELINE)
     command.upgrade(cfg, "head")

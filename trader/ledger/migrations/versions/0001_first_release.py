@@ -1,7 +1,8 @@
 """The ledger as the first release (the hand-written sqlite3 store) left it.
 
-Files written by that store have exactly this schema; ``trader.ledger.migrate`` stamps them
-with this revision instead of running it, then upgrades them.
+Files written by that store have this schema, or part of it (it added the ``inventory``
+table and the trades' inventory columns later): this revision creates only the tables a
+database lacks, and ``trader.ledger.migrate`` adds the missing columns before it runs.
 
 Revision ID: 0001
 Revises:
@@ -30,7 +31,13 @@ def _flag(name: str) -> sa.Column[object]:
 
 
 def upgrade() -> None:
-    op.create_table(
+    have = set(sa.inspect(op.get_bind()).get_table_names())
+
+    def create(name: str, *columns: sa.Column[object]) -> None:
+        if name not in have:  # kept as the first store left it (its rows with it)
+            op.create_table(name, *columns)
+
+    create(
         "trades",
         sa.Column("trade_id", sa.Text(), primary_key=True),
         sa.Column("symbol", sa.Text(), nullable=False),
@@ -64,7 +71,7 @@ def upgrade() -> None:
             )
         ),
     )
-    op.create_table(
+    create(
         "dust",
         sa.Column("dust_id", sa.Text(), primary_key=True),
         sa.Column("symbol", sa.Text(), nullable=False),
@@ -74,7 +81,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("ts", sa.Float(), nullable=False),
     )
-    op.create_table(
+    create(
         "inventory",
         sa.Column("record_id", sa.Text(), primary_key=True),
         sa.Column("symbol", sa.Text(), nullable=False),
