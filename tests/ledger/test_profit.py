@@ -108,3 +108,13 @@ async def test_the_command_prints_the_ledger(tmp_path: Path) -> None:
         [*cmd, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert json.loads(as_json.stdout)["totals"][0]["realized_pnl"] == "2.5"
+
+
+def test_the_command_on_a_missing_ledger_says_so_and_creates_none(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "ledger.sqlite"
+    env = {**os.environ, "LEDGER_URL": str(missing), "DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "starter.py", "profit"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and f"no ledger at {missing}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not missing.exists()

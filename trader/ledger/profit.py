@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trader.backtest.report import Figures, figures, figures_json
 from trader.contracts import InventoryRecord, TradeRecord
+from trader.core.errors import ConfigError
 from trader.ledger.store import LedgerStore
 
 _AGO = re.compile(r"^(\d+)([dhm])$")
@@ -160,6 +161,9 @@ async def load(
 
 async def run(args: argparse.Namespace, target: str | Path) -> int:
     """Print the ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite)."""
+    if (isinstance(target, Path) or "://" not in target) and not Path(target).exists():
+        # A report reads: a mistyped DATA_DIR must not leave a new, empty ledger behind.
+        raise ConfigError(f"no ledger at {target} (DATA_DIR or LEDGER_URL)")
     since = None if args.since is None else parse_since(args.since)
     p = await load(target, since=since, symbol=args.symbol)
     print(to_json(p) if args.json else to_text(p))
