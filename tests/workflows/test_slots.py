@@ -9,17 +9,22 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
+from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.portfolio import PortfolioActivities
+from tests.workflows.harness import TEST_PARAMS, RealActivities, bench, path_of
 from trader import contracts as c
+from trader.core.phases import Phase
 from workflows.portfolio import Portfolio
 
 from .slot_client import ClientResult, SlotClient
@@ -188,3 +193,36 @@ async def test_grants_are_idempotent_on_the_decision_id_within_and_across_batche
     assert old.granted and old.in_use == 2
     assert all(g.granted and g.in_use == 2 for g in twice)
     assert slots == {"d-a": "a/USDT", "d-b": "b/USDT"}
+
+
+async def test_a_refused_slot_request_is_retried_past_fsm_max_retries_never_error(
+    ts_env: WorkflowEnvironment, tmp_path: Path
+):
+    """The server's limit refusing acquire_slot more often than FSM_MAX_RETRIES (3 here)
+    delays the entry; before the slot-retry patch the symbol went to ERROR."""
+    refused = 5
+    attempts: list[int] = []
+
+    def stand_in(real: RealActivities) -> list[Callable[..., Any]]:
+        @activity.defn(name=c.ACQUIRE_SLOT)
+        async def acquire_slot(inp: c.AcquireSlotInput) -> c.SlotGrant:
+            attempts.append(activity.info().attempt)
+            if len(attempts) <= refused:
+                raise RPCError(
+                    "limit on number of concurrent in-flight updates has been reached (10)",
+                    RPCStatusCode.RESOURCE_EXHAUSTED,
+                    b"",
+                )
+            return cast(c.SlotGrant, await real[c.ACQUIRE_SLOT](inp))
+
+        return [acquire_slot]
+
+    async with bench(ts_env.client, tmp_path, stand_ins=stand_in) as b:
+        assert TEST_PARAMS.fsm_max_retries < refused
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        s = await b.wait_phase(h, Phase.POSITION, timeout=60)
+    path = path_of(s)
+    assert "error" not in path and path[:4] == ["warmup", "idle", "entry_eval", "place_buy"]
+    assert attempts == list(range(1, refused + 2))
