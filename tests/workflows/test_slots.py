@@ -25,6 +25,7 @@ from activities.portfolio import PortfolioActivities
 from tests.workflows.harness import TEST_PARAMS, RealActivities, bench, path_of
 from trader import contracts as c
 from trader.core.phases import Phase
+from trader.runtime.converter import DATA_CONVERTER
 from workflows.portfolio import Portfolio
 
 from .slot_client import ClientResult, SlotClient
@@ -51,13 +52,15 @@ Clients = dict[str, WorkflowHandle[SlotClient, ClientResult]]
 """Decision id -> the client workflow asking a slot for it."""
 
 
-async def _start_clients(client: Client, tq: str, portfolio_id: str, n: int) -> Clients:
+async def _start_clients(
+    client: Client, tq: str, portfolio_id: str, n: int, *, wave: str = "w1"
+) -> Clients:
     async def one(i: int) -> tuple[str, WorkflowHandle[SlotClient, ClientResult]]:
-        req = c.SlotRequest(decision_id=f"{portfolio_id}:d{i}", symbol=f"S{i}/USDT")
+        req = c.SlotRequest(decision_id=f"{portfolio_id}:{wave}:d{i}", symbol=f"S{i}/USDT")
         handle = await client.start_workflow(
             SlotClient.run,
             c.AcquireSlotInput(portfolio_id=portfolio_id, max_trades=MAX_TRADES, request=req),
-            id=f"{portfolio_id}:client:{i}",
+            id=f"{portfolio_id}:client:{wave}:{i}",
             task_queue=tq,
         )
         return req.decision_id, handle
@@ -226,3 +229,54 @@ async def test_a_refused_slot_request_is_retried_past_fsm_max_retries_never_erro
     path = path_of(s)
     assert "error" not in path and path[:4] == ["warmup", "idle", "entry_eval", "place_buy"]
     assert attempts == list(range(1, refused + 2))
+
+
+@contextlib.asynccontextmanager
+async def _can_often_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of its own on which the Portfolio continues-as-new every ~25 events."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=DATA_CONVERTER,
+        ui=False,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=25",
+        ],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def _runs(client: Client, portfolio_id: str) -> int:
+    runs, run_id = 0, (await client.get_workflow_handle(portfolio_id).describe()).run_id
+    while run_id:
+        history = await client.get_workflow_handle(portfolio_id, run_id=run_id).fetch_history()
+        runs += 1
+        attrs = history.events[0].workflow_execution_started_event_attributes
+        run_id = attrs.continued_execution_run_id
+    return runs
+
+
+async def test_grants_and_releases_around_continue_as_new_are_never_lost():
+    """Requests and releases racing the Portfolio's continue-as-new: none is lost, none
+    doubled (a lost release would leave a slot behind, a lost grant a client unanswered)."""
+    async with _can_often_server() as env:
+        client = env.client
+        tq, pid = _queue()
+        async with _worker(client, tq) as acts:
+            assert acts.broker is not None
+            acts.broker.max_batch = 5  # more Updates: more of them race a continue-as-new
+            first = await _start_clients(client, tq, pid, 80)
+            held = await _granted(first)
+            # Every slot released while a second wave of requests comes in.
+            second = await _start_clients(client, tq, pid, 80, wave="w2")
+            handle = client.get_workflow_handle(pid)
+            await asyncio.gather(*(handle.signal(Portfolio.release, d) for d in held))
+            granted = await _granted(second)
+            slots = await _slots(client, pid)
+            runs = await _runs(client, pid)
+    assert len(held) == MAX_TRADES
+    assert runs > 5  # it really continued as new while requests and releases came in
+    assert set(slots) == granted  # every release applied, every grant kept, none doubled
