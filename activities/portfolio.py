@@ -1,6 +1,7 @@
 """Slot activity: ask the Portfolio workflow for a trade slot (MAX_TRADES is global).
 
-Workflows cannot send Updates to other workflows, so this activity does it. The update is
+Workflows cannot send Updates to other workflows, so this activity does it, through the
+worker's ``SlotBroker``: concurrent requests go out together as one Update. The grant is
 idempotent on the decision id, so a retried activity is granted the same slot.
 """
 
@@ -15,16 +16,26 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateSt
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from activities.slot_broker import SlotBroker
 from trader import contracts as c
 
 
 class PortfolioActivities:
-    def __init__(self, client: Client, *, task_queue: str) -> None:
+    """``coalesce=False`` sends one ``acquire`` Update per request, as before the broker
+    (bench/slots.py measures both)."""
+
+    def __init__(self, client: Client, *, task_queue: str, coalesce: bool = True) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.broker = SlotBroker(client, task_queue=task_queue) if coalesce else None
 
     @activity.defn(name=c.ACQUIRE_SLOT)
     async def acquire_slot(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
+        if self.broker is not None:
+            return await self.broker.acquire(inp.portfolio_id, inp.max_trades, inp.request)
+        return await self._acquire_one(inp)
+
+    async def _acquire_one(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
         # Start the Portfolio if nobody has yet (idempotent: the running one is reused).
         handle = await self.client.start_workflow(
             "Portfolio",

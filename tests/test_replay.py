@@ -14,8 +14,14 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from trader import contracts as c
 from trader.runtime.converter import DATA_CONVERTER
-from workflows.base import EXCHANGE_REALITY_PATCH, STATUS_MEMO_PATCH, TraderBase
+from workflows.base import (
+    EXCHANGE_REALITY_PATCH,
+    SLOT_RETRY_PATCH,
+    STATUS_MEMO_PATCH,
+    TraderBase,
+)
 from workflows.entry_phases import EntryPhases
 from workflows.exit_phases import ExitPhases
 from workflows.portfolio import Portfolio
@@ -41,6 +47,8 @@ def test_histories_are_committed():
         "lifecycle_take_profit_memo",
         "reality_shortfall",
         "reality_inventory",
+        "slot_retry_take_profit",
+        "portfolio_acquire_many",
     } <= names
 
 
@@ -150,3 +158,56 @@ async def test_memo_history_needs_the_memo_upserts(monkeypatch):
     path = next(p for p in HISTORIES if p.stem == "lifecycle_take_profit_memo")
     with pytest.raises(NondeterminismError):
         await _replayer().replay_workflow(_history(path))
+
+
+def test_slot_retry_history_was_recorded_with_the_patch_and_older_ones_without():
+    for old in (*REALITY, "lifecycle_take_profit", "lifecycle_take_profit_memo"):
+        assert SLOT_RETRY_PATCH not in _patch_ids(old)
+    assert _patch_ids("slot_retry_take_profit") == [
+        STATUS_MEMO_PATCH,
+        EXCHANGE_REALITY_PATCH,
+        SLOT_RETRY_PATCH,
+    ]
+    assert _activities("slot_retry_take_profit")["acquire_slot"] == 1
+
+
+def test_portfolio_history_has_a_batched_grant_and_a_release():
+    events = json.loads(
+        (Path(__file__).parent / "histories" / "portfolio_acquire_many.json").read_text()
+    )
+    names = [
+        e.get("workflowExecutionUpdateAcceptedEventAttributes", {})
+        .get("acceptedRequest", {})
+        .get("input", {})
+        .get("name")
+        or e.get("workflowExecutionSignaledEventAttributes", {}).get("signalName")
+        for e in events["events"]
+    ]
+    assert [n for n in names if n] == ["acquire_many", "release"]
+
+
+@workflow.defn(name="Portfolio")
+class _PortfolioBeforeBatching:
+    """The Portfolio as it was before ``acquire_many`` (same run, queries and signals)."""
+
+    @workflow.init
+    def __init__(self, inp: c.PortfolioInput) -> None:
+        self.slots: dict[str, str] = dict(inp.slots)
+
+    @workflow.run
+    async def run(self, inp: c.PortfolioInput) -> None:
+        await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested())
+
+    @workflow.signal
+    def release(self, decision_id: str) -> None:
+        self.slots.pop(decision_id, None)
+
+
+async def test_the_portfolio_history_needs_the_acquire_many_handler():
+    """Replayed by a Portfolio without the handler, the recorded Update fails: the replay
+    really runs ``acquire_many``."""
+    path = next(p for p in HISTORIES if p.stem == "portfolio_acquire_many")
+    replayer = Replayer(workflows=[_PortfolioBeforeBatching], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
+    assert "WorkflowExecutionUpdateAccepted" in str(result.replay_failure)

@@ -112,6 +112,17 @@ class SlotGrant(_Msg):
     max_trades: int
 
 
+class SlotBatch(_Msg):
+    """Concurrent slot requests of one worker, sent as one ``acquire_many`` Update."""
+
+    requests: list[SlotRequest]
+
+
+class SlotBatchResult(_Msg):
+    grants: list[SlotGrant]
+    """One per request, in request order."""
+
+
 class ForceExitRequest(_Msg):
     reason: str = "manual"
 

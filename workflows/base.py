@@ -40,6 +40,9 @@ STATUS_MEMO_PATCH = "status-memo"
 # "Money-correct under exchange reality"): all change commands, so all run behind this one
 # patch, decided once at the start of each run (workflows/before_reality.py has the rest).
 EXCHANGE_REALITY_PATCH = "exchange-reality"
+# acquire_slot retried until the Portfolio answers (a refused or aborted Update, a server
+# limit, a continue-as-new) instead of FSM_MAX_RETRIES then ERROR: a new retry policy.
+SLOT_RETRY_PATCH = "slot-retry"
 
 
 def error_type(err: BaseException) -> ErrorType | None:

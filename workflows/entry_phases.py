@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         exit_levels,
     )
     from trader.core.sizing import is_dust, size_buy
-    from workflows.base import error_message, error_type
+    from workflows.base import SLOT_RETRY_PATCH, error_message, error_type
     from workflows.holdings import Holdings
 
 _RECHECK = {EntryRecheck.GUARDS: "the guards pass", EntryRecheck.SLOT: "a trade slot is free"}
@@ -123,14 +126,12 @@ class EntryPhases(Holdings):
                 Trigger.GUARDS_BLOCKED, guards.detail, keep_drop=EntryRecheck.GUARDS
             )
             return
-        grant = await self._exchange_call(
-            c.ACQUIRE_SLOT,
+        grant = await self._acquire_slot(
             c.AcquireSlotInput(
                 portfolio_id=self.inp.portfolio_id,
                 max_trades=p.max_trades,
                 request=c.SlotRequest(decision_id=s.trade.decision_id or "", symbol=s.symbol),
-            ),
-            summary="acquire trade slot",
+            )
         )
         if not grant.granted:
             self._abandon_entry(
@@ -142,6 +143,24 @@ class EntryPhases(Holdings):
             return
         s.entry_watch.recheck = EntryRecheck.NONE
         self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
+
+    async def _acquire_slot(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
+        """A slot from the Portfolio. It never gives up (the grant is idempotent on the
+        decision id): a refused or aborted Update is the server's limit or the Portfolio's
+        continue-as-new, no reason for ERROR. Before the patch: FSM_MAX_RETRIES attempts."""
+        if not workflow.patched(SLOT_RETRY_PATCH):
+            return await self._exchange_call(c.ACQUIRE_SLOT, inp, summary="acquire trade slot")
+        grant: c.SlotGrant = await workflow.execute_activity(
+            c.ACQUIRE_SLOT,
+            inp,
+            result_type=c.ACQUIRE_SLOT.result,
+            start_to_close_timeout=timedelta(
+                seconds=self.inp.params.order_activity_timeout_seconds
+            ),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            summary="acquire trade slot",
+        )
+        return grant
 
     def _abandon_entry(
         self,

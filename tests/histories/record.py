@@ -144,6 +144,16 @@ async def reality_inventory(env, tmp: Path) -> None:
         await _finish(b, h, "reality_inventory")
 
 
+async def slot_retry(env, tmp: Path) -> None:
+    """The take-profit lifecycle with the "slot-retry" patch (acquire_slot retried until
+    answered), and the Portfolio that granted it through the broker's ``acquire_many``."""
+    async with bench(env.client, tmp) as b:
+        await _finish(b, await take_profit_trade(env, b), "slot_retry_take_profit")
+        history = await env.client.get_workflow_handle(b.portfolio_id).fetch_history()
+        (OUT / "portfolio_acquire_many.json").write_text(history.to_json())
+        print(f"portfolio_acquire_many: {len(history.events)} events")
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -151,6 +161,7 @@ RECORDINGS = {
     "lifecycle_take_profit_memo": lifecycle_take_profit_memo,
     "reality_shortfall": reality_shortfall,
     "reality_inventory": reality_inventory,
+    "slot_retry_take_profit": slot_retry,
 }
 
 

@@ -20,7 +20,12 @@ from trader.runtime.converter import DATA_CONVERTER
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
-HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
+# The SymbolTrader's histories (the Portfolio's, ``portfolio_*``, publish no transitions).
+HISTORIES = sorted(
+    p
+    for p in (Path(__file__).parents[1] / "histories").glob("*.json")
+    if not p.stem.startswith("portfolio_")
+)
 
 
 def _phase_upserts(raw: dict[str, Any]) -> int:  # a history as JSON

@@ -1,0 +1,67 @@
+"""A stand-in for a SymbolTrader's ENTRY_EVAL: one ``acquire_slot`` per workflow.
+
+Used by the slot tests and bench/slots.py to fire many concurrent slot requests through
+the real activity, the real broker and the real Portfolio, without a market. Run as a
+module it is a worker in a process of its own (the test kills it mid-grant)::
+
+    python -m tests.workflows.slot_client TARGET TASK_QUEUE
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from trader import contracts as c
+
+
+class ClientResult(BaseModel):
+    grant: c.SlotGrant
+    latency_s: float
+    """From scheduling the activity to its result, on the workflow's clock."""
+
+
+@workflow.defn(name="SlotClient")
+class SlotClient:
+    @workflow.run
+    async def run(self, inp: c.AcquireSlotInput) -> ClientResult:
+        t0 = workflow.time()
+        grant = await workflow.execute_activity(
+            c.ACQUIRE_SLOT,
+            inp,
+            result_type=c.SlotGrant,
+            # Short: a killed worker's attempt is retried soon.
+            start_to_close_timeout=timedelta(seconds=5),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=2)),
+        )
+        return ClientResult(grant=grant, latency_s=workflow.time() - t0)
+
+
+async def _serve(target: str, task_queue: str) -> None:
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from activities.portfolio import PortfolioActivities
+    from trader.runtime.converter import DATA_CONVERTER
+    from workflows.portfolio import Portfolio
+
+    client = await Client.connect(target, data_converter=DATA_CONVERTER)
+    acts = PortfolioActivities(client, task_queue=task_queue)
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Portfolio, SlotClient],
+        activities=[acts.acquire_slot],
+    ):
+        print("worker running", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(sys.argv[1], sys.argv[2]))
