@@ -17,6 +17,7 @@ from dataclasses import fields
 from decimal import Decimal
 from enum import Enum
 
+from trader.backtest import kernel
 from trader.backtest.data import Series
 from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.reference import Progress
@@ -90,6 +91,7 @@ def run_parallel(
         return run_fast(data, cfg, stats=stats, progress=progress)
     cfg.check({s.market.quote for s in data.values()})
     _SHARED = (data, cfg)
+    kernel.warm()  # compiled (or loaded from the cache) once, inherited by the workers
     trades: dict[str, list[Trade]] = {}
     holdings: dict[str, Holding] = {}
     try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trader.backtest.data import VOLUME_UNIT, Series
+from trader.backtest.kernel import candle_point
 from trader.core.errors import ConfigError
 from trader.core.market import Ticker
 from trader.core.params import TraderParams
@@ -169,27 +170,10 @@ def outcome(sims: Iterable[SymbolSim]) -> Outcome:
 
 
 def point(series: Series, i: int, k: int) -> tuple[int, int]:
-    """(time ms, price ticks) of point ``k`` of candle ``i``."""
-    t = int(series.ts[i])
-    if k == 0:
-        return t, int(series.open[i])
-    if k == 3:
-        return t + series.step_ms - 1, int(series.close[i])
-    down = series.close[i] < series.open[i]
-    # open -> low -> high -> close, or open -> high -> low -> close for a down candle
-    first = k == 1
-    high = first == bool(down)
-    return t + k * (series.step_ms // 3), int(series.high[i] if high else series.low[i])
-
-
-def points(series: Series, i: int) -> list[tuple[int, int]]:
-    """The four (time ms, price ticks) of candle ``i``: ``point(series, i, k)`` for each k."""
-    t, step = int(series.ts[i]), series.step_ms
-    o, c = int(series.open[i]), int(series.close[i])
-    hi, lo = int(series.high[i]), int(series.low[i])
-    first, second = (hi, lo) if c < o else (lo, hi)
-    third = step // 3
-    return [(t, o), (t + third, first), (t + 2 * third, second), (t + step - 1, c)]
+    """(time ms, price ticks) of point ``k`` of candle ``i`` (``kernel.candle_point``)."""
+    s = series
+    t, ticks = candle_point(s.ts, s.open, s.high, s.low, s.close, s.step_ms, i, k)
+    return int(t), int(ticks)
 
 
 @dataclass
