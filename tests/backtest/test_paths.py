@@ -18,9 +18,9 @@ from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.generate import random_walk
 from trader.backtest.parallel import pack_trade, run_parallel, unpack_trade
 from trader.backtest.reference import run_reference
-from trader.backtest.sim import SimConfig, Trade
+from trader.backtest.sim import Position, SimConfig, Trade
 from trader.core.params import AnchorMode, TraderParams
-from trader.core.rules import ExitReason
+from trader.core.rules import ExitReason, ExitRulesState, TrailingState
 
 OHLCV = SHARED_DATA / "ohlcv"
 BUDGETS = {"BTC": Decimal("0.002"), "ETH": Decimal("0.05")}
@@ -157,3 +157,14 @@ def test_a_trade_crosses_the_process_boundary_exactly() -> None:
         str(getattr(trade, f.name)) for f in fields(Trade)
     ]
     assert back.reason is ExitReason.TRAILING_STOP
+
+
+def test_the_sims_exit_state_is_every_stateful_exit_rule() -> None:
+    """The sim carries the exit rules' state as plain values (``Position.peak`` /
+    ``trigger``, stepped by ``trailing_step``): a new stateful rule in ``ExitRulesState``
+    must be carried there too, and this fails until it is."""
+    assert set(ExitRulesState.model_fields) == {"trailing"}
+    assert set(TrailingState.model_fields) == {"peak", "trigger"}
+    opened = ExitRulesState.opened(Decimal("0.5"))
+    assert opened == ExitRulesState(trailing=TrailingState(peak=Decimal("0.5"), trigger=0))
+    assert {"peak", "trigger"} <= {f.name for f in fields(Position)}

@@ -124,7 +124,7 @@ class _Cursor:
         self._anchor_of: Decimal | None = None
         self._anchor_ticks = 0.0
         self._levels: tuple[object, _Levels] | None = None
-        self._rules: tuple[object, float, float] | None = None
+        self._rules: tuple[Decimal, Decimal, float, float] | None = None
 
     # --- the exact state, carried ---------------------------------------------------------
     def flush(self) -> int:
@@ -157,14 +157,11 @@ class _Cursor:
             entry = float(pos.entry_price / self.tick)
             self._levels = (pos, self.rates.levels(entry, pos.entry_ms))
         levels = self._levels[1]
-        if self._rules is None or self._rules[0] is not pos.rules:
-            trailing = pos.rules.trailing
-            self._rules = (
-                pos.rules,
-                float(trailing.peak / self.tick),
-                float(trailing.trigger / self.tick),
-            )
-        peak, trigger = max(self._rules[1], self.pending), self._rules[2]
+        rules = self._rules
+        if rules is None or rules[0] is not pos.peak or rules[1] is not pos.trigger:
+            peak, trigger = float(pos.peak / self.tick), float(pos.trigger / self.tick)
+            self._rules = rules = (pos.peak, pos.trigger, peak, trigger)
+        peak, trigger = max(rules[2], self.pending), rules[3]
         if peak >= levels.armed_at:
             trigger = max(trigger, peak * levels.keep)
         return levels, peak, trigger

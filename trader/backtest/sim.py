@@ -28,7 +28,6 @@ from decimal import Decimal
 from trader.backtest.data import VOLUME_UNIT, Series
 from trader.backtest.kernel import candle_point
 from trader.core.errors import ConfigError
-from trader.core.market import Ticker
 from trader.core.params import TraderParams
 from trader.core.pnl import realized_pnl
 from trader.core.rules import (
@@ -36,16 +35,17 @@ from trader.core.rules import (
     EntryWatch,
     EntryWatchState,
     ExitReason,
-    ExitRulesState,
     SmaWindow,
-    check_guards,
-    evaluate_exit,
-    update_exit_rules,
+    exit_reason,
+    failed_guard,
+    trailing_step,
 )
 from trader.core.selling import plan_sell
 from trader.core.sizing import round_down, round_up, size_buy
 
 ZERO = Decimal(0)
+_FRESH = EntryWatchState()
+"""A fresh entry watch's state (read, never changed: ``EntryWatch`` copies it)."""
 _BPS = Decimal(10_000)
 _DAY_MS = 86_400_000
 POINTS = 4
@@ -137,7 +137,10 @@ class Position:
     amount: Decimal
     entry_cost: Decimal
     entry_fee: Decimal
-    rules: ExitRulesState
+    peak: Decimal
+    """The exit rules' state (``ExitRulesState``: its one stateful rule, the trailing
+    stop's peak and trigger), as plain values: ``trailing_step`` / ``exit_reason``."""
+    trigger: Decimal
     inventory_in_amount: Decimal = ZERO
     inventory_in_cost: Decimal = ZERO
 
@@ -188,7 +191,7 @@ class SymbolSim:
     inventory: Inventory = field(default_factory=Inventory)
 
     def __post_init__(self) -> None:
-        self.watch = EntryWatch(EntryWatchState(), self.cfg.params)
+        self.watch = EntryWatch(_FRESH, self.cfg.params)
 
     # --- the book at a point ------------------------------------------------------------
     def book(self, mid: Decimal) -> tuple[Decimal, Decimal]:
@@ -197,12 +200,6 @@ class SymbolSim:
         half = mid * self.cfg.spread_bps / _BPS / 2
         bid = max(round_down(mid - half, m.price_tick), m.price_tick)
         return bid, max(round_up(mid + half, m.price_tick), bid + m.price_tick)
-
-    def ticker(self, i: int, t_ms: int, mid: Decimal) -> Ticker:
-        m = self.series.market
-        bid, ask = self.book(mid)
-        volume = self._quote_volume(i) if self.cfg.params.min_quote_volume > 0 else Decimal(0)
-        return Ticker(symbol=m.symbol, ts_ms=t_ms, bid=bid, ask=ask, last=mid, quote_volume=volume)
 
     def _quote_volume(self, i: int) -> Decimal:
         """Quote volume of the candles started in the 24 h up to candle ``i`` (included)."""
@@ -244,11 +241,15 @@ class SymbolSim:
 
     def _entry_step(self, i: int, t_ms: int, price: Decimal) -> None:
         p = self.cfg.params
-        signal = self.watch.see(t_ms, price)
-        if not signal.triggered:
+        if not self.watch.step(t_ms, price):  # EntryWatch.see, without the signal
             return
-        ticker = self.ticker(i, t_ms, price)
-        if not check_guards(ticker, p, sma=self._sma(i)).passed:
+        # The ticker the watch would see: the book at this price, the 24 h volume.
+        bid, ask = self.book(price)
+        volume = self._quote_volume(i) if p.min_quote_volume > 0 else ZERO
+        blocked = failed_guard(
+            p, bid=bid, ask=ask, last=price, quote_volume=volume, sma=self._sma(i)
+        )  # check_guards's reason
+        if blocked is not None:
             self.watch.recheck = EntryRecheck.GUARDS  # the drop stands until guards pass
             return
         if self.slots.in_use >= self.slots.max_trades:
@@ -256,22 +257,24 @@ class SymbolSim:
             return
         self.watch.recheck = EntryRecheck.NONE
         market = self.series.market
-        sizing = size_buy(p.budget_for(market.quote), ticker.ask, market)
+        sizing = size_buy(p.budget_for(market.quote), ask, market)
         if not sizing.ok:  # rejected: a fresh drop is needed (the anchor restarts here)
             self.watch = EntryWatch(EntryWatchState(anchor=price), p)
             return
         self.slots.in_use += 1
-        cost = sizing.amount * ticker.ask
+        cost = sizing.amount * ask
         inv = self.inventory
         # The inventory joins the position (``join_inventory``): its cost is realized by
         # the trade that sells it; the exit levels stay those of this buy's price.
+        entry_price = cost / sizing.amount
         self.position = Position(
             entry_ms=t_ms,
-            entry_price=cost / sizing.amount,
+            entry_price=entry_price,
             amount=sizing.amount + inv.amount,
             entry_cost=cost + inv.cost,
             entry_fee=cost * self._fee_rate() + inv.fee,
-            rules=ExitRulesState.opened(cost / sizing.amount),
+            peak=entry_price,  # ExitRulesState.opened
+            trigger=ZERO,
             inventory_in_amount=inv.amount,
             inventory_in_cost=inv.cost + inv.fee,
         )
@@ -280,16 +283,17 @@ class SymbolSim:
     def _exit_step(self, i: int, t_ms: int, price: Decimal, top: Decimal) -> None:
         pos, p = self.position, self.cfg.params
         assert pos is not None
-        pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, p)
-        decision = evaluate_exit(
+        # update_exit_rules then evaluate_exit, on the plain values
+        pos.peak, pos.trigger = trailing_step(pos.peak, pos.trigger, top, pos.entry_price, p)
+        reason = exit_reason(
             price=price,
             entry_price=pos.entry_price,
-            rules=pos.rules,
+            trailing_trigger=pos.trigger,
             entry_ts=pos.entry_ms / 1000,
             now=t_ms / 1000,
             params=p,
         )
-        if not decision.exit or decision.reason is None:
+        if reason is None:
             return
         bid, _ = self.book(price)
         market = self.series.market
@@ -327,7 +331,7 @@ class SymbolSim:
                 entry_price=pos.entry_price,
                 exit_price=bid,
                 amount=sold,
-                reason=decision.reason,
+                reason=reason,
                 entry_fee=pnl.fees - exit_fee,
                 exit_fee=exit_fee,
                 gross=pnl.gross,
@@ -348,7 +352,7 @@ class SymbolSim:
             kept = self.watch.state().model_copy(update={"recheck": EntryRecheck.NONE})
             self.watch = EntryWatch(kept, p)
         else:
-            self.watch = EntryWatch(EntryWatchState(), p)
+            self.watch = EntryWatch(_FRESH, p)
 
     def holding(self) -> Holding | None:
         """What is still held (after the last point), None: nothing."""
