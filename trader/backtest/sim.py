@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trader.backtest import kernel
 from trader.backtest.data import VOLUME_UNIT, Series
-from trader.backtest.kernel import candle_point
 from trader.core.errors import ConfigError
 from trader.core.params import TraderParams
 from trader.core.pnl import realized_pnl
@@ -173,10 +173,10 @@ def outcome(sims: Iterable[SymbolSim]) -> Outcome:
 
 
 def point(series: Series, i: int, k: int) -> tuple[int, int]:
-    """(time ms, price ticks) of point ``k`` of candle ``i`` (``kernel.candle_point``)."""
+    """(time ms, price ticks) of point ``k`` of candle ``i`` (``kernel.candle_point``,
+    compiled)."""
     s = series
-    t, ticks = candle_point(s.ts, s.open, s.high, s.low, s.close, s.step_ms, i, k)
-    return int(t), int(ticks)
+    return kernel.point(s.ts, s.open, s.high, s.low, s.close, s.step_ms, i, k)
 
 
 @dataclass
