@@ -115,18 +115,20 @@ def test_fast_equals_reference_on_random_walks(
     assert run_fast(data, cfg) == run_reference(data, cfg)
 
 
-@pytest.mark.parametrize("max_trades", [2, 4])
-def test_parallel_workers_make_the_same_trades(max_trades: int) -> None:
-    """Four independent symbols (four slots) on two processes; with two slots they
-    interact, and run on one clock in one process: the same trades either way."""
-    data = {f"W{n}/BTC": random_walk(f"W{n}/BTC", 20_000, seed=40 + n) for n in range(4)}
+@pytest.mark.parametrize(("max_trades", "workers"), [(2, 2), (5, 2), (5, 3)])
+def test_parallel_workers_make_the_same_trades(max_trades: int, workers: int) -> None:
+    """Five independent symbols (five slots) on two or three processes (the caller and
+    its helpers); with two slots they interact, and run on one clock in one process: the
+    same trades and stats either way."""
+    data = {f"W{n}/BTC": random_walk(f"W{n}/BTC", 20_000, seed=40 + n) for n in range(5)}
     params = TraderParams(quote_budgets=BUDGETS, drop_trigger_pct=Decimal(1), max_trades=max_trades)
     cfg = SimConfig(params)
-    stats = ScanStats()
-    trades = run_parallel(data, cfg, workers=2, stats=stats)
-    assert trades == run_fast(data, cfg)
+    stats, one = ScanStats(), ScanStats()
+    trades = run_parallel(data, cfg, workers=workers, stats=stats)
+    assert trades == run_fast(data, cfg, stats=one)
     assert sum(len(t) for t in trades.trades.values()) > 40
-    assert stats.exact_points > 0  # the workers' stats come back
+    # every symbol's stats come back once, from whichever process ran it
+    assert (stats.exact_points, stats.scans) == (one.exact_points, one.scans)
 
 
 def test_a_trade_crosses_the_process_boundary_exactly() -> None:
