@@ -3,7 +3,9 @@
 Both paths (``reference`` at every point, ``fast`` only at candidates) call
 ``SymbolSim.on_point``; everything in it is ``Decimal`` and the pure core's own functions:
 ``EntryWatch``, ``check_guards``, ``size_buy``, ``update_exit_rules``/``evaluate_exit``,
-``plan_sell``, ``realized_pnl``. The fill model is docs/backtesting.md's:
+``plan_sell``, ``realized_pnl`` (through their plain-value forms: ``EntryWatch.step``,
+``failed_guard``, ``buy_amount``, ``trailing_step``, ``exit_reason``, ``plan_sell_amount``,
+``pnl_parts``, which the model-returning decisions wrap). The fill model is docs/backtesting.md's:
 
 * a candle is four price points, open -> low -> high -> close (open -> high -> low -> close
   when it closes below its open), at ``t``, ``t + step/3``, ``t + 2 step/3``, ``t + step - 1``
@@ -29,7 +31,7 @@ from trader.backtest import kernel
 from trader.backtest.data import VOLUME_UNIT, Series
 from trader.core.errors import ConfigError
 from trader.core.params import TraderParams
-from trader.core.pnl import realized_pnl
+from trader.core.pnl import pnl_parts
 from trader.core.rules import (
     EntryRecheck,
     EntryWatch,
@@ -40,8 +42,8 @@ from trader.core.rules import (
     failed_guard,
     trailing_step,
 )
-from trader.core.selling import plan_sell
-from trader.core.sizing import round_down, round_up, size_buy
+from trader.core.selling import plan_sell_amount
+from trader.core.sizing import buy_amount, round_down, round_up
 
 ZERO = Decimal(0)
 _FRESH = EntryWatchState()
@@ -257,20 +259,20 @@ class SymbolSim:
             return
         self.watch.recheck = EntryRecheck.NONE
         market = self.series.market
-        sizing = size_buy(p.budget_for(market.quote), ask, market)
-        if not sizing.ok:  # rejected: a fresh drop is needed (the anchor restarts here)
+        bought = buy_amount(p.budget_for(market.quote), ask, market)  # size_buy's amount
+        if not bought:  # rejected: a fresh drop is needed (the anchor restarts here)
             self.watch = EntryWatch(EntryWatchState(anchor=price), p)
             return
         self.slots.in_use += 1
-        cost = sizing.amount * ask
+        cost = bought * ask
         inv = self.inventory
         # The inventory joins the position (``join_inventory``): its cost is realized by
         # the trade that sells it; the exit levels stay those of this buy's price.
-        entry_price = cost / sizing.amount
+        entry_price = cost / bought
         self.position = Position(
             entry_ms=t_ms,
             entry_price=entry_price,
-            amount=sizing.amount + inv.amount,
+            amount=bought + inv.amount,
             entry_cost=cost + inv.cost,
             entry_fee=cost * self._fee_rate() + inv.fee,
             peak=entry_price,  # ExitRulesState.opened
@@ -297,7 +299,7 @@ class SymbolSim:
             return
         bid, _ = self.book(price)
         market = self.series.market
-        plan = plan_sell(
+        sold = plan_sell_amount(  # plan_sell's amount
             remaining=pos.amount,
             free=pos.amount,
             total=pos.amount,
@@ -311,10 +313,9 @@ class SymbolSim:
         # fills at the bid (a limit step fills at the better book price). Nothing is sold
         # when the position at the bid is worth less than the market's minimum: the trade
         # closes with its coins carried.
-        sold = plan.amount
         proceeds = sold * bid
         exit_fee = proceeds * self._fee_rate()
-        pnl = realized_pnl(
+        pnl = pnl_parts(  # realized_pnl's figures
             bought_amount=pos.amount,
             entry_cost=pos.entry_cost,
             entry_fee=pos.entry_fee,
