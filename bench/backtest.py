@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -53,6 +54,8 @@ SHARED = (
     / "data"
     / "ohlcv"
 )
+TARGET = 20_000_000
+"""The issue's target, candles per second end to end on the large set."""
 REAL = TraderParams(
     quote_budgets={"BTC": Decimal("0.002"), "ETH": Decimal("0.05")},
     drop_trigger_pct=Decimal(3),
@@ -215,6 +218,15 @@ def main() -> None:
         _measure("generated", generate, SimConfig(LARGE), args.runs, args.workers, first_symbol)
     )
     print(json.dumps(results, indent=1))
+    for r in results[1:]:
+        cps = typing.cast(int, r["candles_per_s_end_to_end"])
+        verdict = "met" if cps >= TARGET else "not met"
+        print(
+            f"{r['set']}: {cps / 1e6:.1f} M candles/s end to end ({r['workers']} worker(s), "
+            f"{r['cpu_us_per_trade']} us CPU a trade, load {r['loadavg']}); per-point "
+            f"reference {typing.cast(int, r['reference_candles_per_s']) / 1e3:.0f} k/s; "
+            f"the {TARGET / 1e6:.0f} M/s target: {verdict}"
+        )
 
 
 if __name__ == "__main__":
