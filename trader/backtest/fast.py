@@ -167,14 +167,14 @@ class _Cursor:
         return levels, peak, trigger
 
     # --- the next point that may fire: one compiled scan ---------------------------------
-    def next_point(self) -> tuple[int, int, int, int] | None:
+    def next_point(self) -> tuple[int, int, int, int, int] | None:
         """Advance to the next point that must be evaluated exactly: (time ms, candle,
-        point, the skipped points' highest price for ``on_point``), None when the data is
-        done; the state is carried exactly up to it."""
+        point, price ticks, the skipped points' highest price for ``on_price``), None when
+        the data is done; the state is carried exactly up to it."""
         sim, s = self.sim, self.sim.series
         if sim.position is not None:
             levels, peak, trigger = self._exit()
-            i, k, t_ms, self.pending = kernel.next_exit(
+            i, k, t_ms, ticks, self.pending = kernel.next_exit(
                 s.ts, s.open, s.high, s.low, s.close, s.step_ms, self.i, self.k, self.pending,
                 peak, trigger, levels.sl, levels.tp, levels.armed_at, levels.keep, _REL,
                 levels.due_ms,
@@ -182,7 +182,7 @@ class _Cursor:
         else:
             # The window anchor, or a FIXED anchor still to be set: every point it sees.
             every = not self.scanned or (not self.peak_mode and sim.watch.anchor <= 0)
-            i, k, t_ms, self.pending = kernel.next_entry(
+            i, k, t_ms, ticks, self.pending = kernel.next_entry(
                 s.ts, s.open, s.high, s.low, s.close, s.step_ms, self.i, self.k, self.pending,
                 sim.cooldown_until_ms, self._anchor(), self.factor, self.peak_mode, every,
             )  # fmt: skip
@@ -191,7 +191,7 @@ class _Cursor:
         self.i, self.k = i, k
         if i >= self.n:
             return None
-        return t_ms, i, k, self.flush()
+        return t_ms, i, k, ticks, self.flush()
 
 
 def run_fast(
@@ -208,7 +208,7 @@ def run_fast(
     if len(sims) == 1 and progress is None:
         _run_one(sims[0], cursors[0], stats)  # no clock to share
         return outcome(sims)
-    heap: list[tuple[int, int, int, int, int]] = []
+    heap: list[tuple[int, int, int, int, int, int]] = []
     reported = [0] * len(sims)
 
     def schedule(n: int) -> None:
@@ -216,7 +216,8 @@ def run_fast(
         at = cursors[n].next_point()
         stats.scan_s += time.perf_counter() - t0
         if at is not None:
-            heapq.heappush(heap, (at[0], n, at[1], at[2], at[3]))
+            t_ms, i, k, ticks, seen = at
+            heapq.heappush(heap, (t_ms, n, i, k, ticks, seen))
         if progress is not None:
             done = cursors[n].i if at is not None else len(sims[n].series)
             progress(done - reported[n])
@@ -225,9 +226,9 @@ def run_fast(
     for n in range(len(sims)):
         schedule(n)
     while heap:
-        _, n, i, k, seen = heapq.heappop(heap)
+        t_ms, n, i, k, ticks, seen = heapq.heappop(heap)
         t0 = time.perf_counter()
-        sims[n].on_point(i, k, seen_high=seen)
+        sims[n].on_price(i, t_ms, ticks, seen_high=seen)
         stats.exact_s += time.perf_counter() - t0
         stats.exact_points += 1
         cursors[n].k = k + 1
@@ -241,8 +242,8 @@ def _run_one(sim: SymbolSim, cursor: _Cursor, stats: ScanStats) -> None:
     scanned = clock()
     while (at := cursor.next_point()) is not None:
         found = clock()
-        _, i, k, seen = at
-        sim.on_point(i, k, seen_high=seen)
+        t_ms, i, k, ticks, seen = at
+        sim.on_price(i, t_ms, ticks, seen_high=seen)
         cursor.k = k + 1
         stats.scan_s += found - scanned
         scanned = clock()

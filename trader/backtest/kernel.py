@@ -11,9 +11,9 @@ whole (its low against the level its own high could set: conservative, as a poin
 running high is at most the candle's), and only a candle that may fire is walked point by
 point (``sim.points``' order: open, low, high, close; open, high, low, close when it closes
 below its open: ``candle_point``, the reference's too). It returns ``(i, k, t_ms,
-pending)``: the point found and its time (``i == len(ts)``: none left) and ``pending``, the
-highest price (ticks) of the points skipped since the last exact one (0: none), which the
-caller carries into the exact state.
+ticks, pending)``: the point found, its time and price (``i == len(ts)``: none left) and
+``pending``, the highest price (ticks) of the points skipped since the last exact one (0:
+none), which the caller carries into the exact state.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _entry(
     factor: float,
     peak_mode: bool,
     every: bool,
-) -> tuple[int, int, int, int]:
+) -> tuple[int, int, int, int, int]:
     """Flat: the first point seen (at or after ``cooldown``) where ``price <= anchor x
     factor`` may hold, the PEAK anchor (``peak_mode``) rising with the prices;
     ``every``: simply the first point seen (the WINDOW anchor, or a FIXED one to set)."""
@@ -83,16 +83,16 @@ def _entry(
             t_ms, ticks = point(ts, op, hi, lo, cl, step, i, k)
             if t_ms >= cooldown:
                 if every:
-                    return i, k, t_ms, pending
+                    return i, k, t_ms, ticks, pending
                 if peak_mode and ticks > anchor:
                     anchor = ticks
                 if ticks <= anchor * factor:
-                    return i, k, t_ms, pending
+                    return i, k, t_ms, ticks, pending
                 pending = max(pending, ticks)
             k += 1
         i += 1
         k = 0
-    return n, 0, 0, pending
+    return n, 0, 0, 0, pending
 
 
 def _exit(
@@ -113,7 +113,7 @@ def _exit(
     keep: float,
     rel: float,
     due_ms: int,
-) -> tuple[int, int, int, int]:
+) -> tuple[int, int, int, int, int]:
     """Holding: the first point where the stop-loss (``price <= sl``), the take-profit
     (``>= tp``), the trailing stop (``<= trigger``, the trigger ``peak x keep`` once the
     peak reaches ``armed_at``, widened by ``rel``) or the max hold (``t >= due_ms``) may
@@ -139,12 +139,12 @@ def _exit(
                 if peak >= armed_at:
                     trigger = max(trigger, peak * keep)
             if ticks <= sl or ticks >= tp or ticks <= trigger * (1 + rel) or t_ms >= due_ms:
-                return i, k, t_ms, pending
+                return i, k, t_ms, ticks, pending
             pending = max(pending, ticks)
             k += 1
         i += 1
         k = 0
-    return n, 0, 0, pending
+    return n, 0, 0, 0, pending
 
 
 # Compiled once, cached on disk beside this module (``cache=True``): a later process loads
@@ -153,8 +153,8 @@ _jit: Callable[..., Any] = numba.njit(cache=True, nogil=True)
 # The kernels call the compiled one (numba resolves it by name); so does ``sim.point``
 # (a tenth of the plain function's time on numpy arrays).
 point: Callable[..., tuple[int, int]] = _jit(candle_point)
-next_entry: Callable[..., tuple[int, int, int, int]] = _jit(_entry)
-next_exit: Callable[..., tuple[int, int, int, int]] = _jit(_exit)
+next_entry: Callable[..., tuple[int, int, int, int, int]] = _jit(_entry)
+next_exit: Callable[..., tuple[int, int, int, int, int]] = _jit(_exit)
 
 
 def warm() -> float:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 
 from trader.backtest.data import Series
@@ -57,9 +58,13 @@ class Figures:
         return Decimal(self.wins) / self.trades if self.trades else ZERO
 
 
+_EXIT_ORDER = attrgetter("exit_ms", "symbol")
+"""Trades in exit order (a C-level sort key)."""
+
+
 def _drawdown(trades: Iterable[Trade]) -> Decimal:
     equity = peak = deepest = ZERO
-    for t in sorted(trades, key=lambda t: (t.exit_ms, t.symbol)):
+    for t in sorted(trades, key=_EXIT_ORDER):
         equity += t.net
         peak = max(peak, equity)
         deepest = max(deepest, peak - equity)
@@ -162,7 +167,7 @@ def build_report(data: Mapping[str, Series], outcome: Outcome) -> Report:
     ]
     every = sorted(
         (t for s in sorted(outcome.trades) for t in outcome.trades[s]),
-        key=lambda t: (t.exit_ms, t.symbol),
+        key=_EXIT_ORDER,
     )
     return Report(symbols=rows, totals=totals, trades=every, holdings=holdings)
 

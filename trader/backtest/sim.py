@@ -234,6 +234,11 @@ class SymbolSim:
         one, as the peak is a maximum and the trailing trigger monotone in it.
         """
         t_ms, ticks = point(self.series, i, k)
+        self.on_price(i, t_ms, ticks, seen_high=seen_high)
+
+    def on_price(self, i: int, t_ms: int, ticks: int, *, seen_high: int = 0) -> None:
+        """``on_point`` with the point's time and price known (the fast path's kernels
+        return them)."""
         price = self.series.price(ticks)
         if self.position is not None:
             top = self.series.price(seen_high) if seen_high > ticks else price
