@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from trader.backtest import kernel
 from trader.backtest.data import Series
@@ -50,9 +51,9 @@ class ScanStats:
     exact_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Levels:
-    """A position's exit levels in float ticks, widened by the safety margin (scan only)."""
+class _Levels(NamedTuple):
+    """A position's exit levels in float ticks, widened by the safety margin (scan only),
+    in ``kernel.next_exit``'s order (passed as ``*levels``)."""
 
     sl: float
     """A price at or below this may hit the stop-loss (-inf: off)."""
@@ -116,6 +117,8 @@ class _Cursor:
         self.i, self.k = 0, 0
         self.pending = 0
         self.n = len(sim.series)
+        s = sim.series
+        self.cols = (s.ts, s.open, s.high, s.low, s.close, s.step_ms)  # the kernels' first
         self.peak_mode = sim.cfg.params.anchor_mode is AnchorMode.PEAK
         self.scanned = sim.cfg.params.anchor_mode is not AnchorMode.WINDOW
         self.tick = sim.series.market.price_tick
@@ -171,19 +174,17 @@ class _Cursor:
         """Advance to the next point that must be evaluated exactly: (time ms, candle,
         point, price ticks, the skipped points' highest price for ``on_price``), None when
         the data is done; the state is carried exactly up to it."""
-        sim, s = self.sim, self.sim.series
+        sim = self.sim
         if sim.position is not None:
             levels, peak, trigger = self._exit()
             i, k, t_ms, ticks, self.pending = kernel.next_exit(
-                s.ts, s.open, s.high, s.low, s.close, s.step_ms, self.i, self.k, self.pending,
-                peak, trigger, levels.sl, levels.tp, levels.armed_at, levels.keep, _REL,
-                levels.due_ms,
-            )  # fmt: skip
+                *self.cols, self.i, self.k, self.pending, peak, trigger, _REL, *levels
+            )
         else:
             # The window anchor, or a FIXED anchor still to be set: every point it sees.
             every = not self.scanned or (not self.peak_mode and sim.watch.anchor <= 0)
             i, k, t_ms, ticks, self.pending = kernel.next_entry(
-                s.ts, s.open, s.high, s.low, s.close, s.step_ms, self.i, self.k, self.pending,
+                *self.cols, self.i, self.k, self.pending,
                 sim.cooldown_until_ms, self._anchor(), self.factor, self.peak_mode, every,
             )  # fmt: skip
         self.stats.scans += 1

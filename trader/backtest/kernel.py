@@ -107,11 +107,11 @@ def _exit(
     pending: int,
     peak: float,
     trigger: float,
+    rel: float,
     sl: float,
     tp: float,
     armed_at: float,
     keep: float,
-    rel: float,
     due_ms: int,
 ) -> tuple[int, int, int, int, int]:
     """Holding: the first point where the stop-loss (``price <= sl``), the take-profit
@@ -164,5 +164,5 @@ def warm() -> float:
     a = np.array([10, 11], dtype=np.int64)
     ts = np.array([0, 60_000], dtype=np.int64)
     next_entry(ts, a, a, a, a, 60_000, 0, 0, 0, -(2**62), 0.0, 0.97, True, False)
-    next_exit(ts, a, a, a, a, 60_000, 0, 0, 0, 10.0, 0.0, 9.0, 12.0, 11.0, 0.99, 1e-9, 2**62)
+    next_exit(ts, a, a, a, a, 60_000, 0, 0, 0, 10.0, 0.0, 1e-9, 9.0, 12.0, 11.0, 0.99, 2**62)
     return time.perf_counter() - t0
