@@ -156,6 +156,10 @@ def _measure(
         "load_s": round(statistics.median(load_times), 4),
         **{k: round(v, 4) if k.endswith("_s") else round(v, 1) for k, v in med.items()},
         "candles_per_s_end_to_end": round(candles / med["end_to_end_s"]),
+        # every run's, fastest to slowest (the machine may be shared: the spread shows it)
+        "candles_per_s_runs": sorted(
+            (round(candles / r["end_to_end_s"]) for r in phase_runs), reverse=True
+        ),
         "reference_candles": sub_candles,
         "reference_s": round(ref_s, 3),
         "reference_candles_per_s": round(sub_candles / ref_s),
