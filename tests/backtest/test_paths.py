@@ -18,9 +18,9 @@ from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.generate import random_walk
 from trader.backtest.parallel import pack_trade, run_parallel, unpack_trade
 from trader.backtest.reference import run_reference
-from trader.backtest.sim import SimConfig, Trade
+from trader.backtest.sim import Position, SimConfig, Trade
 from trader.core.params import AnchorMode, TraderParams
-from trader.core.rules import ExitReason
+from trader.core.rules import ExitReason, ExitRulesState, TrailingState
 
 OHLCV = SHARED_DATA / "ohlcv"
 BUDGETS = {"BTC": Decimal("0.002"), "ETH": Decimal("0.05")}
@@ -115,18 +115,20 @@ def test_fast_equals_reference_on_random_walks(
     assert run_fast(data, cfg) == run_reference(data, cfg)
 
 
-@pytest.mark.parametrize("max_trades", [2, 4])
-def test_parallel_workers_make_the_same_trades(max_trades: int) -> None:
-    """Four independent symbols (four slots) on two processes; with two slots they
-    interact, and run on one clock in one process: the same trades either way."""
-    data = {f"W{n}/BTC": random_walk(f"W{n}/BTC", 20_000, seed=40 + n) for n in range(4)}
+@pytest.mark.parametrize(("max_trades", "workers"), [(2, 2), (5, 2), (5, 3)])
+def test_parallel_workers_make_the_same_trades(max_trades: int, workers: int) -> None:
+    """Five independent symbols (five slots) on two or three processes (the caller and
+    its helpers); with two slots they interact, and run on one clock in one process: the
+    same trades and stats either way."""
+    data = {f"W{n}/BTC": random_walk(f"W{n}/BTC", 20_000, seed=40 + n) for n in range(5)}
     params = TraderParams(quote_budgets=BUDGETS, drop_trigger_pct=Decimal(1), max_trades=max_trades)
     cfg = SimConfig(params)
-    stats = ScanStats()
-    trades = run_parallel(data, cfg, workers=2, stats=stats)
-    assert trades == run_fast(data, cfg)
+    stats, one = ScanStats(), ScanStats()
+    trades = run_parallel(data, cfg, workers=workers, stats=stats)
+    assert trades == run_fast(data, cfg, stats=one)
     assert sum(len(t) for t in trades.trades.values()) > 40
-    assert stats.exact_points > 0  # the workers' stats come back
+    # every symbol's stats come back once, from whichever process ran it
+    assert (stats.exact_points, stats.scans) == (one.exact_points, one.scans)
 
 
 def test_a_trade_crosses_the_process_boundary_exactly() -> None:
@@ -157,3 +159,14 @@ def test_a_trade_crosses_the_process_boundary_exactly() -> None:
         str(getattr(trade, f.name)) for f in fields(Trade)
     ]
     assert back.reason is ExitReason.TRAILING_STOP
+
+
+def test_the_sims_exit_state_is_every_stateful_exit_rule() -> None:
+    """The sim carries the exit rules' state as plain values (``Position.peak`` /
+    ``trigger``, stepped by ``trailing_step``): a new stateful rule in ``ExitRulesState``
+    must be carried there too, and this fails until it is."""
+    assert set(ExitRulesState.model_fields) == {"trailing"}
+    assert set(TrailingState.model_fields) == {"peak", "trigger"}
+    opened = ExitRulesState.opened(Decimal("0.5"))
+    assert opened == ExitRulesState(trailing=TrailingState(peak=Decimal("0.5"), trigger=0))
+    assert {"peak", "trigger"} <= {f.name for f in fields(Position)}

@@ -1,8 +1,8 @@
-"""The fast path's scan boundaries, on hand-built candles: a stretch longer than the first
-scan chunk (the anchor and the trailing peak carried over chunks with no candidate), a
-max hold that fires on the last candle of the scanned window (the due candle), after a
-gap, or loses to a stop-loss in that same candle; and the candle's points as the scan
-walks them equal to the reference's."""
+"""The fast path's scan boundaries, on hand-built candles: long stretches skipped whole
+(the anchor and the trailing peak carried over thousands of candles with no candidate,
+only the deciding points evaluated exactly), a max hold that fires on its due candle,
+after a gap, or loses to a stop-loss in that same candle; and the candle's points as the
+scan walks them equal to the reference's."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from trader.backtest import kernel
 from trader.backtest.data import Series
-from trader.backtest.fast import FIRST_CHUNK, ScanStats, run_fast
+from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.reference import run_reference
-from trader.backtest.sim import POINTS, Outcome, SimConfig, Trade, point, points
+from trader.backtest.sim import POINTS, Outcome, SimConfig, Trade, point
 from trader.core.params import TraderParams
 from trader.core.rules import ExitReason
 from trader.exchange.replay import replay_market
 
 MIN = 60_000
+STRETCH = 512
 T0 = 1_704_067_200_000
 Candle = tuple[int, int, int, int]
 
@@ -67,29 +69,35 @@ def _both(series: Series, params: TraderParams) -> tuple[list[Trade], ScanStats]
 FLAT = (10_000, 10_000, 10_000, 10_000)
 
 
-def test_a_candles_points_are_the_reference_points() -> None:
+def test_a_candles_points_compiled_are_the_reference_points() -> None:
     up, down = (10_000, 10_300, 9_900, 10_200), (10_200, 10_300, 9_900, 10_000)
     for step in (MIN, 5 * MIN):
         s = _series([up, down, FLAT], step=step)
+        cols = (s.ts, s.open, s.high, s.low, s.close, s.step_ms)
         for i in range(len(s)):
-            assert points(s, i) == [point(s, i, k) for k in range(POINTS)]
-    assert [p for _, p in points(s, 0)] == [10_000, 9_900, 10_300, 10_200]  # low first
-    assert [p for _, p in points(s, 1)] == [10_200, 10_300, 9_900, 10_000]  # high first
+            for k in range(POINTS):
+                plain = kernel.candle_point(*cols, i, k)  # as Python runs it
+                assert point(s, i, k) == (int(plain[0]), int(plain[1]))
+        third = step // 3
+        t1 = T0 + MIN  # candle 1's open time, whatever the step
+        times = [t1, t1 + third, t1 + 2 * third, t1 + step - 1]
+        assert [point(s, 1, k)[0] for k in range(POINTS)] == times
+    assert [point(s, 0, k)[1] for k in range(POINTS)] == [10_000, 9_900, 10_300, 10_200]
+    assert [point(s, 1, k)[1] for k in range(POINTS)] == [10_200, 10_300, 9_900, 10_000]
 
 
 def test_an_anchor_carried_over_chunks_without_a_candidate() -> None:
-    """A rise whose top is the last candle of the third scan chunk (candle 0 is walked,
-    then chunks of 512, 1,024, 2,048 candles find nothing), then 0.7 % below it for 2,000
-    candles, then a low exactly 2 % off the top: the drop fires only if the anchor carried
-    over the chunks is that top, to the tick."""
-    n_up = 1 + FIRST_CHUNK * (1 + 2 + 4)
+    """A rise of 3,585 candles, then 0.7 % below its top for 2,000 candles, then a low
+    exactly 2 % off the top: the drop fires only if the anchor carried over the skipped
+    candles is that top, to the tick."""
+    n_up = 1 + STRETCH * (1 + 2 + 4)
     rise = [(10_000 + i, 10_001 + i, 10_000 + i, 10_001 + i) for i in range(n_up)]
     top = rise[-1][1]
     assert top == 13_585  # 2 % off: 13,313.3; 2 % off one tick less: 13,312.32
     below = [(top - 100,) * 4] * 2_000
     fall = [(top - 100, top - 100, 13_313, 13_400), (13_400, 13_400, 13_000, 13_000)]
     trades, stats = _both(_series(rise + below + fall), _params())
-    assert stats.scans >= 4
+    assert stats.exact_points == 2  # the buy and the sell: every other point skipped
     assert len(trades) == 1
     assert trades[0].entry_ms == T0 + (n_up + 2_000) * MIN + 40_000  # the fall's low
     # bought at the ask of 13,313: 13,313 x 1.0005 = 13,319.7 rounded up; the stop-loss
@@ -114,7 +122,7 @@ def test_a_trailing_peak_carried_over_chunks_without_a_candidate() -> None:
     trades, stats = _both(_series(drop + peak + hold + fall), params)
     assert [t.reason for t in trades] == [ExitReason.TRAILING_STOP]
     assert trades[0].exit_ms == T0 + (len(drop) + len(peak) + len(hold)) * MIN + 40_000
-    assert stats.scans >= 4  # 512, 1024, 2048, 4096... candles
+    assert stats.exact_points == 2  # the buy and the sell: every other point skipped
 
 
 @pytest.mark.parametrize("gap", [0, 7])

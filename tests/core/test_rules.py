@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from trader.core.market import Ticker
 from trader.core.params import AnchorMode, TraderParams
 from trader.core.rules import (
+    EntryWatch,
+    EntryWatchState,
     ExitReason,
     ExitRulesState,
     GuardReason,
@@ -18,10 +20,15 @@ from trader.core.rules import (
     SmaWindow,
     TrailingState,
     check_guards,
+    drop_fires,
     evaluate_entry,
     evaluate_exit,
     exit_levels,
+    exit_reason,
+    failed_guard,
     next_anchor,
+    trailing_step,
+    update_exit_rules,
     update_trailing,
 )
 
@@ -195,3 +202,53 @@ def test_trailing_trigger_never_lowers(seq):
         new = update_trailing(state, price, seq[0], P)
         assert new.trigger >= state.trigger and new.peak >= state.peak
         state = new
+
+
+# --- the hot-path forms (the backtest's): the same answers as the decisions ---------------
+@given(prices, prices, prices, st.integers(0, 7200), st.booleans(), st.integers(0, 30))
+def test_the_plain_exit_step_equals_the_decisions(
+    entry: D, seen: D, price: D, held_s: int, trailing: bool, sma_period: int
+) -> None:
+    p = P.model_copy(update={"trailing_enabled": trailing, "sma_guard_period": sma_period})
+    state = update_exit_rules(ExitRulesState.opened(entry), seen, entry, p)
+    peak, trigger = trailing_step(entry, D(0), seen, entry, p)
+    assert TrailingState(peak=peak, trigger=trigger) == state.trailing
+    decision = evaluate_exit(
+        price=price, entry_price=entry, rules=state, entry_ts=0.0, now=held_s, params=p
+    )
+    reason = exit_reason(
+        price=price,
+        entry_price=entry,
+        trailing_trigger=trigger,
+        entry_ts=0.0,
+        now=held_s,
+        params=p,
+    )
+    assert reason == decision.reason
+    assert decision.exit == (reason is not None)
+
+
+@given(prices, st.integers(0, 100), st.sampled_from([D(0), D(500), D(5000)]), st.booleans())
+def test_the_plain_guards_equal_the_decisions(
+    bid: D, spread_ticks: int, volume: D, sma_ready: bool
+) -> None:
+    ask = bid + spread_ticks * D("0.00000001")
+    for period in (0, 3):
+        p = P.model_copy(update={"sma_guard_period": period})
+        sma = bid if sma_ready else None
+        ticker = Ticker(symbol="X/Y", ts_ms=0, bid=bid, ask=ask, last=ask, quote_volume=volume)
+        decision = check_guards(ticker, p, sma=sma)
+        reason = failed_guard(p, bid=bid, ask=ask, last=ask, quote_volume=volume, sma=sma)
+        assert reason == decision.reason
+        assert decision.passed == (reason is None)
+
+
+@given(st.lists(prices, min_size=1, max_size=30), st.sampled_from(list(AnchorMode)))
+def test_the_watchs_step_equals_its_signal(seq: list[D], mode: AnchorMode) -> None:
+    p = P.model_copy(update={"anchor_mode": mode, "drop_lookback_seconds": 5})
+    seeing, stepping = EntryWatch(EntryWatchState(), p), EntryWatch(EntryWatchState(), p)
+    for n, price in enumerate(seq):
+        signal = seeing.see(n * 1000, price)
+        assert stepping.step(n * 1000, price) == signal.triggered
+        assert signal.triggered == drop_fires(price, signal.anchor, p)
+        assert stepping.state() == seeing.state()

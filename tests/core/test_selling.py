@@ -12,7 +12,7 @@ from tests.markets import BTC_USDT as BTC
 from trader.core.inventory import carry, join_inventory, write_off_inventory
 from trader.core.market import OrderType
 from trader.core.pnl import realized_pnl
-from trader.core.selling import account_gap, exit_complete, plan_sell
+from trader.core.selling import account_gap, exit_complete, plan_sell, plan_sell_amount
 from trader.core.state import CoinState
 
 LADDER = (D(0), D(10), D(25), D(50))
@@ -199,3 +199,22 @@ def test_inventory_write_off_is_a_realized_loss_with_its_fees():
 def test_remaining_excludes_what_was_written_off():
     s = CoinState(symbol="BTC/USDT", amount=D("1"), sold_amount=D("0.5"), written_off=D("0.2"))
     assert s.remaining == D("0.3") and s.holds_position
+
+
+amounts = st.decimals(min_value=D(0), max_value=D("3"), places=5)
+
+
+@given(
+    amounts,
+    amounts,
+    amounts,
+    st.sampled_from([D("0.5"), D("100"), D("20000")]),
+    st.integers(0, 5),
+    st.booleans(),
+)
+def test_the_plain_sell_amount_is_the_plans(
+    remaining: D, free: D, total: D, bid: D, attempt: int, finish: bool
+) -> None:
+    kw = {"remaining": remaining, "free": free, "total": total, "bid": bid}
+    plain = plan_sell_amount(market=BTC, ladder=LADDER, attempt=attempt, finish=finish, **kw)
+    assert plain == plan(attempt=attempt, finish=finish, **kw).amount

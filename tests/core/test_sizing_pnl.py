@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from tests.markets import BTC_USDT_FINE as BTC
 from trader.core.market import MarketInfo
 from trader.core.messages import format_entry, format_exit
-from trader.core.pnl import realized_pnl
+from trader.core.pnl import pnl_parts, realized_pnl
 from trader.core.sizing import (
+    buy_amount,
     buy_limit_price,
     is_dust,
     round_down,
@@ -152,3 +153,24 @@ def test_messages_show_tiny_prices_plainly_and_mark_simulation():
     exit_text = format_exit(symbol="BTC/USDT", pnl=pnl, reason="take_profit", simulated=False)
     assert "take_profit" in exit_text and "2.79700000" in exit_text
     assert not exit_text.startswith("[SIMULATED]")
+
+
+money = st.decimals(min_value=D("0.00000001"), max_value=D("50000"), places=8)
+
+
+@given(money, money, st.sampled_from([BTC, XRP_ETH]))
+def test_the_plain_buy_amount_is_the_sizings(budget: D, price: D, market: MarketInfo) -> None:
+    sizing = size_buy(budget, price, market)
+    assert buy_amount(budget, price, market) == sizing.amount
+    assert sizing.ok == (sizing.amount > 0)
+
+
+@given(money, money, money, money, money, money, money)
+def test_the_plain_pnl_parts_are_the_models(
+    bought: D, cost: D, fee: D, sold: D, proceeds: D, exit_fee: D, written_off: D
+) -> None:
+    kw = {"bought_amount": bought, "entry_cost": cost, "entry_fee": fee}
+    kw |= {"sold_amount": min(sold, bought), "exit_proceeds": proceeds, "exit_fee": exit_fee}
+    kw["written_off"] = min(written_off, bought - kw["sold_amount"])
+    parts, pnl = pnl_parts(**kw), realized_pnl(**kw)
+    assert parts._asdict() == pnl.model_dump(include=set(parts._fields))

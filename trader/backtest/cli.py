@@ -8,24 +8,18 @@ from __future__ import annotations
 import argparse
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from trader.backtest.data import load_path
-from trader.backtest.parallel import run_parallel
-from trader.backtest.reference import run_reference
-from trader.backtest.report import (
-    Figures,
-    Report,
-    build_report,
-    iso_ms,
-    write_chart,
-    write_files,
-)
-from trader.backtest.sim import SimConfig
 from trader.config import Settings
+
+if TYPE_CHECKING:  # imported when run: they import numba (~0.2 s), for this command only
+    from trader.backtest.report import Figures, Report
+    from trader.backtest.sim import SimConfig
 
 LONG_RUN = 500_000
 """Candles from which a progress bar is shown."""
@@ -45,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sim_config(settings: Settings) -> SimConfig:
     """The trading parameters and the paper exchange's book and fee, from the settings."""
+    from trader.backtest.sim import SimConfig
+
     return SimConfig(
         params=settings.trader_params(),
         spread_bps=settings.paper.spread_bps,
@@ -94,6 +90,8 @@ def table(report: Report) -> Table:
 
 def open_table(report: Report) -> Table:
     """What is still held at the end of the data (not in the realized figures)."""
+    from trader.backtest.report import iso_ms
+
     t = Table(title="Still held at the end of the data (marked to the last close)")
     for name in ("symbol", "amount", "entry", "cost", "last close", "value", "unrealized"):
         t.add_column(name, justify="left" if name == "symbol" else "right")
@@ -113,6 +111,10 @@ def open_table(report: Report) -> Table:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from trader.backtest.parallel import run_parallel
+    from trader.backtest.reference import run_reference
+    from trader.backtest.report import build_report, write_chart, write_files
+
     console = Console()
     if not console.is_terminal:  # a pipe or a file: the whole table, unwrapped
         console = Console(width=160)

@@ -2,72 +2,98 @@
 
 Symbols share only MAX_TRADES. With at least as many trade slots as symbols no entry can
 ever be refused for a slot, so each symbol's trades are its own: the symbols run one
-task each, in forked worker processes (the data is inherited, never pickled) and the trades are
-the same as one process's. With fewer slots the symbols run in one process, on one
-clock (``fast.run_fast``).
+task each, and the trades are the same as one process's. The calling process is one of
+the workers: it forks ``workers - 1`` helpers (the data is inherited, never pickled), and
+every process takes the next symbol from one shared counter when it is free (largest
+first), so they balance themselves and only the helpers' trades cross a process boundary
+(as text: ``pack_trade``). With fewer slots the symbols run in one process, on one clock
+(``fast.run_fast``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import traceback
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from decimal import Decimal
-from enum import Enum
+from multiprocessing.connection import Connection
+from operator import attrgetter
 
+from trader.backtest import kernel
 from trader.backtest.data import Series
 from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.reference import Progress
 from trader.backtest.sim import Holding, Outcome, SimConfig, Trade
 from trader.core.rules import ExitReason
 
-_SHARED: tuple[Mapping[str, Series], SimConfig] | None = None
-"""The data and config the forked workers read (set just before the fork)."""
-
-
-_Row = tuple[object, ...]
-_TRADE_FIELDS = [f.name for f in fields(Trade)]
 _HINTS = typing.get_type_hints(Trade)
-_DECODE: list[Callable[[typing.Any], object] | None] = [
-    _HINTS[n] if _HINTS[n] in (Decimal, ExitReason) else None for n in _TRADE_FIELDS
-]
+_DECIMALS = [f.name for f in fields(Trade) if _HINTS[f.name] is Decimal]
+_PLAIN = [f.name for f in fields(Trade) if _HINTS[f.name] not in (Decimal, ExitReason)]
+assert [n for n, hint in _HINTS.items() if hint is ExitReason] == ["reason"]
+_decimals, _plain = attrgetter(*_DECIMALS), attrgetter(*_PLAIN)
+_REASONS = {r.value: r for r in ExitReason}
+_Row = tuple[tuple[object, ...], str, tuple[str, ...]]
 
 
 def pack_trade(trade: Trade) -> _Row:
     """A trade as plain strings and ints: pickled several times faster than the
-    dataclass of Decimals (the workers' results are a measurable part of the run)."""
-    values = map(trade.__dict__.__getitem__, _TRADE_FIELDS)
-    return tuple(
-        str(v) if isinstance(v, Decimal) else v.value if isinstance(v, Enum) else v for v in values
-    )
+    dataclass of Decimals (the helpers' results are a measurable part of the run)."""
+    return _plain(trade), trade.reason.value, tuple(map(str, _decimals(trade)))
 
 
 def unpack_trade(row: _Row) -> Trade:
     """``pack_trade``'s inverse (Decimals from their exact text)."""
-    values = [v if decode is None else decode(v) for decode, v in zip(_DECODE, row, strict=True)]
+    plain, reason, decimals = row
     # As unpickling does: the dataclass's fields set directly (Trade has no __post_init__;
     # its frozen __init__ is a third of the cost).
     trade: Trade = object.__new__(Trade)
-    trade.__dict__.update(zip(_TRADE_FIELDS, values, strict=True))
+    values = trade.__dict__
+    values.update(zip(_PLAIN, plain, strict=True))
+    values["reason"] = _REASONS[reason]
+    values.update(zip(_DECIMALS, map(Decimal, decimals), strict=True))
     return trade
-
-
-_Packed = tuple[dict[str, list[_Row]], dict[str, Holding], ScanStats]
-
-
-def _run_group(symbols: list[str]) -> _Packed:
-    assert _SHARED is not None
-    data, cfg = _SHARED
-    stats = ScanStats()
-    done = run_fast({s: data[s] for s in symbols}, cfg, stats=stats)
-    packed = {s: [pack_trade(t) for t in trades] for s, trades in done.trades.items()}
-    return packed, done.holdings, stats
 
 
 def independent(data: Mapping[str, Series], cfg: SimConfig) -> bool:
     return cfg.params.max_trades >= len(data)
+
+
+class _Counter(typing.Protocol):
+    value: int
+
+    def get_lock(self) -> typing.ContextManager[object]: ...
+
+
+def _take(counter: _Counter) -> int:
+    """The next task's index (shared by every process)."""
+    with counter.get_lock():
+        n = counter.value
+        counter.value = n + 1
+    return n
+
+
+def _help(
+    data: Mapping[str, Series],
+    cfg: SimConfig,
+    tasks: Sequence[str],
+    counter: _Counter,
+    out: Connection,
+) -> None:
+    """A forked helper: symbols from the shared counter until none is left."""
+    try:
+        while (n := _take(counter)) < len(tasks):
+            symbol, stats = tasks[n], ScanStats()
+            done = run_fast({symbol: data[symbol]}, cfg, stats=stats)
+            rows = [pack_trade(t) for t in done.trades[symbol]]
+            out.send((symbol, rows, done.holdings.get(symbol), stats))
+        out.send(None)
+    except BaseException:  # the caller raises it (a helper must never leave it waiting)
+        out.send(traceback.format_exc())
+    finally:
+        out.close()
 
 
 def run_parallel(
@@ -78,9 +104,9 @@ def run_parallel(
     stats: ScanStats | None = None,
     progress: Progress | None = None,
 ) -> Outcome:
-    """``fast.run_fast``'s outcome, on ``workers`` processes (default: the CPUs) when the
-    symbols are independent (``progress``: a symbol's candles when it is done)."""
-    global _SHARED
+    """``fast.run_fast``'s outcome, on ``workers`` processes (default: the CPUs; this one
+    included) when the symbols are independent (``progress``: a symbol's candles when it
+    is done)."""
     n = min(workers or os.cpu_count() or 1, len(data))
     if (
         n <= 1
@@ -89,23 +115,65 @@ def run_parallel(
     ):
         return run_fast(data, cfg, stats=stats, progress=progress)
     cfg.check({s.market.quote for s in data.values()})
-    _SHARED = (data, cfg)
+    kernel.warm()  # compiled (or loaded from the cache) once, inherited by the helpers
+    tasks = sorted(data, key=lambda s: (-len(data[s]), s))
+    ctx = multiprocessing.get_context("fork")
+    counter = typing.cast(_Counter, ctx.Value("i", 0))
+    receive, send = ctx.Pipe(duplex=False)
+    helpers = [
+        ctx.Process(target=_help, args=(data, cfg, tasks, counter, send), daemon=True)
+        for _ in range(n - 1)
+    ]
+    for helper in helpers:
+        helper.start()
+    send.close()  # the helpers hold it: all closed without a word is an error
     trades: dict[str, list[Trade]] = {}
     holdings: dict[str, Holding] = {}
+    total = stats if stats is not None else ScanStats()
+
+    def add(symbol: str, held: Holding | None, part: ScanStats) -> None:
+        if held is not None:
+            holdings[symbol] = held
+        for f in fields(ScanStats):
+            setattr(total, f.name, getattr(total, f.name) + getattr(part, f.name))
+        if progress is not None:
+            progress(len(data[symbol]))
+
+    busy = len(helpers)
+
+    def collect(*, wait: bool) -> None:
+        """The helpers' results so far (``wait``: until they are all done)."""
+        nonlocal busy
+        while busy and (wait or receive.poll()):
+            try:
+                msg = receive.recv()
+            except EOFError:
+                raise RuntimeError("a backtest worker process died") from None
+            if msg is None:
+                busy -= 1
+            elif isinstance(msg, str):
+                raise RuntimeError(f"a backtest worker failed:\n{msg}")
+            else:
+                symbol, rows, held, part = msg
+                trades[symbol] = [unpack_trade(row) for row in rows]
+                add(symbol, held, part)
+
     try:
-        with multiprocessing.get_context("fork").Pool(n) as pool:
-            # One task per symbol, largest first: the workers balance themselves.
-            tasks = [[s] for s in sorted(data, key=lambda s: (-len(data[s]), s))]
-            for part, part_holdings, part_stats in pool.imap_unordered(_run_group, tasks):
-                # Unpacked as they come, while the workers run the other symbols.
-                trades.update({s: [unpack_trade(row) for row in rows] for s, rows in part.items()})
-                holdings.update(part_holdings)
-                if stats is not None:
-                    for f in fields(ScanStats):
-                        total = getattr(stats, f.name) + getattr(part_stats, f.name)
-                        setattr(stats, f.name, total)
-                if progress is not None:
-                    progress(sum(len(data[s]) for s in part))
+        while (i := _take(counter)) < len(tasks):
+            symbol, part = tasks[i], ScanStats()
+            done = run_fast({symbol: data[symbol]}, cfg, stats=part)
+            trades[symbol] = done.trades[symbol]
+            add(symbol, done.holdings.get(symbol), part)
+            collect(wait=False)
+        collect(wait=True)
+    except BaseException:
+        for helper in helpers:
+            helper.kill()  # their results are no longer wanted
+        raise
     finally:
-        _SHARED = None
+        receive.close()
+        for helper in helpers:
+            helper.join(timeout=5)
+            if helper.is_alive():
+                helper.kill()
     return Outcome(dict(sorted(trades.items())), dict(sorted(holdings.items())))

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Protocol
 
@@ -71,9 +72,13 @@ class Closed(Protocol):
     def fees(self) -> Decimal: ...
 
 
+_EXIT_ORDER = attrgetter("exit_ms", "symbol")
+"""Trades in exit order (a C-level sort key)."""
+
+
 def _drawdown(trades: Iterable[Closed]) -> Decimal:
     equity = peak = deepest = ZERO
-    for t in sorted(trades, key=lambda t: (t.exit_ms, t.symbol)):
+    for t in sorted(trades, key=_EXIT_ORDER):
         equity += t.net
         peak = max(peak, equity)
         deepest = max(deepest, peak - equity)
@@ -178,7 +183,7 @@ def build_report(data: Mapping[str, Series], outcome: Outcome) -> Report:
     ]
     every = sorted(
         (t for s in sorted(outcome.trades) for t in outcome.trades[s]),
-        key=lambda t: (t.exit_ms, t.symbol),
+        key=_EXIT_ORDER,
     )
     return Report(symbols=rows, totals=totals, trades=every, holdings=holdings)
 

@@ -3,7 +3,9 @@
 Both paths (``reference`` at every point, ``fast`` only at candidates) call
 ``SymbolSim.on_point``; everything in it is ``Decimal`` and the pure core's own functions:
 ``EntryWatch``, ``check_guards``, ``size_buy``, ``update_exit_rules``/``evaluate_exit``,
-``plan_sell``, ``realized_pnl``. The fill model is docs/backtesting.md's:
+``plan_sell``, ``realized_pnl`` (through their plain-value forms: ``EntryWatch.step``,
+``failed_guard``, ``buy_amount``, ``trailing_step``, ``exit_reason``, ``plan_sell_amount``,
+``pnl_parts``, which the model-returning decisions wrap). The fill model is docs/backtesting.md's:
 
 * a candle is four price points, open -> low -> high -> close (open -> high -> low -> close
   when it closes below its open), at ``t``, ``t + step/3``, ``t + 2 step/3``, ``t + step - 1``
@@ -25,26 +27,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trader.backtest import kernel
 from trader.backtest.data import VOLUME_UNIT, Series
 from trader.core.errors import ConfigError
-from trader.core.market import Ticker
 from trader.core.params import TraderParams
-from trader.core.pnl import realized_pnl
+from trader.core.pnl import pnl_parts
 from trader.core.rules import (
     EntryRecheck,
     EntryWatch,
     EntryWatchState,
     ExitReason,
-    ExitRulesState,
     SmaWindow,
-    check_guards,
-    evaluate_exit,
-    update_exit_rules,
+    exit_reason,
+    failed_guard,
+    trailing_step,
 )
-from trader.core.selling import plan_sell
-from trader.core.sizing import round_down, round_up, size_buy
+from trader.core.selling import plan_sell_amount
+from trader.core.sizing import buy_amount, round_down, round_up
 
 ZERO = Decimal(0)
+_FRESH = EntryWatchState()
+"""A fresh entry watch's state (read, never changed: ``EntryWatch`` copies it)."""
 _BPS = Decimal(10_000)
 _DAY_MS = 86_400_000
 POINTS = 4
@@ -136,7 +139,10 @@ class Position:
     amount: Decimal
     entry_cost: Decimal
     entry_fee: Decimal
-    rules: ExitRulesState
+    peak: Decimal
+    """The exit rules' state (``ExitRulesState``: its one stateful rule, the trailing
+    stop's peak and trigger), as plain values: ``trailing_step`` / ``exit_reason``."""
+    trigger: Decimal
     inventory_in_amount: Decimal = ZERO
     inventory_in_cost: Decimal = ZERO
 
@@ -169,27 +175,10 @@ def outcome(sims: Iterable[SymbolSim]) -> Outcome:
 
 
 def point(series: Series, i: int, k: int) -> tuple[int, int]:
-    """(time ms, price ticks) of point ``k`` of candle ``i``."""
-    t = int(series.ts[i])
-    if k == 0:
-        return t, int(series.open[i])
-    if k == 3:
-        return t + series.step_ms - 1, int(series.close[i])
-    down = series.close[i] < series.open[i]
-    # open -> low -> high -> close, or open -> high -> low -> close for a down candle
-    first = k == 1
-    high = first == bool(down)
-    return t + k * (series.step_ms // 3), int(series.high[i] if high else series.low[i])
-
-
-def points(series: Series, i: int) -> list[tuple[int, int]]:
-    """The four (time ms, price ticks) of candle ``i``: ``point(series, i, k)`` for each k."""
-    t, step = int(series.ts[i]), series.step_ms
-    o, c = int(series.open[i]), int(series.close[i])
-    hi, lo = int(series.high[i]), int(series.low[i])
-    first, second = (hi, lo) if c < o else (lo, hi)
-    third = step // 3
-    return [(t, o), (t + third, first), (t + 2 * third, second), (t + step - 1, c)]
+    """(time ms, price ticks) of point ``k`` of candle ``i`` (``kernel.candle_point``,
+    compiled)."""
+    s = series
+    return kernel.point(s.ts, s.open, s.high, s.low, s.close, s.step_ms, i, k)
 
 
 @dataclass
@@ -204,7 +193,7 @@ class SymbolSim:
     inventory: Inventory = field(default_factory=Inventory)
 
     def __post_init__(self) -> None:
-        self.watch = EntryWatch(EntryWatchState(), self.cfg.params)
+        self.watch = EntryWatch(_FRESH, self.cfg.params)
 
     # --- the book at a point ------------------------------------------------------------
     def book(self, mid: Decimal) -> tuple[Decimal, Decimal]:
@@ -213,12 +202,6 @@ class SymbolSim:
         half = mid * self.cfg.spread_bps / _BPS / 2
         bid = max(round_down(mid - half, m.price_tick), m.price_tick)
         return bid, max(round_up(mid + half, m.price_tick), bid + m.price_tick)
-
-    def ticker(self, i: int, t_ms: int, mid: Decimal) -> Ticker:
-        m = self.series.market
-        bid, ask = self.book(mid)
-        volume = self._quote_volume(i) if self.cfg.params.min_quote_volume > 0 else Decimal(0)
-        return Ticker(symbol=m.symbol, ts_ms=t_ms, bid=bid, ask=ask, last=mid, quote_volume=volume)
 
     def _quote_volume(self, i: int) -> Decimal:
         """Quote volume of the candles started in the 24 h up to candle ``i`` (included)."""
@@ -251,6 +234,11 @@ class SymbolSim:
         one, as the peak is a maximum and the trailing trigger monotone in it.
         """
         t_ms, ticks = point(self.series, i, k)
+        self.on_price(i, t_ms, ticks, seen_high=seen_high)
+
+    def on_price(self, i: int, t_ms: int, ticks: int, *, seen_high: int = 0) -> None:
+        """``on_point`` with the point's time and price known (the fast path's kernels
+        return them)."""
         price = self.series.price(ticks)
         if self.position is not None:
             top = self.series.price(seen_high) if seen_high > ticks else price
@@ -260,11 +248,15 @@ class SymbolSim:
 
     def _entry_step(self, i: int, t_ms: int, price: Decimal) -> None:
         p = self.cfg.params
-        signal = self.watch.see(t_ms, price)
-        if not signal.triggered:
+        if not self.watch.step(t_ms, price):  # EntryWatch.see, without the signal
             return
-        ticker = self.ticker(i, t_ms, price)
-        if not check_guards(ticker, p, sma=self._sma(i)).passed:
+        # The ticker the watch would see: the book at this price, the 24 h volume.
+        bid, ask = self.book(price)
+        volume = self._quote_volume(i) if p.min_quote_volume > 0 else ZERO
+        blocked = failed_guard(
+            p, bid=bid, ask=ask, last=price, quote_volume=volume, sma=self._sma(i)
+        )  # check_guards's reason
+        if blocked is not None:
             self.watch.recheck = EntryRecheck.GUARDS  # the drop stands until guards pass
             return
         if self.slots.in_use >= self.slots.max_trades:
@@ -272,22 +264,24 @@ class SymbolSim:
             return
         self.watch.recheck = EntryRecheck.NONE
         market = self.series.market
-        sizing = size_buy(p.budget_for(market.quote), ticker.ask, market)
-        if not sizing.ok:  # rejected: a fresh drop is needed (the anchor restarts here)
+        bought = buy_amount(p.budget_for(market.quote), ask, market)  # size_buy's amount
+        if not bought:  # rejected: a fresh drop is needed (the anchor restarts here)
             self.watch = EntryWatch(EntryWatchState(anchor=price), p)
             return
         self.slots.in_use += 1
-        cost = sizing.amount * ticker.ask
+        cost = bought * ask
         inv = self.inventory
         # The inventory joins the position (``join_inventory``): its cost is realized by
         # the trade that sells it; the exit levels stay those of this buy's price.
+        entry_price = cost / bought
         self.position = Position(
             entry_ms=t_ms,
-            entry_price=cost / sizing.amount,
-            amount=sizing.amount + inv.amount,
+            entry_price=entry_price,
+            amount=bought + inv.amount,
             entry_cost=cost + inv.cost,
             entry_fee=cost * self._fee_rate() + inv.fee,
-            rules=ExitRulesState.opened(cost / sizing.amount),
+            peak=entry_price,  # ExitRulesState.opened
+            trigger=ZERO,
             inventory_in_amount=inv.amount,
             inventory_in_cost=inv.cost + inv.fee,
         )
@@ -296,20 +290,21 @@ class SymbolSim:
     def _exit_step(self, i: int, t_ms: int, price: Decimal, top: Decimal) -> None:
         pos, p = self.position, self.cfg.params
         assert pos is not None
-        pos.rules = update_exit_rules(pos.rules, top, pos.entry_price, p)
-        decision = evaluate_exit(
+        # update_exit_rules then evaluate_exit, on the plain values
+        pos.peak, pos.trigger = trailing_step(pos.peak, pos.trigger, top, pos.entry_price, p)
+        reason = exit_reason(
             price=price,
             entry_price=pos.entry_price,
-            rules=pos.rules,
+            trailing_trigger=pos.trigger,
             entry_ts=pos.entry_ms / 1000,
             now=t_ms / 1000,
             params=p,
         )
-        if not decision.exit or decision.reason is None:
+        if reason is None:
             return
         bid, _ = self.book(price)
         market = self.series.market
-        plan = plan_sell(
+        sold = plan_sell_amount(  # plan_sell's amount
             remaining=pos.amount,
             free=pos.amount,
             total=pos.amount,
@@ -323,10 +318,9 @@ class SymbolSim:
         # fills at the bid (a limit step fills at the better book price). Nothing is sold
         # when the position at the bid is worth less than the market's minimum: the trade
         # closes with its coins carried.
-        sold = plan.amount
         proceeds = sold * bid
         exit_fee = proceeds * self._fee_rate()
-        pnl = realized_pnl(
+        pnl = pnl_parts(  # realized_pnl's figures
             bought_amount=pos.amount,
             entry_cost=pos.entry_cost,
             entry_fee=pos.entry_fee,
@@ -343,7 +337,7 @@ class SymbolSim:
                 entry_price=pos.entry_price,
                 exit_price=bid,
                 amount=sold,
-                reason=decision.reason,
+                reason=reason,
                 entry_fee=pnl.fees - exit_fee,
                 exit_fee=exit_fee,
                 gross=pnl.gross,
@@ -364,7 +358,7 @@ class SymbolSim:
             kept = self.watch.state().model_copy(update={"recheck": EntryRecheck.NONE})
             self.watch = EntryWatch(kept, p)
         else:
-            self.watch = EntryWatch(EntryWatchState(), p)
+            self.watch = EntryWatch(_FRESH, p)
 
     def holding(self) -> Holding | None:
         """What is still held (after the last point), None: nothing."""

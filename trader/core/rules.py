@@ -45,11 +45,17 @@ def drop_trigger_price(anchor: Decimal, drop_trigger_pct: Decimal) -> Decimal:
     return anchor * (1 - drop_trigger_pct / _HUNDRED)
 
 
+def drop_fires(price: Decimal, anchor: Decimal, params: TraderParams) -> bool:
+    """The drop trigger's test: ``evaluate_entry``'s ``triggered`` without the signal
+    (the backtest's hot path)."""
+    return anchor > 0 and price <= drop_trigger_price(anchor, params.drop_trigger_pct)
+
+
 def evaluate_entry(price: Decimal, anchor: Decimal, params: TraderParams) -> EntrySignal:
     """Buy signal when the price is ``drop_trigger_pct`` or more below the anchor."""
     trigger = drop_trigger_price(anchor, params.drop_trigger_pct)
     drop = (1 - price / anchor) * _HUNDRED if anchor > 0 else ZERO
-    fired = anchor > 0 and price <= trigger
+    fired = drop_fires(price, anchor, params)
     return EntrySignal(
         triggered=fired,
         reason=EntryReason.DROP_TRIGGER if fired else None,
@@ -167,14 +173,20 @@ class EntryWatch:
     def see(self, ts_ms: int, price: Decimal) -> EntrySignal:
         """Move the anchor with ``price`` and judge the drop; a drop that no longer holds
         ends a blocked episode (the next one is judged afresh)."""
+        self.step(ts_ms, price)
+        return evaluate_entry(price, self.anchor, self.params)
+
+    def step(self, ts_ms: int, price: Decimal) -> bool:
+        """``see`` without building the signal: whether the drop fires (the backtest's
+        hot path)."""
         self._window.add(ts_ms, price)
         mode = self.params.anchor_mode
         high = self._window.high() if mode is AnchorMode.WINDOW else None
         self.anchor = next_anchor(self.anchor, price, mode, window_high=high)
-        signal = evaluate_entry(price, self.anchor, self.params)
-        if not signal.triggered:
+        fired = drop_fires(price, self.anchor, self.params)
+        if not fired:
             self.recheck = EntryRecheck.NONE
-        return signal
+        return fired
 
     def state(self) -> EntryWatchState:
         return EntryWatchState(
@@ -199,38 +211,52 @@ class GuardDecision(_Decision):
     detail: str
 
 
-def check_guards(ticker: Ticker, params: TraderParams, *, sma: Decimal | None) -> GuardDecision:
-    """Market guards in order: spread, 24 h volume, price above SMA. First failure wins."""
-    mid = ticker.mid
-    spread = (ticker.ask - ticker.bid) / mid * _BPS if mid > 0 else Decimal("Infinity")
-    if spread > params.max_spread_bps:
-        return GuardDecision(
-            passed=False,
-            reason=GuardReason.SPREAD_TOO_WIDE,
-            detail=f"spread {spread:.1f} bps > max {params.max_spread_bps} bps",
-        )
-    if ticker.quote_volume < params.min_quote_volume:
-        return GuardDecision(
-            passed=False,
-            reason=GuardReason.VOLUME_TOO_LOW,
-            detail=f"24h volume {ticker.quote_volume} < min {params.min_quote_volume}",
-        )
+def _spread_bps(bid: Decimal, ask: Decimal) -> Decimal:
+    mid = (bid + ask) / 2  # Ticker.mid
+    return (ask - bid) / mid * _BPS if mid > 0 else Decimal("Infinity")
+
+
+def failed_guard(
+    params: TraderParams,
+    *,
+    bid: Decimal,
+    ask: Decimal,
+    last: Decimal,
+    quote_volume: Decimal,
+    sma: Decimal | None,
+) -> GuardReason | None:
+    """``check_guards``'s reason on a ticker's values, without the decision (None: every
+    guard passes; the backtest's hot path, which builds no ticker)."""
+    if _spread_bps(bid, ask) > params.max_spread_bps:
+        return GuardReason.SPREAD_TOO_WIDE
+    if quote_volume < params.min_quote_volume:
+        return GuardReason.VOLUME_TOO_LOW
     if params.sma_guard_period > 0:
         if sma is None:
-            return GuardDecision(
-                passed=False,
-                reason=GuardReason.SMA_NOT_READY,
-                detail=f"SMA({params.sma_guard_period}) not available yet",
-            )
-        if ticker.last <= sma:
-            return GuardDecision(
-                passed=False,
-                reason=GuardReason.BELOW_SMA,
-                detail=f"price {ticker.last} <= SMA {sma}",
-            )
-    return GuardDecision(
-        passed=True, reason=None, detail=f"guards passed (spread {spread:.1f} bps)"
+            return GuardReason.SMA_NOT_READY
+        if last <= sma:
+            return GuardReason.BELOW_SMA
+    return None
+
+
+def check_guards(ticker: Ticker, params: TraderParams, *, sma: Decimal | None) -> GuardDecision:
+    """Market guards in order: spread, 24 h volume, price above SMA. First failure wins."""
+    t = ticker
+    reason = failed_guard(
+        params, bid=t.bid, ask=t.ask, last=t.last, quote_volume=t.quote_volume, sma=sma
     )
+    spread = _spread_bps(ticker.bid, ticker.ask)
+    if reason is None:
+        detail = f"guards passed (spread {spread:.1f} bps)"
+    elif reason is GuardReason.SPREAD_TOO_WIDE:
+        detail = f"spread {spread:.1f} bps > max {params.max_spread_bps} bps"
+    elif reason is GuardReason.VOLUME_TOO_LOW:
+        detail = f"24h volume {ticker.quote_volume} < min {params.min_quote_volume}"
+    elif reason is GuardReason.SMA_NOT_READY:
+        detail = f"SMA({params.sma_guard_period}) not available yet"
+    else:
+        detail = f"price {ticker.last} <= SMA {sma}"
+    return GuardDecision(passed=reason is None, reason=reason, detail=detail)
 
 
 # --- exits -------------------------------------------------------------------------------
@@ -258,13 +284,21 @@ def update_trailing(
     state: TrailingState, price: Decimal, entry_price: Decimal, params: TraderParams
 ) -> TrailingState:
     """Raise the peak; arm past the activation; the trigger only ever moves up."""
-    peak = max(state.peak, price)
-    if not params.trailing_enabled:
-        return TrailingState(peak=peak, trigger=state.trigger)
-    trigger = state.trigger
-    if peak >= entry_price * (1 + params.trailing_activation_pct / _HUNDRED):
-        trigger = max(trigger, peak * (1 - params.trailing_distance_pct / _HUNDRED))
+    peak, trigger = trailing_step(state.peak, state.trigger, price, entry_price, params)
     return TrailingState(peak=peak, trigger=trigger)
+
+
+def trailing_step(
+    peak: Decimal, trigger: Decimal, price: Decimal, entry_price: Decimal, params: TraderParams
+) -> tuple[Decimal, Decimal]:
+    """``update_trailing`` on plain values: (peak, trigger) after ``price`` (the
+    backtest's hot path)."""
+    peak = max(peak, price)
+    if params.trailing_enabled and peak >= entry_price * (
+        1 + params.trailing_activation_pct / _HUNDRED
+    ):
+        trigger = max(trigger, peak * (1 - params.trailing_distance_pct / _HUNDRED))
+    return peak, trigger
 
 
 class ExitRulesState(_Decision):
@@ -301,6 +335,30 @@ class ExitDecision(_Decision):
     detail: str
 
 
+def exit_reason(
+    *,
+    price: Decimal,
+    entry_price: Decimal,
+    trailing_trigger: Decimal,
+    entry_ts: float,
+    now: float,
+    params: TraderParams,
+) -> ExitReason | None:
+    """``evaluate_exit``'s reason without the decision (None: hold; the backtest's hot
+    path): stop-loss, take-profit, trailing stop, max hold, in that priority."""
+    tp, sl = exit_levels(entry_price, params)
+    if sl > 0 and price <= sl:
+        return ExitReason.STOP_LOSS
+    if tp > 0 and price >= tp:
+        return ExitReason.TAKE_PROFIT
+    if trailing_trigger > 0 and price <= trailing_trigger:
+        return ExitReason.TRAILING_STOP
+    # Time is not money: float seconds are fine here.
+    if params.max_hold_minutes > 0 and now - entry_ts >= float(params.max_hold_minutes) * 60:
+        return ExitReason.MAX_HOLD
+    return None
+
+
 def evaluate_exit(
     *,
     price: Decimal,
@@ -311,22 +369,24 @@ def evaluate_exit(
     params: TraderParams,
 ) -> ExitDecision:
     """Exit check in priority order: stop-loss, take-profit, trailing stop, max hold."""
-    tp, sl = exit_levels(entry_price, params)
     trailing = rules.trailing
-
-    def decide(reason: ExitReason, detail: str) -> ExitDecision:
-        return ExitDecision(exit=True, reason=reason, price=price, detail=detail)
-
-    if sl > 0 and price <= sl:
-        return decide(ExitReason.STOP_LOSS, f"price {price} <= stop-loss {sl}")
-    if tp > 0 and price >= tp:
-        return decide(ExitReason.TAKE_PROFIT, f"price {price} >= take-profit {tp}")
-    if trailing.trigger > 0 and price <= trailing.trigger:
-        return decide(
-            ExitReason.TRAILING_STOP,
-            f"price {price} <= trailing stop {trailing.trigger} (peak {trailing.peak})",
-        )
-    # Time is not money: float seconds are fine here.
-    if params.max_hold_minutes > 0 and now - entry_ts >= float(params.max_hold_minutes) * 60:
-        return decide(ExitReason.MAX_HOLD, f"held {now - entry_ts:.0f}s >= max hold")
-    return ExitDecision(exit=False, reason=None, price=price, detail=f"holding at {price}")
+    reason = exit_reason(
+        price=price,
+        entry_price=entry_price,
+        trailing_trigger=trailing.trigger,
+        entry_ts=entry_ts,
+        now=now,
+        params=params,
+    )
+    if reason is None:
+        return ExitDecision(exit=False, reason=None, price=price, detail=f"holding at {price}")
+    tp, sl = exit_levels(entry_price, params)
+    if reason is ExitReason.STOP_LOSS:
+        detail = f"price {price} <= stop-loss {sl}"
+    elif reason is ExitReason.TAKE_PROFIT:
+        detail = f"price {price} >= take-profit {tp}"
+    elif reason is ExitReason.TRAILING_STOP:
+        detail = f"price {price} <= trailing stop {trailing.trigger} (peak {trailing.peak})"
+    else:
+        detail = f"held {now - entry_ts:.0f}s >= max hold"
+    return ExitDecision(exit=True, reason=reason, price=price, detail=detail)

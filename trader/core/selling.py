@@ -48,6 +48,48 @@ def account_gap(remaining: Decimal, *, free: Decimal, total: Decimal) -> tuple[D
     return gone, min(remaining - gone, max(free, ZERO))
 
 
+def _sell_basis(
+    remaining: Decimal,
+    free: Decimal,
+    total: Decimal,
+    bid: Decimal,
+    market: MarketInfo,
+    attempt: int,
+    ladder: Sequence[Decimal],
+    finish: bool,
+) -> tuple[Decimal, Decimal, Decimal, Decimal | None]:
+    """(gone, free cap, amount on the step, the ladder step's price or None)."""
+    gone, cap = account_gap(remaining, free=free, total=total)
+    on_ladder = not finish and attempt < len(ladder)
+    step_price = sell_ladder_price(bid, attempt, ladder, market.price_tick) if on_ladder else None
+    return gone, cap, round_down(cap, market.amount_step), step_price
+
+
+def _limit_sellable(amount: Decimal, step_price: Decimal | None, market: MarketInfo) -> bool:
+    return step_price is not None and not is_dust(amount, step_price, market)
+
+
+def plan_sell_amount(
+    *,
+    remaining: Decimal,
+    free: Decimal,
+    total: Decimal,
+    bid: Decimal,
+    market: MarketInfo,
+    attempt: int,
+    ladder: Sequence[Decimal],
+    finish: bool,
+) -> Decimal:
+    """``plan_sell``'s amount without the plan (the backtest's hot path): what is sold now,
+    on a ladder step or at market; 0 when nothing can be."""
+    _, _, amount, step_price = _sell_basis(
+        remaining, free, total, bid, market, attempt, ladder, finish
+    )
+    if _limit_sellable(amount, step_price, market) or not is_dust(amount, bid, market):
+        return amount
+    return ZERO
+
+
 def plan_sell(
     *,
     remaining: Decimal,
@@ -66,12 +108,10 @@ def plan_sell(
     put the order below the minimum value, while a market order at the bid would not,
     becomes a market order: the ladder never turns a sellable remainder into dust.
     """
-    gone, cap = account_gap(remaining, free=free, total=total)
-    amount = round_down(cap, market.amount_step)
+    basis = _sell_basis(remaining, free, total, bid, market, attempt, ladder, finish)
+    gone, cap, amount, step_price = basis
     locked = remaining - gone - cap
-    on_ladder = not finish and attempt < len(ladder)
-    step_price = sell_ladder_price(bid, attempt, ladder, market.price_tick) if on_ladder else None
-    if step_price is not None and not is_dust(amount, step_price, market):
+    if _limit_sellable(amount, step_price, market):
         return SellPlan(
             amount=amount,
             order_type=OrderType.LIMIT,

@@ -30,8 +30,23 @@ class SizeDecision(BaseModel):
     reason: str
 
 
+def buy_amount(budget: Decimal, price: Decimal, market: MarketInfo) -> Decimal:
+    """``size_buy``'s amount without the decision: 0 when the buy is refused (the
+    backtest's hot path)."""
+    if price <= 0:
+        return Decimal(0)
+    amount = round_down(budget / price, market.amount_step)
+    if amount <= 0 or amount < market.min_amount or amount * price < market.min_cost:
+        return Decimal(0)
+    return amount
+
+
 def size_buy(budget: Decimal, price: Decimal, market: MarketInfo) -> SizeDecision:
     """How much base to buy with ``budget`` quote at ``price``, or why not."""
+    amount = buy_amount(budget, price, market)
+    if amount > 0:
+        return SizeDecision(amount=amount, ok=True, reason=f"{amount} {market.base} for {budget}")
+    # Refused: which check.
     if price <= 0:
         return SizeDecision(amount=Decimal(0), ok=False, reason=f"invalid price {price}")
     amount = round_down(budget / price, market.amount_step)
@@ -42,14 +57,12 @@ def size_buy(budget: Decimal, price: Decimal, market: MarketInfo) -> SizeDecisio
             reason=f"budget {budget} buys {amount} {market.base}, below the minimum amount "
             f"{market.min_amount}",
         )
-    if amount * price < market.min_cost:
-        return SizeDecision(
-            amount=Decimal(0),
-            ok=False,
-            reason=f"order value {amount * price} {market.quote} is below the minimum cost "
-            f"{market.min_cost}",
-        )
-    return SizeDecision(amount=amount, ok=True, reason=f"{amount} {market.base} for {budget}")
+    return SizeDecision(
+        amount=Decimal(0),
+        ok=False,
+        reason=f"order value {amount * price} {market.quote} is below the minimum cost "
+        f"{market.min_cost}",
+    )
 
 
 def is_dust(amount: Decimal, price: Decimal, market: MarketInfo) -> bool:
