@@ -4,8 +4,9 @@ trigger -> order latency, history events per idle and held symbol-hour, and fail
 One analysis for both designs: a watch (``watch_entry`` / ``watch_exit``) or a naive tick
 (``naive_entry_tick`` / ``naive_exit_tick``) result has ``fired`` and ``ticker.ts_ms``; an
 order result (``place_order`` / ``naive_place``) is an ``Order`` with its exchange
-``ts_ms``. A symbol is *held* from its first exit watch (or exit tick) scheduled until
-its next entry one, *idle* otherwise; what comes before its first watch is start-up.
+``ts_ms``. A symbol is *held* from its first exit watch (or exit tick) scheduled until its
+sell order (or its next entry watch) is scheduled, *idle* otherwise; what comes before its
+first watch is start-up.
 """
 
 from __future__ import annotations
@@ -64,10 +65,14 @@ class LoadStats:
     """Before a symbol's first watch (start, warm-up): counted apart, not per hour."""
     idle_events: int = 0
     held_events: int = 0
+    idle_event_types: Counter[str] = field(default_factory=Counter)
+    """What the idle events are (``ACTIVITY_TASK_COMPLETED``: n, ...)."""
     idle_s: float = 0.0
     held_s: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
     failed_activities: Counter[str] = field(default_factory=Counter)
+    failure_messages: Counter[str] = field(default_factory=Counter)
+    """``<activity or workflow task>: <failure message>`` and how often."""
 
     def add(self, events: list[HistoryEvent], *, end: float) -> bool:
         """One run's history, counted up to ``end`` (epoch seconds: when the bench
@@ -89,9 +94,13 @@ class LoadStats:
                     if last_tick is not None:
                         self.checkpoints_s.append(t - last_tick)
                     last_tick = t
-                if not started and name in ENTRY_WATCHES | EXIT_WATCHES:
+                watch = name in ENTRY_WATCHES or name in EXIT_WATCHES
+                if watch and not started:
                     started, since = True, t
-                if started and (name in EXIT_WATCHES) != held:  # idle <-> held
+                # Held: an exit watch runs; idle again at the sell order or an entry watch.
+                if (name in EXIT_WATCHES and not held) or (
+                    held and (watch or name in ORDERS) and name not in EXIT_WATCHES
+                ):
                     self._span(held, t - since)
                     held, since = not held, t
             if not started:
@@ -100,18 +109,9 @@ class LoadStats:
                 self.held_events += 1
             else:
                 self.idle_events += 1
+                self.idle_event_types[EventType.Name(ev.event_type)[len("EVENT_TYPE_") :]] += 1
             if ev.event_type in _FAILED:
-                self.failures[_FAILED[ev.event_type]] += 1
-                attrs = (
-                    ev.activity_task_failed_event_attributes
-                    if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-                    else ev.activity_task_timed_out_event_attributes
-                )
-                if ev.event_type in (
-                    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-                    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-                ):
-                    self.failed_activities[scheduled[attrs.scheduled_event_id][0]] += 1
+                self._failed(ev, scheduled)
             if ev.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 continue
             done = ev.activity_task_completed_event_attributes
@@ -140,6 +140,25 @@ class LoadStats:
         self._span(held, max(end - since, 0.0) if events else 0.0)
         return watched
 
+    def _failed(self, ev: HistoryEvent, scheduled: dict[int, tuple[str, float]]) -> None:
+        kind = _FAILED[ev.event_type]
+        self.failures[kind] += 1
+        if kind == "workflow_task_failed":
+            failure = ev.workflow_task_failed_event_attributes.failure
+            name = "workflow task"
+        elif kind == "workflow_task_timed_out":
+            self.failure_messages["workflow task: timed out"] += 1
+            return
+        else:
+            attrs: Any = (
+                ev.activity_task_failed_event_attributes
+                if kind == "activity_failed"
+                else ev.activity_task_timed_out_event_attributes
+            )
+            failure, name = attrs.failure, scheduled[attrs.scheduled_event_id][0]
+            self.failed_activities[name] += 1
+        self.failure_messages[f"{name}: {failure.message[:160]}"] += 1
+
     @property
     def events(self) -> int:
         return self.startup_events + self.idle_events + self.held_events
@@ -166,8 +185,10 @@ class LoadStats:
             "events_held": self.held_events,
             "events_per_idle_symbol_hour": _rate(self.idle_events, self.idle_s),
             "events_per_held_symbol_hour": _rate(self.held_events, self.held_s),
+            "idle_event_types": dict(self.idle_event_types.most_common()),
             "failures": dict(self.failures),
             "failed_activities": dict(self.failed_activities),
+            "failure_messages": dict(self.failure_messages.most_common(8)),
         }
 
 
