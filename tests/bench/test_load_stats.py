@@ -1,0 +1,96 @@
+"""The load bench's history analysis on a hand-built history: what each figure counts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.common.v1 import ActivityType, Payload, Payloads
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import (
+    ActivityTaskCompletedEventAttributes,
+    ActivityTaskScheduledEventAttributes,
+    HistoryEvent,
+)
+
+from bench.load_stats import LoadStats, percentiles
+
+T0 = 1_800_000_000.0
+
+
+class _History:
+    def __init__(self) -> None:
+        self.events: list[HistoryEvent] = []
+
+    def _add(self, t: float, kind: EventType.ValueType, **attrs: Any) -> int:
+        when = Timestamp()
+        when.FromMilliseconds(int((T0 + t) * 1000))
+        ev = HistoryEvent(event_id=len(self.events) + 1, event_time=when, event_type=kind, **attrs)
+        self.events.append(ev)
+        return ev.event_id
+
+    def other(self, t: float) -> None:
+        self._add(t, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+
+    def activity(self, name: str, start: float, end: float, result: dict[str, Any]) -> None:
+        sid = self._add(
+            start,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+                activity_type=ActivityType(name=name)
+            ),
+        )
+        payload = Payload(data=json.dumps(result).encode())
+        self._add(
+            end,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+            activity_task_completed_event_attributes=ActivityTaskCompletedEventAttributes(
+                scheduled_event_id=sid, result=Payloads(payloads=[payload])
+            ),
+        )
+
+
+def _fired(fired: bool, ts: float) -> dict[str, Any]:
+    return {"fired": fired, "ticker": {"ts_ms": int((T0 + ts) * 1000)}}
+
+
+def test_one_trade_round() -> None:
+    h = _History()
+    h.other(0)  # start-up: before the first watch
+    h.activity("watch_entry", 10, 40.5, _fired(False, 40))  # a checkpoint of 30.5 s
+    h.activity("watch_entry", 41, 50, _fired(True, 49.5))
+    h.activity("acquire_slot", 51, 51.25, {"granted": True})
+    h.activity("place_order", 52, 52.5, {"side": "buy", "ts_ms": int((T0 + 52.25) * 1000)})
+    h.activity("watch_exit", 60, 65, _fired(False, 64.5))  # held from 60 to the sell at 71
+    h.activity("notify", 65.5, 66, {})  # another activity: still held
+    h.activity("watch_exit", 66, 70, _fired(True, 69))
+    h.activity("place_order", 71, 71.5, {"side": "sell", "ts_ms": int((T0 + 70) * 1000)})
+    h.activity("watch_entry", 80, 110, _fired(False, 109))  # idle again from 80
+    h.activity("watch_entry", 200, 230, _fired(False, 229))  # after the end: not counted
+    stats = LoadStats()
+    assert stats.add(h.events, end=T0 + 120)
+    s = stats.summary(checkpoint_s=30)
+    assert s["checkpoint_actual_s"] == {"n": 3, "p50": 30.0, "p99": 30.5, "max": 30.5}
+    assert s["slot_grant_s"]["n"] == 1 and s["slot_grant_s"]["p50"] == 0.25
+    assert s["entry_trigger_to_order_s"]["max"] == 2.75  # 49.5 -> 52.25
+    assert s["exit_trigger_to_order_s"]["max"] == 1.0  # 69 -> 70
+    assert (s["events_startup"], s["events_idle"], s["events_held"]) == (1, 12, 6)
+    assert stats.held_s == 11  # 60 .. 71
+    assert stats.idle_s == 110 - 11  # 10 .. 120 less the held time
+    assert s["failures"] == {}
+
+
+def test_a_run_without_a_watch_counts_only_start_up() -> None:
+    h = _History()
+    h.other(0)
+    h.other(5)
+    stats = LoadStats()
+    assert not stats.add(h.events, end=T0 + 60)
+    assert (stats.startup_events, stats.idle_s, stats.held_s) == (2, 0, 0)
+
+
+def test_percentiles_nearest_rank() -> None:
+    assert percentiles([]) == {"n": 0, "p50": None, "p99": None, "max": None}
+    p = percentiles([float(x) for x in range(1, 101)])
+    assert (p["n"], p["p50"], p["p99"], p["max"]) == (100, 51.0, 100.0, 100.0)
