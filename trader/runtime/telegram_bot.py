@@ -21,6 +21,7 @@ from telegram import Bot, Update
 from telegram.error import Conflict, TelegramError
 from temporalio.client import Client
 
+from trader import contracts as c
 from trader.config import Settings
 from trader.core.errors import ConfigError
 from trader.core.messages import fmt
@@ -41,11 +42,28 @@ HELP = """/status: every symbol's phase and PnL
 
 _POLL_S = 10
 _MAX_TEXT = 4000  # Telegram's limit is 4096 characters
+_MAX_IN_FLIGHT = 8
+"""Commands handled at once (each in its own task): a slow one never holds up ``/status``;
+beyond this many the poller waits for one to finish."""
+
+STALE_AFTER_S = 60.0
+"""A command sent longer ago than this (``message.date``) is answered as ignored, not run:
+Telegram keeps unconfirmed updates for 24 h, so without this a ``/forceexit all`` sent while
+the bot was down would run whenever it came back."""
 
 
 class CommandBot:
-    def __init__(self, settings: Settings, client: Client | None, *, bot: Bot | None = None):
-        """``client``: None in legacy mode (the engine is asked through its request queue)."""
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client | None,
+        *,
+        bot: Bot | None = None,
+        symbol_timeout_s: float = commands.SYMBOL_TIMEOUT_S,
+        stale_after_s: float = STALE_AFTER_S,
+    ):
+        """``client``: None in legacy mode (the engine is asked through its request queue).
+        ``symbol_timeout_s``: how long one symbol's answer is waited for."""
         assert settings.telegram_token is not None, "TELEGRAM_TOKEN is required"
         self.settings, self.client = settings, client
         self.allowed = set(settings.chat_ids)
@@ -54,40 +72,88 @@ class CommandBot:
             settings.telegram_api_url,
             timeout_s=_POLL_S + 10,
         )
+        self.symbol_timeout_s, self.stale_after_s = symbol_timeout_s, stale_after_s
         self.handled = 0
         """Updates processed (answered or ignored)."""
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Poll and handle updates until ``stop``. Each update gets a task of its own; the
+        next poll (which confirms the batch to Telegram) goes out at once, and the last
+        offset is confirmed on the way out too, so a stopped bot leaves nothing to serve
+        again. Commands still running at the stop are cancelled."""
         offset: int | None = None
+        slots = asyncio.Semaphore(_MAX_IN_FLIGHT)
+        running: set[asyncio.Task[None]] = set()
         async with self.bot:
-            while not stop.is_set():
-                try:
-                    updates = await _until(
-                        self.bot.get_updates(offset=offset, timeout=_POLL_S), stop
-                    )
-                except Conflict:
-                    log.error("another process polls this bot's updates (409): retrying in 5 s")
-                    await _sleep(5, stop)
-                    continue
-                except TelegramError as exc:
-                    log.warning("getUpdates failed: %s", type(exc).__name__)
-                    await _sleep(1, stop)
-                    continue
-                for update in updates or ():
-                    offset = update.update_id + 1
-                    await self.handle(update)
-                    self.handled += 1
+            try:
+                while not stop.is_set():
+                    try:
+                        updates = await _until(
+                            self.bot.get_updates(offset=offset, timeout=_POLL_S), stop
+                        )
+                    except Conflict:
+                        log.error("another process polls this bot's updates (409): retrying")
+                        await _sleep(5, stop)
+                        continue
+                    except TelegramError as exc:
+                        log.warning("getUpdates failed: %s", type(exc).__name__)
+                        await _sleep(1, stop)
+                        continue
+                    for update in updates or ():
+                        offset = update.update_id + 1
+                        await slots.acquire()
+                        task = asyncio.create_task(self._handle_in_slot(update, slots))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            finally:
+                for task in list(running):
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                if offset is not None:
+                    await self._confirm(offset)
+
+    async def _handle_in_slot(self, update: Update, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.handle(update)
+            self.handled += 1
+        finally:
+            slots.release()
+
+    async def _confirm(self, offset: int) -> None:
+        # The poll cancelled at the stop may still hold the update stream for a moment
+        # (409): try a few times, then leave it (the next start confirms it; stale commands
+        # are ignored anyway).
+        for _ in range(10):
+            try:
+                await self.bot.get_updates(offset=offset, timeout=0)
+                return
+            except Conflict:
+                await asyncio.sleep(0.3)
+            except TelegramError as exc:
+                log.warning("could not confirm the last updates: %s", type(exc).__name__)
+                return
 
     async def handle(self, update: Update) -> None:
-        msg = update.effective_message
+        msg = update.message  # not edited messages: editing an old command never re-runs it
         if msg is None or not msg.text:
+            if update.edited_message is not None:
+                log.info("ignored an edited message: a command runs when sent, not when edited")
             return
         chat = str(msg.chat_id)
         if chat not in self.allowed:
             log.warning("ignored a message from chat %s: not in TELEGRAM_CHAT_IDS", chat)
             return
+        age = time.time() - msg.date.timestamp()
         try:
-            answer = await self.answer(msg.text)
+            if age > self.stale_after_s:
+                log.warning("ignored a command sent %.0f s ago: stale", age)
+                answer = (
+                    f"ignored {msg.text.split()[0]}: sent {age:.0f} s ago (the bot was away); "
+                    f"commands older than {self.stale_after_s:g} s are not run. Send it "
+                    "again if you still want it."
+                )
+            else:
+                answer = await self.answer(msg.text)
         except Exception as exc:  # a failed command is answered; the bot goes on
             log.warning("command %r failed: %s", msg.text, type(exc).__name__, exc_info=True)
             answer = f"failed: {exc or type(exc).__name__}"
@@ -141,24 +207,36 @@ class CommandBot:
         return ledger_profit.to_message(p)
 
     async def _force_exit(self, target: str) -> str:
-        symbols = self.settings.watchlist if target.lower() == "all" else [target.upper()]
+        every = target.lower() == "all"
         if self.client is None:
-            return await self._legacy("force-exit", symbols)
-        answers = [
-            await commands.force_exit(self.client, self.settings, s, "telegram") for s in symbols
-        ]
-        return "\n".join(answers)
+            return await self._legacy("force-exit", [] if every else [target.upper()])
+        symbols = (
+            await commands.deployment_symbols(self.client, self.settings)
+            if every
+            else [target.upper()]
+        )
+        answers = await commands.force_exit_each(
+            self.client, self.settings, symbols, "telegram", timeout_s=self.symbol_timeout_s
+        )
+        return "\n".join(answers) or "no symbol running"
 
     async def _control(self, command: str, symbols: list[str], *, close: bool = False) -> str:
         if self.client is None:
             return await self._legacy(command, symbols, close=close)
-        if command == "stop":
-            done = await commands.stop(self.client, self.settings, close_positions=close)
-            return f"stopping: {', '.join(done)}"
-        done = await commands.signal_all(
-            self.client, self.settings, f"{command}_entries", symbols=symbols or None
+        signal, arg = (
+            ("shutdown", c.ShutdownRequest(close_position=close))
+            if command == "stop"
+            else (f"{command}_entries", None)
         )
-        return f"{command}d: {', '.join(done)}"
+        done = await commands.signal_all(
+            self.client,
+            self.settings,
+            signal,
+            arg,
+            symbols=symbols or None,
+            timeout_s=self.symbol_timeout_s,
+        )
+        return f"{'stopping' if command == 'stop' else command + 'd'}: {', '.join(done)}"
 
     async def _legacy(self, command: str, symbols: list[str], *, close: bool = False) -> str:
         _, text = await asyncio.to_thread(
