@@ -151,9 +151,19 @@ async def each_symbol(
     return list(await asyncio.gather(*(one(s) for s in symbols)))
 
 
-async def stop(client: Client, settings: Settings, *, close_positions: bool) -> list[str]:
+async def stop(
+    client: Client,
+    settings: Settings,
+    *,
+    close_positions: bool,
+    timeout_s: float = SYMBOL_TIMEOUT_S,
+) -> list[str]:
     return await signal_all(
-        client, settings, "shutdown", c.ShutdownRequest(close_position=close_positions)
+        client,
+        settings,
+        "shutdown",
+        c.ShutdownRequest(close_position=close_positions),
+        timeout_s=timeout_s,
     )
 
 

@@ -21,7 +21,6 @@ from telegram import Bot, Update
 from telegram.error import Conflict, TelegramError
 from temporalio.client import Client
 
-from trader import contracts as c
 from trader.config import Settings
 from trader.core.errors import ConfigError
 from trader.core.messages import fmt
@@ -223,20 +222,19 @@ class CommandBot:
     async def _control(self, command: str, symbols: list[str], *, close: bool = False) -> str:
         if self.client is None:
             return await self._legacy(command, symbols, close=close)
-        signal, arg = (
-            ("shutdown", c.ShutdownRequest(close_position=close))
-            if command == "stop"
-            else (f"{command}_entries", None)
-        )
+        if command == "stop":
+            done = await commands.stop(
+                self.client, self.settings, close_positions=close, timeout_s=self.symbol_timeout_s
+            )
+            return f"stopping: {', '.join(done)}"
         done = await commands.signal_all(
             self.client,
             self.settings,
-            signal,
-            arg,
+            f"{command}_entries",
             symbols=symbols or None,
             timeout_s=self.symbol_timeout_s,
         )
-        return f"{'stopping' if command == 'stop' else command + 'd'}: {', '.join(done)}"
+        return f"{command}d: {', '.join(done)}"
 
     async def _legacy(self, command: str, symbols: list[str], *, close: bool = False) -> str:
         _, text = await asyncio.to_thread(
