@@ -145,6 +145,24 @@ async def test_a_slow_command_does_not_hold_up_the_next(dev_env, tmp_path, sim):
     assert sim.pending_updates() == 0
 
 
+async def test_a_stop_confirms_what_ran_and_leaves_what_did_not(dev_env, tmp_path, sim):
+    # One batch: a force-exit that waits (no worker), then /help with no slot left. At the
+    # stop the force-exit (started: maybe applied) is confirmed, never served again; the
+    # /help that never ran is left for the next start.
+    client = dev_env.client
+    stuck = await _no_worker(client, "HANG8/USDT")
+    sim.inject(CHAT, "/forceexit HANG8/USDT")
+    sim.inject(CHAT, "/help")
+    try:
+        pair = _rig(client, tmp_path, sim, symbol_timeout_s=120, max_in_flight=1)
+        async with pair as (_b, bot):
+            # The first runs; the poller waits for a slot for the second.
+            await _wait(lambda: bot.in_flight == 1, "the force-exit to be running")
+    finally:
+        await stuck.terminate()
+    assert sim.pending_updates() == 1 and sim.texts(CHAT) == []
+
+
 async def test_forceexit_all_is_every_running_symbol_of_the_deployment(dev_env, tmp_path, sim):
     # ETH/USDT is off the watchlist but still runs on this task queue (exit-only, say):
     # "all" includes it (visibility), not only the watchlist.

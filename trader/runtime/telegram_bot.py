@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import Bot, Update
 from telegram.error import Conflict, TelegramError
@@ -30,6 +30,7 @@ from trader.runtime import commands, legacy
 from trader.telegram.notifier import make_bot
 
 log = logging.getLogger("durable_trader.telegram")
+T = TypeVar("T")
 
 HELP = """/status: every symbol's phase and PnL
 /profit [days]: realized PnL from the ledger (all time, or the last days)
@@ -41,7 +42,7 @@ HELP = """/status: every symbol's phase and PnL
 
 _POLL_S = 10
 _MAX_TEXT = 4000  # Telegram's limit is 4096 characters
-_MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT = 8
 """Commands handled at once (each in its own task): a slow one never holds up ``/status``;
 beyond this many the poller waits for one to finish."""
 
@@ -60,6 +61,7 @@ class CommandBot:
         bot: Bot | None = None,
         symbol_timeout_s: float = commands.SYMBOL_TIMEOUT_S,
         stale_after_s: float = STALE_AFTER_S,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ):
         """``client``: None in legacy mode (the engine is asked through its request queue).
         ``symbol_timeout_s``: how long one symbol's answer is waited for."""
@@ -72,8 +74,11 @@ class CommandBot:
             timeout_s=_POLL_S + 10,
         )
         self.symbol_timeout_s, self.stale_after_s = symbol_timeout_s, stale_after_s
+        self.max_in_flight = max_in_flight
         self.handled = 0
         """Updates processed (answered or ignored)."""
+        self.in_flight = 0
+        """Updates being handled now."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and handle updates until ``stop``. Each update gets a task of its own; the
@@ -81,7 +86,7 @@ class CommandBot:
         offset is confirmed on the way out too, so a stopped bot leaves nothing to serve
         again. Commands still running at the stop are cancelled."""
         offset: int | None = None
-        slots = asyncio.Semaphore(_MAX_IN_FLIGHT)
+        slots = asyncio.Semaphore(self.max_in_flight)
         running: set[asyncio.Task[None]] = set()
         async with self.bot:
             try:
@@ -99,8 +104,9 @@ class CommandBot:
                         await _sleep(1, stop)
                         continue
                     for update in updates or ():
+                        if not await _until(slots.acquire(), stop):
+                            break  # stopping: left unconfirmed, for the next start
                         offset = update.update_id + 1
-                        await slots.acquire()
                         task = asyncio.create_task(self._handle_in_slot(update, slots))
                         running.add(task)
                         task.add_done_callback(running.discard)
@@ -112,10 +118,12 @@ class CommandBot:
                     await self._confirm(offset)
 
     async def _handle_in_slot(self, update: Update, slots: asyncio.Semaphore) -> None:
+        self.in_flight += 1
         try:
             await self.handle(update)
             self.handled += 1
         finally:
+            self.in_flight -= 1
             slots.release()
 
     async def _confirm(self, offset: int) -> None:
@@ -255,9 +263,7 @@ def _is_number(text: str) -> bool:
         return False
 
 
-async def _until(
-    call: Coroutine[Any, Any, tuple[Update, ...]], stop: asyncio.Event
-) -> tuple[Update, ...] | None:
+async def _until(call: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
     """Await ``call`` unless ``stop`` is set first (then cancel it: None)."""
     task = asyncio.ensure_future(call)
     stopper = asyncio.ensure_future(stop.wait())
