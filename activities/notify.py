@@ -19,12 +19,21 @@ from trader.telegram.notifier import RetryLater, TelegramNotifier, Undeliverable
 log = logging.getLogger("durable_trader.notify")
 
 _MARGIN_S = 1.0
-"""Of an attempt's start-to-close timeout, kept for answering Temporal after a 429 wait."""
+"""Of an attempt's start-to-close timeout, kept for answering Temporal (the notifier itself
+keeps its request's timeout free after any 429 wait)."""
 
 
 class Notifier(Protocol):
-    async def send(self, text: str, *, key: str = "", deadline: float | None = None) -> None:
-        """Deliver ``text`` once per ``key``; ``deadline`` (monotonic) bounds any wait."""
+    async def send(
+        self,
+        text: str,
+        *,
+        key: str = "",
+        deadline: float | None = None,
+        attempt_s: float | None = None,
+    ) -> None:
+        """Deliver ``text`` once per ``key``; ``deadline`` (monotonic) bounds any wait;
+        ``attempt_s``: how long one attempt may run (its start-to-close timeout)."""
         ...
 
 
@@ -34,7 +43,14 @@ class LogNotifier:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def send(self, text: str, *, key: str = "", deadline: float | None = None) -> None:
+    async def send(
+        self,
+        text: str,
+        *,
+        key: str = "",
+        deadline: float | None = None,
+        attempt_s: float | None = None,
+    ) -> None:
         self.sent.append(text)
         log.info("notify: %s", text)
 
@@ -67,7 +83,12 @@ class NotifyActivities:
         timeout = info.start_to_close_timeout
         deadline = time.monotonic() + timeout.total_seconds() - _MARGIN_S if timeout else None
         try:
-            await self.notifier.send(note.text, key=note.key, deadline=deadline)
+            await self.notifier.send(
+                note.text,
+                key=note.key,
+                deadline=deadline,
+                attempt_s=timeout.total_seconds() if timeout else None,
+            )
         except RetryLater as exc:
             delay = timedelta(seconds=exc.delay) if exc.delay is not None else None
             raise ApplicationError(

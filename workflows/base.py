@@ -44,6 +44,12 @@ EXCHANGE_REALITY_PATCH = "exchange-reality"
 # limit, a continue-as-new) instead of FSM_MAX_RETRIES then ERROR: a new retry policy.
 SLOT_RETRY_PATCH = "slot-retry"
 
+NOTIFY_ATTEMPT = timedelta(seconds=10)
+"""One notify attempt (``trader/telegram/notifier.py``'s ``DEFAULT_ATTEMPT_S`` is the same)."""
+NOTIFY_GIVE_UP = timedelta(hours=1)
+"""A notification not sent within this is dropped (logged); the run waits for pending ones
+before it continues-as-new or stops, so a Telegram outage can delay those by up to this."""
+
 
 def error_type(err: BaseException) -> ErrorType | None:
     """The ApplicationError type behind an activity failure (what the workflow branches on);
@@ -299,8 +305,12 @@ class TraderBase:
         handle = workflow.start_activity(
             c.NOTIFY,
             c.NOTIFY.input(symbol=s.symbol, kind=kind, text=text, key=key),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RetryPolicy(maximum_attempts=3),
+            start_to_close_timeout=NOTIFY_ATTEMPT,
+            # Retried until it is sent or an hour has passed, not a number of attempts: a
+            # burst (many symbols entering ERROR at once) gets 429s with retry_after of tens
+            # of seconds, and the message must outlast them. Options are not part of the
+            # command's identity: committed histories replay (tests/test_replay.py).
+            schedule_to_close_timeout=NOTIFY_GIVE_UP,
             summary=f"notify {kind}",
         )
         self._background.append(handle)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from tests.telegram.conftest import CHAT, OTHER_CHAT, TOKEN
 from tests.workflows.harness import Bench, TraderHandle, bench
@@ -30,25 +33,30 @@ async def _wait(predicate, what: str, timeout: float = 20) -> None:
 
 @contextlib.asynccontextmanager
 async def _rig(
-    client: Client, tmp_path: Path, sim: FakeBotApi
+    client: Client,
+    tmp_path: Path,
+    sim: FakeBotApi,
+    *,
+    watchlist: tuple[str, ...] = ("BTC/USDT",),
+    **options: Any,
 ) -> AsyncIterator[tuple[Bench, CommandBot]]:
     async with bench(client, tmp_path) as b:
         settings = load_settings(
             task_queue=b.task_queue,
-            watchlist=["BTC/USDT"],
+            watchlist=list(watchlist),
             data_dir=tmp_path,
             telegram_token=TOKEN,
             telegram_chat_ids=f"{CHAT}, 123",
             telegram_api_url=sim.url,
         )
-        bot = CommandBot(settings, client)
+        bot = CommandBot(settings, client, **options)
         stop = asyncio.Event()
         task = asyncio.create_task(bot.run(stop))
         try:
             yield b, bot
         finally:
             stop.set()
-            await task
+            await asyncio.wait_for(task, timeout=30)  # a bot that cannot stop fails here
 
 
 @pytest.fixture
@@ -57,10 +65,10 @@ async def rig(fresh_ts_env, tmp_path, sim) -> AsyncIterator[tuple[Bench, Command
         yield pair
 
 
-async def _ask(sim: FakeBotApi, bot: CommandBot, chat: str, text: str) -> list[str]:
+async def _ask(sim: FakeBotApi, bot: CommandBot, chat: str, text: str, **how: Any) -> list[str]:
     """Send ``text`` from ``chat``; the bot's answers to that chat once it handled it."""
     before, handled = len(sim.texts(chat)), bot.handled
-    sim.inject(chat, text)
+    sim.inject(chat, text, **how)
     await _wait(lambda: bot.handled > handled, f"the bot to handle {text!r}")
     return sim.texts(chat)[before:]
 
@@ -90,6 +98,103 @@ async def test_forceexit_from_the_allowed_chat_sells_and_others_do_nothing(rig, 
 
     [refused] = await _ask(sim, bot, CHAT, "/forceexit all")
     assert refused.startswith("BTC/USDT: rejected:") and "position" in refused, refused
+
+
+async def _no_worker(client: Client, symbol: str) -> WorkflowHandle[Any, Any]:
+    """A SymbolTrader that no worker runs (a dead task queue): its Updates never answer."""
+    return await client.start_workflow(
+        "SymbolTrader",
+        id=ids.workflow_id_for("paper", symbol),
+        task_queue=f"nobody-{uuid.uuid4().hex[:6]}",
+    )
+
+
+async def test_forceexit_all_answers_every_symbol_though_one_has_no_worker(
+    fresh_ts_env, tmp_path, sim
+):
+    client = fresh_ts_env.client
+    pair = _rig(client, tmp_path, sim, watchlist=("ETH/USDT", "BTC/USDT"), symbol_timeout_s=2)
+    async with pair as (b, bot):
+        h = await _holding(b)
+        await _no_worker(client, "ETH/USDT")
+        [answer] = await _ask(sim, bot, CHAT, "/forceexit all")
+        # (in 2 s, or sooner if the server gives up waiting first)
+        assert answer.splitlines()[0].startswith("ETH/USDT: no answer"), answer
+        assert answer.splitlines()[0].endswith(": the workflow may have no worker"), answer
+        assert answer.splitlines()[1].startswith("BTC/USDT: accepted in position"), answer
+        await b.wait_phase(h, Phase.COOLDOWN)  # the one behind the hanging one sold too
+        [helped] = await _ask(sim, bot, CHAT, "/help")  # and the bot still answers
+        assert "/status" in helped
+
+
+async def test_a_slow_command_does_not_hold_up_the_next(dev_env, tmp_path, sim):
+    # The dev server: an Update to a workflow without a worker waits (the time-skipping
+    # server gives up at once).
+    client = dev_env.client
+    stuck = await _no_worker(client, "HANG9/USDT")  # a symbol no other test uses
+    try:
+        async with _rig(client, tmp_path, sim, symbol_timeout_s=120) as (_b, bot):
+            sim.inject(CHAT, "/forceexit HANG9/USDT")  # waits for an answer never coming
+            [helped] = await _ask(sim, bot, CHAT, "/help")
+            assert "/status" in helped  # answered while the force-exit still waits
+            assert sim.texts(CHAT) == [helped]
+            assert sim.pending_updates() == 0  # both confirmed: never served again
+    finally:
+        await stuck.terminate()
+    # The bot stopped (the waiting command cancelled) and left nothing to serve again.
+    assert sim.pending_updates() == 0
+
+
+async def test_a_stop_confirms_what_ran_and_leaves_what_did_not(dev_env, tmp_path, sim):
+    # One batch: a force-exit that waits (no worker), then /help with no slot left. At the
+    # stop the force-exit (started: maybe applied) is confirmed, never served again; the
+    # /help that never ran is left for the next start.
+    client = dev_env.client
+    stuck = await _no_worker(client, "HANG8/USDT")
+    sim.inject(CHAT, "/forceexit HANG8/USDT")
+    sim.inject(CHAT, "/help")
+    try:
+        pair = _rig(client, tmp_path, sim, symbol_timeout_s=120, max_in_flight=1)
+        async with pair as (_b, bot):
+            # The first runs; the poller waits for a slot for the second.
+            await _wait(lambda: bot.in_flight == 1, "the force-exit to be running")
+    finally:
+        await stuck.terminate()
+    assert sim.pending_updates() == 1 and sim.texts(CHAT) == []
+
+
+async def test_forceexit_all_is_every_running_symbol_of_the_deployment(dev_env, tmp_path, sim):
+    # ETH/USDT is off the watchlist but still runs on this task queue (exit-only, say):
+    # "all" includes it (visibility), not only the watchlist.
+    client = dev_env.client
+    async with _rig(client, tmp_path, sim, watchlist=("BTC/USDT",)) as (b, bot):
+        h = await _holding(b)
+        eth = await b.start("ETH/USDT", workflow_id=ids.workflow_id_for("paper", "ETH/USDT"))
+        await b.wait_phase(eth, Phase.IDLE)
+        query = f'WorkflowId = "{eth.id}" AND TaskQueue = "{b.task_queue}"'
+        for _ in range(100):  # visibility follows within moments
+            if [wf async for wf in client.list_workflows(query)]:
+                break
+            await asyncio.sleep(0.1)
+        [answer] = await _ask(sim, bot, CHAT, "/forceexit all")
+        lines = answer.splitlines()
+        assert lines[0].startswith("BTC/USDT: accepted in position"), answer
+        assert lines[1].startswith("ETH/USDT: rejected:"), answer  # flat: nothing to sell
+        await b.wait_phase(h, Phase.COOLDOWN)
+
+
+async def test_stale_and_edited_commands_are_not_run(rig, sim):
+    b, bot = rig
+    h = await _holding(b)
+    # Sent two minutes ago, while the bot was down: Telegram serves it now.
+    [stale] = await _ask(sim, bot, CHAT, "/forceexit BTC/USDT", date=time.time() - 120)
+    assert stale.startswith("ignored /forceexit: sent 1"), stale
+    # An old message edited into a command: no answer, nothing done.
+    assert await _ask(sim, bot, CHAT, "/forceexit BTC/USDT", edited=True) == []
+    s = await b.state(h)
+    assert s.phase is Phase.POSITION and not s.trade.exit_reason
+    [answer] = await _ask(sim, bot, CHAT, "/forceexit BTC/USDT")  # a fresh one is run
+    assert answer.startswith("BTC/USDT: accepted in position"), answer
 
 
 async def test_pause_resume_profit_help(rig, sim):

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import Bot, Update
 from telegram.error import Conflict, TelegramError
@@ -30,6 +30,7 @@ from trader.runtime import commands, legacy
 from trader.telegram.notifier import make_bot
 
 log = logging.getLogger("durable_trader.telegram")
+T = TypeVar("T")
 
 HELP = """/status: every symbol's phase and PnL
 /profit [days]: realized PnL from the ledger (all time, or the last days)
@@ -41,11 +42,29 @@ HELP = """/status: every symbol's phase and PnL
 
 _POLL_S = 10
 _MAX_TEXT = 4000  # Telegram's limit is 4096 characters
+MAX_IN_FLIGHT = 8
+"""Commands handled at once (each in its own task): a slow one never holds up ``/status``;
+beyond this many the poller waits for one to finish."""
+
+STALE_AFTER_S = 60.0
+"""A command sent longer ago than this (``message.date``) is answered as ignored, not run:
+Telegram keeps unconfirmed updates for 24 h, so without this a ``/forceexit all`` sent while
+the bot was down would run whenever it came back."""
 
 
 class CommandBot:
-    def __init__(self, settings: Settings, client: Client | None, *, bot: Bot | None = None):
-        """``client``: None in legacy mode (the engine is asked through its request queue)."""
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client | None,
+        *,
+        bot: Bot | None = None,
+        symbol_timeout_s: float = commands.SYMBOL_TIMEOUT_S,
+        stale_after_s: float = STALE_AFTER_S,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ):
+        """``client``: None in legacy mode (the engine is asked through its request queue).
+        ``symbol_timeout_s``: how long one symbol's answer is waited for."""
         assert settings.telegram_token is not None, "TELEGRAM_TOKEN is required"
         self.settings, self.client = settings, client
         self.allowed = set(settings.chat_ids)
@@ -54,40 +73,94 @@ class CommandBot:
             settings.telegram_api_url,
             timeout_s=_POLL_S + 10,
         )
+        self.symbol_timeout_s, self.stale_after_s = symbol_timeout_s, stale_after_s
+        self.max_in_flight = max_in_flight
         self.handled = 0
         """Updates processed (answered or ignored)."""
+        self.in_flight = 0
+        """Updates being handled now."""
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Poll and handle updates until ``stop``. Each update gets a task of its own; the
+        next poll (which confirms the batch to Telegram) goes out at once, and the last
+        offset is confirmed on the way out too, so a stopped bot leaves nothing to serve
+        again. Commands still running at the stop are cancelled."""
         offset: int | None = None
+        slots = asyncio.Semaphore(self.max_in_flight)
+        running: set[asyncio.Task[None]] = set()
         async with self.bot:
-            while not stop.is_set():
-                try:
-                    updates = await _until(
-                        self.bot.get_updates(offset=offset, timeout=_POLL_S), stop
-                    )
-                except Conflict:
-                    log.error("another process polls this bot's updates (409): retrying in 5 s")
-                    await _sleep(5, stop)
-                    continue
-                except TelegramError as exc:
-                    log.warning("getUpdates failed: %s", type(exc).__name__)
-                    await _sleep(1, stop)
-                    continue
-                for update in updates or ():
-                    offset = update.update_id + 1
-                    await self.handle(update)
-                    self.handled += 1
+            try:
+                while not stop.is_set():
+                    try:
+                        updates = await _until(
+                            self.bot.get_updates(offset=offset, timeout=_POLL_S), stop
+                        )
+                    except Conflict:
+                        log.error("another process polls this bot's updates (409): retrying")
+                        await _sleep(5, stop)
+                        continue
+                    except TelegramError as exc:
+                        log.warning("getUpdates failed: %s", type(exc).__name__)
+                        await _sleep(1, stop)
+                        continue
+                    for update in updates or ():
+                        if not await _until(slots.acquire(), stop):
+                            break  # stopping: left unconfirmed, for the next start
+                        offset = update.update_id + 1
+                        task = asyncio.create_task(self._handle_in_slot(update, slots))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            finally:
+                for task in list(running):
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                if offset is not None:
+                    await self._confirm(offset)
+
+    async def _handle_in_slot(self, update: Update, slots: asyncio.Semaphore) -> None:
+        self.in_flight += 1
+        try:
+            await self.handle(update)
+            self.handled += 1
+        finally:
+            self.in_flight -= 1
+            slots.release()
+
+    async def _confirm(self, offset: int) -> None:
+        # The poll cancelled at the stop may still hold the update stream for a moment
+        # (409): try a few times, then leave it (the next start confirms it; stale commands
+        # are ignored anyway).
+        for _ in range(10):
+            try:
+                await self.bot.get_updates(offset=offset, timeout=0)
+                return
+            except Conflict:
+                await asyncio.sleep(0.3)
+            except TelegramError as exc:
+                log.warning("could not confirm the last updates: %s", type(exc).__name__)
+                return
 
     async def handle(self, update: Update) -> None:
-        msg = update.effective_message
+        msg = update.message  # not edited messages: editing an old command never re-runs it
         if msg is None or not msg.text:
+            if update.edited_message is not None:
+                log.info("ignored an edited message: a command runs when sent, not when edited")
             return
         chat = str(msg.chat_id)
         if chat not in self.allowed:
             log.warning("ignored a message from chat %s: not in TELEGRAM_CHAT_IDS", chat)
             return
+        age = time.time() - msg.date.timestamp()
         try:
-            answer = await self.answer(msg.text)
+            if age > self.stale_after_s:
+                log.warning("ignored a command sent %.0f s ago: stale", age)
+                answer = (
+                    f"ignored {msg.text.split()[0]}: sent {age:.0f} s ago (the bot was away); "
+                    f"commands older than {self.stale_after_s:g} s are not run. Send it "
+                    "again if you still want it."
+                )
+            else:
+                answer = await self.answer(msg.text)
         except Exception as exc:  # a failed command is answered; the bot goes on
             log.warning("command %r failed: %s", msg.text, type(exc).__name__, exc_info=True)
             answer = f"failed: {exc or type(exc).__name__}"
@@ -141,22 +214,33 @@ class CommandBot:
         return ledger_profit.to_message(p)
 
     async def _force_exit(self, target: str) -> str:
-        symbols = self.settings.watchlist if target.lower() == "all" else [target.upper()]
+        every = target.lower() == "all"
         if self.client is None:
-            return await self._legacy("force-exit", symbols)
-        answers = [
-            await commands.force_exit(self.client, self.settings, s, "telegram") for s in symbols
-        ]
-        return "\n".join(answers)
+            return await self._legacy("force-exit", [] if every else [target.upper()])
+        symbols = (
+            await commands.deployment_symbols(self.client, self.settings)
+            if every
+            else [target.upper()]
+        )
+        answers = await commands.force_exit_each(
+            self.client, self.settings, symbols, "telegram", timeout_s=self.symbol_timeout_s
+        )
+        return "\n".join(answers) or "no symbol running"
 
     async def _control(self, command: str, symbols: list[str], *, close: bool = False) -> str:
         if self.client is None:
             return await self._legacy(command, symbols, close=close)
         if command == "stop":
-            done = await commands.stop(self.client, self.settings, close_positions=close)
+            done = await commands.stop(
+                self.client, self.settings, close_positions=close, timeout_s=self.symbol_timeout_s
+            )
             return f"stopping: {', '.join(done)}"
         done = await commands.signal_all(
-            self.client, self.settings, f"{command}_entries", symbols=symbols or None
+            self.client,
+            self.settings,
+            f"{command}_entries",
+            symbols=symbols or None,
+            timeout_s=self.symbol_timeout_s,
         )
         return f"{command}d: {', '.join(done)}"
 
@@ -179,9 +263,7 @@ def _is_number(text: str) -> bool:
         return False
 
 
-async def _until(
-    call: Coroutine[Any, Any, tuple[Update, ...]], stop: asyncio.Event
-) -> tuple[Update, ...] | None:
+async def _until(call: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
     """Await ``call`` unless ``stop`` is set first (then cancel it: None)."""
     task = asyncio.ensure_future(call)
     stopper = asyncio.ensure_future(stop.wait())

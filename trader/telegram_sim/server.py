@@ -32,6 +32,8 @@ class Fault:
     seconds: float = 30.0
     match: str = ""
     """Only messages containing this text (empty: any)."""
+    chat: str = ""
+    """Only messages to this chat (empty: any)."""
 
 
 class FakeBotApi:
@@ -61,12 +63,23 @@ class FakeBotApi:
         with self._lock:
             return [m.text for m in self.messages if chat_id is None or m.chat_id == chat_id]
 
+    def pending_updates(self) -> int:
+        """Updates not yet confirmed (Telegram serves them again to the next poller)."""
+        with self._lock:
+            return len(self._updates)
+
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
 
-    def inject(self, chat_id: str, text: str) -> None:
-        """A user's message in ``chat_id``, served by the next ``getUpdates``."""
+    def inject(
+        self, chat_id: str, text: str, *, date: float | None = None, edited: bool = False
+    ) -> None:
+        """A user's message in ``chat_id``, served by the next ``getUpdates``.
+
+        ``date``: when the user sent it (epoch seconds; default now): an older one is a
+        command sent while the bot was down. ``edited``: an ``edited_message`` update (the
+        user edited an earlier message to this text), as Telegram sends it."""
         with self._lock:
             uid, self._next_update = self._next_update, self._next_update + 1
             chat = int(chat_id)
@@ -75,18 +88,18 @@ class FakeBotApi:
                 if text.startswith("/")
                 else []
             )
+            message: dict[str, Any] = {
+                "message_id": 10_000 + uid,
+                "date": int(time.time() if date is None else date),
+                "chat": {"id": chat, "type": "private"},
+                "from": {"id": chat, "is_bot": False, "first_name": "operator"},
+                "text": text,
+                "entities": entities,
+            }
+            if edited:
+                message["edit_date"] = int(time.time())
             self._updates.append(
-                {
-                    "update_id": uid,
-                    "message": {
-                        "message_id": 10_000 + uid,
-                        "date": int(time.time()),
-                        "chat": {"id": chat, "type": "private"},
-                        "from": {"id": chat, "is_bot": False, "first_name": "operator"},
-                        "text": text,
-                        "entities": entities,
-                    },
-                }
+                {"update_id": uid, "edited_message" if edited else "message": message}
             )
         if self._loop is not None and self._new_update is not None:
             self._loop.call_soon_threadsafe(self._new_update.set)
@@ -145,13 +158,20 @@ class FakeBotApi:
         if method == "sendMessage":
             return await self._send(token, params)
         if method == "getUpdates":
-            return await self._get_updates(params)
+            return await self._get_updates(request, params)
         return _ok(True)
 
     async def _send(self, token: str, params: dict[str, Any]) -> web.Response:
         chat, text = str(params.get("chat_id")), str(params.get("text", ""))
         with self._lock:
-            fault = next((f for f in self.faults if f.match in text and f.count > 0), None)
+            fault = next(
+                (
+                    f
+                    for f in self.faults
+                    if f.match in text and f.chat in ("", chat) and f.count > 0
+                ),
+                None,
+            )
             if fault is not None:
                 fault.count -= 1
             if fault is None or fault.kind == "hang":
@@ -178,7 +198,7 @@ class FakeBotApi:
             }
         )
 
-    async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+    async def _get_updates(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         if self._polling:
             return _error(
                 409,
@@ -198,8 +218,10 @@ class FakeBotApi:
                 left = deadline - time.monotonic()
                 if ready or left <= 0:
                     return _ok(ready)
+                if request.transport is None or request.transport.is_closing():
+                    return _ok([])  # the poller hung up: its poll ends (a new one may come)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._new_update.wait(), timeout=left)
+                    await asyncio.wait_for(self._new_update.wait(), timeout=min(left, 0.2))
         finally:
             self._polling -= 1
 
