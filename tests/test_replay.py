@@ -4,19 +4,22 @@ and a change that alters the workflow's commands is caught (unless behind a patc
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from trader import contracts as c
 from trader.runtime.converter import DATA_CONVERTER
 from workflows.base import (
+    BOUNDED_DRAIN_PATCH,
     EXCHANGE_REALITY_PATCH,
     SLOT_RETRY_PATCH,
     STATUS_MEMO_PATCH,
@@ -49,6 +52,7 @@ def test_histories_are_committed():
         "reality_inventory",
         "slot_retry_take_profit",
         "portfolio_acquire_many",
+        "notify_drain_given_up",
     } <= names
 
 
@@ -211,3 +215,50 @@ async def test_the_portfolio_history_needs_the_acquire_many_handler():
     result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)
     assert "WorkflowExecutionUpdateAccepted" in str(result.replay_failure)
+
+
+def test_the_drain_history_gave_a_message_up_behind_its_patch():
+    """Recorded with Telegram down for the entry message: the stop waited NOTIFY_DRAIN (a
+    timer) and cancelled the notify activity. Older histories have no such marker."""
+    for old in (*REALITY, "lifecycle_take_profit_memo", "slot_retry_take_profit"):
+        assert BOUNDED_DRAIN_PATCH not in _patch_ids(old)
+    assert _patch_ids("notify_drain_given_up")[-1] == BOUNDED_DRAIN_PATCH
+    events = json.loads(
+        (Path(__file__).parent / "histories" / "notify_drain_given_up.json").read_text()
+    )["events"]
+    scheduled = {
+        e["eventId"]: e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    }
+    cancelled = [
+        scheduled[e["activityTaskCancelRequestedEventAttributes"]["scheduledEventId"]]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED"
+    ]
+    assert cancelled.count("notify") == 1, cancelled
+    assert _event_types("notify_drain_given_up")["EVENT_TYPE_TIMER_STARTED"] >= 1
+
+
+async def test_the_drain_history_needs_the_bounded_drain(monkeypatch):
+    """Replayed by code that gives the message up at once (no patch marker, no timer),
+    the history no longer matches: the replay really runs the bounded drain. (Code that
+    waits unbounded is not caught: replay just ends with it still waiting.)"""
+
+    async def at_once(self: Any) -> None:
+        for task in self._notifications:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(Exception):
+                await task
+
+    monkeypatch.setattr(SymbolTrader, "_drain_background", at_once)
+    path = next(p for p in HISTORIES if p.stem == "notify_drain_given_up")
+    # Unsandboxed: the sandbox re-imports the workflow modules and would not see the patch.
+    replayer = Replayer(
+        workflows=[SymbolTrader],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError), result.replay_failure

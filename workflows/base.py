@@ -47,8 +47,12 @@ SLOT_RETRY_PATCH = "slot-retry"
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 """One notify attempt (``trader/telegram/notifier.py``'s ``DEFAULT_ATTEMPT_S`` is the same)."""
 NOTIFY_GIVE_UP = timedelta(hours=1)
-"""A notification not sent within this is dropped (logged); the run waits for pending ones
-before it continues-as-new or stops, so a Telegram outage can delay those by up to this."""
+"""A notification not sent within this is dropped (logged)."""
+NOTIFY_DRAIN = timedelta(seconds=60)
+"""How long a stop or a continue-as-new waits for notifications still being retried; then
+they are cancelled (logged): a Telegram outage never holds a stop for NOTIFY_GIVE_UP."""
+# The bounded wait is a timer (a new command): old runs drain as they did.
+BOUNDED_DRAIN_PATCH = "bounded-notify-drain"
 
 
 def error_type(err: BaseException) -> ErrorType | None:
@@ -78,6 +82,7 @@ class TraderBase:
     inp: c.TraderInput
     state: CoinState
     _background: list[Any]
+    _notifications: list[ActivityHandle[None]]
     _entry: c.WatchEntryResult | None
     _last_order: Order | None
     _max_hold_due: bool
@@ -314,14 +319,29 @@ class TraderBase:
             summary=f"notify {kind}",
         )
         self._background.append(handle)
+        self._notifications.append(handle)  # the drain may give these up, never a release
 
     async def _drain_background(self) -> None:
-        """Wait for background side effects (before continue-as-new or completion)."""
+        """Wait for background side effects (before continue-as-new or completion); a
+        notification still being retried after NOTIFY_DRAIN is given up."""
+        notes, self._notifications = self._notifications, []
+        given_up: list[ActivityHandle[None]] = []
+        if any(not t.done() for t in notes) and workflow.patched(BOUNDED_DRAIN_PATCH):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: all(t.done() for t in notes), timeout=NOTIFY_DRAIN
+                )
+            for t in notes:
+                if not t.done():
+                    workflow.logger.warning("notification not sent in time: given up")
+                    t.cancel()
+                    given_up.append(t)
         for task in self._background:
             try:
                 await task
             except Exception as err:  # a failed notification or release never fails a trade
-                workflow.logger.warning("background side effect failed: %s", error_message(err))
+                if task not in given_up:  # (those were logged once, above)
+                    workflow.logger.warning("background side effect failed: %s", error_message(err))
         self._background.clear()
 
     def _reap_background(self) -> None:
@@ -335,6 +355,7 @@ class TraderBase:
                     "background side effect failed: %s", error_message(task.exception())
                 )
         self._background = pending
+        self._notifications = [t for t in self._notifications if not t.done()]
 
     def _release_slot(self) -> None:
         """Give the trade slot back (a signal: durable, idempotent on the decision id)."""

@@ -64,6 +64,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
             else CoinState(symbol=inp.symbol, exchange=inp.params.exchange)
         )
         self._background = []
+        self._notifications = []
         self._entry = None
         self._last_order = None
         self._max_hold_due = False

@@ -28,6 +28,8 @@ from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
 from trader.runtime.client import ensure_search_attributes
 from trader.runtime.converter import DATA_CONVERTER
+from trader.telegram.notifier import TelegramNotifier
+from trader.telegram_sim import FakeBotApi, Fault
 
 OUT = Path(__file__).parent
 
@@ -154,6 +156,22 @@ async def slot_retry(env, tmp: Path) -> None:
         print(f"portfolio_acquire_many: {len(history.events)} events")
 
 
+async def notify_drain(env, tmp: Path) -> None:
+    """The take-profit lifecycle with Telegram down for the entry message (every attempt
+    502), then a stop: the "bounded-notify-drain" patch waits NOTIFY_DRAIN and gives the
+    message up (a timer and an activity cancel)."""
+    with FakeBotApi() as api:
+        api.add_fault(Fault("fail", status=502, count=10_000, match="BUY"))
+        notifier = TelegramNotifier(
+            token="1:record", chat_ids=["1"], api_url=api.url, sent_log=tmp / "sent.sqlite"
+        )
+        try:
+            async with bench(env.client, tmp, notify_with=notifier) as b:
+                await _finish(b, await take_profit_trade(env, b), "notify_drain_given_up")
+        finally:
+            await notifier.close()
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -162,6 +180,7 @@ RECORDINGS = {
     "reality_shortfall": reality_shortfall,
     "reality_inventory": reality_inventory,
     "slot_retry_take_profit": slot_retry,
+    "notify_drain_given_up": notify_drain,
 }
 
 

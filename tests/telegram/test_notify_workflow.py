@@ -4,11 +4,15 @@ message that can never be delivered does not stop the trade."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.telegram.conftest import CHAT
 from tests.workflows.harness import Bench, TraderHandle, bench
+from trader import contracts as c
 from trader.core.phases import Phase
 from trader.telegram.notifier import TelegramNotifier
 from trader.telegram_sim import FakeBotApi, Fault
+from workflows.base import NOTIFY_DRAIN
 
 
 async def _trade(b: Bench) -> TraderHandle:
@@ -122,3 +126,25 @@ async def test_a_rerun_with_the_same_key_sends_nothing(sim, telegram: TelegramNo
     await telegram.send("BUY BTC/USDT", key="trader:paper:BTC-USDT:1a:n1")
     await telegram.send("BUY BTC/USDT", key="trader:paper:BTC-USDT:1a:n2")
     assert sim.texts() == ["BUY BTC/USDT", "BUY BTC/USDT"]
+
+
+async def test_a_stop_waits_for_an_undeliverable_message_only_so_long(
+    fresh_ts_env, tmp_path, sim, telegram
+):
+    # Telegram down for good: the entry message is retried for up to an hour, but a stop
+    # (or a continue-as-new) waits for it only NOTIFY_DRAIN, then gives it up (logged).
+    sim.add_fault(Fault("fail", status=502, count=10_000, match="BUY"))
+    async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
+        h = await _trade(b)
+        await _wait_texts(sim, 1, b, h)  # the exit message went through
+        await h.signal("shutdown", c.ShutdownRequest(close_position=False))
+        state = await h.result()
+        events = (await h.fetch_history()).events
+    signalled = next(
+        e for e in events if e.HasField("workflow_execution_signaled_event_attributes")
+    )
+    assert events[-1].HasField("workflow_execution_completed_event_attributes")
+    waited = events[-1].event_time.ToDatetime() - signalled.event_time.ToDatetime()
+    assert waited <= NOTIFY_DRAIN + timedelta(seconds=30), waited  # not the notify's hour
+    assert any(e.HasField("activity_task_cancel_requested_event_attributes") for e in events)
+    assert state.totals.trades_closed == 1 and _kinds(sim.texts()) == ["SELL"]
