@@ -92,6 +92,11 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     assert row.record_id == "SOL-USDT:abc:shortfall:1" and row.decision_id == s.trade.decision_id
     [trade] = await (await rig.books()).trades()
     assert trade.written_off == Decimal("0.4") and trade.sold_amount == held - Decimal("0.4")
+    sells = [o for o in rig.exchange.all_orders() if o.side.value == "sell" and o.filled > 0]
+    assert trade.engine == "legacy" and trade.decision_id == s.trade.decision_id
+    assert trade.sell_client_order_ids == [o.client_order_id for o in sells] != []
+    assert trade.exit_price == trade.exit_proceeds / trade.sold_amount
+    assert trade.exit_price == sum(o.cost for o in sells) / sum(o.filled for o in sells)
     shortfalls = [t for t in rig.sent if "shortfall: the account holds 0.4 SOL less" in t]
     assert len(shortfalls) == 1 and shortfalls[0].startswith(f"{SOL}: ")
     assert any(t.startswith("[SIMULATED] SELL SOL/USDT (stop_loss)") for t in rig.sent), rig.sent

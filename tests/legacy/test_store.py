@@ -175,7 +175,12 @@ def test_an_outbox_from_before_trade_rows_keeps_its_inventory_rows(tmp_path: Pat
         assert store.outbox() == [record]
         s = _holding()
         trade = TradeRecord.closing(
-            s, trade_pnl(s), trade_id="SOL-USDT:abc:1", closed_ts=2000.0, simulated=True
+            s,
+            trade_pnl(s),
+            trade_id="SOL-USDT:abc:1",
+            closed_ts=2000.0,
+            simulated=True,
+            engine="legacy",
         )
         store.save(s, [trade, trade])  # the same row twice: kept once
         assert store.outbox() == [record, trade]

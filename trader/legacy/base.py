@@ -197,7 +197,12 @@ class RunnerBase:
         pnl = trade_pnl(s)
         trade_id = s.trade.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
         record = c.TradeRecord.closing(
-            s, pnl, trade_id=trade_id, closed_ts=time.time(), simulated=s.simulated
+            s,
+            pnl,
+            trade_id=trade_id,
+            closed_ts=time.time(),
+            simulated=s.simulated,
+            engine="legacy",
         )
         self._pending.append(record)
         self._report(carried_move(s, pnl))
