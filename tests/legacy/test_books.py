@@ -21,7 +21,6 @@ from trader.core.phases import Phase
 from trader.core.rules import ExitReason
 from trader.core.state import CoinState
 from trader.ledger import read_trades
-from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import read_state
 
 
@@ -33,15 +32,13 @@ class BooksRig(Rig):
         self.sent: list[str] = []
         self.keys: list[str] = []
         self.failing = failing
+        self.notify = self.send
 
     async def send(self, text: str, *, key: str = "") -> None:
         self.sent.append(text)
         self.keys.append(key)
         if self.failing:
             raise ConnectionError("telegram is down")
-
-    def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
-        return super().engine(watchlist, notify=notify or self.send)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from trader.contracts import TradeRecord
 from trader.core.phases import Phase
 from trader.ledger import LedgerStore
 from trader.legacy.store import read_state
+from trader.observe.metrics import TraderMetrics
 
 __all__ = ["pg_server"]  # the fixture
 
@@ -58,7 +59,8 @@ async def test_a_trade_closed_while_the_ledger_is_down_is_written_once_when_it_i
     try:
         s = await _holding(rig, Decimal("1"))  # a standing stop-loss: it sells at once
         rig.store.save(s)
-        engine = rig.engine([SOL])
+        metrics = TraderMetrics("w-legacy", engine="legacy")
+        engine = rig.engine([SOL], metrics=metrics)
 
         def closed() -> bool:
             return engine.runners[SOL].s.totals.trades_closed == 1
@@ -70,6 +72,14 @@ async def test_a_trade_closed_while_the_ledger_is_down_is_written_once_when_it_i
         [kept] = rig.store.outbox()  # committed with the closing state, not written
         assert isinstance(kept, TradeRecord) and kept.trade_id == s.trade.decision_id
         assert kept.net_pnl == saved.totals.realized_pnl != 0
+        errors = [  # the alert's metric, as the activities' (the type depends on the driver)
+            sample.value
+            for family in metrics.registry.collect()
+            for sample in family.samples
+            if sample.name == "trader_ledger_errors_total"
+            and sample.labels["call"] == "record_trade"
+        ]
+        assert sum(errors) >= 1, errors
 
         outage.restore()
         for _ in range(2):  # the next start writes it; a later one never again

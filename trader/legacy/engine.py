@@ -34,6 +34,7 @@ from trader.legacy.requests import Answer, Kind, Request, RequestQueue, requests
 from trader.legacy.store import LedgerRow, StateStore, outbox_key
 from trader.legacy.symbol import SymbolRunner
 from trader.observe.events import SINK, EventSink
+from trader.observe.metrics import TraderMetrics
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,15 @@ class LegacyEngine:
         sink: EventSink = SINK,
         notify: Send | None = None,
         requests: RequestQueue | None = None,
+        metrics: TraderMetrics | None = None,
     ) -> None:
         self.params, self.exchange, self.hub = params, exchange, hub
         self.store, self.ledger, self.sink = store, ledger, sink
         self._send = notify
         """The notifier's ``send`` (``activities/notify.py``, built by the runtime); None:
         notifications are logged only."""
+        self.metrics = metrics
+        """Counts failed ledger writes (``trader_ledger_errors_total``, as the activities)."""
         self._background: set[asyncio.Task[None]] = set()
         self._ledger_lock = asyncio.Lock()
         self.requests = requests or RequestQueue(requests_path(store.path.parent))
@@ -180,6 +184,7 @@ class LegacyEngine:
         next flush: the engine's retry (while it runs) or its next start."""
         async with self._ledger_lock:
             for row in self.store.outbox():
+                trade = isinstance(row, c.TradeRecord)
                 try:
                     if isinstance(row, c.TradeRecord):
                         await self.ledger.record_trade(row)
@@ -187,6 +192,9 @@ class LegacyEngine:
                         await self.ledger.record_inventory(row)
                 except Exception as exc:
                     log.warning("ledger write of %s failed (kept): %s", outbox_key(row), exc)
+                    if self.metrics is not None:
+                        call = "record_trade" if trade else "record_inventory"
+                        self.metrics.ledger_error(call, type(exc).__name__)
                     return False
                 self.store.written(row)
             return True
