@@ -53,6 +53,23 @@ def test_worker_points_at_the_cluster_and_config_exists():
     assert not any("SECRET" in str(v) or "KEY=" in str(v) for v in env.values())
 
 
+def test_the_telegram_bot_is_one_process_with_secrets_from_the_environment():
+    """One poller per token (docs/telegram.md): one replica, its own service, the worker's
+    cluster and ledger, the token and chats interpolated from the host's environment."""
+    bot, worker = SERVICES["telegram"], SERVICES["worker"]
+    command = bot["command"]
+    assert command[:2] == ["python", "starter.py"] and command[-1] == "telegram"
+    assert (ROOT / command[command.index("--config") + 1].replace("/app/", "")).exists()
+    assert bot["deploy"]["replicas"] == 1 and "replicas" not in worker.get("deploy", {})
+    env = bot["environment"]
+    assert env["TELEGRAM_TOKEN"] == "${TELEGRAM_TOKEN}"
+    assert env["TELEGRAM_CHAT_IDS"] == "${TELEGRAM_CHAT_IDS}"
+    for key in ("TEMPORAL_ADDRESS", "LEDGER_URL", "PGPASSWORD", "DATA_DIR"):
+        assert env[key] == worker["environment"][key], key
+    assert bot["depends_on"]["temporal"]["condition"] == "service_healthy"
+    assert bot["profiles"] == ["telegram"]  # the stack runs without a bot token
+
+
 def test_search_attributes_registered_match_the_code():
     from trader.search import ALL_KEYS
 

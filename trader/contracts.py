@@ -276,12 +276,31 @@ class TradeRecord(_Msg):
     inventory_in_amount: Decimal = Decimal(0)
     """Inventory of earlier trades that joined this one (included in ``bought_amount``)."""
     inventory_in_cost: Decimal = Decimal(0)
+    # Ledger revision 0003. Defaults: an activity scheduled before it decodes (and the FSM
+    # workflows are the only senders of activity inputs, hence ``engine``'s default).
+    exit_price: Decimal = Decimal(0)
+    """Average sell price: ``exit_proceeds / sold_amount`` (0: nothing sold)."""
+    decision_id: str | None = None
+    """The entry decision (None: an orphan position, recovered without one)."""
+    buy_client_order_id: str | None = None
+    sell_client_order_ids: list[str] = []
+    """The sell orders that filled, in order (the IOC ladder's steps)."""
+    engine: str = "fsm"
+    """``fsm`` (the workflows) or ``legacy`` (the in-process engine)."""
 
     @classmethod
     def closing(
-        cls, s: CoinState, pnl: TradePnL, *, trade_id: str, closed_ts: float, simulated: bool
+        cls,
+        s: CoinState,
+        pnl: TradePnL,
+        *,
+        trade_id: str,
+        closed_ts: float,
+        simulated: bool,
+        engine: str,
     ) -> TradeRecord:
         """The ledger row of ``s``'s trade, closed with ``pnl`` (both engines book this)."""
+        sold = s.trade.sold_amount
         return cls(
             trade_id=trade_id,
             symbol=s.symbol,
@@ -304,6 +323,11 @@ class TradeRecord(_Msg):
             carried_cost=pnl.carried_cost + pnl.carried_fee,
             inventory_in_amount=s.trade.inventory_in_amount,
             inventory_in_cost=s.trade.inventory_in_cost,
+            exit_price=s.trade.exit_proceeds / sold if sold > 0 else Decimal(0),
+            decision_id=s.trade.decision_id,
+            buy_client_order_id=s.trade.buy_client_order_id,
+            sell_client_order_ids=list(s.trade.sell_client_order_ids),
+            engine=engine,
         )
 
 

@@ -45,7 +45,12 @@ class Holdings(TraderBase):
         await self._ledger_call(
             c.RECORD_TRADE,
             c.TradeRecord.closing(
-                s, pnl, trade_id=trade_id, closed_ts=workflow.time(), simulated=self._is_simulated
+                s,
+                pnl,
+                trade_id=trade_id,
+                closed_ts=workflow.time(),
+                simulated=self._is_simulated,
+                engine="fsm",
             ),
         )
         await self._report(carried_move(s, pnl))

@@ -26,6 +26,9 @@ def _holding_config(tmp: Path) -> Path:
         ('take_profit_pct = "0.15"', 'take_profit_pct = "20"'),
         ('stop_loss_pct = "0.3"', 'stop_loss_pct = "20"'),
         ('max_position_hold_minutes = "0.5"', 'max_position_hold_minutes = "60"'),
+        # A cooldown the CLI's round trips fit in: the refused force exit's note is read
+        # before "cooldown over" replaces it (3 s lost that race under load).
+        ('cooldown_minutes = "0.05"', 'cooldown_minutes = "0.5"'),
     ):
         assert old in text
         text = text.replace(old, new)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
 import urllib.request
 import uuid
 from collections import Counter
@@ -104,6 +105,39 @@ async def test_sigkill_mid_send_still_once_and_no_secret_in_outputs(dev_env, tmp
         assert TOKEN not in text, f"the token is in {where}"
         assert TOKEN.split(":")[1] not in text, f"the token's secret part is in {where}"
         assert CHAT not in text, f"the chat id is in {where}"
+
+
+async def test_starter_telegram_is_a_process_answering_commands(dev_env, tmp_path: Path):
+    """``python starter.py telegram`` as the one poller of the deployment: it answers the
+    allowed chat from the fake Bot API (nothing runs on its queue: /status says so),
+    ignores another chat, and ends cleanly on SIGTERM."""
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        address=dev_env.client.service_client.config.target_host,
+        data_dir=tmp_path / "data",
+        queue=f"tgcmd-{uuid.uuid4().hex[:6]}",
+        watchlist=(SYMBOL,),
+    )
+    with FakeBotApi() as sim:
+        env = {"TELEGRAM_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": CHAT, "TELEGRAM_API_URL": sim.url}
+        log = tmp_path / "telegram.log"
+        bot = spawn("starter.py", "--config", str(cfg), "telegram", log=log, env=env)
+        try:
+            sim.inject("777", "/help")  # not an allowed chat: no answer
+            sim.inject(CHAT, "/help")
+            wait_until(lambda: sim.texts(CHAT), timeout=60, what="the answer to /help")
+            sim.inject(CHAT, "/status")
+            wait_until(lambda: len(sim.texts(CHAT)) == 2, timeout=60, what="/status answered")
+            kill(bot, signal.SIGTERM)
+        finally:
+            kill(bot)
+        helped, status = sim.texts(CHAT)
+        assert "/forceexit SYMBOL|all" in helped and "/profit [days]" in helped, helped
+        assert status == "no symbol running"
+        assert sim.texts("777") == []
+        assert bot.returncode == 0, log.read_text(errors="replace")[-2000:]
+        assert "ignored a message from chat 777" in log.read_text(errors="replace")
+        assert TOKEN.split(":")[1] not in log.read_text(errors="replace")
 
 
 def _payloads(node: Any) -> list[str]:

@@ -8,13 +8,20 @@ import sqlite3
 from decimal import Decimal as D
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from tests.ledger.test_store import trade
 from trader.contracts import InventoryRecord, TradeRecord
 from trader.ledger import LedgerStore, migrate
 
 _FLAG = ("modify_type", "simulated")
+_REVISION_0003 = (
+    "exit_price",
+    "decision_id",
+    "buy_client_order_id",
+    "sell_client_order_ids",
+    "engine",
+)
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ledger_before_alembic.sqlite"
 """Written by the sqlite3 ``LedgerStore`` of commit 36f6482 (before Alembic)."""
 
@@ -44,6 +51,10 @@ async def test_a_ledger_of_the_first_store_is_migrated_with_every_row(tmp_path: 
     [carried] = await store.inventory()
     assert carried.decision_id == "DOGE-BTC:0:1" and carried.cost == D("0.00000513")
     assert await store.total_pnl() == D("0.00110494") + D("-0.00021018") + D("13.36907")
+    for row in rows:  # 0003: derived from each row's own figures, the unknown said so
+        assert row.exit_price == row.exit_proceeds / row.sold_amount
+        assert row.decision_id == row.trade_id and row.engine == "unknown"
+        assert row.buy_client_order_id is None and row.sell_client_order_ids == []
     assert not await store.record_trade(rows[0])  # still idempotent on the old rows
     assert await store.record_trade(trade("ETH-BTC:0:2", closed_ts=1764009999.0))
     await store.close()
@@ -59,7 +70,7 @@ async def test_a_ledger_of_the_first_store_is_migrated_with_every_row(tmp_path: 
 async def test_a_ledger_older_than_the_inventory_columns_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     added = migrate._FIRST_STORE_ADDED
-    columns = [c for c in TradeRecord.model_fields if c not in added]
+    columns = [c for c in TradeRecord.model_fields if c not in (*added, *_REVISION_0003)]
     row = trade("BTC-USDT:0:1").model_dump()
     with sqlite3.connect(path) as old:
         old.execute(
@@ -96,6 +107,51 @@ async def test_a_ledger_older_than_the_inventory_columns_is_upgraded(tmp_path: P
     assert await store.record_inventory(write_off)
     assert [r.cost for r in await store.inventory()] == [D("0.00005")]
     assert await store.total_pnl() == kept.net_pnl - D("0.00005")
+    await store.close()
+
+
+async def test_a_ledger_at_0002_keeps_its_rows_and_gains_their_sources(
+    ledger_target: str | Path,
+) -> None:
+    """Revision 0003 on a database of either kind holding rows (one an orphan's, one with
+    nothing sold): the sell price is computed exactly from each row, the decision id is
+    the trade id but for the orphan, and new rows carry everything."""
+    from alembic import command
+
+    old = [
+        trade("ETH-BTC:0:1"),
+        trade("ETH-BTC:0:orphan3").model_copy(update={"sold_amount": D(0)}),
+    ]
+    store = LedgerStore(ledger_target)
+    async with store._writer.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(migrate._config(c), "0002"))
+        for row in old:
+            values = row.model_dump(exclude=set(_REVISION_0003))
+            columns = ", ".join(values)
+            await conn.execute(
+                text(
+                    f"INSERT INTO trades ({columns}) VALUES ({', '.join(f':{c}' for c in values)})"
+                ),
+                {k: v if isinstance(v, bool | float) else str(v) for k, v in values.items()}
+                if store.dialect == "sqlite"
+                else values,
+            )
+    first, orphan = await store.trades()
+    assert first.exit_price == D("0.0000655") / D("1.23400001")
+    assert first.decision_id == first.trade_id
+    assert orphan.exit_price == 0 and orphan.decision_id is None and orphan.engine == "unknown"
+    assert first.entry_price == D("0.00005123") and first.net_pnl == D("1.5")  # untouched
+    new = trade("ETH-BTC:0:2").model_copy(
+        update={
+            "exit_price": D("0.00005308"),
+            "decision_id": "ETH-BTC:0:2",
+            "buy_client_order_id": "b-1",
+            "sell_client_order_ids": ["s-1", "s-2"],
+            "engine": "legacy",
+        }
+    )
+    assert await store.record_trade(new) and not await store.record_trade(new)
+    assert [t for t in await store.trades() if t.trade_id == new.trade_id] == [new]
     await store.close()
 
 

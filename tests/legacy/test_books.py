@@ -21,7 +21,6 @@ from trader.core.phases import Phase
 from trader.core.rules import ExitReason
 from trader.core.state import CoinState
 from trader.ledger import read_trades
-from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import read_state
 
 
@@ -33,15 +32,13 @@ class BooksRig(Rig):
         self.sent: list[str] = []
         self.keys: list[str] = []
         self.failing = failing
+        self.notify = self.send
 
     async def send(self, text: str, *, key: str = "") -> None:
         self.sent.append(text)
         self.keys.append(key)
         if self.failing:
             raise ConnectionError("telegram is down")
-
-    def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
-        return super().engine(watchlist, notify=notify or self.send)
 
 
 @pytest.fixture
@@ -96,6 +93,11 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     assert row.record_id == "SOL-USDT:abc:shortfall:1" and row.decision_id == s.trade.decision_id
     [trade] = await (await rig.books()).trades()
     assert trade.written_off == Decimal("0.4") and trade.sold_amount == held - Decimal("0.4")
+    sells = [o for o in rig.exchange.all_orders() if o.side.value == "sell" and o.filled > 0]
+    assert trade.engine == "legacy" and trade.decision_id == s.trade.decision_id
+    assert trade.sell_client_order_ids == [o.client_order_id for o in sells] != []
+    assert trade.exit_price == trade.exit_proceeds / trade.sold_amount
+    assert trade.exit_price == sum(o.cost for o in sells) / sum(o.filled for o in sells)
     shortfalls = [t for t in rig.sent if "shortfall: the account holds 0.4 SOL less" in t]
     assert len(shortfalls) == 1 and shortfalls[0].startswith(f"{SOL}: ")
     assert any(t.startswith("[SIMULATED] SELL SOL/USDT (stop_loss)") for t in rig.sent), rig.sent

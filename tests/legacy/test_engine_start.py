@@ -26,6 +26,7 @@ from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.legacy.engine import LegacyEngine, Send
 from trader.legacy.store import StateStore, read_state, state_path
+from trader.observe.metrics import TraderMetrics
 from trader.runtime.exchange import build_paper
 
 SOL, BTC = "SOL/USDT", "BTC/USDT"
@@ -68,8 +69,16 @@ class Rig:
         self.store = StateStore(state_path(tmp))
         self.ledger = LedgerStore(tmp / "ledger.sqlite")
         self.engines: list[LegacyEngine] = []
+        self.notify: Send | None = None
+        """The notifier engines get unless told otherwise (None: log-only)."""
 
-    def engine(self, watchlist: list[str], notify: Send | None = None) -> LegacyEngine:
+    def engine(
+        self,
+        watchlist: list[str],
+        notify: Send | None = None,
+        *,
+        metrics: TraderMetrics | None = None,
+    ) -> LegacyEngine:
         engine = LegacyEngine(
             params=self.settings.trader_params(),
             watchlist=watchlist,
@@ -77,7 +86,8 @@ class Rig:
             hub=MarketHub(self.exchange, poll_interval_s=0.2),
             store=self.store,
             ledger=self.ledger,
-            notify=notify,
+            notify=notify or self.notify,
+            metrics=metrics,
         )
         self.engines.append(engine)
         return engine

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from trader.config import load_settings
+from trader.contracts import InventoryRecord, TradeRecord
 from trader.core.fills import start_order
+from trader.core.inventory import trade_pnl
 from trader.core.market import OrderSide
 from trader.core.phases import Phase, Trigger
 from trader.core.rules import ExitReason
@@ -142,3 +144,47 @@ def test_an_unreadable_row_names_file_and_symbol(tmp_path: Path, bad: str) -> No
         db.execute("UPDATE legacy_symbols SET state = ?", (bad,))
     with pytest.raises(ValueError, match=r"state\.sqlite: unreadable state of SOL/USDT"):
         read_state(store.path)
+
+
+def test_an_outbox_from_before_trade_rows_keeps_its_inventory_rows(tmp_path: Path) -> None:
+    """A state file whose outbox had no ``kind`` column (inventory rows only) is given one;
+    its rows read back as inventory, and trade rows join them, each under its own key."""
+    path = tmp_path / "legacy_state.sqlite"
+    record = InventoryRecord(
+        record_id="SOL-USDT:abc:carried:1",
+        symbol=SYMBOL,
+        exchange="paper",
+        kind="carried",
+        amount=Decimal("0.02"),
+        cost=Decimal("2.01"),
+        price=Decimal("100"),
+        reason="below the minimum",
+        decision_id="SOL-USDT:abc:1",
+        ts=1000.0,
+    )
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE legacy_ledger_outbox (record_id TEXT PRIMARY KEY, record TEXT)")
+    db.execute(
+        "INSERT INTO legacy_ledger_outbox VALUES (?, ?)",
+        (record.record_id, record.model_dump_json()),
+    )
+    db.commit()
+    db.close()
+    store = StateStore(path)
+    try:
+        assert store.outbox() == [record]
+        s = _holding()
+        trade = TradeRecord.closing(
+            s,
+            trade_pnl(s),
+            trade_id="SOL-USDT:abc:1",
+            closed_ts=2000.0,
+            simulated=True,
+            engine="legacy",
+        )
+        store.save(s, [trade, trade])  # the same row twice: kept once
+        assert store.outbox() == [record, trade]
+        store.written(record)
+        assert store.outbox() == [trade]
+    finally:
+        store.close()

@@ -49,6 +49,12 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
         orders = b.exchange.all_orders()
         assert [o.side.value for o in orders] == ["buy", "sell"]
         assert s.totals.trades_closed == 1 and s.trade.amount == 0
+        # Where the row came from: the engine, the decision, the orders, the sell price.
+        buy, sell = orders
+        assert trade.engine == "fsm" and trade.decision_id == trade.trade_id
+        assert trade.buy_client_order_id == buy.client_order_id
+        assert trade.sell_client_order_ids == [sell.client_order_id]
+        assert trade.exit_price == sell.average == trade.exit_proceeds / trade.sold_amount
         assert any("entry" in t or "BUY" in t.upper() for t in b.notifier.sent)
 
 

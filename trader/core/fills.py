@@ -13,7 +13,7 @@ from trader.core.market import MarketInfo, Order, OrderSide, OrderStatus
 from trader.core.phases import Trigger
 from trader.core.selling import exit_complete
 from trader.core.sizing import is_dust
-from trader.core.state import CoinState
+from trader.core.state import CoinState, Trade
 
 
 def apply_fill(state: CoinState, order: Order) -> Decimal:
@@ -32,6 +32,7 @@ def apply_fill(state: CoinState, order: Order) -> Decimal:
     state.trade.order.fee_applied = order.fee
     state.trade.order.fee_base_applied = order.fee_base
     state.trade.order.fee_base_value_applied = order.fee_base_value
+    _filled_by(state.trade, order)
     if order.side is OrderSide.BUY:
         state.trade.amount += delta - withheld
         state.trade.entry_cost += cost_delta - withheld_value
@@ -43,6 +44,14 @@ def apply_fill(state: CoinState, order: Order) -> Decimal:
         state.trade.exit_proceeds += cost_delta
         state.trade.exit_fee += fee_delta
     return delta
+
+
+def _filled_by(trade: Trade, order: Order) -> None:
+    """Name ``order`` among the trade's filled orders (the ledger row's order ids)."""
+    if order.side is OrderSide.BUY:
+        trade.buy_client_order_id = order.client_order_id
+    elif order.client_order_id not in trade.sell_client_order_ids:
+        trade.sell_client_order_ids.append(order.client_order_id)
 
 
 def start_order(

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
@@ -105,6 +106,10 @@ class Trade(BaseModel):
     written_off: Decimal = ZERO
     """Part of ``amount`` the account turned out not to hold (a shortfall): closed by this
     trade at zero proceeds, so its cost is a realized loss, never hidden."""
+    buy_client_order_id: str | None = None
+    """The buy order that filled this trade (the ledger row's order ids)."""
+    sell_client_order_ids: list[str] = Field(default_factory=list)
+    """Every sell order that filled part of it, in order (the IOC ladder's steps)."""
     force_exit_reason: str | None = None
     force_exit_fresh: bool = False
     """A force exit arrived that no ERROR backoff has cut short yet: it skips one wait,

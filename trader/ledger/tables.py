@@ -38,6 +38,20 @@ class Money(TypeDecorator[Decimal]):
         return Decimal(str(value))
 
 
+class OrderIds(TypeDecorator[list[str]]):
+    """A list of client order ids as one TEXT, comma-separated (an id never holds a comma:
+    ``[A-Za-z0-9._:/-]``, see ``trader.core.ids``); empty: none."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> Any:
+        return None if value is None else ",".join(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[str] | None:
+        return None if value is None else [v for v in str(value).split(",") if v]
+
+
 metadata = MetaData()
 
 
@@ -80,6 +94,13 @@ trades = Table(
             "inventory_in_cost",
         )
     ),
+    # Revision 0003 (rows from before it: exit_price and decision_id filled in, the order
+    # ids unknown, engine 'unknown').
+    _money("exit_price", added=True),
+    Column("decision_id", Text),
+    Column("buy_client_order_id", Text),
+    Column("sell_client_order_ids", OrderIds(), nullable=False, server_default=""),
+    Column("engine", Text, nullable=False, server_default="unknown"),
 )
 
 dust = Table(

@@ -33,6 +33,7 @@ from trader.core.rules import (
 from trader.core.state import CoinState
 from trader.exchange.balance import settled_balance
 from trader.legacy.orders import place_once, retrying
+from trader.legacy.store import LedgerRow
 from trader.observe.events import transition_event
 
 if TYPE_CHECKING:
@@ -55,9 +56,11 @@ class RunnerBase:
         self._last_order: Order | None = None
         self._max_hold_due = False
         self.wf_id = f"legacy:{state.exchange}:{ids.symbol_slug(state.symbol)}"
-        self._pending: list[c.InventoryRecord] = []
-        """Inventory rows made since the last save: committed with the state that made them
-        (their ids come from its ``ledger_seq``), so a restart never writes one twice."""
+        self._pending: list[LedgerRow] = []
+        """Ledger rows made since the last save (the trade closed, inventory moved):
+        committed with the state that made them, then written from the store's outbox, so
+        a down database never holds up the symbol nor loses a row, and a restart never
+        writes one twice (ids from the trade's decision id, the state's ``ledger_seq``)."""
         self._notes: list[tuple[str, str, str]] = []
         """Notifications decided since the last save: (kind, text, key), sent after it."""
 
@@ -187,25 +190,31 @@ class RunnerBase:
         s.trade.exits = ExitRulesState.opened(s.trade.entry_price)
         s.trade.tp_px, s.trade.sl_px = exit_levels(s.trade.entry_price, self.p)
 
-    async def _book(self, *, closes_trade: bool = True) -> tuple[str, TradePnL]:
-        """Record the trade (idempotent on its id) and move its totals into the state."""
+    def _book(self, *, closes_trade: bool = True) -> tuple[str, TradePnL]:
+        """Move the trade's totals into the state, its ledger row committed with them (the
+        next save: the transition that closes the trade)."""
         s = self.s
         pnl = trade_pnl(s)
         trade_id = s.trade.decision_id or f"{s.symbol}:{s.lineage}:orphan{s.order_seq}"
         record = c.TradeRecord.closing(
-            s, pnl, trade_id=trade_id, closed_ts=time.time(), simulated=s.simulated
+            s,
+            pnl,
+            trade_id=trade_id,
+            closed_ts=time.time(),
+            simulated=s.simulated,
+            engine="legacy",
         )
-        await self.e.ledger.record_trade(record)
+        self._pending.append(record)
         self._report(carried_move(s, pnl))
         close_books(s, pnl, closes_trade=closes_trade)
         return trade_id, pnl
 
-    async def _book_unsellable(self) -> None:
+    def _book_unsellable(self) -> None:
         s = self.s
         s.trade.exit_reason = s.trade.exit_reason or ExitReason.UNSELLABLE
         entered = s.trade.entry_ts > 0
         s.trade.entry_ts = s.trade.entry_ts or time.time()
-        await self._book(closes_trade=entered)
+        self._book(closes_trade=entered)
 
     # --- what the account holds against the books (as ``workflows/holdings.py``) --------
     def _report(self, move: InventoryMove | None) -> None:

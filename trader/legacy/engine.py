@@ -31,9 +31,10 @@ from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.legacy.requests import Answer, Kind, Request, RequestQueue, requests_path
-from trader.legacy.store import StateStore
+from trader.legacy.store import LedgerRow, StateStore, outbox_key
 from trader.legacy.symbol import SymbolRunner
 from trader.observe.events import SINK, EventSink
+from trader.observe.metrics import TraderMetrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 REQUEST_POLL_S = 1.0
 
 _NOTIFY_TIMEOUT_S = 10.0
+
+#: Longest wait between the engine's retries of ledger rows its outbox keeps.
+LEDGER_RETRY_MAX_S = 60.0
 
 
 class Send(Protocol):
@@ -90,12 +94,15 @@ class LegacyEngine:
         sink: EventSink = SINK,
         notify: Send | None = None,
         requests: RequestQueue | None = None,
+        metrics: TraderMetrics | None = None,
     ) -> None:
         self.params, self.exchange, self.hub = params, exchange, hub
         self.store, self.ledger, self.sink = store, ledger, sink
         self._send = notify
         """The notifier's ``send`` (``activities/notify.py``, built by the runtime); None:
         notifications are logged only."""
+        self.metrics = metrics
+        """Counts failed ledger writes (``trader_ledger_errors_total``, as the activities)."""
         self._background: set[asyncio.Task[None]] = set()
         self._ledger_lock = asyncio.Lock()
         self.requests = requests or RequestQueue(requests_path(store.path.parent))
@@ -159,26 +166,49 @@ class LegacyEngine:
         except Exception as exc:  # a notification never fails a trade
             log.warning("notification (%s) failed: %s", kind, str(exc) or type(exc).__name__)
 
-    def write_ledger(self, records: list[c.InventoryRecord]) -> None:
+    def write_ledger(self, records: list[LedgerRow]) -> None:
         """Have the rows just committed to the store's outbox written (in the background:
         a slow or down database never holds up a symbol)."""
         if not records:
             return
-        task = asyncio.get_running_loop().create_task(self.flush_ledger())
+        task = asyncio.get_running_loop().create_task(self._flush_quietly())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def flush_ledger(self) -> None:
+    async def _flush_quietly(self) -> None:
+        await self.flush_ledger()
+
+    async def flush_ledger(self) -> bool:
         """Write every row in the store's outbox (idempotent on their ids), dropping each
-        once written. A failure leaves the rest there for the next flush (or start)."""
+        once written; True when none is left. A failure keeps it and the rest there for the
+        next flush: the engine's retry (while it runs) or its next start."""
         async with self._ledger_lock:
-            for record in self.store.outbox():
+            for row in self.store.outbox():
+                trade = isinstance(row, c.TradeRecord)
                 try:
-                    await self.ledger.record_inventory(record)
+                    if isinstance(row, c.TradeRecord):
+                        await self.ledger.record_trade(row)
+                    else:
+                        await self.ledger.record_inventory(row)
                 except Exception as exc:
-                    log.warning("ledger write of %s failed (kept): %s", record.record_id, exc)
-                    return
-                self.store.written(record.record_id)
+                    log.warning("ledger write of %s failed (kept): %s", outbox_key(row), exc)
+                    if self.metrics is not None:
+                        call = "record_trade" if trade else "record_inventory"
+                        self.metrics.ledger_error(call, type(exc).__name__)
+                    return False
+                self.store.written(row)
+            return True
+
+    async def _retry_ledger(self) -> None:
+        """Retry what the outbox keeps (a down database) until it is written, backing off
+        from 1 s to ``LEDGER_RETRY_MAX_S``; idle while the outbox is empty."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            if not self.store.outbox() or await self.flush_ledger():
+                delay = 1.0
+            else:
+                delay = min(delay * 2, LEDGER_RETRY_MAX_S)
 
     def handle(self, req: Request) -> list[Answer]:
         """An operator's request, applied to its symbols (every symbol when it names none)."""
@@ -235,8 +265,9 @@ class LegacyEngine:
         tasks = {asyncio.create_task(r.run(), name=f"legacy:{s}") for s, r in self.runners.items()}
         stopper = asyncio.create_task(stop.wait())
         server = asyncio.create_task(self._serve_requests())
+        retry = asyncio.create_task(self._retry_ledger())
         try:
-            waiting: set[asyncio.Task[object]] = {*tasks, stopper, server}
+            waiting: set[asyncio.Task[object]] = {*tasks, stopper, server, retry}
             while not stopper.done():
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in done - {stopper}:
@@ -245,11 +276,11 @@ class LegacyEngine:
                     log.info("every symbol stopped (operator's stop)")
                     break
         finally:
-            for task in (*tasks, stopper, server):
+            for task in (*tasks, stopper, server, retry):
                 task.cancel()
             if self._background:  # notifications under way: given their time, not more
                 await asyncio.wait(self._background, timeout=_NOTIFY_TIMEOUT_S)
-            for task in (*tasks, stopper, server):
+            for task in (*tasks, stopper, server, retry):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             for r in self.runners.values():

@@ -194,7 +194,7 @@ class EntryPhases(ControlPhases):
                 self._enter_position(order)
             return
         if dust:
-            await self._book_unsellable()
+            self._book_unsellable()
         trigger = Trigger.CANCELLED if s.trade.force_exit_reason is not None else Trigger.TIMEOUT
         self.abandon_entry(
             trigger,

@@ -178,7 +178,7 @@ class ExitPhases(ControlPhases):
 
     async def post_trade(self) -> None:
         s = self.s
-        trade_id, pnl = await self._book()
+        trade_id, pnl = self._book()
         self.notify(
             "exit",
             format_exit(

@@ -16,10 +16,12 @@ state              TEXT    the full ``CoinState`` as JSON (the source of truth)
 updated_ts         REAL    epoch seconds of the write
 =================  ======  ===============================================================
 
-Inventory ledger rows (``InventoryRecord``) are committed with the state that made them, in
-``legacy_ledger_outbox`` (record_id TEXT primary key, record TEXT: the row as JSON), then
-written to the ledger and deleted; what a crash left there is written at the next start (the
-ledger is idempotent on ``record_id``): a row is written once, never lost.
+Ledger rows (a closed trade's ``TradeRecord``, ``InventoryRecord`` movements) are committed
+with the state that made them, in ``legacy_ledger_outbox`` (record_id TEXT primary key:
+the inventory row's id or ``trade:<trade id>``; record TEXT: the row as JSON; kind TEXT:
+``inventory`` | ``trade``), then written to the ledger and deleted. What a crash or a down
+database left there is retried while the engine runs and at the next start (the ledger is
+idempotent on the rows' ids): a row is written once, never lost, and never holds up a symbol.
 
 The seed's ``TradingEngine`` kept its state in three dicts; ``LegacySnapshot`` derives them
 from the rows (``held_assets``, ``open_buy_orders``, ``pending_exits``), so they can never
@@ -39,7 +41,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from trader.contracts import InventoryRecord
+from trader.contracts import InventoryRecord, TradeRecord
 from trader.core.errors import TraderError
 from trader.core.market import OrderSide
 from trader.core.phases import HOLDING_PHASES, Phase
@@ -58,9 +60,27 @@ CREATE TABLE IF NOT EXISTS legacy_symbols (
 );
 CREATE TABLE IF NOT EXISTS legacy_ledger_outbox (
     record_id TEXT PRIMARY KEY,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'inventory'
 );
 """
+# Files from before trade rows went through the outbox: their rows are all inventory.
+_ADD_KIND = "ALTER TABLE legacy_ledger_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'inventory'"
+
+LedgerRow = InventoryRecord | TradeRecord
+"""A row the engine writes to the ledger through the outbox."""
+
+
+def _outbox_row(r: LedgerRow) -> tuple[str, str, str]:
+    if isinstance(r, TradeRecord):
+        return f"trade:{r.trade_id}", r.model_dump_json(), "trade"
+    return r.record_id, r.model_dump_json(), "inventory"
+
+
+def outbox_key(r: LedgerRow) -> str:
+    """The row's key in the outbox (what ``StateStore.written`` takes)."""
+    return _outbox_row(r)[0]
+
 
 STATE_FILE = "legacy_state.sqlite"
 """The store's file name under the data dir."""
@@ -190,19 +210,25 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {
+                row[1] for row in self._db.execute("PRAGMA table_info(legacy_ledger_outbox)")
+            }
+            if "kind" not in columns:
+                self._db.execute(_ADD_KIND)
         except BaseException:
             os.close(self._lock_fd)
             raise
 
-    def save(self, s: CoinState, outbox: Sequence[InventoryRecord] = ()) -> None:
+    def save(self, s: CoinState, outbox: Sequence[LedgerRow] = ()) -> None:
         """Commit ``s``, and with it (one transaction) the ledger rows it made."""
         if outbox:
             self._db.execute("BEGIN IMMEDIATE")
         try:
             self._save(s)
             self._db.executemany(
-                "INSERT OR IGNORE INTO legacy_ledger_outbox VALUES (?, ?)",
-                [(r.record_id, r.model_dump_json()) for r in outbox],
+                "INSERT OR IGNORE INTO legacy_ledger_outbox (record_id, record, kind) "
+                "VALUES (?, ?, ?)",
+                [_outbox_row(r) for r in outbox],
             )
         except BaseException:
             if outbox:
@@ -211,13 +237,18 @@ class StateStore:
         if outbox:
             self._db.execute("COMMIT")
 
-    def outbox(self) -> list[InventoryRecord]:
-        """Ledger rows committed and not yet known to be written."""
-        rows = self._db.execute("SELECT record FROM legacy_ledger_outbox ORDER BY rowid")
-        return [InventoryRecord.model_validate_json(text) for (text,) in rows]
+    def outbox(self) -> list[LedgerRow]:
+        """Ledger rows committed and not yet known to be written, in commit order."""
+        rows = self._db.execute("SELECT record, kind FROM legacy_ledger_outbox ORDER BY rowid")
+        return [
+            TradeRecord.model_validate_json(text)
+            if kind == "trade"
+            else InventoryRecord.model_validate_json(text)
+            for text, kind in rows
+        ]
 
-    def written(self, record_id: str) -> None:
-        self._db.execute("DELETE FROM legacy_ledger_outbox WHERE record_id = ?", (record_id,))
+    def written(self, row: LedgerRow) -> None:
+        self._db.execute("DELETE FROM legacy_ledger_outbox WHERE record_id = ?", (outbox_key(row),))
 
     def _save(self, s: CoinState) -> None:
         self._db.execute(

@@ -109,7 +109,7 @@ class SymbolRunner(EntryPhases, ExitPhases):
                 s.entry_watch.anchor = s.current_price
                 s.entry_watch.window = []
             if s.trade.amount > 0:
-                await self._book_unsellable()
+                self._book_unsellable()
             s.clear_trade()
         elif trigger is Trigger.RECOVERED_POSITION and s.trade.entry_ts == 0:
             self._open()

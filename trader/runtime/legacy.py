@@ -136,6 +136,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
             store=store,
             ledger=ledger,
             notify=notifier.send,
+            metrics=metrics,
         )
         print(
             f"legacy engine: {len(settings.watchlist)} symbols on {exchange.name} "
