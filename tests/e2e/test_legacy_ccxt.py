@@ -33,7 +33,7 @@ CREATE = "POST /api/v3/order"
 ENV = {**SIM_KEYS, "FSM_MODE": "legacy"}
 
 
-def _config(tmp: Path, url: str) -> Path:
+def _config(tmp: Path, url: str, **settings: str) -> Path:
     return _write_config(
         tmp / "cfg.toml",
         address="127.0.0.1:1",  # never used: no Temporal in legacy mode
@@ -44,14 +44,15 @@ def _config(tmp: Path, url: str) -> Path:
         max_position_hold_minutes='"0"',  # exits by price only: the test sets it
         cooldown_minutes='"0.02"',
         stop_loss_pct='"5"',
+        **settings,
     )
 
 
 class Engine:
     """The engine's processes on one data dir, and what they left there."""
 
-    def __init__(self, tmp: Path, url: str) -> None:
-        self.cfg, self.data = _config(tmp, url), tmp / "data"
+    def __init__(self, tmp: Path, url: str, **settings: str) -> None:
+        self.cfg, self.data = _config(tmp, url, **settings), tmp / "data"
         self.log = tmp / "engine.log"
         self.ledger = self.data / "ledger.sqlite"
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -143,11 +144,18 @@ def _sim(tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     return start_sim(tmp, "--static", f"{SYMBOL}=150", "--balance", "USDT=10000", *args)
 
 
-async def _buy_with_lost_answer(engine: Engine, sim: SimControl) -> HeldAsset:
-    """The engine started, and its first buy accepted by the server whose answer is lost."""
+LOST = {"endpoint": CREATE, "kind": "accept_then_drop", "count": 1}
+
+
+async def _buy_with_lost_answer(
+    engine: Engine, sim: SimControl, faults: tuple[dict[str, Any], ...] = (LOST,)
+) -> HeldAsset:
+    """The engine started, and its first buy accepted by the server whose answer is lost
+    (after ``faults`` before it, in order)."""
     engine.start()
     engine.wait_anchored_idle()
-    await sim.add_fault({"endpoint": CREATE, "kind": "accept_then_drop"})
+    for rule in faults:  # armed in order: the first with shots left fires
+        await sim.add_fault(rule)
     await sim.set_price(SYMBOL, "149")
     held = engine.wait_held()
     assert [CREATE, "accept_then_drop"] in (await sim.faults())["fired"]
@@ -274,3 +282,26 @@ async def test_an_order_query_lagging_past_the_window_sends_no_second_buy(tmp_pa
     _assert_one_order_per_decision(orders, engine.decided())
     buy = orders[0]
     assert held.amount == trade.bought_amount == Decimal(buy["filled"]) - Decimal(buy["fee_base"])
+
+
+async def test_a_second_lost_answer_counts_the_window_from_the_last_attempt(
+    tmp_path: Path,
+) -> None:
+    """The first create is refused (503), the retry's is accepted and its answer lost; the
+    order query and the lists lag 4 s, inside the 5 s window. The third attempt comes 2 s
+    after the second sent its buy: its window counts from that attempt, not from the
+    decision (long past), so it waits and finds the buy instead of sending another."""
+    sim_proc, url = _sim(tmp_path, "--lookup-lag", "4", "--list-lag", "4")
+    window = {"order_consistency_window_seconds": "5", "order_activity_timeout_seconds": "7"}
+    engine = Engine(tmp_path, url, **window)
+    refused = {"endpoint": CREATE, "kind": "http_5xx", "status": 503, "count": 1}
+    async with SimControl(url) as sim:
+        try:
+            held = await _buy_with_lost_answer(engine, sim, (refused, LOST))
+            orders = await _orders(sim)
+        finally:
+            engine.kill()
+            kill(sim_proc)
+    assert [o["side"] for o in orders] == ["buy"], orders
+    _assert_one_order_per_decision(orders, engine.decided())
+    assert held.amount == Decimal(orders[0]["filled"]) - Decimal(orders[0]["fee_base"])

@@ -106,7 +106,8 @@ async def place_once(
     else created (a limit priced from a fresh ticker).
 
     ``resumed``: the order may have been sent before (a restart or a retry after an unknown
-    outcome): absence counts only once the consistency window since ``placed_ts`` passed.
+    outcome): absence counts only once the consistency window since ``placed_ts`` (the last
+    moment an earlier attempt may have sent it) passed.
     """
     if resumed:
         found = await find_confirmed(
