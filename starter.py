@@ -66,23 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     fx = command("force-exit", help="sell a symbol's position now")
     fx.add_argument("symbol", help="e.g. BTC/USDT")
     fx.add_argument("--reason", default="manual", help="recorded in the history and ledger")
+    _wait_option(fx)
     for name, text in (
         ("pause", "stop new entries (open trades continue)"),
         ("resume", "allow new entries again"),
     ):
         p = command(name, help=text)
         p.add_argument("symbols", nargs="*", help="default: the whole watchlist")
+        _wait_option(p)
     rec = command(
         "reconcile",
         help="check the account against what symbols hold (each reports any difference)",
     )
     rec.add_argument("symbols", nargs="*", help="default: the whole watchlist")
+    _wait_option(rec)
     stop = command("stop", help="stop every symbol at its next quiet phase")
     stop.add_argument(
         "--close-positions",
         action="store_true",
         help="sell held positions first (default: keep them; resumed on start)",
     )
+    _wait_option(stop)
     status = command("status", help="live table of every symbol (from visibility)")
     status.add_argument("--once", action="store_true", help="print one table and exit")
     status.add_argument(
@@ -111,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(no_worker=False)
     return parser
+
+
+def _wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=legacy.REQUEST_TIMEOUT_S,
+        metavar="SECONDS",
+        help="FSM_MODE=legacy: how long to wait for the running engine to take the request "
+        f"(default {legacy.REQUEST_TIMEOUT_S:g})",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -230,6 +245,8 @@ def _print_stuck(rows: list[StuckSymbol], timeout: float) -> int:
 
 async def _legacy(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in legacy.CONTROLS:  # asks the running engine (no lock needed)
+        if args.wait <= 0:
+            raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
         code, text = await asyncio.to_thread(
             legacy.control,
             settings,
@@ -237,6 +254,7 @@ async def _legacy(args: argparse.Namespace, settings: Settings) -> int:
             [args.symbol] if args.command == "force-exit" else getattr(args, "symbols", []),
             reason=getattr(args, "reason", "") or "",
             close_positions=getattr(args, "close_positions", False),
+            timeout_s=args.wait,
         )
         print(text)
         return code

@@ -4,6 +4,7 @@ process, through its data dir (they need no lock on the engine's state)."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -114,6 +115,19 @@ def test_a_command_without_a_running_engine_says_so(tmp_path: Path, command: str
     assert f"no legacy engine on {tmp_path / 'data'} answered `{command.split()[0]}`" in out
     assert "none is running" in out and "withdrawn" in out
     assert not (tmp_path / "data" / "temporal").exists()
+
+
+def test_the_wait_for_an_answer_is_the_commands_option(tmp_path: Path) -> None:
+    """A live pid holds the lock but nothing answers: the command waits ``--wait`` seconds
+    (default 15), then withdraws the request and says how long it waited."""
+    cfg = _config(tmp_path)
+    lock = tmp_path / "data" / "legacy_state.sqlite.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getpid()))  # alive, and no engine
+    code, out = _cli(cfg, "pause", "--wait", "1.5")
+    assert code == 2 and "none took it within 1.5s" in out and "withdrawn" in out, out
+    code, out = _cli(cfg, "force-exit", SYMBOL, "--wait", "0")
+    assert code == 2 and "--wait must be > 0 seconds, got 0" in out, out
 
 
 def test_reconcile_and_stop_of_a_running_engine(tmp_path: Path) -> None:

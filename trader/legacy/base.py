@@ -133,18 +133,25 @@ class RunnerBase:
         """The order placed (or found); None after a rejection was handled."""
         s = self.s
         attempts = {"n": 0}
+        # The consistency window counts from the last moment an earlier attempt may have
+        # sent its create: the end of the attempt before (after a restart: now, as the
+        # last process may have retried until it died), never from the decision.
+        sent_by = {"ts": time.time() if resumed else s.trade.order.placed_ts}
 
         async def attempt() -> Order:
             attempts["n"] += 1
-            return await place_once(
-                self.e.exchange,
-                self.e.hub,
-                self.p,
-                request=request,
-                limit_offset_bps=offset,
-                placed_ts=s.trade.order.placed_ts,
-                resumed=resumed or attempts["n"] > 1,
-            )
+            try:
+                return await place_once(
+                    self.e.exchange,
+                    self.e.hub,
+                    self.p,
+                    request=request,
+                    limit_offset_bps=offset,
+                    placed_ts=sent_by["ts"],
+                    resumed=resumed or attempts["n"] > 1,
+                )
+            finally:
+                sent_by["ts"] = time.time()
 
         try:
             return await self.call(attempt)

@@ -15,8 +15,14 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
-from trader.core.errors import DuplicateClientOrderId, OrderNotFound, RetryableExchangeError
-from trader.core.market import Order, OrderRequest, OrderType
+from trader.core.consistency import SINCE_SLACK_S, Seen, seen_in_lists
+from trader.core.errors import (
+    DuplicateClientOrderId,
+    OrderNotFound,
+    OrderStatusUnknown,
+    RetryableExchangeError,
+)
+from trader.core.market import Order, OrderRequest, OrderSide, OrderType
 from trader.core.params import TraderParams
 from trader.core.sizing import order_limit_price
 from trader.exchange.port import Exchange
@@ -50,13 +56,40 @@ async def find_confirmed(
     exchange: Exchange, params: TraderParams, symbol: str, client_order_id: str, placed_ts: float
 ) -> Order | None:
     """The order, or None once its absence is confirmed: not found is no proof until the
-    consistency window since ``placed_ts`` has passed (a fresh order can be missed)."""
+    consistency window since ``placed_ts`` has passed (a fresh order can be missed), and
+    then only if the symbol's open and recent orders miss it too (Binance's order query can
+    lag far longer than its lists, as ``activities/order_window.py`` says).
+
+    Raises:
+        OrderStatusUnknown: a trade on the order's side whose order cannot be told yet.
+    """
     found = await find_order(exchange, symbol, client_order_id)
     wait = placed_ts + params.order_consistency_window_seconds - time.time()
     if found is None and wait > 0:
         await asyncio.sleep(wait)
         found = await find_order(exchange, symbol, client_order_id)
-    return found
+    return found or await _listed(exchange, symbol, client_order_id, placed_ts)
+
+
+async def _listed(
+    exchange: Exchange, symbol: str, client_order_id: str, placed_ts: float
+) -> Order | None:
+    # The side is not known here: any unattributed trade may be ours.
+    since_ms = int((placed_ts - SINCE_SLACK_S) * 1000)
+    for orders in (
+        await exchange.fetch_open_orders(symbol),
+        await exchange.fetch_recent_orders(symbol, since_ms=since_ms),
+    ):
+        for side in OrderSide:
+            seen, order = seen_in_lists(client_order_id, side, orders)
+            if order is not None:
+                return order
+            if seen is Seen.UNATTRIBUTED:
+                raise OrderStatusUnknown(
+                    f"order {client_order_id}: an unattributed {side.value} trade on {symbol}"
+                    " may be it; not created"
+                )
+    return None
 
 
 async def place_once(
@@ -73,7 +106,8 @@ async def place_once(
     else created (a limit priced from a fresh ticker).
 
     ``resumed``: the order may have been sent before (a restart or a retry after an unknown
-    outcome): absence counts only once the consistency window since ``placed_ts`` passed.
+    outcome): absence counts only once the consistency window since ``placed_ts`` (the last
+    moment an earlier attempt may have sent it) passed.
     """
     if resumed:
         found = await find_confirmed(
