@@ -147,7 +147,8 @@ class RunnerBase:
                     self.p,
                     request=request,
                     limit_offset_bps=offset,
-                    placed_ts=sent_by["ts"],
+                    placed_ts=s.trade.order.placed_ts,  # the lists are read from here
+                    sent_ts=sent_by["ts"],
                     resumed=resumed or attempts["n"] > 1,
                 )
             finally:

@@ -53,18 +53,26 @@ async def find_order(exchange: Exchange, symbol: str, client_order_id: str) -> O
 
 
 async def find_confirmed(
-    exchange: Exchange, params: TraderParams, symbol: str, client_order_id: str, placed_ts: float
+    exchange: Exchange,
+    params: TraderParams,
+    symbol: str,
+    client_order_id: str,
+    placed_ts: float,
+    *,
+    sent_ts: float | None = None,
 ) -> Order | None:
     """The order, or None once its absence is confirmed: not found is no proof until the
-    consistency window since ``placed_ts`` has passed (a fresh order can be missed), and
-    then only if the symbol's open and recent orders miss it too (Binance's order query can
-    lag far longer than its lists, as ``activities/order_window.py`` says).
+    consistency window since ``sent_ts`` (the last moment it may have been sent; default
+    ``placed_ts``) has passed (a fresh order can be missed), and then only if the symbol's
+    open and recent orders (from ``placed_ts``, when it was first sent) miss it too
+    (Binance's order query can lag far longer than its lists, as
+    ``activities/order_window.py`` says).
 
     Raises:
         OrderStatusUnknown: a trade on the order's side whose order cannot be told yet.
     """
     found = await find_order(exchange, symbol, client_order_id)
-    wait = placed_ts + params.order_consistency_window_seconds - time.time()
+    wait = max(placed_ts, sent_ts or 0.0) + params.order_consistency_window_seconds - time.time()
     if found is None and wait > 0:
         await asyncio.sleep(wait)
         found = await find_order(exchange, symbol, client_order_id)
@@ -100,18 +108,19 @@ async def place_once(
     request: OrderRequest,
     limit_offset_bps: Decimal | None,
     placed_ts: float,
+    sent_ts: float | None = None,
     resumed: bool,
 ) -> Order:
     """The order of ``request.client_order_id``: found at the exchange if it is there,
     else created (a limit priced from a fresh ticker).
 
     ``resumed``: the order may have been sent before (a restart or a retry after an unknown
-    outcome): absence counts only once the consistency window since ``placed_ts`` (the last
-    moment an earlier attempt may have sent it) passed.
+    outcome): absence counts only once the consistency window since ``sent_ts`` (the last
+    moment an earlier attempt may have sent it; default ``placed_ts``, the decision) passed.
     """
     if resumed:
         found = await find_confirmed(
-            exchange, params, request.symbol, request.client_order_id, placed_ts
+            exchange, params, request.symbol, request.client_order_id, placed_ts, sent_ts=sent_ts
         )
     else:
         found = await find_order(exchange, request.symbol, request.client_order_id)

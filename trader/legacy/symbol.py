@@ -76,6 +76,11 @@ class SymbolRunner(EntryPhases, ExitPhases):
         """Back off (doubling), then reconcile with the exchange by the client order id and
         resume where the exchange says (as ``workflows/recovery.py``)."""
         s, p = self.s, self.p
+        # Not found is no proof of absence until the consistency window has passed since
+        # the order was last sent: the order phase may have retried its create until it
+        # fell into ERROR (this phase's start, saved: the same after a restart), long after
+        # the decision (``placed_ts``). Nothing is sent in ERROR itself.
+        sent_by = max(s.trade.order.placed_ts, s.phase_since)
         s.error_count += 1
         s.retry_count += 1
         self.notify("error", format_in_error(symbol=s.symbol, error=s.last_error))
@@ -88,7 +93,9 @@ class SymbolRunner(EntryPhases, ExitPhases):
             return
         coid = s.trade.order.client_order_id
         order = (
-            await find_confirmed(self.e.exchange, p, s.symbol, coid, s.trade.order.placed_ts)
+            await find_confirmed(
+                self.e.exchange, p, s.symbol, coid, s.trade.order.placed_ts, sent_ts=sent_by
+            )
             if coid
             else None
         )
