@@ -49,6 +49,7 @@ def test_histories_are_committed():
         "reality_inventory",
         "slot_retry_take_profit",
         "portfolio_acquire_many",
+        "portfolio_late_requests",
     } <= names
 
 
@@ -184,6 +185,28 @@ def test_portfolio_history_has_a_batched_grant_and_a_release():
         for e in events["events"]
     ]
     assert [n for n in names if n] == ["acquire_many", "release"]
+
+
+def test_the_late_requests_history_refuses_answered_and_expired_decisions():
+    """What the committed history proves replays: a released and a refused decision
+    asked again, both refused; a request after its attempt ended, expired; then granted.
+    (Update results are not commands: a Portfolio of the previous release, which would
+    have granted the released one again, replays this history too, so no patch.)"""
+    events = json.loads(
+        (Path(__file__).parent / "histories" / "portfolio_late_requests.json").read_text()
+    )["events"]
+    answers = [
+        [
+            (g["granted"], g["expired"])
+            for g in json.loads(base64.b64decode(o["success"]["payloads"][0]["data"]))["grants"]
+        ]
+        for e in events
+        if (o := e.get("workflowExecutionUpdateCompletedEventAttributes", {}).get("outcome"))
+    ]
+    assert answers == [
+        [(True, False), (False, False)],
+        [(False, False), (False, False), (False, True), (True, False)],
+    ]
 
 
 @workflow.defn(name="Portfolio")

@@ -154,6 +154,33 @@ async def slot_retry(env, tmp: Path) -> None:
         print(f"portfolio_acquire_many: {len(history.events)} events")
 
 
+async def portfolio_late_requests(env, tmp: Path) -> None:
+    """A Portfolio answering late requests: a released and a refused decision asked again
+    (refused, both), a request after its attempt ended (expired), then a fresh one."""
+    from temporalio.worker import Worker
+
+    from workflows.portfolio import Portfolio
+
+    def req(d: str, expires_at: float | None = None) -> c.SlotRequest:
+        return c.SlotRequest(decision_id=d, symbol=f"{d.upper()}/USDT", expires_at=expires_at)
+
+    async with Worker(env.client, task_queue="record-portfolio", workflows=[Portfolio]):
+        h = await env.client.start_workflow(
+            Portfolio.run,
+            c.PortfolioInput(max_trades=1),
+            id="portfolio:record",
+            task_queue="record-portfolio",
+        )
+        await h.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=[req("a"), req("b")]))
+        await h.signal(Portfolio.release, "a")
+        late = [req("a"), req("b"), req("c", expires_at=1.0), req("c")]
+        await h.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=late))
+        await h.terminate("recorded")
+        history = await h.fetch_history()
+    (OUT / "portfolio_late_requests.json").write_text(history.to_json())
+    print(f"portfolio_late_requests: {len(history.events)} events")
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -162,6 +189,7 @@ RECORDINGS = {
     "reality_shortfall": reality_shortfall,
     "reality_inventory": reality_inventory,
     "slot_retry_take_profit": slot_retry,
+    "portfolio_late_requests": portfolio_late_requests,
 }
 
 
