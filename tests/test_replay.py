@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from trader.runtime.converter import DATA_CONVERTER
 from workflows.base import (
     EXCHANGE_REALITY_PATCH,
     SLOT_RETRY_PATCH,
+    SLOT_WAIT_PATCH,
     STATUS_MEMO_PATCH,
     TraderBase,
 )
@@ -50,6 +52,8 @@ def test_histories_are_committed():
         "slot_retry_take_profit",
         "portfolio_acquire_many",
         "portfolio_late_requests",
+        "slot_wait_take_profit",
+        "slot_wait_stopped",
     } <= names
 
 
@@ -170,6 +174,62 @@ def test_slot_retry_history_was_recorded_with_the_patch_and_older_ones_without()
         SLOT_RETRY_PATCH,
     ]
     assert _activities("slot_retry_take_profit")["acquire_slot"] == 1
+
+
+SLOT_WAIT = ("slot_wait_take_profit", "slot_wait_stopped")
+
+
+def _slot_requests(name: str) -> list[tuple[str, bool]]:
+    """(task queue, cancelled) of every acquire_slot the history scheduled."""
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
+    scheduled = {
+        e["eventId"]: e["activityTaskScheduledEventAttributes"]["taskQueue"]["name"]
+        for e in events["events"]
+        if e.get("activityTaskScheduledEventAttributes", {}).get("activityType", {}).get("name")
+        == "acquire_slot"
+    }
+    cancelled = {
+        e["activityTaskCancelRequestedEventAttributes"]["scheduledEventId"]
+        for e in events["events"]
+        if "activityTaskCancelRequestedEventAttributes" in e
+    }
+    return [(queue, event_id in cancelled) for event_id, queue in scheduled.items()]
+
+
+def test_slot_wait_histories_were_recorded_with_the_patch_and_older_ones_without():
+    for old in (*REALITY, "lifecycle_take_profit", "slot_retry_take_profit"):
+        assert SLOT_WAIT_PATCH not in _patch_ids(old)
+    for name in SLOT_WAIT:
+        assert _patch_ids(name)[-2:] == [SLOT_RETRY_PATCH, SLOT_WAIT_PATCH]
+    # On the slot queue; the stopped one cancelled, then released.
+    [(queue, cancelled)] = _slot_requests("slot_wait_take_profit")
+    assert queue.startswith("watch-") and queue.endswith("-slots") and not cancelled
+    [(queue, cancelled)] = _slot_requests("slot_wait_stopped")
+    assert queue.startswith("watch-") and queue.endswith("-slots") and cancelled
+    assert _event_types("slot_wait_stopped")["EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED"]
+    [(queue, _)] = _slot_requests("slot_retry_take_profit")
+    assert queue.startswith("tq-")  # before the patch: the main queue
+
+
+async def test_the_stopped_slot_wait_history_needs_the_race(monkeypatch):
+    """Awaiting the slot without the race (as before the patch) no longer replays it: the
+    replay really runs the interruptible wait."""
+
+    async def not_interruptible(self, inp):
+        workflow.patched(SLOT_RETRY_PATCH)
+        workflow.patched(SLOT_WAIT_PATCH)
+        return await workflow.execute_activity(
+            c.ACQUIRE_SLOT,
+            inp,
+            result_type=c.SlotGrant,
+            task_queue=c.slot_task_queue(self.inp.watch_task_queue),
+            start_to_close_timeout=timedelta(seconds=15),
+        )
+
+    monkeypatch.setattr(EntryPhases, "_acquire_slot", not_interruptible)
+    path = next(p for p in HISTORIES if p.stem == "slot_wait_stopped")
+    result = await _replayer().replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
 
 
 def test_portfolio_history_has_a_batched_grant_and_a_release():

@@ -157,6 +157,13 @@ class AcquireSlotInput(_Msg):
     request: SlotRequest
 
 
+def slot_task_queue(watch_task_queue: str) -> str:
+    """The task queue of ``acquire_slot`` (since the slot-wait patch), named after the
+    watch queue: its own worker slots, so a burst of slot requests waits on the server,
+    never in front of orders (docs/architecture.md, "Global slot limit")."""
+    return f"{watch_task_queue}-slots"
+
+
 # --- market watching -------------------------------------------------------------------------
 class WarmupInput(_Msg):
     symbol: str

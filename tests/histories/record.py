@@ -22,7 +22,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.harness import Bench, bench
+from tests.workflows.harness import Bench, HangingAcquire, bench
 from trader import contracts as c
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
@@ -154,6 +154,27 @@ async def slot_retry(env, tmp: Path) -> None:
         print(f"portfolio_acquire_many: {len(history.events)} events")
 
 
+async def slot_wait(env, tmp: Path) -> None:
+    """The take-profit lifecycle with the "slot-wait" patch (acquire_slot on the watch
+    queue, raced against a stop or a pause)."""
+    async with bench(env.client, tmp) as b:
+        await _finish(b, await take_profit_trade(env, b), "slot_wait_take_profit")
+
+
+async def slot_wait_stopped(env, tmp: Path) -> None:
+    """A stop while the Portfolio does not answer: the slot request cancelled, the entry
+    abandoned and its decision released."""
+    hang = HangingAcquire(env.client)
+    async with bench(env.client, tmp, stand_ins=hang.stand_in) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.ENTRY_EVAL)
+        await hang.started.wait()
+        await _finish(b, h, "slot_wait_stopped")
+        hang.release.set()
+
+
 async def portfolio_late_requests(env, tmp: Path) -> None:
     """A Portfolio answering late requests: a released and a refused decision asked again
     (refused, both), a request after its attempt ended (expired), then a fresh one."""
@@ -190,6 +211,8 @@ RECORDINGS = {
     "reality_inventory": reality_inventory,
     "slot_retry_take_profit": slot_retry,
     "portfolio_late_requests": portfolio_late_requests,
+    "slot_wait_take_profit": slot_wait,
+    "slot_wait_stopped": slot_wait_stopped,
 }
 
 
