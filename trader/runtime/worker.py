@@ -1,5 +1,6 @@
 """Build and run a worker: the exchange, the market-data hub, the ledger, the activities
-and two Temporal workers (workflows + short activities, and watch activities apart)."""
+and three Temporal workers (workflows + short activities; watch activities and slot
+requests apart)."""
 
 from __future__ import annotations
 
