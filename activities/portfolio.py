@@ -3,6 +3,11 @@
 Workflows cannot send Updates to other workflows, so this activity does it, through the
 worker's ``SlotBroker``: concurrent requests go out together as one Update. The grant is
 idempotent on the decision id, so a retried activity is granted the same slot.
+
+An attempt waits only until shortly before its own deadline, and its request carries that
+instant (``expires_at``): the request leaves this worker's queue when the attempt gives up,
+and the Portfolio never grants it later, when the next attempt may already have been
+answered elsewhere (docs/architecture.md, "Late slot requests").
 """
 
 from __future__ import annotations
@@ -10,14 +15,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.slot_broker import SlotBroker
 from trader import contracts as c
+
+SLOT_WAIT_EXPIRED = "SlotWaitExpired"
+_MARGIN = timedelta(seconds=1)
+"""An answer read before the attempt's deadline less this reaches the server in time."""
+
+
+def _attempt_end(info: activity.Info) -> datetime | None:
+    """When this attempt stops waiting: its start-to-close deadline less ``_MARGIN``."""
+    if info.start_to_close_timeout is None:
+        return None
+    return info.started_time + info.start_to_close_timeout - _MARGIN
 
 
 class PortfolioActivities:
@@ -31,9 +49,27 @@ class PortfolioActivities:
 
     @activity.defn(name=c.ACQUIRE_SLOT)
     async def acquire_slot(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
-        if self.broker is not None:
-            return await self.broker.acquire(inp.portfolio_id, inp.max_trades, inp.request)
-        return await self._acquire_one(inp)
+        end = _attempt_end(activity.info())
+        if end is not None:
+            inp = inp.model_copy(
+                update={"request": inp.request.model_copy(update={"expires_at": end.timestamp()})}
+            )
+        wait = None if end is None else max((end - datetime.now(UTC)).total_seconds(), 0)
+        try:
+            if self.broker is not None:
+                grant = await self.broker.acquire(
+                    inp.portfolio_id, inp.max_trades, inp.request, timeout=wait
+                )
+            else:
+                grant = await asyncio.wait_for(self._acquire_one(inp), wait)
+        except TimeoutError:
+            grant = None
+        if grant is None or grant.expired:
+            # Retryable: the next attempt asks again (the grant is idempotent).
+            raise ApplicationError(
+                "no answer from the Portfolio within this attempt", type=SLOT_WAIT_EXPIRED
+            )
+        return grant
 
     async def _acquire_one(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
         # Start the Portfolio if nobody has yet (idempotent: the running one is reused).

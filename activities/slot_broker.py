@@ -11,6 +11,12 @@ A batch that fails for any reason (the server's limits with more workers than th
 an Update aborted while the Portfolio continues-as-new, the Portfolio not started yet, the
 server unreachable) is sent again with backoff, without the requests whose activity has
 given up meanwhile. Resending is safe: the Portfolio grants idempotently on the decision id.
+An Update unanswered after ``update_timeout_s`` counts as failed too (a Portfolio stuck or
+unreachable must not hold the lane for good), and a request whose activity stops waiting
+(its attempt's deadline) leaves the queue at once, so it is never sent late.
+
+During a rolling deploy a worker of the previous release may run the Portfolio, which
+knows no ``acquire_many``: the broker then asks with one ``acquire`` per request.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -28,6 +35,7 @@ from trader import contracts as c
 
 log = logging.getLogger(__name__)
 
+_ONE_BY_ONE_S = 60.0
 _Waiter = tuple[c.SlotRequest, "asyncio.Future[c.SlotGrant]"]
 
 
@@ -39,6 +47,9 @@ class _Lane:
     pending: list[_Waiter] = field(default_factory=list)
     senders: int = 0
     started: bool = False
+    one_by_one_until: float = 0.0
+    """Until then (monotonic s) ask with ``acquire``: the Portfolio had no ``acquire_many``
+    (a worker of the previous release ran it)."""
 
 
 @dataclass
@@ -50,6 +61,10 @@ class BrokerStats:
     failures: int = 0
     """Of those, how many failed and were sent again."""
     requests: int = 0
+    withdrawn: int = 0
+    """Requests that left the queue unsent: their activity stopped waiting."""
+    one_by_one: int = 0
+    """Batches sent as single ``acquire`` Updates (a Portfolio without ``acquire_many``)."""
 
 
 class SlotBroker:
@@ -63,29 +78,46 @@ class SlotBroker:
         max_in_flight: int = 2,
         max_batch: int = 500,
         max_backoff_s: float = 2.0,
+        update_timeout_s: float = 30.0,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch  # ~100 bytes a request: far below the payload limits
         self.max_backoff_s = max_backoff_s
+        self.update_timeout_s = update_timeout_s
         self.stats = BrokerStats()
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def acquire(self, portfolio_id: str, max_trades: int, req: c.SlotRequest) -> c.SlotGrant:
-        """The Portfolio's answer to ``req`` (granted or all slots in use)."""
+    async def acquire(
+        self,
+        portfolio_id: str,
+        max_trades: int,
+        req: c.SlotRequest,
+        *,
+        timeout: float | None = None,
+    ) -> c.SlotGrant:
+        """The Portfolio's answer to ``req`` (granted or all slots in use).
+
+        Raises TimeoutError after ``timeout`` seconds, the request withdrawn if unsent."""
         lane = self._lanes.setdefault(portfolio_id, _Lane(max_trades))
         lane.max_trades = max_trades
         future: asyncio.Future[c.SlotGrant] = asyncio.get_running_loop().create_future()
-        lane.pending.append((req, future))
+        waiter = (req, future)
+        lane.pending.append(waiter)
         self.stats.requests += 1
         if lane.senders < self.max_in_flight:
             lane.senders += 1
             task = asyncio.create_task(self._drain(portfolio_id, lane))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if waiter in lane.pending:  # given up (timeout, cancelled) before it was sent
+                lane.pending.remove(waiter)
+                self.stats.withdrawn += 1
 
     async def _drain(self, portfolio_id: str, lane: _Lane) -> None:
         # Runs while requests wait; between the empty check and the decrement there is no
@@ -104,12 +136,22 @@ class SlotBroker:
         delay = 0.05
         while batch := [w for w in batch if not w[1].done()]:
             try:
-                result = await self._update(portfolio_id, lane, [req for req, _ in batch])
-            except Exception as exc:
+                result = await asyncio.wait_for(
+                    self._update(portfolio_id, lane, [req for req, _ in batch]),
+                    self.update_timeout_s,
+                )
+                if len(result.grants) != len(batch):
+                    raise ValueError(f"{len(result.grants)} answers to {len(batch)} requests")
+            except Exception as exc:  # whatever it is, the batch is sent again
                 self.stats.failures += 1
                 if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
                     lane.started = False  # not started yet, or terminated: start it again
-                log.warning("slot batch of %d for %s: %s; retrying", len(batch), portfolio_id, exc)
+                log.warning(
+                    "slot batch of %d for %s: %s; retrying",
+                    len(batch),
+                    portfolio_id,
+                    f"{type(exc).__name__}: {exc}",
+                )
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, self.max_backoff_s)
                 continue
@@ -134,9 +176,31 @@ class SlotBroker:
         self.stats.updates += 1
         # No run id: after a continue-as-new the Update goes to the new run. By name (the
         # activities sit below workflows/), so result_type builds the model.
-        result: c.SlotBatchResult = await self.client.get_workflow_handle(
-            portfolio_id
-        ).execute_update(
-            "acquire_many", c.SlotBatch(requests=requests), result_type=c.SlotBatchResult
-        )
-        return result
+        handle = self.client.get_workflow_handle(portfolio_id)
+        if time.monotonic() >= lane.one_by_one_until:
+            try:
+                result: c.SlotBatchResult = await handle.execute_update(
+                    "acquire_many", c.SlotBatch(requests=requests), result_type=c.SlotBatchResult
+                )
+                return result
+            except WorkflowUpdateFailedError as err:
+                if not _unknown_handler(err):
+                    raise
+                log.warning("%s has no acquire_many (an older worker): one by one", portfolio_id)
+                lane.one_by_one_until = time.monotonic() + _ONE_BY_ONE_S
+        # The Portfolio of the previous release: one ``acquire`` per request, at most
+        # max_in_flight at a time per worker, as before the broker; acquire_many is tried
+        # again after _ONE_BY_ONE_S (the deploy is over by then, or it falls back again).
+        self.stats.one_by_one += 1
+        grants = []
+        for req in requests:
+            grant: c.SlotGrant = await handle.execute_update(
+                "acquire", req, result_type=c.SlotGrant
+            )
+            grants.append(grant)
+        return c.SlotBatchResult(grants=grants)
+
+
+def _unknown_handler(err: WorkflowUpdateFailedError) -> bool:
+    # The SDK rejects an Update it has no handler for with this message (temporalio 1.x).
+    return "not found" in str(err.cause) and "acquire_many" in str(err.cause)

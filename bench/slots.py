@@ -3,11 +3,18 @@
     python -m bench.slots --requests 1000                    # 1,000 at once, the broker
     python -m bench.slots --requests 1000 --per-request      # one Update each (before)
     python -m bench.slots --requests 1000 --rate 100         # a steady 100 requests/s
+    python -m bench.slots --requests 1000 --slot-queue main  # acquire_slot on the main queue
+    python -m bench.slots --requests 1000 --slot-activities 2000  # no bound on slot requests
 
-A real dev server (in memory) and one worker in this process running the Portfolio, the
-real ``acquire_slot`` activity and one ``SlotClient`` workflow per request (ENTRY_EVAL's
-acquire without a market, tests/workflows/slot_client.py). Latency is from scheduling the
-activity to its result (all retries included), on the client workflows' clock.
+A real dev server (in memory) and one worker in this process with the production worker
+settings (trader/runtime/worker.py): a main worker with the SDK's default activity slots
+running the Portfolio and one ``SlotClient`` workflow per request (ENTRY_EVAL's acquire
+without a market, tests/workflows/slot_client.py), and a slot worker (MAX_SLOT_REQUESTS
+activity slots) where the real ``acquire_slot`` runs since the slot-wait patch
+(``--slot-queue main``: on the main queue, as before). Latency is from scheduling the
+activity to its result (all retries included), on the client workflows' clock. During
+the burst, ``--probes`` order stand-ins (one short activity each on the main queue, as
+place_order) measure how long an order waits for an activity slot.
 """
 
 from __future__ import annotations
@@ -26,9 +33,15 @@ from temporalio.worker import Worker
 
 from activities.portfolio import PortfolioActivities
 from bench.common import dev_server, latency_summary
-from tests.workflows.slot_client import ClientResult, SlotClient
+from tests.workflows.slot_client import PROBE_ORDER, ClientResult, OrderProbe, SlotClient
 from trader import contracts as c
+from trader.runtime.worker import MAX_SLOT_REQUESTS
 from workflows.portfolio import Portfolio
+
+
+@activity.defn(name=PROBE_ORDER)
+async def probe_order() -> None:
+    """An order's stand-in: the wait for an activity slot is what it measures."""
 
 
 async def _history_events(client: Client, portfolio_id: str) -> tuple[int, int]:
@@ -52,6 +65,9 @@ async def main(
     max_trades: int,
     timeout_s: float,
     in_flight: int = 2,
+    slot_queue: str = "own",
+    slot_activities: int = MAX_SLOT_REQUESTS,
+    probes: int = 20,
 ) -> dict[str, object]:
     errors: Counter[str] = Counter()
     attempts = 0
@@ -59,6 +75,7 @@ async def main(
         client = env.client
         run = uuid.uuid4().hex[:8]
         tq, pid = f"slots-{run}", f"portfolio:slots-{run}"
+        sq = c.slot_task_queue(f"watch-{run}") if slot_queue == "own" else tq
         acts = PortfolioActivities(client, task_queue=tq, coalesce=not per_request)
         if acts.broker is not None:
             acts.broker.max_in_flight = in_flight
@@ -73,13 +90,20 @@ async def main(
                 errors[f"{type(exc).__name__}: {str(exc)[:90]}"] += 1
                 raise
 
-        async with Worker(
+        main_worker = Worker(
             client,
             task_queue=tq,
-            workflows=[Portfolio, SlotClient],
+            workflows=[Portfolio, SlotClient, OrderProbe],
+            activities=[counted, probe_order],
+            max_cached_workflows=max(1000, 2 * requests),  # as trader/runtime/worker.py
+        )
+        slot_worker = Worker(
+            client,
+            task_queue=c.slot_task_queue(f"watch-{run}"),
             activities=[counted],
-            max_concurrent_activities=2000,
-        ):
+            max_concurrent_activities=slot_activities,
+        )
+        async with main_worker, slot_worker:
             gate = asyncio.Semaphore(64)  # the launcher's concurrency (LAUNCH_CONCURRENCY)
 
             async def one(i: int) -> ClientResult:
@@ -89,15 +113,30 @@ async def main(
                 async with gate:
                     handle = await client.start_workflow(
                         SlotClient.run,
-                        c.AcquireSlotInput(portfolio_id=pid, max_trades=max_trades, request=req),
+                        args=[
+                            c.AcquireSlotInput(
+                                portfolio_id=pid, max_trades=max_trades, request=req
+                            ),
+                            sq,
+                        ],
                         id=f"{pid}:client:{i}",
                         task_queue=tq,
                     )
                 return await handle.result()
 
+            async def probe(i: int) -> float:
+                # Orders placed while the slot requests are in flight.
+                await asyncio.sleep(0.5 + i * 0.25)
+                wait: float = await client.execute_workflow(
+                    OrderProbe.run, id=f"{pid}:probe:{i}", task_queue=tq
+                )
+                return wait
+
             t0 = time.perf_counter()
             tasks = [asyncio.create_task(one(i)) for i in range(requests)]
+            probing = asyncio.gather(*(probe(i) for i in range(probes)))
             done, late = await asyncio.wait(tasks, timeout=timeout_s)
+            order_waits = await probing
             wall = time.perf_counter() - t0
             for task in late:  # the old design can thrash for many minutes: stop it
                 task.cancel()
@@ -111,6 +150,8 @@ async def main(
     updates = acts.broker.stats.updates if acts.broker else attempts
     return {
         "design": "per-request" if per_request else f"broker, {in_flight} in flight",
+        "slot_queue": slot_queue,
+        "slot_activities": slot_activities if slot_queue == "own" else "main's 100",
         "requests": requests,
         "rate_per_s": rate or "burst",
         "answered": len(results),
@@ -120,6 +161,8 @@ async def main(
         "grant_p50_s": summary["latency_median_s"],
         "grant_p99_s": summary["latency_p99_s"],
         "grant_max_s": summary["latency_max_s"],
+        "order_wait_p50_s": latency_summary(order_waits)["latency_median_s"],
+        "order_wait_max_s": latency_summary(order_waits)["latency_max_s"],
         "activity_attempts": attempts,
         "updates_sent": updates,
         "portfolio_events": events,
@@ -137,6 +180,13 @@ if __name__ == "__main__":
     parser.add_argument("--max-trades", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=2, help="the broker's Updates")
     parser.add_argument("--timeout", type=float, default=300, help="stop after (s)")
+    parser.add_argument(
+        "--slot-queue", choices=["own", "main"], default="own", help="where acquire_slot runs"
+    )
+    parser.add_argument(
+        "--slot-activities", type=int, default=MAX_SLOT_REQUESTS, help="the slot worker's"
+    )
+    parser.add_argument("--probes", type=int, default=20, help="orders placed during it")
     args = parser.parse_args()
     out = asyncio.run(
         main(
@@ -146,6 +196,9 @@ if __name__ == "__main__":
             max_trades=args.max_trades,
             timeout_s=args.timeout,
             in_flight=args.in_flight,
+            slot_queue=args.slot_queue,
+            slot_activities=args.slot_activities,
+            probes=args.probes,
         )
     )
     print(json.dumps(out, indent=1))

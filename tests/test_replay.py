@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from workflows.base import (
     BOUNDED_DRAIN_PATCH,
     EXCHANGE_REALITY_PATCH,
     SLOT_RETRY_PATCH,
+    SLOT_WAIT_PATCH,
     STATUS_MEMO_PATCH,
     TraderBase,
 )
@@ -53,6 +55,9 @@ def test_histories_are_committed():
         "slot_retry_take_profit",
         "portfolio_acquire_many",
         "notify_drain_given_up",
+        "portfolio_late_requests",
+        "slot_wait_take_profit",
+        "slot_wait_stopped",
     } <= names
 
 
@@ -175,6 +180,62 @@ def test_slot_retry_history_was_recorded_with_the_patch_and_older_ones_without()
     assert _activities("slot_retry_take_profit")["acquire_slot"] == 1
 
 
+SLOT_WAIT = ("slot_wait_take_profit", "slot_wait_stopped")
+
+
+def _slot_requests(name: str) -> list[tuple[str, bool]]:
+    """(task queue, cancelled) of every acquire_slot the history scheduled."""
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
+    scheduled = {
+        e["eventId"]: e["activityTaskScheduledEventAttributes"]["taskQueue"]["name"]
+        for e in events["events"]
+        if e.get("activityTaskScheduledEventAttributes", {}).get("activityType", {}).get("name")
+        == "acquire_slot"
+    }
+    cancelled = {
+        e["activityTaskCancelRequestedEventAttributes"]["scheduledEventId"]
+        for e in events["events"]
+        if "activityTaskCancelRequestedEventAttributes" in e
+    }
+    return [(queue, event_id in cancelled) for event_id, queue in scheduled.items()]
+
+
+def test_slot_wait_histories_were_recorded_with_the_patch_and_older_ones_without():
+    for old in (*REALITY, "lifecycle_take_profit", "slot_retry_take_profit"):
+        assert SLOT_WAIT_PATCH not in _patch_ids(old)
+    for name in SLOT_WAIT:
+        assert _patch_ids(name)[-2:] == [SLOT_RETRY_PATCH, SLOT_WAIT_PATCH]
+    # On the slot queue; the stopped one cancelled, then released.
+    [(queue, cancelled)] = _slot_requests("slot_wait_take_profit")
+    assert queue.startswith("watch-") and queue.endswith("-slots") and not cancelled
+    [(queue, cancelled)] = _slot_requests("slot_wait_stopped")
+    assert queue.startswith("watch-") and queue.endswith("-slots") and cancelled
+    assert _event_types("slot_wait_stopped")["EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED"]
+    [(queue, _)] = _slot_requests("slot_retry_take_profit")
+    assert queue.startswith("tq-")  # before the patch: the main queue
+
+
+async def test_the_stopped_slot_wait_history_needs_the_race(monkeypatch):
+    """Awaiting the slot without the race (as before the patch) no longer replays it: the
+    replay really runs the interruptible wait."""
+
+    async def not_interruptible(self, inp):
+        workflow.patched(SLOT_RETRY_PATCH)
+        workflow.patched(SLOT_WAIT_PATCH)
+        return await workflow.execute_activity(
+            c.ACQUIRE_SLOT,
+            inp,
+            result_type=c.SlotGrant,
+            task_queue=c.slot_task_queue(self.inp.watch_task_queue),
+            start_to_close_timeout=timedelta(seconds=15),
+        )
+
+    monkeypatch.setattr(EntryPhases, "_acquire_slot", not_interruptible)
+    path = next(p for p in HISTORIES if p.stem == "slot_wait_stopped")
+    result = await _replayer().replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
+
+
 def test_portfolio_history_has_a_batched_grant_and_a_release():
     events = json.loads(
         (Path(__file__).parent / "histories" / "portfolio_acquire_many.json").read_text()
@@ -188,6 +249,28 @@ def test_portfolio_history_has_a_batched_grant_and_a_release():
         for e in events["events"]
     ]
     assert [n for n in names if n] == ["acquire_many", "release"]
+
+
+def test_the_late_requests_history_refuses_answered_and_expired_decisions():
+    """What the committed history proves replays: a released and a refused decision
+    asked again, both refused; a request after its attempt ended, expired; then granted.
+    (Update results are not commands: a Portfolio of the previous release, which would
+    have granted the released one again, replays this history too, so no patch.)"""
+    events = json.loads(
+        (Path(__file__).parent / "histories" / "portfolio_late_requests.json").read_text()
+    )["events"]
+    answers = [
+        [
+            (g["granted"], g["expired"])
+            for g in json.loads(base64.b64decode(o["success"]["payloads"][0]["data"]))["grants"]
+        ]
+        for e in events
+        if (o := e.get("workflowExecutionUpdateCompletedEventAttributes", {}).get("outcome"))
+    ]
+    assert answers == [
+        [(True, False), (False, False)],
+        [(False, False), (False, False), (False, True), (True, False)],
+    ]
 
 
 @workflow.defn(name="Portfolio")

@@ -99,17 +99,26 @@ class PortfolioInput(_Msg):
     max_trades: int
     slots: dict[str, str] = {}
     """decision id -> symbol of every granted slot."""
+    closed: dict[str, float] = {}
+    """decision id -> when (epoch s, workflow time) it was released or refused: a late
+    request for it is refused (docs/architecture.md, "Late slot requests")."""
 
 
 class SlotRequest(_Msg):
     decision_id: str
     symbol: str
+    expires_at: float | None = None
+    """When the asking activity attempt ends (epoch s, the server's clock, less a margin):
+    the Portfolio never grants the request later (None: an activity of an older release)."""
 
 
 class SlotGrant(_Msg):
     granted: bool
     in_use: int
     max_trades: int
+    expired: bool = False
+    """The request came after its ``expires_at``: no answer for the decision (its next
+    attempt asks again)."""
 
 
 class SlotBatch(_Msg):
@@ -146,6 +155,13 @@ class AcquireSlotInput(_Msg):
     portfolio_id: str
     max_trades: int
     request: SlotRequest
+
+
+def slot_task_queue(watch_task_queue: str) -> str:
+    """The task queue of ``acquire_slot`` (since the slot-wait patch), named after the
+    watch queue: its own worker slots, so a burst of slot requests waits on the server,
+    never in front of orders (docs/architecture.md, "Global slot limit")."""
+    return f"{watch_task_queue}-slots"
 
 
 # --- market watching -------------------------------------------------------------------------

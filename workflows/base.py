@@ -43,6 +43,10 @@ EXCHANGE_REALITY_PATCH = "exchange-reality"
 # acquire_slot retried until the Portfolio answers (a refused or aborted Update, a server
 # limit, a continue-as-new) instead of FSM_MAX_RETRIES then ERROR: a new retry policy.
 SLOT_RETRY_PATCH = "slot-retry"
+# acquire_slot on a task queue of its own (never holding an activity slot an order needs)
+# and raced against a stop or a pause, which abandon the entry: a new activity task queue
+# and a cancellation, so new commands.
+SLOT_WAIT_PATCH = "slot-wait"
 
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 """One notify attempt (``trader/telegram/notifier.py``'s ``DEFAULT_ATTEMPT_S`` is the same)."""

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         exit_levels,
     )
     from trader.core.sizing import is_dust, size_buy
-    from workflows.base import SLOT_RETRY_PATCH, error_message, error_type
+    from workflows.base import SLOT_RETRY_PATCH, SLOT_WAIT_PATCH, error_message, error_type
     from workflows.holdings import Holdings
 
 _RECHECK = {EntryRecheck.GUARDS: "the guards pass", EntryRecheck.SLOT: "a trade slot is free"}
@@ -133,6 +133,11 @@ class EntryPhases(Holdings):
                 request=c.SlotRequest(decision_id=s.trade.decision_id or "", symbol=s.symbol),
             )
         )
+        if grant is None:  # stopped or paused while waiting: the request may still be
+            # granted, so the decision is released (the Portfolio refuses it from then on)
+            why = "stopping" if s.controls.shutdown_requested else "entries paused"
+            self._abandon_entry(Trigger.NO_SLOT, f"{why} while waiting for a trade slot")
+            return
         if not grant.granted:
             self._abandon_entry(
                 Trigger.NO_SLOT,
@@ -144,23 +149,36 @@ class EntryPhases(Holdings):
         s.entry_watch.recheck = EntryRecheck.NONE
         self._transition(Trigger.GUARDS_PASSED, f"slot {grant.in_use}/{grant.max_trades}")
 
-    async def _acquire_slot(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
-        """A slot from the Portfolio. It never gives up (the grant is idempotent on the
-        decision id): a refused or aborted Update is the server's limit or the Portfolio's
-        continue-as-new, no reason for ERROR. Before the patch: FSM_MAX_RETRIES attempts."""
+    async def _acquire_slot(self, inp: c.AcquireSlotInput) -> c.SlotGrant | None:
+        """A slot from the Portfolio, or None when a stop or a pause came first.
+
+        It never gives up (the grant is idempotent on the decision id): a refused or
+        aborted Update is the server's limit or the Portfolio's continue-as-new, no reason
+        for ERROR. Before the slot-retry patch: FSM_MAX_RETRIES attempts. Before the
+        slot-wait patch: on the main task queue, and not interruptible."""
         if not workflow.patched(SLOT_RETRY_PATCH):
             return await self._exchange_call(c.ACQUIRE_SLOT, inp, summary="acquire trade slot")
-        grant: c.SlotGrant = await workflow.execute_activity(
+        interruptible = workflow.patched(SLOT_WAIT_PATCH)
+        handle = workflow.start_activity(
             c.ACQUIRE_SLOT,
             inp,
             result_type=c.ACQUIRE_SLOT.result,
+            # A queue of its own: orders on the main queue never wait behind slot requests.
+            task_queue=c.slot_task_queue(self.inp.watch_task_queue) if interruptible else None,
             start_to_close_timeout=timedelta(
                 seconds=self.inp.params.order_activity_timeout_seconds
             ),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
             summary="acquire trade slot",
         )
-        return grant
+        if not interruptible:
+            grant: c.SlotGrant = await handle
+            return grant
+        controls = self.state.controls
+        res = await self._race(
+            handle, until=lambda: controls.shutdown_requested or controls.entries_paused
+        )
+        return None if isinstance(res, str) else res
 
     def _abandon_entry(
         self,

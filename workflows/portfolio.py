@@ -7,6 +7,12 @@ in flight whatever the number of symbols (Temporal refuses more than 10 per work
 ``acquire`` (one request per Update) stays for activities of older releases. Grants and
 releases are idempotent on the decision id, so retries and replays never take or free a
 slot twice.
+
+A request can arrive late: an ``acquire_slot`` attempt that timed out lives on for a few
+seconds on its worker while the next attempt asks elsewhere. So the Portfolio remembers the
+final answers for ``ANSWER_TTL_S`` (a released or refused decision is refused again), and
+refuses any request after the end of its activity attempt (``expires_at``): a late request
+never takes a slot nobody will release (docs/architecture.md, "Late slot requests").
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ with workflow.unsafe.imports_passed_through():
         SlotRequest,
     )
 
+ANSWER_TTL_S = 600.0
+"""How long a released or refused decision stays refused. A request lives at most one
+activity attempt (ORDER_ACTIVITY_TIMEOUT_SECONDS, 15 s) plus ~5 s until its worker cancels
+it, plus an Update's round trip (the broker gives up on one after 30 s): 10 minutes is far
+beyond twice that, and ``expires_at`` refuses older requests of this release anyway."""
+
 
 @workflow.defn(name="Portfolio")
 class Portfolio:
@@ -29,6 +41,7 @@ class Portfolio:
     def __init__(self, inp: PortfolioInput) -> None:
         self.max_trades = inp.max_trades
         self.slots: dict[str, str] = dict(inp.slots)
+        self.closed: dict[str, float] = dict(inp.closed)
 
     @workflow.run
     async def run(self, inp: PortfolioInput) -> None:
@@ -37,13 +50,29 @@ class Portfolio:
         # the closing run is aborted by the server and retried by the broker on the new run;
         # a signal that races the continue-as-new makes the server retry the task with it.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(PortfolioInput(max_trades=self.max_trades, slots=self.slots))
+        self._forget_old_answers()
+        workflow.continue_as_new(
+            PortfolioInput(max_trades=self.max_trades, slots=self.slots, closed=self.closed)
+        )
 
     def _grant(self, req: SlotRequest) -> SlotGrant:
-        granted = req.decision_id in self.slots or len(self.slots) < self.max_trades
+        now, d = workflow.now().timestamp(), req.decision_id
+        expired = d not in self.slots and req.expires_at is not None and now >= req.expires_at
+        granted = d in self.slots or (
+            not expired and d not in self.closed and len(self.slots) < self.max_trades
+        )
         if granted:
-            self.slots[req.decision_id] = req.symbol
-        return SlotGrant(granted=granted, in_use=len(self.slots), max_trades=self.max_trades)
+            self.slots[d] = req.symbol
+        elif not expired:
+            # Final: the trader abandons the entry, and its next one has a new decision id.
+            self.closed.setdefault(d, now)
+        return SlotGrant(
+            granted=granted, in_use=len(self.slots), max_trades=self.max_trades, expired=expired
+        )
+
+    def _forget_old_answers(self) -> None:
+        horizon = workflow.now().timestamp() - ANSWER_TTL_S
+        self.closed = {d: t for d, t in self.closed.items() if t > horizon}
 
     @workflow.update
     def acquire(self, req: SlotRequest) -> SlotGrant:
@@ -54,11 +83,14 @@ class Portfolio:
     def acquire_many(self, batch: SlotBatch) -> SlotBatchResult:
         """Grant in request order up to MAX_TRADES; a decision already holding a slot (a
         retried activity, or the same decision twice in the batch) gets it again."""
+        self._forget_old_answers()
         return SlotBatchResult(grants=[self._grant(req) for req in batch.requests])
 
     @workflow.signal
     def release(self, decision_id: str) -> None:
+        """Free the slot, and refuse the decision from now on (a late request for it)."""
         self.slots.pop(decision_id, None)
+        self.closed[decision_id] = workflow.now().timestamp()
 
     @workflow.signal
     def set_max_trades(self, max_trades: int) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.harness import Bench, bench
+from tests.workflows.harness import Bench, HangingAcquire, bench
 from trader import contracts as c
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
@@ -172,6 +172,54 @@ async def notify_drain(env, tmp: Path) -> None:
             await notifier.close()
 
 
+async def slot_wait(env, tmp: Path) -> None:
+    """The take-profit lifecycle with the "slot-wait" patch (acquire_slot on the watch
+    queue, raced against a stop or a pause)."""
+    async with bench(env.client, tmp) as b:
+        await _finish(b, await take_profit_trade(env, b), "slot_wait_take_profit")
+
+
+async def slot_wait_stopped(env, tmp: Path) -> None:
+    """A stop while the Portfolio does not answer: the slot request cancelled, the entry
+    abandoned and its decision released."""
+    hang = HangingAcquire(env.client)
+    async with bench(env.client, tmp, stand_ins=hang.stand_in) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.ENTRY_EVAL)
+        await hang.started.wait()
+        await _finish(b, h, "slot_wait_stopped")
+        hang.release.set()
+
+
+async def portfolio_late_requests(env, tmp: Path) -> None:
+    """A Portfolio answering late requests: a released and a refused decision asked again
+    (refused, both), a request after its attempt ended (expired), then a fresh one."""
+    from temporalio.worker import Worker
+
+    from workflows.portfolio import Portfolio
+
+    def req(d: str, expires_at: float | None = None) -> c.SlotRequest:
+        return c.SlotRequest(decision_id=d, symbol=f"{d.upper()}/USDT", expires_at=expires_at)
+
+    async with Worker(env.client, task_queue="record-portfolio", workflows=[Portfolio]):
+        h = await env.client.start_workflow(
+            Portfolio.run,
+            c.PortfolioInput(max_trades=1),
+            id="portfolio:record",
+            task_queue="record-portfolio",
+        )
+        await h.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=[req("a"), req("b")]))
+        await h.signal(Portfolio.release, "a")
+        late = [req("a"), req("b"), req("c", expires_at=1.0), req("c")]
+        await h.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=late))
+        await h.terminate("recorded")
+        history = await h.fetch_history()
+    (OUT / "portfolio_late_requests.json").write_text(history.to_json())
+    print(f"portfolio_late_requests: {len(history.events)} events")
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -181,6 +229,9 @@ RECORDINGS = {
     "reality_inventory": reality_inventory,
     "slot_retry_take_profit": slot_retry,
     "notify_drain_given_up": notify_drain,
+    "portfolio_late_requests": portfolio_late_requests,
+    "slot_wait_take_profit": slot_wait,
+    "slot_wait_stopped": slot_wait_stopped,
 }
 
 

@@ -15,7 +15,11 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.worker import Worker
 
 from activities.exchange import ExchangeActivities
@@ -258,14 +262,17 @@ async def bench(
     replaced = {_activity_name(fn): fn for fn in (stand_ins(dict(real)) if stand_ins else ())}
     unknown = replaced.keys() - real.keys()
     assert not unknown, f"no activity to stand in for: {sorted(unknown)}"
+    acts = real | replaced
     main = Worker(
         client,
         task_queue=tq,
         workflows=[SymbolTrader, Portfolio],
-        activities=list((real | replaced).values()),
+        activities=list(acts.values()),
     )
     watch = Worker(client, task_queue=wq, activities=[mk.watch_entry, mk.watch_exit])
-    async with main, watch:
+    # acquire_slot on main too, as in trader/runtime/worker.py (for runs before slot-wait).
+    slots = Worker(client, task_queue=c.slot_task_queue(wq), activities=[acts[c.ACQUIRE_SLOT]])
+    async with main, watch, slots:
         try:
             yield b
         finally:
@@ -283,3 +290,33 @@ def resumed_state(final: CoinState) -> CoinState:
     state = final.model_copy(deep=True)
     state.controls.shutdown_requested = False
     return state
+
+
+class HangingAcquire:
+    """acquire_slot behind a Portfolio that never answers (its worker stuck, a lost
+    Update): it starts the Portfolio, then waits until ``release`` is set."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.task_queues: list[str] = []
+
+    def stand_in(self, real: RealActivities) -> list[Callable[..., Any]]:
+        @activity.defn(name=c.ACQUIRE_SLOT)
+        async def acquire_slot(inp: c.AcquireSlotInput) -> c.SlotGrant:
+            queue = activity.info().task_queue
+            self.task_queues.append(queue)
+            await self.client.start_workflow(
+                "Portfolio",
+                c.PortfolioInput(max_trades=inp.max_trades),
+                id=inp.portfolio_id,
+                # The bench's main queue, from the slot queue's name.
+                task_queue=queue.replace("watch-", "tq-").removesuffix("-slots"),
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            self.started.set()
+            await self.release.wait()  # then fails: its workflow stopped waiting long ago
+            raise RuntimeError("the Portfolio never answered")
+
+        return [acquire_slot]

@@ -30,17 +30,35 @@ class ClientResult(BaseModel):
 @workflow.defn(name="SlotClient")
 class SlotClient:
     @workflow.run
-    async def run(self, inp: c.AcquireSlotInput) -> ClientResult:
+    async def run(self, inp: c.AcquireSlotInput, task_queue: str | None = None) -> ClientResult:
+        """``task_queue``: where the activity runs (the slot queue, as SymbolTrader's since
+        the slot-wait patch); None: this workflow's."""
         t0 = workflow.time()
         grant = await workflow.execute_activity(
             c.ACQUIRE_SLOT,
             inp,
             result_type=c.SlotGrant,
+            task_queue=task_queue,
             # Short: a killed worker's attempt is retried soon.
             start_to_close_timeout=timedelta(seconds=5),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=2)),
         )
         return ClientResult(grant=grant, latency_s=workflow.time() - t0)
+
+
+PROBE_ORDER = "probe_order"
+
+
+@workflow.defn(name="OrderProbe")
+class OrderProbe:
+    """An order's stand-in: one short activity on the main queue (bench/slots.py measures
+    how long it waits for an activity slot during a burst of slot requests)."""
+
+    @workflow.run
+    async def run(self) -> float:
+        t0 = workflow.time()
+        await workflow.execute_activity(PROBE_ORDER, start_to_close_timeout=timedelta(seconds=300))
+        return workflow.time() - t0
 
 
 async def _serve(target: str, task_queue: str) -> None:

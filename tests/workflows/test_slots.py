@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -22,7 +23,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.portfolio import PortfolioActivities
-from tests.workflows.harness import TEST_PARAMS, RealActivities, bench, path_of
+from tests.workflows.harness import (
+    TEST_PARAMS,
+    HangingAcquire,
+    RealActivities,
+    bench,
+    path_of,
+)
 from trader import contracts as c
 from trader.core.phases import Phase
 from trader.runtime.converter import DATA_CONVERTER
@@ -153,7 +160,20 @@ async def test_a_worker_killed_mid_grant_leaks_and_doubles_no_slot(
     async with _worker(client, tq):  # recovery: another worker takes over
         granted = await _granted(handles)
         slots = await _slots(client, pid)
+        retried = [await _last_attempt(handles[d]) > 1 for d in granted]
     assert len(granted) == MAX_TRADES and set(slots) == granted
+    # Some grant came to a retried attempt: the kill really cut requests mid-grant.
+    assert any(retried)
+
+
+async def _last_attempt(handle: WorkflowHandle[SlotClient, ClientResult]) -> int:
+    """The attempt of acquire_slot that answered the client (from its history)."""
+    history = await handle.fetch_history()
+    return max(
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    )
 
 
 async def _slots_or_none(client: Client, portfolio_id: str) -> dict[str, str] | None:
@@ -280,3 +300,35 @@ async def test_grants_and_releases_around_continue_as_new_are_never_lost():
     assert len(held) == MAX_TRADES
     assert runs > 5  # it really continued as new while requests and releases came in
     assert set(slots) == granted  # every release applied, every grant kept, none doubled
+
+
+@pytest.mark.parametrize("interrupt", ["shutdown", "pause_entries"])
+async def test_a_stop_while_waiting_for_a_slot_abandons_the_entry_and_releases_it(
+    ts_env: WorkflowEnvironment, tmp_path: Path, interrupt: str
+):
+    """The Portfolio does not answer: a stop (or a pause) still ends the wait (the entry
+    abandoned, its decision released, so a late grant can never hold a slot). acquire_slot
+    runs on a task queue of its own, so orders never wait behind slot requests."""
+    hang = HangingAcquire(ts_env.client)
+    async with bench(ts_env.client, tmp_path, stand_ins=hang.stand_in) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        s = await b.wait_phase(h, Phase.ENTRY_EVAL)
+        decision = s.trade.decision_id or ""
+        await hang.started.wait()
+        if interrupt == "shutdown":
+            await h.signal("shutdown", c.ShutdownRequest())
+            final = await asyncio.wait_for(h.result(), 60)  # bounded: it hung for good before
+        else:
+            await h.signal("pause_entries")
+            final = await b.wait_phase(h, Phase.IDLE)
+        portfolio = ts_env.client.get_workflow_handle(b.portfolio_id)
+        late = await portfolio.execute_update(
+            Portfolio.acquire_many,
+            c.SlotBatch(requests=[c.SlotRequest(decision_id=decision, symbol="BTC/USDT")]),
+        )
+        hang.release.set()
+    assert final.phase is Phase.IDLE and final.trade.decision_id is None
+    assert decision and not late.grants[0].granted  # released: refused from now on
+    assert hang.task_queues == [c.slot_task_queue(b.watch_queue)]

@@ -1,5 +1,6 @@
 """Build and run a worker: the exchange, the market-data hub, the ledger, the activities
-and two Temporal workers (workflows + short activities, and watch activities apart)."""
+and three Temporal workers (workflows + short activities; watch activities and slot
+requests apart)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from activities.market import MarketActivities
 from activities.notify import NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
+from trader.contracts import slot_task_queue
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
@@ -30,7 +32,10 @@ from workflows.symbol_trader import SymbolTrader
 log = logging.getLogger(__name__)
 
 # A watch holds its slot for as long as a symbol idles or holds: give every symbol room.
-_MAX_WATCHES = 2000
+MAX_WATCHES = 2000
+# Slot requests one worker runs at once: as many as the broker answers within an attempt on
+# a loaded machine (docs/performance.md, "Trade slots": 2,000 at once let most expire queued).
+MAX_SLOT_REQUESTS = 100
 
 
 async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event) -> None:
@@ -55,6 +60,7 @@ async def _run(
     )
     market_acts = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     ledger = LedgerActivities(store, metrics=metrics)
+    slots = PortfolioActivities(client, task_queue=settings.task_queue)
     # Annotated: the methods' signatures differ, and mypy joins them to a bare ``function``.
     activities: list[Callable[..., Awaitable[object]]] = [
         ex_acts.warmup,
@@ -62,7 +68,7 @@ async def _run(
         ex_acts.wait_order,
         ex_acts.cancel_order,
         ex_acts.reconcile,
-        PortfolioActivities(client, task_queue=settings.task_queue).acquire_slot,
+        slots.acquire_slot,  # for runs from before the slot-wait patch
         ledger.record_trade,
         ledger.record_dust,
         ledger.record_inventory,
@@ -79,12 +85,21 @@ async def _run(
         client,
         task_queue=settings.watch_task_queue,
         activities=[market_acts.watch_entry, market_acts.watch_exit],
-        max_concurrent_activities=_MAX_WATCHES,
+        max_concurrent_activities=MAX_WATCHES,
+    )
+    # Slot requests apart (since the slot-wait patch): a burst never holds the main queue's
+    # activity slots that place_order, cancel_order and the ledger need, and the rest of
+    # the burst waits on the server, where no attempt's timeout runs.
+    slot_worker = Worker(
+        client,
+        task_queue=slot_task_queue(settings.watch_task_queue),
+        activities=[slots.acquire_slot],
+        max_concurrent_activities=MAX_SLOT_REQUESTS,
     )
     log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
     table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
-        async with main, watch:
+        async with main, watch, slot_worker:
             # The symbols this worker may pick up check the account before trading on: a
             # worker starts after a crash, a deploy or a long outage.
             checks = asyncio.create_task(_request_reconciles(client, settings.task_queue))
