@@ -8,11 +8,12 @@ import sqlite3
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, text
 
 from tests.ledger.test_store import trade
 from trader.contracts import InventoryRecord, TradeRecord
-from trader.ledger import LedgerStore, migrate
+from trader.ledger import LedgerBehind, LedgerStore, migrate
 
 _FLAG = ("modify_type", "simulated")
 _REVISION_0003 = (
@@ -39,6 +40,10 @@ async def test_a_ledger_of_the_first_store_is_migrated_with_every_row(tmp_path: 
     shutil.copy(FIXTURE, path)
     assert _revision(path) is None
     store = LedgerStore(path)
+    with pytest.raises(LedgerBehind, match="revision none .*reads 0003: a worker or the legacy"):
+        await store.trades()  # a reader never migrates (the write lock is the writers')
+    assert _revision(path) is None
+    await store.open()  # what a worker or the legacy engine does at its start
     rows = await store.trades()
     assert _revision(path) == migrate.head()
     assert [t.trade_id for t in rows] == ["ETH-BTC:0:1", "DOGE-BTC:0:1", "BTC-USDT:0:1"]
@@ -86,6 +91,7 @@ async def test_a_ledger_older_than_the_inventory_columns_is_upgraded(tmp_path: P
             [row[c] if isinstance(row[c], bool | float) else str(row[c]) for c in columns],
         )
     store = LedgerStore(path)
+    await store.open()
     [kept] = await store.trades()
     assert kept.trade_id == "BTC-USDT:0:1" and kept.written_off == 0 and kept.carried_amount == 0
     assert kept.entry_price == D("0.00005123")
@@ -136,6 +142,9 @@ async def test_a_ledger_at_0002_keeps_its_rows_and_gains_their_sources(
                 if store.dialect == "sqlite"
                 else values,
             )
+    with pytest.raises(LedgerBehind, match="revision 0002, this code reads 0003"):
+        await store.trades()
+    await store.open()
     first, orphan = await store.trades()
     assert first.exit_price == D("0.0000655") / D("1.23400001")
     assert first.decision_id == first.trade_id

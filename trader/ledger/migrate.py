@@ -46,6 +46,12 @@ def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def state(connection: Connection) -> tuple[str | None, bool]:
+    """The database's revision, and whether it holds a ledger (the ``trades`` table) at all
+    (a read: no lock a writer waits on)."""
+    return current(connection), inspect(connection).has_table("trades")
+
+
 def upgrade(connection: Connection) -> None:
     """Migrate the database behind ``connection`` (sync; the store calls it via
     ``run_sync``) to the newest revision."""

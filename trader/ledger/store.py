@@ -4,12 +4,20 @@ One async interface for both engines (activities and the legacy engine await it)
 are idempotent on the row's id (``ON CONFLICT DO NOTHING``): a retried or re-run write
 records once. The schema is migrated (Alembic) on first use, so constructing a store does
 no I/O and a database that is down fails only the writes, which their callers retry.
+
+Readers never take the write lock (several processes read one SQLite file while the
+engines write it: ``starter.py status``/``profit``, the Telegram bot): a read checks the
+revision with a plain read and reads at the head, finds nothing in a ledger not created yet
+(or whose creation is not committed), and raises ``LedgerBehind`` at an older revision
+rather than migrating: only writers (and ``open``) migrate, serialised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,14 +28,24 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
 
 from trader.contracts import DustRecord, InventoryRecord, TradeRecord
+from trader.core.errors import TraderError
 from trader.ledger import migrate
 from trader.ledger.tables import TABLES, dust, inventory, trades
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=BaseModel)
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite connection waits for another's lock (the driver's busy handler), and
+how long switching a new file to WAL is retried."""
+
+
+class LedgerBehind(TraderError):
+    """A read found the ledger at an older schema revision than this code's. Readers never
+    migrate (that takes the write lock): a worker or the legacy engine does, at its start."""
 
 
 def database_url(target: str | Path) -> str:
@@ -47,14 +65,34 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
+        _wal(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _wal(dbapi_connection: Any) -> None:
+    # On a file already in WAL mode this is a read. Switching a new file to WAL writes its
+    # header under an exclusive lock, and two processes creating the ledger together
+    # deadlock on it: SQLite answers BUSY at once, without its busy handler (measured: 1
+    # connection in 20 of four processes opening a new file together). Retried, with a
+    # backoff, for as long as the busy handler would wait.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        finally:
+            cursor.close()
+        await_(asyncio.sleep(delay))  # on the connection's event loop (greenlet context)
+        delay = min(delay * 2, 0.25)
 
 
 class LedgerStore:
@@ -68,7 +106,7 @@ class LedgerStore:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         self._engine = create_async_engine(
             self.url,
-            connect_args={"timeout": 30} if self.dialect == "sqlite" else {"timeout": 10},
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S if self.dialect == "sqlite" else 10},
             pool_pre_ping=True,  # a PostgreSQL restart leaves dead pooled connections
         )
         if self.dialect == "sqlite":
@@ -78,17 +116,37 @@ class LedgerStore:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        """Migrate the schema to the newest revision (once; the writes and reads call it)."""
+        """Migrate the schema to the newest revision (once; the writes call it)."""
         if self._migrated:
             return
         async with self._lock:
             if not self._migrated:
-                async with self._engine.connect() as conn:  # at the head: no write lock
-                    current = await conn.run_sync(migrate.current)
-                if current != migrate.head():
-                    async with self._writer.begin() as conn:
+                if (await self._schema())[0] != migrate.head():
+                    async with self._writer.begin() as conn:  # serialised: BEGIN IMMEDIATE
                         await conn.run_sync(migrate.upgrade)
                 self._migrated = True
+
+    async def _schema(self) -> tuple[str | None, bool]:
+        # The revision and whether the ledger's tables exist, read without the write lock.
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(migrate.state)
+
+    async def _readable(self) -> bool:
+        """True when the ledger is at the head; False when it has no tables yet (nothing
+        recorded: nothing is created); ``LedgerBehind`` at an older revision."""
+        if self._migrated:
+            return True
+        revision, created = await self._schema()
+        if revision == migrate.head():
+            self._migrated = True
+            return True
+        if not created:
+            return False
+        raise LedgerBehind(
+            f"the ledger at {make_url(self.url).render_as_string()} is at schema revision "
+            f"{revision or 'none (the first store)'}, this code reads {migrate.head()}: "
+            "a worker or the legacy engine migrates it when it starts"
+        )
 
     async def open_or_warn(self) -> None:
         """``open``, at a worker's start: a database that is down is logged, not raised
@@ -148,7 +206,8 @@ class LedgerStore:
         return sum((t.net_pnl for t in await self.trades()), Decimal(0)) - written_off
 
     async def _rows(self, query: Any, model: type[R]) -> list[R]:
-        await self.open()
+        if not await self._readable():
+            return []
         async with self._engine.connect() as conn:
             result = await conn.execute(query)
             return [model(**row) for row in result.mappings()]
