@@ -67,9 +67,16 @@ class Sampled:
 
     def sample(self) -> None:
         pids = _tree(self.pid)
-        cpu = sum(st[1] for p in pids if (st := _stat(p)) is not None)
-        self.cpu.append((time.monotonic(), cpu))
+        self.cpu.append((time.monotonic(), self.cpu_s(pids)))
         self.rss_mb.append(sum(_rss_mb(p) for p in pids))
+
+    def cpu_s(self, pids: list[int] | None = None) -> float:
+        """CPU seconds of the tree so far (not recorded as a sample)."""
+        return sum(st[1] for p in pids or _tree(self.pid) if (st := _stat(p)) is not None)
+
+    def cpu_s_at(self, when: float) -> float:
+        """CPU seconds at the first sample at or after ``when`` (monotonic), else the last."""
+        return next((c for t, c in self.cpu if t >= when), self.cpu[-1][1])
 
     def cpu_pct(self, *, since: int = 0) -> float:
         """Average % of one core between sample ``since`` and the last."""
