@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import HistoryEvent
 
 ENTRY_WATCHES = {"watch_entry", "naive_entry_tick"}
@@ -59,6 +59,7 @@ class _Warmup:
     first_started: bool = False
     scheduled: dict[int, float] = field(default_factory=dict)
     started: dict[int, float] = field(default_factory=dict)
+    done: bool = False
 
 
 @dataclass
@@ -85,7 +86,8 @@ class LoadStats:
     failure_messages: Counter[str] = field(default_factory=Counter)
     """``<activity or workflow task>: <failure message>`` and how often."""
     warmed_at: list[float] = field(default_factory=list)
-    """Epoch seconds at which each ``warmup`` activity completed."""
+    """Epoch seconds at which each warmed-up run scheduled its first watch: past WARMUP
+    (the workflow task after the ``warmup`` activity made the transition)."""
     warmup_queued_s: list[float] = field(default_factory=list)
     """``warmup`` scheduled -> started: the wait for an activity slot and a poll."""
     warmup_run_s: list[float] = field(default_factory=list)
@@ -118,6 +120,8 @@ class LoadStats:
                 watch = name in ENTRY_WATCHES or name in EXIT_WATCHES
                 if watch and not started:
                     started, since = True, t
+                    if warm.done:
+                        self.warmed_at.append(t)
                 # Held: an exit watch runs; idle again at the sell order or an entry watch.
                 if (name in EXIT_WATCHES and not held) or (
                     held and (watch or name in ORDERS) and name not in EXIT_WATCHES
@@ -183,7 +187,7 @@ class LoadStats:
             if sid in warm.started:
                 self.warmup_queued_s.append(warm.started[sid] - warm.scheduled[sid])
                 self.warmup_run_s.append(t - warm.started[sid])
-                self.warmed_at.append(t)
+                warm.done = True
 
     def _failed(self, ev: HistoryEvent, scheduled: dict[int, tuple[str, float]]) -> None:
         kind = _FAILED[ev.event_type]
@@ -192,7 +196,10 @@ class LoadStats:
             failure = ev.workflow_task_failed_event_attributes.failure
             name = "workflow task"
         elif kind == "workflow_task_timed_out":
-            self.failure_messages["workflow task: timed out"] += 1
+            # SCHEDULE_TO_START: a sticky task no poller took in time (then replayed
+            # from the whole history elsewhere); START_TO_CLOSE: a task that ran too long.
+            timeout = ev.workflow_task_timed_out_event_attributes.timeout_type
+            self.failure_messages[f"workflow task: timed out ({TimeoutType.Name(timeout)})"] += 1
             return
         else:
             attrs: Any = (

@@ -7,12 +7,13 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import ActivityType, Payload, Payloads
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import (
     ActivityTaskCompletedEventAttributes,
     ActivityTaskScheduledEventAttributes,
     ActivityTaskStartedEventAttributes,
     HistoryEvent,
+    WorkflowTaskTimedOutEventAttributes,
 )
 
 from bench.load_stats import LoadStats, percentiles
@@ -133,13 +134,39 @@ def test_warm_up_figures() -> None:
     assert s["first_workflow_task_queued_s"] == {"n": 3, "p50": 1.0, "p99": 1.0, "max": 1.0}
     assert s["warmup_queued_s"] == {"n": 2, "p50": 5.0, "p99": 5.0, "max": 5.0}  # 2, 5
     assert s["warmup_run_s"]["p50"] == 1.0 and s["warmup_run_s"]["max"] == 1.0  # .5, 1
-    # Timed from the launch at T0 - 1: done at 5.5 and 10 s; CPU 3 s over both.
-    w = stats.warmup_summary(symbols=3, since=T0 - 1, cpu_s=3.0)
+    # Past WARMUP at the first watch (8.5, 13), timed from the launch at T0 - 2: 10.5 and
+    # 15 s; CPU 3 s over both.
+    w = stats.warmup_summary(symbols=3, since=T0 - 2, cpu_s=3.0)
     assert w == {
         "done": 2,
         "all_s": None,  # one of the three is not warm
-        "half_s": 10.0,
-        "per_s": 0.2,
+        "half_s": 15.0,
+        "per_s": 0.13,
         "worker_cpu_s_per_warmup": 1.5,
     }
-    assert stats.warmup_summary(symbols=2, since=T0 - 1, cpu_s=3.0)["all_s"] == 10.0
+    assert stats.warmup_summary(symbols=2, since=T0 - 2, cpu_s=3.0)["all_s"] == 15.0
+    # A continued-as-new run has no warm-up: its first watch is not a warm-up's end.
+    h = _History()
+    h.activity("watch_entry", 5, 65, _fired(False, 64), started=6)
+    stats.add(h.events, end=T0 + 100)
+    assert len(stats.warmed_at) == 2
+
+
+def test_a_timed_out_workflow_task_names_its_timeout() -> None:
+    h = _History()
+    for timeout in (TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,) * 2 + (
+        TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+    ):
+        h._add(
+            1,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+            workflow_task_timed_out_event_attributes=WorkflowTaskTimedOutEventAttributes(
+                timeout_type=timeout
+            ),
+        )
+    stats = LoadStats()
+    stats.add(h.events, end=T0 + 10)
+    assert stats.summary(checkpoint_s=60)["failure_messages"] == {
+        "workflow task: timed out (TIMEOUT_TYPE_SCHEDULE_TO_START)": 2,
+        "workflow task: timed out (TIMEOUT_TYPE_START_TO_CLOSE)": 1,
+    }
