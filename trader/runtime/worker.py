@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 # A watch holds its slot for as long as a symbol idles or holds: give every symbol room.
 _MAX_WATCHES = 2000
+# Workflow-task pollers, half of them on the non-sticky queue, where every new workflow's
+# first task waits. With the SDK's default (5, one of them non-sticky) a cold start of
+# 1,000-2,000 symbols queued there behind one poller (docs/performance.md, "Warm-up at
+# 2,000").
+_WORKFLOW_POLLERS = PollerBehaviorSimpleMaximum(20)
+_NONSTICKY_SHARE = 0.5
 
 
 async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event) -> None:
@@ -74,6 +80,8 @@ async def _run(
         workflows=[SymbolTrader, Portfolio],
         activities=activities,
         max_cached_workflows=max(1000, 2 * len(settings.watchlist)),
+        workflow_task_poller_behavior=_WORKFLOW_POLLERS,
+        nonsticky_to_sticky_poll_ratio=_NONSTICKY_SHARE,
     )
     watch = Worker(
         client,
