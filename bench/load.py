@@ -177,10 +177,12 @@ async def run_one(
         client = await connect(f"127.0.0.1:{port}")
         queue = "load" if design == "trader" else naive_queue("load")
         await _wait_pollers(client, queue, workers, procs)
-        launch_s = await _launch(client, settings, design)
         sampled = [Sampled("server", server.pid)] + [
             Sampled(f"w{i}", p.pid) for i, p in enumerate(procs)
         ]
+        # Warm-ups start with the launch: their clock and the workers' CPU count from here.
+        cpu0, t0, m0 = sum(s.cpu_s() for s in sampled[1:]), time.time(), time.monotonic()
+        launch_s = await _launch(client, settings, design)
         deadline = time.monotonic() + seconds
         while True:
             for s in sampled:
@@ -204,6 +206,9 @@ async def run_one(
             stop(p)
         stop(server)
     server_s, worker_s = sampled[0].summary(), [s.summary() for s in sampled[1:]]
+    # The workers' CPU from the launch to the last warm-up (the first sample after it).
+    until = m0 + max(stats.warmed_at, default=end) - t0
+    warm_cpu_s = sum(s.cpu_s_at(until) for s in sampled[1:]) - cpu0
     result = {
         "design": design,
         "symbols": n,
@@ -218,7 +223,9 @@ async def run_one(
         "worker_rss_mb": round(sum(w["rss_mb_max"] for w in worker_s), 1),
         "workers_detail": worker_s,
         "workers_alive_at_end": all(alive),
+        "worker_cpu_wait_pct": max(w["cpu_wait_pct"] for w in worker_s),
         "server_cpu_pct": server_s["cpu_pct"],
+        "server_cpu_wait_pct": server_s["cpu_wait_pct"],
         "server_cpu_pct_second_half": server_s["cpu_pct_second_half"],
         "server_rss_mb": server_s["rss_mb_max"],
         "runs": runs,
@@ -230,6 +237,7 @@ async def run_one(
         else watching,
         "symbols_stuck": None if stuck is None else len(stuck),
         "portfolio_events": portfolio_stats.events,
+        "warmup": stats.warmup_summary(symbols=n, since=t0, cpu_s=warm_cpu_s),
         **stats.summary(
             checkpoint_s=settings.watch_checkpoint_seconds if design == "trader" else TICK_S
         ),

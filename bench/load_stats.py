@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import HistoryEvent
 
 ENTRY_WATCHES = {"watch_entry", "naive_entry_tick"}
@@ -25,6 +25,7 @@ EXIT_WATCHES = {"watch_exit", "naive_exit_tick"}
 NAIVE_TICKS = {"naive_entry_tick", "naive_exit_tick"}
 ORDERS = {"place_order", "naive_place"}
 SLOT = "acquire_slot"
+WARMUP = "warmup"
 _FAILED = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED: "workflow_task_failed",
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: "workflow_task_timed_out",
@@ -51,6 +52,17 @@ def _ts(ev: HistoryEvent) -> float:
 
 
 @dataclass
+class _Warmup:
+    """One history's start-up, while it is read."""
+
+    first_task: float | None = None
+    first_started: bool = False
+    scheduled: dict[int, float] = field(default_factory=dict)
+    started: dict[int, float] = field(default_factory=dict)
+    done: bool = False
+
+
+@dataclass
 class LoadStats:
     """Accumulated over every history of one run."""
 
@@ -73,6 +85,15 @@ class LoadStats:
     failed_activities: Counter[str] = field(default_factory=Counter)
     failure_messages: Counter[str] = field(default_factory=Counter)
     """``<activity or workflow task>: <failure message>`` and how often."""
+    warmed_at: list[float] = field(default_factory=list)
+    """Epoch seconds at which each warmed-up run scheduled its first watch: past WARMUP
+    (the workflow task after the ``warmup`` activity made the transition)."""
+    warmup_queued_s: list[float] = field(default_factory=list)
+    """``warmup`` scheduled -> started: the wait for an activity slot and a poll."""
+    warmup_run_s: list[float] = field(default_factory=list)
+    """``warmup`` started -> completed: the activity itself."""
+    first_task_queued_s: list[float] = field(default_factory=list)
+    """A run's first workflow task, scheduled -> started (the normal, non-sticky queue)."""
 
     def add(self, events: list[HistoryEvent], *, end: float) -> bool:
         """One run's history, counted up to ``end`` (epoch seconds: when the bench
@@ -83,10 +104,12 @@ class LoadStats:
         trigger_ms: int | None = None
         watched = False
         last_tick: float | None = None
+        warm = _Warmup()
         for ev in events:
             t = _ts(ev)
             if t > end:
                 break
+            self._startup(ev, t, warm)
             if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 name = ev.activity_task_scheduled_event_attributes.activity_type.name
                 scheduled[ev.event_id] = (name, t)
@@ -97,6 +120,8 @@ class LoadStats:
                 watch = name in ENTRY_WATCHES or name in EXIT_WATCHES
                 if watch and not started:
                     started, since = True, t
+                    if warm.done:
+                        self.warmed_at.append(t)
                 # Held: an exit watch runs; idle again at the sell order or an entry watch.
                 if (name in EXIT_WATCHES and not held) or (
                     held and (watch or name in ORDERS) and name not in EXIT_WATCHES
@@ -140,6 +165,30 @@ class LoadStats:
         self._span(held, max(end - since, 0.0) if events else 0.0)
         return watched
 
+    def _startup(self, ev: HistoryEvent, t: float, warm: _Warmup) -> None:
+        # A run's first workflow task, and its warm-up activity: queued (scheduled ->
+        # started) and run (started -> completed).
+        kind = ev.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED and warm.first_task is None:
+            warm.first_task = t
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and not warm.first_started:
+            warm.first_started = True
+            if warm.first_task is not None:
+                self.first_task_queued_s.append(t - warm.first_task)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if ev.activity_task_scheduled_event_attributes.activity_type.name == WARMUP:
+                warm.scheduled[ev.event_id] = t
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            sid = ev.activity_task_started_event_attributes.scheduled_event_id
+            if sid in warm.scheduled:
+                warm.started[sid] = t
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sid = ev.activity_task_completed_event_attributes.scheduled_event_id
+            if sid in warm.started:
+                self.warmup_queued_s.append(warm.started[sid] - warm.scheduled[sid])
+                self.warmup_run_s.append(t - warm.started[sid])
+                warm.done = True
+
     def _failed(self, ev: HistoryEvent, scheduled: dict[int, tuple[str, float]]) -> None:
         kind = _FAILED[ev.event_type]
         self.failures[kind] += 1
@@ -147,7 +196,10 @@ class LoadStats:
             failure = ev.workflow_task_failed_event_attributes.failure
             name = "workflow task"
         elif kind == "workflow_task_timed_out":
-            self.failure_messages["workflow task: timed out"] += 1
+            # SCHEDULE_TO_START: a sticky task no poller took in time (then replayed
+            # from the whole history elsewhere); START_TO_CLOSE: a task that ran too long.
+            timeout = ev.workflow_task_timed_out_event_attributes.timeout_type
+            self.failure_messages[f"workflow task: timed out ({TimeoutType.Name(timeout)})"] += 1
             return
         else:
             attrs: Any = (
@@ -189,6 +241,23 @@ class LoadStats:
             "failures": dict(self.failures),
             "failed_activities": dict(self.failed_activities),
             "failure_messages": dict(self.failure_messages.most_common(8)),
+            "first_workflow_task_queued_s": percentiles(self.first_task_queued_s),
+            "warmup_queued_s": percentiles(self.warmup_queued_s),
+            "warmup_run_s": percentiles(self.warmup_run_s),
+        }
+
+    def warmup_summary(self, *, symbols: int, since: float, cpu_s: float) -> dict[str, Any]:
+        """Warm-ups done from ``since`` (epoch s, the launch's start): how many, when the
+        last finished (``all_s`` only when all ``symbols`` did), the rate, and ``cpu_s``
+        (the workers' CPU seconds over the same span) per warm-up."""
+        done = sorted(t - since for t in self.warmed_at)
+        last = done[-1] if done else None
+        return {
+            "done": len(done),
+            "all_s": round(last, 1) if last is not None and len(done) >= symbols else None,
+            "half_s": round(done[(symbols - 1) // 2], 1) if len(done) * 2 >= symbols else None,
+            "per_s": round(len(done) / last, 2) if last else None,
+            "worker_cpu_s_per_warmup": round(cpu_s / len(done), 4) if done else None,
         }
 
 

@@ -7,11 +7,13 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import ActivityType, Payload, Payloads
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import (
     ActivityTaskCompletedEventAttributes,
     ActivityTaskScheduledEventAttributes,
+    ActivityTaskStartedEventAttributes,
     HistoryEvent,
+    WorkflowTaskTimedOutEventAttributes,
 )
 
 from bench.load_stats import LoadStats, percentiles
@@ -33,7 +35,15 @@ class _History:
     def other(self, t: float) -> None:
         self._add(t, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
 
-    def activity(self, name: str, start: float, end: float, result: dict[str, Any]) -> None:
+    def activity(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        result: dict[str, Any],
+        *,
+        started: float | None = None,
+    ) -> None:
         sid = self._add(
             start,
             EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -41,6 +51,14 @@ class _History:
                 activity_type=ActivityType(name=name)
             ),
         )
+        if started is not None:
+            self._add(
+                started,
+                EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+                activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(
+                    scheduled_event_id=sid
+                ),
+            )
         payload = Payload(data=json.dumps(result).encode())
         self._add(
             end,
@@ -94,3 +112,61 @@ def test_percentiles_nearest_rank() -> None:
     assert percentiles([]) == {"n": 0, "p50": None, "p99": None, "max": None}
     p = percentiles([float(x) for x in range(1, 101)])
     assert (p["n"], p["p50"], p["p99"], p["max"]) == (100, 51.0, 100.0, 100.0)
+
+
+def _warmed(start: float, scheduled: float, started: float, done: float) -> list[HistoryEvent]:
+    h = _History()
+    h._add(start, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
+    h._add(start + 1, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    h.activity("warmup", scheduled, done, {}, started=started)
+    h._add(done + 0.5, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
+    h._add(done + 3, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)  # not the first task
+    h.activity("watch_entry", done + 4, done + 64, _fired(False, done + 63), started=done + 5)
+    return h.events
+
+
+def test_warm_up_figures() -> None:
+    stats = LoadStats()
+    stats.add(_warmed(0, 2, 4, 4.5), end=T0 + 100)
+    stats.add(_warmed(1, 3, 8, 9), end=T0 + 100)
+    stats.add(_warmed(2, 90, 95, 101), end=T0 + 100)  # done after the end: not counted
+    s = stats.summary(checkpoint_s=60)
+    assert s["first_workflow_task_queued_s"] == {"n": 3, "p50": 1.0, "p99": 1.0, "max": 1.0}
+    assert s["warmup_queued_s"] == {"n": 2, "p50": 5.0, "p99": 5.0, "max": 5.0}  # 2, 5
+    assert s["warmup_run_s"]["p50"] == 1.0 and s["warmup_run_s"]["max"] == 1.0  # .5, 1
+    # Past WARMUP at the first watch (8.5, 13), timed from the launch at T0 - 2: 10.5 and
+    # 15 s; CPU 3 s over both.
+    w = stats.warmup_summary(symbols=3, since=T0 - 2, cpu_s=3.0)
+    assert w == {
+        "done": 2,
+        "all_s": None,  # one of the three is not warm
+        "half_s": 15.0,
+        "per_s": 0.13,
+        "worker_cpu_s_per_warmup": 1.5,
+    }
+    assert stats.warmup_summary(symbols=2, since=T0 - 2, cpu_s=3.0)["all_s"] == 15.0
+    # A continued-as-new run has no warm-up: its first watch is not a warm-up's end.
+    h = _History()
+    h.activity("watch_entry", 5, 65, _fired(False, 64), started=6)
+    stats.add(h.events, end=T0 + 100)
+    assert len(stats.warmed_at) == 2
+
+
+def test_a_timed_out_workflow_task_names_its_timeout() -> None:
+    h = _History()
+    for timeout in (TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,) * 2 + (
+        TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+    ):
+        h._add(
+            1,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+            workflow_task_timed_out_event_attributes=WorkflowTaskTimedOutEventAttributes(
+                timeout_type=timeout
+            ),
+        )
+    stats = LoadStats()
+    stats.add(h.events, end=T0 + 10)
+    assert stats.summary(checkpoint_s=60)["failure_messages"] == {
+        "workflow task: timed out (TIMEOUT_TYPE_SCHEDULE_TO_START)": 2,
+        "workflow task: timed out (TIMEOUT_TYPE_START_TO_CLOSE)": 1,
+    }
