@@ -43,6 +43,10 @@ EXCHANGE_REALITY_PATCH = "exchange-reality"
 # acquire_slot retried until the Portfolio answers (a refused or aborted Update, a server
 # limit, a continue-as-new) instead of FSM_MAX_RETRIES then ERROR: a new retry policy.
 SLOT_RETRY_PATCH = "slot-retry"
+# ERROR counts the order consistency window from the later of the decision and its own
+# entry (the order phase may have retried its create until it gave up): the timer that
+# waits the window out may now be started where old runs started none.
+ERROR_WINDOW_PATCH = "error-window-from-entry"
 
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 """One notify attempt (``trader/telegram/notifier.py``'s ``DEFAULT_ATTEMPT_S`` is the same)."""

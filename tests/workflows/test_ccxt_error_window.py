@@ -36,10 +36,6 @@ WINDOW_S = 2.0  # above the lag, as it must be
 REFUSED = FaultRule(endpoint=CREATE, kind="http_5xx", status=503)  # not taken
 LOST = FaultRule(endpoint=CREATE, kind="accept_then_drop")  # taken, the answer lost
 
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="ERROR counts the window from the decision: the lost order is unseen"
-)
-
 
 @dataclass
 class Rig:
