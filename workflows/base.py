@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader import search as sa
     from trader.core import ids
+    from trader.core.consistency import SINCE_SLACK_S
     from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
     from trader.core.inventory import InventoryMove
     from trader.core.market import Order, Ticker
@@ -376,10 +377,12 @@ class TraderBase:
     async def _reconcile(
         self, *, client_order_id: str | None, expect: Decimal | None, summary: str
     ) -> c.ReconcileResult:
-        """What the exchange says: the order (by client id), the base balance (read again
-        for ``balance_settle_seconds`` while below ``expect``) and a fresh ticker."""
+        """What the exchange says: the order (by client id, in the lists too), the base
+        balance (read again for ``balance_settle_seconds`` while below ``expect``) and a
+        fresh ticker."""
         s = self.state
         assert s.market is not None
+        since_ms = int((s.trade.order.placed_ts - SINCE_SLACK_S) * 1000)
         rec = await self._exchange_call(
             c.RECONCILE,
             c.ReconcileInput(
@@ -388,6 +391,9 @@ class TraderBase:
                 base=s.market.base,
                 expect_base=expect,
                 settle_seconds=self.inp.params.balance_settle_seconds,
+                # The lists too, from the decision (the order is the trade's last one).
+                lists_since_ms=since_ms if client_order_id else None,
+                side=s.trade.order.side,
             ),
             summary=summary,
         )

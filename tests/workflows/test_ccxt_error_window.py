@@ -59,8 +59,10 @@ def _left_error(s: CoinState) -> Trigger | None:
 
 
 @pytest.fixture
-async def rig(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Rig]:
-    sim = {"lookup_lag_s": LAG_S, "list_lag_s": LAG_S}
+async def rig(
+    dev_env: WorkflowEnvironment, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Rig]:
+    sim = getattr(request, "param", {"lookup_lag_s": LAG_S, "list_lag_s": LAG_S})
     async with (
         sim_and_adapter(tmp_path, sim=sim) as (srv, ex),
         bench(
@@ -97,6 +99,23 @@ async def test_a_buy_lost_in_error_is_found_and_held_not_recorded_flat(rig: Rig)
     [trade] = await rig.b.ledger.trades()
     assert trade.bought_amount == buy.filled - buy.fee_base
     assert trade.sold_amount == sell.filled and trade.written_off == 0
+
+
+@pytest.mark.parametrize("rig", [{"lookup_lag_s": 3.0, "list_lag_s": 0.5}], indirect=True)
+async def test_a_buy_the_order_query_misses_past_the_window_is_found_in_the_lists(
+    rig: Rig,
+) -> None:
+    """Binance's order query can lag far longer than its lists (and than the window): the
+    reconcile asks the open and recent orders too, as the order activity's retry does."""
+    rig.srv.faults.add(REFUSED)
+    rig.srv.faults.add(LOST)
+    rig.b.set_price(BTC, "97.90")
+    s = await rig.reconciled()
+    [buy] = rig.orders()
+    assert buy.side is OrderSide.BUY and buy.filled > 0
+    # With the order query alone: RECOVERED_FLAT, the bought coins forgotten.
+    assert _left_error(s) is Trigger.RECOVERED_POSITION, s.phase_history[-3:]
+    assert s.trade.amount == buy.filled - buy.fee_base
 
 
 async def test_a_sell_lost_in_error_is_found_and_counted_once(rig: Rig) -> None:
