@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import to_application_error
 from activities.order_window import OrderWindow, Progress
 from trader import contracts as c
-from trader.core.consistency import attempt_times, window_problem
+from trader.core.consistency import Seen, attempt_times, window_problem
 from trader.core.errors import (
     BadSymbol,
     DuplicateClientOrderId,
@@ -22,9 +22,10 @@ from trader.core.errors import (
     OrderNotFound,
     OrderStatusUnknown,
 )
-from trader.core.market import Balance, Order, OrderRequest, OrderType
+from trader.core.market import Balance, Order, OrderRequest, OrderSide, OrderType
 from trader.core.sizing import order_limit_price
 from trader.exchange.balance import settled_balance
+from trader.exchange.order_lists import find_listed
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
@@ -219,12 +220,7 @@ class ExchangeActivities:
         shortfall reported on a stale read would write off coins the account does hold.
         """
         try:
-            order = None
-            if inp.client_order_id:
-                try:
-                    order = await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
-                except OrderNotFound:
-                    order = None
+            order = await self._reconciled_order(inp) if inp.client_order_id else None
             balance = await self._settled_balance(inp)
             ticker = await self.hub.ticker(inp.symbol)
         except ExchangeError as exc:
@@ -232,6 +228,30 @@ class ExchangeActivities:
         return c.ReconcileResult(
             order=order, base_balance=balance.total, ticker=ticker, base_free=balance.free
         )
+
+    async def _reconciled_order(self, inp: c.ReconcileInput) -> Order | None:
+        """The order by its client id: the order query, then (if the workflow says from
+        when) the lists the order activity's retry asks too."""
+        assert inp.client_order_id
+        try:
+            return await self.exchange.fetch_order(inp.symbol, inp.client_order_id)
+        except OrderNotFound:
+            if inp.lists_since_ms is None:
+                return None
+        seen, order, source = await find_listed(
+            self.exchange,
+            inp.symbol,
+            inp.client_order_id,
+            sides=(inp.side,) if inp.side else OrderSide,
+            since_ms=inp.lists_since_ms,
+        )
+        if order is not None:
+            activity.logger.info("%s: found by %s", inp.client_order_id, source)
+        if seen is Seen.UNATTRIBUTED:
+            raise OrderStatusUnknown(
+                f"order {inp.client_order_id}: an unattributed trade on {inp.symbol} may be it"
+            )
+        return order
 
     async def _settled_balance(self, inp: c.ReconcileInput) -> Balance:
         return await settled_balance(

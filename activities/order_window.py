@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 
 from trader import contracts as c
-from trader.core.consistency import AttemptTimes, Seen, seen_in_lists
+from trader.core.consistency import AttemptTimes, Seen
 from trader.core.errors import (
     OrderAcceptedUnread,
     OrderNotFound,
@@ -36,6 +36,7 @@ from trader.core.errors import (
     RetryableExchangeError,
 )
 from trader.core.market import Order
+from trader.exchange.order_lists import find_listed
 from trader.exchange.port import Exchange
 
 
@@ -94,18 +95,15 @@ class OrderWindow:
             return None
 
     async def _lists(self, *, recent: bool = True) -> tuple[Seen, Order | None, str]:
-        cid, side, symbol = self.inp.client_order_id, self.inp.side, self.inp.symbol
-        seen, order = seen_in_lists(cid, side, await self.exchange.fetch_open_orders(symbol))
-        if seen is Seen.FOUND or not recent:
-            return seen, order, "open orders"
-        # The symbol's order and trade lists: the costly source.
-        listed, order = seen_in_lists(
-            cid, side, await self.exchange.fetch_recent_orders(symbol, since_ms=self.times.since_ms)
+        i = self.inp
+        return await find_listed(
+            self.exchange,
+            i.symbol,
+            i.client_order_id,
+            sides=(i.side,),
+            since_ms=self.times.since_ms,
+            recent=recent,
         )
-        if listed is Seen.FOUND:
-            return listed, order, "recent orders"
-        either = Seen.UNATTRIBUTED in (seen, listed)
-        return (Seen.UNATTRIBUTED if either else Seen.ABSENT), None, ""
 
     async def _look(self, *, lists: bool, recent: bool = True) -> tuple[Order | None, str]:
         """One look (lookup, then the lists if asked); a source that fails transiently is

@@ -21,6 +21,7 @@ from trader import contracts as c
 from trader.runtime.converter import DATA_CONVERTER
 from workflows.base import (
     BOUNDED_DRAIN_PATCH,
+    ERROR_WINDOW_PATCH,
     EXCHANGE_REALITY_PATCH,
     SLOT_RETRY_PATCH,
     SLOT_WAIT_PATCH,
@@ -30,6 +31,7 @@ from workflows.base import (
 from workflows.entry_phases import EntryPhases
 from workflows.exit_phases import ExitPhases
 from workflows.portfolio import Portfolio
+from workflows.recovery import RecoveryPhases
 from workflows.symbol_trader import SymbolTrader
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -58,6 +60,7 @@ def test_histories_are_committed():
         "portfolio_late_requests",
         "slot_wait_take_profit",
         "slot_wait_stopped",
+        "error_window_from_entry",
     } <= names
 
 
@@ -323,6 +326,19 @@ def test_the_drain_history_gave_a_message_up_behind_its_patch():
     assert _event_types("notify_drain_given_up")["EVENT_TYPE_TIMER_STARTED"] >= 1
 
 
+async def _fails_unsandboxed(name: str) -> None:
+    """The committed history ``name`` no longer replays (with a monkeypatched SymbolTrader:
+    unsandboxed, as the sandbox re-imports the workflow modules and would not see it)."""
+    path = next(p for p in HISTORIES if p.stem == name)
+    replayer = Replayer(
+        workflows=[SymbolTrader],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError), result.replay_failure
+
+
 async def test_the_drain_history_needs_the_bounded_drain(monkeypatch):
     """Replayed by code that gives the message up at once (no patch marker, no timer),
     the history no longer matches: the replay really runs the bounded drain. (Code that
@@ -336,12 +352,22 @@ async def test_the_drain_history_needs_the_bounded_drain(monkeypatch):
                 await task
 
     monkeypatch.setattr(SymbolTrader, "_drain_background", at_once)
-    path = next(p for p in HISTORIES if p.stem == "notify_drain_given_up")
-    # Unsandboxed: the sandbox re-imports the workflow modules and would not see the patch.
-    replayer = Replayer(
-        workflows=[SymbolTrader],
-        data_converter=DATA_CONVERTER,
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    )
-    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
-    assert isinstance(result.replay_failure, NondeterminismError), result.replay_failure
+    await _fails_unsandboxed("notify_drain_given_up")
+
+
+def test_the_error_window_history_waited_from_its_entry_behind_its_patch():
+    """Recorded with every create of a buy failing: ERROR found no order and, behind the
+    patch, waited out the window since it entered ERROR (a timer old code did not start)
+    before its second look. Older histories have no such marker."""
+    for old in (*REALITY, "error_recovery", "slot_retry_take_profit", "notify_drain_given_up"):
+        assert ERROR_WINDOW_PATCH not in _patch_ids(old)
+    assert _patch_ids("error_window_from_entry")[-1] == ERROR_WINDOW_PATCH
+    assert _activities("error_window_from_entry")["reconcile"] == 2
+    assert _event_types("error_window_from_entry")["EVENT_TYPE_TIMER_STARTED"] == 2  # + backoff
+
+
+async def test_the_error_window_history_needs_the_patched_window(monkeypatch):
+    """Replayed by code that counts the window from the decision (no timer), the history
+    no longer matches: the replay really runs the patched path."""
+    monkeypatch.setattr(RecoveryPhases, "_last_sent", lambda self: self.state.trade.order.placed_ts)
+    await _fails_unsandboxed("error_window_from_entry")

@@ -252,6 +252,12 @@ class ReconcileInput(_Msg):
     """What the symbol believes it holds: a balance below it is read again for
     ``settle_seconds`` before it is reported (balances can lag a fresh fill)."""
     settle_seconds: float = 0
+    lists_since_ms: int | None = None
+    """When the order query misses the order, the symbol's open and recent orders (since
+    this, epoch ms) are asked too: they can show it long before the query does. None
+    (workflows older than this field): the order query only."""
+    side: OrderSide | None = None
+    """The order's side (an unattributed trade on it may be the order); None: either."""
 
 
 class ReconcileResult(_Msg):

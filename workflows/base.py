@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader import search as sa
     from trader.core import ids
+    from trader.core.consistency import SINCE_SLACK_S
     from trader.core.errors import NON_RETRYABLE_TYPES, ErrorType
     from trader.core.inventory import InventoryMove
     from trader.core.market import Order, Ticker
@@ -47,6 +48,10 @@ SLOT_RETRY_PATCH = "slot-retry"
 # and raced against a stop or a pause, which abandon the entry: a new activity task queue
 # and a cancellation, so new commands.
 SLOT_WAIT_PATCH = "slot-wait"
+# ERROR counts the order consistency window from the later of the decision and its own
+# entry (the order phase may have retried its create until it gave up): the timer that
+# waits the window out may now be started where old runs started none.
+ERROR_WINDOW_PATCH = "error-window-from-entry"
 
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 """One notify attempt (``trader/telegram/notifier.py``'s ``DEFAULT_ATTEMPT_S`` is the same)."""
@@ -376,10 +381,12 @@ class TraderBase:
     async def _reconcile(
         self, *, client_order_id: str | None, expect: Decimal | None, summary: str
     ) -> c.ReconcileResult:
-        """What the exchange says: the order (by client id), the base balance (read again
-        for ``balance_settle_seconds`` while below ``expect``) and a fresh ticker."""
+        """What the exchange says: the order (by client id, in the lists too), the base
+        balance (read again for ``balance_settle_seconds`` while below ``expect``) and a
+        fresh ticker."""
         s = self.state
         assert s.market is not None
+        since_ms = int((s.trade.order.placed_ts - SINCE_SLACK_S) * 1000)
         rec = await self._exchange_call(
             c.RECONCILE,
             c.ReconcileInput(
@@ -388,6 +395,9 @@ class TraderBase:
                 base=s.market.base,
                 expect_base=expect,
                 settle_seconds=self.inp.params.balance_settle_seconds,
+                # The lists too, from the decision (the order is the trade's last one).
+                lists_since_ms=since_ms if client_order_id else None,
+                side=s.trade.order.side,
             ),
             summary=summary,
         )

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.messages import format_in_error
     from trader.core.phases import Trigger
     from trader.core.rules import ExitRulesState, exit_levels
-    from workflows.base import error_message
+    from workflows.base import ERROR_WINDOW_PATCH, error_message
     from workflows.before_reality import BeforeReality
     from workflows.holdings import Holdings
 
@@ -45,6 +45,34 @@ class RecoveryPhases(Holdings, BeforeReality):
             self._transition(Trigger.FAILED, f"reconcile failed: {s.last_error}")
             return None
 
+    def _last_sent(self) -> float:
+        # The latest the trade's order may have been sent: when the order phase gave up
+        # into ERROR (this phase's start, in state: the same after a restart), or the
+        # decision (``placed_ts``) if later; nothing is sent in ERROR itself.
+        s = self.state
+        return max(s.trade.order.placed_ts, s.phase_since)
+
+    async def _confirmed(self, rec: c.ReconcileResult, asked: float) -> c.ReconcileResult | None:
+        """``rec`` (asked for at ``asked``) if its "not found" proves the order absent, else
+        the answer of a second look once the consistency window has passed; None (and
+        ERROR again) when that look fails.
+
+        Not found is no proof of absence: an order query can miss a fresh order. It counts
+        as never placed only when asked after the window since the order was last sent:
+        the order phase may have retried its create until it gave up into ERROR, long after
+        the decision. Runs recorded before the patch count from the decision and compare
+        with the answer's arrival."""
+        s, window = self.state, self.inp.params.order_consistency_window_seconds
+        if workflow.patched(ERROR_WINDOW_PATCH):
+            closes = self._last_sent() + window
+        else:
+            closes, asked = s.trade.order.placed_ts + window, workflow.time()
+        if asked >= closes:
+            return rec
+        if (wait := closes - workflow.time()) > 0:  # until then nothing is written off
+            await workflow.sleep(wait)
+        return await self._reconcile_or_fail(f"look up {s.trade.order.client_order_id} again")
+
     async def _error(self) -> None:
         s, p = self.state, self.inp.params
         s.error_count += 1
@@ -60,21 +88,12 @@ class RecoveryPhases(Holdings, BeforeReality):
         if s.market is None:  # failed during warm-up: nothing can be held yet
             self._transition(Trigger.RETRY_WARMUP, "retrying warm-up")
             return
+        asked = workflow.time()  # the exchange is asked after this
         rec = await self._reconcile_or_fail(f"reconcile {s.symbol}")
+        if rec is not None and rec.order is None and s.trade.order.client_order_id:
+            rec = await self._confirmed(rec, asked)
         if rec is None:
             return
-        if rec.order is None and s.trade.order.client_order_id:
-            # Not found is no proof of absence: an order query can miss a fresh order. It
-            # counts as never placed only once the consistency window since it was sent
-            # has passed; until then nothing is written off or placed again on it.
-            wait = s.trade.order.placed_ts + p.order_consistency_window_seconds - workflow.time()
-            if wait > 0:
-                await workflow.sleep(wait)
-                rec = await self._reconcile_or_fail(
-                    f"look up {s.trade.order.client_order_id} again"
-                )
-                if rec is None:
-                    return
         order = rec.order
         if order is None or order.status is not OrderStatus.OPEN:
             if order is not None:

@@ -220,6 +220,27 @@ async def portfolio_late_requests(env, tmp: Path) -> None:
     print(f"portfolio_late_requests: {len(history.events)} events")
 
 
+async def error_window(env, tmp: Path) -> None:
+    """Behind the "error-window-from-entry" patch: a buy whose creates all fail (the
+    place_order activity gives up after waiting out its window, well after the decision),
+    then ERROR backs off 1 s, finds no order and waits out the window since it entered
+    ERROR (a timer old code did not start) before it looks again and concludes flat."""
+    async with bench(env.client, tmp) as b:
+        h = await b.start(fsm_max_retries=2, fsm_backoff_base_seconds=1)
+        await b.wait_phase(h, Phase.IDLE)
+        b.exchange.faults = PaperFaults(fail_creates=2)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.ERROR, timeout=30)
+        await env.sleep(10)
+        await b.wait_for(
+            h,
+            lambda s: any(r.src is Phase.ERROR for r in s.phase_history),
+            timeout=30,
+            what="ERROR's reconcile",
+        )
+        await _finish(b, h, "error_window_from_entry")
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -232,6 +253,7 @@ RECORDINGS = {
     "portfolio_late_requests": portfolio_late_requests,
     "slot_wait_take_profit": slot_wait,
     "slot_wait_stopped": slot_wait_stopped,
+    "error_window_from_entry": error_window,
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
-from trader.core.consistency import SINCE_SLACK_S, Seen, seen_in_lists
+from trader.core.consistency import SINCE_SLACK_S, Seen
 from trader.core.errors import (
     DuplicateClientOrderId,
     OrderNotFound,
@@ -25,6 +25,7 @@ from trader.core.errors import (
 from trader.core.market import Order, OrderRequest, OrderSide, OrderType
 from trader.core.params import TraderParams
 from trader.core.sizing import order_limit_price
+from trader.exchange.order_lists import find_listed
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 
@@ -84,20 +85,14 @@ async def _listed(
 ) -> Order | None:
     # The side is not known here: any unattributed trade may be ours.
     since_ms = int((placed_ts - SINCE_SLACK_S) * 1000)
-    for orders in (
-        await exchange.fetch_open_orders(symbol),
-        await exchange.fetch_recent_orders(symbol, since_ms=since_ms),
-    ):
-        for side in OrderSide:
-            seen, order = seen_in_lists(client_order_id, side, orders)
-            if order is not None:
-                return order
-            if seen is Seen.UNATTRIBUTED:
-                raise OrderStatusUnknown(
-                    f"order {client_order_id}: an unattributed {side.value} trade on {symbol}"
-                    " may be it; not created"
-                )
-    return None
+    seen, order, _ = await find_listed(
+        exchange, symbol, client_order_id, sides=OrderSide, since_ms=since_ms
+    )
+    if seen is Seen.UNATTRIBUTED:
+        raise OrderStatusUnknown(
+            f"order {client_order_id}: an unattributed trade on {symbol} may be it; not created"
+        )
+    return order
 
 
 async def place_once(
