@@ -9,8 +9,10 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -68,17 +70,28 @@ def _orders(cfg: Path) -> list[Order]:
     return asyncio.run(read())
 
 
-def _placed_in_log(data: Path) -> list[tuple[str, str, str]]:
-    """(client id, side, decision id) of every order the engine decided and saw placed
-    (its phase events)."""
-    placed = []
+class Decided(NamedTuple):
+    """An order the engine decided, as its phase events tell."""
+
+    client_order_id: str
+    side: str
+    decision_id: str
+    trigger: str
+    """How it left its place phase: ``order_placed``, or ``failed`` (into ERROR, which
+    finds a sent order by its client id: a buy resumed past the stale limit)."""
+
+
+def _decided_in_log(data: Path) -> list[Decided]:
+    """Every order the engine decided: its events leaving PLACE_BUY / PLACE_SELL with a
+    client id (a rejected order has none: it was never placed)."""
+    decided = []
     for file in sorted((data / "logs").glob("*.jsonl")):
         for line in file.read_text().splitlines():
             e = json.loads(line)
-            if e["trigger"] == "order_placed":
+            if e["src"] in ("place_buy", "place_sell") and e["client_order_id"]:
                 side = "buy" if e["src"] == "place_buy" else "sell"
-                placed.append((e["client_order_id"], side, e["decision_id"]))
-    return placed
+                decided.append(Decided(e["client_order_id"], side, e["decision_id"], e["trigger"]))
+    return decided
 
 
 def _restart_until_traded(
@@ -125,7 +138,11 @@ def test_legacy_engine_trades_the_demo(tmp_path: Path) -> None:
     assert sum(status.stdout.count(p.value) for p in Phase) >= 4  # a phase on every row
 
 
-def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restart", ["resumed", "stale"])
+def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path, restart: str) -> None:
+    """``restart``: the next process comes back within the stale limit (resends nothing,
+    finds the buy by its client id) or past it (the buy is not sent again: FAILED, and
+    ERROR finds it by its client id). Which one used to depend on the machine's load."""
     cfg = _config(tmp_path)
     data = tmp_path / "data"
     log = tmp_path / "engine.log"
@@ -138,14 +155,26 @@ def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path) -> No
         kill(p1)
         saved = read_state(store)
         assert saved.open_buy_orders[SYMBOL].client_order_id == buy.client_order_id
-        # 2: looks the buy up by its client id, never sends it again.
-        p2 = spawn("starter.py", "--config", str(cfg), log=log)
+        decided = saved.coins[SYMBOL].trade.decision_id
+        # 2: looks the buy up by its client id, never sends it again. Exits out of reach
+        # while the test looks (a quick take-profit then a new entry would leave a second
+        # trade's position to be seen here).
+        env = {"TAKE_PROFIT_PCT": "50", "STOP_LOSS_PCT": "50", "MAX_POSITION_HOLD_MINUTES": "60"}
+        if restart == "resumed":  # a stale limit (timeout + window) no restart reaches
+            env["ORDER_ACTIVITY_TIMEOUT_SECONDS"] = "600"
+        else:  # a restart slower than the stale limit (entry.py `_stale`), as under load
+            st = load_settings(cfg)
+            limit = st.order_activity_timeout_seconds + st.order_consistency_window_seconds
+            stale_at = saved.coins[SYMBOL].trade.order.placed_ts + limit
+            wait_until(lambda: time.time() > stale_at, timeout=60, what="the buy to be stale")
+        p2 = spawn("starter.py", "--config", str(cfg), env=env, log=log)
         procs.append(p2)
         held = wait_until(
             lambda: read_state(store).held_assets.get(SYMBOL),
             timeout=60,
             what="the position after the first crash",
         )
+        assert held.decision_id == decided  # the first buy's, recovered: no second decision
         assert held.amount == buy.filled
         assert [o.client_order_id for o in _orders(cfg)] == [buy.client_order_id]
         # 3: killed while holding; the next process sells that position, once.
@@ -156,14 +185,16 @@ def test_sigkill_after_an_order_was_sent_and_while_holding(tmp_path: Path) -> No
         for p in procs:
             kill(p)
     orders = _orders(cfg)
-    placed = _placed_in_log(data)
+    placed = _decided_in_log(data)
     print(f"orders at the exchange: {len(orders)}; orders decided (phase log): {len(placed)}")
     # Exactly one order per decision: every order at the exchange was decided once.
-    assert sorted(o.client_order_id for o in orders) == sorted(c for c, _, _ in placed)
-    assert len({c for c, _, _ in placed}) == len(placed)
+    assert sorted(o.client_order_id for o in orders) == sorted(c for c, *_ in placed)
+    assert len({c for c, *_ in placed}) == len(placed)
+    [how] = [d.trigger for d in placed if d.client_order_id == buy.client_order_id]
+    assert how == ("order_placed" if restart == "resumed" else "failed")  # the path taken
     [trade] = [t for t in trades if t.trade_id == held.decision_id]
     assert trade.bought_amount == buy.filled
-    its_sells = {c for c, side, d in placed if side == "sell" and d == held.decision_id}
+    its_sells = {c for c, side, d, _ in placed if side == "sell" and d == held.decision_id}
     sold = sum((o.filled for o in orders if o.client_order_id in its_sells), Decimal(0))
     assert its_sells and trade.sold_amount == sold
     assert read_state(store).coins[SYMBOL].totals.trades_closed >= 1
@@ -201,8 +232,8 @@ def test_sigkill_right_after_a_sell_was_sent(tmp_path: Path) -> None:
         for p in procs:
             kill(p)
     orders = _orders(cfg)
-    placed = _placed_in_log(data)
-    decided = {c for c, side, d in placed if side == "sell" and d == held.decision_id}
+    placed = _decided_in_log(data)
+    decided = {c for c, side, d, _ in placed if side == "sell" and d == held.decision_id}
     its_sells = [o for o in orders if o.side.value == "sell" and o.client_order_id in decided]
     print(f"orders at the exchange: {len(orders)}; sells of the trade: {len(its_sells)}")
     assert [o.client_order_id for o in orders].count(sell.client_order_id) == 1  # never resent
