@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.helpers import SIM_KEYS, binance_config, kill, spawn, start_sim, wait_until
 from tests.e2e.helpers import write_config as _write_config
-from tests.e2e.test_legacy import _placed_in_log
+from tests.e2e.test_legacy import _decided_in_log
 from trader.binance_sim.control import SimControl
 from trader.contracts import InventoryRecord, TradeRecord
 from trader.core.phases import Phase
@@ -97,7 +97,11 @@ class Engine:
 
     def decided(self) -> list[tuple[str, str, str]]:
         """(client id, side, decision id) of every order placed, from the phase log."""
-        return _placed_in_log(self.data)
+        return [
+            (d.client_order_id, d.side, d.decision_id)
+            for d in _decided_in_log(self.data)
+            if d.trigger == "order_placed"
+        ]
 
     def events(self) -> list[dict[str, Any]]:
         return [
