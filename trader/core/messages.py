@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from trader.core.pnl import TradePnL
@@ -48,3 +49,19 @@ def format_error(*, symbol: str, phase: str, error: str) -> str:
 
 def format_notice(*, symbol: str, text: str, simulated: bool) -> str:
     return f"{_prefix(simulated)}{symbol}: {text}"
+
+
+def _since(since: datetime | None) -> str:
+    return since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if since else "an unknown time"
+
+
+def format_stuck_alert(*, symbol: str, phase: str, timeout_s: float, since: datetime | None) -> str:
+    """A symbol in a working phase for longer than the stuck timeout. The same episode
+    gives the same text (the threshold, not the age: the notifier's de-duplication key
+    includes the text, so a restarted checker never sends an episode twice)."""
+    return f"⚠ {symbol} stuck in {phase} for over {timeout_s:g} s (since {_since(since)})"
+
+
+def format_unstuck(*, symbol: str, phase: str, since: datetime | None) -> str:
+    """A symbol reported stuck has left that phase (or stopped running)."""
+    return f"{symbol} no longer stuck (was in {phase} since {_since(since)})"

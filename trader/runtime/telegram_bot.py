@@ -5,7 +5,8 @@ so the commands run in a process of their own, never in every worker. Each comma
 code of the matching ``starter.py`` command (``trader/runtime/commands.py`` for the
 workflows, ``trader/runtime/legacy.py``'s ``control`` for the legacy engine) and answers the
 chat with its outcome. Only TELEGRAM_CHAT_IDS may command; any other chat is ignored and its
-id logged (the token never is).
+id logged (the token never is). The same process sends the stuck-symbol alerts
+(``stuck_alerts.py``): one process, so one alert per episode.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from telegram import Bot, Update
 from telegram.error import Conflict, TelegramError
 from temporalio.client import Client
 
+from activities.notify import build_notifier, close_notifier
 from trader.config import Settings
 from trader.core.errors import ConfigError
 from trader.core.messages import fmt
 from trader.ledger import profit as ledger_profit
 from trader.observe.status_table import sort_rows, status_rows, traders_query
 from trader.runtime import commands, legacy
+from trader.runtime.stuck_alerts import StuckAlerts
 from trader.telegram.notifier import make_bot
 
 log = logging.getLogger("durable_trader.telegram")
@@ -291,7 +294,15 @@ def check_settings(settings: Settings) -> None:
 
 
 async def serve_commands(settings: Settings, client: Client | None, stop: asyncio.Event) -> None:
-    """``starter.py telegram``: answer commands until ``stop`` is set."""
+    """``starter.py telegram``: answer commands, and alert stuck symbols
+    (``stuck_alerts.py``), until ``stop`` is set."""
     check_settings(settings)
     log.info("answering Telegram commands from %d chat(s)", len(settings.chat_ids))
-    await CommandBot(settings, client).run(stop)
+    notifier = build_notifier(settings)
+    alerts = asyncio.create_task(StuckAlerts(settings, client, notifier).run(stop))
+    try:
+        await CommandBot(settings, client).run(stop)
+    finally:
+        alerts.cancel()  # a check still running at the stop is not waited for
+        await asyncio.gather(alerts, return_exceptions=True)
+        await close_notifier(notifier)
