@@ -74,11 +74,13 @@ async def test_an_order_is_read_by_its_exchange_id_even_when_its_client_id_was_r
 async def test_recent_orders_since_t_with_fees_from_the_listed_trades(tmp_path):
     async with sim_and_adapter(tmp_path) as (srv, ex):
         old = await ex.create_order(_buy("dtold1"))
-        await asyncio.sleep(0.01)
+        # Gaps well above ccxt's clock-offset adjustment, which a loaded machine skews by
+        # tens of ms (10 ms gaps let the old order in under load).
+        await asyncio.sleep(0.3)
         stored = srv.exchange.lookup("dtold1")
         assert stored is not None
-        since = int(stored.ts_ms) + 1
-        await asyncio.sleep(0.01)
+        since = int(stored.ts_ms) + 150
+        await asyncio.sleep(0.3)
         filled = await ex.create_order(_buy("dtnew1"))
         resting = await ex.create_order(_buy("dtrest1", price="90", tif=TimeInForce.GTC))
         srv.stats.clear()
