@@ -24,6 +24,7 @@ async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_p
             latest,
             lambda s: s.phase is Phase.COOLDOWN and s.transitions == 0,
             what="new run in cooldown",
+            timeout=60,  # the new run answers queries late on a loaded machine
         )
         desc = await latest.describe()
         assert desc.run_id != first_run
