@@ -2,14 +2,18 @@
 
 Used by the slot tests and bench/slots.py to fire many concurrent slot requests through
 the real activity, the real broker and the real Portfolio, without a market. Run as a
-module it is a worker in a process of its own (the test kills it mid-grant)::
+module it is a worker in a process of its own; with ``--die-on-grant`` it SIGKILLs itself
+the instant its first slot is granted, before any answer reaches the server (the test of a
+worker killed mid-grant: the Portfolio holds the slot, the client never heard)::
 
-    python -m tests.workflows.slot_client TARGET TASK_QUEUE
+    python -m tests.workflows.slot_client TARGET TASK_QUEUE [--die-on-grant]
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from datetime import timedelta
 
@@ -61,7 +65,8 @@ class OrderProbe:
         return workflow.time() - t0
 
 
-async def _serve(target: str, task_queue: str) -> None:
+async def _serve(target: str, task_queue: str, *, die_on_grant: bool = False) -> None:
+    from temporalio import activity
     from temporalio.client import Client
     from temporalio.worker import Worker
 
@@ -71,15 +76,25 @@ async def _serve(target: str, task_queue: str) -> None:
 
     client = await Client.connect(target, data_converter=DATA_CONVERTER)
     acts = PortfolioActivities(client, task_queue=task_queue)
+
+    @activity.defn(name=c.ACQUIRE_SLOT)
+    async def acquire_then_die(inp: c.AcquireSlotInput) -> c.SlotGrant:
+        grant = await acts.acquire_slot(inp)
+        if grant.granted:
+            print(f"granted {inp.request.decision_id}", flush=True)
+            # Synchronous: no completion of this or any other attempt leaves the process.
+            os.kill(os.getpid(), signal.SIGKILL)
+        return grant
+
     async with Worker(
         client,
         task_queue=task_queue,
         workflows=[Portfolio, SlotClient],
-        activities=[acts.acquire_slot],
+        activities=[acquire_then_die if die_on_grant else acts.acquire_slot],
     ):
         print("worker running", flush=True)
         await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(sys.argv[1], sys.argv[2]))
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], die_on_grant="--die-on-grant" in sys.argv[3:]))
