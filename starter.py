@@ -6,7 +6,8 @@ python starter.py status --once        one table of every symbol's phase
 python starter.py stuck --timeout 60   symbols stuck in a working phase (exit 1 if any)
 python starter.py pause|resume|reconcile [SYMBOLS], stop [--close-positions]
                                        operate the symbols (both engines; FSM_MODE=legacy
-                                       asks the running engine through its data dir)
+                                       asks the running engine through its data dir;
+                                       FSM_MODE=both: primary and shadow, docs/migration.md)
 python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
 python starter.py profit [--since 7d] [--symbol S] [--json]   realized PnL from the ledger
 
@@ -30,7 +31,7 @@ from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.ledger import profit as ledger_profit
 from trader.observe.status_live import status_console
-from trader.runtime import commands, legacy, telegram_bot
+from trader.runtime import both, commands, legacy, telegram_bot
 from trader.runtime.client import (
     connect,
     default_identity,
@@ -176,6 +177,8 @@ async def main(args: argparse.Namespace) -> int:
         finally:
             await exchange.close()
     client = await _client(settings, runs_worker=args.command == "start" and not args.no_worker)
+    if settings.effective_mode == "both" and args.command != "start":
+        return await _both(args, settings, client)
     if args.command == "start":
         ids_ = await start_watchlist(client, settings)
         ui = f"http://localhost:{settings.temporal_ui_port}/namespaces/{client.namespace}/workflows"
@@ -186,7 +189,10 @@ async def main(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, client, stop=stop)
+        if settings.effective_mode == "both":  # the worker and the legacy engine, here
+            await both.run_both(settings, client, stop)
+        else:
+            await run_worker(settings, client, stop=stop)
     elif args.command == "force-exit":
         print(await commands.force_exit(client, settings, args.symbol, args.reason))
     elif args.command in ("pause", "resume"):
@@ -243,19 +249,31 @@ def _print_stuck(rows: list[StuckSymbol], timeout: float) -> int:
     return 1
 
 
+async def _both(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    """FSM_MODE=both: every command on both engines (trader/runtime/both.py)."""
+    if args.command in legacy.CONTROLS:
+        if args.wait <= 0:
+            raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
+        return await both.control(args, settings, client)
+    if args.command == "stuck":
+        timeout = _stuck_timeout(args, settings)
+        return _print_stuck(await both.stuck(settings, client, timeout_s=timeout), timeout)
+    await both.status(
+        settings,
+        client,
+        console=status_console(),
+        once=args.once,
+        show_idle=args.show_idle,
+        stop=_stop_on_signals(),
+    )
+    return 0
+
+
 async def _legacy(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in legacy.CONTROLS:  # asks the running engine (no lock needed)
         if args.wait <= 0:
             raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
-        code, text = await asyncio.to_thread(
-            legacy.control,
-            settings,
-            args.command,
-            [args.symbol] if args.command == "force-exit" else getattr(args, "symbols", []),
-            reason=getattr(args, "reason", "") or "",
-            close_positions=getattr(args, "close_positions", False),
-            timeout_s=args.wait,
-        )
+        code, text = await asyncio.to_thread(legacy.control_command, settings, args)
         print(text)
         return code
     if args.command == "stuck":

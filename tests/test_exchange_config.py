@@ -57,7 +57,9 @@ async def test_build_exchange(tmp_path, monkeypatch, exchange, global_trading, k
     try:
         assert type(ex) is kind and ex.simulated is simulated
         if isinstance(ex, DryRunExchange):  # public data only: it cannot sign an order
-            assert not ex.live._secrets and not ex.live._ex.apiKey and not ex.live._ex.secret
+            live = ex.live
+            assert isinstance(live, CcxtExchange)
+            assert not live._secrets and not live._ex.apiKey and not live._ex.secret
         for text in (repr(ex), repr(settings), str(settings.redacted())):
             assert KEY not in text and SECRET not in text
     finally:

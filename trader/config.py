@@ -96,6 +96,11 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     # --- mode and observability ----------------------------------------------------------
     fsm_enabled: bool = _f(True, "False = legacy engine (as in the seed); True = FSM_MODE.")
     fsm_mode: Literal["legacy", "fsm", "both"] = _f("fsm", "legacy, fsm or both (hybrid).")
+    hybrid_primary: Literal["fsm", "legacy"] = _f(
+        "fsm",
+        "FSM_MODE=both: the engine that sends the real orders; the other runs in shadow "
+        "(simulated fills on the same tickers, docs/migration.md).",
+    )
     phase_log_file: Path | None = _f(
         None,
         "JSONL phase log, one file per worker (the "

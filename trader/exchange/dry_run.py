@@ -1,8 +1,10 @@
-"""Dry-run (``GLOBAL_TRADING=false``): real market data, simulated orders.
+"""Dry-run (``GLOBAL_TRADING=false``) and the shadow of ``FSM_MODE=both``: real market data,
+simulated orders.
 
 ``DryRunExchange`` reads markets, tickers and candles from the real exchange (a
-``CcxtExchange``) and sends every order to a ``PaperExchange`` whose book is derived from
-those live tickers (``LiveTickerFeed``). No order, cancel or balance request ever reaches
+``CcxtExchange``, or in ``both`` mode whatever the primary trades on, the paper simulator
+too) and sends every order to a ``PaperExchange`` whose book is derived from those live
+tickers (``LiveTickerFeed``). No order, cancel or balance request ever reaches
 the real exchange; ``simulated = True`` marks everything it does as simulated (Web UI
 details, logs, notifications).
 """
@@ -13,9 +15,9 @@ from decimal import Decimal
 
 from trader.core.errors import BadSymbol
 from trader.core.market import Balance, Candle, MarketInfo, Order, OrderRequest, Ticker
-from trader.exchange.ccxt_adapter import CcxtExchange
 from trader.exchange.feed import MarketTable
 from trader.exchange.paper import PaperExchange
+from trader.exchange.port import Exchange
 
 
 class LiveTickerFeed(MarketTable):
@@ -55,7 +57,7 @@ class DryRunExchange:
 
     simulated = True
 
-    def __init__(self, live: CcxtExchange, paper: PaperExchange, feed: LiveTickerFeed) -> None:
+    def __init__(self, live: Exchange, paper: PaperExchange, feed: LiveTickerFeed) -> None:
         self.live, self.paper, self.feed = live, paper, feed
         self.name = live.name
         self._markets: dict[str, MarketInfo] | None = None
@@ -113,4 +115,9 @@ class DryRunExchange:
 
     async def close(self) -> None:
         await self.live.close()
+        await self.paper.close()
+
+    async def close_own(self) -> None:
+        """Close the simulator only: ``live`` is shared (``FSM_MODE=both``) and closed by
+        its owner."""
         await self.paper.close()

@@ -102,6 +102,7 @@ class RunnerBase:
                 simulated=s.simulated,
                 workflow_id=self.wf_id,
                 run_id=f"{self.wf_id}:{s.lineage}",
+                engine="legacy",
             )
         )
 

@@ -95,7 +95,11 @@ class LegacyEngine:
         notify: Send | None = None,
         requests: RequestQueue | None = None,
         metrics: TraderMetrics | None = None,
+        lineage_prefix: str = "",
     ) -> None:
+        """``lineage_prefix``: before each new symbol's lineage (the hex of its first start,
+        ms), so its decision and trade ids never equal another engine's (``FSM_MODE=both``
+        passes ``trader.runtime.hybrid.LEGACY_LINEAGE_PREFIX``)."""
         self.params, self.exchange, self.hub = params, exchange, hub
         self.store, self.ledger, self.sink = store, ledger, sink
         self._send = notify
@@ -117,7 +121,7 @@ class LegacyEngine:
             state = saved.get(symbol) or CoinState(
                 symbol=symbol,
                 exchange=params.exchange,
-                lineage=f"{int(time.time() * 1000):x}",
+                lineage=f"{lineage_prefix}{int(time.time() * 1000):x}",
                 phase_since=time.time(),
             )
             self.runners[symbol] = SymbolRunner(self, state)

@@ -68,6 +68,9 @@ class PhaseEvent(BaseModel):
     """Transition number within the run, from 1 (dedup key with run_id)."""
     src_since: float
     """When the symbol entered ``src`` (time in phase, fill latency)."""
+    engine: str = "fsm"
+    """``fsm`` (the workflows) or ``legacy``: in ``FSM_MODE=both`` both publish to one
+    process's sink (with ``simulated`` true for the shadow's)."""
 
 
 def transition_event(
@@ -79,6 +82,7 @@ def transition_event(
     simulated: bool,
     workflow_id: str,
     run_id: str,
+    engine: str = "fsm",
 ) -> PhaseEvent:
     """The event of ``record``, the transition ``s`` just made (both engines publish it);
     ``trade``: the ledger id and PnL of the trade it closed, if any."""
@@ -106,6 +110,7 @@ def transition_event(
         run_id=run_id,
         seq=s.transitions,
         src_since=src_since,
+        engine=engine,
     )
 
 

@@ -49,17 +49,31 @@ _FILL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 class EngineLabelled(Collector):
     """Every sample of ``inner`` with ``engine="<name>"`` added: one engine's series tell
-    apart from the other's on the same Prometheus, with no label added to the FSM worker's."""
+    apart from the other's on the same Prometheus, with no label added to the FSM worker's.
+    ``add`` serves another engine's registry through it too (``FSM_MODE=both``: both
+    engines in one process, one endpoint); a family both have is one family."""
 
     def __init__(self, inner: CollectorRegistry, engine: str) -> None:
         self.inner, self.engine = inner, engine
+        self._others: list[EngineLabelled] = []
+
+    def add(self, other: EngineLabelled) -> None:
+        self._others.append(other)
 
     def collect(self) -> Iterable[Metric]:
-        for family in self.inner.collect():
-            family.samples = [
-                s._replace(labels={**s.labels, "engine": self.engine}) for s in family.samples
-            ]
-            yield family
+        families: dict[str, Metric] = {}
+        for labelled in (self, *self._others):
+            for family in labelled.inner.collect():
+                samples = [
+                    s._replace(labels={**s.labels, "engine": labelled.engine})
+                    for s in family.samples
+                ]
+                if family.name in families:
+                    families[family.name].samples.extend(samples)
+                else:
+                    family.samples = samples
+                    families[family.name] = family
+        yield from families.values()
 
 
 class TraderMetrics:
@@ -73,9 +87,11 @@ class TraderMetrics:
         self.worker = worker
         self.registry = r = registry or CollectorRegistry()
         self.served: CollectorRegistry = r
+        self.labelled: EngineLabelled | None = None
         if engine is not None:
             self.served = CollectorRegistry()
-            self.served.register(EngineLabelled(r, engine))
+            self.labelled = EngineLabelled(r, engine)
+            self.served.register(self.labelled)
         w = ["worker"]
         self.phase = Gauge(
             "trader_phase", "1 for the phase the symbol is in", ["symbol", "phase", *w], registry=r
@@ -260,6 +276,12 @@ class TraderMetrics:
             self.symbols.labels(phase, self.worker).set(n)
 
     # --- HTTP -----------------------------------------------------------------------------
+    def serve_also(self, other: TraderMetrics) -> None:
+        """Serve ``other``'s series on this endpoint too (both labelled by engine)."""
+        if self.labelled is None or other.labelled is None:
+            raise ValueError("both registries need an engine label to share an endpoint")
+        self.labelled.add(other.labelled)
+
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on a daemon thread until ``close``."""
         try:

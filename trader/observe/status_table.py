@@ -89,7 +89,11 @@ def sort_rows(rows: Iterable[StatusRow]) -> list[StatusRow]:
 
 
 def build_table(
-    rows: list[StatusRow], *, now: datetime | None = None, show_idle: bool = False
+    rows: list[StatusRow],
+    *,
+    now: datetime | None = None,
+    show_idle: bool = False,
+    title: str = "durable-trader",
 ) -> Table:
     """The table for one frame; IDLE/WARMUP rows are counted in the footer unless shown."""
     now = now or datetime.now(UTC)
@@ -98,7 +102,7 @@ def build_table(
     footer = f"{len(rows)} symbols · {now:%H:%M:%S} UTC"
     if hidden:
         footer += f" · {hidden} idle/warmup hidden (--show-idle)"
-    table = Table(title="durable-trader", caption=footer, caption_justify="left")
+    table = Table(title=title, caption=footer, caption_justify="left")
     table.add_column("symbol", no_wrap=True)
     table.add_column("phase", no_wrap=True)
     table.add_column("in phase", justify="right", no_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from trader.config import Settings
 from trader.exchange.ccxt_adapter import CcxtExchange
@@ -47,14 +48,17 @@ def build_exchange(settings: Settings) -> Exchange:
     return build_dry_run(settings, live)
 
 
-def build_dry_run(settings: Settings, live: CcxtExchange) -> DryRunExchange:
-    """Orders go to a paper account (its own SQLite file) priced from the live tickers."""
+def build_dry_run(
+    settings: Settings, live: Exchange, *, db_path: Path | None = None
+) -> DryRunExchange:
+    """Orders go to a paper account (its own SQLite file, by default
+    ``dryrun-<exchange>.sqlite``) priced from the live tickers."""
     paper = settings.paper
     feed = LiveTickerFeed()
     quotes = {s.split("/")[1] for s in settings.watchlist}
     simulator = PaperExchange(
         feed,
-        db_path=settings.data_dir / f"dryrun-{settings.exchange}.sqlite",
+        db_path=db_path or settings.data_dir / f"dryrun-{settings.exchange}.sqlite",
         quote_balances={q: paper.quote_balance for q in quotes},
         spread_bps=paper.spread_bps,
         depth_levels=paper.depth_levels,

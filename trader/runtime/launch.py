@@ -101,10 +101,9 @@ def static_details(symbol: str, p: TraderParams) -> str:
 
 async def start_watchlist(client: Client, settings: Settings) -> list[str]:
     """Start (or find running) one workflow per symbol; returns the workflow ids."""
-    if settings.effective_mode != "fsm":
+    if settings.effective_mode == "legacy":
         raise ConfigError(
-            f"FSM_MODE={settings.effective_mode!r} is not available yet: this version runs "
-            "the Temporal workflows only (set FSM_ENABLED=true and FSM_MODE=fsm)"
+            "FSM_MODE=legacy runs no workflows (set FSM_ENABLED=true and FSM_MODE=fsm or both)"
         )
     params = settings.trader_params()
     portfolio_id = ids.portfolio_id_for(settings.exchange, settings.task_queue)

@@ -4,19 +4,24 @@ worker, and the operator's commands sent to it through ``trader.legacy.requests`
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
-from activities.notify import build_notifier, close_notifier
+from activities.notify import Notifier, build_notifier, close_notifier
 from trader.config import Settings
 from trader.contracts import StatusMemo
 from trader.core.errors import TraderError
+from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.legacy import requests
@@ -26,6 +31,7 @@ from trader.observe.events import SINK
 from trader.observe.metrics import TraderMetrics
 from trader.observe.phase_log import PhaseLog
 from trader.observe.status_table import StatusRow, build_table, sort_rows
+from trader.runtime import hybrid
 from trader.runtime.exchange import build_exchange
 from trader.runtime.launch import validate_watchlist
 from trader.runtime.stuck import STUCK_PHASES, StuckSymbol
@@ -88,6 +94,19 @@ def control(
     return (0 if all(a.accepted for a in answers) else 1), "\n".join(lines)
 
 
+def control_command(settings: Settings, args: argparse.Namespace) -> tuple[int, str]:
+    """``control`` for a parsed ``starter.py`` command (``force-exit SYMBOL [--reason]``,
+    ``pause|resume|reconcile [SYMBOLS]``, ``stop [--close-positions]``, ``--wait``)."""
+    return control(
+        settings,
+        args.command,
+        [args.symbol] if args.command == "force-exit" else getattr(args, "symbols", []),
+        reason=getattr(args, "reason", "") or "",
+        close_positions=getattr(args, "close_positions", False),
+        timeout_s=args.wait,
+    )
+
+
 def legacy_stuck(
     settings: Settings, *, timeout_s: float, now: float | None = None
 ) -> list[StuckSymbol]:
@@ -116,27 +135,75 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
     except BaseException:
         store.close()
         raise
-    ledger = LedgerStore(settings.ledger_target)
-    await ledger.open_or_warn()
-    notifier = build_notifier(settings)
-    phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
+    identity = f"{os.getpid()}@{socket.gethostname()}"
+    try:
+        with engine_listeners(settings, settings.phase_log_path(), identity) as metrics:
+            if metrics is not None:
+                metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
+            await run_engine(
+                settings, stop, store=store, exchange=exchange, hub=hub, metrics=metrics
+            )
+    finally:
+        store.close()
+        await exchange.close()
+
+
+@contextlib.contextmanager
+def engine_listeners(
+    settings: Settings, log_path: Path, identity: str
+) -> Iterator[TraderMetrics | None]:
+    """The engine's JSONL phase log and (ENABLE_PROMETHEUS) metrics, unserved, on the sink,
+    taking the legacy engine's events only (in ``FSM_MODE=both`` the workflows publish to
+    the same sink and have their own)."""
+    phase_log = PhaseLog(log_path, buffer_size=settings.phase_log_buffer_size)
+    listeners: list[hybrid.EngineOnly] = []
     metrics: TraderMetrics | None = None
     try:
-        await validate_watchlist(exchange, settings.watchlist)
-        SINK.subscribe(phase_log)
+        listeners.append(hybrid.EngineOnly(hybrid.LEGACY, phase_log))
         if settings.enable_prometheus:
-            metrics = TraderMetrics(f"{os.getpid()}@{socket.gethostname()}", engine="legacy")
-            metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
-            SINK.subscribe(metrics)
+            metrics = TraderMetrics(identity, engine="legacy")
+            listeners.append(hybrid.EngineOnly(hybrid.LEGACY, metrics))
+        for listener in listeners:
+            SINK.subscribe(listener)
+        yield metrics
+    finally:
+        for listener in listeners:
+            SINK.unsubscribe(listener)
+        if metrics is not None:
+            metrics.close()
+        phase_log.close()
+
+
+async def run_engine(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    store: StateStore,
+    exchange: Exchange,
+    hub: MarketHub,
+    metrics: TraderMetrics | None,
+    notifier: Notifier | None = None,
+    lineage_prefix: str = "",
+) -> None:
+    """The engine on resources its caller owns (the store, exchange, hub, sink listeners;
+    ``run_legacy``, or ``FSM_MODE=both`` beside a worker): its own ledger connection and,
+    unless given one, notifier."""
+    ledger = LedgerStore(settings.ledger_target)
+    await ledger.open_or_warn()
+    notify = notifier or build_notifier(settings)
+    try:
+        await validate_watchlist(exchange, settings.watchlist)
         engine = LegacyEngine(
             params=settings.trader_params(),
             watchlist=settings.watchlist,
             exchange=exchange,
-            hub=MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s),
+            hub=hub,
             store=store,
             ledger=ledger,
-            notify=notifier.send,
+            notify=notify.send,
             metrics=metrics,
+            lineage_prefix=lineage_prefix,
         )
         print(
             f"legacy engine: {len(settings.watchlist)} symbols on {exchange.name} "
@@ -148,15 +215,8 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
                 print(f"WARNING {symbol}: {runner.s.note}", flush=True)
         await engine.run(stop)
     finally:
-        if metrics is not None:
-            SINK.unsubscribe(metrics)
-            metrics.close()
-        SINK.unsubscribe(phase_log)
-        phase_log.close()
-        store.close()
         await ledger.close()
-        await exchange.close()
-        await close_notifier(notifier)
+        await close_notifier(notify)
 
 
 def legacy_rows(settings: Settings) -> list[StatusRow]:
@@ -178,12 +238,29 @@ async def legacy_status(
     settings: Settings, *, console: Console, once: bool, show_idle: bool, stop: asyncio.Event
 ) -> None:
     show_idle = show_idle or settings.rich_table_show_idle
+
+    async def frame() -> list[RenderableType]:
+        return [build_table(legacy_rows(settings), show_idle=show_idle)]
+
+    await repaint(console, frame, once=once, refresh_hz=settings.rich_table_refresh_hz, stop=stop)
+
+
+async def repaint(
+    console: Console,
+    frame: Callable[[], Awaitable[list[RenderableType]]],
+    *,
+    once: bool,
+    refresh_hz: float,
+    stop: asyncio.Event,
+) -> None:
+    """Print ``frame``'s tables, once or every ``1 / refresh_hz`` s until ``stop``."""
     while True:
-        console.print(build_table(legacy_rows(settings), show_idle=show_idle))
+        for table in await frame():
+            console.print(table)
         if once:
             return
         try:
-            await asyncio.wait_for(stop.wait(), timeout=1.0 / settings.rich_table_refresh_hz)
+            await asyncio.wait_for(stop.wait(), timeout=1.0 / refresh_hz)
             return
         except TimeoutError:
             console.clear()

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from temporalio.client import Client
 
 from trader.config import Settings
-from trader.observe.events import SINK
+from trader.observe.events import SINK, Listener
 from trader.observe.metrics import TraderMetrics
 from trader.observe.phase_log import PhaseLog
+from trader.runtime import hybrid
 from trader.runtime.stuck import report_stuck
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,25 @@ _INDEX_WAIT_S = 60.0
 
 
 @contextlib.asynccontextmanager
-async def observability(settings: Settings, client: Client) -> AsyncIterator[TraderMetrics | None]:
+async def observability(
+    settings: Settings, client: Client, *, alongside: TraderMetrics | None = None
+) -> AsyncIterator[TraderMetrics | None]:
     """Yield the metrics (None unless ENABLE_PROMETHEUS) for the activities to feed.
+
+    ``FSM_MODE=both``: the series carry ``engine="fsm"``, count the workflows' transitions
+    only (the legacy engine publishes to the same sink), and ``alongside`` (the legacy
+    engine's metrics) is served on the same endpoint.
 
     On exit the listeners leave the sink first, then the log writes what is queued and
     closes, so no event is written to a closed file and none queued is lost.
     """
     phase_log = PhaseLog(settings.phase_log_path(), buffer_size=settings.phase_log_buffer_size)
+    # FSM_MODE=both: the legacy engine in this process writes its own file.
+    log_listener: Listener = phase_log
+    if hybrid.is_both(settings):
+        log_listener = hybrid.EngineOnly(hybrid.FSM, phase_log)
     metrics: TraderMetrics | None = None
+    listener: Listener | None = None
     stop = asyncio.Event()
     stuck_task: asyncio.Task[None] | None = None
     try:
@@ -43,15 +55,19 @@ async def observability(settings: Settings, client: Client) -> AsyncIterator[Tra
                 phase_log.path.parent,
                 _INDEX_WAIT_S,
             )
-        SINK.subscribe(phase_log, replayed=True)  # what the directory lacks, replays too
+        SINK.subscribe(log_listener, replayed=True)  # what the directory lacks, replays too
         log.info(
             "phase events -> %s (%d keys in the directory)", phase_log.path, phase_log.indexed_keys
         )
         if settings.enable_prometheus:
-            serving = TraderMetrics(client.identity)
+            both = hybrid.is_both(settings)
+            serving = TraderMetrics(client.identity, engine=hybrid.FSM if both else None)
+            if alongside is not None:
+                serving.serve_also(alongside)
             serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
             metrics = serving  # only now: the finally below unsubscribes and closes it
-            SINK.subscribe(metrics)  # live transitions only: replays were counted before
+            listener = hybrid.EngineOnly(hybrid.FSM, metrics) if both else metrics
+            SINK.subscribe(listener)  # live transitions only: replays were counted before
             log.info(
                 "metrics on http://%s:%d/metrics",
                 settings.prometheus_bind_address,
@@ -75,8 +91,9 @@ async def observability(settings: Settings, client: Client) -> AsyncIterator[Tra
             # server that never answers) and would hold back the log's final flush.
             stuck_task.cancel()
             await asyncio.wait({stuck_task})
+        if listener is not None:
+            SINK.unsubscribe(listener)
         if metrics is not None:
-            SINK.unsubscribe(metrics)
             metrics.close()
-        SINK.unsubscribe(phase_log)
+        SINK.unsubscribe(log_listener)
         phase_log.close()

@@ -14,15 +14,17 @@ from temporalio.worker import Worker
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
-from activities.notify import NotifyActivities, build_notifier, close_notifier
+from activities.notify import Notifier, NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
 from trader.contracts import slot_task_queue
+from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
 from trader.observe.status_live import live_status, status_console
 from trader.observe.status_table import traders_query
+from trader.runtime import hybrid
 from trader.runtime.exchange import build_exchange
 from trader.runtime.observability import observability
 from trader.runtime.reconcile import request_reconciles
@@ -38,20 +40,51 @@ MAX_WATCHES = 2000
 MAX_SLOT_REQUESTS = 100
 
 
-async def run_worker(settings: Settings, client: Client, *, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set; then finish in-flight tasks and close resources."""
-    async with observability(settings, client) as metrics:
-        await _run(settings, client, stop, metrics)
+async def run_worker(
+    settings: Settings,
+    client: Client,
+    *,
+    stop: asyncio.Event,
+    market: tuple[Exchange, MarketHub] | None = None,
+    alongside: TraderMetrics | None = None,
+) -> None:
+    """Run until ``stop`` is set; then finish in-flight tasks and close resources.
+
+    ``market``: the exchange the activities trade on and the hub they watch, owned by the
+    caller (``FSM_MODE=both`` shares the hub with the legacy engine); by default the
+    worker builds its own (the shadow's account when the FSM is the shadow).
+    ``alongside``: another engine's metrics served on this worker's endpoint.
+    """
+    async with observability(settings, client, alongside=alongside) as metrics:
+        if market is not None:
+            await _run(settings, client, stop, metrics, *market)
+            return
+        real = build_exchange(settings)
+        exchange = hybrid.side_exchange(settings, hybrid.FSM, real)
+        hub = MarketHub(real, poll_interval_s=settings.market_poll_interval_s)
+        try:
+            await _run(settings, client, stop, metrics, exchange, hub)
+        finally:
+            await hub.stop()
+            await hybrid.close_side(exchange, real)
+            await real.close()
 
 
 async def _run(
-    settings: Settings, client: Client, stop: asyncio.Event, metrics: TraderMetrics | None
+    settings: Settings,
+    client: Client,
+    stop: asyncio.Event,
+    metrics: TraderMetrics | None,
+    exchange: Exchange,
+    hub: MarketHub,
 ) -> None:
-    exchange = build_exchange(settings)
-    hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
     store = LedgerStore(settings.ledger_target)
     await store.open_or_warn()
-    notifier = build_notifier(settings)
+    notifier: Notifier = (
+        hybrid.ShadowNotifier(hybrid.FSM)
+        if hybrid.is_shadow(settings, hybrid.FSM)
+        else build_notifier(settings)
+    )
     ex_acts = ExchangeActivities(
         exchange,
         hub,
@@ -108,8 +141,6 @@ async def _run(
     finally:
         if table is not None:
             await _stop_status_table(table, stopped=stop.is_set())
-        await hub.stop()
-        await exchange.close()
         await store.close()
         await close_notifier(notifier)
 

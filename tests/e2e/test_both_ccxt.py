@@ -1,0 +1,128 @@
+"""FSM_MODE=both through the real ccxt client against the local Binance server, every part a
+real process (``starter.py`` running the worker and the legacy engine, the server, the dev
+server): the primary's orders reach the server, the shadow sends none (the server's order
+log), both trade the same prices the test sets, the shadow's trades are booked simulated under
+its engine with ids of its own, and a SIGKILL while both hold forgets nothing of either side.
+Once with each engine as the primary (``HYBRID_PRIMARY``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import (
+    SIM_KEYS,
+    binance_config,
+    kill,
+    start_sim,
+    terminate_queue,
+    wait_state,
+)
+from tests.e2e.test_both import Both, orders_in
+from trader.binance_sim.control import SimControl
+from trader.core import ids
+from trader.core.phases import Phase
+from trader.core.state import CoinState
+from trader.runtime.hybrid import LEGACY_LINEAGE_PREFIX
+
+pytestmark = pytest.mark.e2e
+
+# One symbol per primary: the dev server outlives a test, and workflow ids are per symbol.
+SYMBOLS = {"fsm": "SOL/USDT", "legacy": "ETH/USDT"}
+
+
+def _orders_in(db: Path) -> list[tuple[str, str]]:
+    """(client id, side) of every order a paper account (the shadow's) received."""
+    return orders_in(db)
+
+
+def _anchored(s: CoinState) -> bool:
+    """IDLE with an anchor: a drop set now is a drop from it."""
+    return s.phase is Phase.IDLE and s.entry_watch.anchor > 0
+
+
+def _near(value: Decimal, price: str, bps: int = 60) -> bool:
+    target = Decimal(price)
+    return abs(value - target) <= target * bps / 10_000
+
+
+@pytest.mark.parametrize("primary", ["fsm", "legacy"])
+async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps_both(
+    dev_env, tmp_path: Path, primary: str
+) -> None:
+    client, symbol = dev_env.client, SYMBOLS[primary]
+    sim_proc, url = start_sim(tmp_path, "--static", f"{symbol}=150", "--balance", "USDT=10000")
+    both = Both(
+        tmp_path,
+        client,
+        symbol,
+        primary=primary,
+        env=SIM_KEYS,
+        extra=binance_config(url),
+        max_position_hold_minutes='"0"',  # exits by price only: the test sets it
+        cooldown_minutes='"0.02"',
+        stop_loss_pct='"5"',
+    )
+    shadow, wf_id = both.shadow, ids.workflow_id_for("binance", symbol)
+    async with SimControl(url) as sim:
+        try:
+            both.start()
+            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+            await sim.set_price(symbol, "149")  # 0.67 % below both anchors: both buy
+            fsm_held = await wait_state(
+                client, wf_id, lambda s: s.phase is Phase.POSITION, timeout=120, what="FSM buy"
+            )
+            legacy_held = both.wait_legacy(lambda s: s.phase is Phase.POSITION, "legacy buy")
+            assert legacy_held.lineage.startswith(LEGACY_LINEAGE_PREFIX)
+            # The server saw the primary's buy only; the shadow's is in its own account.
+            server = [(o["client_order_id"], o["side"]) for o in await sim.orders()]
+            mine = {"fsm": fsm_held, "legacy": legacy_held}
+            assert server == [(mine[primary].trade.buy_client_order_id, "buy")]
+            shadow_db = both.data / f"shadow-{shadow}-binance.sqlite"
+            assert _orders_in(shadow_db) == [(mine[shadow].trade.buy_client_order_id, "buy")]
+            # Same price, both sides: each filled around the 149 the test set.
+            assert _near(fsm_held.trade.entry_price, "149")
+            assert _near(legacy_held.trade.entry_price, "149")
+
+            # SIGKILL while both hold; the next process resumes both positions.
+            both.kill()
+            both.start()
+            await wait_state(
+                client,
+                wf_id,
+                lambda s: s.phase is Phase.POSITION and s.trade.decision_id is not None,
+                timeout=120,
+                what="the FSM position after the restart",
+            )
+            both.wait_legacy(
+                lambda s: "reconcile (resumed after a stop)" in s.note, "the legacy account check"
+            )
+            await sim.set_price(symbol, "151")  # above take profit: both sell
+            trades = both.wait_trades(2)
+            both.kill()
+            server_orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await terminate_queue(client, both.queue)
+
+    by_engine = {t.engine: t for t in trades}
+    assert sorted(by_engine) == ["fsm", "legacy"], trades  # one trade each, none doubled
+    assert by_engine[primary].simulated is False and by_engine[shadow].simulated is True
+    assert by_engine["fsm"].trade_id == fsm_held.trade.decision_id
+    assert by_engine["legacy"].trade_id == legacy_held.trade.decision_id
+    assert by_engine["fsm"].trade_id != by_engine["legacy"].trade_id
+    for t in trades:
+        assert t.exit_reason == "take_profit" and _near(t.exit_price, "151"), t
+    # The server: exactly the primary's buy and sell, each once; the shadow: none there.
+    placed = both.placed()
+    assert [(o["client_order_id"], o["side"]) for o in server_orders] == placed[primary]
+    assert [o["side"] for o in server_orders] == ["buy", "sell"]
+    assert _orders_in(shadow_db) == placed[shadow]
+    assert not {c for c, _ in placed[shadow]} & {o["client_order_id"] for o in server_orders}
+    events: list[dict[str, Any]] = both.events()
+    assert {e["simulated"] for e in events if e["engine"] == shadow} == {True}
+    assert {e["simulated"] for e in events if e["engine"] == primary} == {False}

@@ -1,0 +1,170 @@
+"""``FSM_MODE=both`` in one process: the SymbolTrader worker and the legacy engine on one
+market-data hub, one primary, one shadow (``trader.runtime.hybrid``), and the operator's
+commands, status table and stuck list over both.
+
+Operator commands go to **both** sides, primary first: a force exit, pause, resume,
+reconcile or stop the operator gives is an intervention both engines must see, or the shadow
+would go on with a trade the primary closed and every later comparison would differ. Each
+side's answer is printed on its own line, prefixed with its engine and role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from rich.console import Console, RenderableType
+from temporalio.client import Client
+
+from trader import contracts as c
+from trader.config import Settings
+from trader.hub import MarketHub
+from trader.legacy.store import StateStore, state_path
+from trader.observe.status_table import build_table, status_rows, traders_query
+from trader.runtime import commands, hybrid, legacy
+from trader.runtime.exchange import build_exchange
+from trader.runtime.stuck import StuckSymbol, stuck_symbols
+from trader.runtime.worker import run_worker
+
+log = logging.getLogger(__name__)
+
+
+def _label(settings: Settings, engine: str) -> str:
+    role = hybrid.roles(settings).role(engine)
+    return f"{engine} ({role}{', simulated' if role == 'shadow' else ''})"
+
+
+async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> None:
+    """Run the worker and the legacy engine until ``stop`` is set. The operator's ``stop``
+    ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C."""
+    store = StateStore(state_path(settings.data_dir))  # first: refused if another engine runs
+    try:
+        real = build_exchange(settings)
+    except BaseException:
+        store.close()
+        raise
+    fsm_ex = hybrid.side_exchange(settings, hybrid.FSM, real)
+    legacy_ex = hybrid.side_exchange(settings, hybrid.LEGACY, real)
+    hub = MarketHub(real, poll_interval_s=settings.market_poll_interval_s)
+    path = settings.phase_log_path()
+    shadow = hybrid.is_shadow(settings, hybrid.LEGACY)
+    print(
+        f"FSM_MODE=both on {real.name}: {_label(settings, hybrid.FSM)}, "
+        f"{_label(settings, hybrid.LEGACY)}",
+        flush=True,
+    )
+    try:
+        with legacy.engine_listeners(
+            settings, path.with_name(f"{path.stem}_legacy{path.suffix}"), client.identity
+        ) as legacy_metrics:
+
+            async def legacy_side() -> None:
+                try:
+                    await legacy.run_engine(
+                        settings,
+                        stop,
+                        store=store,
+                        exchange=legacy_ex,
+                        hub=hub,
+                        metrics=legacy_metrics,
+                        notifier=hybrid.ShadowNotifier(hybrid.LEGACY) if shadow else None,
+                        lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
+                    )
+                finally:
+                    # The engine stops the hub it was given; the workflows' watches go on.
+                    if not stop.is_set():
+                        await hub.start()
+
+            legacy_task = asyncio.create_task(legacy_side(), name="legacy-engine")
+            worker_task = asyncio.create_task(
+                run_worker(
+                    settings, client, stop=stop, market=(fsm_ex, hub), alongside=legacy_metrics
+                ),
+                name="worker",
+            )
+            done, _ = await asyncio.wait(
+                {legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if legacy_task in done and legacy_task.exception() is None and not stop.is_set():
+                print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
+            else:
+                stop.set()  # one side failed (or Ctrl-C): the other ends too
+            await asyncio.gather(legacy_task, worker_task)
+    finally:
+        await hub.stop()
+        store.close()
+        for side in (fsm_ex, legacy_ex):
+            await hybrid.close_side(side, real)
+        await real.close()
+
+
+# --- operator commands ------------------------------------------------------------------------
+async def control(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    """One operator command to both sides, primary first; 0: both took it, 1: a side
+    refused it (or a symbol was not running), 2: the legacy engine did not answer."""
+    fsm_lines = await _fsm_command(args, settings, client)
+    fsm_code = 1 if any("rejected" in x or "not running" in x for x in fsm_lines) else 0
+    try:
+        legacy_code, text = await asyncio.to_thread(legacy.control_command, settings, args)
+        legacy_lines = text.splitlines()
+    except legacy.NoEngine as exc:
+        legacy_code, legacy_lines = 2, [str(exc)]
+    sides = {hybrid.FSM: fsm_lines, hybrid.LEGACY: legacy_lines}
+    for engine in (hybrid.roles(settings).primary, hybrid.roles(settings).shadow or ""):
+        for line in sides[engine]:
+            print(f"{_label(settings, engine)}: {line}")
+    return max(fsm_code, legacy_code)
+
+
+async def _fsm_command(args: argparse.Namespace, settings: Settings, client: Client) -> list[str]:
+    symbols = getattr(args, "symbols", None) or None
+    if args.command == "force-exit":
+        return [await commands.force_exit(client, settings, args.symbol, args.reason)]
+    if args.command in ("pause", "resume"):
+        done = await commands.signal_all(
+            client, settings, f"{args.command}_entries", symbols=symbols
+        )
+        return [f"{args.command}d: {', '.join(done)}"]
+    if args.command == "reconcile":
+        request = c.ReconcileRequest(reason="operator")
+        done = await commands.signal_all(client, settings, "reconcile", request, symbols=symbols)
+        return [f"asked to reconcile: {', '.join(done)}"]
+    done = await commands.stop(client, settings, close_positions=args.close_positions)
+    return [f"stopping: {', '.join(done)}"]
+
+
+# --- status and stuck --------------------------------------------------------------------------
+async def status(
+    settings: Settings,
+    client: Client,
+    *,
+    console: Console,
+    once: bool,
+    show_idle: bool,
+    stop: asyncio.Event,
+) -> None:
+    """Both sides' tables, each titled with its engine and role (the shadow's rows are
+    marked ``(sim)`` by their memo too)."""
+    show_idle = show_idle or settings.rich_table_show_idle
+    query = traders_query(settings.task_queue)
+
+    async def frame() -> list[RenderableType]:
+        rows = {
+            hybrid.FSM: await status_rows(client, query),
+            hybrid.LEGACY: legacy.legacy_rows(settings),
+        }
+        return [
+            build_table(r, show_idle=show_idle, title=_label(settings, engine))
+            for engine, r in rows.items()
+        ]
+
+    await legacy.repaint(
+        console, frame, once=once, refresh_hz=settings.rich_table_refresh_hz, stop=stop
+    )
+
+
+async def stuck(settings: Settings, client: Client, *, timeout_s: float) -> list[StuckSymbol]:
+    """Both sides' stuck symbols (the legacy engine's ids start ``legacy:``)."""
+    fsm = await stuck_symbols(client, timeout_s=timeout_s, task_queue=settings.task_queue)
+    return [*fsm, *legacy.legacy_stuck(settings, timeout_s=timeout_s)]
