@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
 from tests.e2e.helpers import (
+    free_port,
     kill,
     run,
     spawn,
@@ -144,10 +147,34 @@ def orders_in(db: Path) -> list[tuple[str, str]]:
 SYMBOLS = {"fsm": "SOL/USDT", "legacy": "ETH/USDT"}
 
 
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def trades_counted(text: str) -> dict[str, float]:
+    """``trader_trades_closed_total`` summed per ``engine`` label."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "trader_trades_closed_total":
+                engine = sample.labels["engine"]
+                out[engine] = out.get(engine, 0.0) + sample.value
+    return out
+
+
 @pytest.mark.parametrize("primary", ["fsm", "legacy"])
 async def test_both_on_paper(dev_env, tmp_path: Path, primary: str) -> None:
-    client, symbol = dev_env.client, SYMBOLS[primary]
-    both = Both(tmp_path, client, symbol, primary=primary)
+    client, symbol, port = dev_env.client, SYMBOLS[primary], free_port()
+    both = Both(
+        tmp_path,
+        client,
+        symbol,
+        primary=primary,
+        enable_prometheus="true",
+        prometheus_port=str(port),
+        temporal_metrics_port="0",
+    )
     shadow, wf_id = both.shadow, ids.workflow_id_for("paper", symbol)
     try:
         both.start()
@@ -157,23 +184,30 @@ async def test_both_on_paper(dev_env, tmp_path: Path, primary: str) -> None:
         assert f"{primary} (primary)" in status.stdout
         assert f"{shadow} (shadow, simulated)" in status.stdout
         assert status.stdout.count(symbol) >= 2, status.stdout  # a row on each side
-        # An operator command reaches both sides, each answering on its own line.
+        # Trading on the generated market: a trade on each side.
+        both.wait_trades(1, each=True)
+        # An operator command reaches both sides, each answering on its own line; paused
+        # and flat, neither side trades until resumed.
         paused = both.command("pause")
         assert paused.returncode == 0, paused.stdout + paused.stderr
         fsm_label = "fsm (primary)" if primary == "fsm" else "fsm (shadow, simulated)"
         assert f"{fsm_label}: paused: {symbol}" in paused.stdout, paused.stdout
         assert f": {symbol}: accepted" in paused.stdout, paused.stdout
-        await wait_state(
-            client, wf_id, lambda s: s.controls.entries_paused, timeout=30, what="FSM paused"
-        )
-        both.wait_legacy(lambda s: s.controls.entries_paused, "legacy paused")
+        quiet = lambda s: s.controls.entries_paused and s.phase is Phase.IDLE  # noqa: E731
+        await both.wait_both(client, wf_id, quiet, "paused in IDLE")
+        # One endpoint, each engine's series under its label, each counting its own trades.
+        text = scrape(port)
+        assert text.count("# HELP trader_trades_closed_total ") == 1
+        ledger = read_trades(both.data / "ledger.sqlite")
+        assert trades_counted(text) == {
+            e: float(sum(t.engine == e for t in ledger)) for e in ("fsm", "legacy")
+        }
         resumed = both.command("resume")
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         both.wait_legacy(lambda s: not s.controls.entries_paused, "legacy resumed")
-        # Trading on the generated market: a trade on each side; then SIGKILL and restart.
-        both.wait_trades(1, each=True)
+        # SIGKILL, restart: both sides go on, nothing of either forgotten or doubled.
         both.kill()
-        before = read_trades(tmp_path / "data" / "ledger.sqlite")
+        before = read_trades(both.data / "ledger.sqlite")
         both.start()
         trades = both.wait_trades(len(before) + 1)
         both.kill()

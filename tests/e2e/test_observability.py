@@ -20,7 +20,15 @@ from decimal import Decimal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_state, write_config
+from tests.e2e.helpers import (
+    free_port,
+    kill,
+    run,
+    spawn,
+    terminate_queue,
+    wait_state,
+    write_config,
+)
 from trader.config import load_settings
 from trader.core import ids
 from trader.core.state import CoinState
@@ -33,12 +41,6 @@ from trader.runtime.launch import resumable_state
 pytestmark = pytest.mark.e2e
 
 SYMBOL = "BNB/USDT"  # no other e2e test uses it: its completed workflow id stays
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]

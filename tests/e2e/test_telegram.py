@@ -15,8 +15,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import kill, run, spawn, terminate_queue, wait_until, write_config
-from tests.e2e.test_observability import free_port
+from tests.e2e.helpers import (
+    free_port,
+    kill,
+    run,
+    spawn,
+    terminate_queue,
+    wait_until,
+    write_config,
+)
 from trader.core import ids
 from trader.ledger import read_trades
 from trader.telegram_sim import FakeBotApi, Fault
