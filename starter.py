@@ -31,7 +31,7 @@ from trader.config import Settings, global_options, load_settings
 from trader.core.errors import ConfigError, TraderError
 from trader.ledger import profit as ledger_profit
 from trader.observe.status_live import status_console
-from trader.runtime import both, commands, legacy, telegram_bot
+from trader.runtime import both, commands, hybrid, legacy, telegram_bot
 from trader.runtime.client import (
     connect,
     default_identity,
@@ -170,13 +170,18 @@ async def main(args: argparse.Namespace) -> int:
         return await ledger_profit.run(args, settings.ledger_target)
     if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
         return await _legacy(args, settings)
+    simulated = False
     if args.command == "start":  # refuse unknown symbols before anything starts
         exchange = build_exchange(settings)
         try:
             await validate_watchlist(exchange, settings.watchlist)
+            simulated = exchange.simulated or not settings.global_trading
         finally:
             await exchange.close()
     client = await _client(settings, runs_worker=args.command == "start" and not args.no_worker)
+    if settings.effective_mode == "both" and args.command == "start":
+        fsm_simulated = simulated or hybrid.is_shadow(settings, hybrid.FSM)
+        await both.refuse_other_role(client, settings, simulated=fsm_simulated)
     if settings.effective_mode == "both" and args.command != "start":
         return await _both(args, settings, client)
     if args.command == "start":

@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     SIM_KEYS,
     binance_config,
     kill,
+    run,
     start_sim,
     terminate_queue,
     wait_state,
@@ -26,6 +27,7 @@ from trader.binance_sim.control import SimControl
 from trader.core import ids
 from trader.core.phases import Phase
 from trader.core.state import CoinState
+from trader.ledger import read_ledger
 from trader.runtime.hybrid import LEGACY_LINEAGE_PREFIX
 
 pytestmark = pytest.mark.e2e
@@ -126,3 +128,52 @@ async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps
     events: list[dict[str, Any]] = both.events()
     assert {e["simulated"] for e in events if e["engine"] == shadow} == {True}
     assert {e["simulated"] for e in events if e["engine"] == primary} == {False}
+
+
+async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_path: Path) -> None:
+    """The FSM shadowed and holds a simulated position: a start with the FSM as primary
+    must not adopt it on the real account (it would book real trades as simulated and sell
+    coins never bought there). It exits 2 naming the symbol; no order reaches the server."""
+    client, symbol = dev_env.client, "BNB/USDT"
+    sim_proc, url = start_sim(tmp_path, "--static", f"{symbol}=150", "--balance", "USDT=10000")
+    both = Both(
+        tmp_path,
+        client,
+        symbol,
+        primary="legacy",
+        env=SIM_KEYS,
+        extra=binance_config(url),
+        max_position_hold_minutes='"0"',
+        stop_loss_pct='"5"',
+    )
+    wf_id = ids.workflow_id_for("binance", symbol)
+    async with SimControl(url) as sim:
+        try:
+            both.start()
+            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+            await sim.set_price(symbol, "149")
+            await wait_state(
+                client, wf_id, lambda s: s.phase is Phase.POSITION, timeout=120, what="FSM buy"
+            )
+            both.kill()
+            swapped = run(
+                "starter.py",
+                "--config",
+                str(both.cfg),
+                env={**both.env, "HYBRID_PRIMARY": "fsm"},
+                timeout=120,
+            )
+            orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await terminate_queue(client, both.queue)
+    assert swapped.returncode == 2, swapped.stdout[-1500:] + swapped.stderr[-1500:]
+    # Refused before anything starts: the workflow named, no worker ran it on the real
+    # account (its reconcile would have written the simulated position off).
+    assert wf_id in swapped.stderr and "simulated" in swapped.stderr, swapped.stderr
+    assert "Traceback" not in swapped.stderr
+    assert not (both.data / "ledger.sqlite").exists() or not read_ledger(
+        both.data / "ledger.sqlite", lambda store: store.inventory()
+    )
+    assert [o["side"] for o in orders] == ["buy"]  # the legacy primary's buy only
