@@ -7,11 +7,13 @@ Once with each engine as the primary (``HYBRID_PRIMARY``)."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from tests.e2e.helpers import (
     SIM_KEYS,
@@ -21,6 +23,7 @@ from tests.e2e.helpers import (
     start_sim,
     terminate_queue,
     wait_state,
+    wait_until,
 )
 from tests.e2e.test_both import Both, orders_in
 from trader.binance_sim.control import SimControl
@@ -177,3 +180,59 @@ async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_pa
         both.data / "ledger.sqlite", lambda store: store.inventory()
     )
     assert [o["side"] for o in orders] == ["buy"]  # the legacy primary's buy only
+
+
+async def test_both_force_exit_and_stop_reach_primary_and_shadow(dev_env, tmp_path: Path) -> None:
+    """``force-exit`` sells on both sides (the primary at the server, the shadow in its
+    account), each answering on its own line; ``stop`` stops both: the workflow completes,
+    the legacy engine ends, the process keeps its worker."""
+    client, symbol = dev_env.client, "XRP/USDT"
+    sim_proc, url = start_sim(tmp_path, "--static", f"{symbol}=150", "--balance", "USDT=10000")
+    both = Both(
+        tmp_path,
+        client,
+        symbol,
+        primary="fsm",
+        env=SIM_KEYS,
+        extra=binance_config(url),
+        max_position_hold_minutes='"0"',
+        stop_loss_pct='"5"',
+    )
+    wf_id = ids.workflow_id_for("binance", symbol)
+    async with SimControl(url) as sim:
+        try:
+            both.start()
+            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+            await sim.set_price(symbol, "149")
+            await both.wait_both(client, wf_id, lambda s: s.phase is Phase.POSITION, "a buy")
+            forced = both.command("force-exit", symbol, "--reason", "ops")
+            assert forced.returncode == 0, forced.stdout + forced.stderr
+            assert f"fsm (primary): {symbol}: accepted in position" in forced.stdout
+            assert f"legacy (shadow, simulated): {symbol}: accepted in position" in forced.stdout
+            trades = both.wait_trades(1, each=True)
+            stopped = both.command("stop")
+            assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+            assert f"fsm (primary): stopping: {symbol}" in stopped.stdout
+            assert f"legacy (shadow, simulated): {symbol}: accepted" in stopped.stdout
+            wait_until(
+                lambda: "legacy engine stopped (operator's stop)" in both.tail(),
+                timeout=60,
+                what="the legacy engine to stop",
+            )
+            desc = await client.get_workflow_handle(wf_id).describe()
+            for _ in range(120):
+                if desc.status == WorkflowExecutionStatus.COMPLETED:
+                    break
+                await asyncio.sleep(0.5)
+                desc = await client.get_workflow_handle(wf_id).describe()
+            assert desc.status == WorkflowExecutionStatus.COMPLETED
+            assert both.procs[-1].poll() is None  # the worker runs on until Ctrl-C
+            orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await terminate_queue(client, both.queue)
+    assert sorted(t.engine for t in trades) == ["fsm", "legacy"]
+    assert {t.exit_reason for t in trades} == {"force_exit"}
+    assert [o["side"] for o in orders] == ["buy", "sell"]  # the primary's only
+    assert {o["client_order_id"] for o in orders} == {c for c, _ in both.placed()["fsm"]}
