@@ -8,12 +8,13 @@ Once with each engine as the primary (``HYBRID_PRIMARY``)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from tests.e2e.helpers import (
     SIM_KEYS,
@@ -54,11 +55,11 @@ def _near(value: Decimal, price: str, bps: int = 60) -> bool:
     return abs(value - target) <= target * bps / 10_000
 
 
-@pytest.mark.parametrize("primary", ["fsm", "legacy"])
-async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps_both(
-    dev_env, tmp_path: Path, primary: str
-) -> None:
-    client, symbol = dev_env.client, SYMBOLS[primary]
+def _on_server(
+    tmp_path: Path, client: Client, symbol: str, primary: str
+) -> tuple[subprocess.Popen[bytes], str, Both]:
+    """The local Binance server at a static 150 for ``symbol`` and a ``both`` deployment on
+    it that exits by price only (the test sets it)."""
     sim_proc, url = start_sim(tmp_path, "--static", f"{symbol}=150", "--balance", "USDT=10000")
     both = Both(
         tmp_path,
@@ -67,10 +68,19 @@ async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps
         primary=primary,
         env=SIM_KEYS,
         extra=binance_config(url),
-        max_position_hold_minutes='"0"',  # exits by price only: the test sets it
+        max_position_hold_minutes='"0"',
         cooldown_minutes='"0.02"',
         stop_loss_pct='"5"',
     )
+    return sim_proc, url, both
+
+
+@pytest.mark.parametrize("primary", ["fsm", "legacy"])
+async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps_both(
+    dev_env, tmp_path: Path, primary: str
+) -> None:
+    client, symbol = dev_env.client, SYMBOLS[primary]
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, primary)
     shadow, wf_id = both.shadow, ids.workflow_id_for("binance", symbol)
     async with SimControl(url) as sim:
         try:
@@ -138,17 +148,7 @@ async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_pa
     must not adopt it on the real account (it would book real trades as simulated and sell
     coins never bought there). It exits 2 naming the symbol; no order reaches the server."""
     client, symbol = dev_env.client, "BNB/USDT"
-    sim_proc, url = start_sim(tmp_path, "--static", f"{symbol}=150", "--balance", "USDT=10000")
-    both = Both(
-        tmp_path,
-        client,
-        symbol,
-        primary="legacy",
-        env=SIM_KEYS,
-        extra=binance_config(url),
-        max_position_hold_minutes='"0"',
-        stop_loss_pct='"5"',
-    )
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
     wf_id = ids.workflow_id_for("binance", symbol)
     async with SimControl(url) as sim:
         try:
@@ -187,17 +187,7 @@ async def test_both_force_exit_and_stop_reach_primary_and_shadow(dev_env, tmp_pa
     account), each answering on its own line; ``stop`` stops both: the workflow completes,
     the legacy engine ends, the process keeps its worker."""
     client, symbol = dev_env.client, "XRP/USDT"
-    sim_proc, url = start_sim(tmp_path, "--static", f"{symbol}=150", "--balance", "USDT=10000")
-    both = Both(
-        tmp_path,
-        client,
-        symbol,
-        primary="fsm",
-        env=SIM_KEYS,
-        extra=binance_config(url),
-        max_position_hold_minutes='"0"',
-        stop_loss_pct='"5"',
-    )
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, "fsm")
     wf_id = ids.workflow_id_for("binance", symbol)
     async with SimControl(url) as sim:
         try:
