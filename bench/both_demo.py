@@ -7,7 +7,8 @@ few minutes on the same market, read from the ledger, the phase logs and the two
 A real dev server (in memory) and ``starter.py`` as its own process, as an operator runs
 it. Prints one JSON object: per engine the trades (exit reasons, net PnL), the orders its
 account received, and how many of its entries the other engine also made (same symbol,
-within ``--match-s`` seconds), plus the CPU seconds the starter process used.
+within ``--match-s`` seconds), how many trades were identical (amounts, prices, PnL to
+the last digit), and the CPU seconds the starter process used.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import dev_server
+from trader.contracts import TradeRecord
 from trader.ledger import read_trades
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +110,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "buys_also_by_the_other": _matched(entries[engine], entries[other], args.match_s),
                 "orders_in_its_account": _orders(accounts[engine]),
             }
+        out["identical_trades"] = _same_trades(trades)
         return out
+
+
+def _same_trades(trades: list[TradeRecord]) -> dict[str, int]:
+    """How many trades the two engines made alike: symbol, exit reason, amounts and prices
+    equal (the ledger's exact Decimals), in close order per symbol."""
+
+    def key(t: TradeRecord) -> tuple[object, ...]:
+        return (t.symbol, t.exit_reason, t.bought_amount, t.entry_price, t.exit_price, t.net_pnl)
+
+    fsm = sorted((key(t) for t in trades if t.engine == "fsm"), key=str)
+    legacy = sorted((key(t) for t in trades if t.engine == "legacy"), key=str)
+    same = sum(1 for k in set(fsm) if k in set(legacy))
+    return {"fsm": len(fsm), "legacy": len(legacy), "same": same}
 
 
 def _cpu_seconds(pid: int) -> float | None:

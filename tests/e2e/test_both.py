@@ -36,6 +36,7 @@ from trader.core.phases import Phase
 from trader.core.state import CoinState
 from trader.ledger import read_trades
 from trader.legacy.store import read_state, state_path
+from trader.telegram_sim import FakeBotApi
 
 pytestmark = pytest.mark.e2e
 
@@ -235,3 +236,33 @@ async def test_both_on_paper(dev_env, tmp_path: Path, primary: str) -> None:
         assert len(orders) - len(placed[engine]) <= 1, engine
     assert not {c for c, _ in accounts[primary]} & {c for c, _ in accounts[shadow]}
     assert len({c for c, _ in placed[primary] + placed[shadow]}) == sum(map(len, placed.values()))
+
+
+def _exits(texts: list[str]) -> list[str]:
+    return [t for t in texts if t.removeprefix("[SIMULATED] ").startswith("SELL")]
+
+
+@pytest.mark.parametrize("primary", ["fsm", "legacy"])
+async def test_both_telegram_hears_the_primary_only(dev_env, tmp_path: Path, primary: str) -> None:
+    """The shadow's entry and exit messages are logged, never sent: the chat gets one exit
+    message per trade of the primary, none of the shadow's."""
+    client, symbol = dev_env.client, {"fsm": "XRP/USDT", "legacy": "BTC/USDT"}[primary]
+    with FakeBotApi() as bot:
+        env = {"TELEGRAM_TOKEN": "606060:E2E-tok", "TELEGRAM_CHAT_IDS": "5150515"}
+        both = Both(
+            tmp_path, client, symbol, primary=primary, env=env | {"TELEGRAM_API_URL": bot.url}
+        )
+        try:
+            both.start()
+            both.wait_trades(1, each=True)
+            wait_until(lambda: _exits(bot.texts()), timeout=60, what="an exit message")
+        finally:
+            both.kill()
+            await terminate_queue(client, both.queue)
+        texts = bot.texts()
+    trades = read_trades(both.data / "ledger.sqlite")
+    mine = [t for t in trades if t.engine == primary]
+    exits = _exits(texts)
+    assert 1 <= len(exits) <= len(mine), texts  # a shadow's message would push it past
+    assert any(t.engine == both.shadow for t in trades)
+    assert f"notify ({both.shadow} shadow, not sent)" in both.log.read_text()
