@@ -67,25 +67,19 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
         with legacy.engine_listeners(
             settings, path.with_name(f"{path.stem}_legacy{path.suffix}"), client.identity
         ) as legacy_metrics:
-
-            async def legacy_side() -> None:
-                try:
-                    await legacy.run_engine(
-                        settings,
-                        stop,
-                        store=store,
-                        exchange=legacy_ex,
-                        hub=hub,
-                        metrics=legacy_metrics,
-                        notifier=hybrid.ShadowNotifier(hybrid.LEGACY) if shadow else None,
-                        lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
-                    )
-                finally:
-                    # The engine stops the hub it was given; the workflows' watches go on.
-                    if not stop.is_set():
-                        await hub.start()
-
-            legacy_task = asyncio.create_task(legacy_side(), name="legacy-engine")
+            legacy_task = asyncio.create_task(
+                legacy.run_engine(
+                    settings,
+                    stop,
+                    store=store,
+                    exchange=legacy_ex,
+                    hub=hub,
+                    metrics=legacy_metrics,
+                    notifier=hybrid.ShadowNotifier(hybrid.LEGACY) if shadow else None,
+                    lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
+                ),
+                name="legacy-engine",
+            )
             worker_task = asyncio.create_task(
                 run_worker(
                     settings, client, stop=stop, market=(fsm_ex, hub), alongside=legacy_metrics
@@ -96,6 +90,8 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
                 {legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
             )
             if legacy_task in done and legacy_task.exception() is None and not stop.is_set():
+                # The engine stops the hub it was given; the workflows' watches go on.
+                await hub.start()
                 print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
             else:
                 stop.set()  # one side failed (or Ctrl-C): the other ends too
