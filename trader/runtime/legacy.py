@@ -17,7 +17,6 @@ from activities.notify import build_notifier, close_notifier
 from trader.config import Settings
 from trader.contracts import StatusMemo
 from trader.core.errors import TraderError
-from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.legacy import requests
 from trader.legacy.engine import LegacyEngine
@@ -26,7 +25,7 @@ from trader.observe.events import SINK
 from trader.observe.metrics import TraderMetrics
 from trader.observe.phase_log import PhaseLog
 from trader.observe.status_table import StatusRow, build_table, sort_rows
-from trader.runtime.exchange import build_exchange
+from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.launch import validate_watchlist
 from trader.runtime.stuck import STUCK_PHASES, StuckSymbol
 
@@ -132,7 +131,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
             params=settings.trader_params(),
             watchlist=settings.watchlist,
             exchange=exchange,
-            hub=MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s),
+            hub=build_hub(settings, exchange),
             store=store,
             ledger=ledger,
             notify=notifier.send,

@@ -18,12 +18,11 @@ from activities.notify import NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
 from trader.contracts import slot_task_queue
-from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
 from trader.observe.status_live import live_status, status_console
 from trader.observe.status_table import traders_query
-from trader.runtime.exchange import build_exchange
+from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.observability import observability
 from trader.runtime.reconcile import request_reconciles
 from workflows.portfolio import Portfolio
@@ -48,7 +47,7 @@ async def _run(
     settings: Settings, client: Client, stop: asyncio.Event, metrics: TraderMetrics | None
 ) -> None:
     exchange = build_exchange(settings)
-    hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
+    hub = build_hub(settings, exchange)
     store = LedgerStore(settings.ledger_target)
     await store.open_or_warn()
     notifier = build_notifier(settings)
