@@ -51,10 +51,12 @@ class MarketHub:
         poll_interval_s: float = 0.5,
         max_price_age_s: float = 5.0,
         stream_stall_s: float = 2.0,
+        volume_refresh_s: float = VOLUME_REFRESH_S,
     ) -> None:
         self.exchange = exchange
         self.poll_interval_s = poll_interval_s
         self.max_price_age_s = max_price_age_s
+        self.volume_refresh_s = volume_refresh_s
         self.stream: StreamFeed | None = None
         """The stream side; None where the exchange has no stream (paper, dry-run)."""
         if isinstance(exchange, BookStream) and exchange.streams:
@@ -200,11 +202,11 @@ class MarketHub:
 
     def _polled(self) -> list[str]:
         """The symbols this cycle fetches: those the stream does not vouch for, and all of
-        them every VOLUME_REFRESH_S while streaming."""
+        them every ``volume_refresh_s`` while streaming."""
         symbols = sorted(self._subscribers)
         if self.stream is None:
             return symbols
-        if time.monotonic() - self._refreshed >= VOLUME_REFRESH_S:
+        if time.monotonic() - self._refreshed >= self.volume_refresh_s:
             self._refreshed = time.monotonic()
             return symbols
         return [s for s in symbols if self.stream.vouched_since(s) is None]
