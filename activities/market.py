@@ -39,7 +39,6 @@ from trader.observe.metrics import TraderMetrics
 if TYPE_CHECKING:
     from activities.portfolio import SlotBoard
 
-PRICE_WAIT_KEY = "price_wait"
 _SMA_REFRESH_S = 60.0  # one-minute closes: a fresher SMA than this cannot differ
 
 
@@ -221,7 +220,7 @@ def _waiting(details: Callable[[], tuple[Any, ...]]) -> Callable[[c.PriceWait], 
 
     def beat(wait: c.PriceWait) -> None:
         *head, state = details()
-        activity.heartbeat(*head, {PRICE_WAIT_KEY: wait.model_dump(mode="json")}, state)
+        activity.heartbeat(*head, {c.PRICE_WAIT_KEY: wait.model_dump(mode="json")}, state)
 
     return beat
 

@@ -220,6 +220,10 @@ class WatchExitResult(_WatchMsg):
     ticks: int = 0
 
 
+PRICE_WAIT_KEY = "price_wait"
+"""The heartbeat detail a waiting watch adds: ``{PRICE_WAIT_KEY: PriceWait}``."""
+
+
 class PriceWait(_Msg):
     """A watch waiting for a fresh price: in its heartbeat details (``{"price_wait": ...}``,
     before the watch state), so the Web UI's pending activity and ``starter.py status``

@@ -23,6 +23,8 @@ from tests.workflows.harness import Bench, TraderHandle, bench
 from trader.binance_sim import SimServer
 from trader.core.phases import Phase
 from trader.hub import MarketHub
+from trader.observe.status_table import status_rows, traders_query
+from trader.observe.status_waits import price_wait_of, with_price_waits
 
 USDT_ONLY = {"USDT": D("10000")}
 NO_REFRESH = 3600.0  # no REST refresh of 24 h volumes during a test: every REST cycle counts
@@ -144,9 +146,15 @@ async def test_a_stall_longer_than_the_age_limit_makes_no_decision_on_the_stale_
         # The SDK sends a heartbeat at most every 0.8 x its timeout (4 s here): by now the
         # waiting one has reached the server.
         details = await pending_heartbeat(dev_env.client, h)
-        [wait] = [d["price_wait"] for d in details if isinstance(d, dict) and "price_wait" in d]
-        assert wait["max_age_s"] == 1.0 and wait["age_s"] > 1.0 and wait["source"] == "stream"
+        wait = price_wait_of(details)
+        assert wait is not None and wait.max_age_s == 1.0 and wait.source == "stream"
+        assert wait.age_s is not None and wait.age_s > 1.0
         assert isinstance(details[-1], dict) and "trailing" in details[-1]  # state stays last
+        # ... and the status table shows it on the symbol's row.
+        rows = await status_rows(dev_env.client, traders_query(b.task_queue))
+        [row] = await with_price_waits(dev_env.client, [r for r in rows if r.workflow_id == h.id])
+        assert row.waiting is not None and row.waiting.startswith("waiting: price")
+        assert "stream silent" in row.waiting
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         [trade] = await b.ledger.trades()
         assert trade.exit_reason == "take_profit"  # decided on the fresh price
