@@ -112,6 +112,10 @@ class MarketHub:
             if self._subscribers[symbol] <= 0:
                 del self._subscribers[symbol]
 
+    def subscribers(self, symbol: str) -> int:
+        """How many watches iterate the symbol's stream now."""
+        return self._subscribers.get(symbol, 0)
+
     def source(self, symbol: str) -> str:
         """Where the symbol's price comes from now: ``stream`` or ``rest``."""
         vouched = self.stream is not None and self.stream.vouched_since(symbol) is not None
