@@ -101,7 +101,8 @@ class MarketActivities:
         p, ticks = inp.params, 0
         sma: Decimal | None = None
         sma_at: float | None = None  # when ``sma`` was fetched (monotonic); None: not yet
-        async with self.hub.subscription(inp.symbol) as stream:
+        waiting = _waiting(lambda: _entry_details(watch.state()))
+        async with self.hub.subscription(inp.symbol, on_wait=waiting) as stream:
             async for ticker in stream:
                 ticks += 1
                 signal = watch.see(ticker.ts_ms, ticker.last)
@@ -171,7 +172,8 @@ class MarketActivities:
         self, inp: c.WatchExitInput, rules: ExitRulesState, deadline: float
     ) -> c.WatchExitResult:
         p, ticks = inp.params, 0
-        async with self.hub.subscription(inp.symbol) as stream:
+        waiting = _waiting(lambda: _exit_details(rules))
+        async with self.hub.subscription(inp.symbol, on_wait=waiting) as stream:
             async for ticker in stream:
                 ticks += 1
                 price = ticker.last
@@ -201,6 +203,26 @@ class MarketActivities:
                     rules.model_dump(mode="json"),
                 )
         raise RuntimeError("market stream ended")
+
+
+def _entry_details(state: EntryWatchState) -> tuple[Any, ...]:
+    # As the watch loop heartbeats them: the state model last (a retry resumes from it).
+    return str(state.anchor), _pairs(state.window), state.model_dump(mode="json")
+
+
+def _exit_details(rules: ExitRulesState) -> tuple[Any, ...]:
+    return str(rules.trailing.peak), str(rules.trailing.trigger), rules.model_dump(mode="json")
+
+
+def _waiting(details: Callable[[], tuple[Any, ...]]) -> Callable[[c.PriceWait], None]:
+    """What the hub calls while no fresh price comes: the watch heartbeats its state with
+    ``{"price_wait": ...}`` just before the state model, and judges nothing."""
+
+    def beat(wait: c.PriceWait) -> None:
+        *head, state = details()
+        activity.heartbeat(*head, {c.PRICE_WAIT_KEY: wait.model_dump(mode="json")}, state)
+
+    return beat
 
 
 S = TypeVar("S", EntryWatchState, ExitRulesState)

@@ -6,6 +6,10 @@ the price was set below the drop trigger and when the buy request arrived, both 
 clock, so the figure covers hub poll + watch activity + workflow + order activity + ccxt.
 
     python -m bench.exchange_latency [--triggers 60] [--poll 0.5]
+    python -m bench.exchange_latency --modes stream,0.5,0.05 --triggers 100   # side by side
+
+A mode is ``stream`` (the hub on ccxt.pro's book stream from the server's WebSocket, REST
+only as its fallback) or a REST poll interval in seconds.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,17 +35,27 @@ SYMBOL = "BTC/USDT"
 
 
 async def latency(
-    env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float
-) -> dict[str, float]:
+    env: WorkflowEnvironment, tmp: Path, triggers: int, poll: float, *, stream: bool = False
+) -> dict[str, Any]:
     samples: list[float] = []
-    async with sim_and_adapter(tmp, balances={"USDT": D("1000000")}) as (srv, ex):
+    async with sim_and_adapter(tmp, balances={"USDT": D("1000000")}, streams=stream) as (
+        srv,
+        ex,
+    ):
         # The server plays prices set by hand, which the bench sets too.
         assert isinstance(srv.feed, StaticFeed)
         async with bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b:
             h = await b.start(**REPEATED_TRADES)
             await b.wait_phase(h, Phase.IDLE, timeout=60)
+            while stream and b.hub is not None and b.hub.source(SYMBOL) != "stream":
+                await asyncio.sleep(0.05)
             price = D(100)
             for n in range(triggers):
+                # The entry watch takes its anchor from its first price: a trigger set
+                # before it looks would be its anchor (a streamed price arrives at once).
+                while b.hub is not None and not b.hub.subscribers(SYMBOL):
+                    await asyncio.sleep(0.005)
+                await asyncio.sleep(0.2)
                 seen = len(srv.exchange.all_orders())
                 price = (price * D("0.97")).quantize(D("0.01"))  # 3 % below the anchor: fires
                 event = srv.set_price(SYMBOL, price)
@@ -51,17 +67,33 @@ async def latency(
                 price = (price * D("1.02")).quantize(D("0.01"))  # take profit
                 srv.set_price(SYMBOL, price)
                 await b.wait_idle_after(h, n + 1, timeout=30)
-    return {"triggers": len(samples), "poll_interval_s": poll} | latency_summary(samples)
+    mode = "stream" if stream else f"rest {poll} s"
+    return {"mode": mode, "triggers": len(samples), "poll_interval_s": poll} | latency_summary(
+        samples
+    )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--triggers", type=int, default=60)
     parser.add_argument("--poll", type=float, default=0.5)
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help="comma-separated: stream and/or REST poll intervals (default: --poll alone)",
+    )
     args = parser.parse_args()
+    modes = (args.modes or str(args.poll)).split(",")
+    results = []
     async with dev_server() as env:
-        with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-            print(json.dumps(await latency(env, Path(tmp), args.triggers, args.poll), indent=2))
+        for mode in modes:
+            with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+                stream = mode == "stream"
+                poll = args.poll if stream else float(mode)
+                result = await latency(env, Path(tmp), args.triggers, poll, stream=stream)
+                results.append({"load_avg": os.getloadavg()} | result)
+                print(json.dumps(results[-1]), flush=True)
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ LAYERS = {
     "trader.exchange": ADAPTERS,
     "trader.observe": ADAPTERS,
     "trader.hub": ADAPTERS,
+    "trader.hub_stream": ADAPTERS,
     "trader.ledger": ADAPTERS,
     "trader.legacy": ADAPTERS,
     "trader.binance_sim": ADAPTERS,

@@ -169,6 +169,25 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     )
 
     market_poll_interval_s: float = _f(0.5, "Market-data hub poll period, seconds.", "s", gt=0)
+    market_streams: bool = _f(
+        True,
+        "Stream top-of-book prices over the exchange's WebSocket (ccxt.pro) where it has one, "
+        "polling REST only while the stream is down or silent; paper and dry-run always poll.",
+    )
+    max_price_age_seconds: float = _f(
+        5.0,
+        "A price older than this is never used for a decision: the watch waits (and says so "
+        "in its heartbeat and the status table).",
+        "s",
+        gt=0,
+    )
+    stream_stall_seconds: float = _f(
+        2.0,
+        "A stream connection without a frame for this long counts as stalled: its symbols "
+        "are polled over REST until frames flow again.",
+        "s",
+        gt=0,
+    )
 
     # --- Temporal ------------------------------------------------------------------------
     temporal_address: str | None = _f(None, "host:port of Temporal; unset = embedded dev server.")

@@ -220,6 +220,29 @@ class WatchExitResult(_WatchMsg):
     ticks: int = 0
 
 
+PRICE_WAIT_KEY = "price_wait"
+"""The heartbeat detail a waiting watch adds: ``{PRICE_WAIT_KEY: PriceWait}``."""
+
+
+class PriceWait(_Msg):
+    """A watch waiting for a fresh price: in its heartbeat details (``{"price_wait": ...}``,
+    before the watch state), so the Web UI's pending activity and ``starter.py status``
+    say why the symbol judges nothing. No rule ever judges a price older than
+    ``max_age_s``."""
+
+    age_s: float | None
+    """Age of the latest price, seconds; None: no price yet."""
+    max_age_s: float
+    source: str
+    """``stream`` or ``rest``: where the price comes from now."""
+    detail: str
+    """Why: the stream down or silent for how long, the last REST error."""
+
+    def note(self) -> str:
+        age = "no price" if self.age_s is None else f"price {self.age_s:.1f} s old"
+        return f"waiting: {age} (max {self.max_age_s:g} s; {self.detail})"
+
+
 # --- orders ----------------------------------------------------------------------------------
 class PlaceOrderInput(_Msg):
     """An order whose limit price the activity sets from the live book.

@@ -1,10 +1,21 @@
 """The per-worker market-data hub.
 
-One background loop per worker fetches the tickers of every subscribed symbol in one
-batched ``fetch_tickers`` call per cycle (the adapter chunks it by the exchange's limit)
-and fans them out to the watch activities. The number of exchange requests per cycle does
-not grow with the watchlist, and watch activities never call the exchange themselves. A
-rate limit's ``Retry-After`` delays the next cycle; ccxt's throttler paces the rest.
+Where the exchange streams its top of book (``BookStream``: ccxt.pro), the hub streams
+every subscribed symbol first (``trader.hub_stream``: one connection per 200 symbols).
+For every symbol the stream does not vouch for (down, silent for ``stream_stall_s``, or
+not yet streamed) one background loop fetches the tickers in one batched
+``fetch_tickers`` call per cycle (the adapter chunks it by the exchange's limit); without
+a stream (paper, dry-run) that is every subscribed symbol, every cycle. While streaming,
+the loop still fetches every symbol every ``VOLUME_REFRESH_S``: a book stream carries no
+24 h volume. The tickers fan out to the watch activities, which never call the exchange
+themselves. A rate limit's ``Retry-After`` delays the next cycle; ccxt's throttler paces
+the rest.
+
+**A price older than ``max_price_age_s`` is never handed to a watch**: the price's age is
+the time since it was fetched, or, streamed, since the last frame on its connection (a
+live stream that pushed nothing new says the book has not changed: the watch gets that
+price again, re-dated, every ``poll_interval_s``). A watch waiting for a fresh price is
+told so (``PriceWait``) about once a second.
 """
 
 from __future__ import annotations
@@ -15,21 +26,42 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+from trader.contracts import PriceWait
 from trader.core.errors import BadSymbol, RetryableExchangeError, TraderError
 from trader.core.market import Ticker
-from trader.exchange.port import Exchange
+from trader.exchange.port import BookStream, Exchange
+from trader.hub_stream import StreamFeed
 
 log = logging.getLogger(__name__)
+VOLUME_REFRESH_S = 60.0
+"""While streaming, every symbol's ticker is fetched this often (24 h volume, last trade)."""
+_WAIT_NOTE_S = 1.0  # a waiting watch is told why about this often
 
 
 class MarketHub:
-    """Polls the exchange for all subscribed symbols and publishes the latest tickers."""
+    """Streams (where it can) and polls the exchange for all subscribed symbols and
+    publishes the latest tickers."""
 
-    def __init__(self, exchange: Exchange, *, poll_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        poll_interval_s: float = 0.5,
+        max_price_age_s: float = 5.0,
+        stream_stall_s: float = 2.0,
+        volume_refresh_s: float = VOLUME_REFRESH_S,
+    ) -> None:
         self.exchange = exchange
         self.poll_interval_s = poll_interval_s
+        self.max_price_age_s = max_price_age_s
+        self.volume_refresh_s = volume_refresh_s
+        self.stream: StreamFeed | None = None
+        """The stream side; None where the exchange has no stream (paper, dry-run)."""
+        if isinstance(exchange, BookStream) and exchange.streams:
+            self.stream = StreamFeed(exchange, self._publish, stall_s=stream_stall_s)
+        self._refreshed = 0.0  # monotonic: the last fetch of every symbol while streaming
         self._subscribers: Counter[str] = Counter()
         self._latest: dict[str, Ticker] = {}
         self._received: dict[str, float] = {}  # symbol -> monotonic time of the last poll
@@ -43,6 +75,8 @@ class MarketHub:
             self._task = asyncio.create_task(self._run(), name="market-hub")
 
     async def stop(self) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -62,42 +96,128 @@ class MarketHub:
         return tickers[symbol]
 
     @contextlib.asynccontextmanager
-    async def subscription(self, symbol: str) -> AsyncIterator[AsyncIterator[Ticker]]:
-        """Subscribe while the block runs; iterate the yielded stream for each new ticker."""
+    async def subscription(
+        self, symbol: str, *, on_wait: Callable[[PriceWait], None] | None = None
+    ) -> AsyncIterator[AsyncIterator[Ticker]]:
+        """Subscribe while the block runs; iterate the yielded stream for each new ticker.
+        ``on_wait`` hears, about once a second, why no fresh price comes."""
         self._subscribers[symbol] += 1
+        if self.stream is not None:
+            self.stream.want(symbol)
         await self.start()
         try:
-            yield self._stream(symbol)
+            yield self._stream(symbol, on_wait)
         finally:
             self._subscribers[symbol] -= 1
             if self._subscribers[symbol] <= 0:
                 del self._subscribers[symbol]
 
+    def subscribers(self, symbol: str) -> int:
+        """How many watches iterate the symbol's stream now."""
+        return self._subscribers.get(symbol, 0)
+
+    def source(self, symbol: str) -> str:
+        """Where the symbol's price comes from now: ``stream`` or ``rest``."""
+        vouched = self.stream is not None and self.stream.vouched_since(symbol) is not None
+        return "stream" if vouched else "rest"
+
+    def age_s(self, symbol: str) -> float | None:
+        """How old the symbol's latest price is (None: none yet): since it was fetched, or
+        since the last frame on its stream connection while the stream vouches for it."""
+        received = self._received.get(symbol)
+        if received is None:
+            return None
+        vouched = self.stream.vouched_since(symbol) if self.stream is not None else None
+        return time.monotonic() - max(received, vouched or received)
+
     def _fresh(self, symbol: str) -> bool:
         # Nobody polls a symbol nobody watches: what was cached when its last watch ended
         # (before a cooldown, say) may be minutes old, and a rule must never judge that.
-        received = self._received.get(symbol)
-        return received is not None and time.monotonic() - received <= max(
-            2 * self.poll_interval_s, 1.0
-        )
+        # A polled price is fresh for two cycles; a streamed one while its stream vouches.
+        age = self.age_s(symbol)
+        if age is None:
+            return False
+        limit = self.max_price_age_s
+        if self.source(symbol) == "rest":
+            limit = min(limit, max(2 * self.poll_interval_s, 1.0))
+        return age <= limit
 
     def _newer(self, symbol: str, seen: int) -> bool:
         # A fresh ticker of ``symbol`` newer than the one a stream last yielded is cached.
         t = self._latest.get(symbol)
         return t is not None and t.ts_ms > seen and self._fresh(symbol)
 
-    async def _stream(self, symbol: str) -> AsyncIterator[Ticker]:
-        last_ts = -1
+    def price_wait(self, symbol: str) -> PriceWait:
+        """Why the symbol has no fresh price now."""
+        detail = []
+        if self.stream is not None:
+            silent = self.stream.silent_for(symbol)
+            detail.append("stream down" if silent is None else f"stream silent for {silent:.1f} s")
+            if self.stream.last_error:
+                detail.append(f"stream: {self.stream.last_error}")
+        if self.last_error:
+            detail.append(f"REST: {self.last_error}")
+        age = self.age_s(symbol)
+        return PriceWait(
+            age_s=None if age is None else round(age, 3),
+            max_age_s=self.max_price_age_s,
+            source=self.source(symbol),
+            detail="; ".join(detail) or "no price yet",
+        )
+
+    async def _stream(
+        self, symbol: str, on_wait: Callable[[PriceWait], None] | None
+    ) -> AsyncIterator[Ticker]:
+        last_ts, noted = -1, 0.0
         while True:
-            async with self._changed:
-                await self._changed.wait_for(functools.partial(self._newer, symbol, last_ts))
-                ticker = self._latest[symbol]
+            ticker = await self._next(symbol, last_ts)
+            if ticker is None:
+                age = self.age_s(symbol)
+                stale = age is None or age > self.max_price_age_s
+                if on_wait is not None and stale and time.monotonic() - noted >= _WAIT_NOTE_S:
+                    noted = time.monotonic()
+                    on_wait(self.price_wait(symbol))
+                continue
             last_ts = ticker.ts_ms
             yield ticker
 
+    async def _next(self, symbol: str, seen: int) -> Ticker | None:
+        """The next fresh ticker within a poll interval, else the latest again if the
+        stream vouches that it still holds (re-dated to now), else None."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(functools.partial(self._newer, symbol, seen)),
+                    self.poll_interval_s,
+                )
+            except TimeoutError:
+                t = self._latest.get(symbol)
+                if t is None or self.source(symbol) != "stream" or not self._fresh(symbol):
+                    return None
+                return t.model_copy(update={"ts_ms": max(int(time.time() * 1000), seen + 1)})
+            return self._latest[symbol]
+
+    async def _publish(self, tickers: dict[str, Ticker]) -> None:
+        async with self._changed:
+            self._latest.update(tickers)
+            now = time.monotonic()
+            self._received.update(dict.fromkeys(tickers, now))
+            self._changed.notify_all()
+
+    def _polled(self) -> list[str]:
+        """The symbols this cycle fetches: those the stream does not vouch for, and all of
+        them every ``volume_refresh_s`` while streaming."""
+        symbols = sorted(self._subscribers)
+        if self.stream is None:
+            return symbols
+        if time.monotonic() - self._refreshed >= self.volume_refresh_s:
+            self._refreshed = time.monotonic()
+            return symbols
+        return [s for s in symbols if self.stream.vouched_since(s) is None]
+
     async def _run(self) -> None:
         while True:
-            symbols = sorted(self._subscribers)
+            symbols = self._polled()
             delay = self.poll_interval_s
             if symbols:
                 try:
@@ -115,9 +235,5 @@ class MarketHub:
                 else:
                     self.last_error = None
                     self.cycles += 1
-                    async with self._changed:
-                        self._latest.update(tickers)
-                        now = time.monotonic()
-                        self._received.update(dict.fromkeys(tickers, now))
-                        self._changed.notify_all()
+                    await self._publish(tickers)
             await asyncio.sleep(delay)

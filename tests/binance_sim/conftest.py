@@ -7,6 +7,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import ccxt.async_support as ccxt
+import ccxt.pro as ccxt_pro
 import pytest
 
 from tests.markets import ADA_BTC
@@ -31,11 +32,7 @@ def ccxt_client(url: str, *, key: str = "sim-key", secret: str = "sim-secret") -
             "apiKey": key,
             "secret": secret,
             "enableRateLimit": False,
-            "options": {
-                "fetchMarkets": {"types": ["spot"]},
-                "fetchCurrencies": False,
-                "fetchMargins": False,
-            },
+            "options": dict(_OPTIONS),
         }
     )
     # Every base URL ccxt knows is replaced: a call that strays from /api/v3 gets a 404
@@ -46,6 +43,19 @@ def ccxt_client(url: str, *, key: str = "sim-key", secret: str = "sim-secret") -
     return ex
 
 
+def ccxt_pro_client(url: str) -> ccxt_pro.binance:
+    """The real ccxt.pro Binance client: REST as ``ccxt_client``, streams from ``url``'s
+    ``/ws`` (ccxt connects to ``<ws>/<n>`` and subscribes by message)."""
+    ex = ccxt_pro.binance({"enableRateLimit": False, "options": dict(_OPTIONS)})
+    ex.urls["api"] = {
+        name: f"{url}/{_API_PATHS.get(name, 'unsupported/' + name)}"
+        for name in ex.urls["api"]
+        if name != "ws"
+    } | {"ws": {"spot": url.replace("http://", "ws://") + "/ws"}}
+    return ex
+
+
+_OPTIONS = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}
 _API_PATHS = {
     "public": "api/v3",
     "private": "api/v3",

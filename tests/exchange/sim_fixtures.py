@@ -55,6 +55,7 @@ class AdapterOptions(TypedDict, total=False):
     tickers_chunk_size: int
     timeout_s: float
     rate_limit_ms: float | None
+    streams: bool
 
 
 @contextlib.asynccontextmanager

@@ -88,6 +88,7 @@ class Bench:
     watch_queue: str
     portfolio_id: str
     handles: list[TraderHandle] = field(default_factory=list)
+    hub: MarketHub | None = None
 
     def params(self, **overrides: Any) -> TraderParams:
         return TEST_PARAMS.model_copy(update=overrides)
@@ -225,6 +226,7 @@ async def bench(
     stand_ins: StandIns | None = None,
     notify_with: Notifier | None = None,
     ledger_target: str | Path | None = None,
+    hub_options: dict[str, float] | None = None,
 ) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets.
@@ -232,7 +234,8 @@ async def bench(
     ``stand_ins``: given the real main-queue activities by name, the activities (each
     ``@activity.defn(name=...)`` with a real one's name) that replace them on the worker.
     ``notify_with``: the notify activity's notifier (e.g. Telegram on the local fake) instead
-    of the bench's ``LogNotifier``."""
+    of the bench's ``LogNotifier``. ``hub_options``: more ``MarketHub`` settings
+    (``max_price_age_s``, ``stream_stall_s``)."""
     feed = feed or StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
@@ -243,7 +246,7 @@ async def bench(
             quote_balances={"USDT": D("10000")},
             faults=faults,
         )
-    hub = MarketHub(exchange, poll_interval_s=poll_interval_s)
+    hub = MarketHub(exchange, poll_interval_s=poll_interval_s, **(hub_options or {}))
     ledger = LedgerStore(ledger_target or tmp_path / "ledger.sqlite")
     notifier = LogNotifier()
     run = uuid.uuid4().hex[:8]
@@ -251,7 +254,7 @@ async def bench(
     ex = ExchangeActivities(exchange, hub, metrics=metrics, consistency_window_s=order_window_s)
     mk = MarketActivities(hub, exchange, metrics=metrics, slots=SlotBoard(client))
     lg = LedgerActivities(ledger, metrics=metrics)
-    b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}")
+    b = Bench(client, feed, exchange, ledger, notifier, tq, wq, f"portfolio:{run}", hub=hub)
     real = {
         _activity_name(fn): fn
         for fn in (

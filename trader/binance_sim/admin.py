@@ -1,11 +1,12 @@
-"""The admin API under ``/_sim/`` (JSON): faults, counters, orders, prices, balances, and
-how soon queries see a fresh order (lags, duplicate client ids).
+"""The admin API under ``/_sim/`` (JSON): faults, counters, orders, prices, balances, how
+soon queries see a fresh order (lags, duplicate client ids), and the WebSocket streams.
 
 Decimals travel as strings. ``SimControl`` (``control.py``) is the client of these routes.
 """
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -131,8 +132,55 @@ def routes(srv: SimServer) -> list[web.RouteDef]:
             srv.exchange.reuse_final_client_ids = duplicates == "while_open"
         return web.json_response(consistency_now())
 
+    def stream_symbol(body: dict[str, Any]) -> str | None:
+        raw = body.get("symbol")
+        return None if raw is None else srv.engine.symbol(str(raw))
+
+    async def streams(_: web.Request) -> web.Response:
+        st = srv.streams
+        now = time.monotonic()
+        return web.json_response(
+            {
+                "connections": [c.info() for c in st.conns.values()],
+                "connects": st.connects,
+                "frames_sent": st.frames_sent,
+                "stalled": [k for k, until in st.faults.stall_until.items() if until > now],
+                "delay_ms": {str(k): v * 1000 for k, v in st.faults.delay_s.items()},
+                "refusing": st.faults.refuse_until > now,
+            }
+        )
+
+    async def stream_fault(request: web.Request) -> web.Response:
+        body = await request.json()
+        action = request.match_info["action"]
+        try:
+            if not isinstance(body, dict):
+                raise ValueError("a JSON object")
+            symbol = stream_symbol(body)
+            if action == "disconnect":
+                refuse = float(body.get("refuse_seconds", 0))
+                return web.json_response(
+                    {"dropped": srv.streams.disconnect(symbol, refuse_s=refuse)}
+                )
+            if action == "stall":
+                srv.streams.stall(float(body["seconds"]), symbol)
+            elif action == "delay":
+                srv.streams.delay(float(body["ms"]), symbol)
+            else:
+                return _bad(f"unknown stream fault {action!r}")
+        except (KeyError, TypeError, ValueError, BinanceError) as exc:
+            return _bad(f"streams/{action}: {exc!r}")
+        return await streams(request)
+
+    async def stream_faults_clear(_: web.Request) -> web.Response:
+        srv.streams.faults.clear()
+        return web.json_response({})
+
     s = "/_sim/"
     return [
+        web.get(s + "streams", streams),
+        web.post(s + "streams/{action}", stream_fault),
+        web.delete(s + "streams/faults", stream_faults_clear),
         web.get(s + "stats", stats),
         web.post(s + "stats/reset", stats_reset),
         web.get(s + "faults", faults_get),

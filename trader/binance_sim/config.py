@@ -54,3 +54,8 @@ class SimConfig:
     """Seed of the draws of probabilistic fault rules (reproducible campaigns)."""
     faults: tuple[FaultRule, ...] = ()
     """Fault rules armed when the server starts."""
+    stream_cadence_s: float = 0.1
+    """How often the WebSocket streams look for a book that moved with time (generated and
+    replayed feeds); a price set on a StaticFeed is pushed at once."""
+    stream_idle_push_s: float = 1.0
+    """A stream whose book did not change gets its state again this often."""

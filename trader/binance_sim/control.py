@@ -89,3 +89,25 @@ class SimControl:
         """``{"server_ms": ..., "replay_ms": ...}`` (replay_ms: the data instant shown now,
         for a ReplayFeed; else None)."""
         return dict(await self._call("GET", "clock"))
+
+    async def streams(self) -> dict[str, Any]:
+        """``{"connections": [{id, path, combined, streams, frames}], "connects",
+        "frames_sent", "stalled", "delay_ms", "refusing"}``."""
+        return dict(await self._call("GET", "streams"))
+
+    async def drop_streams(self, symbol: str | None = None, *, refuse_seconds: float = 0) -> int:
+        """Drop the stream connections (carrying ``symbol``); refuse new ones for a while.
+        Returns how many were dropped."""
+        body = {"symbol": symbol, "refuse_seconds": refuse_seconds}
+        return int((await self._call("POST", "streams/disconnect", body))["dropped"])
+
+    async def stall_streams(self, seconds: float, symbol: str | None = None) -> None:
+        """Connections stay open, but no frame (of ``symbol``) goes out for ``seconds``."""
+        await self._call("POST", "streams/stall", {"seconds": seconds, "symbol": symbol})
+
+    async def delay_streams(self, ms: float, symbol: str | None = None) -> None:
+        """Hold every frame (of ``symbol``) ``ms`` before sending it (0: no delay)."""
+        await self._call("POST", "streams/delay", {"ms": ms, "symbol": symbol})
+
+    async def clear_stream_faults(self) -> None:
+        await self._call("DELETE", "streams/faults")

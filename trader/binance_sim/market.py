@@ -12,6 +12,7 @@ from aiohttp import web
 from trader.binance_sim import errors as e
 from trader.binance_sim import shapes
 from trader.binance_sim.engine import SimEngine, int_param
+from trader.binance_sim.stream_shapes import Snapshot
 from trader.core.market import Candle, OrderSide
 
 _INTERVALS = {
@@ -92,21 +93,33 @@ class MarketApi:
         markets = [self.engine.feed.market(s) for s in symbols]
         return json_response(shapes.exchange_info(markets, self.clock()))
 
+    def snapshot(self, symbol: str) -> Snapshot:
+        """The symbol's touch and 24 h figures now (REST tickers and the streams)."""
+        now, feed = self.clock(), self.engine.feed
+        bid, ask = self._touch(symbol)
+        return Snapshot(
+            symbol=symbol,
+            bid=bid,
+            ask=ask,
+            last=feed.mid(symbol, now),
+            open_=feed.mid(symbol, now - _DAY_MS),
+            quote_volume=feed.quote_volume(symbol, now),
+            now_ms=now,
+        )
+
     async def ticker_24hr(self, request: web.Request) -> web.Response:
         symbols, single = self._symbols(request)
-        now, feed = self.clock(), self.engine.feed
         out = []
-        for s in symbols:
-            bid, ask = self._touch(s)
+        for s in map(self.snapshot, symbols):
             out.append(
                 shapes.ticker_24hr(
-                    s,
-                    bid=bid,
-                    ask=ask,
-                    last=feed.mid(s, now),
-                    open_=feed.mid(s, now - _DAY_MS),
-                    quote_volume=feed.quote_volume(s, now),
-                    now=now,
+                    s.symbol,
+                    bid=s.bid,
+                    ask=s.ask,
+                    last=s.last,
+                    open_=s.open_,
+                    quote_volume=s.quote_volume,
+                    now=s.now_ms,
                 )
             )
         return json_response(out[0] if single else out)

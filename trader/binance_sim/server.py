@@ -33,6 +33,7 @@ from trader.binance_sim.engine import SimEngine
 from trader.binance_sim.errors import BinanceError
 from trader.binance_sim.faults import FaultBook
 from trader.binance_sim.market import MarketApi
+from trader.binance_sim.streams import StreamServer
 from trader.binance_sim.trading import ARRIVED_US, TradingApi
 from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange
@@ -78,6 +79,13 @@ class SimServer:
         self.engine = SimEngine(config.feed, self.exchange, now_ms, consistency)
         self.market_api = MarketApi(self.engine, now_ms)
         self.api = TradingApi(self.engine, config, now_ms)
+        self.streams = StreamServer(
+            self.market_api.snapshot,
+            lambda: config.feed.symbols,
+            cadence_s=config.stream_cadence_s,
+            idle_push_s=config.stream_idle_push_s,
+        )
+        """The WebSocket market streams (``/ws``, ``/stream``) and their faults."""
         self._runner: web.AppRunner | None = None
         self._rematcher: asyncio.Task[None] | None = None
         self.port = 0
@@ -96,6 +104,7 @@ class SimServer:
         ts_us = time.time_ns() // 1000
         event = {"symbol": symbol, "price": str(price), "ts_ms": ts_us // 1000, "ts_us": ts_us}
         self.price_events.append(event)
+        self.streams.price_changed(symbol)
         return event
 
     async def start(self) -> str:
@@ -103,15 +112,18 @@ class SimServer:
         app.add_routes(self.market_api.routes())
         app.add_routes(self.api.routes())
         app.add_routes(admin.routes(self))
+        app.add_routes(self.streams.routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])  # the port the OS chose for port 0
         self._rematcher = asyncio.create_task(self._rematch_loop())
+        self.streams.start()
         return self.url
 
     async def stop(self) -> None:
+        await self.streams.stop()
         if self._rematcher:
             self._rematcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

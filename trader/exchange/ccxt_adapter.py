@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -43,7 +44,13 @@ from trader.exchange import ccxt_convert as cv
 from trader.exchange.ccxt_errors import translate
 from trader.exchange.ccxt_fees import OrderFees
 from trader.exchange.ccxt_recent import recent_orders
-from trader.exchange.ccxt_setup import client_id_rule, configure, default_rate_limit_ms
+from trader.exchange.ccxt_setup import (
+    client_id_rule,
+    configure,
+    default_rate_limit_ms,
+    has_book_stream,
+)
+from trader.exchange.ccxt_stream import BookStreams
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +75,7 @@ class CcxtExchange:
         tickers_chunk_size: int = 100,
         timeout_s: float = 10.0,
         rate_limit_ms: float | None = None,
+        streams: bool = False,
     ) -> None:
         """Build the ccxt clients (no request is made until first use).
 
@@ -88,6 +96,8 @@ class CcxtExchange:
             timeout_s: HTTP timeout of one request.
             rate_limit_ms: the exchange's pacing in ms per unit of request weight (None:
                 ccxt's model of the exchange); split between the two clients.
+            streams: offer the exchange's top-of-book WebSocket stream (``watch_books``)
+                where ccxt.pro has one; a third client, without credentials.
 
         Raises:
             ConfigError: unknown exchange id, or no sandbox for this exchange.
@@ -102,24 +112,17 @@ class CcxtExchange:
         self.tickers_chunk_size = max(1, tickers_chunk_size)
         self._secrets = [s.get_secret_value() for s in (api_key, api_secret) if s]
         base_ms = rate_limit_ms if rate_limit_ms is not None else default_rate_limit_ms(exchange_id)
-        self._ex: Any = configure(
-            exchange_id,
+        client = functools.partial(
+            configure, exchange_id, sandbox=sandbox, api_url=api_url, timeout_s=timeout_s
+        )
+        self._ex: Any = client(
             api_key=api_key,
             api_secret=api_secret,
-            sandbox=sandbox,
-            api_url=api_url,
-            timeout_s=timeout_s,
             rate_limit_ms=base_ms / (1 - MARKET_DATA_SHARE),
         )
         # Public data needs no credentials: the market-data client never holds them.
-        self._md: Any = configure(
-            exchange_id,
-            api_key=None,
-            api_secret=None,
-            sandbox=sandbox,
-            api_url=api_url,
-            timeout_s=timeout_s,
-            rate_limit_ms=base_ms / MARKET_DATA_SHARE,
+        self._md: Any = client(
+            api_key=None, api_secret=None, rate_limit_ms=base_ms / MARKET_DATA_SHARE
         )
         self._ids = client_id_rule(exchange_id)
         self._ours: dict[str, str] = {}  # client id as sent -> ours (lists name the former)
@@ -127,6 +130,13 @@ class CcxtExchange:
         self._markets_lock = asyncio.Lock()
         self._last: dict[str, Ticker] = {}
         self._delisted: set[str] = set()  # refused by the exchange since load_markets
+        self.streams = streams and has_book_stream(exchange_id)
+        self._books = BookStreams(  # streams are public too: no credentials
+            functools.partial(client, api_key=None, api_secret=None, pro=True),
+            markets=lambda: (self._ex.markets, self._ex.currencies),
+            call=self._call,
+            last=self._last,
+        )
         self._fees = OrderFees(
             self._ex, call=self._call, markets=self.load_markets, tickers=self.fetch_tickers
         )
@@ -206,6 +216,21 @@ class CcxtExchange:
                     self.name,
                     symbol,
                 )
+
+    # --- streams (ccxt.pro) --------------------------------------------------------------
+    async def watch_books(self, symbols: list[str], *, connection: int = 0) -> dict[str, Ticker]:
+        """The next top-of-book updates of ``symbols`` (see ``BookStreams.watch``).
+
+        Raises:
+            RetryableExchangeError: the connection failed or dropped (the next call
+                reconnects and subscribes again).
+        """
+        await self.load_markets()
+        return await self._books.watch(symbols, connection=connection)
+
+    async def unwatch_books(self, symbols: list[str]) -> None:
+        """End the subscription of exactly this list (as ``watch_books`` was given it)."""
+        await self._books.unwatch(symbols)
 
     def last_ticker(self, symbol: str) -> Ticker | None:
         """The latest ticker this process saw for the symbol (no request)."""
@@ -350,3 +375,4 @@ class CcxtExchange:
     async def close(self) -> None:
         await self._ex.close()
         await self._md.close()
+        await self._books.close()

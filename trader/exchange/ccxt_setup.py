@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
@@ -75,9 +76,11 @@ def configure(
     api_url: str | None,
     timeout_s: float,
     rate_limit_ms: float | None = None,
+    pro: bool = False,
 ) -> Any:
     """A ccxt async client for spot trading, throttled by ccxt's own rate limiter
-    (``rate_limit_ms`` per unit of weight; None: ccxt's default for the exchange)."""
+    (``rate_limit_ms`` per unit of weight; None: ccxt's default for the exchange);
+    ``pro``: the ccxt.pro client of the exchange (its WebSocket streams too)."""
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
     if rate_limit_ms is not None:
         config["rateLimit"] = rate_limit_ms
@@ -85,7 +88,7 @@ def configure(
         config["apiKey"] = api_key.get_secret_value()
     if api_secret is not None:
         config["secret"] = api_secret.get_secret_value()
-    ex = getattr(ccxt_async, exchange_id)(config)
+    ex = getattr(ccxt_pro if pro else ccxt_async, exchange_id)(config)
     # Spot only: load_markets must not call the futures, margin or (signed) currency
     # endpoints; one exchangeInfo request is all the trader needs.
     options = ex.options
@@ -108,9 +111,18 @@ def configure(
     if api_url:
         if not urlsplit(api_url).scheme.startswith("http"):
             raise ConfigError(f"EXCHANGE_API_URL must be an http(s) URL, got {api_url!r}")
+        ws_urls = ex.urls["api"].get("ws")
         ex.urls["api"] = rebase(ex.urls["api"], api_url)
+        if ws_urls is not None:  # the streams on the same host: ws:// for http://
+            ex.urls["api"]["ws"] = rebase(ws_urls, "ws" + api_url.removeprefix("http"))
     # ccxt logs every request's headers (with the API key) at DEBUG: never let that through.
     # (Its own level, not inherited: a DEBUG root logger must not switch it on.)
     ccxt_log = logging.getLogger("ccxt")
     ccxt_log.setLevel(max(ccxt_log.level, logging.INFO))
     return ex
+
+
+def has_book_stream(exchange_id: str) -> bool:
+    """ccxt.pro streams this exchange's top of book (``watch_bids_asks``)."""
+    cls = getattr(ccxt_pro, exchange_id, None)
+    return cls is not None and bool(cls().has.get("watchBidsAsks"))

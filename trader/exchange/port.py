@@ -8,7 +8,7 @@ Implementations raise only ``trader.core.errors`` exceptions.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from trader.core.market import Balance, Candle, MarketInfo, Order, OrderRequest, Ticker
 
@@ -89,3 +89,27 @@ class Exchange(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BookStream(Protocol):
+    """An exchange that pushes top-of-book updates over a stream (``CcxtExchange`` with
+    ccxt.pro); the market hub streams from it first and polls ``fetch_tickers`` only when
+    the stream is down or silent."""
+
+    streams: bool
+    """False: the stream is switched off (``MARKET_STREAMS``) or the exchange has none."""
+
+    async def watch_books(self, symbols: list[str], *, connection: int = 0) -> dict[str, Ticker]:
+        """Wait for the next update of any of ``symbols`` (one subscription of the list on
+        stream connection ``connection``); every symbol whose book changed since the
+        last call.
+
+        Raises:
+            RetryableExchangeError: the connection failed or dropped.
+        """
+        ...
+
+    async def unwatch_books(self, symbols: list[str]) -> None:
+        """End the subscription of this list."""
+        ...

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from trader.observe.status_table import build_table, status_rows
+from trader.observe.status_waits import with_price_waits
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,10 @@ async def render_frame(client: Client, query: str, *, show_idle: bool) -> Render
     """One frame; a visibility outage is shown in the frame, not raised (the live table
     must outlive a restarting server)."""
     try:
-        return build_table(await status_rows(client, query), show_idle=show_idle)
+        return build_table(
+            await with_price_waits(client, await status_rows(client, query), show_idle=show_idle),
+            show_idle=show_idle,
+        )
     except RPCError as err:
         return Text(f"visibility unavailable: {err}", style="bold red")
 
@@ -71,4 +75,9 @@ async def live_status(
 
 async def print_once(client: Client, query: str, *, console: Console, show_idle: bool) -> None:
     """One frame for scripts: a visibility error propagates (a non-zero exit)."""
-    console.print(build_table(await status_rows(client, query), show_idle=show_idle))
+    console.print(
+        build_table(
+            await with_price_waits(client, await status_rows(client, query), show_idle=show_idle),
+            show_idle=show_idle,
+        )
+    )

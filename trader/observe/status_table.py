@@ -59,6 +59,9 @@ class StatusRow:
     workflow_id: str
     memo: StatusMemo | None
     """None for a workflow that has not published one yet (or predates the memo)."""
+    waiting: str | None = None
+    """Why its watch judges nothing now (a price too old), if it waits
+    (``status_waits.with_price_waits``)."""
 
     @property
     def rank(self) -> int:
@@ -119,7 +122,7 @@ def build_table(
             _price(m.entry),
             _pnl(m.pnl_pct),
             _price(m.trailing),
-            m.note,
+            Text(r.waiting, style="bold yellow") if r.waiting else m.note,
         )
     return table
 

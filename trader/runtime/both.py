@@ -26,12 +26,11 @@ from trader.core import ids
 from trader.core.errors import ConfigError
 from trader.core.phases import Phase
 from trader.core.state import CoinState
-from trader.hub import MarketHub
 from trader.legacy.engine import holdings
 from trader.legacy.store import StateStore, state_path
 from trader.observe.status_table import build_table, status_rows, traders_query
 from trader.runtime import commands, hybrid, legacy
-from trader.runtime.exchange import build_exchange
+from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.launch import resumable_state
 from trader.runtime.stuck import StuckSymbol, stuck_symbols
 from trader.runtime.worker import run_worker
@@ -55,7 +54,7 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
         raise
     fsm_ex = hybrid.side_exchange(settings, hybrid.FSM, real)
     legacy_ex = hybrid.side_exchange(settings, hybrid.LEGACY, real)
-    hub = MarketHub(real, poll_interval_s=settings.market_poll_interval_s)
+    hub = build_hub(settings, real)
     path = settings.phase_log_path()
     shadow = hybrid.is_shadow(settings, hybrid.LEGACY)
     print(

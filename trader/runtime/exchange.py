@@ -13,6 +13,7 @@ from trader.exchange.dry_run import DryRunExchange, LiveTickerFeed
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig
 from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.exchange.port import Exchange
+from trader.hub import MarketHub
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def build_exchange(settings: Settings) -> Exchange:
         tickers_chunk_size=settings.tickers_chunk_size,
         timeout_s=settings.exchange_timeout_seconds,
         rate_limit_ms=settings.exchange_rate_limit_ms,
+        streams=settings.market_streams and trading,  # dry-run polls, as it always did
     )
     if trading:
         log.info("%s: LIVE trading (orders go to the exchange)", live.name)
@@ -102,4 +104,14 @@ def build_paper(settings: Settings) -> PaperExchange:
         fee_rate=paper.fee_rate,
         faults=faults,
         name="paper",
+    )
+
+
+def build_hub(settings: Settings, exchange: Exchange) -> MarketHub:
+    """The market-data hub of a worker (or the legacy engine) over its exchange."""
+    return MarketHub(
+        exchange,
+        poll_interval_s=settings.market_poll_interval_s,
+        max_price_age_s=settings.max_price_age_seconds,
+        stream_stall_s=settings.stream_stall_seconds,
     )

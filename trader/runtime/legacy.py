@@ -32,7 +32,7 @@ from trader.observe.metrics import TraderMetrics
 from trader.observe.phase_log import PhaseLog
 from trader.observe.status_table import StatusRow, build_table, sort_rows
 from trader.runtime import hybrid
-from trader.runtime.exchange import build_exchange
+from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.launch import validate_watchlist
 from trader.runtime.stuck import STUCK_PHASES, StuckSymbol
 
@@ -140,7 +140,7 @@ async def run_legacy(settings: Settings, stop: asyncio.Event) -> None:
         with engine_listeners(settings, settings.phase_log_path(), identity) as metrics:
             if metrics is not None:
                 metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
-            hub = MarketHub(exchange, poll_interval_s=settings.market_poll_interval_s)
+            hub = build_hub(settings, exchange)
             await run_engine(
                 settings, stop, store=store, exchange=exchange, hub=hub, metrics=metrics
             )

@@ -25,7 +25,7 @@ from trader.observe.metrics import TraderMetrics
 from trader.observe.status_live import live_status, status_console
 from trader.observe.status_table import traders_query
 from trader.runtime import hybrid
-from trader.runtime.exchange import build_exchange
+from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.observability import observability
 from trader.runtime.reconcile import request_reconciles
 from workflows.portfolio import Portfolio
@@ -61,7 +61,7 @@ async def run_worker(
             return
         real = build_exchange(settings)
         exchange = hybrid.side_exchange(settings, hybrid.FSM, real)
-        hub = MarketHub(real, poll_interval_s=settings.market_poll_interval_s)
+        hub = build_hub(settings, real)
         try:
             await _run(settings, client, stop, metrics, exchange, hub)
         finally:

@@ -1,0 +1,155 @@
+"""The market hub's stream side: top-of-book subscriptions for every streamed symbol.
+
+Symbols are streamed in chunks of ``chunk_size`` in the order they were first wanted, each
+chunk one subscription on a connection of its own (ccxt's limit of subscriptions per
+Binance connection is 200; Binance allows 1,024 streams). A new symbol changes only the
+last chunk, which is subscribed again on the same connection. A streamed symbol stays
+streamed (a watch returning at its checkpoint must not cost a resubscription). A chunk
+vouches for a symbol's price while frames arrive on its connection (within ``stall_s``)
+and the symbol had a frame since the chunk was last subscribed; the hub polls REST for
+every symbol no chunk vouches for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from trader.core.market import Ticker
+from trader.exchange.port import BookStream
+
+log = logging.getLogger(__name__)
+CHUNK_SIZE = 200
+"""Symbols per stream connection."""
+_REBUILD_AFTER_S = 0.2  # a burst of new subscriptions (a worker starting) becomes one
+
+
+@dataclass
+class _Chunk:
+    symbols: tuple[str, ...]
+    last_frame: float | None = None  # monotonic; None: down, or nothing since subscribing
+    seen: set[str] = field(default_factory=set)  # had a frame since subscribing
+    task: asyncio.Task[None] | None = None
+
+
+class StreamFeed:
+    """Keeps the wanted symbols subscribed and publishes what the stream pushes."""
+
+    def __init__(
+        self,
+        source: BookStream,
+        publish: Callable[[dict[str, Ticker]], Awaitable[None]],
+        *,
+        stall_s: float,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.source, self.publish = source, publish
+        self.stall_s, self.chunk_size = stall_s, max(1, chunk_size)
+        self._wanted: set[str] = set()
+        self._order: list[str] = []  # in the order first wanted: chunks never reshuffle
+        self._chunks: list[_Chunk] = []
+        self._of: dict[str, _Chunk] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.frames = 0
+        self.errors = 0
+        self.subscribes = 0
+        self.last_error: str | None = None
+
+    def want(self, symbol: str) -> None:
+        if symbol not in self._wanted:
+            self._wanted.add(symbol)
+            self._order.append(symbol)
+            self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="market-hub-stream")
+
+    def vouched_since(self, symbol: str) -> float | None:
+        """Monotonic time up to which the stream vouches for the symbol's latest price (the
+        last frame on its connection); None while it does not (down, silent past
+        ``stall_s``, or no frame of the symbol since subscribing)."""
+        chunk = self._of.get(symbol)
+        if chunk is None or chunk.last_frame is None or symbol not in chunk.seen:
+            return None
+        if time.monotonic() - chunk.last_frame > self.stall_s:
+            return None
+        return chunk.last_frame
+
+    def silent_for(self, symbol: str) -> float | None:
+        """Seconds since the last frame on the symbol's connection (None: none yet)."""
+        chunk = self._of.get(symbol)
+        if chunk is None or chunk.last_frame is None:
+            return None
+        return time.monotonic() - chunk.last_frame
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *(c.task for c in self._chunks)) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(_REBUILD_AFTER_S)
+            self._wake.clear()
+            await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        n = self.chunk_size
+        wanted = [tuple(self._order[i : i + n]) for i in range(0, len(self._order), n)]
+        for i, symbols in enumerate(wanted):
+            old = self._chunks[i] if i < len(self._chunks) else None
+            if old is not None and old.symbols == symbols:
+                continue
+            if old is not None:
+                await self._end(old)
+            chunk = _Chunk(symbols)
+            chunk.task = asyncio.create_task(self._watch(i, chunk), name=f"market-stream-{i}")
+            if old is None:
+                self._chunks.append(chunk)
+            else:
+                self._chunks[i] = chunk
+            self._of.update(dict.fromkeys(symbols, chunk))
+            self.subscribes += 1
+
+    async def _end(self, chunk: _Chunk) -> None:
+        if chunk.task is not None:
+            chunk.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chunk.task
+        # A dropped connection has nothing left to end; never wait long for it.
+        try:
+            await asyncio.wait_for(self.source.unwatch_books(list(chunk.symbols)), 5.0)
+        except Exception as exc:  # the new subscription replaces it either way
+            log.info("market stream: ending the old subscription failed: %s", exc)
+
+    async def _watch(self, connection: int, chunk: _Chunk) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                tickers = await self.source.watch_books(list(chunk.symbols), connection=connection)
+            except Exception as exc:  # down: REST takes over at once, the stream is retried
+                chunk.last_frame = None
+                chunk.seen.clear()
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "market stream %d down (%s); retrying in %.1f s", connection, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.2
+            chunk.last_frame = time.monotonic()
+            chunk.seen.update(tickers)
+            self.frames += 1
+            if tickers:
+                await self.publish(tickers)
