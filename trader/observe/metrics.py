@@ -200,6 +200,12 @@ class TraderMetrics:
             ["phase", *w],
             registry=r,
         )
+        self.divergences = Counter(
+            "trader_divergences_total",
+            "Divergences the hybrid validator reported (each once per episode), by kind",
+            ["kind", *w],
+            registry=r,
+        )
         self._phases: dict[str, str] = {}
         self._server: WSGIServer | None = None
 
@@ -245,6 +251,9 @@ class TraderMetrics:
         self.inventory_cost.labels(symbol, kind, self.worker).inc(float(cost))
         if kind == "inventory_write_off":  # a realized loss outside any trade
             self.loss.labels(symbol, self.worker).inc(float(cost))
+
+    def divergence(self, kind: str) -> None:
+        self.divergences.labels(kind, self.worker).inc()
 
     def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)

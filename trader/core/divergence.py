@@ -1,0 +1,370 @@
+"""The hybrid validator's comparison: pure, from plain views of both engines and the exchange.
+
+``compare`` takes what the ``hybrid_validate`` activity gathered (each engine's symbols as
+``SideView``, its ledger trades as ``TradeView``, the exchange's balances and open orders)
+and returns every ``Divergence`` it sees now; ``track`` decides which of them to report:
+a divergence is reported once it has been seen on ``confirm_checks`` consecutive checks
+(two engines a moment apart are not a divergence), then not again while it stays the same;
+one that clears and comes back is reported again. How to read each kind and the tolerances:
+docs/migration.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict
+
+from trader.core.market import OrderSide
+from trader.core.phases import Phase
+from trader.core.state import CoinState
+
+ZERO = Decimal(0)
+
+
+class PhaseClass(str, Enum):
+    """What a phase means for the account: the engines agree on this, not on the phase (one
+    may be in PLACE_BUY while the other already waits in WAIT_FILL)."""
+
+    FLAT = "flat"
+    BUYING = "buying"
+    HOLDING = "holding"
+    SELLING = "selling"
+
+
+_CLASS = {
+    Phase.WARMUP: PhaseClass.FLAT,
+    Phase.IDLE: PhaseClass.FLAT,
+    Phase.ENTRY_EVAL: PhaseClass.FLAT,  # deciding: nothing sent yet
+    Phase.COOLDOWN: PhaseClass.FLAT,
+    Phase.PLACE_BUY: PhaseClass.BUYING,
+    Phase.WAIT_FILL: PhaseClass.BUYING,
+    Phase.POSITION: PhaseClass.HOLDING,
+    Phase.EXIT_EVAL: PhaseClass.HOLDING,
+    Phase.PLACE_SELL: PhaseClass.SELLING,
+    Phase.WAIT_SELL_FILL: PhaseClass.SELLING,
+    Phase.POST_TRADE: PhaseClass.SELLING,  # sold, books closing
+}
+ORDER_PHASES = frozenset({Phase.PLACE_BUY, Phase.WAIT_FILL, Phase.PLACE_SELL, Phase.WAIT_SELL_FILL})
+
+
+class DivergenceKind(str, Enum):
+    """Every kind the validator reports (the metric's ``kind`` label)."""
+
+    # FSM against legacy (FSM_MODE=both)
+    SYMBOL_MISSING = "symbol_missing"
+    PHASE_CLASS = "phase_class"
+    POSITION = "position"
+    OPEN_ORDER = "open_order"
+    TRADES = "trades"
+    REALIZED_PNL = "realized_pnl"
+    # the primary engine against the exchange (FSM_MODE=fsm and both)
+    UNKNOWN_ORDER = "unknown_order"
+    BALANCE_SHORT = "balance_short"
+    BALANCE_SURPLUS = "balance_surplus"
+    POSITION_WITHOUT_BALANCE = "position_without_balance"
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Tolerances(_View):
+    """How far two values may differ and still agree (docs/migration.md, "Tolerances")."""
+
+    amount_rel: Decimal = Decimal("0.001")
+    """Amounts agree within 0.1 % of the larger one, or one amount step of the market."""
+    price_rel: Decimal = Decimal("0.002")
+    """Trade entry prices agree within 0.2 % (the shadow fills at the touch it saw)."""
+    pnl_abs: Decimal = Decimal("0.01")
+    """Realized PnL (quote) agrees within this, or ``pnl_rel`` of the larger value."""
+    pnl_rel: Decimal = Decimal("0.01")
+    confirm_checks: int = 2
+    """Consecutive checks a divergence must be seen on before it is reported."""
+
+
+class SideView(_View):
+    """One symbol as one engine holds it (from its ``CoinState``)."""
+
+    symbol: str
+    base: str
+    phase: Phase
+    position: Decimal = ZERO
+    """Base still held by the open trade (0 when flat)."""
+    inventory: Decimal = ZERO
+    order_side: OrderSide | None = None
+    """The side of the order in flight (an order phase, or ERROR with an order)."""
+    order_amount: Decimal = ZERO
+    client_order_id: str | None = None
+    amount_step: Decimal = ZERO
+
+    @classmethod
+    def of(cls, s: CoinState) -> SideView:
+        order = s.trade.order
+        in_flight = order.client_order_id is not None and (
+            s.phase in ORDER_PHASES or s.phase is Phase.ERROR
+        )
+        return cls(
+            symbol=s.symbol,
+            base=s.market.base if s.market else s.symbol.partition("/")[0],
+            phase=s.phase,
+            position=s.remaining if s.holds_position else ZERO,
+            inventory=s.inventory.amount,
+            order_side=order.side if in_flight else None,
+            order_amount=order.amount if in_flight else ZERO,
+            client_order_id=order.client_order_id if in_flight else None,
+            amount_step=s.market.amount_step if s.market else ZERO,
+        )
+
+    @property
+    def phase_class(self) -> PhaseClass:
+        if self.phase is Phase.ERROR:  # ERROR never forgets a position
+            return PhaseClass.HOLDING if self.position > 0 else PhaseClass.FLAT
+        return _CLASS[self.phase]
+
+
+class TradeView(_View):
+    """One closed trade in the ledger."""
+
+    symbol: str
+    exit_reason: str
+    amount: Decimal
+    entry_price: Decimal
+    net_pnl: Decimal
+    closed_ts: float
+
+
+class ExchangeOrder(_View):
+    symbol: str
+    client_order_id: str
+    order_id: str
+    side: OrderSide
+    amount: Decimal
+
+
+class ExchangeView(_View):
+    balances: dict[str, Decimal] = {}
+    """Total (free + locked) per currency."""
+    open_orders: list[ExchangeOrder] = []
+
+
+class EngineView(_View):
+    symbols: dict[str, SideView] = {}
+    trades: list[TradeView] = []
+    """Closed trades of this engine since the validator started, oldest first."""
+
+
+class Divergence(_View):
+    kind: DivergenceKind
+    symbol: str
+    """The symbol, or the currency of a balance divergence."""
+    detail: str
+    values: dict[str, str]
+    """Each side's value (``fsm``, ``legacy``, ``exchange``, ``bot``), as text."""
+    fingerprint: str = ""
+    """What makes it the same divergence: a changed fingerprint is a new one."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.symbol}:{self.fingerprint}"
+
+
+class DivergenceTracker(_View):
+    """What the validator carries from check to check (and through continue-as-new)."""
+
+    seen: dict[str, int] = {}
+    """Key -> consecutive checks it was seen on (only keys seen on the last check)."""
+    reported: list[str] = []
+    """Keys reported and not cleared since."""
+
+
+def _close(a: Decimal, b: Decimal, rel: Decimal, floor: Decimal = ZERO) -> bool:
+    return abs(a - b) <= max(rel * max(abs(a), abs(b)), floor)
+
+
+def _t(value: object) -> str:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    return "-" if value is None else str(value)
+
+
+def _direction(a: Decimal, b: Decimal) -> str:
+    return "above" if a > b else "below"
+
+
+def _pair(
+    kind: DivergenceKind, sym: str, detail: str, fsm: str, legacy: str, fp: str
+) -> Divergence:
+    """A divergence between the engines: each one's value."""
+    return Divergence(
+        kind=kind, symbol=sym, detail=detail, values={"fsm": fsm, "legacy": legacy}, fingerprint=fp
+    )
+
+
+def compare_engines(
+    fsm: EngineView, legacy: EngineView, tol: Tolerances | None = None
+) -> list[Divergence]:
+    """Per symbol: phase class, position, order in flight; then trade lists and PnL."""
+    tol = tol or Tolerances()
+    out: list[Divergence] = []
+    for symbol in sorted(fsm.symbols.keys() | legacy.symbols.keys()):
+        a, b = fsm.symbols.get(symbol), legacy.symbols.get(symbol)
+        if a is None or b is None:
+            side = "fsm" if a is None else "legacy"
+            out.append(
+                Divergence(
+                    kind=DivergenceKind.SYMBOL_MISSING,
+                    symbol=symbol,
+                    detail=f"{symbol} is not run by the {side} engine",
+                    values={
+                        "fsm": "absent" if a is None else "running",
+                        "legacy": "absent" if b is None else "running",
+                    },
+                    fingerprint=side,
+                )
+            )
+            continue
+        out.extend(_compare_symbol(a, b, tol))
+    out.extend(_compare_trades(fsm.trades, legacy.trades, tol))
+    return out
+
+
+def _compare_symbol(a: SideView, b: SideView, tol: Tolerances) -> list[Divergence]:
+    sym, ca, cb = a.symbol, a.phase_class, b.phase_class
+    if ca is not cb:
+        detail = f"{sym}: fsm {ca.value} ({a.phase.value}), legacy {cb.value} ({b.phase.value})"
+        fp = f"{ca.value}/{cb.value}"
+        return [_pair(DivergenceKind.PHASE_CLASS, sym, detail, a.phase.value, b.phase.value, fp)]
+    out = []
+    step = max(a.amount_step, b.amount_step)
+    if not _close(a.position, b.position, tol.amount_rel, step):
+        pa, pb = _t(a.position), _t(b.position)
+        detail = f"{sym}: fsm holds {pa}, legacy {pb}"
+        fp = _direction(a.position, b.position)
+        out.append(_pair(DivergenceKind.POSITION, sym, detail, pa, pb, fp))
+    if a.order_side != b.order_side or not _close(
+        a.order_amount, b.order_amount, tol.amount_rel, step
+    ):
+        oa, ob = _order(a), _order(b)
+        detail = f"{sym}: order in flight fsm {oa}, legacy {ob}"
+        fp = f"{_t(a.order_side and a.order_side.value)}/{_t(b.order_side and b.order_side.value)}"
+        out.append(_pair(DivergenceKind.OPEN_ORDER, sym, detail, oa, ob, fp))
+    return out
+
+
+def _order(v: SideView) -> str:
+    return "none" if v.order_side is None else f"{v.order_side.value} {_t(v.order_amount)}"
+
+
+def _by_symbol(trades: Iterable[TradeView]) -> dict[str, list[TradeView]]:
+    out: dict[str, list[TradeView]] = {}
+    for t in sorted(trades, key=lambda t: t.closed_ts):
+        out.setdefault(t.symbol, []).append(t)
+    return out
+
+
+def _trade_text(t: TradeView | None) -> str:
+    if t is None:
+        return "none"
+    return f"{t.exit_reason} {_t(t.amount)} @ {_t(t.entry_price)} net {_t(t.net_pnl)}"
+
+
+def _compare_trades(
+    fsm: Sequence[TradeView], legacy: Sequence[TradeView], tol: Tolerances
+) -> list[Divergence]:
+    out = []
+    ta, tb = _by_symbol(fsm), _by_symbol(legacy)
+    for sym in sorted(ta.keys() | tb.keys()):
+        a, b = ta.get(sym, []), tb.get(sym, [])
+        for i in range(max(len(a), len(b))):
+            x = a[i] if i < len(a) else None
+            y = b[i] if i < len(b) else None
+            if (
+                x is not None
+                and y is not None
+                and x.exit_reason == y.exit_reason
+                and _close(x.amount, y.amount, tol.amount_rel)
+                and _close(x.entry_price, y.entry_price, tol.price_rel)
+            ):
+                continue
+            detail = f"{sym}: trade {i + 1} differs (fsm {len(a)} trades, legacy {len(b)})"
+            fx, fy = _trade_text(x), _trade_text(y)
+            out.append(_pair(DivergenceKind.TRADES, sym, detail, fx, fy, f"trade{i + 1}"))
+            break  # the first difference; later trades follow from it
+        pa = sum((t.net_pnl for t in a), ZERO)
+        pb = sum((t.net_pnl for t in b), ZERO)
+        if not _close(pa, pb, tol.pnl_rel, tol.pnl_abs):
+            detail = f"{sym}: realized PnL fsm {_t(pa)}, legacy {_t(pb)}"
+            fp = _direction(pa, pb)
+            out.append(_pair(DivergenceKind.REALIZED_PNL, sym, detail, _t(pa), _t(pb), fp))
+    return out
+
+
+def compare_exchange(
+    primary: EngineView,
+    exchange: ExchangeView,
+    *,
+    engine: str,
+    dust: dict[str, Decimal] | None = None,
+) -> list[Divergence]:
+    """The primary engine (``engine`` names it) against the account: open orders it does
+    not know, and per base currency the balance against what its symbols hold (position +
+    inventory + ``dust`` recorded in the ledger; one amount step of slack). A currency with
+    an order in flight is skipped: its balance moves before the engine's state does."""
+    out = []
+    known = {v.client_order_id for v in primary.symbols.values() if v.client_order_id}
+    for o in exchange.open_orders:
+        if o.client_order_id in known:
+            continue
+        out.append(
+            Divergence(
+                kind=DivergenceKind.UNKNOWN_ORDER,
+                symbol=o.symbol,
+                detail=f"{o.symbol}: open {o.side.value} order {o.client_order_id or o.order_id} "
+                f"for {_t(o.amount)} that the {engine} engine does not know",
+                values={"exchange": f"{o.side.value} {_t(o.amount)}", engine: "unknown"},
+                fingerprint=o.client_order_id or o.order_id,
+            )
+        )
+    bases: dict[str, list[SideView]] = {}
+    for v in primary.symbols.values():
+        bases.setdefault(v.base, []).append(v)
+    for base, views in sorted(bases.items()):
+        if any(v.order_side is not None or v.phase is Phase.ERROR for v in views):
+            continue
+        held = sum((v.position + v.inventory for v in views), ZERO) + (dust or {}).get(base, ZERO)
+        balance = exchange.balances.get(base, ZERO)
+        step = max(v.amount_step for v in views)
+        if abs(balance - held) <= step:
+            continue
+        holding = ", ".join(sorted(v.symbol for v in views if v.position > 0)) or "none"
+        if held > 0 and balance <= 0:
+            kind, what = DivergenceKind.POSITION_WITHOUT_BALANCE, "none on the account"
+        elif balance < held:
+            kind, what = DivergenceKind.BALANCE_SHORT, "less on the account"
+        else:
+            kind, what = DivergenceKind.BALANCE_SURPLUS, "more on the account"
+        out.append(
+            Divergence(
+                kind=kind,
+                symbol=base,
+                detail=f"{base}: the {engine} engine holds {_t(held)} (positions: {holding}), "
+                f"{what}: {_t(balance)}",
+                values={"exchange": _t(balance), engine: _t(held)},
+            )
+        )
+    return out
+
+
+def track(
+    tracker: DivergenceTracker, current: Sequence[Divergence], *, confirm_checks: int
+) -> tuple[DivergenceTracker, list[Divergence]]:
+    """The tracker after this check and the divergences to report now."""
+    keys = {d.key: d for d in current}
+    seen = {k: tracker.seen.get(k, 0) + 1 for k in keys}
+    reported = [k for k in tracker.reported if k in keys]  # a cleared one is forgotten
+    new = [d for k, d in keys.items() if seen[k] >= confirm_checks and k not in reported]
+    reported += [d.key for d in new]
+    return DivergenceTracker(seen=seen, reported=reported), new
