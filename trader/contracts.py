@@ -437,6 +437,8 @@ class ValidatorSetup(_Msg):
     notify: bool = True
     """HYBRID_LOG_DIVERGENCES: notify each divergence reported (it is logged either way)."""
     tolerances: Tolerances = Tolerances()
+    checks_per_run: int = 100
+    """Checks before continuing as new: ~11 history events each (docs/performance.md)."""
 
 
 class ValidatorInput(_Msg):

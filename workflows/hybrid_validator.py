@@ -2,10 +2,11 @@
 the FSM side, the legacy side and the exchange (docs/migration.md).
 
 One workflow per deployment (``hybrid-validator:<exchange>:<task queue>``), long-running:
-a check is one activity and one timer (11 history events), and after ``CHECKS_PER_RUN``
-checks (or when Temporal suggests it) it continues as new, carrying the divergences seen
-and reported, so an identical divergence is never reported twice across runs. Why not a
-Schedule: docs/architecture.md, "The hybrid validator".
+a check is one activity and one timer (11 history events). After ``checks_per_run``
+checks (100: ~1,100 events, far below the 4,096 where Temporal suggests it), or sooner if
+Temporal suggests it, it continues as new, carrying the divergences seen and reported, so
+an identical divergence is never reported twice across runs. Why not a Schedule:
+docs/architecture.md, "The hybrid validator".
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.divergence import Divergence
     from trader.core.messages import format_divergence
 
-CHECKS_PER_RUN = 100
-"""Checks per run: ~1,100 history events, far below the 4,096 where Temporal suggests
-continue-as-new (a failed check's retries add a few)."""
 CHECK_ATTEMPTS = 3
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 NOTIFY_GIVE_UP = timedelta(hours=1)
@@ -48,7 +46,7 @@ class HybridValidator:
     async def run(self, inp: c.ValidatorInput) -> None:
         since = self.since_ts if self.since_ts is not None else workflow.now().timestamp()
         self.since_ts = since
-        for _ in range(CHECKS_PER_RUN):
+        for _ in range(self.setup.checks_per_run):
             await self._check(since)
             await workflow.sleep(timedelta(seconds=self.setup.interval_s))
             if workflow.info().is_continue_as_new_suggested():
@@ -69,6 +67,7 @@ class HybridValidator:
                     since_ts=since,
                     tracker=self.tracker,
                 ),
+                result_type=c.VALIDATE.result,
                 start_to_close_timeout=attempt,
                 schedule_to_close_timeout=attempt * CHECK_ATTEMPTS,
                 retry_policy=RetryPolicy(maximum_attempts=CHECK_ATTEMPTS),

@@ -1,0 +1,144 @@
+"""The HybridValidator on a real dev server, over the paper exchange and a real SQLite
+ledger: an order placed behind the bot's back, coins taken from the account while a symbol
+holds, and the legacy engine really running with another take-profit on the same market,
+each reported once (JSONL line, metric, notification) over many checks."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+from pathlib import Path
+
+from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
+from tests.workflows.validator_rig import ValidatorRig, validator
+from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.core.phases import Phase
+from trader.exchange.paper import PaperExchange
+from trader.hub import MarketHub
+from trader.legacy.engine import LegacyEngine
+from trader.legacy.store import StateStore, read_state, state_path
+
+CHECKS_AFTER = 5
+"""Checks that must pass after a report without it being reported again."""
+
+
+async def _holding(b: Bench) -> tuple[TraderHandle, D]:
+    h = await b.start()
+    await b.wait_phase(h, Phase.IDLE)
+    b.set_price("BTC/USDT", "97.90")
+    s = await b.wait_phase(h, Phase.POSITION)
+    return h, s.remaining
+
+
+def _sent(b: Bench, kind: str) -> list[str]:
+    return [t for t in b.notifier.sent if f"divergence {kind}:" in t]
+
+
+async def _reported_once(v: ValidatorRig, b: Bench, kind: str) -> dict[str, object]:
+    """Reported, then not again over ``CHECKS_AFTER`` more checks: one line, one count,
+    one notification."""
+    line = await v.wait_line(kind)
+    await v.wait_checks(int(str(line["check"])) + CHECKS_AFTER)
+    assert len(v.lines(kind)) == 1, v.lines(kind)
+    assert v.counted(kind) == 1
+    for _ in range(50):  # the notification runs in the background of the workflow
+        if _sent(b, kind):
+            break
+        await asyncio.sleep(0.1)
+    assert len(_sent(b, kind)) == 1, b.notifier.sent
+    return line
+
+
+async def test_an_unknown_order_and_a_shortfall_are_each_reported_once(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        _, held = await _holding(b)
+        async with validator(b, tmp_path, checks_per_run=4) as v:
+            await v.wait_checks(3)
+            assert v.lines() == []  # a symbol holding what the account holds: nothing
+            await b.exchange.create_order(
+                OrderRequest(
+                    symbol="BTC/USDT",
+                    side=OrderSide.BUY,
+                    type=OrderType.LIMIT,
+                    amount=D("0.2"),
+                    price=D("50"),
+                    time_in_force=TimeInForce.GTC,
+                    client_order_id="behind-the-bots-back",
+                )
+            )
+            line = await _reported_once(v, b, "unknown_order")
+            assert line["symbol"] == "BTC/USDT"
+            assert line["values"] == {"exchange": "buy 0.2", "fsm": "unknown"}
+
+            short = (held * D("0.9")).quantize(D("0.0001"))
+            b.exchange.set_balance("BTC", short)
+            line = await _reported_once(v, b, "balance_short")
+            assert line["values"] == {"exchange": str(short), "fsm": str(held)}
+            # Reported once across runs: four checks per run, so it continued as new.
+            desc = await v.handle.describe()
+            assert desc.run_id != v.first_run_id
+
+            # Cleared, then back: a new episode, reported again.
+            b.exchange.set_balance("BTC", held)
+            cleared = (await v.progress()).check
+            await v.wait_checks(cleared + 3)
+            b.exchange.set_balance("BTC", short)
+            await v.wait_checks(cleared + 3 + 4)
+            assert len(v.lines("balance_short")) == 2
+            assert v.counted("balance_short") == 2
+            assert {r["kind"] for r in v.lines()} == {"unknown_order", "balance_short"}
+
+
+async def test_the_legacy_engine_with_another_take_profit_diverges(dev_env, tmp_path: Path):
+    """Both engines on one market (one price feed); the legacy engine, in shadow on its own
+    paper account, takes profit at 10 % instead of 3 %: when the FSM sells, they diverge in
+    phase, trades and PnL, each reported once."""
+    async with bench(dev_env.client, tmp_path) as b:
+        shadow = PaperExchange(
+            b.feed, db_path=tmp_path / "shadow.sqlite", quote_balances={"USDT": D("10000")}
+        )
+        store = StateStore(state_path(tmp_path / "legacy"))
+        engine = LegacyEngine(
+            params=TEST_PARAMS.model_copy(update={"take_profit_pct": D("10")}),
+            watchlist=["BTC/USDT"],
+            exchange=shadow,
+            hub=MarketHub(shadow, poll_interval_s=0.05),
+            store=store,
+            ledger=b.ledger,
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(engine.run(stop))
+        try:
+            h = await b.start()
+            await b.wait_phase(h, Phase.IDLE)
+            await _legacy_in(store.path, Phase.IDLE)  # both anchored at 100
+            b.set_price("BTC/USDT", "97.90")
+            fsm = await b.wait_phase(h, Phase.POSITION)
+            await _legacy_in(store.path, Phase.POSITION)
+            assert read_state(store.path).coins["BTC/USDT"].remaining == fsm.remaining
+            async with validator(b, tmp_path, legacy_state=store.path) as v:
+                await v.wait_checks(3)
+                assert v.lines() == []  # both hold the same position
+                b.set_price("BTC/USDT", "101.50")  # the FSM's 3 % take-profit, not 10 %
+                await b.wait_phase(h, Phase.COOLDOWN)
+                phase = await _reported_once(v, b, "phase_class")
+                assert phase["values"] == {"fsm": "cooldown", "legacy": "position"}
+                trades = await _reported_once(v, b, "trades")
+                assert str(trades["values"]["fsm"]).startswith("take_profit")  # type: ignore[index]
+                assert trades["values"]["legacy"] == "none"  # type: ignore[index]
+                await _reported_once(v, b, "realized_pnl")
+                assert {r["kind"] for r in v.lines()} == {"phase_class", "trades", "realized_pnl"}
+        finally:
+            stop.set()
+            await running
+            store.close()
+            await shadow.close()
+
+
+async def _legacy_in(path: Path, phase: Phase, timeout: float = 30) -> None:
+    for _ in range(int(timeout / 0.1)):
+        coins = read_state(path).coins
+        if "BTC/USDT" in coins and coins["BTC/USDT"].phase is phase:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"legacy engine not in {phase.value}: {read_state(path).coins}")

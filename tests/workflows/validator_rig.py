@@ -1,0 +1,109 @@
+"""A HybridValidator beside a SymbolTrader bench: the real workflow and activity on the
+bench's Temporal server, reading the bench's workflows, paper exchange and ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.worker import Worker
+
+from activities.notify import NotifyActivities
+from activities.validator import ValidatorActivities, divergence_log_path
+from tests.workflows.harness import Bench
+from trader import contracts as c
+from trader.core.divergence import Tolerances
+from trader.observe.metrics import TraderMetrics
+from workflows.hybrid_validator import HybridValidator
+
+
+@dataclass
+class ValidatorRig:
+    handle: WorkflowHandle[HybridValidator, None]
+    """On the workflow id (no run id): follows continue-as-new."""
+    first_run_id: str
+    metrics: TraderMetrics
+    log: Path
+
+    def lines(self, kind: str | None = None) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        rows = [json.loads(x) for x in self.log.read_text().splitlines()]
+        return [r for r in rows if kind is None or r["kind"] == kind]
+
+    def counted(self, kind: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "trader_divergences_total", {"kind": kind, "worker": "test"}
+        )
+        return value or 0.0
+
+    async def progress(self) -> c.ValidatorInput:
+        return await self.handle.query(HybridValidator.progress)
+
+    async def wait_checks(self, n: int, *, timeout: float = 60) -> c.ValidatorInput:
+        """Until ``n`` checks are done (counted across continue-as-new)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = await self.progress()
+            if p.check >= n:
+                return p
+            assert time.monotonic() < deadline, f"only {p.check} of {n} checks done"
+            await asyncio.sleep(0.2)
+
+    async def wait_line(self, kind: str, *, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not self.lines(kind):
+            assert time.monotonic() < deadline, f"no {kind} divergence; log: {self.lines()}"
+            await asyncio.sleep(0.2)
+        return self.lines(kind)[0]
+
+
+@contextlib.asynccontextmanager
+async def validator(
+    b: Bench,
+    tmp_path: Path,
+    *,
+    legacy_state: Path | None = None,
+    interval_s: float = 1.0,
+    confirm_checks: int = 2,
+    checks_per_run: int = 100,
+) -> AsyncIterator[ValidatorRig]:
+    metrics = TraderMetrics("test")
+    log = divergence_log_path(tmp_path)
+    acts = ValidatorActivities(b.client, b.exchange, b.ledger, divergence_log=log, metrics=metrics)
+    queue = f"validator-{uuid.uuid4().hex[:8]}"
+    setup = c.ValidatorSetup(
+        exchange="paper",
+        task_queue=b.task_queue,
+        interval_s=interval_s,
+        legacy_state_path=str(legacy_state) if legacy_state else None,
+        tolerances=Tolerances(confirm_checks=confirm_checks),
+        checks_per_run=checks_per_run,
+    )
+    worker = Worker(
+        b.client,
+        task_queue=queue,
+        workflows=[HybridValidator],
+        activities=[acts.validate, NotifyActivities(b.notifier).notify],
+    )
+    async with worker:
+        first = await b.client.start_workflow(
+            HybridValidator.run,
+            c.ValidatorInput(setup=setup),
+            id=f"hybrid-validator:paper:{queue}",
+            task_queue=queue,
+        )
+        handle = b.client.get_workflow_handle_for(HybridValidator.run, first.id)
+        try:
+            yield ValidatorRig(handle, first.result_run_id or "", metrics, log)
+        finally:
+            with contextlib.suppress(Exception):
+                await handle.terminate("test over")
