@@ -124,6 +124,11 @@ class HybridValidator:
                 n.cancel()
         self._notes.clear()
 
+    @workflow.signal(name="configure")
+    def configure(self, setup: c.ValidatorSetup) -> None:
+        """A new setup (the starter's, when settings changed), from the next check on."""
+        self.setup = setup
+
     @workflow.query(name="progress")
     def progress(self) -> c.ValidatorInput:
         """Checks done and the divergences carried (what the next run starts from)."""

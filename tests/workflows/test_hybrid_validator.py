@@ -6,17 +6,24 @@ each reported once (JSONL line, metric, notification) over many checks."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal as D
 from pathlib import Path
 
+from temporalio.worker import Worker
+
+from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
 from tests.workflows.validator_rig import ValidatorRig, validator
+from trader.config import load_settings
 from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
 from trader.hub import MarketHub
 from trader.legacy.engine import LegacyEngine
 from trader.legacy.store import StateStore, read_state, state_path
+from trader.runtime.validator import start_validator, validator_setup
+from workflows.hybrid_validator import HybridValidator
 
 CHECKS_AFTER = 5
 """Checks that must pass after a report without it being reported again."""
@@ -142,3 +149,42 @@ async def _legacy_in(path: Path, phase: Phase, timeout: float = 30) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"legacy engine not in {phase.value}: {read_state(path).coins}")
+
+
+async def test_the_starter_and_workers_start_one_validator_and_reconfigure_it(dev_env, tmp_path):
+    queue = f"vq-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(
+        None, data_dir=tmp_path, task_queue=queue, hybrid_validation_interval_s=1
+    )
+    setup = validator_setup(settings)
+    assert (setup.legacy_state_path, setup.primary) == (None, "fsm")  # fsm: exchange only
+    both = validator_setup(settings.model_copy(update={"fsm_mode": "both"}))
+    assert both.legacy_state_path == str(state_path(tmp_path))
+    async with bench(dev_env.client, tmp_path) as b:
+        acts = ValidatorActivities(
+            b.client, b.exchange, b.ledger, divergence_log=divergence_log_path(tmp_path)
+        )
+        async with Worker(
+            b.client, task_queue=queue, workflows=[HybridValidator], activities=[acts.validate]
+        ):
+            wf_id = await start_validator(b.client, setup)
+            assert wf_id == f"hybrid-validator:paper:{queue}"
+            slower = setup.model_copy(update={"interval_s": 2.0})
+            assert await start_validator(b.client, slower) == wf_id  # found running
+            handle = b.client.get_workflow_handle_for(HybridValidator.run, wf_id)
+            try:
+                for _ in range(100):
+                    p = await handle.query(HybridValidator.progress)
+                    if p.setup.interval_s == 2.0 and p.check >= 1:
+                        break
+                    await asyncio.sleep(0.1)
+                assert p.setup == slower and p.check >= 1
+                runs = [
+                    wf
+                    async for wf in b.client.list_workflows(
+                        f'WorkflowId = "{wf_id}" AND ExecutionStatus = "Running"'
+                    )
+                ]
+                assert len(runs) <= 1  # visibility may lag; never two
+            finally:
+                await handle.terminate("test over")
