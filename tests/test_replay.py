@@ -30,6 +30,7 @@ from workflows.base import (
 )
 from workflows.entry_phases import EntryPhases
 from workflows.exit_phases import ExitPhases
+from workflows.hybrid_validator import HybridValidator
 from workflows.portfolio import Portfolio
 from workflows.recovery import RecoveryPhases
 from workflows.symbol_trader import SymbolTrader
@@ -42,7 +43,9 @@ def _history(path: Path) -> WorkflowHistory:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[SymbolTrader, Portfolio], data_converter=DATA_CONVERTER)
+    return Replayer(
+        workflows=[SymbolTrader, Portfolio, HybridValidator], data_converter=DATA_CONVERTER
+    )
 
 
 def test_histories_are_committed():
@@ -61,6 +64,7 @@ def test_histories_are_committed():
         "slot_wait_take_profit",
         "slot_wait_stopped",
         "error_window_from_entry",
+        "validator_reported",
     } <= names
 
 
@@ -371,3 +375,25 @@ async def test_the_error_window_history_needs_the_patched_window(monkeypatch):
     no longer matches: the replay really runs the patched path."""
     monkeypatch.setattr(RecoveryPhases, "_last_sent", lambda self: self.state.trade.order.placed_ts)
     await _fails_unsandboxed("error_window_from_entry")
+
+
+def test_the_validator_history_checks_reports_and_continues_as_new():
+    assert _activities("validator_reported") == {"hybrid_validate": 3, "notify": 1}
+    types = _event_types("validator_reported")
+    assert types["EVENT_TYPE_TIMER_STARTED"] == 3
+    assert types["EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"] == 1
+
+
+async def test_the_validator_history_needs_its_notification(monkeypatch):
+    """Without the divergence's notification it no longer replays: the replay above
+    really runs the reporting path."""
+    monkeypatch.setattr(HybridValidator, "_notify", lambda self, d: None)
+    path = next(p for p in HISTORIES if p.stem == "validator_reported")
+    # Unsandboxed: the sandbox would import the workflow's module afresh, unpatched.
+    replayer = Replayer(
+        workflows=[HybridValidator],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_history(path))

@@ -241,6 +241,37 @@ async def error_window(env, tmp: Path) -> None:
         await _finish(b, h, "error_window_from_entry")
 
 
+async def validator_reported(env, tmp: Path) -> None:
+    """A HybridValidator's first run on a dev server (the test server has no visibility
+    queries): clean checks, an order placed behind the bot's back reported (a notify in the
+    background), three checks, then continue-as-new."""
+    from tests.workflows.validator_rig import place_unknown_order, validator
+    from trader.search import ALL_KEYS
+
+    dev = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=ALL_KEYS,
+        ui=False,
+    )
+    try:
+        async with bench(dev.client, tmp) as b:
+            h = await b.start()
+            await b.wait_phase(h, Phase.IDLE)
+            b.set_price("BTC/USDT", "97.90")
+            await b.wait_phase(h, Phase.POSITION)
+            async with validator(b, tmp, checks_per_run=3, confirm_checks=1) as v:
+                await v.wait_checks(1)
+                await place_unknown_order(b.exchange)
+                await v.wait_checks(4)
+                first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
+                history = await first.fetch_history()
+        (OUT / "validator_reported.json").write_text(history.to_json())
+        print(f"validator_reported: {len(history.events)} events")
+    finally:
+        await dev.shutdown()
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -254,6 +285,7 @@ RECORDINGS = {
     "slot_wait_take_profit": slot_wait,
     "slot_wait_stopped": slot_wait_stopped,
     "error_window_from_entry": error_window,
+    "validator_reported": validator_reported,
 }
 
 

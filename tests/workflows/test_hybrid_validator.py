@@ -14,9 +14,8 @@ from temporalio.worker import Worker
 
 from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
-from tests.workflows.validator_rig import ValidatorRig, validator
+from tests.workflows.validator_rig import ValidatorRig, place_unknown_order, validator
 from trader.config import load_settings
-from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
 from trader.hub import MarketHub
@@ -62,17 +61,7 @@ async def test_an_unknown_order_and_a_shortfall_are_each_reported_once(dev_env, 
         async with validator(b, tmp_path, checks_per_run=4) as v:
             await v.wait_checks(3)
             assert v.lines() == []  # a symbol holding what the account holds: nothing
-            await b.exchange.create_order(
-                OrderRequest(
-                    symbol="BTC/USDT",
-                    side=OrderSide.BUY,
-                    type=OrderType.LIMIT,
-                    amount=D("0.2"),
-                    price=D("50"),
-                    time_in_force=TimeInForce.GTC,
-                    client_order_id="behind-the-bots-back",
-                )
-            )
+            await place_unknown_order(b.exchange)
             line = await _reported_once(v, b, "unknown_order")
             assert line["symbol"] == "BTC/USDT"
             assert line["values"] == {"exchange": "buy 0.2", "fsm": "unknown"}

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,27 @@ from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import Bench
 from trader import contracts as c
 from trader.core.divergence import Tolerances
+from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.exchange.port import Exchange
 from trader.observe.metrics import TraderMetrics
 from workflows.hybrid_validator import HybridValidator
+
+UNKNOWN_ORDER_ID = "behind-the-bots-back"
+
+
+async def place_unknown_order(exchange: Exchange) -> None:
+    """A resting BTC buy far below the market that no symbol placed (placed by hand)."""
+    await exchange.create_order(
+        OrderRequest(
+            symbol="BTC/USDT",
+            side=OrderSide.BUY,
+            type=OrderType.LIMIT,
+            amount=D("0.2"),
+            price=D("50"),
+            time_in_force=TimeInForce.GTC,
+            client_order_id=UNKNOWN_ORDER_ID,
+        )
+    )
 
 
 @dataclass
