@@ -54,7 +54,9 @@ async def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             feed = StaticFeed(markets)
             async with bench(env.client, Path(tmp), feed=feed, prices=prices) as b:
-                handles = [await b.start(s, trade_budget=D("50")) for s in markets]
+                handles = [
+                    await b.start(s, trade_budget=D("50"), max_trades=args.symbols) for s in markets
+                ]
                 for h in handles:
                     await b.wait_phase(h, Phase.IDLE, timeout=300)
                 for s in list(markets)[: args.holding]:

@@ -85,6 +85,25 @@ async def test_an_unknown_order_and_a_shortfall_are_each_reported_once(dev_env, 
             assert {r["kind"] for r in v.lines()} == {"unknown_order", "balance_short"}
 
 
+async def test_without_hybrid_log_divergences_it_logs_and_counts_but_sends_nothing(
+    dev_env, tmp_path
+):
+    async with bench(dev_env.client, tmp_path) as b:
+        await _holding(b)
+        async with validator(b, tmp_path, notify=False) as v:
+            await place_unknown_order(b.exchange)
+            line = await v.wait_line("unknown_order")
+            await v.wait_checks(int(line["check"]) + 2)
+            assert v.counted("unknown_order") == 1
+            assert not [t for t in b.notifier.sent if "divergence" in t]
+            scheduled = [
+                e.activity_task_scheduled_event_attributes.activity_type.name
+                for e in (await v.handle.fetch_history()).events
+                if e.HasField("activity_task_scheduled_event_attributes")
+            ]
+            assert "notify" not in scheduled and "hybrid_validate" in scheduled
+
+
 async def test_the_legacy_engine_with_another_take_profit_diverges(dev_env, tmp_path: Path):
     """Both engines on one market (one price feed); the legacy engine, in shadow on its own
     paper account, takes profit at 10 % instead of 3 %: when the FSM sells, they diverge in

@@ -95,6 +95,7 @@ async def validator(
     interval_s: float = 1.0,
     confirm_checks: int = 2,
     checks_per_run: int = 100,
+    notify: bool = True,
 ) -> AsyncIterator[ValidatorRig]:
     metrics = TraderMetrics("test")
     log = divergence_log_path(tmp_path)
@@ -107,6 +108,7 @@ async def validator(
         legacy_state_path=str(legacy_state) if legacy_state else None,
         tolerances=Tolerances(confirm_checks=confirm_checks),
         checks_per_run=checks_per_run,
+        notify=notify,
     )
     worker = Worker(
         b.client,
