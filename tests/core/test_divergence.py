@@ -185,6 +185,21 @@ def test_a_currency_with_an_order_in_flight_is_not_balance_checked():
     assert dv.compare_exchange(in_error, account({}), engine="fsm") == []
 
 
+def test_a_currency_that_is_also_a_quote_is_not_balance_checked():
+    # BTC pays for ETH/BTC's entries: its balance moves with every one of them.
+    eth_btc = MarketInfo(
+        symbol="ETH/BTC", base="ETH", quote="BTC", price_tick=D("0.00001"), amount_step=D("0.001")
+    )
+    bot = view(coin(Phase.POSITION, amount="1"), coin(market=eth_btc))
+    assert dv.compare_exchange(bot, account({"BTC": "0.5"}), engine="fsm") == []
+    assert [
+        x.kind
+        for x in dv.compare_exchange(
+            view(coin(Phase.POSITION, amount="1")), account({"BTC": "0.5"}), engine="fsm"
+        )
+    ] == [K.BALANCE_SHORT]
+
+
 def d(kind: K = K.PHASE_CLASS, fp: str = "flat/holding") -> dv.Divergence:
     return dv.Divergence(kind=kind, symbol="BTC/USDT", detail="x", values={}, fingerprint=fp)
 

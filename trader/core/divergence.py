@@ -90,6 +90,7 @@ class SideView(_View):
 
     symbol: str
     base: str
+    quote: str = ""
     phase: Phase
     position: Decimal = ZERO
     """Base still held by the open trade (0 when flat)."""
@@ -109,6 +110,7 @@ class SideView(_View):
         return cls(
             symbol=s.symbol,
             base=s.market.base if s.market else s.symbol.partition("/")[0],
+            quote=s.market.quote if s.market else s.symbol.partition("/")[2],
             phase=s.phase,
             position=s.remaining if s.holds_position else ZERO,
             inventory=s.inventory.amount,
@@ -312,7 +314,9 @@ def compare_exchange(
     """The primary engine (``engine`` names it) against the account: open orders it does
     not know, and per base currency the balance against what its symbols hold (position +
     inventory + ``dust`` recorded in the ledger; one amount step of slack). A currency with
-    an order in flight is skipped: its balance moves before the engine's state does."""
+    an order in flight is skipped: its balance moves before the engine's state does; so is
+    one that is also the quote of a symbol run (ETH of ETH/BTC held while BTC/USDT holds):
+    every entry of that symbol spends it."""
     out = []
     known = {v.client_order_id for v in primary.symbols.values() if v.client_order_id}
     for o in exchange.open_orders:
@@ -331,7 +335,10 @@ def compare_exchange(
     bases: dict[str, list[SideView]] = {}
     for v in primary.symbols.values():
         bases.setdefault(v.base, []).append(v)
+    quotes = {v.quote for v in primary.symbols.values()}
     for base, views in sorted(bases.items()):
+        if base in quotes:
+            continue
         if any(v.order_side is not None or v.phase is Phase.ERROR for v in views):
             continue
         held = sum((v.position + v.inventory for v in views), ZERO) + (dust or {}).get(base, ZERO)
