@@ -65,6 +65,7 @@ def test_histories_are_committed():
         "slot_wait_stopped",
         "error_window_from_entry",
         "validator_reported",
+        "validator_check_failed",
     } <= names
 
 
@@ -381,6 +382,13 @@ def test_the_validator_history_checks_reports_and_continues_as_new():
     assert _activities("validator_reported") == {"hybrid_validate": 3, "notify": 1}
     types = _event_types("validator_reported")
     assert types["EVENT_TYPE_TIMER_STARTED"] == 3
+    assert types["EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"] == 1
+
+
+def test_the_failed_check_history_skipped_a_check_and_went_on():
+    types = _event_types("validator_check_failed")
+    assert types["EVENT_TYPE_ACTIVITY_TASK_FAILED"] == 1  # after its three attempts
+    assert _activities("validator_check_failed") == {"hybrid_validate": 3, "notify": 1}
     assert types["EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"] == 1
 
 

@@ -241,11 +241,15 @@ async def error_window(env, tmp: Path) -> None:
         await _finish(b, h, "error_window_from_entry")
 
 
-async def validator_reported(env, tmp: Path) -> None:
+async def _validator_run(tmp: Path, name: str, *, account_down: bool) -> None:
     """A HybridValidator's first run on a dev server (the test server has no visibility
-    queries): clean checks, an order placed behind the bot's back reported (a notify in the
-    background), three checks, then continue-as-new."""
-    from tests.workflows.validator_rig import place_unknown_order, validator
+    queries) beside a symbol holding a position; an order placed behind the bot's back after
+    the first check. ``account_down``: the first check cannot read the account (three
+    attempts, then skipped)."""
+    from typing import cast
+
+    from tests.workflows.validator_rig import AccountDown, place_unknown_order, validator
+    from trader.exchange.port import Exchange
     from trader.search import ALL_KEYS
 
     dev = await WorkflowEnvironment.start_local(
@@ -260,16 +264,32 @@ async def validator_reported(env, tmp: Path) -> None:
             await b.wait_phase(h, Phase.IDLE)
             b.set_price("BTC/USDT", "97.90")
             await b.wait_phase(h, Phase.POSITION)
-            async with validator(b, tmp, checks_per_run=3, confirm_checks=1) as v:
+            account = AccountDown(b.exchange)
+            account.down = account_down
+            async with validator(
+                b, tmp, checks_per_run=3, confirm_checks=1, exchange=cast(Exchange, account)
+            ) as v:
                 await v.wait_checks(1)
+                account.down = False
                 await place_unknown_order(b.exchange)
                 await v.wait_checks(4)
                 first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
                 history = await first.fetch_history()
-        (OUT / "validator_reported.json").write_text(history.to_json())
-        print(f"validator_reported: {len(history.events)} events")
+        (OUT / f"{name}.json").write_text(history.to_json())
+        print(f"{name}: {len(history.events)} events")
     finally:
         await dev.shutdown()
+
+
+async def validator_reported(env, tmp: Path) -> None:
+    """Three checks, the unknown order reported (a notify in the background), then
+    continue-as-new."""
+    await _validator_run(tmp, "validator_reported", account_down=False)
+
+
+async def validator_check_failed(env, tmp: Path) -> None:
+    """The first check failed (skipped), the next two report the unknown order."""
+    await _validator_run(tmp, "validator_check_failed", account_down=True)
 
 
 RECORDINGS = {
@@ -286,6 +306,7 @@ RECORDINGS = {
     "slot_wait_stopped": slot_wait_stopped,
     "error_window_from_entry": error_window,
     "validator_reported": validator_reported,
+    "validator_check_failed": validator_check_failed,
 }
 
 

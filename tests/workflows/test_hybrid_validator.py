@@ -9,15 +9,23 @@ import asyncio
 import uuid
 from decimal import Decimal as D
 from pathlib import Path
+from typing import cast
 
 from temporalio.worker import Worker
 
 from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
-from tests.workflows.validator_rig import ValidatorRig, place_unknown_order, validator
+from tests.workflows.validator_rig import (
+    AccountDown,
+    ValidatorRig,
+    place_unknown_order,
+    validator,
+)
 from trader.config import load_settings
+from trader.core.divergence import DivergenceTracker
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
+from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.legacy.engine import LegacyEngine
 from trader.legacy.store import StateStore, read_state, state_path
@@ -83,6 +91,23 @@ async def test_an_unknown_order_and_a_shortfall_are_each_reported_once(dev_env, 
             assert len(v.lines("balance_short")) == 2
             assert v.counted("balance_short") == 2
             assert {r["kind"] for r in v.lines()} == {"unknown_order", "balance_short"}
+
+
+async def test_a_check_that_cannot_read_the_account_is_skipped_and_the_next_one_reports(
+    dev_env, tmp_path
+):
+    async with bench(dev_env.client, tmp_path) as b:
+        await _holding(b)
+        account = AccountDown(b.exchange)
+        account.down = True
+        async with validator(b, tmp_path, exchange=cast(Exchange, account)) as v:
+            await place_unknown_order(b.exchange)
+            failed = await v.wait_checks(1)  # three attempts, then skipped
+            assert account.failed >= 3 and v.lines() == []  # (the next check may have begun)
+            assert failed.tracker == DivergenceTracker()  # what it carried is unchanged
+            account.down = False
+            line = await v.wait_line("unknown_order")
+            assert line["check"] >= 2 and len(v.lines()) == 1
 
 
 async def test_without_hybrid_log_divergences_it_logs_and_counts_but_sends_nothing(

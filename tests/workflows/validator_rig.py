@@ -22,12 +22,32 @@ from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import Bench
 from trader import contracts as c
 from trader.core.divergence import Tolerances
-from trader.core.market import OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.core.errors import RetryableExchangeError
+from trader.core.market import Balance, OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.exchange.port import Exchange
 from trader.observe.metrics import TraderMetrics
 from workflows.hybrid_validator import HybridValidator
 
 UNKNOWN_ORDER_ID = "behind-the-bots-back"
+
+
+class AccountDown:
+    """The bench's exchange, with its account request failing (retryable) while ``down``:
+    an exchange in maintenance, as the validator's activity meets it."""
+
+    def __init__(self, inner: Exchange) -> None:
+        self.inner = inner
+        self.down = False
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def fetch_balances(self) -> dict[str, Balance]:
+        if self.down:
+            self.failed += 1
+            raise RetryableExchangeError("account endpoint in maintenance")
+        return await self.inner.fetch_balances()
 
 
 async def place_unknown_order(exchange: Exchange) -> None:
@@ -96,10 +116,14 @@ async def validator(
     confirm_checks: int = 2,
     checks_per_run: int = 100,
     notify: bool = True,
+    exchange: Exchange | None = None,
 ) -> AsyncIterator[ValidatorRig]:
+    """``exchange``: the validator's view of the account (default the bench's)."""
     metrics = TraderMetrics("test")
     log = divergence_log_path(tmp_path)
-    acts = ValidatorActivities(b.client, b.exchange, b.ledger, divergence_log=log, metrics=metrics)
+    acts = ValidatorActivities(
+        b.client, exchange or b.exchange, b.ledger, divergence_log=log, metrics=metrics
+    )
     queue = f"validator-{uuid.uuid4().hex[:8]}"
     setup = c.ValidatorSetup(
         exchange="paper",
