@@ -63,7 +63,7 @@ class ValidatorActivities:
     async def validate(self, inp: c.ValidateInput) -> c.ValidateResult:
         setup = inp.setup
         legacy_path = Path(setup.legacy_state_path) if setup.legacy_state_path else None
-        fsm_ids = await self._fsm_workflows(setup.task_queue)
+        fsm_ids = await self._fsm_workflows(setup.task_queue, setup.exchange)
         symbols = set(fsm_ids)
         if legacy_path is not None:
             symbols |= (await asyncio.to_thread(read_state, legacy_path)).coins.keys()
@@ -99,10 +99,11 @@ class ValidatorActivities:
             tracker=tracker, reported=reported, current=len(current), symbols=len(symbols)
         )
 
-    async def _fsm_workflows(self, task_queue: str) -> dict[str, str]:
+    async def _fsm_workflows(self, task_queue: str, exchange: str) -> dict[str, str]:
         """Symbol -> workflow id of every running SymbolTrader of the deployment."""
         out = {}
-        async for wf in self.client.list_workflows(traders_query(task_queue)):
+        query = f'{traders_query(task_queue)} AND {sa.TRADING_EXCHANGE.name} = "{exchange}"'
+        async for wf in self.client.list_workflows(query):
             state_symbol = wf.typed_search_attributes.get(sa.TRADING_SYMBOL)
             if state_symbol:
                 out[state_symbol] = wf.id
