@@ -14,8 +14,12 @@ from trader.core import divergence as dv
 from trader.core.divergence import DivergenceKind as K
 from trader.core.market import MarketInfo, OrderSide
 from trader.core.messages import format_divergence
-from trader.core.phases import Phase
-from trader.core.state import CoinState, OrderInFlight
+from trader.core.phases import Phase, Trigger
+from trader.core.state import CoinState, OrderInFlight, PhaseRecord
+
+ETH_BTC = MarketInfo(
+    symbol="ETH/BTC", base="ETH", quote="BTC", price_tick=D("0.00001"), amount_step=D("0.001")
+)
 
 
 def coin(
@@ -185,19 +189,16 @@ def test_a_currency_with_an_order_in_flight_is_not_balance_checked():
     assert dv.compare_exchange(in_error, account({}), engine="fsm") == []
 
 
-def test_a_currency_that_is_also_a_quote_is_not_balance_checked():
-    # BTC pays for ETH/BTC's entries: its balance moves with every one of them.
-    eth_btc = MarketInfo(
-        symbol="ETH/BTC", base="ETH", quote="BTC", price_tick=D("0.00001"), amount_step=D("0.001")
-    )
-    bot = view(coin(Phase.POSITION, amount="1"), coin(market=eth_btc))
-    assert dv.compare_exchange(bot, account({"BTC": "0.5"}), engine="fsm") == []
+def test_a_currency_that_is_also_a_quote_is_not_checked_for_a_surplus():
+    # BTC pays for ETH/BTC's entries: what it sells comes back as BTC the symbols don't hold.
+    bot = view(coin(Phase.POSITION, amount="1"), coin(market=ETH_BTC))
+    assert dv.compare_exchange(bot, account({"BTC": "1.5"}), engine="fsm") == []
     assert [
         x.kind
         for x in dv.compare_exchange(
-            view(coin(Phase.POSITION, amount="1")), account({"BTC": "0.5"}), engine="fsm"
+            view(coin(Phase.POSITION, amount="1")), account({"BTC": "1.5"}), engine="fsm"
         )
-    ] == [K.BALANCE_SHORT]
+    ] == [K.BALANCE_SURPLUS]
 
 
 def d(kind: K = K.PHASE_CLASS, fp: str = "flat/holding") -> dv.Divergence:
@@ -264,3 +265,94 @@ def test_the_message_names_kind_detail_and_both_sides():
     assert (
         text == "⚠ divergence balance_short: BTC: 1 held, 0.9 on the account [exchange=0.9, fsm=1]"
     )
+
+
+# --- review fixes ----------------------------------------------------------------------------
+def unreadable(*coins: CoinState, missing: list[str]) -> dv.EngineView:
+    return view(*coins).model_copy(update={"unreadable": missing})
+
+
+def test_a_symbol_whose_state_cannot_be_read_is_not_gone():
+    # Its own order is not unknown, its currency is not checked, and it is reported as such.
+    bot = unreadable(missing=["BTC/USDT"])
+    out = dv.compare_exchange(bot, account({"BTC": "3"}, ex_order("dt-mine")), engine="fsm")
+    assert out == []
+    [d] = dv.compare_running(bot, watchlist=["BTC/USDT"])
+    assert (d.kind, d.symbol) == (K.FSM_STATE_UNAVAILABLE, "BTC/USDT")
+    # Against the legacy engine: not a missing symbol either.
+    assert dv.compare_engines(bot, view(coin(Phase.POSITION, amount="1"))) == []
+
+
+def test_a_watchlist_symbol_with_no_running_workflow_is_reported_and_its_coins_checked():
+    bot = view(coin(market=ETH_USDT))
+    [d] = dv.compare_running(bot, watchlist=["BTC/USDT", "ETH/USDT"])
+    assert (d.kind, d.symbol) == (K.SYMBOL_NOT_RUNNING, "BTC/USDT")
+    # Its position (held by nobody now) and its order are still checked.
+    out = dv.compare_exchange(
+        bot, account({"BTC": "1"}, ex_order("dt-orphan")), engine="fsm", watchlist=["BTC/USDT"]
+    )
+    assert {x.kind for x in out} == {K.UNKNOWN_ORDER, K.BALANCE_SURPLUS}
+
+
+def test_a_filled_order_is_not_in_flight_in_error():
+    s = coin(Phase.ERROR, amount="1", order=(OrderSide.BUY, "1", "dt-1"))
+    s.trade.order.filled_applied = D("1")
+    v = dv.SideView.of(s)
+    assert v.order_side is None and v.client_order_id is None
+    assert dv.compare_engines(view(s), view(coin(Phase.POSITION, amount="1"))) == []
+
+
+def _errored_from(phase: Phase, s: CoinState) -> CoinState:
+    s.phase_history = [PhaseRecord(ts=1, src=phase, dst=Phase.ERROR, trigger=list(Trigger)[0])]
+    return s
+
+
+def test_error_is_classed_by_the_phase_it_came_from():
+    s = _errored_from(Phase.WAIT_FILL, coin(Phase.ERROR, order=(OrderSide.BUY, "1", "dt-1")))
+    assert dv.SideView.of(s).phase_class is dv.PhaseClass.BUYING
+    legacy = coin(Phase.WAIT_FILL, order=(OrderSide.BUY, "1", "dt-l"))
+    assert dv.compare_engines(view(s), view(legacy)) == []
+
+
+def test_positions_are_compared_only_when_both_hold():
+    # A resting buy partly filled against a shadow filled at once: the orders agree.
+    a = coin(Phase.WAIT_FILL, amount="0.3", order=(OrderSide.BUY, "1", "dt-a"))
+    b = coin(Phase.WAIT_FILL, amount="1", order=(OrderSide.BUY, "1", "dt-b"))
+    assert dv.compare_engines(view(a), view(b)) == []
+    [d] = dv.compare_engines(
+        view(a), view(coin(Phase.WAIT_FILL, order=(OrderSide.BUY, "2", "dt-b")))
+    )
+    assert d.kind is K.OPEN_ORDER
+
+
+def test_a_currency_that_is_also_a_quote_is_still_checked_for_a_shortfall():
+    bot = view(coin(Phase.POSITION, amount="1"), coin(market=ETH_BTC))
+    [d] = dv.compare_exchange(bot, account({"BTC": "0.5"}), engine="fsm")
+    assert d.kind is K.BALANCE_SHORT
+    [d] = dv.compare_exchange(bot, account({}), engine="fsm")
+    assert d.kind is K.POSITION_WITHOUT_BALANCE
+
+
+def test_a_growing_shortfall_is_a_new_divergence():
+    holding = view(coin(Phase.POSITION, amount="1"))
+    keys = [
+        dv.compare_exchange(holding, account({"BTC": b}), engine="fsm")[0].key
+        for b in ("0.99", "0.985", "0.7", "0.01")
+    ]
+    assert keys[0] == keys[1]  # a little more of the same: one episode
+    assert len(set(keys)) == 3
+
+
+def test_orders_of_a_symbol_that_cannot_be_read_are_a_divergence_of_their_own():
+    ex = account({"BTC": "1"}).model_copy(update={"unreadable": {"BTC/USDT": "BadSymbol"}})
+    [d] = dv.compare_exchange(view(coin(Phase.POSITION, amount="1")), ex, engine="fsm")
+    assert (d.kind, d.symbol) == (K.ORDERS_UNAVAILABLE, "BTC/USDT")
+
+
+def test_without_dust_rows_only_a_shortfall_is_reported():
+    # The ledger is down: the dust is unknown, so "more on the account" may be dust.
+    idle = view(coin())
+    assert dv.compare_exchange(idle, account({"BTC": "0.5"}), engine="fsm", dust=None) == []
+    holding = view(coin(Phase.POSITION, amount="1"))
+    [d] = dv.compare_exchange(holding, account({"BTC": "0.5"}), engine="fsm", dust=None)
+    assert d.kind is K.BALANCE_SHORT

@@ -11,9 +11,10 @@ docs/migration.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict
 
@@ -65,6 +66,15 @@ class DivergenceKind(str, Enum):
     BALANCE_SHORT = "balance_short"
     BALANCE_SURPLUS = "balance_surplus"
     POSITION_WITHOUT_BALANCE = "position_without_balance"
+    # a part the check could not read (the rest of the check still runs)
+    SYMBOL_NOT_RUNNING = "symbol_not_running"
+    """A watchlist symbol with no running SymbolTrader (failed, terminated, completed)."""
+    FSM_STATE_UNAVAILABLE = "fsm_state_unavailable"
+    """A running SymbolTrader's ``state`` query failed: its orders and currency are skipped."""
+    LEGACY_STATE_UNAVAILABLE = "legacy_state_unavailable"
+    """A legacy row that does not parse: that symbol is skipped."""
+    ORDERS_UNAVAILABLE = "orders_unavailable"
+    """The exchange refused a symbol's open orders (e.g. delisted: BadSymbol)."""
 
 
 class _View(BaseModel):
@@ -101,14 +111,25 @@ class SideView(_View):
     client_order_id: str | None = None
     amount_step: Decimal = ZERO
 
+    came_from: Phase | None = None
+    """ERROR only: the phase it was entered from (its class is that phase's)."""
+
     @classmethod
     def of(cls, s: CoinState) -> SideView:
         order = s.trade.order
-        in_flight = order.client_order_id is not None and (
-            s.phase in ORDER_PHASES or s.phase is Phase.ERROR
+        came_from = None
+        if s.phase is Phase.ERROR and s.phase_history and s.phase_history[-1].dst is Phase.ERROR:
+            came_from = s.phase_history[-1].src
+        # ``trade.order`` stays after its fill: in flight only in (or in ERROR from) an
+        # order phase, and not once it is all filled.
+        order_phase = s.phase in ORDER_PHASES or (
+            s.phase is Phase.ERROR and (came_from is None or came_from in ORDER_PHASES)
         )
+        done = order.amount > 0 and order.filled_applied >= order.amount
+        in_flight = order.client_order_id is not None and order_phase and not done
         return cls(
             symbol=s.symbol,
+            came_from=came_from,
             base=s.market.base if s.market else s.symbol.partition("/")[0],
             quote=s.market.quote if s.market else s.symbol.partition("/")[2],
             phase=s.phase,
@@ -122,8 +143,12 @@ class SideView(_View):
 
     @property
     def phase_class(self) -> PhaseClass:
-        if self.phase is Phase.ERROR:  # ERROR never forgets a position
-            return PhaseClass.HOLDING if self.position > 0 else PhaseClass.FLAT
+        if self.phase is Phase.ERROR:
+            cls = _CLASS.get(self.came_from) if self.came_from else None
+            if cls is None or (cls is PhaseClass.FLAT and self.position > 0):
+                # ERROR never forgets a position
+                return PhaseClass.HOLDING if self.position > 0 else PhaseClass.FLAT
+            return cls
         return _CLASS[self.phase]
 
 
@@ -150,12 +175,16 @@ class ExchangeView(_View):
     balances: dict[str, Decimal] = {}
     """Total (free + locked) per currency."""
     open_orders: list[ExchangeOrder] = []
+    unreadable: dict[str, str] = {}
+    """Symbol -> why its open orders could not be read (not in ``open_orders``)."""
 
 
 class EngineView(_View):
     symbols: dict[str, SideView] = {}
     trades: list[TradeView] = []
     """Closed trades of this engine since the validator started, oldest first."""
+    unreadable: list[str] = []
+    """Symbols it runs whose state could not be read: not compared, not gone."""
 
 
 class Divergence(_View):
@@ -211,7 +240,8 @@ def compare_engines(
     """Per symbol: phase class, position, order in flight; then trade lists and PnL."""
     tol = tol or Tolerances()
     out: list[Divergence] = []
-    for symbol in sorted(fsm.symbols.keys() | legacy.symbols.keys()):
+    skipped = {*fsm.unreadable, *legacy.unreadable}  # reported by compare_running
+    for symbol in sorted((fsm.symbols.keys() | legacy.symbols.keys()) - skipped):
         a, b = fsm.symbols.get(symbol), legacy.symbols.get(symbol)
         if a is None or b is None:
             side = "fsm" if a is None else "legacy"
@@ -241,7 +271,9 @@ def _compare_symbol(a: SideView, b: SideView, tol: Tolerances) -> list[Divergenc
         return [_pair(DivergenceKind.PHASE_CLASS, sym, detail, a.phase.value, b.phase.value, fp)]
     out = []
     step = max(a.amount_step, b.amount_step)
-    if not _close(a.position, b.position, tol.amount_rel, step):
+    # Only both holding: buying or selling, a resting order partly filled and a shadow
+    # filled at once hold different amounts by design (their orders are compared).
+    if ca is PhaseClass.HOLDING and not _close(a.position, b.position, tol.amount_rel, step):
         pa, pb = _t(a.position), _t(b.position)
         detail = f"{sym}: fsm holds {pa}, legacy {pb}"
         fp = _direction(a.position, b.position)
@@ -304,23 +336,77 @@ def _compare_trades(
     return out
 
 
+NO_DUST: Mapping[str, Decimal] = MappingProxyType({})
+
+
+def compare_running(engine: EngineView, *, watchlist: Iterable[str]) -> list[Divergence]:
+    """The FSM side against the watchlist: a symbol with no running workflow (an orphaned
+    position or order is then found by ``compare_exchange``), one whose state could not be
+    read (``engine.unreadable``)."""
+    out = [
+        _one(
+            DivergenceKind.SYMBOL_NOT_RUNNING,
+            sym,
+            "is on the watchlist and no SymbolTrader runs it",
+            fsm="not running",
+        )
+        for sym in sorted(set(watchlist) - engine.symbols.keys() - set(engine.unreadable))
+    ]
+    out += [_unreadable(DivergenceKind.FSM_STATE_UNAVAILABLE, s, "fsm") for s in engine.unreadable]
+    return out
+
+
+def unreadable_legacy(legacy: EngineView) -> list[Divergence]:
+    return [
+        _unreadable(DivergenceKind.LEGACY_STATE_UNAVAILABLE, s, "legacy") for s in legacy.unreadable
+    ]
+
+
+def _unreadable(kind: DivergenceKind, sym: str, engine: str) -> Divergence:
+    what = f"the {engine} engine's state could not be read; not compared this check"
+    return _one(kind, sym, what, **{engine: "unreadable"})
+
+
+def _one(kind: DivergenceKind, sym: str, what: str, **values: str) -> Divergence:
+    """A part of the check that is absent or unreadable: one per symbol and episode."""
+    return Divergence(kind=kind, symbol=sym, detail=f"{sym}: {what}", values=values)
+
+
+def _bucket(diff: Decimal, held: Decimal) -> str:
+    """The difference relative to what is held, as a power of two: a shortfall that grows
+    (one step, then half of it) is a new divergence; one that wobbles is the same."""
+    if held <= 0:
+        return "nothing-held"
+    return f"2^{int((diff / held).ln() / Decimal(2).ln() // 1)}"
+
+
 def compare_exchange(
     primary: EngineView,
     exchange: ExchangeView,
     *,
     engine: str,
-    dust: dict[str, Decimal] | None = None,
+    dust: Mapping[str, Decimal] | None = NO_DUST,
+    watchlist: Iterable[str] = (),
+    exchange_id: Callable[[str], str] | None = None,
 ) -> list[Divergence]:
     """The primary engine (``engine`` names it) against the account: open orders it does
-    not know, and per base currency the balance against what its symbols hold (position +
-    inventory + ``dust`` recorded in the ledger; one amount step of slack). A currency with
-    an order in flight is skipped: its balance moves before the engine's state does; so is
-    one that is also the quote of a symbol run (ETH of ETH/BTC held while BTC/USDT holds):
-    every entry of that symbol spends it."""
+    not know, and per base currency (of its symbols and the ``watchlist``'s) the balance
+    against what its symbols hold (position + inventory + ``dust`` recorded in the ledger;
+    one amount step of slack).
+
+    A currency with an order in flight, in ERROR or of a symbol whose state is unreadable
+    is skipped: its balance moves before the engine's state does. Only a shortfall is
+    reported for one that is also the quote of a symbol run (every entry there spends it)
+    and for all when ``dust`` is None (the ledger could not be read). ``exchange_id`` maps
+    a client order id to the form the exchange shows (OKX: a digest)."""
     out = []
-    known = {v.client_order_id for v in primary.symbols.values() if v.client_order_id}
+    known = set()
+    for v in primary.symbols.values():
+        if v.client_order_id:
+            known |= {v.client_order_id, (exchange_id or str)(v.client_order_id)}
+    blind = set(primary.unreadable)
     for o in exchange.open_orders:
-        if o.client_order_id in known:
+        if o.client_order_id in known or o.symbol in blind:
             continue
         out.append(
             Divergence(
@@ -332,20 +418,45 @@ def compare_exchange(
                 fingerprint=o.client_order_id or o.order_id,
             )
         )
-    bases: dict[str, list[SideView]] = {}
+    out += [
+        _one(
+            DivergenceKind.ORDERS_UNAVAILABLE,
+            sym,
+            f"the exchange did not list its open orders: {why}",
+            exchange="unreadable",
+        )
+        for sym, why in sorted(exchange.unreadable.items())
+    ]
+    out += _balances(primary, exchange, engine=engine, dust=dust, watchlist=watchlist)
+    return out
+
+
+def _balances(
+    primary: EngineView,
+    exchange: ExchangeView,
+    *,
+    engine: str,
+    dust: Mapping[str, Decimal] | None,
+    watchlist: Iterable[str],
+) -> list[Divergence]:
+    out = []
+    bases: dict[str, list[SideView]] = {s.partition("/")[0]: [] for s in watchlist}
     for v in primary.symbols.values():
         bases.setdefault(v.base, []).append(v)
     quotes = {v.quote for v in primary.symbols.values()}
+    skipped = {c for s in primary.unreadable for c in s.split("/")}
     for base, views in sorted(bases.items()):
-        if base in quotes:
+        if base in skipped:
             continue
         if any(v.order_side is not None or v.phase is Phase.ERROR for v in views):
             continue
         held = sum((v.position + v.inventory for v in views), ZERO) + (dust or {}).get(base, ZERO)
         balance = exchange.balances.get(base, ZERO)
-        step = max(v.amount_step for v in views)
+        step = max((v.amount_step for v in views), default=ZERO)
         if abs(balance - held) <= step:
             continue
+        if balance > held and (base in quotes or dust is None):
+            continue  # the surplus may be the quote's or dust's: only a shortfall is sure
         holding = ", ".join(sorted(v.symbol for v in views if v.position > 0)) or "none"
         if held > 0 and balance <= 0:
             kind, what = DivergenceKind.POSITION_WITHOUT_BALANCE, "none on the account"
@@ -360,6 +471,7 @@ def compare_exchange(
                 detail=f"{base}: the {engine} engine holds {_t(held)} (positions: {holding}), "
                 f"{what}: {_t(balance)}",
                 values={"exchange": _t(balance), engine: _t(held)},
+                fingerprint=_bucket(abs(balance - held), held),
             )
         )
     return out
