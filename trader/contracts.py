@@ -427,6 +427,9 @@ class ValidatorSetup(_Msg):
     exchange: str
     task_queue: str
     """The deployment whose SymbolTraders are the FSM side (visibility ``TaskQueue``)."""
+    watchlist: list[str] = []
+    """WATCHLIST: a symbol here with no running SymbolTrader is reported, and its orders and
+    currency are checked (a position or order it left behind)."""
     interval_s: float = 60.0
     primary: str = "fsm"
     """The engine that sends the real orders (``fsm`` or ``legacy``): checked against the
@@ -449,6 +452,8 @@ class ValidatorInput(_Msg):
     check: int = 0
     """Checks done by earlier runs (carried through continue-as-new)."""
     tracker: DivergenceTracker = DivergenceTracker()
+    failed_checks: int = 0
+    """Consecutive checks that failed (notified once when it reaches ``CHECKS_FAILED_NOTIFY``)."""
 
 
 class ValidateInput(_Msg):

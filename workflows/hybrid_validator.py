@@ -23,9 +23,19 @@ from temporalio.workflow import ActivityHandle
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
     from trader.core.divergence import Divergence
-    from trader.core.messages import format_divergence
+    from trader.core.messages import format_checks_failed, format_divergence
 
 CHECK_ATTEMPTS = 3
+CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=CHECK_ATTEMPTS
+)
+CHECK_ATTEMPT_MIN = timedelta(seconds=60)
+CHECK_PER_SYMBOL = timedelta(seconds=2)
+"""An attempt's budget grows with the watchlist: the open orders are one request each."""
+CHECK_HEARTBEAT = timedelta(seconds=30)
+"""The activity heartbeats between parts: one stuck part fails the attempt, not the budget."""
+CHECKS_FAILED_NOTIFY = 3
+"""Consecutive failed checks after which one notification says the validator is blind."""
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 NOTIFY_GIVE_UP = timedelta(hours=1)
 NOTIFY_DRAIN = timedelta(seconds=60)
@@ -40,6 +50,7 @@ class HybridValidator:
         self.since_ts = inp.since_ts
         self.check = inp.check
         self.tracker = inp.tracker
+        self.failed_checks = inp.failed_checks
         self._notes: list[ActivityHandle[None]] = []
 
     @workflow.run
@@ -56,7 +67,11 @@ class HybridValidator:
         workflow.continue_as_new(self.progress())
 
     async def _check(self, since: float) -> None:
-        attempt = timedelta(seconds=max(30.0, self.setup.interval_s))
+        attempt = max(
+            CHECK_ATTEMPT_MIN,
+            timedelta(seconds=self.setup.interval_s),
+            CHECK_PER_SYMBOL * (len(self.setup.watchlist) + 1),
+        )
         try:
             result = await workflow.execute_activity(
                 c.VALIDATE,
@@ -69,15 +84,24 @@ class HybridValidator:
                 ),
                 result_type=c.VALIDATE.result,
                 start_to_close_timeout=attempt,
-                schedule_to_close_timeout=attempt * CHECK_ATTEMPTS,
-                retry_policy=RetryPolicy(maximum_attempts=CHECK_ATTEMPTS),
+                heartbeat_timeout=CHECK_HEARTBEAT,
+                schedule_to_close_timeout=_check_budget(attempt),
+                retry_policy=CHECK_RETRY,
                 summary=f"check {self.check}",
             )
         except ActivityError as err:
             # A check that cannot gather (server or exchange down) is skipped; the next
             # interval tries again. What it carried stays as it was.
             workflow.logger.warning("check %d failed: %s", self.check, err.cause or err)
+            self.failed_checks += 1
+            if self.failed_checks == CHECKS_FAILED_NOTIFY and self.setup.notify:
+                self._send(
+                    "validator",
+                    format_checks_failed(failed=self.failed_checks, error=str(err.cause or err)),
+                    "checks-failed",
+                )
         else:
+            self.failed_checks = 0
             self.tracker = result.tracker
             if self.setup.notify:
                 for d in result.reported:
@@ -96,18 +120,21 @@ class HybridValidator:
         history before the activity runs (the check and the divergence's key), so a retry
         sends it once; a divergence reported again after it cleared has a new check."""
         text = format_divergence(kind=d.kind.value, detail=d.detail, values=d.values)
+        self._send(d.symbol, text, d.key, summary=f"notify divergence {d.kind.value}")
+
+    def _send(self, symbol: str, text: str, key: str, *, summary: str = "notify") -> None:
         self._notes.append(
             workflow.start_activity(
                 c.NOTIFY,
                 c.Notification(
-                    symbol=d.symbol,
+                    symbol=symbol,
                     kind="divergence",
                     text=text,
-                    key=f"{workflow.info().workflow_id}:c{self.check}:{d.key}",
+                    key=f"{workflow.info().workflow_id}:c{self.check}:{key}",
                 ),
                 start_to_close_timeout=NOTIFY_ATTEMPT,
                 schedule_to_close_timeout=NOTIFY_GIVE_UP,
-                summary=f"notify divergence {d.kind.value}",
+                summary=summary,
             )
         )
 
@@ -133,5 +160,22 @@ class HybridValidator:
     def progress(self) -> c.ValidatorInput:
         """Checks done and the divergences carried (what the next run starts from)."""
         return c.ValidatorInput(
-            setup=self.setup, since_ts=self.since_ts, check=self.check, tracker=self.tracker
+            setup=self.setup,
+            since_ts=self.since_ts,
+            check=self.check,
+            tracker=self.tracker,
+            failed_checks=self.failed_checks,
         )
+
+
+def _check_budget(attempt: timedelta) -> timedelta:
+    """Every attempt, the backoffs between them, and one more attempt's worth of waiting
+    for a worker: the third attempt is never cut short."""
+    backoff = sum(
+        (
+            CHECK_RETRY.initial_interval * CHECK_RETRY.backoff_coefficient**i
+            for i in range(CHECK_ATTEMPTS - 1)
+        ),
+        timedelta(),
+    )
+    return attempt * (CHECK_ATTEMPTS + 1) + backoff

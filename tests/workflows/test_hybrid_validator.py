@@ -11,26 +11,34 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import cast
 
+from temporalio.client import WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
 from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
+from tests.workflows.unreadable_trader import UnreadableTrader
 from tests.workflows.validator_rig import (
     AccountDown,
+    Delisted,
+    LedgerDown,
     ValidatorRig,
     place_unknown_order,
     validator,
 )
+from trader import search as sa
 from trader.config import load_settings
-from trader.core.divergence import DivergenceTracker
+from trader.core.divergence import DivergenceKind
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
+from trader.ledger import LedgerStore
 from trader.legacy.engine import LegacyEngine
 from trader.legacy.store import StateStore, read_state, state_path
+from trader.observe.metrics import TraderMetrics
 from trader.runtime.validator import start_validator, validator_setup
-from workflows.hybrid_validator import HybridValidator
+from workflows.hybrid_validator import CHECKS_FAILED_NOTIFY, HybridValidator
 
 CHECKS_AFTER = 5
 """Checks that must pass after a report without it being reported again."""
@@ -93,21 +101,99 @@ async def test_an_unknown_order_and_a_shortfall_are_each_reported_once(dev_env, 
             assert {r["kind"] for r in v.lines()} == {"unknown_order", "balance_short"}
 
 
-async def test_a_check_that_cannot_read_the_account_is_skipped_and_the_next_one_reports(
-    dev_env, tmp_path
-):
+async def test_failed_checks_carry_what_was_reported_and_are_notified_once(dev_env, tmp_path):
     async with bench(dev_env.client, tmp_path) as b:
         await _holding(b)
         account = AccountDown(b.exchange)
-        account.down = True
         async with validator(b, tmp_path, exchange=cast(Exchange, account)) as v:
             await place_unknown_order(b.exchange)
-            failed = await v.wait_checks(1)  # three attempts, then skipped
-            assert account.failed >= 3 and v.lines() == []  # (the next check may have begun)
-            assert failed.tracker == DivergenceTracker()  # what it carried is unchanged
+            await v.wait_line("unknown_order")
+            account.down = True
+            down = (await v.progress()).check
+            failed = await v.wait_checks(down + CHECKS_FAILED_NOTIFY + 2)
+            assert failed.failed_checks >= CHECKS_FAILED_NOTIFY + 1
+            assert v.checks("failed") >= 3 * CHECKS_FAILED_NOTIFY  # three attempts each
+            blind = [t for t in b.notifier.sent if "checks in a row failed" in t]
+            assert len(blind) == 1, b.notifier.sent  # once, not on every failed check
             account.down = False
-            line = await v.wait_line("unknown_order")
-            assert line["check"] >= 2 and len(v.lines()) == 1
+            back = await v.wait_checks(failed.check + 4)
+            assert back.failed_checks == 0
+            # The order never left: not reported again after the failed checks.
+            assert len(v.lines("unknown_order")) == 1
+
+
+async def test_a_symbol_whose_state_cannot_be_read_keeps_its_order(dev_env, tmp_path):
+    """A running SymbolTrader that cannot answer ``state``: reported as such, and the open
+    order on its symbol (it may be its own) is not reported as unknown."""
+    async with bench(dev_env.client, tmp_path) as b:
+        queue = f"unreadable-{uuid.uuid4().hex[:8]}"
+        async with Worker(b.client, task_queue=queue, workflows=[UnreadableTrader]):
+            trader = await b.client.start_workflow(
+                UnreadableTrader.run,
+                id=f"trader:paper:BTC-USDT:{queue}",
+                task_queue=queue,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.TRADING_SYMBOL, "BTC/USDT"),
+                        SearchAttributePair(sa.TRADING_EXCHANGE, "paper"),
+                    ]
+                ),
+            )
+            try:
+                await place_unknown_order(b.exchange)
+                async with validator(b, tmp_path, task_queue=queue) as v:
+                    line = await v.wait_line("fsm_state_unavailable")
+                    assert line["symbol"] == "BTC/USDT"
+                    await v.wait_checks(int(line["check"]) + CHECKS_AFTER)
+                    assert v.lines("unknown_order") == [] and v.lines("symbol_not_running") == []
+            finally:
+                await trader.terminate("test over")
+
+
+async def test_a_symbol_whose_workflow_ended_while_holding_is_reported(dev_env, tmp_path):
+    """fsm mode: the SymbolTrader is terminated in POSITION: the watchlist symbol runs no
+    workflow, and the coins it left on the account are found."""
+    async with bench(dev_env.client, tmp_path) as b:
+        h, held = await _holding(b)
+        async with validator(b, tmp_path) as v:
+            await v.wait_checks(2)
+            assert v.lines() == []
+            await h.terminate("gone while holding")
+            line = await v.wait_line("symbol_not_running")
+            assert line["symbol"] == "BTC/USDT"
+            surplus = await v.wait_line("balance_surplus")
+            assert surplus["values"] == {"exchange": str(held), "fsm": "0"}
+
+
+async def test_a_delisted_symbol_and_a_ledger_down_fail_only_their_part(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        await _holding(b)
+        ledger = LedgerDown(b.ledger)
+        exchange = Delisted(b.exchange, "DEAD/USDT")
+        async with validator(
+            b,
+            tmp_path,
+            exchange=cast(Exchange, exchange),
+            ledger=cast(LedgerStore, ledger),
+            watchlist=("BTC/USDT", "DEAD/USDT"),
+        ) as v:
+            await place_unknown_order(b.exchange)
+            await v.wait_line("unknown_order")  # the rest of the check still runs
+            assert v.lines("orders_unavailable")[0]["symbol"] == "DEAD/USDT"
+            assert v.lines("ledger_unavailable")[0]["detail"].startswith("ledger: ledger dust")
+            assert v.checks("failed") == 0 and v.checks("ok") >= 2
+            assert ledger.reads >= 2  # the dust only: fsm mode reads no trades
+
+
+def test_every_divergence_kind_and_check_outcome_is_exported_from_zero():
+    # increase() over a series that appears at 1 never fires the alert on a first one.
+    m = TraderMetrics("w")
+    for kind in DivergenceKind:
+        labels = {"kind": kind.value, "worker": "w"}
+        assert m.registry.get_sample_value("trader_divergences_total", labels) == 0
+    for outcome in ("ok", "failed"):
+        labels = {"outcome": outcome, "worker": "w"}
+        assert m.registry.get_sample_value("trader_validator_checks_total", labels) == 0
 
 
 async def test_without_hybrid_log_divergences_it_logs_and_counts_but_sends_nothing(
@@ -202,9 +288,12 @@ async def test_the_starter_and_workers_start_one_validator_and_reconfigure_it(de
         ):
             wf_id = await start_validator(b.client, setup)
             assert wf_id == f"hybrid-validator:paper:{queue}"
+            first_run = (await b.client.get_workflow_handle(wf_id).describe()).run_id
             slower = setup.model_copy(update={"interval_s": 2.0})
             assert await start_validator(b.client, slower) == wf_id  # found running
-            handle = b.client.get_workflow_handle_for(HybridValidator.run, wf_id)
+            handle: WorkflowHandle[HybridValidator, None] = b.client.get_workflow_handle_for(
+                HybridValidator.run, wf_id
+            )
             try:
                 for _ in range(100):
                     p = await handle.query(HybridValidator.progress)
@@ -212,12 +301,7 @@ async def test_the_starter_and_workers_start_one_validator_and_reconfigure_it(de
                         break
                     await asyncio.sleep(0.1)
                 assert p.setup == slower and p.check >= 1
-                runs = [
-                    wf
-                    async for wf in b.client.list_workflows(
-                        f'WorkflowId = "{wf_id}" AND ExecutionStatus = "Running"'
-                    )
-                ]
-                assert len(runs) <= 1  # visibility may lag; never two
+                # The same run took the new setup: not restarted (its checks carried on).
+                assert (await handle.describe()).run_id == first_run
             finally:
                 await handle.terminate("test over")

@@ -22,9 +22,10 @@ from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import Bench
 from trader import contracts as c
 from trader.core.divergence import Tolerances
-from trader.core.errors import RetryableExchangeError
-from trader.core.market import Balance, OrderRequest, OrderSide, OrderType, TimeInForce
+from trader.core.errors import BadSymbol, RetryableExchangeError
+from trader.core.market import Balance, Order, OrderRequest, OrderSide, OrderType, TimeInForce
 from trader.exchange.port import Exchange
+from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
 from workflows.hybrid_validator import HybridValidator
 
@@ -48,6 +49,40 @@ class AccountDown:
             self.failed += 1
             raise RetryableExchangeError("account endpoint in maintenance")
         return await self.inner.fetch_balances()
+
+
+class Delisted:
+    """The bench's exchange, where one symbol's open orders are refused (BadSymbol)."""
+
+    def __init__(self, inner: Exchange, symbol: str) -> None:
+        self.inner, self.symbol = inner, symbol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+        if symbol == self.symbol:
+            raise BadSymbol(f"{symbol} is delisted")
+        return await self.inner.fetch_open_orders(symbol)
+
+
+class LedgerDown:
+    """The bench's ledger with every read failing (the database unreachable)."""
+
+    def __init__(self, inner: LedgerStore) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def trades(self, **_: Any) -> Any:
+        self.reads += 1
+        raise OSError("ledger unreachable")
+
+    async def dust(self) -> Any:
+        self.reads += 1
+        raise OSError("ledger unreachable")
 
 
 async def place_unknown_order(exchange: Exchange) -> None:
@@ -85,6 +120,12 @@ class ValidatorRig:
         )
         return value or 0.0
 
+    def checks(self, outcome: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "trader_validator_checks_total", {"outcome": outcome, "worker": "test"}
+        )
+        return value or 0.0
+
     async def progress(self) -> c.ValidatorInput:
         return await self.handle.query(HybridValidator.progress)
 
@@ -117,17 +158,26 @@ async def validator(
     checks_per_run: int = 100,
     notify: bool = True,
     exchange: Exchange | None = None,
+    ledger: LedgerStore | None = None,
+    task_queue: str | None = None,
+    watchlist: tuple[str, ...] = ("BTC/USDT",),
 ) -> AsyncIterator[ValidatorRig]:
-    """``exchange``: the validator's view of the account (default the bench's)."""
+    """``exchange``, ``ledger``: the validator's view of them (default the bench's);
+    ``task_queue``: the deployment whose SymbolTraders it reads (default the bench's)."""
     metrics = TraderMetrics("test")
     log = divergence_log_path(tmp_path)
     acts = ValidatorActivities(
-        b.client, exchange or b.exchange, b.ledger, divergence_log=log, metrics=metrics
+        b.client,
+        exchange or b.exchange,
+        ledger or b.ledger,
+        divergence_log=log,
+        metrics=metrics,
     )
     queue = f"validator-{uuid.uuid4().hex[:8]}"
     setup = c.ValidatorSetup(
         exchange="paper",
-        task_queue=b.task_queue,
+        task_queue=task_queue or b.task_queue,
+        watchlist=list(watchlist),
         interval_s=interval_s,
         legacy_state_path=str(legacy_state) if legacy_state else None,
         tolerances=Tolerances(confirm_checks=confirm_checks),

@@ -75,6 +75,8 @@ class DivergenceKind(str, Enum):
     """A legacy row that does not parse: that symbol is skipped."""
     ORDERS_UNAVAILABLE = "orders_unavailable"
     """The exchange refused a symbol's open orders (e.g. delisted: BadSymbol)."""
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
+    """The ledger could not be read: trades not compared, or dust unknown (no surplus)."""
 
 
 class _View(BaseModel):
@@ -347,7 +349,7 @@ def compare_running(engine: EngineView, *, watchlist: Iterable[str]) -> list[Div
         _one(
             DivergenceKind.SYMBOL_NOT_RUNNING,
             sym,
-            "is on the watchlist and no SymbolTrader runs it",
+            "no SymbolTrader runs this watchlist symbol",
             fsm="not running",
         )
         for sym in sorted(set(watchlist) - engine.symbols.keys() - set(engine.unreadable))
@@ -365,6 +367,10 @@ def unreadable_legacy(legacy: EngineView) -> list[Divergence]:
 def _unreadable(kind: DivergenceKind, sym: str, engine: str) -> Divergence:
     what = f"the {engine} engine's state could not be read; not compared this check"
     return _one(kind, sym, what, **{engine: "unreadable"})
+
+
+def ledger_unavailable(part: str, why: str) -> Divergence:
+    return _one(DivergenceKind.LEDGER_UNAVAILABLE, "ledger", f"{part} unreadable: {why}")
 
 
 def _one(kind: DivergenceKind, sym: str, what: str, **values: str) -> Divergence:

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from trader.core.divergence import DivergenceKind
 from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
 
@@ -206,6 +207,23 @@ class TraderMetrics:
             ["kind", *w],
             registry=r,
         )
+        for kind in DivergenceKind:  # at 0 from the start: increase() sees a first one
+            self.divergences.labels(kind.value, worker)
+        self.validator_checks = Counter(
+            "trader_validator_checks_total",
+            "Hybrid validator check attempts by outcome (ok, failed: retried, then skipped)",
+            ["outcome", *w],
+            registry=r,
+        )
+        for outcome in ("ok", "failed"):
+            self.validator_checks.labels(outcome, worker)
+        self.validator_last_success = Gauge(
+            "trader_validator_last_success_timestamp_seconds",
+            "When the hybrid validator last completed a check (epoch s; 0: not yet here)",
+            w,
+            registry=r,
+        )
+        self.validator_last_success.labels(worker)
         self._phases: dict[str, str] = {}
         self._server: WSGIServer | None = None
 
@@ -254,6 +272,11 @@ class TraderMetrics:
 
     def divergence(self, kind: str) -> None:
         self.divergences.labels(kind, self.worker).inc()
+
+    def validator_check(self, *, ok: bool) -> None:
+        self.validator_checks.labels("ok" if ok else "failed", self.worker).inc()
+        if ok:
+            self.validator_last_success.labels(self.worker).set_to_current_time()
 
     def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)

@@ -27,6 +27,7 @@ def validator_setup(
     return c.ValidatorSetup(
         exchange=settings.exchange,
         task_queue=settings.task_queue,
+        watchlist=list(settings.watchlist),
         interval_s=float(settings.hybrid_validation_interval_s),
         primary=primary,
         legacy_state_path=str(legacy_state) if legacy_state is not None else None,
