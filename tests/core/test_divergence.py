@@ -356,3 +356,15 @@ def test_without_dust_rows_only_a_shortfall_is_reported():
     holding = view(coin(Phase.POSITION, amount="1"))
     [d] = dv.compare_exchange(holding, account({"BTC": "0.5"}), engine="fsm", dust=None)
     assert d.kind is K.BALANCE_SHORT
+
+
+def test_known_ids_are_matched_in_the_form_the_exchange_shows():
+    # OKX: our 36-char ids are sent as digests; another worker lists them as such.
+    bot = view(coin(Phase.WAIT_FILL, order=(OrderSide.BUY, "1", "dt-mine")))
+    shown = account({"BTC": "0"}, ex_order("digest-of-dt-mine"))
+    assert [x.kind for x in dv.compare_exchange(bot, shown, engine="fsm")] == [K.UNKNOWN_ORDER]
+
+    def digest(cid: str) -> str:
+        return f"digest-of-{cid}"
+
+    assert dv.compare_exchange(bot, shown, engine="fsm", exchange_id=digest) == []
