@@ -66,6 +66,7 @@ def test_histories_are_committed():
         "error_window_from_entry",
         "validator_reported",
         "validator_check_failed",
+        "validator_blind",
     } <= names
 
 
@@ -332,11 +333,11 @@ def test_the_drain_history_gave_a_message_up_behind_its_patch():
 
 
 async def _fails_unsandboxed(name: str) -> None:
-    """The committed history ``name`` no longer replays (with a monkeypatched SymbolTrader:
+    """The committed history ``name`` no longer replays (with a monkeypatched workflow:
     unsandboxed, as the sandbox re-imports the workflow modules and would not see it)."""
     path = next(p for p in HISTORIES if p.stem == name)
     replayer = Replayer(
-        workflows=[SymbolTrader],
+        workflows=[SymbolTrader, HybridValidator],
         data_converter=DATA_CONVERTER,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
@@ -405,3 +406,18 @@ async def test_the_validator_history_needs_its_notification(monkeypatch):
     )
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(_history(path))
+
+
+def test_the_blind_history_notified_once_after_three_failed_checks():
+    types = _event_types("validator_blind")
+    assert types["EVENT_TYPE_ACTIVITY_TASK_FAILED"] == 3
+    # One notification that it is blind, one for the unknown order reported after.
+    assert _activities("validator_blind") == {"hybrid_validate": 5, "notify": 2}
+
+
+async def test_the_blind_history_needs_its_notification(monkeypatch):
+    """Without the failed-checks notification it no longer replays."""
+    import workflows.hybrid_validator as hv
+
+    monkeypatch.setattr(hv, "CHECKS_FAILED_NOTIFY", 99)
+    await _fails_unsandboxed("validator_blind")

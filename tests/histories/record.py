@@ -241,11 +241,13 @@ async def error_window(env, tmp: Path) -> None:
         await _finish(b, h, "error_window_from_entry")
 
 
-async def _validator_run(tmp: Path, name: str, *, account_down: bool) -> None:
+async def _validator_run(
+    tmp: Path, name: str, *, down_checks: int, checks_per_run: int = 3
+) -> None:
     """A HybridValidator's first run on a dev server (the test server has no visibility
     queries) beside a symbol holding a position; an order placed behind the bot's back after
-    the first check. ``account_down``: the first check cannot read the account (three
-    attempts, then skipped)."""
+    the first check. ``down_checks``: the first checks that cannot read the account (three
+    attempts each, then skipped)."""
     from typing import cast
 
     from tests.workflows.validator_rig import AccountDown, place_unknown_order, validator
@@ -265,14 +267,18 @@ async def _validator_run(tmp: Path, name: str, *, account_down: bool) -> None:
             b.set_price("BTC/USDT", "97.90")
             await b.wait_phase(h, Phase.POSITION)
             account = AccountDown(b.exchange)
-            account.down = account_down
+            account.down = down_checks > 0
             async with validator(
-                b, tmp, checks_per_run=3, confirm_checks=1, exchange=cast(Exchange, account)
+                b,
+                tmp,
+                checks_per_run=checks_per_run,
+                confirm_checks=1,
+                exchange=cast(Exchange, account),
             ) as v:
-                await v.wait_checks(1)
+                await v.wait_checks(max(1, down_checks))
                 account.down = False
                 await place_unknown_order(b.exchange)
-                await v.wait_checks(4)
+                await v.wait_checks(checks_per_run + 1)
                 first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
                 history = await first.fetch_history()
         (OUT / f"{name}.json").write_text(history.to_json())
@@ -284,12 +290,18 @@ async def _validator_run(tmp: Path, name: str, *, account_down: bool) -> None:
 async def validator_reported(env, tmp: Path) -> None:
     """Three checks, the unknown order reported (a notify in the background), then
     continue-as-new."""
-    await _validator_run(tmp, "validator_reported", account_down=False)
+    await _validator_run(tmp, "validator_reported", down_checks=0)
 
 
 async def validator_check_failed(env, tmp: Path) -> None:
     """The first check failed (skipped), the next two report the unknown order."""
-    await _validator_run(tmp, "validator_check_failed", account_down=True)
+    await _validator_run(tmp, "validator_check_failed", down_checks=1)
+
+
+async def validator_blind(env, tmp: Path) -> None:
+    """Three checks failed (one notification that the validator is blind), the next two
+    report the unknown order."""
+    await _validator_run(tmp, "validator_blind", down_checks=3, checks_per_run=5)
 
 
 RECORDINGS = {
@@ -307,6 +319,7 @@ RECORDINGS = {
     "error_window_from_entry": error_window,
     "validator_reported": validator_reported,
     "validator_check_failed": validator_check_failed,
+    "validator_blind": validator_blind,
 }
 
 
