@@ -130,6 +130,7 @@ class ValidatorActivities:
                 dust=dust,
                 watchlist=setup.watchlist,
                 exchange_id=self.exchange.exchange_client_id,
+                tol=setup.tolerances,
             )
         tracker, reported = dv.track(
             inp.tracker, current, confirm_checks=setup.tolerances.confirm_checks

@@ -368,3 +368,11 @@ def test_known_ids_are_matched_in_the_form_the_exchange_shows():
         return f"digest-of-{cid}"
 
     assert dv.compare_exchange(bot, shown, engine="fsm", exchange_id=digest) == []
+
+
+def test_balances_agree_within_the_relative_tolerance_as_documented():
+    # docs/migration.md, "Tolerances": one step or 0.1 % of the larger, balances included.
+    holding = view(coin(Phase.POSITION, amount="10"))
+    assert dv.compare_exchange(holding, account({"BTC": "9.991"}), engine="fsm") == []
+    [d] = dv.compare_exchange(holding, account({"BTC": "9.98"}), engine="fsm")
+    assert d.kind is K.BALANCE_SHORT

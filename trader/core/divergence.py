@@ -394,11 +394,12 @@ def compare_exchange(
     dust: Mapping[str, Decimal] | None = NO_DUST,
     watchlist: Iterable[str] = (),
     exchange_id: Callable[[str], str] | None = None,
+    tol: Tolerances | None = None,
 ) -> list[Divergence]:
     """The primary engine (``engine`` names it) against the account: open orders it does
     not know, and per base currency (of its symbols and the ``watchlist``'s) the balance
     against what its symbols hold (position + inventory + ``dust`` recorded in the ledger;
-    one amount step of slack).
+    within ``tol.amount_rel`` or one amount step).
 
     A currency with an order in flight, in ERROR or of a symbol whose state is unreadable
     is skipped: its balance moves before the engine's state does. Only a shortfall is
@@ -433,7 +434,9 @@ def compare_exchange(
         )
         for sym, why in sorted(exchange.unreadable.items())
     ]
-    out += _balances(primary, exchange, engine=engine, dust=dust, watchlist=watchlist)
+    out += _balances(
+        primary, exchange, engine=engine, dust=dust, watchlist=watchlist, tol=tol or Tolerances()
+    )
     return out
 
 
@@ -444,6 +447,7 @@ def _balances(
     engine: str,
     dust: Mapping[str, Decimal] | None,
     watchlist: Iterable[str],
+    tol: Tolerances,
 ) -> list[Divergence]:
     out = []
     bases: dict[str, list[SideView]] = {s.partition("/")[0]: [] for s in watchlist}
@@ -459,7 +463,7 @@ def _balances(
         held = sum((v.position + v.inventory for v in views), ZERO) + (dust or {}).get(base, ZERO)
         balance = exchange.balances.get(base, ZERO)
         step = max((v.amount_step for v in views), default=ZERO)
-        if abs(balance - held) <= step:
+        if _close(balance, held, tol.amount_rel, step):
             continue
         if balance > held and (base in quotes or dust is None):
             continue  # the surplus may be the quote's or dust's: only a shortfall is sure
