@@ -118,7 +118,7 @@ class ValidatorActivities:
             else:
                 fsm = fsm.model_copy(update={"trades": _trades(trades or [], "fsm")})
                 legacy = legacy.model_copy(update={"trades": _trades(trades or [], "legacy")})
-            current += dv.compare_engines(fsm, legacy, setup.tolerances)
+            current += dv.compare_engines(fsm, legacy, setup.tolerances, watchlist=setup.watchlist)
         primary = {"fsm": fsm, "legacy": legacy}.get(setup.primary)
         if primary is not None:
             dust, failed = await self._part("ledger dust", self._dust(setup.exchange))

@@ -65,7 +65,11 @@ async def main(args: argparse.Namespace) -> None:
                     await b.wait_phase(h, Phase.POSITION, timeout=300)
                 t0 = time.monotonic()
                 async with validator(
-                    b, Path(tmp), interval_s=args.interval, checks_per_run=args.checks
+                    b,
+                    Path(tmp),
+                    interval_s=args.interval,
+                    checks_per_run=args.checks,
+                    watchlist=tuple(markets),
                 ) as v:
                     await v.wait_checks(args.checks + 1, timeout=args.checks * 30)
                     wall = time.monotonic() - t0

@@ -376,3 +376,11 @@ def test_balances_agree_within_the_relative_tolerance_as_documented():
     assert dv.compare_exchange(holding, account({"BTC": "9.991"}), engine="fsm") == []
     [d] = dv.compare_exchange(holding, account({"BTC": "9.98"}), engine="fsm")
     assert d.kind is K.BALANCE_SHORT
+
+
+def test_a_watchlist_symbol_not_running_in_the_fsm_is_reported_once():
+    # compare_running reports it (symbol_not_running); not a second time as symbol_missing.
+    legacy = view(coin(Phase.POSITION, amount="1"))
+    assert dv.compare_engines(view(), legacy, watchlist=["BTC/USDT"]) == []
+    [d] = dv.compare_engines(view(), legacy)
+    assert d.kind is K.SYMBOL_MISSING

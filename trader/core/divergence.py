@@ -237,12 +237,18 @@ def _pair(
 
 
 def compare_engines(
-    fsm: EngineView, legacy: EngineView, tol: Tolerances | None = None
+    fsm: EngineView,
+    legacy: EngineView,
+    tol: Tolerances | None = None,
+    *,
+    watchlist: Iterable[str] = (),
 ) -> list[Divergence]:
-    """Per symbol: phase class, position, order in flight; then trade lists and PnL."""
+    """Per symbol: phase class, position, order in flight; then trade lists and PnL. A
+    symbol unreadable on either side, or on the ``watchlist`` and not run by the FSM, is
+    left to ``compare_running`` / ``unreadable_legacy``."""
     tol = tol or Tolerances()
     out: list[Divergence] = []
-    skipped = {*fsm.unreadable, *legacy.unreadable}  # reported by compare_running
+    skipped = {*fsm.unreadable, *legacy.unreadable, *(set(watchlist) - fsm.symbols.keys())}
     for symbol in sorted((fsm.symbols.keys() | legacy.symbols.keys()) - skipped):
         a, b = fsm.symbols.get(symbol), legacy.symbols.get(symbol)
         if a is None or b is None:
