@@ -384,3 +384,11 @@ def test_a_watchlist_symbol_not_running_in_the_fsm_is_reported_once():
     assert dv.compare_engines(view(), legacy, watchlist=["BTC/USDT"]) == []
     [d] = dv.compare_engines(view(), legacy)
     assert d.kind is K.SYMBOL_MISSING
+
+
+def test_the_ledger_s_two_reads_are_two_divergences():
+    trades, dust = (
+        dv.ledger_unavailable("ledger trades", "x"),
+        dv.ledger_unavailable("ledger dust", "x"),
+    )
+    assert trades.key != dust.key

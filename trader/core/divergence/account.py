@@ -52,7 +52,8 @@ def _unreadable(kind: DivergenceKind, sym: str, engine: str) -> Divergence:
 
 
 def ledger_unavailable(part: str, why: str) -> Divergence:
-    return _one(DivergenceKind.LEDGER_UNAVAILABLE, "ledger", f"{part} unreadable: {why}")
+    d = _one(DivergenceKind.LEDGER_UNAVAILABLE, "ledger", f"{part} unreadable: {why}")
+    return d.model_copy(update={"fingerprint": part})  # trades and dust: each its own
 
 
 def _one(kind: DivergenceKind, sym: str, what: str, **values: str) -> Divergence:
