@@ -43,6 +43,7 @@ from trader.runtime.exchange import build_exchange
 from trader.runtime.launch import start_watchlist, validate_watchlist
 from trader.runtime.process import hard_exit
 from trader.runtime.stuck import StuckSymbol, format_stuck, stuck_symbols
+from trader.runtime.validator import start_validator, validator_setup
 from trader.runtime.worker import run_worker
 
 log = logging.getLogger("durable_trader")
@@ -186,8 +187,10 @@ async def main(args: argparse.Namespace) -> int:
         return await _both(args, settings, client)
     if args.command == "start":
         ids_ = await start_watchlist(client, settings)
+        validator = await start_validator(client, validator_setup(settings))
         ui = f"http://localhost:{settings.temporal_ui_port}/namespaces/{client.namespace}/workflows"
         print(f"{len(ids_)} symbols running: {', '.join(ids_)}\nWeb UI: {ui}", flush=True)
+        print(f"divergences checked by {validator}", flush=True)
         if args.no_worker:
             return 0
         stop = asyncio.Event()

@@ -81,3 +81,22 @@ def test_one_endpoint_serves_both_engines_each_family_once() -> None:
     assert any('engine="legacy"' in s and s.endswith(" 2.0") for s in samples)
     with pytest.raises(ValueError):
         TraderMetrics("1@h").serve_also(legacy)  # an unlabelled registry cannot share
+
+
+async def test_the_validator_reconciles_the_primary_on_its_real_account(tmp_path: Path) -> None:
+    from trader.runtime.validator import validator_setup
+
+    settings = load_settings(data_dir=tmp_path, fsm_mode="both", hybrid_primary="legacy")
+    assert validator_setup(settings).primary == "legacy"
+    real = build_exchange(settings)
+    shadow = hybrid.side_exchange(settings, "fsm", real)  # the worker's exchange
+    try:
+        # The worker's own exchange is the shadow's simulated account; the validator must
+        # check the legacy primary against the real one.
+        assert hybrid.primary_exchange(settings, shadow) is real
+        fsm_primary = load_settings(data_dir=tmp_path, fsm_mode="both")
+        assert validator_setup(fsm_primary).primary == "fsm"
+        assert hybrid.primary_exchange(fsm_primary, real) is real
+    finally:
+        await hybrid.close_side(shadow, real)
+        await real.close()

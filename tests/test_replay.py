@@ -30,6 +30,7 @@ from workflows.base import (
 )
 from workflows.entry_phases import EntryPhases
 from workflows.exit_phases import ExitPhases
+from workflows.hybrid_validator import HybridValidator
 from workflows.portfolio import Portfolio
 from workflows.recovery import RecoveryPhases
 from workflows.symbol_trader import SymbolTrader
@@ -42,7 +43,9 @@ def _history(path: Path) -> WorkflowHistory:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[SymbolTrader, Portfolio], data_converter=DATA_CONVERTER)
+    return Replayer(
+        workflows=[SymbolTrader, Portfolio, HybridValidator], data_converter=DATA_CONVERTER
+    )
 
 
 def test_histories_are_committed():
@@ -61,6 +64,9 @@ def test_histories_are_committed():
         "slot_wait_take_profit",
         "slot_wait_stopped",
         "error_window_from_entry",
+        "validator_reported",
+        "validator_check_failed",
+        "validator_blind",
     } <= names
 
 
@@ -327,11 +333,11 @@ def test_the_drain_history_gave_a_message_up_behind_its_patch():
 
 
 async def _fails_unsandboxed(name: str) -> None:
-    """The committed history ``name`` no longer replays (with a monkeypatched SymbolTrader:
+    """The committed history ``name`` no longer replays (with a monkeypatched workflow:
     unsandboxed, as the sandbox re-imports the workflow modules and would not see it)."""
     path = next(p for p in HISTORIES if p.stem == name)
     replayer = Replayer(
-        workflows=[SymbolTrader],
+        workflows=[SymbolTrader, HybridValidator],
         data_converter=DATA_CONVERTER,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
@@ -371,3 +377,47 @@ async def test_the_error_window_history_needs_the_patched_window(monkeypatch):
     no longer matches: the replay really runs the patched path."""
     monkeypatch.setattr(RecoveryPhases, "_last_sent", lambda self: self.state.trade.order.placed_ts)
     await _fails_unsandboxed("error_window_from_entry")
+
+
+def test_the_validator_history_checks_reports_and_continues_as_new():
+    assert _activities("validator_reported") == {"hybrid_validate": 3, "notify": 1}
+    types = _event_types("validator_reported")
+    assert types["EVENT_TYPE_TIMER_STARTED"] == 3
+    assert types["EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"] == 1
+
+
+def test_the_failed_check_history_skipped_a_check_and_went_on():
+    types = _event_types("validator_check_failed")
+    assert types["EVENT_TYPE_ACTIVITY_TASK_FAILED"] == 1  # after its three attempts
+    assert _activities("validator_check_failed") == {"hybrid_validate": 3, "notify": 1}
+    assert types["EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"] == 1
+
+
+async def test_the_validator_history_needs_its_notification(monkeypatch):
+    """Without the divergence's notification it no longer replays: the replay above
+    really runs the reporting path."""
+    monkeypatch.setattr(HybridValidator, "_notify", lambda self, d: None)
+    path = next(p for p in HISTORIES if p.stem == "validator_reported")
+    # Unsandboxed: the sandbox would import the workflow's module afresh, unpatched.
+    replayer = Replayer(
+        workflows=[HybridValidator],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_history(path))
+
+
+def test_the_blind_history_notified_once_after_three_failed_checks():
+    types = _event_types("validator_blind")
+    assert types["EVENT_TYPE_ACTIVITY_TASK_FAILED"] == 3
+    # One notification that it is blind, one for the unknown order reported after.
+    assert _activities("validator_blind") == {"hybrid_validate": 5, "notify": 2}
+
+
+async def test_the_blind_history_needs_its_notification(monkeypatch):
+    """Without the failed-checks notification it no longer replays."""
+    import workflows.hybrid_validator as hv
+
+    monkeypatch.setattr(hv, "CHECKS_FAILED_NOTIFY", 99)
+    await _fails_unsandboxed("validator_blind")

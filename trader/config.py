@@ -135,7 +135,7 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
         30.0, "How often the worker recounts stuck symbols.", "s", gt=0
     )
     hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", "s", gt=0)
-    hybrid_log_divergences: bool = _f(True, "Log legacy/FSM divergences.")
+    hybrid_log_divergences: bool = _f(True, "Notify each divergence reported (always logged).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "Log level.")
 
     # --- what to trade where -------------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from trader.core import ids
+from trader.core.divergence import Divergence, DivergenceTracker, Tolerances
 from trader.core.inventory import InventoryMove
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
@@ -435,11 +436,64 @@ class RecordResult(_Msg):
 class Notification(_Msg):
     symbol: str
     kind: str
-    """entry | exit | error | shortfall | inventory | reconcile | notice"""
+    """entry | exit | error | shortfall | inventory | reconcile | notice | divergence"""
     text: str
     key: str = ""
     """De-duplication key (``ids.notification_key``): a retried or re-run activity sends the
     message once. Empty in inputs scheduled before keys existed: sent without de-duplication."""
+
+
+# --- the hybrid validator -------------------------------------------------------------------
+class ValidatorSetup(_Msg):
+    """What a validator compares, and how often (set at its start; carried as is)."""
+
+    exchange: str
+    task_queue: str
+    """The deployment whose SymbolTraders are the FSM side (visibility ``TaskQueue``)."""
+    watchlist: list[str] = []
+    """WATCHLIST: a symbol here with no running SymbolTrader is reported, and its orders and
+    currency are checked (a position or order it left behind)."""
+    interval_s: float = 60.0
+    primary: str = "fsm"
+    """The engine that sends the real orders (``fsm`` or ``legacy``): checked against the
+    exchange."""
+    legacy_state_path: str | None = None
+    """The legacy engine's state file (``trader.legacy.store.state_path``); None: no legacy
+    side (FSM_MODE=fsm: exchange reconciliation only)."""
+    notify: bool = True
+    """HYBRID_LOG_DIVERGENCES: notify each divergence reported (it is logged either way)."""
+    tolerances: Tolerances = Tolerances()
+    checks_per_run: int = 100
+    """Checks before continuing as new: ~11 history events each (docs/performance.md)."""
+
+
+class ValidatorInput(_Msg):
+    setup: ValidatorSetup
+    since_ts: float | None = None
+    """Trades closed before this (epoch s) are not compared; set by the first run to its
+    start, then carried."""
+    check: int = 0
+    """Checks done by earlier runs (carried through continue-as-new)."""
+    tracker: DivergenceTracker = DivergenceTracker()
+    failed_checks: int = 0
+    """Consecutive checks that failed (notified once when it reaches ``CHECKS_FAILED_NOTIFY``)."""
+
+
+class ValidateInput(_Msg):
+    validator_id: str
+    check: int
+    setup: ValidatorSetup
+    since_ts: float
+    tracker: DivergenceTracker
+
+
+class ValidateResult(_Msg):
+    tracker: DivergenceTracker
+    reported: list[Divergence]
+    """Divergences reported by this check (logged and counted by the activity)."""
+    current: int
+    """Divergences seen on this check, reported or not."""
+    symbols: int
 
 
 # --- workflow memo ---------------------------------------------------------------------------
@@ -498,9 +552,10 @@ RECORD_TRADE = ActivityName("record_trade", TradeRecord, RecordResult)
 RECORD_DUST = ActivityName("record_dust", DustRecord, RecordResult)
 RECORD_INVENTORY = ActivityName("record_inventory", InventoryRecord, RecordResult)
 NOTIFY = ActivityName("notify", Notification, type(None))
+VALIDATE = ActivityName("hybrid_validate", ValidateInput, ValidateResult)
 ACTIVITIES: tuple[ActivityName[Any, Any], ...] = (
     WARMUP, WATCH_ENTRY, WATCH_EXIT, PLACE_ORDER, WAIT_ORDER, CANCEL_ORDER, RECONCILE,
-    ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY,
+    ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY, VALIDATE,
 )  # fmt: skip
 
 # The memo is stored in history on every upsert: a long note is cut to keep events small.

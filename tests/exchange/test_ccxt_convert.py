@@ -134,3 +134,16 @@ def test_balances_free_and_total_and_a_missing_free_taken_at_total():
     assert out["BTC"].free == D("0.5") and out["BTC"].total == D("1.5")
     assert out["USDT"].free == out["USDT"].total == D("100.0")  # no free reported
     assert "XRP" not in out
+
+
+async def test_the_exchange_side_form_of_our_ids_is_the_one_sent() -> None:
+    # The validator compares another worker's orders against this (no process-local map).
+    from trader.core import ids
+    from trader.exchange.ccxt_adapter import CcxtExchange
+
+    ours = ids.client_order_id("trader:okx:BTC-USDT", "18c0f2a9b1e", 7)
+    okx = CcxtExchange("okx")
+    try:
+        assert okx.exchange_client_id(ours) == okx._sent(ours) != ours
+    finally:
+        await okx.close()

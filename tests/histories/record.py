@@ -241,6 +241,69 @@ async def error_window(env, tmp: Path) -> None:
         await _finish(b, h, "error_window_from_entry")
 
 
+async def _validator_run(
+    tmp: Path, name: str, *, down_checks: int, checks_per_run: int = 3
+) -> None:
+    """A HybridValidator's first run on a dev server (the test server has no visibility
+    queries) beside a symbol holding a position; an order placed behind the bot's back after
+    the first check. ``down_checks``: the first checks that cannot read the account (three
+    attempts each, then skipped)."""
+    from typing import cast
+
+    from tests.workflows.validator_rig import AccountDown, place_unknown_order, validator
+    from trader.exchange.port import Exchange
+    from trader.search import ALL_KEYS
+
+    dev = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=ALL_KEYS,
+        ui=False,
+    )
+    try:
+        async with bench(dev.client, tmp) as b:
+            h = await b.start()
+            await b.wait_phase(h, Phase.IDLE)
+            b.set_price("BTC/USDT", "97.90")
+            await b.wait_phase(h, Phase.POSITION)
+            account = AccountDown(b.exchange)
+            account.down = down_checks > 0
+            async with validator(
+                b,
+                tmp,
+                checks_per_run=checks_per_run,
+                confirm_checks=1,
+                exchange=cast(Exchange, account),
+            ) as v:
+                await v.wait_checks(max(1, down_checks))
+                account.down = False
+                await place_unknown_order(b.exchange)
+                await v.wait_checks(checks_per_run + 1)
+                first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
+                history = await first.fetch_history()
+        (OUT / f"{name}.json").write_text(history.to_json())
+        print(f"{name}: {len(history.events)} events")
+    finally:
+        await dev.shutdown()
+
+
+async def validator_reported(env, tmp: Path) -> None:
+    """Three checks, the unknown order reported (a notify in the background), then
+    continue-as-new."""
+    await _validator_run(tmp, "validator_reported", down_checks=0)
+
+
+async def validator_check_failed(env, tmp: Path) -> None:
+    """The first check failed (skipped), the next two report the unknown order."""
+    await _validator_run(tmp, "validator_check_failed", down_checks=1)
+
+
+async def validator_blind(env, tmp: Path) -> None:
+    """Three checks failed (one notification that the validator is blind), the next two
+    report the unknown order."""
+    await _validator_run(tmp, "validator_blind", down_checks=3, checks_per_run=5)
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -254,6 +317,9 @@ RECORDINGS = {
     "slot_wait_take_profit": slot_wait,
     "slot_wait_stopped": slot_wait_stopped,
     "error_window_from_entry": error_window,
+    "validator_reported": validator_reported,
+    "validator_check_failed": validator_check_failed,
+    "validator_blind": validator_blind,
 }
 
 

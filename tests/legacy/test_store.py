@@ -23,7 +23,7 @@ from trader.core.state import CoinState
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.legacy.engine import LegacyEngine
-from trader.legacy.store import StateStore, read_state
+from trader.legacy.store import StateStore, read_state, read_symbols
 from trader.runtime.exchange import build_paper
 
 SYMBOL = "SOL/USDT"
@@ -188,3 +188,18 @@ def test_an_outbox_from_before_trade_rows_keeps_its_inventory_rows(tmp_path: Pat
         assert store.outbox() == [trade]
     finally:
         store.close()
+
+
+def test_the_validator_reads_one_exchange_s_rows_each_on_its_own(tmp_path: Path) -> None:
+    # A bad row is that symbol's, not the whole file's; another account's rows are not ours.
+    store = StateStore(tmp_path / "state.sqlite")
+    for symbol in (SYMBOL, "BTC/USDT", "ETH/USDT"):
+        store.save(_holding(symbol))
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE legacy_symbols SET exchange = 'binance' WHERE symbol = 'BTC/USDT'")
+        db.execute("UPDATE legacy_symbols SET state = '{no' WHERE symbol = 'ETH/USDT'")
+    coins, bad = read_symbols(store.path, "paper")
+    assert (list(coins), bad) == ([SYMBOL], ["ETH/USDT"])
+    assert coins[SYMBOL].remaining == Decimal("1.25")
+    assert read_symbols(tmp_path / "none.sqlite", "paper") == ({}, [])
+    store.close()

@@ -52,6 +52,11 @@ def portfolio_id_for(exchange: str, task_queue: str) -> str:
     return f"portfolio:{exchange}:{task_queue}"
 
 
+def validator_id_for(exchange: str, task_queue: str) -> str:
+    """The HybridValidator's workflow id: one per exchange account and deployment."""
+    return f"hybrid-validator:{exchange}:{task_queue}"
+
+
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
 
 

@@ -65,3 +65,15 @@ def format_stuck_alert(*, symbol: str, phase: str, timeout_s: float, since: date
 def format_unstuck(*, symbol: str, phase: str, since: datetime | None) -> str:
     """A symbol reported stuck has left that phase (or stopped running)."""
     return f"{symbol} no longer stuck (was in {phase} since {_since(since)})"
+
+
+def format_checks_failed(*, failed: int, error: str) -> str:
+    """The hybrid validator could not complete ``failed`` checks in a row: it is blind."""
+    return f"⚠ hybrid validator: {failed} checks in a row failed, nothing compared: {error}"
+
+
+def format_divergence(*, kind: str, detail: str, values: dict[str, str]) -> str:
+    """A divergence the hybrid validator found (docs/migration.md says how to read each
+    kind). The same divergence gives the same text: it is sent once per episode."""
+    sides = ", ".join(f"{side}={value}" for side, value in sorted(values.items()))
+    return f"⚠ divergence {kind}: {detail} [{sides}]"

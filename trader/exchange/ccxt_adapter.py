@@ -338,6 +338,9 @@ class CcxtExchange:
             )
         return order
 
+    def exchange_client_id(self, client_order_id: str) -> str:
+        return self._ids.to_exchange(client_order_id)
+
     def _our_id(self, sent: str) -> str:
         return self._ours.get(sent, sent)
 

@@ -99,6 +99,9 @@ class DryRunExchange:
         await self._refresh(symbol)
         return await self.paper.cancel_order(symbol, client_order_id)
 
+    def exchange_client_id(self, client_order_id: str) -> str:
+        return self.paper.exchange_client_id(client_order_id)
+
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         await self._refresh(symbol)
         return await self.paper.fetch_open_orders(symbol)

@@ -240,6 +240,9 @@ class PaperExchange(PaperBook):
     ) -> Order:
         return self._refresh(symbol, client_order_id, order_id=order_id, cancel=True)
 
+    def exchange_client_id(self, client_order_id: str) -> str:
+        return client_order_id  # kept as given
+
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         stored = self._store.open_orders(symbol)
         return [

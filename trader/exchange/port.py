@@ -70,6 +70,11 @@ class Exchange(Protocol):
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]: ...
 
+    def exchange_client_id(self, client_order_id: str) -> str:
+        """The form of our client order id that this exchange shows, to whoever lists its
+        orders (OKX: a digest; mapped back only for orders this process placed)."""
+        ...
+
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         """Every order of the symbol placed at or after ``since_ms`` (exchange time, epoch
         ms), open or final, oldest first, as the exchange's order and trade lists show them.

@@ -287,6 +287,32 @@ def _load(db: sqlite3.Connection, path: Path) -> dict[str, CoinState]:
     return coins
 
 
+def read_symbols(path: Path, exchange: str) -> tuple[dict[str, CoinState], list[str]]:
+    """The rows of one exchange, each on its own (read-only, for the hybrid validator):
+    the states that parse, and the symbols whose row does not (not the whole file refused)."""
+    if not path.exists():
+        return {}, []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    coins, bad = {}, []
+    try:
+        rows = db.execute(
+            "SELECT symbol, state FROM legacy_symbols WHERE exchange = ? ORDER BY symbol",
+            (exchange,),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # e.g. the table is not created yet
+        if "no such table" in str(exc):
+            return {}, []
+        raise
+    finally:
+        db.close()
+    for symbol, text in rows:
+        try:
+            coins[symbol] = CoinState.model_validate_json(text)
+        except ValueError:
+            bad.append(symbol)
+    return coins, bad
+
+
 def read_state(path: Path) -> LegacySnapshot:
     """The persisted state, read by any process (read-only; an absent file is empty)."""
     if not path.exists():

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from trader.core.divergence import DivergenceKind
 from trader.core.errors import ConfigError
 from trader.observe.events import PhaseEvent
 
@@ -216,6 +217,29 @@ class TraderMetrics:
             ["phase", *w],
             registry=r,
         )
+        self.divergences = Counter(
+            "trader_divergences_total",
+            "Divergences the hybrid validator reported (each once per episode), by kind",
+            ["kind", *w],
+            registry=r,
+        )
+        for kind in DivergenceKind:  # at 0 from the start: increase() sees a first one
+            self.divergences.labels(kind.value, worker)
+        self.validator_checks = Counter(
+            "trader_validator_checks_total",
+            "Hybrid validator check attempts by outcome (ok, failed: retried, then skipped)",
+            ["outcome", *w],
+            registry=r,
+        )
+        for outcome in ("ok", "failed"):
+            self.validator_checks.labels(outcome, worker)
+        self.validator_last_success = Gauge(
+            "trader_validator_last_success_timestamp_seconds",
+            "When the hybrid validator last completed a check (epoch s; 0: not yet here)",
+            w,
+            registry=r,
+        )
+        self.validator_last_success.labels(worker)
         self._phases: dict[str, str] = {}
         self._server: WSGIServer | None = None
 
@@ -261,6 +285,14 @@ class TraderMetrics:
         self.inventory_cost.labels(symbol, kind, self.worker).inc(float(cost))
         if kind == "inventory_write_off":  # a realized loss outside any trade
             self.loss.labels(symbol, self.worker).inc(float(cost))
+
+    def divergence(self, kind: str) -> None:
+        self.divergences.labels(kind, self.worker).inc()
+
+    def validator_check(self, *, ok: bool) -> None:
+        self.validator_checks.labels("ok" if ok else "failed", self.worker).inc()
+        if ok:
+            self.validator_last_success.labels(self.worker).set_to_current_time()
 
     def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)

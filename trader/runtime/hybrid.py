@@ -85,6 +85,14 @@ def side_exchange(settings: Settings, engine: str, real: Exchange) -> Exchange:
     return build_dry_run(settings, real, db_path=db_path)
 
 
+def primary_exchange(settings: Settings, fsm_exchange: Exchange) -> Exchange:
+    """The account the primary trades on, from the worker's (FSM's) exchange: the validator
+    reconciles the primary against it, so a shadow FSM's simulated account is not it."""
+    if is_shadow(settings, FSM) and isinstance(fsm_exchange, DryRunExchange):
+        return fsm_exchange.live
+    return fsm_exchange
+
+
 async def close_side(exchange: Exchange, real: Exchange) -> None:
     """Close what ``side_exchange`` made; ``real`` stays open (its owner closes it)."""
     if exchange is not real and isinstance(exchange, DryRunExchange):

@@ -16,6 +16,7 @@ from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import Notifier, NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
+from activities.validator import ValidatorActivities, divergence_log_path
 from trader.config import Settings
 from trader.contracts import slot_task_queue
 from trader.exchange.port import Exchange
@@ -28,6 +29,8 @@ from trader.runtime import hybrid
 from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.observability import observability
 from trader.runtime.reconcile import request_reconciles
+from trader.runtime.validator import start_validator, validator_setup
+from workflows.hybrid_validator import HybridValidator
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -106,11 +109,18 @@ async def _run(
         ledger.record_dust,
         ledger.record_inventory,
         NotifyActivities(notifier).notify,
+        ValidatorActivities(
+            client,
+            hybrid.primary_exchange(settings, exchange),
+            store,
+            divergence_log=divergence_log_path(settings.data_dir),
+            metrics=metrics,
+        ).validate,
     ]
     main = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[SymbolTrader, Portfolio],
+        workflows=[SymbolTrader, Portfolio, HybridValidator],
         activities=activities,
         max_cached_workflows=max(1000, 2 * len(settings.watchlist)),
     )
@@ -136,8 +146,10 @@ async def _run(
             # The symbols this worker may pick up check the account before trading on: a
             # worker starts after a crash, a deploy or a long outage.
             checks = asyncio.create_task(_request_reconciles(client, settings.task_queue))
+            validating = asyncio.create_task(_start_validator(client, settings))
             await stop.wait()
             checks.cancel()
+            validating.cancel()
     finally:
         if table is not None:
             await _stop_status_table(table, stopped=stop.is_set())
@@ -154,6 +166,14 @@ async def _request_reconciles(client: Client, task_queue: str) -> None:
         log.exception("could not ask the holding symbols to reconcile")
         return
     log.info("asked %d holding symbol(s) to reconcile with the exchange", len(asked))
+
+
+async def _start_validator(client: Client, settings: Settings) -> None:
+    """The deployment's HybridValidator runs whichever worker started first (idempotent)."""
+    try:
+        await start_validator(client, validator_setup(settings))
+    except Exception:  # a validator that could not be started never stops the worker
+        log.exception("could not start the hybrid validator")
 
 
 def _start_status_table(

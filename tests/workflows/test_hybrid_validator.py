@@ -1,0 +1,307 @@
+"""The HybridValidator on a real dev server, over the paper exchange and a real SQLite
+ledger: an order placed behind the bot's back, coins taken from the account while a symbol
+holds, and the legacy engine really running with another take-profit on the same market,
+each reported once (JSONL line, metric, notification) over many checks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal as D
+from pathlib import Path
+from typing import cast
+
+from temporalio.client import WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
+
+from activities.validator import ValidatorActivities, divergence_log_path
+from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
+from tests.workflows.unreadable_trader import UnreadableTrader
+from tests.workflows.validator_rig import (
+    AccountDown,
+    Delisted,
+    LedgerDown,
+    ValidatorRig,
+    place_unknown_order,
+    validator,
+)
+from trader import search as sa
+from trader.config import load_settings
+from trader.core.divergence import DivergenceKind
+from trader.core.phases import Phase
+from trader.exchange.paper import PaperExchange
+from trader.exchange.port import Exchange
+from trader.hub import MarketHub
+from trader.ledger import LedgerStore
+from trader.legacy.engine import LegacyEngine
+from trader.legacy.store import StateStore, read_state, state_path
+from trader.observe.metrics import TraderMetrics
+from trader.runtime.validator import start_validator, validator_setup
+from workflows.hybrid_validator import CHECKS_FAILED_NOTIFY, HybridValidator
+
+CHECKS_AFTER = 5
+"""Checks that must pass after a report without it being reported again."""
+
+
+async def _holding(b: Bench) -> tuple[TraderHandle, D]:
+    h = await b.start()
+    await b.wait_phase(h, Phase.IDLE)
+    b.set_price("BTC/USDT", "97.90")
+    s = await b.wait_phase(h, Phase.POSITION)
+    return h, s.remaining
+
+
+def _sent(b: Bench, kind: str) -> list[str]:
+    return [t for t in b.notifier.sent if f"divergence {kind}:" in t]
+
+
+async def _reported_once(v: ValidatorRig, b: Bench, kind: str) -> dict[str, object]:
+    """Reported, then not again over ``CHECKS_AFTER`` more checks: one line, one count,
+    one notification."""
+    line = await v.wait_line(kind)
+    await v.wait_checks(int(str(line["check"])) + CHECKS_AFTER)
+    assert len(v.lines(kind)) == 1, v.lines(kind)
+    assert v.counted(kind) == 1
+    for _ in range(50):  # the notification runs in the background of the workflow
+        if _sent(b, kind):
+            break
+        await asyncio.sleep(0.1)
+    assert len(_sent(b, kind)) == 1, b.notifier.sent
+    return line
+
+
+async def test_an_unknown_order_and_a_shortfall_are_each_reported_once(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        _, held = await _holding(b)
+        async with validator(b, tmp_path, checks_per_run=4) as v:
+            await v.wait_checks(3)
+            assert v.lines() == []  # a symbol holding what the account holds: nothing
+            await place_unknown_order(b.exchange)
+            line = await _reported_once(v, b, "unknown_order")
+            assert line["symbol"] == "BTC/USDT"
+            assert line["values"] == {"exchange": "buy 0.2", "fsm": "unknown"}
+
+            short = (held * D("0.9")).quantize(D("0.0001"))
+            b.exchange.set_balance("BTC", short)
+            line = await _reported_once(v, b, "balance_short")
+            assert line["values"] == {"exchange": str(short), "fsm": str(held)}
+            # Reported once across runs: four checks per run, so it continued as new.
+            desc = await v.handle.describe()
+            assert desc.run_id != v.first_run_id
+
+            # Cleared, then back: a new episode, reported again.
+            b.exchange.set_balance("BTC", held)
+            cleared = (await v.progress()).check
+            await v.wait_checks(cleared + 3)
+            b.exchange.set_balance("BTC", short)
+            await v.wait_checks(cleared + 3 + 4)
+            assert len(v.lines("balance_short")) == 2
+            assert v.counted("balance_short") == 2
+            assert {r["kind"] for r in v.lines()} == {"unknown_order", "balance_short"}
+
+
+async def test_failed_checks_carry_what_was_reported_and_are_notified_once(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        await _holding(b)
+        account = AccountDown(b.exchange)
+        async with validator(b, tmp_path, exchange=cast(Exchange, account)) as v:
+            await place_unknown_order(b.exchange)
+            await v.wait_line("unknown_order")
+            account.down = True
+            down = (await v.progress()).check
+            failed = await v.wait_checks(down + CHECKS_FAILED_NOTIFY + 2)
+            assert failed.failed_checks >= CHECKS_FAILED_NOTIFY + 1
+            assert v.checks("failed") >= 3 * CHECKS_FAILED_NOTIFY  # three attempts each
+            blind = [t for t in b.notifier.sent if "checks in a row failed" in t]
+            assert len(blind) == 1, b.notifier.sent  # once, not on every failed check
+            account.down = False
+            back = await v.wait_checks(failed.check + 4)
+            assert back.failed_checks == 0
+            # The order never left: not reported again after the failed checks.
+            assert len(v.lines("unknown_order")) == 1
+
+
+async def test_a_symbol_whose_state_cannot_be_read_keeps_its_order(dev_env, tmp_path):
+    """A running SymbolTrader that cannot answer ``state``: reported as such, and the open
+    order on its symbol (it may be its own) is not reported as unknown."""
+    async with bench(dev_env.client, tmp_path) as b:
+        queue = f"unreadable-{uuid.uuid4().hex[:8]}"
+        async with Worker(b.client, task_queue=queue, workflows=[UnreadableTrader]):
+            trader = await b.client.start_workflow(
+                UnreadableTrader.run,
+                id=f"trader:paper:BTC-USDT:{queue}",
+                task_queue=queue,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.TRADING_SYMBOL, "BTC/USDT"),
+                        SearchAttributePair(sa.TRADING_EXCHANGE, "paper"),
+                    ]
+                ),
+            )
+            try:
+                await place_unknown_order(b.exchange)
+                async with validator(b, tmp_path, task_queue=queue) as v:
+                    line = await v.wait_line("fsm_state_unavailable")
+                    assert line["symbol"] == "BTC/USDT"
+                    await v.wait_checks(int(line["check"]) + CHECKS_AFTER)
+                    assert v.lines("unknown_order") == [] and v.lines("symbol_not_running") == []
+            finally:
+                await trader.terminate("test over")
+
+
+async def test_a_symbol_whose_workflow_ended_while_holding_is_reported(dev_env, tmp_path):
+    """fsm mode: the SymbolTrader is terminated in POSITION: the watchlist symbol runs no
+    workflow, and the coins it left on the account are found."""
+    async with bench(dev_env.client, tmp_path) as b:
+        h, held = await _holding(b)
+        async with validator(b, tmp_path) as v:
+            await v.wait_checks(2)
+            assert v.lines() == []
+            await h.terminate("gone while holding")
+            line = await v.wait_line("symbol_not_running")
+            assert line["symbol"] == "BTC/USDT"
+            surplus = await v.wait_line("balance_surplus")
+            assert surplus["values"] == {"exchange": str(held), "fsm": "0"}
+
+
+async def test_a_delisted_symbol_and_a_ledger_down_fail_only_their_part(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        await _holding(b)
+        ledger = LedgerDown(b.ledger)
+        exchange = Delisted(b.exchange, "DEAD/USDT")
+        async with validator(
+            b,
+            tmp_path,
+            exchange=cast(Exchange, exchange),
+            ledger=cast(LedgerStore, ledger),
+            watchlist=("BTC/USDT", "DEAD/USDT"),
+        ) as v:
+            await place_unknown_order(b.exchange)
+            await v.wait_line("unknown_order")  # the rest of the check still runs
+            assert v.lines("orders_unavailable")[0]["symbol"] == "DEAD/USDT"
+            assert v.lines("ledger_unavailable")[0]["detail"].startswith("ledger: ledger dust")
+            assert v.checks("failed") == 0 and v.checks("ok") >= 2
+            assert ledger.reads >= 2  # the dust only: fsm mode reads no trades
+
+
+def test_every_divergence_kind_and_check_outcome_is_exported_from_zero():
+    # increase() over a series that appears at 1 never fires the alert on a first one.
+    m = TraderMetrics("w")
+    for kind in DivergenceKind:
+        labels = {"kind": kind.value, "worker": "w"}
+        assert m.registry.get_sample_value("trader_divergences_total", labels) == 0
+    for outcome in ("ok", "failed"):
+        labels = {"outcome": outcome, "worker": "w"}
+        assert m.registry.get_sample_value("trader_validator_checks_total", labels) == 0
+
+
+async def test_without_hybrid_log_divergences_it_logs_and_counts_but_sends_nothing(
+    dev_env, tmp_path
+):
+    async with bench(dev_env.client, tmp_path) as b:
+        await _holding(b)
+        async with validator(b, tmp_path, notify=False) as v:
+            await place_unknown_order(b.exchange)
+            line = await v.wait_line("unknown_order")
+            await v.wait_checks(int(line["check"]) + 2)
+            assert v.counted("unknown_order") == 1
+            assert not [t for t in b.notifier.sent if "divergence" in t]
+            scheduled = [
+                e.activity_task_scheduled_event_attributes.activity_type.name
+                for e in (await v.handle.fetch_history()).events
+                if e.HasField("activity_task_scheduled_event_attributes")
+            ]
+            assert "notify" not in scheduled and "hybrid_validate" in scheduled
+
+
+async def test_the_legacy_engine_with_another_take_profit_diverges(dev_env, tmp_path: Path):
+    """Both engines on one market (one price feed); the legacy engine, in shadow on its own
+    paper account, takes profit at 10 % instead of 3 %: when the FSM sells, they diverge in
+    phase, trades and PnL, each reported once."""
+    async with bench(dev_env.client, tmp_path) as b:
+        shadow = PaperExchange(
+            b.feed, db_path=tmp_path / "shadow.sqlite", quote_balances={"USDT": D("10000")}
+        )
+        store = StateStore(state_path(tmp_path / "legacy"))
+        engine = LegacyEngine(
+            params=TEST_PARAMS.model_copy(update={"take_profit_pct": D("10")}),
+            watchlist=["BTC/USDT"],
+            exchange=shadow,
+            hub=MarketHub(shadow, poll_interval_s=0.05),
+            store=store,
+            ledger=b.ledger,
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(engine.run(stop))
+        try:
+            h = await b.start()
+            await b.wait_phase(h, Phase.IDLE)
+            await _legacy_in(store.path, Phase.IDLE)  # both anchored at 100
+            b.set_price("BTC/USDT", "97.90")
+            fsm = await b.wait_phase(h, Phase.POSITION)
+            await _legacy_in(store.path, Phase.POSITION)
+            assert read_state(store.path).coins["BTC/USDT"].remaining == fsm.remaining
+            async with validator(b, tmp_path, legacy_state=store.path) as v:
+                await v.wait_checks(3)
+                assert v.lines() == []  # both hold the same position
+                b.set_price("BTC/USDT", "101.50")  # the FSM's 3 % take-profit, not 10 %
+                await b.wait_phase(h, Phase.COOLDOWN)
+                phase = await _reported_once(v, b, "phase_class")
+                assert phase["values"] == {"fsm": "cooldown", "legacy": "position"}
+                trades = await _reported_once(v, b, "trades")
+                assert str(trades["values"]["fsm"]).startswith("take_profit")  # type: ignore[index]
+                assert trades["values"]["legacy"] == "none"  # type: ignore[index]
+                await _reported_once(v, b, "realized_pnl")
+                assert {r["kind"] for r in v.lines()} == {"phase_class", "trades", "realized_pnl"}
+        finally:
+            stop.set()
+            await running
+            store.close()
+            await shadow.close()
+
+
+async def _legacy_in(path: Path, phase: Phase, timeout: float = 30) -> None:
+    for _ in range(int(timeout / 0.1)):
+        coins = read_state(path).coins
+        if "BTC/USDT" in coins and coins["BTC/USDT"].phase is phase:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"legacy engine not in {phase.value}: {read_state(path).coins}")
+
+
+async def test_the_starter_and_workers_start_one_validator_and_reconfigure_it(dev_env, tmp_path):
+    queue = f"vq-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(
+        None, data_dir=tmp_path, task_queue=queue, hybrid_validation_interval_s=1
+    )
+    setup = validator_setup(settings)
+    assert (setup.legacy_state_path, setup.primary) == (None, "fsm")  # fsm: exchange only
+    both = validator_setup(settings.model_copy(update={"fsm_mode": "both"}))
+    assert both.legacy_state_path == str(state_path(tmp_path))
+    async with bench(dev_env.client, tmp_path) as b:
+        acts = ValidatorActivities(
+            b.client, b.exchange, b.ledger, divergence_log=divergence_log_path(tmp_path)
+        )
+        async with Worker(
+            b.client, task_queue=queue, workflows=[HybridValidator], activities=[acts.validate]
+        ):
+            wf_id = await start_validator(b.client, setup)
+            assert wf_id == f"hybrid-validator:paper:{queue}"
+            first_run = (await b.client.get_workflow_handle(wf_id).describe()).run_id
+            slower = setup.model_copy(update={"interval_s": 2.0})
+            assert await start_validator(b.client, slower) == wf_id  # found running
+            handle: WorkflowHandle[HybridValidator, None] = b.client.get_workflow_handle_for(
+                HybridValidator.run, wf_id
+            )
+            try:
+                for _ in range(100):
+                    p = await handle.query(HybridValidator.progress)
+                    if p.setup.interval_s == 2.0 and p.check >= 1:
+                        break
+                    await asyncio.sleep(0.1)
+                assert p.setup == slower and p.check >= 1
+                # The same run took the new setup: not restarted (its checks carried on).
+                assert (await handle.describe()).run_id == first_run
+            finally:
+                await handle.terminate("test over")
