@@ -64,8 +64,8 @@ def _diff(legacy: list[TradeRow], fsm: list[TradeRow]) -> list[str]:
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--symbols", nargs="*", default=[f"{p}/BTC" for p in PAIRS])
-    ap.add_argument("--start", default="2018-01-10T00:00")
-    ap.add_argument("--end", default="2018-02-01T00:00")
+    ap.add_argument("--start", help="first candle (ISO, UTC); default: the data's first")
+    ap.add_argument("--end", help="end of the window (ISO, UTC); default: the data's end")
     ap.add_argument("--point-ms", type=int, default=1000)
     ap.add_argument("--data", type=Path, default=SHARED)
     args = ap.parse_args(argv)
@@ -77,8 +77,8 @@ async def main(argv: list[str] | None = None) -> int:
                 args.data,
                 sorted(args.symbols),
                 Path(work),
-                start_ms=_ms(args.start),
-                end_ms=_ms(args.end),
+                start_ms=_ms(args.start) if args.start else 0,
+                end_ms=_ms(args.end) if args.end else 2**62,
                 point_ms=args.point_ms,
                 params=parity_params(),
             )

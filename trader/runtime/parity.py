@@ -37,8 +37,9 @@ from activities.notify import LogNotifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader import contracts as c
 from trader.core import ids
-from trader.core.market import Order, OrderSide
+from trader.core.market import Order, OrderSide, Ticker
 from trader.core.params import TraderParams
+from trader.core.state import CoinState
 from trader.exchange.paper import PaperExchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
@@ -78,6 +79,8 @@ class Result:
     fsm: list[TradeRow]
     points: int
     wall_s: float
+    ends: dict[str, str] = field(default_factory=dict)
+    """Each side's last phase and note per symbol at the end ("fsm TRX/BTC": ...)."""
 
 
 @dataclass
@@ -158,6 +161,25 @@ def _row(feed: PointFeed, buy: Order, sell: Order | None, reason: str) -> TradeR
     )
 
 
+WATCH_LAG_MS = 300
+"""How much older than the server's clock the FSM's tickers are stamped (prices are not
+moved): the watch's own max-hold check then comes after the workflow's max-hold timer,
+never in the same instant (docs/migration.md, "Found": that race stalls a workflow on the
+test server)."""
+
+
+class _TimerFirst(PaperExchange):
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        tickers = await super().fetch_tickers(symbols)
+        return {
+            s: t.model_copy(update={"ts_ms": t.ts_ms - WATCH_LAG_MS}) for s, t in tickers.items()
+        }
+
+
+def _end(s: CoinState) -> str:
+    return f"{s.phase.value} since {s.phase_since:.3f}: {s.note} {s.last_error or ''}".strip()
+
+
 class ParityRun:
     def __init__(
         self,
@@ -189,13 +211,14 @@ class ParityRun:
         legacy_ex = PaperExchange(
             legacy_feed, db_path=self.work / "legacy-paper.sqlite", quote_balances=balances
         )
-        fsm_ex = PaperExchange(
+        fsm_ex = _TimerFirst(
             fsm_feed,
             db_path=self.work / "fsm-paper.sqlite",
             quote_balances=balances,
             clock=lambda: int(time.time() * 1000) + server_offset_ms,
         )
         began = time.monotonic()
+        self.ends: dict[str, str] = {}
         SINK.subscribe(self.fsm_reasons)
         try:
             async with self._fsm(fsm_ex), self._legacy(legacy_ex):
@@ -207,6 +230,7 @@ class ParityRun:
             fsm=_trades(fsm_ex.all_orders(), self.fsm_reasons.by_symbol, fsm_feed),
             points=len(self.feed.grid),
             wall_s=time.monotonic() - began,
+            ends=self.ends,
         )
 
     async def _server_offset_ms(self) -> int:
@@ -238,6 +262,8 @@ class ParityRun:
         try:
             yield
         finally:
+            for symbol, r in engine.runners.items():
+                self.ends[f"legacy {symbol}"] = _end(r.s)
             stop.set()
             task.cancel()
             with contextlib.suppress(BaseException):
@@ -299,6 +325,9 @@ class ParityRun:
                 yield
             finally:
                 for h in handles:
+                    with contextlib.suppress(Exception):
+                        state = await h.query(SymbolTrader.state_query)
+                        self.ends[f"fsm {state.symbol}"] = _end(state)
                     with contextlib.suppress(Exception):
                         await h.terminate("parity run over")
                 with contextlib.suppress(Exception):
