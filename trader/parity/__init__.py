@@ -1,2 +1,2 @@
-"""The parity replay: recorded candles through both engines on one stepped clock
+"""The parity replay: recorded candles shown to both engines on one clock
 (docs/migration.md, "Parity")."""

@@ -12,6 +12,7 @@ and the time-dependent parameters are scaled to the grid (``scaled_params``).
 from __future__ import annotations
 
 import bisect
+import copy
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,8 +44,7 @@ class PointFeed(ReplayFeed):
 
     def at_origin(self, origin_ms: int) -> PointFeed:
         """The same grid on another clock (the Temporal server's is offset from the wall)."""
-        other = object.__new__(PointFeed)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)  # the series are shared, read-only
         other.origin_ms = origin_ms
         return other
 

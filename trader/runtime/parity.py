@@ -11,7 +11,9 @@ its timers fire to the millisecond (the dev server's fire at 1 s resolution). Th
 engine runs on the wall clock. So both read the same point at the same instant, and a
 decision, a deadline and the fill it leads to land in the same point as long as each
 engine reacts within ``point_ms``: a slower reaction shows up as a different price or
-point in the comparison, never as a silent pass.
+point in the comparison, never as a silent pass. The FSM's tickers are stamped
+``WATCH_LAG_MS`` behind its clock, so its max-hold timer never ties with the watch's own
+max-hold check (a tie stalls the workflow on the test server: docs/migration.md, "Found").
 """
 
 from __future__ import annotations
