@@ -38,7 +38,8 @@ LAYERS = {
     "trader.config": ADAPTERS,
     "trader.config_paper": ADAPTERS,
     "trader.config_docs": ADAPTERS,
-    "trader.backtest": ADAPTERS,  # pure in effect, but numpy and file I/O: not the core
+    "trader.backtest": ADAPTERS,
+    "trader.parity": ADAPTERS,  # pure in effect, but numpy and file I/O: not the core
     "activities": TEMPORAL,
     "workflows": TEMPORAL,
     "trader.runtime": RUNTIME,

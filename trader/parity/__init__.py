@@ -1,0 +1,2 @@
+"""The parity replay: recorded candles shown to both engines on one clock
+(docs/migration.md, "Parity")."""
