@@ -3,9 +3,12 @@
 A watch evaluates the pure entry or exit rule on every ticker the hub publishes and returns
 only when the rule fires or at a coarse checkpoint, so the workflow history grows with
 decisions, not ticks. Its evolving state (anchor, window, peak, trailing trigger) is in
-its heartbeat details: a retry on another worker resumes from there. Watches never act on
-the exchange; only the order activities do (a cancelled watch learns of it only at its next
-heartbeat).
+its heartbeat details: a retry on another worker resumes from there. The same heartbeat
+carries what the watch last saw (``WatchLive``: price, anchor, trailing level), which the
+Web UI's pending activity and ``starter.py status`` show without a history event: the
+checkpoint is rare (``watch_checkpoint_seconds``, 10 minutes by default), so the history
+grows with decisions. Watches never act on the exchange; only the order activities do (a
+cancelled watch learns of it only at its next heartbeat).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +26,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from trader import contracts as c
 from trader.core.market import Ticker
+from trader.core.params import TraderParams
 from trader.core.rules import (
     EntryRecheck,
     EntryWatch,
@@ -40,6 +45,19 @@ if TYPE_CHECKING:
     from activities.portfolio import SlotBoard
 
 _SMA_REFRESH_S = 60.0  # one-minute closes: a fresher SMA than this cannot differ
+
+LIVE_HEARTBEAT = timedelta(seconds=1)
+"""The watch worker's ``max_heartbeat_throttle_interval``: an exit watch's heartbeat (its
+``WatchLive``) reaches the server at least this often, so a held symbol's price and trailing
+level are this fresh in ``describe()``, the Web UI and ``starter.py status`` (the SDK's
+default, 0.8 x the heartbeat timeout, would be 16 s)."""
+
+
+def entry_heartbeat_s(params: TraderParams) -> float:
+    """How often an entry watch heartbeats: a quarter of the heartbeat timeout (idle symbols
+    are most of a watchlist; their live price needs no second's freshness, and each sent
+    heartbeat is a server request)."""
+    return max(LIVE_HEARTBEAT.total_seconds(), params.watch_heartbeat_timeout_seconds / 4)
 
 
 @contextlib.contextmanager
@@ -99,6 +117,7 @@ class MarketActivities:
         self, inp: c.WatchEntryInput, watch: EntryWatch, deadline: float
     ) -> c.WatchEntryResult:
         p, ticks = inp.params, 0
+        beat_every, beat_at = entry_heartbeat_s(p), float("-inf")
         sma: Decimal | None = None
         sma_at: float | None = None  # when ``sma`` was fetched (monotonic); None: not yet
         async with self.hub.subscription(inp.symbol) as stream:
@@ -127,11 +146,19 @@ class MarketActivities:
                         sma=sma if fired else None,
                         ticks=ticks,
                     )
+                if time.monotonic() - beat_at < beat_every:
+                    continue
+                beat_at = time.monotonic()
                 state = watch.state()
+                live = c.WatchLive(price=ticker.last, ts_ms=ticker.ts_ms, anchor=state.anchor)
                 # The previous release's positional values first (a retry on one of its
-                # workers during a rolling deploy), then the state as one model.
+                # workers during a rolling deploy), what the watch saw, then the state as
+                # one model (last: what both releases resume from).
                 activity.heartbeat(
-                    str(state.anchor), _pairs(state.window), state.model_dump(mode="json")
+                    str(state.anchor),
+                    _pairs(state.window),
+                    live.model_dump(mode="json"),
+                    state.model_dump(mode="json"),
                 )
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
@@ -195,9 +222,17 @@ class MarketActivities:
                         state=rules,
                         ticks=ticks,
                     )
+                live = c.WatchLive(
+                    price=price,
+                    ts_ms=ticker.ts_ms,
+                    trailing=rules.trailing.trigger,
+                    peak=rules.trailing.peak,
+                )
+                # Every tick: the SDK sends the latest at most every LIVE_HEARTBEAT.
                 activity.heartbeat(
                     str(rules.trailing.peak),
                     str(rules.trailing.trigger),
+                    live.model_dump(mode="json"),
                     rules.model_dump(mode="json"),
                 )
         raise RuntimeError("market stream ended")

@@ -220,6 +220,29 @@ class WatchExitResult(_WatchMsg):
     ticks: int = 0
 
 
+class WatchLive(BaseModel):
+    """What a running watch last saw, in its heartbeat details at ``WATCH_LIVE_DETAIL``:
+    the Web UI's pending activity and ``starter.py status`` show it, and it costs no
+    history (a heartbeat is no event). Display only: the rule state is the model after it."""
+
+    model_config = ConfigDict(frozen=True)  # unknown fields ignored: newer watches' too
+
+    price: Decimal
+    ts_ms: int
+    """The ticker's exchange timestamp."""
+    anchor: Decimal = Decimal(0)
+    """Entry watch: the price the drop is measured from."""
+    trailing: Decimal = Decimal(0)
+    """Exit watch: the trailing-stop trigger (0 while not armed)."""
+    peak: Decimal = Decimal(0)
+    """Exit watch: the trailing stop's peak."""
+
+
+WATCH_LIVE_DETAIL = 2
+"""Index of ``WatchLive`` in a watch's heartbeat details: after the previous release's two
+positional values and before the state model, which stays last (what that release reads)."""
+
+
 # --- orders ----------------------------------------------------------------------------------
 class PlaceOrderInput(_Msg):
     """An order whose limit price the activity sets from the live book.

@@ -20,6 +20,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.market import MarketActivities
 from tests.workflows.harness import MARKETS, TEST_PARAMS
 from trader import contracts as c
+from trader.core.params import TraderParams
 from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
 from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange
@@ -143,3 +144,55 @@ async def test_an_old_positional_heartbeat_keeps_the_inputs_recheck(watch):
     assert not (await watch.attempt("watch_entry", inp, "97.90", [])).fired
     resumed = await watch.attempt("watch_entry", inp, "97.90", ["100", [[1, "100"]]])
     assert not resumed.fired and resumed.state.recheck == "guards"
+
+
+async def test_a_held_watch_heartbeats_what_it_sees_and_keeps_watching(watch):
+    """The live price and trailing level are in every exit heartbeat (what ``describe()``,
+    the Web UI and ``starter.py status`` show), and new highs that move the trailing stop
+    are no reason to return: at the default checkpoint the watch stays out, costing no
+    history, until a rule fires."""
+    inp = EXIT.model_copy(update={"params": TEST_PARAMS.model_copy(update=DEFAULT_CHECKPOINT)})
+    watch.details = []
+    async with watch.worker("100", []) as (env, acts):
+        task = asyncio.ensure_future(env.run(acts.watch_exit, inp))
+        for price, trailing in (("101.5", "100.9925"), ("102", "101.49"), ("102.5", "101.9875")):
+            watch.feed.set_price(SYMBOL, D(price))
+            await _until(lambda p=price: _saw(watch.details, D(p)))
+            live = _live(watch.details)
+            assert (live.peak, live.trailing) == (D(price), D(trailing))
+            assert (
+                ExitRulesState.model_validate(watch.details[-1]).trailing.trigger == live.trailing
+            )
+        assert not task.done()  # new highs, a stop armed and raised: no return
+        watch.feed.set_price(SYMBOL, D("101.90"))  # through the raised stop: a decision
+        res = await task
+    assert res.fired and res.reason is ExitReason.TRAILING_STOP
+
+
+async def test_an_idle_watch_heartbeats_its_price_and_anchor(watch):
+    details = await watch.dies_after_heartbeat("watch_entry", ENTRY, "100")
+    live = _live(details)
+    assert (live.price, live.anchor) == (D("100"), D("100"))
+    assert live.trailing == 0
+
+
+DEFAULT_CHECKPOINT = {
+    "watch_checkpoint_seconds": TraderParams.model_fields["watch_checkpoint_seconds"].default
+}
+
+
+def _live(details: list[Any]) -> c.WatchLive:
+    assert len(details) == 4, details
+    return c.WatchLive.model_validate(details[c.WATCH_LIVE_DETAIL])
+
+
+def _saw(details: list[Any], price: Decimal) -> bool:
+    return len(details) == 4 and _live(details).price == price
+
+
+async def _until(ok: Any) -> None:
+    for _ in range(1000):
+        if ok():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the watch never heartbeated that")

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
-from activities.market import MarketActivities
+from activities.market import LIVE_HEARTBEAT, MarketActivities
 from activities.notify import NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader.config import Settings
@@ -86,6 +86,7 @@ async def _run(
         task_queue=settings.watch_task_queue,
         activities=[market_acts.watch_entry, market_acts.watch_exit],
         max_concurrent_activities=MAX_WATCHES,
+        max_heartbeat_throttle_interval=LIVE_HEARTBEAT,  # the live price's freshness
     )
     # Slot requests apart (since the slot-wait patch): a burst never holds the main queue's
     # activity slots that place_order, cancel_order and the ledger need, and the rest of

@@ -1,0 +1,116 @@
+"""History grows with decisions only (issue 12, item 5), on a real dev server with real
+workers: a held symbol's live price and trailing level reach ``starter.py status`` from
+its exit watch's heartbeat while the history gains no event, and the checkpoints that
+remain (the watch's rare return) keep an idle and a held hour inside their budgets.
+
+The hour is extrapolated from measured checkpoints, not waited for: activities run in
+real time (the time-skipping server skips time only while nothing runs, and a watch always
+runs), so a simulated hour of an idle symbol would take an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+from temporalio.client import WorkflowHistory
+
+from tests.workflows.harness import Bench, TraderHandle, bench
+from trader import contracts as c
+from trader.core.params import TraderParams
+from trader.core.phases import Phase
+from trader.observe.status_table import StatusRow, status_rows, traders_query
+
+DEFAULT_CHECKPOINT_S = TraderParams.model_fields["watch_checkpoint_seconds"].default
+IDLE_HOUR_BUDGET = 60
+HELD_HOUR_BUDGET = 100
+
+
+def scheduled_events(history: WorkflowHistory, activity: str) -> list[int]:
+    """Event ids of ``activity``'s ScheduledEvents."""
+    return [
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
+    ]
+
+
+def _completed(history: WorkflowHistory, activity: str) -> list[int]:
+    scheduled = set(scheduled_events(history, activity))
+    return [
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_completed_event_attributes")
+        and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+    ]
+
+
+async def _row(b: Bench, handle: TraderHandle) -> StatusRow | None:
+    rows = await status_rows(b.client, traders_query(b.task_queue))
+    return next((r for r in rows if r.workflow_id == handle.id), None)
+
+
+async def _until_row(b: Bench, handle: TraderHandle, price: D) -> StatusRow:
+    """The symbol's status row once it shows ``price`` (a wait, not a timed assertion)."""
+    for _ in range(300):
+        row = await _row(b, handle)
+        if row and row.memo and row.memo.price == price:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"status never showed {price}: {row}")
+
+
+async def test_status_shows_a_held_symbols_live_price_without_history(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")  # a 2.1 % drop: buys
+        held = await b.wait_phase(h, Phase.POSITION)
+        entry = held.trade.entry_price
+        # New highs inside the take-profit: the trailing stop arms (1 %) and rises, which
+        # the workflow only learns of at a decision.
+        for price in (D("99.0"), D("99.5"), D("100.0")):
+            b.set_price("BTC/USDT", str(price))
+            row = await _until_row(b, h, price)
+            assert row.phase == "position" and row.memo is not None
+            assert row.memo.trailing == price * D("0.995")  # 0.5 % below the peak
+            assert row.memo.pnl_pct == (price / entry - 1) * 100
+        history = await h.fetch_history()
+        # One exit watch, armed at POSITION and still out: no checkpoint, no memo upsert.
+        assert len(scheduled_events(history, str(c.WATCH_EXIT))) == 1
+        assert _completed(history, str(c.WATCH_EXIT)) == []
+        assert (await b.state(h)).trade.exits.trailing.trigger == 0  # nor has the workflow
+        # The decision still comes: through the trailing stop raised to 99.50.
+        b.set_price("BTC/USDT", "99.40")
+        done = await b.wait_for(h, lambda s: s.totals.trades_closed == 1, what="the exit")
+    assert done.note.startswith("trailing_stop")
+
+
+async def _events_per_checkpoint(b: Bench, h: TraderHandle, activity: str) -> float:
+    """History events per watch return, over three returns of a 1 s checkpoint (from the
+    third: the phase's own side effects, such as the entry notification, are over)."""
+    for _ in range(300):
+        history = await h.fetch_history()
+        scheduled = scheduled_events(history, activity)
+        if len(scheduled) >= 6:
+            return (scheduled[5] - scheduled[2]) / 3
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{activity} never returned at its checkpoint")
+
+
+async def test_an_idle_and_a_held_hour_stay_within_their_event_budgets(dev_env, tmp_path):
+    async with bench(dev_env.client, tmp_path) as b:
+        h = await b.start(watch_checkpoint_seconds=1)
+        await b.wait_phase(h, Phase.IDLE)
+        idle = await _events_per_checkpoint(b, h, str(c.WATCH_ENTRY))
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        held = await _events_per_checkpoint(b, h, str(c.WATCH_EXIT))
+    per_hour = 3600 / DEFAULT_CHECKPOINT_S
+    assert idle == 6  # the watch's scheduled, started, completed and one workflow task
+    # And the memo upsert (price and PnL for the status table) and the max-hold timer the
+    # workflow races the watch against, cancelled and started again.
+    assert held == 9
+    assert idle * per_hour <= IDLE_HOUR_BUDGET
+    assert held * per_hour <= HELD_HOUR_BUDGET
