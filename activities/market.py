@@ -29,6 +29,7 @@ from trader.core.market import Ticker
 from trader.core.params import TraderParams
 from trader.core.rules import (
     EntryRecheck,
+    EntrySignal,
     EntryWatch,
     EntryWatchState,
     ExitRulesState,
@@ -120,46 +121,60 @@ class MarketActivities:
         beat_every, beat_at = entry_heartbeat_s(p), float("-inf")
         sma: Decimal | None = None
         sma_at: float | None = None  # when ``sma`` was fetched (monotonic); None: not yet
-        async with self.hub.subscription(inp.symbol) as stream:
-            async for ticker in stream:
-                ticks += 1
-                signal = watch.see(ticker.ts_ms, ticker.last)
-                fired = signal.triggered
-                if fired and watch.recheck:
-                    if sma_at is None or time.monotonic() - sma_at >= _SMA_REFRESH_S:
-                        sma_at = time.monotonic()
-                        sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
-                    fired = await self._block_cleared(
-                        inp, watch.recheck, ticker, sma, fresh=ticks == 1
+        ticker: Ticker | None = None  # the last one seen
+        signal: EntrySignal | None = None
+        try:
+            async with self.hub.subscription(inp.symbol) as stream:
+                async for ticker in stream:
+                    ticks += 1
+                    signal = watch.see(ticker.ts_ms, ticker.last)
+                    fired = signal.triggered
+                    if fired and watch.recheck:
+                        if sma_at is None or time.monotonic() - sma_at >= _SMA_REFRESH_S:
+                            sma_at = time.monotonic()
+                            sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
+                        fired = await self._block_cleared(
+                            inp, watch.recheck, ticker, sma, fresh=ticks == 1
+                        )
+                    returning = fired or time.monotonic() >= deadline
+                    self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
+                    if returning:
+                        if fired and sma_at is None:
+                            sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
+                        return c.WatchEntryResult(
+                            fired=fired,
+                            ticker=ticker,
+                            state=watch.state(),
+                            trigger_price=signal.trigger_price,
+                            drop_pct=signal.drop_pct,
+                            sma=sma if fired else None,
+                            ticks=ticks,
+                        )
+                    if time.monotonic() - beat_at < beat_every:
+                        continue
+                    beat_at = time.monotonic()
+                    state = watch.state()
+                    live = c.WatchLive(price=ticker.last, ts_ms=ticker.ts_ms, anchor=state.anchor)
+                    # The previous release's positional values first (a retry on one of its
+                    # workers during a rolling deploy), what the watch saw, then the state as
+                    # one model (last: what both releases resume from).
+                    activity.heartbeat(
+                        str(state.anchor),
+                        _pairs(state.window),
+                        live.model_dump(mode="json"),
+                        state.model_dump(mode="json"),
                     )
-                returning = fired or time.monotonic() >= deadline
-                self._observe(inp.symbol, "entry", ticker.ts_ms, returning=returning)
-                if returning:
-                    if fired and sma_at is None:
-                        sma = await self._sma(inp.symbol, p.sma_guard_period, ticker.ts_ms)
-                    return c.WatchEntryResult(
-                        fired=fired,
-                        ticker=ticker,
-                        state=watch.state(),
-                        trigger_price=signal.trigger_price,
-                        drop_pct=signal.drop_pct,
-                        sma=sma if fired else None,
-                        ticks=ticks,
-                    )
-                if time.monotonic() - beat_at < beat_every:
-                    continue
-                beat_at = time.monotonic()
-                state = watch.state()
-                live = c.WatchLive(price=ticker.last, ts_ms=ticker.ts_ms, anchor=state.anchor)
-                # The previous release's positional values first (a retry on one of its
-                # workers during a rolling deploy), what the watch saw, then the state as
-                # one model (last: what both releases resume from).
-                activity.heartbeat(
-                    str(state.anchor),
-                    _pairs(state.window),
-                    live.model_dump(mode="json"),
-                    state.model_dump(mode="json"),
-                )
+        except asyncio.CancelledError:
+            if ticker is None or signal is None or not _cancel_requested():
+                raise
+            return c.WatchEntryResult(  # the state handed back (see _cancel_requested)
+                fired=False,
+                ticker=ticker,
+                state=watch.state(),
+                trigger_price=signal.trigger_price,
+                drop_pct=signal.drop_pct,
+                ticks=ticks,
+            )
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
     async def _block_cleared(
@@ -198,43 +213,51 @@ class MarketActivities:
         self, inp: c.WatchExitInput, rules: ExitRulesState, deadline: float
     ) -> c.WatchExitResult:
         p, ticks = inp.params, 0
-        async with self.hub.subscription(inp.symbol) as stream:
-            async for ticker in stream:
-                ticks += 1
-                price = ticker.last
-                rules = update_exit_rules(rules, price, inp.entry_price, p)
-                decision = evaluate_exit(
-                    price=price,
-                    entry_price=inp.entry_price,
-                    rules=rules,
-                    entry_ts=inp.entry_ts,
-                    now=ticker.ts_ms / 1000,
-                    params=p,
-                )
-                returning = decision.exit or time.monotonic() >= deadline
-                self._observe(inp.symbol, "exit", ticker.ts_ms, returning=returning)
-                if returning:
-                    return c.WatchExitResult(
-                        fired=decision.exit,
-                        reason=decision.reason,
-                        detail=decision.detail,
-                        ticker=ticker,
-                        state=rules,
-                        ticks=ticks,
+        ticker: Ticker | None = None  # the last one seen
+        try:
+            async with self.hub.subscription(inp.symbol) as stream:
+                async for ticker in stream:
+                    ticks += 1
+                    price = ticker.last
+                    rules = update_exit_rules(rules, price, inp.entry_price, p)
+                    decision = evaluate_exit(
+                        price=price,
+                        entry_price=inp.entry_price,
+                        rules=rules,
+                        entry_ts=inp.entry_ts,
+                        now=ticker.ts_ms / 1000,
+                        params=p,
                     )
-                live = c.WatchLive(
-                    price=price,
-                    ts_ms=ticker.ts_ms,
-                    trailing=rules.trailing.trigger,
-                    peak=rules.trailing.peak,
-                )
-                # Every tick: the SDK sends the latest at most every LIVE_HEARTBEAT.
-                activity.heartbeat(
-                    str(rules.trailing.peak),
-                    str(rules.trailing.trigger),
-                    live.model_dump(mode="json"),
-                    rules.model_dump(mode="json"),
-                )
+                    returning = decision.exit or time.monotonic() >= deadline
+                    self._observe(inp.symbol, "exit", ticker.ts_ms, returning=returning)
+                    if returning:
+                        return c.WatchExitResult(
+                            fired=decision.exit,
+                            reason=decision.reason,
+                            detail=decision.detail,
+                            ticker=ticker,
+                            state=rules,
+                            ticks=ticks,
+                        )
+                    live = c.WatchLive(
+                        price=price,
+                        ts_ms=ticker.ts_ms,
+                        trailing=rules.trailing.trigger,
+                        peak=rules.trailing.peak,
+                    )
+                    # Every tick: the SDK sends the latest at most every LIVE_HEARTBEAT.
+                    activity.heartbeat(
+                        str(rules.trailing.peak),
+                        str(rules.trailing.trigger),
+                        live.model_dump(mode="json"),
+                        rules.model_dump(mode="json"),
+                    )
+        except asyncio.CancelledError:
+            if ticker is None or not _cancel_requested():
+                raise
+            return c.WatchExitResult(  # the state handed back (see _cancel_requested)
+                fired=False, reason=None, detail="", ticker=ticker, state=rules, ticks=ticks
+            )
         raise RuntimeError("market stream ended")
 
 
@@ -251,6 +274,15 @@ def _resumed(start: S, old_shape: Callable[[Sequence[Any]], dict[str, Any]]) -> 
     if isinstance(details[-1], dict):
         return type(start).model_validate(details[-1])
     return type(start).model_validate({**start.model_dump(), **old_shape(details)})
+
+
+def _cancel_requested() -> bool:
+    """The workflow cancelled this watch (a pause, a stop, a reconcile request): the watch
+    then returns its state instead of raising, so a workflow that waits for the
+    cancellation (the ``watch-handback`` patch) keeps the anchor and trailing-stop progress
+    since the last checkpoint. A workflow that does not wait ignores the late result."""
+    details = activity.cancellation_details()
+    return details is not None and details.cancel_requested
 
 
 def _pairs(window: list[tuple[int, Decimal]]) -> list[tuple[int, str]]:

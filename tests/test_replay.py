@@ -26,6 +26,7 @@ from workflows.base import (
     SLOT_RETRY_PATCH,
     SLOT_WAIT_PATCH,
     STATUS_MEMO_PATCH,
+    WATCH_HANDBACK_PATCH,
     TraderBase,
 )
 from workflows.entry_phases import EntryPhases
@@ -61,6 +62,7 @@ def test_histories_are_committed():
         "slot_wait_take_profit",
         "slot_wait_stopped",
         "error_window_from_entry",
+        "watch_handback",
     } <= names
 
 
@@ -371,3 +373,45 @@ async def test_the_error_window_history_needs_the_patched_window(monkeypatch):
     no longer matches: the replay really runs the patched path."""
     monkeypatch.setattr(RecoveryPhases, "_last_sent", lambda self: self.state.trade.order.placed_ts)
     await _fails_unsandboxed("error_window_from_entry")
+
+
+def _handed_back(name: str) -> list[str]:
+    """The watches that completed after the workflow asked to cancel them (handed back)."""
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())[
+        "events"
+    ]
+    scheduled: dict[int, str] = {}
+    cancel_requested: set[int] = set()
+    out = []
+    for e in events:
+        if a := e.get("activityTaskScheduledEventAttributes"):
+            scheduled[int(e["eventId"])] = a["activityType"]["name"]
+        if a := e.get("activityTaskCancelRequestedEventAttributes"):
+            cancel_requested.add(int(a["scheduledEventId"]))
+        if (a := e.get("activityTaskCompletedEventAttributes")) and int(
+            a["scheduledEventId"]
+        ) in cancel_requested:
+            out.append(scheduled[int(a["scheduledEventId"])])
+    return out
+
+
+def test_the_handback_history_was_recorded_with_the_patch_and_older_ones_without():
+    for old in (p.stem for p in HISTORIES if p.stem != "watch_handback"):
+        assert WATCH_HANDBACK_PATCH not in _patch_ids(old)
+        assert _handed_back(old) == []
+    assert WATCH_HANDBACK_PATCH in _patch_ids("watch_handback")
+    # The pause's entry watch and the reconcile's exit watch, each cancelled and completed.
+    assert _handed_back("watch_handback") == [str(c.WATCH_ENTRY), str(c.WATCH_EXIT)]
+
+
+async def test_the_handback_history_needs_the_wait(monkeypatch):
+    """Not waiting for the cancelled watch (as before the patch) no longer replays it: the
+    replay really runs the handback."""
+
+    async def not_waiting(self, watch, until):
+        return None, None
+
+    monkeypatch.setattr(TraderBase, "_handed_back", not_waiting)
+    path = next(p for p in HISTORIES if p.stem == "watch_handback")
+    result = await _replayer().replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.rules import (
         EntryReason,
         EntryRecheck,
+        EntryWatchState,
         ExitReason,
         ExitRulesState,
         check_guards,
@@ -90,19 +92,12 @@ class EntryPhases(Holdings):
             summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
             f"from {anchor_text}" + (f" once {_RECHECK[recheck]}" if recheck else ""),
         )
-        res = await self._race(watch, until=self._idle_blocked)
+        res = await self._race(watch, until=self._idle_blocked, collect=not self._handback)
         if isinstance(res, str):  # interrupted (paused, stopping, asked to reconcile)
+            if self._handback:
+                await self._keep_entry_progress(watch)
             return
-        self._see(res.ticker)
-        s.entry_watch = res.state.model_copy(
-            update={
-                "anchor_ts": str(res.ticker.ts_ms),
-                # Before exchange-reality the recheck was not carried.
-                "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck,
-            }
-        )
-        if not self._v2:
-            s.retry_count = 0
+        self._take_entry_state(res)
         if not res.fired:
             self._publish_details()  # checkpoint: no transition, no extra history
             return
@@ -114,6 +109,31 @@ class EntryPhases(Holdings):
             Trigger.SIGNAL,
             f"price {res.ticker.last} is {res.drop_pct:.2f}% below anchor {res.state.anchor}",
         )
+
+    def _take_entry_state(self, res: c.WatchEntryResult) -> None:
+        s = self.state
+        self._see(res.ticker)
+        s.entry_watch = res.state.model_copy(
+            update={
+                "anchor_ts": str(res.ticker.ts_ms),
+                # Before exchange-reality the recheck was not carried.
+                "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck,
+            }
+        )
+        if not self._v2:
+            s.retry_count = 0
+
+    async def _keep_entry_progress(self, watch: ActivityHandle[c.WatchEntryResult]) -> None:
+        """The anchor and window the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
+        back, or its last heartbeat's; else the last checkpoint's stay."""
+        res, last = await self._handed_back(watch, lambda: False)
+        if res is not None:
+            self._take_entry_state(res)
+        elif last is not None:
+            seen = EntryWatchState.model_validate(last)
+            if not self._v2:
+                seen.recheck = self.state.entry_watch.recheck
+            self.state.entry_watch = seen
 
     async def _entry_eval(self) -> None:
         s, p, res = self.state, self.inp.params, self._entry

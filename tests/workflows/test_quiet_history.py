@@ -11,6 +11,7 @@ runs), so a simulated hour of an idle symbol would take an hour.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal as D
 
 from temporalio.client import WorkflowHistory
@@ -19,7 +20,10 @@ from tests.workflows.harness import Bench, TraderHandle, bench
 from trader import contracts as c
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
+from trader.core.rules import ExitRulesState
 from trader.observe.status_table import StatusRow, status_rows, traders_query
+from trader.observe.watch_live import watch_live
+from workflows.symbol_trader import SymbolTrader
 
 DEFAULT_CHECKPOINT_S = TraderParams.model_fields["watch_checkpoint_seconds"].default
 IDLE_HOUR_BUDGET = 60
@@ -114,3 +118,57 @@ async def test_an_idle_and_a_held_hour_stay_within_their_event_budgets(dev_env, 
     assert held == 9
     assert idle * per_hour <= IDLE_HOUR_BUDGET
     assert held * per_hour <= HELD_HOUR_BUDGET
+
+
+async def _until_live(b: Bench, h: TraderHandle, ok: Callable[[c.WatchLive], bool]) -> c.WatchLive:
+    """The watch's heartbeat once ``ok`` holds for it (a wait, not a timed assertion)."""
+    for _ in range(300):
+        seen = await watch_live(b.client, h.id)
+        if seen is not None and ok(seen):
+            return seen
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the watch never heartbeated that: {seen}")
+
+
+async def test_a_cancelled_watch_hands_its_progress_back(dev_env, tmp_path):
+    """Between checkpoints only the watch knows the anchor and the trailing stop: a pause,
+    a reconcile request or a stop cancels it, and the workflow keeps what it reached
+    (the watch-handback patch) instead of the last checkpoint's."""
+    async with bench(dev_env.client, tmp_path) as b:
+        h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "102")  # a new high: the anchor rises with it
+        await _until_live(b, h, lambda seen: seen.anchor == D(102))
+        b.set_price("BTC/USDT", "101")  # below the high: a watch started now anchors at 101
+        await _until_live(b, h, lambda seen: seen.price == D(101))
+        await h.signal(SymbolTrader.pause_entries)
+        paused = await b.wait_for(h, lambda s: s.controls.entries_paused, what="paused")
+        await b.wait_for(h, lambda s: s.entry_watch.anchor == D(102), what="the anchor kept")
+        assert paused.phase is Phase.IDLE
+        await h.signal(SymbolTrader.resume_entries)
+        b.set_price("BTC/USDT", "99.90")  # 2.06 % below 102 (1.1 % below 101): buys
+        held = await b.wait_phase(h, Phase.POSITION)
+        entry = held.trade.entry_price
+        high = (entry * D("1.015")).quantize(D("0.01"))  # arms the trailing stop (1 %)
+        b.set_price("BTC/USDT", str(high))
+        armed = await _until_live(b, h, lambda seen: seen.trailing > 0)
+        # Off the peak, above the stop: a watch started now would arm a lower one.
+        b.set_price("BTC/USDT", str((high * D("0.997")).quantize(D("0.01"))))
+        await _until_live(b, h, lambda seen: seen.price < high)
+        await h.signal(SymbolTrader.reconcile, c.ReconcileRequest(reason="test"))
+        await b.wait_for(
+            h,
+            lambda s: s.trade.exits.trailing.trigger == armed.trailing,
+            what="the trailing stop kept through the reconcile",
+        )
+        await _until_live(b, h, lambda seen: seen.trailing == armed.trailing)  # re-armed
+        await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
+        final = await h.result()
+    assert final.phase is Phase.POSITION and final.holds_position
+    assert (
+        final.trade.exits.trailing
+        == ExitRulesState.model_validate(
+            {"trailing": {"peak": armed.peak, "trigger": armed.trailing}}
+        ).trailing
+    )
+    assert final.totals.trades_closed == 0
