@@ -15,8 +15,9 @@ On a real local Temporal dev server with real workers and the paper exchange:
     python -m bench.quiet_history [--checkpoints 6] [--window 120] [--samples 30]
         [--parts cost,window,fresh]
 
-It runs on the code before this change too (copy it and ``tests/workflows/
-test_quiet_history.py`` there): parts 1 and 2 as they are, part 3 without ``describe()``.
+It runs on the code before this change too (copy it there, with ``scheduled_events`` of
+``tests/workflows/test_quiet_history.py``): parts 1 and 2 as they are, part 3 without
+``describe()``.
 """
 
 from __future__ import annotations
