@@ -11,16 +11,23 @@ runs), so a simulated hour of an idle symbol would take an hour.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal as D
 
+from temporalio import activity
 from temporalio.client import WorkflowHistory
+from temporalio.worker import Worker
 
+from activities.market import MarketActivities
+from activities.portfolio import PortfolioActivities
 from tests.workflows.harness import Bench, TraderHandle, bench
 from trader import contracts as c
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.core.rules import ExitRulesState
+from trader.hub import MarketHub
 from trader.observe.status_table import StatusRow, status_rows, traders_query
 from trader.observe.watch_live import watch_live
 from workflows.symbol_trader import SymbolTrader
@@ -172,3 +179,71 @@ async def test_a_cancelled_watch_hands_its_progress_back(dev_env, tmp_path):
         ).trailing
     )
     assert final.totals.trades_closed == 0
+
+
+class _LostWatch:
+    """An exit watch whose worker is lost after its first heartbeat: it heartbeats an armed
+    trailing stop once, then neither heartbeats nor answers its cancellation (for a while:
+    the test's worker must still shut down), so the heartbeat timeout ends it. Later
+    attempts are the real watch."""
+
+    def __init__(self, real: MarketActivities, state: ExitRulesState) -> None:
+        self.real, self.state, self.lost = real, state, asyncio.Event()
+
+    @activity.defn(name=str(c.WATCH_EXIT))
+    async def watch_exit(self, inp: c.WatchExitInput) -> c.WatchExitResult:
+        if self.lost.is_set():
+            return await self.real.watch_exit(inp)
+        live = c.WatchLive(price=D(1), ts_ms=1, trailing=self.state.trailing.trigger)
+        activity.heartbeat(
+            "0", "0", live.model_dump(mode="json"), self.state.model_dump(mode="json")
+        )
+        self.lost.set()
+        end = asyncio.get_running_loop().time() + 20
+        while (left := end - asyncio.get_running_loop().time()) > 0:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(left)
+        raise RuntimeError("lost")
+
+
+async def test_a_watch_lost_with_its_worker_hands_back_its_last_heartbeat(dev_env, tmp_path):
+    """A reconcile request cancels a watch whose worker is gone (a worker start asks each
+    holding symbol for one): the heartbeat timeout ends it, and the workflow takes the
+    rule state of its last heartbeat, not the last checkpoint's."""
+    async with bench(dev_env.client, tmp_path) as b:
+        hub = MarketHub(b.exchange, poll_interval_s=0.05)
+        real = MarketActivities(hub, b.exchange)
+        # Armed below the 97.90 the symbol buys and stays at: a fresh watch would not be.
+        armed = ExitRulesState.model_validate({"trailing": {"peak": "98.9", "trigger": "97.5"}})
+        lost = _LostWatch(real, armed)
+        queue = f"{b.watch_queue}-lost"
+        worker = Worker(
+            b.client,
+            task_queue=queue,
+            activities=[real.watch_entry, lost.watch_exit],
+            graceful_shutdown_timeout=timedelta(seconds=1),
+        )
+        slots = Worker(
+            b.client,
+            task_queue=c.slot_task_queue(queue),
+            activities=[PortfolioActivities(b.client, task_queue=b.task_queue).acquire_slot],
+        )
+        async with worker, slots:
+            b.watch_queue = queue  # this symbol's watches run on the worker above
+            h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
+            await b.wait_phase(h, Phase.IDLE)
+            b.set_price("BTC/USDT", "97.90")
+            await b.wait_phase(h, Phase.POSITION)
+            await asyncio.wait_for(lost.lost.wait(), timeout=30)
+            await h.signal(SymbolTrader.reconcile, c.ReconcileRequest(reason="test"))
+            kept = await b.wait_for(
+                h,
+                lambda s: s.trade.exits == armed,
+                timeout=60,
+                what="the lost watch's last heartbeat taken",
+            )
+            assert kept.phase is Phase.POSITION and kept.holds_position
+            await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
+            final = await h.result()
+        await hub.stop()
+    assert final.trade.exits == armed
