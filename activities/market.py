@@ -165,14 +165,16 @@ class MarketActivities:
                         state.model_dump(mode="json"),
                     )
         except asyncio.CancelledError:
-            if ticker is None or signal is None or not _cancel_requested():
+            if not _cancel_requested():
                 raise
-            return c.WatchEntryResult(  # the state handed back (see _cancel_requested)
+            # The state handed back (see _cancel_requested), also before a first tick: a
+            # retry resumed from the heartbeat, which is newer than the workflow's copy.
+            return c.WatchEntryResult(
                 fired=False,
                 ticker=ticker,
                 state=watch.state(),
-                trigger_price=signal.trigger_price,
-                drop_pct=signal.drop_pct,
+                trigger_price=signal.trigger_price if signal else Decimal(0),
+                drop_pct=signal.drop_pct if signal else Decimal(0),
                 ticks=ticks,
             )
         raise RuntimeError("market stream ended")  # the hub's stream is endless
@@ -253,9 +255,9 @@ class MarketActivities:
                         rules.model_dump(mode="json"),
                     )
         except asyncio.CancelledError:
-            if ticker is None or not _cancel_requested():
+            if not _cancel_requested():
                 raise
-            return c.WatchExitResult(  # the state handed back (see _cancel_requested)
+            return c.WatchExitResult(  # handed back, also before a first tick (as above)
                 fired=False, reason=None, detail="", ticker=ticker, state=rules, ticks=ticks
             )
         raise RuntimeError("market stream ended")

@@ -191,7 +191,9 @@ class WatchEntryInput(_WatchMsg):
 class WatchEntryResult(_WatchMsg):
     FLAT_FIELDS = _FLAT_ENTRY_WATCH
     fired: bool
-    ticker: Ticker
+    ticker: Ticker | None
+    """The last ticker seen; None only in a cancelled watch's handback before its first
+    tick (a retry that resumed from the heartbeat: its state is still worth keeping)."""
     state: EntryWatchState
     """The watch's state when it returned; its ``recheck`` is cleared once the drop
     stopped holding (the blocked episode is over)."""
@@ -215,7 +217,8 @@ class WatchExitResult(_WatchMsg):
     fired: bool
     reason: ExitReason | None
     detail: str
-    ticker: Ticker
+    ticker: Ticker | None
+    """As in ``WatchEntryResult``: None only in a handback before the first tick."""
     state: ExitRulesState
     ticks: int = 0
 

@@ -104,6 +104,7 @@ class EntryPhases(Holdings):
         s.decision_seq += 1
         s.trade.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)
         s.trade.signal = EntryReason.DROP_TRIGGER
+        assert res.ticker is not None  # a fired watch saw one
         self._entry = res
         self._transition(
             Trigger.SIGNAL,
@@ -112,14 +113,14 @@ class EntryPhases(Holdings):
 
     def _take_entry_state(self, res: c.WatchEntryResult) -> None:
         s = self.state
-        self._see(res.ticker)
-        s.entry_watch = res.state.model_copy(
-            update={
-                "anchor_ts": str(res.ticker.ts_ms),
-                # Before exchange-reality the recheck was not carried.
-                "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck,
-            }
-        )
+        # Before exchange-reality the recheck was not carried.
+        update: dict[str, object] = {
+            "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck
+        }
+        if res.ticker is not None:  # None: handed back before a tick (the state still counts)
+            self._see(res.ticker)
+            update["anchor_ts"] = str(res.ticker.ts_ms)
+        s.entry_watch = res.state.model_copy(update=update)
         if not self._v2:
             s.retry_count = 0
 
@@ -140,6 +141,7 @@ class EntryPhases(Holdings):
         if res is None:  # only after a restart mid-evaluation: re-watch rather than guess
             self._abandon_entry(Trigger.GUARDS_BLOCKED, "entry snapshot lost; re-evaluating")
             return
+        assert res.ticker is not None  # only a fired watch's result is kept
         guards = check_guards(res.ticker, p, sma=res.sma)
         if not guards.passed:
             self._abandon_entry(
@@ -232,7 +234,7 @@ class EntryPhases(Holdings):
 
     async def _place_buy(self) -> None:
         s, p, market = self.state, self.inp.params, self.state.market
-        assert market is not None and self._entry is not None
+        assert market is not None and self._entry is not None and self._entry.ticker is not None
         ask = self._entry.ticker.ask
         sizing = size_buy(p.budget_for(market.quote), ask, market)
         if not sizing.ok:

@@ -88,7 +88,9 @@ class ExitPhases(Holdings, BeforeReality):
 
     def _take_exit_state(self, res: c.WatchExitResult) -> None:
         s = self.state
-        if self._v2:
+        if res.ticker is None:  # handed back before a tick: only the rule state is new
+            pass
+        elif self._v2:
             self._see(res.ticker)
         else:
             s.current_price = res.ticker.last

@@ -38,9 +38,11 @@ class Watch:
         self.details: list[Any] = []
 
     @contextlib.asynccontextmanager
-    async def worker(self, price: str, details: list[Any]) -> AsyncIterator[Any]:
+    async def worker(
+        self, price: str, details: list[Any], *, poll_s: float = 0.02
+    ) -> AsyncIterator[Any]:
         self.feed.set_price(SYMBOL, D(price))
-        hub = MarketHub(self.exchange, poll_interval_s=0.02)
+        hub = MarketHub(self.exchange, poll_interval_s=poll_s)
         await hub.start()
         env = ActivityEnvironment()
         env.info = replace(env.info, heartbeat_details=list(details))
@@ -196,3 +198,28 @@ async def _until(ok: Any) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the watch never heartbeated that")
+
+
+async def _cancelled_before_a_tick(watch: Watch, kind: str, inp: Any, details: list[Any]) -> Any:
+    """A retry resumed from ``details`` whose workflow cancels it before its first tick."""
+    async with watch.worker("101.80", details, poll_s=3600) as (env, acts):  # no tick comes
+        task = asyncio.ensure_future(env.run(getattr(acts, kind), inp))
+        await _until(lambda: SYMBOL in acts.hub._subscribers)  # started, waiting for a tick
+        env.cancel()
+        res = await task
+    assert res.ticker is None and res.ticks == 0  # really before a tick
+    return res
+
+
+async def test_a_retry_cancelled_before_its_first_tick_hands_back_the_resumed_state(watch):
+    """A watch retried from its heartbeat (an armed trailing stop, an anchor) and cancelled
+    by a reconcile or a pause before it saw a price hands back what it resumed from: that
+    is newer than the workflow's checkpoint, which would otherwise be kept."""
+    armed = ExitRulesState.model_validate({"trailing": {"peak": "102", "trigger": "101.49"}})
+    exit_beat = ["102", "101.49", {}, armed.model_dump(mode="json")]
+    res = await _cancelled_before_a_tick(watch, "watch_exit", EXIT, exit_beat)
+    assert not res.fired and res.state == armed
+    anchored = EntryWatchState(anchor=D("105"))
+    entry_beat = ["105", [], {}, anchored.model_dump(mode="json")]
+    res = await _cancelled_before_a_tick(watch, "watch_entry", ENTRY, entry_beat)
+    assert not res.fired and res.state.anchor == D("105")
