@@ -13,6 +13,7 @@ from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import NotifyActivities
 from activities.portfolio import PortfolioActivities
+from activities.watch_beat import WatchBeatActivities
 from trader import contracts as c
 
 CLASSES = (
@@ -21,6 +22,7 @@ CLASSES = (
     MarketActivities,
     NotifyActivities,
     PortfolioActivities,
+    WatchBeatActivities,
 )
 
 

@@ -94,6 +94,7 @@ def _patch_ids(name: str) -> list[str]:
         )["id"]
         for e in events["events"]
         if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+        and "patch-data" in e["markerRecordedEventAttributes"]["details"]  # not a local activity
     ]
 
 
@@ -408,7 +409,7 @@ async def test_the_handback_history_needs_the_wait(monkeypatch):
     """Not waiting for the cancelled watch (as before the patch) no longer replays it: the
     replay really runs the handback."""
 
-    async def not_waiting(self, watch, until):
+    async def not_waiting(self, watch, act, until):
         return None, None
 
     monkeypatch.setattr(TraderBase, "_handed_back", not_waiting)

@@ -241,6 +241,18 @@ class WatchLive(BaseModel):
     """Exit watch: the trailing stop's peak."""
 
 
+class LastBeatInput(_Msg):
+    """Which of the calling workflow's pending activities to read (a watch's name)."""
+
+    activity_type: str
+
+
+class LastBeatResult(_Msg):
+    state: dict[str, Any] | None = None
+    """The last heartbeat detail (the watch's rule state) of that pending activity, also
+    between attempts (retry backoff); None when none is pending or it never heartbeated."""
+
+
 WATCH_LIVE_DETAIL = 2
 """Index of ``WatchLive`` in a watch's heartbeat details: after the previous release's two
 positional values and before the state model, which stays last (what that release reads)."""
@@ -501,9 +513,10 @@ RECORD_TRADE = ActivityName("record_trade", TradeRecord, RecordResult)
 RECORD_DUST = ActivityName("record_dust", DustRecord, RecordResult)
 RECORD_INVENTORY = ActivityName("record_inventory", InventoryRecord, RecordResult)
 NOTIFY = ActivityName("notify", Notification, type(None))
+LAST_WATCH_BEAT = ActivityName("last_watch_beat", LastBeatInput, LastBeatResult)
 ACTIVITIES: tuple[ActivityName[Any, Any], ...] = (
     WARMUP, WATCH_ENTRY, WATCH_EXIT, PLACE_ORDER, WAIT_ORDER, CANCEL_ORDER, RECONCILE,
-    ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY,
+    ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY, LAST_WATCH_BEAT,
 )  # fmt: skip
 
 # The memo is stored in history on every upsert: a long note is cut to keep events small.

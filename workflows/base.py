@@ -217,19 +217,23 @@ class TraderBase:
         )
 
     async def _handed_back(
-        self, watch: ActivityHandle[T], until: Callable[[], bool]
+        self, watch: ActivityHandle[T], act: c.ActivityName[Any, Any], until: Callable[[], bool]
     ) -> tuple[T | None, dict[str, Any] | None]:
-        """After a handback watch was cancelled: (its result, returned when cancelled) or
-        (None, the rule state of its last heartbeat) when its worker is gone and the
-        heartbeat timeout ended it; (None, None) when neither came within the heartbeat
-        timeout and HANDBACK_SLACK_S, or ``until`` (a force exit) cut the wait short."""
+        """Cancel a handback watch that ``_race`` left running and collect its progress:
+        (its result, returned when cancelled) or (None, a rule state): the heartbeat
+        timeout's last details when its worker is gone, else its last heartbeat read before
+        the cancel (a watch between attempts is cancelled by the server at once, with no
+        details). (None, None) when none of these exists or ``until`` (a force exit) cut
+        the wait short."""
+        beat = await self._last_watch_beat(act)  # first: the cancel may remove it at once
+        watch.cancel()
         with contextlib.suppress(asyncio.TimeoutError):
             await workflow.wait_condition(
                 lambda: watch.done() or until(),
                 timeout=self.inp.params.watch_heartbeat_timeout_seconds + HANDBACK_SLACK_S,
             )
         if not watch.done():
-            return None, None
+            return None, None if until() else beat
         try:
             return watch.result(), None
         except ActivityError as err:
@@ -238,9 +242,23 @@ class TraderBase:
                 last = cause.last_heartbeat_details[-1]
                 if isinstance(last, dict):
                     return None, last
-            return None, None
-        except asyncio.CancelledError:  # cancelled before it started: nothing seen
-            return None, None
+            return None, beat
+        except asyncio.CancelledError:  # cancelled before it was scheduled: nothing seen
+            return None, beat
+
+    async def _last_watch_beat(self, act: c.ActivityName[Any, Any]) -> dict[str, Any] | None:
+        """The pending watch's last heartbeat rule state (activities/watch_beat.py)."""
+        try:
+            got: c.LastBeatResult = await workflow.execute_local_activity(
+                c.LAST_WATCH_BEAT,
+                c.LastBeatInput(activity_type=str(act)),
+                result_type=c.LastBeatResult,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:  # the server unreachable: the checkpoint's state stays
+            return None
+        return got.state
 
     async def _race(
         self,
@@ -253,9 +271,9 @@ class TraderBase:
         """Wait for ``main`` (an activity handle), a condition, or a timer, whichever is first.
 
         Returns the activity's result, or "interrupted" / "timeout"; on the latter two
-        ``main`` is cancelled (and, unless not ``collect``, waited for: a handback watch's
-        caller waits for it itself, or not at all). An activity failure propagates as
-        ActivityError.
+        ``main`` is cancelled and waited for, unless not ``collect`` (a handback watch):
+        then it is not waited for, and on "interrupted" not even cancelled (the caller
+        does both, see ``_handed_back``). An activity failure propagates as ActivityError.
         """
         waiters: list[asyncio.Future[Any]] = [main]
         if until is not None or timeout is not None:
@@ -272,7 +290,10 @@ class TraderBase:
             outcome = (
                 "timeout" if isinstance(guard.exception(), asyncio.TimeoutError) else "interrupted"
             )
-        for w in waiters:
+        # A handback watch (not ``collect``) interrupted is left running: its caller reads
+        # its last heartbeat, then cancels it (``_handed_back``).
+        keep_main = not collect and outcome == "interrupted"
+        for w in waiters[1:] if keep_main else waiters:
             if not w.done():
                 w.cancel()
         for w in waiters[1:]:

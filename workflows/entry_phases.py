@@ -127,7 +127,7 @@ class EntryPhases(Holdings):
     async def _keep_entry_progress(self, watch: ActivityHandle[c.WatchEntryResult]) -> None:
         """The anchor and window the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
         back, or its last heartbeat's; else the last checkpoint's stay."""
-        res, last = await self._handed_back(watch, lambda: False)
+        res, last = await self._handed_back(watch, c.WATCH_ENTRY, lambda: False)
         if res is not None:
             self._take_entry_state(res)
         elif last is not None:

@@ -75,8 +75,10 @@ class ExitPhases(Holdings, BeforeReality):
         if res == "timeout":
             self._max_hold_due = True
             self._transition(Trigger.EXIT_CHECK, "max hold time reached")
-        elif res == "interrupted":
-            if self._handback and not self._exit_requested():  # a force exit needs no state
+        elif res == "interrupted" and self._handback:
+            if self._exit_requested():  # a force exit needs no state
+                watch.cancel()
+            else:
                 await self._keep_exit_progress(watch)
         elif not isinstance(res, str):
             self._take_exit_state(res)
@@ -101,7 +103,7 @@ class ExitPhases(Holdings, BeforeReality):
         """The trailing stop the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
         back, or its last heartbeat's; else the last checkpoint's stays. A force exit
         arriving meanwhile ends the wait."""
-        res, last = await self._handed_back(watch, self._exit_requested)
+        res, last = await self._handed_back(watch, c.WATCH_EXIT, self._exit_requested)
         if res is not None:
             self._take_exit_state(res)
         elif last is not None:

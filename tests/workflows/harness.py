@@ -28,6 +28,7 @@ from activities.ledger import LedgerActivities
 from activities.market import LIVE_HEARTBEAT, MarketActivities
 from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
+from activities.watch_beat import WatchBeatActivities
 from tests.event_history import decided_client_ids
 from tests.markets import BTC_USDT, ETH_USDT
 from trader import contracts as c
@@ -265,6 +266,7 @@ async def bench(
             lg.record_dust,
             lg.record_inventory,
             NotifyActivities(notify_with or notifier).notify,
+            WatchBeatActivities(client).last_watch_beat,
         )
     }
     # A stand-in takes the place of the real activity of its name (it may call that one).

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from decimal import Decimal as D
+from typing import Any
 
 from temporalio import activity
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Worker
 
@@ -29,9 +31,10 @@ from trader.core.phases import Phase
 from trader.core.rules import ExitRulesState
 from trader.hub import MarketHub
 from trader.observe.status_table import StatusRow, status_rows, traders_query
-from trader.observe.watch_live import watch_live
+from trader.observe.watch_live import pending_watch, watch_live
 from workflows.symbol_trader import SymbolTrader
 
+SCHEDULED = PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
 DEFAULT_CHECKPOINT_S = TraderParams.model_fields["watch_checkpoint_seconds"].default
 IDLE_HOUR_BUDGET = 60
 HELD_HOUR_BUDGET = 100
@@ -206,44 +209,98 @@ class _LostWatch:
         raise RuntimeError("lost")
 
 
+@contextlib.asynccontextmanager
+async def _own_watch_worker(b: Bench, stand_in: Any) -> AsyncIterator[Any]:
+    """The symbols started inside run their watches on a worker of their own, whose exit
+    watch is a ``stand_in(real activities, ARMED)``, yielded."""
+    hub = MarketHub(b.exchange, poll_interval_s=0.05)
+    real = MarketActivities(hub, b.exchange)
+    watch = stand_in(real, ARMED)
+    queue = f"{b.watch_queue}-own"
+    worker = Worker(
+        b.client,
+        task_queue=queue,
+        activities=[real.watch_entry, watch.watch_exit],
+        graceful_shutdown_timeout=timedelta(seconds=1),
+    )
+    slots = Worker(
+        b.client,
+        task_queue=c.slot_task_queue(queue),
+        activities=[PortfolioActivities(b.client, task_queue=b.task_queue).acquire_slot],
+    )
+    async with worker, slots:
+        b.watch_queue = queue
+        yield watch
+    await hub.stop()
+
+
+async def _bought(b: Bench) -> TraderHandle:
+    """A symbol that buys at 97.90 and holds."""
+    h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
+    await b.wait_phase(h, Phase.IDLE)
+    b.set_price("BTC/USDT", "97.90")
+    await b.wait_phase(h, Phase.POSITION)
+    return h
+
+
+# Armed below the 97.90 the symbol buys and stays at: a fresh watch would not be.
+ARMED = ExitRulesState.model_validate({"trailing": {"peak": "98.9", "trigger": "97.5"}})
+
+
+async def _reconcile_keeps(b: Bench, h: TraderHandle, armed: ExitRulesState) -> None:
+    await h.signal(SymbolTrader.reconcile, c.ReconcileRequest(reason="test"))
+    kept = await b.wait_for(
+        h, lambda s: s.trade.exits == armed, timeout=60, what="the watch's last heartbeat taken"
+    )
+    assert kept.phase is Phase.POSITION and kept.holds_position
+    await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
+    final = await h.result()
+    assert final.trade.exits == armed
+
+
 async def test_a_watch_lost_with_its_worker_hands_back_its_last_heartbeat(dev_env, tmp_path):
     """A reconcile request cancels a watch whose worker is gone (a worker start asks each
     holding symbol for one): the heartbeat timeout ends it, and the workflow takes the
     rule state of its last heartbeat, not the last checkpoint's."""
-    async with bench(dev_env.client, tmp_path) as b:
-        hub = MarketHub(b.exchange, poll_interval_s=0.05)
-        real = MarketActivities(hub, b.exchange)
-        # Armed below the 97.90 the symbol buys and stays at: a fresh watch would not be.
-        armed = ExitRulesState.model_validate({"trailing": {"peak": "98.9", "trigger": "97.5"}})
-        lost = _LostWatch(real, armed)
-        queue = f"{b.watch_queue}-lost"
-        worker = Worker(
-            b.client,
-            task_queue=queue,
-            activities=[real.watch_entry, lost.watch_exit],
-            graceful_shutdown_timeout=timedelta(seconds=1),
+    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _LostWatch) as lost:
+        h = await _bought(b)
+        await asyncio.wait_for(lost.lost.wait(), timeout=30)
+        await _reconcile_keeps(b, h, ARMED)
+
+
+class _FailingWatch:
+    """An exit watch that heartbeats an armed trailing stop and fails, attempt after
+    attempt (its exchange down, say), until ``healed``: between attempts it sits in retry
+    backoff, where a cancel ends it at once on the server, with no details."""
+
+    def __init__(self, real: MarketActivities, state: ExitRulesState) -> None:
+        self.real, self.state = real, state
+        self.failed, self.healed = 0, False
+
+    @activity.defn(name=str(c.WATCH_EXIT))
+    async def watch_exit(self, inp: c.WatchExitInput) -> c.WatchExitResult:
+        if self.healed:
+            return await self.real.watch_exit(inp)
+        live = c.WatchLive(price=D(1), ts_ms=1, trailing=self.state.trailing.trigger)
+        activity.heartbeat(
+            "0", "0", live.model_dump(mode="json"), self.state.model_dump(mode="json")
         )
-        slots = Worker(
-            b.client,
-            task_queue=c.slot_task_queue(queue),
-            activities=[PortfolioActivities(b.client, task_queue=b.task_queue).acquire_slot],
-        )
-        async with worker, slots:
-            b.watch_queue = queue  # this symbol's watches run on the worker above
-            h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
-            await b.wait_phase(h, Phase.IDLE)
-            b.set_price("BTC/USDT", "97.90")
-            await b.wait_phase(h, Phase.POSITION)
-            await asyncio.wait_for(lost.lost.wait(), timeout=30)
-            await h.signal(SymbolTrader.reconcile, c.ReconcileRequest(reason="test"))
-            kept = await b.wait_for(
-                h,
-                lambda s: s.trade.exits == armed,
-                timeout=60,
-                what="the lost watch's last heartbeat taken",
-            )
-            assert kept.phase is Phase.POSITION and kept.holds_position
-            await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
-            final = await h.result()
-        await hub.stop()
-    assert final.trade.exits == armed
+        self.failed += 1
+        raise RuntimeError("exchange down")
+
+
+async def test_a_watch_in_retry_backoff_hands_back_its_last_heartbeat(dev_env, tmp_path):
+    """A reconcile request while the exit watch waits between two attempts: the server
+    cancels it at once, without details, and the workflow takes the trailing level of
+    its last heartbeat (read before the cancel), not the last checkpoint's."""
+    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _FailingWatch) as failing:
+        h = await _bought(b)
+        pending = None
+        for _ in range(300):  # the third failure: a 4 s backoff follows
+            pending = await pending_watch(b.client, h.id)
+            if failing.failed >= 3 and pending and pending.state == SCHEDULED:
+                break
+            await asyncio.sleep(0.1)
+        assert pending is not None and pending.state == SCHEDULED, pending
+        failing.healed = True  # the next watch (after the reconcile) is the real one
+        await _reconcile_keeps(b, h, ARMED)

@@ -16,6 +16,7 @@ from activities.ledger import LedgerActivities
 from activities.market import LIVE_HEARTBEAT, MarketActivities
 from activities.notify import NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
+from activities.watch_beat import WatchBeatActivities
 from trader.config import Settings
 from trader.contracts import slot_task_queue
 from trader.hub import MarketHub
@@ -73,6 +74,7 @@ async def _run(
         ledger.record_dust,
         ledger.record_inventory,
         NotifyActivities(notifier).notify,
+        WatchBeatActivities(client).last_watch_beat,  # a local activity
     ]
     main = Worker(
         client,
