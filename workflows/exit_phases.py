@@ -102,10 +102,14 @@ class ExitPhases(Holdings, BeforeReality):
     async def _keep_exit_progress(self, watch: ActivityHandle[c.WatchExitResult]) -> None:
         """The trailing stop the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
         back, or its last heartbeat's; else the last checkpoint's stays. A force exit
-        arriving meanwhile ends the wait."""
+        arriving meanwhile ends the wait. An exit that fired as the cancel came (the watch
+        returned its decision, not a handback) stands: it is sold after the reconcile (the
+        standing-exit path of ``_position``), or when a stopped symbol resumes."""
         res, last = await self._handed_back(watch, c.WATCH_EXIT, self._exit_requested)
         if res is not None:
             self._take_exit_state(res)
+            if res.fired and res.reason is not None:
+                self.state.trade.exit_reason = res.reason
         elif last is not None:
             self.state.trade.exits = ExitRulesState.model_validate(last)
 

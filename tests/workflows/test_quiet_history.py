@@ -26,9 +26,10 @@ from activities.market import MarketActivities
 from activities.portfolio import PortfolioActivities
 from tests.workflows.harness import Bench, TraderHandle, bench
 from trader import contracts as c
+from trader.core.market import Ticker
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
-from trader.core.rules import ExitRulesState
+from trader.core.rules import ExitReason, ExitRulesState
 from trader.hub import MarketHub
 from trader.observe.status_table import StatusRow, status_rows, traders_query
 from trader.observe.watch_live import pending_watch, watch_live
@@ -304,3 +305,47 @@ async def test_a_watch_in_retry_backoff_hands_back_its_last_heartbeat(dev_env, t
         assert pending is not None and pending.state == SCHEDULED, pending
         failing.healed = True  # the next watch (after the reconcile) is the real one
         await _reconcile_keeps(b, h, ARMED)
+
+
+class _FiresAtTheCancel:
+    """An exit watch whose stop-loss fires just as its workflow cancels it: the first
+    attempt returns that decision when cancelled (a watch that saw the price at that
+    instant). Later watches are the real one."""
+
+    def __init__(self, real: MarketActivities, state: ExitRulesState) -> None:
+        self.real, self.waiting = real, asyncio.Event()
+
+    @activity.defn(name=str(c.WATCH_EXIT))
+    async def watch_exit(self, inp: c.WatchExitInput) -> c.WatchExitResult:
+        if self.waiting.is_set():
+            return await self.real.watch_exit(inp)
+        self.waiting.set()
+        while True:
+            try:
+                await asyncio.sleep(0.1)
+                activity.heartbeat()
+            except asyncio.CancelledError:
+                px = inp.entry_price * D("0.9")
+                ticker = Ticker(symbol=inp.symbol, ts_ms=1, bid=px, ask=px, last=px)
+                return c.WatchExitResult(
+                    fired=True,
+                    reason=ExitReason.STOP_LOSS,
+                    detail=f"stop-loss at {px}",
+                    ticker=ticker,
+                    state=inp.state,
+                )
+
+
+async def test_a_stop_loss_that_fires_as_a_reconcile_cancels_the_watch_is_sold(dev_env, tmp_path):
+    """The watch's decision and the reconcile's cancel cross: the decision is not lost,
+    the exit stands and is sold once the account is checked."""
+    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _FiresAtTheCancel) as w:
+        h = await _bought(b)  # the price stays at the entry: no later watch would sell
+        await asyncio.wait_for(w.waiting.wait(), timeout=30)
+        await h.signal(SymbolTrader.reconcile, c.ReconcileRequest(reason="test"))
+        sold = await b.wait_for(
+            h, lambda s: s.totals.trades_closed == 1, timeout=60, what="the stop-loss sold"
+        )
+        await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
+        await h.result()
+    assert not sold.holds_position and sold.controls.reconcile_requested is None
