@@ -33,6 +33,7 @@ from trader.core.rules import ExitReason, ExitRulesState
 from trader.hub import MarketHub
 from trader.observe.status_table import StatusRow, status_rows, traders_query
 from trader.observe.watch_live import pending_watch, watch_live
+from trader.runtime.reconcile import request_reconciles
 from workflows.symbol_trader import SymbolTrader
 
 SCHEDULED = PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
@@ -349,3 +350,44 @@ async def test_a_stop_loss_that_fires_as_a_reconcile_cancels_the_watch_is_sold(d
         await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
         await h.result()
     assert not sold.holds_position and sold.controls.reconcile_requested is None
+
+
+class _GarbledWatch:
+    """An exit watch whose heartbeat's live detail is not a ``WatchLive`` (a release that
+    changed it, a bug): it keeps watching, heartbeating that."""
+
+    def __init__(self, real: MarketActivities, state: ExitRulesState) -> None:
+        self.beating = asyncio.Event()
+
+    @activity.defn(name=str(c.WATCH_EXIT))
+    async def watch_exit(self, inp: c.WatchExitInput) -> c.WatchExitResult:
+        while True:
+            activity.heartbeat("0", "0", {"price": "not a price"}, inp.state.model_dump())
+            self.beating.set()
+            await asyncio.sleep(0.2)
+
+
+async def test_a_garbled_heartbeat_costs_its_row_the_live_price_not_the_table(dev_env, tmp_path):
+    """``status`` (the table, Telegram /status) shows the memo's price for a held symbol
+    whose watch heartbeat cannot be read, and a worker start still asks it to reconcile
+    (without describing it at all)."""
+    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _GarbledWatch) as w:
+        h = await _bought(b)
+        await asyncio.wait_for(w.beating.wait(), timeout=30)
+        await _until_beat(b, h)
+        row = await _row(b, h)
+        assert row is not None and row.memo is not None
+        assert row.memo.price == row.memo.entry  # the memo's, published at the buy
+        assert await request_reconciles(b.client, b.task_queue, reason="test") == [h.id]
+        await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
+        await h.result()
+
+
+async def _until_beat(b: Bench, h: TraderHandle) -> None:
+    """The server has the watch's heartbeat (a wait, not a timed assertion)."""
+    for _ in range(300):
+        pending = await pending_watch(b.client, h.id)
+        if pending is not None and len(pending.heartbeat_details.payloads) == 4:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("no heartbeat reached the server")

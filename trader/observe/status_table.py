@@ -12,6 +12,7 @@ workflow's memo only gets at a decision or a checkpoint (10 minutes by default).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from trader.core.messages import fmt
 from trader.core.phases import HOLDING_PHASES, Phase
 from trader.core.pnl import unrealized_pnl_pct
 from trader.observe.watch_live import watch_live
+
+log = logging.getLogger(__name__)
 
 RUNNING_TRADERS = 'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running"'
 
@@ -100,7 +103,11 @@ async def _with_live(client: Client, row: StatusRow) -> StatusRow:
     other phases have no exit watch running); the memo's values when it has none."""
     if row.phase != Phase.POSITION.value or row.memo is None:
         return row
-    seen = await watch_live(client, row.workflow_id)
+    try:
+        seen = await watch_live(client, row.workflow_id)
+    except Exception:  # an undecodable heartbeat (another release's?): one row, not the table
+        log.warning("no live price for %s", row.workflow_id, exc_info=True)
+        return row
     return row if seen is None else replace(row, memo=live_memo(row.memo, seen))
 
 
