@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,18 +46,12 @@ if TYPE_CHECKING:
 
 _SMA_REFRESH_S = 60.0  # one-minute closes: a fresher SMA than this cannot differ
 
-LIVE_HEARTBEAT = timedelta(seconds=1)
-"""The watch worker's ``max_heartbeat_throttle_interval``: an exit watch's heartbeat (its
-``WatchLive``) reaches the server at least this often, so a held symbol's price and trailing
-level are this fresh in ``describe()``, the Web UI and ``starter.py status`` (the SDK's
-default, 0.8 x the heartbeat timeout, would be 16 s)."""
-
 
 def entry_heartbeat_s(params: TraderParams) -> float:
     """How often an entry watch heartbeats: a quarter of the heartbeat timeout (idle symbols
     are most of a watchlist; their live price needs no second's freshness, and each sent
     heartbeat is a server request)."""
-    return max(LIVE_HEARTBEAT.total_seconds(), params.watch_heartbeat_timeout_seconds / 4)
+    return max(c.LIVE_HEARTBEAT.total_seconds(), params.watch_heartbeat_timeout_seconds / 4)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ end; a test checks every activity implementation against its name's types.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -251,6 +252,13 @@ class LastBeatResult(_Msg):
     state: dict[str, Any] | None = None
     """The last heartbeat detail (the watch's rule state) of that pending activity, also
     between attempts (retry backoff); None when none is pending or it never heartbeated."""
+
+
+LIVE_HEARTBEAT = timedelta(seconds=1)
+"""The watch worker's ``max_heartbeat_throttle_interval``: an exit watch's heartbeat (its
+``WatchLive``) reaches the server at least this often, so a held symbol's price and trailing
+level are this fresh in ``describe()``, the Web UI and ``starter.py status`` (the SDK's
+default, 0.8 x the heartbeat timeout, would be 16 s)."""
 
 
 WATCH_LIVE_DETAIL = 2

@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
-from activities.market import LIVE_HEARTBEAT, MarketActivities
+from activities.market import MarketActivities
 from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
 from activities.watch_beat import WatchBeatActivities
@@ -284,7 +284,7 @@ async def bench(
         client,
         task_queue=wq,
         activities=[mk.watch_entry, mk.watch_exit],
-        max_heartbeat_throttle_interval=LIVE_HEARTBEAT,  # as in trader/runtime/worker.py
+        max_heartbeat_throttle_interval=c.LIVE_HEARTBEAT,  # as in trader/runtime/worker.py
     )
     # acquire_slot on main too, as in trader/runtime/worker.py (for runs before slot-wait).
     slots = Worker(client, task_queue=c.slot_task_queue(wq), activities=[acts[c.ACQUIRE_SLOT]])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
+from trader import contracts as c
 from trader import search as sa
 from trader.contracts import STATUS_MEMO_KEY, StatusMemo, WatchLive
 from trader.core.messages import fmt
@@ -94,20 +96,45 @@ async def status_rows(
             )
         )
     if live:
-        rows = list(await asyncio.gather(*(_with_live(client, r) for r in rows)))
+        rows = await with_live(client, rows)
     return sort_rows(rows)
 
 
-async def _with_live(client: Client, row: StatusRow) -> StatusRow:
+LIVE_DESCRIBES = 16
+"""At most this many ``describe()`` calls at once per refresh (one per held symbol)."""
+_LIVE_TTL_S = c.LIVE_HEARTBEAT.total_seconds()
+"""A watch's heartbeat reaches the server at most this often: describing it sooner (the
+table refreshes at 2 Hz, on every worker) would read the same details."""
+_seen: dict[tuple[str, str], tuple[float, c.WatchLive | None]] = {}
+"""(namespace, workflow id) -> (when read, monotonic; what was read)."""
+
+
+async def with_live(client: Client, rows: list[StatusRow]) -> list[StatusRow]:
+    """``rows`` with their exit watches' live values (see ``_with_live``): at most
+    LIVE_DESCRIBES describes at once, each symbol's read again only after _LIVE_TTL_S."""
+    now = time.monotonic()
+    for key in [k for k, (at, _) in _seen.items() if now - at >= _LIVE_TTL_S]:
+        del _seen[key]  # also the symbols gone meanwhile
+    gate = asyncio.Semaphore(LIVE_DESCRIBES)
+    return list(await asyncio.gather(*(_with_live(client, r, gate) for r in rows)))
+
+
+async def _with_live(client: Client, row: StatusRow, gate: asyncio.Semaphore) -> StatusRow:
     """``row`` with its exit watch's live price, PnL and trailing level (POSITION only: the
     other phases have no exit watch running); the memo's values when it has none."""
     if row.phase != Phase.POSITION.value or row.memo is None:
         return row
-    try:
-        seen = await watch_live(client, row.workflow_id)
-    except Exception:  # an undecodable heartbeat (another release's?): one row, not the table
-        log.warning("no live price for %s", row.workflow_id, exc_info=True)
-        return row
+    key = (client.namespace, row.workflow_id)
+    if key in _seen:
+        seen = _seen[key][1]
+    else:
+        async with gate:
+            try:
+                seen = await watch_live(client, row.workflow_id)
+            except Exception:  # an undecodable heartbeat (another release's?): one row
+                log.warning("no live price for %s", row.workflow_id, exc_info=True)
+                seen = None
+        _seen[key] = (time.monotonic(), seen)
     return row if seen is None else replace(row, memo=live_memo(row.memo, seen))
 
 

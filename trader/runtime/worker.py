@@ -13,12 +13,12 @@ from temporalio.worker import Worker
 
 from activities.exchange import ExchangeActivities
 from activities.ledger import LedgerActivities
-from activities.market import LIVE_HEARTBEAT, MarketActivities
+from activities.market import MarketActivities
 from activities.notify import NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from activities.watch_beat import WatchBeatActivities
 from trader.config import Settings
-from trader.contracts import slot_task_queue
+from trader.contracts import LIVE_HEARTBEAT, slot_task_queue
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
