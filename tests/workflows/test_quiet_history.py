@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
@@ -32,7 +32,7 @@ from trader.core.phases import Phase
 from trader.core.rules import ExitReason, ExitRulesState
 from trader.hub import MarketHub
 from trader.observe.status_table import StatusRow, status_rows, traders_query
-from trader.observe.watch_live import pending_watch, watch_live
+from trader.observe.watch_live import LIVE_MAX_AGE, pending_watch, watch_live
 from trader.runtime.reconcile import request_reconciles
 from workflows.symbol_trader import SymbolTrader
 
@@ -236,9 +236,9 @@ async def _own_watch_worker(b: Bench, stand_in: Any) -> AsyncIterator[Any]:
     await hub.stop()
 
 
-async def _bought(b: Bench) -> TraderHandle:
+async def _bought(b: Bench, **params: Any) -> TraderHandle:
     """A symbol that buys at 97.90 and holds."""
-    h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
+    h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S, **params)
     await b.wait_phase(h, Phase.IDLE)
     b.set_price("BTC/USDT", "97.90")
     await b.wait_phase(h, Phase.POSITION)
@@ -265,8 +265,18 @@ async def test_a_watch_lost_with_its_worker_hands_back_its_last_heartbeat(dev_en
     holding symbol for one): the heartbeat timeout ends it, and the workflow takes the
     rule state of its last heartbeat, not the last checkpoint's."""
     async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _LostWatch) as lost:
-        h = await _bought(b)
+        h = await _bought(b, watch_heartbeat_timeout_seconds=3 * LIVE_MAX_AGE.total_seconds())
         await asyncio.wait_for(lost.lost.wait(), timeout=30)
+        # Lost: its heartbeat ages until the timeout, and once older than LIVE_MAX_AGE it
+        # is no live price (status shows the memo's, not the lost attempt's).
+        for _ in range(300):
+            pending = await pending_watch(b.client, h.id)
+            assert pending is not None and pending.attempt == 1, pending  # not timed out yet
+            age = datetime.now(UTC) - pending.last_heartbeat_time.ToDatetime(tzinfo=UTC)
+            if age > LIVE_MAX_AGE:
+                break
+            await asyncio.sleep(0.1)
+        assert await watch_live(b.client, h.id) is None
         await _reconcile_keeps(b, h, ARMED)
 
 
@@ -304,6 +314,7 @@ async def test_a_watch_in_retry_backoff_hands_back_its_last_heartbeat(dev_env, t
                 break
             await asyncio.sleep(0.1)
         assert pending is not None and pending.state == SCHEDULED, pending
+        assert await watch_live(b.client, h.id) is None  # a failed attempt's: not live
         failing.healed = True  # the next watch (after the reconcile) is the real one
         await _reconcile_keeps(b, h, ARMED)
 

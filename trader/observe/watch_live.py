@@ -9,8 +9,10 @@ UI shows the same details on the workflow's pending activity.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -44,14 +46,26 @@ async def heartbeat_detail(client: Client, pending: PendingActivityInfo, index: 
     return value
 
 
+LIVE_MAX_AGE = 3 * c.LIVE_HEARTBEAT
+"""A heartbeat older than this is no live price: its attempt is lost (its worker gone, not
+yet timed out) or the watch is between attempts; the caller shows the memo's instead.
+Compared with this host's clock (the server's sets the heartbeat time)."""
+
+
 async def watch_live(client: Client, workflow_id: str) -> c.WatchLive | None:
     """The running watch's last ``WatchLive``; None when no watch runs, it has not
-    heartbeated yet (or predates ``WatchLive``), or the workflow cannot be described."""
+    heartbeated within LIVE_MAX_AGE (or predates ``WatchLive``), is between attempts, or
+    the workflow cannot be described."""
     try:
         pending = await pending_watch(client, workflow_id)
     except RPCError:
         return None  # gone or the server busy: the caller keeps what it had
     if pending is None or len(pending.heartbeat_details.payloads) <= c.WATCH_LIVE_DETAIL + 1:
         return None  # a heartbeat without it (before WatchLive, or none yet)
+    if pending.state != PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+        return None  # a failed attempt's details, the next not started (retry backoff)
+    beat = pending.last_heartbeat_time.ToDatetime(tzinfo=UTC)
+    if datetime.now(UTC) - beat > LIVE_MAX_AGE:
+        return None  # a lost attempt (its worker gone) still pending until its timeout
     seen = await heartbeat_detail(client, pending, c.WATCH_LIVE_DETAIL)
     return c.WatchLive.model_validate(seen) if isinstance(seen, dict) else None
