@@ -209,6 +209,7 @@ class MarketActivities:
     ) -> c.WatchExitResult:
         p, ticks = inp.params, 0
         ticker: Ticker | None = None  # the last one seen
+        beat_at, beat_trailing = float("-inf"), rules.trailing
         try:
             async with self.hub.subscription(inp.symbol) as stream:
                 async for ticker in stream:
@@ -234,13 +235,20 @@ class MarketActivities:
                             state=rules,
                             ticks=ticks,
                         )
+                    # At most every LIVE_HEARTBEAT (as the SDK sends them: encoding every
+                    # tick's would be wasted), at once when the trailing stop moves.
+                    if (
+                        rules.trailing == beat_trailing
+                        and time.monotonic() - beat_at < c.LIVE_HEARTBEAT.total_seconds()
+                    ):
+                        continue
+                    beat_at, beat_trailing = time.monotonic(), rules.trailing
                     live = c.WatchLive(
                         price=price,
                         ts_ms=ticker.ts_ms,
                         trailing=rules.trailing.trigger,
                         peak=rules.trailing.peak,
                     )
-                    # Every tick: the SDK sends the latest at most every LIVE_HEARTBEAT.
                     activity.heartbeat(
                         str(rules.trailing.peak),
                         str(rules.trailing.trigger),

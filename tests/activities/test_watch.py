@@ -223,3 +223,15 @@ async def test_a_retry_cancelled_before_its_first_tick_hands_back_the_resumed_st
     entry_beat = ["105", [], {}, anchored.model_dump(mode="json")]
     res = await _cancelled_before_a_tick(watch, "watch_entry", ENTRY, entry_beat)
     assert not res.fired and res.state.anchor == D("105")
+
+
+async def test_an_exit_watch_heartbeats_about_once_a_second_on_a_flat_price(watch):
+    """Encoding a heartbeat costs the hot path: a watch ticking every 20 ms on an unmoved
+    price heartbeats at the start and then at most once per LIVE_HEARTBEAT (its 1 s
+    checkpoint here), not per tick; a moved trailing stop beats at once (the test above)."""
+    beats: list[Any] = []
+    async with watch.worker("100.50", []) as (env, acts):
+        env.on_heartbeat = lambda *d: beats.append(d)
+        res = await env.run(acts.watch_exit, EXIT)
+    assert not res.fired and res.ticks >= 10  # many ticks...
+    assert 1 <= len(beats) <= 2, len(beats)  # ...few heartbeats
