@@ -96,7 +96,7 @@ class MarketActivities:
         if self.metrics is None:
             return
         now = time.time()
-        self.metrics.watch_tick(symbol, kind, max(now - ts_ms / 1000, 0.0))
+        self.metrics.watch_tick(symbol, kind, max(now - ts_ms / 1000, 0.0), ts=now)
         if returning:
             self.metrics.watch_returned(symbol, kind, now)
 

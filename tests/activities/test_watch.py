@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
@@ -25,6 +26,7 @@ from trader.core.rules import EntryWatchState, ExitReason, ExitRulesState
 from trader.exchange.feed import StaticFeed
 from trader.exchange.paper import PaperExchange
 from trader.hub import MarketHub
+from trader.observe.metrics import TraderMetrics
 
 PARAMS = TEST_PARAMS.model_copy(update={"watch_checkpoint_seconds": 1})
 SYMBOL = "BTC/USDT"
@@ -235,3 +237,23 @@ async def test_an_exit_watch_heartbeats_about_once_a_second_on_a_flat_price(watc
         res = await env.run(acts.watch_exit, EXIT)
     assert not res.fired and res.ticks >= 10  # many ticks...
     assert 1 <= len(beats) <= 2, len(beats)  # ...few heartbeats
+
+
+async def test_a_watch_marks_every_tick_it_evaluates(watch):
+    """``trader_watch_tick_timestamp_seconds`` moves with the ticks, not with the rare
+    checkpoint: the silence alert (deploy/alerts.yml) pages within minutes, not 27."""
+    metrics = TraderMetrics("w")
+    async with watch.worker("100.50", []) as (env, acts):
+        acts.metrics = metrics
+        started = time.time()
+        beats: list[float] = []
+        env.on_heartbeat = lambda *d: beats.append(_tick_ts(metrics))
+        await env.run(acts.watch_exit, EXIT)
+    assert beats and all(ts >= started for ts in beats)  # set before the watch returned
+    assert _tick_ts(metrics) > beats[0]  # and moved on with later ticks
+
+
+def _tick_ts(metrics: TraderMetrics) -> float:
+    labels = {"symbol": SYMBOL, "kind": "exit", "worker": "w"}
+    value = metrics.registry.get_sample_value("trader_watch_tick_timestamp_seconds", labels)
+    return value if value is not None else float("-inf")

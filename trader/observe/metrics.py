@@ -169,6 +169,12 @@ class TraderMetrics:
             ["symbol", "kind", *w],
             registry=r,
         )
+        self.watch_seen = Gauge(
+            "trader_watch_tick_timestamp_seconds",
+            "When a watch last evaluated a ticker (every tick: silence means nobody watches)",
+            ["symbol", "kind", *w],
+            registry=r,
+        )
         self.watch_checkpoint = Gauge(
             "trader_watch_checkpoint_timestamp_seconds",
             "When a watch last returned to its workflow",
@@ -246,8 +252,9 @@ class TraderMetrics:
         if kind == "inventory_write_off":  # a realized loss outside any trade
             self.loss.labels(symbol, self.worker).inc(float(cost))
 
-    def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
+    def watch_tick(self, symbol: str, kind: str, lag_s: float, *, ts: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)
+        self.watch_seen.labels(symbol, kind, self.worker).set(ts)
 
     def watch_returned(self, symbol: str, kind: str, ts: float) -> None:
         self.watch_checkpoint.labels(symbol, kind, self.worker).set(ts)
