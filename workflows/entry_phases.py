@@ -126,7 +126,10 @@ class EntryPhases(Holdings):
 
     async def _keep_entry_progress(self, watch: ActivityHandle[c.WatchEntryResult]) -> None:
         """The anchor and window the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
-        back, or its last heartbeat's; else the last checkpoint's stay."""
+        back, or its last heartbeat's; else the last checkpoint's stay. A drop that fired
+        just as the cancel came is not bought: a pause or a stop forbids it, and after a
+        reconcile the next watch starts from the kept anchor and window, so it fires again
+        on its first tick if the drop still holds (and the guards run on that price)."""
         res, last = await self._handed_back(watch, c.WATCH_ENTRY, lambda: False)
         if res is not None:
             self._take_entry_state(res)
@@ -135,6 +138,7 @@ class EntryPhases(Holdings):
             if not self._v2:
                 seen.recheck = self.state.entry_watch.recheck
             self.state.entry_watch = seen
+        self._publish_details()  # what a stopped symbol shows (no history event)
 
     async def _entry_eval(self) -> None:
         s, p, res = self.state, self.inp.params, self._entry

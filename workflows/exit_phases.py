@@ -112,6 +112,11 @@ class ExitPhases(Holdings, BeforeReality):
                 self.state.trade.exit_reason = res.reason
         elif last is not None:
             self.state.trade.exits = ExitRulesState.model_validate(last)
+        else:
+            return
+        # The kept trailing level and price in status and the Web UI, also once stopped.
+        self._publish_details()
+        self._publish_memo()
 
     async def _exit_eval(self) -> None:
         s, p = self.state, self.inp.params

@@ -26,6 +26,7 @@ from activities.market import MarketActivities
 from activities.portfolio import PortfolioActivities
 from tests.workflows.harness import Bench, TraderHandle, bench
 from trader import contracts as c
+from trader.contracts import STATUS_MEMO_KEY
 from trader.core.market import Ticker
 from trader.core.params import TraderParams
 from trader.core.phases import Phase
@@ -174,13 +175,19 @@ async def test_a_cancelled_watch_hands_its_progress_back(dev_env, tmp_path):
             what="the trailing stop kept through the reconcile",
         )
         await _until_live(b, h, lambda seen: seen.trailing == armed.trailing)  # re-armed
+        # A new high raises the stop after the reconcile's memo: only the stop's handback
+        # brings it to the stopped symbol's memo.
+        b.set_price("BTC/USDT", str((high * D("1.005")).quantize(D("0.01"))))
+        raised = await _until_live(b, h, lambda seen: seen.trailing > armed.trailing)
         await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
         final = await h.result()
+        memo = await (await h.describe()).memo_value(STATUS_MEMO_KEY, type_hint=c.StatusMemo)
+    assert memo.trailing == raised.trailing  # what the stopped symbol's row shows
     assert final.phase is Phase.POSITION and final.holds_position
     assert (
         final.trade.exits.trailing
         == ExitRulesState.model_validate(
-            {"trailing": {"peak": armed.peak, "trigger": armed.trailing}}
+            {"trailing": {"peak": raised.peak, "trigger": raised.trailing}}
         ).trailing
     )
     assert final.totals.trades_closed == 0
