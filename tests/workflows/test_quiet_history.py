@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHistory
@@ -199,6 +200,8 @@ class _LostWatch:
     the test's worker must still shut down), so the heartbeat timeout ends it. Later
     attempts are the real watch."""
 
+    previous_release = False
+
     def __init__(self, real: MarketActivities, state: ExitRulesState) -> None:
         self.real, self.state, self.lost = real, state, asyncio.Event()
 
@@ -207,15 +210,23 @@ class _LostWatch:
         if self.lost.is_set():
             return await self.real.watch_exit(inp)
         live = c.WatchLive(price=D(1), ts_ms=1, trailing=self.state.trailing.trigger)
-        activity.heartbeat(
-            "0", "0", live.model_dump(mode="json"), self.state.model_dump(mode="json")
-        )
+        state = self.state.model_dump(mode="json")
+        if self.previous_release:  # its three details: peak, trigger, the state model
+            activity.heartbeat(str(self.state.trailing.peak), "0", state)
+        else:
+            activity.heartbeat("0", "0", live.model_dump(mode="json"), state)
         self.lost.set()
         end = asyncio.get_running_loop().time() + 20
         while (left := end - asyncio.get_running_loop().time()) > 0:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(left)
         raise RuntimeError("lost")
+
+
+class _LostOldWatch(_LostWatch):
+    """As ``_LostWatch``, on a worker of the previous release (a rolling deploy)."""
+
+    previous_release = True
 
 
 @contextlib.asynccontextmanager
@@ -267,11 +278,14 @@ async def _reconcile_keeps(b: Bench, h: TraderHandle, armed: ExitRulesState) -> 
     assert final.trade.exits == armed
 
 
-async def test_a_watch_lost_with_its_worker_hands_back_its_last_heartbeat(dev_env, tmp_path):
+@pytest.mark.parametrize("stand_in", [_LostWatch, _LostOldWatch], ids=["current", "previous"])
+async def test_a_watch_lost_with_its_worker_hands_back_its_last_heartbeat(
+    dev_env, tmp_path, stand_in
+):
     """A reconcile request cancels a watch whose worker is gone (a worker start asks each
     holding symbol for one): the heartbeat timeout ends it, and the workflow takes the
     rule state of its last heartbeat, not the last checkpoint's."""
-    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _LostWatch) as lost:
+    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, stand_in) as lost:
         h = await _bought(b, watch_heartbeat_timeout_seconds=3 * LIVE_MAX_AGE.total_seconds())
         await asyncio.wait_for(lost.lost.wait(), timeout=30)
         # Lost: its heartbeat ages until the timeout, and once older than LIVE_MAX_AGE it
