@@ -231,8 +231,8 @@ class _LostOldWatch(_LostWatch):
 
 @contextlib.asynccontextmanager
 async def _own_watch_worker(b: Bench, stand_in: Any) -> AsyncIterator[Any]:
-    """The symbols started inside run their watches on a worker of their own, whose exit
-    watch is a ``stand_in(real activities, ARMED)``, yielded."""
+    """The symbols started inside run their watches on a worker of their own, whose watch
+    activities are a ``stand_in(real activities, ARMED)``'s where it has them, yielded."""
     hub = MarketHub(b.exchange, poll_interval_s=0.05)
     real = MarketActivities(hub, b.exchange)
     watch = stand_in(real, ARMED)
@@ -240,7 +240,10 @@ async def _own_watch_worker(b: Bench, stand_in: Any) -> AsyncIterator[Any]:
     worker = Worker(
         b.client,
         task_queue=queue,
-        activities=[real.watch_entry, watch.watch_exit],
+        activities=[
+            getattr(watch, "watch_entry", real.watch_entry),
+            getattr(watch, "watch_exit", real.watch_exit),
+        ],
         graceful_shutdown_timeout=timedelta(seconds=1),
     )
     slots = Worker(
@@ -353,20 +356,23 @@ class _FiresAtTheCancel:
         if self.waiting.is_set():
             return await self.real.watch_exit(inp)
         self.waiting.set()
+        await _until_cancelled()
+        px = inp.entry_price * D("0.9")
+        return c.WatchExitResult(
+            fired=True,
+            reason=ExitReason.STOP_LOSS,
+            detail=f"stop-loss at {px}",
+            ticker=Ticker(symbol=inp.symbol, ts_ms=1, bid=px, ask=px, last=px),
+            state=inp.state,
+        )
+
+
+async def _until_cancelled() -> None:
+    """Heartbeat (so the cancellation is delivered) until the workflow cancels."""
+    with contextlib.suppress(asyncio.CancelledError):
         while True:
-            try:
-                await asyncio.sleep(0.1)
-                activity.heartbeat()
-            except asyncio.CancelledError:
-                px = inp.entry_price * D("0.9")
-                ticker = Ticker(symbol=inp.symbol, ts_ms=1, bid=px, ask=px, last=px)
-                return c.WatchExitResult(
-                    fired=True,
-                    reason=ExitReason.STOP_LOSS,
-                    detail=f"stop-loss at {px}",
-                    ticker=ticker,
-                    state=inp.state,
-                )
+            await asyncio.sleep(0.1)
+            activity.heartbeat()
 
 
 async def test_a_stop_loss_that_fires_as_a_reconcile_cancels_the_watch_is_sold(dev_env, tmp_path):
@@ -423,3 +429,44 @@ async def _until_beat(b: Bench, h: TraderHandle) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("no heartbeat reached the server")
+
+
+class _DropAtThePause:
+    """An entry watch whose drop fires just as a pause cancels it (it returns the fired
+    decision when cancelled). Later watches are the real one."""
+
+    def __init__(self, real: MarketActivities, state: ExitRulesState) -> None:
+        self.real, self.waiting = real, asyncio.Event()
+
+    @activity.defn(name=str(c.WATCH_ENTRY))
+    async def watch_entry(self, inp: c.WatchEntryInput) -> c.WatchEntryResult:
+        if self.waiting.is_set():
+            return await self.real.watch_entry(inp)
+        self.waiting.set()
+        await _until_cancelled()
+        px = inp.state.anchor * D("0.97")
+        return c.WatchEntryResult(
+            fired=True,
+            ticker=Ticker(symbol=inp.symbol, ts_ms=1, bid=px, ask=px, last=px),
+            state=inp.state,
+            trigger_price=px,
+            drop_pct=D(3),
+        )
+
+
+async def test_a_drop_that_fires_as_a_pause_cancels_the_watch_is_not_bought(dev_env, tmp_path):
+    """The entry side of a decision crossing a cancel: a paused symbol buys nothing (the
+    pause forbids it), and keeps its anchor, so after a resume (or a reconcile) the next
+    watch fires again if the drop still holds."""
+    async with bench(dev_env.client, tmp_path) as b, _own_watch_worker(b, _DropAtThePause) as w:
+        h = await b.start(watch_checkpoint_seconds=DEFAULT_CHECKPOINT_S)
+        idle = await b.wait_phase(h, Phase.IDLE)
+        await asyncio.wait_for(w.waiting.wait(), timeout=30)
+        await h.signal(SymbolTrader.pause_entries)
+        paused = await b.wait_for(h, lambda s: s.controls.entries_paused, what="paused")
+        await b.wait_for(h, lambda s: s.current_price < idle.current_price, what="handed back")
+        await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
+        final = await h.result()
+    assert paused.phase is Phase.IDLE and final.phase is Phase.IDLE
+    assert b.exchange.all_orders() == [] and not final.holds_position
+    assert final.entry_watch.anchor == idle.entry_watch.anchor
