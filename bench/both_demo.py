@@ -8,7 +8,8 @@ A real dev server (in memory) and ``starter.py`` as its own process, as an opera
 it. Prints one JSON object: per engine the trades (exit reasons, net PnL), the orders its
 account received, and how many of its entries the other engine also made (same symbol,
 within ``--match-s`` seconds), how many trades were identical (amounts, prices, PnL to
-the last digit), and the CPU seconds the starter process used.
+the last digit), the CPU seconds the starter process used, and the divergences the
+HybridValidator reported.
 """
 
 from __future__ import annotations
@@ -111,7 +112,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "orders_in_its_account": _orders(accounts[engine]),
             }
         out["identical_trades"] = _same_trades(trades)
+        out["divergences"] = _divergences(data / "hybrid_divergences.jsonl")
         return out
+
+
+def _divergences(log: Path) -> dict[str, Any]:
+    """What the HybridValidator reported during the run: per kind, and each line's symbol
+    and detail (the JSONL log under the data dir; docs/migration.md reads each kind)."""
+    lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    kinds: dict[str, int] = {}
+    for d in lines:
+        kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
+    return {"total": len(lines), "by_kind": kinds, "lines": lines}
 
 
 def _same_trades(trades: list[TradeRecord]) -> dict[str, int]:

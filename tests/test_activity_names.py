@@ -14,6 +14,7 @@ from activities.market import MarketActivities
 from activities.notify import NotifyActivities
 from activities.portfolio import PortfolioActivities
 from activities.validator import ValidatorActivities
+from activities.watch_beat import WatchBeatActivities
 from trader import contracts as c
 
 CLASSES = (
@@ -23,6 +24,7 @@ CLASSES = (
     NotifyActivities,
     PortfolioActivities,
     ValidatorActivities,
+    WatchBeatActivities,
 )
 
 

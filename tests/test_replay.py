@@ -26,6 +26,7 @@ from workflows.base import (
     SLOT_RETRY_PATCH,
     SLOT_WAIT_PATCH,
     STATUS_MEMO_PATCH,
+    WATCH_HANDBACK_PATCH,
     TraderBase,
 )
 from workflows.entry_phases import EntryPhases
@@ -67,6 +68,7 @@ def test_histories_are_committed():
         "validator_reported",
         "validator_check_failed",
         "validator_blind",
+        "watch_handback",
     } <= names
 
 
@@ -98,6 +100,7 @@ def _patch_ids(name: str) -> list[str]:
         )["id"]
         for e in events["events"]
         if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+        and "patch-data" in e["markerRecordedEventAttributes"]["details"]  # not a local activity
     ]
 
 
@@ -421,3 +424,72 @@ async def test_the_blind_history_needs_its_notification(monkeypatch):
 
     monkeypatch.setattr(hv, "CHECKS_FAILED_NOTIFY", 99)
     await _fails_unsandboxed("validator_blind")
+
+
+def _handed_back(name: str) -> list[str]:
+    """The watches that completed after the workflow asked to cancel them (handed back)."""
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())[
+        "events"
+    ]
+    scheduled: dict[int, str] = {}
+    cancel_requested: set[int] = set()
+    out = []
+    for e in events:
+        if a := e.get("activityTaskScheduledEventAttributes"):
+            scheduled[int(e["eventId"])] = a["activityType"]["name"]
+        if a := e.get("activityTaskCancelRequestedEventAttributes"):
+            cancel_requested.add(int(a["scheduledEventId"]))
+        if (a := e.get("activityTaskCompletedEventAttributes")) and int(
+            a["scheduledEventId"]
+        ) in cancel_requested:
+            out.append(scheduled[int(a["scheduledEventId"])])
+    return out
+
+
+def test_the_handback_history_was_recorded_with_the_patch_and_older_ones_without():
+    for old in (p.stem for p in HISTORIES if p.stem != "watch_handback"):
+        assert WATCH_HANDBACK_PATCH not in _patch_ids(old)
+        assert _handed_back(old) == []
+    assert WATCH_HANDBACK_PATCH in _patch_ids("watch_handback")
+    # The pause's entry watch and the reconcile's exit watch, each cancelled and completed.
+    assert _handed_back("watch_handback") == [str(c.WATCH_ENTRY), str(c.WATCH_EXIT)]
+
+
+def test_the_handback_history_keeps_the_handed_back_state():
+    """Each watch handed back (cancelled, then completed) had made progress beyond its own
+    input, and the next watch of its kind starts from what it handed back: the workflow
+    really kept it (not the checkpoint's state it started from)."""
+    events = json.loads((Path(__file__).parent / "histories" / "watch_handback.json").read_text())
+    scheduled: dict[int, tuple[str, dict[str, Any]]] = {}
+    cancel_requested: set[int] = set()
+    handed: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # kind, input, handed back
+    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []  # handed back, next input
+    for e in events["events"]:
+        if a := e.get("activityTaskScheduledEventAttributes"):
+            kind = a["activityType"]["name"]
+            if kind in (c.WATCH_ENTRY, c.WATCH_EXIT):
+                state = _payload(a["input"])["state"]
+                scheduled[int(e["eventId"])] = (kind, state)
+                kept += [(back, state) for k, _, back in handed[len(kept) :] if k == kind]
+        if a := e.get("activityTaskCancelRequestedEventAttributes"):
+            cancel_requested.add(int(a["scheduledEventId"]))
+        if (a := e.get("activityTaskCompletedEventAttributes")) and (
+            sid := int(a["scheduledEventId"])
+        ) in cancel_requested:
+            kind, start = scheduled[sid]
+            handed.append((kind, start, _payload(a["result"])["state"]))
+    assert [k for k, _, _ in handed] == [c.WATCH_ENTRY, c.WATCH_EXIT]
+    for _, start, back in handed:
+        assert _rule_state(back) != _rule_state(start)  # progress since its checkpoint
+    assert len(kept) == len(handed)
+    for back, next_input in kept:
+        assert _rule_state(next_input) == _rule_state(back)
+
+
+def _payload(payloads: dict[str, Any]) -> Any:
+    return json.loads(base64.b64decode(payloads["payloads"][0]["data"]))
+
+
+def _rule_state(state: dict[str, Any]) -> dict[str, Any]:
+    # The anchor's timestamp and the recheck are the workflow's to set, not the watch's.
+    return {k: v for k, v in state.items() if k not in ("anchor_ts", "recheck")}

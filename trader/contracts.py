@@ -9,6 +9,7 @@ end; a test checks every activity implementation against its name's types.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -192,7 +193,9 @@ class WatchEntryInput(_WatchMsg):
 class WatchEntryResult(_WatchMsg):
     FLAT_FIELDS = _FLAT_ENTRY_WATCH
     fired: bool
-    ticker: Ticker
+    ticker: Ticker | None
+    """The last ticker seen; None only in a cancelled watch's handback before its first
+    tick (a retry that resumed from the heartbeat: its state is still worth keeping)."""
     state: EntryWatchState
     """The watch's state when it returned; its ``recheck`` is cleared once the drop
     stopped holding (the blocked episode is over)."""
@@ -216,7 +219,8 @@ class WatchExitResult(_WatchMsg):
     fired: bool
     reason: ExitReason | None
     detail: str
-    ticker: Ticker
+    ticker: Ticker | None
+    """As in ``WatchEntryResult``: None only in a handback before the first tick."""
     state: ExitRulesState
     ticks: int = 0
 
@@ -242,6 +246,49 @@ class PriceWait(_Msg):
     def note(self) -> str:
         age = "no price" if self.age_s is None else f"price {self.age_s:.1f} s old"
         return f"waiting: {age} (max {self.max_age_s:g} s; {self.detail})"
+
+
+class WatchLive(BaseModel):
+    """What a running watch last saw, in its heartbeat details at ``WATCH_LIVE_DETAIL``:
+    the Web UI's pending activity and ``starter.py status`` show it, and it costs no
+    history (a heartbeat is no event). Display only: the rule state is the model after it."""
+
+    model_config = ConfigDict(frozen=True)  # unknown fields ignored: newer watches' too
+
+    price: Decimal
+    ts_ms: int
+    """The ticker's exchange timestamp."""
+    anchor: Decimal = Decimal(0)
+    """Entry watch: the price the drop is measured from."""
+    trailing: Decimal = Decimal(0)
+    """Exit watch: the trailing-stop trigger (0 while not armed)."""
+    peak: Decimal = Decimal(0)
+    """Exit watch: the trailing stop's peak."""
+
+
+class LastBeatInput(_Msg):
+    """Which of the calling workflow's pending activities to read (a watch's name)."""
+
+    activity_type: str
+
+
+class LastBeatResult(_Msg):
+    state: dict[str, Any] | None = None
+    """The last heartbeat detail (the watch's rule state) of that pending activity, also
+    between attempts (retry backoff); None when none is pending or it never heartbeated."""
+
+
+LIVE_HEARTBEAT = timedelta(seconds=1)
+"""The watch worker's ``max_heartbeat_throttle_interval``: an exit watch's heartbeat (its
+``WatchLive``) reaches the server at least this often, so a held symbol's price and trailing
+level are this fresh in ``describe()``, the Web UI and ``starter.py status`` (the SDK's
+default, 0.8 x the heartbeat timeout, would be 16 s)."""
+
+
+WATCH_LIVE_DETAIL = 2
+"""Index of ``WatchLive`` in a watch's heartbeat details: after the previous release's two
+positional values and before the state model, which stays last (what that release reads).
+A watch waiting for a fresh price puts its ``PriceWait`` there instead (no live price)."""
 
 
 # --- orders ----------------------------------------------------------------------------------
@@ -553,9 +600,11 @@ RECORD_DUST = ActivityName("record_dust", DustRecord, RecordResult)
 RECORD_INVENTORY = ActivityName("record_inventory", InventoryRecord, RecordResult)
 NOTIFY = ActivityName("notify", Notification, type(None))
 VALIDATE = ActivityName("hybrid_validate", ValidateInput, ValidateResult)
+LAST_WATCH_BEAT = ActivityName("last_watch_beat", LastBeatInput, LastBeatResult)
 ACTIVITIES: tuple[ActivityName[Any, Any], ...] = (
     WARMUP, WATCH_ENTRY, WATCH_EXIT, PLACE_ORDER, WAIT_ORDER, CANCEL_ORDER, RECONCILE,
     ACQUIRE_SLOT, RECORD_TRADE, RECORD_DUST, RECORD_INVENTORY, NOTIFY, VALIDATE,
+    LAST_WATCH_BEAT,
 )  # fmt: skip
 
 # The memo is stored in history on every upsert: a long note is cut to keep events small.

@@ -13,7 +13,8 @@ from typing import Any, Literal, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityHandle
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
@@ -62,6 +63,14 @@ NOTIFY_DRAIN = timedelta(seconds=60)
 they are cancelled (logged): a Telegram outage never holds a stop for NOTIFY_GIVE_UP."""
 # The bounded wait is a timer (a new command): old runs drain as they did.
 BOUNDED_DRAIN_PATCH = "bounded-notify-drain"
+# A watch cancelled by a pause, a stop or a reconcile request hands its rule state back
+# (activities/market.py returns it when cancelled) and the workflow waits for it, or for
+# the heartbeat timeout's last details when its worker is gone: checkpoints are 10 minutes
+# apart, so the workflow's own copy can be that old. A new cancellation type and a timer:
+# new commands.
+WATCH_HANDBACK_PATCH = "watch-handback"
+HANDBACK_SLACK_S = 5.0
+"""How much longer than the heartbeat timeout a cancelled watch is waited for."""
 
 
 def error_type(err: BaseException) -> ErrorType | None:
@@ -95,6 +104,8 @@ class TraderBase:
     _entry: c.WatchEntryResult | None
     _last_order: Order | None
     _max_hold_due: bool
+    _handback: bool
+    """The current watch hands its state back when cancelled (WATCH_HANDBACK_PATCH)."""
     _v2: bool
     """The run started under the ``exchange-reality`` patch (see EXCHANGE_REALITY_PATCH)."""
 
@@ -185,6 +196,12 @@ class TraderBase:
     ) -> ActivityHandle[T]:
         """A long-running watch on the watch task queue; retried forever (read-only)."""
         p = self.inp.params
+        self._handback = workflow.patched(WATCH_HANDBACK_PATCH)
+        cancellation = (
+            ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            if self._handback
+            else ActivityCancellationType.TRY_CANCEL
+        )
         return workflow.start_activity(
             act,
             arg,
@@ -196,7 +213,52 @@ class TraderBase:
                 initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
             ),
             summary=f"{act} {self.state.symbol}{': ' + summary if summary else ''}",
+            cancellation_type=cancellation,
         )
+
+    async def _handed_back(
+        self, watch: ActivityHandle[T], act: c.ActivityName[Any, Any], until: Callable[[], bool]
+    ) -> tuple[T | None, dict[str, Any] | None]:
+        """Cancel a handback watch that ``_race`` left running and collect its progress:
+        (its result, returned when cancelled) or (None, a rule state): the heartbeat
+        timeout's last details when its worker is gone, else its last heartbeat read before
+        the cancel (a watch between attempts is cancelled by the server at once, with no
+        details). (None, None) when none of these exists or ``until`` (a force exit) cut
+        the wait short."""
+        beat = await self._last_watch_beat(act)  # first: the cancel may remove it at once
+        watch.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: watch.done() or until(),
+                timeout=self.inp.params.watch_heartbeat_timeout_seconds + HANDBACK_SLACK_S,
+            )
+        if not watch.done():
+            return None, None if until() else beat
+        try:
+            return watch.result(), None
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ActivityTimeout) and cause.last_heartbeat_details:
+                last = cause.last_heartbeat_details[-1]
+                if isinstance(last, dict):
+                    return None, last
+            return None, beat
+        except asyncio.CancelledError:  # cancelled before it was scheduled: nothing seen
+            return None, beat
+
+    async def _last_watch_beat(self, act: c.ActivityName[Any, Any]) -> dict[str, Any] | None:
+        """The pending watch's last heartbeat rule state (activities/watch_beat.py)."""
+        try:
+            got: c.LastBeatResult = await workflow.execute_local_activity(
+                c.LAST_WATCH_BEAT,
+                c.LastBeatInput(activity_type=str(act)),
+                result_type=c.LastBeatResult,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:  # the server unreachable: the checkpoint's state stays
+            return None
+        return got.state
 
     async def _race(
         self,
@@ -204,11 +266,14 @@ class TraderBase:
         *,
         until: Callable[[], bool] | None = None,
         timeout: float | None = None,
+        collect: bool = True,
     ) -> T | Literal["interrupted", "timeout"]:
         """Wait for ``main`` (an activity handle), a condition, or a timer, whichever is first.
 
         Returns the activity's result, or "interrupted" / "timeout"; on the latter two
-        ``main`` is cancelled. An activity failure propagates as ActivityError.
+        ``main`` is cancelled and waited for, unless not ``collect`` (a handback watch):
+        then it is not waited for, and on "interrupted" not even cancelled (the caller
+        does both, see ``_handed_back``). An activity failure propagates as ActivityError.
         """
         waiters: list[asyncio.Future[Any]] = [main]
         if until is not None or timeout is not None:
@@ -225,7 +290,10 @@ class TraderBase:
             outcome = (
                 "timeout" if isinstance(guard.exception(), asyncio.TimeoutError) else "interrupted"
             )
-        for w in waiters:
+        # A handback watch (not ``collect``) interrupted is left running: its caller reads
+        # its last heartbeat, then cancels it (``_handed_back``).
+        keep_main = not collect and outcome == "interrupted"
+        for w in waiters[1:] if keep_main else waiters:
             if not w.done():
                 w.cancel()
         for w in waiters[1:]:
@@ -233,6 +301,10 @@ class TraderBase:
                 await w
         if outcome == "done":
             return main.result()
+        if not collect:
+            # Retrieve its outcome whenever it comes, so none is left unobserved.
+            main.add_done_callback(lambda t: t.cancelled() or t.exception())
+            return "timeout" if outcome == "timeout" else "interrupted"
         with contextlib.suppress(asyncio.CancelledError, ActivityError):
             await main  # cancelled: collect it so nothing is left unobserved
         return "timeout" if outcome == "timeout" else "interrupted"

@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.rules import (
         EntryReason,
         EntryRecheck,
+        EntryWatchState,
         ExitReason,
         ExitRulesState,
         check_guards,
@@ -90,36 +92,60 @@ class EntryPhases(Holdings):
             summary=f"buy on a {fmt(p.drop_trigger_pct)}% drop "
             f"from {anchor_text}" + (f" once {_RECHECK[recheck]}" if recheck else ""),
         )
-        res = await self._race(watch, until=self._idle_blocked)
+        res = await self._race(watch, until=self._idle_blocked, collect=not self._handback)
         if isinstance(res, str):  # interrupted (paused, stopping, asked to reconcile)
+            if self._handback:
+                await self._keep_entry_progress(watch)
             return
-        self._see(res.ticker)
-        s.entry_watch = res.state.model_copy(
-            update={
-                "anchor_ts": str(res.ticker.ts_ms),
-                # Before exchange-reality the recheck was not carried.
-                "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck,
-            }
-        )
-        if not self._v2:
-            s.retry_count = 0
+        self._take_entry_state(res)
         if not res.fired:
             self._publish_details()  # checkpoint: no transition, no extra history
             return
         s.decision_seq += 1
         s.trade.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)
         s.trade.signal = EntryReason.DROP_TRIGGER
+        assert res.ticker is not None  # a fired watch saw one
         self._entry = res
         self._transition(
             Trigger.SIGNAL,
             f"price {res.ticker.last} is {res.drop_pct:.2f}% below anchor {res.state.anchor}",
         )
 
+    def _take_entry_state(self, res: c.WatchEntryResult) -> None:
+        s = self.state
+        # Before exchange-reality the recheck was not carried.
+        update: dict[str, object] = {
+            "recheck": res.state.recheck if self._v2 else s.entry_watch.recheck
+        }
+        if res.ticker is not None:  # None: handed back before a tick (the state still counts)
+            self._see(res.ticker)
+            update["anchor_ts"] = str(res.ticker.ts_ms)
+        s.entry_watch = res.state.model_copy(update=update)
+        if not self._v2:
+            s.retry_count = 0
+
+    async def _keep_entry_progress(self, watch: ActivityHandle[c.WatchEntryResult]) -> None:
+        """The anchor and window the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
+        back, or its last heartbeat's; else the last checkpoint's stay. A drop that fired
+        just as the cancel came is not bought: a pause or a stop forbids it, and after a
+        reconcile the next watch starts from the kept anchor and window, so it fires again
+        on its first tick if the drop still holds (and the guards run on that price)."""
+        res, last = await self._handed_back(watch, c.WATCH_ENTRY, lambda: False)
+        if res is not None:
+            self._take_entry_state(res)
+        elif last is not None:
+            seen = EntryWatchState.model_validate(last)
+            if not self._v2:
+                seen.recheck = self.state.entry_watch.recheck
+            self.state.entry_watch = seen
+        self._publish_details()  # what a stopped symbol shows (no history event)
+
     async def _entry_eval(self) -> None:
         s, p, res = self.state, self.inp.params, self._entry
         if res is None:  # only after a restart mid-evaluation: re-watch rather than guess
             self._abandon_entry(Trigger.GUARDS_BLOCKED, "entry snapshot lost; re-evaluating")
             return
+        assert res.ticker is not None  # only a fired watch's result is kept
         guards = check_guards(res.ticker, p, sma=res.sma)
         if not guards.passed:
             self._abandon_entry(
@@ -212,7 +238,7 @@ class EntryPhases(Holdings):
 
     async def _place_buy(self) -> None:
         s, p, market = self.state, self.inp.params, self.state.market
-        assert market is not None and self._entry is not None
+        assert market is not None and self._entry is not None and self._entry.ticker is not None
         ask = self._entry.ticker.ask
         sizing = size_buy(p.budget_for(market.quote), ask, market)
         if not sizing.ok:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
@@ -17,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from trader.core.market import OrderSide, TimeInForce
     from trader.core.messages import fmt, format_exit
     from trader.core.phases import Trigger
-    from trader.core.rules import EntryRecheck, ExitReason, evaluate_exit
+    from trader.core.rules import EntryRecheck, ExitReason, ExitRulesState, evaluate_exit
     from trader.core.selling import exit_complete, plan_sell
     from workflows.base import error_message, error_type
     from workflows.before_reality import BeforeReality
@@ -68,22 +69,54 @@ class ExitPhases(Holdings, BeforeReality):
             f"{fmt(s.trade.entry_price)}, TP {fmt(s.trade.tp_px)}"
             f" / SL {fmt(s.trade.sl_px)}",
         )
-        res = await self._race(watch, until=self._position_interrupted, timeout=hold_left)
+        res = await self._race(
+            watch, until=self._position_interrupted, timeout=hold_left, collect=not self._handback
+        )
         if res == "timeout":
             self._max_hold_due = True
             self._transition(Trigger.EXIT_CHECK, "max hold time reached")
-        elif not isinstance(res, str):
-            if self._v2:
-                self._see(res.ticker)
+        elif res == "interrupted" and self._handback:
+            if self._exit_requested():  # a force exit needs no state
+                watch.cancel()
             else:
-                s.current_price = res.ticker.last
-                s.retry_count = 0
-            s.trade.exits = res.state
+                await self._keep_exit_progress(watch)
+        elif not isinstance(res, str):
+            self._take_exit_state(res)
             if res.fired:
                 self._transition(Trigger.EXIT_CHECK, res.detail)
             else:  # checkpoint: keep price and PnL fresh in `status` while holding
                 self._publish_details()
                 self._publish_memo()
+
+    def _take_exit_state(self, res: c.WatchExitResult) -> None:
+        s = self.state
+        if res.ticker is None:  # handed back before a tick: only the rule state is new
+            pass
+        elif self._v2:
+            self._see(res.ticker)
+        else:
+            s.current_price = res.ticker.last
+            s.retry_count = 0
+        s.trade.exits = res.state
+
+    async def _keep_exit_progress(self, watch: ActivityHandle[c.WatchExitResult]) -> None:
+        """The trailing stop the cancelled watch reached (WATCH_HANDBACK_PATCH): handed
+        back, or its last heartbeat's; else the last checkpoint's stays. A force exit
+        arriving meanwhile ends the wait. An exit that fired as the cancel came (the watch
+        returned its decision, not a handback) stands: it is sold after the reconcile (the
+        standing-exit path of ``_position``), or when a stopped symbol resumes."""
+        res, last = await self._handed_back(watch, c.WATCH_EXIT, self._exit_requested)
+        if res is not None:
+            self._take_exit_state(res)
+            if res.fired and res.reason is not None:
+                self.state.trade.exit_reason = res.reason
+        elif last is not None:
+            self.state.trade.exits = ExitRulesState.model_validate(last)
+        else:
+            return
+        # The kept trailing level and price in status and the Web UI, also once stopped.
+        self._publish_details()
+        self._publish_memo()
 
     async def _exit_eval(self) -> None:
         s, p = self.state, self.inp.params

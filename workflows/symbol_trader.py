@@ -68,6 +68,7 @@ class SymbolTrader(EntryPhases, ExitPhases, RecoveryPhases):
         self._entry = None
         self._last_order = None
         self._max_hold_due = False
+        self._handback = False
         self._v2 = False  # decided at the start of run(), before any phase that reads it
 
     @workflow.run

@@ -26,6 +26,7 @@ from tests.workflows.harness import Bench, HangingAcquire, bench
 from trader import contracts as c
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
+from trader.observe.watch_live import watch_live
 from trader.runtime.client import ensure_search_attributes
 from trader.runtime.converter import DATA_CONVERTER
 from trader.telegram.notifier import TelegramNotifier
@@ -304,6 +305,38 @@ async def validator_blind(env, tmp: Path) -> None:
     await _validator_run(tmp, "validator_blind", down_checks=3, checks_per_run=5)
 
 
+async def _heartbeated(b: Bench, h: WorkflowHandle[Any, Any], ok: Any) -> None:
+    for _ in range(300):
+        seen = await watch_live(b.client, h.id)
+        if seen is not None and ok(seen):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the watch never heartbeated that")
+
+
+async def watch_handback(env, tmp: Path) -> None:
+    """Behind the "watch-handback" patch: a pause in IDLE and a reconcile request in
+    POSITION cancel the watch, which hands its anchor and trailing stop back; then a
+    take profit and a stop."""
+    async with bench(env.client, tmp) as b:
+        h = await b.start(watch_checkpoint_seconds=600)
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "102")
+        await _heartbeated(b, h, lambda seen: seen.anchor == D(102))
+        await h.signal("pause_entries")
+        await b.wait_for(h, lambda s: s.entry_watch.anchor == D(102), what="anchor kept")
+        await h.signal("resume_entries")
+        b.set_price("BTC/USDT", "99.90")
+        await b.wait_phase(h, Phase.POSITION)
+        b.set_price("BTC/USDT", "101.50")
+        await _heartbeated(b, h, lambda seen: seen.trailing > 0)
+        await h.signal("reconcile", c.ReconcileRequest(reason="recording"))
+        await b.wait_for(h, lambda s: s.trade.exits.trailing.trigger > 0, what="trailing stop kept")
+        b.set_price("BTC/USDT", "103.00")  # take profit
+        await b.wait_phase(h, Phase.COOLDOWN)
+        await _finish(b, h, "watch_handback")
+
+
 RECORDINGS = {
     "lifecycle_take_profit": lifecycle,
     "partial_sell_ladder": partial_sells,
@@ -320,6 +353,7 @@ RECORDINGS = {
     "validator_reported": validator_reported,
     "validator_check_failed": validator_check_failed,
     "validator_blind": validator_blind,
+    "watch_handback": watch_handback,
 }
 
 

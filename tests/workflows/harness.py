@@ -28,6 +28,7 @@ from activities.ledger import LedgerActivities
 from activities.market import MarketActivities
 from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
+from activities.watch_beat import WatchBeatActivities
 from tests.event_history import decided_client_ids
 from tests.markets import BTC_USDT, ETH_USDT
 from trader import contracts as c
@@ -268,6 +269,7 @@ async def bench(
             lg.record_dust,
             lg.record_inventory,
             NotifyActivities(notify_with or notifier).notify,
+            WatchBeatActivities(client).last_watch_beat,
         )
     }
     # A stand-in takes the place of the real activity of its name (it may call that one).
@@ -281,7 +283,12 @@ async def bench(
         workflows=[SymbolTrader, Portfolio],
         activities=list(acts.values()),
     )
-    watch = Worker(client, task_queue=wq, activities=[mk.watch_entry, mk.watch_exit])
+    watch = Worker(
+        client,
+        task_queue=wq,
+        activities=[mk.watch_entry, mk.watch_exit],
+        max_heartbeat_throttle_interval=c.LIVE_HEARTBEAT,  # as in trader/runtime/worker.py
+    )
     # acquire_slot on main too, as in trader/runtime/worker.py (for runs before slot-wait).
     slots = Worker(client, task_queue=c.slot_task_queue(wq), activities=[acts[c.ACQUIRE_SLOT]])
     async with main, watch, slots:

@@ -190,7 +190,11 @@ class TraderParams(BaseModel):
     )
     # --- watching and history --------------------------------------------------------
     watch_checkpoint_seconds: float = param(
-        60, "A watch returns to the workflow at least this often.", "s", gt=0
+        600,
+        "A watch returns to the workflow at least this often (each return costs ~6 history "
+        "events; the live price is in the watch's heartbeat meanwhile).",
+        "s",
+        gt=0,
     )
     watch_heartbeat_timeout_seconds: float = param(
         20, "A silent watch is retried (elsewhere) after this.", "s", gt=0

@@ -25,6 +25,7 @@ from trader.core.controls import exit_requested, force_exit_refusal, forced_exit
 from trader.core.errors import ExchangeError
 from trader.core.fills import apply_fill
 from trader.core.market import OrderStatus
+from trader.core.params import TraderParams
 from trader.core.phases import QUIET_PHASES, Phase, Trigger
 from trader.core.rules import ExitReason
 from trader.core.sizing import is_dust
@@ -36,6 +37,16 @@ log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 _NAP_S = 0.2
+
+
+LEGACY_SAVE_S = 60.0
+
+
+def save_every_s(p: TraderParams) -> float:
+    """How often a watching symbol saves its rule state (crash recovery): at its checkpoint
+    but at least every minute. A save costs no history here, and the workflows' checkpoint
+    (10 minutes since the watch heartbeats its live price) is no reason to save less."""
+    return min(p.watch_checkpoint_seconds, LEGACY_SAVE_S)
 
 
 class ControlPhases(RunnerBase):

@@ -24,7 +24,7 @@ from trader.core.rules import (
     sma_of,
 )
 from trader.core.sizing import is_dust, size_buy
-from trader.legacy.controls import ControlPhases
+from trader.legacy.controls import ControlPhases, save_every_s
 
 
 class EntryPhases(ControlPhases):
@@ -53,7 +53,7 @@ class EntryPhases(ControlPhases):
     async def idle(self) -> None:
         s, p = self.s, self.p
         watch = EntryWatch(s.entry_watch, p)
-        checkpoint = time.monotonic() + p.watch_checkpoint_seconds
+        checkpoint = time.monotonic() + save_every_s(p)
         async with self.e.hub.subscription(s.symbol) as stream:
             async for ticker in stream:
                 self.see(ticker)
@@ -78,7 +78,7 @@ class EntryPhases(ControlPhases):
                         update={"anchor_ts": str(ticker.ts_ms)}
                     )
                     self.save()
-                    checkpoint = time.monotonic() + p.watch_checkpoint_seconds
+                    checkpoint = time.monotonic() + save_every_s(p)
         s.entry_watch = watch.state().model_copy(update={"anchor_ts": str(ticker.ts_ms)})
         s.decision_seq += 1
         s.trade.decision_id = ids.decision_id(s.symbol, s.lineage, s.decision_seq)

@@ -21,7 +21,7 @@ from trader.core.rules import (
     update_exit_rules,
 )
 from trader.core.selling import exit_complete, plan_sell
-from trader.legacy.controls import ControlPhases
+from trader.legacy.controls import ControlPhases, save_every_s
 from trader.legacy.orders import retrying
 
 
@@ -50,7 +50,7 @@ class ExitPhases(ControlPhases):
 
     async def _watch_exit(self) -> str | None:
         s, p = self.s, self.p
-        checkpoint = time.monotonic() + p.watch_checkpoint_seconds
+        checkpoint = time.monotonic() + save_every_s(p)
         async with self.e.hub.subscription(s.symbol) as stream:
             async for ticker in stream:
                 self.see(ticker)
@@ -71,7 +71,7 @@ class ExitPhases(ControlPhases):
                     return None
                 if time.monotonic() >= checkpoint:
                     self.save()
-                    checkpoint = time.monotonic() + p.watch_checkpoint_seconds
+                    checkpoint = time.monotonic() + save_every_s(p)
         raise RuntimeError("market stream ended")  # the hub's stream is endless
 
     async def exit_eval(self) -> None:

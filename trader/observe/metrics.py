@@ -186,6 +186,12 @@ class TraderMetrics:
             ["symbol", "kind", *w],
             registry=r,
         )
+        self.watch_seen = Gauge(
+            "trader_watch_tick_timestamp_seconds",
+            "When a watch last evaluated a ticker (every tick: silence means nobody watches)",
+            ["symbol", "kind", *w],
+            registry=r,
+        )
         self.watch_checkpoint = Gauge(
             "trader_watch_checkpoint_timestamp_seconds",
             "When a watch last returned to its workflow",
@@ -294,8 +300,9 @@ class TraderMetrics:
         if ok:
             self.validator_last_success.labels(self.worker).set_to_current_time()
 
-    def watch_tick(self, symbol: str, kind: str, lag_s: float) -> None:
+    def watch_tick(self, symbol: str, kind: str, lag_s: float, *, ts: float) -> None:
         self.watch_lag.labels(symbol, kind, self.worker).set(lag_s)
+        self.watch_seen.labels(symbol, kind, self.worker).set(ts)
 
     def watch_returned(self, symbol: str, kind: str, ts: float) -> None:
         self.watch_checkpoint.labels(symbol, kind, self.worker).set(ts)

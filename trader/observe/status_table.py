@@ -3,13 +3,19 @@
 One ``list_workflows`` call returns every symbol's search attributes (phase, symbol,
 PhaseSince) and memo (price, entry, PnL, trailing trigger, last reason: see
 ``trader.contracts.StatusMemo``), so a refresh costs one visibility request however many
-symbols run, and never a query (which would wake each workflow on a worker).
+symbols run, and never a query (which would wake each workflow on a worker). A held
+symbol's price, PnL and trailing level come fresher from its running exit watch: one
+``describe()`` per POSITION row reads the watch's last heartbeat (``WatchLive``), which the
+workflow's memo only gets at a decision or a checkpoint (10 minutes by default).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,10 +23,15 @@ from rich.table import Table
 from rich.text import Text
 from temporalio.client import Client
 
+from trader import contracts as c
 from trader import search as sa
-from trader.contracts import STATUS_MEMO_KEY, StatusMemo
+from trader.contracts import STATUS_MEMO_KEY, StatusMemo, WatchLive
 from trader.core.messages import fmt
 from trader.core.phases import HOLDING_PHASES, Phase
+from trader.core.pnl import unrealized_pnl_pct
+from trader.observe.watch_live import watch_live
+
+log = logging.getLogger(__name__)
 
 RUNNING_TRADERS = 'WorkflowType = "SymbolTrader" AND ExecutionStatus = "Running"'
 
@@ -69,8 +80,11 @@ class StatusRow:
         return 0 if self.phase == Phase.ERROR.value else 1 if self.phase in _HOLDING else 2
 
 
-async def status_rows(client: Client, query: str = RUNNING_TRADERS) -> list[StatusRow]:
-    """Every running symbol, sorted for display; one visibility list call."""
+async def status_rows(
+    client: Client, query: str = RUNNING_TRADERS, *, live: bool = True
+) -> list[StatusRow]:
+    """Every running symbol, sorted for display; one visibility list call, plus (``live``)
+    one ``describe()`` per POSITION row for its watch's live price."""
     rows = []
     async for wf in client.list_workflows(query):
         attrs = wf.typed_search_attributes
@@ -84,7 +98,58 @@ async def status_rows(client: Client, query: str = RUNNING_TRADERS) -> list[Stat
                 memo=memo,
             )
         )
+    if live:
+        rows = await with_live(client, rows)
     return sort_rows(rows)
+
+
+LIVE_DESCRIBES = 16
+"""At most this many ``describe()`` calls at once per refresh (one per held symbol)."""
+_LIVE_TTL_S = c.LIVE_HEARTBEAT.total_seconds()
+"""A watch's heartbeat reaches the server at most this often: describing it sooner (the
+table refreshes at 2 Hz, on every worker) would read the same details."""
+_seen: dict[tuple[str, str], tuple[float, c.WatchLive | None]] = {}
+"""(namespace, workflow id) -> (when read, monotonic; what was read)."""
+
+
+async def with_live(client: Client, rows: list[StatusRow]) -> list[StatusRow]:
+    """``rows`` with their exit watches' live values (see ``_with_live``): at most
+    LIVE_DESCRIBES describes at once, each symbol's read again only after _LIVE_TTL_S."""
+    now = time.monotonic()
+    for key in [k for k, (at, _) in _seen.items() if now - at >= _LIVE_TTL_S]:
+        del _seen[key]  # also the symbols gone meanwhile
+    gate = asyncio.Semaphore(LIVE_DESCRIBES)
+    return list(await asyncio.gather(*(_with_live(client, r, gate) for r in rows)))
+
+
+async def _with_live(client: Client, row: StatusRow, gate: asyncio.Semaphore) -> StatusRow:
+    """``row`` with its exit watch's live price, PnL and trailing level (POSITION only: the
+    other phases have no exit watch running); the memo's values when it has none."""
+    if row.phase != Phase.POSITION.value or row.memo is None:
+        return row
+    key = (client.namespace, row.workflow_id)
+    if key in _seen:
+        seen = _seen[key][1]
+    else:
+        async with gate:
+            try:
+                seen = await watch_live(client, row.workflow_id)
+            except Exception:  # an undecodable heartbeat (another release's?): one row
+                log.warning("no live price for %s", row.workflow_id, exc_info=True)
+                seen = None
+        _seen[key] = (time.monotonic(), seen)
+    return row if seen is None else replace(row, memo=live_memo(row.memo, seen))
+
+
+def live_memo(memo: StatusMemo, seen: WatchLive) -> StatusMemo:
+    """The memo of a held symbol updated with what its exit watch last saw."""
+    return memo.model_copy(
+        update={
+            "price": seen.price,
+            "pnl_pct": unrealized_pnl_pct(seen.price, memo.entry),
+            "trailing": seen.trailing,
+        }
+    )
 
 
 def sort_rows(rows: Iterable[StatusRow]) -> list[StatusRow]:

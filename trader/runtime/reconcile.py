@@ -31,7 +31,8 @@ async def request_reconciles(client: Client, task_queue: str, *, reason: str) ->
     returns their workflow ids. Each checks at its next quiet phase (POSITION, or IDLE /
     COOLDOWN for inventory), so in-flight orders are never disturbed."""
     asked = []
-    for row in await status_rows(client, traders_query(task_queue)):  # phase and memo
+    # Phase and memo only: no describe() per held symbol at every worker start.
+    for row in await status_rows(client, traders_query(task_queue), live=False):
         if row.phase not in HOLDING_OR_IN_FLIGHT and not (row.memo and row.memo.inventory > 0):
             continue
         try:

@@ -17,8 +17,9 @@ from activities.market import MarketActivities
 from activities.notify import Notifier, NotifyActivities, build_notifier, close_notifier
 from activities.portfolio import PortfolioActivities, SlotBoard
 from activities.validator import ValidatorActivities, divergence_log_path
+from activities.watch_beat import WatchBeatActivities
 from trader.config import Settings
-from trader.contracts import slot_task_queue
+from trader.contracts import LIVE_HEARTBEAT, slot_task_queue
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
@@ -116,6 +117,7 @@ async def _run(
             divergence_log=divergence_log_path(settings.data_dir),
             metrics=metrics,
         ).validate,
+        WatchBeatActivities(client).last_watch_beat,  # a local activity
     ]
     main = Worker(
         client,
@@ -129,6 +131,7 @@ async def _run(
         task_queue=settings.watch_task_queue,
         activities=[market_acts.watch_entry, market_acts.watch_exit],
         max_concurrent_activities=MAX_WATCHES,
+        max_heartbeat_throttle_interval=LIVE_HEARTBEAT,  # the live price's freshness
     )
     # Slot requests apart (since the slot-wait patch): a burst never holds the main queue's
     # activity slots that place_order, cancel_order and the ledger need, and the rest of
