@@ -20,11 +20,18 @@ from trader.runtime.converter import DATA_CONVERTER
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
-# The SymbolTrader's histories (the Portfolio's, ``portfolio_*``, publish no transitions).
+
+def _workflow_type(path: Path) -> str:
+    first = json.loads(path.read_text())["events"][0]
+    return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
+
+
+# The SymbolTrader's histories (the Portfolio's and the HybridValidator's publish no
+# transitions).
 HISTORIES = sorted(
     p
     for p in (Path(__file__).parents[1] / "histories").glob("*.json")
-    if not p.stem.startswith("portfolio_")
+    if _workflow_type(p) == "SymbolTrader"
 )
 
 
