@@ -16,6 +16,15 @@ the time since it was fetched, or, streamed, since the last frame on its connect
 live stream that pushed nothing new says the book has not changed: the watch gets that
 price again, re-dated, every ``poll_interval_s``). A watch waiting for a fresh price is
 told so (``PriceWait``) about once a second.
+
+**Prices only move forward in observation order**: a ticker is stamped when it was observed
+(a REST one at its request's start, a streamed one when its frame was read) and one
+observed before the ticker held is dropped, whichever source it comes from: a REST answer
+held up in flight (the fallback poll as the stream returns, the volume refresh, ``ticker``)
+never undoes a newer streamed price. While the stream vouches for a symbol, REST adds only
+its 24 h volume. **One price for every source**: ``last`` is the mid of bid and ask (a book
+stream has no trades; the paper exchange and the backtest decide on the mid too), so a
+switch between stream and REST does not jump by half the spread.
 """
 
 from __future__ import annotations
@@ -40,6 +49,13 @@ VOLUME_REFRESH_S = 60.0
 _WAIT_NOTE_S = 1.0  # a waiting watch is told why about this often
 
 
+def at_mid(ticker: Ticker) -> Ticker:
+    """The ticker priced at the mid of its book (as is where the book is not quotable)."""
+    if 0 < ticker.bid <= ticker.ask and ticker.last != ticker.mid:
+        return ticker.model_copy(update={"last": ticker.mid})
+    return ticker
+
+
 class MarketHub:
     """Streams (where it can) and polls the exchange for all subscribed symbols and
     publishes the latest tickers."""
@@ -60,7 +76,7 @@ class MarketHub:
         self.stream: StreamFeed | None = None
         """The stream side; None where the exchange has no stream (paper, dry-run)."""
         if isinstance(exchange, BookStream) and exchange.streams:
-            self.stream = StreamFeed(exchange, self._publish, stall_s=stream_stall_s)
+            self.stream = StreamFeed(exchange, self._publish_streamed, stall_s=stream_stall_s)
         self._refreshed = 0.0  # monotonic: the last fetch of every symbol while streaming
         self._subscribers: Counter[str] = Counter()
         self._latest: dict[str, Ticker] = {}
@@ -91,9 +107,8 @@ class MarketHub:
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
             raise BadSymbol(f"exchange returned no ticker for {symbol}")
-        self._latest[symbol] = tickers[symbol]
-        self._received[symbol] = time.monotonic()
-        return tickers[symbol]
+        await self._publish(tickers)  # the held one if it is newer (the stream's)
+        return self._latest[symbol]
 
     @contextlib.asynccontextmanager
     async def subscription(
@@ -197,11 +212,22 @@ class MarketHub:
                 return t.model_copy(update={"ts_ms": max(int(time.time() * 1000), seen + 1)})
             return self._latest[symbol]
 
-    async def _publish(self, tickers: dict[str, Ticker]) -> None:
+    async def _publish_streamed(self, tickers: dict[str, Ticker]) -> None:
+        await self._publish(tickers, streamed=True)
+
+    async def _publish(self, tickers: dict[str, Ticker], *, streamed: bool = False) -> None:
         async with self._changed:
-            self._latest.update(tickers)
             now = time.monotonic()
-            self._received.update(dict.fromkeys(tickers, now))
+            for symbol, ticker in tickers.items():
+                held = self._latest.get(symbol)
+                if held is not None and ticker.ts_ms < held.ts_ms:
+                    continue  # observed before the price held: never a step back
+                if held is not None and not streamed and self.source(symbol) == "stream":
+                    volume = {"quote_volume": ticker.quote_volume}
+                    self._latest[symbol] = held.model_copy(update=volume)
+                    continue
+                self._latest[symbol] = at_mid(ticker)
+                self._received[symbol] = now
             self._changed.notify_all()
 
     def _polled(self) -> list[str]:
