@@ -135,7 +135,7 @@ class StreamFeed:
         backoff = 0.2
         while True:
             try:
-                tickers = await self.source.watch_books(list(chunk.symbols), connection=connection)
+                books = await self.source.watch_books(list(chunk.symbols), connection=connection)
             except Exception as exc:  # down: REST takes over at once, the stream is retried
                 chunk.last_frame = None
                 chunk.seen.clear()
@@ -149,7 +149,9 @@ class StreamFeed:
                 continue
             backoff = 0.2
             chunk.last_frame = time.monotonic()
-            chunk.seen.update(tickers)
+            priced = {s: t for s, t in books.items() if t is not None}
+            chunk.seen.update(priced)
+            chunk.seen.difference_update(s for s, t in books.items() if t is None)  # no price
             self.frames += 1
-            if tickers:
-                await self.publish(tickers)
+            if priced:
+                await self.publish(priced)

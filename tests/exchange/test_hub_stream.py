@@ -223,3 +223,34 @@ async def test_an_older_rest_price_never_overwrites_a_newer_streamed_one(tmp_pat
                 assert (await hub.ticker("BTC/USDT")).last == D("97")
         finally:
             await hub.stop()
+
+
+async def test_an_empty_book_side_on_the_stream_is_never_a_price(tmp_path):
+    # Binance shows an empty side as "b":"0.00000000": its mid would be a fake -50 %.
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=2.0)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                sent = srv.streams.frames_sent
+                srv.streams.empty_side("BTC/USDT", "bid")
+                seen: list[Ticker] = []
+                stop = asyncio.get_running_loop().time() + 1.5
+
+                def record(t: Ticker) -> bool:
+                    seen.append(t)
+                    return asyncio.get_running_loop().time() > stop
+
+                await until(btc, record)
+                assert srv.streams.frames_sent > sent  # the empty side went out
+                assert all(0 < t.bid <= t.ask and t.last == D("100") for t in seen), seen
+                # The stream no longer vouches for the symbol: REST prices it meanwhile.
+                assert hub.source("BTC/USDT") == "rest"
+                srv.set_price("BTC/USDT", D("99"))
+                await until(btc, lambda t: t.last == D("99"))
+                srv.streams.faults.clear()
+                srv.set_price("BTC/USDT", D("98"))
+                await until(btc, lambda t: t.last == D("98"))
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+        finally:
+            await hub.stop()

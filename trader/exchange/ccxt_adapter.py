@@ -221,7 +221,9 @@ class CcxtExchange:
                 )
 
     # --- streams (ccxt.pro) --------------------------------------------------------------
-    async def watch_books(self, symbols: list[str], *, connection: int = 0) -> dict[str, Ticker]:
+    async def watch_books(
+        self, symbols: list[str], *, connection: int = 0
+    ) -> dict[str, Ticker | None]:
         """The next top-of-book updates of ``symbols`` (see ``BookStreams.watch``).
 
         Raises:
