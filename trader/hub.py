@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import Counter
@@ -81,7 +80,9 @@ class MarketHub:
         self._subscribers: Counter[str] = Counter()
         self._latest: dict[str, Ticker] = {}
         self._received: dict[str, float] = {}  # symbol -> monotonic time of the last poll
-        self._changed = asyncio.Condition()
+        # symbol -> the futures of the watches waiting for its next ticker: a publish wakes
+        # only its own symbols' watches (a frame of one symbol must not wake a thousand).
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.cycles = 0
         self.last_error: str | None = None
@@ -199,36 +200,44 @@ class MarketHub:
     async def _next(self, symbol: str, seen: int) -> Ticker | None:
         """The next fresh ticker within a poll interval, else the latest again if the
         stream vouches that it still holds (re-dated to now), else None."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(functools.partial(self._newer, symbol, seen)),
-                    self.poll_interval_s,
-                )
-            except TimeoutError:
-                t = self._latest.get(symbol)
-                if t is None or self.source(symbol) != "stream" or not self._fresh(symbol):
-                    return None
-                return t.model_copy(update={"ts_ms": max(int(time.time() * 1000), seen + 1)})
-            return self._latest[symbol]
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.poll_interval_s):  # one timer per watch
+                while not self._newer(symbol, seen):
+                    woken = loop.create_future()
+                    waiting = self._waiters.setdefault(symbol, set())
+                    waiting.add(woken)
+                    try:
+                        await woken
+                    finally:
+                        waiting.discard(woken)
+                        if not waiting and self._waiters.get(symbol) is waiting:
+                            del self._waiters[symbol]
+        except TimeoutError:
+            t = self._latest.get(symbol)
+            if t is None or self.source(symbol) != "stream" or not self._fresh(symbol):
+                return None
+            return t.model_copy(update={"ts_ms": max(int(time.time() * 1000), seen + 1)})
+        return self._latest[symbol]
 
     async def _publish_streamed(self, tickers: dict[str, Ticker]) -> None:
         await self._publish(tickers, streamed=True)
 
     async def _publish(self, tickers: dict[str, Ticker], *, streamed: bool = False) -> None:
-        async with self._changed:
-            now = time.monotonic()
-            for symbol, ticker in tickers.items():
-                held = self._latest.get(symbol)
-                if held is not None and ticker.ts_ms < held.ts_ms:
-                    continue  # observed before the price held: never a step back
-                if held is not None and not streamed and self.source(symbol) == "stream":
-                    volume = {"quote_volume": ticker.quote_volume}
-                    self._latest[symbol] = held.model_copy(update=volume)
-                    continue
-                self._latest[symbol] = at_mid(ticker)
-                self._received[symbol] = now
-            self._changed.notify_all()
+        now = time.monotonic()
+        for symbol, ticker in tickers.items():
+            held = self._latest.get(symbol)
+            if held is not None and ticker.ts_ms < held.ts_ms:
+                continue  # observed before the price held: never a step back
+            if held is not None and not streamed and self.source(symbol) == "stream":
+                volume = {"quote_volume": ticker.quote_volume}
+                self._latest[symbol] = held.model_copy(update=volume)
+                continue
+            self._latest[symbol] = at_mid(ticker)
+            self._received[symbol] = now
+            for woken in self._waiters.pop(symbol, ()):
+                if not woken.done():
+                    woken.set_result(None)
 
     def _polled(self) -> list[str]:
         """The symbols this cycle fetches: those the stream does not vouch for, and all of
