@@ -88,6 +88,8 @@ class MarketHub:
         self.last_error: str | None = None
 
     async def start(self) -> None:
+        if self.stream is not None:
+            self.stream.start()  # after a stop (both mode restarts the hub)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="market-hub")
 

@@ -13,7 +13,6 @@ every symbol no chunk vouches for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -65,7 +64,12 @@ class StreamFeed:
             self._wanted.add(symbol)
             self._order.append(symbol)
             self._wake.set()
-        if self._task is None:
+        self.start()
+
+    def start(self) -> None:
+        """Stream every wanted symbol (again, after ``stop``)."""
+        if self._task is None and self._order:
+            self._wake.set()  # after a stop every chunk is subscribed anew
             self._task = asyncio.create_task(self._run(), name="market-hub-stream")
 
     def vouched_since(self, symbol: str) -> float | None:
@@ -87,13 +91,15 @@ class StreamFeed:
         return time.monotonic() - chunk.last_frame
 
     async def stop(self) -> None:
+        """End every subscription; ``start`` (or a new ``want``) subscribes them anew."""
         tasks = [t for t in (self._task, *(c.task for c in self._chunks)) if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:  # asyncio.wait: a cancellation of stop() itself still propagates
+            await asyncio.wait(tasks)
         self._task = None
+        self._chunks.clear()  # no chunk vouches for anything while stopped
+        self._of.clear()
 
     async def _run(self) -> None:
         while True:
@@ -123,8 +129,8 @@ class StreamFeed:
     async def _end(self, chunk: _Chunk) -> None:
         if chunk.task is not None:
             chunk.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await chunk.task
+            # Not ``suppress(CancelledError)``: that would swallow a stop() meanwhile.
+            await asyncio.wait([chunk.task])
         # A dropped connection has nothing left to end; never wait long for it.
         try:
             await asyncio.wait_for(self.source.unwatch_books(list(chunk.symbols)), 5.0)

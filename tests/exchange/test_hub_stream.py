@@ -254,3 +254,20 @@ async def test_an_empty_book_side_on_the_stream_is_never_a_price(tmp_path):
                 await eventually(lambda: hub.source("BTC/USDT") == "stream")
         finally:
             await hub.stop()
+
+
+async def test_a_restarted_hub_streams_again(tmp_path):
+    # Both mode stops the hub with the legacy engine and starts it again.
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=1.0)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                await asyncio.wait_for(hub.stop(), 10)
+                assert hub.source("BTC/USDT") == "rest"  # nothing streams while stopped
+                await hub.start()
+                srv.set_price("BTC/USDT", D("97"))
+                await until(btc, lambda t: t.last == D("97"))
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+        finally:
+            await hub.stop()
