@@ -2,8 +2,12 @@
 
 Symbols are streamed in chunks of ``chunk_size`` in the order they were first wanted, each
 chunk one subscription on a connection of its own (ccxt's limit of subscriptions per
-Binance connection is 200; Binance allows 1,024 streams). A new symbol changes only the
-last chunk, which is subscribed again on the same connection. A streamed symbol stays
+Binance connection is 200; Binance allows 1,024 streams). A new symbol grows only the
+last chunk, on the same connection and without ending it: ccxt subscribes the grown list
+with one SUBSCRIBE (it names every stream of the list again: ccxt's ``watch_bids_asks``
+has no way to name only the new ones for a list it waits on; Binance keeps a stream it is
+asked for twice once), no UNSUBSCRIBE, and the chunk keeps vouching for the symbols it
+had frames of. A streamed symbol stays
 streamed (a watch returning at its checkpoint must not cost a resubscription). A chunk
 vouches for a symbol's price while frames arrive on its connection (within ``stall_s``)
 and the symbol had a frame since the chunk was last subscribed; the hub polls REST for
@@ -24,7 +28,9 @@ from trader.exchange.port import BookStream
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 200
 """Symbols per stream connection."""
-_REBUILD_AFTER_S = 0.2  # a burst of new subscriptions (a worker starting) becomes one
+_REBUILD_AFTER_S = 0.25
+"""A burst of new symbols (a worker starting) becomes one message per connection, at most
+one per connection per 250 ms (Binance allows 5 incoming messages per second)."""
 
 
 @dataclass
@@ -115,6 +121,9 @@ class StreamFeed:
             old = self._chunks[i] if i < len(self._chunks) else None
             if old is not None and old.symbols == symbols:
                 continue
+            if old is not None and symbols[: len(old.symbols)] == old.symbols:
+                await self._grow(i, old, symbols)  # (chunks only ever grow at the end)
+                continue
             if old is not None:
                 await self._end(old)
             chunk = _Chunk(symbols)
@@ -125,6 +134,18 @@ class StreamFeed:
                 self._chunks[i] = chunk
             self._of.update(dict.fromkeys(symbols, chunk))
             self.subscribes += 1
+
+    async def _grow(self, connection: int, chunk: _Chunk, symbols: tuple[str, ...]) -> None:
+        # The same chunk (its frames, what it vouches for) waits on the longer list now.
+        if chunk.task is not None:
+            chunk.task.cancel()
+            await asyncio.wait([chunk.task])
+        chunk.symbols = symbols
+        self._of.update(dict.fromkeys(symbols, chunk))
+        chunk.task = asyncio.create_task(
+            self._watch(connection, chunk), name=f"market-stream-{connection}"
+        )
+        self.subscribes += 1
 
     async def _end(self, chunk: _Chunk) -> None:
         if chunk.task is not None:

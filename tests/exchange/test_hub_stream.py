@@ -271,3 +271,27 @@ async def test_a_restarted_hub_streams_again(tmp_path):
                 await eventually(lambda: hub.source("BTC/USDT") == "stream")
         finally:
             await hub.stop()
+
+
+async def test_a_new_symbol_is_subscribed_without_unvouching_the_others(tmp_path):
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=2.0)
+        sources: list[str] = []
+
+        async def sample() -> None:
+            while True:
+                sources.append(hub.source("BTC/USDT"))
+                await asyncio.sleep(0.01)
+
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                sampling = asyncio.create_task(sample())
+                async with hub.subscription("ADA/BTC") as ada:
+                    await on_stream(hub, ada, "ADA/BTC")
+                sampling.cancel()
+            assert set(sources) == {"stream"}  # BTC never fell back to REST meanwhile
+            [conn] = srv.streams.conns.values()
+            assert [m for m, _ in conn.methods] == ["SUBSCRIBE", "SUBSCRIBE"]  # no UNSUBSCRIBE
+        finally:
+            await hub.stop()

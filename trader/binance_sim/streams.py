@@ -77,6 +77,7 @@ class _Conn:
         self.pushed_at: dict[str, float] = {}
         self.outbox: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
         self.frames = 0
+        self.methods: list[tuple[str, int]] = []  # (method, how many names) per message
 
     def carries(self, symbol: str | None) -> bool:
         return symbol is None or any(s in (None, symbol) for s in self.streams.values())
@@ -268,6 +269,7 @@ class StreamServer:
             result = sorted(conn.streams)
         elif method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list):
             names = [str(p) for p in params]
+            conn.methods.append((method, len(names)))
             if method == "SUBSCRIBE":
                 error = self._subscribe(conn, names, strict=True)
             else:
