@@ -273,4 +273,6 @@ class MarketHub:
                     self.last_error = None
                     self.cycles += 1
                     await self._publish(tickers)
+                    if self.stream is not None:
+                        self.stream.check(tickers)  # a silent connection REST sees moving
             await asyncio.sleep(delay)

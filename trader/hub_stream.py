@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from trader.core.market import Ticker
 from trader.exchange.port import BookStream
@@ -28,6 +29,10 @@ from trader.exchange.port import BookStream
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 200
 """Symbols per stream connection."""
+SILENT_FACTOR = 3
+"""A connection silent this many ``stall_s`` while REST shows its books moving is closed
+and dialled anew (a half-open socket never errors), with a backoff."""
+_RECONNECT_BACKOFF_S = (5.0, 60.0)  # first and longest wait before the next redial
 _REBUILD_AFTER_S = 0.25
 """A burst of new symbols (a worker starting) becomes one message per connection, at most
 one per connection per 250 ms (Binance allows 5 incoming messages per second)."""
@@ -39,6 +44,10 @@ class _Chunk:
     last_frame: float | None = None  # monotonic; None: down, or nothing since subscribing
     seen: set[str] = field(default_factory=set)  # had a frame since subscribing
     task: asyncio.Task[None] | None = None
+    mids: dict[str, Decimal] = field(default_factory=dict)  # the last streamed prices
+    started: float = field(default_factory=time.monotonic)
+    backoff: float = _RECONNECT_BACKOFF_S[0]  # before this chunk may be redialled
+    redialling: bool = False
 
 
 class StreamFeed:
@@ -63,6 +72,8 @@ class StreamFeed:
         self.frames = 0
         self.errors = 0
         self.subscribes = 0
+        self.redials = 0
+        self._redialling: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
 
     def want(self, symbol: str) -> None:
@@ -98,7 +109,8 @@ class StreamFeed:
 
     async def stop(self) -> None:
         """End every subscription; ``start`` (or a new ``want``) subscribes them anew."""
-        tasks = [t for t in (self._task, *(c.task for c in self._chunks)) if t is not None]
+        chunks = (c.task for c in self._chunks)
+        tasks = [t for t in (self._task, *self._redialling, *chunks) if t is not None]
         for task in tasks:
             task.cancel()
         if tasks:  # asyncio.wait: a cancellation of stop() itself still propagates
@@ -127,13 +139,57 @@ class StreamFeed:
             if old is not None:
                 await self._end(old)
             chunk = _Chunk(symbols)
-            chunk.task = asyncio.create_task(self._watch(i, chunk), name=f"market-stream-{i}")
+            self._start(i, chunk)
             if old is None:
                 self._chunks.append(chunk)
             else:
                 self._chunks[i] = chunk
             self._of.update(dict.fromkeys(symbols, chunk))
             self.subscribes += 1
+
+    def check(self, rest: dict[str, Ticker]) -> None:
+        """Redial each connection silent past ``SILENT_FACTOR`` x ``stall_s`` (and its
+        backoff) whose books REST shows moving since its last frames."""
+        now = time.monotonic()
+        for i, chunk in enumerate(self._chunks):
+            if chunk.last_frame is None or chunk.redialling:
+                continue  # down: ccxt redials itself
+            silent = now - chunk.last_frame
+            if silent <= SILENT_FACTOR * self.stall_s or now - chunk.started < chunk.backoff:
+                continue
+            moved = [s for s, m in chunk.mids.items() if s in rest and rest[s].mid != m]
+            if moved:
+                chunk.redialling = True
+                log.warning(
+                    "market stream %d silent for %.1f s while %s moved: redialling",
+                    i,
+                    silent,
+                    moved[0],
+                )
+                task = asyncio.create_task(self._redial(i, chunk), name=f"market-stream-redial-{i}")
+                self._redialling.add(task)
+                task.add_done_callback(self._redialling.discard)
+
+    def _start(self, connection: int, chunk: _Chunk) -> None:
+        chunk.task = asyncio.create_task(
+            self._watch(connection, chunk), name=f"market-stream-{connection}"
+        )
+
+    async def _redial(self, connection: int, old: _Chunk) -> None:
+        if old.task is not None:
+            old.task.cancel()
+            await asyncio.wait([old.task])
+        try:
+            await asyncio.wait_for(self.source.reconnect_books(connection), 5.0)
+        except Exception as exc:  # the new watch dials anew either way
+            log.info("market stream: closing connection %d failed: %s", connection, exc)
+        if connection >= len(self._chunks) or self._chunks[connection] is not old:
+            return  # stopped or rebuilt meanwhile
+        chunk = _Chunk(old.symbols, backoff=min(old.backoff * 2, _RECONNECT_BACKOFF_S[1]))
+        self._start(connection, chunk)
+        self._chunks[connection] = chunk
+        self._of.update(dict.fromkeys(chunk.symbols, chunk))
+        self.redials += 1
 
     async def _grow(self, connection: int, chunk: _Chunk, symbols: tuple[str, ...]) -> None:
         # The same chunk (its frames, what it vouches for) waits on the longer list now.
@@ -142,9 +198,7 @@ class StreamFeed:
             await asyncio.wait([chunk.task])
         chunk.symbols = symbols
         self._of.update(dict.fromkeys(symbols, chunk))
-        chunk.task = asyncio.create_task(
-            self._watch(connection, chunk), name=f"market-stream-{connection}"
-        )
+        self._start(connection, chunk)
         self.subscribes += 1
 
     async def _end(self, chunk: _Chunk) -> None:
@@ -178,6 +232,7 @@ class StreamFeed:
             chunk.last_frame = time.monotonic()
             priced = {s: t for s, t in books.items() if t is not None}
             chunk.seen.update(priced)
+            chunk.mids.update((s, t.mid) for s, t in priced.items())
             chunk.seen.difference_update(s for s, t in books.items() if t is None)  # no price
             self.frames += 1
             if priced:

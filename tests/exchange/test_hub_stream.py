@@ -295,3 +295,22 @@ async def test_a_new_symbol_is_subscribed_without_unvouching_the_others(tmp_path
             assert [m for m, _ in conn.methods] == ["SUBSCRIBE", "SUBSCRIBE"]  # no UNSUBSCRIBE
         finally:
             await hub.stop()
+
+
+async def test_a_silent_connection_is_redialled_when_rest_sees_the_book_move(tmp_path):
+    # A half-open socket: open, no error, no frames. REST takes over, then the stream
+    # is dialled anew (after SILENT_FACTOR x stall_s and the chunk's first backoff).
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=0.5)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                assert srv.streams.silence() == 1
+                srv.set_price("BTC/USDT", D("97"))
+                await until(btc, lambda t: t.last == D("97"))  # by REST
+                await eventually(lambda: hub.source("BTC/USDT") == "stream", timeout=20)
+                assert srv.streams.connects == 2 and hub.stream and hub.stream.redials == 1
+                srv.set_price("BTC/USDT", D("96"))
+                await until(btc, lambda t: t.last == D("96"))
+        finally:
+            await hub.stop()

@@ -16,6 +16,7 @@ a stalled stream. The server pings every 20 s (Binance does; ccxt answers).
 Faults (``faults``; admin routes ``/_sim/streams/...``): ``disconnect`` drops every
 connection (or those carrying one symbol) and may refuse new ones for a while; ``stall``
 keeps connections open but sends no frames for N s (replies to messages still go);
+``silence`` leaves the open connections half-open for good (new ones are fine);
 ``delay`` holds every frame N ms before it is sent; ``empty_side`` shows one side of a
 symbol's book empty (Binance sends ``"b":"0.00000000"``, ``"B":"0.00000000"``).
 """
@@ -78,6 +79,7 @@ class _Conn:
         self.outbox: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
         self.frames = 0
         self.methods: list[tuple[str, int]] = []  # (method, how many names) per message
+        self.silent = False  # half-open: nothing more goes out, the socket stays open
 
     def carries(self, symbol: str | None) -> bool:
         return symbol is None or any(s in (None, symbol) for s in self.streams.values())
@@ -141,6 +143,13 @@ class StreamServer:
             if conn.request.transport is not None:
                 conn.request.transport.abort()
         return len(dropped)
+
+    def silence(self) -> int:
+        """Every open connection stays open but sends nothing more, ever (half-open);
+        new connections are fine. Returns how many went silent."""
+        for conn in self.conns.values():
+            conn.silent = True
+        return len(self.conns)
 
     def stall(self, seconds: float, symbol: str | None = None) -> None:
         self.faults.stall_until[symbol] = time.monotonic() + seconds
@@ -213,7 +222,7 @@ class StreamServer:
     def _send(self, conn: _Conn, name: str, payload: Any, symbol: str | None) -> None:
         now = time.monotonic()
         conn.pushed_at[name] = now
-        if self.faults.stalled(symbol, now):
+        if conn.silent or self.faults.stalled(symbol, now):
             return
         body = {"stream": name, "data": payload} if conn.combined else payload
         conn.outbox.put_nowait((now + self.faults.delay(symbol), json.dumps(body)))

@@ -233,6 +233,10 @@ class CcxtExchange:
         await self.load_markets()
         return await self._books.watch(symbols, connection=connection)
 
+    async def reconnect_books(self, connection: int) -> None:
+        """Close stream connection ``connection`` (a silent one): the next watch redials."""
+        await self._books.reconnect(connection)
+
     async def unwatch_books(self, symbols: list[str]) -> None:
         """End the subscription of exactly this list (as ``watch_books`` was given it)."""
         await self._books.unwatch(symbols)

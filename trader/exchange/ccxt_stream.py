@@ -77,6 +77,15 @@ class BookStreams:
             )
         return out
 
+    async def reconnect(self, connection: int) -> None:
+        """Close stream connection ``connection``: the next watch on it dials anew."""
+        if self._ws is None:
+            return
+        for url, client in list(self._ws.clients.items()):
+            if url.rstrip("/").endswith(f"/{connection}"):
+                self._ws.clients.pop(url, None)
+                await client.close()
+
     async def unwatch(self, symbols: list[str]) -> None:
         if self._ws is not None:
             await self._call(self._ws.un_watch_bids_asks(symbols), client=self._ws)

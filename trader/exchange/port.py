@@ -120,3 +120,7 @@ class BookStream(Protocol):
     async def unwatch_books(self, symbols: list[str]) -> None:
         """End the subscription of this list."""
         ...
+
+    async def reconnect_books(self, connection: int) -> None:
+        """Close stream connection ``connection``; the next watch on it dials anew."""
+        ...
