@@ -12,6 +12,16 @@ streamed (a watch returning at its checkpoint must not cost a resubscription). A
 vouches for a symbol's price while frames arrive on its connection (within ``stall_s``)
 and the symbol had a frame since the chunk was last subscribed; the hub polls REST for
 every symbol no chunk vouches for.
+
+Liveness is told from frames, not from pings: Binance sends a ``bookTicker`` frame only
+when a book changes, so a connection whose books stand still (a quiet market, a few
+symbols on it) goes silent past ``stall_s`` and its symbols are polled over REST until
+its next frame: that costs requests, never a stale price. A dead socket errors (ccxt
+answers the server's pings and reconnects); a half-open one is told apart from a quiet
+one by REST: a connection silent for ``SILENT_FACTOR`` x ``stall_s`` while REST shows one
+of its books moved (and still no frame ``stall_s`` later) is closed and dialled anew
+(``check``), with a backoff. The local server pushes an unchanged book every
+``idle_push_s`` unlike Binance; tests of the quiet case turn that off.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ class _Chunk:
     started: float = field(default_factory=time.monotonic)
     backoff: float = _RECONNECT_BACKOFF_S[0]  # before this chunk may be redialled
     redialling: bool = False
+    moved_at: float | None = None  # when REST first saw a book move the stream did not
 
 
 class StreamFeed:
@@ -155,10 +166,14 @@ class StreamFeed:
             if chunk.last_frame is None or chunk.redialling:
                 continue  # down: ccxt redials itself
             silent = now - chunk.last_frame
-            if silent <= SILENT_FACTOR * self.stall_s or now - chunk.started < chunk.backoff:
-                continue
             moved = [s for s, m in chunk.mids.items() if s in rest and rest[s].mid != m]
-            if moved:
+            waited = now - chunk.started >= chunk.backoff
+            if not moved or not waited or silent <= SILENT_FACTOR * self.stall_s:
+                chunk.moved_at = None
+                continue
+            if chunk.moved_at is None:  # the frame of the move may be on its way still
+                chunk.moved_at = now
+            elif now - chunk.moved_at >= self.stall_s:
                 chunk.redialling = True
                 log.warning(
                     "market stream %d silent for %.1f s while %s moved: redialling",

@@ -314,3 +314,24 @@ async def test_a_silent_connection_is_redialled_when_rest_sees_the_book_move(tmp
                 await until(btc, lambda t: t.last == D("96"))
         finally:
             await hub.stop()
+
+
+async def test_a_quiet_book_falls_to_rest_and_is_never_redialled(tmp_path):
+    # As on Binance, no frame while the book stands still (the sim's idle push off): after
+    # stall_s REST prices the symbol; REST agrees with the last frame, so no redial.
+    quiet = {"stream_idle_push_s": 3600.0}
+    async with sim_and_adapter(tmp_path, streams=True, sim=quiet) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=0.5)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await until(btc, lambda t: True)
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+                await eventually(lambda: hub.source("BTC/USDT") == "rest")
+                await asyncio.sleep(6.0)  # past 3 x stall_s and the first redial backoff
+                assert hub.stream and hub.stream.redials == 0 and srv.streams.connects == 1
+                srv.set_price("BTC/USDT", D("97"))  # a frame: the stream vouches again
+                await until(btc, lambda t: t.last == D("97"))
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+                assert hub.stream.redials == 0
+        finally:
+            await hub.stop()
