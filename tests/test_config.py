@@ -172,3 +172,11 @@ def test_balance_settle_window_must_fit_in_an_exchange_call():
         order_consistency_window_seconds=3,
     )  # which a 5 s attempt needs
     assert load_settings(balance_settle_seconds=3).balance_settle_seconds == 3
+
+
+def test_the_stream_stall_and_the_poll_must_fit_in_the_price_age_limit():
+    with pytest.raises(ConfigError, match=r"STREAM_STALL_SECONDS \(5.0\) must be below"):
+        load_settings(stream_stall_seconds=5, max_price_age_seconds=5)
+    with pytest.raises(ConfigError, match=r"must exceed twice MARKET_POLL_INTERVAL_S \(2.0\)"):
+        load_settings(market_poll_interval_s=2, max_price_age_seconds=4, stream_stall_seconds=1)
+    assert load_settings(stream_stall_seconds=4.5, max_price_age_seconds=5).stream_stall_seconds

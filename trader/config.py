@@ -238,6 +238,24 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
             )
         return self
 
+    @model_validator(mode="after")
+    def _price_ages_fit(self) -> Settings:
+        # The stream must be found stalled (REST takes over) before its price outlives the
+        # age limit, and a polled price must survive a late cycle.
+        if self.stream_stall_seconds >= self.max_price_age_seconds:
+            raise ValueError(
+                f"STREAM_STALL_SECONDS ({self.stream_stall_seconds}) must be below "
+                f"MAX_PRICE_AGE_SECONDS ({self.max_price_age_seconds}): a stalled stream "
+                "must hand over to REST before its price is too old to use"
+            )
+        if self.max_price_age_seconds <= 2 * self.market_poll_interval_s:
+            raise ValueError(
+                f"MAX_PRICE_AGE_SECONDS ({self.max_price_age_seconds}) must exceed twice "
+                f"MARKET_POLL_INTERVAL_S ({self.market_poll_interval_s}): a polled price "
+                "must outlive one late cycle"
+            )
+        return self
+
     @field_validator("exchange")
     @classmethod
     def _exchange(cls, value: str) -> str:

@@ -16,13 +16,21 @@ the time since it was fetched, or, streamed, since the last frame on its connect
 live stream that pushed nothing new says the book has not changed: the watch gets that
 price again, re-dated, every ``poll_interval_s``). A watch waiting for a fresh price is
 told so (``PriceWait``) about once a second.
+
+**Prices only move forward in observation order**: a ticker is stamped when it was observed
+(a REST one at its request's start, a streamed one when its frame was read) and one
+observed before the ticker held is dropped, whichever source it comes from: a REST answer
+held up in flight (the fallback poll as the stream returns, the volume refresh, ``ticker``)
+never undoes a newer streamed price. While the stream vouches for a symbol, REST adds only
+its 24 h volume. **One price for every source**: ``last`` is the mid of bid and ask (a book
+stream has no trades; the paper exchange and the backtest decide on the mid too), so a
+switch between stream and REST does not jump by half the spread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import Counter
@@ -38,6 +46,13 @@ log = logging.getLogger(__name__)
 VOLUME_REFRESH_S = 60.0
 """While streaming, every symbol's ticker is fetched this often (24 h volume, last trade)."""
 _WAIT_NOTE_S = 1.0  # a waiting watch is told why about this often
+
+
+def at_mid(ticker: Ticker) -> Ticker:
+    """The ticker priced at the mid of its book (as is where the book is not quotable)."""
+    if 0 < ticker.bid <= ticker.ask and ticker.last != ticker.mid:
+        return ticker.model_copy(update={"last": ticker.mid})
+    return ticker
 
 
 class MarketHub:
@@ -60,17 +75,21 @@ class MarketHub:
         self.stream: StreamFeed | None = None
         """The stream side; None where the exchange has no stream (paper, dry-run)."""
         if isinstance(exchange, BookStream) and exchange.streams:
-            self.stream = StreamFeed(exchange, self._publish, stall_s=stream_stall_s)
+            self.stream = StreamFeed(exchange, self._publish_streamed, stall_s=stream_stall_s)
         self._refreshed = 0.0  # monotonic: the last fetch of every symbol while streaming
         self._subscribers: Counter[str] = Counter()
         self._latest: dict[str, Ticker] = {}
         self._received: dict[str, float] = {}  # symbol -> monotonic time of the last poll
-        self._changed = asyncio.Condition()
+        # symbol -> the futures of the watches waiting for its next ticker: a publish wakes
+        # only its own symbols' watches (a frame of one symbol must not wake a thousand).
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.cycles = 0
         self.last_error: str | None = None
 
     async def start(self) -> None:
+        if self.stream is not None:
+            self.stream.start()  # after a stop (both mode restarts the hub)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="market-hub")
 
@@ -91,9 +110,8 @@ class MarketHub:
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
             raise BadSymbol(f"exchange returned no ticker for {symbol}")
-        self._latest[symbol] = tickers[symbol]
-        self._received[symbol] = time.monotonic()
-        return tickers[symbol]
+        await self._publish(tickers)  # the held one if it is newer (the stream's)
+        return self._latest[symbol]
 
     @contextlib.asynccontextmanager
     async def subscription(
@@ -184,25 +202,44 @@ class MarketHub:
     async def _next(self, symbol: str, seen: int) -> Ticker | None:
         """The next fresh ticker within a poll interval, else the latest again if the
         stream vouches that it still holds (re-dated to now), else None."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(functools.partial(self._newer, symbol, seen)),
-                    self.poll_interval_s,
-                )
-            except TimeoutError:
-                t = self._latest.get(symbol)
-                if t is None or self.source(symbol) != "stream" or not self._fresh(symbol):
-                    return None
-                return t.model_copy(update={"ts_ms": max(int(time.time() * 1000), seen + 1)})
-            return self._latest[symbol]
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.poll_interval_s):  # one timer per watch
+                while not self._newer(symbol, seen):
+                    woken = loop.create_future()
+                    waiting = self._waiters.setdefault(symbol, set())
+                    waiting.add(woken)
+                    try:
+                        await woken
+                    finally:
+                        waiting.discard(woken)
+                        if not waiting and self._waiters.get(symbol) is waiting:
+                            del self._waiters[symbol]
+        except TimeoutError:
+            t = self._latest.get(symbol)
+            if t is None or self.source(symbol) != "stream" or not self._fresh(symbol):
+                return None
+            return t.model_copy(update={"ts_ms": max(int(time.time() * 1000), seen + 1)})
+        return self._latest[symbol]
 
-    async def _publish(self, tickers: dict[str, Ticker]) -> None:
-        async with self._changed:
-            self._latest.update(tickers)
-            now = time.monotonic()
-            self._received.update(dict.fromkeys(tickers, now))
-            self._changed.notify_all()
+    async def _publish_streamed(self, tickers: dict[str, Ticker]) -> None:
+        await self._publish(tickers, streamed=True)
+
+    async def _publish(self, tickers: dict[str, Ticker], *, streamed: bool = False) -> None:
+        now = time.monotonic()
+        for symbol, ticker in tickers.items():
+            held = self._latest.get(symbol)
+            if held is not None and ticker.ts_ms < held.ts_ms:
+                continue  # observed before the price held: never a step back
+            if held is not None and not streamed and self.source(symbol) == "stream":
+                volume = {"quote_volume": ticker.quote_volume}
+                self._latest[symbol] = held.model_copy(update=volume)
+                continue
+            self._latest[symbol] = at_mid(ticker)
+            self._received[symbol] = now
+            for woken in self._waiters.pop(symbol, ()):
+                if not woken.done():
+                    woken.set_result(None)
 
     def _polled(self) -> list[str]:
         """The symbols this cycle fetches: those the stream does not vouch for, and all of
@@ -236,4 +273,6 @@ class MarketHub:
                     self.last_error = None
                     self.cycles += 1
                     await self._publish(tickers)
+                    if self.stream is not None:
+                        self.stream.check(tickers)  # a silent connection REST sees moving
             await asyncio.sleep(delay)

@@ -47,6 +47,15 @@ def recording(ages: list[tuple[D, float | None]], hub: MarketHub, until_last: D)
     return see
 
 
+async def on_stream(
+    hub: MarketHub, stream: AsyncIterator[Ticker], symbol: str = "BTC/USDT"
+) -> None:
+    """Until the stream vouches for the symbol, and a REST poll in flight has landed."""
+    await until(stream, lambda t: True)
+    await eventually(lambda: hub.source(symbol) == "stream")
+    await asyncio.sleep(0.3)
+
+
 def rest_requests(srv: SimServer) -> int:
     return srv.stats[TICKERS] + srv.stats["GET /api/v3/ticker/bookTicker"]
 
@@ -130,9 +139,7 @@ async def test_a_stale_price_is_never_handed_over_and_the_wait_is_told(tmp_path)
         waits: list[PriceWait] = []
         try:
             async with hub.subscription("BTC/USDT", on_wait=waits.append) as btc:
-                await until(btc, lambda t: True)
-                await eventually(lambda: hub.source("BTC/USDT") == "stream")
-                await asyncio.sleep(0.3)  # a REST poll already in flight may still land
+                await on_stream(hub, btc)
                 srv.streams.stall(4.0)
                 stalled = asyncio.get_running_loop().time()
                 srv.set_price("BTC/USDT", D("95"))
@@ -155,9 +162,7 @@ async def test_a_stall_falls_back_to_rest_after_the_stall_limit(tmp_path):
         hub = MarketHub(ex, poll_interval_s=0.05, max_price_age_s=5.0, stream_stall_s=1.0)
         try:
             async with hub.subscription("BTC/USDT") as btc:
-                await until(btc, lambda t: True)
-                await eventually(lambda: hub.source("BTC/USDT") == "stream")
-                await asyncio.sleep(0.3)  # a REST poll already in flight may still land
+                await on_stream(hub, btc)
                 srv.streams.stall(60.0)
                 srv.set_price("BTC/USDT", D("96"))
                 await until(btc, lambda t: t.last == D("96"))  # by REST, the stream silent
@@ -187,5 +192,146 @@ async def test_stream_down_and_rest_failing_waits_and_says_why(tmp_path):
                 await watching
             assert all(age is not None and age <= 1.0 + 0.1 for _, age in ages), ages
             assert "stream down" in waits[-1].detail and "REST" in waits[-1].detail
+        finally:
+            await hub.stop()
+
+
+async def test_an_older_rest_price_never_overwrites_a_newer_streamed_one(tmp_path):
+    # A REST ticker that observed the book before the stream moved, answered after it.
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=2.0, volume_refresh_s=0.2)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                srv.faults.add(FaultRule(endpoint="*", kind="accept_then_hang", seconds=1.0))
+                asked = rest_requests(srv)
+                await eventually(lambda: rest_requests(srv) > asked)  # the refresh, at 100
+                srv.set_price("BTC/USDT", D("97"))  # the stream pushes it at once
+                await until(btc, lambda t: t.last == D("97"))
+                seen: list[Ticker] = []
+                stop = asyncio.get_running_loop().time() + 2.0  # the old answer lands meanwhile
+
+                def record(t: Ticker) -> bool:
+                    seen.append(t)
+                    return asyncio.get_running_loop().time() > stop
+
+                await until(btc, record)
+                assert len(srv.faults.fired) == 1
+                assert {t.last for t in seen} == {D("97")}, [t.last for t in seen]
+                assert [t.ts_ms for t in seen] == sorted({t.ts_ms for t in seen})
+                # Pricing an order goes through the same rule: the newer streamed price.
+                assert (await hub.ticker("BTC/USDT")).last == D("97")
+        finally:
+            await hub.stop()
+
+
+async def test_an_empty_book_side_on_the_stream_is_never_a_price(tmp_path):
+    # Binance shows an empty side as "b":"0.00000000": its mid would be a fake -50 %.
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=2.0)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                sent = srv.streams.frames_sent
+                srv.streams.empty_side("BTC/USDT", "bid")
+                seen: list[Ticker] = []
+                stop = asyncio.get_running_loop().time() + 1.5
+
+                def record(t: Ticker) -> bool:
+                    seen.append(t)
+                    return asyncio.get_running_loop().time() > stop
+
+                await until(btc, record)
+                assert srv.streams.frames_sent > sent  # the empty side went out
+                assert all(0 < t.bid <= t.ask and t.last == D("100") for t in seen), seen
+                # The stream no longer vouches for the symbol: REST prices it meanwhile.
+                assert hub.source("BTC/USDT") == "rest"
+                srv.set_price("BTC/USDT", D("99"))
+                await until(btc, lambda t: t.last == D("99"))
+                srv.streams.faults.clear()
+                srv.set_price("BTC/USDT", D("98"))
+                await until(btc, lambda t: t.last == D("98"))
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+        finally:
+            await hub.stop()
+
+
+async def test_a_restarted_hub_streams_again(tmp_path):
+    # Both mode stops the hub with the legacy engine and starts it again.
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=1.0)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                await asyncio.wait_for(hub.stop(), 10)
+                assert hub.source("BTC/USDT") == "rest"  # nothing streams while stopped
+                await hub.start()
+                srv.set_price("BTC/USDT", D("97"))
+                await until(btc, lambda t: t.last == D("97"))
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+        finally:
+            await hub.stop()
+
+
+async def test_a_new_symbol_is_subscribed_without_unvouching_the_others(tmp_path):
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=2.0)
+        sources: list[str] = []
+
+        async def sample() -> None:
+            while True:
+                sources.append(hub.source("BTC/USDT"))
+                await asyncio.sleep(0.01)
+
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                sampling = asyncio.create_task(sample())
+                async with hub.subscription("ADA/BTC") as ada:
+                    await on_stream(hub, ada, "ADA/BTC")
+                sampling.cancel()
+            assert set(sources) == {"stream"}  # BTC never fell back to REST meanwhile
+            [conn] = srv.streams.conns.values()
+            assert [m for m, _ in conn.methods] == ["SUBSCRIBE", "SUBSCRIBE"]  # no UNSUBSCRIBE
+        finally:
+            await hub.stop()
+
+
+async def test_a_silent_connection_is_redialled_when_rest_sees_the_book_move(tmp_path):
+    # A half-open socket: open, no error, no frames. REST takes over, then the stream
+    # is dialled anew (after SILENT_FACTOR x stall_s and the chunk's first backoff).
+    async with sim_and_adapter(tmp_path, streams=True) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=0.5)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await on_stream(hub, btc)
+                assert srv.streams.silence() == 1
+                srv.set_price("BTC/USDT", D("97"))
+                await until(btc, lambda t: t.last == D("97"))  # by REST
+                await eventually(lambda: hub.source("BTC/USDT") == "stream", timeout=20)
+                assert srv.streams.connects == 2 and hub.stream and hub.stream.redials == 1
+                srv.set_price("BTC/USDT", D("96"))
+                await until(btc, lambda t: t.last == D("96"))
+        finally:
+            await hub.stop()
+
+
+async def test_a_quiet_book_falls_to_rest_and_is_never_redialled(tmp_path):
+    # As on Binance, no frame while the book stands still (the sim's idle push off): after
+    # stall_s REST prices the symbol; REST agrees with the last frame, so no redial.
+    quiet = {"stream_idle_push_s": 3600.0}
+    async with sim_and_adapter(tmp_path, streams=True, sim=quiet) as (srv, ex):
+        hub = MarketHub(ex, poll_interval_s=0.05, stream_stall_s=0.5)
+        try:
+            async with hub.subscription("BTC/USDT") as btc:
+                await until(btc, lambda t: True)
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+                await eventually(lambda: hub.source("BTC/USDT") == "rest")
+                await asyncio.sleep(6.0)  # past 3 x stall_s and the first redial backoff
+                assert hub.stream and hub.stream.redials == 0 and srv.streams.connects == 1
+                srv.set_price("BTC/USDT", D("97"))  # a frame: the stream vouches again
+                await until(btc, lambda t: t.last == D("97"))
+                await eventually(lambda: hub.source("BTC/USDT") == "stream")
+                assert hub.stream.redials == 0
         finally:
             await hub.stop()

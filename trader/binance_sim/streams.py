@@ -16,19 +16,23 @@ a stalled stream. The server pings every 20 s (Binance does; ccxt answers).
 Faults (``faults``; admin routes ``/_sim/streams/...``): ``disconnect`` drops every
 connection (or those carrying one symbol) and may refuse new ones for a while; ``stall``
 keeps connections open but sends no frames for N s (replies to messages still go);
-``delay`` holds every frame N ms before it is sent.
+``silence`` leaves the open connections half-open for good (new ones are fine);
+``delay`` holds every frame N ms before it is sent; ``empty_side`` shows one side of a
+symbol's book empty (Binance sends ``"b":"0.00000000"``, ``"B":"0.00000000"``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -48,6 +52,7 @@ class StreamFaults:
     stall_until: dict[str | None, float] = field(default_factory=dict)
     delay_s: dict[str | None, float] = field(default_factory=dict)
     refuse_until: float = 0.0
+    empty: dict[str, str] = field(default_factory=dict)  # symbol -> "bid" / "ask"
 
     def stalled(self, symbol: str | None, now: float) -> bool:
         return any(self.stall_until.get(k, 0.0) > now for k in (None, symbol))
@@ -58,6 +63,7 @@ class StreamFaults:
     def clear(self) -> None:
         self.stall_until.clear()
         self.delay_s.clear()
+        self.empty.clear()
         self.refuse_until = 0.0
 
 
@@ -72,6 +78,8 @@ class _Conn:
         self.pushed_at: dict[str, float] = {}
         self.outbox: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
         self.frames = 0
+        self.methods: list[tuple[str, int]] = []  # (method, how many names) per message
+        self.silent = False  # half-open: nothing more goes out, the socket stays open
 
     def carries(self, symbol: str | None) -> bool:
         return symbol is None or any(s in (None, symbol) for s in self.streams.values())
@@ -136,6 +144,13 @@ class StreamServer:
                 conn.request.transport.abort()
         return len(dropped)
 
+    def silence(self) -> int:
+        """Every open connection stays open but sends nothing more, ever (half-open);
+        new connections are fine. Returns how many went silent."""
+        for conn in self.conns.values():
+            conn.silent = True
+        return len(self.conns)
+
     def stall(self, seconds: float, symbol: str | None = None) -> None:
         self.faults.stall_until[symbol] = time.monotonic() + seconds
 
@@ -143,6 +158,11 @@ class StreamServer:
         self.faults.delay_s[symbol] = ms / 1000
 
     # --- pushing --------------------------------------------------------------------------
+    def empty_side(self, symbol: str, side: str = "bid") -> None:
+        """Show the symbol's ``side`` of the book empty from now on, pushed at once."""
+        self.faults.empty[symbol] = side
+        self.price_changed(symbol)
+
     def price_changed(self, symbol: str) -> None:
         """Push the symbol's new state now (event-driven: no cadence to wait for)."""
         for conn in self.conns.values():
@@ -160,7 +180,13 @@ class StreamServer:
 
     def _snap(self, symbol: str, cache: dict[str, Snapshot]) -> Snapshot:
         if symbol not in cache:
-            cache[symbol] = self.snapshot(symbol)
+            snap = self.snapshot(symbol)
+            empty = (Decimal(0), Decimal(0))
+            if (side := self.faults.empty.get(symbol)) == "bid":
+                snap = dataclasses.replace(snap, bid=empty)
+            elif side == "ask":
+                snap = dataclasses.replace(snap, ask=empty)
+            cache[symbol] = snap
         return cache[symbol]
 
     def _offer(self, conn: _Conn, cache: dict[str, Snapshot], *, only: str | None = None) -> None:
@@ -196,7 +222,7 @@ class StreamServer:
     def _send(self, conn: _Conn, name: str, payload: Any, symbol: str | None) -> None:
         now = time.monotonic()
         conn.pushed_at[name] = now
-        if self.faults.stalled(symbol, now):
+        if conn.silent or self.faults.stalled(symbol, now):
             return
         body = {"stream": name, "data": payload} if conn.combined else payload
         conn.outbox.put_nowait((now + self.faults.delay(symbol), json.dumps(body)))
@@ -252,6 +278,7 @@ class StreamServer:
             result = sorted(conn.streams)
         elif method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list):
             names = [str(p) for p in params]
+            conn.methods.append((method, len(names)))
             if method == "SUBSCRIBE":
                 error = self._subscribe(conn, names, strict=True)
             else:

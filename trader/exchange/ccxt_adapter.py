@@ -179,6 +179,10 @@ class CcxtExchange:
         markets = await self.load_markets()
         if unknown := [s for s in symbols if s not in markets]:
             raise BadSymbol(f"unknown symbol {unknown[0]!r} on {self.name}")
+        # Stamped with the request's start: an answer held up in flight (throttled, slow)
+        # must not look newer than a stream frame that arrived meanwhile (the hub orders
+        # prices by ``ts_ms``).
+        asked = int(time.time() * 1000)
         raw: dict[str, Any] = {}
         # One symbol: the single-ticker request, which exchanges weigh far less (Binance:
         # 2 against 80 for a symbols list) and ccxt's throttler lets through sooner.
@@ -193,10 +197,9 @@ class CcxtExchange:
         else:
             for symbol in symbols:
                 raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
-        now = int(time.time() * 1000)
         out = {}
         for symbol in symbols:
-            t = cv.ticker(symbol, raw[symbol], now) if symbol in raw else None
+            t = cv.ticker(symbol, raw[symbol], asked) if symbol in raw else None
             if t is not None:
                 out[symbol] = self._last[symbol] = t
         return out
@@ -218,7 +221,9 @@ class CcxtExchange:
                 )
 
     # --- streams (ccxt.pro) --------------------------------------------------------------
-    async def watch_books(self, symbols: list[str], *, connection: int = 0) -> dict[str, Ticker]:
+    async def watch_books(
+        self, symbols: list[str], *, connection: int = 0
+    ) -> dict[str, Ticker | None]:
         """The next top-of-book updates of ``symbols`` (see ``BookStreams.watch``).
 
         Raises:
@@ -227,6 +232,10 @@ class CcxtExchange:
         """
         await self.load_markets()
         return await self._books.watch(symbols, connection=connection)
+
+    async def reconnect_books(self, connection: int) -> None:
+        """Close stream connection ``connection`` (a silent one): the next watch redials."""
+        await self._books.reconnect(connection)
 
     async def unwatch_books(self, symbols: list[str]) -> None:
         """End the subscription of exactly this list (as ``watch_books`` was given it)."""

@@ -34,7 +34,7 @@ class BookStreams:
             self._ws.set_markets(*self._markets())
         return self._ws
 
-    async def watch(self, symbols: list[str], *, connection: int) -> dict[str, Ticker]:
+    async def watch(self, symbols: list[str], *, connection: int) -> dict[str, Ticker | None]:
         """Wait for the next update of any of ``symbols`` (one subscription of the whole
         list, on stream connection number ``connection``) and return every symbol whose
         book changed since the last call: a watch returns the frame that woke it, and
@@ -42,7 +42,9 @@ class BookStreams:
 
         A ticker's ``last`` is the mid of bid and ask (a book stream carries no trades), its
         24 h volume the last ticker request's (a book stream has none), ``ts_ms`` the time
-        it was read (as for a ticker request).
+        it was read (as for a ticker request). Bid and ask are the frame's exact strings
+        (``info``: ``b``, ``a``), not ccxt's floats; a book that is not ``0 < bid <= ask``
+        (Binance sends ``"b":"0.00000000"`` for an empty side) maps to None: no price.
         """
         ws = self._client()
         # ccxt gives every new subscription set a new connection (a round robin over
@@ -52,14 +54,16 @@ class BookStreams:
         by_hash.setdefault("bookTicker::" + ",".join(symbols), str(connection))
         await self._call(ws.watch_bids_asks(symbols), client=ws)
         now = int(time.time() * 1000)
-        out = {}
+        out: dict[str, Ticker | None] = {}
         for symbol in symbols:
             raw = ws.bidsasks.get(symbol)
             if raw is None or raw is self._seen.get(symbol):
                 continue
             self._seen[symbol] = raw
-            bid, ask = cv.dec(raw.get("bid")), cv.dec(raw.get("ask"))
-            if bid is None or ask is None:
+            info = raw.get("info") or {}
+            bid, ask = cv.dec(info.get("b", raw.get("bid"))), cv.dec(info.get("a", raw.get("ask")))
+            if bid is None or ask is None or not 0 < bid <= ask:
+                out[symbol] = None
                 continue
             before = self._last.get(symbol)
             volume = before.quote_volume if before is not None else Decimal(0)
@@ -72,6 +76,15 @@ class BookStreams:
                 quote_volume=volume,
             )
         return out
+
+    async def reconnect(self, connection: int) -> None:
+        """Close stream connection ``connection``: the next watch on it dials anew."""
+        if self._ws is None:
+            return
+        for url, client in list(self._ws.clients.items()):
+            if url.rstrip("/").endswith(f"/{connection}"):
+                self._ws.clients.pop(url, None)
+                await client.close()
 
     async def unwatch(self, symbols: list[str]) -> None:
         if self._ws is not None:

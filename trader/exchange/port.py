@@ -105,10 +105,12 @@ class BookStream(Protocol):
     streams: bool
     """False: the stream is switched off (``MARKET_STREAMS``) or the exchange has none."""
 
-    async def watch_books(self, symbols: list[str], *, connection: int = 0) -> dict[str, Ticker]:
+    async def watch_books(
+        self, symbols: list[str], *, connection: int = 0
+    ) -> dict[str, Ticker | None]:
         """Wait for the next update of any of ``symbols`` (one subscription of the list on
         stream connection ``connection``); every symbol whose book changed since the
-        last call.
+        last call (None: its book is empty or crossed now, no price).
 
         Raises:
             RetryableExchangeError: the connection failed or dropped.
@@ -117,4 +119,8 @@ class BookStream(Protocol):
 
     async def unwatch_books(self, symbols: list[str]) -> None:
         """End the subscription of this list."""
+        ...
+
+    async def reconnect_books(self, connection: int) -> None:
+        """Close stream connection ``connection``; the next watch on it dials anew."""
         ...
