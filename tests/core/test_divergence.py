@@ -392,3 +392,15 @@ def test_the_ledger_s_two_reads_are_two_divergences():
         dv.ledger_unavailable("ledger dust", "x"),
     )
     assert trades.key != dust.key
+
+
+def test_a_standing_surplus_keeps_its_key_while_positions_open_and_close():
+    """Coins of the operator's own (found in a 10-minute demo run: 10,000 BTC on the paper
+    account) are one divergence, not a new one each time a trade opens or closes."""
+    flat = view(coin())
+    holding = view(coin(Phase.POSITION, amount="0.0015"))
+    keys = {
+        dv.compare_exchange(flat, account({"BTC": "10000"}), engine="fsm")[0].key,
+        dv.compare_exchange(holding, account({"BTC": "10000.0015"}), engine="fsm")[0].key,
+    }
+    assert len(keys) == 1

@@ -61,12 +61,12 @@ def _one(kind: DivergenceKind, sym: str, what: str, **values: str) -> Divergence
     return Divergence(kind=kind, symbol=sym, detail=f"{sym}: {what}", values=values)
 
 
-def _bucket(diff: Decimal, held: Decimal) -> str:
-    """The difference relative to what is held, as a power of two: a shortfall that grows
-    (one step, then half of it) is a new divergence; one that wobbles is the same."""
-    if held <= 0:
-        return "nothing-held"
-    return f"2^{int((diff / held).ln() / Decimal(2).ln() // 1)}"
+def _bucket(diff: Decimal) -> str:
+    """The difference itself as a power of two: a shortfall that grows (one step, then
+    half the position) is a new divergence; one that wobbles is the same, and so is a
+    standing surplus while positions open and close (relative to what is held, it jumped
+    buckets with every trade)."""
+    return f"2^{int(diff.ln() / Decimal(2).ln() // 1)}"
 
 
 def compare_exchange(
@@ -164,7 +164,7 @@ def _balances(
                 detail=f"{base}: the {engine} engine holds {_t(held)} (positions: {holding}), "
                 f"{what}: {_t(balance)}",
                 values={"exchange": _t(balance), engine: _t(held)},
-                fingerprint=_bucket(abs(balance - held), held),
+                fingerprint=_bucket(abs(balance - held)),
             )
         )
     return out
