@@ -154,7 +154,8 @@ async def _client(settings: Settings, *, runs_worker: bool = False) -> Client:
 
 
 async def main(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    # The FSM side's queues are its own when it is the shadow (hybrid.fsm_settings).
+    settings = hybrid.fsm_settings(load_settings(args.config))
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -181,7 +182,7 @@ async def main(args: argparse.Namespace) -> int:
             await exchange.close()
     client = await _client(settings, runs_worker=args.command == "start" and not args.no_worker)
     if settings.effective_mode == "both" and args.command == "start":
-        fsm_simulated = simulated or hybrid.is_shadow(settings, hybrid.FSM)
+        fsm_simulated = await both.fsm_simulated(settings, exchange_simulated=simulated)
         await both.refuse_other_role(client, settings, simulated=fsm_simulated)
     if settings.effective_mode == "both" and args.command != "start":
         return await _both(args, settings, client)

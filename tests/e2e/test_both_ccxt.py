@@ -21,13 +21,14 @@ from tests.e2e.helpers import (
     binance_config,
     kill,
     run,
+    spawn,
     start_sim,
-    terminate_queue,
     wait_state,
     wait_until,
 )
 from tests.e2e.test_both import Both, orders_in
 from trader.binance_sim.control import SimControl
+from trader.contracts import STATUS_MEMO_KEY, StatusMemo
 from trader.core import ids
 from trader.core.phases import Phase
 from trader.core.state import CoinState
@@ -122,7 +123,7 @@ async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps
         finally:
             both.kill()
             kill(sim_proc)
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
 
     by_engine = {t.engine: t for t in trades}
     assert sorted(by_engine) == ["fsm", "legacy"], trades  # one trade each, none doubled
@@ -170,7 +171,7 @@ async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_pa
         finally:
             both.kill()
             kill(sim_proc)
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
     assert swapped.returncode == 2, swapped.stdout[-1500:] + swapped.stderr[-1500:]
     # Refused before anything starts: the workflow named, no worker ran it on the real
     # account (its reconcile would have written the simulated position off).
@@ -221,8 +222,46 @@ async def test_both_force_exit_and_stop_reach_primary_and_shadow(dev_env, tmp_pa
         finally:
             both.kill()
             kill(sim_proc)
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
     assert sorted(t.engine for t in trades) == ["fsm", "legacy"]
     assert {t.exit_reason for t in trades} == {"force_exit"}
     assert [o["side"] for o in orders] == ["buy", "sell"]  # the primary's only
     assert {o["client_order_id"] for o in orders} == {c for c, _ in both.placed()["fsm"]}
+
+
+async def test_a_live_worker_on_the_task_queue_never_runs_the_fsm_shadow(
+    dev_env, tmp_path: Path
+) -> None:
+    """The FSM shadows (legacy primary) and an extra ``python worker.py`` configured live
+    (``FSM_MODE=fsm``) polls the deployment's ``TASK_QUEUE``: the shadow's workflows are on
+    queues of their own, so the live worker never warms one up (it would learn
+    ``simulated=false``) nor sends its buy to the server."""
+    client, symbol = dev_env.client, "ADA/USDT"
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
+    wf_id = ids.workflow_id_for("binance", symbol)
+    live_env = {**SIM_KEYS, "FSM_MODE": "fsm"}
+    async with SimControl(url) as sim:
+        try:
+            both.procs.append(
+                spawn("worker.py", "--config", str(both.cfg), env=live_env, log=tmp_path / "w.log")
+            )
+            both.start()
+            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+            desc = await client.get_workflow_handle(wf_id).describe()
+            memo = await desc.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
+            await sim.set_price(symbol, "149")
+            fsm_held = await wait_state(
+                client, wf_id, lambda s: s.phase is Phase.POSITION, timeout=120, what="FSM buy"
+            )
+            legacy_held = both.wait_legacy(lambda s: s.phase is Phase.POSITION, "legacy buy")
+            orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await both.terminate(client)
+    assert desc.task_queue == f"{both.queue}-shadow"
+    assert memo is not None and memo.simulated and fsm_held.simulated
+    # The server: the legacy primary's buy only; the FSM's is in the shadow account.
+    assert [o["client_order_id"] for o in orders] == [legacy_held.trade.buy_client_order_id]
+    shadow_db = both.data / "shadow-fsm-binance.sqlite"
+    assert _orders_in(shadow_db) == [(fsm_held.trade.buy_client_order_id, "buy")]

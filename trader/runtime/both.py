@@ -103,6 +103,20 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
         await real.close()
 
 
+async def fsm_simulated(settings: Settings, *, exchange_simulated: bool | None = None) -> bool:
+    """Whether the FSM side trades a simulated account: its role, or a simulated exchange
+    (asked of a fresh client unless the caller knows), or no global trading."""
+    if hybrid.is_shadow(settings, hybrid.FSM) or not settings.global_trading:
+        return True
+    if exchange_simulated is None:
+        exchange = build_exchange(settings)
+        try:
+            exchange_simulated = exchange.simulated
+        finally:
+            await exchange.close()
+    return exchange_simulated
+
+
 class RoleChanged(ConfigError):
     """A symbol's workflow holds state of the other role (simulated vs real)."""
 
