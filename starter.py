@@ -180,6 +180,10 @@ async def main(args: argparse.Namespace) -> int:
             simulated = exchange.simulated or not settings.global_trading
         finally:
             await exchange.close()
+    if settings.effective_mode == "both" and args.command in legacy.CONTROLS:
+        # Temporal only when the FSM side's turn comes: a legacy primary gets its command
+        # even with no server (trader/runtime/both.py, control).
+        return await _both_control(args, settings)
     client = await _client(settings, runs_worker=args.command == "start" and not args.no_worker)
     if settings.effective_mode == "both" and args.command == "start":
         fsm_simulated = await both.fsm_simulated(settings, exchange_simulated=simulated)
@@ -259,11 +263,7 @@ def _print_stuck(rows: list[StuckSymbol], timeout: float) -> int:
 
 
 async def _both(args: argparse.Namespace, settings: Settings, client: Client) -> int:
-    """FSM_MODE=both: every command on both engines (trader/runtime/both.py)."""
-    if args.command in legacy.CONTROLS:
-        if args.wait <= 0:
-            raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
-        return await both.control(args, settings, client)
+    """FSM_MODE=both: status and stuck over both engines (trader/runtime/both.py)."""
     if args.command == "stuck":
         timeout = _stuck_timeout(args, settings)
         return _print_stuck(await both.stuck(settings, client, timeout_s=timeout), timeout)
@@ -276,6 +276,13 @@ async def _both(args: argparse.Namespace, settings: Settings, client: Client) ->
         stop=_stop_on_signals(),
     )
     return 0
+
+
+async def _both_control(args: argparse.Namespace, settings: Settings) -> int:
+    """FSM_MODE=both: an operator command to both engines, primary first."""
+    if args.wait <= 0:
+        raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
+    return await both.control(args, settings, functools.partial(_client, settings))
 
 
 async def _legacy(args: argparse.Namespace, settings: Settings) -> int:

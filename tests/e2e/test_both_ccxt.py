@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from tests.e2e.helpers import (
     SIM_KEYS,
     binance_config,
+    free_port,
     kill,
     run,
     spawn,
@@ -265,3 +266,38 @@ async def test_a_live_worker_on_the_task_queue_never_runs_the_fsm_shadow(
     assert [o["client_order_id"] for o in orders] == [legacy_held.trade.buy_client_order_id]
     shadow_db = both.data / "shadow-fsm-binance.sqlite"
     assert _orders_in(shadow_db) == [(fsm_held.trade.buy_client_order_id, "buy")]
+
+
+async def test_a_force_exit_reaches_a_legacy_primary_with_no_temporal(
+    dev_env, tmp_path: Path
+) -> None:
+    """The legacy primary holds; the operator's ``force-exit`` is given where Temporal does
+    not answer (an address nothing listens on): the primary still sells at the server, its
+    answer first, and the FSM side's line says it was not reached (exit 2)."""
+    client, symbol = dev_env.client, "DOT/USDT"
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
+    wf_id = ids.workflow_id_for("binance", symbol)
+    async with SimControl(url) as sim:
+        try:
+            both.start()
+            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+            await sim.set_price(symbol, "149")
+            both.wait_legacy(lambda s: s.phase is Phase.POSITION, "legacy buy")
+            no_server = {**both.env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+            forced = run(
+                "starter.py", "force-exit", symbol, "--config", str(both.cfg), env=no_server
+            )
+            [trade] = both.wait_trades(1)
+            orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await both.terminate(client)
+    out = forced.stdout
+    assert forced.returncode == 2, out + forced.stderr
+    lines = out.splitlines()
+    assert lines[0].startswith(f"legacy (primary): {symbol}: accepted in position"), out
+    assert lines[1].startswith("fsm (shadow, simulated): not reached"), out
+    assert "Traceback" not in forced.stderr
+    assert (trade.engine, trade.exit_reason, trade.simulated) == ("legacy", "force_exit", False)
+    assert [o["side"] for o in orders] == ["buy", "sell"]  # the legacy primary's
