@@ -77,6 +77,13 @@ def _on_server(
     return sim_proc, url, both
 
 
+async def _start_and_dip(both: Both, client: Client, sim: SimControl, wf_id: str) -> None:
+    """Start the deployment; once both sides are anchored, the price 0.67 % below: both buy."""
+    both.start()
+    await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+    await sim.set_price(both.symbol, "149")
+
+
 @pytest.mark.parametrize("primary", ["fsm", "legacy"])
 async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps_both(
     dev_env, tmp_path: Path, primary: str
@@ -154,9 +161,7 @@ async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_pa
     wf_id = ids.workflow_id_for("binance", symbol)
     async with SimControl(url) as sim:
         try:
-            both.start()
-            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
-            await sim.set_price(symbol, "149")
+            await _start_and_dip(both, client, sim, wf_id)
             await wait_state(
                 client, wf_id, lambda s: s.phase is Phase.POSITION, timeout=120, what="FSM buy"
             )
@@ -279,9 +284,7 @@ async def test_a_force_exit_reaches_a_legacy_primary_with_no_temporal(
     wf_id = ids.workflow_id_for("binance", symbol)
     async with SimControl(url) as sim:
         try:
-            both.start()
-            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
-            await sim.set_price(symbol, "149")
+            await _start_and_dip(both, client, sim, wf_id)
             both.wait_legacy(lambda s: s.phase is Phase.POSITION, "legacy buy")
             no_server = {**both.env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
             forced = run(
