@@ -35,6 +35,7 @@ from trader.core.phases import Phase
 from trader.core.state import CoinState
 from trader.ledger import read_ledger
 from trader.runtime.hybrid import LEGACY_LINEAGE_PREFIX
+from trader.telegram_sim import FakeBotApi
 
 pytestmark = pytest.mark.e2e
 
@@ -304,3 +305,51 @@ async def test_a_force_exit_reaches_a_legacy_primary_with_no_temporal(
     assert "Traceback" not in forced.stderr
     assert (trade.engine, trade.exit_reason, trade.simulated) == ("legacy", "force_exit", False)
     assert [o["side"] for o in orders] == ["buy", "sell"]  # the legacy primary's
+
+
+async def test_telegram_forceexit_reaches_a_legacy_primary_first(dev_env, tmp_path: Path) -> None:
+    """``/forceexit`` from the chat in both mode with the legacy primary: the primary sells at
+    the server (its answer first), the FSM shadow in its account (its answer after)."""
+    client, symbol, chat = dev_env.client, "LINK/USDT", "5150515"
+    with FakeBotApi() as bot:
+        sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
+        both.env |= {
+            "TELEGRAM_TOKEN": "606060:E2E-tok",
+            "TELEGRAM_CHAT_IDS": chat,
+            "TELEGRAM_API_URL": bot.url,
+        }
+        wf_id = ids.workflow_id_for("binance", symbol)
+        async with SimControl(url) as sim:
+            try:
+                await _start_and_dip(both, client, sim, wf_id)
+                await both.wait_both(client, wf_id, lambda s: s.phase is Phase.POSITION, "a buy")
+                both.procs.append(
+                    spawn(
+                        "starter.py",
+                        "telegram",
+                        "--config",
+                        str(both.cfg),
+                        env=both.env,
+                        log=tmp_path / "bot.log",
+                    )
+                )
+                bot.inject(chat, f"/forceexit {symbol}")
+                answer: str = wait_until(
+                    lambda: next((t for t in bot.texts(chat) if "(primary): " in t), None),
+                    timeout=60,
+                    what="the answer to /forceexit",
+                )
+                trades = both.wait_trades(2)
+                orders = await sim.orders()
+            finally:
+                both.kill()
+                kill(sim_proc)
+                await both.terminate(client)
+    primary, shadow = answer.splitlines()
+    assert primary.startswith(f"legacy (primary): {symbol}: accepted in position"), answer
+    assert shadow.startswith(f"fsm (shadow, simulated): {symbol}: accepted in position"), answer
+    assert sorted((t.engine, t.exit_reason) for t in trades) == [
+        ("fsm", "force_exit"),
+        ("legacy", "force_exit"),
+    ]
+    assert [o["side"] for o in orders] == ["buy", "sell"]  # the legacy primary's, at the server

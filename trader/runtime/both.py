@@ -40,11 +40,6 @@ from trader.runtime.worker import run_worker
 log = logging.getLogger(__name__)
 
 
-def _label(settings: Settings, engine: str) -> str:
-    role = hybrid.roles(settings).role(engine)
-    return f"{engine} ({role}{', simulated' if role == 'shadow' else ''})"
-
-
 async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> None:
     """Run the worker and the legacy engine until ``stop`` is set. The operator's ``stop``
     ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C."""
@@ -60,8 +55,8 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
     path = settings.phase_log_path()
     shadow = hybrid.is_shadow(settings, hybrid.LEGACY)
     print(
-        f"FSM_MODE=both on {real.name}: {_label(settings, hybrid.FSM)}, "
-        f"{_label(settings, hybrid.LEGACY)}",
+        f"FSM_MODE=both on {real.name}: {hybrid.label(settings, hybrid.FSM)}, "
+        f"{hybrid.label(settings, hybrid.LEGACY)}",
         flush=True,
     )
     try:
@@ -156,7 +151,7 @@ async def refuse_other_role(client: Client, settings: Settings, *, simulated: bo
         foreign.append(f"{wf_id} ({was}, {held})")
     if foreign:
         raise RoleChanged(
-            f"FSM_MODE=both: the FSM side is {now} now ({_label(settings, hybrid.FSM)}), but "
+            f"FSM_MODE=both: the FSM side is {now} now ({hybrid.label(settings, hybrid.FSM)}), but "
             f"{'; '.join(foreign)}. Settle them in their role first (`python starter.py stop "
             "--close-positions` with the previous HYBRID_PRIMARY), or give this run its own "
             "TASK_QUEUE/DATA_DIR (docs/migration.md, Changing roles)"
@@ -183,7 +178,7 @@ async def control(args: argparse.Namespace, settings: Settings, connect: Connect
         side_code, lines = await sides[engine]()
         code = max(code, side_code)
         for line in lines:
-            print(f"{_label(settings, engine)}: {line}", flush=True)
+            print(f"{hybrid.label(settings, engine)}: {line}", flush=True)
     return code
 
 
@@ -254,7 +249,7 @@ async def status(
             hybrid.LEGACY: legacy.legacy_rows(settings),
         }
         return [
-            build_table(r, show_idle=show_idle, title=_label(settings, engine))
+            build_table(r, show_idle=show_idle, title=hybrid.label(settings, engine))
             for engine, r in rows.items()
         ]
 

@@ -57,6 +57,12 @@ def roles(settings: Settings) -> Roles:
     return Roles(primary=LEGACY if mode == LEGACY else FSM, shadow=None)
 
 
+def label(settings: Settings, engine: str) -> str:
+    """How both mode names a side in its answers and tables: ``legacy (shadow, simulated)``."""
+    role = roles(settings).role(engine)
+    return f"{engine} ({role}{', simulated' if role == 'shadow' else ''})"
+
+
 def is_both(settings: Settings) -> bool:
     return settings.effective_mode == "both"
 
