@@ -9,7 +9,8 @@ python starter.py pause|resume|reconcile [SYMBOLS], stop [--close-positions]
                                        asks the running engine through its data dir;
                                        FSM_MODE=both: primary and shadow, docs/migration.md)
 python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
-python starter.py profit [--since 7d] [--symbol S] [--json]   realized PnL from the ledger
+python starter.py profit [--since 7d] [--symbol S] [--json] [--simulated] [--engine E]
+                                       realized PnL from the ledger (real rows by default)
 
 --config FILE goes before or after the command (python starter.py status --config FILE).
 """

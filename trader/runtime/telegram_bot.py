@@ -213,7 +213,8 @@ class CommandBot:
         # The figures of ``starter.py profit`` (one implementation), in a chat's shape.
         p = await ledger_profit.load(self.settings.ledger_target, since=since)
         if not p.symbols:
-            return "no closed trades" + ("" if since is None else " in that period")
+            period = "" if since is None else " in that period"
+            return f"no closed trades{period} ({p.counted})"
         return ledger_profit.to_message(p)
 
     async def _force_exit(self, target: str) -> str:
