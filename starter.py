@@ -9,7 +9,8 @@ python starter.py pause|resume|reconcile [SYMBOLS], stop [--close-positions]
                                        asks the running engine through its data dir;
                                        FSM_MODE=both: primary and shadow, docs/migration.md)
 python starter.py backtest --data DIR  replay OHLCV candles through the rules (no Temporal)
-python starter.py profit [--since 7d] [--symbol S] [--json]   realized PnL from the ledger
+python starter.py profit [--since 7d] [--symbol S] [--json] [--simulated] [--engine E]
+                                       realized PnL from the ledger (real rows by default)
 
 --config FILE goes before or after the command (python starter.py status --config FILE).
 """
@@ -154,7 +155,8 @@ async def _client(settings: Settings, *, runs_worker: bool = False) -> Client:
 
 
 async def main(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    # The FSM side's queues are its own when it is the shadow (hybrid.fsm_settings).
+    settings = hybrid.fsm_settings(load_settings(args.config))
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -179,9 +181,13 @@ async def main(args: argparse.Namespace) -> int:
             simulated = exchange.simulated or not settings.global_trading
         finally:
             await exchange.close()
+    if settings.effective_mode == "both" and args.command in legacy.CONTROLS:
+        # Temporal only when the FSM side's turn comes: a legacy primary gets its command
+        # even with no server (trader/runtime/both.py, control).
+        return await _both_control(args, settings)
     client = await _client(settings, runs_worker=args.command == "start" and not args.no_worker)
     if settings.effective_mode == "both" and args.command == "start":
-        fsm_simulated = simulated or hybrid.is_shadow(settings, hybrid.FSM)
+        fsm_simulated = await both.fsm_simulated(settings, exchange_simulated=simulated)
         await both.refuse_other_role(client, settings, simulated=fsm_simulated)
     if settings.effective_mode == "both" and args.command != "start":
         return await _both(args, settings, client)
@@ -258,11 +264,7 @@ def _print_stuck(rows: list[StuckSymbol], timeout: float) -> int:
 
 
 async def _both(args: argparse.Namespace, settings: Settings, client: Client) -> int:
-    """FSM_MODE=both: every command on both engines (trader/runtime/both.py)."""
-    if args.command in legacy.CONTROLS:
-        if args.wait <= 0:
-            raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
-        return await both.control(args, settings, client)
+    """FSM_MODE=both: status and stuck over both engines (trader/runtime/both.py)."""
     if args.command == "stuck":
         timeout = _stuck_timeout(args, settings)
         return _print_stuck(await both.stuck(settings, client, timeout_s=timeout), timeout)
@@ -275,6 +277,13 @@ async def _both(args: argparse.Namespace, settings: Settings, client: Client) ->
         stop=_stop_on_signals(),
     )
     return 0
+
+
+async def _both_control(args: argparse.Namespace, settings: Settings) -> int:
+    """FSM_MODE=both: an operator command to both engines, primary first."""
+    if args.wait <= 0:
+        raise ConfigError(f"--wait must be > 0 seconds, got {args.wait:g}")
+    return await both.control(args, settings, functools.partial(_client, settings))
 
 
 async def _legacy(args: argparse.Namespace, settings: Settings) -> int:

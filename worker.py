@@ -16,6 +16,7 @@ from pathlib import Path
 
 from trader.config import global_options, load_settings
 from trader.core.errors import TraderError
+from trader.runtime import both, hybrid
 from trader.runtime.client import (
     connect,
     default_identity,
@@ -27,7 +28,7 @@ from trader.runtime.worker import run_worker
 
 
 async def main(config: Path | None) -> int:
-    settings = load_settings(config)
+    settings = hybrid.fsm_settings(load_settings(config))  # a shadow polls its own queues
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -40,6 +41,8 @@ async def main(config: Path | None) -> int:
         runtime=sdk_metrics_runtime(settings, identity),
     )
     await ensure_search_attributes(client)
+    if hybrid.is_both(settings):  # never adopt the other role's workflows (as starter.py)
+        await both.refuse_other_role(client, settings, simulated=await both.fsm_simulated(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,6 +30,9 @@ from trader.exchange.port import Exchange
 from trader.hub import MarketHub
 from trader.observe.metrics import TraderMetrics
 
+# The ApplicationError type of an order call refused for the other account's workflow.
+WRONG_ACCOUNT = "WrongAccount"
+
 
 class ExchangeActivities:
     """Activities that talk to one exchange account."""
@@ -59,6 +62,22 @@ class ExchangeActivities:
         if self.metrics is not None:
             self.metrics.exchange_error(activity.info().activity_type, err.type or "unknown")
         return err
+
+    def _same_account(self, simulated: bool | None, what: str) -> None:
+        """Refuse an order call for a workflow of the other account: a simulated (shadow,
+        dry-run) workflow's order run by a worker on the real exchange would be a real
+        order, and a live one's on a simulated account a fill that never happened. None:
+        a workflow older than the field, not checked."""
+        if simulated is None or simulated == self.exchange.simulated:
+            return
+        kinds = {True: "simulated", False: "real"}
+        raise ApplicationError(
+            f"{what}: the workflow trades a {kinds[simulated]} account, this worker's "
+            f"{self.exchange.name} is {kinds[self.exchange.simulated]}; refused (a worker "
+            "of the other role polls this task queue: docs/migration.md)",
+            type=WRONG_ACCOUNT,
+            non_retryable=True,
+        )
 
     @activity.defn(name=c.WARMUP)
     async def warmup(self, inp: c.WarmupInput) -> c.WarmupResult:
@@ -95,6 +114,7 @@ class ExchangeActivities:
         once absence is confirmed over the consistency window; a retry that knows the
         order's exchange id (an earlier attempt got the create's answer) only reads it.
         """
+        self._same_account(inp.simulated, inp.client_order_id)
         window = self._window(inp)
         progress = Progress.of(activity.info().heartbeat_details)
         try:
@@ -206,6 +226,7 @@ class ExchangeActivities:
     @activity.defn(name=c.CANCEL_ORDER)
     async def cancel_order(self, ref: c.OrderRef) -> Order:
         """Cancel if open; the final order (with whatever filled) either way."""
+        self._same_account(ref.simulated, ref.client_order_id)
         try:
             return await self.exchange.cancel_order(ref.symbol, ref.client_order_id)
         except ExchangeError as exc:
@@ -219,6 +240,7 @@ class ExchangeActivities:
         ``settle_seconds`` pass: an exchange's balance can lag a fill by a moment, and a
         shortfall reported on a stale read would write off coins the account does hold.
         """
+        self._same_account(inp.simulated, inp.client_order_id or inp.symbol)
         try:
             order = await self._reconciled_order(inp) if inp.client_order_id else None
             balance = await self._settled_balance(inp)

@@ -307,12 +307,18 @@ class PlaceOrderInput(_Msg):
     type: OrderType = OrderType.LIMIT
     time_in_force: TimeInForce = TimeInForce.IOC
     limit_offset_bps: Decimal | None = Decimal(0)
+    simulated: bool | None = None
+    """The account the workflow trades on (its warm-up's ``simulated``): the activity
+    refuses, non-retryably, on an exchange of the other kind. None (workflows older than
+    this field): not checked."""
 
 
 class OrderRef(_Msg):
     symbol: str
     client_order_id: str
     poll_interval_s: float = 0.5
+    simulated: bool | None = None
+    """As ``PlaceOrderInput.simulated`` (cancel_order checks it; wait_order only reads)."""
 
 
 class ReconcileInput(_Msg):
@@ -329,6 +335,8 @@ class ReconcileInput(_Msg):
     (workflows older than this field): the order query only."""
     side: OrderSide | None = None
     """The order's side (an unattributed trade on it may be the order); None: either."""
+    simulated: bool | None = None
+    """As ``PlaceOrderInput.simulated``."""
 
 
 class ReconcileResult(_Msg):

@@ -166,7 +166,11 @@ class TraderBase:
         """The current order in a final state: wait for it until the phase timeout (a
         workflow timer from when it was placed) or ``until``, then cancel what is left."""
         s = self.state
-        ref = c.OrderRef(symbol=s.symbol, client_order_id=s.trade.order.client_order_id or "")
+        ref = c.OrderRef(
+            symbol=s.symbol,
+            client_order_id=s.trade.order.client_order_id or "",
+            simulated=s.simulated,
+        )
         placed, self._last_order = self._last_order, None
         if placed is not None and placed.is_final:  # IOC/market: final when placed
             return placed
@@ -470,6 +474,7 @@ class TraderBase:
                 # The lists too, from the decision (the order is the trade's last one).
                 lists_since_ms=since_ms if client_order_id else None,
                 side=s.trade.order.side,
+                simulated=s.simulated,
             ),
             summary=summary,
         )

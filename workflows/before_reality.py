@@ -55,6 +55,7 @@ class BeforeReality(TraderBase):
             type=OrderType.LIMIT if on_ladder else OrderType.MARKET,
             time_in_force=TimeInForce.IOC,
             limit_offset_bps=ladder[s.trade.sell_attempt] if on_ladder else None,
+            simulated=s.simulated,
         )
         step = f"IOC -{ladder[s.trade.sell_attempt]}bps" if on_ladder else "market"
         try:
@@ -175,6 +176,7 @@ class BeforeReality(TraderBase):
                     symbol=s.symbol,
                     client_order_id=s.trade.order.client_order_id,
                     base=s.market.base,
+                    simulated=s.simulated,
                 ),
                 summary=f"reconcile {s.symbol}",
             )

@@ -260,6 +260,7 @@ class EntryPhases(Holdings):
             if p.buy_order_mode is BuyOrderMode.GTC
             else TimeInForce.IOC,
             limit_offset_bps=None if market_order else p.buy_limit_offset_bps,
+            simulated=s.simulated,
         )
         try:
             order = await self._exchange_call(

@@ -189,6 +189,7 @@ class ExitPhases(Holdings, BeforeReality):
             type=plan.order_type,
             time_in_force=TimeInForce.IOC,
             limit_offset_bps=plan.offset_bps,
+            simulated=s.simulated,
         )
         try:
             order = await self._exchange_call(

@@ -28,6 +28,7 @@ from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 
 CID = "dtpapertest000000000000000000000001"
+CID2 = "dtpapertest000000000000000000000002"
 WINDOW_S = 0.5
 
 
@@ -220,3 +221,29 @@ async def test_reconcile_reads_a_short_balance_again_before_reporting_it(paper):
     assert time.monotonic() - started >= 0.6
     assert rec.order is None and rec.base_balance == D("0.5")  # reported short, not padded
     assert beats and all(b == ["settling balance"] for b in beats)
+
+
+# --- the account check: a workflow's order calls on the other kind of account ----------------
+async def test_order_calls_of_a_live_workflow_are_refused_on_a_simulated_account(paper):
+    await paper.resting_buy()  # an open order the refused cancel must leave alone
+    live = {"simulated": False}
+    calls = [
+        (paper.acts.place_order, buy(cid=CID2).model_copy(update=live)),
+        (paper.acts.cancel_order, c.OrderRef(symbol="BTC/USDT", client_order_id=CID, **live)),
+        (
+            paper.acts.reconcile,
+            c.ReconcileInput(symbol="BTC/USDT", client_order_id=CID, base="BTC", **live),
+        ),
+    ]
+    for fn, arg in calls:
+        err = await paper.fails(fn, arg)
+        assert (err.type, err.non_retryable) == ("WrongAccount", True), fn.__name__
+        assert "real account" in str(err) and "simulated" in str(err)
+    [order] = await paper.exchange.fetch_open_orders("BTC/USDT")  # nothing placed or canceled
+    assert order.client_order_id == CID
+    # The workflow of this account's kind (and one older than the field) goes through.
+    same = c.OrderRef(symbol="BTC/USDT", client_order_id=CID, simulated=True)
+    assert (await paper.run(paper.acts.cancel_order, same)).status is OrderStatus.CANCELED
+    mine = buy(cid=CID2).model_copy(update={"simulated": True})
+    placed = await paper.run(paper.acts.place_order, mine)
+    assert placed.filled == D("0.5")

@@ -74,6 +74,14 @@ class Both:
         self.env = {**(env or {}), "FSM_MODE": "both", "HYBRID_PRIMARY": primary}
         self.procs: list[subprocess.Popen[bytes]] = []
 
+    @property
+    def fsm_queue(self) -> str:
+        """The FSM side's task queue: its own when it shadows (hybrid.fsm_settings)."""
+        return self.queue + ("-shadow" if self.shadow == "fsm" else "")
+
+    async def terminate(self, client: Client) -> None:
+        await terminate_queue(client, self.fsm_queue)
+
     def start(self) -> None:
         self.procs.append(
             spawn("starter.py", "--config", str(self.cfg), env=self.env, log=self.log)
@@ -214,7 +222,7 @@ async def test_both_on_paper(dev_env, tmp_path: Path, primary: str) -> None:
         both.kill()
     finally:
         both.kill()
-        await terminate_queue(client, both.queue)
+        await both.terminate(client)
     assert {t.trade_id for t in before} <= {t.trade_id for t in trades}
     by_id = {t.trade_id: t for t in trades}
     assert len(by_id) == len(trades)
@@ -258,7 +266,7 @@ async def test_both_telegram_hears_the_primary_only(dev_env, tmp_path: Path, pri
             wait_until(lambda: _exits(bot.texts()), timeout=60, what="an exit message")
         finally:
             both.kill()
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
         texts = bot.texts()
     trades = read_trades(both.data / "ledger.sqlite")
     mine = [t for t in trades if t.engine == primary]

@@ -19,20 +19,23 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from tests.e2e.helpers import (
     SIM_KEYS,
     binance_config,
+    free_port,
     kill,
     run,
+    spawn,
     start_sim,
-    terminate_queue,
     wait_state,
     wait_until,
 )
 from tests.e2e.test_both import Both, orders_in
 from trader.binance_sim.control import SimControl
+from trader.contracts import STATUS_MEMO_KEY, StatusMemo
 from trader.core import ids
 from trader.core.phases import Phase
 from trader.core.state import CoinState
 from trader.ledger import read_ledger
 from trader.runtime.hybrid import LEGACY_LINEAGE_PREFIX
+from trader.telegram_sim import FakeBotApi
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +76,13 @@ def _on_server(
         stop_loss_pct='"5"',
     )
     return sim_proc, url, both
+
+
+async def _start_and_dip(both: Both, client: Client, sim: SimControl, wf_id: str) -> None:
+    """Start the deployment; once both sides are anchored, the price 0.67 % below: both buy."""
+    both.start()
+    await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+    await sim.set_price(both.symbol, "149")
 
 
 @pytest.mark.parametrize("primary", ["fsm", "legacy"])
@@ -122,7 +132,7 @@ async def test_both_on_binance_primary_trades_shadow_simulates_and_restart_keeps
         finally:
             both.kill()
             kill(sim_proc)
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
 
     by_engine = {t.engine: t for t in trades}
     assert sorted(by_engine) == ["fsm", "legacy"], trades  # one trade each, none doubled
@@ -152,9 +162,7 @@ async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_pa
     wf_id = ids.workflow_id_for("binance", symbol)
     async with SimControl(url) as sim:
         try:
-            both.start()
-            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
-            await sim.set_price(symbol, "149")
+            await _start_and_dip(both, client, sim, wf_id)
             await wait_state(
                 client, wf_id, lambda s: s.phase is Phase.POSITION, timeout=120, what="FSM buy"
             )
@@ -170,7 +178,7 @@ async def test_both_refuses_to_swap_roles_over_a_shadow_position(dev_env, tmp_pa
         finally:
             both.kill()
             kill(sim_proc)
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
     assert swapped.returncode == 2, swapped.stdout[-1500:] + swapped.stderr[-1500:]
     # Refused before anything starts: the workflow named, no worker ran it on the real
     # account (its reconcile would have written the simulated position off).
@@ -221,8 +229,127 @@ async def test_both_force_exit_and_stop_reach_primary_and_shadow(dev_env, tmp_pa
         finally:
             both.kill()
             kill(sim_proc)
-            await terminate_queue(client, both.queue)
+            await both.terminate(client)
     assert sorted(t.engine for t in trades) == ["fsm", "legacy"]
     assert {t.exit_reason for t in trades} == {"force_exit"}
     assert [o["side"] for o in orders] == ["buy", "sell"]  # the primary's only
     assert {o["client_order_id"] for o in orders} == {c for c, _ in both.placed()["fsm"]}
+
+
+async def test_a_live_worker_on_the_task_queue_never_runs_the_fsm_shadow(
+    dev_env, tmp_path: Path
+) -> None:
+    """The FSM shadows (legacy primary) and an extra ``python worker.py`` configured live
+    (``FSM_MODE=fsm``) polls the deployment's ``TASK_QUEUE``: the shadow's workflows are on
+    queues of their own, so the live worker never warms one up (it would learn
+    ``simulated=false``) nor sends its buy to the server."""
+    client, symbol = dev_env.client, "ADA/USDT"
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
+    wf_id = ids.workflow_id_for("binance", symbol)
+    live_env = {**SIM_KEYS, "FSM_MODE": "fsm"}
+    async with SimControl(url) as sim:
+        try:
+            both.procs.append(
+                spawn("worker.py", "--config", str(both.cfg), env=live_env, log=tmp_path / "w.log")
+            )
+            both.start()
+            await both.wait_both(client, wf_id, _anchored, "anchored in IDLE")
+            desc = await client.get_workflow_handle(wf_id).describe()
+            memo = await desc.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
+            await sim.set_price(symbol, "149")
+            fsm_held = await wait_state(
+                client, wf_id, lambda s: s.phase is Phase.POSITION, timeout=120, what="FSM buy"
+            )
+            legacy_held = both.wait_legacy(lambda s: s.phase is Phase.POSITION, "legacy buy")
+            orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await both.terminate(client)
+    assert desc.task_queue == f"{both.queue}-shadow"
+    assert memo is not None and memo.simulated and fsm_held.simulated
+    # The server: the legacy primary's buy only; the FSM's is in the shadow account.
+    assert [o["client_order_id"] for o in orders] == [legacy_held.trade.buy_client_order_id]
+    shadow_db = both.data / "shadow-fsm-binance.sqlite"
+    assert _orders_in(shadow_db) == [(fsm_held.trade.buy_client_order_id, "buy")]
+
+
+async def test_a_force_exit_reaches_a_legacy_primary_with_no_temporal(
+    dev_env, tmp_path: Path
+) -> None:
+    """The legacy primary holds; the operator's ``force-exit`` is given where Temporal does
+    not answer (an address nothing listens on): the primary still sells at the server, its
+    answer first, and the FSM side's line says it was not reached (exit 2)."""
+    client, symbol = dev_env.client, "DOT/USDT"
+    sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
+    wf_id = ids.workflow_id_for("binance", symbol)
+    async with SimControl(url) as sim:
+        try:
+            await _start_and_dip(both, client, sim, wf_id)
+            both.wait_legacy(lambda s: s.phase is Phase.POSITION, "legacy buy")
+            no_server = {**both.env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+            forced = run(
+                "starter.py", "force-exit", symbol, "--config", str(both.cfg), env=no_server
+            )
+            [trade] = both.wait_trades(1)
+            orders = await sim.orders()
+        finally:
+            both.kill()
+            kill(sim_proc)
+            await both.terminate(client)
+    out = forced.stdout
+    assert forced.returncode == 2, out + forced.stderr
+    lines = out.splitlines()
+    assert lines[0].startswith(f"legacy (primary): {symbol}: accepted in position"), out
+    assert lines[1].startswith("fsm (shadow, simulated): not reached"), out
+    assert "Traceback" not in forced.stderr
+    assert (trade.engine, trade.exit_reason, trade.simulated) == ("legacy", "force_exit", False)
+    assert [o["side"] for o in orders] == ["buy", "sell"]  # the legacy primary's
+
+
+async def test_telegram_forceexit_reaches_a_legacy_primary_first(dev_env, tmp_path: Path) -> None:
+    """``/forceexit`` from the chat in both mode with the legacy primary: the primary sells at
+    the server (its answer first), the FSM shadow in its account (its answer after)."""
+    client, symbol, chat = dev_env.client, "LINK/USDT", "5150515"
+    with FakeBotApi() as bot:
+        sim_proc, url, both = _on_server(tmp_path, client, symbol, "legacy")
+        both.env |= {
+            "TELEGRAM_TOKEN": "606060:E2E-tok",
+            "TELEGRAM_CHAT_IDS": chat,
+            "TELEGRAM_API_URL": bot.url,
+        }
+        wf_id = ids.workflow_id_for("binance", symbol)
+        async with SimControl(url) as sim:
+            try:
+                await _start_and_dip(both, client, sim, wf_id)
+                await both.wait_both(client, wf_id, lambda s: s.phase is Phase.POSITION, "a buy")
+                both.procs.append(
+                    spawn(
+                        "starter.py",
+                        "telegram",
+                        "--config",
+                        str(both.cfg),
+                        env=both.env,
+                        log=tmp_path / "bot.log",
+                    )
+                )
+                bot.inject(chat, f"/forceexit {symbol}")
+                answer: str = wait_until(
+                    lambda: next((t for t in bot.texts(chat) if "(primary): " in t), None),
+                    timeout=60,
+                    what="the answer to /forceexit",
+                )
+                trades = both.wait_trades(2)
+                orders = await sim.orders()
+            finally:
+                both.kill()
+                kill(sim_proc)
+                await both.terminate(client)
+    primary, shadow = answer.splitlines()
+    assert primary.startswith(f"legacy (primary): {symbol}: accepted in position"), answer
+    assert shadow.startswith(f"fsm (shadow, simulated): {symbol}: accepted in position"), answer
+    assert sorted((t.engine, t.exit_reason) for t in trades) == [
+        ("fsm", "force_exit"),
+        ("legacy", "force_exit"),
+    ]
+    assert [o["side"] for o in orders] == ["buy", "sell"]  # the legacy primary's, at the server

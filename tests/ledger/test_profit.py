@@ -35,12 +35,28 @@ KNOWN = [
 def _known(i: int, symbol: str, net: str, ts: float) -> TradeRecord:
     fee = D("0.00000001") if symbol.endswith("BTC") else D("0.1")
     return trade(f"{symbol}:{i}", net, closed_ts=ts).model_copy(
-        update={"symbol": symbol, "entry_fee": fee, "exit_fee": 2 * fee}
+        update={"symbol": symbol, "entry_fee": fee, "exit_fee": 2 * fee, "simulated": False}
+    )
+
+
+def _write_off(symbol: str, cost: str, ts: float, *, simulated: bool = False) -> InventoryRecord:
+    return InventoryRecord(
+        record_id=f"w-{symbol}-{ts:g}",
+        symbol=symbol,
+        exchange="paper",
+        kind="inventory_write_off",
+        amount=D("1"),
+        cost=D(cost),
+        price=D(cost),
+        reason="gone",
+        decision_id=None,
+        ts=ts,
+        simulated=simulated,
     )
 
 
 async def _profit(
-    target: str | Path, capsys: pytest.CaptureFixture[str], **kw: str | None
+    target: str | Path, capsys: pytest.CaptureFixture[str], **kw: object
 ) -> dict[str, Any]:
     args = argparse.Namespace(**{"since": None, "symbol": None, "json": True, **kw})
     assert await run(args, target) == 0
@@ -52,20 +68,7 @@ async def test_profit_of_a_known_set_of_trades(
 ) -> None:
     for i, (symbol, net, ts) in enumerate(KNOWN):
         assert await store.record_trade(_known(i, symbol, net, ts))
-    await store.record_inventory(
-        InventoryRecord(
-            record_id="w1",
-            symbol="B/USDT",
-            exchange="paper",
-            kind="inventory_write_off",
-            amount=D("1"),
-            cost=D("0.5"),
-            price=D("1"),
-            reason="gone",
-            decision_id=None,
-            ts=450.0,
-        )
-    )
+    await store.record_inventory(_write_off("B/USDT", "0.5", 450.0))
     out = await _profit(ledger_target, capsys)
     rows = {r["name"]: r for r in out["symbols"] + out["totals"]}
     usdt = rows["total USDT"]
@@ -84,6 +87,47 @@ async def test_profit_of_a_known_set_of_trades(
     assert late["totals"][0]["realized_pnl"] == "9"
     only_b = await _profit(ledger_target, capsys, symbol="B/USDT")
     assert [(r["name"], r["trades"]) for r in only_b["totals"]] == [("total USDT", 2)]
+
+
+async def test_profit_counts_real_rows_unless_asked_for_the_simulated_ones(
+    store: LedgerStore, ledger_target: str | Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A both-mode ledger: the primary's real trades and the shadow's simulated ones (and a
+    simulated write-off). The default sums the real rows only and says so; ``--simulated``
+    the simulated ones; ``--engine`` one engine; real and simulated are never added."""
+    rows = [
+        ("A/USDT:1", "10", False, "legacy"),
+        ("A/USDT:2", "-4", False, "legacy"),
+        ("A/USDT:lg1", "100", True, "fsm"),
+        ("A/USDT:lg2", "7", True, "legacy"),
+    ]
+    for i, (tid, net, simulated, engine) in enumerate(rows):
+        t = _known(i, "A/USDT", net, 100.0 + i).model_copy(
+            update={"trade_id": tid, "simulated": simulated, "engine": engine}
+        )
+        assert await store.record_trade(t)
+    await store.record_inventory(_write_off("A/USDT", "3", 200.0, simulated=True))
+    assert await store.total_pnl() == 6
+    assert await store.total_pnl(simulated=True) == 104
+
+    def total(out: dict[str, Any]) -> tuple[int, D]:
+        [usdt] = out["totals"]
+        return usdt["trades"], D(usdt["realized_pnl"])
+
+    real = await _profit(ledger_target, capsys)
+    assert total(real) == (2, D(6)) and real["inventory_written_off"] == {}
+    assert (
+        real["counted"].startswith("counted: real trades only") and "2 simulated" in real["counted"]
+    )
+    sim = await _profit(ledger_target, capsys, simulated=True)
+    assert total(sim) == (2, D(107)) and sim["inventory_written_off"] == {"USDT": "3"}
+    assert sim["counted"].startswith("counted: simulated trades only")
+    shadow = await _profit(ledger_target, capsys, simulated=True, engine="fsm")
+    assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {}
+    args = argparse.Namespace(since=None, symbol=None, json=False, simulated=False, engine=None)
+    assert await run(args, ledger_target) == 0
+    table = capsys.readouterr().out
+    assert "counted: real trades only" in table.splitlines()[-1]
 
 
 def test_since_takes_an_age_or_an_iso_date() -> None:

@@ -59,7 +59,7 @@ async def test_concurrent_retries_and_reopen_count_once(ledger_target: str | Pat
         await s.close()
     reopened = LedgerStore(ledger_target)
     assert [t.trade_id for t in await reopened.trades()] == ["t1", "t2"]
-    assert await reopened.total_pnl() == D("1.0")
+    assert await reopened.total_pnl(simulated=True) == D("1.0")
     assert [t.trade_id for t in await reopened.trades(since=2.5)] == ["t2"]
     assert await reopened.trades(symbol="BTC/USDT") == []
     await reopened.close()
@@ -93,11 +93,13 @@ async def test_total_pnl_counts_inventory_write_offs_once(store: LedgerStore) ->
             reason="test",
             decision_id=None,
             ts=1.0,
+            simulated=True,  # of the trade's (paper) account
         )
         assert await store.record_inventory(record)
         assert not await store.record_inventory(record)
     # A position's shortfall is inside its trade's net already; carried is not realized.
-    assert await store.total_pnl() == D("1.5")
+    assert await store.total_pnl(simulated=True) == D("1.5")
+    assert await store.total_pnl() == 0  # no real row
     assert [r.kind for r in await store.inventory()] == [
         "carried",
         "inventory_write_off",

@@ -102,7 +102,7 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     assert len(shortfalls) == 1 and shortfalls[0].startswith(f"{SOL}: ")
     assert any(t.startswith("[SIMULATED] SELL SOL/USDT (stop_loss)") for t in rig.sent), rig.sent
     saved = read_state(rig.store.path).coins[SOL]
-    assert (await (await rig.books()).total_pnl()) == saved.totals.realized_pnl
+    assert (await (await rig.books()).total_pnl(simulated=True)) == saved.totals.realized_pnl
     assert saved.ledger_seq == 1 and rig.store.outbox() == []
     # Each message keyed once, on the lineage and the notify_seq of a state saved first.
     assert len(set(rig.keys)) == len(rig.keys) == len(rig.sent)
@@ -159,7 +159,7 @@ async def test_error_writes_off_missing_inventory_first_then_the_position(rig: B
     assert saved.inventory.amount == 0 and (await (await rig.books()).trades())[
         0
     ].written_off == Decimal("0.2")
-    assert (await (await rig.books()).total_pnl()) == saved.totals.realized_pnl
+    assert (await (await rig.books()).total_pnl(simulated=True)) == saved.totals.realized_pnl
     assert f"{SOL} in ERROR: place_sell failed: timeout" in rig.sent
     assert sum("shortfall: " in t for t in rig.sent) == 2
 

@@ -207,7 +207,7 @@ async def test_pause_resume_profit_help(rig, sim):
     assert resumed == "resumed: BTC/USDT"
     await b.wait_for(h, lambda s: not s.controls.entries_paused, what="entries resumed")
     [profit] = await _ask(sim, bot, CHAT, "/profit 7")
-    assert profit == "no closed trades in that period"
+    assert profit == "no closed trades in that period (counted: real trades only)"
     [helped] = await _ask(sim, bot, CHAT, "/help")
     assert "/forceexit SYMBOL|all" in helped
     [unknown] = await _ask(sim, bot, CHAT, "/sell everything")

@@ -58,20 +58,59 @@ class LedgerTrade:
 
 
 @dataclass(frozen=True)
+class Counted:
+    """Which ledger rows a report sums: real money and simulated money (paper, dry-run, a
+    ``both`` shadow) are never added together. Real rows by default."""
+
+    simulated: bool = False
+    """True: the simulated rows instead of the real ones."""
+    engine: str | None = None
+    """Only this engine's trades (``fsm`` / ``legacy``); None: either."""
+
+    def admits(self, t: TradeRecord) -> bool:
+        return t.simulated == self.simulated and self.engine in (None, t.engine)
+
+    def admits_write_off(self, rec: InventoryRecord) -> bool:
+        # Inventory rows have no engine column: with ``engine`` they are not counted.
+        return rec.simulated == self.simulated and self.engine is None
+
+    def describe(self, left_out: int) -> str:
+        kind = "simulated trades only" if self.simulated else "real trades only"
+        engine = "" if self.engine is None else f", engine {self.engine} (no write-offs)"
+        other = "real" if self.simulated else "simulated"
+        flag = "without --simulated" if self.simulated else "--simulated"
+        excluded = f"; {left_out} {other} or other-engine row(s) left out ({flag}, --engine)"
+        return f"counted: {kind}{engine}" + (excluded if left_out else "")
+
+
+@dataclass(frozen=True)
 class Profit:
     symbols: list[Figures]
     totals: list[Figures]
     """One per quote currency."""
     write_offs: dict[str, Decimal]
     """Inventory written off (a realized loss outside any trade), per quote currency."""
+    counted: str = "counted: every row given"
+    """What the figures sum (``Counted.describe``), said with them."""
 
 
 def _quote(symbol: str) -> str:
     return symbol.split("/")[1].split(":")[0] if "/" in symbol else ""
 
 
-def profit(trades: Sequence[TradeRecord], inventory: Sequence[InventoryRecord] = ()) -> Profit:
-    """The figures of ``trades`` per symbol and per quote, and ``inventory``'s write-offs."""
+def profit(
+    trades: Sequence[TradeRecord],
+    inventory: Sequence[InventoryRecord] = (),
+    *,
+    counted: Counted | None = None,
+) -> Profit:
+    """The figures of ``trades`` per symbol and per quote, and ``inventory``'s write-offs;
+    ``counted``: only the rows it admits (None: every row given)."""
+    left_out = 0
+    if counted is not None:
+        kept = [t for t in trades if counted.admits(t)]
+        left_out = len(trades) - len(kept)
+        trades, inventory = kept, [r for r in inventory if counted.admits_write_off(r)]
     rows = [LedgerTrade.of(t) for t in trades]
     symbols = [
         figures(symbol, _quote(symbol), [r for r in rows if r.symbol == symbol])
@@ -86,7 +125,8 @@ def profit(trades: Sequence[TradeRecord], inventory: Sequence[InventoryRecord] =
         if rec.kind == "inventory_write_off":
             q = _quote(rec.symbol)
             write_offs[q] = write_offs.get(q, Decimal(0)) + rec.cost
-    return Profit(symbols, totals, write_offs)
+    said = "counted: every row given" if counted is None else counted.describe(left_out)
+    return Profit(symbols, totals, write_offs, said)
 
 
 def _row(f: Figures) -> dict[str, object]:
@@ -99,6 +139,7 @@ def to_json(p: Profit) -> str:
             "symbols": [_row(f) for f in p.symbols],
             "totals": [_row(f) for f in p.totals],
             "inventory_written_off": {q: str(v) for q, v in p.write_offs.items()},
+            "counted": p.counted,
         },
         indent=2,
     )
@@ -106,7 +147,7 @@ def to_json(p: Profit) -> str:
 
 def to_text(p: Profit) -> str:
     if not p.symbols:
-        return "no closed trades in the ledger"
+        return f"no closed trades in the ledger\n{p.counted}"
     head = f"{'':<16}{'trades':>7}{'win %':>7}{'realized':>16}{'fees':>14}"
     head += f"{'best':>14}{'worst':>14}{'max dd':>14}"
     lines = [head]
@@ -120,6 +161,7 @@ def to_text(p: Profit) -> str:
         )
     for quote, cost in p.write_offs.items():
         lines.append(f"inventory written off ({quote}): {cost}")
+    lines.append(p.counted)
     return "\n".join(lines)
 
 
@@ -129,6 +171,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--symbol", help="only this symbol (BTC/USDT)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--simulated",
+        action="store_true",
+        help="count the simulated rows (paper, dry-run, a both-mode shadow) instead of the "
+        "real ones (default: real only; the two are never summed)",
+    )
+    parser.add_argument(
+        "--engine", choices=("fsm", "legacy"), help="only this engine's trades (both mode)"
+    )
 
 
 def to_message(p: Profit) -> str:
@@ -139,13 +190,18 @@ def to_message(p: Profit) -> str:
         for f in [*p.symbols, *p.totals]
     ]
     lines += [f"inventory written off ({q}): {cost}" for q, cost in p.write_offs.items()]
-    return "\n".join(lines)
+    return "\n".join([*lines, p.counted])
 
 
 async def load(
-    target: str | Path, *, since: float | None = None, symbol: str | None = None
+    target: str | Path,
+    *,
+    since: float | None = None,
+    symbol: str | None = None,
+    counted: Counted | None = None,
 ) -> Profit:
-    """The ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite), closed since ``since``."""
+    """The ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite), closed since ``since``,
+    of the rows ``counted`` admits (default: the real ones)."""
     store = LedgerStore(target)
     try:
         trades = await store.trades(since=since, symbol=symbol)
@@ -156,7 +212,7 @@ async def load(
         ]
     finally:
         await store.close()
-    return profit(trades, inventory)
+    return profit(trades, inventory, counted=counted or Counted())
 
 
 async def run(args: argparse.Namespace, target: str | Path) -> int:
@@ -165,6 +221,9 @@ async def run(args: argparse.Namespace, target: str | Path) -> int:
         # A report reads: a mistyped DATA_DIR must not leave a new, empty ledger behind.
         raise ConfigError(f"no ledger at {target} (DATA_DIR or LEDGER_URL)")
     since = None if args.since is None else parse_since(args.since)
-    p = await load(target, since=since, symbol=args.symbol)
+    counted = Counted(
+        simulated=getattr(args, "simulated", False), engine=getattr(args, "engine", None)
+    )
+    p = await load(target, since=since, symbol=args.symbol, counted=counted)
     print(to_json(p) if args.json else to_text(p))
     return 0

@@ -196,14 +196,21 @@ class LedgerStore:
         query = select(inventory).order_by(inventory.c.ts, inventory.c.record_id)
         return await self._rows(query, InventoryRecord)
 
-    async def total_pnl(self) -> Decimal:
-        """Realized net PnL: the trades' plus the write-offs of inventory the account no
-        longer held (a loss outside any trade). Equals the symbols' ``realized_pnl_total``."""
+    async def total_pnl(self, *, simulated: bool = False) -> Decimal:
+        """Realized net PnL of one kind of row (real by default; ``simulated``: the paper,
+        dry-run and shadow rows instead, never the two summed): the trades' plus the
+        write-offs of inventory the account no longer held (a loss outside any trade).
+        Equals the symbols' ``realized_pnl_total`` of that account."""
         written_off = sum(
-            (r.cost for r in await self.inventory() if r.kind == "inventory_write_off"),
+            (
+                r.cost
+                for r in await self.inventory()
+                if r.kind == "inventory_write_off" and r.simulated == simulated
+            ),
             Decimal(0),
         )
-        return sum((t.net_pnl for t in await self.trades()), Decimal(0)) - written_off
+        trades = [t for t in await self.trades() if t.simulated == simulated]
+        return sum((t.net_pnl for t in trades), Decimal(0)) - written_off
 
     async def _rows(self, query: Any, model: type[R]) -> list[R]:
         if not await self._readable():

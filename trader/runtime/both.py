@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from rich.console import Console, RenderableType
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -38,11 +40,6 @@ from trader.runtime.worker import run_worker
 log = logging.getLogger(__name__)
 
 
-def _label(settings: Settings, engine: str) -> str:
-    role = hybrid.roles(settings).role(engine)
-    return f"{engine} ({role}{', simulated' if role == 'shadow' else ''})"
-
-
 async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> None:
     """Run the worker and the legacy engine until ``stop`` is set. The operator's ``stop``
     ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C."""
@@ -58,8 +55,8 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
     path = settings.phase_log_path()
     shadow = hybrid.is_shadow(settings, hybrid.LEGACY)
     print(
-        f"FSM_MODE=both on {real.name}: {_label(settings, hybrid.FSM)}, "
-        f"{_label(settings, hybrid.LEGACY)}",
+        f"FSM_MODE=both on {real.name}: {hybrid.label(settings, hybrid.FSM)}, "
+        f"{hybrid.label(settings, hybrid.LEGACY)}",
         flush=True,
     )
     try:
@@ -103,6 +100,20 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
         await real.close()
 
 
+async def fsm_simulated(settings: Settings, *, exchange_simulated: bool | None = None) -> bool:
+    """Whether the FSM side trades a simulated account: its role, or a simulated exchange
+    (asked of a fresh client unless the caller knows), or no global trading."""
+    if hybrid.is_shadow(settings, hybrid.FSM) or not settings.global_trading:
+        return True
+    if exchange_simulated is None:
+        exchange = build_exchange(settings)
+        try:
+            exchange_simulated = exchange.simulated
+        finally:
+            await exchange.close()
+    return exchange_simulated
+
+
 class RoleChanged(ConfigError):
     """A symbol's workflow holds state of the other role (simulated vs real)."""
 
@@ -140,7 +151,7 @@ async def refuse_other_role(client: Client, settings: Settings, *, simulated: bo
         foreign.append(f"{wf_id} ({was}, {held})")
     if foreign:
         raise RoleChanged(
-            f"FSM_MODE=both: the FSM side is {now} now ({_label(settings, hybrid.FSM)}), but "
+            f"FSM_MODE=both: the FSM side is {now} now ({hybrid.label(settings, hybrid.FSM)}), but "
             f"{'; '.join(foreign)}. Settle them in their role first (`python starter.py stop "
             "--close-positions` with the previous HYBRID_PRIMARY), or give this run its own "
             "TASK_QUEUE/DATA_DIR (docs/migration.md, Changing roles)"
@@ -148,27 +159,62 @@ async def refuse_other_role(client: Client, settings: Settings, *, simulated: bo
 
 
 # --- operator commands ------------------------------------------------------------------------
-async def control(args: argparse.Namespace, settings: Settings, client: Client) -> int:
-    """One operator command to both sides, primary first; 0: both took it, 1: a side
-    refused it (or a symbol was not running), 2: the legacy engine did not answer."""
-    fsm_lines = await _fsm_command(args, settings, client)
-    fsm_code = 1 if any("rejected" in x or "not running" in x for x in fsm_lines) else 0
+Connect = Callable[[], Awaitable[Client]]
+
+
+async def control(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
+    """One operator command to both sides, **primary first**, each side's failure only its
+    own answer: a shadow that cannot be reached (no Temporal server, no worker, a hung
+    update) never keeps the command from the primary. ``connect``: the Temporal client,
+    asked for only when the FSM side's turn comes (and bounded).
+
+    Returns 0: both took it; 1: a side refused it (or a symbol was not running); 2: a side
+    did not answer (no legacy engine, or no Temporal server)."""
+    sides = {hybrid.FSM: functools.partial(_fsm_side, args, settings, connect)}
+    sides[hybrid.LEGACY] = functools.partial(_legacy_side, args, settings)
+    roles = hybrid.roles(settings)
+    code = 0
+    for engine in (roles.primary, roles.shadow or ""):
+        side_code, lines = await sides[engine]()
+        code = max(code, side_code)
+        for line in lines:
+            print(f"{hybrid.label(settings, engine)}: {line}", flush=True)
+    return code
+
+
+async def _legacy_side(args: argparse.Namespace, settings: Settings) -> tuple[int, list[str]]:
     try:
-        legacy_code, text = await asyncio.to_thread(legacy.control_command, settings, args)
-        legacy_lines = text.splitlines()
+        code, text = await asyncio.to_thread(legacy.control_command, settings, args)
     except legacy.NoEngine as exc:
-        legacy_code, legacy_lines = 2, [str(exc)]
-    sides = {hybrid.FSM: fsm_lines, hybrid.LEGACY: legacy_lines}
-    for engine in (hybrid.roles(settings).primary, hybrid.roles(settings).shadow or ""):
-        for line in sides[engine]:
-            print(f"{_label(settings, engine)}: {line}")
-    return max(fsm_code, legacy_code)
+        return 2, [str(exc)]
+    except Exception as exc:  # this side's failure is its own answer
+        log.exception("the legacy engine's %s failed", args.command)
+        return 2, [f"failed: {exc or type(exc).__name__}"]
+    return code, text.splitlines()
+
+
+async def _fsm_side(
+    args: argparse.Namespace, settings: Settings, connect: Connect
+) -> tuple[int, list[str]]:
+    try:
+        client = await asyncio.wait_for(connect(), timeout=commands.SYMBOL_TIMEOUT_S)
+    except Exception as exc:  # TimeoutError too: the server did not answer
+        log.warning("FSM side: no Temporal client: %r", exc)
+        return 2, [f"not reached: Temporal did not answer ({exc or type(exc).__name__})"]
+    try:
+        lines = await _fsm_command(args, settings, client)
+    except Exception as exc:  # e.g. visibility down while listing the deployment
+        log.exception("the FSM side's %s failed", args.command)
+        return 2, [f"failed: {exc or type(exc).__name__}"]
+    if any("no answer" in x or "failed:" in x for x in lines):
+        return 2, lines  # a symbol's workflow did not answer in time (no worker?)
+    return (1 if any("rejected" in x or "not running" in x for x in lines) else 0), lines
 
 
 async def _fsm_command(args: argparse.Namespace, settings: Settings, client: Client) -> list[str]:
     symbols = getattr(args, "symbols", None) or None
-    if args.command == "force-exit":
-        return [await commands.force_exit(client, settings, args.symbol, args.reason)]
+    if args.command == "force-exit":  # bounded: an Update waits for a worker to run it
+        return await commands.force_exit_each(client, settings, [args.symbol], args.reason)
     if args.command in ("pause", "resume"):
         done = await commands.signal_all(
             client, settings, f"{args.command}_entries", symbols=symbols
@@ -203,7 +249,7 @@ async def status(
             hybrid.LEGACY: legacy.legacy_rows(settings),
         }
         return [
-            build_table(r, show_idle=show_idle, title=_label(settings, engine))
+            build_table(r, show_idle=show_idle, title=hybrid.label(settings, engine))
             for engine, r in rows.items()
         ]
 

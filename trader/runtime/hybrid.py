@@ -57,12 +57,39 @@ def roles(settings: Settings) -> Roles:
     return Roles(primary=LEGACY if mode == LEGACY else FSM, shadow=None)
 
 
+def label(settings: Settings, engine: str) -> str:
+    """How both mode names a side in its answers and tables: ``legacy (shadow, simulated)``."""
+    role = roles(settings).role(engine)
+    return f"{engine} ({role}{', simulated' if role == 'shadow' else ''})"
+
+
 def is_both(settings: Settings) -> bool:
     return settings.effective_mode == "both"
 
 
 def is_shadow(settings: Settings, engine: str) -> bool:
     return roles(settings).shadow == engine
+
+
+SHADOW_QUEUE_SUFFIX = "-shadow"
+
+
+def fsm_settings(settings: Settings) -> Settings:
+    """The settings the FSM side runs with: when it is the shadow, its task queues (main,
+    watch, and so slots; the Portfolio and validator ids follow the main one) are its own,
+    ``<queue>-shadow``. Only a worker that is itself a both-mode FSM shadow polls them, so
+    a worker configured live (``FSM_MODE=fsm``, or both with the FSM primary) on the same
+    ``TASK_QUEUE`` never runs a shadow's warm-up or orders against the real account. Read
+    once at the edge (starter.py, worker.py): applied twice it would suffix twice."""
+    if not is_shadow(settings, FSM):
+        return settings
+    own: Settings = settings.model_copy(
+        update={
+            "task_queue": settings.task_queue + SHADOW_QUEUE_SUFFIX,
+            "watch_task_queue": settings.watch_task_queue + SHADOW_QUEUE_SUFFIX,
+        }
+    )
+    return own
 
 
 def shadow_db_path(settings: Settings, engine: str) -> Path:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from telegram import Bot, Update
@@ -28,7 +28,7 @@ from trader.core.errors import ConfigError
 from trader.core.messages import fmt
 from trader.ledger import profit as ledger_profit
 from trader.observe.status_table import sort_rows, status_rows, traders_query
-from trader.runtime import commands, legacy
+from trader.runtime import commands, hybrid, legacy
 from trader.runtime.stuck_alerts import StuckAlerts
 from trader.telegram.notifier import make_bot
 
@@ -213,33 +213,69 @@ class CommandBot:
         # The figures of ``starter.py profit`` (one implementation), in a chat's shape.
         p = await ledger_profit.load(self.settings.ledger_target, since=since)
         if not p.symbols:
-            return "no closed trades" + ("" if since is None else " in that period")
+            period = "" if since is None else " in that period"
+            return f"no closed trades{period} ({p.counted})"
         return ledger_profit.to_message(p)
 
     async def _force_exit(self, target: str) -> str:
         every = target.lower() == "all"
+        return await self._sides(
+            fsm=lambda client: self._fsm_force_exit(client, target, every=every),
+            legacy=lambda: self._legacy("force-exit", [] if every else [target.upper()]),
+        )
+
+    async def _control(self, command: str, symbols: list[str], *, close: bool = False) -> str:
+        return await self._sides(
+            fsm=lambda client: self._fsm_control(client, command, symbols, close=close),
+            legacy=lambda: self._legacy(command, symbols, close=close),
+        )
+
+    async def _sides(
+        self,
+        *,
+        fsm: Callable[[Client], Awaitable[str]],
+        legacy: Callable[[], Awaitable[str]],
+    ) -> str:
+        """The engine(s) this mode runs. FSM_MODE=both: both, primary first, each answer
+        (or failure) on its own lines under its engine and role, as ``starter.py`` does: a
+        command given to the shadow only would leave the real account untouched."""
         if self.client is None:
-            return await self._legacy("force-exit", [] if every else [target.upper()])
+            return await legacy()
+        if not hybrid.is_both(self.settings):
+            return await fsm(self.client)
+        client = self.client
+        calls = {hybrid.FSM: lambda: fsm(client), hybrid.LEGACY: legacy}
+        roles = hybrid.roles(self.settings)
+        lines = []
+        for engine in (roles.primary, roles.shadow or ""):
+            try:
+                text = await calls[engine]()
+            except Exception as exc:  # one side's failure is its own answer
+                log.warning("%s side failed", engine, exc_info=True)
+                text = f"failed: {exc or type(exc).__name__}"
+            name = hybrid.label(self.settings, engine)
+            lines += [f"{name}: {line}" for line in text.splitlines()]
+        return "\n".join(lines)
+
+    async def _fsm_force_exit(self, client: Client, target: str, *, every: bool) -> str:
         symbols = (
-            await commands.deployment_symbols(self.client, self.settings)
-            if every
-            else [target.upper()]
+            await commands.deployment_symbols(client, self.settings) if every else [target.upper()]
         )
         answers = await commands.force_exit_each(
-            self.client, self.settings, symbols, "telegram", timeout_s=self.symbol_timeout_s
+            client, self.settings, symbols, "telegram", timeout_s=self.symbol_timeout_s
         )
         return "\n".join(answers) or "no symbol running"
 
-    async def _control(self, command: str, symbols: list[str], *, close: bool = False) -> str:
-        if self.client is None:
-            return await self._legacy(command, symbols, close=close)
+    async def _fsm_control(
+        self, client: Client, command: str, symbols: list[str], *, close: bool
+    ) -> str:
         if command == "stop":
             done = await commands.stop(
-                self.client, self.settings, close_positions=close, timeout_s=self.symbol_timeout_s
+                client, self.settings, close_positions=close, timeout_s=self.symbol_timeout_s
             )
             return f"stopping: {', '.join(done)}"
         done = await commands.signal_all(
-            self.client,
+            client,
             self.settings,
             f"{command}_entries",
             symbols=symbols or None,
