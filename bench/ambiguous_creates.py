@@ -51,6 +51,7 @@ async def main() -> None:
         lookup_lag_s=args.lookup_lag,
         list_lag_s=args.list_lag,
         lost_create_share=args.lost,
+        lost_creates_first=0,  # the share alone, as the figures in docs/ were measured
         error_share=args.errors,
         seed=args.seed,
         fills_in_create=args.fills_in_create,

@@ -43,6 +43,15 @@ def test_config_before_or_after_every_command(command):
     )
 
 
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        starter.parse_args([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: starter.py {command}") and "--config" in out
+
+
 def test_no_command_is_start_with_or_without_config():
     assert (starter.parse_args([]).command, starter.parse_args([]).config) == ("start", None)
     args = starter.parse_args(["--config", "a.toml"])

@@ -22,6 +22,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from tests.timeskip import skip
 from tests.workflows.harness import Bench, HangingAcquire, bench
 from trader import contracts as c
 from trader.core.phases import Phase
@@ -51,7 +52,7 @@ async def take_profit_trade(env: WorkflowEnvironment, b: Bench) -> WorkflowHandl
     await b.wait_phase(h, Phase.POSITION)
     b.set_price("BTC/USDT", "101.50")
     await b.wait_phase(h, Phase.COOLDOWN)
-    await env.sleep(15 * 60 + 1)
+    await skip(env, 15 * 60 + 1)
     await b.wait_phase(h, Phase.IDLE)
     return h
 
@@ -75,7 +76,7 @@ async def lifecycle_take_profit_memo(env, tmp: Path) -> None:
         )
         b.set_price("BTC/USDT", "101.50")
         await b.wait_phase(h, Phase.COOLDOWN)
-        await env.sleep(15 * 60 + 1)
+        await skip(env, 15 * 60 + 1)
         await b.wait_phase(h, Phase.IDLE)
         await _finish(b, h, "lifecycle_take_profit_memo")
 
@@ -102,7 +103,7 @@ async def error_recovery(env, tmp: Path) -> None:
         b.set_price("BTC/USDT", "95.00")
         await b.wait_phase(h, Phase.ERROR)
         b.exchange.faults = None
-        await env.sleep(11)
+        await skip(env, 11)
         await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         await _finish(b, h, "error_recovery")
 
@@ -122,7 +123,7 @@ async def reality_shortfall(env, tmp: Path) -> None:
         await b.wait_phase(h, Phase.ERROR)
         b.set_price("BTC/USDT", "98.50")
         b.exchange.faults = None
-        await env.sleep(11)
+        await skip(env, 11)
         await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         await _finish(b, h, "reality_shortfall")
 
@@ -138,7 +139,7 @@ async def reality_inventory(env, tmp: Path) -> None:
         b.set_price("BTC/USDT", "95.00")
         await b.wait_phase(h, Phase.COOLDOWN)
         await asyncio.sleep(1.5)  # let the hub's pre-cooldown ticker age (wall time)
-        await env.sleep(15 * 60 + 1)
+        await skip(env, 15 * 60 + 1)
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "93.00")
         await b.wait_phase(h, Phase.POSITION)
@@ -232,7 +233,7 @@ async def error_window(env, tmp: Path) -> None:
         b.exchange.faults = PaperFaults(fail_creates=2)
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.ERROR, timeout=30)
-        await env.sleep(10)
+        await skip(env, 10)
         await b.wait_for(
             h,
             lambda s: any(r.src is Phase.ERROR for r in s.phase_history),

@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from tests.timeskip import skip
 from tests.workflows.harness import bench, path_of
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperFaults
@@ -40,7 +41,7 @@ async def test_log_matches_phase_history_across_continue_as_new(fresh_ts_env, tm
                 lambda s: s.phase is Phase.COOLDOWN and s.transitions == 0,
                 what="new run in cooldown",
             )
-            await env.sleep(15 * 60 + 1)
+            await skip(env, 15 * 60 + 1)
             await b.wait_phase(latest, Phase.IDLE)
             b.set_price("BTC/USDT", "97.00")
             state = await b.wait_phase(latest, Phase.POSITION)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.telegram.conftest import CHAT
+from tests.timeskip import skip
 from tests.workflows.harness import Bench, TraderHandle, bench
 from trader import contracts as c
 from trader.core.phases import Phase
@@ -64,7 +65,7 @@ async def test_a_long_429_becomes_the_next_retry_delay(fresh_ts_env, tmp_path, s
     sim.add_fault(Fault("rate_limit", retry_after=60, match="BUY"))
     async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
         h = await _trade(b)
-        await fresh_ts_env.sleep(61)  # the retry delay, skipped (cooldown is 15 min)
+        await skip(fresh_ts_env, 61)  # the retry delay, skipped (cooldown is 15 min)
         texts = await _wait_texts(sim, 2, b, h)
         history = await h.fetch_history()
     assert _kinds(sim.refused) == ["BUY"]
@@ -113,7 +114,7 @@ async def test_a_burst_of_long_429s_outlasts_three_attempts(fresh_ts_env, tmp_pa
     async with bench(fresh_ts_env.client, tmp_path, notify_with=telegram) as b:
         h = await _trade(b)
         for _ in range(5):
-            await fresh_ts_env.sleep(41)  # each retry delay, skipped (cooldown is 15 min)
+            await skip(fresh_ts_env, 41)  # each retry delay, skipped (cooldown is 15 min)
         texts = await _wait_texts(sim, 2, b, h)
     assert _kinds(sim.refused) == ["BUY"] * 5
     assert sorted(_kinds(texts)) == ["BUY", "SELL"]

@@ -42,6 +42,10 @@ class Campaign:
     list_lag_s: float = 2.5
     lost_create_share: float = 0.10
     """Share of order creates accepted whose response is dropped."""
+    lost_creates_first: int = 2
+    """The first this many creates lose their response as well: the share is drawn from a
+    seeded stream, but which request draws which number depends on timing, and CI once
+    drew 1 lost response in 48 creates; the floor makes the lost-response path certain."""
     error_share: float = 0.05
     """Share of all requests answered 5xx (half) or 429 (half), doing nothing."""
     seed: int = 7
@@ -131,6 +135,10 @@ async def run_campaign(client: Client, tmp_path: Path, campaign: Campaign) -> Fi
 def _arm(srv: SimServer, campaign: Campaign) -> None:
     """The faults, once the markets are loaded (the adapter loads them once, at start)."""
     half = campaign.error_share / 2
+    if campaign.lost_creates_first > 0:
+        srv.faults.add(
+            FaultRule(endpoint=CREATE, kind="accept_then_drop", count=campaign.lost_creates_first)
+        )
     for share, rule in (
         (campaign.lost_create_share, {"endpoint": CREATE, "kind": "accept_then_drop"}),
         (half, {"endpoint": "*", "kind": "http_5xx", "status": 502}),

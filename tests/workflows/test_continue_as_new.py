@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.enums.v1 import EventType
 
+from tests.timeskip import skip
 from tests.workflows.harness import bench
 from trader import contracts as c
 from trader.core.phases import Phase
@@ -43,7 +44,7 @@ async def test_continue_as_new_after_a_trade_preserves_state(fresh_ts_env, tmp_p
         [trade] = await b.ledger.trades()
         assert s.totals.realized_pnl == trade.net_pnl
         assert s.phase_history[-1].dst is Phase.COOLDOWN  # bounded history carried over
-        await fresh_ts_env.sleep(15 * 60 + 1)
+        await skip(fresh_ts_env, 15 * 60 + 1)
         await b.wait_phase(latest, Phase.IDLE)
         # The next decision continues the sequence: ids never repeat across runs.
         b.set_price("BTC/USDT", "97.00")  # 4.4 % below the fresh anchor (101.50)

@@ -11,6 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.timeskip import skip
 from tests.workflows.harness import MARKETS, Bench, TraderHandle, bench, path_of, resumed_state
 from trader import contracts as c
 from trader.core.errors import RetryableExchangeError
@@ -97,7 +98,7 @@ async def test_unsellable_exit_is_carried_and_realized_by_the_next_trade(fresh_t
         assert (row.kind, row.amount, row.cost) == ("carried", first.trade.amount, t1.carried_cost)
         assert any("inventory" in t for t in b.notifier.sent)
 
-        await env.sleep(15 * 60 + 1)  # cooldown
+        await skip(env, 15 * 60 + 1)  # cooldown
         s = await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "93.00")  # 2 % below the fresh anchor (95)
         s = await b.wait_phase(h, Phase.POSITION, timeout=30)
@@ -168,7 +169,7 @@ async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tm
         for _ in range(12):  # skip the backoff timers (time skips only when asked)
             if (await b.state(h)).error_count >= 4:
                 break
-            await env.sleep(25)
+            await skip(env, 25)
         await b.wait_for(h, lambda s: s.error_count >= 4, what="4 errors")
         history = await h.fetch_history()
         backoffs = [
@@ -179,7 +180,7 @@ async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tm
         backoffs = [t for t in backoffs if t <= 300]
         assert backoffs[:4] == [10, 20, 40, 80]
         b.exchange.faults = None
-        await env.sleep(300)
+        await skip(env, 300)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         assert s.retry_count == 0 and len(_sells(b)) == 1
 
@@ -233,7 +234,7 @@ async def test_a_standing_exit_survives_recovery(fresh_ts_env, tmp_path):
         await b.wait_phase(h, Phase.ERROR)
         b.set_price("BTC/USDT", "98.50")  # inside TP/SL again
         b.exchange.faults = None
-        await env.sleep(11)
+        await skip(env, 11)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         [trade] = await b.ledger.trades()
         assert trade.exit_reason == "stop_loss"
@@ -285,7 +286,7 @@ async def test_use_drop_anchor_keeps_the_anchor_across_a_trade(fresh_ts_env, tmp
         # The cooldown is skipped in a blink of wall time: let the hub's last BTC ticker
         # (101.50, from before the cooldown) age as it would, so the watch never sees it.
         await asyncio.sleep(1.5)
-        await env.sleep(15 * 60 + 1)
+        await skip(env, 15 * 60 + 1)
         # Without keeping, the anchor is unset until the watch's first checkpoint reports
         # the first fresh price it saw.
         s = await b.wait_for(
@@ -374,7 +375,7 @@ async def test_coins_locked_by_another_order_are_not_closed_as_inventory(fresh_t
             and s.trade.exit_reason == "stop_loss"
         )
         await b.exchange.cancel_order("BTC/USDT", "manual-1")
-        await env.sleep(11)
+        await skip(env, 11)
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         [trade] = await b.ledger.trades()
         assert trade.exit_reason == "stop_loss" and trade.carried_amount == 0
@@ -394,7 +395,7 @@ async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
         for _ in range(12):
             if (await b.state(h)).error_count >= 4:
                 break
-            await env.sleep(25)
+            await skip(env, 25)
             price = (price * D("0.97")).quantize(D("0.01"))  # a new drop each time: the
             b.set_price("BTC/USDT", str(price))  # failed entry restarted the anchor
         history = await h.fetch_history()

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.timeskip import skip
 from tests.workflows.harness import bench, path_of
 from trader.core.phases import Phase
 
@@ -23,7 +24,7 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
         assert s.trade.tp_px == s.trade.entry_price * D("1.03")
         b.set_price("BTC/USDT", "101.50")  # above take-profit
         s = await b.wait_phase(h, Phase.COOLDOWN)
-        await fresh_ts_env.sleep(15 * 60 + 1)  # cooldown is a workflow timer: skipped
+        await skip(fresh_ts_env, 15 * 60 + 1)  # cooldown is a workflow timer: skipped
         s = await b.wait_phase(h, Phase.IDLE)
         assert path_of(s) == [
             "warmup",

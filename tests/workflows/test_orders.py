@@ -9,6 +9,7 @@ from decimal import Decimal as D
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from tests.timeskip import skip
 from tests.workflows.harness import Bench, TraderHandle, bench, path_of, resumed_state
 from trader import contracts as c
 from trader.core.params import BuyOrderMode
@@ -150,7 +151,7 @@ async def test_error_backoff_then_reconciles_back_to_position(fresh_ts_env, tmp_
         s = await b.wait_phase(h, Phase.ERROR)
         assert "sell failed" in s.note
         b.exchange.faults = None
-        await fresh_ts_env.sleep(11)  # the backoff is a workflow timer
+        await skip(fresh_ts_env, 11)  # the backoff is a workflow timer
         s = await b.wait_for(h, lambda s: s.phase is not Phase.ERROR, what="recovery")
         trig = [r.trigger.value for r in s.phase_history]
         assert "recovered_position" in trig  # the position was not forgotten
@@ -173,7 +174,7 @@ async def test_exchange_call_giving_up_mid_phase_goes_to_error_not_a_stuck_task(
         s = await b.wait_phase(h, Phase.ERROR, timeout=30)
         assert "wait_fill failed" in s.note
         b.exchange.faults = PaperFaults(max_fill_ratio=D(0))
-        await fresh_ts_env.sleep(11)
+        await skip(fresh_ts_env, 11)
         s = await b.wait_for(
             h,
             lambda s: s.phase is Phase.IDLE and s.trade.decision_id is None,

@@ -1,0 +1,28 @@
+"""Skipping time on the Java time-skipping test server with a deadline fit for a loaded machine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.testing import WorkflowEnvironment
+
+SKIP_DEADLINE = timedelta(minutes=3)
+"""The sleep call's RPC deadline. ``env.sleep`` gets core's default for calls that are not
+long polls (30 s of real time), and the server advances its clock only while nothing it
+handed out (an activity, a workflow task) is outstanding. On CI, with the machine at full
+load, a 15-minute skip right after a continue-as-new failed twice with "Timeout expired"
+(a local fresh-clone run with other tests beside it, and CI on stop 18), although the
+workflow had nothing pending: the same test passes alone and under two CPU burners. A
+longer deadline keeps a slow server from failing the test; a clock that never unlocks
+still fails it, in 3 minutes."""
+
+
+async def skip(env: WorkflowEnvironment, seconds: float) -> None:
+    """``env.sleep(seconds)``: on the time-skipping server, with ``SKIP_DEADLINE``."""
+    if not env.supports_time_skipping_v1:
+        await env.sleep(seconds)
+        return
+    req = SleepRequest()
+    req.duration.FromTimedelta(timedelta(seconds=seconds))
+    await env.client.test_service.unlock_time_skipping_with_sleep(req, timeout=SKIP_DEADLINE)
