@@ -52,13 +52,17 @@ class AccountDown:
 
 
 class Delisted:
-    """The bench's exchange, where one symbol's open orders are refused (BadSymbol)."""
+    """The bench's exchange, where one symbol's open orders are refused (BadSymbol); it
+    lists open orders per symbol only (no all-symbols listing)."""
 
     def __init__(self, inner: Exchange, symbol: str) -> None:
         self.inner, self.symbol = inner, symbol
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        return None
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         if symbol == self.symbol:

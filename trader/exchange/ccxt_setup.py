@@ -122,6 +122,16 @@ def configure(
     return ex
 
 
+def acknowledge_open_orders_cost(ex: Any) -> None:
+    """Let ``fetch_open_orders()`` without a symbol through: ccxt refuses it on exchanges
+    where it weighs more (Binance: 80 against 6 per symbol) unless told the caller knows.
+    Only the reconciliation client, which has its own budget for it, is told."""
+    fetch = ex.options.get("fetchOpenOrders")
+    if isinstance(fetch, dict):
+        ex.options["fetchOpenOrders"] = {**fetch, "warnWithoutSymbol": False}
+    ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False  # ccxt's older spelling
+
+
 def has_book_stream(exchange_id: str) -> bool:
     """ccxt.pro streams this exchange's top of book (``watch_bids_asks``)."""
     cls = getattr(ccxt_pro, exchange_id, None)

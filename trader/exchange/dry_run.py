@@ -106,6 +106,10 @@ class DryRunExchange:
         await self._refresh(symbol)
         return await self.paper.fetch_open_orders(symbol)
 
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        # Matched against the books as they were last refreshed: the orders are paper ones.
+        return await self.paper.fetch_all_open_orders()
+
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         await self._refresh(symbol)
         return await self.paper.fetch_recent_orders(symbol, since_ms=since_ms)

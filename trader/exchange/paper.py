@@ -251,6 +251,9 @@ class PaperExchange(PaperBook):
             if o.status is OrderStatus.OPEN
         ]
 
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        return await self.refresh_open_orders()
+
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         """Every order of the symbol placed at or after ``since_ms``, oldest first (open
         ones re-matched first)."""

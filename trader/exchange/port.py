@@ -70,6 +70,13 @@ class Exchange(Protocol):
 
     async def fetch_open_orders(self, symbol: str) -> list[Order]: ...
 
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        """Every open order of the account (all symbols) in one request, for reconciliation:
+        paid from a request budget of its own, never the order path's, and without fees
+        (zero: reading them could cost more requests). None where the exchange lists open
+        orders only per symbol (then ``fetch_open_orders`` each)."""
+        ...
+
     def exchange_client_id(self, client_order_id: str) -> str:
         """The form of our client order id that this exchange shows, to whoever lists its
         orders (OKX: a digest; mapped back only for orders this process placed)."""
