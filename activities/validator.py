@@ -138,7 +138,10 @@ class ValidatorActivities:
                 tol=setup.tolerances,
             )
         tracker, reported = dv.track(
-            inp.tracker, current, confirm_checks=setup.tolerances.confirm_checks
+            inp.tracker,
+            current,
+            confirm_checks=setup.tolerances.confirm_checks,
+            clear_checks=setup.tolerances.clear_checks,
         )
         if reported:
             await asyncio.to_thread(self._log, inp, reported)

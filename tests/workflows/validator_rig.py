@@ -70,6 +70,37 @@ class Delisted:
         return await self.inner.fetch_open_orders(symbol)
 
 
+class Blinking:
+    """The bench's exchange whose all-symbols listing misses every open order on the
+    ``blind`` calls (1 = the first): a listing a moment behind, a divergence that blinks."""
+
+    def __init__(self, inner: Exchange, blind: set[int]) -> None:
+        self.inner, self.blind = inner, blind
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        self.calls += 1
+        listed = await self.inner.fetch_all_open_orders()
+        return [] if self.calls in self.blind else listed
+
+
+PREVIOUS_SHAPE_DROPS = {"tracker": ["absent"], "tolerances": ["clear_checks"]}
+"""What this release added to the validator's input: the previous release's has neither."""
+
+
+def previous_shape(inp: c.ValidatorInput) -> dict[str, Any]:
+    """The input as the previous release wrote it (continue-as-new of a running validator)."""
+    raw = inp.model_dump(mode="json")
+    for key in PREVIOUS_SHAPE_DROPS["tracker"]:
+        del raw["tracker"][key]
+    for key in PREVIOUS_SHAPE_DROPS["tolerances"]:
+        del raw["setup"]["tolerances"][key]
+    return raw
+
+
 class LedgerDown:
     """The bench's ledger with every read failing (the database unreachable)."""
 
@@ -165,9 +196,11 @@ async def validator(
     ledger: LedgerStore | None = None,
     task_queue: str | None = None,
     watchlist: tuple[str, ...] = ("BTC/USDT",),
+    previous_input: bool = False,
 ) -> AsyncIterator[ValidatorRig]:
     """``exchange``, ``ledger``: the validator's view of them (default the bench's);
-    ``task_queue``: the deployment whose SymbolTraders it reads (default the bench's)."""
+    ``task_queue``: the deployment whose SymbolTraders it reads (default the bench's);
+    ``previous_input``: started with the input shape of the previous release."""
     metrics = TraderMetrics("test")
     log = divergence_log_path(tmp_path)
     acts = ValidatorActivities(
@@ -195,9 +228,10 @@ async def validator(
         activities=[acts.validate, NotifyActivities(b.notifier).notify],
     )
     async with worker:
+        inp = c.ValidatorInput(setup=setup)
         first = await b.client.start_workflow(
-            HybridValidator.run,
-            c.ValidatorInput(setup=setup),
+            "HybridValidator",
+            previous_shape(inp) if previous_input else inp,
             id=f"hybrid-validator:paper:{queue}",
             task_queue=queue,
         )
