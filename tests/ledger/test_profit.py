@@ -17,7 +17,7 @@ import pytest
 from tests.ledger.test_store import trade
 from trader.contracts import InventoryRecord, TradeRecord
 from trader.ledger import LedgerStore
-from trader.ledger.profit import parse_since, run
+from trader.ledger.profit import Counted, account, parse_since, run
 
 ROOT = Path(__file__).parents[2]
 # (symbol, net, closed_ts): USDT's cumulative PnL by close time is 10, 2, -2, 1, 7, so its
@@ -55,11 +55,18 @@ def _write_off(symbol: str, cost: str, ts: float, *, simulated: bool = False) ->
     )
 
 
+REAL = account(exchange="binance", global_trading=True, both_primary=None)
+"""The default on a real exchange: the real rows."""
+
+
 async def _profit(
-    target: str | Path, capsys: pytest.CaptureFixture[str], **kw: object
+    target: str | Path,
+    capsys: pytest.CaptureFixture[str],
+    default: Counted = REAL,
+    **kw: object,
 ) -> dict[str, Any]:
     args = argparse.Namespace(**{"since": None, "symbol": None, "json": True, **kw})
-    assert await run(args, target) == 0
+    assert await run(args, target, default) == 0
     return dict(json.loads(capsys.readouterr().out))
 
 
@@ -89,12 +96,13 @@ async def test_profit_of_a_known_set_of_trades(
     assert [(r["name"], r["trades"]) for r in only_b["totals"]] == [("total USDT", 2)]
 
 
-async def test_profit_counts_real_rows_unless_asked_for_the_simulated_ones(
+async def test_profit_counts_the_primary_account_unless_asked_for_others(
     store: LedgerStore, ledger_target: str | Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A both-mode ledger: the primary's real trades and the shadow's simulated ones (and a
-    simulated write-off). The default sums the real rows only and says so; ``--simulated``
-    the simulated ones; ``--engine`` one engine; real and simulated are never added."""
+    simulated write-off). On a real exchange the default sums the real rows only and says
+    so; on the paper exchange the primary engine's simulated ones; ``--simulated`` /
+    ``--no-simulated`` and ``--engine`` override; real and simulated are never added."""
     rows = [
         ("A/USDT:1", "10", False, "legacy"),
         ("A/USDT:2", "-4", False, "legacy"),
@@ -124,10 +132,24 @@ async def test_profit_counts_real_rows_unless_asked_for_the_simulated_ones(
     assert sim["counted"].startswith("counted: simulated trades only")
     shadow = await _profit(ledger_target, capsys, simulated=True, engine="fsm")
     assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {}
-    args = argparse.Namespace(since=None, symbol=None, json=False, simulated=False, engine=None)
-    assert await run(args, ledger_target) == 0
+    args = argparse.Namespace(since=None, symbol=None, json=False, simulated=None, engine=None)
+    assert await run(args, ledger_target, REAL) == 0
     table = capsys.readouterr().out
-    assert "counted: real trades only" in table.splitlines()[-1]
+    assert "counted: real trades only (the account on binance)" in table.splitlines()[-1]
+
+    # Paper, both mode, legacy primary: its own simulated trades, not the shadow's.
+    paper = account(exchange="paper", global_trading=True, both_primary="legacy")
+    own = await _profit(ledger_target, capsys, paper)
+    assert total(own) == (1, D(7))
+    assert own["counted"].startswith(
+        "counted: simulated trades only, engine legacy (no write-offs) "
+        "(the primary legacy engine's account on the paper exchange)"
+    ), own["counted"]
+    assert total(await _profit(ledger_target, capsys, paper, engine="all")) == (2, D(107))
+    real_too = await _profit(ledger_target, capsys, paper, simulated=False)
+    assert total(real_too) == (2, D(6)) and "as asked" in real_too["counted"]  # legacy's real
+    dry = account(exchange="binance", global_trading=False, both_primary=None)
+    assert dry.simulated and "binance in dry-run" in dry.why
 
 
 def test_since_takes_an_age_or_an_iso_date() -> None:
@@ -139,19 +161,36 @@ def test_since_takes_an_age_or_an_iso_date() -> None:
         parse_since("last week")
 
 
-async def test_the_command_prints_the_ledger(tmp_path: Path) -> None:
+async def test_the_command_prints_the_primary_accounts_ledger(tmp_path: Path) -> None:
+    """A plain ``profit`` counts the configured exchange's account: on the paper exchange
+    (the demo) its simulated trades, on a real one the real trades; and says which."""
     path = tmp_path / "ledger.sqlite"
     store = LedgerStore(path)
     await store.record_trade(_known(0, "A/USDT", "2.5", 100.0))
+    paper_trade = _known(1, "A/USDT", "1.25", 200.0).model_copy(update={"simulated": True})
+    await store.record_trade(paper_trade)
     await store.close()
-    env = {**os.environ, "LEDGER_URL": str(path), "DATA_DIR": str(tmp_path)}
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("FSM_MODE", "FSM_ENABLED")},
+        "LEDGER_URL": str(path),
+        "DATA_DIR": str(tmp_path),
+        "EXCHANGE": "paper",
+        "GLOBAL_TRADING": "true",
+    }
     cmd = [sys.executable, "starter.py", "profit"]
     table = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert "total USDT" in table.stdout and "2.5" in table.stdout
+    assert "total USDT" in table.stdout and "1.25" in table.stdout and "2.5" not in table.stdout
+    assert (
+        "counted: simulated trades only (the account on the paper exchange); 1 real or "
+        "other-engine row(s) left out (--no-simulated, --engine)"
+    ) in table.stdout, table.stdout
+    live = {**env, "EXCHANGE": "binance"}
     as_json = subprocess.run(
-        [*cmd, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [*cmd, "--json"], cwd=ROOT, env=live, capture_output=True, text=True, check=True
     )
-    assert json.loads(as_json.stdout)["totals"][0]["realized_pnl"] == "2.5"
+    out = json.loads(as_json.stdout)
+    assert out["totals"][0]["realized_pnl"] == "2.5", out
+    assert out["counted"].startswith("counted: real trades only (the account on binance)")
 
 
 def test_the_command_on_a_missing_ledger_says_so_and_creates_none(tmp_path: Path) -> None:

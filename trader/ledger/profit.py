@@ -60,12 +60,15 @@ class LedgerTrade:
 @dataclass(frozen=True)
 class Counted:
     """Which ledger rows a report sums: real money and simulated money (paper, dry-run, a
-    ``both`` shadow) are never added together. Real rows by default."""
+    ``both`` shadow) are never added together. By default (``account``) the primary
+    engine's own account."""
 
     simulated: bool = False
     """True: the simulated rows instead of the real ones."""
     engine: str | None = None
     """Only this engine's trades (``fsm`` / ``legacy``); None: either."""
+    why: str = ""
+    """Whose rows these are, said with the figures (``account``'s default)."""
 
     def admits(self, t: TradeRecord) -> bool:
         return t.simulated == self.simulated and self.engine in (None, t.engine)
@@ -77,10 +80,36 @@ class Counted:
     def describe(self, left_out: int) -> str:
         kind = "simulated trades only" if self.simulated else "real trades only"
         engine = "" if self.engine is None else f", engine {self.engine} (no write-offs)"
+        why = f" ({self.why})" if self.why else ""
         other = "real" if self.simulated else "simulated"
-        flag = "without --simulated" if self.simulated else "--simulated"
+        flag = "--no-simulated" if self.simulated else "--simulated"
         excluded = f"; {left_out} {other} or other-engine row(s) left out ({flag}, --engine)"
-        return f"counted: {kind}{engine}" + (excluded if left_out else "")
+        return f"counted: {kind}{engine}{why}" + (excluded if left_out else "")
+
+    def overridden(self, *, simulated: bool | None, engine: str | None) -> Counted:
+        """This default with what the command line asked for (None: not asked;
+        ``engine="all"``: every engine's rows)."""
+        if simulated is None and engine is None:
+            return self
+        return Counted(
+            simulated=self.simulated if simulated is None else simulated,
+            engine=self.engine if engine is None else None if engine == "all" else engine,
+            why="as asked",
+        )
+
+
+def account(*, exchange: str, global_trading: bool, both_primary: str | None) -> Counted:
+    """What a report counts unless told: the primary engine's own account. On the paper
+    exchange or in dry-run (``GLOBAL_TRADING=false``) all of its rows are simulated, on a
+    real exchange they are the real ones. ``both_primary``: FSM_MODE=both's primary engine;
+    on a simulated account its shadow's rows are simulated too, so only its own count (on
+    a real one the shadow's are the simulated rows: left out already)."""
+    simulated = exchange == "paper" or not global_trading
+    where = "the paper exchange" if exchange == "paper" else exchange
+    where += " in dry-run" if exchange != "paper" and not global_trading else ""
+    engine = both_primary if simulated else None
+    whose = f"the primary {both_primary} engine's" if both_primary else "the"
+    return Counted(simulated=simulated, engine=engine, why=f"{whose} account on {where}")
 
 
 @dataclass(frozen=True)
@@ -173,12 +202,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--simulated",
-        action="store_true",
-        help="count the simulated rows (paper, dry-run, a both-mode shadow) instead of the "
-        "real ones (default: real only; the two are never summed)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="count the simulated rows (paper, dry-run, a both-mode shadow), or with "
+        "--no-simulated the real ones (default: the primary engine's own account, simulated "
+        "on the paper exchange or in dry-run, real otherwise; the two are never summed)",
     )
     parser.add_argument(
-        "--engine", choices=("fsm", "legacy"), help="only this engine's trades (both mode)"
+        "--engine",
+        choices=("fsm", "legacy", "all"),
+        help="only this engine's trades, or all engines' (default: both mode on a simulated "
+        "account, the primary's; else all)",
     )
 
 
@@ -198,10 +232,10 @@ async def load(
     *,
     since: float | None = None,
     symbol: str | None = None,
-    counted: Counted | None = None,
+    counted: Counted,
 ) -> Profit:
     """The ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite), closed since ``since``,
-    of the rows ``counted`` admits (default: the real ones)."""
+    of the rows ``counted`` admits (``account``: the primary engine's)."""
     store = LedgerStore(target)
     try:
         trades = await store.trades(since=since, symbol=symbol)
@@ -212,17 +246,18 @@ async def load(
         ]
     finally:
         await store.close()
-    return profit(trades, inventory, counted=counted or Counted())
+    return profit(trades, inventory, counted=counted)
 
 
-async def run(args: argparse.Namespace, target: str | Path) -> int:
-    """Print the ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite)."""
+async def run(args: argparse.Namespace, target: str | Path, default: Counted) -> int:
+    """Print the ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite) of the rows
+    ``default`` admits, or those the arguments ask for instead."""
     if (isinstance(target, Path) or "://" not in target) and not Path(target).exists():
         # A report reads: a mistyped DATA_DIR must not leave a new, empty ledger behind.
         raise ConfigError(f"no ledger at {target} (DATA_DIR or LEDGER_URL)")
     since = None if args.since is None else parse_since(args.since)
-    counted = Counted(
-        simulated=getattr(args, "simulated", False), engine=getattr(args, "engine", None)
+    counted = default.overridden(
+        simulated=getattr(args, "simulated", None), engine=getattr(args, "engine", None)
     )
     p = await load(target, since=since, symbol=args.symbol, counted=counted)
     print(to_json(p) if args.json else to_text(p))
