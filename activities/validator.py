@@ -93,7 +93,7 @@ class ValidatorActivities:
         fsm_ids = await self._fsm_workflows(setup.task_queue, setup.exchange)
         activity.heartbeat("listed")
         symbols = set(fsm_ids) | set(setup.watchlist)
-        balances = await self.exchange.fetch_balances()
+        balances = await self.exchange.fetch_balances(reconcile=True)
         activity.heartbeat("balances")
         listed = await self.exchange.fetch_all_open_orders()
         activity.heartbeat("open orders")

@@ -44,11 +44,11 @@ class AccountDown:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def fetch_balances(self) -> dict[str, Balance]:
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
         if self.down:
             self.failed += 1
             raise RetryableExchangeError("account endpoint in maintenance")
-        return await self.inner.fetch_balances()
+        return await self.inner.fetch_balances(reconcile=reconcile)
 
 
 class Delisted:

@@ -48,6 +48,7 @@ from trader.exchange.ccxt_setup import (
     acknowledge_open_orders_cost,
     client_id_rule,
     configure,
+    credit_idle,
     default_rate_limit_ms,
     has_book_stream,
 )
@@ -59,9 +60,10 @@ MARKET_DATA_SHARE = 0.5
 """Share of the exchange's request budget the market-data client may use; orders, lookups
 and balances have the rest to themselves (less ``AUDIT_SHARE``)."""
 AUDIT_SHARE = 0.05
-"""Share of the budget of the validator's all-symbols open-orders listing (Binance: weight
-80, 16 units in ccxt's model): on the order path's throttler it would hold the next order
-back by 16 units (1.6 s at ccxt's default); on its own, one check a minute fits in 5 %."""
+"""Share of the budget of the validator's reads, its balances and its all-symbols open-orders
+listing (Binance: weights 20 and 80, 4 and 16 units in ccxt's model): on the order path's
+throttler they would hold the next order back by 20 units (2 s at ccxt's default); on their
+own client, one check a minute fits in 5 %."""
 
 
 class CcxtExchange:
@@ -131,6 +133,7 @@ class CcxtExchange:
         )
         acknowledge_open_orders_cost(self._audit)
         self._listed_per_symbol = not self._audit.has.get("fetchOpenOrders")
+        self._audit_idle_since: float | None = None  # monotonic s of its last answer
         # Public data needs no credentials: the market-data client never holds them.
         self._md: Any = client(
             api_key=None, api_secret=None, rate_limit_ms=base_ms / MARKET_DATA_SHARE
@@ -377,7 +380,7 @@ class CcxtExchange:
         if self._listed_per_symbol:
             return None
         markets = await self.load_markets()
-        rows = await self._call(self._all_open_orders(), client=self._audit)
+        rows = await self._audited(self._all_open_orders())
         if rows is None:
             self._listed_per_symbol = True
             return None
@@ -389,6 +392,15 @@ class CcxtExchange:
             ours = self._our_id(str(raw.get("clientOrderId") or ""))
             out.append(cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0), client_order_id=ours))
         return out
+
+    async def _audited(self, call: Awaitable[T]) -> T:
+        """A reconciliation read on its own client, credited the time it was idle."""
+        if self._audit_idle_since is not None:
+            credit_idle(self._audit, time.monotonic() - self._audit_idle_since)
+        try:
+            return await self._call(call, client=self._audit)
+        finally:
+            self._audit_idle_since = time.monotonic()
 
     async def _all_open_orders(self) -> list[dict[str, Any]] | None:
         try:
@@ -416,8 +428,11 @@ class CcxtExchange:
     async def fetch_balance(self) -> dict[str, Decimal]:
         return {c: b.total for c, b in (await self.fetch_balances()).items()}
 
-    async def fetch_balances(self) -> dict[str, Balance]:
-        raw = await self._call(self._ex.fetch_balance())
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
+        if reconcile:
+            raw = await self._audited(self._audit.fetch_balance())
+        else:
+            raw = await self._call(self._ex.fetch_balance())
         return cv.balances(raw)
 
     async def close(self) -> None:

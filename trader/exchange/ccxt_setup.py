@@ -132,6 +132,21 @@ def acknowledge_open_orders_cost(ex: Any) -> None:
     ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False  # ccxt's older spelling
 
 
+def credit_idle(ex: Any, idle_s: float) -> None:
+    """Refill ``ex``'s token bucket for ``idle_s`` seconds without requests. ccxt's leaky
+    bucket refills only while a request waits, so a request's cost is charged in full to
+    the next one however long after it comes: on a client used once per interval (the
+    validator's, 16 units a listing at 1 s per unit on Binance's 5 %) every check would
+    wait 16 s for a debt long paid. Capped at the bucket's capacity, as ccxt caps it."""
+    throttler = ex.throttler
+    if throttler is None or throttler.running or idle_s <= 0:
+        return
+    cfg = throttler.config
+    if cfg.get("algorithm") != "leakyBucket":  # a rolling window forgets old costs itself
+        return
+    cfg["tokens"] = min(cfg["tokens"] + idle_s * 1000 * cfg["refillRate"], cfg["capacity"])
+
+
 def has_book_stream(exchange_id: str) -> bool:
     """ccxt.pro streams this exchange's top of book (``watch_bids_asks``)."""
     cls = getattr(ccxt_pro, exchange_id, None)

@@ -117,7 +117,7 @@ class DryRunExchange:
     async def fetch_balance(self) -> dict[str, Decimal]:
         return await self.paper.fetch_balance()
 
-    async def fetch_balances(self) -> dict[str, Balance]:
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
         return await self.paper.fetch_balances()
 
     async def close(self) -> None:

@@ -273,7 +273,7 @@ class PaperExchange(PaperBook):
     async def fetch_balance(self) -> dict[str, Decimal]:
         return self._store.balances()
 
-    async def fetch_balances(self) -> dict[str, Balance]:
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
         """Free = total minus what open orders (re-matched first) may still spend."""
         held = self.held(await self.refresh_open_orders())
         totals = self._store.balances()

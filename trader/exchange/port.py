@@ -96,8 +96,10 @@ class Exchange(Protocol):
         """Total balance per currency (values are ``Decimal``)."""
         ...
 
-    async def fetch_balances(self) -> dict[str, Balance]:
-        """Free and total balance per currency, from one account request."""
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
+        """Free and total balance per currency, from one account request; ``reconcile``:
+        on the reconciliation budget (the validator's, as ``fetch_all_open_orders``),
+        never the order path's."""
         ...
 
     async def close(self) -> None: ...
