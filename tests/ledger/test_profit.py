@@ -123,7 +123,10 @@ async def test_profit_counts_real_rows_unless_asked_for_the_simulated_ones(
     assert total(sim) == (2, D(107)) and sim["inventory_written_off"] == {"USDT": "3"}
     assert sim["counted"].startswith("counted: simulated trades only")
     shadow = await _profit(ledger_target, capsys, simulated=True, engine="fsm")
-    assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {}
+    # The write-off is the FSM's (the record's default engine): counted with its trades.
+    assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {"USDT": "3"}
+    lg = await _profit(ledger_target, capsys, simulated=True, engine="legacy")
+    assert total(lg) == (1, D(7)) and lg["inventory_written_off"] == {}
     args = argparse.Namespace(since=None, symbol=None, json=False, simulated=False, engine=None)
     assert await run(args, ledger_target) == 0
     table = capsys.readouterr().out

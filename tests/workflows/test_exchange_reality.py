@@ -72,6 +72,7 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
         assert s.totals.realized_pnl == trade.net_pnl < 0
         [row] = await b.ledger.inventory()
         assert (row.kind, row.amount) == ("shortfall", held - short)
+        assert (row.engine, row.simulated) == ("fsm", True)  # the workflows, on paper
         assert row.cost == (trade.entry_cost + trade.entry_fee) * (held - short) / held
         assert any("shortfall" in t for t in b.notifier.sent)
         assert (await b.exchange.fetch_balance())["BTC"] == 0

@@ -71,12 +71,11 @@ class Counted:
         return t.simulated == self.simulated and self.engine in (None, t.engine)
 
     def admits_write_off(self, rec: InventoryRecord) -> bool:
-        # Inventory rows have no engine column: with ``engine`` they are not counted.
-        return rec.simulated == self.simulated and self.engine is None
+        return rec.simulated == self.simulated and self.engine in (None, rec.engine)
 
     def describe(self, left_out: int) -> str:
         kind = "simulated trades only" if self.simulated else "real trades only"
-        engine = "" if self.engine is None else f", engine {self.engine} (no write-offs)"
+        engine = "" if self.engine is None else f", engine {self.engine}"
         other = "real" if self.simulated else "simulated"
         flag = "without --simulated" if self.simulated else "--simulated"
         excluded = f"; {left_out} {other} or other-engine row(s) left out ({flag}, --engine)"
