@@ -451,10 +451,12 @@ class InventoryRecord(_Msg):
     decision_id: str | None
     ts: float
     simulated: bool = False
+    engine: str = "fsm"
+    """Ledger revision 0004: ``fsm`` or ``legacy``, as a trade's (the same default)."""
 
     @classmethod
     def of(
-        cls, s: CoinState, move: InventoryMove, *, ts: float, simulated: bool
+        cls, s: CoinState, move: InventoryMove, *, ts: float, simulated: bool, engine: str
     ) -> InventoryRecord:
         """The row of ``move``; its id comes from state only (``ledger_seq``, advanced by the
         caller first): the same on a retry, a replay or a restart."""
@@ -470,6 +472,7 @@ class InventoryRecord(_Msg):
             decision_id=s.trade.decision_id,
             ts=ts,
             simulated=simulated,
+            engine=engine,
         )
 
 
@@ -481,6 +484,9 @@ class DustRecord(_Msg):
     price: Decimal
     reason: str
     ts: float
+    # Ledger revision 0004; rows from before it read as not simulated, engine ``unknown``.
+    simulated: bool = False
+    engine: str = "fsm"
 
 
 class RecordResult(_Msg):

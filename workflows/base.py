@@ -486,7 +486,9 @@ class TraderBase:
         s.ledger_seq += 1  # the id comes from state only: the same on a retry or replay
         await self._ledger_call(
             c.RECORD_INVENTORY,
-            c.InventoryRecord.of(s, move, ts=workflow.time(), simulated=self._is_simulated),
+            c.InventoryRecord.of(
+                s, move, ts=workflow.time(), simulated=self._is_simulated, engine="fsm"
+            ),
         )
 
     async def _record_dust(self, amount: Decimal, price: Decimal, reason: str) -> None:
@@ -501,5 +503,6 @@ class TraderBase:
                 price=price,
                 reason=reason,
                 ts=workflow.time(),
+                simulated=self._is_simulated,
             ),
         )

@@ -7,12 +7,14 @@ import shutil
 import sqlite3
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.ledger.test_store import trade
-from trader.contracts import InventoryRecord, TradeRecord
+from trader.contracts import DustRecord, InventoryRecord, TradeRecord
 from trader.ledger import LedgerBehind, LedgerStore, migrate
 
 _FLAG = ("modify_type", "simulated")
@@ -35,12 +37,25 @@ def _revision(path: Path) -> str | None:
         return str(db.execute("SELECT version_num FROM alembic_version").fetchone()[0])
 
 
+async def _insert(
+    conn: AsyncConnection, store: LedgerStore, table: str, values: dict[str, Any]
+) -> None:
+    """A row written as an older revision's code wrote it (SQLite: money as text)."""
+    params = ", ".join(f":{c}" for c in values)
+    await conn.execute(
+        text(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({params})"),
+        {k: v if isinstance(v, bool | float) or v is None else str(v) for k, v in values.items()}
+        if store.dialect == "sqlite"
+        else values,
+    )
+
+
 async def test_a_ledger_of_the_first_store_is_migrated_with_every_row(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     shutil.copy(FIXTURE, path)
     assert _revision(path) is None
     store = LedgerStore(path)
-    with pytest.raises(LedgerBehind, match="revision none .*reads 0003: a worker or the legacy"):
+    with pytest.raises(LedgerBehind, match="revision none .*reads 0004: a worker or the legacy"):
         await store.trades()  # a reader never migrates (the write lock is the writers')
     assert _revision(path) is None
     await store.open()  # what a worker or the legacy engine does at its start
@@ -136,17 +151,8 @@ async def test_a_ledger_at_0002_keeps_its_rows_and_gains_their_sources(
     async with store._writer.begin() as conn:
         await conn.run_sync(lambda c: command.upgrade(migrate._config(c), "0002"))
         for row in old:
-            values = row.model_dump(exclude=set(_REVISION_0003))
-            columns = ", ".join(values)
-            await conn.execute(
-                text(
-                    f"INSERT INTO trades ({columns}) VALUES ({', '.join(f':{c}' for c in values)})"
-                ),
-                {k: v if isinstance(v, bool | float) else str(v) for k, v in values.items()}
-                if store.dialect == "sqlite"
-                else values,
-            )
-    with pytest.raises(LedgerBehind, match="revision 0002, this code reads 0003"):
+            await _insert(conn, store, "trades", row.model_dump(exclude=set(_REVISION_0003)))
+    with pytest.raises(LedgerBehind, match="revision 0002, this code reads 0004"):
         await store.trades()
     await store.open()
     first, orphan = await store.trades()
@@ -165,6 +171,57 @@ async def test_a_ledger_at_0002_keeps_its_rows_and_gains_their_sources(
     )
     assert await store.record_trade(new) and not await store.record_trade(new)
     assert [t for t in await store.trades() if t.trade_id == new.trade_id] == [new]
+    await store.close()
+
+
+async def test_a_ledger_at_0003_keeps_its_inventory_and_dust_and_gains_their_engine(
+    ledger_target: str | Path,
+) -> None:
+    """Revision 0004 on a database of either kind: inventory and dust rows written before
+    it read as engine ``unknown`` (dust: not simulated, as before it had no flag), every
+    other value untouched; new rows keep their engine and flag."""
+    from alembic import command
+
+    carried = InventoryRecord(
+        record_id="ETH-BTC:ab:carried:1",
+        symbol="ETH/BTC",
+        exchange="paper",
+        kind="carried",
+        amount=D("0.00000001"),
+        cost=D("0.00005123"),
+        price=D("0.00005"),
+        reason="below the minimum",
+        decision_id="ETH-BTC:ab:1",
+        ts=1.0,
+        simulated=True,
+    )
+    dust = DustRecord(
+        dust_id="ETH-BTC:ab:1:2",
+        symbol="ETH/BTC",
+        exchange="paper",
+        amount=D("0.00000001"),
+        price=D("0.00005123"),
+        reason="left after sell",
+        ts=2.0,
+    )
+    store = LedgerStore(ledger_target)
+    async with store._writer.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(migrate._config(c), "0003"))
+        for table, row in (("inventory", carried), ("dust", dust)):
+            newer = {"engine", "simulated"} if table == "dust" else {"engine"}
+            await _insert(conn, store, table, row.model_dump(exclude=newer))
+    with pytest.raises(LedgerBehind, match="revision 0003, this code reads 0004"):
+        await store.inventory()
+    await store.open()
+    [old_carried] = await store.inventory()
+    assert old_carried == carried.model_copy(update={"engine": "unknown"})
+    [old_dust] = await store.dust()
+    assert old_dust == dust.model_copy(update={"engine": "unknown", "simulated": False})
+    new = carried.model_copy(update={"record_id": "ETH-BTC:ab:carried:2", "engine": "legacy"})
+    new_dust = dust.model_copy(update={"dust_id": "x:1", "engine": "legacy", "simulated": True})
+    assert await store.record_inventory(new) and await store.record_dust(new_dust)
+    assert [r for r in await store.inventory() if r.record_id == new.record_id] == [new]
+    assert [d for d in await store.dust() if d.dust_id == "x:1"] == [new_dust]
     await store.close()
 
 

@@ -35,7 +35,13 @@ KNOWN = [
 def _known(i: int, symbol: str, net: str, ts: float) -> TradeRecord:
     fee = D("0.00000001") if symbol.endswith("BTC") else D("0.1")
     return trade(f"{symbol}:{i}", net, closed_ts=ts).model_copy(
-        update={"symbol": symbol, "entry_fee": fee, "exit_fee": 2 * fee, "simulated": False}
+        update={
+            "symbol": symbol,
+            "exchange": "binance",
+            "entry_fee": fee,
+            "exit_fee": 2 * fee,
+            "simulated": False,
+        }
     )
 
 
@@ -43,7 +49,7 @@ def _write_off(symbol: str, cost: str, ts: float, *, simulated: bool = False) ->
     return InventoryRecord(
         record_id=f"w-{symbol}-{ts:g}",
         symbol=symbol,
-        exchange="paper",
+        exchange="binance",
         kind="inventory_write_off",
         amount=D("1"),
         cost=D(cost),
@@ -131,25 +137,29 @@ async def test_profit_counts_the_primary_account_unless_asked_for_others(
     assert total(sim) == (2, D(107)) and sim["inventory_written_off"] == {"USDT": "3"}
     assert sim["counted"].startswith("counted: simulated trades only")
     shadow = await _profit(ledger_target, capsys, simulated=True, engine="fsm")
-    assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {}
+    # The write-off is the FSM's (the record's default engine): counted with its trades.
+    assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {"USDT": "3"}
+    lg = await _profit(ledger_target, capsys, simulated=True, engine="legacy")
+    assert total(lg) == (1, D(7)) and lg["inventory_written_off"] == {}
     args = argparse.Namespace(since=None, symbol=None, json=False, simulated=None, engine=None)
     assert await run(args, ledger_target, REAL) == 0
     table = capsys.readouterr().out
-    assert "counted: real trades only (the account on binance)" in table.splitlines()[-1]
+    last = table.splitlines()[-1]
+    assert "counted: real trades only, exchange binance (the account on binance)" in last
 
-    # Paper, both mode, legacy primary: its own simulated trades, not the shadow's.
-    paper = account(exchange="paper", global_trading=True, both_primary="legacy")
+    # Dry-run, both mode, legacy primary: its own simulated trades, not the shadow's.
+    paper = account(exchange="binance", global_trading=False, both_primary="legacy")
     own = await _profit(ledger_target, capsys, paper)
     assert total(own) == (1, D(7))
     assert own["counted"].startswith(
-        "counted: simulated trades only, engine legacy (no write-offs) "
-        "(the primary legacy engine's account on the paper exchange)"
+        "counted: simulated trades only, engine legacy, exchange binance "
+        "(the primary legacy engine's account on binance in dry-run)"
     ), own["counted"]
     assert total(await _profit(ledger_target, capsys, paper, engine="all")) == (2, D(107))
     real_too = await _profit(ledger_target, capsys, paper, simulated=False)
     assert total(real_too) == (2, D(6)) and "as asked" in real_too["counted"]  # legacy's real
-    dry = account(exchange="binance", global_trading=False, both_primary=None)
-    assert dry.simulated and "binance in dry-run" in dry.why
+    on_paper = account(exchange="paper", global_trading=True, both_primary=None)
+    assert on_paper.simulated and on_paper.exchange == "paper"
 
 
 def test_since_takes_an_age_or_an_iso_date() -> None:
@@ -163,12 +173,15 @@ def test_since_takes_an_age_or_an_iso_date() -> None:
 
 async def test_the_command_prints_the_primary_accounts_ledger(tmp_path: Path) -> None:
     """A plain ``profit`` counts the configured exchange's account: on the paper exchange
-    (the demo) its simulated trades, on a real one the real trades; and says which."""
+    (the demo) its simulated trades, not another exchange's (a dry-run's), and says which;
+    ``--exchange all`` every exchange's."""
     path = tmp_path / "ledger.sqlite"
     store = LedgerStore(path)
-    await store.record_trade(_known(0, "A/USDT", "2.5", 100.0))
-    paper_trade = _known(1, "A/USDT", "1.25", 200.0).model_copy(update={"simulated": True})
-    await store.record_trade(paper_trade)
+    await store.record_trade(_known(0, "A/USDT", "2.5", 100.0))  # real, on binance
+    simulated = {"simulated": True, "exchange": "paper"}
+    await store.record_trade(_known(1, "A/USDT", "1.25", 200.0).model_copy(update=simulated))
+    dry_run = {"simulated": True, "exchange": "kraken"}  # another account: not paper's
+    await store.record_trade(_known(2, "A/USDT", "0.5", 300.0).model_copy(update=dry_run))
     await store.close()
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("FSM_MODE", "FSM_ENABLED")},
@@ -179,18 +192,24 @@ async def test_the_command_prints_the_primary_accounts_ledger(tmp_path: Path) ->
     }
     cmd = [sys.executable, "starter.py", "profit"]
     table = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert "total USDT" in table.stdout and "1.25" in table.stdout and "2.5" not in table.stdout
-    assert (
-        "counted: simulated trades only (the account on the paper exchange); 1 real or "
-        "other-engine row(s) left out (--no-simulated, --engine)"
-    ) in table.stdout, table.stdout
-    live = {**env, "EXCHANGE": "binance"}
+    [total] = [line for line in table.stdout.splitlines() if line.startswith("total USDT")]
+    assert total.split()[2:5] == ["1", "100.0", "1.25"], table.stdout  # trades, win %, realized
+    assert table.stdout.splitlines()[-1] == (
+        "counted: simulated trades only, exchange paper (the account on the paper exchange); "
+        "2 real, other-engine or other-exchange row(s) left out (--no-simulated, --engine, "
+        "--exchange)"
+    ), table.stdout
+    live = {**env, "EXCHANGE": "binance"}  # every exchange's simulated rows, as asked
+    asked = ["--json", "--simulated", "--exchange", "all"]
     as_json = subprocess.run(
-        [*cmd, "--json"], cwd=ROOT, env=live, capture_output=True, text=True, check=True
+        [*cmd, *asked], cwd=ROOT, env=live, capture_output=True, text=True, check=True
     )
     out = json.loads(as_json.stdout)
-    assert out["totals"][0]["realized_pnl"] == "2.5", out
-    assert out["counted"].startswith("counted: real trades only (the account on binance)")
+    assert out["totals"][0]["realized_pnl"] == "1.75", out
+    assert out["counted"] == (
+        "counted: simulated trades only, every exchange (as asked); 1 real, other-engine or "
+        "other-exchange row(s) left out (--no-simulated, --engine, --exchange)"
+    ), out
 
 
 def test_the_command_on_a_missing_ledger_says_so_and_creates_none(tmp_path: Path) -> None:

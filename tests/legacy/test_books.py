@@ -88,7 +88,7 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     engine = rig.engine([SOL])
     await _run_until(engine, lambda: _booked(rig), "the exit")
     [row] = await (await rig.books()).inventory()
-    assert row.kind == "shortfall" and row.amount == Decimal("0.4")
+    assert row.kind == "shortfall" and row.amount == Decimal("0.4") and row.engine == "legacy"
     assert row.cost == (s.trade.entry_cost + s.trade.entry_fee) * Decimal("0.4") / held
     assert row.record_id == "SOL-USDT:abc:shortfall:1" and row.decision_id == s.trade.decision_id
     [trade] = await (await rig.books()).trades()
@@ -179,7 +179,7 @@ async def test_rows_committed_before_a_crash_are_written_once_after_it(rig: Book
     s.trade.decision_id = None
     s.ledger_seq = 1
     move = InventoryMove("inventory_write_off", Decimal("0.3"), Decimal("30"), "gone")
-    record = c.InventoryRecord.of(s, move, ts=time.time(), simulated=True)
+    record = c.InventoryRecord.of(s, move, ts=time.time(), simulated=True, engine="legacy")
     rig.store.save(s, [record])  # the crash point: committed, not in the ledger
     assert (await (await rig.books()).inventory()) == [] and rig.store.outbox() == [record]
     for _ in range(2):

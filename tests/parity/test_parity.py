@@ -32,22 +32,23 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 async def test_both_engines_make_the_same_trades_in_the_crash(
     env: WorkflowEnvironment, tmp_path: Path
 ):
-    # 16 Jan 2018, 00:00-03:00, the crash: 144 points, a second each. TRX trades again and
-    # again, each entry after the previous trade's cooldown; ETC stops out and trails; an
-    # NXT entry is held to its max hold (bench/parity.py runs all ten pairs and longer).
+    # 16 Jan 2018, 00:15-02:45, the crash: 120 points, a second each. TRX takes profit, then
+    # trades again and again, each entry after the previous trade's cooldown; ETC stops out
+    # and trails; an NXT entry (01:38) is held to its max hold (02:38). bench/parity.py runs
+    # all ten pairs and longer.
     result = await run_parity(
         env,
         OHLCV,
         ["ETC/BTC", "NXT/BTC", "TRX/BTC"],
         tmp_path,
-        start_ms=_ms("2018-01-16T00:00"),
-        end_ms=_ms("2018-01-16T03:00"),
+        start_ms=_ms("2018-01-16T00:15"),
+        end_ms=_ms("2018-01-16T02:45"),
         params=parity_params(),
     )
     reasons = {row.reason for row in result.legacy}
     # The window must exercise the time rules (max hold; cooldowns between TRX's trades).
     assert len(result.legacy) >= 6, result.legacy
-    assert {"stop_loss", "trailing_stop", "max_hold"} <= reasons, result.legacy
+    assert {"take_profit", "stop_loss", "trailing_stop", "max_hold"} <= reasons, result.legacy
     assert {row.symbol for row in result.legacy} == {"ETC/BTC", "NXT/BTC", "TRX/BTC"}
     closed = [row for row in result.legacy if row.exit_ms is not None]
     assert all(row.amount > 0 and row.sold == row.amount for row in closed)

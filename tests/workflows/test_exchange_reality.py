@@ -72,6 +72,7 @@ async def test_sells_what_the_account_holds_and_books_the_shortfall(ts_env, tmp_
         assert s.totals.realized_pnl == trade.net_pnl < 0
         [row] = await b.ledger.inventory()
         assert (row.kind, row.amount) == ("shortfall", held - short)
+        assert (row.engine, row.simulated) == ("fsm", True)  # the workflows, on paper
         assert row.cost == (trade.entry_cost + trade.entry_fee) * (held - short) / held
         assert any("shortfall" in t for t in b.notifier.sent)
         assert (await b.exchange.fetch_balance())["BTC"] == 0
@@ -387,17 +388,29 @@ async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
     is no proof the exchange works: the backoff must grow (review: 10, 10, 10, 10)."""
     env = fresh_ts_env
     async with bench(env.client, tmp_path) as b:
-        h = await b.start()
+        # Two attempts per create: the backoff under test is the workflow's, between
+        # ERRORs; the activity's own retries wait in real time here (1 + 2 + 4 + 8 s each).
+        h = await b.start(fsm_max_retries=2)
         await b.wait_phase(h, Phase.IDLE)
         b.exchange.faults = PaperFaults(fail_creates=10**6)
         price = D("97.90")
         b.set_price("BTC/USDT", str(price))
-        for _ in range(12):
-            if (await b.state(h)).error_count >= 4:
-                break
-            await skip(env, 25)
-            price = (price * D("0.97")).quantize(D("0.01"))  # a new drop each time: the
-            b.set_price("BTC/USDT", str(price))  # failed entry restarted the anchor
+        deadline = time.monotonic() + 120
+        while (s := await b.state(h)).error_count < 4:
+            assert time.monotonic() < deadline, f"{s.error_count} errors; {s.phase}: {s.note}"
+            if s.phase is Phase.ERROR:
+                # The backoff is a workflow timer: skipped, and no further, for what is left
+                # of a skip once the next watch locks the clock passes in real time.
+                await skip(env, await _last_timer_s(h) + 0.5)
+            elif s.phase is Phase.IDLE:
+                # A new drop each time (the failed entry restarted the anchor), a second
+                # apart: a drop that came before the new watch's first tick became its
+                # anchor, and the next one is a drop from it.
+                price = (price * D("0.97")).quantize(D("0.01"))
+                b.set_price("BTC/USDT", str(price))
+                await asyncio.sleep(1)
+            else:
+                await asyncio.sleep(0.1)
         history = await h.fetch_history()
         backoffs = [
             e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
@@ -406,6 +419,12 @@ async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
         ]
         assert [t for t in backoffs if t <= 300][:4] == [10, 20, 40, 80]
         assert b.exchange.all_orders() == []
+
+
+async def _last_timer_s(h: TraderHandle) -> float:
+    history = await h.fetch_history()
+    timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
+    return timers[-1].timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
 
 
 async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, tmp_path):

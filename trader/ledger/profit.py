@@ -67,33 +67,49 @@ class Counted:
     """True: the simulated rows instead of the real ones."""
     engine: str | None = None
     """Only this engine's trades (``fsm`` / ``legacy``); None: either."""
+    exchange: str | None = None
+    """Only this exchange's trades and write-offs (``account``: the configured one); None:
+    every exchange's."""
     why: str = ""
     """Whose rows these are, said with the figures (``account``'s default)."""
 
-    def admits(self, t: TradeRecord) -> bool:
-        return t.simulated == self.simulated and self.engine in (None, t.engine)
-
-    def admits_write_off(self, rec: InventoryRecord) -> bool:
-        # Inventory rows have no engine column: with ``engine`` they are not counted.
-        return rec.simulated == self.simulated and self.engine is None
+    def admits(self, t: TradeRecord | InventoryRecord) -> bool:
+        """A trade or a write-off of these rows (both carry ``simulated``, ``engine`` and
+        ``exchange``; write-offs written before revision 0004 are engine ``unknown``)."""
+        return (
+            t.simulated == self.simulated
+            and self.engine in (None, t.engine)
+            and self.exchange in (None, t.exchange)
+        )
 
     def describe(self, left_out: int) -> str:
         kind = "simulated trades only" if self.simulated else "real trades only"
-        engine = "" if self.engine is None else f", engine {self.engine} (no write-offs)"
+        engine = "" if self.engine is None else f", engine {self.engine}"
+        where = ", every exchange" if self.exchange is None else f", exchange {self.exchange}"
         why = f" ({self.why})" if self.why else ""
         other = "real" if self.simulated else "simulated"
         flag = "--no-simulated" if self.simulated else "--simulated"
-        excluded = f"; {left_out} {other} or other-engine row(s) left out ({flag}, --engine)"
-        return f"counted: {kind}{engine}{why}" + (excluded if left_out else "")
+        excluded = (
+            f"; {left_out} {other}, other-engine or other-exchange row(s) left out "
+            f"({flag}, --engine, --exchange)"
+        )
+        return f"counted: {kind}{engine}{where}{why}" + (excluded if left_out else "")
 
-    def overridden(self, *, simulated: bool | None, engine: str | None) -> Counted:
+    def overridden(
+        self, *, simulated: bool | None, engine: str | None, exchange: str | None = None
+    ) -> Counted:
         """This default with what the command line asked for (None: not asked;
-        ``engine="all"``: every engine's rows)."""
-        if simulated is None and engine is None:
+        ``"all"``: every engine's / exchange's rows)."""
+        if simulated is None and engine is None and exchange is None:
             return self
+
+        def pick(asked: str | None, default: str | None) -> str | None:
+            return default if asked is None else None if asked == "all" else asked
+
         return Counted(
             simulated=self.simulated if simulated is None else simulated,
-            engine=self.engine if engine is None else None if engine == "all" else engine,
+            engine=pick(engine, self.engine),
+            exchange=pick(exchange, self.exchange),
             why="as asked",
         )
 
@@ -103,13 +119,18 @@ def account(*, exchange: str, global_trading: bool, both_primary: str | None) ->
     exchange or in dry-run (``GLOBAL_TRADING=false``) all of its rows are simulated, on a
     real exchange they are the real ones. ``both_primary``: FSM_MODE=both's primary engine;
     on a simulated account its shadow's rows are simulated too, so only its own count (on
-    a real one the shadow's are the simulated rows: left out already)."""
+    a real one the shadow's are the simulated rows: left out already). The ledger keeps the
+    engine, not its role: after a cutover (HYBRID_PRIMARY switched) the new primary's rows
+    from its shadow days count as its own account (``--since`` the cutover leaves them
+    out). Only ``exchange``'s rows: another exchange's are another account."""
     simulated = exchange == "paper" or not global_trading
     where = "the paper exchange" if exchange == "paper" else exchange
     where += " in dry-run" if exchange != "paper" and not global_trading else ""
     engine = both_primary if simulated else None
     whose = f"the primary {both_primary} engine's" if both_primary else "the"
-    return Counted(simulated=simulated, engine=engine, why=f"{whose} account on {where}")
+    return Counted(
+        simulated=simulated, engine=engine, exchange=exchange, why=f"{whose} account on {where}"
+    )
 
 
 @dataclass(frozen=True)
@@ -139,7 +160,7 @@ def profit(
     if counted is not None:
         kept = [t for t in trades if counted.admits(t)]
         left_out = len(trades) - len(kept)
-        trades, inventory = kept, [r for r in inventory if counted.admits_write_off(r)]
+        trades, inventory = kept, [r for r in inventory if counted.admits(r)]
     rows = [LedgerTrade.of(t) for t in trades]
     symbols = [
         figures(symbol, _quote(symbol), [r for r in rows if r.symbol == symbol])
@@ -211,8 +232,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine",
         choices=("fsm", "legacy", "all"),
-        help="only this engine's trades, or all engines' (default: both mode on a simulated "
-        "account, the primary's; else all)",
+        help="only this engine's trades and write-offs, or all engines' (default: both mode "
+        "on a simulated account, the primary's, its rows from before a cutover included; "
+        "else all)",
+    )
+    parser.add_argument(
+        "--exchange",
+        metavar="NAME|all",
+        help="only this exchange's rows, or all exchanges' (default: the configured EXCHANGE)",
     )
 
 
@@ -257,7 +284,9 @@ async def run(args: argparse.Namespace, target: str | Path, default: Counted) ->
         raise ConfigError(f"no ledger at {target} (DATA_DIR or LEDGER_URL)")
     since = None if args.since is None else parse_since(args.since)
     counted = default.overridden(
-        simulated=getattr(args, "simulated", None), engine=getattr(args, "engine", None)
+        simulated=getattr(args, "simulated", None),
+        engine=getattr(args, "engine", None),
+        exchange=getattr(args, "exchange", None),
     )
     p = await load(target, since=since, symbol=args.symbol, counted=counted)
     print(to_json(p) if args.json else to_text(p))

@@ -113,6 +113,9 @@ dust = Table(
     _money("price"),
     Column("reason", Text, nullable=False),
     Column("ts", Float, nullable=False),
+    # Revision 0004 (rows from before it: not simulated, engine 'unknown').
+    Column("simulated", Boolean(create_constraint=False), nullable=False, server_default="0"),
+    Column("engine", Text, nullable=False, server_default="unknown"),
 )
 
 inventory = Table(
@@ -129,6 +132,7 @@ inventory = Table(
     Column("decision_id", Text),
     Column("ts", Float, nullable=False),
     Column("simulated", Boolean(create_constraint=False), nullable=False),
+    Column("engine", Text, nullable=False, server_default="unknown"),  # revision 0004
 )
 
 #: Each record type's table; its columns are the model's fields (a test compares them).

@@ -232,7 +232,9 @@ class RunnerBase:
             return
         s = self.s
         s.ledger_seq += 1  # the id comes from state only: the same after a restart
-        self._pending.append(c.InventoryRecord.of(s, move, ts=time.time(), simulated=s.simulated))
+        self._pending.append(
+            c.InventoryRecord.of(s, move, ts=time.time(), simulated=s.simulated, engine="legacy")
+        )
         if move.notice:
             self.notify(move.notice_kind, move.notice)
 
