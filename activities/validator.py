@@ -219,7 +219,7 @@ class ValidatorActivities:
         unreadable = {}
         for symbol in symbols:
             try:
-                orders += await self.exchange.fetch_open_orders(symbol)
+                orders += await self.exchange.fetch_open_orders(symbol, reconcile=True)
             except ExchangeError as exc:  # e.g. delisted (BadSymbol): that symbol only
                 unreadable[symbol] = f"{type(exc).__name__}: {exc}"
             activity.heartbeat(symbol)

@@ -64,10 +64,10 @@ class Delisted:
     async def fetch_all_open_orders(self) -> list[Order] | None:
         return None
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         if symbol == self.symbol:
             raise BadSymbol(f"{symbol} is delisted")
-        return await self.inner.fetch_open_orders(symbol)
+        return await self.inner.fetch_open_orders(symbol, reconcile=reconcile)
 
 
 class Blinking:

@@ -50,7 +50,11 @@ from trader.exchange.ccxt_setup import (
     configure,
     credit_idle,
     default_rate_limit_ms,
+    fit_one_check,
     has_book_stream,
+    listing_complete,
+    listing_page,
+    request_cost,
 )
 from trader.exchange.ccxt_stream import BookStreams
 
@@ -176,6 +180,7 @@ class CcxtExchange:
                 raw = await self._call(self._ex.load_markets())
                 self._md.set_markets(self._ex.markets, self._ex.currencies)
                 self._audit.set_markets(self._ex.markets, self._ex.currencies)
+                await self._fit_audit_bucket()
                 mode = int(self._ex.precisionMode)
                 infos = (cv.market_info(m, mode) for m in raw.values())
                 self._markets = {m.symbol: m for m in infos if m is not None}
@@ -368,8 +373,11 @@ class CcxtExchange:
     def _our_id(self, sent: str) -> str:
         return self._ours.get(sent, sent)
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         m = await self._market(symbol)
+        if reconcile:  # the validator's: on its client and budget, as the listing
+            rows = await self._audited(self._audit.fetch_open_orders(symbol))
+            return [self._audited_order(raw, m) for raw in rows]
         rows = await self._call(self._ex.fetch_open_orders(symbol))
         return [
             await self._order(raw, m, self._our_id(str(raw.get("clientOrderId") or "")))
@@ -380,34 +388,55 @@ class CcxtExchange:
         if self._listed_per_symbol:
             return None
         markets = await self.load_markets()
-        rows = await self._audited(self._all_open_orders())
+        page = listing_page(self.name)
+        rows = await self._audited(self._all_open_orders(page))
         if rows is None:
             self._listed_per_symbol = True
+            return None
+        if not listing_complete(self.name, len(rows)):  # a full page: more may follow
+            log.info("%s: %d open orders, a full page: per symbol this check", self.name, page)
             return None
         out = []
         for raw in rows:
             m = markets.get(str(raw.get("symbol")))
             if m is None:  # a market the trader does not load (not spot): not its order
                 continue
-            ours = self._our_id(str(raw.get("clientOrderId") or ""))
-            out.append(cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0), client_order_id=ours))
+            out.append(self._audited_order(raw, m))
         return out
 
+    def _audited_order(self, raw: dict[str, Any], m: MarketInfo) -> Order:
+        """An open order as a reconciliation read sees it: without fees (reading them could
+        cost requests on the order path's client)."""
+        ours = self._our_id(str(raw.get("clientOrderId") or ""))
+        return cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0), client_order_id=ours)
+
     async def _audited(self, call: Awaitable[T]) -> T:
-        """A reconciliation read on its own client, credited the time it was idle."""
-        if self._audit_idle_since is not None:
-            credit_idle(self._audit, time.monotonic() - self._audit_idle_since)
+        """A reconciliation read on its own client, credited the time it was idle (once:
+        a read overlapping this one finds no idle time to claim)."""
+        idle_since, self._audit_idle_since = self._audit_idle_since, None
+        if idle_since is not None:
+            credit_idle(self._audit, time.monotonic() - idle_since)
         try:
             return await self._call(call, client=self._audit)
         finally:
             self._audit_idle_since = time.monotonic()
 
-    async def _all_open_orders(self) -> list[dict[str, Any]] | None:
+    async def _all_open_orders(self, page: int | None) -> list[dict[str, Any]] | None:
         try:
-            rows: list[dict[str, Any]] = await self._audit.fetch_open_orders()
+            rows: list[dict[str, Any]] = await self._audit.fetch_open_orders(None, None, page)
         except ccxt.ArgumentsRequired:  # this exchange lists them per symbol only
             return None
         return rows
+
+    async def _fit_audit_bucket(self) -> None:
+        """Size the validator client's bucket to one check's reads, priced by ccxt."""
+        cost = await request_cost(self._audit, self._audit.fetch_balance)
+        if not self._listed_per_symbol:
+            page = listing_page(self.name)
+            cost += await request_cost(
+                self._audit, lambda: self._audit.fetch_open_orders(None, None, page)
+            )
+        fit_one_check(self._audit, cost)
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         m = await self._market(symbol)
@@ -429,7 +458,8 @@ class CcxtExchange:
         return {c: b.total for c, b in (await self.fetch_balances()).items()}
 
     async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
-        if reconcile:
+        if reconcile:  # markets first: loaded by the order client, once, for all three
+            await self.load_markets()
             raw = await self._audited(self._audit.fetch_balance())
         else:
             raw = await self._call(self._ex.fetch_balance())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +15,7 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
+from ccxt.async_support.base.throttler import Throttler
 from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
@@ -145,6 +149,99 @@ def credit_idle(ex: Any, idle_s: float) -> None:
     if cfg.get("algorithm") != "leakyBucket":  # a rolling window forgets old costs itself
         return
     cfg["tokens"] = min(cfg["tokens"] + idle_s * 1000 * cfg["refillRate"], cfg["capacity"])
+
+
+class _SkipsGivenUp(Throttler):  # type: ignore[misc]  # ccxt is untyped
+    """ccxt's throttler, except that a request given up while it waits (its attempt timed
+    out and was cancelled) leaves the queue unpaid: ccxt's would still charge its cost when
+    it reached the head, so the next attempt would wait behind it and, on a slow exchange,
+    time out in turn, forever."""
+
+    running: bool
+    queue: Any
+
+    async def leaky_bucket_loop(self) -> None:
+        """ccxt's loop (4.5), skipping the waiters given up."""
+        cfg: dict[str, Any] = self.config
+        queue = self.queue
+        last_ms = time.time() * 1000
+        while self.running:
+            future, cost = queue[0]
+            if future.done():  # cancelled while it waited: not charged
+                queue.popleft()
+                self.running = bool(queue)
+                continue
+            cost = cfg["cost"] if cost is None else cost
+            if cfg["tokens"] >= 0:
+                cfg["tokens"] -= cost
+                future.set_result(None)
+                queue.popleft()
+                await asyncio.sleep(0)
+                self.running = bool(queue)
+            else:
+                await asyncio.sleep(cfg["delay"])
+                now_ms = time.time() * 1000
+                elapsed, last_ms = now_ms - last_ms, now_ms
+                cfg["tokens"] = min(cfg["tokens"] + elapsed * cfg["refillRate"], cfg["capacity"])
+
+
+class _Priced(Exception):
+    """Raised by the throttle of ``request_cost``: the request is priced, not sent."""
+
+
+async def request_cost(ex: Any, read: Callable[[], Awaitable[Any]]) -> float:
+    """The cost ccxt's throttler would charge for the first request ``read`` sends, found
+    without sending it (0: ``read`` sends none, e.g. refused without arguments)."""
+    priced: list[float] = []
+
+    async def throttle(cost: float | None = None) -> None:
+        priced.append(float(ex.throttler.config["cost"] if cost is None else cost))
+        raise _Priced
+
+    ex.throttle = throttle
+    try:
+        await read()
+    except _Priced:
+        pass
+    except ccxt.BaseError:  # e.g. ArgumentsRequired: no request
+        pass
+    finally:
+        del ex.throttle  # the class's own again
+    return sum(priced)
+
+
+def fit_one_check(ex: Any, cost: float) -> None:
+    """Size ``ex``'s bucket to hold one check's reads (``cost`` units) and fill it: after
+    an idle interval (``credit_idle``) a check's requests pass together instead of each
+    waiting for the last one's cost (Kraken at 5 %: 20 s a unit, balances and listing 3
+    each, 40 s, past the check's heartbeat timeout). The long-run rate is unchanged; a
+    request given up while it waits is not charged (``_SkipsGivenUp``)."""
+    old = ex.throttler
+    if old is None or old.config.get("algorithm") != "leakyBucket":
+        return
+    ex.throttler = _SkipsGivenUp({**old.config}, old.loop)
+    cfg = ex.throttler.config
+    cfg["capacity"] = max(float(cfg["capacity"]), cost)
+    cfg["tokens"] = cfg["capacity"]  # nothing spent yet
+
+
+_LISTS_EVERYTHING = frozenset({"binance", "binanceus", "kraken"})
+"""Exchanges whose all-symbols open-orders listing returns every open order, unpaged."""
+LISTING_PAGE = 20
+"""Orders asked for in one all-symbols listing elsewhere (OKX pages at 100, Bybit at 20 by
+default, KuCoin and Bitget too): a full page may not be all of them, and that check reads
+per symbol instead."""
+
+
+def listing_page(exchange_id: str) -> int | None:
+    """The page size to ask an all-symbols open-orders listing for (None: unpaged)."""
+    return None if exchange_id in _LISTS_EVERYTHING else LISTING_PAGE
+
+
+def listing_complete(exchange_id: str, rows: int) -> bool:
+    """An all-symbols listing of ``rows`` orders is all of them (not a full page)."""
+    page = listing_page(exchange_id)
+    return page is None or rows < page
 
 
 def has_book_stream(exchange_id: str) -> bool:

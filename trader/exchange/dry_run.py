@@ -102,7 +102,7 @@ class DryRunExchange:
     def exchange_client_id(self, client_order_id: str) -> str:
         return self.paper.exchange_client_id(client_order_id)
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         await self._refresh(symbol)
         return await self.paper.fetch_open_orders(symbol)
 

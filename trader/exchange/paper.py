@@ -243,7 +243,7 @@ class PaperExchange(PaperBook):
     def exchange_client_id(self, client_order_id: str) -> str:
         return client_order_id  # kept as given
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         stored = self._store.open_orders(symbol)
         return [
             o

@@ -68,7 +68,10 @@ class Exchange(Protocol):
         """
         ...
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]: ...
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
+        """The symbol's open orders; ``reconcile``: on the reconciliation budget and without
+        fees, as ``fetch_all_open_orders``."""
+        ...
 
     async def fetch_all_open_orders(self) -> list[Order] | None:
         """Every open order of the account (all symbols) in one request, for reconciliation:
