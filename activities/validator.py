@@ -14,7 +14,7 @@ Each part stands alone: a symbol whose state or open orders cannot be read, a le
 that does not parse, the ledger down, each is a divergence of its own and skips only what
 depends on it; only the FSM listing, the balances and the all-symbols open-orders listing
 fail the check (retried, then skipped: ``trader_validator_checks_total{outcome="failed"}``).
-It heartbeats between parts.
+It heartbeats between parts, and while an exchange read waits (``beating``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,22 @@ QUERY_CONCURRENCY = 20
 QUERY_TIMEOUT = timedelta(seconds=10)
 """A ``state`` query not answered in this (no worker polls it): that symbol is unreadable."""
 T = TypeVar("T")
+BEAT_EVERY_S = 10.0
+"""Heartbeat this often while an exchange read waits (its client's throttler, the
+network): well within the check's heartbeat timeout, however slow the exchange's pacing."""
+
+
+async def beating(what: str, read: Awaitable[T], *, every_s: float = BEAT_EVERY_S) -> T:
+    """``read``, heartbeating while it waits: a read waiting its turn is progress, not a
+    stuck attempt. Cancelled with the attempt (its heartbeat brings the cancellation), so a
+    timed-out attempt's read gives up its place in the throttler's queue."""
+    task = asyncio.ensure_future(read)
+    try:
+        while not (await asyncio.wait({task}, timeout=every_s))[0]:
+            activity.heartbeat(f"waiting: {what}")
+        return task.result()
+    finally:
+        task.cancel()  # nothing when it is done
 
 
 def divergence_log_path(data_dir: Path) -> Path:
@@ -93,9 +109,9 @@ class ValidatorActivities:
         fsm_ids = await self._fsm_workflows(setup.task_queue, setup.exchange)
         activity.heartbeat("listed")
         symbols = set(fsm_ids) | set(setup.watchlist)
-        balances = await self.exchange.fetch_balances(reconcile=True)
+        balances = await beating("balances", self.exchange.fetch_balances(reconcile=True))
         activity.heartbeat("balances")
-        listed = await self.exchange.fetch_all_open_orders()
+        listed = await beating("open orders", self.exchange.fetch_all_open_orders())
         activity.heartbeat("open orders")
         orders, unreadable = await self._open_orders(sorted(symbols), listed)
         legacy: dv.EngineView | None = None
@@ -219,7 +235,8 @@ class ValidatorActivities:
         unreadable = {}
         for symbol in symbols:
             try:
-                orders += await self.exchange.fetch_open_orders(symbol, reconcile=True)
+                read = self.exchange.fetch_open_orders(symbol, reconcile=True)
+                orders += await beating(symbol, read)
             except ExchangeError as exc:  # e.g. delisted (BadSymbol): that symbol only
                 unreadable[symbol] = f"{type(exc).__name__}: {exc}"
             activity.heartbeat(symbol)

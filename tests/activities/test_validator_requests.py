@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.validator import ValidatorActivities, divergence_log_path
+from activities.validator import ValidatorActivities, beating, divergence_log_path
 from tests.exchange.sim_fixtures import generated_markets, sim_and_adapter
 from tests.workflows.validator_rig import UNKNOWN_ORDER_ID, place_unknown_order
 from trader import contracts as c
@@ -219,3 +219,47 @@ async def test_the_validators_client_reads_markets_loaded_by_the_order_client(
         await ex.fetch_balances(reconcile=True)
         assert await ex.fetch_all_open_orders() == []
         assert srv.stats["GET /api/v3/exchangeInfo"] == 1, dict(srv.stats)
+
+
+async def test_a_read_waiting_its_turn_heartbeats_and_gives_up_with_its_attempt() -> None:
+    """A read held back by its throttler (slow pacing) heartbeats meanwhile: its turn comes
+    here only once the attempt has heartbeated. Cancelled (the attempt timed out), the read
+    is cancelled too: it leaves the throttler's queue instead of holding the next back."""
+    env = ActivityEnvironment()
+    turn = asyncio.Event()
+    beats: list[tuple[object, ...]] = []
+
+    def beat(*details: object) -> None:
+        beats.append(details)
+        turn.set()
+
+    env.on_heartbeat = beat
+
+    async def throttled() -> str:
+        await turn.wait()
+        return "balances"
+
+    async def read() -> str:
+        return await beating("balances", throttled(), every_s=0.05)
+
+    # (A read that did not heartbeat would wait for ever: the timeout only ends the test.)
+    assert await asyncio.wait_for(env.run(read), timeout=60) == "balances"
+    assert beats[0] == ("waiting: balances",)
+
+    gave_up = asyncio.Event()
+
+    async def never() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            gave_up.set()
+            raise
+
+    async def stuck() -> None:
+        await beating("open orders", never(), every_s=0.05)
+
+    timed_out = ActivityEnvironment()
+    timed_out.on_heartbeat = lambda *_: timed_out.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(timed_out.run(stuck), timeout=60)
+    assert gave_up.is_set()
