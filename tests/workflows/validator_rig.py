@@ -174,12 +174,13 @@ class ValidatorRig:
             assert time.monotonic() < deadline, f"only {p.check} of {n} checks done"
             await asyncio.sleep(0.2)
 
-    async def wait_line(self, kind: str, *, timeout: float = 60) -> dict[str, Any]:
+    async def wait_line(self, kind: str, *, n: int = 1, timeout: float = 60) -> dict[str, Any]:
+        """The ``n``-th report of ``kind`` (1: the first), once it is logged."""
         deadline = time.monotonic() + timeout
-        while not self.lines(kind):
-            assert time.monotonic() < deadline, f"no {kind} divergence; log: {self.lines()}"
+        while len(self.lines(kind)) < n:
+            assert time.monotonic() < deadline, f"no {kind} divergence #{n}; log: {self.lines()}"
             await asyncio.sleep(0.2)
-        return self.lines(kind)[0]
+        return self.lines(kind)[n - 1]
 
 
 @contextlib.asynccontextmanager
