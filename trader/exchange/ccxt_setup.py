@@ -20,6 +20,8 @@ from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 # Where each exchange takes our client order id (create, then lookup/cancel), what it
 # accepts and how long it may be. ccxt puts a given id into the request unchanged (it
 # generates a broker-prefixed one only when none is given). trader.core.ids builds 36
@@ -203,8 +205,8 @@ async def request_cost(ex: Any, read: Callable[[], Awaitable[Any]]) -> float:
         await read()
     except _Priced:
         pass
-    except ccxt.BaseError:  # e.g. ArgumentsRequired: no request
-        pass
+    except Exception as exc:  # e.g. ArgumentsRequired: no request; never fail the caller
+        log.debug("%s: not priced (%s)", ex.id, type(exc).__name__)
     finally:
         del ex.throttle  # the class's own again
     return sum(priced)
