@@ -170,7 +170,9 @@ async def main(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "profit":  # the ledger only, either mode
-        return await ledger_profit.run(args, settings.ledger_target)
+        return await ledger_profit.run(
+            args, settings.ledger_target, hybrid.profit_account(settings)
+        )
     if settings.effective_mode == "legacy":  # no Temporal at all (trader/legacy)
         return await _legacy(args, settings)
     simulated = False

@@ -4,14 +4,17 @@ exchange, compare them (``trader.core.divergence``), and log and count what is n
 Read-only everywhere: visibility and the ``state`` query (no history event) for the FSM
 side, ``read_symbols`` (never blocks the engine; this exchange's rows) for the legacy side,
 the ledger for both engines' trades (``both`` mode only) and dust, one balance request and
-the open orders of each symbol (running, on the watchlist, or in the legacy state) for the
-exchange. The exchange is read first: an order the bot places meanwhile is in its state
-(its id is decided before it is sent) by the time the engines are read.
+the open orders of the symbols (running, on the watchlist, or in the legacy state) for the
+exchange: one all-symbols listing on the exchange's reconciliation budget where it has one
+(``Exchange.fetch_all_open_orders``), else one request per symbol. The exchange is read
+first: an order the bot places meanwhile is in its state (its id is decided before it is
+sent) by the time the engines are read.
 
 Each part stands alone: a symbol whose state or open orders cannot be read, a legacy row
 that does not parse, the ledger down, each is a divergence of its own and skips only what
-depends on it; only the FSM listing and the balances fail the check (retried, then
-skipped: ``trader_validator_checks_total{outcome="failed"}``). It heartbeats between parts.
+depends on it; only the FSM listing, the balances and the all-symbols open-orders listing
+fail the check (retried, then skipped: ``trader_validator_checks_total{outcome="failed"}``).
+It heartbeats between parts, and while an exchange read waits (``beating``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,22 @@ QUERY_CONCURRENCY = 20
 QUERY_TIMEOUT = timedelta(seconds=10)
 """A ``state`` query not answered in this (no worker polls it): that symbol is unreadable."""
 T = TypeVar("T")
+BEAT_EVERY_S = 10.0
+"""Heartbeat this often while an exchange read waits (its client's throttler, the
+network): well within the check's heartbeat timeout, however slow the exchange's pacing."""
+
+
+async def beating(what: str, read: Awaitable[T], *, every_s: float = BEAT_EVERY_S) -> T:
+    """``read``, heartbeating while it waits: a read waiting its turn is progress, not a
+    stuck attempt. Cancelled with the attempt (its heartbeat brings the cancellation), so a
+    timed-out attempt's read gives up its place in the throttler's queue."""
+    task = asyncio.ensure_future(read)
+    try:
+        while not (await asyncio.wait({task}, timeout=every_s))[0]:
+            activity.heartbeat(f"waiting: {what}")
+        return task.result()
+    finally:
+        task.cancel()  # nothing when it is done
 
 
 def divergence_log_path(data_dir: Path) -> Path:
@@ -90,9 +109,11 @@ class ValidatorActivities:
         fsm_ids = await self._fsm_workflows(setup.task_queue, setup.exchange)
         activity.heartbeat("listed")
         symbols = set(fsm_ids) | set(setup.watchlist)
-        balances = await self.exchange.fetch_balances()
+        balances = await beating("balances", self.exchange.fetch_balances(reconcile=True))
         activity.heartbeat("balances")
-        orders, unreadable = await self._open_orders(sorted(symbols))
+        listed = await beating("open orders", self.exchange.fetch_all_open_orders())
+        activity.heartbeat("open orders")
+        orders, unreadable = await self._open_orders(sorted(symbols), listed)
         legacy: dv.EngineView | None = None
         current: list[dv.Divergence] = []
         if setup.legacy_state_path is not None:  # read once per check, after the orders
@@ -105,7 +126,7 @@ class ValidatorActivities:
             current += dv.unreadable_legacy(legacy)
             more = sorted({*coins, *bad} - symbols)  # e.g. dropped, managed exit only
             symbols |= set(more)
-            more_orders, more_unreadable = await self._open_orders(more)
+            more_orders, more_unreadable = await self._open_orders(more, listed)
             orders += more_orders
             unreadable |= more_unreadable
         account = _account(balances, orders, unreadable)
@@ -133,7 +154,10 @@ class ValidatorActivities:
                 tol=setup.tolerances,
             )
         tracker, reported = dv.track(
-            inp.tracker, current, confirm_checks=setup.tolerances.confirm_checks
+            inp.tracker,
+            current,
+            confirm_checks=setup.tolerances.confirm_checks,
+            clear_checks=setup.tolerances.clear_checks,
         )
         if reported:
             await asyncio.to_thread(self._log, inp, reported)
@@ -198,13 +222,21 @@ class ValidatorActivities:
             unreadable=sorted(s for s in got if isinstance(s, str)),
         )
 
-    async def _open_orders(self, symbols: list[str]) -> tuple[list[Order], dict[str, str]]:
-        """The open orders of each symbol, and why for those the exchange refused."""
+    async def _open_orders(
+        self, symbols: list[str], listed: list[Order] | None
+    ) -> tuple[list[Order], dict[str, str]]:
+        """The open orders of each symbol, and why for those the exchange refused: from
+        the account's listing when the exchange gave one (orders on other symbols are not
+        the bot's business), else one request per symbol."""
+        if listed is not None:
+            wanted = set(symbols)
+            return [o for o in listed if o.symbol in wanted], {}
         orders: list[Order] = []
         unreadable = {}
-        for symbol in symbols:  # one request each: the port has no all-symbols listing
+        for symbol in symbols:
             try:
-                orders += await self.exchange.fetch_open_orders(symbol)
+                read = self.exchange.fetch_open_orders(symbol, reconcile=True)
+                orders += await beating(symbol, read)
             except ExchangeError as exc:  # e.g. delisted (BadSymbol): that symbol only
                 unreadable[symbol] = f"{type(exc).__name__}: {exc}"
             activity.heartbeat(symbol)

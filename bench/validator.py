@@ -3,6 +3,14 @@ and per check, and the wall time of one check, with N real SymbolTraders (paper 
 real SQLite ledger) of which some hold a position.
 
     python -m bench.validator [--symbols 100] [--holding 10] [--checks 100] [--interval 1]
+
+With ``--binance``: the requests one check costs the account at the local Binance server
+(trader/binance_sim counts them), through the real ccxt adapter, the validator's activity
+run ``--checks`` times (no SymbolTrader: the exchange side of a ``--symbols`` watchlist);
+``--per-symbol`` as an exchange without an all-symbols open-orders listing (one request
+per symbol on the order path, as every exchange was before review M7).
+
+    python -m bench.validator --binance [--symbols 100] [--checks 5] [--per-symbol]
 """
 
 from __future__ import annotations
@@ -13,18 +21,28 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal as D
 from pathlib import Path
 
+import ccxt
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.validator import ValidatorActivities, divergence_log_path
 from bench.common import dev_server
+from tests.exchange.sim_fixtures import generated_markets, sim_and_adapter
 from tests.workflows.harness import bench
 from tests.workflows.validator_rig import validator
-from trader.core.market import MarketInfo
+from trader import contracts as c
+from trader.core.divergence import DivergenceTracker
+from trader.core.market import MarketInfo, Order
 from trader.core.phases import Phase
+from trader.exchange.ccxt_adapter import CcxtExchange
 from trader.exchange.feed import StaticFeed
+from trader.ledger import LedgerStore
 
 SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
 STARTED = EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
@@ -94,10 +112,70 @@ async def main(args: argparse.Namespace) -> None:
     )
 
 
+class PerSymbol(CcxtExchange):
+    """The adapter as an exchange that lists open orders per symbol only."""
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        return None
+
+
+async def binance(args: argparse.Namespace) -> None:
+    async with dev_server() as env:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with sim_and_adapter(Path(tmp), extra_markets=args.symbols) as (srv, ex):
+                if args.per_symbol:
+                    ex.__class__ = PerSymbol
+                seconds = await _checks(env.client, ex, Path(tmp), args, srv.stats.clear)
+                stats = dict(srv.stats)
+    per_check = {k: v / args.checks for k, v in sorted(stats.items())}
+    api = ccxt.binance().describe()["api"]["private"]["get"]
+    listed = per_check.get("GET /api/v3/openOrders", 0)
+    units = listed * (
+        api["openOrders"]["cost"] if args.per_symbol else api["openOrders"]["noSymbol"]
+    )
+    units_on = "order-path client" if args.per_symbol else "validator's own client"
+    print(
+        f"{args.symbols} symbols, {args.checks} checks "
+        f"({'per symbol' if args.per_symbol else 'all-symbols listing'}): "
+        f"{sum(per_check.values()):g} requests per check {per_check}; open orders "
+        f"{units:g} ccxt units per check on the {units_on}, balances "
+        f"{api['account']['cost']:g} on the validator's own client; one check "
+        f"median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s"
+    )
+
+
+async def _checks(
+    client: Client, ex: CcxtExchange, tmp: Path, args: argparse.Namespace, reset: Callable[[], None]
+) -> list[float]:
+    """Seconds per check; before each, the validator's own throttler is let refill (the
+    listing's 16 units: 16 s at its 5 % share of ccxt's default), as at a 60 s interval."""
+    acts = ValidatorActivities(
+        client, ex, LedgerStore(tmp / "ledger.sqlite"), divergence_log=divergence_log_path(tmp)
+    )
+    watchlist = sorted(generated_markets(args.symbols))
+    setup = c.ValidatorSetup(exchange="binance", task_queue="bench-none", watchlist=watchlist)
+    inp = c.ValidateInput(
+        validator_id="bench", check=0, setup=setup, since_ts=0.0, tracker=DivergenceTracker()
+    )
+    settle = 16 * ex._audit.rateLimit / 1000
+    await ActivityEnvironment().run(acts.validate, inp)  # markets loaded
+    reset()
+    seconds = []
+    for i in range(args.checks):
+        await asyncio.sleep(settle)
+        t0 = time.monotonic()
+        await ActivityEnvironment().run(acts.validate, inp.model_copy(update={"check": i + 1}))
+        seconds.append(time.monotonic() - t0)
+    return seconds
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--holding", type=int, default=10)
     parser.add_argument("--checks", type=int, default=100)
     parser.add_argument("--interval", type=float, default=1.0)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--binance", action="store_true", help="requests per check (see above)")
+    parser.add_argument("--per-symbol", action="store_true", help="with --binance: no listing")
+    parsed = parser.parse_args()
+    asyncio.run(binance(parsed) if parsed.binance else main(parsed))

@@ -31,7 +31,8 @@ CHECK_RETRY = RetryPolicy(
 )
 CHECK_ATTEMPT_MIN = timedelta(seconds=60)
 CHECK_PER_SYMBOL = timedelta(seconds=2)
-"""An attempt's budget grows with the watchlist: the open orders are one request each."""
+"""An attempt's budget grows with the watchlist: where the exchange lists open orders per
+symbol only, they are one request each."""
 CHECK_HEARTBEAT = timedelta(seconds=30)
 """The activity heartbeats between parts: one stuck part fails the attempt, not the budget."""
 CHECKS_FAILED_NOTIFY = 3

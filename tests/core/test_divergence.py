@@ -205,53 +205,90 @@ def d(kind: K = K.PHASE_CLASS, fp: str = "flat/holding") -> dv.Divergence:
     return dv.Divergence(kind=kind, symbol="BTC/USDT", detail="x", values={}, fingerprint=fp)
 
 
+CLEAR = 3
+"""``clear_checks`` of these tests: absent on 3 consecutive checks ends an episode."""
+
+
+def _track(
+    t: dv.DivergenceTracker, current: list[dv.Divergence], *, confirm_checks: int
+) -> tuple[dv.DivergenceTracker, list[dv.Divergence]]:
+    return dv.track(t, current, confirm_checks=confirm_checks, clear_checks=CLEAR)
+
+
 def test_a_divergence_is_reported_after_confirm_checks_then_not_again():
     t = dv.DivergenceTracker()
-    t, new = dv.track(t, [d()], confirm_checks=2)
+    t, new = _track(t, [d()], confirm_checks=2)
     assert new == []  # seen once: the engines may be a moment apart
-    t, new = dv.track(t, [d()], confirm_checks=2)
+    t, new = _track(t, [d()], confirm_checks=2)
     assert new == [d()]
     for _ in range(5):
-        t, new = dv.track(t, [d()], confirm_checks=2)
+        t, new = _track(t, [d()], confirm_checks=2)
         assert new == []
 
 
 def test_a_divergence_seen_once_then_gone_is_never_reported():
-    t, _ = dv.track(dv.DivergenceTracker(), [d()], confirm_checks=2)
-    t, new = dv.track(t, [], confirm_checks=2)
-    t, new2 = dv.track(t, [d()], confirm_checks=2)
+    t, _ = _track(dv.DivergenceTracker(), [d()], confirm_checks=2)
+    t, new = _track(t, [], confirm_checks=2)
+    t, new2 = _track(t, [d()], confirm_checks=2)
     assert new == new2 == [] and t.seen == {d().key: 1}
 
 
-def test_one_that_clears_and_comes_back_is_reported_again():
-    t, new = dv.track(dv.DivergenceTracker(), [d()], confirm_checks=1)
+def test_one_that_blinks_out_for_fewer_than_clear_checks_is_the_same_episode():
+    t, new = _track(dv.DivergenceTracker(), [d()], confirm_checks=1)
     assert new == [d()]
-    t, new = dv.track(t, [], confirm_checks=1)
-    assert new == [] and t.reported == []
-    t, new = dv.track(t, [d()], confirm_checks=1)
+    for gap in range(1, CLEAR):  # present, absent `gap` checks, present: not again
+        for _ in range(gap):
+            t, new = _track(t, [], confirm_checks=1)
+            assert new == [] and t.reported == [d().key]
+        t, new = _track(t, [d()], confirm_checks=1)
+        assert new == [], gap
+    assert t.absent == {}  # seen again: the count of absent checks starts over
+
+
+def test_one_absent_for_clear_checks_and_back_is_reported_again():
+    t, new = _track(dv.DivergenceTracker(), [d()], confirm_checks=1)
+    assert new == [d()]
+    for i in range(CLEAR):
+        t, new = _track(t, [], confirm_checks=1)
+        assert new == []
+        assert t.reported == ([] if i == CLEAR - 1 else [d().key])
+    assert t.absent == {}
+    t, new = _track(t, [d()], confirm_checks=1)
     assert new == [d()]
 
 
 def test_a_changed_divergence_is_a_new_one():
-    t, _ = dv.track(dv.DivergenceTracker(), [d()], confirm_checks=1)
-    t, new = dv.track(t, [d(fp="flat/selling")], confirm_checks=1)
-    assert new == [d(fp="flat/selling")] and t.reported == [d(fp="flat/selling").key]
+    t, _ = _track(dv.DivergenceTracker(), [d()], confirm_checks=1)
+    t, new = _track(t, [d(fp="flat/selling")], confirm_checks=1)
+    assert new == [d(fp="flat/selling")]
+    assert t.reported == [d().key, d(fp="flat/selling").key]  # the old one until it clears
 
 
-@given(st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=3), max_size=12))
+def test_the_tracker_carried_by_an_older_validator_still_loads():
+    """A continue-as-new input (or an activity result in a history) from before
+    ``absent``: the reported keys are kept, none is absent yet."""
+    old = {"seen": {d().key: 4}, "reported": [d().key]}
+    t = dv.DivergenceTracker.model_validate(old)
+    assert t.absent == {}
+    t, new = _track(t, [], confirm_checks=2)
+    assert new == [] and t.reported == [d().key] and t.absent == {d().key: 1}
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=3), max_size=16))
 def test_each_episode_is_reported_exactly_once(checks):
-    """Whatever the sequence: a key is reported once per run of consecutive checks it is
-    in, and only once that run reaches ``confirm_checks``."""
+    """Whatever the sequence: a key is reported once it is in ``confirm_checks`` consecutive
+    checks, then not again until it has been out of ``CLEAR`` consecutive checks."""
     t, reported = dv.DivergenceTracker(), []
     for keys in checks:
-        t, new = dv.track(t, [d(fp=k) for k in set(keys)], confirm_checks=2)
+        t, new = _track(t, [d(fp=k) for k in set(keys)], confirm_checks=2)
         reported += [n.fingerprint for n in new]
     expected = []
     for k in "abc":
-        run = 0
-        for keys in checks:
-            run = run + 1 if k in keys else 0
-            if run == 2:
+        # The presence of k check by check, as text: an episode is a run of presence
+        # (reaching 2) up to a gap of CLEAR absences.
+        marks = "".join("x" if k in keys else "." for keys in checks)
+        for episode in marks.split("." * CLEAR):
+            if "xx" in episode:
                 expected.append(k)
     assert sorted(reported) == sorted(expected)
 

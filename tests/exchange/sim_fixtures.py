@@ -65,6 +65,7 @@ async def sim_and_adapter(
     extra_markets: int = 0,
     balances: dict[str, D] | None = None,
     sim: dict[str, Any] | None = None,
+    exchange_cls: type[CcxtExchange] = CcxtExchange,
     **adapter: Unpack[AdapterOptions],
 ) -> AsyncIterator[tuple[SimServer, CcxtExchange]]:
     """A fresh server (its own data dir; ``sim``: more SimConfig settings) and a
@@ -79,7 +80,7 @@ async def sim_and_adapter(
     )
     (tmp_path / "sim").mkdir(exist_ok=True)
     async with SimServer(config) as srv:
-        ex = CcxtExchange(
+        ex = exchange_cls(
             "binance", api_key=_secret(KEY), api_secret=_secret(SECRET), api_url=srv.url, **adapter
         )
         try:

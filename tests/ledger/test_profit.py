@@ -17,7 +17,7 @@ import pytest
 from tests.ledger.test_store import trade
 from trader.contracts import InventoryRecord, TradeRecord
 from trader.ledger import LedgerStore
-from trader.ledger.profit import parse_since, run
+from trader.ledger.profit import Counted, account, parse_since, run
 
 ROOT = Path(__file__).parents[2]
 # (symbol, net, closed_ts): USDT's cumulative PnL by close time is 10, 2, -2, 1, 7, so its
@@ -35,7 +35,13 @@ KNOWN = [
 def _known(i: int, symbol: str, net: str, ts: float) -> TradeRecord:
     fee = D("0.00000001") if symbol.endswith("BTC") else D("0.1")
     return trade(f"{symbol}:{i}", net, closed_ts=ts).model_copy(
-        update={"symbol": symbol, "entry_fee": fee, "exit_fee": 2 * fee, "simulated": False}
+        update={
+            "symbol": symbol,
+            "exchange": "binance",
+            "entry_fee": fee,
+            "exit_fee": 2 * fee,
+            "simulated": False,
+        }
     )
 
 
@@ -43,7 +49,7 @@ def _write_off(symbol: str, cost: str, ts: float, *, simulated: bool = False) ->
     return InventoryRecord(
         record_id=f"w-{symbol}-{ts:g}",
         symbol=symbol,
-        exchange="paper",
+        exchange="binance",
         kind="inventory_write_off",
         amount=D("1"),
         cost=D(cost),
@@ -55,11 +61,18 @@ def _write_off(symbol: str, cost: str, ts: float, *, simulated: bool = False) ->
     )
 
 
+REAL = account(exchange="binance", global_trading=True, both_primary=None)
+"""The default on a real exchange: the real rows."""
+
+
 async def _profit(
-    target: str | Path, capsys: pytest.CaptureFixture[str], **kw: object
+    target: str | Path,
+    capsys: pytest.CaptureFixture[str],
+    default: Counted = REAL,
+    **kw: object,
 ) -> dict[str, Any]:
     args = argparse.Namespace(**{"since": None, "symbol": None, "json": True, **kw})
-    assert await run(args, target) == 0
+    assert await run(args, target, default) == 0
     return dict(json.loads(capsys.readouterr().out))
 
 
@@ -89,12 +102,13 @@ async def test_profit_of_a_known_set_of_trades(
     assert [(r["name"], r["trades"]) for r in only_b["totals"]] == [("total USDT", 2)]
 
 
-async def test_profit_counts_real_rows_unless_asked_for_the_simulated_ones(
+async def test_profit_counts_the_primary_account_unless_asked_for_others(
     store: LedgerStore, ledger_target: str | Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A both-mode ledger: the primary's real trades and the shadow's simulated ones (and a
-    simulated write-off). The default sums the real rows only and says so; ``--simulated``
-    the simulated ones; ``--engine`` one engine; real and simulated are never added."""
+    simulated write-off). On a real exchange the default sums the real rows only and says
+    so; on the paper exchange the primary engine's simulated ones; ``--simulated`` /
+    ``--no-simulated`` and ``--engine`` override; real and simulated are never added."""
     rows = [
         ("A/USDT:1", "10", False, "legacy"),
         ("A/USDT:2", "-4", False, "legacy"),
@@ -127,10 +141,25 @@ async def test_profit_counts_real_rows_unless_asked_for_the_simulated_ones(
     assert total(shadow) == (1, D(100)) and shadow["inventory_written_off"] == {"USDT": "3"}
     lg = await _profit(ledger_target, capsys, simulated=True, engine="legacy")
     assert total(lg) == (1, D(7)) and lg["inventory_written_off"] == {}
-    args = argparse.Namespace(since=None, symbol=None, json=False, simulated=False, engine=None)
-    assert await run(args, ledger_target) == 0
+    args = argparse.Namespace(since=None, symbol=None, json=False, simulated=None, engine=None)
+    assert await run(args, ledger_target, REAL) == 0
     table = capsys.readouterr().out
-    assert "counted: real trades only" in table.splitlines()[-1]
+    last = table.splitlines()[-1]
+    assert "counted: real trades only, exchange binance (the account on binance)" in last
+
+    # Dry-run, both mode, legacy primary: its own simulated trades, not the shadow's.
+    paper = account(exchange="binance", global_trading=False, both_primary="legacy")
+    own = await _profit(ledger_target, capsys, paper)
+    assert total(own) == (1, D(7))
+    assert own["counted"].startswith(
+        "counted: simulated trades only, engine legacy, exchange binance "
+        "(the primary legacy engine's account on binance in dry-run)"
+    ), own["counted"]
+    assert total(await _profit(ledger_target, capsys, paper, engine="all")) == (2, D(107))
+    real_too = await _profit(ledger_target, capsys, paper, simulated=False)
+    assert total(real_too) == (2, D(6)) and "as asked" in real_too["counted"]  # legacy's real
+    on_paper = account(exchange="paper", global_trading=True, both_primary=None)
+    assert on_paper.simulated and on_paper.exchange == "paper"
 
 
 def test_since_takes_an_age_or_an_iso_date() -> None:
@@ -142,19 +171,45 @@ def test_since_takes_an_age_or_an_iso_date() -> None:
         parse_since("last week")
 
 
-async def test_the_command_prints_the_ledger(tmp_path: Path) -> None:
+async def test_the_command_prints_the_primary_accounts_ledger(tmp_path: Path) -> None:
+    """A plain ``profit`` counts the configured exchange's account: on the paper exchange
+    (the demo) its simulated trades, not another exchange's (a dry-run's), and says which;
+    ``--exchange all`` every exchange's."""
     path = tmp_path / "ledger.sqlite"
     store = LedgerStore(path)
-    await store.record_trade(_known(0, "A/USDT", "2.5", 100.0))
+    await store.record_trade(_known(0, "A/USDT", "2.5", 100.0))  # real, on binance
+    simulated = {"simulated": True, "exchange": "paper"}
+    await store.record_trade(_known(1, "A/USDT", "1.25", 200.0).model_copy(update=simulated))
+    dry_run = {"simulated": True, "exchange": "kraken"}  # another account: not paper's
+    await store.record_trade(_known(2, "A/USDT", "0.5", 300.0).model_copy(update=dry_run))
     await store.close()
-    env = {**os.environ, "LEDGER_URL": str(path), "DATA_DIR": str(tmp_path)}
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("FSM_MODE", "FSM_ENABLED")},
+        "LEDGER_URL": str(path),
+        "DATA_DIR": str(tmp_path),
+        "EXCHANGE": "paper",
+        "GLOBAL_TRADING": "true",
+    }
     cmd = [sys.executable, "starter.py", "profit"]
     table = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert "total USDT" in table.stdout and "2.5" in table.stdout
+    [total] = [line for line in table.stdout.splitlines() if line.startswith("total USDT")]
+    assert total.split()[2:5] == ["1", "100.0", "1.25"], table.stdout  # trades, win %, realized
+    assert table.stdout.splitlines()[-1] == (
+        "counted: simulated trades only, exchange paper (the account on the paper exchange); "
+        "2 real, other-engine or other-exchange row(s) left out (--no-simulated, --engine, "
+        "--exchange)"
+    ), table.stdout
+    live = {**env, "EXCHANGE": "binance"}  # every exchange's simulated rows, as asked
+    asked = ["--json", "--simulated", "--exchange", "all"]
     as_json = subprocess.run(
-        [*cmd, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [*cmd, *asked], cwd=ROOT, env=live, capture_output=True, text=True, check=True
     )
-    assert json.loads(as_json.stdout)["totals"][0]["realized_pnl"] == "2.5"
+    out = json.loads(as_json.stdout)
+    assert out["totals"][0]["realized_pnl"] == "1.75", out
+    assert out["counted"] == (
+        "counted: simulated trades only, every exchange (as asked); 1 real, other-engine or "
+        "other-exchange row(s) left out (--no-simulated, --engine, --exchange)"
+    ), out
 
 
 def test_the_command_on_a_missing_ledger_says_so_and_creates_none(tmp_path: Path) -> None:

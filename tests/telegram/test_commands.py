@@ -95,6 +95,13 @@ async def test_forceexit_from_the_allowed_chat_sells_and_others_do_nothing(rig, 
     await b.wait_phase(h, Phase.COOLDOWN)
     [trade] = await b.ledger.trades()
     assert trade.exit_reason == "force_exit"
+    # /profit counts the paper account's (simulated) trades without being told.
+    [profit, total, counted] = (await _ask(sim, bot, CHAT, "/profit"))[0].splitlines()
+    assert profit.startswith("BTC/USDT: 1 trades") and total.startswith("total USDT: 1 trades")
+    assert (
+        counted
+        == "counted: simulated trades only, exchange paper (the account on the paper exchange)"
+    )
 
     [refused] = await _ask(sim, bot, CHAT, "/forceexit all")
     assert refused.startswith("BTC/USDT: rejected:") and "position" in refused, refused
@@ -207,7 +214,10 @@ async def test_pause_resume_profit_help(rig, sim):
     assert resumed == "resumed: BTC/USDT"
     await b.wait_for(h, lambda s: not s.controls.entries_paused, what="entries resumed")
     [profit] = await _ask(sim, bot, CHAT, "/profit 7")
-    assert profit == "no closed trades in that period (counted: real trades only)"
+    assert profit == (
+        "no closed trades in that period "
+        "(counted: simulated trades only, exchange paper (the account on the paper exchange))"
+    )
     [helped] = await _ask(sim, bot, CHAT, "/help")
     assert "/forceexit SYMBOL|all" in helped
     [unknown] = await _ask(sim, bot, CHAT, "/sell everything")

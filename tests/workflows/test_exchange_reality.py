@@ -503,11 +503,11 @@ class _BalanceOutage(PaperExchange):
     fail_after: int | None = None
     reads = 0
 
-    async def fetch_balances(self):  # noqa: ANN201
+    async def fetch_balances(self, *, reconcile: bool = False):  # noqa: ANN201
         self.reads += 1
         if self.fail_after is not None and self.reads > self.fail_after:
             raise RetryableExchangeError("balance endpoint down")
-        return await super().fetch_balances()
+        return await super().fetch_balances(reconcile=reconcile)
 
 
 async def test_a_reconciliation_whose_confirming_read_fails_reports_and_trades_on(ts_env, tmp_path):

@@ -44,15 +44,16 @@ class AccountDown:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def fetch_balances(self) -> dict[str, Balance]:
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
         if self.down:
             self.failed += 1
             raise RetryableExchangeError("account endpoint in maintenance")
-        return await self.inner.fetch_balances()
+        return await self.inner.fetch_balances(reconcile=reconcile)
 
 
 class Delisted:
-    """The bench's exchange, where one symbol's open orders are refused (BadSymbol)."""
+    """The bench's exchange, where one symbol's open orders are refused (BadSymbol); it
+    lists open orders per symbol only (no all-symbols listing)."""
 
     def __init__(self, inner: Exchange, symbol: str) -> None:
         self.inner, self.symbol = inner, symbol
@@ -60,10 +61,44 @@ class Delisted:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        return None
+
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         if symbol == self.symbol:
             raise BadSymbol(f"{symbol} is delisted")
-        return await self.inner.fetch_open_orders(symbol)
+        return await self.inner.fetch_open_orders(symbol, reconcile=reconcile)
+
+
+class Blinking:
+    """The bench's exchange whose all-symbols listing misses every open order on the
+    ``blind`` calls (1 = the first): a listing a moment behind, a divergence that blinks."""
+
+    def __init__(self, inner: Exchange, blind: set[int]) -> None:
+        self.inner, self.blind = inner, blind
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        self.calls += 1
+        listed = await self.inner.fetch_all_open_orders()
+        return [] if self.calls in self.blind else listed
+
+
+PREVIOUS_SHAPE_DROPS = {"tracker": ["absent"], "tolerances": ["clear_checks"]}
+"""What this release added to the validator's input: the previous release's has neither."""
+
+
+def previous_shape(inp: c.ValidatorInput) -> dict[str, Any]:
+    """The input as the previous release wrote it (continue-as-new of a running validator)."""
+    raw = inp.model_dump(mode="json")
+    for key in PREVIOUS_SHAPE_DROPS["tracker"]:
+        del raw["tracker"][key]
+    for key in PREVIOUS_SHAPE_DROPS["tolerances"]:
+        del raw["setup"]["tolerances"][key]
+    return raw
 
 
 class LedgerDown:
@@ -139,12 +174,13 @@ class ValidatorRig:
             assert time.monotonic() < deadline, f"only {p.check} of {n} checks done"
             await asyncio.sleep(0.2)
 
-    async def wait_line(self, kind: str, *, timeout: float = 60) -> dict[str, Any]:
+    async def wait_line(self, kind: str, *, n: int = 1, timeout: float = 60) -> dict[str, Any]:
+        """The ``n``-th report of ``kind`` (1: the first), once it is logged."""
         deadline = time.monotonic() + timeout
-        while not self.lines(kind):
-            assert time.monotonic() < deadline, f"no {kind} divergence; log: {self.lines()}"
+        while len(self.lines(kind)) < n:
+            assert time.monotonic() < deadline, f"no {kind} divergence #{n}; log: {self.lines()}"
             await asyncio.sleep(0.2)
-        return self.lines(kind)[0]
+        return self.lines(kind)[n - 1]
 
 
 @contextlib.asynccontextmanager
@@ -161,9 +197,11 @@ async def validator(
     ledger: LedgerStore | None = None,
     task_queue: str | None = None,
     watchlist: tuple[str, ...] = ("BTC/USDT",),
+    previous_input: bool = False,
 ) -> AsyncIterator[ValidatorRig]:
     """``exchange``, ``ledger``: the validator's view of them (default the bench's);
-    ``task_queue``: the deployment whose SymbolTraders it reads (default the bench's)."""
+    ``task_queue``: the deployment whose SymbolTraders it reads (default the bench's);
+    ``previous_input``: started with the input shape of the previous release."""
     metrics = TraderMetrics("test")
     log = divergence_log_path(tmp_path)
     acts = ValidatorActivities(
@@ -191,9 +229,10 @@ async def validator(
         activities=[acts.validate, NotifyActivities(b.notifier).notify],
     )
     async with worker:
+        inp = c.ValidatorInput(setup=setup)
         first = await b.client.start_workflow(
-            HybridValidator.run,
-            c.ValidatorInput(setup=setup),
+            "HybridValidator",
+            previous_shape(inp) if previous_input else inp,
             id=f"hybrid-validator:paper:{queue}",
             task_queue=queue,
         )

@@ -45,10 +45,16 @@ from trader.exchange.ccxt_errors import translate
 from trader.exchange.ccxt_fees import OrderFees
 from trader.exchange.ccxt_recent import recent_orders
 from trader.exchange.ccxt_setup import (
+    acknowledge_open_orders_cost,
     client_id_rule,
     configure,
+    credit_idle,
     default_rate_limit_ms,
+    fit_one_check,
     has_book_stream,
+    listing_complete,
+    listing_page,
+    request_cost,
 )
 from trader.exchange.ccxt_stream import BookStreams
 
@@ -56,7 +62,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MARKET_DATA_SHARE = 0.5
 """Share of the exchange's request budget the market-data client may use; orders, lookups
-and balances have the rest to themselves."""
+and balances have the rest to themselves (less ``AUDIT_SHARE``)."""
+AUDIT_SHARE = 0.05
+"""Share of the budget of the validator's reads, its balances and its all-symbols open-orders
+listing (Binance: weights 20 and 80, 4 and 16 units in ccxt's model): on the order path's
+throttler they would hold the next order back by 20 units (2 s at ccxt's default); on their
+own client, one check a minute fits in 5 %."""
 
 
 class CcxtExchange:
@@ -118,8 +129,15 @@ class CcxtExchange:
         self._ex: Any = client(
             api_key=api_key,
             api_secret=api_secret,
-            rate_limit_ms=base_ms / (1 - MARKET_DATA_SHARE),
+            rate_limit_ms=base_ms / (1 - MARKET_DATA_SHARE - AUDIT_SHARE),
         )
+        # Reconciliation reads (the validator) on a budget of their own.
+        self._audit: Any = client(
+            api_key=api_key, api_secret=api_secret, rate_limit_ms=base_ms / AUDIT_SHARE
+        )
+        acknowledge_open_orders_cost(self._audit)
+        self._listed_per_symbol = not self._audit.has.get("fetchOpenOrders")
+        self._audit_idle_since: float | None = None  # monotonic s of its last answer
         # Public data needs no credentials: the market-data client never holds them.
         self._md: Any = client(
             api_key=None, api_secret=None, rate_limit_ms=base_ms / MARKET_DATA_SHARE
@@ -161,6 +179,8 @@ class CcxtExchange:
             if self._markets is None:
                 raw = await self._call(self._ex.load_markets())
                 self._md.set_markets(self._ex.markets, self._ex.currencies)
+                self._audit.set_markets(self._ex.markets, self._ex.currencies)
+                await self._fit_audit_bucket()
                 mode = int(self._ex.precisionMode)
                 infos = (cv.market_info(m, mode) for m in raw.values())
                 self._markets = {m.symbol: m for m in infos if m is not None}
@@ -353,13 +373,70 @@ class CcxtExchange:
     def _our_id(self, sent: str) -> str:
         return self._ours.get(sent, sent)
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         m = await self._market(symbol)
+        if reconcile:  # the validator's: on its client and budget, as the listing
+            rows = await self._audited(self._audit.fetch_open_orders(symbol))
+            return [self._audited_order(raw, m) for raw in rows]
         rows = await self._call(self._ex.fetch_open_orders(symbol))
         return [
             await self._order(raw, m, self._our_id(str(raw.get("clientOrderId") or "")))
             for raw in rows
         ]
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        if self._listed_per_symbol:
+            return None
+        markets = await self.load_markets()
+        page = listing_page(self.name)
+        rows = await self._audited(self._all_open_orders(page))
+        if rows is None:
+            self._listed_per_symbol = True
+            return None
+        if not listing_complete(self.name, len(rows)):  # a full page: more may follow
+            log.info("%s: %d open orders, a full page: per symbol this check", self.name, page)
+            return None
+        out = []
+        for raw in rows:
+            m = markets.get(str(raw.get("symbol")))
+            if m is None:  # a market the trader does not load (not spot): not its order
+                continue
+            out.append(self._audited_order(raw, m))
+        return out
+
+    def _audited_order(self, raw: dict[str, Any], m: MarketInfo) -> Order:
+        """An open order as a reconciliation read sees it: without fees (reading them could
+        cost requests on the order path's client)."""
+        ours = self._our_id(str(raw.get("clientOrderId") or ""))
+        return cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0), client_order_id=ours)
+
+    async def _audited(self, call: Awaitable[T]) -> T:
+        """A reconciliation read on its own client, credited the time it was idle (once:
+        a read overlapping this one finds no idle time to claim)."""
+        idle_since, self._audit_idle_since = self._audit_idle_since, None
+        if idle_since is not None:
+            credit_idle(self._audit, time.monotonic() - idle_since)
+        try:
+            return await self._call(call, client=self._audit)
+        finally:
+            self._audit_idle_since = time.monotonic()
+
+    async def _all_open_orders(self, page: int | None) -> list[dict[str, Any]] | None:
+        try:
+            rows: list[dict[str, Any]] = await self._audit.fetch_open_orders(None, None, page)
+        except ccxt.ArgumentsRequired:  # this exchange lists them per symbol only
+            return None
+        return rows
+
+    async def _fit_audit_bucket(self) -> None:
+        """Size the validator client's bucket to one check's reads, priced by ccxt."""
+        cost = await request_cost(self._audit, self._audit.fetch_balance)
+        if not self._listed_per_symbol:
+            page = listing_page(self.name)
+            cost += await request_cost(
+                self._audit, lambda: self._audit.fetch_open_orders(None, None, page)
+            )
+        fit_one_check(self._audit, cost)
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         m = await self._market(symbol)
@@ -380,11 +457,16 @@ class CcxtExchange:
     async def fetch_balance(self) -> dict[str, Decimal]:
         return {c: b.total for c, b in (await self.fetch_balances()).items()}
 
-    async def fetch_balances(self) -> dict[str, Balance]:
-        raw = await self._call(self._ex.fetch_balance())
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
+        if reconcile:  # markets first: loaded by the order client, once, for all three
+            await self.load_markets()
+            raw = await self._audited(self._audit.fetch_balance())
+        else:
+            raw = await self._call(self._ex.fetch_balance())
         return cv.balances(raw)
 
     async def close(self) -> None:
         await self._ex.close()
         await self._md.close()
+        await self._audit.close()
         await self._books.close()

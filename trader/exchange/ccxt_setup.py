@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,9 +15,12 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
+from ccxt.async_support.base.throttler import Throttler
 from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Where each exchange takes our client order id (create, then lookup/cancel), what it
 # accepts and how long it may be. ccxt puts a given id into the request unchanged (it
@@ -120,6 +126,124 @@ def configure(
     ccxt_log = logging.getLogger("ccxt")
     ccxt_log.setLevel(max(ccxt_log.level, logging.INFO))
     return ex
+
+
+def acknowledge_open_orders_cost(ex: Any) -> None:
+    """Let ``fetch_open_orders()`` without a symbol through: ccxt refuses it on exchanges
+    where it weighs more (Binance: 80 against 6 per symbol) unless told the caller knows.
+    Only the reconciliation client, which has its own budget for it, is told."""
+    fetch = ex.options.get("fetchOpenOrders")
+    if isinstance(fetch, dict):
+        ex.options["fetchOpenOrders"] = {**fetch, "warnWithoutSymbol": False}
+    ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False  # ccxt's older spelling
+
+
+def credit_idle(ex: Any, idle_s: float) -> None:
+    """Refill ``ex``'s token bucket for ``idle_s`` seconds without requests. ccxt's leaky
+    bucket refills only while a request waits, so a request's cost is charged in full to
+    the next one however long after it comes: on a client used once per interval (the
+    validator's, 16 units a listing at 1 s per unit on Binance's 5 %) every check would
+    wait 16 s for a debt long paid. Capped at the bucket's capacity, as ccxt caps it."""
+    throttler = ex.throttler
+    if throttler is None or throttler.running or idle_s <= 0:
+        return
+    cfg = throttler.config
+    if cfg.get("algorithm") != "leakyBucket":  # a rolling window forgets old costs itself
+        return
+    cfg["tokens"] = min(cfg["tokens"] + idle_s * 1000 * cfg["refillRate"], cfg["capacity"])
+
+
+class _SkipsGivenUp(Throttler):  # type: ignore[misc]  # ccxt is untyped
+    """ccxt's throttler, except that a request given up while it waits (its attempt timed
+    out and was cancelled) leaves the queue unpaid: ccxt's would still charge its cost when
+    it reached the head, so the next attempt would wait behind it and, on a slow exchange,
+    time out in turn, forever."""
+
+    running: bool
+    queue: Any
+
+    async def leaky_bucket_loop(self) -> None:
+        """ccxt's loop (4.5), skipping the waiters given up."""
+        cfg: dict[str, Any] = self.config
+        queue = self.queue
+        last_ms = time.time() * 1000
+        while self.running:
+            future, cost = queue[0]
+            if future.done():  # cancelled while it waited: not charged
+                queue.popleft()
+                self.running = bool(queue)
+                continue
+            cost = cfg["cost"] if cost is None else cost
+            if cfg["tokens"] >= 0:
+                cfg["tokens"] -= cost
+                future.set_result(None)
+                queue.popleft()
+                await asyncio.sleep(0)
+                self.running = bool(queue)
+            else:
+                await asyncio.sleep(cfg["delay"])
+                now_ms = time.time() * 1000
+                elapsed, last_ms = now_ms - last_ms, now_ms
+                cfg["tokens"] = min(cfg["tokens"] + elapsed * cfg["refillRate"], cfg["capacity"])
+
+
+class _Priced(Exception):
+    """Raised by the throttle of ``request_cost``: the request is priced, not sent."""
+
+
+async def request_cost(ex: Any, read: Callable[[], Awaitable[Any]]) -> float:
+    """The cost ccxt's throttler would charge for the first request ``read`` sends, found
+    without sending it (0: ``read`` sends none, e.g. refused without arguments)."""
+    priced: list[float] = []
+
+    async def throttle(cost: float | None = None) -> None:
+        priced.append(float(ex.throttler.config["cost"] if cost is None else cost))
+        raise _Priced
+
+    ex.throttle = throttle
+    try:
+        await read()
+    except _Priced:
+        pass
+    except Exception as exc:  # e.g. ArgumentsRequired: no request; never fail the caller
+        log.debug("%s: not priced (%s)", ex.id, type(exc).__name__)
+    finally:
+        del ex.throttle  # the class's own again
+    return sum(priced)
+
+
+def fit_one_check(ex: Any, cost: float) -> None:
+    """Size ``ex``'s bucket to hold one check's reads (``cost`` units) and fill it: after
+    an idle interval (``credit_idle``) a check's requests pass together instead of each
+    waiting for the last one's cost (Kraken at 5 %: 20 s a unit, balances and listing 3
+    each, 40 s, past the check's heartbeat timeout). The long-run rate is unchanged; a
+    request given up while it waits is not charged (``_SkipsGivenUp``)."""
+    old = ex.throttler
+    if old is None or old.config.get("algorithm") != "leakyBucket":
+        return
+    ex.throttler = _SkipsGivenUp({**old.config}, old.loop)
+    cfg = ex.throttler.config
+    cfg["capacity"] = max(float(cfg["capacity"]), cost)
+    cfg["tokens"] = cfg["capacity"]  # nothing spent yet
+
+
+_LISTS_EVERYTHING = frozenset({"binance", "binanceus", "kraken"})
+"""Exchanges whose all-symbols open-orders listing returns every open order, unpaged."""
+LISTING_PAGE = 20
+"""Orders asked for in one all-symbols listing elsewhere (OKX pages at 100, Bybit at 20 by
+default, KuCoin and Bitget too): a full page may not be all of them, and that check reads
+per symbol instead."""
+
+
+def listing_page(exchange_id: str) -> int | None:
+    """The page size to ask an all-symbols open-orders listing for (None: unpaged)."""
+    return None if exchange_id in _LISTS_EVERYTHING else LISTING_PAGE
+
+
+def listing_complete(exchange_id: str, rows: int) -> bool:
+    """An all-symbols listing of ``rows`` orders is all of them (not a full page)."""
+    page = listing_page(exchange_id)
+    return page is None or rows < page
 
 
 def has_book_stream(exchange_id: str) -> bool:

@@ -102,9 +102,13 @@ class DryRunExchange:
     def exchange_client_id(self, client_order_id: str) -> str:
         return self.paper.exchange_client_id(client_order_id)
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         await self._refresh(symbol)
         return await self.paper.fetch_open_orders(symbol)
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        # Matched against the books as they were last refreshed: the orders are paper ones.
+        return await self.paper.fetch_all_open_orders()
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         await self._refresh(symbol)
@@ -113,7 +117,7 @@ class DryRunExchange:
     async def fetch_balance(self) -> dict[str, Decimal]:
         return await self.paper.fetch_balance()
 
-    async def fetch_balances(self) -> dict[str, Balance]:
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
         return await self.paper.fetch_balances()
 
     async def close(self) -> None:

@@ -243,13 +243,16 @@ class PaperExchange(PaperBook):
     def exchange_client_id(self, client_order_id: str) -> str:
         return client_order_id  # kept as given
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]:
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
         stored = self._store.open_orders(symbol)
         return [
             o
             for o in (self._refresh(symbol, s.client_order_id, order_id=s.id) for s in stored)
             if o.status is OrderStatus.OPEN
         ]
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        return await self.refresh_open_orders()
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         """Every order of the symbol placed at or after ``since_ms``, oldest first (open
@@ -270,7 +273,7 @@ class PaperExchange(PaperBook):
     async def fetch_balance(self) -> dict[str, Decimal]:
         return self._store.balances()
 
-    async def fetch_balances(self) -> dict[str, Balance]:
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
         """Free = total minus what open orders (re-matched first) may still spend."""
         held = self.held(await self.refresh_open_orders())
         totals = self._store.balances()

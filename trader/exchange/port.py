@@ -68,7 +68,17 @@ class Exchange(Protocol):
         """
         ...
 
-    async def fetch_open_orders(self, symbol: str) -> list[Order]: ...
+    async def fetch_open_orders(self, symbol: str, *, reconcile: bool = False) -> list[Order]:
+        """The symbol's open orders; ``reconcile``: on the reconciliation budget and without
+        fees, as ``fetch_all_open_orders``."""
+        ...
+
+    async def fetch_all_open_orders(self) -> list[Order] | None:
+        """Every open order of the account (all symbols) in one request, for reconciliation:
+        paid from a request budget of its own, never the order path's, and without fees
+        (zero: reading them could cost more requests). None where the exchange lists open
+        orders only per symbol (then ``fetch_open_orders`` each)."""
+        ...
 
     def exchange_client_id(self, client_order_id: str) -> str:
         """The form of our client order id that this exchange shows, to whoever lists its
@@ -89,8 +99,10 @@ class Exchange(Protocol):
         """Total balance per currency (values are ``Decimal``)."""
         ...
 
-    async def fetch_balances(self) -> dict[str, Balance]:
-        """Free and total balance per currency, from one account request."""
+    async def fetch_balances(self, *, reconcile: bool = False) -> dict[str, Balance]:
+        """Free and total balance per currency, from one account request; ``reconcile``:
+        on the reconciliation budget (the validator's, as ``fetch_all_open_orders``),
+        never the order path's."""
         ...
 
     async def close(self) -> None: ...

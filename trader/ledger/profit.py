@@ -60,26 +60,77 @@ class LedgerTrade:
 @dataclass(frozen=True)
 class Counted:
     """Which ledger rows a report sums: real money and simulated money (paper, dry-run, a
-    ``both`` shadow) are never added together. Real rows by default."""
+    ``both`` shadow) are never added together. By default (``account``) the primary
+    engine's own account."""
 
     simulated: bool = False
     """True: the simulated rows instead of the real ones."""
     engine: str | None = None
     """Only this engine's trades (``fsm`` / ``legacy``); None: either."""
+    exchange: str | None = None
+    """Only this exchange's trades and write-offs (``account``: the configured one); None:
+    every exchange's."""
+    why: str = ""
+    """Whose rows these are, said with the figures (``account``'s default)."""
 
-    def admits(self, t: TradeRecord) -> bool:
-        return t.simulated == self.simulated and self.engine in (None, t.engine)
-
-    def admits_write_off(self, rec: InventoryRecord) -> bool:
-        return rec.simulated == self.simulated and self.engine in (None, rec.engine)
+    def admits(self, t: TradeRecord | InventoryRecord) -> bool:
+        """A trade or a write-off of these rows (both carry ``simulated``, ``engine`` and
+        ``exchange``; write-offs written before revision 0004 are engine ``unknown``)."""
+        return (
+            t.simulated == self.simulated
+            and self.engine in (None, t.engine)
+            and self.exchange in (None, t.exchange)
+        )
 
     def describe(self, left_out: int) -> str:
         kind = "simulated trades only" if self.simulated else "real trades only"
         engine = "" if self.engine is None else f", engine {self.engine}"
+        where = ", every exchange" if self.exchange is None else f", exchange {self.exchange}"
+        why = f" ({self.why})" if self.why else ""
         other = "real" if self.simulated else "simulated"
-        flag = "without --simulated" if self.simulated else "--simulated"
-        excluded = f"; {left_out} {other} or other-engine row(s) left out ({flag}, --engine)"
-        return f"counted: {kind}{engine}" + (excluded if left_out else "")
+        flag = "--no-simulated" if self.simulated else "--simulated"
+        excluded = (
+            f"; {left_out} {other}, other-engine or other-exchange row(s) left out "
+            f"({flag}, --engine, --exchange)"
+        )
+        return f"counted: {kind}{engine}{where}{why}" + (excluded if left_out else "")
+
+    def overridden(
+        self, *, simulated: bool | None, engine: str | None, exchange: str | None = None
+    ) -> Counted:
+        """This default with what the command line asked for (None: not asked;
+        ``"all"``: every engine's / exchange's rows)."""
+        if simulated is None and engine is None and exchange is None:
+            return self
+
+        def pick(asked: str | None, default: str | None) -> str | None:
+            return default if asked is None else None if asked == "all" else asked
+
+        return Counted(
+            simulated=self.simulated if simulated is None else simulated,
+            engine=pick(engine, self.engine),
+            exchange=pick(exchange, self.exchange),
+            why="as asked",
+        )
+
+
+def account(*, exchange: str, global_trading: bool, both_primary: str | None) -> Counted:
+    """What a report counts unless told: the primary engine's own account. On the paper
+    exchange or in dry-run (``GLOBAL_TRADING=false``) all of its rows are simulated, on a
+    real exchange they are the real ones. ``both_primary``: FSM_MODE=both's primary engine;
+    on a simulated account its shadow's rows are simulated too, so only its own count (on
+    a real one the shadow's are the simulated rows: left out already). The ledger keeps the
+    engine, not its role: after a cutover (HYBRID_PRIMARY switched) the new primary's rows
+    from its shadow days count as its own account (``--since`` the cutover leaves them
+    out). Only ``exchange``'s rows: another exchange's are another account."""
+    simulated = exchange == "paper" or not global_trading
+    where = "the paper exchange" if exchange == "paper" else exchange
+    where += " in dry-run" if exchange != "paper" and not global_trading else ""
+    engine = both_primary if simulated else None
+    whose = f"the primary {both_primary} engine's" if both_primary else "the"
+    return Counted(
+        simulated=simulated, engine=engine, exchange=exchange, why=f"{whose} account on {where}"
+    )
 
 
 @dataclass(frozen=True)
@@ -109,7 +160,7 @@ def profit(
     if counted is not None:
         kept = [t for t in trades if counted.admits(t)]
         left_out = len(trades) - len(kept)
-        trades, inventory = kept, [r for r in inventory if counted.admits_write_off(r)]
+        trades, inventory = kept, [r for r in inventory if counted.admits(r)]
     rows = [LedgerTrade.of(t) for t in trades]
     symbols = [
         figures(symbol, _quote(symbol), [r for r in rows if r.symbol == symbol])
@@ -172,12 +223,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--simulated",
-        action="store_true",
-        help="count the simulated rows (paper, dry-run, a both-mode shadow) instead of the "
-        "real ones (default: real only; the two are never summed)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="count the simulated rows (paper, dry-run, a both-mode shadow), or with "
+        "--no-simulated the real ones (default: the primary engine's own account, simulated "
+        "on the paper exchange or in dry-run, real otherwise; the two are never summed)",
     )
     parser.add_argument(
-        "--engine", choices=("fsm", "legacy"), help="only this engine's trades (both mode)"
+        "--engine",
+        choices=("fsm", "legacy", "all"),
+        help="only this engine's trades and write-offs, or all engines' (default: both mode "
+        "on a simulated account, the primary's, its rows from before a cutover included; "
+        "else all)",
+    )
+    parser.add_argument(
+        "--exchange",
+        metavar="NAME|all",
+        help="only this exchange's rows, or all exchanges' (default: the configured EXCHANGE)",
     )
 
 
@@ -197,10 +259,10 @@ async def load(
     *,
     since: float | None = None,
     symbol: str | None = None,
-    counted: Counted | None = None,
+    counted: Counted,
 ) -> Profit:
     """The ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite), closed since ``since``,
-    of the rows ``counted`` admits (default: the real ones)."""
+    of the rows ``counted`` admits (``account``: the primary engine's)."""
     store = LedgerStore(target)
     try:
         trades = await store.trades(since=since, symbol=symbol)
@@ -211,17 +273,20 @@ async def load(
         ]
     finally:
         await store.close()
-    return profit(trades, inventory, counted=counted or Counted())
+    return profit(trades, inventory, counted=counted)
 
 
-async def run(args: argparse.Namespace, target: str | Path) -> int:
-    """Print the ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite)."""
+async def run(args: argparse.Namespace, target: str | Path, default: Counted) -> int:
+    """Print the ledger's figures (LEDGER_URL or <data_dir>/ledger.sqlite) of the rows
+    ``default`` admits, or those the arguments ask for instead."""
     if (isinstance(target, Path) or "://" not in target) and not Path(target).exists():
         # A report reads: a mistyped DATA_DIR must not leave a new, empty ledger behind.
         raise ConfigError(f"no ledger at {target} (DATA_DIR or LEDGER_URL)")
     since = None if args.since is None else parse_since(args.since)
-    counted = Counted(
-        simulated=getattr(args, "simulated", False), engine=getattr(args, "engine", None)
+    counted = default.overridden(
+        simulated=getattr(args, "simulated", None),
+        engine=getattr(args, "engine", None),
+        exchange=getattr(args, "exchange", None),
     )
     p = await load(target, since=since, symbol=args.symbol, counted=counted)
     print(to_json(p) if args.json else to_text(p))

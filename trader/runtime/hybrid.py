@@ -28,6 +28,7 @@ from pathlib import Path
 from trader.config import Settings
 from trader.exchange.dry_run import DryRunExchange
 from trader.exchange.port import Exchange
+from trader.ledger.profit import Counted, account
 from trader.observe.events import Listener, PhaseEvent
 from trader.runtime.exchange import build_dry_run
 
@@ -61,6 +62,16 @@ def label(settings: Settings, engine: str) -> str:
     """How both mode names a side in its answers and tables: ``legacy (shadow, simulated)``."""
     role = roles(settings).role(engine)
     return f"{engine} ({role}{', simulated' if role == 'shadow' else ''})"
+
+
+def profit_account(settings: Settings) -> Counted:
+    """What ``starter.py profit`` and ``/profit`` count unless told: the primary engine's
+    own account (docs/ledger.md)."""
+    return account(
+        exchange=settings.exchange,
+        global_trading=settings.global_trading,
+        both_primary=roles(settings).primary if is_both(settings) else None,
+    )
 
 
 def is_both(settings: Settings) -> bool:

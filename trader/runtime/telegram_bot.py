@@ -211,7 +211,9 @@ class CommandBot:
         days = float(args[0]) if args and _is_number(args[0]) else None
         since = time.time() - days * 86400 if days is not None else None
         # The figures of ``starter.py profit`` (one implementation), in a chat's shape.
-        p = await ledger_profit.load(self.settings.ledger_target, since=since)
+        p = await ledger_profit.load(
+            self.settings.ledger_target, since=since, counted=hybrid.profit_account(self.settings)
+        )
         if not p.symbols:
             period = "" if since is None else " in that period"
             return f"no closed trades{period} ({p.counted})"

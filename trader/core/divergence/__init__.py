@@ -6,7 +6,8 @@
 and return every ``Divergence`` they see now; ``track`` decides which of them to report:
 a divergence is reported once it has been seen on ``confirm_checks`` consecutive checks
 (two engines a moment apart are not a divergence), then not again while it stays the same;
-one that clears and comes back is reported again. How to read each kind and the tolerances:
+one that is absent for ``clear_checks`` consecutive checks and comes back is reported
+again (a shorter blink is the same episode). How to read each kind and the tolerances:
 docs/migration.md.
 """
 

@@ -86,6 +86,10 @@ class Tolerances(_View):
     pnl_rel: Decimal = Decimal("0.01")
     confirm_checks: int = 2
     """Consecutive checks a divergence must be seen on before it is reported."""
+    clear_checks: int = 3
+    """Consecutive checks a reported divergence must be absent from before its episode
+    ends (then it is reported again when it comes back): one that blinks out for a check
+    or two (a balance read mid-fill, a listing a moment behind) is the same divergence."""
 
 
 class SideView(_View):
@@ -202,6 +206,10 @@ class DivergenceTracker(_View):
     """Key -> consecutive checks it was seen on (only keys seen on the last check)."""
     reported: list[str] = []
     """Keys reported and not cleared since."""
+    absent: dict[str, int] = {}
+    """Reported key -> consecutive checks it has been absent from (only while fewer than
+    ``clear_checks``; not there: seen on the last check). Added after the first release:
+    an older tracker (continue-as-new input, activity result in a history) has none."""
 
 
 def _close(a: Decimal, b: Decimal, rel: Decimal, floor: Decimal = ZERO) -> bool:
@@ -219,12 +227,20 @@ def _direction(a: Decimal, b: Decimal) -> str:
 
 
 def track(
-    tracker: DivergenceTracker, current: Sequence[Divergence], *, confirm_checks: int
+    tracker: DivergenceTracker,
+    current: Sequence[Divergence],
+    *,
+    confirm_checks: int,
+    clear_checks: int,
 ) -> tuple[DivergenceTracker, list[Divergence]]:
-    """The tracker after this check and the divergences to report now."""
+    """The tracker after this check and the divergences to report now: one is reported
+    after ``confirm_checks`` consecutive checks, and its episode ends (it is forgotten)
+    only after ``clear_checks`` consecutive checks without it."""
     keys = {d.key: d for d in current}
     seen = {k: tracker.seen.get(k, 0) + 1 for k in keys}
-    reported = [k for k in tracker.reported if k in keys]  # a cleared one is forgotten
+    absent = {k: tracker.absent.get(k, 0) + 1 for k in tracker.reported if k not in keys}
+    absent = {k: n for k, n in absent.items() if n < clear_checks}
+    reported = [k for k in tracker.reported if k in keys or k in absent]
     new = [d for k, d in keys.items() if seen[k] >= confirm_checks and k not in reported]
     reported += [d.key for d in new]
-    return DivergenceTracker(seen=seen, reported=reported), new
+    return DivergenceTracker(seen=seen, reported=reported, absent=absent), new
