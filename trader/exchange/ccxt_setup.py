@@ -15,6 +15,7 @@ import ccxt.pro as ccxt_pro
 from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
+from trader.exchange import ccxt_throttle
 
 # Where each exchange takes our client order id (create, then lookup/cancel), what it
 # accepts and how long it may be. ccxt puts a given id into the request unchanged (it
@@ -78,8 +79,9 @@ def configure(
     rate_limit_ms: float | None = None,
     pro: bool = False,
 ) -> Any:
-    """A ccxt async client for spot trading, throttled by ccxt's own rate limiter
-    (``rate_limit_ms`` per unit of weight; None: ccxt's default for the exchange);
+    """A ccxt async client for spot trading, throttled by ccxt's own rate model
+    (its leaky bucket, refilled while idle too: ``ccxt_throttle``; ``rate_limit_ms`` per
+    unit of weight; None: ccxt's default for the exchange);
     ``pro``: the ccxt.pro client of the exchange (its WebSocket streams too)."""
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
     if rate_limit_ms is not None:
@@ -89,6 +91,7 @@ def configure(
     if api_secret is not None:
         config["secret"] = api_secret.get_secret_value()
     ex = getattr(ccxt_pro if pro else ccxt_async, exchange_id)(config)
+    ccxt_throttle.install(ex)  # requests after a pause no longer wait for nothing
     # Spot only: load_markets must not call the futures, margin or (signed) currency
     # endpoints; one exchangeInfo request is all the trader needs.
     options = ex.options
