@@ -109,14 +109,15 @@ async def latency(
                 frames=list(srv.streams.sent_log),
                 publishes=[p for p in published if p[1] == SYMBOL],
             )
-    breakdown = hops.hops(
-        [hops.marks(logs, symbol=SYMBOL, set_us=t, price=p, create_us=cr) for t, p, cr in triggered]
-    )
+    marks = [
+        hops.marks(logs, symbol=SYMBOL, set_us=t, price=p, create_us=cr) for t, p, cr in triggered
+    ]
+    breakdown = hops.hops(marks)
     mode = "stream" if stream else f"rest {poll} s"
     return (
         {"mode": mode, "symbols": symbols, "triggers": len(samples), "poll_interval_s": poll}
         | latency_summary(samples)
-        | {"hops": breakdown}
+        | {"hops": breakdown, "marks": marks}
     )
 
 

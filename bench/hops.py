@@ -3,9 +3,9 @@ command for: the SymbolTrader's and the Portfolio's history event times, the loc
 server's request and frame logs, and the hub's publish hook. All on this machine's wall
 clock, in microseconds (the Temporal dev server, the sim and the hub run on one host).
 
-A hop is the time between two consecutive marks; a mark missing for a trigger (e.g. no
-frame in a REST run) leaves its two hops out of that trigger and the next mark's hop runs
-from the mark before it.
+A hop is the time between two consecutive marks; a mark missing for a trigger leaves its
+two hops out of that trigger (each hop says over how many triggers it was measured). The
+total (set -> create) is measured for every trigger.
 """
 
 from __future__ import annotations
@@ -157,18 +157,12 @@ def marks(
 
 def hops(samples: list[dict[str, int]]) -> list[dict[str, object]]:
     """p50 / p99 (the max below 100 samples) of each hop in ms, over the triggers that
-    have both of its marks; hop ``a -> b`` is keyed by ``b``'s description."""
+    have both of its marks (``n``); hop ``a -> b`` is keyed by ``b``."""
     out: list[dict[str, object]] = []
     keys = [k for k, _ in MARKS]
     what = dict(MARKS)
-    for n, key in enumerate(keys[1:], start=1):
-        spans = []
-        for m in samples:
-            if key not in m:
-                continue
-            before = next((m[k] for k in reversed(keys[:n]) if k in m), None)
-            if before is not None:
-                spans.append((m[key] - before) / 1000)
+    for before, key in zip(keys, keys[1:], strict=False):
+        spans = [(m[key] - m[before]) / 1000 for m in samples if key in m and before in m]
         if spans:
             out.append({"hop": key, "to": what[key], "n": len(spans)} | _pcts(spans))
     return out
