@@ -61,9 +61,14 @@ async def latency(
     samples: list[float] = []
     triggered: list[tuple[int, D, int]] = []  # (set_us, price, create_us)
     published: list[tuple[int, str, D]] = []
+    # The sim's logs are bounded (100 symbols fill them in minutes): each trigger's window
+    # of them is kept as it ends.
+    requests: list[tuple[int, str, str]] = []
+    frames: list[tuple[int, str]] = []
 
     def on_publish(symbol: str, ticker: Ticker) -> None:
-        published.append((time.time_ns() // 1000, symbol, ticker.last))
+        if symbol == SYMBOL:
+            published.append((time.time_ns() // 1000, symbol, ticker.last))
 
     async with sim_and_adapter(
         tmp, balances={"USDT": D("1000000")}, streams=stream, extra_markets=symbols - 1
@@ -94,20 +99,21 @@ async def latency(
                 buy = srv.exchange.all_orders()[seen]
                 samples.append((srv.api.arrivals[buy.id] - event["ts_us"]) / 1e6)
                 triggered.append((event["ts_us"], price, srv.api.arrivals[buy.id]))
+                set_us = event["ts_us"]
+                requests.extend(r for r in srv.requests if r[0] >= set_us)
+                frames.extend(f for f in srv.streams.sent_log if f[0] >= set_us and f[1] == SYMBOL)
                 await b.wait_phase(h, Phase.POSITION, timeout=30)
                 price = (price * D("1.02")).quantize(D("0.01"))  # take profit
                 srv.set_price(SYMBOL, price)
                 await b.wait_idle_after(h, n + 1, timeout=30)
-                if n % 10 == 9:
-                    del published[: max(0, len(published) - 1000)]  # the old ones are used
             for task in holders:
                 task.cancel()
             logs = hops.Logs(
                 trader=await hops.run_chain(env.client, h.id),
                 portfolio=await hops.run_chain(env.client, b.portfolio_id),
-                requests=list(srv.requests),
-                frames=list(srv.streams.sent_log),
-                publishes=[p for p in published if p[1] == SYMBOL],
+                requests=requests,
+                frames=frames,
+                publishes=published,
             )
     marks = [
         hops.marks(logs, symbol=SYMBOL, set_us=t, price=p, create_us=cr) for t, p, cr in triggered
