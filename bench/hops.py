@@ -11,7 +11,7 @@ total (set -> create) is measured for every trigger.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from temporalio.api.enums.v1 import EventType
@@ -39,25 +39,19 @@ MARKS = (
 """The marks of one trigger, in path order: (key, what)."""
 
 _E = EventType
+Event = tuple[HistoryEvent, str]
+"""A history event and the name of the activity it concerns ("" if none)."""
 
 
 @dataclass
 class Logs:
     """What one run left behind, gathered before its bench closes."""
 
-    trader: list[HistoryEvent]
-    portfolio: list[HistoryEvent]
+    trader: list[Event]
+    portfolio: list[Event]
     requests: list[tuple[int, str, str]]
     frames: list[tuple[int, str]]
     publishes: list[tuple[int, str, Decimal]]
-    names: dict[int, str] = field(default_factory=dict)  # scheduled event id -> activity
-
-    def __post_init__(self) -> None:
-        for e in self.trader:
-            if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                self.names[e.event_id] = (
-                    e.activity_task_scheduled_event_attributes.activity_type.name
-                )
 
 
 def _us(e: HistoryEvent) -> int:
@@ -90,14 +84,19 @@ def marks(
     )
     if pub is not None and pub <= create_us:
         m["publish"] = pub
-    events = [e for e in logs.trader if set_us <= _us(e) <= create_us + 1_000_000]
+    # In history order (an activity's started event is written with its completion, but
+    # carries the time it started).
+    window = [(e, a) for e, a in logs.trader if set_us <= _us(e) <= create_us + 1_000_000]
+    events = [e for e, _ in window]
 
     def first(i: int, pred: object) -> int:
         assert callable(pred)
         return next((j for j in range(i, len(events)) if pred(events[j])), -1)
 
     def named(e: HistoryEvent, kind: int, name: str) -> bool:
-        return e.event_type == kind and logs.names.get(_activity(e)) == name
+        return e.event_type == kind and activity_of[id(e)] == name
+
+    activity_of = {id(e): a for e, a in window}
 
     i = first(0, lambda e: named(e, _E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, c.WATCH_ENTRY))
     if i < 0:
@@ -124,7 +123,7 @@ def marks(
         grant = next(
             (
                 _us(e)
-                for e in logs.portfolio
+                for e, _ in logs.portfolio
                 if e.event_type == _E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
                 and _us(e) >= m["slot_start"]
             ),
@@ -174,14 +173,20 @@ def _pcts(spans: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ordered), 1), "p99_ms": round(p99, 1)}
 
 
-async def run_chain(client: Client, workflow_id: str) -> list[HistoryEvent]:
+async def run_chain(client: Client, workflow_id: str) -> list[Event]:
     """Every event of the workflow's runs, oldest run first (continue-as-new walked back
-    from the latest run)."""
-    runs: list[list[HistoryEvent]] = []
+    from the latest run), each with the activity it concerns ("" if none), resolved
+    within its own run (event ids start at 1 in every run)."""
+    runs: list[list[Event]] = []
     run_id: str | None = None
     while True:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        runs.append(list(history.events))
+        names = {
+            e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        runs.append([(e, names.get(_activity(e), "")) for e in history.events])
         started = history.events[0].workflow_execution_started_event_attributes
         run_id = started.continued_execution_run_id or None
         if run_id is None:
