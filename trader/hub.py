@@ -86,6 +86,9 @@ class MarketHub:
         self._task: asyncio.Task[None] | None = None
         self.cycles = 0
         self.last_error: str | None = None
+        self.on_publish: Callable[[str, Ticker], None] | None = None
+        """Told of every ticker as it is published, before the watches wake (the latency
+        bench's per-hop timestamps); must not block."""
 
     async def start(self) -> None:
         if self.stream is not None:
@@ -237,6 +240,8 @@ class MarketHub:
                 continue
             self._latest[symbol] = at_mid(ticker)
             self._received[symbol] = now
+            if self.on_publish is not None:
+                self.on_publish(symbol, self._latest[symbol])
             for woken in self._waiters.pop(symbol, ()):
                 if not woken.done():
                     woken.set_result(None)

@@ -4,7 +4,6 @@ costs the account's request budget, counted by the server."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from trader.core.market import Order
 from trader.exchange.ccxt_adapter import AUDIT_SHARE, CcxtExchange
 from trader.exchange.ccxt_setup import (
     configure,
-    credit_idle,
     default_rate_limit_ms,
     fit_one_check,
     listing_complete,
@@ -113,28 +111,14 @@ def test_a_paged_listing_is_trusted_only_short_of_a_full_page() -> None:
     assert listing_complete("binance", 10_000)
 
 
-async def test_the_validators_client_is_credited_the_time_it_was_idle() -> None:
-    """ccxt refills its bucket only while a request waits: without the credit, each check's
-    listing would wait for the previous check's cost (16 s on Binance at the validator's
-    share) however long ago that was."""
-    ex = configure(  # 1 s per unit: the validator's 5 % of Binance's 50 ms
-        "binance",
-        api_key=None,
-        api_secret=None,
-        sandbox=False,
-        api_url=None,
-        timeout_s=1.0,
-        rate_limit_ms=1000.0,
-    )
-    try:
-        cfg = ex.throttler.config
-        cfg["tokens"] = -16.0  # a listing just paid for
-        credit_idle(ex, 4.0)
-        assert cfg["tokens"] == pytest.approx(-12.0)
-        credit_idle(ex, 3600.0)  # an interval later: paid, and no more than a full bucket
-        assert cfg["tokens"] == cfg["capacity"]
-    finally:
-        await ex.close()
+class _Clock:
+    """The throttler's clock, moved by hand: nothing here waits for real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _wait_s(cfg: dict[str, Any], costs: list[float]) -> float:
@@ -172,14 +156,16 @@ async def test_one_check_fits_the_validators_bucket_on_a_slow_exchange() -> None
         assert (balance, listing) == (3, 3)  # priced by ccxt, nothing sent
         cfg = ex.throttler.config
         assert _wait_s({**cfg, "tokens": cfg["capacity"]}, [balance, listing]) == 40  # unfit
-        fit_one_check(ex, balance + listing)
+        clock = _Clock()
+        fit_one_check(ex, balance + listing, clock=clock)
         cfg = ex.throttler.config
         budget = CHECK_HEARTBEAT.total_seconds()
         for _ in range(3):  # checks an interval apart: one check's cost at the 5 % rate
+            ex.throttler.refill()  # what its loop does first
             assert _wait_s(cfg, [balance, listing]) == 0
             for cost in (balance, listing):  # the real throttler grants them at once
                 await asyncio.wait_for(ex.throttle(cost), timeout=budget)
-            credit_idle(ex, (balance + listing) / (cfg["refillRate"] * 1000))
+            clock.now += (balance + listing) / (cfg["refillRate"] * 1000)  # the interval
         # A read that waits (a debt: tokens below zero) and is given up (its attempt timed
         # out, cancelled): the next attempt's read is not charged for it.
         cfg["tokens"] = -balance
@@ -190,22 +176,6 @@ async def test_one_check_fits_the_validators_bucket_on_a_slow_exchange() -> None
         await asyncio.wait_for(ex.throttle(balance), timeout=budget)
         assert cfg["tokens"] == pytest.approx(cfg["capacity"] - balance)  # not 2 x balance
         assert not ex.throttler.queue
-    finally:
-        await ex.close()
-
-
-async def test_overlapping_reconciliation_reads_claim_the_idle_time_once() -> None:
-    ex = CcxtExchange("binance", api_key=None, api_secret=None)
-    try:
-        cfg = ex._audit.throttler.config
-        cfg["tokens"] = -20.0  # a debt (a check just paid for)
-        ex._audit_idle_since = time.monotonic() - 5  # 5 s idle: 5 units at 1 s a unit
-        held = asyncio.Event()
-        reads = [asyncio.ensure_future(ex._audited(held.wait())) for _ in range(2)]
-        await asyncio.sleep(0)  # both started: each has claimed what it found
-        assert cfg["tokens"] == pytest.approx(-15.0, abs=0.5), cfg["tokens"]  # not -10
-        held.set()
-        await asyncio.gather(*reads)
     finally:
         await ex.close()
 

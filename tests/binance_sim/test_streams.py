@@ -169,3 +169,17 @@ async def test_delayed_frames_arrive_late_and_in_order(server):
         await sim.clear_stream_faults()
         assert (await sim.streams())["delay_ms"] == {}
     assert D(first["a"]) > D("64000") > D(second["a"]) > D("63000")
+
+
+async def test_the_frame_and_request_logs_say_when_and_what(server, pro, client):
+    """What bench/exchange_latency.py's per-hop breakdown reads: a frame of the symbol
+    written after the price was set, and a lookup by client order id with its id."""
+    await next_book(pro, ["BTC/USDT"], "BTC/USDT")
+    event = server.set_price("BTC/USDT", D("64000"))
+    await next_book(pro, ["BTC/USDT"], "BTC/USDT")
+    assert any(s == "BTC/USDT" and t >= event["ts_us"] for t, s in server.streams.sent_log)
+    with pytest.raises(ccxt_pro.OrderNotFound):
+        await client.fetch_order(None, "BTC/USDT", {"origClientOrderId": "lookup-1"})
+    arrived, endpoint, client_id = server.requests[-1]
+    assert (endpoint, client_id) == ("GET /api/v3/order", "lookup-1")
+    assert arrived >= event["ts_us"]

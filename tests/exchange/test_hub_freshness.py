@@ -39,3 +39,18 @@ async def test_a_price_just_polled_is_handed_over_at_once(tmp_path):
             assert (await anext(a)).last == (await anext(b)).last == D("100")
     finally:
         await hub.stop()
+
+
+async def test_on_publish_hears_the_price_before_the_watch_does(tmp_path):
+    """The latency bench's hub mark: told of each ticker as it is published."""
+    feed = StaticFeed(dict(MARKETS))
+    feed.set_price("BTC/USDT", D("100"))
+    hub = MarketHub(PaperExchange(feed, db_path=tmp_path / "p.sqlite"), poll_interval_s=0.05)
+    heard: list[D] = []
+    hub.on_publish = lambda symbol, ticker: heard.append(ticker.last)
+    try:
+        async with hub.subscription("BTC/USDT") as stream:
+            seen = await asyncio.wait_for(anext(stream), timeout=10)
+            assert heard and heard[-1] == seen.last == D("100")
+    finally:
+        await hub.stop()

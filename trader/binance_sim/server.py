@@ -17,7 +17,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+REQUEST_LOG = 10_000
+"""How many requests ``SimServer.requests`` keeps."""
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -57,6 +61,10 @@ class SimServer:
         """Requests per ``"METHOD /path"`` (every ``/api`` request, faulted ones included)."""
         self.price_events: list[dict[str, Any]] = []
         """Prices set through ``set_price``, with the server time they took effect."""
+        self.requests: deque[tuple[int, str, str]] = deque(maxlen=REQUEST_LOG)
+        """The latest ``/api`` requests as ``(arrived_us, "METHOD /path", the client order id
+        in the query string or "")``, on the server's wall clock (bench/exchange_latency.py's
+        per-hop breakdown reads it)."""
         self._tmp: str | None = None
         data_dir = config.data_dir
         if data_dir is None:
@@ -157,11 +165,16 @@ class SimServer:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        ARRIVED_US.set(time.time_ns() // 1000)
+        arrived = time.time_ns() // 1000
+        ARRIVED_US.set(arrived)
         if not request.path.startswith("/api/"):
             return await handler(request)
         endpoint = f"{request.method} {request.path}"
         self.stats[endpoint] += 1
+        q = request.query
+        self.requests.append(
+            (arrived, endpoint, q.get("origClientOrderId") or q.get("newClientOrderId") or "")
+        )
         rule = self.faults.take(endpoint)
         kind = rule.kind if rule else None
         if rule and kind == "latency":

@@ -30,6 +30,7 @@ import itertools
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -76,7 +77,7 @@ class _Conn:
         self.streams: dict[str, str | None] = {}  # name -> symbol (None: all-market)
         self.sent: dict[str, tuple[Any, ...]] = {}  # "name" / "name:symbol" -> what was sent
         self.pushed_at: dict[str, float] = {}
-        self.outbox: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[tuple[float, str, str | None]] = asyncio.Queue()
         self.frames = 0
         self.methods: list[tuple[str, int]] = []  # (method, how many names) per message
         self.silent = False  # half-open: nothing more goes out, the socket stays open
@@ -110,6 +111,9 @@ class StreamServer:
         self.faults = StreamFaults()
         self.conns: dict[int, _Conn] = {}
         self.frames_sent = 0
+        self.sent_log: deque[tuple[int, str]] = deque(maxlen=10_000)
+        """The latest frames of one symbol's stream as ``(sent_us, symbol)``, wall clock,
+        when written to the socket (bench/exchange_latency.py's per-hop breakdown)."""
         self.connects = 0
         self._update_id = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
@@ -225,16 +229,18 @@ class StreamServer:
         if conn.silent or self.faults.stalled(symbol, now):
             return
         body = {"stream": name, "data": payload} if conn.combined else payload
-        conn.outbox.put_nowait((now + self.faults.delay(symbol), json.dumps(body)))
+        conn.outbox.put_nowait((now + self.faults.delay(symbol), json.dumps(body), symbol))
 
     async def _sender(self, conn: _Conn) -> None:
         while True:
-            due, text = await conn.outbox.get()
+            due, text, symbol = await conn.outbox.get()
             if (wait := due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             await conn.ws.send_str(text)
             conn.frames += 1
             self.frames_sent += 1
+            if symbol is not None:
+                self.sent_log.append((time.time_ns() // 1000, symbol))
 
     # --- connections ----------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -292,7 +298,7 @@ class StreamServer:
     @staticmethod
     def _reply(conn: _Conn, body: dict[str, Any]) -> None:
         # Behind the frames already queued (their order on the wire), never stalled.
-        conn.outbox.put_nowait((time.monotonic(), json.dumps(body)))
+        conn.outbox.put_nowait((time.monotonic(), json.dumps(body), None))
 
     def _subscribe(self, conn: _Conn, names: list[str], *, strict: bool) -> str | None:
         ids = {s.replace("/", "").lower(): s for s in self.symbols()}

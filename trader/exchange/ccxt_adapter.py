@@ -48,7 +48,6 @@ from trader.exchange.ccxt_setup import (
     acknowledge_open_orders_cost,
     client_id_rule,
     configure,
-    credit_idle,
     default_rate_limit_ms,
     fit_one_check,
     has_book_stream,
@@ -137,7 +136,6 @@ class CcxtExchange:
         )
         acknowledge_open_orders_cost(self._audit)
         self._listed_per_symbol = not self._audit.has.get("fetchOpenOrders")
-        self._audit_idle_since: float | None = None  # monotonic s of its last answer
         # Public data needs no credentials: the market-data client never holds them.
         self._md: Any = client(
             api_key=None, api_secret=None, rate_limit_ms=base_ms / MARKET_DATA_SHARE
@@ -411,15 +409,9 @@ class CcxtExchange:
         return cv.order(raw, m, fee=Decimal(0), fee_base=Decimal(0), client_order_id=ours)
 
     async def _audited(self, call: Awaitable[T]) -> T:
-        """A reconciliation read on its own client, credited the time it was idle (once:
-        a read overlapping this one finds no idle time to claim)."""
-        idle_since, self._audit_idle_since = self._audit_idle_since, None
-        if idle_since is not None:
-            credit_idle(self._audit, time.monotonic() - idle_since)
-        try:
-            return await self._call(call, client=self._audit)
-        finally:
-            self._audit_idle_since = time.monotonic()
+        """A reconciliation read on its own client (its bucket refills while it is idle:
+        ``ccxt_throttle``, sized to one check: ``fit_one_check``)."""
+        return await self._call(call, client=self._audit)
 
     async def _all_open_orders(self, page: int | None) -> list[dict[str, Any]] | None:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -15,10 +14,10 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
-from ccxt.async_support.base.throttler import Throttler
 from pydantic import SecretStr
 
 from trader.core.errors import ConfigError
+from trader.exchange import ccxt_throttle
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,9 @@ def configure(
     rate_limit_ms: float | None = None,
     pro: bool = False,
 ) -> Any:
-    """A ccxt async client for spot trading, throttled by ccxt's own rate limiter
-    (``rate_limit_ms`` per unit of weight; None: ccxt's default for the exchange);
+    """A ccxt async client for spot trading, throttled by ccxt's own rate model
+    (its leaky bucket, refilled while idle too: ``ccxt_throttle``; ``rate_limit_ms`` per
+    unit of weight; None: ccxt's default for the exchange);
     ``pro``: the ccxt.pro client of the exchange (its WebSocket streams too)."""
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
     if rate_limit_ms is not None:
@@ -95,6 +95,7 @@ def configure(
     if api_secret is not None:
         config["secret"] = api_secret.get_secret_value()
     ex = getattr(ccxt_pro if pro else ccxt_async, exchange_id)(config)
+    ccxt_throttle.install(ex)  # requests after a pause no longer wait for nothing
     # Spot only: load_markets must not call the futures, margin or (signed) currency
     # endpoints; one exchangeInfo request is all the trader needs.
     options = ex.options
@@ -138,55 +139,6 @@ def acknowledge_open_orders_cost(ex: Any) -> None:
     ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False  # ccxt's older spelling
 
 
-def credit_idle(ex: Any, idle_s: float) -> None:
-    """Refill ``ex``'s token bucket for ``idle_s`` seconds without requests. ccxt's leaky
-    bucket refills only while a request waits, so a request's cost is charged in full to
-    the next one however long after it comes: on a client used once per interval (the
-    validator's, 16 units a listing at 1 s per unit on Binance's 5 %) every check would
-    wait 16 s for a debt long paid. Capped at the bucket's capacity, as ccxt caps it."""
-    throttler = ex.throttler
-    if throttler is None or throttler.running or idle_s <= 0:
-        return
-    cfg = throttler.config
-    if cfg.get("algorithm") != "leakyBucket":  # a rolling window forgets old costs itself
-        return
-    cfg["tokens"] = min(cfg["tokens"] + idle_s * 1000 * cfg["refillRate"], cfg["capacity"])
-
-
-class _SkipsGivenUp(Throttler):  # type: ignore[misc]  # ccxt is untyped
-    """ccxt's throttler, except that a request given up while it waits (its attempt timed
-    out and was cancelled) leaves the queue unpaid: ccxt's would still charge its cost when
-    it reached the head, so the next attempt would wait behind it and, on a slow exchange,
-    time out in turn, forever."""
-
-    running: bool
-    queue: Any
-
-    async def leaky_bucket_loop(self) -> None:
-        """ccxt's loop (4.5), skipping the waiters given up."""
-        cfg: dict[str, Any] = self.config
-        queue = self.queue
-        last_ms = time.time() * 1000
-        while self.running:
-            future, cost = queue[0]
-            if future.done():  # cancelled while it waited: not charged
-                queue.popleft()
-                self.running = bool(queue)
-                continue
-            cost = cfg["cost"] if cost is None else cost
-            if cfg["tokens"] >= 0:
-                cfg["tokens"] -= cost
-                future.set_result(None)
-                queue.popleft()
-                await asyncio.sleep(0)
-                self.running = bool(queue)
-            else:
-                await asyncio.sleep(cfg["delay"])
-                now_ms = time.time() * 1000
-                elapsed, last_ms = now_ms - last_ms, now_ms
-                cfg["tokens"] = min(cfg["tokens"] + elapsed * cfg["refillRate"], cfg["capacity"])
-
-
 class _Priced(Exception):
     """Raised by the throttle of ``request_cost``: the request is priced, not sent."""
 
@@ -212,19 +164,13 @@ async def request_cost(ex: Any, read: Callable[[], Awaitable[Any]]) -> float:
     return sum(priced)
 
 
-def fit_one_check(ex: Any, cost: float) -> None:
+def fit_one_check(ex: Any, cost: float, *, clock: Callable[[], float] = time.monotonic) -> None:
     """Size ``ex``'s bucket to hold one check's reads (``cost`` units) and fill it: after
-    an idle interval (``credit_idle``) a check's requests pass together instead of each
-    waiting for the last one's cost (Kraken at 5 %: 20 s a unit, balances and listing 3
-    each, 40 s, past the check's heartbeat timeout). The long-run rate is unchanged; a
-    request given up while it waits is not charged (``_SkipsGivenUp``)."""
-    old = ex.throttler
-    if old is None or old.config.get("algorithm") != "leakyBucket":
-        return
-    ex.throttler = _SkipsGivenUp({**old.config}, old.loop)
-    cfg = ex.throttler.config
-    cfg["capacity"] = max(float(cfg["capacity"]), cost)
-    cfg["tokens"] = cfg["capacity"]  # nothing spent yet
+    an interval a check's requests pass together instead of each waiting for the last
+    one's cost (Kraken at 5 %: 20 s a unit, balances and listing 3 each, 40 s, past the
+    check's heartbeat timeout). The long-run rate is unchanged; a request given up while
+    it waits is not charged (``ccxt_throttle``)."""
+    ccxt_throttle.resize(ex, cost, clock=clock)
 
 
 _LISTS_EVERYTHING = frozenset({"binance", "binanceus", "kraken"})
