@@ -113,6 +113,29 @@ class MarketHub:
         await self._publish(tickers)  # the held one if it is newer (the stream's)
         return self._latest[symbol]
 
+    async def shared_ticker(self, symbol: str) -> Ticker:
+        """The symbol's fresh price with no request of its own: the latest if fresh, else
+        the next the poll loop (or stream) brings, subscribed for meanwhile (one symbol more
+        in the loop's batched request, if nobody watched it). A both-mode shadow prices its
+        book from it, so it never spends the primary's rate limit on tickers.
+
+        Raises:
+            RetryableExchangeError: no fresh price within ``max_price_age_s`` (the hub's
+                own fetches fail): the caller retries, as after a failed request.
+        """
+        if self._fresh(symbol):
+            return self._latest[symbol]
+        try:
+            async with asyncio.timeout(max(self.max_price_age_s, 4 * self.poll_interval_s)):
+                async with self.subscription(symbol) as stream:
+                    async for ticker in stream:
+                        return ticker
+        except TimeoutError:
+            pass
+        raise RetryableExchangeError(
+            f"no fresh price for {symbol} from the market-data hub: {self.price_wait(symbol)}"
+        )
+
     @contextlib.asynccontextmanager
     async def subscription(
         self, symbol: str, *, on_wait: Callable[[PriceWait], None] | None = None

@@ -28,10 +28,13 @@ from trader.core import ids
 from trader.core.errors import ConfigError
 from trader.core.phases import Phase
 from trader.core.state import CoinState
+from trader.exchange.port import Exchange
+from trader.hub import MarketHub
 from trader.legacy.engine import holdings
 from trader.legacy.store import StateStore, state_path
+from trader.observe.metrics import ShadowHealth, TraderMetrics
 from trader.observe.status_table import build_table, status_rows, traders_query
-from trader.runtime import commands, hybrid, legacy
+from trader.runtime import commands, hybrid, legacy, shadow
 from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.launch import resumable_state
 from trader.runtime.stuck import StuckSymbol, stuck_symbols
@@ -42,18 +45,22 @@ log = logging.getLogger(__name__)
 
 async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> None:
     """Run the worker and the legacy engine until ``stop`` is set. The operator's ``stop``
-    ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C."""
-    store = StateStore(state_path(settings.data_dir))  # first: refused if another engine runs
+    ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C.
+    The primary's failure stops both (as in its single mode); the shadow's never stops the
+    primary: it runs supervised (``trader.runtime.shadow``), everything of it built in its
+    own run."""
+    roles = hybrid.roles(settings)
+    legacy_shadow = roles.shadow == hybrid.LEGACY
+    # A legacy primary's store first: refused if another engine runs (as FSM_MODE=legacy).
+    store = None if legacy_shadow else StateStore(state_path(settings.data_dir))
     try:
         real = build_exchange(settings)
     except BaseException:
-        store.close()
+        if store is not None:
+            store.close()
         raise
-    fsm_ex = hybrid.side_exchange(settings, hybrid.FSM, real)
-    legacy_ex = hybrid.side_exchange(settings, hybrid.LEGACY, real)
     hub = build_hub(settings, real)
     path = settings.phase_log_path()
-    shadow = hybrid.is_shadow(settings, hybrid.LEGACY)
     print(
         f"FSM_MODE=both on {real.name}: {hybrid.label(settings, hybrid.FSM)}, "
         f"{hybrid.label(settings, hybrid.LEGACY)}",
@@ -63,25 +70,33 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
         with legacy.engine_listeners(
             settings, path.with_name(f"{path.stem}_legacy{path.suffix}"), client.identity
         ) as legacy_metrics:
-            legacy_task = asyncio.create_task(
-                legacy.run_engine(
-                    settings,
-                    stop,
-                    store=store,
-                    exchange=legacy_ex,
-                    hub=hub,
-                    metrics=legacy_metrics,
-                    notifier=hybrid.ShadowNotifier(hybrid.LEGACY) if shadow else None,
-                    lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
-                ),
-                name="legacy-engine",
+            health = None
+            if legacy_metrics is not None:
+                health = ShadowHealth(roles.shadow or hybrid.LEGACY, client.identity)
+                legacy_metrics.serve_health(health)
+                if not legacy_shadow:  # the primary's endpoint outlives the shadow's worker
+                    legacy_metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            legacy_run = functools.partial(
+                _run_legacy_side, settings, stop, real, hub, legacy_metrics, store
             )
-            worker_task = asyncio.create_task(
-                run_worker(
-                    settings, client, stop=stop, market=(fsm_ex, hub), alongside=legacy_metrics
-                ),
-                name="worker",
+            fsm_run = functools.partial(
+                _run_fsm_side, settings, client, stop, real, hub, legacy_metrics
             )
+            if legacy_shadow:
+                legacy_run = functools.partial(
+                    shadow.supervise,
+                    hybrid.LEGACY,
+                    legacy_run,
+                    stop=stop,
+                    health=health,
+                    after=hub.start,
+                )
+            else:
+                fsm_run = functools.partial(
+                    shadow.supervise, hybrid.FSM, fsm_run, stop=stop, health=health
+                )
+            legacy_task = asyncio.create_task(legacy_run(), name="legacy-engine")
+            worker_task = asyncio.create_task(fsm_run(), name="worker")
             done, _ = await asyncio.wait(
                 {legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
             )
@@ -90,14 +105,71 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
                 await hub.start()
                 print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
             else:
-                stop.set()  # one side failed (or Ctrl-C): the other ends too
+                stop.set()  # the primary failed (or Ctrl-C): the other ends too
             await asyncio.gather(legacy_task, worker_task)
     finally:
         await hub.stop()
-        store.close()
-        for side in (fsm_ex, legacy_ex):
-            await hybrid.close_side(side, real)
+        if store is not None:
+            store.close()
         await real.close()
+
+
+async def _run_legacy_side(
+    settings: Settings,
+    stop: asyncio.Event,
+    real: Exchange,
+    hub: MarketHub,
+    metrics: TraderMetrics | None,
+    store: StateStore | None,
+) -> None:
+    """The legacy engine on its side's exchange; a shadow opens its own state store (and
+    its simulated account) here, so a failure of either is the shadow's own."""
+    own = store is None
+    store = store or StateStore(state_path(settings.data_dir))
+    try:
+        exchange = hybrid.side_exchange(settings, hybrid.LEGACY, real, hub=hub)
+        try:
+            shadow_ = hybrid.is_shadow(settings, hybrid.LEGACY)
+            await legacy.run_engine(
+                settings,
+                stop,
+                store=store,
+                exchange=exchange,
+                hub=hub,
+                metrics=metrics,
+                notifier=hybrid.shadow_notifier(hybrid.LEGACY) if shadow_ else None,
+                lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
+            )
+        finally:
+            await hybrid.close_side(exchange, real)
+    finally:
+        if own:
+            store.close()
+
+
+async def _run_fsm_side(
+    settings: Settings,
+    client: Client,
+    stop: asyncio.Event,
+    real: Exchange,
+    hub: MarketHub,
+    legacy_metrics: TraderMetrics | None,
+) -> None:
+    """The worker on its side's exchange: the primary serves the metrics endpoint (the
+    legacy engine's beside its own); a shadow's series go on the legacy primary's."""
+    exchange = hybrid.side_exchange(settings, hybrid.FSM, real, hub=hub)
+    primary = not hybrid.is_shadow(settings, hybrid.FSM)
+    try:
+        await run_worker(
+            settings,
+            client,
+            stop=stop,
+            market=(exchange, hub),
+            alongside=legacy_metrics if primary else None,
+            served_by=None if primary else legacy_metrics,
+        )
+    finally:
+        await hybrid.close_side(exchange, real)
 
 
 async def fsm_simulated(settings: Settings, *, exchange_simulated: bool | None = None) -> bool:

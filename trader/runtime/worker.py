@@ -51,21 +51,23 @@ async def run_worker(
     stop: asyncio.Event,
     market: tuple[Exchange, MarketHub] | None = None,
     alongside: TraderMetrics | None = None,
+    served_by: TraderMetrics | None = None,
 ) -> None:
     """Run until ``stop`` is set; then finish in-flight tasks and close resources.
 
     ``market``: the exchange the activities trade on and the hub they watch, owned by the
     caller (``FSM_MODE=both`` shares the hub with the legacy engine); by default the
     worker builds its own (the shadow's account when the FSM is the shadow).
-    ``alongside``: another engine's metrics served on this worker's endpoint.
+    ``alongside``: another engine's metrics served on this worker's endpoint;
+    ``served_by``: the engine whose endpoint serves this worker's metrics instead.
     """
-    async with observability(settings, client, alongside=alongside) as metrics:
+    async with observability(settings, client, alongside=alongside, served_by=served_by) as metrics:
         if market is not None:
             await _run(settings, client, stop, metrics, *market)
             return
         real = build_exchange(settings)
-        exchange = hybrid.side_exchange(settings, hybrid.FSM, real)
         hub = build_hub(settings, real)
+        exchange = hybrid.side_exchange(settings, hybrid.FSM, real, hub=hub)
         try:
             await _run(settings, client, stop, metrics, exchange, hub)
         finally:
@@ -85,7 +87,7 @@ async def _run(
     store = LedgerStore(settings.ledger_target)
     await store.open_or_warn()
     notifier: Notifier = (
-        hybrid.ShadowNotifier(hybrid.FSM)
+        hybrid.shadow_notifier(hybrid.FSM)
         if hybrid.is_shadow(settings, hybrid.FSM)
         else build_notifier(settings)
     )

@@ -1,0 +1,80 @@
+"""FSM_MODE=both: the shadow's failure never stops the primary. ``starter.py`` (a real
+process) on the paper exchange and the dev server, the shadow's simulated account a file
+that is not a database: the primary trades on; the shadow's failure is logged at ERROR with
+its cause once per failure and counted (``trader_shadow_failures_total``, ``trader_shadow_up``
+0); once the file is put right the shadow restarts on its own and trades. Once with each
+engine as the primary (the legacy shadow's task and the FSM shadow's worker are contained
+by different code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.helpers import free_port, wait_until
+from tests.e2e.test_both import metered, scrape
+from trader.contracts import TradeRecord
+from trader.ledger import read_trades
+
+pytestmark = pytest.mark.e2e
+
+# Symbols of their own: the dev server outlives a test, and workflow ids are per symbol.
+SYMBOLS = {"fsm": "ADA/USDT", "legacy": "DOGE/USDT"}
+NOT_A_DATABASE = b"this is not an SQLite database: the shadow's account is broken\n" * 64
+
+
+def shadow_health(text: str, engine: str) -> tuple[float, float]:
+    """(``trader_shadow_up``, ``trader_shadow_failures_total``) of ``engine``."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in ("trader_shadow_up", "trader_shadow_failures_total"):
+                assert s.labels["engine"] == engine, s
+                found[s.name] = s.value
+    return found["trader_shadow_up"], found["trader_shadow_failures_total"]
+
+
+@pytest.mark.parametrize("primary", ["fsm", "legacy"])
+async def test_a_failing_shadow_never_stops_the_primary(
+    dev_env, tmp_path: Path, primary: str
+) -> None:
+    client, symbol, port = dev_env.client, SYMBOLS[primary], free_port()
+    both = metered(tmp_path, client, symbol, primary, port)
+    shadow = both.shadow
+    account = both.data / f"shadow-{shadow}-paper.sqlite"
+    both.data.mkdir(parents=True)
+    account.write_bytes(NOT_A_DATABASE)
+
+    def primary_trades() -> list[TradeRecord] | None:
+        assert both.procs[-1].poll() is None, f"starter.py exited: {both.tail()}"
+        ledger = both.data / "ledger.sqlite"
+        trades = read_trades(ledger) if ledger.exists() else []
+        return [t for t in trades if t.engine == primary] or None
+
+    try:
+        both.start()
+        wait_until(primary_trades, timeout=240, what=f"a trade of the primary ({both.tail()})")
+        up, failures = shadow_health(scrape(port), shadow)
+        assert up == 0 and failures >= 1
+        # Put right, the shadow comes back on its own (bounded backoff) and trades.
+        account.unlink()
+        wait_until(
+            lambda: shadow_health(scrape(port), shadow)[0] == 1,
+            timeout=120,
+            what=f"the shadow up again ({both.tail()})",
+        )
+        trades = both.wait_trades(1, each=True)
+        up, failures = shadow_health(scrape(port), shadow)
+        both.kill()
+    finally:
+        both.kill()
+        await both.terminate(client)
+    assert up == 1
+    log = both.log.read_text()
+    failed = [line for line in log.splitlines() if f"the {shadow} SHADOW failed" in line]
+    assert len(failed) == failures, failed  # one ERROR line per failure, none more
+    assert all(" ERROR " in line and "DatabaseError" in line for line in failed), failed
+    assert "file is not a database" in failed[0]
+    assert any(t.engine == shadow and t.simulated for t in trades)
