@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import free_port, wait_until
-from tests.e2e.test_both import metered, scrape
+from tests.e2e.helpers import free_port, run, terminate_queue, wait_state, wait_until
+from tests.e2e.test_both import Both, metered, orders_in, scrape
 from trader.contracts import TradeRecord
+from trader.core import ids
+from trader.core.phases import Phase
 from trader.ledger import read_trades
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +64,7 @@ async def test_a_failing_shadow_never_stops_the_primary(
         account.unlink()
         wait_until(
             lambda: shadow_health(scrape(port), shadow)[0] == 1,
-            timeout=120,
+            timeout=400,  # the backoff is at most 5 min, and up counts after 10 s
             what=f"the shadow up again ({both.tail()})",
         )
         trades = both.wait_trades(1, each=True)
@@ -78,3 +80,55 @@ async def test_a_failing_shadow_never_stops_the_primary(
     assert all(" ERROR " in line and "DatabaseError" in line for line in failed), failed
     assert "file is not a database" in failed[0]
     assert any(t.engine == shadow and t.simulated for t in trades)
+
+
+@pytest.mark.parametrize("shadow", ["fsm", "legacy"])
+async def test_paper_refuses_to_swap_roles_over_a_shadow_position(
+    dev_env, tmp_path: Path, shadow: str
+) -> None:
+    """On paper both accounts are ``simulated``, so that flag cannot tell the shadow's
+    position from the primary's: the FSM side tells by its task queue (the shadow's is its
+    own), the legacy side by the role its store recorded. The shadow holds; a start with
+    ``HYBRID_PRIMARY`` swapped exits 2 naming it, and sends no order to either account."""
+    client = dev_env.client
+    symbol = {"fsm": "LTC/USDT", "legacy": "BNB/USDT"}[shadow]
+    primary = "legacy" if shadow == "fsm" else "fsm"
+    # Exits far away: once bought, each side holds until the test is done.
+    both = Both(
+        tmp_path,
+        client,
+        symbol,
+        primary=primary,
+        take_profit_pct='"50"',
+        stop_loss_pct='"50"',
+        max_position_hold_minutes='"0"',
+    )
+    wf_id = ids.workflow_id_for("paper", symbol)
+    holding = lambda s: s.phase is Phase.POSITION  # noqa: E731
+    try:
+        both.start()
+        if shadow == "fsm":
+            await wait_state(client, wf_id, holding, timeout=180, what=f"FSM buy ({both.tail()})")
+        else:
+            both.wait_legacy(holding, "legacy buy")
+        both.kill()
+        accounts = [both.data / "paper.sqlite", both.data / f"shadow-{shadow}-paper.sqlite"]
+        before = [orders_in(db) for db in accounts]
+        swapped = run(
+            "starter.py",
+            "--config",
+            str(both.cfg),
+            env={**both.env, "HYBRID_PRIMARY": shadow},
+            timeout=120,
+        )
+        after = [orders_in(db) for db in accounts]
+    finally:
+        both.kill()
+        await both.terminate(client)
+        await terminate_queue(client, both.queue + "-shadow" if shadow == "legacy" else both.queue)
+    err = swapped.stderr
+    assert swapped.returncode == 2, swapped.stdout[-1500:] + err[-1500:]
+    assert "Traceback" not in err
+    named = wf_id if shadow == "fsm" else f"legacy:paper:{symbol}"
+    assert named in err and "shadow" in err, err
+    assert after == before  # refused before either side traded

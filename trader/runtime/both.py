@@ -17,26 +17,20 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from rich.console import Console, RenderableType
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from trader import contracts as c
-from trader import search as sa
 from trader.config import Settings
-from trader.contracts import STATUS_MEMO_KEY, StatusMemo
-from trader.core import ids
-from trader.core.errors import ConfigError
-from trader.core.phases import Phase
-from trader.core.state import CoinState
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
-from trader.legacy.engine import holdings
 from trader.legacy.store import StateStore, state_path
 from trader.observe.metrics import ShadowHealth, TraderMetrics
 from trader.observe.status_table import build_table, status_rows, traders_query
 from trader.runtime import commands, hybrid, legacy, shadow
 from trader.runtime.exchange import build_exchange, build_hub
-from trader.runtime.launch import resumable_state
+from trader.runtime.roles import RoleChanged as RoleChanged
+from trader.runtime.roles import fsm_simulated as fsm_simulated
+from trader.runtime.roles import refuse_other_role as refuse_other_role
 from trader.runtime.stuck import StuckSymbol, stuck_symbols
 from trader.runtime.worker import run_worker
 
@@ -139,6 +133,7 @@ async def _run_legacy_side(
                 metrics=metrics,
                 notifier=hybrid.shadow_notifier(hybrid.LEGACY) if shadow_ else None,
                 lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
+                role="shadow" if shadow_ else "primary",
             )
         finally:
             await hybrid.close_side(exchange, real)
@@ -170,64 +165,6 @@ async def _run_fsm_side(
         )
     finally:
         await hybrid.close_side(exchange, real)
-
-
-async def fsm_simulated(settings: Settings, *, exchange_simulated: bool | None = None) -> bool:
-    """Whether the FSM side trades a simulated account: its role, or a simulated exchange
-    (asked of a fresh client unless the caller knows), or no global trading."""
-    if hybrid.is_shadow(settings, hybrid.FSM) or not settings.global_trading:
-        return True
-    if exchange_simulated is None:
-        exchange = build_exchange(settings)
-        try:
-            exchange_simulated = exchange.simulated
-        finally:
-            await exchange.close()
-    return exchange_simulated
-
-
-class RoleChanged(ConfigError):
-    """A symbol's workflow holds state of the other role (simulated vs real)."""
-
-
-async def refuse_other_role(client: Client, settings: Settings, *, simulated: bool) -> None:
-    """Refuse to start the FSM side over workflows of the other kind: ``simulated`` is what
-    the FSM side is now (its role, or a simulated exchange). A running workflow (its status
-    memo) or a stopped one that would be resumed holding (its result) marked otherwise would
-    trade the other account's position on this one (docs/migration.md, "Changing roles").
-
-    Raises:
-        RoleChanged: naming each such workflow and what it holds.
-    """
-    now = "simulated" if simulated else "live"
-    foreign = []
-    for symbol in settings.watchlist:
-        wf_id = ids.workflow_id_for(settings.exchange, symbol)
-        handle = client.get_workflow_handle(wf_id, result_type=CoinState)
-        try:
-            desc = await handle.describe()
-        except RPCError:
-            continue  # never started: nothing to adopt
-        if desc.status == WorkflowExecutionStatus.RUNNING:
-            memo = await desc.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
-            phase = desc.typed_search_attributes.get(sa.TRADING_PHASE)
-            if memo is None or phase in (None, Phase.WARMUP.value) or memo.simulated == simulated:
-                continue  # warming up: it takes the exchange's flag then
-            held = f"running in {phase}" + (f", entry {memo.entry}" if memo.entry else "")
-        else:
-            state = await resumable_state(handle)
-            if state is None or state.phase is Phase.WARMUP or state.simulated == simulated:
-                continue  # flat: a new run warms up with the new role
-            held = f"stopped holding {holdings(state)}"
-        was = "simulated" if not simulated else "live"
-        foreign.append(f"{wf_id} ({was}, {held})")
-    if foreign:
-        raise RoleChanged(
-            f"FSM_MODE=both: the FSM side is {now} now ({hybrid.label(settings, hybrid.FSM)}), but "
-            f"{'; '.join(foreign)}. Settle them in their role first (`python starter.py stop "
-            "--close-positions` with the previous HYBRID_PRIMARY), or give this run its own "
-            "TASK_QUEUE/DATA_DIR (docs/migration.md, Changing roles)"
-        )
 
 
 # --- operator commands ------------------------------------------------------------------------
