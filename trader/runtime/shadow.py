@@ -4,7 +4,8 @@ Everything of the shadow (its exchange account, the legacy engine's state store,
 worker on its own queues, its ledger connection, its hub subscriptions) is built inside
 ``supervise``'s ``run``: a failure anywhere in it, at start or later, ends that run only.
 It is logged once at ERROR with its cause (the traceback), counted
-(``trader_shadow_failures_total{engine}``, ``trader_shadow_up{engine}`` 0), and the shadow is
+(``trader_shadow_failures_total{engine}``; ``trader_shadow_up{engine}`` is 0 until a run has
+lasted ``UP_AFTER_S``), and the shadow is
 started again after a backoff that doubles from ``BACKOFF_S`` to ``BACKOFF_MAX_S`` (back to
 ``BACKOFF_S`` once a run lasted ``HEALTHY_S``): a shadow that cannot start (a corrupt
 account file, a state store another process holds) is retried every 5 minutes at most, one
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_S = 2.0
 BACKOFF_MAX_S = 300.0
+UP_AFTER_S = 10.0
+"""A run counts as up (``trader_shadow_up`` 1) once it lasted this long without failing."""
 HEALTHY_S = 600.0
 """A run that lasted this long was healthy: the next failure waits ``BACKOFF_S`` again."""
 
@@ -42,11 +45,12 @@ async def supervise(
     stop), restarting it after each failure. ``after``: put right what a failed run took
     down that the primary shares (the legacy engine stops the hub it was given)."""
     delay = BACKOFF_S
+    loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             started = time.monotonic()
-            if health is not None:
-                health.running()
+            # Up once a run has lasted UP_AFTER_S: one that fails at start never shows up.
+            up = None if health is None else loop.call_later(UP_AFTER_S, health.running)
             try:
                 await run()
                 return
@@ -64,6 +68,9 @@ async def supervise(
                     delay,
                     exc_info=exc,
                 )
+            finally:
+                if up is not None:
+                    up.cancel()
             if after is not None:
                 try:
                     await after()
