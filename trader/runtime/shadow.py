@@ -40,11 +40,13 @@ async def supervise(
     stop: asyncio.Event,
     health: ShadowHealth | None,
     after: Callable[[], Awaitable[None]] | None = None,
+    backoff_s: float = BACKOFF_S,
+    backoff_max_s: float = BACKOFF_MAX_S,
 ) -> None:
     """Run the shadow ``engine`` until ``stop`` is set or ``run`` returns (the operator's
     stop), restarting it after each failure. ``after``: put right what a failed run took
     down that the primary shares (the legacy engine stops the hub it was given)."""
-    delay = BACKOFF_S
+    delay = backoff_s
     loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
@@ -56,12 +58,12 @@ async def supervise(
                 return
             except Exception as exc:  # the shadow's failure is its own: the primary trades on
                 if time.monotonic() - started >= HEALTHY_S:
-                    delay = BACKOFF_S
+                    delay = backoff_s
                 if health is not None:
                     health.failed()
                 log.error(
                     "FSM_MODE=both: the %s SHADOW failed (%s: %s); the primary trades on, "
-                    "the shadow restarts in %.0f s",
+                    "the shadow restarts in %g s",
                     engine,
                     type(exc).__name__,
                     exc,
@@ -78,7 +80,7 @@ async def supervise(
                     log.exception("FSM_MODE=both: restoring what the %s shadow shared", engine)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, BACKOFF_MAX_S)
+            delay = min(delay * 2, backoff_max_s)
             if not stop.is_set():
                 log.warning("FSM_MODE=both: restarting the %s shadow", engine)
     finally:
