@@ -299,3 +299,16 @@ class MarketHub:
                     if self.stream is not None:
                         self.stream.check(tickers)  # a silent connection REST sees moving
             await asyncio.sleep(delay)
+
+
+class SharedHub(MarketHub):
+    """The same hub as a both-mode shadow uses it: one state (the poll loop, the stream,
+    the latest prices, the subscribers), but ``ticker`` asks the exchange nothing: it is
+    ``shared_ticker``, so the shadow's warm-ups and order prices cost the primary's rate
+    limit no request either."""
+
+    def __init__(self, hub: MarketHub) -> None:
+        self.__dict__ = hub.__dict__  # not super().__init__(): the hub's own state, shared
+
+    async def ticker(self, symbol: str) -> Ticker:
+        return await self.shared_ticker(symbol)

@@ -61,11 +61,17 @@ async def test_the_shadow_asks_the_exchange_for_no_ticker(tmp_path: Path) -> Non
             before = tickers_asked(srv)
             await _order_round(alone)
             without_hub = tickers_asked(srv) - before
+            # The shadow's warm-ups and order prices (``hub.ticker``): the hub's price too.
+            assert hybrid.side_hub(settings, "fsm", hub) is hub  # the primary asks, as ever
+            view = hybrid.side_hub(settings, "legacy", hub)
+            before = tickers_asked(srv)
+            assert (await view.ticker(SYMBOL)) == hub.latest(SYMBOL)
+            view_asked = tickers_asked(srv) - before
         finally:
             await hybrid.close_side(shared, real)
             await hybrid.close_side(alone, real)
         orders_at_server = [e for e in srv.stats if "order" in e.lower()]
-    assert with_hub == 0
+    assert with_hub == 0 and view_asked == 0
     assert without_hub == 4  # one per call: what the shadow cost the primary before
     assert orders_at_server == []  # and no order of the shadow ever reached the server
 

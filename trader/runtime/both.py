@@ -129,7 +129,7 @@ async def _run_legacy_side(
                 stop,
                 store=store,
                 exchange=exchange,
-                hub=hub,
+                hub=hybrid.side_hub(settings, hybrid.LEGACY, hub),
                 metrics=metrics,
                 notifier=hybrid.shadow_notifier(hybrid.LEGACY) if shadow_ else None,
                 lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
@@ -159,7 +159,7 @@ async def _run_fsm_side(
             settings,
             client,
             stop=stop,
-            market=(exchange, hub),
+            market=(exchange, hybrid.side_hub(settings, hybrid.FSM, hub)),
             alongside=legacy_metrics if primary else None,
             served_by=None if primary else legacy_metrics,
         )

@@ -29,7 +29,7 @@ from activities.notify import LogNotifier
 from trader.config import Settings
 from trader.exchange.dry_run import DryRunExchange
 from trader.exchange.port import Exchange
-from trader.hub import MarketHub
+from trader.hub import MarketHub, SharedHub
 from trader.observe.events import Listener, PhaseEvent
 from trader.runtime.exchange import build_dry_run
 
@@ -125,6 +125,12 @@ def primary_exchange(settings: Settings, fsm_exchange: Exchange) -> Exchange:
     if is_shadow(settings, FSM) and isinstance(fsm_exchange, DryRunExchange):
         return fsm_exchange.live
     return fsm_exchange
+
+
+def side_hub(settings: Settings, engine: str, hub: MarketHub) -> MarketHub:
+    """The hub ``engine`` watches: the process's one hub, as a shadow sees it when it is
+    the shadow (``SharedHub``: its direct ticker requests come from the hub's prices)."""
+    return SharedHub(hub) if is_shadow(settings, engine) else hub
 
 
 async def close_side(exchange: Exchange, real: Exchange) -> None:

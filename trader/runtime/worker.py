@@ -69,7 +69,8 @@ async def run_worker(
         hub = build_hub(settings, real)
         exchange = hybrid.side_exchange(settings, hybrid.FSM, real, hub=hub)
         try:
-            await _run(settings, client, stop, metrics, exchange, hub)
+            side_hub = hybrid.side_hub(settings, hybrid.FSM, hub)
+            await _run(settings, client, stop, metrics, exchange, side_hub)
         finally:
             await hub.stop()
             await hybrid.close_side(exchange, real)
