@@ -1,6 +1,6 @@
 """``trader.runtime.shadow.supervise``: a failing shadow is logged once per failure at ERROR
-with its cause, counted, restarted after a doubling, bounded backoff, with what it shared
-put right after each failure; the operator's stop (its run returning) and the process's
+with its cause, counted, restarted after a doubling, bounded backoff (a run that ends
+cancelled by itself a failure too); the operator's stop (its run returning) and the process's
 stop end it; a primary beside it is never touched. Whole e2e in tests/e2e/test_both_shadow.py."""
 
 from __future__ import annotations
@@ -28,16 +28,12 @@ async def test_each_failure_is_logged_once_counted_and_the_shadow_restarted(
 ) -> None:
     stop, health = asyncio.Event(), ShadowHealth("legacy", "1@h")
     attempts: list[int] = []
-    restored: list[int] = []
 
     async def run() -> None:
         attempts.append(len(attempts))
         if len(attempts) <= 4:
             raise OSError(f"account unreadable #{len(attempts)}")
         await stop.wait()  # the fifth run stays up until the process stops
-
-    async def after() -> None:
-        restored.append(len(attempts))
 
     async def primary() -> str:  # beside it, untouched by any failure
         await stop.wait()
@@ -51,7 +47,6 @@ async def test_each_failure_is_logged_once_counted_and_the_shadow_restarted(
             run,
             stop=stop,
             health=health,
-            after=after,
             backoff_s=0.01,
             backoff_max_s=0.03,
         )
@@ -67,7 +62,6 @@ async def test_each_failure_is_logged_once_counted_and_the_shadow_restarted(
     assert [r.exc_info is not None for r in errors] == [True] * 4  # the cause's traceback
     assert "account unreadable #1" in errors[0].getMessage()
     assert "the legacy SHADOW failed (OSError" in errors[0].getMessage()
-    assert restored == [1, 2, 3, 4]  # the shared hub started again after every failure
     assert _value(health, "trader_shadow_failures_total") == 4
     assert _value(health, "trader_shadow_up") == 0  # stopped
     assert b'engine="legacy"' in generate_latest(_served(health))
@@ -105,3 +99,61 @@ async def test_a_run_that_returns_is_not_restarted() -> None:
     await shadow.supervise("legacy", run, stop=asyncio.Event(), health=health)
     assert runs == [1]
     assert _value(health, "trader_shadow_failures_total") == 0
+
+
+async def test_a_run_that_ends_cancelled_by_itself_is_a_failure_and_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """temporalio cancels the task that entered ``async with Worker`` on a fatal worker
+    error (and never uncancels it): that CancelledError is the shadow's, not the
+    supervisor's; it never escapes to stop the primary."""
+    stop, health = asyncio.Event(), ShadowHealth("fsm", "1@h")
+    runs: list[int] = []
+
+    async def run() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            current = asyncio.current_task()
+            assert current is not None
+            current.cancel()
+            await asyncio.sleep(30)  # cancelled here
+        await stop.wait()
+
+    caplog.set_level(logging.ERROR, logger=shadow.__name__)
+    task = asyncio.create_task(
+        shadow.supervise("fsm", run, stop=stop, health=health, backoff_s=0.01)
+    )
+    while len(runs) < 2:
+        assert not task.done(), task
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task  # returns: not cancelled
+    assert _value(health, "trader_shadow_failures_total") == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "the fsm SHADOW failed (CancelledError" in errors[0], errors
+
+
+async def test_cancelling_the_supervisor_cancels_the_run_and_waits_for_it() -> None:
+    started, finished = asyncio.Event(), list[str]()
+
+    async def run() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.01)  # a shutdown step: the supervisor waits for it
+            finished.append("closed")
+
+    task = asyncio.create_task(shadow.supervise("legacy", run, stop=asyncio.Event(), health=None))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == ["closed"]
+
+
+def test_the_longest_backoff_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHADOW_RESTART_MAX_SECONDS", raising=False)
+    assert shadow.backoff_max_s() == shadow.BACKOFF_MAX_S == 300.0
+    monkeypatch.setenv("SHADOW_RESTART_MAX_SECONDS", "4")
+    assert shadow.backoff_max_s() == 4.0

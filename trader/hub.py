@@ -305,10 +305,18 @@ class SharedHub(MarketHub):
     """The same hub as a both-mode shadow uses it: one state (the poll loop, the stream,
     the latest prices, the subscribers), but ``ticker`` asks the exchange nothing: it is
     ``shared_ticker``, so the shadow's warm-ups and order prices cost the primary's rate
-    limit no request either."""
+    limit no request either; and ``start``/``stop`` do nothing: the hub's owner runs it, so
+    a shadow that fails (the legacy engine stops its hub as it ends) never stops the
+    primary's poll loop or closes its stream connections."""
 
     def __init__(self, hub: MarketHub) -> None:
         self.__dict__ = hub.__dict__  # not super().__init__(): the hub's own state, shared
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
     async def ticker(self, symbol: str) -> Ticker:
         return await self.shared_ticker(symbol)

@@ -95,3 +95,23 @@ async def test_a_stale_price_comes_from_the_hubs_own_poll(tmp_path: Path) -> Non
             await hybrid.close_side(shared, real)
         asked, cycles = tickers_asked(srv), hub.cycles
     assert cycles <= asked <= cycles + 1  # the hub's polls only (one may be cut by the stop)
+
+
+async def test_a_failing_shadow_leaves_the_primarys_hub_running(tmp_path: Path) -> None:
+    """The legacy engine stops the hub it was given as it ends (a failure too): as a
+    shadow it is given the hub's ``SharedHub`` view, whose stop leaves the primary's poll
+    loop running (no restart, no REST gap, no stream redial); the process owns the hub."""
+    settings = load_settings(
+        data_dir=tmp_path, fsm_mode="both", exchange="binance", watchlist=[SYMBOL]
+    )
+    async with sim_and_adapter(tmp_path) as (_srv, real):
+        hub = MarketHub(real, poll_interval_s=0.05)
+        await hub.start()
+        try:
+            loop = hub._task
+            view = hybrid.side_hub(settings, "legacy", hub)
+            await view.start()  # the shadow engine's start
+            await view.stop()  # and its end
+            assert hub._task is loop and loop is not None and not loop.done()
+        finally:
+            await hub.stop()

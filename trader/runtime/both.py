@@ -23,7 +23,7 @@ from trader import contracts as c
 from trader.config import Settings
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
-from trader.legacy.store import StateStore, state_path
+from trader.legacy.store import StateLocked, StateStore, state_path
 from trader.observe.metrics import ShadowHealth, TraderMetrics
 from trader.observe.status_table import build_table, status_rows, traders_query
 from trader.runtime import commands, hybrid, legacy, shadow
@@ -45,13 +45,14 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
     own run."""
     roles = hybrid.roles(settings)
     legacy_shadow = roles.shadow == hybrid.LEGACY
-    # A legacy primary's store first: refused if another engine runs (as FSM_MODE=legacy).
-    store = None if legacy_shadow else StateStore(state_path(settings.data_dir))
+    # The store first: refused if another engine runs (as FSM_MODE=legacy), the shadow's
+    # too; a shadow's first run takes it over, and only a later run's own open is contained.
+    store = _open_store(settings, contained=legacy_shadow)
+    stores = _Stores(settings, primary=None if legacy_shadow else store, first=store)
     try:
         real = build_exchange(settings)
     except BaseException:
-        if store is not None:
-            store.close()
+        stores.close()
         raise
     hub = build_hub(settings, real)
     path = settings.phase_log_path()
@@ -61,6 +62,7 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
         flush=True,
     )
     try:
+        await hub.start()  # this process runs it: a shadow's SharedHub never starts or stops it
         with legacy.engine_listeners(
             settings, path.with_name(f"{path.stem}_legacy{path.suffix}"), client.identity
         ) as legacy_metrics:
@@ -71,41 +73,91 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
                 if not legacy_shadow:  # the primary's endpoint outlives the shadow's worker
                     legacy_metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
             legacy_run = functools.partial(
-                _run_legacy_side, settings, stop, real, hub, legacy_metrics, store
+                _run_legacy_side, settings, stop, real, hub, legacy_metrics, stores
             )
             fsm_run = functools.partial(
                 _run_fsm_side, settings, client, stop, real, hub, legacy_metrics
             )
+            supervised = functools.partial(
+                shadow.supervise, stop=stop, health=health, backoff_max_s=shadow.backoff_max_s()
+            )
             if legacy_shadow:
-                legacy_run = functools.partial(
-                    shadow.supervise,
-                    hybrid.LEGACY,
-                    legacy_run,
-                    stop=stop,
-                    health=health,
-                    after=hub.start,
-                )
+                legacy_run = functools.partial(supervised, hybrid.LEGACY, legacy_run)
             else:
-                fsm_run = functools.partial(
-                    shadow.supervise, hybrid.FSM, fsm_run, stop=stop, health=health
-                )
+                fsm_run = functools.partial(supervised, hybrid.FSM, fsm_run)
             legacy_task = asyncio.create_task(legacy_run(), name="legacy-engine")
             worker_task = asyncio.create_task(fsm_run(), name="worker")
-            done, _ = await asyncio.wait(
-                {legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if legacy_task in done and legacy_task.exception() is None and not stop.is_set():
-                # The engine stops the hub it was given; the workflows' watches go on.
-                await hub.start()
-                print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
-            else:
-                stop.set()  # the primary failed (or Ctrl-C): the other ends too
-            await asyncio.gather(legacy_task, worker_task)
+            primary = worker_task if legacy_shadow else legacy_task
+            try:
+                await asyncio.wait({legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+                if _returned(legacy_task) and not stop.is_set():
+                    if not legacy_shadow:  # the engine stops the hub it was given
+                        await hub.start()  # the workflows' watches go on
+                    print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
+                else:
+                    stop.set()  # the primary failed (or Ctrl-C): the other ends too
+                await asyncio.wait({legacy_task, worker_task})
+            except asyncio.CancelledError:
+                stop.set()
+                for task in (legacy_task, worker_task):
+                    task.cancel()
+                await asyncio.wait({legacy_task, worker_task})  # nothing closed under them
+                raise
+            # The primary's outcome is the process's (a supervised shadow only ever ends
+            # by returning, or by an exception that is no failure: SystemExit).
+            for task in (primary, worker_task if primary is legacy_task else legacy_task):
+                if task.cancelled():
+                    raise asyncio.CancelledError(f"{task.get_name()} was cancelled")
+                if (exc := task.exception()) is not None:
+                    raise exc
     finally:
         await hub.stop()
-        if store is not None:
-            store.close()
+        stores.close()
         await real.close()
+
+
+def _returned(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def _open_store(settings: Settings, *, contained: bool) -> StateStore | None:
+    """The legacy engine's state store, its lock taken: ``StateLocked`` (another process
+    runs on this DATA_DIR) always propagates; another failure to open only when not
+    ``contained`` (a shadow's: its supervised run opens it again, and fails on its own)."""
+    try:
+        return StateStore(state_path(settings.data_dir))
+    except StateLocked:
+        raise
+    except Exception:
+        if not contained:
+            raise
+        log.exception("FSM_MODE=both: the legacy shadow's state store did not open")
+        return None
+
+
+class _Stores:
+    """The legacy side's state store: the primary's, the process's for its life; or the
+    shadow's first run's, opened at start (so a second process is refused at once), which
+    that run takes over; each later shadow run opens its own."""
+
+    def __init__(
+        self, settings: Settings, *, primary: StateStore | None, first: StateStore | None
+    ) -> None:
+        self.path = state_path(settings.data_dir)
+        self.primary = primary
+        self.first = None if primary is not None else first
+
+    def take(self) -> tuple[StateStore, bool]:
+        """(the store, whether the caller closes it)."""
+        if self.primary is not None:
+            return self.primary, False
+        first, self.first = self.first, None
+        return first or StateStore(self.path), True
+
+    def close(self) -> None:
+        for store in (self.primary, self.first):
+            if store is not None:
+                store.close()
 
 
 async def _run_legacy_side(
@@ -114,12 +166,12 @@ async def _run_legacy_side(
     real: Exchange,
     hub: MarketHub,
     metrics: TraderMetrics | None,
-    store: StateStore | None,
+    stores: _Stores,
 ) -> None:
-    """The legacy engine on its side's exchange; a shadow opens its own state store (and
-    its simulated account) here, so a failure of either is the shadow's own."""
-    own = store is None
-    store = store or StateStore(state_path(settings.data_dir))
+    """The legacy engine on its side's exchange; a shadow's run owns its state store (the
+    first the one opened at start) and opens its simulated account here, so a failure of
+    either is the shadow's own."""
+    store, own = stores.take()
     try:
         exchange = hybrid.side_exchange(settings, hybrid.LEGACY, real, hub=hub)
         try:
