@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from trader.observe.metrics import ShadowHealth
-from trader.runtime import shadow
+from trader.runtime import shadow, worker
 
 
 def _value(health: ShadowHealth, name: str) -> float:
@@ -157,3 +157,22 @@ def test_the_longest_backoff_is_configurable(monkeypatch: pytest.MonkeyPatch) ->
     assert shadow.backoff_max_s() == shadow.BACKOFF_MAX_S == 300.0
     monkeypatch.setenv("SHADOW_RESTART_MAX_SECONDS", "4")
     assert shadow.backoff_max_s() == 4.0
+
+
+async def test_a_failed_workers_background_tasks_are_cancelled() -> None:
+    """The worker's start-up checks (reconcile requests, the validator's start) run
+    beside it: a worker run that fails (an FSM shadow's, restarted) leaves none running."""
+    started, ended = asyncio.Event(), list[str]()
+
+    async def check() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            ended.append("cancelled")
+
+    with pytest.raises(RuntimeError):
+        async with worker.background(check()):
+            await started.wait()
+            raise RuntimeError("the worker failed")
+    assert ended == ["cancelled"]

@@ -172,13 +172,21 @@ def trades_counted(text: str) -> dict[str, float]:
     return out
 
 
-def metered(tmp: Path, client: Client, symbol: str, primary: str, port: int) -> Both:
+def metered(
+    tmp: Path,
+    client: Client,
+    symbol: str,
+    primary: str,
+    port: int,
+    env: dict[str, str] | None = None,
+) -> Both:
     """A ``Both`` serving its metrics on ``port`` (and the SDK's on none)."""
     return Both(
         tmp,
         client,
         symbol,
         primary=primary,
+        env=env,
         enable_prometheus="true",
         prometheus_port=str(port),
         temporal_metrics_port="0",

@@ -43,7 +43,9 @@ async def test_a_failing_shadow_never_stops_the_primary(
     dev_env, tmp_path: Path, primary: str
 ) -> None:
     client, symbol, port = dev_env.client, SYMBOLS[primary], free_port()
-    both = metered(tmp_path, client, symbol, primary, port)
+    # A short backoff: the shadow is retried every few seconds while the primary's first
+    # trade comes, so it is back soon after its account is put right (not up to 5 min).
+    both = metered(tmp_path, client, symbol, primary, port, env={"SHADOW_RESTART_MAX_SECONDS": "3"})
     shadow = both.shadow
     account = both.data / f"shadow-{shadow}-paper.sqlite"
     both.data.mkdir(parents=True)
@@ -64,7 +66,7 @@ async def test_a_failing_shadow_never_stops_the_primary(
         account.unlink()
         wait_until(
             lambda: shadow_health(scrape(port), shadow)[0] == 1,
-            timeout=400,  # the backoff is at most 5 min, and up counts after 10 s
+            timeout=240,  # generous: the backoff is at most 3 s here, and up counts after 10 s
             what=f"the shadow up again ({both.tail()})",
         )
         trades = both.wait_trades(1, each=True)

@@ -107,4 +107,6 @@ async def observability(
                 served_by.serve_no_more(metrics)
             metrics.close()
         SINK.unsubscribe(log_listener)
-        phase_log.close()
+        # Off the loop: the flush waits up to 5 s for the writer, and in FSM_MODE=both a
+        # restarting shadow worker closes its log while the primary trades on this loop.
+        await asyncio.to_thread(phase_log.close)

@@ -5,8 +5,10 @@ requests apart)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -148,19 +150,36 @@ async def _run(
     log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
     table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
-        async with main, watch, slot_worker:
-            # The symbols this worker may pick up check the account before trading on: a
-            # worker starts after a crash, a deploy or a long outage.
-            checks = asyncio.create_task(_request_reconciles(client, settings.task_queue))
-            validating = asyncio.create_task(_start_validator(client, settings))
+        # The symbols this worker may pick up check the account before trading on: a
+        # worker starts after a crash, a deploy or a long outage.
+        async with (
+            main,
+            watch,
+            slot_worker,
+            background(
+                _request_reconciles(client, settings.task_queue),
+                _start_validator(client, settings),
+            ),
+        ):
             await stop.wait()
-            checks.cancel()
-            validating.cancel()
     finally:
         if table is not None:
             await _stop_status_table(table, stopped=stop.is_set())
         await store.close()
         await close_notifier(notifier)
+
+
+@contextlib.asynccontextmanager
+async def background(*coros: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``coros`` as tasks for the block's life; cancelled (and awaited) however it ends:
+    a worker that fails (an FSM shadow's, restarted in FSM_MODE=both) leaves none behind."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
 
 
 async def _request_reconciles(client: Client, task_queue: str) -> None:
