@@ -19,7 +19,8 @@ from trader.legacy.store import StateLocked, StateStore, state_path
 from trader.runtime import both, hybrid
 
 
-def _settings(tmp_path: Path, primary: str) -> Settings:
+def both_settings(tmp_path: Path, primary: str, **more: Any) -> Settings:
+    """FSM_MODE=both on paper, BTC/USDT, as ``starter.py`` gives them to ``run_both``."""
     return hybrid.fsm_settings(
         load_settings(
             data_dir=tmp_path,
@@ -27,6 +28,7 @@ def _settings(tmp_path: Path, primary: str) -> Settings:
             hybrid_primary=primary,
             exchange="paper",
             watchlist=["BTC/USDT"],
+            **more,
         )
     )
 
@@ -70,7 +72,7 @@ async def test_an_fsm_shadow_that_ends_cancelled_never_stops_the_primary(
     monkeypatch.setattr(both, "_run_legacy_side", legacy_primary)
     monkeypatch.setenv("SHADOW_RESTART_MAX_SECONDS", "0.05")
     stop = asyncio.Event()
-    task = asyncio.create_task(both.run_both(_settings(tmp_path, "legacy"), _client(), stop))
+    task = asyncio.create_task(both.run_both(both_settings(tmp_path, "legacy"), _client(), stop))
     await _wait_for(lambda: len(shadow_runs) >= 2 or task.done(), "the shadow restarted")
     assert not task.done() and not stop.is_set()  # the primary trades on
     stop.set()
@@ -110,7 +112,7 @@ async def test_the_process_ends_once_both_sides_finished(
     monkeypatch.setattr(both, "_run_fsm_side", fsm_primary)
     monkeypatch.setattr(both, "_run_legacy_side", legacy_shadow)
     with pytest.raises(PrimaryBroke):
-        await both.run_both(_settings(tmp_path, "fsm"), _client(), asyncio.Event())
+        await both.run_both(both_settings(tmp_path, "fsm"), _client(), asyncio.Event())
     assert events == ["shadow up", "shadow finished"]
 
 
@@ -129,7 +131,7 @@ async def test_a_second_process_on_the_data_dir_is_refused_at_start(
     holder = StateStore(state_path(tmp_path))  # the first process
     try:
         with pytest.raises(StateLocked):
-            await both.run_both(_settings(tmp_path, primary), _client(), asyncio.Event())
+            await both.run_both(both_settings(tmp_path, primary), _client(), asyncio.Event())
     finally:
         holder.close()
     assert ran == []

@@ -110,7 +110,9 @@ async def refuse_other_role(client: Client, settings: Settings, *, simulated: bo
             )
     if problems:
         raise RoleChanged(
-            f"FSM_MODE=both: {'. And '.join(problems)}. Settle them in their role first "
-            "(`python starter.py stop --close-positions` with the previous HYBRID_PRIMARY), "
-            "or give this run its own TASK_QUEUE/DATA_DIR (docs/migration.md, Changing roles)"
+            f"FSM_MODE=both: {'. And '.join(problems)}. Start the new roles on a fresh "
+            "DATA_DIR and TASK_QUEUE (the old shadow's simulated account and queue stay "
+            "behind), or keep the previous HYBRID_PRIMARY; `stop --close-positions` sells a "
+            "position but not dust below the market minimum (docs/migration.md, Changing "
+            "roles)"
         )
