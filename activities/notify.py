@@ -38,10 +38,12 @@ class Notifier(Protocol):
 
 
 class LogNotifier:
-    """Writes notifications to the log (no Telegram configured)."""
+    """Writes notifications to the log (no Telegram configured, or a both-mode shadow's,
+    which are never sent: ``prefix`` says so in the line, e.g. ``legacy shadow, not sent``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.sent: list[str] = []
+        self.prefix = prefix
 
     async def send(
         self,
@@ -52,7 +54,10 @@ class LogNotifier:
         attempt_s: float | None = None,
     ) -> None:
         self.sent.append(text)
-        log.info("notify: %s", text)
+        if self.prefix:
+            log.info("notify (%s): %s", self.prefix, text)
+        else:
+            log.info("notify: %s", text)
 
 
 def build_notifier(settings: Settings | None = None) -> Notifier:

@@ -115,9 +115,10 @@ def test_alert_rules_are_loaded_valid_and_use_real_metrics():
     assert {"TraderSymbolStuck", "TraderErrorsRepeating", "TraderWorkerDown"} <= {
         a["alert"] for a in alerts
     }
-    from trader.observe.metrics import TraderMetrics
+    from trader.observe.metrics import ShadowHealth, TraderMetrics
 
     names = {m.name for m in TraderMetrics("w").registry.collect()}
+    names |= {m.name for m in ShadowHealth("legacy", "w").registry.collect()}  # both mode
     for alert in alerts:
         assert alert["expr"].strip() and alert["annotations"]["summary"], alert["alert"]
         used = re.findall(r"\b(trader_[a-z_]+?)(?:_bucket|_total)?\b", alert["expr"])

@@ -116,6 +116,29 @@ class MarketHub:
         await self._publish(tickers)  # the held one if it is newer (the stream's)
         return self._latest[symbol]
 
+    async def shared_ticker(self, symbol: str) -> Ticker:
+        """The symbol's fresh price with no request of its own: the latest if fresh, else
+        the next the poll loop (or stream) brings, subscribed for meanwhile (one symbol more
+        in the loop's batched request, if nobody watched it). A both-mode shadow prices its
+        book from it, so it never spends the primary's rate limit on tickers.
+
+        Raises:
+            RetryableExchangeError: no fresh price within ``max_price_age_s`` (the hub's
+                own fetches fail): the caller retries, as after a failed request.
+        """
+        if self._fresh(symbol):
+            return self._latest[symbol]
+        try:
+            async with asyncio.timeout(max(self.max_price_age_s, 4 * self.poll_interval_s)):
+                async with self.subscription(symbol) as stream:
+                    async for ticker in stream:
+                        return ticker
+        except TimeoutError:
+            pass
+        raise RetryableExchangeError(
+            f"no fresh price for {symbol} from the market-data hub: {self.price_wait(symbol)}"
+        )
+
     @contextlib.asynccontextmanager
     async def subscription(
         self, symbol: str, *, on_wait: Callable[[PriceWait], None] | None = None
@@ -281,3 +304,24 @@ class MarketHub:
                     if self.stream is not None:
                         self.stream.check(tickers)  # a silent connection REST sees moving
             await asyncio.sleep(delay)
+
+
+class SharedHub(MarketHub):
+    """The same hub as a both-mode shadow uses it: one state (the poll loop, the stream,
+    the latest prices, the subscribers), but ``ticker`` asks the exchange nothing: it is
+    ``shared_ticker``, so the shadow's warm-ups and order prices cost the primary's rate
+    limit no request either; and ``start``/``stop`` do nothing: the hub's owner runs it, so
+    a shadow that fails (the legacy engine stops its hub as it ends) never stops the
+    primary's poll loop or closes its stream connections."""
+
+    def __init__(self, hub: MarketHub) -> None:
+        self.__dict__ = hub.__dict__  # not super().__init__(): the hub's own state, shared
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def ticker(self, symbol: str) -> Ticker:
+        return await self.shared_ticker(symbol)

@@ -172,18 +172,31 @@ def trades_counted(text: str) -> dict[str, float]:
     return out
 
 
-@pytest.mark.parametrize("primary", ["fsm", "legacy"])
-async def test_both_on_paper(dev_env, tmp_path: Path, primary: str) -> None:
-    client, symbol, port = dev_env.client, SYMBOLS[primary], free_port()
-    both = Both(
-        tmp_path,
+def metered(
+    tmp: Path,
+    client: Client,
+    symbol: str,
+    primary: str,
+    port: int,
+    env: dict[str, str] | None = None,
+) -> Both:
+    """A ``Both`` serving its metrics on ``port`` (and the SDK's on none)."""
+    return Both(
+        tmp,
         client,
         symbol,
         primary=primary,
+        env=env,
         enable_prometheus="true",
         prometheus_port=str(port),
         temporal_metrics_port="0",
     )
+
+
+@pytest.mark.parametrize("primary", ["fsm", "legacy"])
+async def test_both_on_paper(dev_env, tmp_path: Path, primary: str) -> None:
+    client, symbol, port = dev_env.client, SYMBOLS[primary], free_port()
+    both = metered(tmp_path, client, symbol, primary, port)
     shadow, wf_id = both.shadow, ids.workflow_id_for("paper", symbol)
     try:
         both.start()

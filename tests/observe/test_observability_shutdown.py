@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from decimal import Decimal
 
 from trader.config import Settings
 from trader.observe.events import SINK, PhaseEvent
-from trader.observe.phase_log import read_events
+from trader.observe.phase_log import PhaseLog, read_events
 from trader.runtime.observability import observability
 
 
@@ -86,3 +87,30 @@ async def test_shutdown_does_not_wait_for_a_hanging_stuck_check(tmp_path):
 
     await asyncio.wait_for(run(), timeout=5)
     assert [e.run_id for e in read_events(tmp_path / "events.jsonl")] == ["run-hang"]
+
+
+async def test_closing_the_phase_log_leaves_the_event_loop_running(tmp_path, monkeypatch):
+    """FSM_MODE=both: a shadow worker's restart closes its phase log while the primary
+    trades on the same event loop; a writer slow to flush (close waits up to 5 s) must not
+    stall it."""
+    settings = Settings(data_dir=tmp_path, phase_log_file=tmp_path / "events.jsonl")
+    closing, loop_ran = threading.Event(), threading.Event()
+    seen: list[bool] = []
+    close = PhaseLog.close
+
+    def slow_close(self: PhaseLog, timeout: float = 5.0) -> None:
+        closing.set()
+        seen.append(loop_ran.wait(timeout=60))  # the loop runs meanwhile, or this times out
+        close(self, timeout)
+
+    monkeypatch.setattr(PhaseLog, "close", slow_close)
+
+    async def primary() -> None:  # the other engine on the loop
+        await asyncio.to_thread(closing.wait, 60)
+        loop_ran.set()
+
+    beside = asyncio.create_task(primary())
+    async with observability(settings, _HangingVisibility()):  # type: ignore[arg-type]
+        pass
+    await beside
+    assert seen == [True]

@@ -11,6 +11,7 @@ details, logs, notifications).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from trader.core.errors import BadSymbol
@@ -18,6 +19,10 @@ from trader.core.market import Balance, Candle, MarketInfo, Order, OrderRequest,
 from trader.exchange.feed import MarketTable
 from trader.exchange.paper import PaperExchange
 from trader.exchange.port import Exchange
+
+Prices = Callable[[str], Awaitable[Ticker]]
+"""Where a shadow's book takes a symbol's fresh price instead of asking the exchange (the
+market-data hub the primary polls: ``MarketHub.shared_ticker``)."""
 
 
 class LiveTickerFeed(MarketTable):
@@ -57,8 +62,16 @@ class DryRunExchange:
 
     simulated = True
 
-    def __init__(self, live: Exchange, paper: PaperExchange, feed: LiveTickerFeed) -> None:
+    def __init__(
+        self,
+        live: Exchange,
+        paper: PaperExchange,
+        feed: LiveTickerFeed,
+        *,
+        prices: Prices | None = None,
+    ) -> None:
         self.live, self.paper, self.feed = live, paper, feed
+        self.prices = prices
         self.name = live.name
         self._markets: dict[str, MarketInfo] | None = None
 
@@ -79,8 +92,13 @@ class DryRunExchange:
         return tickers
 
     async def _refresh(self, symbol: str) -> None:
-        """Take a fresh real ticker before the paper book matches anything."""
-        await self.fetch_tickers([symbol])
+        """Take a fresh real ticker before the paper book matches anything: from
+        ``prices`` (no request of its own) when given, else asked of ``live``."""
+        if self.prices is None:
+            await self.fetch_tickers([symbol])
+            return
+        await self.load_markets()
+        self.feed.update({symbol: await self.prices(symbol)})
 
     async def fetch_ohlcv(self, symbol: str, *, since_ms: int, limit: int) -> list[Candle]:
         return await self.live.fetch_ohlcv(symbol, since_ms=since_ms, limit=limit)

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS legacy_ledger_outbox (
     record TEXT NOT NULL,
     kind TEXT NOT NULL DEFAULT 'inventory'
 );
+CREATE TABLE IF NOT EXISTS legacy_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Files from before trade rows went through the outbox: their rows are all inventory.
 _ADD_KIND = "ALTER TABLE legacy_ledger_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'inventory'"
@@ -272,6 +273,16 @@ class StateStore:
     def load(self) -> dict[str, CoinState]:
         return _load(self._db, self.path)
 
+    def set_role(self, role: str) -> None:
+        """Which account the rows trade on: ``primary`` (the exchange's) or ``shadow`` (a
+        both-mode shadow's simulated one); ``read_role`` reads it to refuse a role swap
+        over a held position where the ``simulated`` flag cannot tell (paper)."""
+        self._db.execute(
+            "INSERT INTO legacy_meta VALUES ('role', ?) ON CONFLICT(key) DO UPDATE "
+            "SET value=excluded.value",
+            (role,),
+        )
+
     def close(self) -> None:
         self._db.close()
         os.close(self._lock_fd)  # releases the lock
@@ -311,6 +322,23 @@ def read_symbols(path: Path, exchange: str) -> tuple[dict[str, CoinState], list[
         except ValueError:
             bad.append(symbol)
     return coins, bad
+
+
+def read_role(path: Path) -> str | None:
+    """The role the engine last ran in on this file (``StateStore.set_role``); None: never
+    recorded (an absent file, or one from before roles were)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM legacy_meta WHERE key = 'role'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    finally:
+        db.close()
+    return str(row[0]) if row else None
 
 
 def read_state(path: Path) -> LegacySnapshot:

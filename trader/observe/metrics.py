@@ -61,9 +61,21 @@ class EngineLabelled(Collector):
     def add(self, other: EngineLabelled) -> None:
         self._others.append(other)
 
+    def discard(self, other: EngineLabelled) -> None:
+        """Serve ``other`` no more (a both-mode FSM shadow's worker that stopped)."""
+        if other in self._others:
+            self._others.remove(other)
+
+    def _all(self) -> Iterable[EngineLabelled]:
+        # What was added to an added one is served too (the shadow's health, on the
+        # legacy engine's registry, served by the FSM worker's endpoint).
+        yield self
+        for other in self._others:
+            yield from other._all()
+
     def collect(self) -> Iterable[Metric]:
         families: dict[str, Metric] = {}
-        for labelled in (self, *self._others):
+        for labelled in self._all():
             for family in labelled.inner.collect():
                 samples = [
                     s._replace(labels={**s.labels, "engine": labelled.engine})
@@ -75,6 +87,39 @@ class EngineLabelled(Collector):
                     family.samples = samples
                     families[family.name] = family
         yield from families.values()
+
+
+class ShadowHealth:
+    """``FSM_MODE=both``: whether the shadow engine runs (``trader_shadow_up``) and how often
+    it failed (``trader_shadow_failures_total``), labelled with the shadow's ``engine``. Its
+    own registry, served beside the primary's (``TraderMetrics.serve_also_health``): it
+    outlives every restart of the shadow."""
+
+    def __init__(self, engine: str, worker: str) -> None:
+        self.worker = worker
+        self.registry = r = CollectorRegistry()
+        self.labelled = EngineLabelled(r, engine)
+        self.up = Gauge(
+            "trader_shadow_up", "1 while the both-mode shadow runs", ["worker"], registry=r
+        )
+        self.failures = Counter(
+            "trader_shadow_failures_total",
+            "Failures of the both-mode shadow (each logged at ERROR with its cause)",
+            ["worker"],
+            registry=r,
+        )
+        self.up.labels(worker).set(0)
+        self.failures.labels(worker)
+
+    def running(self) -> None:
+        self.up.labels(self.worker).set(1)
+
+    def failed(self) -> None:
+        self.up.labels(self.worker).set(0)
+        self.failures.labels(self.worker).inc()
+
+    def stopped(self) -> None:
+        self.up.labels(self.worker).set(0)
 
 
 class TraderMetrics:
@@ -320,6 +365,17 @@ class TraderMetrics:
         if self.labelled is None or other.labelled is None:
             raise ValueError("both registries need an engine label to share an endpoint")
         self.labelled.add(other.labelled)
+
+    def serve_health(self, health: ShadowHealth) -> None:
+        """Serve the shadow's health series on this endpoint too."""
+        if self.labelled is None:
+            raise ValueError("the shadow's health needs an engine-labelled registry")
+        self.labelled.add(health.labelled)
+
+    def serve_no_more(self, other: TraderMetrics) -> None:
+        """Undo ``serve_also`` (``other``'s engine stopped; a new one may take its place)."""
+        if self.labelled is not None and other.labelled is not None:
+            self.labelled.discard(other.labelled)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on a daemon thread until ``close``."""

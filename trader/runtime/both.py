@@ -17,23 +17,20 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from rich.console import Console, RenderableType
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from trader import contracts as c
-from trader import search as sa
 from trader.config import Settings
-from trader.contracts import STATUS_MEMO_KEY, StatusMemo
-from trader.core import ids
-from trader.core.errors import ConfigError
-from trader.core.phases import Phase
-from trader.core.state import CoinState
-from trader.legacy.engine import holdings
-from trader.legacy.store import StateStore, state_path
+from trader.exchange.port import Exchange
+from trader.hub import MarketHub
+from trader.legacy.store import StateLocked, StateStore, state_path
+from trader.observe.metrics import ShadowHealth, TraderMetrics
 from trader.observe.status_table import build_table, status_rows, traders_query
-from trader.runtime import commands, hybrid, legacy
+from trader.runtime import commands, hybrid, legacy, shadow
 from trader.runtime.exchange import build_exchange, build_hub
-from trader.runtime.launch import resumable_state
+from trader.runtime.roles import RoleChanged as RoleChanged
+from trader.runtime.roles import fsm_simulated as fsm_simulated
+from trader.runtime.roles import refuse_other_role as refuse_other_role
 from trader.runtime.stuck import StuckSymbol, stuck_symbols
 from trader.runtime.worker import run_worker
 
@@ -42,120 +39,184 @@ log = logging.getLogger(__name__)
 
 async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> None:
     """Run the worker and the legacy engine until ``stop`` is set. The operator's ``stop``
-    ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C."""
-    store = StateStore(state_path(settings.data_dir))  # first: refused if another engine runs
+    ends the legacy engine; the worker (whose workflows stop too) runs on until Ctrl-C.
+    The primary's failure stops both (as in its single mode); the shadow's never stops the
+    primary: it runs supervised (``trader.runtime.shadow``), everything of it built in its
+    own run."""
+    roles = hybrid.roles(settings)
+    legacy_shadow = roles.shadow == hybrid.LEGACY
+    # The store first: refused if another engine runs (as FSM_MODE=legacy), the shadow's
+    # too; a shadow's first run takes it over, and only a later run's own open is contained.
+    store = _open_store(settings, contained=legacy_shadow)
+    stores = _Stores(settings, primary=None if legacy_shadow else store, first=store)
     try:
         real = build_exchange(settings)
     except BaseException:
-        store.close()
+        stores.close()
         raise
-    fsm_ex = hybrid.side_exchange(settings, hybrid.FSM, real)
-    legacy_ex = hybrid.side_exchange(settings, hybrid.LEGACY, real)
     hub = build_hub(settings, real)
     path = settings.phase_log_path()
-    shadow = hybrid.is_shadow(settings, hybrid.LEGACY)
     print(
         f"FSM_MODE=both on {real.name}: {hybrid.label(settings, hybrid.FSM)}, "
         f"{hybrid.label(settings, hybrid.LEGACY)}",
         flush=True,
     )
     try:
+        await hub.start()  # this process runs it: a shadow's SharedHub never starts or stops it
         with legacy.engine_listeners(
             settings, path.with_name(f"{path.stem}_legacy{path.suffix}"), client.identity
         ) as legacy_metrics:
-            legacy_task = asyncio.create_task(
-                legacy.run_engine(
-                    settings,
-                    stop,
-                    store=store,
-                    exchange=legacy_ex,
-                    hub=hub,
-                    metrics=legacy_metrics,
-                    notifier=hybrid.ShadowNotifier(hybrid.LEGACY) if shadow else None,
-                    lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
-                ),
-                name="legacy-engine",
+            health = None
+            if legacy_metrics is not None:
+                health = ShadowHealth(roles.shadow or hybrid.LEGACY, client.identity)
+                legacy_metrics.serve_health(health)
+                if not legacy_shadow:  # the primary's endpoint outlives the shadow's worker
+                    legacy_metrics.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            legacy_run = functools.partial(
+                _run_legacy_side, settings, stop, real, hub, legacy_metrics, stores
             )
-            worker_task = asyncio.create_task(
-                run_worker(
-                    settings, client, stop=stop, market=(fsm_ex, hub), alongside=legacy_metrics
-                ),
-                name="worker",
+            fsm_run = functools.partial(
+                _run_fsm_side, settings, client, stop, real, hub, legacy_metrics
             )
-            done, _ = await asyncio.wait(
-                {legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED
+            supervised = functools.partial(
+                shadow.supervise, stop=stop, health=health, backoff_max_s=shadow.backoff_max_s()
             )
-            if legacy_task in done and legacy_task.exception() is None and not stop.is_set():
-                # The engine stops the hub it was given; the workflows' watches go on.
-                await hub.start()
-                print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
+            if legacy_shadow:
+                legacy_run = functools.partial(supervised, hybrid.LEGACY, legacy_run)
             else:
-                stop.set()  # one side failed (or Ctrl-C): the other ends too
-            await asyncio.gather(legacy_task, worker_task)
+                fsm_run = functools.partial(supervised, hybrid.FSM, fsm_run)
+            legacy_task = asyncio.create_task(legacy_run(), name="legacy-engine")
+            worker_task = asyncio.create_task(fsm_run(), name="worker")
+            primary = worker_task if legacy_shadow else legacy_task
+            try:
+                await asyncio.wait({legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+                if _returned(legacy_task) and not stop.is_set():
+                    if not legacy_shadow:  # the engine stops the hub it was given
+                        await hub.start()  # the workflows' watches go on
+                    print("legacy engine stopped (operator's stop); the worker runs on", flush=True)
+                else:
+                    stop.set()  # the primary failed (or Ctrl-C): the other ends too
+                await asyncio.wait({legacy_task, worker_task})
+            except asyncio.CancelledError:
+                stop.set()
+                for task in (legacy_task, worker_task):
+                    task.cancel()
+                await asyncio.wait({legacy_task, worker_task})  # nothing closed under them
+                raise
+            # The primary's outcome is the process's (a supervised shadow only ever ends
+            # by returning, or by an exception that is no failure: SystemExit).
+            for task in (primary, worker_task if primary is legacy_task else legacy_task):
+                if task.cancelled():
+                    raise asyncio.CancelledError(f"{task.get_name()} was cancelled")
+                if (exc := task.exception()) is not None:
+                    raise exc
     finally:
         await hub.stop()
-        store.close()
-        for side in (fsm_ex, legacy_ex):
-            await hybrid.close_side(side, real)
+        stores.close()
         await real.close()
 
 
-async def fsm_simulated(settings: Settings, *, exchange_simulated: bool | None = None) -> bool:
-    """Whether the FSM side trades a simulated account: its role, or a simulated exchange
-    (asked of a fresh client unless the caller knows), or no global trading."""
-    if hybrid.is_shadow(settings, hybrid.FSM) or not settings.global_trading:
-        return True
-    if exchange_simulated is None:
-        exchange = build_exchange(settings)
+def _returned(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def _open_store(settings: Settings, *, contained: bool) -> StateStore | None:
+    """The legacy engine's state store, its lock taken: ``StateLocked`` (another process
+    runs on this DATA_DIR) always propagates; another failure to open only when not
+    ``contained`` (a shadow's: its supervised run opens it again, and fails on its own)."""
+    try:
+        return StateStore(state_path(settings.data_dir))
+    except StateLocked:
+        raise
+    except Exception:
+        if not contained:
+            raise
+        log.exception("FSM_MODE=both: the legacy shadow's state store did not open")
+        return None
+
+
+class _Stores:
+    """The legacy side's state store: the primary's, the process's for its life; or the
+    shadow's first run's, opened at start (so a second process is refused at once), which
+    that run takes over; each later shadow run opens its own."""
+
+    def __init__(
+        self, settings: Settings, *, primary: StateStore | None, first: StateStore | None
+    ) -> None:
+        self.path = state_path(settings.data_dir)
+        self.primary = primary
+        self.first = None if primary is not None else first
+
+    def take(self) -> tuple[StateStore, bool]:
+        """(the store, whether the caller closes it)."""
+        if self.primary is not None:
+            return self.primary, False
+        first, self.first = self.first, None
+        return first or StateStore(self.path), True
+
+    def close(self) -> None:
+        for store in (self.primary, self.first):
+            if store is not None:
+                store.close()
+
+
+async def _run_legacy_side(
+    settings: Settings,
+    stop: asyncio.Event,
+    real: Exchange,
+    hub: MarketHub,
+    metrics: TraderMetrics | None,
+    stores: _Stores,
+) -> None:
+    """The legacy engine on its side's exchange; a shadow's run owns its state store (the
+    first the one opened at start) and opens its simulated account here, so a failure of
+    either is the shadow's own."""
+    store, own = stores.take()
+    try:
+        exchange = hybrid.side_exchange(settings, hybrid.LEGACY, real, hub=hub)
         try:
-            exchange_simulated = exchange.simulated
+            shadow_ = hybrid.is_shadow(settings, hybrid.LEGACY)
+            await legacy.run_engine(
+                settings,
+                stop,
+                store=store,
+                exchange=exchange,
+                hub=hybrid.side_hub(settings, hybrid.LEGACY, hub),
+                metrics=metrics,
+                notifier=hybrid.shadow_notifier(hybrid.LEGACY) if shadow_ else None,
+                lineage_prefix=hybrid.LEGACY_LINEAGE_PREFIX,
+                role="shadow" if shadow_ else "primary",
+            )
         finally:
-            await exchange.close()
-    return exchange_simulated
+            await hybrid.close_side(exchange, real)
+    finally:
+        if own:
+            store.close()
 
 
-class RoleChanged(ConfigError):
-    """A symbol's workflow holds state of the other role (simulated vs real)."""
-
-
-async def refuse_other_role(client: Client, settings: Settings, *, simulated: bool) -> None:
-    """Refuse to start the FSM side over workflows of the other kind: ``simulated`` is what
-    the FSM side is now (its role, or a simulated exchange). A running workflow (its status
-    memo) or a stopped one that would be resumed holding (its result) marked otherwise would
-    trade the other account's position on this one (docs/migration.md, "Changing roles").
-
-    Raises:
-        RoleChanged: naming each such workflow and what it holds.
-    """
-    now = "simulated" if simulated else "live"
-    foreign = []
-    for symbol in settings.watchlist:
-        wf_id = ids.workflow_id_for(settings.exchange, symbol)
-        handle = client.get_workflow_handle(wf_id, result_type=CoinState)
-        try:
-            desc = await handle.describe()
-        except RPCError:
-            continue  # never started: nothing to adopt
-        if desc.status == WorkflowExecutionStatus.RUNNING:
-            memo = await desc.memo_value(STATUS_MEMO_KEY, None, type_hint=StatusMemo)
-            phase = desc.typed_search_attributes.get(sa.TRADING_PHASE)
-            if memo is None or phase in (None, Phase.WARMUP.value) or memo.simulated == simulated:
-                continue  # warming up: it takes the exchange's flag then
-            held = f"running in {phase}" + (f", entry {memo.entry}" if memo.entry else "")
-        else:
-            state = await resumable_state(handle)
-            if state is None or state.phase is Phase.WARMUP or state.simulated == simulated:
-                continue  # flat: a new run warms up with the new role
-            held = f"stopped holding {holdings(state)}"
-        was = "simulated" if not simulated else "live"
-        foreign.append(f"{wf_id} ({was}, {held})")
-    if foreign:
-        raise RoleChanged(
-            f"FSM_MODE=both: the FSM side is {now} now ({hybrid.label(settings, hybrid.FSM)}), but "
-            f"{'; '.join(foreign)}. Settle them in their role first (`python starter.py stop "
-            "--close-positions` with the previous HYBRID_PRIMARY), or give this run its own "
-            "TASK_QUEUE/DATA_DIR (docs/migration.md, Changing roles)"
+async def _run_fsm_side(
+    settings: Settings,
+    client: Client,
+    stop: asyncio.Event,
+    real: Exchange,
+    hub: MarketHub,
+    legacy_metrics: TraderMetrics | None,
+) -> None:
+    """The worker on its side's exchange: the primary serves the metrics endpoint (the
+    legacy engine's beside its own); a shadow's series go on the legacy primary's."""
+    exchange = hybrid.side_exchange(settings, hybrid.FSM, real, hub=hub)
+    primary = not hybrid.is_shadow(settings, hybrid.FSM)
+    try:
+        await run_worker(
+            settings,
+            client,
+            stop=stop,
+            market=(exchange, hybrid.side_hub(settings, hybrid.FSM, hub)),
+            alongside=legacy_metrics if primary else None,
+            served_by=None if primary else legacy_metrics,
         )
+    finally:
+        await hybrid.close_side(exchange, real)
 
 
 # --- operator commands ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from trader.config import Settings
 from trader.exchange.ccxt_adapter import CcxtExchange
-from trader.exchange.dry_run import DryRunExchange, LiveTickerFeed
+from trader.exchange.dry_run import DryRunExchange, LiveTickerFeed, Prices
 from trader.exchange.generated import GeneratedMarket, GeneratedMarketConfig
 from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.exchange.port import Exchange
@@ -51,10 +51,10 @@ def build_exchange(settings: Settings) -> Exchange:
 
 
 def build_dry_run(
-    settings: Settings, live: Exchange, *, db_path: Path | None = None
+    settings: Settings, live: Exchange, *, db_path: Path | None = None, prices: Prices | None = None
 ) -> DryRunExchange:
     """Orders go to a paper account (its own SQLite file, by default
-    ``dryrun-<exchange>.sqlite``) priced from the live tickers."""
+    ``dryrun-<exchange>.sqlite``) priced from the live tickers (``prices``' when given)."""
     paper = settings.paper
     feed = LiveTickerFeed()
     quotes = {s.split("/")[1] for s in settings.watchlist}
@@ -68,7 +68,7 @@ def build_dry_run(
         fee_rate=paper.fee_rate,
         name=settings.exchange,
     )
-    return DryRunExchange(live, simulator, feed)
+    return DryRunExchange(live, simulator, feed, prices=prices)
 
 
 def build_paper(settings: Settings) -> PaperExchange:

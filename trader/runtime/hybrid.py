@@ -25,9 +25,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.notify import LogNotifier
 from trader.config import Settings
 from trader.exchange.dry_run import DryRunExchange
 from trader.exchange.port import Exchange
+from trader.hub import MarketHub, SharedHub
 from trader.ledger.profit import Counted, account
 from trader.observe.events import Listener, PhaseEvent
 from trader.runtime.exchange import build_dry_run
@@ -108,9 +110,13 @@ def shadow_db_path(settings: Settings, engine: str) -> Path:
     return settings.data_dir / f"shadow-{engine}-{settings.exchange}.sqlite"
 
 
-def side_exchange(settings: Settings, engine: str, real: Exchange) -> Exchange:
+def side_exchange(
+    settings: Settings, engine: str, real: Exchange, *, hub: MarketHub | None = None
+) -> Exchange:
     """What ``engine`` trades on: ``real`` when it is primary (or in a single-engine mode),
-    else a shadow account priced from ``real``'s tickers (never an order to ``real``)."""
+    else a shadow account priced from ``real``'s tickers (never an order to ``real``):
+    those the primary's ``hub`` holds, so the shadow spends none of the primary's rate
+    limit (``MarketHub.shared_ticker``); without a hub, asked of ``real``."""
     if not is_shadow(settings, engine):
         return real
     db_path = shadow_db_path(settings, engine)
@@ -120,7 +126,8 @@ def side_exchange(settings: Settings, engine: str, real: Exchange) -> Exchange:
         real.name,
         db_path,
     )
-    return build_dry_run(settings, real, db_path=db_path)
+    prices = hub.shared_ticker if hub is not None else None
+    return build_dry_run(settings, real, db_path=db_path, prices=prices)
 
 
 def primary_exchange(settings: Settings, fsm_exchange: Exchange) -> Exchange:
@@ -131,28 +138,22 @@ def primary_exchange(settings: Settings, fsm_exchange: Exchange) -> Exchange:
     return fsm_exchange
 
 
+def side_hub(settings: Settings, engine: str, hub: MarketHub) -> MarketHub:
+    """The hub ``engine`` watches: the process's one hub, as a shadow sees it when it is
+    the shadow (``SharedHub``: its direct ticker requests come from the hub's prices)."""
+    return SharedHub(hub) if is_shadow(settings, engine) else hub
+
+
 async def close_side(exchange: Exchange, real: Exchange) -> None:
     """Close what ``side_exchange`` made; ``real`` stays open (its owner closes it)."""
     if exchange is not real and isinstance(exchange, DryRunExchange):
         await exchange.close_own()
 
 
-class ShadowNotifier:
+def shadow_notifier(engine: str) -> LogNotifier:
     """The shadow's notifier: logs what it would have sent, sends nothing (the operator's
     chat hears the primary only; the validator reports where the two differ)."""
-
-    def __init__(self, engine: str) -> None:
-        self.engine = engine
-
-    async def send(
-        self,
-        text: str,
-        *,
-        key: str = "",
-        deadline: float | None = None,
-        attempt_s: float | None = None,
-    ) -> None:
-        log.info("notify (%s shadow, not sent): %s", self.engine, text)
+    return LogNotifier(prefix=f"{engine} shadow, not sent")
 
 
 class EngineOnly:

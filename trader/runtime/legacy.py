@@ -185,10 +185,13 @@ async def run_engine(
     metrics: TraderMetrics | None,
     notifier: Notifier | None = None,
     lineage_prefix: str = "",
+    role: str = "primary",
 ) -> None:
     """The engine on resources its caller owns (the store, exchange, hub, sink listeners;
     ``run_legacy``, or ``FSM_MODE=both`` beside a worker): its own ledger connection and,
-    unless given one, notifier."""
+    unless given one, notifier. ``role``: recorded in the store (``primary`` trades the
+    exchange's account, ``shadow`` a simulated one), checked by a both-mode start."""
+    store.set_role(role)
     ledger = LedgerStore(settings.ledger_target)
     await ledger.open_or_warn()
     notify = notifier or build_notifier(settings)

@@ -25,13 +25,19 @@ _INDEX_WAIT_S = 60.0
 
 @contextlib.asynccontextmanager
 async def observability(
-    settings: Settings, client: Client, *, alongside: TraderMetrics | None = None
+    settings: Settings,
+    client: Client,
+    *,
+    alongside: TraderMetrics | None = None,
+    served_by: TraderMetrics | None = None,
 ) -> AsyncIterator[TraderMetrics | None]:
     """Yield the metrics (None unless ENABLE_PROMETHEUS) for the activities to feed.
 
     ``FSM_MODE=both``: the series carry ``engine="fsm"``, count the workflows' transitions
     only (the legacy engine publishes to the same sink), and ``alongside`` (the legacy
-    engine's metrics) is served on the same endpoint.
+    engine's metrics) is served on the same endpoint; or, when the FSM is the shadow, its
+    series are served on ``served_by``'s endpoint (the legacy primary's), which stays up
+    while the shadow's worker fails and restarts (trader/runtime/shadow.py).
 
     On exit the listeners leave the sink first, then the log writes what is queued and
     closes, so no event is written to a closed file and none queued is lost.
@@ -64,7 +70,10 @@ async def observability(
             serving = TraderMetrics(client.identity, engine=hybrid.FSM if both else None)
             if alongside is not None:
                 serving.serve_also(alongside)
-            serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
+            if served_by is not None:
+                served_by.serve_also(serving)
+            else:
+                serving.serve(settings.prometheus_port, settings.prometheus_bind_address)
             metrics = serving  # only now: the finally below unsubscribes and closes it
             listener = hybrid.EngineOnly(hybrid.FSM, metrics) if both else metrics
             SINK.subscribe(listener)  # live transitions only: replays were counted before
@@ -94,6 +103,10 @@ async def observability(
         if listener is not None:
             SINK.unsubscribe(listener)
         if metrics is not None:
+            if served_by is not None:
+                served_by.serve_no_more(metrics)
             metrics.close()
         SINK.unsubscribe(log_listener)
-        phase_log.close()
+        # Off the loop: the flush waits up to 5 s for the writer, and in FSM_MODE=both a
+        # restarting shadow worker closes its log while the primary trades on this loop.
+        await asyncio.to_thread(phase_log.close)

@@ -5,8 +5,10 @@ requests apart)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -51,23 +53,26 @@ async def run_worker(
     stop: asyncio.Event,
     market: tuple[Exchange, MarketHub] | None = None,
     alongside: TraderMetrics | None = None,
+    served_by: TraderMetrics | None = None,
 ) -> None:
     """Run until ``stop`` is set; then finish in-flight tasks and close resources.
 
     ``market``: the exchange the activities trade on and the hub they watch, owned by the
     caller (``FSM_MODE=both`` shares the hub with the legacy engine); by default the
     worker builds its own (the shadow's account when the FSM is the shadow).
-    ``alongside``: another engine's metrics served on this worker's endpoint.
+    ``alongside``: another engine's metrics served on this worker's endpoint;
+    ``served_by``: the engine whose endpoint serves this worker's metrics instead.
     """
-    async with observability(settings, client, alongside=alongside) as metrics:
+    async with observability(settings, client, alongside=alongside, served_by=served_by) as metrics:
         if market is not None:
             await _run(settings, client, stop, metrics, *market)
             return
         real = build_exchange(settings)
-        exchange = hybrid.side_exchange(settings, hybrid.FSM, real)
         hub = build_hub(settings, real)
+        exchange = hybrid.side_exchange(settings, hybrid.FSM, real, hub=hub)
         try:
-            await _run(settings, client, stop, metrics, exchange, hub)
+            side_hub = hybrid.side_hub(settings, hybrid.FSM, hub)
+            await _run(settings, client, stop, metrics, exchange, side_hub)
         finally:
             await hub.stop()
             await hybrid.close_side(exchange, real)
@@ -85,7 +90,7 @@ async def _run(
     store = LedgerStore(settings.ledger_target)
     await store.open_or_warn()
     notifier: Notifier = (
-        hybrid.ShadowNotifier(hybrid.FSM)
+        hybrid.shadow_notifier(hybrid.FSM)
         if hybrid.is_shadow(settings, hybrid.FSM)
         else build_notifier(settings)
     )
@@ -145,19 +150,36 @@ async def _run(
     log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
     table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
-        async with main, watch, slot_worker:
-            # The symbols this worker may pick up check the account before trading on: a
-            # worker starts after a crash, a deploy or a long outage.
-            checks = asyncio.create_task(_request_reconciles(client, settings.task_queue))
-            validating = asyncio.create_task(_start_validator(client, settings))
+        # The symbols this worker may pick up check the account before trading on: a
+        # worker starts after a crash, a deploy or a long outage.
+        async with (
+            main,
+            watch,
+            slot_worker,
+            background(
+                _request_reconciles(client, settings.task_queue),
+                _start_validator(client, settings),
+            ),
+        ):
             await stop.wait()
-            checks.cancel()
-            validating.cancel()
     finally:
         if table is not None:
             await _stop_status_table(table, stopped=stop.is_set())
         await store.close()
         await close_notifier(notifier)
+
+
+@contextlib.asynccontextmanager
+async def background(*coros: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``coros`` as tasks for the block's life; cancelled (and awaited) however it ends:
+    a worker that fails (an FSM shadow's, restarted in FSM_MODE=both) leaves none behind."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
 
 
 async def _request_reconciles(client: Client, task_queue: str) -> None:
