@@ -264,7 +264,10 @@ class MarketHub:
             self._latest[symbol] = at_mid(ticker)
             self._received[symbol] = now
             if self.on_publish is not None:
-                self.on_publish(symbol, self._latest[symbol])
+                try:
+                    self.on_publish(symbol, self._latest[symbol])
+                except Exception:  # an observer's bug never stops the prices
+                    log.exception("on_publish hook failed for %s", symbol)
             for woken in self._waiters.pop(symbol, ()):
                 if not woken.done():
                     woken.set_result(None)

@@ -54,3 +54,24 @@ async def test_on_publish_hears_the_price_before_the_watch_does(tmp_path):
             assert heard and heard[-1] == seen.last == D("100")
     finally:
         await hub.stop()
+
+
+async def test_a_publish_hook_that_raises_never_stops_the_prices(tmp_path):
+    """A broken hook (a bench's, a plug-in's) is logged; the poll goes on and the watches
+    still get every price: raising out of the publish would have ended the poll task."""
+    feed = StaticFeed(dict(MARKETS))
+    feed.set_price("BTC/USDT", D("100"))
+    hub = MarketHub(PaperExchange(feed, db_path=tmp_path / "p.sqlite"), poll_interval_s=0.05)
+
+    def broken(symbol: str, ticker: object) -> None:
+        raise RuntimeError("hook bug")
+
+    hub.on_publish = broken
+    try:
+        async with hub.subscription("BTC/USDT") as stream:
+            assert (await asyncio.wait_for(anext(stream), timeout=10)).last == D("100")
+            feed.set_price("BTC/USDT", D("101"))
+            while (await asyncio.wait_for(anext(stream), timeout=10)).last != D("101"):
+                pass  # the next poll's price arrives: the poll task is alive
+    finally:
+        await hub.stop()
