@@ -1,5 +1,7 @@
 """Starting the HybridValidator (FSM_MODE=fsm and both), idempotently: one per exchange
-account and deployment, whoever starts it first (the starter or any worker)."""
+account and deployment, whoever starts it first (the starter or any worker); and the
+worker of its own task queue (``validator_task_queue``), which every worker that is not
+an FSM shadow runs, and ``run_both`` beside a supervised FSM shadow (docs/migration.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,19 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.worker import Worker
 
+from activities.notify import Notifier, NotifyActivities
+from activities.validator import ValidatorActivities, divergence_log_path
 from trader import contracts as c
 from trader.config import Settings
 from trader.core import ids
+from trader.exchange.port import Exchange
+from trader.ledger import LedgerStore
 from trader.legacy.store import state_path
+from trader.observe.metrics import TraderMetrics
 from trader.runtime import hybrid
+from workflows.hybrid_validator import HybridValidator
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,7 @@ def validator_setup(
         primary=primary,
         legacy_state_path=str(legacy_state) if legacy_state is not None else None,
         notify=settings.hybrid_log_divergences,
+        run_queue=c.validator_task_queue(settings.task_queue),
     )
 
 
@@ -47,7 +57,7 @@ async def start_validator(client: Client, setup: c.ValidatorSetup) -> str:
         "HybridValidator",
         c.ValidatorInput(setup=setup),
         id=wf_id,
-        task_queue=setup.task_queue,
+        task_queue=setup.run_queue or setup.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Hybrid validator on {setup.exchange} ({setup.task_queue})",
     )
@@ -56,3 +66,33 @@ async def start_validator(client: Client, setup: c.ValidatorSetup) -> str:
     await handle.signal("configure", setup)
     log.info("hybrid validator %s every %gs", wf_id, setup.interval_s)
     return wf_id
+
+
+def validator_worker(
+    settings: Settings,
+    client: Client,
+    *,
+    primary: Exchange,
+    ledger: LedgerStore,
+    notifier: Notifier,
+    metrics: TraderMetrics | None,
+) -> Worker:
+    """The worker of the validator's own queue: the workflow, its check on ``primary`` (the
+    account the primary trades on) and its notifications (``notifier``: the primary's).
+    Several per deployment are harmless (FSM_MODE=fsm: one in every worker): each task runs
+    on one of them, and each reads the same account, ledger and state file."""
+    return Worker(
+        client,
+        task_queue=c.validator_task_queue(settings.task_queue),
+        workflows=[HybridValidator],
+        activities=[
+            ValidatorActivities(
+                client,
+                primary,
+                ledger,
+                divergence_log=divergence_log_path(settings.data_dir),
+                metrics=metrics,
+            ).validate,
+            NotifyActivities(notifier).notify,
+        ],
+    )
