@@ -125,13 +125,15 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
                 stop.set()
                 for task in (legacy_task, worker_task, *helpers):
                     task.cancel()
-                await asyncio.wait(
-                    {legacy_task, worker_task, *helpers}
-                )  # nothing closed under them
+                # Nothing closed under them.
+                await asyncio.wait({legacy_task, worker_task, *helpers})
                 raise
             finally:
-                for task in helpers:  # supervised: it ends only by being cancelled or on stop
-                    task.cancel()
+                # Supervised, a helper ends on stop (its worker shut down in order), or
+                # cancelled; the exchange and hub it uses are closed only after it.
+                if not stop.is_set():
+                    for task in helpers:
+                        task.cancel()
                 if helpers:
                     await asyncio.wait(helpers)
             # The primary's outcome is the process's (a supervised shadow only ever ends
