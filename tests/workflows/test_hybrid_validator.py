@@ -372,3 +372,26 @@ async def test_a_validator_of_the_previous_release_moves_to_its_own_queue_with_i
                     "trader_validator_checks_total", {"outcome": "ok", "worker": "test"}
                 )
                 assert (ok or 0) >= 1  # checked on the new queue's worker
+
+
+async def test_a_start_says_when_the_running_validator_is_not_on_its_own_queue_yet(
+    dev_env, tmp_path, caplog
+):
+    """One held on the deployment's queue (the previous release's, or an FSM shadow's that
+    is down: nothing serves it here) cannot move until a worker of that queue runs its next
+    check: the start says so, rather than leave the missing checks unexplained."""
+    queue = f"vq-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(None, data_dir=tmp_path, task_queue=queue)
+    setup = validator_setup(settings)
+    old = setup.model_copy(update={"run_queue": None})
+    wf_id = await start_validator(dev_env.client, old)  # on the deployment's queue
+    try:
+        caplog.set_level("WARNING", logger="trader.runtime.validator")
+        assert await start_validator(dev_env.client, setup) == wf_id
+        [said] = [r.getMessage() for r in caplog.records if "not its own" in r.getMessage()]
+        assert f"runs on task queue {queue}, not its own {setup.run_queue} yet" in said
+        caplog.clear()
+        assert await start_validator(dev_env.client, old) == wf_id  # no run_queue: silent
+        assert not [r for r in caplog.records if "not its own" in r.getMessage()]
+    finally:
+        await dev_env.client.get_workflow_handle(wf_id).terminate("test over")

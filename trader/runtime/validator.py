@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.notify import Notifier, NotifyActivities
@@ -65,7 +67,29 @@ async def start_validator(client: Client, setup: c.ValidatorSetup) -> str:
     # starter may run with --no-worker), and a signal costs 4 events per start.
     await handle.signal("configure", setup)
     log.info("hybrid validator %s every %gs", wf_id, setup.interval_s)
+    await _warn_if_elsewhere(handle, setup)
     return wf_id
+
+
+async def _warn_if_elsewhere(handle: WorkflowHandle[Any, Any], setup: c.ValidatorSetup) -> None:
+    """Say so when the running validator is not on its own queue yet. It moves after its
+    next check, but only a worker of the queue it is on can run that check: an FSM shadow
+    that is down, or a worker of the previous release that continues it as new without the
+    new setup, keeps it there (docs/migration.md, "When the shadow fails")."""
+    try:
+        queue = (await handle.describe()).task_queue
+    except RPCError as exc:  # the start and the signal went through: never fail on this
+        log.debug("hybrid validator not described: %s", exc)
+        return
+    if setup.run_queue and queue != setup.run_queue:
+        log.warning(
+            "hybrid validator %s runs on task queue %s, not its own %s yet: it moves there "
+            "after its next check, which needs a worker of %s",
+            handle.id,
+            queue,
+            setup.run_queue,
+            queue,
+        )
 
 
 def validator_worker(
