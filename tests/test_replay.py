@@ -31,7 +31,7 @@ from workflows.base import (
 )
 from workflows.entry_phases import EntryPhases
 from workflows.exit_phases import ExitPhases
-from workflows.hybrid_validator import HybridValidator
+from workflows.hybrid_validator import OWN_QUEUE_PATCH, HybridValidator
 from workflows.portfolio import Portfolio
 from workflows.recovery import RecoveryPhases
 from workflows.symbol_trader import SymbolTrader
@@ -68,6 +68,7 @@ def test_histories_are_committed():
         "validator_reported",
         "validator_check_failed",
         "validator_blind",
+        "validator_moved_queue",
         "watch_handback",
     } <= names
 
@@ -493,3 +494,28 @@ def _payload(payloads: dict[str, Any]) -> Any:
 def _rule_state(state: dict[str, Any]) -> dict[str, Any]:
     # The anchor's timestamp and the recheck are the workflow's to set, not the watch's.
     return {k: v for k, v in state.items() if k not in ("anchor_ts", "recheck")}
+
+
+def test_the_moved_validator_history_continued_as_new_on_its_own_queue_behind_its_patch():
+    """A validator started without ``run_queue`` (the previous release's) reported, was
+    given its own queue and moved there after its next check; the older ones never ask."""
+    for old in ("validator_reported", "validator_check_failed", "validator_blind"):
+        assert _patch_ids(old) == []
+    assert _patch_ids("validator_moved_queue") == [OWN_QUEUE_PATCH]
+    # Reported before the move: the unknown order and the symbol with no SymbolTrader.
+    assert _activities("validator_moved_queue")["notify"] == 2
+    events = json.loads(
+        (Path(__file__).parent / "histories" / "validator_moved_queue.json").read_text()
+    )
+    moved = events["events"][-1]
+    assert moved["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    assert moved["workflowExecutionContinuedAsNewEventAttributes"]["taskQueue"]["name"] == (
+        "validator-own"
+    )
+
+
+async def test_the_moved_validator_history_needs_the_move(monkeypatch):
+    """Replayed by code that stays on its queue, the history no longer matches: the replay
+    really runs the move."""
+    monkeypatch.setattr(HybridValidator, "_moving", lambda self: None)
+    await _fails_unsandboxed("validator_moved_queue")

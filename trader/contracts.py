@@ -159,6 +159,13 @@ class AcquireSlotInput(_Msg):
     request: SlotRequest
 
 
+def validator_task_queue(task_queue: str) -> str:
+    """The HybridValidator's own task queue, named after the deployment's (its id's) queue:
+    served in every mode by a worker of its own, which in ``FSM_MODE=both`` with a legacy
+    primary lives outside the supervised FSM shadow (docs/migration.md)."""
+    return f"{task_queue}-validator"
+
+
 def slot_task_queue(watch_task_queue: str) -> str:
     """The task queue of ``acquire_slot`` (since the slot-wait patch), named after the
     watch queue: its own worker slots, so a burst of slot requests waits on the server,
@@ -526,6 +533,10 @@ class ValidatorSetup(_Msg):
     tolerances: Tolerances = Tolerances()
     checks_per_run: int = 100
     """Checks before continuing as new: ~11 history events each (docs/performance.md)."""
+    run_queue: str | None = None
+    """The task queue the validator runs on (``validator_task_queue``; its own worker, never
+    the FSM shadow's); a run elsewhere moves there at its next check. None: wherever it was
+    started (the previous release's setups, tests' rigs)."""
 
 
 class ValidatorInput(_Msg):

@@ -41,6 +41,9 @@ NOTIFY_ATTEMPT = timedelta(seconds=10)
 NOTIFY_GIVE_UP = timedelta(hours=1)
 NOTIFY_DRAIN = timedelta(seconds=60)
 """How long a run waits for its notifications before continuing as new (then given up)."""
+OWN_QUEUE_PATCH = "validator-own-queue"
+"""A run on another queue than its setup's ``run_queue`` (started by the previous release on
+the deployment's queue, the FSM shadow's in both mode) continues as new on it."""
 
 
 @workflow.defn(name="HybridValidator")
@@ -61,11 +64,20 @@ class HybridValidator:
         for _ in range(self.setup.checks_per_run):
             await self._check(since)
             await workflow.sleep(timedelta(seconds=self.setup.interval_s))
-            if workflow.info().is_continue_as_new_suggested():
+            if workflow.info().is_continue_as_new_suggested() or self._moving():
                 break
         await self._drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(self.progress())
+        workflow.continue_as_new(self.progress(), task_queue=self._moving() or None)
+
+    def _moving(self) -> str | None:
+        """The queue this run moves to, if its setup names another than its own. The setup
+        (its ``run_queue``) is in history (input or ``configure`` signal), so the patch is
+        asked at the same point on replay; a previous release's setup never asks it."""
+        queue = self.setup.run_queue
+        if queue is None or queue == workflow.info().task_queue:
+            return None
+        return queue if workflow.patched(OWN_QUEUE_PATCH) else None
 
     async def _check(self, since: float) -> None:
         attempt = max(

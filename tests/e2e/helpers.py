@@ -185,6 +185,8 @@ async def wait_state(
 
 
 async def terminate_queue(client: Client, queue: str) -> None:
-    """Teardown: end every workflow a test left running on its task queue."""
-    async for wf in client.list_workflows(f'TaskQueue = "{queue}" AND ExecutionStatus = "Running"'):
+    """Teardown: end every workflow a test left running on its task queue (and the
+    validator's own queue named after it)."""
+    queues = f'(TaskQueue = "{queue}" OR TaskQueue = "{queue}-validator")'
+    async for wf in client.list_workflows(f'{queues} AND ExecutionStatus = "Running"'):
         await client.get_workflow_handle(wf.id).terminate("test over")

@@ -179,6 +179,7 @@ def metered(
     primary: str,
     port: int,
     env: dict[str, str] | None = None,
+    **settings: str,
 ) -> Both:
     """A ``Both`` serving its metrics on ``port`` (and the SDK's on none)."""
     return Both(
@@ -190,6 +191,7 @@ def metered(
         enable_prometheus="true",
         prometheus_port=str(port),
         temporal_metrics_port="0",
+        **settings,
     )
 
 

@@ -8,6 +8,7 @@ by different code)."""
 
 from __future__ import annotations
 
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from trader.ledger import read_trades
 pytestmark = pytest.mark.e2e
 
 # Symbols of their own: the dev server outlives a test, and workflow ids are per symbol.
-SYMBOLS = {"fsm": "ADA/USDT", "legacy": "DOGE/USDT"}
+SYMBOLS = {"fsm": "ADA/USDT", "legacy": "DOGE/USDT", "validator": "XRP/USDT"}
 NOT_A_DATABASE = b"this is not an SQLite database: the shadow's account is broken\n" * 64
 
 
@@ -82,6 +83,63 @@ async def test_a_failing_shadow_never_stops_the_primary(
     assert all(" ERROR " in line and "DatabaseError" in line for line in failed), failed
     assert "file is not a database" in failed[0]
     assert any(t.engine == shadow and t.simulated for t in trades)
+
+
+def validator_checks(text: str) -> float:
+    """``trader_validator_checks_total{outcome="ok"}`` (summed over workers)."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "trader_validator_checks_total" and s.labels["outcome"] == "ok"
+    )
+
+
+async def test_the_validator_checks_a_legacy_primary_while_the_fsm_shadow_is_down(
+    dev_env, tmp_path: Path
+) -> None:
+    """HYBRID_PRIMARY=legacy, the FSM shadow's account broken (it never starts): the
+    validator runs on a queue of its own, served by ``run_both`` outside the supervised
+    shadow, and its checks of the real money go on (on the shadow's queue, nothing checked
+    them while the shadow was down)."""
+    client, port = dev_env.client, free_port()
+    both = metered(
+        tmp_path,
+        client,
+        SYMBOLS["validator"],
+        "legacy",
+        port,
+        env={"SHADOW_RESTART_MAX_SECONDS": "3"},
+        hybrid_validation_interval_s="1",
+    )
+    both.data.mkdir(parents=True)
+    (both.data / "shadow-fsm-paper.sqlite").write_bytes(NOT_A_DATABASE)
+
+    def checked_while_down() -> tuple[float, float, float] | None:
+        assert both.procs[-1].poll() is None, f"starter.py exited: {both.tail()}"
+        try:
+            text = scrape(port)
+        except (urllib.error.URLError, ConnectionError):  # not serving yet
+            return None
+        up, failures = shadow_health(text, "fsm")
+        checks = validator_checks(text)
+        return (up, failures, checks) if failures >= 2 and checks >= 2 else None
+
+    wf_id = ids.validator_id_for("paper", both.fsm_queue)
+    try:
+        both.start()
+        up, failures, checks = wait_until(
+            checked_while_down,
+            timeout=240,
+            what=f"validator checks with the shadow failing ({both.tail()})",
+        )
+        desc = await client.get_workflow_handle(wf_id).describe()
+        both.kill()
+    finally:
+        both.kill()
+        await both.terminate(client)
+    assert up == 0  # the shadow never ran
+    assert desc.task_queue == both.fsm_queue + "-validator"
 
 
 @pytest.mark.parametrize("shadow", ["fsm", "legacy"])

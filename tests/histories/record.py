@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -254,6 +256,34 @@ async def _validator_run(
 
     from tests.workflows.validator_rig import AccountDown, place_unknown_order, validator
     from trader.exchange.port import Exchange
+
+    async with _dev_server() as dev, bench(dev.client, tmp) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        account = AccountDown(b.exchange)
+        account.down = down_checks > 0
+        async with validator(
+            b,
+            tmp,
+            checks_per_run=checks_per_run,
+            confirm_checks=1,
+            exchange=cast(Exchange, account),
+        ) as v:
+            await v.wait_checks(max(1, down_checks))
+            account.down = False
+            await place_unknown_order(b.exchange)
+            await v.wait_checks(checks_per_run + 1)
+            first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
+            history = await first.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+    print(f"{name}: {len(history.events)} events")
+
+
+@contextlib.asynccontextmanager
+async def _dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server (the test server has no visibility queries, which the check needs)."""
     from trader.search import ALL_KEYS
 
     dev = await WorkflowEnvironment.start_local(
@@ -263,30 +293,33 @@ async def _validator_run(
         ui=False,
     )
     try:
-        async with bench(dev.client, tmp) as b:
-            h = await b.start()
-            await b.wait_phase(h, Phase.IDLE)
-            b.set_price("BTC/USDT", "97.90")
-            await b.wait_phase(h, Phase.POSITION)
-            account = AccountDown(b.exchange)
-            account.down = down_checks > 0
-            async with validator(
-                b,
-                tmp,
-                checks_per_run=checks_per_run,
-                confirm_checks=1,
-                exchange=cast(Exchange, account),
-            ) as v:
-                await v.wait_checks(max(1, down_checks))
-                account.down = False
-                await place_unknown_order(b.exchange)
-                await v.wait_checks(checks_per_run + 1)
-                first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
-                history = await first.fetch_history()
-        (OUT / f"{name}.json").write_text(history.to_json())
-        print(f"{name}: {len(history.events)} events")
+        yield dev
     finally:
         await dev.shutdown()
+
+
+async def validator_moved_queue(env, tmp: Path) -> None:
+    """Behind the "validator-own-queue" patch: a validator started as the previous release
+    did (on the deployment's queue, no ``run_queue``) reports an unknown order, is given its
+    own queue by a ``configure`` and continues as new there after its next check."""
+    from tests.workflows.validator_rig import (
+        move_to,
+        own_queue_worker,
+        place_unknown_order,
+        validator,
+    )
+    from trader.observe.metrics import TraderMetrics
+
+    async with _dev_server() as dev, bench(dev.client, tmp) as b:
+        await place_unknown_order(b.exchange)
+        async with validator(b, tmp, confirm_checks=1) as v:
+            await v.wait_line("unknown_order")
+            async with own_queue_worker(b, v, "validator-own", TraderMetrics("test")):
+                await move_to(v, "validator-own")
+            first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
+            history = await first.fetch_history()
+    (OUT / "validator_moved_queue.json").write_text(history.to_json())
+    print(f"validator_moved_queue: {len(history.events)} events")
 
 
 async def validator_reported(env, tmp: Path) -> None:
@@ -354,6 +387,7 @@ RECORDINGS = {
     "validator_reported": validator_reported,
     "validator_check_failed": validator_check_failed,
     "validator_blind": validator_blind,
+    "validator_moved_queue": validator_moved_queue,
     "watch_handback": watch_handback,
 }
 

@@ -26,11 +26,14 @@ from tests.workflows.validator_rig import (
     Delisted,
     LedgerDown,
     ValidatorRig,
+    move_to,
+    own_queue_worker,
     place_unknown_order,
     validator,
 )
 from trader import search as sa
 from trader.config import load_settings
+from trader.contracts import validator_task_queue
 from trader.core.divergence import DivergenceKind, Tolerances
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
@@ -315,12 +318,15 @@ async def test_the_starter_and_workers_start_one_validator_and_reconfigure_it(de
         acts = ValidatorActivities(
             b.client, b.exchange, b.ledger, divergence_log=divergence_log_path(tmp_path)
         )
+        own = validator_task_queue(queue)  # its own queue, never the deployment's
         async with Worker(
-            b.client, task_queue=queue, workflows=[HybridValidator], activities=[acts.validate]
+            b.client, task_queue=own, workflows=[HybridValidator], activities=[acts.validate]
         ):
             wf_id = await start_validator(b.client, setup)
             assert wf_id == f"hybrid-validator:paper:{queue}"
-            first_run = (await b.client.get_workflow_handle(wf_id).describe()).run_id
+            desc = await b.client.get_workflow_handle(wf_id).describe()
+            first_run = desc.run_id
+            assert (setup.run_queue, desc.task_queue) == (own, own)
             slower = setup.model_copy(update={"interval_s": 2.0})
             assert await start_validator(b.client, slower) == wf_id  # found running
             handle: WorkflowHandle[HybridValidator, None] = b.client.get_workflow_handle_for(
@@ -337,3 +343,55 @@ async def test_the_starter_and_workers_start_one_validator_and_reconfigure_it(de
                 assert (await handle.describe()).run_id == first_run
             finally:
                 await handle.terminate("test over")
+
+
+async def test_a_validator_of_the_previous_release_moves_to_its_own_queue_with_its_progress(
+    dev_env, tmp_path
+):
+    """Started by the previous release (no ``run_queue``: on the deployment's queue, the FSM
+    shadow's in both mode), it is given its own by a new starter's ``configure``: it
+    continues as new there after its next check, its checks and what it reported carried
+    (the unknown order, still there, is not reported again), checked by the new worker."""
+    async with bench(dev_env.client, tmp_path) as b:
+        await place_unknown_order(b.exchange)
+        async with validator(b, tmp_path, confirm_checks=1) as v:
+            await v.wait_line("unknown_order")
+            before = await v.progress()
+            assert before.setup.run_queue is None
+            own = f"own-{uuid.uuid4().hex[:8]}"
+            metrics = TraderMetrics("test")
+            async with own_queue_worker(b, v, own, metrics):
+                desc = await move_to(v, own)
+                assert desc.run_id != v.first_run_id
+                p = await v.wait_checks(before.check + CHECKS_AFTER)
+                assert p.setup.run_queue == own and p.since_ts == before.since_ts
+                key = f"unknown_order:BTC/USDT:{UNKNOWN_ORDER_ID}"
+                assert p.tracker.reported.count(key) == 1, p.tracker
+                assert len(v.lines("unknown_order")) == 1, v.lines()
+                ok = metrics.registry.get_sample_value(
+                    "trader_validator_checks_total", {"outcome": "ok", "worker": "test"}
+                )
+                assert (ok or 0) >= 1  # checked on the new queue's worker
+
+
+async def test_a_start_says_when_the_running_validator_is_not_on_its_own_queue_yet(
+    dev_env, tmp_path, caplog
+):
+    """One held on the deployment's queue (the previous release's, or an FSM shadow's that
+    is down: nothing serves it here) cannot move until a worker of that queue runs its next
+    check: the start says so, rather than leave the missing checks unexplained."""
+    queue = f"vq-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(None, data_dir=tmp_path, task_queue=queue)
+    setup = validator_setup(settings)
+    old = setup.model_copy(update={"run_queue": None})
+    wf_id = await start_validator(dev_env.client, old)  # on the deployment's queue
+    try:
+        caplog.set_level("WARNING", logger="trader.runtime.validator")
+        assert await start_validator(dev_env.client, setup) == wf_id
+        [said] = [r.getMessage() for r in caplog.records if "not its own" in r.getMessage()]
+        assert f"runs on task queue {queue}, not its own {setup.run_queue} yet" in said
+        caplog.clear()
+        assert await start_validator(dev_env.client, old) == wf_id  # no run_queue: silent
+        assert not [r for r in caplog.records if "not its own" in r.getMessage()]
+    finally:
+        await dev_env.client.get_workflow_handle(wf_id).terminate("test over")

@@ -183,6 +183,32 @@ class ValidatorRig:
         return self.lines(kind)[n - 1]
 
 
+def own_queue_worker(b: Bench, v: ValidatorRig, queue: str, metrics: TraderMetrics) -> Worker:
+    """A worker of ``queue`` for the rig's validator (the same log, its own ``metrics``)."""
+    acts = ValidatorActivities(
+        b.client, b.exchange, b.ledger, divergence_log=v.log, metrics=metrics
+    )
+    return Worker(
+        b.client,
+        task_queue=queue,
+        workflows=[HybridValidator],
+        activities=[acts.validate, NotifyActivities(b.notifier).notify],
+    )
+
+
+async def move_to(v: ValidatorRig, queue: str) -> Any:
+    """Give the running validator ``queue`` as its own (as a new starter's ``configure``
+    does); returns its description once its current run is there."""
+    setup = (await v.progress()).setup.model_copy(update={"run_queue": queue})
+    await v.handle.signal(HybridValidator.configure, setup)
+    for _ in range(600):
+        desc = await v.handle.describe()
+        if desc.task_queue == queue:
+            return desc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the validator is still on {desc.task_queue}, not {queue}")
+
+
 @contextlib.asynccontextmanager
 async def validator(
     b: Bench,

@@ -19,10 +19,12 @@ from collections.abc import Awaitable, Callable
 from rich.console import Console, RenderableType
 from temporalio.client import Client
 
+from activities.notify import build_notifier, close_notifier
 from trader import contracts as c
 from trader.config import Settings
 from trader.exchange.port import Exchange
 from trader.hub import MarketHub
+from trader.ledger import LedgerStore
 from trader.legacy.store import StateLocked, StateStore, state_path
 from trader.observe.metrics import ShadowHealth, TraderMetrics
 from trader.observe.status_table import build_table, status_rows, traders_query
@@ -32,7 +34,8 @@ from trader.runtime.roles import RoleChanged as RoleChanged
 from trader.runtime.roles import fsm_simulated as fsm_simulated
 from trader.runtime.roles import refuse_other_role as refuse_other_role
 from trader.runtime.stuck import StuckSymbol, stuck_symbols
-from trader.runtime.worker import run_worker
+from trader.runtime.validator import validator_worker
+from trader.runtime.worker import run_worker, start_validator_logged
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,27 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
             legacy_task = asyncio.create_task(legacy_run(), name="legacy-engine")
             worker_task = asyncio.create_task(fsm_run(), name="worker")
             primary = worker_task if legacy_shadow else legacy_task
+            # Beside an FSM shadow, the validator's worker is the process's (supervised
+            # too, never the shadow's): it reconciles the legacy primary while the shadow
+            # is down or restarting (docs/migration.md, "When the shadow fails").
+            helpers: set[asyncio.Task[None]] = set()
+            if not legacy_shadow:
+                validating = functools.partial(
+                    _run_validator, settings, client, stop, real, legacy_metrics
+                )
+                helpers.add(
+                    asyncio.create_task(
+                        shadow.supervise(
+                            "hybrid",
+                            validating,
+                            stop=stop,
+                            health=None,
+                            backoff_max_s=shadow.backoff_max_s(),
+                            role="validator",
+                        ),
+                        name="validator",
+                    )
+                )
             try:
                 await asyncio.wait({legacy_task, worker_task}, return_when=asyncio.FIRST_COMPLETED)
                 if _returned(legacy_task) and not stop.is_set():
@@ -99,10 +123,19 @@ async def run_both(settings: Settings, client: Client, stop: asyncio.Event) -> N
                 await asyncio.wait({legacy_task, worker_task})
             except asyncio.CancelledError:
                 stop.set()
-                for task in (legacy_task, worker_task):
+                for task in (legacy_task, worker_task, *helpers):
                     task.cancel()
-                await asyncio.wait({legacy_task, worker_task})  # nothing closed under them
+                # Nothing closed under them.
+                await asyncio.wait({legacy_task, worker_task, *helpers})
                 raise
+            finally:
+                # Supervised, a helper ends on stop (its worker shut down in order), or
+                # cancelled; the exchange and hub it uses are closed only after it.
+                if not stop.is_set():
+                    for task in helpers:
+                        task.cancel()
+                if helpers:
+                    await asyncio.wait(helpers)
             # The primary's outcome is the process's (a supervised shadow only ever ends
             # by returning, or by an exception that is no failure: SystemExit).
             for task in (primary, worker_task if primary is legacy_task else legacy_task):
@@ -192,6 +225,31 @@ async def _run_legacy_side(
     finally:
         if own:
             store.close()
+
+
+async def _run_validator(
+    settings: Settings,
+    client: Client,
+    stop: asyncio.Event,
+    real: Exchange,
+    metrics: TraderMetrics | None,
+) -> None:
+    """The validator's worker on its own queue, beside an FSM shadow: its checks read the
+    real account (the legacy primary's), its ledger connection and notifier are its own
+    (the primary's notifier: a divergence is sent, never a shadow's "not sent")."""
+    store = LedgerStore(settings.ledger_target)
+    await store.open_or_warn()
+    notifier = build_notifier(settings)
+    try:
+        worker = validator_worker(
+            settings, client, primary=real, ledger=store, notifier=notifier, metrics=metrics
+        )
+        async with worker:
+            await start_validator_logged(client, settings)
+            await stop.wait()
+    finally:
+        await store.close()
+        await close_notifier(notifier)
 
 
 async def _run_fsm_side(

@@ -51,11 +51,13 @@ async def supervise(
     health: ShadowHealth | None,
     backoff_s: float = BACKOFF_S,
     backoff_max_s: float = BACKOFF_MAX_S,
+    role: str = "shadow",
 ) -> None:
     """Run the shadow ``engine`` until ``stop`` is set or ``run`` returns (the operator's
     stop), restarting it after each failure. Each run is a task of its own: one that ends
     cancelled while this supervisor is not (temporalio cancels the task that runs a worker
-    on a fatal worker error) is the shadow's failure too, never the supervisor's."""
+    on a fatal worker error) is the shadow's failure too, never the supervisor's. ``role``:
+    what the logs call it (``run_both`` supervises the legacy primary's validator too)."""
     delay = min(backoff_s, backoff_max_s)
     loop = asyncio.get_running_loop()
     try:
@@ -64,7 +66,7 @@ async def supervise(
             # Up once a run has lasted UP_AFTER_S: one that fails at start never shows up.
             up = None if health is None else loop.call_later(UP_AFTER_S, health.running)
             try:
-                exc = await _attempt(engine, run)
+                exc = await _attempt(engine, run, role)
             finally:
                 if up is not None:
                     up.cancel()
@@ -75,11 +77,13 @@ async def supervise(
             if health is not None:
                 health.failed()
             log.error(
-                "FSM_MODE=both: the %s SHADOW failed (%s: %s); the primary trades on, "
-                "the shadow restarts in %g s",
+                "FSM_MODE=both: the %s %s failed (%s: %s); the primary trades on, "
+                "the %s restarts in %g s",
                 engine,
+                role.upper(),
                 type(exc).__name__,
                 exc,
+                role,
                 delay,
                 exc_info=exc,
             )
@@ -87,13 +91,15 @@ async def supervise(
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             delay = min(delay * 2, backoff_max_s)
             if not stop.is_set():
-                log.warning("FSM_MODE=both: restarting the %s shadow", engine)
+                log.warning("FSM_MODE=both: restarting the %s %s", engine, role)
     finally:
         if health is not None:
             health.stopped()
 
 
-async def _attempt(engine: str, run: Callable[[], Awaitable[None]]) -> BaseException | None:
+async def _attempt(
+    engine: str, run: Callable[[], Awaitable[None]], role: str
+) -> BaseException | None:
     """One run in a child task: None if it returned, else how it failed (a CancelledError
     of its own included). The supervisor's own cancellation cancels the run, waits for it
     to finish, and propagates; a BaseException that is not a failure (SystemExit,
@@ -102,7 +108,7 @@ async def _attempt(engine: str, run: Callable[[], Awaitable[None]]) -> BaseExcep
     async def body() -> None:
         await run()
 
-    task = asyncio.create_task(body(), name=f"{engine}-shadow")
+    task = asyncio.create_task(body(), name=f"{engine}-{role}")
     try:
         await asyncio.wait({task})
     except asyncio.CancelledError:
@@ -110,7 +116,7 @@ async def _attempt(engine: str, run: Callable[[], Awaitable[None]]) -> BaseExcep
         await asyncio.wait({task})
         raise
     if task.cancelled():
-        return asyncio.CancelledError(f"the {engine} shadow's run was cancelled")
+        return asyncio.CancelledError(f"the {engine} {role}'s run was cancelled")
     exc = task.exception()
     if exc is not None and not isinstance(exc, Exception | asyncio.CancelledError):
         raise exc

@@ -32,7 +32,7 @@ from trader.runtime import hybrid
 from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.observability import observability
 from trader.runtime.reconcile import request_reconciles
-from trader.runtime.validator import start_validator, validator_setup
+from trader.runtime.validator import start_validator, validator_setup, validator_worker
 from workflows.hybrid_validator import HybridValidator
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
@@ -147,20 +147,31 @@ async def _run(
         activities=[slots.acquire_slot],
         max_concurrent_activities=MAX_SLOT_REQUESTS,
     )
+    # The validator on its own queue; an FSM shadow's run leaves it to run_both, outside
+    # the supervised shadow. (The main worker keeps it registered: a validator the previous
+    # release started on the main queue moves from there at its next check.)
+    shadow = hybrid.is_shadow(settings, hybrid.FSM)
+    validating = (
+        []
+        if shadow
+        else [
+            validator_worker(
+                settings, client, primary=exchange, ledger=store, notifier=notifier, metrics=metrics
+            )
+        ]
+    )
     log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
     table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
-        # The symbols this worker may pick up check the account before trading on: a
-        # worker starts after a crash, a deploy or a long outage.
-        async with (
-            main,
-            watch,
-            slot_worker,
-            background(
-                _request_reconciles(client, settings.task_queue),
-                _start_validator(client, settings),
-            ),
-        ):
+        async with main, watch, slot_worker, contextlib.AsyncExitStack() as stack:
+            for worker in validating:
+                await stack.enter_async_context(worker)
+            # The symbols this worker may pick up check the account before trading on: a
+            # worker starts after a crash, a deploy or a long outage.
+            jobs = [_request_reconciles(client, settings.task_queue)]
+            if not shadow:
+                jobs.append(start_validator_logged(client, settings))
+            await stack.enter_async_context(background(*jobs))
             await stop.wait()
     finally:
         if table is not None:
@@ -193,7 +204,7 @@ async def _request_reconciles(client: Client, task_queue: str) -> None:
     log.info("asked %d holding symbol(s) to reconcile with the exchange", len(asked))
 
 
-async def _start_validator(client: Client, settings: Settings) -> None:
+async def start_validator_logged(client: Client, settings: Settings) -> None:
     """The deployment's HybridValidator runs whichever worker started first (idempotent)."""
     try:
         await start_validator(client, validator_setup(settings))
