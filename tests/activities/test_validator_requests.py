@@ -19,11 +19,11 @@ from trader import contracts as c
 from trader.binance_sim import SimServer
 from trader.core.divergence import DivergenceKind, DivergenceTracker, Tolerances
 from trader.core.market import Order
+from trader.exchange import ccxt_throttle
 from trader.exchange.ccxt_adapter import AUDIT_SHARE, CcxtExchange
 from trader.exchange.ccxt_setup import (
     configure,
     default_rate_limit_ms,
-    fit_one_check,
     listing_complete,
     listing_page,
     request_cost,
@@ -157,7 +157,7 @@ async def test_one_check_fits_the_validators_bucket_on_a_slow_exchange() -> None
         cfg = ex.throttler.config
         assert _wait_s({**cfg, "tokens": cfg["capacity"]}, [balance, listing]) == 40  # unfit
         clock = _Clock()
-        fit_one_check(ex, balance + listing, clock=clock)
+        ccxt_throttle.resize(ex, balance + listing, clock=clock)
         cfg = ex.throttler.config
         budget = CHECK_HEARTBEAT.total_seconds()
         for _ in range(3):  # checks an interval apart: one check's cost at the 5 % rate

@@ -41,6 +41,7 @@ from trader.core.market import (
     Ticker,
 )
 from trader.exchange import ccxt_convert as cv
+from trader.exchange import ccxt_throttle
 from trader.exchange.ccxt_errors import translate
 from trader.exchange.ccxt_fees import OrderFees
 from trader.exchange.ccxt_recent import recent_orders
@@ -49,7 +50,6 @@ from trader.exchange.ccxt_setup import (
     client_id_rule,
     configure,
     default_rate_limit_ms,
-    fit_one_check,
     has_book_stream,
     listing_complete,
     listing_page,
@@ -410,7 +410,7 @@ class CcxtExchange:
 
     async def _audited(self, call: Awaitable[T]) -> T:
         """A reconciliation read on its own client (its bucket refills while it is idle:
-        ``ccxt_throttle``, sized to one check: ``fit_one_check``)."""
+        ``ccxt_throttle``, sized to one check: ``_fit_audit_bucket``)."""
         return await self._call(call, client=self._audit)
 
     async def _all_open_orders(self, page: int | None) -> list[dict[str, Any]] | None:
@@ -421,14 +421,17 @@ class CcxtExchange:
         return rows
 
     async def _fit_audit_bucket(self) -> None:
-        """Size the validator client's bucket to one check's reads, priced by ccxt."""
+        """Size the validator client's bucket to one check's reads, priced by ccxt, and
+        fill it: after an interval a check's requests pass together instead of each
+        waiting for the last one's cost (Kraken at 5 %: 20 s a unit, balances and listing
+        3 each, 40 s, past the check's heartbeat timeout). The long-run rate is unchanged."""
         cost = await request_cost(self._audit, self._audit.fetch_balance)
         if not self._listed_per_symbol:
             page = listing_page(self.name)
             cost += await request_cost(
                 self._audit, lambda: self._audit.fetch_open_orders(None, None, page)
             )
-        fit_one_check(self._audit, cost)
+        ccxt_throttle.resize(self._audit, cost)
 
     async def fetch_recent_orders(self, symbol: str, *, since_ms: int) -> list[Order]:
         m = await self._market(symbol)

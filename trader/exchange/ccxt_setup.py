@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -162,15 +161,6 @@ async def request_cost(ex: Any, read: Callable[[], Awaitable[Any]]) -> float:
     finally:
         del ex.throttle  # the class's own again
     return sum(priced)
-
-
-def fit_one_check(ex: Any, cost: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-    """Size ``ex``'s bucket to hold one check's reads (``cost`` units) and fill it: after
-    an interval a check's requests pass together instead of each waiting for the last
-    one's cost (Kraken at 5 %: 20 s a unit, balances and listing 3 each, 40 s, past the
-    check's heartbeat timeout). The long-run rate is unchanged; a request given up while
-    it waits is not charged (``ccxt_throttle``)."""
-    ccxt_throttle.resize(ex, cost, clock=clock)
 
 
 _LISTS_EVERYTHING = frozenset({"binance", "binanceus", "kraken"})
