@@ -172,13 +172,7 @@ async def test_error_backoff_doubles_and_resets_only_on_success(fresh_ts_env, tm
                 break
             await skip(env, 25)
         await b.wait_for(h, lambda s: s.error_count >= 4, what="4 errors")
-        history = await h.fetch_history()
-        backoffs = [
-            e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
-            for e in history.events
-            if e.HasField("timer_started_event_attributes")
-        ]
-        backoffs = [t for t in backoffs if t <= 300]
+        backoffs = [t for t in await _timers_s(h) if t <= 300]
         assert backoffs[:4] == [10, 20, 40, 80]
         b.exchange.faults = None
         await skip(env, 300)
@@ -401,7 +395,7 @@ async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
             if s.phase is Phase.ERROR:
                 # The backoff is a workflow timer: skipped, and no further, for what is left
                 # of a skip once the next watch locks the clock passes in real time.
-                await skip(env, await _last_timer_s(h) + 0.5)
+                await skip(env, (await _timers_s(h))[-1] + 0.5)
             elif s.phase is Phase.IDLE:
                 # A new drop each time (the failed entry restarted the anchor), a second
                 # apart: a drop that came before the new watch's first tick became its
@@ -411,20 +405,18 @@ async def test_failing_buys_back_off_too(fresh_ts_env, tmp_path):
                 await asyncio.sleep(1)
             else:
                 await asyncio.sleep(0.1)
-        history = await h.fetch_history()
-        backoffs = [
-            e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
-            for e in history.events
-            if e.HasField("timer_started_event_attributes")
-        ]
-        assert [t for t in backoffs if t <= 300][:4] == [10, 20, 40, 80]
+        assert [t for t in await _timers_s(h) if t <= 300][:4] == [10, 20, 40, 80]
         assert b.exchange.all_orders() == []
 
 
-async def _last_timer_s(h: TraderHandle) -> float:
+async def _timers_s(h: TraderHandle) -> list[float]:
+    """Every workflow timer the run started, in order (its duration in seconds)."""
     history = await h.fetch_history()
-    timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
-    return timers[-1].timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+    return [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+        for e in history.events
+        if e.HasField("timer_started_event_attributes")
+    ]
 
 
 async def test_inventory_the_account_no_longer_holds_is_a_realized_loss(ts_env, tmp_path):
