@@ -35,8 +35,8 @@ def row(
     )
 
 
-def lines(rows: list[StatusRow], *, show_idle: bool = True) -> list[str]:
-    console = Console(record=True, width=200, file=io.StringIO())
+def lines(rows: list[StatusRow], *, show_idle: bool = True, width: int = 200) -> list[str]:
+    console = Console(record=True, width=width, file=io.StringIO())
     console.print(build_table(rows, now=NOW, show_idle=show_idle))
     return console.export_text().splitlines()
 
@@ -115,3 +115,39 @@ def test_idle_and_warmup_are_hidden_and_counted_unless_shown():
     shown = "\n".join(lines(rows, show_idle=True))
     assert all(s in shown for s in ("IDL/USDT", "WRM/USDT", "COO/USDT"))
     assert "hidden" not in shown
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_on_a_narrow_terminal_the_note_gives_way_not_the_phase_or_the_numbers(width):
+    held = StatusMemo(
+        price=D("2011.25"),
+        entry=D("2000.5"),
+        pnl_pct=D("0.53"),
+        trailing=D("2005.1"),
+        note="bought 1.0209 @ 2000.5 after a drop of 0.15 % from the peak at 2003.5",
+    )
+    failing = StatusMemo(note="error: paper: injected rejection of the sell order, in backoff")
+    text = "\n".join(
+        lines(
+            [
+                row("ETH/USDT", Phase.POSITION, memo=held),
+                row("BTC/USDT", Phase.WAIT_SELL_FILL, memo=failing),
+            ],
+            width=width,
+        )
+    )
+    for whole in (
+        "ETH/USDT",
+        "BTC/USDT",
+        "position",
+        "wait_sell_fill",
+        "2011.25",
+        "2000.5",
+        "+0.53",
+        "2005.1",
+        "in phase",
+        "trailing",
+    ):
+        assert whole in text, (whole, text)
+    assert "…" in text  # the note was cut, on one line
+    assert max(len(line) for line in text.splitlines()) <= width

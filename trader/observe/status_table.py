@@ -176,7 +176,11 @@ def build_table(
     table.add_column("in phase", justify="right", no_wrap=True)
     for name in ("last", "entry", "PnL %", "trailing"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=60)
+    # The note is the one column that gives way on a narrow terminal: the only wrappable
+    # one, so Rich narrows it first (its cells stay one line, cut with an ellipsis). Were
+    # every column no_wrap, Rich would take the same width from each: at 80 columns the
+    # phase read "posit…" and the prices "…" while the note kept 50 columns.
+    table.add_column("note", no_wrap=False, max_width=60)
     for r in shown:
         m = r.memo or StatusMemo()
         table.add_row(
@@ -187,7 +191,7 @@ def build_table(
             _price(m.entry),
             _pnl(m.pnl_pct),
             _price(m.trailing),
-            Text(r.waiting, style="bold yellow") if r.waiting else m.note,
+            _note(Text(r.waiting, style="bold yellow") if r.waiting else Text(m.note)),
         )
     return table
 
@@ -201,6 +205,11 @@ def _pnl(value: Decimal | None) -> Text:
     if value is None:
         return Text("-", style="dim")
     return Text(format_pnl_pct(value), style="green" if value >= 0 else "red")
+
+
+def _note(text: Text) -> Text:
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
 
 
 def _price(value: Decimal) -> str:
