@@ -36,6 +36,12 @@ def _shared_data() -> Path:
 
 SHARED_DATA = _shared_data()
 
+# pytest-xdist exports COLUMNS=80 / LINES=24 to its workers; the commands the tests run
+# would then print an 80-column table instead of the piped default. Narrow terminals have
+# their own test (tests/observe/test_status_frame.py).
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 
 async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
@@ -77,3 +83,21 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+# Tests whose assertions lean on a reaction time (the parity run's one-second points, the
+# load bench's checkpoints, the SIGKILL campaigns): under pytest-xdist they run one after
+# another on one worker (``--dist loadgroup``), beside lighter tests, never beside each other.
+TIMING_HEAVY = (
+    "tests/parity/",
+    "tests/bench/test_load_small.py",
+    "tests/e2e/test_phase_log_crash.py",
+    "tests/workflows/test_ambiguous_creates.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith(TIMING_HEAVY):
+            item.add_marker(pytest.mark.xdist_group("timing_heavy"))
