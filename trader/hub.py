@@ -25,6 +25,15 @@ never undoes a newer streamed price. While the stream vouches for a symbol, REST
 its 24 h volume. **One price for every source**: ``last`` is the mid of bid and ask (a book
 stream has no trades; the paper exchange and the backtest decide on the mid too), so a
 switch between stream and REST does not jump by half the spread.
+
+**An order is priced from the held price only while it is at most ``order_price_age_s``
+old** (``age_s``, as above: a stream vouches for it only while frames flow), far stricter
+than a watch's limit; else ``ticker`` asks the exchange, and a stale held price never
+prices an order. **A poll chooses its symbols and is stamped as it leaves**: where the
+exchange's rate limiter holds requests back (``PacedTickers``: ccxt's bucket, ~1.6 s per
+100-symbol batch on Binance), the loop waits for it first, so a symbol subscribed
+meanwhile is in that request, and its answer is not older than a single-ticker request
+(an order's) that went first.
 """
 
 from __future__ import annotations
@@ -39,10 +48,12 @@ from collections.abc import AsyncIterator, Callable
 from trader.contracts import PriceWait
 from trader.core.errors import BadSymbol, RetryableExchangeError, TraderError
 from trader.core.market import Ticker
-from trader.exchange.port import BookStream, Exchange
+from trader.exchange.port import BookStream, Exchange, PacedTickers
 from trader.hub_stream import StreamFeed
 
 log = logging.getLogger(__name__)
+ORDER_PRICE_AGE_S = 0.5
+"""The default ``order_price_age_s`` (``ORDER_PRICE_AGE_SECONDS``; docs/architecture.md)."""
 VOLUME_REFRESH_S = 60.0
 """While streaming, every symbol's ticker is fetched this often (24 h volume, last trade)."""
 _WAIT_NOTE_S = 1.0  # a waiting watch is told why about this often
@@ -67,10 +78,13 @@ class MarketHub:
         max_price_age_s: float = 5.0,
         stream_stall_s: float = 2.0,
         volume_refresh_s: float = VOLUME_REFRESH_S,
+        order_price_age_s: float = ORDER_PRICE_AGE_S,
     ) -> None:
         self.exchange = exchange
         self.poll_interval_s = poll_interval_s
         self.max_price_age_s = max_price_age_s
+        self.order_price_age_s = order_price_age_s
+        self._paced = exchange if isinstance(exchange, PacedTickers) else None
         self.volume_refresh_s = volume_refresh_s
         self.stream: StreamFeed | None = None
         """The stream side; None where the exchange has no stream (paper, dry-run)."""
@@ -109,12 +123,21 @@ class MarketHub:
         return self._latest.get(symbol)
 
     async def ticker(self, symbol: str) -> Ticker:
-        """A fresh ticker for one symbol (direct request; for order pricing and warm-up)."""
+        """A ticker fit to price an order (and for warm-up and reconciliation): the held
+        one while it is at most ``order_price_age_s`` old, else a direct request's answer,
+        or the held one if that was observed after the request was stamped (a frame that
+        arrived meanwhile): never a held price older than the answer."""
+        age = self.age_s(symbol)
+        if age is not None and age <= self.order_price_age_s:
+            return self._latest[symbol]
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
             raise BadSymbol(f"exchange returned no ticker for {symbol}")
-        await self._publish(tickers)  # the held one if it is newer (the stream's)
-        return self._latest[symbol]
+        await self._publish(tickers)
+        # While the stream vouches, _publish keeps the streamed price (the watches' one
+        # price), which a stall shorter than stream_stall_s leaves stale: not for an order.
+        fetched, held = at_mid(tickers[symbol]), self._latest[symbol]
+        return held if held.ts_ms > fetched.ts_ms else fetched
 
     async def shared_ticker(self, symbol: str) -> Ticker:
         """The symbol's fresh price with no request of its own: the latest if fresh, else
@@ -285,6 +308,8 @@ class MarketHub:
 
     async def _run(self) -> None:
         while True:
+            if self._paced is not None:  # choose the symbols as the request can leave
+                await self._paced.tickers_ready()
             symbols = self._polled()
             delay = self.poll_interval_s
             if symbols:

@@ -92,3 +92,20 @@ def resize(client: Any, capacity: float, *, clock: Callable[[], float] = time.mo
     client.throttler = IdleRefillThrottler(
         {**old.config, "capacity": cap, "tokens": cap}, old.loop, clock=clock
     )
+
+
+async def until_free(client: Any) -> None:
+    """Return once ``client``'s bucket would let a request through at once (no debt, no
+    queue), taking nothing: a request built then leaves as it is built, so what it asks
+    for and when it is stamped are those of the moment it is sent, not of a wait in the
+    bucket. A rolling-window limiter (not this bucket) returns at once."""
+    bucket = client.throttler
+    if not isinstance(bucket, IdleRefillThrottler):
+        return
+    cfg = bucket.config
+    while True:
+        bucket.refill()
+        if cfg["tokens"] >= 0 and not bucket.queue:
+            return
+        debt_s = max(-cfg["tokens"], 0) / cfg["refillRate"] / 1000
+        await asyncio.sleep(min(max(cfg["delay"], debt_s), 1.0))
