@@ -18,7 +18,7 @@ price again, re-dated, every ``poll_interval_s``). A watch waiting for a fresh p
 told so (``PriceWait``) about once a second.
 
 **Prices only move forward in observation order**: a ticker is stamped when it was observed
-(a REST one at its request's start, a streamed one when its frame was read) and one
+(a REST one as its request leaves, a streamed one when its frame was read) and one
 observed before the ticker held is dropped, whichever source it comes from: a REST answer
 held up in flight (the fallback poll as the stream returns, the volume refresh, ``ticker``)
 never undoes a newer streamed price. While the stream vouches for a symbol, REST adds only
