@@ -471,9 +471,9 @@ class CcxtExchange:
 
 
 async def _sent_at(client: Any) -> int:
-    """The stamp of a ticker request about to go out on ``client`` (ms): taken once its
-    bucket lets it through, so an answer held up in flight (slow) never looks newer than a
-    stream frame that arrived meanwhile (the hub orders prices by ``ts_ms``), and one held
-    in the bucket never looks older than a request sent after it was asked."""
+    """The stamp of a ticker request about to go out on ``client`` (ms): taken at its
+    turn in its bucket (``until_free``), so an answer held up in flight (slow) never looks
+    newer than a stream frame that arrived meanwhile (the hub orders prices by ``ts_ms``),
+    and one held in the bucket never looks older than a request sent after it was asked."""
     await ccxt_throttle.until_free(client)
     return int(time.time() * 1000)

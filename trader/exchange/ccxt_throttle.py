@@ -95,17 +95,14 @@ def resize(client: Any, capacity: float, *, clock: Callable[[], float] = time.mo
 
 
 async def until_free(client: Any) -> None:
-    """Return once ``client``'s bucket would let a request through at once (no debt, no
-    queue), taking nothing: a request built then leaves as it is built, so what it asks
-    for and when it is stamped are those of the moment it is sent, not of a wait in the
-    bucket. A rolling-window limiter (not this bucket) returns at once."""
+    """Return at this caller's turn in ``client``'s bucket (queue order, once no debt is
+    owed), charging nothing: a request built then leaves as it is built unless another
+    was queued meanwhile, so what it asks for and its stamp are those of about the moment
+    it is sent, and never newer (a stamp that errs, errs older: safe, the hub prefers the
+    newer price). It takes a place in the queue like any request: a wait for an empty
+    queue was overtaken by every request queued meanwhile, and on a busy order client
+    (resting orders' lookups and polls) an order's ticker request starved. A rolling-window
+    limiter (not this bucket) returns at once."""
     bucket = client.throttler
-    if not isinstance(bucket, IdleRefillThrottler):
-        return
-    cfg = bucket.config
-    while True:
-        bucket.refill()
-        if cfg["tokens"] >= 0 and not bucket.queue:
-            return
-        debt_s = max(-cfg["tokens"], 0) / cfg["refillRate"] / 1000
-        await asyncio.sleep(min(max(cfg["delay"], debt_s), 1.0))
+    if isinstance(bucket, IdleRefillThrottler):
+        await bucket(0)
