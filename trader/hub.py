@@ -26,10 +26,11 @@ its 24 h volume. **One price for every source**: ``last`` is the mid of bid and 
 stream has no trades; the paper exchange and the backtest decide on the mid too), so a
 switch between stream and REST does not jump by half the spread.
 
-**An order is priced from the held price only while it is at most ``order_price_age_s``
-old** (``age_s``, as above: a stream vouches for it only while frames flow), far stricter
-than a watch's limit; else ``ticker`` asks the exchange, and a stale held price never
-prices an order. **A poll chooses its symbols and is stamped as it leaves**: where the
+**An order is priced from the held price only while the hub accepted it at most
+``order_price_age_s`` ago** (monotonic: a price the stream vouches for but has not pushed
+again, or one frozen by a step back of the wall clock, does not count), far stricter than
+a watch's limit; else ``ticker`` asks the exchange, and a stale held price never prices an
+order. **A poll chooses its symbols and is stamped as it leaves**: where the
 exchange's rate limiter holds requests back (``PacedTickers``: ccxt's bucket, ~1.6 s per
 100-symbol batch on Binance), the loop waits for it first, so a symbol subscribed
 meanwhile is in that request, and its answer is not older than a single-ticker request
@@ -124,12 +125,19 @@ class MarketHub:
 
     async def ticker(self, symbol: str) -> Ticker:
         """A ticker fit to price an order (and for warm-up and reconciliation): the held
-        one while it is at most ``order_price_age_s`` old, else a direct request's answer,
-        or the held one if that was observed after the request was stamped (a frame that
-        arrived meanwhile): never a held price older than the answer."""
-        age = self.age_s(symbol)
-        if age is not None and age <= self.order_price_age_s:
+        one while the hub accepted it at most ``order_price_age_s`` ago, else a direct
+        request's answer, or the held one if the hub accepted it while the request was out
+        and it was observed after the request was stamped (a frame that arrived meanwhile):
+        never a held price older than the answer.
+
+        Judged by when the hub accepted the price (monotonic), not by ``age_s`` nor by the
+        wall-clock stamps alone: after a step back of the wall clock ``_publish`` drops every
+        new price as older than the held one while the stream's frames still flow, so the
+        frozen price would look fresh (``age_s``) and newer than the answer (``ts_ms``)."""
+        accepted = self._received.get(symbol)
+        if accepted is not None and time.monotonic() - accepted <= self.order_price_age_s:
             return self._latest[symbol]
+        sent = time.monotonic()
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
             raise BadSymbol(f"exchange returned no ticker for {symbol}")
@@ -137,7 +145,8 @@ class MarketHub:
         # While the stream vouches, _publish keeps the streamed price (the watches' one
         # price), which a stall shorter than stream_stall_s leaves stale: not for an order.
         fetched, held = at_mid(tickers[symbol]), self._latest[symbol]
-        return held if held.ts_ms > fetched.ts_ms else fetched
+        newer = self._received.get(symbol, sent) > sent and held.ts_ms > fetched.ts_ms
+        return held if newer else fetched
 
     async def shared_ticker(self, symbol: str) -> Ticker:
         """The symbol's fresh price with no request of its own: the latest if fresh, else
