@@ -317,24 +317,24 @@ class MarketHub:
 
     async def _run(self) -> None:
         while True:
-            if self._paced is not None:  # choose the symbols as the request can leave
-                await self._paced.tickers_ready()
-            symbols = self._polled()
             delay = self.poll_interval_s
-            if symbols:
-                try:
-                    tickers = await self.exchange.fetch_tickers(symbols)
-                except TraderError as exc:  # transient: the next cycle tries again
-                    self.last_error = str(exc)
-                    log.warning("market hub fetch failed: %s", exc)
-                    # Rate limited: the exchange said when to come back; hammering it
-                    # earlier only extends the ban (Binance 429 -> 418).
-                    if isinstance(exc, RetryableExchangeError) and exc.retry_after:
-                        delay = max(delay, exc.retry_after)
-                except Exception as exc:  # a bug or a garbled answer: must not end every watch
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.exception("market hub cycle failed unexpectedly")
-                else:
+            try:
+                if self._paced is not None:  # choose the symbols as the request can leave
+                    await self._paced.tickers_ready()
+                symbols = self._polled()
+                tickers = await self.exchange.fetch_tickers(symbols) if symbols else None
+            except TraderError as exc:  # transient: the next cycle tries again
+                self.last_error = str(exc)
+                log.warning("market hub fetch failed: %s", exc)
+                # Rate limited: the exchange said when to come back; hammering it
+                # earlier only extends the ban (Binance 429 -> 418).
+                if isinstance(exc, RetryableExchangeError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+            except Exception as exc:  # a bug or a garbled answer: must not end every watch
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("market hub cycle failed unexpectedly")
+            else:
+                if tickers is not None:
                     self.last_error = None
                     self.cycles += 1
                     await self._publish(tickers)
