@@ -135,8 +135,9 @@ class MarketHub:
         new price as older than the held one while the stream's frames still flow, so the
         frozen price would look fresh (``age_s``) and newer than the answer (``ts_ms``)."""
         accepted = self._received.get(symbol)
-        if accepted is not None and time.monotonic() - accepted <= self.order_price_age_s:
-            return self._latest[symbol]
+        limit = self.order_price_age_s
+        if limit > 0 and accepted is not None and time.monotonic() - accepted <= limit:
+            return self._latest[symbol]  # 0: always the request, even within a clock tick
         sent = time.monotonic()
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
