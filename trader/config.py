@@ -41,6 +41,7 @@ from trader.core.consistency import window_problem
 from trader.core.errors import ConfigError
 from trader.core.ids import is_valid_symbol
 from trader.core.params import TraderParams, param
+from trader.hub import ORDER_PRICE_AGE_S
 
 # A worker's own phase log file name: host and pid (the Temporal identity's parts) tell
 # apart workers started in the same second, in containers too (each one's pid may be 1).
@@ -182,7 +183,7 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
         gt=0,
     )
     order_price_age_seconds: float = _f(
-        0.5,
+        ORDER_PRICE_AGE_S,
         "An order's limit price (and a warm-up's or reconciliation's ticker) comes from the "
         "hub's held price while it is at most this old (streamed, or polled), else from a "
         "ticker request of its own; 0 = always the request. 0.5 s covers the path from a "
