@@ -83,3 +83,13 @@ async def test_a_single_ticker_sent_while_the_poll_waits_never_drops_its_answer(
         # The first batch sent since the price moved brought it.
         batches = [r for r in srv.requests if r[1] == TICKERS and r[0] >= event["ts_us"]]
         assert srv.stats[TICKERS] - sent == 1, batches
+
+
+async def test_without_a_batch_endpoint_the_poll_waits_on_the_client_it_polls_on(tmp_path):
+    """Such an exchange is polled symbol by symbol on the order client: the wait before the
+    poll chooses its symbols is that client's turn, not the idle market-data client's."""
+    async with sim_and_adapter(tmp_path) as (_, ex):
+        ex._ex.has = {**ex._ex.has, "fetchTickers": False}
+        queued = [ex._ex.throttler(10.0) for _ in range(2)]  # each owes ~0.5 s
+        await asyncio.wait_for(ex.tickers_ready(), 60)
+        assert all(f.done() for f in queued)

@@ -222,8 +222,11 @@ class CcxtExchange:
         return out
 
     async def tickers_ready(self) -> None:
-        """Return once a batched ``fetch_tickers`` would leave at once (``PacedTickers``)."""
-        await ccxt_throttle.until_free(self._md)
+        """Return at a poll's turn in the bucket of the client it goes out on
+        (``PacedTickers``): the market-data client's, or the order client's where the
+        exchange has no batch endpoint (``fetch_tickers`` asks symbol by symbol there)."""
+        batched = self._ex.has.get("fetchTickers")
+        await ccxt_throttle.until_free(self._md if batched else self._ex)
 
     async def _one_by_one(self, chunk: list[str], raw: dict[str, Any]) -> None:
         # Market data, so on the market-data client: a chunk of single requests on the order

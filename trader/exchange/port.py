@@ -144,6 +144,6 @@ class PacedTickers(Protocol):
     bucket): the market hub waits for it before it chooses the symbols of its next poll."""
 
     async def tickers_ready(self) -> None:
-        """Return once a batched ``fetch_tickers`` would leave at once (the limiter owes
-        nothing), taking nothing from the limiter."""
+        """Return at a ``fetch_tickers`` request's turn in the limiter (queue order, no
+        debt owed), taking nothing from it."""
         ...
