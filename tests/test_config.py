@@ -180,3 +180,11 @@ def test_the_stream_stall_and_the_poll_must_fit_in_the_price_age_limit():
     with pytest.raises(ConfigError, match=r"must exceed twice MARKET_POLL_INTERVAL_S \(2.0\)"):
         load_settings(market_poll_interval_s=2, max_price_age_seconds=4, stream_stall_seconds=1)
     assert load_settings(stream_stall_seconds=4.5, max_price_age_seconds=5).stream_stall_seconds
+
+
+def test_an_order_price_may_be_no_older_than_a_decisions():
+    with pytest.raises(ConfigError, match=r"ORDER_PRICE_AGE_SECONDS \(6.0\) must not exceed"):
+        load_settings(order_price_age_seconds=6, max_price_age_seconds=5)
+    settings = load_settings(order_price_age_seconds=5, max_price_age_seconds=5)
+    assert settings.order_price_age_seconds == 5
+    assert load_settings(order_price_age_seconds=0).order_price_age_seconds == 0

@@ -41,6 +41,7 @@ from trader.core.consistency import window_problem
 from trader.core.errors import ConfigError
 from trader.core.ids import is_valid_symbol
 from trader.core.params import TraderParams, param
+from trader.hub import ORDER_PRICE_AGE_S
 
 # A worker's own phase log file name: host and pid (the Temporal identity's parts) tell
 # apart workers started in the same second, in containers too (each one's pid may be 1).
@@ -181,6 +182,16 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
         "s",
         gt=0,
     )
+    order_price_age_seconds: float = _f(
+        ORDER_PRICE_AGE_S,
+        "An order's limit price (and a warm-up's or reconciliation's ticker) comes from the "
+        "hub's held price while it is at most this old (streamed, or polled), else from a "
+        "ticker request of its own; 0 = always the request. 0.5 s covers the path from a "
+        "price to its order (p99 ~0.25 s on the stream) and stays well inside the buy "
+        "limit's offset on a liquid market.",
+        "s",
+        ge=0,
+    )
     stream_stall_seconds: float = _f(
         2.0,
         "A stream connection without a frame for this long counts as stalled: its symbols "
@@ -247,6 +258,12 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
                 f"STREAM_STALL_SECONDS ({self.stream_stall_seconds}) must be below "
                 f"MAX_PRICE_AGE_SECONDS ({self.max_price_age_seconds}): a stalled stream "
                 "must hand over to REST before its price is too old to use"
+            )
+        if self.order_price_age_seconds > self.max_price_age_seconds:
+            raise ValueError(
+                f"ORDER_PRICE_AGE_SECONDS ({self.order_price_age_seconds}) must not exceed "
+                f"MAX_PRICE_AGE_SECONDS ({self.max_price_age_seconds}): a price too old for "
+                "a decision must never price an order"
             )
         if self.max_price_age_seconds <= 2 * self.market_poll_interval_s:
             raise ValueError(

@@ -18,13 +18,23 @@ price again, re-dated, every ``poll_interval_s``). A watch waiting for a fresh p
 told so (``PriceWait``) about once a second.
 
 **Prices only move forward in observation order**: a ticker is stamped when it was observed
-(a REST one at its request's start, a streamed one when its frame was read) and one
+(a REST one as its request leaves, a streamed one when its frame was read) and one
 observed before the ticker held is dropped, whichever source it comes from: a REST answer
 held up in flight (the fallback poll as the stream returns, the volume refresh, ``ticker``)
 never undoes a newer streamed price. While the stream vouches for a symbol, REST adds only
 its 24 h volume. **One price for every source**: ``last`` is the mid of bid and ask (a book
 stream has no trades; the paper exchange and the backtest decide on the mid too), so a
 switch between stream and REST does not jump by half the spread.
+
+**An order is priced from the held price only while the hub accepted it at most
+``order_price_age_s`` ago** (monotonic: a price the stream vouches for but has not pushed
+again, or one frozen by a step back of the wall clock, does not count), far stricter than
+a watch's limit; else ``ticker`` asks the exchange, and a stale held price never prices an
+order. **A poll chooses its symbols and is stamped as it leaves**: where the
+exchange's rate limiter holds requests back (``PacedTickers``: ccxt's bucket, ~1.6 s per
+100-symbol batch on Binance), the loop waits for it first, so a symbol subscribed
+meanwhile is in that request, and its answer is not older than a single-ticker request
+(an order's) that went first.
 """
 
 from __future__ import annotations
@@ -39,10 +49,12 @@ from collections.abc import AsyncIterator, Callable
 from trader.contracts import PriceWait
 from trader.core.errors import BadSymbol, RetryableExchangeError, TraderError
 from trader.core.market import Ticker
-from trader.exchange.port import BookStream, Exchange
+from trader.exchange.port import BookStream, Exchange, PacedTickers
 from trader.hub_stream import StreamFeed
 
 log = logging.getLogger(__name__)
+ORDER_PRICE_AGE_S = 0.5
+"""The default ``order_price_age_s`` (``ORDER_PRICE_AGE_SECONDS``; docs/architecture.md)."""
 VOLUME_REFRESH_S = 60.0
 """While streaming, every symbol's ticker is fetched this often (24 h volume, last trade)."""
 _WAIT_NOTE_S = 1.0  # a waiting watch is told why about this often
@@ -67,10 +79,13 @@ class MarketHub:
         max_price_age_s: float = 5.0,
         stream_stall_s: float = 2.0,
         volume_refresh_s: float = VOLUME_REFRESH_S,
+        order_price_age_s: float = ORDER_PRICE_AGE_S,
     ) -> None:
         self.exchange = exchange
         self.poll_interval_s = poll_interval_s
         self.max_price_age_s = max_price_age_s
+        self.order_price_age_s = order_price_age_s
+        self._paced = exchange if isinstance(exchange, PacedTickers) else None
         self.volume_refresh_s = volume_refresh_s
         self.stream: StreamFeed | None = None
         """The stream side; None where the exchange has no stream (paper, dry-run)."""
@@ -109,12 +124,30 @@ class MarketHub:
         return self._latest.get(symbol)
 
     async def ticker(self, symbol: str) -> Ticker:
-        """A fresh ticker for one symbol (direct request; for order pricing and warm-up)."""
+        """A ticker fit to price an order (and for warm-up and reconciliation): the held
+        one while the hub accepted it at most ``order_price_age_s`` ago, else a direct
+        request's answer, or the held one if the hub accepted it while the request was out
+        and it was observed after the request was stamped (a frame that arrived meanwhile):
+        never a held price older than the answer.
+
+        Judged by when the hub accepted the price (monotonic), not by ``age_s`` nor by the
+        wall-clock stamps alone: after a step back of the wall clock ``_publish`` drops every
+        new price as older than the held one while the stream's frames still flow, so the
+        frozen price would look fresh (``age_s``) and newer than the answer (``ts_ms``)."""
+        accepted = self._received.get(symbol)
+        limit = self.order_price_age_s
+        if limit > 0 and accepted is not None and time.monotonic() - accepted <= limit:
+            return self._latest[symbol]  # 0: always the request, even within a clock tick
+        sent = time.monotonic()
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
             raise BadSymbol(f"exchange returned no ticker for {symbol}")
-        await self._publish(tickers)  # the held one if it is newer (the stream's)
-        return self._latest[symbol]
+        await self._publish(tickers)
+        # While the stream vouches, _publish keeps the streamed price (the watches' one
+        # price), which a stall shorter than stream_stall_s leaves stale: not for an order.
+        fetched, held = at_mid(tickers[symbol]), self._latest[symbol]
+        newer = self._received.get(symbol, sent) > sent and held.ts_ms > fetched.ts_ms
+        return held if newer else fetched
 
     async def shared_ticker(self, symbol: str) -> Ticker:
         """The symbol's fresh price with no request of its own: the latest if fresh, else
@@ -285,22 +318,24 @@ class MarketHub:
 
     async def _run(self) -> None:
         while True:
-            symbols = self._polled()
             delay = self.poll_interval_s
-            if symbols:
-                try:
-                    tickers = await self.exchange.fetch_tickers(symbols)
-                except TraderError as exc:  # transient: the next cycle tries again
-                    self.last_error = str(exc)
-                    log.warning("market hub fetch failed: %s", exc)
-                    # Rate limited: the exchange said when to come back; hammering it
-                    # earlier only extends the ban (Binance 429 -> 418).
-                    if isinstance(exc, RetryableExchangeError) and exc.retry_after:
-                        delay = max(delay, exc.retry_after)
-                except Exception as exc:  # a bug or a garbled answer: must not end every watch
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.exception("market hub cycle failed unexpectedly")
-                else:
+            try:
+                if self._paced is not None:  # choose the symbols as the request can leave
+                    await self._paced.tickers_ready()
+                symbols = self._polled()
+                tickers = await self.exchange.fetch_tickers(symbols) if symbols else None
+            except TraderError as exc:  # transient: the next cycle tries again
+                self.last_error = str(exc)
+                log.warning("market hub fetch failed: %s", exc)
+                # Rate limited: the exchange said when to come back; hammering it
+                # earlier only extends the ban (Binance 429 -> 418).
+                if isinstance(exc, RetryableExchangeError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+            except Exception as exc:  # a bug or a garbled answer: must not end every watch
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("market hub cycle failed unexpectedly")
+            else:
+                if tickers is not None:
                     self.last_error = None
                     self.cycles += 1
                     await self._publish(tickers)

@@ -4,12 +4,13 @@ long-run rate and burst stay ccxt's (a fake clock: nothing here depends on real 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from ccxt.async_support.base.throttler import Throttler
 
 from trader.exchange.ccxt_setup import configure
-from trader.exchange.ccxt_throttle import IdleRefillThrottler
+from trader.exchange.ccxt_throttle import IdleRefillThrottler, until_free
 
 RATE_MS = 100.0  # per unit of cost
 BUCKET = {"refillRate": 1 / RATE_MS, "delay": 0.001, "capacity": 1.0, "tokens": 0, "cost": 1.0}
@@ -20,6 +21,14 @@ class Clock:
         self.now = 1000.0
 
     def __call__(self) -> float:
+        return self.now
+
+
+class Ticking(Clock):
+    """Each look moves time on by one unit's refill: the bucket always has one to grant."""
+
+    def __call__(self) -> float:
+        self.now += RATE_MS / 1000
         return self.now
 
 
@@ -96,3 +105,31 @@ def test_every_client_built_for_the_adapter_has_it():
         )
         assert isinstance(ex.throttler, IdleRefillThrottler)
         assert ex.throttler.config["refillRate"] == 1 / 50
+
+
+async def test_until_free_takes_its_turn_in_a_queue_that_is_never_empty():
+    """The order client with a few resting orders: lookups, cancels and fetch_order polls
+    keep its queue busy. A wait for "no debt and nobody queued" never ended (every queued
+    request overtook it) and the order's ticker request starved until its activity timed
+    out; one in the queue's order is let through in turn, charging nothing."""
+    t = IdleRefillThrottler(dict(BUCKET), clock=Ticking())
+
+    async def busy() -> None:
+        while True:
+            await t(1.0)
+
+    workers = [asyncio.create_task(busy()) for _ in range(6)]
+    try:
+        await asyncio.sleep(0)  # all six queued
+        await asyncio.wait_for(until_free(SimpleNamespace(throttler=t)), 30)
+        assert t.queue  # still busy: it had its turn, not a quiet moment
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def test_until_free_charges_nothing():
+    t = IdleRefillThrottler(dict(BUCKET), clock=Clock())
+    await asyncio.wait_for(until_free(SimpleNamespace(throttler=t)), 30)
+    assert t.config["tokens"] == 0 and not t.queue

@@ -75,3 +75,28 @@ async def test_a_publish_hook_that_raises_never_stops_the_prices(tmp_path):
                 pass  # the next poll's price arrives: the poll task is alive
     finally:
         await hub.stop()
+
+
+class LimiterFails(PaperExchange):
+    """A ``PacedTickers`` exchange whose limiter wait raises once (a bug in it)."""
+
+    fails = 1
+
+    async def tickers_ready(self) -> None:
+        if self.fails:
+            self.fails -= 1
+            raise RuntimeError("limiter bug")
+
+
+async def test_a_limiter_wait_that_raises_is_logged_and_the_poll_goes_on(tmp_path, caplog):
+    """Raised outside the cycle's try, it ended the poll task silently: no watch had a
+    price again."""
+    feed = StaticFeed(dict(MARKETS))
+    feed.set_price("BTC/USDT", D("100"))
+    hub = MarketHub(LimiterFails(feed, db_path=tmp_path / "p.sqlite"), poll_interval_s=0.05)
+    try:
+        async with hub.subscription("BTC/USDT") as stream:
+            assert (await asyncio.wait_for(anext(stream), timeout=30)).last == D("100")
+        assert "limiter bug" in caplog.text
+    finally:
+        await hub.stop()

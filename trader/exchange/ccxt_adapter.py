@@ -197,30 +197,36 @@ class CcxtExchange:
         markets = await self.load_markets()
         if unknown := [s for s in symbols if s not in markets]:
             raise BadSymbol(f"unknown symbol {unknown[0]!r} on {self.name}")
-        # Stamped with the request's start: an answer held up in flight (throttled, slow)
-        # must not look newer than a stream frame that arrived meanwhile (the hub orders
-        # prices by ``ts_ms``).
-        asked = int(time.time() * 1000)
         raw: dict[str, Any] = {}
+        asked: dict[str, int] = {}
         # One symbol: the single-ticker request, which exchanges weigh far less (Binance:
         # 2 against 80 for a symbols list) and ccxt's throttler lets through sooner.
         if len(symbols) > 1 and self._ex.has.get("fetchTickers"):
             batched = [s for s in symbols if s not in self._delisted]
             for i in range(0, len(batched), self.tickers_chunk_size):
                 chunk = batched[i : i + self.tickers_chunk_size]
+                asked |= dict.fromkeys(chunk, await _sent_at(self._md))
                 try:
                     raw.update(await self._call(self._md.fetch_tickers(chunk), client=self._md))
                 except BadSymbol:  # delisted since load_markets: must not starve the others
                     await self._one_by_one(chunk, raw)
         else:
             for symbol in symbols:
+                asked[symbol] = await _sent_at(self._ex)
                 raw[symbol] = await self._call(self._ex.fetch_ticker(symbol))
         out = {}
         for symbol in symbols:
-            t = cv.ticker(symbol, raw[symbol], asked) if symbol in raw else None
+            t = cv.ticker(symbol, raw[symbol], asked[symbol]) if symbol in raw else None
             if t is not None:
                 out[symbol] = self._last[symbol] = t
         return out
+
+    async def tickers_ready(self) -> None:
+        """Return at a poll's turn in the bucket of the client it goes out on
+        (``PacedTickers``): the market-data client's, or the order client's where the
+        exchange has no batch endpoint (``fetch_tickers`` asks symbol by symbol there)."""
+        batched = self._ex.has.get("fetchTickers")
+        await ccxt_throttle.until_free(self._md if batched else self._ex)
 
     async def _one_by_one(self, chunk: list[str], raw: dict[str, Any]) -> None:
         # Market data, so on the market-data client: a chunk of single requests on the order
@@ -465,3 +471,12 @@ class CcxtExchange:
         await self._md.close()
         await self._audit.close()
         await self._books.close()
+
+
+async def _sent_at(client: Any) -> int:
+    """The stamp of a ticker request about to go out on ``client`` (ms): taken at its
+    turn in its bucket (``until_free``), so an answer held up in flight (slow) never looks
+    newer than a stream frame that arrived meanwhile (the hub orders prices by ``ts_ms``),
+    and one held in the bucket never looks older than a request sent after it was asked."""
+    await ccxt_throttle.until_free(client)
+    return int(time.time() * 1000)

@@ -92,3 +92,17 @@ def resize(client: Any, capacity: float, *, clock: Callable[[], float] = time.mo
     client.throttler = IdleRefillThrottler(
         {**old.config, "capacity": cap, "tokens": cap}, old.loop, clock=clock
     )
+
+
+async def until_free(client: Any) -> None:
+    """Return at this caller's turn in ``client``'s bucket (queue order, once no debt is
+    owed), charging nothing: a request built then leaves as it is built unless another
+    was queued meanwhile, so what it asks for and its stamp are those of about the moment
+    it is sent, and never newer (a stamp that errs, errs older: safe, the hub prefers the
+    newer price). It takes a place in the queue like any request: a wait for an empty
+    queue was overtaken by every request queued meanwhile, and on a busy order client
+    (resting orders' lookups and polls) an order's ticker request starved. A rolling-window
+    limiter (not this bucket) returns at once."""
+    bucket = client.throttler
+    if isinstance(bucket, IdleRefillThrottler):
+        await bucket(0)

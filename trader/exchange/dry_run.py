@@ -18,7 +18,7 @@ from trader.core.errors import BadSymbol
 from trader.core.market import Balance, Candle, MarketInfo, Order, OrderRequest, Ticker
 from trader.exchange.feed import MarketTable
 from trader.exchange.paper import PaperExchange
-from trader.exchange.port import Exchange
+from trader.exchange.port import Exchange, PacedTickers
 
 Prices = Callable[[str], Awaitable[Ticker]]
 """Where a shadow's book takes a symbol's fresh price instead of asking the exchange (the
@@ -90,6 +90,12 @@ class DryRunExchange:
         tickers = await self.live.fetch_tickers(symbols)
         self.feed.update(tickers)
         return tickers
+
+    async def tickers_ready(self) -> None:
+        """As ``live``'s where it has one (``PacedTickers``): the hub's poll waits for the
+        live limiter before it chooses its symbols."""
+        if isinstance(self.live, PacedTickers):
+            await self.live.tickers_ready()
 
     async def _refresh(self, symbol: str) -> None:
         """Take a fresh real ticker before the paper book matches anything: from

@@ -136,3 +136,14 @@ class BookStream(Protocol):
     async def reconnect_books(self, connection: int) -> None:
         """Close stream connection ``connection``; the next watch on it dials anew."""
         ...
+
+
+@runtime_checkable
+class PacedTickers(Protocol):
+    """An exchange whose rate limiter may hold a ``fetch_tickers`` request back (ccxt's
+    bucket): the market hub waits for it before it chooses the symbols of its next poll."""
+
+    async def tickers_ready(self) -> None:
+        """Return at a ``fetch_tickers`` request's turn in the limiter (queue order, no
+        debt owed), taking nothing from it."""
+        ...

@@ -113,5 +113,6 @@ def build_hub(settings: Settings, exchange: Exchange) -> MarketHub:
         exchange,
         poll_interval_s=settings.market_poll_interval_s,
         max_price_age_s=settings.max_price_age_seconds,
+        order_price_age_s=settings.order_price_age_seconds,
         stream_stall_s=settings.stream_stall_seconds,
     )
