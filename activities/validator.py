@@ -131,8 +131,13 @@ class ValidatorActivities:
             unreadable |= more_unreadable
         account = _account(balances, orders, unreadable)
         fsm = await self._fsm_states(fsm_ids)
-        current += dv.compare_running(fsm, watchlist=setup.watchlist)
-        if legacy is not None:  # trades only against the legacy engine (unused in fsm mode)
+        # A whole side missing is one divergence; its per-symbol ones are left out meanwhile.
+        missing = dv.missing_sides(fsm, legacy)
+        current += missing
+        if not any(d.symbol == "fsm" for d in missing):
+            current += dv.compare_running(fsm, watchlist=setup.watchlist)
+        # Trades only against the legacy engine (unused in fsm mode), both sides there.
+        if legacy is not None and not missing:
             trades, failed = await self._part("ledger trades", self._trades(inp))
             if failed is not None:
                 current.append(failed)
@@ -197,6 +202,7 @@ class ValidatorActivities:
 
     async def _fsm_states(self, ids: dict[str, str]) -> dv.EngineView:
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+        unanswered: list[str] = []
 
         async def one(symbol: str, wf_id: str) -> CoinState | str | None:
             async with gate:
@@ -207,9 +213,11 @@ class ValidatorActivities:
                 except RPCError as exc:
                     if exc.status is RPCStatusCode.NOT_FOUND:
                         return None  # gone meanwhile: not running any more
+                    # No worker answered: timed out, or "no poller seen for task queue".
                     log.warning("state of %s unreadable: %s", wf_id, exc)
+                    unanswered.append(symbol)
                     return symbol
-                except WorkflowQueryFailedError as exc:
+                except WorkflowQueryFailedError as exc:  # a worker answered, with an error
                     log.warning("state of %s unreadable: %s", wf_id, exc)
                     return symbol
                 finally:
@@ -220,6 +228,7 @@ class ValidatorActivities:
         return dv.EngineView(
             symbols={s.symbol: dv.SideView.of(s) for s in got if isinstance(s, CoinState)},
             unreadable=sorted(s for s in got if isinstance(s, str)),
+            unanswered=sorted(unanswered),
         )
 
     async def _open_orders(

@@ -441,3 +441,51 @@ def test_a_standing_surplus_keeps_its_key_while_positions_open_and_close():
         dv.compare_exchange(holding, account({"BTC": "10000.0015"}), engine="fsm")[0].key,
     }
     assert len(keys) == 1
+
+
+# --- a whole side missing --------------------------------------------------------------------
+def _down(*symbols: str, answered: tuple[str, ...] = ()) -> dv.EngineView:
+    """The FSM side with ``symbols`` unreadable, all but ``answered`` for want of a worker."""
+    return dv.EngineView(
+        unreadable=sorted(symbols), unanswered=sorted(set(symbols) - set(answered))
+    )
+
+
+def test_an_fsm_side_no_worker_answers_is_one_divergence_for_the_side():
+    [d] = dv.missing_sides(_down("BTC/USDT", "ETH/USDT"), None)
+    assert (d.kind, d.symbol, d.key) == (K.SIDE_MISSING, "fsm", "side_missing:fsm:")
+    assert d.values == {"fsm": "2 unanswered"}
+
+
+@pytest.mark.parametrize(
+    "fsm",
+    [
+        _down("BTC/USDT", answered=("BTC/USDT",)),  # a worker answered, with an error
+        _down("BTC/USDT").model_copy(update={"symbols": view(coin(market=ETH_USDT)).symbols}),
+        dv.EngineView(),  # nothing running: symbol_not_running per watchlist symbol
+    ],
+)
+def test_a_side_with_one_answer_or_nothing_running_is_not_missing(fsm):
+    assert dv.missing_sides(fsm, None) == []
+
+
+def test_a_legacy_side_with_no_state_is_one_divergence_only_in_both_mode():
+    fsm = view(coin(), coin(market=ETH_USDT))
+    [d] = dv.missing_sides(fsm, dv.EngineView())
+    assert (d.kind, d.symbol) == (K.SIDE_MISSING, "legacy")
+    assert dv.missing_sides(fsm, view(coin())) == []  # one row is enough: per symbol
+    assert dv.missing_sides(dv.EngineView(), dv.EngineView()) == []  # nothing runs at all
+
+
+def test_a_side_missing_is_one_episode_while_it_lasts():
+    tol = dv.Tolerances()
+    tracker, reported = dv.DivergenceTracker(), []
+    for i in range(6):  # the same divergence whatever the count of unanswered symbols
+        tracker, new = dv.track(
+            tracker,
+            dv.missing_sides(_down(*["BTC/USDT", "ETH/USDT"][: 1 + i % 2]), None),
+            confirm_checks=tol.confirm_checks,
+            clear_checks=tol.clear_checks,
+        )
+        reported += new
+    assert [d.symbol for d in reported] == ["fsm"]

@@ -68,6 +68,9 @@ class DivergenceKind(str, Enum):
     """The exchange refused a symbol's open orders (e.g. delisted: BadSymbol)."""
     LEDGER_UNAVAILABLE = "ledger_unavailable"
     """The ledger could not be read: trades not compared, or dust unknown (no surplus)."""
+    SIDE_MISSING = "side_missing"
+    """A whole engine is not there (no worker answers the FSM's SymbolTraders; no legacy
+    state): one divergence for the side, its per-symbol ones not reported meanwhile."""
 
 
 class _View(BaseModel):
@@ -182,6 +185,9 @@ class EngineView(_View):
     """Closed trades of this engine since the validator started, oldest first."""
     unreadable: list[str] = []
     """Symbols it runs whose state could not be read: not compared, not gone."""
+    unanswered: list[str] = []
+    """Those of ``unreadable`` whose state query no worker answered (it timed out, or the
+    server saw no poller): the engine's worker may be gone, rather than the symbol broken."""
 
 
 class Divergence(_View):
