@@ -81,17 +81,26 @@ def _help(
     tasks: Sequence[str],
     counter: _Counter,
     out: Connection,
+    sending: typing.ContextManager[object],
 ) -> None:
-    """A forked helper: symbols from the shared counter until none is left."""
+    """A forked helper: symbols from the shared counter until none is left. Every helper
+    writes to the one pipe: ``sending`` (a lock they share) keeps each message whole (a
+    large one is several writes, which two helpers at once interleave: the caller then
+    reads a corrupt pickle)."""
+
+    def send(msg: object) -> None:
+        with sending:
+            out.send(msg)
+
     try:
         while (n := _take(counter)) < len(tasks):
             symbol, stats = tasks[n], ScanStats()
             done = run_fast({symbol: data[symbol]}, cfg, stats=stats)
             rows = [pack_trade(t) for t in done.trades[symbol]]
-            out.send((symbol, rows, done.holdings.get(symbol), stats))
-        out.send(None)
+            send((symbol, rows, done.holdings.get(symbol), stats))
+        send(None)
     except BaseException:  # the caller raises it (a helper must never leave it waiting)
-        out.send(traceback.format_exc())
+        send(traceback.format_exc())
     finally:
         out.close()
 
@@ -120,8 +129,9 @@ def run_parallel(
     ctx = multiprocessing.get_context("fork")
     counter = typing.cast(_Counter, ctx.Value("i", 0))
     receive, send = ctx.Pipe(duplex=False)
+    sending = ctx.Lock()
     helpers = [
-        ctx.Process(target=_help, args=(data, cfg, tasks, counter, send), daemon=True)
+        ctx.Process(target=_help, args=(data, cfg, tasks, counter, send, sending), daemon=True)
         for _ in range(n - 1)
     ]
     for helper in helpers:
