@@ -3,18 +3,31 @@ instead of one per symbol, for as long as it lasts (``track`` makes that one epi
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
+
 from trader.core.divergence.views import Divergence, DivergenceKind, EngineView
 
 
-def missing_sides(fsm: EngineView, legacy: EngineView | None) -> list[Divergence]:
+class MissingSides(BaseModel):
+    """Which sides are missing, and their one divergence each."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fsm: bool = False
+    legacy: bool = False
+    divergences: list[Divergence] = []
+
+
+def missing_sides(fsm: EngineView, legacy: EngineView | None) -> MissingSides:
     """The FSM side is missing when it runs SymbolTraders and none answered its ``state``
     query for want of a worker (an FSM shadow down: its workflows Running on the server,
     nobody polling their queue); one that answered with an error, or any one answering, is
     per symbol (``fsm_state_unavailable``). The legacy side (``both`` mode, ``legacy`` not
     None) is missing when its state holds no symbol of this exchange while the FSM runs
     some: the file absent or empty, the engine not running on this data dir. While a side
-    is missing the check compares nothing of it symbol by symbol; the primary's exchange
-    reconciliation goes on (an FSM primary's unreadable symbols are skipped there)."""
+    is missing its per-symbol and engine divergences go to ``track`` as ``held`` (counted,
+    not reported, not cleared); the primary's exchange reconciliation goes on (an FSM
+    primary's unreadable symbols are skipped there)."""
     out = []
     running = len(fsm.symbols) + len(fsm.unreadable)
     if fsm.unreadable and not fsm.symbols and set(fsm.unreadable) <= set(fsm.unanswered):
@@ -28,6 +41,7 @@ def missing_sides(fsm: EngineView, legacy: EngineView | None) -> list[Divergence
                 values={"fsm": f"{running} unanswered"},
             )
         )
+    fsm_missing = bool(out)
     if legacy is not None and running and not legacy.symbols and not legacy.unreadable:
         out.append(
             Divergence(
@@ -39,4 +53,4 @@ def missing_sides(fsm: EngineView, legacy: EngineView | None) -> list[Divergence
                 values={"legacy": "no state", "fsm": f"{running} running"},
             )
         )
-    return out
+    return MissingSides(fsm=fsm_missing, legacy=len(out) > fsm_missing, divergences=out)
