@@ -175,7 +175,10 @@ class ValidatorActivities:
                 self.metrics.divergence(d.kind.value)
             log.warning("divergence %s: %s", d.kind.value, d.detail)
         return c.ValidateResult(
-            tracker=tracker, reported=reported, current=len(current), symbols=len(symbols)
+            tracker=tracker,
+            reported=[c.ReportedDivergence.of(d) for d in reported],
+            current=len(current),
+            symbols=len(symbols),
         )
 
     async def _part(
