@@ -80,7 +80,8 @@ async def test_a_sell_at_max_hold_is_not_stalled_by_the_watch_completing_meanwhi
             assert due - time.time() > 2, "reached POSITION too late to close the gate in time"
             await asyncio.sleep(due - 1 - time.time())
             gate.open.clear()  # the worker is handed the timer's task; its reply waits here
-            await _watch_done(env, h.id, until=due + LAG_MS / 1000 + HOLD_AFTER_S)
+            # The watch never judges max hold: still pending past its own check's due time.
+            assert not await _watch_done(env, h.id, until=due + LAG_MS / 1000 + HOLD_AFTER_S)
             gate.open.set()
             await b.wait_phase(h, Phase.COOLDOWN, timeout=40)
             [trade] = await b.ledger.trades()
