@@ -223,7 +223,11 @@ class MarketActivities:
                         entry_price=inp.entry_price,
                         rules=rules,
                         entry_ts=inp.entry_ts,
-                        now=ticker.ts_ms / 1000,
+                        # Max hold is the workflow's timer alone (every SymbolTrader that
+                        # starts this watch races one): judged here too, the two fired in
+                        # one instant, and a workflow task cancelling a watch that had just
+                        # completed stalled on the test server (docs/migration.md, "Found").
+                        now=None,
                         params=p,
                     )
                     returning = decision.exit or time.monotonic() >= deadline

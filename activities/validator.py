@@ -131,15 +131,23 @@ class ValidatorActivities:
             unreadable |= more_unreadable
         account = _account(balances, orders, unreadable)
         fsm = await self._fsm_states(fsm_ids)
-        current += dv.compare_running(fsm, watchlist=setup.watchlist)
-        if legacy is not None:  # trades only against the legacy engine (unused in fsm mode)
+        # A whole side missing is one divergence; its per-symbol and engine ones are held
+        # meanwhile: counted (they neither clear nor restart), not reported.
+        sides = dv.missing_sides(fsm, legacy)
+        current += sides.divergences
+        held: list[dv.Divergence] = []
+        running = dv.compare_running(fsm, watchlist=setup.watchlist)
+        (held if sides.fsm else current).extend(running)
+        # Trades only against the legacy engine (unused in fsm mode).
+        if legacy is not None:
             trades, failed = await self._part("ledger trades", self._trades(inp))
             if failed is not None:
                 current.append(failed)
             else:
                 fsm = fsm.model_copy(update={"trades": _trades(trades or [], "fsm")})
                 legacy = legacy.model_copy(update={"trades": _trades(trades or [], "legacy")})
-            current += dv.compare_engines(fsm, legacy, setup.tolerances, watchlist=setup.watchlist)
+            engines = dv.compare_engines(fsm, legacy, setup.tolerances, watchlist=setup.watchlist)
+            (held if sides.fsm or sides.legacy else current).extend(engines)
         primary = {"fsm": fsm, "legacy": legacy}.get(setup.primary)
         if primary is not None:
             dust, failed = await self._part("ledger dust", self._dust(setup.exchange))
@@ -158,6 +166,7 @@ class ValidatorActivities:
             current,
             confirm_checks=setup.tolerances.confirm_checks,
             clear_checks=setup.tolerances.clear_checks,
+            held=held,
         )
         if reported:
             await asyncio.to_thread(self._log, inp, reported)
@@ -166,7 +175,10 @@ class ValidatorActivities:
                 self.metrics.divergence(d.kind.value)
             log.warning("divergence %s: %s", d.kind.value, d.detail)
         return c.ValidateResult(
-            tracker=tracker, reported=reported, current=len(current), symbols=len(symbols)
+            tracker=tracker,
+            reported=[c.ReportedDivergence.of(d) for d in reported],
+            current=len(current),
+            symbols=len(symbols),
         )
 
     async def _part(
@@ -197,6 +209,7 @@ class ValidatorActivities:
 
     async def _fsm_states(self, ids: dict[str, str]) -> dv.EngineView:
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+        unanswered: list[str] = []
 
         async def one(symbol: str, wf_id: str) -> CoinState | str | None:
             async with gate:
@@ -208,8 +221,10 @@ class ValidatorActivities:
                     if exc.status is RPCStatusCode.NOT_FOUND:
                         return None  # gone meanwhile: not running any more
                     log.warning("state of %s unreadable: %s", wf_id, exc)
+                    if _unanswered(exc):
+                        unanswered.append(symbol)
                     return symbol
-                except WorkflowQueryFailedError as exc:
+                except WorkflowQueryFailedError as exc:  # a worker answered, with an error
                     log.warning("state of %s unreadable: %s", wf_id, exc)
                     return symbol
                 finally:
@@ -220,6 +235,7 @@ class ValidatorActivities:
         return dv.EngineView(
             symbols={s.symbol: dv.SideView.of(s) for s in got if isinstance(s, CoinState)},
             unreadable=sorted(s for s in got if isinstance(s, str)),
+            unanswered=sorted(unanswered),
         )
 
     async def _open_orders(
@@ -269,6 +285,14 @@ class ValidatorActivities:
                     "primary": inp.setup.primary,
                 }
                 f.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def _unanswered(exc: RPCError) -> bool:
+    """No worker answered the query: it timed out, or the server saw no poller on its
+    queue. Any other error (the server refusing it, a bad request) is that symbol's."""
+    if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
+        return True
+    return exc.status is RPCStatusCode.FAILED_PRECONDITION and "poller" in exc.message.lower()
 
 
 def _account(

@@ -69,6 +69,7 @@ def test_histories_are_committed():
         "validator_check_failed",
         "validator_blind",
         "validator_moved_queue",
+        "validator_input_queue",
         "watch_handback",
     } <= names
 
@@ -514,8 +515,26 @@ def test_the_moved_validator_history_continued_as_new_on_its_own_queue_behind_it
     )
 
 
-async def test_the_moved_validator_history_needs_the_move(monkeypatch):
+@pytest.mark.parametrize("name", ["validator_moved_queue", "validator_input_queue"])
+async def test_the_moved_validator_history_needs_the_move(monkeypatch, name):
     """Replayed by code that stays on its queue, the history no longer matches: the replay
-    really runs the move."""
+    really runs the move (asked for by a ``configure`` signal, or by the input's
+    ``run_queue``)."""
     monkeypatch.setattr(HybridValidator, "_moving", lambda self: None)
-    await _fails_unsandboxed("validator_moved_queue")
+    await _fails_unsandboxed(name)
+
+
+def test_a_validator_whose_input_names_its_own_queue_moves_there_behind_its_patch():
+    """Its input carries ``run_queue`` (another queue than the one it runs on): after its
+    first check it continues as new there, behind the patch, with no ``configure``."""
+    events = json.loads(
+        (Path(__file__).parent / "histories" / "validator_input_queue.json").read_text()
+    )["events"]
+    started = events[0]["workflowExecutionStartedEventAttributes"]
+    assert _payload(started["input"])["setup"]["run_queue"] == "validator-own"
+    assert started["taskQueue"]["name"] != "validator-own"
+    assert _patch_ids("validator_input_queue") == [OWN_QUEUE_PATCH]
+    assert _event_types("validator_input_queue")["EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED"] == 0
+    assert _activities("validator_input_queue") == {"hybrid_validate": 1, "notify": 2}
+    moved = events[-1]["workflowExecutionContinuedAsNewEventAttributes"]
+    assert moved["taskQueue"]["name"] == "validator-own"

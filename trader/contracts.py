@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from trader.core import ids
-from trader.core.divergence import Divergence, DivergenceTracker, Tolerances
+from trader.core.divergence import Divergence, DivergenceTracker, Tolerances, divergence_key
 from trader.core.inventory import InventoryMove
 from trader.core.market import MarketInfo, Order, OrderSide, OrderType, Ticker, TimeInForce
 from trader.core.params import TraderParams
@@ -559,9 +559,29 @@ class ValidateInput(_Msg):
     tracker: DivergenceTracker
 
 
+class ReportedDivergence(_Msg):
+    """A divergence as the workflow reads it: ``kind`` is plain text, not the enum, so a
+    release that does not know a newer kind still decodes a result (or replays a history)
+    holding it. The same fields as ``Divergence``, so either reads the other's payload."""
+
+    kind: str
+    symbol: str
+    detail: str
+    values: dict[str, str]
+    fingerprint: str = ""
+
+    @classmethod
+    def of(cls, d: Divergence) -> ReportedDivergence:
+        return cls.model_validate(d.model_dump(mode="json"))
+
+    @property
+    def key(self) -> str:
+        return divergence_key(self.kind, self.symbol, self.fingerprint)
+
+
 class ValidateResult(_Msg):
     tracker: DivergenceTracker
-    reported: list[Divergence]
+    reported: list[ReportedDivergence]
     """Divergences reported by this check (logged and counted by the activity)."""
     current: int
     """Divergences seen on this check, reported or not."""

@@ -22,7 +22,6 @@ from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
-    from trader.core.divergence import Divergence
     from trader.core.messages import format_checks_failed, format_divergence
 
 CHECK_ATTEMPTS = 3
@@ -128,12 +127,12 @@ class HybridValidator:
                 workflow.logger.warning("divergence notification failed: %s", n.exception())
         self._notes = [n for n in self._notes if not n.done()]
 
-    def _notify(self, d: Divergence) -> None:
+    def _notify(self, d: c.ReportedDivergence) -> None:
         """In the background: a notification never holds up the next check. The key is in
         history before the activity runs (the check and the divergence's key), so a retry
         sends it once; a divergence reported again after it cleared has a new check."""
-        text = format_divergence(kind=d.kind.value, detail=d.detail, values=d.values)
-        self._send(d.symbol, text, d.key, summary=f"notify divergence {d.kind.value}")
+        text = format_divergence(kind=d.kind, detail=d.detail, values=d.values)
+        self._send(d.symbol, text, d.key, summary=f"notify divergence {d.kind}")
 
     def _send(self, symbol: str, text: str, key: str, *, summary: str = "notify") -> None:
         self._notes.append(

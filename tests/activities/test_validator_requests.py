@@ -73,7 +73,7 @@ async def test_a_check_of_100_symbols_lists_open_orders_once_off_the_order_path(
         # One all-symbols listing, not one request per symbol...
         assert srv.stats[OPEN_ORDERS] == 1, dict(srv.stats)
         # ...that still sees the order nobody placed...
-        unknown = [d for d in result.reported if d.kind is DivergenceKind.UNKNOWN_ORDER]
+        unknown = [d for d in result.reported if d.kind == DivergenceKind.UNKNOWN_ORDER]
         assert [(d.symbol, d.fingerprint) for d in unknown] == [("BTC/USDT", UNKNOWN_ORDER_ID)]
         # ...and neither it nor the balances are charged to the order path's throttler (an
         # order never waits behind a check).
@@ -96,7 +96,7 @@ async def test_the_per_symbol_reads_are_off_the_order_path_too(
     async with sim_and_adapter(tmp_path, extra_markets=2, exchange_cls=_PerSymbol) as (srv, ex):
         result = await _one_check(dev_env, tmp_path, srv, ex, 2)
         assert srv.stats[OPEN_ORDERS] == 3, dict(srv.stats)
-        unknown = [d for d in result.reported if d.kind is DivergenceKind.UNKNOWN_ORDER]
+        unknown = [d for d in result.reported if d.kind == DivergenceKind.UNKNOWN_ORDER]
         assert [d.symbol for d in unknown] == ["BTC/USDT"]
         assert ex._ex.last_request_url is None, ex._ex.last_request_url
 

@@ -3,7 +3,9 @@ generated random walks with gaps and flat candles, across the rules' modes."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import threading
 from dataclasses import fields
 from decimal import Decimal
 from typing import Any
@@ -13,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SHARED_DATA
-from trader.backtest.data import load_path
+from trader.backtest.data import Series, load_path
 from trader.backtest.fast import ScanStats, run_fast
 from trader.backtest.generate import random_walk
 from trader.backtest.parallel import pack_trade, run_parallel, unpack_trade
@@ -129,6 +131,41 @@ def test_parallel_workers_make_the_same_trades(max_trades: int, workers: int) ->
     assert sum(len(t) for t in trades.trades.values()) > 40
     # every symbol's stats come back once, from whichever process ran it
     assert (stats.exact_points, stats.scans) == (one.exact_points, one.scans)
+
+
+class _DiesSent(str):
+    """A symbol that kills the process pickling it, unless it is the caller: a helper
+    dies in the middle of sending its result (as one killed by the OOM killer would)."""
+
+    caller = os.getpid()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if os.getpid() != self.caller:
+            os._exit(3)
+        return super().__reduce_ex__(protocol)
+
+
+def test_a_helper_that_dies_mid_run_fails_the_run_instead_of_hanging() -> None:
+    """Every symbol a helper runs kills it while it sends: the run raises (it used to hang
+    when the helper died holding the pipe's lock: the others blocked on it forever)."""
+    data: dict[str, Series] = {
+        _DiesSent(f"D{n}/BTC"): random_walk(f"D{n}/BTC", 3_000, seed=60 + n) for n in range(6)
+    }
+    cfg = SimConfig(TraderParams(quote_budgets=BUDGETS, drop_trigger_pct=Decimal(1), max_trades=6))
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_parallel(data, cfg, workers=3)
+        except BaseException as exc:
+            raised.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=120)  # a generous deadline: the run itself takes well under a second
+    assert not runner.is_alive(), "run_parallel hung after a helper died"
+    [exc] = raised
+    assert isinstance(exc, RuntimeError) and "died" in str(exc)
 
 
 def test_a_trade_crosses_the_process_boundary_exactly() -> None:

@@ -441,3 +441,109 @@ def test_a_standing_surplus_keeps_its_key_while_positions_open_and_close():
         dv.compare_exchange(holding, account({"BTC": "10000.0015"}), engine="fsm")[0].key,
     }
     assert len(keys) == 1
+
+
+# --- a whole side missing --------------------------------------------------------------------
+def _down(*symbols: str, answered: tuple[str, ...] = ()) -> dv.EngineView:
+    """The FSM side with ``symbols`` unreadable, all but ``answered`` for want of a worker."""
+    return dv.EngineView(
+        unreadable=sorted(symbols), unanswered=sorted(set(symbols) - set(answered))
+    )
+
+
+def test_an_fsm_side_no_worker_answers_is_one_divergence_for_the_side():
+    sides = dv.missing_sides(_down("BTC/USDT", "ETH/USDT"), None)
+    [d] = sides.divergences
+    assert (sides.fsm, sides.legacy) == (True, False)
+    assert (d.kind, d.symbol, d.key) == (K.SIDE_MISSING, "fsm", "side_missing:fsm:")
+    assert d.values == {"fsm": "2 unanswered"}
+
+
+@pytest.mark.parametrize(
+    "fsm",
+    [
+        _down("BTC/USDT", answered=("BTC/USDT",)),  # a worker answered, with an error
+        _down("BTC/USDT").model_copy(update={"symbols": view(coin(market=ETH_USDT)).symbols}),
+        dv.EngineView(),  # nothing running: symbol_not_running per watchlist symbol
+    ],
+)
+def test_a_side_with_one_answer_or_nothing_running_is_not_missing(fsm):
+    assert dv.missing_sides(fsm, None) == dv.MissingSides()
+
+
+def test_a_legacy_side_with_no_state_is_one_divergence_only_in_both_mode():
+    fsm = view(coin(), coin(market=ETH_USDT))
+    sides = dv.missing_sides(fsm, dv.EngineView())
+    [d] = sides.divergences
+    assert (d.kind, d.symbol, sides.fsm, sides.legacy) == (K.SIDE_MISSING, "legacy", False, True)
+    nothing = dv.MissingSides()
+    assert dv.missing_sides(fsm, view(coin())) == nothing  # one row is enough: per symbol
+    assert dv.missing_sides(dv.EngineView(), dv.EngineView()) == nothing  # nothing runs
+
+
+def test_a_side_missing_is_one_episode_while_it_lasts():
+    tol = dv.Tolerances()
+    tracker, reported = dv.DivergenceTracker(), []
+    for i in range(6):  # the same divergence whatever the count of unanswered symbols
+        tracker, new = dv.track(
+            tracker,
+            dv.missing_sides(_down(*["BTC/USDT", "ETH/USDT"][: 1 + i % 2]), None).divergences,
+            confirm_checks=tol.confirm_checks,
+            clear_checks=tol.clear_checks,
+        )
+        reported += new
+    assert [d.symbol for d in reported] == ["fsm"]
+
+
+def _checks(fsm_views, legacy_views=None, watchlist=()):
+    """What the activity does with each check's views: a missing side's own divergences
+    held (counted, not reported), the rest reported by ``track``; the symbols reported."""
+    tol, tracker, out = dv.Tolerances(), dv.DivergenceTracker(), []
+    for i, fsm in enumerate(fsm_views):
+        legacy = legacy_views[i] if legacy_views else None
+        sides = dv.missing_sides(fsm, legacy)
+        running = dv.compare_running(fsm, watchlist=watchlist)
+        engines = dv.compare_engines(fsm, legacy) if legacy is not None else []
+        tracker, new = dv.track(
+            tracker,
+            [
+                *sides.divergences,
+                *([] if sides.fsm else running),
+                *([] if sides.fsm or sides.legacy else engines),
+            ],
+            held=[*(running if sides.fsm else []), *(engines if sides.fsm or sides.legacy else [])],
+            confirm_checks=tol.confirm_checks,
+            clear_checks=tol.clear_checks,
+        )
+        out.append([f"{d.kind.value}:{d.symbol}" for d in new])
+    return out
+
+
+def test_a_symbol_unreadable_on_every_check_is_reported_though_its_side_blinks_missing():
+    """A degraded worker answers BTC on every other check and never ETH: the checks
+    alternate between side_missing and ETH's fsm_state_unavailable, neither seen twice in a
+    row; ETH's count goes on while its side is missing, so it is reported at check 2."""
+    half = _down("ETH/USDT").model_copy(update={"symbols": view(coin()).symbols})
+    reported = _checks([_down("BTC/USDT", "ETH/USDT"), half] * 3)
+    assert reported == [[], ["fsm_state_unavailable:ETH/USDT"], [], [], [], []]
+
+
+def test_a_side_missing_longer_than_clear_checks_keeps_what_stood_before():
+    """What stands before an outage of either side longer than ``clear_checks`` and is
+    still computed meanwhile (a watchlist symbol not running, a symbol only legacy runs, a
+    trade only one engine made) is reported once: not cleared by the outage, re-sent after."""
+    fsm_up, fsm_down = view(coin()), _down("BTC/USDT")
+    legacy = view(coin(), coin(market=ETH_USDT))
+    wl = ("BTC/USDT", "XRP/USDT")
+    reported = _checks([fsm_up] * 2 + [fsm_down] * 5 + [fsm_up] * 3, [legacy] * 10, wl)
+    stood = ["symbol_missing:ETH/USDT", "symbol_not_running:XRP/USDT"]
+    assert sorted(sum(reported, [])) == ["side_missing:fsm", *stood]
+    traded = fsm_up.model_copy(update={"trades": [trade()]})
+    reported = _checks(
+        [traded] * 10, [view(coin())] * 2 + [dv.EngineView()] * 5 + [view(coin())] * 3
+    )
+    assert sorted(sum(reported, [])) == [
+        "realized_pnl:BTC/USDT",
+        "side_missing:legacy",
+        "trades:BTC/USDT",
+    ]

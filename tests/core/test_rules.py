@@ -164,6 +164,20 @@ def test_exit_rules(price, trailing, held_s, reason):
     assert decision.reason is reason and decision.exit is (reason is not None)
 
 
+@pytest.mark.parametrize(("price", "reason"), [("100", None), ("97", ExitReason.STOP_LOSS)])
+def test_without_a_clock_max_hold_is_left_to_the_callers_timer(price, reason):
+    # The SymbolTrader's exit watch: the workflow's max-hold timer is that rule's one clock.
+    decision = evaluate_exit(
+        price=D(price),
+        entry_price=D(100),
+        rules=ExitRulesState.opened(D(100)),
+        entry_ts=1000.0,
+        now=None,
+        params=P,
+    )
+    assert decision.reason is reason and decision.exit is (reason is not None)
+
+
 def test_exit_levels_and_disabled_levels():
     assert exit_levels(D(100), P) == (D("103"), D("98"))
     off = P.model_copy(

@@ -322,6 +322,27 @@ async def validator_moved_queue(env, tmp: Path) -> None:
     print(f"validator_moved_queue: {len(history.events)} events")
 
 
+async def validator_input_queue(env, tmp: Path) -> None:
+    """Behind the "validator-own-queue" patch: a validator whose input already names its
+    own queue (``run_queue``) while it runs on another reports an unknown order on its first
+    check and continues as new on its own queue (no ``configure`` signal)."""
+    from tests.workflows.validator_rig import own_queue_worker, place_unknown_order, validator
+    from trader.observe.metrics import TraderMetrics
+
+    async with _dev_server() as dev, bench(dev.client, tmp) as b:
+        await place_unknown_order(b.exchange)
+        async with validator(b, tmp, confirm_checks=1, run_queue="validator-own") as v:
+            async with own_queue_worker(b, v, "validator-own", TraderMetrics("test")):
+                for _ in range(600):
+                    if (await v.handle.describe()).task_queue == "validator-own":
+                        break
+                    await asyncio.sleep(0.1)
+            first = dev.client.get_workflow_handle(v.handle.id, run_id=v.first_run_id)
+            history = await first.fetch_history()
+    (OUT / "validator_input_queue.json").write_text(history.to_json())
+    print(f"validator_input_queue: {len(history.events)} events")
+
+
 async def validator_reported(env, tmp: Path) -> None:
     """Three checks, the unknown order reported (a notify in the background), then
     continue-as-new."""
@@ -388,6 +409,7 @@ RECORDINGS = {
     "validator_check_failed": validator_check_failed,
     "validator_blind": validator_blind,
     "validator_moved_queue": validator_moved_queue,
+    "validator_input_queue": validator_input_queue,
     "watch_handback": watch_handback,
 }
 

@@ -228,6 +228,7 @@ async def bench(
     notify_with: Notifier | None = None,
     ledger_target: str | Path | None = None,
     hub_options: dict[str, float] | None = None,
+    worker_client: Client | None = None,
 ) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets.
@@ -236,7 +237,9 @@ async def bench(
     ``@activity.defn(name=...)`` with a real one's name) that replace them on the worker.
     ``notify_with``: the notify activity's notifier (e.g. Telegram on the local fake) instead
     of the bench's ``LogNotifier``. ``hub_options``: more ``MarketHub`` settings
-    (``max_price_age_s``, ``stream_stall_s``)."""
+    (``max_price_age_s``, ``stream_stall_s``). ``worker_client``: the main queue's worker
+    (workflows, orders) connects through it, e.g. a ``TcpGate``'s; the watch worker and the
+    test's own calls stay on ``client``."""
     feed = feed or StaticFeed(dict(MARKETS))
     for symbol, price in (prices or {"BTC/USDT": "100", "ETH/USDT": "2000"}).items():
         feed.set_price(symbol, D(price))
@@ -278,7 +281,7 @@ async def bench(
     assert not unknown, f"no activity to stand in for: {sorted(unknown)}"
     acts = real | replaced
     main = Worker(
-        client,
+        worker_client or client,
         task_queue=tq,
         workflows=[SymbolTrader, Portfolio],
         activities=list(acts.values()),

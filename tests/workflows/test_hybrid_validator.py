@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 
 from activities.validator import ValidatorActivities, divergence_log_path
 from tests.workflows.harness import TEST_PARAMS, Bench, TraderHandle, bench
-from tests.workflows.unreadable_trader import UnreadableTrader
+from tests.workflows.unreadable_trader import IdleTrader, UnreadableTrader
 from tests.workflows.validator_rig import (
     PREVIOUS_SHAPE_DROPS,
     UNKNOWN_ORDER_ID,
@@ -62,11 +62,13 @@ def _sent(b: Bench, kind: str) -> list[str]:
     return [t for t in b.notifier.sent if f"divergence {kind}:" in t]
 
 
-async def _reported_once(v: ValidatorRig, b: Bench, kind: str) -> dict[str, object]:
+async def _reported_once(
+    v: ValidatorRig, b: Bench, kind: str, *, timeout: float = 60
+) -> dict[str, object]:
     """Reported, then not again over ``CHECKS_AFTER`` more checks: one line, one count,
     one notification."""
-    line = await v.wait_line(kind)
-    await v.wait_checks(int(str(line["check"])) + CHECKS_AFTER)
+    line = await v.wait_line(kind, timeout=timeout)
+    await v.wait_checks(int(str(line["check"])) + CHECKS_AFTER, timeout=timeout)
     assert len(v.lines(kind)) == 1, v.lines(kind)
     assert v.counted(kind) == 1
     for _ in range(50):  # the notification runs in the background of the workflow
@@ -183,6 +185,56 @@ async def test_a_symbol_whose_state_cannot_be_read_keeps_its_order(dev_env, tmp_
                     assert v.lines("unknown_order") == [] and v.lines("symbol_not_running") == []
             finally:
                 await trader.terminate("test over")
+
+
+async def test_an_fsm_side_with_no_worker_is_one_divergence_per_outage(dev_env, tmp_path):
+    """The FSM shadow down: its SymbolTraders Running on the server, no worker to answer
+    their ``state`` query. Reported once as the side missing (one line, one count, one
+    notification), never once per symbol; a worker back ends the episode after
+    ``clear_checks``, and the next outage is reported again, once."""
+    symbols = ("BTC/USDT", "ETH/USDT")
+    async with bench(dev_env.client, tmp_path) as b:
+        queue = f"shadow-{uuid.uuid4().hex[:8]}"
+
+        def serving() -> Worker:
+            return Worker(b.client, task_queue=queue, workflows=[IdleTrader])
+
+        traders = []
+        try:
+            async with serving():
+                for symbol in symbols:
+                    traders.append(
+                        await b.client.start_workflow(
+                            IdleTrader.run,
+                            symbol,
+                            id=f"trader:paper:{symbol.replace('/', '-')}:{queue}",
+                            task_queue=queue,
+                            search_attributes=TypedSearchAttributes(
+                                [
+                                    SearchAttributePair(sa.TRADING_SYMBOL, symbol),
+                                    SearchAttributePair(sa.TRADING_EXCHANGE, "paper"),
+                                ]
+                            ),
+                        )
+                    )
+                async with validator(b, tmp_path, task_queue=queue, watchlist=symbols) as v:
+                    await v.wait_checks(2)
+                    assert v.lines() == []  # both answer: nothing to report
+            # The worker is gone; the workflows run on with nobody to answer.
+            async with validator(b, tmp_path, task_queue=queue, watchlist=symbols) as v:
+                line = await _reported_once(v, b, "side_missing", timeout=120)
+                assert line["symbol"] == "fsm" and line["values"] == {"fsm": "2 unanswered"}
+                assert v.lines("fsm_state_unavailable") == [], v.lines()
+                async with serving():  # back: the episode ends after clear_checks
+                    now = (await v.progress()).check
+                    back = await v.wait_checks(now + Tolerances().clear_checks + 1, timeout=120)
+                    assert not [k for k in back.tracker.reported if "side_missing" in k]
+                    assert len(v.lines()) == 1, v.lines()
+                await v.wait_line("side_missing", n=2, timeout=120)  # the next outage
+                assert v.lines("fsm_state_unavailable") == [], v.lines()
+        finally:
+            for t in traders:
+                await t.terminate("test over")
 
 
 async def test_a_symbol_whose_workflow_ended_while_holding_is_reported(dev_env, tmp_path):

@@ -82,9 +82,10 @@ async def test_exit_rules(ts_env, tmp_path, moves, reason):
 
 
 async def test_max_hold_exit_is_a_workflow_timer(dev_env, tmp_path):
-    # On the real server: the Java time-skipping server refuses a workflow task in which the
-    # watch's own max-hold exit and the 3 s workflow timer complete together, and never
-    # resends it (sdk-java#3088), which made this test flaky under load.
+    # On the real server. Moved here when the watch still judged max hold too: the Java
+    # time-skipping server refused a workflow task in which the watch's own max-hold exit
+    # and the 3 s workflow timer completed together (sdk-java#2391), which made this test
+    # flaky under load. The watch leaves max hold to the timer now (test_max_hold_tie.py).
     async with bench(dev_env.client, tmp_path) as b:
         h = await b.start(max_hold_minutes=D("0.05"))  # 3 s
         await b.wait_phase(h, Phase.IDLE)

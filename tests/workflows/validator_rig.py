@@ -224,10 +224,12 @@ async def validator(
     task_queue: str | None = None,
     watchlist: tuple[str, ...] = ("BTC/USDT",),
     previous_input: bool = False,
+    run_queue: str | None = None,
 ) -> AsyncIterator[ValidatorRig]:
     """``exchange``, ``ledger``: the validator's view of them (default the bench's);
     ``task_queue``: the deployment whose SymbolTraders it reads (default the bench's);
-    ``previous_input``: started with the input shape of the previous release."""
+    ``previous_input``: started with the input shape of the previous release;
+    ``run_queue``: its setup's own queue (default none: it stays where it is started)."""
     metrics = TraderMetrics("test")
     log = divergence_log_path(tmp_path)
     acts = ValidatorActivities(
@@ -247,6 +249,7 @@ async def validator(
         tolerances=Tolerances(confirm_checks=confirm_checks),
         checks_per_run=checks_per_run,
         notify=notify,
+        run_queue=run_queue,
     )
     worker = Worker(
         b.client,

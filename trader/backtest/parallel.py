@@ -19,6 +19,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from decimal import Decimal
+from multiprocessing import connection
 from multiprocessing.connection import Connection
 from operator import attrgetter
 
@@ -82,7 +83,9 @@ def _help(
     counter: _Counter,
     out: Connection,
 ) -> None:
-    """A forked helper: symbols from the shared counter until none is left."""
+    """A forked helper: symbols from the shared counter until none is left, each result on
+    its own pipe (one writer per pipe: a message is never interleaved with another's, and
+    a helper that dies leaves only its pipe at EOF), then ``None``, its end marker."""
     try:
         while (n := _take(counter)) < len(tasks):
             symbol, stats = tasks[n], ScanStats()
@@ -119,14 +122,16 @@ def run_parallel(
     tasks = sorted(data, key=lambda s: (-len(data[s]), s))
     ctx = multiprocessing.get_context("fork")
     counter = typing.cast(_Counter, ctx.Value("i", 0))
-    receive, send = ctx.Pipe(duplex=False)
-    helpers = [
-        ctx.Process(target=_help, args=(data, cfg, tasks, counter, send), daemon=True)
-        for _ in range(n - 1)
-    ]
-    for helper in helpers:
-        helper.start()
-    send.close()  # the helpers hold it: all closed without a word is an error
+    busy: dict[Connection, multiprocessing.process.BaseProcess] = {}
+    for _ in range(n - 1):
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_help, args=(data, cfg, tasks, counter, send), daemon=True)
+        proc.start()
+        # Closed here before the next fork: only its helper holds it, so its EOF is that
+        # helper's end (with or without its end marker).
+        send.close()
+        busy[receive] = proc
+    helpers, pipes = list(busy.values()), list(busy)
     trades: dict[str, list[Trade]] = {}
     holdings: dict[str, Holding] = {}
     total = stats if stats is not None else ScanStats()
@@ -139,24 +144,29 @@ def run_parallel(
         if progress is not None:
             progress(len(data[symbol]))
 
-    busy = len(helpers)
-
     def collect(*, wait: bool) -> None:
         """The helpers' results so far (``wait``: until they are all done)."""
-        nonlocal busy
-        while busy and (wait or receive.poll()):
-            try:
-                msg = receive.recv()
-            except EOFError:
-                raise RuntimeError("a backtest worker process died") from None
-            if msg is None:
-                busy -= 1
-            elif isinstance(msg, str):
-                raise RuntimeError(f"a backtest worker failed:\n{msg}")
-            else:
-                symbol, rows, held, part = msg
-                trades[symbol] = [unpack_trade(row) for row in rows]
-                add(symbol, held, part)
+        while busy:
+            ready = connection.wait(list(busy), timeout=None if wait else 0)
+            if not ready:
+                return
+            for receive in typing.cast(list[Connection], ready):
+                try:
+                    msg = receive.recv()
+                except EOFError:
+                    busy[receive].join(timeout=5)
+                    code = busy[receive].exitcode
+                    raise RuntimeError(
+                        f"a backtest worker process died (exit code {code})"
+                    ) from None
+                if msg is None:
+                    del busy[receive]
+                elif isinstance(msg, str):
+                    raise RuntimeError(f"a backtest worker failed:\n{msg}")
+                else:
+                    symbol, rows, held, part = msg
+                    trades[symbol] = [unpack_trade(row) for row in rows]
+                    add(symbol, held, part)
 
     try:
         while (i := _take(counter)) < len(tasks):
@@ -171,7 +181,8 @@ def run_parallel(
             helper.kill()  # their results are no longer wanted
         raise
     finally:
-        receive.close()
+        for receive in pipes:
+            receive.close()
         for helper in helpers:
             helper.join(timeout=5)
             if helper.is_alive():

@@ -341,11 +341,12 @@ def exit_reason(
     entry_price: Decimal,
     trailing_trigger: Decimal,
     entry_ts: float,
-    now: float,
+    now: float | None,
     params: TraderParams,
 ) -> ExitReason | None:
     """``evaluate_exit``'s reason without the decision (None: hold; the backtest's hot
-    path): stop-loss, take-profit, trailing stop, max hold, in that priority."""
+    path): stop-loss, take-profit, trailing stop, max hold, in that priority. ``now``
+    None: max hold is not judged here (the caller's timer owns it)."""
     tp, sl = exit_levels(entry_price, params)
     if sl > 0 and price <= sl:
         return ExitReason.STOP_LOSS
@@ -354,7 +355,11 @@ def exit_reason(
     if trailing_trigger > 0 and price <= trailing_trigger:
         return ExitReason.TRAILING_STOP
     # Time is not money: float seconds are fine here.
-    if params.max_hold_minutes > 0 and now - entry_ts >= float(params.max_hold_minutes) * 60:
+    if (
+        now is not None
+        and params.max_hold_minutes > 0
+        and now - entry_ts >= float(params.max_hold_minutes) * 60
+    ):
         return ExitReason.MAX_HOLD
     return None
 
@@ -365,10 +370,14 @@ def evaluate_exit(
     entry_price: Decimal,
     rules: ExitRulesState,
     entry_ts: float,
-    now: float,
+    now: float | None,
     params: TraderParams,
 ) -> ExitDecision:
-    """Exit check in priority order: stop-loss, take-profit, trailing stop, max hold."""
+    """Exit check in priority order: stop-loss, take-profit, trailing stop, max hold.
+
+    ``now`` is the clock max hold is judged on; None leaves max hold out, for a check
+    whose caller holds a timer for it (the SymbolTrader's exit watch: the workflow's timer
+    is the one clock of that rule, docs/migration.md, "Found")."""
     trailing = rules.trailing
     reason = exit_reason(
         price=price,
@@ -387,6 +396,7 @@ def evaluate_exit(
         detail = f"price {price} >= take-profit {tp}"
     elif reason is ExitReason.TRAILING_STOP:
         detail = f"price {price} <= trailing stop {trailing.trigger} (peak {trailing.peak})"
-    else:
+    else:  # max hold: only judged with a clock
+        assert now is not None
         detail = f"held {now - entry_ts:.0f}s >= max hold"
     return ExitDecision(exit=True, reason=reason, price=price, detail=detail)

@@ -11,9 +11,8 @@ its timers fire to the millisecond (the dev server's fire at 1 s resolution). Th
 engine runs on the wall clock. So both read the same point at the same instant, and a
 decision, a deadline and the fill it leads to land in the same point as long as each
 engine reacts within ``point_ms``: a slower reaction shows up as a different price or
-point in the comparison, never as a silent pass. The FSM's tickers are stamped
-``WATCH_LAG_MS`` behind its clock, so its max-hold timer never ties with the watch's own
-max-hold check (a tie stalls the workflow on the test server: docs/migration.md, "Found").
+point in the comparison, never as a silent pass. Max hold is the FSM's timer alone (its
+exit watch leaves that rule to it: docs/migration.md, "Found").
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from activities.notify import LogNotifier, NotifyActivities
 from activities.portfolio import PortfolioActivities, SlotBoard
 from trader import contracts as c
 from trader.core import ids
-from trader.core.market import Order, OrderSide, Ticker
+from trader.core.market import Order, OrderSide
 from trader.core.params import TraderParams
 from trader.core.state import CoinState
 from trader.exchange.paper import PaperExchange
@@ -163,21 +162,6 @@ def _row(feed: PointFeed, buy: Order, sell: Order | None, reason: str) -> TradeR
     )
 
 
-WATCH_LAG_MS = 300
-"""How much older than the server's clock the FSM's tickers are stamped (prices are not
-moved): the watch's own max-hold check then comes after the workflow's max-hold timer,
-never in the same instant (docs/migration.md, "Found": that race stalls a workflow on the
-test server)."""
-
-
-class _TimerFirst(PaperExchange):
-    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        tickers = await super().fetch_tickers(symbols)
-        return {
-            s: t.model_copy(update={"ts_ms": t.ts_ms - WATCH_LAG_MS}) for s, t in tickers.items()
-        }
-
-
 def _end(s: CoinState) -> str:
     return f"{s.phase.value} since {s.phase_since:.3f}: {s.note} {s.last_error or ''}".strip()
 
@@ -213,7 +197,7 @@ class ParityRun:
         legacy_ex = PaperExchange(
             legacy_feed, db_path=self.work / "legacy-paper.sqlite", quote_balances=balances
         )
-        fsm_ex = _TimerFirst(
+        fsm_ex = PaperExchange(
             fsm_feed,
             db_path=self.work / "fsm-paper.sqlite",
             quote_balances=balances,

@@ -3,7 +3,8 @@
 ``compare_engines`` (engines.py) and ``compare_exchange`` / ``compare_running``
 (account.py) take what the ``hybrid_validate`` activity gathered (each engine's symbols as
 ``SideView``, its ledger trades as ``TradeView``, the exchange's balances and open orders)
-and return every ``Divergence`` they see now; ``track`` decides which of them to report:
+and return every ``Divergence`` they see now (``missing_sides``, sides.py: one for a whole
+engine that is not there, its per-symbol ones held); ``track`` decides which of them to report:
 a divergence is reported once it has been seen on ``confirm_checks`` consecutive checks
 (two engines a moment apart are not a divergence), then not again while it stays the same;
 one that is absent for ``clear_checks`` consecutive checks and comes back is reported
@@ -19,6 +20,7 @@ from trader.core.divergence.account import (
     unreadable_legacy,
 )
 from trader.core.divergence.engines import compare_engines
+from trader.core.divergence.sides import MissingSides, missing_sides
 from trader.core.divergence.views import (
     ORDER_PHASES,
     Divergence,
@@ -31,6 +33,7 @@ from trader.core.divergence.views import (
     SideView,
     Tolerances,
     TradeView,
+    divergence_key,
     track,
 )
 
@@ -43,6 +46,7 @@ __all__ = [
     "EngineView",
     "ExchangeOrder",
     "ExchangeView",
+    "MissingSides",
     "PhaseClass",
     "SideView",
     "Tolerances",
@@ -50,7 +54,9 @@ __all__ = [
     "compare_engines",
     "compare_exchange",
     "compare_running",
+    "divergence_key",
     "ledger_unavailable",
+    "missing_sides",
     "track",
     "unreadable_legacy",
 ]

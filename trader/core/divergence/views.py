@@ -68,6 +68,9 @@ class DivergenceKind(str, Enum):
     """The exchange refused a symbol's open orders (e.g. delisted: BadSymbol)."""
     LEDGER_UNAVAILABLE = "ledger_unavailable"
     """The ledger could not be read: trades not compared, or dust unknown (no surplus)."""
+    SIDE_MISSING = "side_missing"
+    """A whole engine is not there (no worker answers the FSM's SymbolTraders; no legacy
+    state): one divergence for the side, its per-symbol ones not reported meanwhile."""
 
 
 class _View(BaseModel):
@@ -182,6 +185,9 @@ class EngineView(_View):
     """Closed trades of this engine since the validator started, oldest first."""
     unreadable: list[str] = []
     """Symbols it runs whose state could not be read: not compared, not gone."""
+    unanswered: list[str] = []
+    """Those of ``unreadable`` whose state query no worker answered (it timed out, or the
+    server saw no poller): the engine's worker may be gone, rather than the symbol broken."""
 
 
 class Divergence(_View):
@@ -196,7 +202,12 @@ class Divergence(_View):
 
     @property
     def key(self) -> str:
-        return f"{self.kind.value}:{self.symbol}:{self.fingerprint}"
+        return divergence_key(self.kind.value, self.symbol, self.fingerprint)
+
+
+def divergence_key(kind: str, symbol: str, fingerprint: str) -> str:
+    """What the tracker knows a divergence by (``Divergence.key``)."""
+    return f"{kind}:{symbol}:{fingerprint}"
 
 
 class DivergenceTracker(_View):
@@ -232,15 +243,22 @@ def track(
     *,
     confirm_checks: int,
     clear_checks: int,
+    held: Sequence[Divergence] = (),
 ) -> tuple[DivergenceTracker, list[Divergence]]:
     """The tracker after this check and the divergences to report now: one is reported
     after ``confirm_checks`` consecutive checks, and its episode ends (it is forgotten)
-    only after ``clear_checks`` consecutive checks without it."""
+    only after ``clear_checks`` consecutive checks without it. ``held``: those of a side
+    that is missing (``missing_sides``), seen but not reported on this check: their count
+    goes on and they do not clear, so an outage neither hides one that stays (a side that
+    blinks missing on every other check) nor ends a standing one's episode."""
     keys = {d.key: d for d in current}
-    seen = {k: tracker.seen.get(k, 0) + 1 for k in keys}
-    absent = {k: tracker.absent.get(k, 0) + 1 for k in tracker.reported if k not in keys}
+    kept = {d.key for d in held} - keys.keys()
+    seen = {k: tracker.seen.get(k, 0) + 1 for k in [*keys, *sorted(kept)]}
+    absent = {
+        k: tracker.absent.get(k, 0) + 1 for k in tracker.reported if k not in keys and k not in kept
+    }
     absent = {k: n for k, n in absent.items() if n < clear_checks}
-    reported = [k for k in tracker.reported if k in keys or k in absent]
+    reported = [k for k in tracker.reported if k in keys or k in kept or k in absent]
     new = [d for k, d in keys.items() if seen[k] >= confirm_checks and k not in reported]
     reported += [d.key for d in new]
     return DivergenceTracker(seen=seen, reported=reported, absent=absent), new
