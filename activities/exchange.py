@@ -198,7 +198,7 @@ class ExchangeActivities:
                 time_in_force=inp.time_in_force,
             )
         market = (await self.exchange.load_markets())[inp.symbol]
-        ticker = await self.hub.ticker(inp.symbol)
+        ticker = await self.hub.order_ticker(inp.symbol)
         price = order_limit_price(inp.side, ticker, inp.limit_offset_bps, market.price_tick)
         return OrderRequest(
             symbol=inp.symbol,

@@ -29,8 +29,9 @@ switch between stream and REST does not jump by half the spread.
 **An order is priced from the held price only while the hub accepted it at most
 ``order_price_age_s`` ago** (monotonic: a price the stream vouches for but has not pushed
 again, or one frozen by a step back of the wall clock, does not count), far stricter than
-a watch's limit; else ``ticker`` asks the exchange, and a stale held price never prices an
-order. **A poll chooses its symbols and is stamped as it leaves**: where the
+a watch's limit (``order_ticker``); else ``ticker`` asks the exchange, as warm-up and
+reconciliation always do, and a stale held price never prices an order. **A poll
+chooses its symbols and is stamped as it leaves**: where the
 exchange's rate limiter holds requests back (``PacedTickers``: ccxt's bucket, ~1.6 s per
 100-symbol batch on Binance), the loop waits for it first, so a symbol subscribed
 meanwhile is in that request, and its answer is not older than a single-ticker request
@@ -123,21 +124,29 @@ class MarketHub:
     def latest(self, symbol: str) -> Ticker | None:
         return self._latest.get(symbol)
 
-    async def ticker(self, symbol: str) -> Ticker:
-        """A ticker fit to price an order (and for warm-up and reconciliation): the held
-        one while the hub accepted it at most ``order_price_age_s`` ago, else a direct
-        request's answer, or the held one if the hub accepted it while the request was out
-        and it was observed after the request was stamped (a frame that arrived meanwhile):
-        never a held price older than the answer.
+    async def order_ticker(self, symbol: str) -> Ticker:
+        """A ticker to price an order's limit on the hot path: the held one while the hub
+        accepted it at most ``order_price_age_s`` ago, else ``ticker``'s request.
 
         Judged by when the hub accepted the price (monotonic), not by ``age_s`` nor by the
         wall-clock stamps alone: after a step back of the wall clock ``_publish`` drops every
         new price as older than the held one while the stream's frames still flow, so the
-        frozen price would look fresh (``age_s``) and newer than the answer (``ts_ms``)."""
+        frozen price would look fresh (``age_s``) and newer than the answer (``ts_ms``).
+        Only orders take this shortcut: a limit off by a move of the last 0.5 s is one that
+        does not fill (IOC) and a ladder step; a warm-up anchor or a reconciliation's bid
+        taken from it would be judged against the price that moved."""
         accepted = self._received.get(symbol)
         limit = self.order_price_age_s
         if limit > 0 and accepted is not None and time.monotonic() - accepted <= limit:
             return self._latest[symbol]  # 0: always the request, even within a clock tick
+        return await self.ticker(symbol)
+
+    async def ticker(self, symbol: str) -> Ticker:
+        """A fresh ticker for one symbol (a direct request; for warm-up and reconciliation,
+        and for an order when the held price is too old): the request's answer, or the held
+        one if the hub accepted it while the request was out and it was observed after the
+        request was stamped (a frame that arrived meanwhile): never a held price older than
+        the answer."""
         sent = time.monotonic()
         tickers = await self.exchange.fetch_tickers([symbol])
         if symbol not in tickers:
@@ -362,4 +371,7 @@ class SharedHub(MarketHub):
         pass
 
     async def ticker(self, symbol: str) -> Ticker:
+        return await self.shared_ticker(symbol)
+
+    async def order_ticker(self, symbol: str) -> Ticker:
         return await self.shared_ticker(symbol)

@@ -89,10 +89,10 @@ async def test_a_stream_frozen_by_a_clock_step_back_never_prices_an_order(tmp_pa
         await soon(lambda: hub.stream is not None and hub.stream.frames > frames + 2)
         assert hub.source(SYMBOL) == "stream"  # its frames flow: the connection is live
         assert (hub.age_s(SYMBOL) or 0) < hub.order_price_age_s  # so it looks fresh
-        assert (await hub.ticker(SYMBOL)).last == D("90")
+        assert (await hub.order_ticker(SYMBOL)).last == D("90")
 
 
 async def test_a_rest_answer_after_a_clock_step_back_prices_the_order(tmp_path):
     async with stepped_back(tmp_path, PaperExchange) as hub:
         await soon(lambda: (hub.age_s(SYMBOL) or 0) > hub.order_price_age_s)
-        assert (await hub.ticker(SYMBOL)).last == D("90")
+        assert (await hub.order_ticker(SYMBOL)).last == D("90")

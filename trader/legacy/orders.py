@@ -123,7 +123,7 @@ async def place_once(
         return found
     if request.type is OrderType.LIMIT and limit_offset_bps is not None:
         market = (await exchange.load_markets())[request.symbol]
-        ticker = await hub.ticker(request.symbol)
+        ticker = await hub.order_ticker(request.symbol)
         price = order_limit_price(request.side, ticker, limit_offset_bps, market.price_tick)
         request = request.model_copy(update={"price": price})
     try:
