@@ -184,9 +184,10 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     )
     order_price_age_seconds: float = _f(
         ORDER_PRICE_AGE_S,
-        "An order's limit price (and a warm-up's or reconciliation's ticker) comes from the "
-        "hub's held price while it is at most this old (streamed, or polled), else from a "
-        "ticker request of its own; 0 = always the request. 0.5 s covers the path from a "
+        "An order's limit price comes from the hub's held price while the hub accepted it "
+        "at most this long ago (streamed, or polled; monotonic time), else from a ticker "
+        "request of its own; 0 = always the request. A warm-up's anchor and a "
+        "reconciliation's ticker always ask. 0.5 s covers the path from a "
         "price to its order (p99 ~0.25 s on the stream) and stays well inside the buy "
         "limit's offset on a liquid market.",
         "s",
