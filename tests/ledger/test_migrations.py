@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.ledger.test_store import trade
 from trader.contracts import DustRecord, InventoryRecord, TradeRecord
-from trader.ledger import LedgerBehind, LedgerStore, migrate
+from trader.ledger import LedgerAhead, LedgerBehind, LedgerStore, migrate
 
 _FLAG = ("modify_type", "simulated")
 _REVISION_0003 = (
@@ -253,3 +253,22 @@ async def test_the_migrated_schema_is_the_tables_declaration(ledger_target: str 
     # SQLite: the first store's INTEGER flags against Boolean; both hold 0/1.
     real = [d for d in diff if not (isinstance(d, list) and d[0][:4:3] == _FLAG)]
     assert real == [], diff
+
+
+async def test_a_ledger_a_newer_release_migrated_is_said_to_be_ahead_not_behind(
+    ledger_target: str | Path,
+) -> None:
+    """A worker of the previous release during a rolling deploy: the ledger is at a revision
+    this code does not know. Reads and the migration say so (the message used to call it
+    "behind" and the migration failed in Alembic's words); nothing is written."""
+    store = LedgerStore(ledger_target)
+    await store.record_trade(trade("ETH-BTC:0:1"))
+    async with store._writer.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    for reader in (LedgerStore(ledger_target).trades, LedgerStore(ledger_target).open):
+        with pytest.raises(LedgerAhead, match=r"revision 0099, newer than this code's 0004"):
+            await reader()
+    async with store._writer.begin() as conn:
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == (
+            "0099"
+        )

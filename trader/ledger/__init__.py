@@ -13,11 +13,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from trader.contracts import TradeRecord
-from trader.ledger.store import LedgerBehind, LedgerStore, database_url
+from trader.ledger.store import LedgerAhead, LedgerBehind, LedgerStore, database_url
 
 T = TypeVar("T")
 
-__all__ = ["LedgerBehind", "LedgerStore", "database_url", "read_ledger", "read_trades"]
+__all__ = [
+    "LedgerAhead",
+    "LedgerBehind",
+    "LedgerStore",
+    "database_url",
+    "read_ledger",
+    "read_trades",
+]
 
 
 def read_ledger(target: str | Path, read: Callable[[LedgerStore], Awaitable[T]]) -> T:

@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, inspect, text
 
 # Columns the first store added to ``trades`` in place over time (TEXT, default '0').
@@ -39,6 +40,16 @@ def _config(connection: Connection | None = None) -> Config:
 def head() -> str | None:
     """The newest revision."""
     return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def known(revision: str | None) -> bool:
+    """Whether this code has ``revision`` (None, a database not under Alembic yet: yes)."""
+    if revision is None:
+        return True
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current(connection: Connection) -> str | None:

@@ -48,6 +48,13 @@ class LedgerBehind(TraderError):
     migrate (that takes the write lock): a worker or the legacy engine does, at its start."""
 
 
+class LedgerAhead(TraderError):
+    """The ledger is at a revision this code does not know: a newer release migrated it
+    (a worker of the previous release during a rolling deploy, or after a rollback). This
+    code neither reads nor migrates it; its record activities retry, so nothing is lost
+    once the newer release runs."""
+
+
 def database_url(target: str | Path) -> str:
     """The async SQLAlchemy URL of ``target``: a URL (``postgresql://…``, ``sqlite:///…``;
     the async driver is filled in) or a SQLite file path."""
@@ -121,7 +128,9 @@ class LedgerStore:
             return
         async with self._lock:
             if not self._migrated:
-                if (await self._schema())[0] != migrate.head():
+                revision = (await self._schema())[0]
+                self._refuse_ahead(revision)
+                if revision != migrate.head():
                     async with self._writer.begin() as conn:  # serialised: BEGIN IMMEDIATE
                         await conn.run_sync(migrate.upgrade)
                 self._migrated = True
@@ -142,11 +151,21 @@ class LedgerStore:
             return True
         if not created:
             return False
+        self._refuse_ahead(revision)
         raise LedgerBehind(
             f"the ledger at {make_url(self.url).render_as_string()} is at schema revision "
             f"{revision or 'none (the first store)'}, this code reads {migrate.head()}: "
             "a worker or the legacy engine migrates it when it starts"
         )
+
+    def _refuse_ahead(self, revision: str | None) -> None:
+        if not migrate.known(revision):
+            raise LedgerAhead(
+                f"the ledger at {make_url(self.url).render_as_string()} is at schema revision "
+                f"{revision}, newer than this code's {migrate.head()}: a newer release "
+                "migrated it; run that release (an older worker of a rolling deploy: replace "
+                "it; its record activities retry meanwhile, nothing is lost)"
+            )
 
     async def open_or_warn(self) -> None:
         """``open``, at a worker's start: a database that is down is logged, not raised
