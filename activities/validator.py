@@ -41,7 +41,7 @@ from trader.core.market import Balance, Order
 from trader.core.state import CoinState
 from trader.exchange.port import Exchange
 from trader.ledger import LedgerStore
-from trader.legacy.store import read_symbols
+from trader.legacy.store import engine_running, read_symbols
 from trader.observe.metrics import TraderMetrics
 from trader.observe.status_table import traders_query
 
@@ -120,8 +120,11 @@ class ValidatorActivities:
             coins, bad = await asyncio.to_thread(
                 read_symbols, Path(setup.legacy_state_path), setup.exchange
             )
+            alive = await asyncio.to_thread(engine_running, Path(setup.legacy_state_path))
             legacy = dv.EngineView(
-                symbols={s: dv.SideView.of(v) for s, v in coins.items()}, unreadable=bad
+                symbols={s: dv.SideView.of(v) for s, v in coins.items()},
+                unreadable=bad,
+                down=alive is False,  # None: no lock file (no engine ever ran there)
             )
             current += dv.unreadable_legacy(legacy)
             more = sorted({*coins, *bad} - symbols)  # e.g. dropped, managed exit only

@@ -481,6 +481,19 @@ def test_a_legacy_side_with_no_state_is_one_divergence_only_in_both_mode():
     assert dv.missing_sides(dv.EngineView(), dv.EngineView()) == nothing  # nothing runs
 
 
+def test_a_legacy_state_no_engine_runs_on_is_the_side_missing():
+    """A stopped or killed legacy engine leaves its rows: compared as they stand they
+    would look like a live engine that never moves (or like no divergence at all)."""
+    fsm = view(coin(), coin(market=ETH_USDT))
+    stale = view(coin()).model_copy(update={"down": True})
+    sides = dv.missing_sides(fsm, stale)
+    [d] = sides.divergences
+    assert (d.kind, d.symbol, sides.fsm, sides.legacy) == (K.SIDE_MISSING, "legacy", False, True)
+    assert d.values == {"legacy": "not running (1 symbol in its state)", "fsm": "2 running"}
+    assert "no legacy engine runs on its state" in d.detail
+    assert dv.missing_sides(dv.EngineView(), stale) == dv.MissingSides()  # nothing to compare
+
+
 def test_a_side_missing_is_one_episode_while_it_lasts():
     tol = dv.Tolerances()
     tracker, reported = dv.DivergenceTracker(), []

@@ -4,9 +4,12 @@ crash by another process, and the seed's three dicts derived from it."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from trader.core.state import CoinState
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.legacy.engine import LegacyEngine
-from trader.legacy.store import StateStore, read_state, read_symbols
+from trader.legacy.store import StateStore, engine_running, read_state, read_symbols
 from trader.runtime.exchange import build_paper
 
 SYMBOL = "SOL/USDT"
@@ -202,4 +205,57 @@ def test_the_validator_reads_one_exchange_s_rows_each_on_its_own(tmp_path: Path)
     assert (list(coins), bad) == ([SYMBOL], ["ETH/USDT"])
     assert coins[SYMBOL].remaining == Decimal("1.25")
     assert read_symbols(tmp_path / "none.sqlite", "paper") == ({}, [])
+    store.close()
+
+
+# --- is an engine running on this file? (the hybrid validator's legacy liveness) ----------
+def test_a_state_file_says_whether_an_engine_holds_it(tmp_path: Path) -> None:
+    """The rows outlive the engine (a stopped shadow's file keeps its last phases): only
+    the lock tells whether an engine still runs on them, across processes too."""
+    path = tmp_path / "state.sqlite"
+    assert engine_running(path) is None  # no engine ever ran here
+    store = StateStore(path)
+    store.save(_holding())
+    assert engine_running(path) is True
+    code = (
+        "import sys; from pathlib import Path; from trader.legacy.store import engine_running;"
+        "print(engine_running(Path(sys.argv[1])))"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert seen.stdout.strip() == "True"
+    store.close()
+    assert engine_running(path) is False
+    assert read_state(path).coins[SYMBOL].phase is Phase.POSITION  # the rows are still there
+
+
+def test_an_engine_killed_outright_is_seen_as_not_running(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    code = (
+        "import sys, os; from pathlib import Path; from trader.legacy.store import StateStore;"
+        "StateStore(Path(sys.argv[1])); print('open', flush=True); sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"open"
+        assert engine_running(path) is True
+    finally:
+        proc.kill()  # SIGKILL: no close, the kernel drops the lock
+        proc.wait()
+    assert engine_running(path) is False
+
+
+def test_a_look_at_the_lock_never_keeps_an_engine_from_starting(tmp_path: Path) -> None:
+    """The look takes the lock for an instant: an engine starting in that instant waits
+    for it rather than failing with StateLocked."""
+    path = tmp_path / "state.sqlite"
+    StateStore(path).close()
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a look caught mid-way, held far longer than a look is
+    threading.Timer(0.3, os.close, (fd,)).start()
+    store = StateStore(path)  # used to raise StateLocked("held by pid ...") at once
+    assert engine_running(path) is True
     store.close()

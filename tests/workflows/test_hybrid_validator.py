@@ -6,6 +6,7 @@ each reported once (JSONL line, metric, notification) over many checks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from decimal import Decimal as D
 from pathlib import Path
@@ -35,6 +36,7 @@ from trader import search as sa
 from trader.config import load_settings
 from trader.contracts import validator_task_queue
 from trader.core.divergence import DivergenceKind, Tolerances
+from trader.core.params import TraderParams
 from trader.core.phases import Phase
 from trader.exchange.paper import PaperExchange
 from trader.exchange.port import Exchange
@@ -302,22 +304,32 @@ async def test_without_hybrid_log_divergences_it_logs_and_counts_but_sends_nothi
             assert "notify" not in scheduled and "hybrid_validate" in scheduled
 
 
+def _legacy_shadow(
+    b: Bench, tmp_path: Path, params: TraderParams
+) -> tuple[PaperExchange, StateStore, LegacyEngine]:
+    """A legacy engine in shadow on its own paper account, on the bench's price feed."""
+    shadow = PaperExchange(
+        b.feed, db_path=tmp_path / "shadow.sqlite", quote_balances={"USDT": D("10000")}
+    )
+    store = StateStore(state_path(tmp_path / "legacy"))
+    engine = LegacyEngine(
+        params=params,
+        watchlist=["BTC/USDT"],
+        exchange=shadow,
+        hub=MarketHub(shadow, poll_interval_s=0.05),
+        store=store,
+        ledger=b.ledger,
+    )
+    return shadow, store, engine
+
+
 async def test_the_legacy_engine_with_another_take_profit_diverges(dev_env, tmp_path: Path):
     """Both engines on one market (one price feed); the legacy engine, in shadow on its own
     paper account, takes profit at 10 % instead of 3 %: when the FSM sells, they diverge in
     phase, trades and PnL, each reported once."""
     async with bench(dev_env.client, tmp_path) as b:
-        shadow = PaperExchange(
-            b.feed, db_path=tmp_path / "shadow.sqlite", quote_balances={"USDT": D("10000")}
-        )
-        store = StateStore(state_path(tmp_path / "legacy"))
-        engine = LegacyEngine(
-            params=TEST_PARAMS.model_copy(update={"take_profit_pct": D("10")}),
-            watchlist=["BTC/USDT"],
-            exchange=shadow,
-            hub=MarketHub(shadow, poll_interval_s=0.05),
-            store=store,
-            ledger=b.ledger,
+        shadow, store, engine = _legacy_shadow(
+            b, tmp_path, TEST_PARAMS.model_copy(update={"take_profit_pct": D("10")})
         )
         stop = asyncio.Event()
         running = asyncio.create_task(engine.run(stop))
@@ -345,6 +357,45 @@ async def test_the_legacy_engine_with_another_take_profit_diverges(dev_env, tmp_
             stop.set()
             await running
             store.close()
+            await shadow.close()
+
+
+async def test_a_legacy_engine_that_stopped_is_the_side_missing_not_its_last_rows(
+    dev_env, tmp_path: Path
+):
+    """Both engines hold the same position; the legacy engine stops (its rows stay, in
+    POSITION, matching the FSM's): one side_missing for the legacy side, not silence over
+    rows that no longer move. Before, its last rows were compared as if it ran."""
+    async with bench(dev_env.client, tmp_path) as b:
+        shadow, store, engine = _legacy_shadow(b, tmp_path, TEST_PARAMS)
+        stop = asyncio.Event()
+        running = asyncio.create_task(engine.run(stop))
+        try:
+            h = await b.start()
+            await b.wait_phase(h, Phase.IDLE)
+            await _legacy_in(store.path, Phase.IDLE)
+            b.set_price("BTC/USDT", "97.90")
+            await b.wait_phase(h, Phase.POSITION)
+            await _legacy_in(store.path, Phase.POSITION)
+            async with validator(b, tmp_path, legacy_state=store.path) as v:
+                await v.wait_checks(3)
+                assert v.lines() == []  # both run and hold the same position
+                stop.set()
+                await running
+                store.close()  # the engine is gone; its file and rows stay
+                assert read_state(store.path).coins["BTC/USDT"].phase is Phase.POSITION
+                line = await _reported_once(v, b, "side_missing", timeout=120)
+                assert line["symbol"] == "legacy"
+                assert line["values"] == {
+                    "legacy": "not running (1 symbol in its state)",
+                    "fsm": "1 running",
+                }
+                assert {r["kind"] for r in v.lines()} == {"side_missing"}, v.lines()
+        finally:
+            stop.set()
+            await running
+            with contextlib.suppress(Exception):
+                store.close()
             await shadow.close()
 
 

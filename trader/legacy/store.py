@@ -174,12 +174,30 @@ class StateLocked(TraderError):
     """Another engine holds the data dir's state."""
 
 
+LOOK_WAIT_S = 1.0
+"""How long a starting engine waits for the lock before ``StateLocked``: ``engine_running``
+(the hybrid validator's look) holds it for an instant, which must not fail a start."""
+
+
+def lock_path(path: Path) -> Path:
+    """The file whose ``flock`` the engine of ``path`` holds for its life."""
+    return path.with_name(path.name + ".lock")
+
+
 def _lock(path: Path) -> int:
     """An exclusive ``flock`` on ``path`` (with this pid written in it), held until the fd
     is closed or the process dies (the kernel drops it, also on SIGKILL)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + LOOK_WAIT_S
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:  # an engine, not a look: it holds on
+                    raise
+                time.sleep(0.02)
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
@@ -204,7 +222,7 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.lock_path = path.with_name(path.name + ".lock")
+        self.lock_path = lock_path(path)
         self._lock_fd = _lock(self.lock_path)
         try:
             self._db = sqlite3.connect(path, isolation_level=None)
@@ -322,6 +340,27 @@ def read_symbols(path: Path, exchange: str) -> tuple[dict[str, CoinState], list[
         except ValueError:
             bad.append(symbol)
     return coins, bad
+
+
+def engine_running(path: Path) -> bool | None:
+    """Whether an engine runs on the state file ``path`` now (it holds the lock), on this
+    host; None when none ever did (no lock file). The rows outlive the engine: a stopped or
+    killed engine's file still holds its last phases, so only the lock tells.
+
+    A shared lock taken and dropped at once (``LOCK_NB``: never waits): free means nobody
+    holds it. An engine starting in that instant waits ``LOOK_WAIT_S`` for it (``_lock``).
+    ``flock`` is per open file, so an engine in this very process counts too."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the shared lock, if taken
+    return False
 
 
 def read_role(path: Path) -> str | None:

@@ -24,7 +24,8 @@ def missing_sides(fsm: EngineView, legacy: EngineView | None) -> MissingSides:
     nobody polling their queue); one that answered with an error, or any one answering, is
     per symbol (``fsm_state_unavailable``). The legacy side (``both`` mode, ``legacy`` not
     None) is missing when its state holds no symbol of this exchange while the FSM runs
-    some: the file absent or empty, the engine not running on this data dir. While a side
+    some (the file absent or empty, the engine not running on this data dir), or when no
+    engine holds the file (``down``: stopped or killed; its rows stay). While a side
     is missing its per-symbol and engine divergences go to ``track`` as ``held`` (counted,
     not reported, not cleared); the primary's exchange reconciliation goes on (an FSM
     primary's unreadable symbols are skipped there)."""
@@ -42,7 +43,22 @@ def missing_sides(fsm: EngineView, legacy: EngineView | None) -> MissingSides:
             )
         )
     fsm_missing = bool(out)
-    if legacy is not None and running and not legacy.symbols and not legacy.unreadable:
+    if legacy is not None and running and legacy.down:
+        held = len(legacy.symbols) + len(legacy.unreadable)
+        out.append(
+            Divergence(
+                kind=DivergenceKind.SIDE_MISSING,
+                symbol="legacy",
+                detail=f"legacy: no legacy engine runs on its state (the file is there, its "
+                f"lock is free: the engine stopped or was killed), the fsm engine runs "
+                f"{running}; its rows are its last ones, not compared until it runs again",
+                values={
+                    "legacy": f"not running ({held} symbol{'s' * (held != 1)} in its state)",
+                    "fsm": f"{running} running",
+                },
+            )
+        )
+    elif legacy is not None and running and not legacy.symbols and not legacy.unreadable:
         out.append(
             Divergence(
                 kind=DivergenceKind.SIDE_MISSING,

@@ -188,6 +188,9 @@ class EngineView(_View):
     unanswered: list[str] = []
     """Those of ``unreadable`` whose state query no worker answered (it timed out, or the
     server saw no poller): the engine's worker may be gone, rather than the symbol broken."""
+    down: bool = False
+    """The legacy side only: its state file is there, but no engine holds it (stopped, or
+    killed): its rows are the last ones written, not a running engine's."""
 
 
 class Divergence(_View):
