@@ -23,6 +23,7 @@ from workflows.base import (
     BOUNDED_DRAIN_PATCH,
     ERROR_WINDOW_PATCH,
     EXCHANGE_REALITY_PATCH,
+    SLOT_LOCAL_PATCH,
     SLOT_RETRY_PATCH,
     SLOT_WAIT_PATCH,
     STATUS_MEMO_PATCH,
@@ -71,6 +72,8 @@ def test_histories_are_committed():
         "validator_moved_queue",
         "validator_input_queue",
         "watch_handback",
+        "slot_local_take_profit",
+        "slot_local_stopped",
     } <= names
 
 
@@ -227,6 +230,47 @@ def test_slot_wait_histories_were_recorded_with_the_patch_and_older_ones_without
     assert _event_types("slot_wait_stopped")["EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED"]
     [(queue, _)] = _slot_requests("slot_retry_take_profit")
     assert queue.startswith("tq-")  # before the patch: the main queue
+
+
+SLOT_LOCAL = ("slot_local_take_profit", "slot_local_stopped")
+
+
+def _local_activity_markers(name: str) -> int:
+    events = json.loads((Path(__file__).parent / "histories" / f"{name}.json").read_text())
+    return sum(
+        1
+        for e in events["events"]
+        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_local_activity"
+    )
+
+
+def test_slot_local_histories_were_recorded_with_the_patch_and_older_ones_without():
+    for old in (*REALITY, *SLOT_WAIT, "slot_retry_take_profit", "watch_handback"):
+        assert SLOT_LOCAL_PATCH not in _patch_ids(old)
+    assert _local_activity_markers("slot_local_stopped") == 1  # the attempt that timed out
+    for name in SLOT_LOCAL:
+        assert SLOT_LOCAL_PATCH in _patch_ids(name)
+    # Granted by the local attempt: no acquire_slot activity at all (the second marker is
+    # the stop's last_watch_beat).
+    assert _slot_requests("slot_local_take_profit") == []
+    assert _local_activity_markers("slot_local_take_profit") == 2
+    # Unanswered locally: then the slot queue, whose wait the stop cancelled.
+    assert _patch_ids("slot_local_stopped")[-1] == SLOT_WAIT_PATCH
+    [(queue, cancelled)] = _slot_requests("slot_local_stopped")
+    assert queue.endswith("-slots") and cancelled
+
+
+async def test_the_slot_local_history_needs_the_local_attempt(monkeypatch):
+    """Without the local attempt (the slot asked on the slot queue at once) the history no
+    longer replays: the replay really runs it."""
+
+    async def no_local_attempt(self, inp):
+        return None
+
+    monkeypatch.setattr(EntryPhases, "_acquire_slot_locally", no_local_attempt)
+    path = next(p for p in HISTORIES if p.stem == "slot_local_take_profit")
+    result = await _replayer().replay_workflow(_history(path), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)
 
 
 async def test_the_stopped_slot_wait_history_needs_the_race(monkeypatch):
@@ -449,7 +493,8 @@ def _handed_back(name: str) -> list[str]:
 
 
 def test_the_handback_history_was_recorded_with_the_patch_and_older_ones_without():
-    for old in (p.stem for p in HISTORIES if p.stem != "watch_handback"):
+    newer = {"watch_handback", *SLOT_LOCAL}  # recorded with the patch
+    for old in (p.stem for p in HISTORIES if p.stem not in newer):
         assert WATCH_HANDBACK_PATCH not in _patch_ids(old)
         assert _handed_back(old) == []
     assert WATCH_HANDBACK_PATCH in _patch_ids("watch_handback")

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
@@ -49,10 +49,28 @@ SLOT_RETRY_PATCH = "slot-retry"
 # and raced against a stop or a pause, which abandon the entry: a new activity task queue
 # and a cancellation, so new commands.
 SLOT_WAIT_PATCH = "slot-wait"
+# The slot asked first by a local activity, in the workflow task that decided the entry: no
+# activity task to dispatch and complete, and the buy is scheduled in that same task
+# (docs/benchmarks.md measures the cut). A local activity's marker replaces the activity's
+# events: new commands.
+SLOT_LOCAL_PATCH = "slot-local"
+SLOT_LOCAL_ATTEMPT = timedelta(seconds=3)
+"""The local attempt's bound. Unanswered by then, the slow path takes over: the activity
+on the slot queue, retried on the server (no history per attempt) and raced against a stop
+or a pause. A stop that came during the local attempt is seen by that race: the workflow
+task that ran the attempt sees no signal sent meanwhile. A grant that came in time with a
+stop is kept only if the stop came after the workflow task (as for any grant)."""
 # ERROR counts the order consistency window from the later of the decision and its own
 # entry (the order phase may have retried its create until it gave up): the timer that
 # waits the window out may now be started where old runs started none.
 ERROR_WINDOW_PATCH = "error-window-from-entry"
+
+LOCAL_ACTIVITY_FAILURES = FailureError
+"""What a failed local activity raises in workflow code (temporalio 1.35): its own
+ApplicationError, not wrapped in an ActivityError as an activity's failure is; a timeout
+comes as ActivityError(TimeoutError) live but as the bare TimeoutError on replay, from the
+marker (tests/test_replay.py replays one). Catching ActivityError alone let a failed local
+activity fail the workflow, live or on a later replay."""
 
 NOTIFY_ATTEMPT = timedelta(seconds=10)
 """One notify attempt (``trader/telegram/notifier.py``'s ``DEFAULT_ATTEMPT_S`` is the same)."""
@@ -260,7 +278,7 @@ class TraderBase:
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
-        except ActivityError:  # the server unreachable: the checkpoint's state stays
+        except LOCAL_ACTIVITY_FAILURES:  # the server unreachable: the checkpoint's state stays
             return None
         return got.state
 

@@ -29,7 +29,15 @@ with workflow.unsafe.imports_passed_through():
         exit_levels,
     )
     from trader.core.sizing import is_dust, size_buy
-    from workflows.base import SLOT_RETRY_PATCH, SLOT_WAIT_PATCH, error_message, error_type
+    from workflows.base import (
+        LOCAL_ACTIVITY_FAILURES,
+        SLOT_LOCAL_ATTEMPT,
+        SLOT_LOCAL_PATCH,
+        SLOT_RETRY_PATCH,
+        SLOT_WAIT_PATCH,
+        error_message,
+        error_type,
+    )
     from workflows.holdings import Holdings
 
 _RECHECK = {EntryRecheck.GUARDS: "the guards pass", EntryRecheck.SLOT: "a trade slot is free"}
@@ -181,9 +189,17 @@ class EntryPhases(Holdings):
         It never gives up (the grant is idempotent on the decision id): a refused or
         aborted Update is the server's limit or the Portfolio's continue-as-new, no reason
         for ERROR. Before the slot-retry patch: FSM_MAX_RETRIES attempts. Before the
-        slot-wait patch: on the main task queue, and not interruptible."""
+        slot-wait patch: on the main task queue, and not interruptible. Since the
+        slot-local patch a local attempt goes first (``SLOT_LOCAL_ATTEMPT``)."""
         if not workflow.patched(SLOT_RETRY_PATCH):
             return await self._exchange_call(c.ACQUIRE_SLOT, inp, summary="acquire trade slot")
+        if workflow.patched(SLOT_LOCAL_PATCH):
+            local = await self._acquire_slot_locally(inp)
+            controls = self.state.controls
+            if controls.shutdown_requested or controls.entries_paused:
+                return None  # came with the local attempt: abandoned (a grant released)
+            if local is not None:
+                return local
         interruptible = workflow.patched(SLOT_WAIT_PATCH)
         handle = workflow.start_activity(
             c.ACQUIRE_SLOT,
@@ -205,6 +221,24 @@ class EntryPhases(Holdings):
             handle, until=lambda: controls.shutdown_requested or controls.entries_paused
         )
         return None if isinstance(res, str) else res
+
+    async def _acquire_slot_locally(self, inp: c.AcquireSlotInput) -> c.SlotGrant | None:
+        """One local attempt (in this worker, through its broker), or None if it failed or
+        found no answer in time. A worker that dies during it leaves no marker: the next
+        worker asks again, and the grant is idempotent on the decision id."""
+        try:
+            grant: c.SlotGrant = await workflow.execute_local_activity(
+                c.ACQUIRE_SLOT,
+                inp,
+                result_type=c.ACQUIRE_SLOT.result,
+                start_to_close_timeout=SLOT_LOCAL_ATTEMPT,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary="acquire trade slot",
+            )
+        except LOCAL_ACTIVITY_FAILURES as err:
+            workflow.logger.info("local slot attempt failed, asking on the slot queue: %s", err)
+            return None
+        return grant
 
     def _abandon_entry(
         self,

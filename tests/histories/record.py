@@ -197,6 +197,27 @@ async def slot_wait_stopped(env, tmp: Path) -> None:
         hang.release.set()
 
 
+async def slot_local(env, tmp: Path) -> None:
+    """The take-profit lifecycle with the "slot-local" patch: the slot granted by the local
+    attempt (a marker, no acquire_slot activity)."""
+    async with bench(env.client, tmp) as b:
+        await _finish(b, await take_profit_trade(env, b), "slot_local_take_profit")
+
+
+async def slot_local_stopped(env, tmp: Path) -> None:
+    """Behind the "slot-local" patch, the Portfolio not answering: the local attempt times
+    out, the slot queue is asked, and a stop cancels that wait and releases the decision."""
+    hang = HangingAcquire(env.client)
+    async with bench(env.client, tmp, stand_ins=hang.stand_in) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.ENTRY_EVAL)
+        await hang.slot_queue_started.wait()
+        await _finish(b, h, "slot_local_stopped")
+        hang.release.set()
+
+
 async def portfolio_late_requests(env, tmp: Path) -> None:
     """A Portfolio answering late requests: a released and a refused decision asked again
     (refused, both), a request after its attempt ended (expired), then a fresh one."""
@@ -411,6 +432,8 @@ RECORDINGS = {
     "validator_moved_queue": validator_moved_queue,
     "validator_input_queue": validator_input_queue,
     "watch_handback": watch_handback,
+    "slot_local_take_profit": slot_local,
+    "slot_local_stopped": slot_local_stopped,
 }
 
 

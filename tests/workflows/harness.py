@@ -322,6 +322,9 @@ class HangingAcquire:
         self.client = client
         self.started = asyncio.Event()
         self.release = asyncio.Event()
+        self.slot_queue_started = asyncio.Event()
+        """Set once an attempt runs on the slot queue (the slot-local patch tries locally
+        first: ``started`` is that attempt's)."""
         self.task_queues: list[str] = []
 
     def stand_in(self, real: RealActivities) -> list[Callable[..., Any]]:
@@ -338,6 +341,8 @@ class HangingAcquire:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
             self.started.set()
+            if not activity.info().is_local:
+                self.slot_queue_started.set()
             await self.release.wait()  # then fails: its workflow stopped waiting long ago
             raise RuntimeError("the Portfolio never answered")
 
