@@ -3,13 +3,13 @@ command for: the SymbolTrader's and the Portfolio's history event times, the loc
 server's request and frame logs, and the hub's publish hook. All on this machine's wall
 clock, in microseconds (the Temporal dev server, the sim and the hub run on one host).
 
-A hop is the time between two consecutive marks; a mark missing for a trigger leaves its
-two hops out of that trigger (each hop says over how many triggers it was measured). The
-total (set -> create) is measured for every trigger.
+A hop is the time from the mark before it that the trigger has (each hop says over how
+many triggers it was measured). The total (set -> create) is measured for every trigger.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,9 +27,9 @@ MARKS = (
     ("watch_done", "watch_entry completed (history)"),
     ("decide_start", "workflow task started (guards)"),
     ("decide_done", "workflow task completed (acquire_slot scheduled)"),
-    ("slot_start", "acquire_slot started"),
+    ("slot_start", "acquire_slot started (slot-local: the local attempt scheduled)"),
     ("grant", "Portfolio update completed (history)"),
-    ("slot_done", "acquire_slot completed"),
+    ("slot_done", "acquire_slot completed (slot-local: the local attempt done)"),
     ("place_wft_start", "workflow task started (place_buy)"),
     ("place_wft_done", "workflow task completed (place_order scheduled)"),
     ("place_start", "place_order started"),
@@ -115,12 +115,8 @@ def marks(
             m[key] = _us(events[i])
         return i
 
-    if (i := workflow_task(i, "decide_start", "decide_done")) < 0:
-        return m
-    i = first(i, lambda e: named(e, _E.EVENT_TYPE_ACTIVITY_TASK_STARTED, c.ACQUIRE_SLOT))
-    if i >= 0:
-        m["slot_start"] = _us(events[i])
-        grant = next(
+    def grant() -> None:
+        t = next(
             (
                 _us(e)
                 for e, _ in logs.portfolio
@@ -129,8 +125,28 @@ def marks(
             ),
             None,
         )
-        if grant is not None:
-            m["grant"] = grant
+        if t is not None:
+            m["grant"] = t
+
+    if (i := workflow_task(i, "decide_start", "decide_done")) < 0:
+        return m
+    local = _local_slot(events[i + 1 : i + 40])
+    if local is not None:
+        # The slot-local patch: the slot asked by a local attempt inside the deciding
+        # workflow task, which then schedules place_order itself (its marker carries the
+        # attempt's times on the worker's clock).
+        m["slot_start"], m["slot_done"] = local
+        grant()
+        if m.get("grant", 0) > m["slot_done"]:
+            # The Portfolio's Update rides a speculative workflow task: its completed event
+            # can be written after the answer reached the worker. Not a mark then.
+            del m["grant"]
+        m["place_wft_done"] = m.pop("decide_done")
+    else:
+        i = first(i, lambda e: named(e, _E.EVENT_TYPE_ACTIVITY_TASK_STARTED, c.ACQUIRE_SLOT))
+    if local is None and i >= 0:
+        m["slot_start"] = _us(events[i])
+        grant()
         i = first(i, lambda e: named(e, _E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, c.ACQUIRE_SLOT))
         if i < 0:
             return m
@@ -154,16 +170,45 @@ def marks(
     return m
 
 
+def _local_slot(events: list[HistoryEvent]) -> tuple[int, int] | None:
+    """(scheduled, completed) in µs of the first acquire_slot local-activity marker."""
+    for e in events:
+        if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            return None  # an activity scheduled first: not the local path
+        if e.event_type != _E.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        attrs = e.marker_recorded_event_attributes
+        if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
+            continue
+        data = json.loads(attrs.details["data"].payloads[0].data)
+        if data.get("activity_type") != c.ACQUIRE_SLOT:
+            continue
+        if attrs.HasField("failure"):
+            return None  # unanswered locally: the slot queue's activity follows
+
+        def us(t: dict[str, int]) -> int:
+            return t["seconds"] * 1_000_000 + t.get("nanos", 0) // 1000
+
+        return us(data["original_schedule_time"]), us(data["complete_time"])
+    return None
+
+
 def hops(samples: list[dict[str, int]]) -> list[dict[str, object]]:
     """p50 / p99 (the max below 100 samples) of each hop in ms, over the triggers that
-    have both of its marks (``n``); hop ``a -> b`` is keyed by ``b``."""
+    have its mark (``n``); hop ``-> b`` is keyed by ``b`` and measured from the mark before
+    it in path order that the trigger has (the slot-local path has no workflow task
+    between the grant and place_order's scheduling, for example)."""
     out: list[dict[str, object]] = []
     keys = [k for k, _ in MARKS]
     what = dict(MARKS)
-    for before, key in zip(keys, keys[1:], strict=False):
-        spans = [(m[key] - m[before]) / 1000 for m in samples if key in m and before in m]
-        if spans:
-            out.append({"hop": key, "to": what[key], "n": len(spans)} | _pcts(spans))
+    spans: dict[str, list[float]] = {}
+    for m in samples:
+        present = [k for k in keys if k in m]
+        for before, key in zip(present, present[1:], strict=False):
+            spans.setdefault(key, []).append((m[key] - m[before]) / 1000)
+    for key in keys:
+        if key in spans:
+            out.append({"hop": key, "to": what[key], "n": len(spans[key])} | _pcts(spans[key]))
     return out
 
 

@@ -47,6 +47,26 @@ def _payload(ev_attrs: Any) -> Any:
     return json.loads(payloads[0].data) if payloads else None
 
 
+def _local_slot_s(ev: HistoryEvent) -> float | None:
+    """A slot grant by a local attempt (the slot-local patch): its marker's scheduled ->
+    completed, on the worker's clock; None for any other event or a failed attempt."""
+    if ev.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    attrs = ev.marker_recorded_event_attributes
+    if attrs.marker_name != "core_local_activity" or attrs.HasField("failure"):
+        return None
+    if "data" not in attrs.details:
+        return None
+    data = json.loads(attrs.details["data"].payloads[0].data)
+    if data.get("activity_type") != SLOT:
+        return None
+
+    def s(t: dict[str, int]) -> float:
+        return t["seconds"] + t.get("nanos", 0) / 1e9
+
+    return s(data["complete_time"]) - s(data["original_schedule_time"])
+
+
 def _ts(ev: HistoryEvent) -> float:
     return ev.event_time.ToDatetime().timestamp()
 
@@ -137,6 +157,8 @@ class LoadStats:
                 self.idle_event_types[EventType.Name(ev.event_type)[len("EVENT_TYPE_") :]] += 1
             if ev.event_type in _FAILED:
                 self._failed(ev, scheduled)
+            if (grant_s := _local_slot_s(ev)) is not None:
+                self.slot_grants_s.append(grant_s)
             if ev.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 continue
             done = ev.activity_task_completed_event_attributes

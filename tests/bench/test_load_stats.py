@@ -8,11 +8,13 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import ActivityType, Payload, Payloads
 from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     ActivityTaskCompletedEventAttributes,
     ActivityTaskScheduledEventAttributes,
     ActivityTaskStartedEventAttributes,
     HistoryEvent,
+    MarkerRecordedEventAttributes,
     WorkflowTaskTimedOutEventAttributes,
 )
 
@@ -68,6 +70,29 @@ class _History:
             ),
         )
 
+    def local_activity(self, name: str, start: float, end: float, *, failed: bool = False) -> None:
+        """A local activity's marker, as core writes it (its times in the data)."""
+
+        def at(t: float) -> dict[str, int]:
+            whole = int(T0 + t)
+            return {"seconds": whole, "nanos": round((T0 + t - whole) * 1e9)}
+
+        data = {
+            "activity_type": name,
+            "original_schedule_time": at(start),
+            "complete_time": at(end),
+        }
+        payload = Payload(data=json.dumps(data).encode())
+        self._add(
+            end,
+            EventType.EVENT_TYPE_MARKER_RECORDED,
+            marker_recorded_event_attributes=MarkerRecordedEventAttributes(
+                marker_name="core_local_activity",
+                details={"data": Payloads(payloads=[payload])},
+                failure=Failure(message="Activity timed out") if failed else None,
+            ),
+        )
+
 
 def _fired(fired: bool, ts: float) -> dict[str, Any]:
     return {"fired": fired, "ticker": {"ts_ms": int((T0 + ts) * 1000)}}
@@ -97,6 +122,23 @@ def test_one_trade_round() -> None:
     assert stats.held_s == 11  # 60 .. 71
     assert stats.idle_s == 110 - 11  # 10 .. 120 less the held time
     assert s["failures"] == {}
+
+
+def test_a_slot_granted_by_a_local_attempt_is_a_slot_grant() -> None:
+    """The slot-local patch: the grant is a local activity's marker, not an activity; a
+    failed local attempt is no grant (the slot queue's activity that follows is)."""
+    h = _History()
+    h.other(0)
+    h.activity("watch_entry", 10, 50, _fired(True, 49.5))
+    h.local_activity("acquire_slot", 50.1, 50.125)
+    h.local_activity("last_watch_beat", 51, 51.5)  # another local activity: not a grant
+    h.activity("place_order", 50.2, 50.5, {"side": "buy", "ts_ms": int((T0 + 50.4) * 1000)})
+    h.activity("watch_entry", 60, 70, _fired(True, 69.5))
+    h.local_activity("acquire_slot", 70, 73, failed=True)
+    h.activity("acquire_slot", 73, 73.5, {"granted": True})
+    stats = LoadStats()
+    assert stats.add(h.events, end=T0 + 100)
+    assert sorted(round(g, 3) for g in stats.slot_grants_s) == [0.025, 0.5]
 
 
 def test_a_run_without_a_watch_counts_only_start_up() -> None:
