@@ -27,6 +27,12 @@ from activities.slot_broker import SlotBroker
 from trader import contracts as c
 
 SLOT_WAIT_EXPIRED = "SlotWaitExpired"
+SLOT_LOCAL_BUSY = "SlotLocalBusy"
+LOCAL_MAX_ASKING = 10
+"""A local attempt goes to the slot queue instead while this many requests to the same
+Portfolio wait in this worker."""
+LOCAL_MARGIN = timedelta(milliseconds=500)
+"""A local attempt's answer only has to reach its own workflow task, in this process."""
 _MARGIN = timedelta(seconds=1)
 """An answer read before the attempt's deadline less this reaches the server in time."""
 
@@ -49,7 +55,10 @@ class PortfolioActivities:
 
     @activity.defn(name=c.ACQUIRE_SLOT)
     async def acquire_slot(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
-        end = _attempt_end(activity.info())
+        info = activity.info()
+        if info.is_local:
+            return await self._acquire_locally(inp, info)
+        end = _attempt_end(info)
         if end is not None:
             inp = inp.model_copy(
                 update={"request": inp.request.model_copy(update={"expires_at": end.timestamp()})}
@@ -68,6 +77,35 @@ class PortfolioActivities:
             # Retryable: the next attempt asks again (the grant is idempotent).
             raise ApplicationError(
                 "no answer from the Portfolio within this attempt", type=SLOT_WAIT_EXPIRED
+            )
+        return grant
+
+    async def _acquire_locally(self, inp: c.AcquireSlotInput, info: activity.Info) -> c.SlotGrant:
+        """The slot-local patch's attempt, inside the deciding workflow task: that task (and
+        the worker's workflow-task slot it holds) waits for it, so it runs only while this
+        worker's broker is calm, and waits its attempt less ``LOCAL_MARGIN``. Its request's
+        ``expires_at`` was set by the workflow (on the server's clock, as the Portfolio's)."""
+        if self.broker is None or self.broker.asking(inp.portfolio_id) >= LOCAL_MAX_ASKING:
+            # A burst: hundreds of deciding tasks held open would starve the Portfolio's own
+            # workflow tasks on this worker. The slot queue's activity waits on the server.
+            raise ApplicationError(
+                "this worker's slot requests are busy: asking on the slot queue",
+                type=SLOT_LOCAL_BUSY,
+                non_retryable=True,
+            )
+        attempt = info.start_to_close_timeout or timedelta(0)
+        wait = max((attempt - LOCAL_MARGIN).total_seconds(), 0.0)
+        try:
+            grant = await self.broker.acquire(
+                inp.portfolio_id, inp.max_trades, inp.request, timeout=wait
+            )
+        except TimeoutError:
+            grant = None
+        if grant is None or grant.expired:
+            raise ApplicationError(
+                "no answer from the Portfolio within the local attempt",
+                type=SLOT_WAIT_EXPIRED,
+                non_retryable=True,
             )
         return grant
 

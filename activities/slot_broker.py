@@ -45,6 +45,8 @@ class _Lane:
 
     max_trades: int
     pending: list[_Waiter] = field(default_factory=list)
+    asking: int = 0
+    """Requests whose ``acquire`` has not returned yet (unsent or in flight)."""
     senders: int = 0
     started: bool = False
     one_by_one_until: float = 0.0
@@ -106,6 +108,7 @@ class SlotBroker:
         future: asyncio.Future[c.SlotGrant] = asyncio.get_running_loop().create_future()
         waiter = (req, future)
         lane.pending.append(waiter)
+        lane.asking += 1
         self.stats.requests += 1
         if lane.senders < self.max_in_flight:
             lane.senders += 1
@@ -115,9 +118,15 @@ class SlotBroker:
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
+            lane.asking -= 1
             if waiter in lane.pending:  # given up (timeout, cancelled) before it was sent
                 lane.pending.remove(waiter)
                 self.stats.withdrawn += 1
+
+    def asking(self, portfolio_id: str) -> int:
+        """How many requests to this Portfolio wait for their answer in this worker."""
+        lane = self._lanes.get(portfolio_id)
+        return 0 if lane is None else lane.asking
 
     async def _drain(self, portfolio_id: str, lane: _Lane) -> None:
         # Runs while requests wait; between the empty check and the decrement there is no

@@ -27,9 +27,9 @@ MARKS = (
     ("watch_done", "watch_entry completed (history)"),
     ("decide_start", "workflow task started (guards)"),
     ("decide_done", "workflow task completed (acquire_slot scheduled)"),
-    ("slot_start", "acquire_slot started (slot-local: the local attempt scheduled)"),
+    ("slot_start", "acquire_slot started"),
     ("grant", "Portfolio update completed (history)"),
-    ("slot_done", "acquire_slot completed (slot-local: the local attempt done)"),
+    ("slot_done", "acquire_slot completed"),
     ("place_wft_start", "workflow task started (place_buy)"),
     ("place_wft_done", "workflow task completed (place_order scheduled)"),
     ("place_start", "place_order started"),
@@ -131,20 +131,17 @@ def marks(
     if (i := workflow_task(i, "decide_start", "decide_done")) < 0:
         return m
     local = _local_slot(events[i + 1 : i + 40])
-    if local is not None:
+    if local:
         # The slot-local patch: the slot asked by a local attempt inside the deciding
-        # workflow task, which then schedules place_order itself (its marker carries the
-        # attempt's times on the worker's clock).
-        m["slot_start"], m["slot_done"] = local
+        # workflow task, which then schedules place_order itself. (The marker's own
+        # times are not used: its complete_time can read before its schedule time.)
+        m["slot_start"] = m["decide_start"]
         grant()
-        if m.get("grant", 0) > m["slot_done"]:
-            # The Portfolio's Update rides a speculative workflow task: its completed event
-            # can be written after the answer reached the worker. Not a mark then.
-            del m["grant"]
+        del m["slot_start"]
         m["place_wft_done"] = m.pop("decide_done")
     else:
         i = first(i, lambda e: named(e, _E.EVENT_TYPE_ACTIVITY_TASK_STARTED, c.ACQUIRE_SLOT))
-    if local is None and i >= 0:
+    if not local and i >= 0:
         m["slot_start"] = _us(events[i])
         grant()
         i = first(i, lambda e: named(e, _E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, c.ACQUIRE_SLOT))
@@ -170,27 +167,22 @@ def marks(
     return m
 
 
-def _local_slot(events: list[HistoryEvent]) -> tuple[int, int] | None:
-    """(scheduled, completed) in µs of the first acquire_slot local-activity marker."""
+def _local_slot(events: list[HistoryEvent]) -> bool:
+    """Whether a workflow task's commands hold a granted acquire_slot local attempt (its
+    marker before any activity is scheduled)."""
     for e in events:
         if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            return None  # an activity scheduled first: not the local path
+            return False  # an activity scheduled first: not the local path
         if e.event_type != _E.EVENT_TYPE_MARKER_RECORDED:
             continue
         attrs = e.marker_recorded_event_attributes
         if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
             continue
         data = json.loads(attrs.details["data"].payloads[0].data)
-        if data.get("activity_type") != c.ACQUIRE_SLOT:
-            continue
-        if attrs.HasField("failure"):
-            return None  # unanswered locally: the slot queue's activity follows
-
-        def us(t: dict[str, int]) -> int:
-            return t["seconds"] * 1_000_000 + t.get("nanos", 0) // 1000
-
-        return us(data["original_schedule_time"]), us(data["complete_time"])
-    return None
+        if data.get("activity_type") == c.ACQUIRE_SLOT:
+            # Unanswered locally: the slot queue's activity follows.
+            return not attrs.HasField("failure")
+    return False
 
 
 def hops(samples: list[dict[str, int]]) -> list[dict[str, object]]:

@@ -47,24 +47,19 @@ def _payload(ev_attrs: Any) -> Any:
     return json.loads(payloads[0].data) if payloads else None
 
 
-def _local_slot_s(ev: HistoryEvent) -> float | None:
-    """A slot grant by a local attempt (the slot-local patch): its marker's scheduled ->
-    completed, on the worker's clock; None for any other event or a failed attempt."""
+def _local_slot(ev: HistoryEvent) -> bool | None:
+    """An acquire_slot local attempt's marker (the slot-local patch): True if it was
+    answered, False if it failed (the slot queue's activity follows); None for any other
+    event."""
     if ev.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
         return None
     attrs = ev.marker_recorded_event_attributes
-    if attrs.marker_name != "core_local_activity" or attrs.HasField("failure"):
-        return None
-    if "data" not in attrs.details:
+    if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
         return None
     data = json.loads(attrs.details["data"].payloads[0].data)
     if data.get("activity_type") != SLOT:
         return None
-
-    def s(t: dict[str, int]) -> float:
-        return t["seconds"] + t.get("nanos", 0) / 1e9
-
-    return s(data["complete_time"]) - s(data["original_schedule_time"])
+    return not attrs.HasField("failure")
 
 
 def _ts(ev: HistoryEvent) -> float:
@@ -90,6 +85,8 @@ class LoadStats:
     """A watch that returned without firing: scheduled -> completed. For the naive design
     the interval between one tick's schedule and the next."""
     slot_grants_s: list[float] = field(default_factory=list)
+    slot_local_fallbacks: int = 0
+    """Local slot attempts that failed (the slot-local patch's slow path taken)."""
     entry_to_order_s: list[float] = field(default_factory=list)
     exit_to_order_s: list[float] = field(default_factory=list)
     orders_s: list[float] = field(default_factory=list)
@@ -125,6 +122,7 @@ class LoadStats:
         watched = False
         last_tick: float | None = None
         warm = _Warmup()
+        task_started = since
         for ev in events:
             t = _ts(ev)
             if t > end:
@@ -157,8 +155,17 @@ class LoadStats:
                 self.idle_event_types[EventType.Name(ev.event_type)[len("EVENT_TYPE_") :]] += 1
             if ev.event_type in _FAILED:
                 self._failed(ev, scheduled)
-            if (grant_s := _local_slot_s(ev)) is not None:
-                self.slot_grants_s.append(grant_s)
+            if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                task_started = t
+            elif (local := _local_slot(ev)) is not None:
+                # Granted locally: the deciding workflow task's start -> its completion
+                # (the marker's time), an upper bound (guards and the order's scheduling
+                # are in it; the marker's own times are not reliable). A failed attempt
+                # is no grant: the slot queue's activity that follows is.
+                if local:
+                    self.slot_grants_s.append(t - task_started)
+                else:
+                    self.slot_local_fallbacks += 1
             if ev.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 continue
             done = ev.activity_task_completed_event_attributes
@@ -248,6 +255,7 @@ class LoadStats:
             "checkpoint_planned_s": checkpoint_s,
             "checkpoint_actual_s": percentiles(self.checkpoints_s),
             "slot_grant_s": percentiles(self.slot_grants_s),
+            "slot_local_fallbacks": self.slot_local_fallbacks,
             "entry_trigger_to_order_s": percentiles(self.entry_to_order_s),
             "exit_trigger_to_order_s": percentiles(self.exit_to_order_s),
             "place_order_s": percentiles(self.orders_s),

@@ -54,12 +54,18 @@ SLOT_WAIT_PATCH = "slot-wait"
 # (docs/benchmarks.md measures the cut). A local activity's marker replaces the activity's
 # events: new commands.
 SLOT_LOCAL_PATCH = "slot-local"
-SLOT_LOCAL_ATTEMPT = timedelta(seconds=3)
-"""The local attempt's bound. Unanswered by then, the slow path takes over: the activity
-on the slot queue, retried on the server (no history per attempt) and raced against a stop
-or a pause. A stop that came during the local attempt is seen by that race: the workflow
-task that ran the attempt sees no signal sent meanwhile. A grant that came in time with a
-stop is kept only if the stop came after the workflow task (as for any grant)."""
+SLOT_LOCAL_ATTEMPT = timedelta(seconds=2)
+"""The local attempt's bound; it waits for an answer until ``SLOT_LOCAL_WAIT`` (the
+activity's ``LOCAL_MARGIN`` less). Unanswered by then, refused as busy (a burst on this
+worker) or failed, the slow path takes over: the activity on the slot queue, retried on the
+server (no history per attempt) and raced against a stop or a pause. The workflow task that
+runs the attempt sees no signal sent meanwhile: a stop or a pause sent during a granted
+attempt is seen after place_order was scheduled, like one sent during PLACE_BUY (the buy
+goes ahead, then the stop or the pause applies); during an unanswered one, by the slow
+path's race."""
+SLOT_LOCAL_WAIT = timedelta(milliseconds=1500)
+SLOT_LOCAL_QUEUED = timedelta(milliseconds=500)
+"""How long the local attempt may wait for one of the worker's local-activity slots."""
 # ERROR counts the order consistency window from the later of the decision and its own
 # entry (the order phase may have retried its create until it gave up): the timer that
 # waits the window out may now be started where old runs started none.

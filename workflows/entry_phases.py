@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         LOCAL_ACTIVITY_FAILURES,
         SLOT_LOCAL_ATTEMPT,
         SLOT_LOCAL_PATCH,
+        SLOT_LOCAL_QUEUED,
+        SLOT_LOCAL_WAIT,
         SLOT_RETRY_PATCH,
         SLOT_WAIT_PATCH,
         error_message,
@@ -194,10 +196,12 @@ class EntryPhases(Holdings):
         if not workflow.patched(SLOT_RETRY_PATCH):
             return await self._exchange_call(c.ACQUIRE_SLOT, inp, summary="acquire trade slot")
         if workflow.patched(SLOT_LOCAL_PATCH):
-            local = await self._acquire_slot_locally(inp)
             controls = self.state.controls
             if controls.shutdown_requested or controls.entries_paused:
-                return None  # came with the local attempt: abandoned (a grant released)
+                return None  # came with the watch's result: abandoned, nothing asked
+            local = await self._acquire_slot_locally(inp)
+            if controls.shutdown_requested or controls.entries_paused:
+                return None  # came with the local attempt's end: abandoned (released)
             if local is not None:
                 return local
         interruptible = workflow.patched(SLOT_WAIT_PATCH)
@@ -226,12 +230,17 @@ class EntryPhases(Holdings):
         """One local attempt (in this worker, through its broker), or None if it failed or
         found no answer in time. A worker that dies during it leaves no marker: the next
         worker asks again, and the grant is idempotent on the decision id."""
+        # The deadline on the workflow's clock (the server's, as the Portfolio's), not the
+        # worker's: a worker clock behind would have every local request refused expired.
+        expires = workflow.now() + SLOT_LOCAL_WAIT
+        request = inp.request.model_copy(update={"expires_at": expires.timestamp()})
         try:
             grant: c.SlotGrant = await workflow.execute_local_activity(
                 c.ACQUIRE_SLOT,
-                inp,
+                inp.model_copy(update={"request": request}),
                 result_type=c.ACQUIRE_SLOT.result,
                 start_to_close_timeout=SLOT_LOCAL_ATTEMPT,
+                schedule_to_start_timeout=SLOT_LOCAL_QUEUED,
                 retry_policy=RetryPolicy(maximum_attempts=1),
                 summary="acquire trade slot",
             )

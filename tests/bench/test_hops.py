@@ -13,11 +13,7 @@ from bench.hops import _local_slot, hops
 
 
 def _marker(name: str, *, failed: bool = False) -> HistoryEvent:
-    data = {
-        "activity_type": name,
-        "original_schedule_time": {"seconds": 10, "nanos": 1_000_000},
-        "complete_time": {"seconds": 10, "nanos": 9_000_000},
-    }
+    data = {"activity_type": name, "attempt": 1}
     return HistoryEvent(
         event_type=EventType.EVENT_TYPE_MARKER_RECORDED,
         marker_recorded_event_attributes=MarkerRecordedEventAttributes(
@@ -40,11 +36,9 @@ def test_a_hop_is_measured_from_the_last_mark_the_trigger_has() -> None:
     assert rows["place_wft_done"]["n"] == 2 and rows["place_wft_done"]["p50_ms"] == 11.5
 
 
-def test_the_local_slot_attempt_is_read_from_its_marker() -> None:
-    assert _local_slot([_marker("last_watch_beat"), _marker("acquire_slot")]) == (
-        10_001_000,
-        10_009_000,
-    )
-    assert _local_slot([_marker("acquire_slot", failed=True)]) is None  # the slot queue next
+def test_a_granted_local_slot_attempt_is_found_in_its_workflow_tasks_commands() -> None:
+    assert _local_slot([_marker("last_watch_beat"), _marker("acquire_slot")])
+    assert not _local_slot([_marker("acquire_slot", failed=True)])  # the slot queue next
     scheduled = HistoryEvent(event_type=EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
-    assert _local_slot([scheduled, _marker("acquire_slot")]) is None  # the activity path
+    assert not _local_slot([scheduled, _marker("acquire_slot")])  # the activity path
+    assert not _local_slot([_marker("last_watch_beat")])

@@ -70,21 +70,15 @@ class _History:
             ),
         )
 
-    def local_activity(self, name: str, start: float, end: float, *, failed: bool = False) -> None:
-        """A local activity's marker, as core writes it (its times in the data)."""
+    def task_started(self, t: float) -> None:
+        self._add(t, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
 
-        def at(t: float) -> dict[str, int]:
-            whole = int(T0 + t)
-            return {"seconds": whole, "nanos": round((T0 + t - whole) * 1e9)}
-
-        data = {
-            "activity_type": name,
-            "original_schedule_time": at(start),
-            "complete_time": at(end),
-        }
+    def local_activity(self, name: str, t: float, *, failed: bool = False) -> None:
+        """A local activity's marker, as core writes it (at its workflow task's end)."""
+        data = {"activity_type": name, "attempt": 1}
         payload = Payload(data=json.dumps(data).encode())
         self._add(
-            end,
+            t,
             EventType.EVENT_TYPE_MARKER_RECORDED,
             marker_recorded_event_attributes=MarkerRecordedEventAttributes(
                 marker_name="core_local_activity",
@@ -125,20 +119,25 @@ def test_one_trade_round() -> None:
 
 
 def test_a_slot_granted_by_a_local_attempt_is_a_slot_grant() -> None:
-    """The slot-local patch: the grant is a local activity's marker, not an activity; a
-    failed local attempt is no grant (the slot queue's activity that follows is)."""
+    """The slot-local patch: the grant is a local activity's marker, not an activity,
+    timed by its workflow task; a failed local attempt is no grant but a fallback (the
+    slot queue's activity that follows is the grant)."""
     h = _History()
     h.other(0)
     h.activity("watch_entry", 10, 50, _fired(True, 49.5))
-    h.local_activity("acquire_slot", 50.1, 50.125)
-    h.local_activity("last_watch_beat", 51, 51.5)  # another local activity: not a grant
+    h.task_started(50.1)
+    h.local_activity("acquire_slot", 50.125)
+    h.local_activity("last_watch_beat", 50.125)  # another local activity: not a grant
     h.activity("place_order", 50.2, 50.5, {"side": "buy", "ts_ms": int((T0 + 50.4) * 1000)})
     h.activity("watch_entry", 60, 70, _fired(True, 69.5))
-    h.local_activity("acquire_slot", 70, 73, failed=True)
+    h.task_started(70.1)
+    h.local_activity("acquire_slot", 73, failed=True)
     h.activity("acquire_slot", 73, 73.5, {"granted": True})
     stats = LoadStats()
     assert stats.add(h.events, end=T0 + 100)
     assert sorted(round(g, 3) for g in stats.slot_grants_s) == [0.025, 0.5]
+    assert stats.slot_local_fallbacks == 1
+    assert stats.summary(checkpoint_s=30)["slot_local_fallbacks"] == 1
 
 
 def test_a_run_without_a_watch_counts_only_start_up() -> None:

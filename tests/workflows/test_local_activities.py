@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -21,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflows.harness import RealActivities, bench, path_of
 from trader import contracts as c
 from trader.core.phases import Phase
+from workflows.base import SLOT_LOCAL_WAIT
 from workflows.symbol_trader import SymbolTrader
 
 
@@ -45,11 +47,13 @@ async def test_the_slot_is_granted_by_a_local_attempt_with_no_activity_task(
     ts_env: WorkflowEnvironment, tmp_path: Path
 ):
     calls: list[bool] = []
+    deadlines: list[float | None] = []
 
     def stand_in(real: RealActivities) -> list[Callable[..., Any]]:
         @activity.defn(name=c.ACQUIRE_SLOT)
         async def acquire_slot(inp: c.AcquireSlotInput) -> c.SlotGrant:
             calls.append(activity.info().is_local)
+            deadlines.append(inp.request.expires_at)
             return cast(c.SlotGrant, await real[c.ACQUIRE_SLOT](inp))
 
         return [acquire_slot]
@@ -62,6 +66,10 @@ async def test_the_slot_is_granted_by_a_local_attempt_with_no_activity_task(
         history = await h.fetch_history()
     assert path_of(s)[:4] == ["warmup", "idle", "entry_eval", "place_buy"]
     assert calls == [True]  # one local attempt, granted
+    # Its request expires on the workflow's clock (the Portfolio's), set in the deciding
+    # task: the time ENTRY_EVAL was entered plus SLOT_LOCAL_WAIT.
+    decided = next(r.ts for r in s.phase_history if r.dst is Phase.ENTRY_EVAL)
+    assert deadlines == [pytest.approx(decided + SLOT_LOCAL_WAIT.total_seconds(), abs=0.01)]
     queues, markers = _acquire_events(history)
     assert queues == [] and markers == 1
 

@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.portfolio import SLOT_WAIT_EXPIRED, PortfolioActivities
+from activities.portfolio import (
+    LOCAL_MAX_ASKING,
+    SLOT_LOCAL_BUSY,
+    SLOT_WAIT_EXPIRED,
+    PortfolioActivities,
+)
 from activities.slot_broker import SlotBroker
 from tests.workflows.slot_client import SlotClient
 from tests.workflows.tcp_gate import tcp_gate
@@ -242,3 +250,53 @@ async def test_a_portfolio_of_the_previous_release_is_asked_one_request_at_a_tim
     assert [g.granted for g in grants] == [True, True, False]
     assert slots == {"d-a": "A/USDT", "d-b": "B/USDT"}
     assert broker.stats.one_by_one >= 1
+
+
+def _local_env(attempt_s: float) -> ActivityEnvironment:
+    """An activity environment whose attempt is a local activity's (the slot-local patch)."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, is_local=True, start_to_close_timeout=timedelta(seconds=attempt_s)
+    )
+    return env
+
+
+async def test_a_local_attempt_asks_the_slot_queue_instead_while_its_broker_is_busy(
+    dev_env: WorkflowEnvironment,
+):
+    """A burst on this worker: LOCAL_MAX_ASKING requests to the Portfolio still wait (no
+    worker runs it yet), so a local attempt is refused at once (it would hold its workflow
+    task, and the worker's slot for one, while the Portfolio needs those); once they are
+    answered, a local attempt is granted, its request carrying the workflow's deadline."""
+    client = dev_env.client
+    tq, pid = _queue()
+    acts = PortfolioActivities(client, task_queue=tq)
+    assert acts.broker is not None
+    waiting = [
+        asyncio.create_task(acts.broker.acquire(pid, 20, _req(f"w{i}")))
+        for i in range(LOCAL_MAX_ASKING)
+    ]
+    await _until(lambda: acts.broker.asking(pid) == LOCAL_MAX_ASKING, "a busy broker")
+    seen: list[c.SlotRequest] = []
+    local = c.AcquireSlotInput(
+        portfolio_id=pid,
+        max_trades=20,
+        request=_req("local").model_copy(update={"expires_at": 9e9}),
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await _local_env(2).run(acts.acquire_slot, local)
+    assert refused.value.type == SLOT_LOCAL_BUSY and refused.value.non_retryable
+    assert acts.broker.stats.requests == LOCAL_MAX_ASKING  # nothing asked for it
+    async with Worker(client, task_queue=tq, workflows=[Portfolio]):
+        assert all(g.granted for g in await asyncio.gather(*waiting))
+        assert acts.broker.asking(pid) == 0
+        real_acquire = acts.broker.acquire
+
+        async def spy(portfolio_id: str, max_trades: int, req: c.SlotRequest, **kw: object):
+            seen.append(req)
+            return await real_acquire(portfolio_id, max_trades, req, **kw)  # type: ignore[arg-type]
+
+        acts.broker.acquire = spy  # type: ignore[method-assign]
+        grant = await _local_env(2).run(acts.acquire_slot, local)
+    assert grant.granted
+    assert [r.expires_at for r in seen] == [9e9]  # the workflow's deadline, not overridden
