@@ -167,12 +167,13 @@ def test_a_stuck_disk_never_blocks_the_caller(tmp_path):
             took.append(time.perf_counter() - t0)
             time.sleep(0.0005)  # the writer runs meanwhile, until the pipe is full
         # One wait of _WAIT_S once the writer is stuck, then nobody waits (a caller that
-        # waited each time would make ~490 waits). A few more waits are a loaded machine's:
-        # a writer thread not scheduled for _WAIT_S before the pipe was full, or this
-        # thread preempted inside a call; a single preemption also makes a 0.1 s bound on
-        # the slowest call fail, while a caller blocked on the full pipe would never return.
+        # waited each time would wait for every line it queued: ~50). A few more waits are
+        # a loaded machine's: the writer not scheduled for _WAIT_S while the pipe still
+        # took lines (~9), or this thread preempted inside a call; a single preemption also
+        # failed a 0.1 s bound on the slowest call. A caller blocked on the full pipe would
+        # not return within 2 s.
         waits = [t for t in took if t >= _WAIT_S]
-        assert len(waits) <= 5, waits
+        assert len(waits) <= 10, waits
         assert max(took) < 2.0
         assert 0 < log.dropped < 500 - 50
         got = bytearray()
