@@ -147,7 +147,9 @@ async def test_a_create_that_reached_the_exchange_is_never_made_twice(
         await asyncio.sleep(1.0)
         started = time.monotonic()
         order = await a.run(queued_s=1.0, lose_details=not details_reach_the_retry)
-        assert time.monotonic() - started < 2.5  # found as soon as it is visible
+        # Found as soon as it is visible (~1.5 s), not at the attempt's deadline (4.5 s); a
+        # second of slack for a loaded machine's round trips.
+        assert time.monotonic() - started < 3.5
         assert a.srv.stats[CREATE] == 1 and len(a.srv.exchange.all_orders()) == 1
         assert (order.id, order.filled, order.client_order_id) == (placed.id, D("1"), CID)
         assert order.fee_base == sum(f.fee for f in a.srv.exchange.fills("BTC/USDT")) > 0
@@ -167,7 +169,8 @@ async def test_a_retry_creates_only_once_absence_is_confirmed_over_the_window(tm
         started = time.monotonic()
         order = await a.run(queued_s=1.0)  # scheduled 1 s ago: 2 s of the window are left
         waited = time.monotonic() - started
-        assert WINDOW_S - 1.0 - 0.1 <= waited < WINDOW_S + 1.0
+        # The window waited out (2 s left of it); within the attempt's 5 s start-to-close.
+        assert WINDOW_S - 1.0 - 0.1 <= waited < 5.0
         [placed] = a.srv.exchange.all_orders()
         assert order.id == placed.id and a.srv.stats[CREATE] == 2
     assert "absence confirmed" in _messages(caplog)
@@ -182,7 +185,8 @@ async def test_a_found_order_in_the_lists_ends_the_window_before_the_lookup_sees
         await a.fails("OrderStatusUnknown")
         started = time.monotonic()
         order = await a.run(queued_s=1.0)
-        assert time.monotonic() - started < 1.0
+        # Before the window's end (2 s left of it), after which the lists are read anyway.
+        assert time.monotonic() - started < WINDOW_S - 1.0
         [placed] = a.srv.exchange.all_orders()
         assert order.id == placed.id and order.fee_base > 0 and a.srv.stats[CREATE] == 1
     assert "found by recent orders" in _messages(caplog)

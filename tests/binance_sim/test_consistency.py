@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
@@ -107,9 +108,20 @@ async def test_always_refused_restores_strict_uniqueness(tmp_path):
 
 
 # --- lookup lag -------------------------------------------------------------------------------
+# The checks inside a lag are several signed round trips: the lag leaves them seconds (a loaded
+# CI machine can take one of them past a second), and the wait for its end counts from the
+# create's return (the order was accepted before it) instead of sleeping a fixed time.
+LAG_S = 4.0
+
+
+async def after_the_lag(created_at: float) -> None:
+    await asyncio.sleep(max(0.0, created_at + LAG_S + 0.2 - time.monotonic()))
+
+
 async def test_a_young_order_is_unknown_to_lookup_and_cancel_but_listed(tmp_path):
-    async with sim(tmp_path, lookup_lag_s=0.8) as (srv, client):
+    async with sim(tmp_path, lookup_lag_s=LAG_S) as (srv, client):
         rest = await resting_buy(client, "young-1")
+        created_at = time.monotonic()
         with pytest.raises(ccxt.OrderNotFound, match="-2013"):
             await by_cid(client, "young-1")
         with pytest.raises(ccxt.OrderNotFound, match="-2013"):
@@ -121,20 +133,21 @@ async def test_a_young_order_is_unknown_to_lookup_and_cancel_but_listed(tmp_path
         assert [o["id"] for o in await client.fetch_orders(SYM)] == [rest["id"]]
         with pytest.raises(ccxt.InvalidOrder, match="Duplicate"):  # the engine knows it
             await resting_buy(client, "young-1")
-        await asyncio.sleep(0.9)
+        await after_the_lag(created_at)
         assert (await by_cid(client, "young-1"))["id"] == rest["id"]
         assert (await client.cancel_order(rest["id"], SYM))["status"] == "canceled"
 
 
 async def test_a_list_lag_hides_young_orders_and_their_trades_from_the_lists(tmp_path):
-    async with sim(tmp_path, list_lag_s=0.8) as (srv, client):
+    async with sim(tmp_path, list_lag_s=LAG_S) as (srv, client):
         filled = await ioc_buy(client, "listed-1")
         rest = await resting_buy(client, "listed-2")
+        created_at = time.monotonic()  # of the younger one
         assert await client.fetch_orders(SYM) == []
         assert await client.fetch_open_orders(SYM) == []
         assert await client.fetch_my_trades(SYM) == []
         assert (await by_cid(client, "listed-1"))["id"] == filled["id"]  # lookups: no lag
-        await asyncio.sleep(0.9)
+        await after_the_lag(created_at)
         assert [o["id"] for o in await client.fetch_orders(SYM)] == [filled["id"], rest["id"]]
         assert [o["id"] for o in await client.fetch_open_orders(SYM)] == [rest["id"]]
         assert [t["order"] for t in await client.fetch_my_trades(SYM)] == [filled["id"]]

@@ -142,7 +142,7 @@ async def test_a_drop_of_one_symbol_leaves_other_connections(server, pro):
 async def test_a_stall_sends_nothing_until_it_ends(server, pro):
     await next_book(pro, ["BTC/USDT"], "BTC/USDT")
     async with SimControl(server.url) as sim:
-        await sim.stall_streams(2.0)
+        await sim.stall_streams(5.0)  # well past the 1 s wait below, however slow this runs
         server.set_price("BTC/USDT", D("64000"))
         sent = server.streams.frames_sent
         with pytest.raises(TimeoutError):  # the connection stays open, silent

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from temporalio.client import (
     Client,
     DescribeWorkflowInput,
@@ -18,6 +19,7 @@ from temporalio.client import (
 
 from trader.contracts import StatusMemo
 from trader.core.phases import Phase
+from trader.observe import status_table
 from trader.observe.status_table import LIVE_DESCRIBES, StatusRow, with_live
 
 
@@ -55,7 +57,12 @@ def _held(n: int) -> list[StatusRow]:
     ]
 
 
-async def test_a_refresh_describes_a_bounded_number_at_once_and_caches(dev_env: Any) -> None:
+async def test_a_refresh_describes_a_bounded_number_at_once_and_caches(
+    dev_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 1 s heartbeat interval is shorter than the first refresh's three rounds of
+    # describes can take on a loaded machine: an hour stands for it, and none for its end.
+    monkeypatch.setattr(status_table, "_LIVE_TTL_S", 3600.0)
     seen = _Describes()
     client = Client(**{**dev_env.client.config(), "interceptors": [seen]})
     rows = _held(3 * LIVE_DESCRIBES)
@@ -64,3 +71,6 @@ async def test_a_refresh_describes_a_bounded_number_at_once_and_caches(dev_env: 
     assert seen.calls == len(rows) and seen.most == LIVE_DESCRIBES
     again = await with_live(client, rows)  # within a heartbeat interval: no new reads
     assert again == rows and seen.calls == len(rows)
+    monkeypatch.setattr(status_table, "_LIVE_TTL_S", 0.0)
+    assert await with_live(client, rows) == rows  # past it: each is read again
+    assert seen.calls == 2 * len(rows) and seen.most == LIVE_DESCRIBES

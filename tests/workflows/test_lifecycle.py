@@ -9,8 +9,9 @@ from decimal import Decimal as D
 import pytest
 
 from tests.timeskip import skip
-from tests.workflows.harness import bench, path_of
+from tests.workflows.harness import Bench, TraderHandle, bench, path_of
 from trader.core.phases import Phase
+from trader.observe.watch_live import watch_live
 
 
 async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path):
@@ -59,6 +60,17 @@ async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path)
         assert any("entry" in t or "BUY" in t.upper() for t in b.notifier.sent)
 
 
+async def _until_watch_saw(b: Bench, h: TraderHandle, price: D) -> None:
+    """Until the exit watch's heartbeat carries ``price`` (a wait, not a sleep)."""
+    seen = None
+    for _ in range(300):
+        seen = await watch_live(b.client, h.id)
+        if seen is not None and seen.price == price:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the watch never heartbeated {price}: {seen}")
+
+
 @pytest.mark.parametrize(
     ("moves", "reason"),
     [
@@ -73,9 +85,11 @@ async def test_exit_rules(ts_env, tmp_path, moves, reason):
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.POSITION)
-        for price in moves:
+        *before, last = moves
+        for price in before:  # each seen by the watch (its heartbeat shows it), however slow
             b.set_price("BTC/USDT", price)
-            await asyncio.sleep(0.5)  # let the watch see each tick
+            await _until_watch_saw(b, h, D(price))
+        b.set_price("BTC/USDT", last)
         await b.wait_phase(h, Phase.COOLDOWN)
         [trade] = await b.ledger.trades()
         assert trade.exit_reason == reason
