@@ -51,8 +51,8 @@ SLOT_RETRY_PATCH = "slot-retry"
 SLOT_WAIT_PATCH = "slot-wait"
 # The slot asked first by a local activity, in the workflow task that decided the entry: no
 # activity task to dispatch and complete, and the buy is scheduled in that same task
-# (docs/benchmarks.md measures the cut). A local activity's marker replaces the activity's
-# events: new commands.
+# (docs/architecture.md, "The slot asked in the deciding workflow task"; docs/benchmarks.md
+# measures it). A local activity's marker replaces the activity's events: new commands.
 SLOT_LOCAL_PATCH = "slot-local"
 SLOT_LOCAL_ATTEMPT = timedelta(seconds=2)
 """The local attempt's bound; it waits for an answer until ``SLOT_LOCAL_WAIT`` (the
