@@ -5,6 +5,7 @@
     python -m bench.slots --requests 1000 --rate 100         # a steady 100 requests/s
     python -m bench.slots --requests 1000 --slot-queue main  # acquire_slot on the main queue
     python -m bench.slots --requests 1000 --slot-activities 2000  # no bound on slot requests
+    python -m bench.slots --requests 1000 --local-first      # SymbolTrader's since slot-local
 
 A real dev server (in memory) and one worker in this process with the production worker
 settings (trader/runtime/worker.py): a main worker with the SDK's default activity slots
@@ -68,6 +69,7 @@ async def main(
     slot_queue: str = "own",
     slot_activities: int = MAX_SLOT_REQUESTS,
     probes: int = 20,
+    local_first: bool = False,
 ) -> dict[str, object]:
     errors: Counter[str] = Counter()
     attempts = 0
@@ -118,6 +120,7 @@ async def main(
                                 portfolio_id=pid, max_trades=max_trades, request=req
                             ),
                             sq,
+                            local_first,
                         ],
                         id=f"{pid}:client:{i}",
                         task_queue=tq,
@@ -150,6 +153,8 @@ async def main(
     updates = acts.broker.stats.updates if acts.broker else attempts
     return {
         "design": "per-request" if per_request else f"broker, {in_flight} in flight",
+        "local_first": local_first,
+        "granted_locally": sum(r.local for r in results),
         "slot_queue": slot_queue,
         "slot_activities": slot_activities if slot_queue == "own" else "main's 100",
         "requests": requests,
@@ -187,6 +192,9 @@ if __name__ == "__main__":
         "--slot-activities", type=int, default=MAX_SLOT_REQUESTS, help="the slot worker's"
     )
     parser.add_argument("--probes", type=int, default=20, help="orders placed during it")
+    parser.add_argument(
+        "--local-first", action="store_true", help="a local attempt first (slot-local patch)"
+    )
     args = parser.parse_args()
     out = asyncio.run(
         main(
@@ -198,6 +206,7 @@ if __name__ == "__main__":
             in_flight=args.in_flight,
             slot_queue=args.slot_queue,
             slot_activities=args.slot_activities,
+            local_first=args.local_first,
             probes=args.probes,
         )
     )

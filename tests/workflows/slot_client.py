@@ -20,24 +20,48 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
+    from workflows.base import SLOT_LOCAL_ATTEMPT, SLOT_LOCAL_QUEUED, SLOT_LOCAL_WAIT
 
 
 class ClientResult(BaseModel):
     grant: c.SlotGrant
     latency_s: float
     """From scheduling the activity to its result, on the workflow's clock."""
+    local: bool = False
+    """Granted by the local attempt."""
 
 
 @workflow.defn(name="SlotClient")
 class SlotClient:
     @workflow.run
-    async def run(self, inp: c.AcquireSlotInput, task_queue: str | None = None) -> ClientResult:
+    async def run(
+        self, inp: c.AcquireSlotInput, task_queue: str | None = None, local_first: bool = False
+    ) -> ClientResult:
         """``task_queue``: where the activity runs (the slot queue, as SymbolTrader's since
-        the slot-wait patch); None: this workflow's."""
+        the slot-wait patch); None: this workflow's. ``local_first``: one local attempt
+        first, as SymbolTrader's since the slot-local patch (same bounds), the activity
+        only if it failed."""
         t0 = workflow.time()
+        if local_first:
+            request = inp.request.model_copy(
+                update={"expires_at": (workflow.now() + SLOT_LOCAL_WAIT).timestamp()}
+            )
+            try:
+                local: c.SlotGrant = await workflow.execute_local_activity(
+                    c.ACQUIRE_SLOT,
+                    inp.model_copy(update={"request": request}),
+                    result_type=c.SlotGrant,
+                    start_to_close_timeout=SLOT_LOCAL_ATTEMPT,
+                    schedule_to_start_timeout=SLOT_LOCAL_QUEUED,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                )
+                return ClientResult(grant=local, latency_s=workflow.time() - t0, local=True)
+            except FailureError:
+                pass
         grant = await workflow.execute_activity(
             c.ACQUIRE_SLOT,
             inp,
