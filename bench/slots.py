@@ -154,7 +154,7 @@ async def main(
     return {
         "design": "per-request" if per_request else f"broker, {in_flight} in flight",
         "local_first": local_first,
-        "granted_locally": sum(r.local for r in results),
+        "answered_locally": sum(r.local for r in results),
         "slot_queue": slot_queue,
         "slot_activities": slot_activities if slot_queue == "own" else "main's 100",
         "requests": requests,

@@ -32,7 +32,7 @@ class ClientResult(BaseModel):
     latency_s: float
     """From scheduling the activity to its result, on the workflow's clock."""
     local: bool = False
-    """Granted by the local attempt."""
+    """Answered by the local attempt (granted or all slots in use)."""
 
 
 @workflow.defn(name="SlotClient")
