@@ -20,4 +20,5 @@ async def test_a_small_burst_with_the_local_attempt_first_is_all_answered() -> N
     assert isinstance(answered_locally, int) and 0 < answered_locally <= 40
     # Local grants are answers too (granted or all slots in use); every other request was
     # answered by the slot queue's activity after its local attempt was refused or failed.
-    assert out["activity_attempts"] >= 40
+    attempts = out["activity_attempts"]
+    assert isinstance(attempts, int) and attempts >= 40
