@@ -195,12 +195,16 @@ class EntryPhases(Holdings):
         slot-local patch a local attempt goes first (``SLOT_LOCAL_ATTEMPT``)."""
         if not workflow.patched(SLOT_RETRY_PATCH):
             return await self._exchange_call(c.ACQUIRE_SLOT, inp, summary="acquire trade slot")
+        controls = self.state.controls
+
+        def interrupted() -> bool:
+            return controls.shutdown_requested or controls.entries_paused
+
         if workflow.patched(SLOT_LOCAL_PATCH):
-            controls = self.state.controls
-            if controls.shutdown_requested or controls.entries_paused:
+            if interrupted():
                 return None  # came with the watch's result: abandoned, nothing asked
             local = await self._acquire_slot_locally(inp)
-            if controls.shutdown_requested or controls.entries_paused:
+            if interrupted():
                 return None  # came with the local attempt's end: abandoned (released)
             if local is not None:
                 return local
@@ -220,34 +224,14 @@ class EntryPhases(Holdings):
         if not interruptible:
             grant: c.SlotGrant = await handle
             return grant
-        controls = self.state.controls
-        res = await self._race(
-            handle, until=lambda: controls.shutdown_requested or controls.entries_paused
-        )
+        res = await self._race(handle, until=interrupted)
         return None if isinstance(res, str) else res
 
     async def _acquire_slot_locally(self, inp: c.AcquireSlotInput) -> c.SlotGrant | None:
         """One local attempt (in this worker, through its broker), or None if it failed or
         found no answer in time. A worker that dies during it leaves no marker: the next
         worker asks again, and the grant is idempotent on the decision id."""
-        # The deadline on the workflow's clock (the server's, as the Portfolio's), not the
-        # worker's: a worker clock behind would have every local request refused expired.
-        expires = workflow.now() + SLOT_LOCAL_WAIT
-        request = inp.request.model_copy(update={"expires_at": expires.timestamp()})
-        try:
-            grant: c.SlotGrant = await workflow.execute_local_activity(
-                c.ACQUIRE_SLOT,
-                inp.model_copy(update={"request": request}),
-                result_type=c.ACQUIRE_SLOT.result,
-                start_to_close_timeout=SLOT_LOCAL_ATTEMPT,
-                schedule_to_start_timeout=SLOT_LOCAL_QUEUED,
-                retry_policy=RetryPolicy(maximum_attempts=1),
-                summary="acquire trade slot",
-            )
-        except LOCAL_ACTIVITY_FAILURES as err:
-            workflow.logger.info("local slot attempt failed, asking on the slot queue: %s", err)
-            return None
-        return grant
+        return await local_slot_attempt(inp)
 
     def _abandon_entry(
         self,
@@ -407,6 +391,29 @@ class EntryPhases(Holdings):
                 simulated=self._is_simulated,
             ),
         )
+
+
+async def local_slot_attempt(inp: c.AcquireSlotInput) -> c.SlotGrant | None:
+    """The slot-local patch's local ``acquire_slot`` (tests/workflows/slot_client.py asks
+    the same way), or None if it failed or found no answer in time."""
+    # The deadline on the workflow's clock (the server's, as the Portfolio's), not the
+    # worker's: a worker clock behind would have every local request refused expired.
+    expires = workflow.now() + SLOT_LOCAL_WAIT
+    request = inp.request.model_copy(update={"expires_at": expires.timestamp()})
+    try:
+        grant: c.SlotGrant = await workflow.execute_local_activity(
+            c.ACQUIRE_SLOT,
+            inp.model_copy(update={"request": request}),
+            result_type=c.ACQUIRE_SLOT.result,
+            start_to_close_timeout=SLOT_LOCAL_ATTEMPT,
+            schedule_to_start_timeout=SLOT_LOCAL_QUEUED,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary="acquire trade slot",
+        )
+    except LOCAL_ACTIVITY_FAILURES as err:
+        workflow.logger.info("local slot attempt failed, asking on the slot queue: %s", err)
+        return None
+    return grant
 
 
 def workflow_failure(err: ActivityError) -> Exception:

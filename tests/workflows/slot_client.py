@@ -20,11 +20,10 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from trader import contracts as c
-    from workflows.base import SLOT_LOCAL_ATTEMPT, SLOT_LOCAL_QUEUED, SLOT_LOCAL_WAIT
+    from workflows.entry_phases import local_slot_attempt
 
 
 class ClientResult(BaseModel):
@@ -46,22 +45,8 @@ class SlotClient:
         first, as SymbolTrader's since the slot-local patch (same bounds), the activity
         only if it failed."""
         t0 = workflow.time()
-        if local_first:
-            request = inp.request.model_copy(
-                update={"expires_at": (workflow.now() + SLOT_LOCAL_WAIT).timestamp()}
-            )
-            try:
-                local: c.SlotGrant = await workflow.execute_local_activity(
-                    c.ACQUIRE_SLOT,
-                    inp.model_copy(update={"request": request}),
-                    result_type=c.SlotGrant,
-                    start_to_close_timeout=SLOT_LOCAL_ATTEMPT,
-                    schedule_to_start_timeout=SLOT_LOCAL_QUEUED,
-                    retry_policy=RetryPolicy(maximum_attempts=1),
-                )
-                return ClientResult(grant=local, latency_s=workflow.time() - t0, local=True)
-            except FailureError:
-                pass
+        if local_first and (local := await local_slot_attempt(inp)) is not None:
+            return ClientResult(grant=local, latency_s=workflow.time() - t0, local=True)
         grant = await workflow.execute_activity(
             c.ACQUIRE_SLOT,
             inp,
