@@ -31,8 +31,6 @@ SLOT_LOCAL_BUSY = "SlotLocalBusy"
 LOCAL_MAX_ASKING = 10
 """A local attempt goes to the slot queue instead while this many requests to the same
 Portfolio wait in this worker."""
-LOCAL_MARGIN = timedelta(milliseconds=500)
-"""A local attempt's answer only has to reach its own workflow task, in this process."""
 _MARGIN = timedelta(seconds=1)
 """An answer read before the attempt's deadline less this reaches the server in time."""
 
@@ -64,6 +62,13 @@ class PortfolioActivities:
                 update={"request": inp.request.model_copy(update={"expires_at": end.timestamp()})}
             )
         wait = None if end is None else max((end - datetime.now(UTC)).total_seconds(), 0)
+        # Retryable: the next attempt asks again (the grant is idempotent).
+        return await self._answer(inp, wait, within="this attempt")
+
+    async def _answer(
+        self, inp: c.AcquireSlotInput, wait: float | None, *, within: str
+    ) -> c.SlotGrant:
+        """The Portfolio's answer within ``wait`` seconds, else SlotWaitExpired."""
         try:
             if self.broker is not None:
                 grant = await self.broker.acquire(
@@ -74,16 +79,15 @@ class PortfolioActivities:
         except TimeoutError:
             grant = None
         if grant is None or grant.expired:
-            # Retryable: the next attempt asks again (the grant is idempotent).
             raise ApplicationError(
-                "no answer from the Portfolio within this attempt", type=SLOT_WAIT_EXPIRED
+                f"no answer from the Portfolio within {within}", type=SLOT_WAIT_EXPIRED
             )
         return grant
 
     async def _acquire_locally(self, inp: c.AcquireSlotInput, info: activity.Info) -> c.SlotGrant:
         """The slot-local patch's attempt, inside the deciding workflow task: that task (and
         the worker's workflow-task slot it holds) waits for it, so it runs only while this
-        worker's broker is calm, and waits its attempt less ``LOCAL_MARGIN``. Its request's
+        worker's broker is calm, and waits its attempt less ``SLOT_LOCAL_MARGIN``. Its request's
         ``expires_at`` was set by the workflow (on the server's clock, as the Portfolio's)."""
         if self.broker is None or self.broker.asking(inp.portfolio_id) >= LOCAL_MAX_ASKING:
             # A burst: hundreds of deciding tasks held open would starve the Portfolio's own
@@ -94,20 +98,9 @@ class PortfolioActivities:
                 non_retryable=True,
             )
         attempt = info.start_to_close_timeout or timedelta(0)
-        wait = max((attempt - LOCAL_MARGIN).total_seconds(), 0.0)
-        try:
-            grant = await self.broker.acquire(
-                inp.portfolio_id, inp.max_trades, inp.request, timeout=wait
-            )
-        except TimeoutError:
-            grant = None
-        if grant is None or grant.expired:
-            raise ApplicationError(
-                "no answer from the Portfolio within the local attempt",
-                type=SLOT_WAIT_EXPIRED,
-                non_retryable=True,
-            )
-        return grant
+        wait = max((attempt - c.SLOT_LOCAL_MARGIN).total_seconds(), 0.0)
+        # (One attempt: the workflow falls back to the slot queue, not to a retry.)
+        return await self._answer(inp, wait, within="the local attempt")
 
     async def _acquire_one(self, inp: c.AcquireSlotInput) -> c.SlotGrant:
         # Start the Portfolio if nobody has yet (idempotent: the running one is reused).

@@ -285,6 +285,10 @@ class LastBeatResult(_Msg):
     between attempts (retry backoff); None when none is pending or it never heartbeated."""
 
 
+SLOT_LOCAL_MARGIN = timedelta(milliseconds=500)
+"""A local slot attempt (the slot-local patch) waits for its answer until its start-to-close
+less this: the answer only has to reach its own workflow task, in the same process."""
+
 LIVE_HEARTBEAT = timedelta(seconds=1)
 """The watch worker's ``max_heartbeat_throttle_interval``: an exit watch's heartbeat (its
 ``WatchLive``) reaches the server at least this often, so a held symbol's price and trailing

@@ -55,15 +55,15 @@ SLOT_WAIT_PATCH = "slot-wait"
 # measures it). A local activity's marker replaces the activity's events: new commands.
 SLOT_LOCAL_PATCH = "slot-local"
 SLOT_LOCAL_ATTEMPT = timedelta(seconds=2)
-"""The local attempt's bound; it waits for an answer until ``SLOT_LOCAL_WAIT`` (the
-activity's ``LOCAL_MARGIN`` less). Unanswered by then, refused as busy (a burst on this
+"""The local attempt's bound; it waits for an answer until ``SLOT_LOCAL_WAIT`` (less the
+activity's ``SLOT_LOCAL_MARGIN``). Unanswered by then, refused as busy (a burst on this
 worker) or failed, the slow path takes over: the activity on the slot queue, retried on the
 server (no history per attempt) and raced against a stop or a pause. The workflow task that
 runs the attempt sees no signal sent meanwhile: a stop or a pause sent during a granted
 attempt is seen after place_order was scheduled, like one sent during PLACE_BUY (the buy
 goes ahead, then the stop or the pause applies); during an unanswered one, by the slow
 path's race."""
-SLOT_LOCAL_WAIT = timedelta(milliseconds=1500)
+SLOT_LOCAL_WAIT = SLOT_LOCAL_ATTEMPT - c.SLOT_LOCAL_MARGIN
 SLOT_LOCAL_QUEUED = timedelta(milliseconds=500)
 """How long the local attempt may wait for one of the worker's local-activity slots."""
 # ERROR counts the order consistency window from the later of the decision and its own
