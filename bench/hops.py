@@ -9,7 +9,6 @@ many triggers it was measured). The total (set -> create) is measured for every 
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
+from bench.load_stats import local_slot_answer
 from trader import contracts as c
 
 MARKS = (
@@ -173,15 +173,8 @@ def _local_slot(events: list[HistoryEvent]) -> bool:
     for e in events:
         if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             return False  # an activity scheduled first: not the local path
-        if e.event_type != _E.EVENT_TYPE_MARKER_RECORDED:
-            continue
-        attrs = e.marker_recorded_event_attributes
-        if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
-            continue
-        data = json.loads(attrs.details["data"].payloads[0].data)
-        if data.get("activity_type") == c.ACQUIRE_SLOT:
-            # Unanswered locally: the slot queue's activity follows.
-            return not attrs.HasField("failure")
+        if (answered := local_slot_answer(e)) is not None:
+            return answered  # (unanswered locally: the slot queue's activity follows)
     return False
 
 

@@ -47,10 +47,10 @@ def _payload(ev_attrs: Any) -> Any:
     return json.loads(payloads[0].data) if payloads else None
 
 
-def _local_slot(ev: HistoryEvent) -> bool | None:
+def local_slot_answer(ev: HistoryEvent) -> bool | None:
     """An acquire_slot local attempt's marker (the slot-local patch): True if it was
     answered, False if it failed (the slot queue's activity follows); None for any other
-    event."""
+    event. bench/hops.py reads the path with it too."""
     if ev.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
         return None
     attrs = ev.marker_recorded_event_attributes
@@ -157,7 +157,7 @@ class LoadStats:
                 self._failed(ev, scheduled)
             if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
                 task_started = t
-            elif (local := _local_slot(ev)) is not None:
+            elif (local := local_slot_answer(ev)) is not None:
                 # Granted locally: the deciding workflow task's start -> its completion
                 # (the marker's time), an upper bound (guards and the order's scheduling
                 # are in it; the marker's own times are not reliable). A failed attempt
