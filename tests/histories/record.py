@@ -186,14 +186,20 @@ async def slot_wait(env, tmp: Path) -> None:
 async def slot_wait_stopped(env, tmp: Path) -> None:
     """A stop while the Portfolio does not answer: the slot request cancelled, the entry
     abandoned and its decision released."""
+    await _stopped_waiting_for_a_slot(env, tmp, "slot_wait_stopped", slot_queue=False)
+
+
+async def _stopped_waiting_for_a_slot(env, tmp: Path, name: str, *, slot_queue: bool) -> None:
+    """The Portfolio never answers; the stop comes once acquire_slot started (on the slot
+    queue if ``slot_queue``: past the slot-local patch's local attempt)."""
     hang = HangingAcquire(env.client)
     async with bench(env.client, tmp, stand_ins=hang.stand_in) as b:
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.ENTRY_EVAL)
-        await hang.started.wait()
-        await _finish(b, h, "slot_wait_stopped")
+        await (hang.slot_queue_started if slot_queue else hang.started).wait()
+        await _finish(b, h, name)
         hang.release.set()
 
 
@@ -207,15 +213,7 @@ async def slot_local(env, tmp: Path) -> None:
 async def slot_local_stopped(env, tmp: Path) -> None:
     """Behind the "slot-local" patch, the Portfolio not answering: the local attempt times
     out, the slot queue is asked, and a stop cancels that wait and releases the decision."""
-    hang = HangingAcquire(env.client)
-    async with bench(env.client, tmp, stand_ins=hang.stand_in) as b:
-        h = await b.start()
-        await b.wait_phase(h, Phase.IDLE)
-        b.set_price("BTC/USDT", "97.90")
-        await b.wait_phase(h, Phase.ENTRY_EVAL)
-        await hang.slot_queue_started.wait()
-        await _finish(b, h, "slot_local_stopped")
-        hang.release.set()
+    await _stopped_waiting_for_a_slot(env, tmp, "slot_local_stopped", slot_queue=True)
 
 
 async def portfolio_late_requests(env, tmp: Path) -> None:
