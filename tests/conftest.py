@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.hang_guard import guard_async_tests
 from trader.runtime.client import ensure_search_attributes
 from trader.runtime.converter import DATA_CONVERTER
 from trader.search import ALL_KEYS
@@ -97,6 +98,7 @@ TIMING_HEAVY = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    guard_async_tests(items)
     for item in items:
         path = item.nodeid.split("::", 1)[0]
         if path.startswith(TIMING_HEAVY):
