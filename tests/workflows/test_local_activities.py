@@ -133,3 +133,45 @@ async def test_a_failing_last_watch_beat_never_fails_the_workflow(
         status = (await h.describe()).status
     assert paused.phase is Phase.IDLE and at_pause == [1, 2, 3]
     assert held.phase is Phase.POSITION and status is WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_pause_sent_during_a_granted_local_attempt_is_seen_after_the_buy(
+    ts_env: WorkflowEnvironment, tmp_path: Path
+):
+    """The documented edge (docs/architecture.md): a signal sent while the local attempt
+    runs reaches the workflow in its next task, after the deciding task scheduled
+    place_order with the grant. The buy is placed once, its position held, the pause kept:
+    not lost, and no second entry."""
+    client = ts_env.client
+    calls: list[bool] = []
+
+    def stand_in(real: RealActivities) -> list[Callable[..., Any]]:
+        @activity.defn(name=c.ACQUIRE_SLOT)
+        async def acquire_slot(inp: c.AcquireSlotInput) -> c.SlotGrant:
+            calls.append(activity.info().is_local)
+            handle = client.get_workflow_handle(activity.info().workflow_id)
+            await handle.signal(SymbolTrader.pause_entries)  # on the server before the grant
+            return cast(c.SlotGrant, await real[c.ACQUIRE_SLOT](inp))
+
+        return [acquire_slot]
+
+    async with bench(client, tmp_path, stand_ins=stand_in) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        s = await b.wait_for(
+            h, lambda s: s.phase is Phase.POSITION and s.controls.entries_paused, what="held"
+        )
+        history = await h.fetch_history()
+    assert calls == [True] and path_of(s)[:4] == ["warmup", "idle", "entry_eval", "place_buy"]
+    kinds = [
+        "place_order"
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == c.PLACE_ORDER
+        else "signal"
+        if e.HasField("workflow_execution_signaled_event_attributes")
+        and e.workflow_execution_signaled_event_attributes.signal_name == "pause_entries"
+        else None
+        for e in history.events
+    ]
+    assert [k for k in kinds if k] == ["place_order", "signal"]
