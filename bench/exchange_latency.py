@@ -8,6 +8,7 @@ clock, so the figure covers hub poll + watch activity + workflow + order activit
     python -m bench.exchange_latency [--triggers 60] [--poll 0.5]
     python -m bench.exchange_latency --modes stream,0.5,0.05 --triggers 100   # side by side
     python -m bench.exchange_latency --modes stream,0.5,0.05 --triggers 100 --symbols 100
+    python -m bench.exchange_latency --modes stream --runners sandboxed,unsandboxed
 
 A mode is ``stream`` (the hub on ccxt.pro's book stream from the server's WebSocket, REST
 only as its fallback) or a REST poll interval in seconds. ``--symbols N``: N - 1 more
@@ -57,6 +58,7 @@ async def latency(
     *,
     stream: bool = False,
     symbols: int = 1,
+    sandboxed: bool = True,
 ) -> dict[str, Any]:
     samples: list[float] = []
     triggered: list[tuple[int, D, int]] = []  # (set_us, price, create_us)
@@ -75,7 +77,14 @@ async def latency(
     ) as (srv, ex):
         # The server plays prices set by hand, which the bench sets too.
         assert isinstance(srv.feed, StaticFeed)
-        async with bench(env.client, tmp, exchange=ex, feed=srv.feed, poll_interval_s=poll) as b:
+        async with bench(
+            env.client,
+            tmp,
+            exchange=ex,
+            feed=srv.feed,
+            poll_interval_s=poll,
+            sandboxed=sandboxed,
+        ) as b:
             assert b.hub is not None
             b.hub.on_publish = on_publish
             others = [s for s in srv.feed.symbols if s.startswith("S")][: symbols - 1]
@@ -137,20 +146,34 @@ async def main() -> None:
         help="comma-separated: stream and/or REST poll intervals (default: --poll alone)",
     )
     parser.add_argument("--symbols", type=int, default=1, help="subscribed, one triggering")
+    parser.add_argument(
+        "--runners",
+        default="sandboxed",
+        help="comma-separated: sandboxed and/or unsandboxed (WORKFLOW_SANDBOX), interleaved",
+    )
     args = parser.parse_args()
     modes = (args.modes or str(args.poll)).split(",")
+    runners = args.runners.split(",")
+    if not set(runners) <= {"sandboxed", "unsandboxed"}:
+        parser.error(f"--runners: sandboxed or unsandboxed, not {args.runners!r}")
     results = []
     async with dev_server() as env:
-        for mode in modes:
+        for mode, runner in ((m, r) for m in modes for r in runners):
             with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
                 stream = mode == "stream"
                 poll = args.poll if stream else float(mode)
                 result = await latency(
-                    env, Path(tmp), args.triggers, poll, stream=stream, symbols=args.symbols
+                    env,
+                    Path(tmp),
+                    args.triggers,
+                    poll,
+                    stream=stream,
+                    symbols=args.symbols,
+                    sandboxed=runner == "sandboxed",
                 )
-                results.append({"load_avg": os.getloadavg()} | result)
+                results.append({"load_avg": os.getloadavg(), "runner": runner} | result)
                 print(json.dumps(results[-1]), flush=True)
-                print(f"{result['mode']}, {args.symbols} symbol(s):", flush=True)
+                print(f"{result['mode']}, {runner}, {args.symbols} symbol(s):", flush=True)
                 print(hops.table(result["hops"]), flush=True)
     print(json.dumps(results, indent=2))
 

@@ -19,6 +19,7 @@ from temporalio.workflow import NondeterminismError
 
 from trader import contracts as c
 from trader.runtime.converter import DATA_CONVERTER
+from trader.runtime.runner import workflow_runner
 from workflows.base import (
     BOUNDED_DRAIN_PATCH,
     ERROR_WINDOW_PATCH,
@@ -44,9 +45,11 @@ def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
 
 
-def _replayer() -> Replayer:
+def _replayer(*, sandboxed: bool = True) -> Replayer:
     return Replayer(
-        workflows=[SymbolTrader, Portfolio, HybridValidator], data_converter=DATA_CONVERTER
+        workflows=[SymbolTrader, Portfolio, HybridValidator],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=workflow_runner(sandboxed),
     )
 
 
@@ -146,9 +149,11 @@ async def test_reality_histories_need_the_patched_code(monkeypatch, name):
         await _replayer().replay_workflow(_history(path))
 
 
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
-async def test_committed_history_replays(path):
-    result = await _replayer().replay_workflow(_history(path))
+async def test_committed_history_replays(path, sandboxed):
+    """Under both runners (WORKFLOW_SANDBOX): a worker can switch either way mid-run."""
+    result = await _replayer(sandboxed=sandboxed).replay_workflow(_history(path))
     assert result.replay_failure is None
 
 

@@ -138,6 +138,12 @@ class Settings(_TradingSettings):  # type: ignore[misc,valid-type]
     hybrid_validation_interval_s: int = _f(60, "Hybrid validator period, seconds.", "s", gt=0)
     hybrid_log_divergences: bool = _f(True, "Notify each divergence reported (always logged).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "Log level.")
+    workflow_sandbox: bool = _f(
+        True,
+        "Run workflow code in temporalio's sandbox, which fails a non-deterministic call at "
+        "once. False: ~4-8 ms less per decision (docs/benchmarks.md); determinism then "
+        "rests on the replay tests.",
+    )
 
     # --- what to trade where -------------------------------------------------------------
     watchlist: list[str] = _f(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "Symbols to trade, BASE/QUOTE.")

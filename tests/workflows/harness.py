@@ -42,6 +42,7 @@ from trader.exchange.paper import PaperExchange, PaperFaults
 from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
+from trader.runtime.runner import workflow_runner
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -232,6 +233,7 @@ async def bench(
     ledger_target: str | Path | None = None,
     hub_options: dict[str, float] | None = None,
     worker_client: Client | None = None,
+    sandboxed: bool = True,
 ) -> AsyncIterator[Bench]:
     """The bench over a PaperExchange, or over ``exchange`` (any ``Exchange``, e.g. the ccxt
     adapter talking to the local Binance server) whose prices ``feed`` sets.
@@ -288,6 +290,7 @@ async def bench(
         task_queue=tq,
         workflows=[SymbolTrader, Portfolio],
         activities=list(acts.values()),
+        workflow_runner=workflow_runner(sandboxed),  # as trader/runtime/worker.py
     )
     watch = Worker(
         client,

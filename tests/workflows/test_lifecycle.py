@@ -7,11 +7,15 @@ import asyncio
 from decimal import Decimal as D
 
 import pytest
+from temporalio.worker import Replayer
 
 from tests.timeskip import skip
 from tests.workflows.harness import Bench, TraderHandle, bench, path_of
 from trader.core.phases import Phase
 from trader.observe.watch_live import watch_live
+from trader.runtime.converter import DATA_CONVERTER
+from workflows.portfolio import Portfolio
+from workflows.symbol_trader import SymbolTrader
 
 
 async def test_full_lifecycle_warmup_to_cooldown_to_idle(fresh_ts_env, tmp_path):
@@ -108,3 +112,24 @@ async def test_max_hold_exit_is_a_workflow_timer(dev_env, tmp_path):
         await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
         [trade] = await b.ledger.trades()
         assert trade.exit_reason == "max_hold"
+
+
+async def test_a_trade_on_the_unsandboxed_runner_replays_in_the_sandbox(ts_env, tmp_path):
+    """WORKFLOW_SANDBOX=false runs the same workflow code: a full round on the unsandboxed
+    runner writes a history the default (sandboxed) worker replays, so a deployment can
+    switch either way with symbols mid-trade."""
+    async with bench(ts_env.client, tmp_path, sandboxed=False) as b:
+        h = await b.start()
+        await b.wait_phase(h, Phase.IDLE)
+        b.set_price("BTC/USDT", "97.90")
+        await b.wait_phase(h, Phase.POSITION)
+        b.set_price("BTC/USDT", "101.50")
+        s = await b.wait_phase(h, Phase.COOLDOWN)
+        history = await h.fetch_history()
+        [trade] = await b.ledger.trades()
+    assert path_of(s)[-3:] == ["wait_sell_fill", "post_trade", "cooldown"]
+    assert trade.exit_reason == "take_profit" and trade.net_pnl > 0
+    replayer = Replayer(
+        workflows=[SymbolTrader, Portfolio], data_converter=DATA_CONVERTER
+    )  # the default runner: the sandbox
+    assert (await replayer.replay_workflow(history)).replay_failure is None

@@ -148,8 +148,10 @@ async def test_a_pause_sent_during_a_granted_local_attempt_is_seen_after_the_buy
     def stand_in(real: RealActivities) -> list[Callable[..., Any]]:
         @activity.defn(name=c.ACQUIRE_SLOT)
         async def acquire_slot(inp: c.AcquireSlotInput) -> c.SlotGrant:
-            calls.append(activity.info().is_local)
-            handle = client.get_workflow_handle(activity.info().workflow_id)
+            info = activity.info()
+            calls.append(info.is_local)
+            assert info.workflow_id is not None
+            handle = client.get_workflow_handle(info.workflow_id)
             await handle.signal(SymbolTrader.pause_entries)  # on the server before the grant
             return cast(c.SlotGrant, await real[c.ACQUIRE_SLOT](inp))
 

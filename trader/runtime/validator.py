@@ -24,6 +24,7 @@ from trader.ledger import LedgerStore
 from trader.legacy.store import state_path
 from trader.observe.metrics import TraderMetrics
 from trader.runtime import hybrid
+from trader.runtime.runner import workflow_runner
 from workflows.hybrid_validator import HybridValidator
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def validator_worker(
         client,
         task_queue=c.validator_task_queue(settings.task_queue),
         workflows=[HybridValidator],
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
         activities=[
             ValidatorActivities(
                 client,

@@ -32,6 +32,7 @@ from trader.runtime import hybrid
 from trader.runtime.exchange import build_exchange, build_hub
 from trader.runtime.observability import observability
 from trader.runtime.reconcile import request_reconciles
+from trader.runtime.runner import workflow_runner
 from trader.runtime.validator import start_validator, validator_setup, validator_worker
 from workflows.hybrid_validator import HybridValidator
 from workflows.portfolio import Portfolio
@@ -129,6 +130,7 @@ async def _run(
         task_queue=settings.task_queue,
         workflows=[SymbolTrader, Portfolio, HybridValidator],
         activities=activities,
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
         max_cached_workflows=max(1000, 2 * len(settings.watchlist)),
     )
     watch = Worker(
@@ -160,7 +162,12 @@ async def _run(
             )
         ]
     )
-    log.info("worker polling %s and %s", settings.task_queue, settings.watch_task_queue)
+    log.info(
+        "worker polling %s and %s (workflow code %s)",
+        settings.task_queue,
+        settings.watch_task_queue,
+        "in the sandbox" if settings.workflow_sandbox else "unsandboxed: WORKFLOW_SANDBOX=false",
+    )
     table = _start_status_table(settings, client, stop) if settings.enable_rich_table else None
     try:
         async with main, watch, slot_worker, contextlib.AsyncExitStack() as stack:
