@@ -139,7 +139,12 @@ async def main(
             tasks = [asyncio.create_task(one(i)) for i in range(requests)]
             probing = asyncio.gather(*(probe(i) for i in range(probes)))
             done, late = await asyncio.wait(tasks, timeout=timeout_s)
-            order_waits = await probing
+            try:  # the probes run beside the requests: as long again is more than enough
+                order_waits = await asyncio.wait_for(probing, timeout_s)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"order probes not done {timeout_s} s after the requests"
+                ) from None
             wall = time.perf_counter() - t0
             for task in late:  # the old design can thrash for many minutes: stop it
                 task.cancel()

@@ -13,14 +13,56 @@ import asyncio
 import functools
 import inspect
 import os
+import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, AnyStr, TypeVar
 
 import pytest
 
+T = TypeVar("T")
+
 # The slowest test takes ~140 s on this machine; pytest-timeout's own bound is above this.
 ASYNC_TEST_TIMEOUT_S = float(os.environ.get("HANG_GUARD_S", "480"))
+
+
+async def bounded(aw: Awaitable[T], seconds: float, what: str) -> T:
+    """``await aw``, failing the test after ``seconds`` with ``what`` it waited for: a wait
+    that cannot end (a lost update, a workflow that never finishes) fails in place with its
+    own name instead of running into the guard below or CI's limit. Pick ``seconds`` well
+    above what the wait takes on a loaded 2-core machine: it must never fire on a healthy
+    run. The chained ``TimeoutError`` carries the stack of where ``aw`` was waiting; one
+    that ``aw`` raises itself passes through as it is."""
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await aw
+    except TimeoutError as err:
+        if not scope.expired():
+            raise
+        raise AssertionError(f"not done within {seconds:g} s: {what}") from err
+
+
+def readline_within(proc: subprocess.Popen[AnyStr], seconds: float) -> AnyStr:
+    """``proc.stdout.readline()``, the child killed and the test failed if no line came
+    within ``seconds`` (a blocking read has no timeout: the kill ends it at EOF)."""
+    assert proc.stdout is not None
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        proc.kill()
+
+    timer = threading.Timer(seconds, kill)
+    timer.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        timer.cancel()
+    if killed.is_set():
+        raise AssertionError(f"no line from pid {proc.pid} within {seconds:g} s: {line!r}")
+    return line
 
 
 def _awaiting(coro: Any) -> list[str]:

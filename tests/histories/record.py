@@ -193,14 +193,13 @@ async def _stopped_waiting_for_a_slot(env, tmp: Path, name: str, *, slot_queue: 
     """The Portfolio never answers; the stop comes once acquire_slot started (on the slot
     queue if ``slot_queue``: past the slot-local patch's local attempt)."""
     hang = HangingAcquire(env.client)
-    async with bench(env.client, tmp, stand_ins=hang.stand_in) as b:
+    async with bench(env.client, tmp, stand_ins=hang.stand_in) as b, hang:
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.ENTRY_EVAL)
         await (hang.slot_queue_started if slot_queue else hang.started).wait()
         await _finish(b, h, name)
-        hang.release.set()
 
 
 async def slot_local(env, tmp: Path) -> None:

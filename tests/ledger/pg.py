@@ -58,6 +58,7 @@ class PgServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=self.root,
+            timeout=180,  # initdb, pg_ctl -w: seconds; a hung one fails instead of waiting
         )
 
     def start(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
+from tests.hang_guard import readline_within
 from tests.ledger.test_store import trade
 from trader.ledger import LedgerStore, migrate, read_ledger, read_trades
 
@@ -49,15 +50,15 @@ def _write_lock(
     )
     assert proc.stdout is not None and proc.stdin is not None
     try:
-        assert proc.stdout.readline() == "held\n"
+        assert readline_within(proc, 60) == "held\n"
         yield proc
         if not for_s:
             proc.stdin.write("\n")
             proc.stdin.flush()
-        assert proc.stdout.readline() == "released\n"  # its lock was never taken from it
+        assert readline_within(proc, 60) == "released\n"  # its lock was never taken from it
     finally:
         proc.kill()
-        proc.wait()
+        proc.wait(timeout=30)
 
 
 def _schema(path: Path) -> tuple[str | None, bool]:
@@ -160,6 +161,10 @@ def test_processes_creating_one_ledger_together_all_write_and_read(tmp_path: Pat
         )
         for n in range(4)
     ]
-    errors = [p.communicate()[1] for p in procs]
+    try:
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+    finally:  # a hung one killed (no-op for those that ended)
+        for p in procs:
+            p.kill()
     assert [p.returncode for p in procs] == [0] * 4, errors
     assert len(read_trades(path)) == 12

@@ -191,7 +191,9 @@ async def test_the_command_prints_the_primary_accounts_ledger(tmp_path: Path) ->
         "GLOBAL_TRADING": "true",
     }
     cmd = [sys.executable, "starter.py", "profit"]
-    table = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    table = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120
+    )
     [total] = [line for line in table.stdout.splitlines() if line.startswith("total USDT")]
     assert total.split()[2:5] == ["1", "100.0", "1.25"], table.stdout  # trades, win %, realized
     assert table.stdout.splitlines()[-1] == (
@@ -202,7 +204,7 @@ async def test_the_command_prints_the_primary_accounts_ledger(tmp_path: Path) ->
     live = {**env, "EXCHANGE": "binance"}  # every exchange's simulated rows, as asked
     asked = ["--json", "--simulated", "--exchange", "all"]
     as_json = subprocess.run(
-        [*cmd, *asked], cwd=ROOT, env=live, capture_output=True, text=True, check=True
+        [*cmd, *asked], cwd=ROOT, env=live, capture_output=True, text=True, check=True, timeout=120
     )
     out = json.loads(as_json.stdout)
     assert out["totals"][0]["realized_pnl"] == "1.75", out
@@ -216,7 +218,12 @@ def test_the_command_on_a_missing_ledger_says_so_and_creates_none(tmp_path: Path
     missing = tmp_path / "typo" / "ledger.sqlite"
     env = {**os.environ, "LEDGER_URL": str(missing), "DATA_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "starter.py", "profit"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "starter.py", "profit"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0 and f"no ledger at {missing}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not missing.exists()

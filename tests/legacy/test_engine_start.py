@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.hang_guard import readline_within
 from trader.config import load_settings
 from trader.core.errors import TraderError
 from trader.core.fills import start_order
@@ -151,13 +152,13 @@ def test_another_process_holding_the_data_dir_is_named(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        assert readline_within(holder, 60) == "ready\n"
         with pytest.raises(TraderError, match=rf"held by pid {holder.pid}\b"):
             StateStore(path)
         assert read_state(path).held_assets[SOL].amount == Decimal("1.25")
     finally:
         holder.kill()  # as SIGKILL: the kernel drops the lock with the process
-        holder.wait()
+        holder.wait(timeout=30)
     StateStore(path).close()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hang_guard import readline_within
 from trader.config import load_settings
 from trader.contracts import InventoryRecord, TradeRecord
 from trader.core.fills import start_order
@@ -240,11 +241,11 @@ def test_an_engine_killed_outright_is_seen_as_not_running(tmp_path: Path) -> Non
         [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"open"
+        assert readline_within(proc, 60).strip() == b"open"
         assert engine_running(path) is True
     finally:
         proc.kill()  # SIGKILL: no close, the kernel drops the lock
-        proc.wait()
+        proc.wait(timeout=30)
     assert engine_running(path) is False
 
 

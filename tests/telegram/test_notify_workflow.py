@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tests.hang_guard import bounded
 from tests.telegram.conftest import CHAT
 from tests.timeskip import skip
 from tests.workflows.harness import Bench, TraderHandle, bench
@@ -139,7 +140,7 @@ async def test_a_stop_waits_for_an_undeliverable_message_only_so_long(
         h = await _trade(b)
         await _wait_texts(sim, 1, b, h)  # the exit message went through
         await h.signal("shutdown", c.ShutdownRequest(close_position=False))
-        state = await h.result()
+        state = await bounded(h.result(), 120, "the stopped trader")
         events = (await h.fetch_history()).events
     signalled = next(
         e for e in events if e.HasField("workflow_execution_signaled_event_attributes")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from activities.notify import build_notifier, close_notifier
+from tests.hang_guard import bounded
 from tests.telegram.conftest import CHAT, TOKEN
 from tests.telegram.test_commands import _wait
 from tests.workflows.harness import HangingAcquire, bench
@@ -49,7 +50,7 @@ async def test_a_stuck_symbol_is_alerted_once_per_episode_across_a_bot_restart(
     caplog.set_level(logging.INFO, logger="durable_trader.telegram")
     client = dev_env.client
     hang = HangingAcquire(client)
-    async with bench(client, tmp_path, stand_ins=hang.stand_in) as b:
+    async with bench(client, tmp_path, stand_ins=hang.stand_in) as b, hang:
         settings = _settings(tmp_path, sim, task_queue=b.task_queue, watchlist=["BTC/USDT"])
         eth = await b.start("ETH/USDT")  # IDLE: quiet, never stuck
         btc = await b.start("BTC/USDT")
@@ -57,7 +58,7 @@ async def test_a_stuck_symbol_is_alerted_once_per_episode_across_a_bot_restart(
         await b.wait_phase(btc, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")  # a drop: ENTRY_EVAL, waiting for a slot for good
         await b.wait_phase(btc, Phase.ENTRY_EVAL)
-        await hang.started.wait()
+        await bounded(hang.started.wait(), 60, "acquire_slot started")
 
         notifier = build_notifier(settings)
         alerts = StuckAlerts(settings, client, notifier)
@@ -87,7 +88,6 @@ async def test_a_stuck_symbol_is_alerted_once_per_episode_across_a_bot_restart(
         finally:
             stop.set()
             await asyncio.wait_for(bot, 30)
-            hang.release.set()
     since = alert.split("(since ")[1].removesuffix(")")
     assert sim.texts(CHAT) == [alert, f"BTC/USDT no longer stuck (was in entry_eval since {since})"]
 

@@ -322,7 +322,17 @@ def resumed_state(final: CoinState) -> CoinState:
 
 class HangingAcquire:
     """acquire_slot behind a Portfolio that never answers (its worker stuck, a lost
-    Update): it starts the Portfolio, then waits until ``release`` is set."""
+    Update): it starts the Portfolio, then waits until ``release`` is set.
+
+    Use it as ``async with bench(...) as b, hang:``: leaving it sets ``release`` on every
+    path, before the bench's worker shuts down. The worker's shutdown waits for running
+    activities, and a cancel can be lost for a local one (sdk-python #1837), so a test that
+    failed with the activity still waiting would hang there for good. ``HOLD_S`` bounds the
+    wait as well, should nothing release it."""
+
+    HOLD_S = 300
+    """Above the longest hold (the stuck-alert test's: seconds, ~300 s with each of its
+    waits near its own limit), below the 8-minute hang guard."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -349,7 +359,15 @@ class HangingAcquire:
             self.started.set()
             if not activity.info().is_local:
                 self.slot_queue_started.set()
-            await self.release.wait()  # then fails: its workflow stopped waiting long ago
+            # Then fails: its workflow stopped waiting long ago.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), self.HOLD_S)
             raise RuntimeError("the Portfolio never answered")
 
         return [acquire_slot]
+
+    async def __aenter__(self) -> HangingAcquire:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal as D
 
 from tests.exchange.sim_fixtures import settable_feed, sim_and_adapter
+from tests.hang_guard import bounded
 from tests.workflows.harness import Bench, TraderHandle, bench, path_of
 from trader import contracts as c
 from trader.binance_sim.faults import FaultRule
@@ -60,8 +61,12 @@ async def test_force_exit_through_ccxt_flattens_a_symbol_in_error(dev_env, tmp_p
         await b.wait_phase(h, Phase.ERROR, timeout=60)
         srv.faults.clear()
         asked = time.monotonic()
-        result = await h.execute_update(
-            "request_exit", c.ForceExitRequest(reason="flatten"), result_type=c.ForceExitResult
+        result = await bounded(
+            h.execute_update(
+                "request_exit", c.ForceExitRequest(reason="flatten"), result_type=c.ForceExitResult
+            ),
+            60,
+            "request_exit",
         )
         assert result.accepted
         # Not the 120 s backoff: a bound far from both it and a loaded machine's slowness.

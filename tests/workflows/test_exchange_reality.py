@@ -11,6 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.hang_guard import bounded
 from tests.timeskip import skip
 from tests.workflows.harness import MARKETS, Bench, TraderHandle, bench, path_of, resumed_state
 from trader import contracts as c
@@ -154,7 +155,7 @@ async def test_the_minimum_is_checked_at_the_bid(ts_env, tmp_path):
         assert _sells(b) == [] and s.inventory.amount == D("0.0515")
         # Stopped flat but with inventory: the next start hands it back (never forgotten).
         await h.signal("shutdown", c.ShutdownRequest())
-        await h.result()
+        await bounded(h.result(), 120, "the stopped trader")
         resumed = await resumable_state(
             ts_env.client.get_workflow_handle(h.id, result_type=CoinState)
         )
@@ -189,8 +190,12 @@ async def test_force_exit_in_error_reconciles_and_sells_at_once(dev_env, tmp_pat
         await b.wait_phase(h, Phase.ERROR, timeout=30)
         b.exchange.faults = None
         asked = time.monotonic()
-        result = await h.execute_update(
-            "request_exit", c.ForceExitRequest(reason="flatten"), result_type=c.ForceExitResult
+        result = await bounded(
+            h.execute_update(
+                "request_exit", c.ForceExitRequest(reason="flatten"), result_type=c.ForceExitResult
+            ),
+            60,
+            "request_exit",
         )
         assert result.accepted and result.phase == "error"
         # Not the 120 s backoff: a bound far from both it and a loaded machine's slowness.
@@ -306,7 +311,7 @@ async def test_a_resumed_position_is_reconciled_before_trading_on(ts_env, tmp_pa
         h = await b.start(max_hold_minutes=D(0))
         s = await _to_position(b, h)
         await h.signal("shutdown", c.ShutdownRequest(close_position=False))
-        final = await h.result()
+        final = await bounded(h.result(), 120, "the stopped trader")
         b.exchange.set_balance("BTC", round_down(final.trade.amount * D("0.8"), STEP))
         resumed = await b.start(state=resumed_state(final), max_hold_minutes=D(0))
         s = await b.wait_for(
@@ -471,7 +476,7 @@ async def test_a_resumed_flat_symbol_warms_up_again(ts_env, tmp_path):
             h, lambda s: s.has_inventory and s.phase is Phase.IDLE, what="inventory, flat"
         )
         await h.signal("shutdown", c.ShutdownRequest())
-        await h.result()
+        await bounded(h.result(), 120, "the stopped trader")
         b.set_price("BTC/USDT", "80.00")  # days later
         state = await resumable_state(
             ts_env.client.get_workflow_handle(h.id, result_type=CoinState)

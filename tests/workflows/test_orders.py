@@ -9,6 +9,7 @@ from decimal import Decimal as D
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from tests.hang_guard import bounded
 from tests.timeskip import skip
 from tests.workflows.harness import Bench, TraderHandle, bench, path_of, resumed_state
 from trader import contracts as c
@@ -91,8 +92,12 @@ async def test_force_exit_update_rejected_when_flat(ts_env, tmp_path):
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
         with pytest.raises(WorkflowUpdateFailedError) as err:
-            await h.execute_update(
-                "request_exit", c.ForceExitRequest(reason="x"), result_type=c.ForceExitResult
+            await bounded(
+                h.execute_update(
+                    "request_exit", c.ForceExitRequest(reason="x"), result_type=c.ForceExitResult
+                ),
+                60,
+                "request_exit",
             )
         assert "no position" in str(err.value.cause)
         await h.signal("force_exit", c.ForceExitRequest(reason="idle try"))
@@ -107,8 +112,12 @@ async def test_force_exit_from_wait_fill_cancels_and_sells_what_filled(ts_env, t
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         await b.wait_phase(h, Phase.WAIT_FILL)
-        result = await h.execute_update(
-            "request_exit", c.ForceExitRequest(reason="abort"), result_type=c.ForceExitResult
+        result = await bounded(
+            h.execute_update(
+                "request_exit", c.ForceExitRequest(reason="abort"), result_type=c.ForceExitResult
+            ),
+            60,
+            "request_exit",
         )
         assert result.accepted
         s = await b.wait_phase(h, Phase.COOLDOWN, timeout=30)
@@ -228,13 +237,13 @@ async def test_shutdown_keeps_position_and_resume_continues_it(ts_env, tmp_path)
         h = await b.start()
         s = await _to_position(b, h)
         await h.signal("shutdown", c.ShutdownRequest(close_position=False))
-        final = await h.result()
+        final = await bounded(h.result(), 120, "the stopped trader")
         assert final.phase is Phase.POSITION and final.trade.amount == s.trade.amount
         resumed = await b.start(state=resumed_state(final))
         s2 = await b.wait_phase(resumed, Phase.POSITION)
         assert s2.trade.amount == s.trade.amount and s2.lineage == s.lineage
         await resumed.signal("shutdown", c.ShutdownRequest(close_position=True))
-        final2 = await resumed.result()
+        final2 = await bounded(resumed.result(), 120, "the stopped trader")
         assert final2.phase is Phase.COOLDOWN and final2.totals.trades_closed == 1
         assert len(b.exchange.all_orders()) == 2  # one buy, one sell: nothing doubled
 
@@ -245,5 +254,5 @@ async def test_unknown_symbol_fails_the_workflow_with_a_clear_error(ts_env, tmp_
     async with bench(ts_env.client, tmp_path) as b:
         h = await b.start("NOPE/USDT")  # the starter refuses this; a workflow must too
         with pytest.raises(WorkflowFailureError) as err:
-            await h.result()
+            await bounded(h.result(), 120, "the workflow's end")
         assert "NOPE/USDT" in str(err.value.cause) and b.exchange.all_orders() == []

@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from activities.market import MarketActivities
 from activities.portfolio import PortfolioActivities
+from tests.hang_guard import bounded
 from tests.workflows.harness import Bench, TraderHandle, bench
 from trader import contracts as c
 from trader.contracts import STATUS_MEMO_KEY
@@ -181,7 +182,7 @@ async def test_a_cancelled_watch_hands_its_progress_back(dev_env, tmp_path):
         b.set_price("BTC/USDT", str((high * D("1.005")).quantize(D("0.01"))))
         raised = await _until_live(b, h, lambda seen: seen.trailing > armed.trailing)
         await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
-        final = await h.result()
+        final = await bounded(h.result(), 120, "the stopped trader")
         memo = await (await h.describe()).memo_value(STATUS_MEMO_KEY, type_hint=c.StatusMemo)
     assert memo.trailing == raised.trailing  # what the stopped symbol's row shows
     assert final.phase is Phase.POSITION and final.holds_position
@@ -277,7 +278,7 @@ async def _reconcile_keeps(b: Bench, h: TraderHandle, armed: ExitRulesState) -> 
     )
     assert kept.phase is Phase.POSITION and kept.holds_position
     await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
-    final = await h.result()
+    final = await bounded(h.result(), 120, "the stopped trader")
     assert final.trade.exits == armed
 
 
@@ -386,7 +387,7 @@ async def test_a_stop_loss_that_fires_as_a_reconcile_cancels_the_watch_is_sold(d
             h, lambda s: s.totals.trades_closed == 1, timeout=60, what="the stop-loss sold"
         )
         await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
-        await h.result()
+        await bounded(h.result(), 120, "the stopped trader")
     assert not sold.holds_position and sold.controls.reconcile_requested is None
 
 
@@ -418,7 +419,7 @@ async def test_a_garbled_heartbeat_costs_its_row_the_live_price_not_the_table(de
         assert row.memo.price == row.memo.entry  # the memo's, published at the buy
         assert await request_reconciles(b.client, b.task_queue, reason="test") == [h.id]
         await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
-        await h.result()
+        await bounded(h.result(), 120, "the stopped trader")
 
 
 async def _until_beat(b: Bench, h: TraderHandle) -> None:
@@ -466,7 +467,7 @@ async def test_a_drop_that_fires_as_a_pause_cancels_the_watch_is_not_bought(dev_
         paused = await b.wait_for(h, lambda s: s.controls.entries_paused, what="paused")
         await b.wait_for(h, lambda s: s.current_price < idle.current_price, what="handed back")
         await h.signal(SymbolTrader.shutdown, c.ShutdownRequest(close_position=False))
-        final = await h.result()
+        final = await bounded(h.result(), 120, "the stopped trader")
     assert paused.phase is Phase.IDLE and final.phase is Phase.IDLE
     assert b.exchange.all_orders() == [] and not final.holds_position
     assert final.entry_watch.anchor == idle.entry_watch.anchor

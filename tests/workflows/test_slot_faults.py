@@ -25,6 +25,7 @@ from activities.portfolio import (
     PortfolioActivities,
 )
 from activities.slot_broker import SlotBroker
+from tests.hang_guard import bounded
 from tests.workflows.slot_client import SlotClient
 from tests.workflows.tcp_gate import tcp_gate
 from trader import contracts as c
@@ -67,17 +68,17 @@ async def test_a_late_request_never_takes_a_slot_for_an_answered_decision(
         slow = await Client.connect(gate.target, data_converter=DATA_CONVERTER)
         a, b = SlotBroker(slow, task_queue=tq), SlotBroker(client, task_queue=tq)
         handle = client.get_workflow_handle(pid)
-        assert (await a.acquire(pid, 1, _req("warm"))).granted  # A's lane is running
+        assert (await bounded(a.acquire(pid, 1, _req("warm")), 60, "warm")).granted  # A's lane
         await handle.signal(Portfolio.release, "d-warm")
         if answer == "refused":
-            assert (await b.acquire(pid, 1, _req("e"))).granted  # another trade holds it
+            assert (await bounded(b.acquire(pid, 1, _req("e")), 60, "e")).granted  # holds it
         gate.open.clear()
         late = asyncio.create_task(a.acquire(pid, 1, _req("d")))
         await _until(lambda: a.stats.updates == 2, "sent A's request")
-        answered = await b.acquire(pid, 1, _req("d"))
+        answered = await bounded(b.acquire(pid, 1, _req("d")), 60, "B's answer for d")
         await handle.signal(Portfolio.release, "d-d" if answer == "released" else "d-e")
         gate.open.set()
-        regrant = await late
+        regrant = await bounded(late, 60, "A's late request for d")
         slots = await handle.query(Portfolio.current_slots)
         await handle.terminate("test over")
     assert answered.granted is (answer == "released")
@@ -97,10 +98,16 @@ async def test_a_request_after_its_attempt_ended_is_answered_expired_never_grant
             Portfolio.run, c.PortfolioInput(max_trades=1), id=pid, task_queue=tq
         )
         past = _req("d").model_copy(update={"expires_at": 1.0})
-        late = await handle.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=[past]))
+        late = await bounded(
+            handle.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=[past])),
+            60,
+            "the late request's answer",
+        )
         slots_after_late = await handle.query(Portfolio.current_slots)
-        retry = await handle.execute_update(
-            Portfolio.acquire_many, c.SlotBatch(requests=[_req("d")])
+        retry = await bounded(
+            handle.execute_update(Portfolio.acquire_many, c.SlotBatch(requests=[_req("d")])),
+            60,
+            "the retry's answer",
         )
         await handle.terminate("test over")
     assert late.grants[0].expired and not late.grants[0].granted
@@ -128,7 +135,7 @@ async def test_an_attempt_without_an_answer_gives_up_itself_and_withdraws_its_re
             workflows=[Portfolio, SlotClient],
             activities=[acts.acquire_slot],
         ):
-            assert (await acts.broker.acquire(pid, 2, _req("warm"))).granted
+            assert (await bounded(acts.broker.acquire(pid, 2, _req("warm")), 60, "warm")).granted
             await client.get_workflow_handle(pid).signal(Portfolio.release, "d-warm")
             gate.open.clear()
             stuck = asyncio.create_task(acts.broker.acquire(pid, 2, _req("x")))
@@ -141,8 +148,8 @@ async def test_an_attempt_without_an_answer_gives_up_itself_and_withdraws_its_re
             )
             await _until(lambda: acts.broker.stats.withdrawn >= 1, "withdrew d's request")
             gate.open.set()
-            result = await d.result()
-            assert (await stuck).granted
+            result = await bounded(d.result(), 120, "d's client workflow")
+            assert (await bounded(stuck, 60, "the stuck request x")).granted
             history = await d.fetch_history()
     # A retried attempt's failure is not an event: the attempt that completed carries it.
     started = next(
@@ -169,7 +176,10 @@ async def test_an_unanswered_update_is_given_up_and_sent_again(dev_env: Workflow
     asking = asyncio.create_task(broker.acquire(pid, 1, _req("d")))
     await _until(lambda: broker.stats.failures >= 2, "gave up on the hanging Update")
     async with Worker(client, task_queue=tq, workflows=[Portfolio]):
-        grant = await asking
+        # Given up and sent again is shown; from here a 0.5 s answer could be missed for
+        # good on a loaded machine (each Update sent again would run out the same way).
+        broker.update_timeout_s = 30
+        grant = await bounded(asking, 90, "the request sent again")
         slots = await client.get_workflow_handle(pid).query(Portfolio.current_slots)
         await client.get_workflow_handle(pid).terminate("test over")
     assert grant.granted and slots == {"d-d": "D/USDT"}
@@ -288,7 +298,7 @@ async def test_a_local_attempt_asks_the_slot_queue_instead_while_its_broker_is_b
     assert refused.value.type == SLOT_LOCAL_BUSY and refused.value.non_retryable
     assert acts.broker.stats.requests == LOCAL_MAX_ASKING  # nothing asked for it
     async with Worker(client, task_queue=tq, workflows=[Portfolio]):
-        assert all(g.granted for g in await asyncio.gather(*waiting))
+        assert all(g.granted for g in await bounded(asyncio.gather(*waiting), 60, "the burst"))
         assert acts.broker.asking(pid) == 0
         real_acquire = acts.broker.acquire
 

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.portfolio import PortfolioActivities
+from tests.hang_guard import bounded
 from tests.workflows.harness import (
     TEST_PARAMS,
     HangingAcquire,
@@ -75,9 +76,17 @@ async def _start_clients(
     return dict(await asyncio.gather(*(one(i) for i in range(n))))
 
 
+GRANTED_WITHIN_S = 240
+"""Every client done (150 at most here; tens of seconds on a loaded 2-core machine)."""
+
+
 async def _granted(clients: Clients) -> set[str]:
     """The decisions whose client was granted a slot (after every client finished)."""
-    results = await asyncio.gather(*(h.result() for h in clients.values()))
+    results = await bounded(
+        asyncio.gather(*(h.result() for h in clients.values())),
+        GRANTED_WITHIN_S,
+        f"{len(clients)} slot clients",
+    )
     return {d for d, r in zip(clients, results, strict=True) if r.grant.granted}
 
 
@@ -216,17 +225,17 @@ async def test_grants_are_idempotent_on_the_decision_id_within_and_across_batche
             task_queue=tq,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
-        first = await handle.execute_update(
-            Portfolio.acquire_many, c.SlotBatch(requests=[req["a"], req["a"], req["b"], req["c"]])
-        )
-        again = await handle.execute_update(
-            Portfolio.acquire_many, c.SlotBatch(requests=[req["c"], req["b"], req["a"]])
-        )
+        batch = c.SlotBatch(requests=[req["a"], req["a"], req["b"], req["c"]])
+        first = await bounded(handle.execute_update(Portfolio.acquire_many, batch), 60, "first")
+        batch = c.SlotBatch(requests=[req["c"], req["b"], req["a"]])
+        again = await bounded(handle.execute_update(Portfolio.acquire_many, batch), 60, "again")
         # The old one-request Update answers from the same slots.
-        old = await handle.execute_update(Portfolio.acquire, req["b"])
+        old = await bounded(handle.execute_update(Portfolio.acquire, req["b"]), 60, "old")
         # Through the broker: the same decision twice at once (a retried activity).
         assert acts.broker is not None
-        twice = await asyncio.gather(*(acts.broker.acquire(pid, 2, req["a"]) for _ in range(2)))
+        twice = await bounded(
+            asyncio.gather(*(acts.broker.acquire(pid, 2, req["a"]) for _ in range(2))), 60, "twice"
+        )
         slots = await handle.query(Portfolio.current_slots)
         await handle.terminate("test over")
     assert [g.granted for g in first.grants] == [True, True, True, False]
@@ -341,25 +350,29 @@ async def test_a_stop_while_waiting_for_a_slot_abandons_the_entry_and_releases_i
     slow path runs acquire_slot on a task queue of its own, so orders never wait behind
     slot requests."""
     hang = HangingAcquire(ts_env.client)
-    async with bench(ts_env.client, tmp_path, stand_ins=hang.stand_in) as b:
+    async with bench(ts_env.client, tmp_path, stand_ins=hang.stand_in) as b, hang:
         h = await b.start()
         await b.wait_phase(h, Phase.IDLE)
         b.set_price("BTC/USDT", "97.90")
         s = await b.wait_phase(h, Phase.ENTRY_EVAL)
         decision = s.trade.decision_id or ""
-        await (hang.started if during == "local attempt" else hang.slot_queue_started).wait()
+        started = hang.started if during == "local attempt" else hang.slot_queue_started
+        await bounded(started.wait(), 60, f"acquire_slot started ({during})")
         if interrupt == "shutdown":
             await h.signal("shutdown", c.ShutdownRequest())
-            final = await asyncio.wait_for(h.result(), 60)  # bounded: it hung for good before
+            final = await bounded(h.result(), 60, "the stopped trader")  # it hung for good once
         else:
             await h.signal("pause_entries")
             final = await b.wait_phase(h, Phase.IDLE)
         portfolio = ts_env.client.get_workflow_handle(b.portfolio_id)
-        late = await portfolio.execute_update(
-            Portfolio.acquire_many,
-            c.SlotBatch(requests=[c.SlotRequest(decision_id=decision, symbol="BTC/USDT")]),
+        late = await bounded(
+            portfolio.execute_update(
+                Portfolio.acquire_many,
+                c.SlotBatch(requests=[c.SlotRequest(decision_id=decision, symbol="BTC/USDT")]),
+            ),
+            60,
+            "the late request's answer",
         )
-        hang.release.set()
     assert final.phase is Phase.IDLE and final.trade.decision_id is None
     assert decision and not late.grants[0].granted  # released: refused from now on
     local, *on_slot_queue = hang.task_queues
