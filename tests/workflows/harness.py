@@ -43,6 +43,7 @@ from trader.hub import MarketHub
 from trader.ledger import LedgerStore
 from trader.observe.metrics import TraderMetrics
 from trader.runtime.runner import workflow_runner
+from workflows.base import SLOT_LOCAL_ATTEMPT
 from workflows.portfolio import Portfolio
 from workflows.symbol_trader import SymbolTrader
 
@@ -359,9 +360,13 @@ class HangingAcquire:
             self.started.set()
             if not activity.info().is_local:
                 self.slot_queue_started.set()
-            # Then fails: its workflow stopped waiting long ago.
+            # Then fails: its workflow stopped waiting long ago. A local attempt is
+            # cancelled by Core at its own timeout; one still here after that is an orphan
+            # (its cancel lost) that only holds the worker's shutdown.
+            local = activity.info().is_local
+            hold = SLOT_LOCAL_ATTEMPT.total_seconds() + 5 if local else self.HOLD_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.release.wait(), self.HOLD_S)
+                await asyncio.wait_for(self.release.wait(), hold)
             raise RuntimeError("the Portfolio never answered")
 
         return [acquire_slot]
