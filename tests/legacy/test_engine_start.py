@@ -118,7 +118,11 @@ async def _run_until(engine: LegacyEngine, done: Any, what: str, timeout: float 
     task = asyncio.create_task(engine.run(stop))
     try:
         deadline = time.monotonic() + timeout
-        while not done():
+        # Polled in a thread: a poll that reads the ledger (read_ledger blocks its caller)
+        # must not stop this loop, where the engine may hold the ledger's write lock until
+        # it runs again: the reader then waited out SQLite's 30 s for a lock that could
+        # not be released ("database is locked", CI under load).
+        while not await asyncio.to_thread(done):
             assert not task.done(), task.exception()
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             await asyncio.sleep(0.05)
