@@ -86,7 +86,7 @@ async def test_an_exit_finding_a_short_balance_writes_a_shortfall_row_and_notifi
     rig.exchange.set_balance("SOL", held - Decimal("0.4"))  # 0.4 left the account
     rig.store.save(s)
     engine = rig.engine([SOL])
-    await _run_until(engine, lambda: _booked(rig), "the exit")
+    await _run_until(engine, lambda: _booked(rig), "the exit", in_thread=True)
     [row] = await (await rig.books()).inventory()
     assert row.kind == "shortfall" and row.amount == Decimal("0.4") and row.engine == "legacy"
     assert row.cost == (s.trade.entry_cost + s.trade.entry_fee) * Decimal("0.4") / held
@@ -121,7 +121,7 @@ async def test_an_unsellable_remainder_is_carried_with_a_row(tmp_path: Path, cap
         rig.store.save(s)
         engine = rig.engine([SOL])
         with caplog.at_level(logging.WARNING, logger="trader.legacy.engine"):
-            await _run_until(engine, lambda: _booked(rig), "the exit")
+            await _run_until(engine, lambda: _booked(rig), "the exit", in_thread=True)
         [row] = await (await rig.books()).inventory()
         assert row.kind == "carried" and row.amount == Decimal("0.02")
         saved = read_state(rig.store.path).coins[SOL]
@@ -148,7 +148,7 @@ async def test_error_writes_off_missing_inventory_first_then_the_position(rig: B
     rig.exchange.set_balance("SOL", s.trade.amount - Decimal("0.2"))  # 0.5 short in all
     rig.store.save(s)
     engine = rig.engine([SOL])
-    await _run_until(engine, lambda: _booked(rig), "the recovery and the exit")
+    await _run_until(engine, lambda: _booked(rig), "the recovery and the exit", in_thread=True)
     rows = await (await rig.books()).inventory()
     assert [(r.kind, r.amount) for r in rows] == [
         ("inventory_write_off", Decimal("0.3")),
@@ -168,7 +168,7 @@ async def test_a_balance_covering_what_is_held_writes_nothing_off(rig: BooksRig)
     s = await _holding(rig, Decimal("1"), phase=Phase.ERROR)
     rig.store.save(s)
     engine = rig.engine([SOL])
-    await _run_until(engine, lambda: _booked(rig), "the recovery and the exit")
+    await _run_until(engine, lambda: _booked(rig), "the recovery and the exit", in_thread=True)
     assert await _kinds(rig) == [] and (await (await rig.books()).trades())[0].written_off == 0
 
 

@@ -112,17 +112,23 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await r.close()
 
 
-async def _run_until(engine: LegacyEngine, done: Any, what: str, timeout: float = 120) -> None:
-    """Run the engine until ``done()`` (the timeout only guards against a hang)."""
+async def _run_until(
+    engine: LegacyEngine, done: Any, what: str, timeout: float = 120, in_thread: bool = False
+) -> None:
+    """Run the engine until ``done()`` (the timeout only guards against a hang).
+
+    ``in_thread``: for a poll that reads the ledger through a connection of its own
+    (read_ledger blocks its caller). On this loop it would stop the engine, which may hold
+    the ledger's write lock until it runs again: the reader then waits out SQLite's 30 s
+    for a lock that cannot be released ("database is locked", CI under load). Not the
+    default: a poll that uses the engine's own objects (its state store's connection is
+    bound to this thread) must run here, between the engine's steps.
+    """
     stop = asyncio.Event()
     task = asyncio.create_task(engine.run(stop))
     try:
         deadline = time.monotonic() + timeout
-        # Polled in a thread: a poll that reads the ledger (read_ledger blocks its caller)
-        # must not stop this loop, where the engine may hold the ledger's write lock until
-        # it runs again: the reader then waited out SQLite's 30 s for a lock that could
-        # not be released ("database is locked", CI under load).
-        while not await asyncio.to_thread(done):
+        while not (await asyncio.to_thread(done) if in_thread else done()):
             assert not task.done(), task.exception()
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             await asyncio.sleep(0.05)

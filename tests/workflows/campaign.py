@@ -57,6 +57,11 @@ class Campaign:
     """FSM_MAX_RETRIES (the default; the bench's 3 gives up sooner): attempts of an exchange
     call before the phase goes to ERROR."""
     timeout_s: float = 80.0
+    error_grace_s: float = 60.0
+    """More time per visit a symbol makes to ERROR: with 5 % of requests failing, all
+    ``max_retries`` attempts of one order can fail (CI saw it once in ~24 decisions), and
+    ERROR then reconciles after its backoff (the bench's base, 10 s, doubling). That is the
+    path working; a symbol that stays in ERROR still fails the run."""
 
 
 @dataclass
@@ -122,7 +127,7 @@ async def run_campaign(client: Client, tmp_path: Path, campaign: Campaign) -> Fi
         deadline = time.monotonic() + campaign.timeout_s
         states = await asyncio.gather(
             *(
-                _drive(b, h, s, campaign.trades_per_symbol, deadline)
+                _drive(b, h, s, campaign.trades_per_symbol, deadline, campaign.error_grace_s)
                 for h, s in zip(handles, symbols, strict=True)
             )
         )
@@ -148,17 +153,21 @@ def _arm(srv: SimServer, campaign: Campaign) -> None:
             srv.faults.add(FaultRule.model_validate({**rule, "probability": share, "count": None}))
 
 
-async def _drive(b: Bench, h: TraderHandle, symbol: str, trades: int, deadline: float) -> CoinState:
+async def _drive(
+    b: Bench, h: TraderHandle, symbol: str, trades: int, deadline: float, error_grace_s: float
+) -> CoinState:
     """Move the symbol's price so that it buys, then takes profit, ``trades`` times: 3 %
-    below its anchor while it is flat and idle, 4 % above its entry while it holds."""
+    below its anchor while it is flat and idle, 4 % above its entry while it holds. The
+    deadline moves ``error_grace_s`` later per visit to ERROR."""
     tick = D("0.001")
     while True:
         s = await b.state(h)
         if s.totals.trades_closed >= trades and s.phase is Phase.IDLE:
             return s
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline + error_grace_s * s.error_count:
             raise AssertionError(
-                f"{symbol}: {s.totals.trades_closed}/{trades} trades by the deadline;"
+                f"{symbol}: {s.totals.trades_closed}/{trades} trades by the deadline"
+                f" ({s.error_count} errors);"
                 f" phase {s.phase.value}, note {s.note!r}"
             )
         if s.phase is Phase.IDLE and s.entry_watch.anchor > 0:
