@@ -10,6 +10,7 @@ a marker event, no task queue round trip); see ``WATCH_HANDBACK_PATCH`` in workf
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.client import Client
@@ -18,6 +19,12 @@ from trader import contracts as c
 from trader.observe.watch_live import heartbeat_detail, pending_watch
 
 log = logging.getLogger(__name__)
+
+DESCRIBE_TIMEOUT_S = 3.0
+"""The describe's own deadline, well inside the local activity's 10 s start-to-close: an
+attempt must end by itself. Core cancels one at its timeout, but temporalio 1.35 can lose
+that cancel when the workflow is evicted (sdk-python #1837), and a local attempt still
+running then holds the worker's shutdown forever. A describe answers in milliseconds."""
 
 
 class WatchBeatActivities:
@@ -30,7 +37,11 @@ class WatchBeatActivities:
         if info.workflow_id is None:  # not called from a workflow: nothing to read
             return c.LastBeatResult()
         pending = await pending_watch(
-            self.client, info.workflow_id, run_id=info.workflow_run_id, name=inp.activity_type
+            self.client,
+            info.workflow_id,
+            run_id=info.workflow_run_id,
+            name=inp.activity_type,
+            rpc_timeout=timedelta(seconds=DESCRIBE_TIMEOUT_S),
         )
         if pending is None:
             return c.LastBeatResult()

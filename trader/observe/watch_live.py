@@ -9,7 +9,7 @@ UI shows the same details on the workflow's pending activity.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
@@ -23,11 +23,18 @@ _WATCHES = frozenset({str(c.WATCH_ENTRY), str(c.WATCH_EXIT)})
 
 
 async def pending_watch(
-    client: Client, workflow_id: str, *, run_id: str | None = None, name: str | None = None
+    client: Client,
+    workflow_id: str,
+    *,
+    run_id: str | None = None,
+    name: str | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> PendingActivityInfo | None:
     """The workflow's pending watch activity (``name``, or either kind), also between two
-    attempts (its heartbeat details survive the retry backoff); None when none is pending."""
-    desc = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
+    attempts (its heartbeat details survive the retry backoff); None when none is pending.
+    ``rpc_timeout`` bounds the describe (None: the client's default, no deadline)."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    desc = await handle.describe(rpc_timeout=rpc_timeout)
     for pending in desc.raw_description.pending_activities:
         if pending.activity_type.name == name or (
             name is None and pending.activity_type.name in _WATCHES
