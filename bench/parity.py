@@ -86,13 +86,18 @@ async def main(argv: list[str] | None = None) -> int:
         await env.shutdown()
     lines, same = table(result, sorted(args.symbols))
     print("\n".join(lines))
+    print(f"\n{closing_line(result, args.point_ms)}")
+    return 0 if same else 1
+
+
+def closing_line(result: Result, point_ms: int) -> str:
+    """The run's last line (bench/parity_days.py reads it: a run without it did not end)."""
     load = os.getloadavg()
-    print(
-        f"\n{result.points} points x {args.point_ms} ms; wall {result.wall_s:.0f} s; "
+    return (
+        f"{result.points} points x {point_ms} ms; wall {result.wall_s:.0f} s; "
         f"trades legacy {len(result.legacy)} / FSM {len(result.fsm)}; "
         f"load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
     )
-    return 0 if same else 1
 
 
 if __name__ == "__main__":
