@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError
 
 from activities.slot_broker import SlotBroker
@@ -79,8 +79,12 @@ class PortfolioActivities:
         except TimeoutError:
             grant = None
         if grant is None or grant.expired:
+            # BENIGN: the designed way to a retry or the slow path, not an error (temporalio
+            # logs it at DEBUG; a plain failure is a WARNING with a traceback every time).
             raise ApplicationError(
-                f"no answer from the Portfolio within {within}", type=SLOT_WAIT_EXPIRED
+                f"no answer from the Portfolio within {within}",
+                type=SLOT_WAIT_EXPIRED,
+                category=ApplicationErrorCategory.BENIGN,
             )
         return grant
 
@@ -96,6 +100,7 @@ class PortfolioActivities:
                 "this worker's slot requests are busy: asking on the slot queue",
                 type=SLOT_LOCAL_BUSY,
                 non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
             )
         attempt = info.start_to_close_timeout or timedelta(0)
         wait = max((attempt - c.SLOT_LOCAL_MARGIN).total_seconds(), 0.0)

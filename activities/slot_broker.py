@@ -27,7 +27,11 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -170,6 +174,21 @@ class SlotBroker:
             return
 
     async def _update(
+        self, portfolio_id: str, lane: _Lane, requests: list[c.SlotRequest]
+    ) -> c.SlotBatchResult:
+        try:
+            return await self._update_once(portfolio_id, lane, requests)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            # The SDK reports a cancelled Update RPC as this error. When this task is being
+            # cancelled (a timeout, or asyncio.run cancelling everything at a worker's
+            # shutdown) it must end cancelled: as a failure nobody retrieves, asyncio.run
+            # logged it at ERROR with a traceback at every such shutdown.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from None
+            raise
+
+    async def _update_once(
         self, portfolio_id: str, lane: _Lane, requests: list[c.SlotRequest]
     ) -> c.SlotBatchResult:
         if not lane.started:
